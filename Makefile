@@ -1,0 +1,79 @@
+# nubis — the two commands are `make up` and `make test` (see README.md).
+# Everything here is idempotent: re-running a target redoes only what is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STATE  ?= var
+
+# Debian packages nubis needs on a fresh bookworm machine (root).
+APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
+	libisal-dev libxxhash-dev memcached attr iproute2 cpio dnsmasq-base
+
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv build up down status test test-unit test-pure bench bench-ring \
+	bench-swift lint debug clean
+
+help:
+	@echo "make up      install apt packages + .venv, build, start nubis"
+	@echo "make test    install what tests need, run the whole suite"
+	@echo "make bench   run every benchmark (bench-ring, bench-swift, ...)"
+	@echo "make lint    ruff + mypy"
+	@echo "make debug   rebuild extensions with Cython line tracing + annotations"
+
+# --- installation -----------------------------------------------------------
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing"; exit 2; fi; \
+	    echo "apt-get install:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel Cython numpy
+	$(PIP) install -q -e '.[test,dev]'
+	@touch $@
+
+venv: deps $(VENV)/.installed
+
+# Rebuild the Cython extensions in place (editable install).
+build: venv
+	$(PY) setup.py -q build_ext --inplace
+	@$(PY) -c 'import nubis.fastpath as f; print("nubis.fastpath:", f.IMPLEMENTATION)'
+
+# --- running ----------------------------------------------------------------
+up: build
+	$(VENV)/bin/nubis-ring-builder --help
+	$(VENV)/bin/nubis --version
+
+# --- tests ------------------------------------------------------------------
+# pytest exits 5 when no test ran: that fails `make test` like any other error.
+test: build
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+	NUBIS_NO_EXTENSIONS=1 $(PY) -m pytest tests/unit -q -p no:randomly $(PYTEST_ARGS)
+
+test-unit: build
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# --- benchmarks -------------------------------------------------------------
+bench: bench-ring
+
+bench-ring: build
+	$(PY) -m nubis.bench ring
+
+# --- quality ----------------------------------------------------------------
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy nubis common ring fastpath api daemons
+
+debug: venv
+	NUBIS_DEBUG_BUILD=1 $(PY) setup.py -q build_ext --inplace --force
+	@echo "annotated sources: fastpath/*.html"
+
+clean:
+	rm -rf build *.egg-info fastpath/*.c fastpath/*.so fastpath/*.html

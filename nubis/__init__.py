@@ -1,0 +1,3 @@
+"""nubis: a compact, fast, OpenStack-compatible cloud."""
+
+__version__ = "0.1.0"

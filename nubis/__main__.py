@@ -1,0 +1,5 @@
+"""Run the operator CLI: ``python -m nubis``."""
+
+from nubis.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The whole-cloud configuration: one TOML file, one frozen dataclass per section.
+
+Components define their own section dataclass in their package; this module
+composes them (it sits above every service in the dependency order). Load with
+:func:`load_config` at start-up; never at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from nubis.common import config as cfg
+from nubis.common.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster-wide settings shared by every process."""
+
+    #: Secret mixed into every ring hash (Swift's swift_hash_path_prefix).
+    hash_path_prefix: str = ""
+    #: Secret mixed into every ring hash (Swift's swift_hash_path_suffix).
+    hash_path_suffix: str = "nubis"
+    #: Where state (devices, rings, databases, pids, logs) lives.
+    state_dir: str = "var"
+    #: Address every server binds to unless its section says otherwise.
+    bind_ip: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The complete nubis configuration file."""
+
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the config file at ``path``."""
+    return cfg.load(Config, path)
+
+
+def exit_on_config_error(fn: Callable[[], T]) -> T:
+    """Run ``fn``; on ConfigError print its one-line message and exit 2."""
+    try:
+        return fn()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(ConfigError.exit_code) from None

@@ -1,0 +1,79 @@
+"""Build nubis, compiling the Cython hot paths when possible.
+
+Every compiled module under ``fastpath/`` has a pure-Python twin, so a failed
+compile is a warning, not an error: the package still installs and works.
+``NUBIS_DEBUG_BUILD=1`` builds with Cython line tracing and HTML annotations.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import warnings
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("NUBIS_DEBUG_BUILD") == "1"
+
+
+class OptionalBuildExt(build_ext):
+    """Build extensions, degrading to the pure-Python twins on failure."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure
+            self._warn(exc)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            self._warn(exc, ext.name)
+
+    @staticmethod
+    def _warn(exc: BaseException, name: str = "extensions") -> None:
+        msg = (
+            f"nubis: could not compile {name} ({exc}); "
+            "falling back to the pure-Python implementation"
+        )
+        warnings.warn(msg, stacklevel=1)
+        print("WARNING: " + msg, file=sys.stderr)
+
+
+def _extensions() -> list:  # type: ignore[type-arg]
+    try:
+        import numpy
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError as exc:
+        print(f"WARNING: nubis: Cython/numpy missing ({exc}); pure Python only", file=sys.stderr)
+        return []
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+    directives = {"language_level": "3", "boundscheck": False, "wraparound": False,
+                  "cdivision": True, "embedsignature": True}
+    if DEBUG:
+        macros.append(("CYTHON_TRACE_NOGIL", "1"))
+        directives.update({"linetrace": True, "binding": True})
+    exts = []
+    for pyx in sorted(glob.glob("fastpath/*.pyx")):
+        mod = os.path.splitext(os.path.basename(pyx))[0]
+        libs = []
+        if mod.startswith("_ec"):
+            libs.append("isal")
+        exts.append(Extension(
+            f"nubis.fastpath.{mod}", [pyx],
+            include_dirs=[numpy.get_include(), "fastpath"],
+            define_macros=macros, libraries=libs,
+            extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
+        ))
+    try:
+        return cythonize(exts, compiler_directives=directives, annotate=DEBUG, quiet=True)
+    except Exception as exc:  # noqa: BLE001
+        print(f"WARNING: nubis: cythonize failed ({exc}); pure Python only", file=sys.stderr)
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,21 @@
+import os
+import subprocess
+import sys
+
+import nubis.fastpath as fastpath
+
+
+def test_compiled_implementation_loaded() -> None:
+    """A normal install must load the Cython kernels, not the fallback."""
+    if os.environ.get("NUBIS_NO_EXTENSIONS"):
+        assert fastpath.IMPLEMENTATION == "python"
+    else:
+        assert fastpath.IMPLEMENTATION == "cython", "compiled fastpath did not load"
+
+
+def test_no_extensions_forces_python() -> None:
+    env = dict(os.environ, NUBIS_NO_EXTENSIONS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", "import nubis.fastpath as f; print(f.IMPLEMENTATION)"],
+        env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "python"
