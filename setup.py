@@ -76,4 +76,32 @@ def _extensions() -> list:  # type: ignore[type-arg]
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
+# Top-level folders install under the single import root ``nubis``.
+PACKAGE_ROOTS = {"nubis": "nubis", "nubis.common": "common", "nubis.api": "api",
+                 "nubis.daemons": "daemons", "nubis.ring": "ring",
+                 "nubis.fastpath": "fastpath", "nubis.bench": "bench"}
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages, dirs = [], {}
+    for name, root in PACKAGE_ROOTS.items():
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+            if "__init__.py" not in filenames:
+                continue
+            rel = os.path.relpath(dirpath, root)
+            pkg = name if rel == "." else name + "." + rel.replace(os.sep, ".")
+            packages.append(pkg)
+            dirs[pkg] = dirpath
+    return packages, dirs
+
+
+_PACKAGES, _PACKAGE_DIRS = _packages()
+
+setup(
+    packages=_PACKAGES,
+    package_dir=_PACKAGE_DIRS,
+    package_data={"nubis.fastpath": ["*.pyx", "*.pxd", "*.h"]},
+    ext_modules=_extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
+)

@@ -1,0 +1,33 @@
+"""Every daemon ``nubis daemon NAME`` can run, and how the supervisor starts it.
+
+A target is ``"module:function"``; the function is called as
+``function(config: nubis.settings.Config, once: bool) -> int`` and runs in the
+foreground until stopped (or one pass when ``once`` is true, for background
+daemons). Modules are imported only when their daemon runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    """How to run one kind of nubis process."""
+
+    name: str
+    target: str
+    kind: Literal["server", "background"]
+    summary: str
+
+
+DAEMONS: dict[str, DaemonSpec] = {}
+
+
+def register(spec: DaemonSpec) -> None:
+    """Add a daemon to the table (module-level calls below, one per daemon)."""
+    DAEMONS[spec.name] = spec
+
+
+# Daemons are listed here as their components land.

@@ -1,0 +1,1 @@
+"""PLACEHOLDER: the ring-file helper replaces this module (RingData + read/write)."""
