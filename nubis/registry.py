@@ -31,3 +31,8 @@ def register(spec: DaemonSpec) -> None:
 
 
 # Daemons are listed here as their components land.
+
+#: Called by ``nubis up`` after every daemon answers its health check, in order:
+#: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.
+#: Used for bootstrap work (identity admin/demo users, catalog, clouds.yaml, ...).
+POST_START_HOOKS: list[str] = []
