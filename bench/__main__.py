@@ -10,6 +10,7 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     "ring": "nubis.bench.ring",
+    "ring_lookup": "nubis.bench.ring_lookup",
     "swift": "nubis.bench.swift",
     "identity": "nubis.bench.identity",
     "scheduler": "nubis.bench.scheduler",

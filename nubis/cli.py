@@ -18,6 +18,10 @@ from nubis import __version__
 # Sub-command modules, in the order ``--help`` shows them. Add new commands here.
 COMMAND_MODULES: tuple[str, ...] = (
     "nubis.commands.ring",
+    "nubis.commands.up",
+    "nubis.commands.down",
+    "nubis.commands.status",
+    "nubis.commands.daemon",
 )
 
 

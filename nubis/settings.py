@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from nubis.api.config import ApiConfig
+from nubis.api.identity.config import IdentityConfig
+from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.common import config as cfg
 from nubis.common.errors import ConfigError
+from nubis.daemons.scheduler.config import SchedulerConfig
+from nubis.daemons.storage.config import StorageConfig
 
 T = TypeVar("T")
 
@@ -38,6 +43,12 @@ class Config:
     """The complete nubis configuration file."""
 
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    tempauth: TempAuthConfig = field(default_factory=TempAuthConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
 def load_config(path: str | Path) -> Config:

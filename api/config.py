@@ -1,0 +1,45 @@
+"""The ``[api]`` section: the ``nubis api`` process (all control-plane APIs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nubis.common.config import check, port, positive
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Where ``nubis api`` listens and which database it uses."""
+
+    #: Address to bind; empty means the cluster's ``bind_ip``.
+    bind_ip: str = ""
+    #: TCP port of the control-plane APIs (path prefixes /identity, /compute, ...).
+    port: int = field(default=5000, metadata=check(port))
+    #: SQLAlchemy URL of the control-plane database; empty means
+    #: ``sqlite:///<state_dir>/nubis.db``. Use ``postgresql://...`` for multi-node.
+    database_url: str = ""
+    #: Base URL clients use to reach this process (catalog, links); empty means
+    #: ``http://<bind_ip or 127.0.0.1>:<port>``.
+    public_url: str = ""
+    #: Largest accepted request body, in bytes.
+    max_body_bytes: int = field(default=1 << 20, metadata=check(positive))
+
+    def resolved_bind_ip(self, cluster_bind_ip: str) -> str:
+        """Return the address to bind."""
+        return self.bind_ip or cluster_bind_ip
+
+    def resolved_database_url(self, state_dir: str | Path) -> str:
+        """Return the database URL, defaulting to the state dir's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(state_dir).resolve() / 'nubis.db'}"
+
+    def resolved_public_url(self, cluster_bind_ip: str) -> str:
+        """Return the public base URL (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.resolved_bind_ip(cluster_bind_ip)
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,301 @@
+"""Generic Keystone collections: list/create/show/update/delete for each entity kind.
+
+Domains, projects, users, groups, roles, regions, services, endpoints and
+credentials all follow the same pattern (``GET|POST /v3/<things>``,
+``GET|HEAD|PATCH|DELETE /v3/<things>/{id}``); an :class:`EntitySpec` names the
+store calls, the renderer, the writable fields and the list filters of one kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+import falcon.asgi
+from nubis.api.auth import AuthContext
+from nubis.api.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
+from nubis.api.identity import schema, views
+from nubis.api.identity.authn import Authenticator
+from nubis.api.identity.creds import IdentityStore
+from nubis.api.identity.store import Row
+from nubis.api.policy import Policy
+
+Req = falcon.asgi.Request
+Resp = falcon.asgi.Response
+
+
+@dataclass
+class IdentityContext:
+    """Everything the identity resources share."""
+
+    store: IdentityStore
+    policy: Policy
+    authn: Authenticator
+    base: str
+    max_body: int
+
+    async def body(self, req: Req) -> Any:
+        """Return the parsed JSON body (400 if absent/invalid, 413 if too large)."""
+        if req.content_length is not None and req.content_length > self.max_body:
+            raise PayloadTooLargeError("Request is too large.")
+        raw = await req.stream.read(self.max_body + 1)
+        if len(raw) > self.max_body:
+            raise PayloadTooLargeError("Request is too large.")
+        if not raw:
+            raise BadRequestError("Expecting to find a JSON request body.")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BadRequestError("Malformed JSON in request body.") from None
+
+    def enforce(self, req: Req, action: str, target: Mapping[str, Any] | None = None) -> None:
+        """Apply the identity policy for ``action``."""
+        self.policy.enforce(action, auth_of(req), target)
+
+    def allowed(self, req: Req, action: str, target: Mapping[str, Any] | None = None) -> bool:
+        """Return whether the caller may do ``action``."""
+        return self.policy.allowed(action, auth_of(req), target)
+
+
+def auth_of(req: Req) -> AuthContext:
+    """Return the verified caller (401 if the middleware found none)."""
+    ctx: AuthContext | None = req.context.get("auth")
+    if ctx is None:
+        raise UnauthorizedError()
+    return ctx
+
+
+def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking store call in a worker thread (awaitable)."""
+    return asyncio.to_thread(fn, *args, **kwargs)
+
+
+#: Field kinds used by :class:`EntitySpec`: how to check a client-supplied value.
+FieldKind = str  # "str" | "text" | "bool" | "list" | "id"
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """How one entity kind maps onto the store and the wire."""
+
+    member: str
+    collection: str
+    action: str
+    create: Callable[[Row], Row]
+    get: Callable[[str], Row]
+    list: Callable[..., list[Row]]
+    update: Callable[[str, Row], Row]
+    delete: Callable[[str], None]
+    render: Callable[[Row, str], dict[str, Any]]
+    fields: Mapping[str, FieldKind]
+    required: tuple[str, ...] = ("name",)
+    filters: tuple[str, ...] = ("name",)
+    allow_extra: bool = False
+    keep_id: bool = False
+    defaults: Callable[[Req, Row], Row] | None = None
+    list_scope: Callable[[Req, dict[str, Any]], None] | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
+    """Validate a create/update body against ``spec``; return the values to store."""
+    obj = {spec.aliases.get(k, k): v for k, v in obj.items()}
+    values: Row = {}
+    for name in spec.required if creating else ():
+        if obj.get(name) is None:
+            raise BadRequestError(f"Invalid input for field '{name}': '{name}' is a required "
+                             "property.")
+    for name, value in obj.items():
+        if name in ("id", "links") and not (name == "id" and spec.keep_id):
+            continue
+        kind = spec.fields.get(name)
+        if kind is None:
+            if not spec.allow_extra:
+                raise BadRequestError(f"Invalid input for field '{spec.member}': Additional "
+                                 f"properties are not allowed ('{name}' was unexpected)")
+            values[name] = value
+        elif kind == "any":
+            values[name] = value
+        elif kind == "bool":
+            values[name] = views.flag(obj, name)
+        elif kind == "list":
+            if not isinstance(value, list):
+                raise BadRequestError(f"Invalid input for field '{name}': must be a list.")
+            values[name] = value
+        elif value is None and kind == "text":
+            values[name] = ""
+        elif value is None and kind == "id":
+            values[name] = None
+        else:
+            limit = 65535 if kind == "text" else 255
+            values[name] = views.text(obj, name, max_len=limit, allow_empty=kind == "text")
+    return values
+
+
+def list_filters(req: Req, spec: EntitySpec) -> dict[str, Any]:
+    """Turn the query string into column filters."""
+    out: dict[str, Any] = {}
+    for name in spec.filters:
+        value = req.get_param(name)
+        if value is None:
+            continue
+        out[name] = views.query_true(value) if spec.fields.get(name) == "bool" else value
+    return out
+
+
+class Collection:
+    """``GET`` (list with filters) and ``POST`` (create) on ``/v3/<things>``."""
+
+    def __init__(self, ctx: IdentityContext, spec: EntitySpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+
+    async def on_get(self, req: Req, resp: Resp) -> None:
+        """List entities."""
+        spec = self.spec
+        filters = list_filters(req, spec)
+        if spec.list_scope is not None:
+            spec.list_scope(req, filters)
+        self.ctx.enforce(req, f"identity:list_{spec.action}s", filters)
+        rows = await run(spec.list, **filters)
+        resp.media = views.collection(
+            spec.collection, [spec.render(r, self.ctx.base) for r in rows],
+            f"{self.ctx.base}/{spec.collection}")
+
+    async def on_post(self, req: Req, resp: Resp) -> None:
+        """Create an entity."""
+        spec = self.spec
+        values = check_fields(spec, views.member(await self.ctx.body(req), spec.member), True)
+        if spec.defaults is not None:
+            values = spec.defaults(req, values)
+        self.ctx.enforce(req, f"identity:create_{spec.action}", values)
+        row = await run(spec.create, values)
+        resp.status = falcon.HTTP_201
+        resp.media = {spec.member: spec.render(row, self.ctx.base)}
+
+
+class Item:
+    """``GET|HEAD|PATCH|DELETE`` on ``/v3/<things>/{id}``."""
+
+    def __init__(self, ctx: IdentityContext, spec: EntitySpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+
+    async def _load(self, req: Req, action: str, ident: str) -> Row:
+        row: Row = await run(self.spec.get, ident)
+        self.ctx.enforce(req, f"identity:{action}_{self.spec.action}", row)
+        return row
+
+    async def on_get(self, req: Req, resp: Resp, **params: str) -> None:
+        """Show an entity."""
+        row = await self._load(req, "get", _ident(params))
+        resp.media = {self.spec.member: self.spec.render(row, self.ctx.base)}
+
+    async def on_head(self, req: Req, resp: Resp, **params: str) -> None:
+        """Check an entity exists."""
+        await self._load(req, "get", _ident(params))
+        resp.status = falcon.HTTP_200
+
+    async def on_patch(self, req: Req, resp: Resp, **params: str) -> None:
+        """Update an entity."""
+        spec, ident = self.spec, _ident(params)
+        values = check_fields(spec, views.member(await self.ctx.body(req), spec.member), False)
+        await self._load(req, "update", ident)
+        row = await run(spec.update, ident, values)
+        resp.media = {spec.member: spec.render(row, self.ctx.base)}
+
+    async def on_delete(self, req: Req, resp: Resp, **params: str) -> None:
+        """Delete an entity."""
+        ident = _ident(params)
+        await self._load(req, "delete", ident)
+        await run(self.spec.delete, ident)
+        resp.status = falcon.HTTP_204
+
+
+def _ident(params: dict[str, str]) -> str:
+    """Return the single URI field (named ``<kind>_id`` by the route)."""
+    return next(iter(params.values()))
+
+
+def _credential_owner(req: Req, values: Row) -> Row:
+    values.setdefault("user_id", auth_of(req).user_id)
+    return values
+
+
+def _own_credentials(req: Req, filters: dict[str, Any]) -> None:
+    ctx = auth_of(req)
+    if not ctx.is_admin:
+        filters.setdefault("user_id", ctx.user_id)
+
+
+def _list_projects(store: IdentityStore) -> Callable[..., list[Row]]:
+    def list_projects(**filters: Any) -> list[Row]:
+        parent = filters.get("parent_id")
+        if filters.pop("is_domain", False):
+            return []
+        if parent is not None and store._find(schema.domains, id=parent) is not None:
+            filters["parent_id"] = None
+            filters["domain_id"] = parent
+            rows = store.list_projects(**filters)
+            return [r for r in rows if r["parent_id"] is None]
+        return store.list_projects(**filters)
+    return list_projects
+
+
+def entity_specs(store: IdentityStore) -> list[EntitySpec]:
+    """Return the spec of every generic collection."""
+    txt = "text"
+    return [
+        EntitySpec("domain", "domains", "domain", store.create_domain, store.get_domain,
+                   store.list_domains, store.update_domain, store.delete_domain, views.domain,
+                   {"name": "str", "description": txt, "enabled": "bool", "tags": "list",
+                    "options": "any"}, filters=("name", "enabled")),
+        EntitySpec("project", "projects", "project", store.create_project, store.get_project,
+                   _list_projects(store), store.update_project, store.delete_project,
+                   views.project,
+                   {"name": "str", "description": txt, "enabled": "bool", "domain_id": "id",
+                    "parent_id": "id", "tags": "list", "is_domain": "bool", "options": "any"},
+                   filters=("name", "domain_id", "parent_id", "enabled", "is_domain"),
+                   allow_extra=True),
+        EntitySpec("user", "users", "user", store.create_user, store.get_user,
+                   store.list_users, store.update_user, store.delete_user, views.user,
+                   {"name": "str", "domain_id": "id", "password": "str", "enabled": "bool",
+                    "default_project_id": "id", "description": txt, "email": txt,
+                    "options": "any"},
+                   filters=("name", "domain_id", "enabled"), allow_extra=True),
+        EntitySpec("group", "groups", "group", store.create_group, store.get_group,
+                   store.list_groups, store.update_group, store.delete_group, views.group,
+                   {"name": "str", "domain_id": "id", "description": txt},
+                   filters=("name", "domain_id")),
+        EntitySpec("role", "roles", "role", store.create_role, store.get_role,
+                   store.list_roles, store.update_role, store.delete_role, views.role,
+                   {"name": "str", "domain_id": "id", "description": txt, "options": "any"},
+                   filters=("name", "domain_id")),
+        EntitySpec("region", "regions", "region", store.create_region, store.get_region,
+                   store.list_regions, store.update_region, store.delete_region, views.region,
+                   {"id": "str", "description": txt, "parent_region_id": "id"},
+                   required=(), filters=("parent_region_id",), keep_id=True),
+        EntitySpec("service", "services", "service", store.create_service, store.get_service,
+                   store.list_services, store.update_service, store.delete_service,
+                   views.service,
+                   {"type": "str", "name": "str", "description": txt, "enabled": "bool"},
+                   required=("type",), filters=("type", "name"), allow_extra=True),
+        EntitySpec("endpoint", "endpoints", "endpoint", store.create_endpoint,
+                   store.get_endpoint, store.list_endpoints, store.update_endpoint,
+                   store.delete_endpoint, views.endpoint,
+                   {"service_id": "id", "interface": "str", "url": "str", "region_id": "id",
+                    "enabled": "bool"},
+                   required=("service_id", "interface", "url"),
+                   filters=("interface", "service_id", "region_id"),
+                   aliases={"region": "region_id"}),
+        EntitySpec("credential", "credentials", "credential", store.create_credential,
+                   store.get_credential, store.list_credentials, store.update_credential,
+                   store.delete_credential, views.credential,
+                   {"user_id": "id", "project_id": "id", "type": "str", "blob": "text"},
+                   required=("type", "blob"), filters=("user_id", "type"),
+                   defaults=_credential_owner, list_scope=_own_credentials),
+    ]

@@ -1,0 +1,1 @@
+"""The Swift v1 proxy: Falcon ASGI app, tempauth, TempURL, SLO/DLO, ACLs."""

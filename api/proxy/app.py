@@ -1,0 +1,254 @@
+"""The proxy's Falcon ASGI application: routing, authentication, error mapping.
+
+One sink receives every request: it splits the raw path into version /
+account / container / object, authenticates (token chain or TempURL), calls
+the right controller and turns whatever it returns or raises into a response.
+That last step is the only place exceptions become HTTP answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import falcon
+import falcon.asgi
+from nubis.api.proxy import tempurl
+from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
+from nubis.api.proxy.backend import Backend, Rings
+from nubis.api.proxy.base import account_info, container_info
+from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
+from nubis.api.proxy.constraints import Limits, check_account_name
+from nubis.api.proxy.context import Body, Ctx, ProxyState, Resp
+from nubis.api.proxy.errors import ClientDisconnect, HTTPError, error_response
+from nubis.common.httpclient import HTTPClient
+
+log = logging.getLogger("nubis.proxy")
+
+VERSION = "2.38.0-nubis"
+_BODY_METHODS = ("PUT", "POST")
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """Decode a query string; the last value of a repeated key wins."""
+    out: dict[str, str] = {}
+    for key, value in urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True,
+                                             encoding="utf-8", errors="strict"):
+        out[key] = value
+    return out
+
+
+def split_path(raw: bytes) -> list[str]:
+    """Split ``/v1/a/c/o`` into decoded pieces (the object part keeps its slashes)."""
+    try:
+        text = urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPError(412, "Invalid UTF8 or contains NULL") from None
+    if "\x00" in text:
+        raise HTTPError(412, "Invalid UTF8 or contains NULL")
+    return text.lstrip("/").split("/", 3)
+
+
+class ProxyApp:
+    """Request handling for one worker (all state hangs off this object)."""
+
+    def __init__(self, state: ProxyState, info: dict[str, Any]) -> None:
+        self.state = state
+        self.info = info
+
+    async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                   **_: Any) -> None:
+        """Handle any request (Falcon sink)."""
+        started = time.monotonic()
+        ctx: Ctx | None = None
+        try:
+            ctx = self._context(req)
+            result = await self.dispatch(ctx)
+        except Exception as exc:
+            if isinstance(exc, ClientDisconnect):
+                log.info("client disconnected: %s %s", req.method, req.path)
+            status, headers, body = error_response(exc)
+            result = Resp(status, headers, body)
+        self._send(req, resp, result, ctx)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s %.1fms", req.method, req.path, result.status,
+                      (time.monotonic() - started) * 1000)
+
+    def _context(self, req: falcon.asgi.Request) -> Ctx:
+        scope = req.scope
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        length: int | None = None
+        if "content-length" in headers and "transfer-encoding" not in headers:
+            try:
+                length = int(headers["content-length"])
+            except ValueError:
+                raise HTTPError(400, "Invalid Content-Length header value") from None
+        method = req.method.upper()
+        if method in _BODY_METHODS or length:
+            body = Body(req._first_event, req._receive, length,
+                        self.state.conf.client_timeout)
+        else:
+            body = Body(None, None, 0, self.state.conf.client_timeout)
+        try:
+            query = parse_query(scope.get("query_string", b""))
+        except UnicodeDecodeError:
+            raise HTTPError(400, "Invalid UTF8 in query string") from None
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        return Ctx(self.state, method, raw_path.decode("latin-1"), query, headers, body)
+
+    async def dispatch(self, ctx: Ctx) -> Resp:
+        """Route a request to its controller."""
+        path = ctx.path.split("?", 1)[0]
+        if path in ("/healthcheck", "/healthcheck/"):
+            return Resp(200, {"Content-Type": "text/plain"}, b"OK")
+        if path in ("/info", "/info/"):
+            if ctx.method not in ("GET", "HEAD"):
+                raise HTTPError(405, headers={"Allow": "GET, HEAD"})
+            return Resp(200, {"Content-Type": "application/json; charset=UTF-8"},
+                        json.dumps(self.info).encode())
+        if path.startswith(("/auth/v1", "/v1.0")):
+            return self._login(ctx)
+        parts = split_path(ctx.path.encode("latin-1"))
+        if len(parts) < 2 or parts[0] != "v1" or not parts[1]:
+            raise HTTPError(404, "Not Found: the resource could not be found.")
+        ctx.account = parts[1]
+        ctx.container = parts[2] if len(parts) > 2 and (parts[2] or len(parts) > 3) else None
+        ctx.obj = parts[3] if len(parts) > 3 and parts[3] != "" else None
+        if len(parts) > 3 and not parts[2]:
+            raise HTTPError(400, "Container name required")
+        check_account_name(ctx.account, self.state.limits)
+        await self._authenticate(ctx)
+        return await self._route(ctx)
+
+    async def _route(self, ctx: Ctx) -> Resp:
+        from nubis.api.proxy import container, obj
+
+        if ctx.obj is not None:
+            return await obj.handle(ctx)
+        if ctx.container is not None:
+            return await container.handle_container(ctx)
+        return await container.handle_account(ctx)
+
+    def _login(self, ctx: Ctx) -> Resp:
+        ta = self.state.tempauth
+        if ta is None or ctx.method not in ("GET", "HEAD"):
+            raise HTTPError(404 if ta is None else 405)
+        user = ctx.header("x-auth-user") or ctx.header("x-storage-user")
+        key = ctx.header("x-auth-key") or ctx.header("x-storage-pass")
+        if not user or not key:
+            raise HTTPError(401)
+        token, ident = ta.login(user, key)
+        host = ctx.header("host") or f"127.0.0.1:{self.state.conf.port}"
+        url = f"http://{host}/v1/{ta.account_id(user.split(':', 1)[0])}"
+        ttl = max(0, int(ident.expires - time.time()))
+        return Resp(200, {"X-Auth-Token": token, "X-Storage-Token": token,
+                          "X-Storage-Url": url, "X-Auth-Token-Expires": str(ttl),
+                          "Content-Type": "text/plain; charset=UTF-8"}, b"")
+
+    async def _authenticate(self, ctx: Ctx) -> None:
+        token = ctx.header("x-auth-token") or ctx.header("x-storage-token")
+        ctx.identity = await self.state.auth.identify(token)
+        if "temp_url_sig" in ctx.query or "temp_url_expires" in ctx.query:
+            await self._tempurl(ctx)
+
+    async def _tempurl(self, ctx: Ctx) -> None:
+        tu = tempurl.parse_params(ctx.query)
+        if tu is None or ctx.container is None or ctx.obj is None:
+            raise HTTPError(401, "Unauthorized: temp URLs are for objects only")
+        if ctx.method not in tempurl.METHODS:
+            raise HTTPError(401)
+        keys = list((await account_info(self.state, ctx.account)).meta(
+            "x-account-meta-temp-url-key").values())
+        cinfo = await container_info(self.state, ctx.account, ctx.container)
+        keys += list(cinfo.meta("x-container-meta-temp-url-key").values())
+        path = ctx.path.split("?", 1)[0]
+        if not tempurl.verify(tu, ctx.method, urllib.parse.unquote(path), keys):
+            raise HTTPError(401, "Unauthorized: temp URL invalid or expired")
+        ctx.tempurl = tu
+        ctx.identity = None
+
+    def _send(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, result: Resp,
+              ctx: Ctx | None) -> None:
+        resp.status = result.status
+        headers = dict(result.headers)
+        if ctx is not None:
+            headers["X-Trans-Id"] = ctx.trans_id
+            headers["X-Openstack-Request-Id"] = ctx.trans_id
+        if "Content-Type" not in headers and result.status not in (204, 304):
+            headers["Content-Type"] = "text/html; charset=UTF-8"
+        body = result.body
+        if isinstance(body, bytes):
+            if req.method == "HEAD" and "Content-Length" not in headers:
+                headers["Content-Length"] = "0"
+            resp.set_headers(headers)
+            if result.status not in (204, 304):
+                resp.data = body
+            return
+        resp.set_headers(headers)
+        if result.length is not None:
+            resp.content_length = result.length
+        resp.stream = _guard(body)
+
+
+async def _guard(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Stream a body; a failure mid-stream cuts the connection instead of raising."""
+    try:
+        async for chunk in body:
+            if chunk:
+                yield chunk
+    except Exception as exc:
+        log.warning("response body aborted: %s", exc)
+        raise ClientDisconnect(str(exc)) from None
+
+
+def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[str, Any]:
+    """Return what ``GET /info`` says: features and limits."""
+    policies = [{"name": name, "default": name == conf.default_policy}
+                for name in conf.policies]
+    doc: dict[str, Any] = {
+        "swift": {"version": VERSION, "strict_cors_mode": True, "policies": policies,
+                  "allow_account_management": False, "account_autocreate":
+                      conf.account_autocreate, **limits.as_info()},
+        "slo": {"max_manifest_segments": conf.max_manifest_segments,
+                "max_manifest_size": 8 * 1024 * 1024, "min_segment_size": 1,
+                "yield_frequency": 10},
+        "dlo": {"max_get_time": 86400},
+        "tempurl": {"methods": list(tempurl.METHODS),
+                    "incoming_remove_headers": ["x-timestamp"],
+                    "incoming_allow_headers": [],
+                    "outgoing_remove_headers": ["x-object-meta-*"],
+                    "outgoing_allow_headers": ["x-object-meta-public-*"],
+                    "allowed_digests": ["sha1", "sha256", "sha512"]},
+        "container_quotas": {}, "account_quotas": {},
+    }
+    if tempauth_on:
+        doc["tempauth"] = {"account_acls": False}
+    return doc
+
+
+def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
+              hash_prefix: str, hash_suffix: str,
+              extra_verifiers: list[TokenVerifier] | None = None) -> falcon.asgi.App:
+    """Build the proxy's ASGI app for one worker."""
+    limits = Limits(max_file_size=conf.max_file_size)
+    client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)
+    backend = Backend(client, Rings(ring_dir, hash_prefix, hash_suffix), node_timeout=conf.node_timeout,
+                      max_handoffs=conf.max_handoffs)
+    verifiers: list[TokenVerifier] = []
+    tempauth: TempAuth | None = None
+    if ta_conf.enabled:
+        tempauth = TempAuth(ta_conf, tempauth_secret(ta_conf, hash_prefix, hash_suffix))
+        verifiers.append(tempauth)
+    verifiers.extend(extra_verifiers or [])
+    state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth)
+    proxy = ProxyApp(state, info_document(conf, limits, tempauth is not None))
+    app = falcon.asgi.App(media_type="text/plain")
+    app.req_options.strip_url_path_trailing_slash = False
+    app.add_sink(proxy.sink, prefix="/")
+    return app

@@ -1,0 +1,214 @@
+"""Who is asking and may they: identities, a pluggable token chain, ACLs.
+
+Authentication is a chain of :class:`TokenVerifier` objects tried in order
+(tempauth's signed tokens here; the identity service adds Keystone tokens);
+the first that recognises a token returns an :class:`Identity`. Authorization
+follows Swift's tempauth rules over that identity and container ACLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nubis.api.proxy.config import TempAuthConfig
+from nubis.api.proxy.errors import HTTPError
+
+TOKEN_PREFIX = "AUTH_tk"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller.
+
+    Attributes:
+        user: ``account:user`` (tempauth) or a user id (Keystone).
+        groups: names container ACLs may grant to (``test``, ``test:tester``, ...).
+        owned_accounts: storage accounts this caller fully controls (``AUTH_test``).
+        reseller_admin: may act on every account.
+        expires: epoch second the credential stops being valid.
+    """
+
+    user: str
+    groups: frozenset[str] = field(default_factory=frozenset)
+    owned_accounts: frozenset[str] = field(default_factory=frozenset)
+    reseller_admin: bool = False
+    expires: float = 0.0
+
+
+class TokenVerifier(Protocol):
+    """One link of the authentication chain."""
+
+    async def verify(self, token: str) -> Identity | None:
+        """Return the identity behind ``token``, or ``None`` if not ours/invalid."""
+        ...
+
+
+class AuthChain:
+    """Try each verifier in turn; the first identity wins."""
+
+    def __init__(self, verifiers: list[TokenVerifier]) -> None:
+        self.verifiers = list(verifiers)
+
+    async def identify(self, token: str | None) -> Identity | None:
+        """Return the identity for ``token`` (``None`` when absent or unknown)."""
+        if not token:
+            return None
+        for v in self.verifiers:
+            ident = await v.verify(token)
+            if ident is not None:
+                return ident
+        return None
+
+
+class TempAuth:
+    """Swift's tempauth: users from config, HMAC-signed stateless tokens."""
+
+    def __init__(self, conf: TempAuthConfig, secret: bytes,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.conf = conf
+        self.secret = secret
+        self.now = time.time if clock is None else clock
+
+    def account_id(self, account: str) -> str:
+        """Return the storage account name for a tempauth account."""
+        return f"{self.conf.reseller_prefix}{account}"
+
+    def login(self, user: str, key: str) -> tuple[str, Identity]:
+        """Check ``account:user`` and key; return a new token and its identity.
+
+        Raises:
+            HTTPError: 401 on unknown users or wrong keys.
+        """
+        entry = self.conf.users.get(user)
+        if entry is None or ":" not in user or not hmac.compare_digest(
+                entry.key.encode(), key.encode()):
+            raise HTTPError(401)
+        ident = self._identity(user, list(entry.groups), self.now() + self.conf.token_life)
+        payload = json.dumps({"u": user, "e": int(ident.expires)},
+                             separators=(",", ":")).encode()
+        body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+        return f"{TOKEN_PREFIX}{body}.{self._sign(body)}", ident
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self.secret, body.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def _identity(self, user: str, extra: list[str], expires: float) -> Identity:
+        account = user.split(":", 1)[0]
+        groups = {account, user, *(g for g in extra if not g.startswith("."))}
+        owned = {self.account_id(account)} if ".admin" in extra else set()
+        return Identity(user=user, groups=frozenset(groups), owned_accounts=frozenset(owned),
+                        reseller_admin=".reseller_admin" in extra, expires=expires)
+
+    async def verify(self, token: str) -> Identity | None:
+        """Verify a token's signature and expiry; re-read the user's groups."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        body, _, sig = token[len(TOKEN_PREFIX):].partition(".")
+        if not sig or not hmac.compare_digest(sig, self._sign(body)):
+            return None
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            user, expires = str(payload["u"]), float(payload["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        entry = self.conf.users.get(user)
+        if entry is None or expires < self.now():
+            return None
+        return self._identity(user, list(entry.groups), expires)
+
+
+def tempauth_secret(conf: TempAuthConfig, prefix: str, suffix: str) -> bytes:
+    """Return the token HMAC key: configured, or derived from the cluster secrets."""
+    if conf.token_secret:
+        return conf.token_secret.encode()
+    return hashlib.sha256(f"nubis-tempauth\0{prefix}\0{suffix}".encode()).digest()
+
+
+# --- ACLs -------------------------------------------------------------------
+
+def parse_acl(value: str | None) -> tuple[list[str], list[str]]:
+    """Split a container ACL into (referrers, groups), like Swift's parse_acl."""
+    referrers: list[str] = []
+    groups: list[str] = []
+    if not value:
+        return referrers, groups
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        if item.startswith(".r:") or item.startswith(".ref:") or item.startswith(
+                ".referer:") or item.startswith(".referrer:"):
+            ref = item.split(":", 1)[1].strip()
+            if ref.startswith("-"):
+                ref = "-" + ref[1:].strip()
+            if ref and ref != "-":
+                referrers.append(ref)
+        else:
+            groups.append(item)
+    return referrers, groups
+
+
+def clean_acl(value: str) -> str:
+    """Validate and normalise an ACL header value (400 on garbage)."""
+    out: list[str] = []
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        if item.startswith("."):
+            kind, _, rest = item.partition(":")
+            if kind in (".r", ".ref", ".referer", ".referrer"):
+                if not rest.strip() or rest.strip() == "-":
+                    raise HTTPError(400, f"No host/domain value after referrer "
+                                         f"designation in ACL: {item!r}")
+                out.append(".r:" + rest.strip())
+            elif item == ".rlistings":
+                out.append(item)
+            else:
+                raise HTTPError(400, f"Unknown designator {kind!r} in ACL: {item!r}")
+        else:
+            out.append(item)
+    return ",".join(out)
+
+
+def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
+    """Return whether a ``Referer`` is allowed by ``.r:`` ACL entries."""
+    allow = False
+    host = ""
+    if referrer:
+        rest = referrer.split("//", 1)[-1]
+        host = rest.split("/", 1)[0].split(":", 1)[0].lower()
+    for ref in referrers:
+        deny = ref.startswith("-")
+        pattern = ref[1:] if deny else ref
+        matched = pattern == "*" or (bool(host) and (
+            host == pattern or (pattern.startswith(".") and host.endswith(pattern))))
+        if matched:
+            allow = not deny
+    return allow
+
+
+def authorize(ident: Identity | None, method: str, account: str, container: str | None,
+              obj: str | None, acl: str | None, referrer: str | None = None) -> None:
+    """Decide like tempauth; raise 401 (anonymous) or 403 (known caller) to deny."""
+    if ident is not None:
+        if ident.reseller_admin:
+            return
+        if account in ident.owned_accounts and (method not in ("PUT", "DELETE") or container):
+            return
+    if method == "OPTIONS":
+        return
+    referrers, groups = parse_acl(acl)
+    if container and referrer_allowed(referrer, referrers):
+        if obj or ".rlistings" in groups:
+            return
+    if ident is None:
+        raise HTTPError(401)
+    if any(g in ident.groups for g in groups):
+        return
+    raise HTTPError(403)

@@ -1,0 +1,124 @@
+"""Helpers shared by the controllers: info lookups, auth checks, header filters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nubis.api.proxy import auth
+from nubis.api.proxy.backend import Reply, normalize_timestamp
+from nubis.api.proxy.context import Ctx, Info, ProxyState
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import http_date
+
+POLICY_HEADER = "x-backend-storage-policy-index"
+
+#: Backend headers never shown to clients.
+_HIDDEN_PREFIXES = ("x-backend-", "x-object-sysmeta-", "x-container-sysmeta-",
+                    "x-account-sysmeta-")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date",
+               "server"}
+
+
+async def account_info(state: ProxyState, account: str) -> Info:
+    """Return (cached) HEAD facts about an account."""
+    key = (account,)
+    info = state.cached_info(key)
+    if info is not None:
+        return info
+    ring = state.backend.rings.get("account")
+    part, nodes = ring.get_nodes(account)
+    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,), {})
+    return state.store_info(key, reply)
+
+
+async def container_info(state: ProxyState, account: str, container: str) -> Info:
+    """Return (cached) HEAD facts about a container (status 404 when missing)."""
+    key = (account, container)
+    info = state.cached_info(key)
+    if info is not None:
+        return info
+    ring = state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(account, container)
+    reply = await state.backend.read(ring, part, nodes, "HEAD", (account, container), {})
+    if reply.status == 204:
+        reply = Reply(200, reply.headers)
+    return state.store_info(key, reply)
+
+
+def policy_of(info: Info) -> int:
+    """Return a container's storage policy index."""
+    try:
+        return int(info.headers.get(POLICY_HEADER, info.headers.get(
+            "x-storage-policy-index", "0")))
+    except ValueError:
+        return 0
+
+
+def check_access(ctx: Ctx, acl: str | None) -> None:
+    """Apply tempauth's rules for this request (401/403 on denial)."""
+    if ctx.tempurl is not None:
+        return
+    auth.authorize(ctx.identity, ctx.method, ctx.account, ctx.container, ctx.obj, acl,
+                   ctx.header("referer") or None)
+
+
+def is_owner(ctx: Ctx) -> bool:
+    """Return whether the caller controls the whole account."""
+    ident = ctx.identity
+    return ident is not None and (ident.reseller_admin or ctx.account in ident.owned_accounts)
+
+
+def client_headers(backend: Mapping[str, str]) -> dict[str, str]:
+    """Return backend headers safe and useful to show a client."""
+    out: dict[str, str] = {}
+    for k, v in backend.items():
+        if k in _HOP_BY_HOP or k.startswith(_HIDDEN_PREFIXES):
+            continue
+        out[_title(k)] = v
+    return out
+
+
+def _title(name: str) -> str:
+    return "-".join(p.capitalize() for p in name.split("-")) if name != "etag" else "Etag"
+
+
+def timestamp_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return Last-Modified derived from X-Timestamp, when present."""
+    lm = last_modified(headers)
+    return {"Last-Modified": http_date(lm)} if lm else {}
+
+
+def last_modified(headers: Mapping[str, str]) -> float:
+    """Return an object's modification time (epoch seconds, rounded up like Swift)."""
+    ts = headers.get("x-timestamp") or headers.get("x-backend-timestamp") or "0"
+    try:
+        value = float(ts.split("_", 1)[0])
+    except ValueError:
+        return 0.0
+    return float(int(value) + (1 if value % 1 else 0))
+
+
+def new_timestamp() -> str:
+    """Return a fresh X-Timestamp."""
+    return normalize_timestamp()
+
+
+def meta_headers(headers: Mapping[str, str], target: str) -> dict[str, str]:
+    """Return the ``X-<target>-Meta-*`` (and removal) headers of a request."""
+    prefix = f"x-{target}-meta-"
+    rprefix = f"x-remove-{target}-meta-"
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        if k.startswith(prefix):
+            out[k] = v
+        elif k.startswith(rprefix):
+            out[prefix + k[len(rprefix):]] = ""
+    return out
+
+
+def require_found(info: Info, what: str = "") -> None:
+    """Raise 404 (or 503) when an account/container lookup failed."""
+    if info.status == 404:
+        raise HTTPError(404, what or None)
+    if not info.exists:
+        raise HTTPError(503)

@@ -1,0 +1,72 @@
+"""Configuration sections of the proxy: ``[proxy]`` and ``[tempauth]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nubis.common.config import check, port, positive
+
+
+def _groups_ok(value: list[str]) -> str | None:
+    bad = [g for g in value if not g or "," in g]
+    return f"bad group name {bad[0]!r}" if bad else None
+
+
+@dataclass(frozen=True)
+class TempAuthUser:
+    """One tempauth user: ``"account:user" = { key = "...", groups = [...] }``."""
+
+    key: str
+    #: ``.admin`` owns the account; ``.reseller_admin`` may act on every account.
+    groups: list[str] = field(default_factory=list, metadata=check(_groups_ok))
+
+
+@dataclass(frozen=True)
+class TempAuthConfig:
+    """``[tempauth]``: Swift's tempauth users and signed-token settings."""
+
+    enabled: bool = True
+    #: Account names get this prefix in storage URLs (``AUTH_test``).
+    reseller_prefix: str = "AUTH_"
+    #: Seconds a token stays valid.
+    token_life: int = field(default=86400, metadata=check(positive))
+    #: HMAC key for tokens; every proxy worker verifies tokens with it. Empty means
+    #: derive one from the cluster hash prefix/suffix.
+    token_secret: str = ""
+    users: dict[str, TempAuthUser] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """``[proxy]``: the Swift v1 proxy server."""
+
+    enabled: bool = True
+    bind_ip: str = ""
+    port: int = field(default=8080, metadata=check(port))
+    workers: int = field(default=1, metadata=check(positive))
+    #: Seconds to connect to a storage node.
+    conn_timeout: float = field(default=2.0, metadata=check(positive))
+    #: Seconds a storage node may take to answer or to accept/produce a chunk.
+    node_timeout: float = field(default=10.0, metadata=check(positive))
+    #: Seconds to wait for the next piece of a client's request body.
+    client_timeout: float = field(default=60.0, metadata=check(positive))
+    #: Seconds account/container info is cached per worker.
+    recheck_info: float = field(default=5.0, metadata=check(positive))
+    #: Create an account on its first container PUT (Swift's account_autocreate).
+    account_autocreate: bool = True
+    #: Handoff nodes tried beyond the primaries.
+    max_handoffs: int = field(default=4, metadata=check(positive))
+    max_file_size: int = field(default=5 * 1024 ** 3, metadata=check(positive))
+    #: Largest SLO manifest (segments) accepted.
+    max_manifest_segments: int = field(default=1000, metadata=check(positive))
+    #: Where the rings live; empty means ``<state_dir>/rings``.
+    ring_dir: str = ""
+    #: Default storage policy name for new containers.
+    default_policy: str = "rep3"
+    #: ``name = index`` of every storage policy the rings serve.
+    policies: dict[str, int] = field(default_factory=lambda: {"rep3": 0})
+    log_level: str = "WARNING"
+    #: Extra token verifiers tried after tempauth: ``"module:function"`` called with
+    #: the whole Config, returning an object with ``async verify(token) -> Identity | None``
+    #: (how Keystone tokens join the chain).
+    token_verifiers: list[str] = field(default_factory=list)

@@ -1,0 +1,184 @@
+"""Swift's request constraints: name lengths, metadata limits, object size.
+
+Each check raises :class:`~nubis.api.proxy.errors.HTTPError` with the status
+and wording Swift uses, so clients see the same answers they would from Swift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nubis.api.proxy.errors import HTTPError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Swift's ``[swift-constraints]`` with its default values."""
+
+    max_file_size: int = 5 * 1024 ** 3
+    max_meta_name_length: int = 128
+    max_meta_value_length: int = 256
+    max_meta_count: int = 90
+    max_meta_overall_size: int = 4096
+    max_header_size: int = 8192
+    max_object_name_length: int = 1024
+    container_listing_limit: int = 10000
+    account_listing_limit: int = 10000
+    max_account_name_length: int = 256
+    max_container_name_length: int = 256
+    extra_header_count: int = 0
+
+    def as_info(self) -> dict[str, int]:
+        """Return the limits as the ``swift`` section of ``/info`` shows them."""
+        return {
+            "max_file_size": self.max_file_size,
+            "max_meta_name_length": self.max_meta_name_length,
+            "max_meta_value_length": self.max_meta_value_length,
+            "max_meta_count": self.max_meta_count,
+            "max_meta_overall_size": self.max_meta_overall_size,
+            "max_header_size": self.max_header_size,
+            "max_object_name_length": self.max_object_name_length,
+            "container_listing_limit": self.container_listing_limit,
+            "account_listing_limit": self.account_listing_limit,
+            "max_account_name_length": self.max_account_name_length,
+            "max_container_name_length": self.max_container_name_length,
+            "extra_header_count": self.extra_header_count,
+        }
+
+
+def check_account_name(name: str, limits: Limits) -> None:
+    """Reject an account name that is too long."""
+    n = len(name.encode("utf-8"))
+    if n > limits.max_account_name_length:
+        raise HTTPError(400, f"Account name length of {n} longer than "
+                             f"{limits.max_account_name_length}")
+
+
+def check_container_name(name: str, limits: Limits) -> None:
+    """Reject an empty, slash-containing or too long container name."""
+    if not name:
+        raise HTTPError(400, "Container name required")
+    if "/" in name:
+        raise HTTPError(400, "Container name cannot contain slashes")
+    n = len(name.encode("utf-8"))
+    if n > limits.max_container_name_length:
+        raise HTTPError(400, f"Container name length of {n} longer than "
+                             f"{limits.max_container_name_length}")
+    _check_utf8_name(name)
+
+
+def check_object_name(name: str, limits: Limits) -> None:
+    """Reject an empty or too long object name."""
+    if not name:
+        raise HTTPError(400, "Object name required")
+    n = len(name.encode("utf-8"))
+    if n > limits.max_object_name_length:
+        raise HTTPError(400, f"Object name length of {n} longer than "
+                             f"{limits.max_object_name_length}")
+    _check_utf8_name(name)
+
+
+def _check_utf8_name(name: str) -> None:
+    if "\x00" in name or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise HTTPError(412, "Invalid UTF8 or contains NULL")
+
+
+def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> None:
+    """Check the ``X-<target>-Meta-*`` headers against Swift's limits.
+
+    Args:
+        headers: request headers, names in any case.
+        target: ``object``, ``container`` or ``account``.
+        limits: the limits to apply.
+    """
+    prefix = f"x-{target}-meta-"
+    count = 0
+    size = 0
+    for key, value in headers.items():
+        lk = key.lower()
+        if not lk.startswith(prefix):
+            continue
+        name = lk[len(prefix):]
+        if target in ("account", "container") and name.startswith("temp-url-key"):
+            continue
+        if not name:
+            raise HTTPError(400, "Metadata name cannot be empty")
+        count += 1
+        size += len(name) + len(value.encode("utf-8"))
+        if len(name) > limits.max_meta_name_length:
+            raise HTTPError(400, f"Metadata name too long: {key}; max "
+                                 f"{limits.max_meta_name_length}")
+        if len(value.encode("utf-8")) > limits.max_meta_value_length:
+            raise HTTPError(400, f"Metadata value longer than "
+                                 f"{limits.max_meta_value_length}: {key}")
+        if count > limits.max_meta_count:
+            raise HTTPError(400, f"Too many metadata items; max {limits.max_meta_count}")
+        if size > limits.max_meta_overall_size:
+            raise HTTPError(400, f"Total metadata too large; max "
+                                 f"{limits.max_meta_overall_size}")
+
+
+def check_content_length(headers: Mapping[str, str], limits: Limits) -> int | None:
+    """Return the announced body length (``None`` when chunked).
+
+    Raises:
+        HTTPError: 411 without a length, 400 on a bad one, 413 when too large.
+    """
+    te = headers.get("transfer-encoding", "").lower()
+    cl = headers.get("content-length")
+    if te:
+        if te != "chunked":
+            raise HTTPError(501, "Not Implemented: unsupported transfer encoding")
+        return None
+    if cl is None:
+        raise HTTPError(411, "Length Required: missing Content-Length header.")
+    try:
+        length = int(cl)
+    except ValueError:
+        raise HTTPError(400, "Invalid Content-Length header value") from None
+    if length < 0:
+        raise HTTPError(400, "Invalid Content-Length header value")
+    if length > limits.max_file_size:
+        raise HTTPError(413, "Your request is too large.")
+    return length
+
+
+def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None) -> int | None:
+    """Resolve ``X-Delete-At`` / ``X-Delete-After`` to an absolute epoch second."""
+    now = time.time() if now is None else now
+    after = headers.get("x-delete-after")
+    at = headers.get("x-delete-at")
+    if after is not None:
+        try:
+            secs = int(after)
+        except ValueError:
+            raise HTTPError(400, "Non-integer X-Delete-After") from None
+        if secs < 0:
+            raise HTTPError(400, "X-Delete-After in past")
+        return int(now + secs)
+    if at is not None:
+        try:
+            when = int(float(at))
+        except ValueError:
+            raise HTTPError(400, "Non-integer X-Delete-At") from None
+        if when < now:
+            raise HTTPError(400, "X-Delete-At in past")
+        return when
+    return None
+
+
+def check_listing_limit(value: str | None, maximum: int) -> int:
+    """Parse the ``limit`` query parameter of a listing."""
+    if value is None or value == "":
+        return maximum
+    try:
+        limit = int(value)
+    except ValueError:
+        raise HTTPError(412, "Value of limit must be a positive integer") from None
+    if limit < 0:
+        raise HTTPError(412, "Value of limit must be a positive integer")
+    if limit > maximum:
+        raise HTTPError(412, f"Maximum limit is {maximum}")
+    return limit

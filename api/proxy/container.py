@@ -1,0 +1,297 @@
+"""The account and container controllers."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from nubis.api.proxy.auth import clean_acl
+from nubis.api.proxy.backend import Reply, best_status, quorum_size
+from nubis.api.proxy.base import (
+    POLICY_HEADER,
+    account_info,
+    check_access,
+    client_headers,
+    container_info,
+    is_owner,
+    meta_headers,
+    new_timestamp,
+)
+from nubis.api.proxy.constraints import (
+    check_container_name,
+    check_listing_limit,
+    check_metadata,
+)
+from nubis.api.proxy.context import Ctx, Resp
+from nubis.api.proxy.errors import HTTPError
+
+_LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
+                   "format", "path", "states")
+
+
+def _listing_query(ctx: Ctx, maximum: int) -> dict[str, str]:
+    params = {k: v for k, v in ctx.query.items() if k in _LISTING_PARAMS}
+    params["limit"] = str(check_listing_limit(params.get("limit"), maximum))
+    fmt = params.get("format", "").lower()
+    if not fmt:
+        accept = ctx.header("accept")
+        if "application/json" in accept:
+            fmt = "json"
+        elif "xml" in accept:
+            fmt = "xml"
+    if fmt not in ("", "plain", "json", "xml"):
+        fmt = "plain"
+    params["format"] = fmt or "plain"
+    if "delimiter" in params and len(params["delimiter"]) > 1:
+        raise HTTPError(412, "Bad delimiter")
+    return params
+
+
+def _content_type(fmt: str) -> str:
+    return {"json": "application/json; charset=utf-8",
+            "xml": "application/xml; charset=utf-8"}.get(fmt, "text/plain; charset=utf-8")
+
+
+def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
+    out = client_headers(reply.headers)
+    idx = reply.headers.get(POLICY_HEADER) or reply.headers.get("x-storage-policy-index")
+    if idx is not None and idx.isdigit():
+        out["X-Storage-Policy"] = ctx.state.policy_names.get(int(idx), idx)
+    out.pop("X-Storage-Policy-Index", None)
+    if not is_owner(ctx):
+        for k in ("X-Container-Read", "X-Container-Write", "X-Container-Sync-Key",
+                  "X-Container-Sync-To"):
+            out.pop(k, None)
+        for k in [k for k in out if k.lower().startswith(("x-container-meta-temp-url-key",
+                                                          "x-account-meta-temp-url-key"))]:
+            out.pop(k)
+    return out
+
+
+def _listing_response(ctx: Ctx, reply: Reply, fmt: str) -> Resp:
+    headers = _show_headers(ctx, reply)
+    headers["Content-Type"] = _content_type(fmt)
+    if ctx.method == "HEAD":
+        return Resp(204, headers)
+    body = reply.body
+    if fmt == "plain" and not body:
+        return Resp(204, headers)
+    return Resp(200, headers, body)
+
+
+# --- container ---------------------------------------------------------------
+
+async def handle_container(ctx: Ctx) -> Resp:
+    """Dispatch a container request."""
+    assert ctx.container is not None
+    check_container_name(ctx.container, ctx.state.limits)
+    if ctx.method in ("GET", "HEAD"):
+        return await container_get(ctx)
+    if ctx.method == "PUT":
+        return await container_put(ctx)
+    if ctx.method == "POST":
+        return await container_post(ctx)
+    if ctx.method == "DELETE":
+        return await container_delete(ctx)
+    raise HTTPError(405, headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
+
+
+async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
+                          ) -> list[dict[str, Any]]:
+    """Return one JSON listing page of a container (empty when missing)."""
+    ring = ctx.state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, container)
+    reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account, container),
+                                         {}, urllib.parse.urlencode(params))
+    if reply.status == 404:
+        return []
+    if not 200 <= reply.status < 300:
+        raise HTTPError(503)
+    if not reply.body:
+        return []
+    try:
+        data = json.loads(reply.body)
+    except ValueError:
+        raise HTTPError(503) from None
+    return list(data)
+
+
+async def container_get(ctx: Ctx) -> Resp:
+    """List a container (GET) or show its metadata (HEAD)."""
+    assert ctx.container is not None
+    info = await container_info(ctx.state, ctx.account, ctx.container)
+    check_access(ctx, info.headers.get("x-container-read"))
+    params = _listing_query(ctx, ctx.state.limits.container_listing_limit)
+    ring = ctx.state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, ctx.container)
+    if ctx.method == "HEAD":
+        reply = await ctx.state.backend.read(ring, part, nodes, "HEAD",
+                                             (ctx.account, ctx.container), {})
+    else:
+        reply = await ctx.state.backend.read(ring, part, nodes, "GET",
+                                             (ctx.account, ctx.container), {},
+                                             urllib.parse.urlencode(params))
+    if reply.status == 404:
+        raise HTTPError(404)
+    if not 200 <= reply.status < 300:
+        raise HTTPError(503)
+    return _listing_response(ctx, reply, params["format"])
+
+
+def _container_meta(ctx: Ctx) -> dict[str, str]:
+    check_metadata(ctx.headers, "container", ctx.state.limits)
+    meta = meta_headers(ctx.headers, "container")
+    for name in ("x-container-read", "x-container-write"):
+        if name in ctx.headers:
+            meta[name] = clean_acl(ctx.headers[name])
+        if f"x-remove-{name[2:]}" in ctx.headers:
+            meta[name] = ""
+    for name in ("x-versions-location", "x-history-location"):
+        if name in ctx.headers:
+            raise HTTPError(400, "Object versioning is not supported")
+    return meta
+
+
+async def _ensure_account(ctx: Ctx) -> None:
+    info = await account_info(ctx.state, ctx.account)
+    if info.exists:
+        return
+    if info.status != 404 or not ctx.state.conf.account_autocreate:
+        raise HTTPError(404 if info.status == 404 else 503)
+    ring = ctx.state.backend.rings.get("account")
+    part, nodes = ring.get_nodes(ctx.account)
+    ts = new_timestamp()
+    replies = await ctx.state.backend.write_all(
+        ring, part, nodes, "PUT", (ctx.account,),
+        [{"X-Timestamp": ts, "X-Trans-Id": ctx.trans_id} for _ in nodes])
+    if best_status(replies, quorum_size(len(nodes))) >= 300:
+        raise HTTPError(503)
+    ctx.state.forget_info(ctx.account)
+
+
+def _policy_index(ctx: Ctx) -> int:
+    name = ctx.header("x-storage-policy") or ctx.state.conf.default_policy
+    for pname, idx in ctx.state.conf.policies.items():
+        if pname.lower() == name.lower():
+            return idx
+    raise HTTPError(400, f"Invalid X-Storage-Policy {name!r}")
+
+
+async def _container_write(ctx: Ctx, method: str, extra: dict[str, str]) -> int:
+    assert ctx.container is not None
+    crings = ctx.state.backend.rings
+    ring = crings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, ctx.container)
+    apart, anodes = crings.get("account").get_nodes(ctx.account)
+    ts = new_timestamp()
+    headers = []
+    for i in range(len(nodes)):
+        an = anodes[i % len(anodes)]
+        h = {"X-Timestamp": ts, "X-Trans-Id": ctx.trans_id,
+             "X-Account-Host": f"{an['ip']}:{an['port']}",
+             "X-Account-Partition": str(apart), "X-Account-Device": str(an["device"])}
+        h.update(extra)
+        headers.append(h)
+    replies = await ctx.state.backend.write_all(ring, part, nodes, method,
+                                                (ctx.account, ctx.container), headers)
+    ctx.state.forget_info(ctx.account, ctx.container)
+    ctx.state.forget_info(ctx.account)
+    return best_status(replies, quorum_size(len(nodes)))
+
+
+async def container_put(ctx: Ctx) -> Resp:
+    """Create a container (or update its metadata: 202)."""
+    check_access(ctx, None)
+    meta = _container_meta(ctx)
+    policy = _policy_index(ctx)
+    await _ensure_account(ctx)
+    status = await _container_write(ctx, "PUT", {**meta, POLICY_HEADER: str(policy)})
+    if status == 409:
+        raise HTTPError(409, "Conflict: the container exists with another storage policy.")
+    if status >= 300:
+        raise HTTPError(503 if status >= 500 else status)
+    return Resp(status if status in (201, 202) else 201,
+                {"Content-Type": "text/html; charset=UTF-8"})
+
+
+async def container_post(ctx: Ctx) -> Resp:
+    """Update a container's metadata and ACLs."""
+    check_access(ctx, None)
+    meta = _container_meta(ctx)
+    status = await _container_write(ctx, "POST", meta)
+    if status == 404:
+        raise HTTPError(404)
+    if status >= 300:
+        raise HTTPError(503 if status >= 500 else status)
+    return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
+
+
+async def container_delete(ctx: Ctx) -> Resp:
+    """Delete an empty container."""
+    check_access(ctx, None)
+    status = await _container_write(ctx, "DELETE", {})
+    if status == 409:
+        raise HTTPError(409, "Conflict: there was a conflict when trying to complete "
+                             "your request (the container is not empty).")
+    if status == 404:
+        raise HTTPError(404)
+    if status >= 300:
+        raise HTTPError(503 if status >= 500 else status)
+    return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
+
+
+# --- account -----------------------------------------------------------------
+
+async def handle_account(ctx: Ctx) -> Resp:
+    """Dispatch an account request."""
+    if ctx.method in ("GET", "HEAD"):
+        return await account_get(ctx)
+    if ctx.method == "POST":
+        return await account_post(ctx)
+    if ctx.method in ("PUT", "DELETE"):
+        raise HTTPError(405, headers={"Allow": "GET, HEAD, POST"})
+    raise HTTPError(405, headers={"Allow": "GET, HEAD, POST"})
+
+
+async def account_get(ctx: Ctx) -> Resp:
+    """List an account's containers (GET) or show its totals (HEAD)."""
+    check_access(ctx, None)
+    params = _listing_query(ctx, ctx.state.limits.account_listing_limit)
+    ring = ctx.state.backend.rings.get("account")
+    part, nodes = ring.get_nodes(ctx.account)
+    if ctx.method == "HEAD":
+        reply = await ctx.state.backend.read(ring, part, nodes, "HEAD", (ctx.account,), {})
+    else:
+        reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account,), {},
+                                             urllib.parse.urlencode(params))
+    if reply.status == 404 and ctx.state.conf.account_autocreate:
+        empty = {"json": b"[]", "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                 b'<account name="' + ctx.account.encode() + b'"></account>'}
+        reply = Reply(200, {"x-account-container-count": "0",
+                            "x-account-object-count": "0", "x-account-bytes-used": "0"},
+                      empty.get(params["format"], b""))
+    elif reply.status == 404:
+        raise HTTPError(404)
+    elif not 200 <= reply.status < 300:
+        raise HTTPError(503)
+    return _listing_response(ctx, reply, params["format"])
+
+
+async def account_post(ctx: Ctx) -> Resp:
+    """Update an account's metadata (including Temp-URL keys)."""
+    check_access(ctx, None)
+    check_metadata(ctx.headers, "account", ctx.state.limits)
+    meta = meta_headers(ctx.headers, "account")
+    await _ensure_account(ctx)
+    ring = ctx.state.backend.rings.get("account")
+    part, nodes = ring.get_nodes(ctx.account)
+    ts = new_timestamp()
+    replies = await ctx.state.backend.write_all(
+        ring, part, nodes, "POST", (ctx.account,),
+        [{"X-Timestamp": ts, "X-Trans-Id": ctx.trans_id, **meta} for _ in nodes])
+    ctx.state.forget_info(ctx.account)
+    status = best_status(replies, quorum_size(len(nodes)))
+    if status >= 300:
+        raise HTTPError(503 if status >= 500 else status)
+    return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})

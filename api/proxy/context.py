@@ -1,0 +1,168 @@
+"""Per-request state and the proxy's shared per-worker state.
+
+:class:`Ctx` is what every controller receives: the decoded path, query,
+lower-case headers, the body reader, the caller's identity and the worker's
+:class:`ProxyState` (backend access, caches, config). :class:`Resp` is what a
+controller returns; the Falcon adapter in :mod:`nubis.api.proxy.app` sends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nubis.api.proxy.auth import AuthChain, Identity, TempAuth
+from nubis.api.proxy.backend import Backend, Reply
+from nubis.api.proxy.config import ProxyConfig
+from nubis.api.proxy.constraints import Limits
+from nubis.api.proxy.errors import ClientDisconnect, HTTPError
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Body:
+    """The client's request body, read from ASGI events with a timeout.
+
+    Unlike a plain stream, a client that disconnects or sends fewer bytes than
+    its Content-Length raises :class:`ClientDisconnect` instead of looking like
+    a short but complete body.
+    """
+
+    def __init__(self, first: dict[str, Any] | None, receive: Receive | None,
+                 length: int | None, timeout: float) -> None:
+        self._pending = first
+        self._receive = receive
+        self.length = length
+        self.timeout = timeout
+        self.received = 0
+        self.done = receive is None and first is None
+
+    async def read_chunk(self) -> bytes:
+        """Return the next piece of the body, ``b""`` at its end."""
+        while not self.done:
+            event = self._pending
+            self._pending = None
+            if event is None:
+                assert self._receive is not None
+                try:
+                    event = await asyncio.wait_for(self._receive(), self.timeout)
+                except TimeoutError:
+                    raise HTTPError(408, "Request Timeout: the client did not send "
+                                         "its body in time.") from None
+            if event.get("type") == "http.disconnect":
+                raise ClientDisconnect("client disconnected")
+            data: bytes = event.get("body", b"")
+            if not event.get("more_body", False):
+                self.done = True
+            self.received += len(data)
+            if self.length is not None and self.received > self.length:
+                raise HTTPError(400, "Request body longer than Content-Length")
+            if self.done and self.length is not None and self.received < self.length:
+                raise ClientDisconnect("body shorter than Content-Length")
+            if data:
+                return data
+        return b""
+
+    async def read_all(self, limit: int) -> bytes:
+        """Read the whole body (413 past ``limit`` bytes)."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await self.read_chunk()
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(413, "Your request is too large.")
+            parts.append(chunk)
+
+
+@dataclass
+class Resp:
+    """A controller's answer."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | AsyncIterator[bytes] = b""
+    #: Length of a streamed body (``None``: unknown, sent chunked).
+    length: int | None = None
+
+
+@dataclass
+class Info:
+    """Cached facts about an account or a container."""
+
+    status: int
+    headers: dict[str, str]
+    fetched: float
+
+    @property
+    def exists(self) -> bool:
+        """Return whether the account/container exists."""
+        return 200 <= self.status < 300
+
+    def meta(self, prefix: str) -> dict[str, str]:
+        """Return headers starting with ``prefix`` (lower-case), prefix removed."""
+        return {k[len(prefix):]: v for k, v in self.headers.items() if k.startswith(prefix)}
+
+
+class ProxyState:
+    """Everything one proxy worker shares between requests."""
+
+    def __init__(self, conf: ProxyConfig, limits: Limits, backend: Backend,
+                 auth: AuthChain, tempauth: TempAuth | None) -> None:
+        self.conf = conf
+        self.limits = limits
+        self.backend = backend
+        self.auth = auth
+        self.tempauth = tempauth
+        self.policy_names = {idx: name for name, idx in conf.policies.items()}
+        self._info: dict[tuple[str, ...], Info] = {}
+
+    def cached_info(self, key: tuple[str, ...]) -> Info | None:
+        """Return a fresh cached info record, if any."""
+        info = self._info.get(key)
+        if info is None or time.monotonic() - info.fetched > self.conf.recheck_info:
+            return None
+        return info
+
+    def store_info(self, key: tuple[str, ...], reply: Reply) -> Info:
+        """Cache what a HEAD of an account/container said (successes and 404s)."""
+        info = Info(reply.status, reply.headers, time.monotonic())
+        if reply.status < 500:
+            if len(self._info) > 10000:
+                self._info.clear()
+            self._info[key] = info
+        return info
+
+    def forget_info(self, account: str, container: str | None = None) -> None:
+        """Drop cached info after this worker changed the account/container."""
+        self._info.pop((account,) if container is None else (account, container), None)
+
+
+@dataclass
+class Ctx:
+    """One request as the controllers see it."""
+
+    state: ProxyState
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Body
+    version: str = "v1"
+    account: str = ""
+    container: str | None = None
+    obj: str | None = None
+    identity: Identity | None = None
+    #: Set when a TempURL signature authorised the request.
+    tempurl: Any = None
+    trans_id: str = field(default_factory=lambda: "tx" + uuid.uuid4().hex[:21])
+
+    def header(self, name: str, default: str = "") -> str:
+        """Return a request header (case-insensitive)."""
+        return self.headers.get(name.lower(), default)

@@ -1,0 +1,376 @@
+"""Large objects: static (SLO, ``?multipart-manifest=``) and dynamic (DLO) manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from nubis.api.proxy.backend import Reply
+from nubis.api.proxy.base import (
+    check_access,
+    client_headers,
+    container_info,
+    last_modified,
+    policy_of,
+    require_found,
+    timestamp_headers,
+)
+from nubis.api.proxy.context import Ctx, Info, Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import (
+    check_conditions,
+    http_date,
+    parse_range,
+    resolve_ranges,
+)
+from nubis.common.httpclient import ClientResponse
+
+#: Largest manifest body accepted on PUT.
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a large object: ``container/obj`` bytes ``[first, first+length)``."""
+
+    container: str
+    obj: str
+    first: int
+    length: int
+    etag: str | None
+
+
+# --- SLO PUT -------------------------------------------------------------------
+
+def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
+    """Parse and check the JSON of a ``?multipart-manifest=put`` request (400 if bad)."""
+    try:
+        items = json.loads(body)
+    except ValueError:
+        raise HTTPError(400, "Manifest must be valid JSON.") from None
+    if not isinstance(items, list) or not items:
+        raise HTTPError(400, "Manifest must be a non-empty list of segments.")
+    if len(items) > max_segments:
+        raise HTTPError(400, f"Too many segments in manifest; max {max_segments}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise HTTPError(400, f"Index {i}: segment must have a path")
+        path = item["path"].lstrip("/")
+        container, _, obj = path.partition("/")
+        if not container or not obj:
+            raise HTTPError(400, f"Index {i}: invalid path {item['path']!r}")
+        size = item.get("size_bytes")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise HTTPError(400, f"Index {i}: invalid size_bytes")
+        etag = item.get("etag")
+        if etag is not None and not isinstance(etag, str):
+            raise HTTPError(400, f"Index {i}: invalid etag")
+        rng = item.get("range")
+        if rng is not None and not isinstance(rng, str):
+            raise HTTPError(400, f"Index {i}: invalid range")
+        out.append({"container": container, "obj": obj, "size_bytes": size,
+                    "etag": etag.strip('"').lower() if etag else None, "range": rng})
+    return out
+
+
+def slo_etag(manifest: list[dict[str, Any]]) -> str:
+    """Return an SLO's ETag: md5 of its segment ETags (with ranges, like Swift)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for seg in manifest:
+        if seg.get("range"):
+            md5.update(f"{seg['hash']}:{seg['range']};".encode())
+        else:
+            md5.update(str(seg["hash"]).encode())
+    return md5.hexdigest()
+
+
+async def slo_put(ctx: Ctx, info: Info) -> Resp:
+    """Validate an SLO manifest against its segments and store it."""
+    from nubis.api.proxy import obj as objects
+
+    body = await ctx.body.read_all(MAX_MANIFEST_BYTES)
+    items = parse_manifest(body, ctx.state.conf.max_manifest_segments)
+    stored, errors = await _check_segments(ctx, items)
+    if errors:
+        raise HTTPError(400, "Errors:\n" + "\n".join(errors))
+    total = sum(_seg_size(s) for s in stored)
+    etag = slo_etag(stored)
+    data = json.dumps(stored).encode()
+    meta = objects._object_headers(ctx)
+    meta["x-static-large-object"] = "True"
+    extra = {
+        "X-Object-Sysmeta-Slo-Etag": etag,
+        "X-Object-Sysmeta-Slo-Size": str(total),
+        "X-Object-Sysmeta-Container-Update-Override-Etag": etag,
+        "X-Object-Sysmeta-Container-Update-Override-Size": str(total),
+        "X-Backend-Container-Update-Override-Etag": etag,
+        "X-Backend-Container-Update-Override-Size": str(total),
+    }
+    assert ctx.container is not None and ctx.obj is not None
+    resp = await objects.store(ctx, info, ctx.container, ctx.obj, meta,
+                               objects._one(data), len(data), None, extra)
+    resp.headers["Etag"] = f'"{etag}"'
+    return resp
+
+
+def _seg_size(seg: dict[str, Any]) -> int:
+    rng = seg.get("range")
+    if not rng:
+        return int(seg["bytes"])
+    a, b = _range_bounds(str(rng), int(seg["bytes"]))
+    return b - a
+
+
+def _range_bounds(rng: str, size: int) -> tuple[int, int]:
+    parsed = parse_range(f"bytes={rng}")
+    if parsed is None or len(parsed) != 1:
+        raise HTTPError(400, f"Invalid segment range {rng!r}")
+    return resolve_ranges(parsed, size)[0]
+
+
+async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
+                          ) -> tuple[list[dict[str, Any]], list[str]]:
+    from nubis.api.proxy import obj as objects
+
+    stored: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for i, item in enumerate(items):
+        path = f"/{item['container']}/{item['obj']}"
+        cinfo = await container_info(ctx.state, ctx.account, item["container"])
+        if not cinfo.exists:
+            errors.append(f"{urllib.parse.quote(path)}, 404 Not Found")
+            continue
+        got = await objects.fetch(ctx, ctx.account, item["container"], item["obj"],
+                                  policy_of(cinfo), "HEAD")
+        if isinstance(got, Reply):
+            errors.append(f"{urllib.parse.quote(path)}, {got.status} "
+                          f"{'Not Found' if got.status == 404 else 'Error'}")
+            continue
+        await got.release()
+        h = got.headers
+        size = int(h.get("content-length", "0"))
+        etag = h.get("etag", "").strip('"').lower()
+        if h.get("x-static-large-object", "").lower() == "true":
+            errors.append(f"{urllib.parse.quote(path)}, nested SLO segments are not supported")
+            continue
+        if item["size_bytes"] is not None and item["size_bytes"] != size:
+            errors.append(f"{urllib.parse.quote(path)}, Size Mismatch")
+        if item["etag"] is not None and item["etag"] != etag:
+            errors.append(f"{urllib.parse.quote(path)}, Etag Mismatch")
+        if size < 1 and i < len(items) - 1:
+            errors.append(f"{urllib.parse.quote(path)}, Too small; each segment must be "
+                          f"at least 1 byte.")
+        seg = {"name": path, "hash": etag, "bytes": size,
+               "content_type": h.get("content-type", "application/octet-stream"),
+               "last_modified": http_date(last_modified(h))}
+        if item["range"]:
+            seg["range"] = item["range"]
+            try:
+                _range_bounds(item["range"], size)
+            except HTTPError:
+                errors.append(f"{urllib.parse.quote(path)}, Unsatisfiable Range")
+        stored.append(seg)
+    return stored, errors
+
+
+# --- SLO GET / DELETE ----------------------------------------------------------
+
+async def _read_manifest(ctx: Ctx, got: ClientResponse, policy: int) -> list[dict[str, Any]]:
+    from nubis.api.proxy import obj as objects
+
+    if ctx.method == "HEAD" or not got.headers.get("content-length"):
+        await got.release()
+        assert ctx.container is not None and ctx.obj is not None
+        again = await objects.fetch(ctx, ctx.account, ctx.container, ctx.obj, policy, "GET")
+        if isinstance(again, Reply):
+            raise HTTPError(503 if again.status >= 500 else again.status)
+        got = again
+    body = await got.read()
+    try:
+        manifest = json.loads(body)
+        assert isinstance(manifest, list)
+    except (ValueError, AssertionError):
+        raise HTTPError(503, "Service Unavailable: unreadable SLO manifest") from None
+    return manifest
+
+
+def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
+    out = []
+    for seg in manifest:
+        name = str(seg["name"]).lstrip("/")
+        container, _, obj = name.partition("/")
+        size = int(seg["bytes"])
+        first, stop = (0, size) if not seg.get("range") else _range_bounds(seg["range"], size)
+        out.append(Segment(container, obj, first, stop - first, str(seg.get("hash") or "")))
+    return out
+
+
+async def slo_get(ctx: Ctx, got: ClientResponse, policy: int) -> Resp:
+    """Answer GET/HEAD of an SLO by streaming its segments."""
+    headers = dict(got.headers)
+    manifest = await _read_manifest(ctx, got, policy)
+    segments = _slo_segments(manifest)
+    etag = slo_etag(manifest)
+    out = client_headers(headers)
+    out.update(timestamp_headers(headers))
+    out["Etag"] = f'"{etag}"'
+    out["X-Static-Large-Object"] = "True"
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+
+
+async def slo_delete(ctx: Ctx, info: Info) -> Resp:
+    """Delete an SLO manifest and all its segments; report like Swift's bulk delete."""
+    from nubis.api.proxy import obj as objects
+
+    assert ctx.container is not None and ctx.obj is not None
+    got = await objects.fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info))
+    if isinstance(got, Reply):
+        raise HTTPError(404 if got.status == 404 else 503)
+    if got.headers.get("x-static-large-object", "").lower() != "true":
+        await got.release()
+        raise HTTPError(400, "Not an SLO manifest")
+    manifest = await _read_manifest(ctx, got, policy_of(info))
+    deleted, missing, errors = 0, 0, []
+    saved = (ctx.container, ctx.obj)
+    for seg in _slo_segments(manifest):
+        ctx.container, ctx.obj = seg.container, seg.obj
+        try:
+            sinfo = await container_info(ctx.state, ctx.account, seg.container)
+            check_access(ctx, sinfo.headers.get("x-container-write"))
+            require_found(sinfo)
+            await objects.delete_plain(ctx, sinfo)
+            deleted += 1
+        except HTTPError as exc:
+            if exc.status == 404:
+                missing += 1
+            else:
+                errors.append([f"/{seg.container}/{seg.obj}", f"{exc.status}"])
+    ctx.container, ctx.obj = saved
+    try:
+        await objects.delete_plain(ctx, info)
+        deleted += 1
+    except HTTPError as exc:
+        if exc.status != 404:
+            raise
+        missing += 1
+    return _bulk_result(ctx, deleted, missing, errors)
+
+
+def _bulk_result(ctx: Ctx, deleted: int, missing: int, errors: list[list[str]]) -> Resp:
+    status = "400 Bad Request" if errors else "200 OK"
+    if "json" in ctx.header("accept"):
+        body = json.dumps({"Number Deleted": deleted, "Number Not Found": missing,
+                           "Response Body": "", "Response Status": status,
+                           "Errors": errors}).encode()
+        return Resp(200, {"Content-Type": "application/json; charset=utf-8"}, body)
+    text = (f"Number Deleted: {deleted}\nNumber Not Found: {missing}\nResponse Body: \n"
+            f"Response Status: {status}\nErrors: \n"
+            + "".join(f"{p}, {s}\n" for p, s in errors))
+    return Resp(200, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())
+
+
+# --- DLO -------------------------------------------------------------------------
+
+async def dlo_get(ctx: Ctx, headers: dict[str, str]) -> Resp:
+    """Answer GET/HEAD of a DLO: the listed segments under its prefix, in order."""
+    value = urllib.parse.unquote(headers["x-object-manifest"])
+    container, _, prefix = value.lstrip("/").partition("/")
+    if not container:
+        raise HTTPError(400, "X-Object-Manifest must be <container>/<prefix>")
+    saved = (ctx.method, ctx.container, ctx.obj)
+    ctx.method, ctx.container, ctx.obj = "GET", container, None
+    cinfo = await container_info(ctx.state, ctx.account, container)
+    check_access(ctx, cinfo.headers.get("x-container-read"))
+    ctx.method, ctx.container, ctx.obj = saved
+    listing = await _list_prefix(ctx, cinfo, container, prefix) if cinfo.exists else []
+    segments = [Segment(container, str(o["name"]), 0, int(o["bytes"]), None)
+                for o in listing]
+    md5 = hashlib.md5(usedforsecurity=False)
+    for o in listing:
+        md5.update(str(o["hash"]).strip('"').encode())
+    etag = md5.hexdigest()
+    out = client_headers(headers)
+    out.update(timestamp_headers(headers))
+    out["Etag"] = f'"{etag}"'
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+
+
+async def _list_prefix(ctx: Ctx, info: Info, container: str, prefix: str
+                       ) -> list[dict[str, Any]]:
+    from nubis.api.proxy.container import backend_listing
+
+    out: list[dict[str, Any]] = []
+    marker = ""
+    while True:
+        page = await backend_listing(ctx, container, {"prefix": prefix, "marker": marker,
+                                                     "format": "json", "limit": "10000"})
+        if not page:
+            return out
+        out.extend(page)
+        marker = str(page[-1]["name"])
+        if len(page) < 10000:
+            return out
+
+
+# --- streaming segments --------------------------------------------------------
+
+async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Segment],
+                            etag: str, modified: float) -> Resp:
+    length = sum(s.length for s in segments)
+    cond = check_conditions(ctx.headers, etag, modified, ctx.method)
+    if cond == 304:
+        return Resp(304, {k: v for k, v in headers.items() if k in ("Etag", "Last-Modified")})
+    if cond is not None:
+        raise HTTPError(cond)
+    headers["Accept-Ranges"] = "bytes"
+    ranges = parse_range(ctx.header("range")) if ctx.method == "GET" else None
+    if ranges is not None:
+        spans = resolve_ranges(ranges, length)
+        if len(spans) == 1:
+            a, b = spans[0]
+            headers["Content-Range"] = f"bytes {a}-{b - 1}/{length}"
+            headers["Content-Length"] = str(b - a)
+            return Resp(206, headers, stream_segments(ctx, segments, a, b), b - a)
+        from nubis.api.proxy.obj import shape_response
+
+        return await shape_response(ctx, headers, stream_segments(ctx, segments, 0, length),
+                                    length, etag, modified, None)
+    headers["Content-Length"] = str(length)
+    if ctx.method == "HEAD":
+        return Resp(200, headers, b"", length)
+    return Resp(200, headers, stream_segments(ctx, segments, 0, length), length)
+
+
+async def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
+                          stop: int) -> AsyncIterator[bytes]:
+    """Yield bytes ``[start, stop)`` of the concatenation of ``segments``."""
+    from nubis.api.proxy import obj as objects
+    from nubis.api.proxy.httputil import slice_stream
+
+    pos = 0
+    deadline = time.monotonic() + 24 * 3600
+    for seg in segments:
+        seg_start, seg_stop = pos, pos + seg.length
+        pos = seg_stop
+        if seg_stop <= start or seg.length == 0:
+            continue
+        if seg_start >= stop or time.monotonic() > deadline:
+            return
+        cinfo = await container_info(ctx.state, ctx.account, seg.container)
+        got = await objects.fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo))
+        if isinstance(got, Reply):
+            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
+        if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:
+            got.close()
+            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} changed")
+        lo = seg.first + max(0, start - seg_start)
+        hi = seg.first + min(seg.length, stop - seg_start)
+        async for chunk in slice_stream(got.iter_body(), lo, hi):
+            yield chunk
+        got.close()

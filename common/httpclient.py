@@ -1,0 +1,529 @@
+"""An async, pooled, keep-alive HTTP/1.1 client (raw asyncio + httptools).
+
+One :class:`HTTPClient` per process keeps idle connections per ``(host, port)``
+and reuses them. Two ways to talk:
+
+* ``resp = await client.request(host, port, "GET", "/d1/3/a/c/o", headers, body)``
+  then ``await resp.read()`` (or ``async for chunk in resp.iter_body()``);
+  ``await client.fetch(...)`` does both and returns the response with ``.body``.
+  ``body`` may be ``bytes`` or an async iterable of ``bytes`` (sent chunked
+  unless ``content_length`` is given).
+* streaming uploads to several backends in parallel (what the proxy does)::
+
+      ex = await client.open(host, port, "PUT", path, headers,
+                             content_length=n, expect_continue=True)
+      status = await ex.wait_continue()      # 100, or a final status (ex.response())
+      await ex.write(chunk); ...; await ex.finish()
+      resp = await ex.response()
+
+A response's connection goes back to the pool once its body was read to the
+end (or :meth:`ClientResponse.release` drained it); :meth:`ClientResponse.close`
+drops it instead. Errors are :class:`HTTPClientError` subclasses
+(:class:`ConnectError`, :class:`ClientTimeout`, :class:`ConnectionClosed`).
+
+PERF: every proxy -> storage request goes through here (``python -m nubis.bench
+swift``): no per-request task, one write for head + small body, lists instead
+of dicts while parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import typing
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import httptools
+
+from nubis.common.errors import NubisError
+
+HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+
+class HTTPClientError(NubisError):
+    """A backend request failed below HTTP (connect, timeout, closed)."""
+
+
+class ConnectError(HTTPClientError):
+    """The TCP connection could not be made."""
+
+
+class ClientTimeout(HTTPClientError):
+    """The peer did not answer in time."""
+
+
+class ConnectionClosed(HTTPClientError):
+    """The peer closed the connection before the response was complete."""
+
+
+class _Conn(asyncio.Protocol):
+    """One pooled connection; parses one response at a time."""
+
+    def __init__(self, key: tuple[str, int]) -> None:
+        self.key = key
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.reused = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_method = False
+        self.status = 0
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.head_future: asyncio.Future[int] | None = None
+        self.continue_future: asyncio.Future[int] | None = None
+        self.body: collections.deque[bytes] = collections.deque()
+        self.body_waiter: asyncio.Future[None] | None = None
+        self.got_headers = False
+        self.complete = False
+        self.keep_alive = False
+        self.error: BaseException | None = None
+        self.swap_parser = False
+        self.any_bytes = False
+
+    def begin(self, head_method: bool, expect_continue: bool) -> None:
+        """Prepare for the response to a request being sent now."""
+        self._reset()
+        self.head_method = head_method
+        self.head_future = self.loop.create_future()
+        if expect_continue:
+            self.continue_future = self.loop.create_future()
+
+    # -- asyncio.Protocol --------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete:
+            self._fail(ConnectionClosed(f"connection to {self.key[0]}:{self.key[1]} closed"))
+        if self.drain_waiter is not None and not self.drain_waiter.done():
+            self.drain_waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.any_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionClosed(f"bad response from {self.key}: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if self.swap_parser:
+            self.swap_parser = False
+            self.parser = httptools.HttpResponseParser(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drain_waiter is not None and not self.drain_waiter.done():
+            self.drain_waiter.set_result(None)
+
+    # -- httptools callbacks -------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.raw_headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            self.status = -1  # an interim reply; the final one follows
+            fut = self.continue_future
+            if fut is not None and not fut.done():
+                fut.set_result(status)
+            return
+        self.status = status
+        self.got_headers = True
+        self.keep_alive = bool(self.parser.should_keep_alive())
+        fut = self.continue_future
+        if fut is not None and not fut.done():
+            fut.set_result(status)
+        if self.head_future is not None and not self.head_future.done():
+            self.head_future.set_result(status)
+        if self.head_method or status in (204, 304):
+            # httptools cannot skip a HEAD body: start a fresh parser instead.
+            self.swap_parser = True
+            self._complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.status == -1:
+            self.status = 0
+            return
+        if not self.complete:
+            self._complete()
+
+    def _complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self.body_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        for fut in (self.head_future, self.continue_future):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved; callers re-raise via self.error
+        self._wake()
+
+    # -- used by the exchange ----------------------------------------------------
+    async def drain(self) -> None:
+        while self.write_paused and not self.closed:
+            self.drain_waiter = self.loop.create_future()
+            await self.drain_waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ClientResponse:
+    """Status, headers and the (streamed) body of one backend response."""
+
+    __slots__ = ("_client", "_conn", "_done", "_timeout", "body", "headers", "raw_headers",
+                 "status")
+
+    def __init__(self, client: HTTPClient, conn: _Conn, timeout: float | None) -> None:
+        self._client = client
+        self._conn = conn
+        self._timeout = timeout
+        self._done = False
+        self.status = conn.status
+        self.raw_headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                            for k, v in conn.raw_headers]
+        headers: dict[str, str] = {}
+        for k, v in self.raw_headers:
+            key = k.lower()
+            old = headers.get(key)
+            headers[key] = v if old is None else f"{old}, {v}"
+        #: Response headers with lower-case names (repeats joined by ", ").
+        self.headers = headers
+        #: The whole body, set by :meth:`HTTPClient.fetch` / :meth:`read`.
+        self.body = b""
+        if conn.complete and not conn.body:
+            self._finish()
+
+    async def read_chunk(self) -> bytes:
+        """Return the next piece of the body, ``b""`` at its end."""
+        conn = self._conn
+        while not conn.body:
+            if conn.complete or self._done:
+                self._finish()
+                return b""
+            if conn.error is not None:
+                self._drop()
+                raise conn.error
+            conn.body_waiter = conn.loop.create_future()
+            try:
+                await asyncio.wait_for(conn.body_waiter, self._timeout)
+            except TimeoutError:
+                self._drop()
+                raise ClientTimeout(f"body timeout from {conn.key}") from None
+            finally:
+                conn.body_waiter = None
+        return conn.body.popleft()
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        """Yield the body in pieces; the connection is released at the end."""
+        try:
+            while True:
+                chunk = await self.read_chunk()
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            if not self._done:
+                self.close()
+
+    async def read(self) -> bytes:
+        """Read and return the whole body (also kept in ``.body``)."""
+        parts: list[bytes] = []
+        while True:
+            chunk = await self.read_chunk()
+            if not chunk:
+                break
+            parts.append(chunk)
+        self.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        return self.body
+
+    async def release(self) -> None:
+        """Drain what is left of the body and return the connection to the pool."""
+        if not self._done:
+            try:
+                while await self.read_chunk():
+                    pass
+            except HTTPClientError:
+                pass
+
+    def close(self) -> None:
+        """Drop the connection without reading the rest of the body."""
+        if not self._done:
+            self._drop()
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        conn = self._conn
+        if conn.complete and conn.keep_alive and not conn.closed and conn.error is None:
+            self._client._put_back(conn)
+        else:
+            conn.close()
+
+    def _drop(self) -> None:
+        self._done = True
+        self._conn.close()
+
+    async def __aenter__(self) -> ClientResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if not self._done:
+            if self._conn.complete:
+                self._finish()
+            else:
+                self.close()
+
+
+def _header_block(method: str, path: str, host: str, headers: HeaderInput,
+                  framing: bytes, expect_continue: bool) -> bytes:
+    parts = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1")]
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in items:
+        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if expect_continue:
+        parts.append(b"Expect: 100-continue\r\n")
+    parts.append(framing)
+    return b"".join(parts)
+
+
+class Exchange:
+    """One request being sent on a connection; see the module docstring."""
+
+    def __init__(self, client: HTTPClient, conn: _Conn, chunked: bool,
+                 timeout: float | None) -> None:
+        self._client = client
+        self._conn = conn
+        self._chunked = chunked
+        self._timeout = timeout
+        self._finished = False
+        self._response: ClientResponse | None = None
+
+    async def wait_continue(self, timeout: float | None = None) -> int:
+        """Wait for ``100 Continue`` (return 100) or an early final status."""
+        conn = self._conn
+        fut = conn.continue_future
+        if fut is None:
+            return 100
+        try:
+            return await asyncio.wait_for(fut, timeout or self._timeout)
+        except TimeoutError:
+            conn.close()
+            raise ClientTimeout(f"no 100-continue from {conn.key}") from None
+        except HTTPClientError:
+            conn.close()
+            raise
+
+    async def write(self, data: bytes) -> None:
+        """Send a piece of the body."""
+        conn = self._conn
+        if conn.closed or conn.transport is None:
+            raise conn.error or ConnectionClosed(f"connection to {conn.key} closed")
+        if not data:
+            return
+        if self._chunked:
+            conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            conn.transport.write(data)
+        if conn.write_paused:
+            await conn.drain()
+
+    async def finish(self) -> None:
+        """Mark the end of the body (writes the last chunk when chunked)."""
+        if self._finished:
+            return
+        self._finished = True
+        conn = self._conn
+        if self._chunked and not conn.closed and conn.transport is not None:
+            conn.transport.write(b"0\r\n\r\n")
+
+    async def response(self) -> ClientResponse:
+        """Wait for the response headers and return the response."""
+        if self._response is not None:
+            return self._response
+        conn = self._conn
+        assert conn.head_future is not None
+        try:
+            await asyncio.wait_for(conn.head_future, self._timeout)
+        except TimeoutError:
+            conn.close()
+            raise ClientTimeout(f"no response from {conn.key}") from None
+        except HTTPClientError:
+            conn.close()
+            raise
+        if not self._finished:
+            # The server answered before the body was sent: the connection's
+            # framing is unknown now, so it is not reused.
+            conn.keep_alive = False
+        self._response = ClientResponse(self._client, conn, self._timeout)
+        return self._response
+
+    def abort(self) -> None:
+        """Drop the connection (e.g. the client's upload was cut off)."""
+        self._conn.close()
+
+
+class HTTPClient:
+    """Pooled keep-alive HTTP/1.1 client; one per process (not a global)."""
+
+    def __init__(self, *, connect_timeout: float = 5.0, timeout: float | None = 60.0,
+                 max_idle_per_host: int = 64) -> None:
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_idle_per_host = max_idle_per_host
+        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._closed = False
+
+    # -- pool --------------------------------------------------------------
+    async def _connect(self, key: tuple[str, int]) -> _Conn:
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _Conn(key), key[0], key[1]),
+                self.connect_timeout)
+        except TimeoutError:
+            raise ConnectError(f"connect timeout to {key[0]}:{key[1]}") from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {key[0]}:{key[1]}: {exc}") from None
+        return proto
+
+    def _take_idle(self, key: tuple[str, int]) -> _Conn | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None \
+                    and not conn.transport.is_closing():
+                conn.reused = True
+                return conn
+        return None
+
+    def _put_back(self, conn: _Conn) -> None:
+        if self._closed:
+            conn.close()
+            return
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= self.max_idle_per_host:
+            conn.close()
+        else:
+            idle.append(conn)
+
+    def idle_count(self, host: str, port: int) -> int:
+        """Return how many idle pooled connections exist for ``host:port``."""
+        return sum(1 for c in self._idle.get((host, port), []) if not c.closed)
+
+    async def close(self) -> None:
+        """Close every idle connection; later responses are not pooled."""
+        self._closed = True
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()
+
+    # -- requests ------------------------------------------------------------
+    async def open(self, host: str, port: int, method: str, path: str,
+                   headers: HeaderInput = None, *, content_length: int | None = None,
+                   expect_continue: bool = False, timeout: float | None = -1.0,
+                   fresh: bool = False) -> Exchange:
+        """Send the request head; return an :class:`Exchange` to stream the body.
+
+        ``content_length=None`` sends the body chunked (use 0 for no body).
+        """
+        key = (host, port)
+        conn = None if fresh else self._take_idle(key)
+        if conn is None:
+            conn = await self._connect(key)
+        chunked = content_length is None
+        if chunked:
+            framing = b"Transfer-Encoding: chunked\r\n\r\n"
+        else:
+            framing = b"Content-Length: %d\r\n\r\n" % content_length
+        head = _header_block(method, path, host, headers, framing, expect_continue)
+        conn.begin(method == "HEAD", expect_continue)
+        assert conn.transport is not None
+        conn.transport.write(head)
+        return Exchange(self, conn, chunked, self.timeout if timeout == -1.0 else timeout)
+
+    async def request(self, host: str, port: int, method: str, path: str,
+                      headers: HeaderInput = None,
+                      body: bytes | AsyncIterable[bytes] = b"", *,
+                      content_length: int | None = None,
+                      timeout: float | None = -1.0) -> ClientResponse:
+        """Send a whole request and return the response (body not yet read).
+
+        A ``bytes`` body on a reused connection that turns out to be stale is
+        retried once on a new connection.
+        """
+        if isinstance(body, bytes | bytearray | memoryview):
+            data = bytes(body)
+            for attempt in range(2):
+                ex = await self.open(host, port, method, path, headers,
+                                     content_length=len(data), timeout=timeout,
+                                     fresh=attempt > 0)
+                conn = ex._conn
+                try:
+                    if data:
+                        conn.transport.write(data)  # type: ignore[union-attr]
+                    ex._finished = True
+                    return await ex.response()
+                except ConnectionClosed:
+                    if attempt or not conn.reused or conn.any_bytes:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+        ex = await self.open(host, port, method, path, headers,
+                             content_length=content_length, timeout=timeout)
+        try:
+            async for chunk in body:
+                await ex.write(chunk)
+            await ex.finish()
+        except BaseException:
+            ex.abort()
+            raise
+        return await ex.response()
+
+    async def fetch(self, host: str, port: int, method: str, path: str,
+                    headers: HeaderInput = None,
+                    body: bytes | AsyncIterable[bytes] = b"", *,
+                    timeout: float | None = -1.0) -> ClientResponse:
+        """Send a request and read the whole response body into ``.body``."""
+        resp = await self.request(host, port, method, path, headers, body, timeout=timeout)
+        await resp.read()
+        return resp
+
+
+def header_dict(raw: Any) -> dict[str, str]:
+    """Return lower-cased header names mapped to values (helper for callers)."""
+    return {str(k).lower(): str(v) for k, v in raw}

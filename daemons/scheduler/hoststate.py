@@ -1,0 +1,449 @@
+"""Host state as numpy columns (struct of arrays), kept in step incrementally.
+
+One row per compute host (root resource provider). Numbers (inventories, usage,
+instance and I/O counts, heartbeats) are numpy columns; categorical per-host
+data (aggregate membership, traits, supported instances, cpu_info, stats) is
+stored as a *signature* column: an ``int32`` id into a table of distinct values,
+so a filter evaluates its predicate once per distinct value and broadcasts it
+with one fancy-index (``result[sig]``). Claims, releases and compute reports
+update single rows in place; nothing reloads the whole matrix per request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+#: Resource classes every compute host reports.
+STANDARD_RCS: tuple[str, ...] = ("VCPU", "MEMORY_MB", "DISK_GB")
+_INITIAL_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """One resource class of one provider, as Placement stores it."""
+
+    total: int
+    reserved: int = 0
+    min_unit: int = 1
+    max_unit: int = 0  # 0 means "total"
+    step_size: int = 1
+    allocation_ratio: float = 1.0
+
+    @property
+    def capacity(self) -> int:
+        """Return what can be allocated: ``int((total - reserved) * ratio)``."""
+        return int((self.total - self.reserved) * self.allocation_ratio)
+
+    @property
+    def effective_max_unit(self) -> int:
+        """Return ``max_unit`` with 0 meaning ``total``."""
+        return self.max_unit if self.max_unit > 0 else self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the Placement JSON form."""
+        return {"total": self.total, "reserved": self.reserved, "min_unit": self.min_unit,
+                "max_unit": self.effective_max_unit, "step_size": self.step_size,
+                "allocation_ratio": self.allocation_ratio}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A Nova host aggregate: hosts plus metadata (``availability_zone``, ...)."""
+
+    uuid: str
+    name: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    hosts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What a compute daemon reports about its host besides inventories."""
+
+    hypervisor_type: str = "QEMU"
+    hypervisor_version: int = 0
+    hypervisor_hostname: str = ""
+    cpu_info: Mapping[str, Any] = field(default_factory=dict)
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    #: ``(architecture, hypervisor type, vm mode)`` triples.
+    supported_instances: tuple[tuple[str, str, str], ...] = ()
+    enabled: bool = True
+    num_io_ops: int = 0
+    failed_builds: int = 0
+
+
+class SigColumn:
+    """An ``int32`` column of ids into a table of distinct hashable values."""
+
+    def __init__(self, empty: Hashable) -> None:
+        self.values: list[Any] = [empty]
+        self._ids: dict[Hashable, int] = {self._key(empty): 0}
+        self.col = np.zeros(_INITIAL_ROWS, dtype=np.int32)
+
+    @staticmethod
+    def _key(value: Any) -> Hashable:
+        if isinstance(value, Mapping):
+            return ("__map__", json.dumps(value, sort_keys=True, default=str))
+        return value  # type: ignore[no-any-return]
+
+    def grow(self, size: int) -> None:
+        """Extend the column to ``size`` rows (new rows get id 0)."""
+        new = np.zeros(size, dtype=np.int32)
+        new[: len(self.col)] = self.col
+        self.col = new
+
+    def set(self, row: int, value: Any) -> None:
+        """Store ``value`` for ``row``."""
+        key = self._key(value)
+        sid = self._ids.get(key)
+        if sid is None:
+            sid = len(self.values)
+            self._ids[key] = sid
+            self.values.append(value)
+        self.col[row] = sid
+
+    def get(self, row: int) -> Any:
+        """Return the value of ``row``."""
+        return self.values[int(self.col[row])]
+
+    def map(self, fn: Callable[[Any], Any], n: int, dtype: Any = np.bool_) -> npt.NDArray[Any]:
+        """Evaluate ``fn`` once per distinct value; return it broadcast to ``n`` rows."""
+        table = np.fromiter((fn(v) for v in self.values), dtype=dtype, count=len(self.values))
+        return table[self.col[:n]]
+
+
+class ResourceColumns:
+    """Inventory and usage of one resource class across all hosts."""
+
+    INT_FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "used",
+                  "capacity")
+
+    def __init__(self, size: int) -> None:
+        self.present = np.zeros(size, dtype=np.bool_)
+        self.ratio = np.ones(size, dtype=np.float64)
+        self.ints: dict[str, IntArray] = {
+            f: np.zeros(size, dtype=np.int64) for f in self.INT_FIELDS}
+        #: PERF: ``min(capacity - used, max_unit)`` (-1 without inventory), so the
+        #: common fit test is one comparison (``python -m nubis.bench scheduler``).
+        self.limit = np.full(size, -1, dtype=np.int64)
+        #: False once any host has ``min_unit > 1`` or ``step_size > 1``.
+        self.units_trivial = True
+
+    def grow(self, size: int) -> None:
+        """Extend every column to ``size`` rows."""
+        def ext(a: npt.NDArray[Any], fill: Any) -> npt.NDArray[Any]:
+            new = np.full(size, fill, dtype=a.dtype)
+            new[: len(a)] = a
+            return new
+        self.present = ext(self.present, False)
+        self.ratio = ext(self.ratio, 1.0)
+        self.ints = {k: ext(v, 0) for k, v in self.ints.items()}
+        self.limit = ext(self.limit, -1)
+
+    def refresh(self, row: int) -> None:
+        """Recompute the derived ``limit`` of ``row``."""
+        i = self.ints
+        if not self.present[row]:
+            self.limit[row] = -1
+            return
+        self.limit[row] = min(int(i["capacity"][row]) - int(i["used"][row]),
+                              int(i["max_unit"][row]))
+
+    def add_used(self, row: int, delta: int) -> None:
+        """Change the used amount of ``row`` by ``delta``."""
+        self.ints["used"][row] += delta
+        self.refresh(row)
+
+    def set_used(self, row: int, used: int) -> None:
+        """Set the used amount of ``row``."""
+        self.ints["used"][row] = used
+        self.refresh(row)
+
+    def set(self, row: int, inv: Inventory | None) -> None:
+        """Store the inventory of ``row`` (``None`` removes it)."""
+        if inv is None:
+            self.present[row] = False
+            for name in ("total", "reserved", "capacity", "max_unit"):
+                self.ints[name][row] = 0
+            self.refresh(row)
+            return
+        self.present[row] = True
+        self.ratio[row] = inv.allocation_ratio
+        self.ints["total"][row] = inv.total
+        self.ints["reserved"][row] = inv.reserved
+        self.ints["min_unit"][row] = inv.min_unit
+        self.ints["max_unit"][row] = inv.effective_max_unit
+        self.ints["step_size"][row] = max(inv.step_size, 1)
+        self.ints["capacity"][row] = inv.capacity
+        if inv.min_unit > 1 or inv.step_size > 1:
+            self.units_trivial = False
+        self.refresh(row)
+
+    def fits(self, amount: int, n: int) -> BoolArray:
+        """Return the hosts where ``amount`` more fits (Placement's checks)."""
+        ok: BoolArray = self.limit[:n] >= amount
+        if not self.units_trivial:
+            i = self.ints
+            ok &= i["min_unit"][:n] <= amount
+            ok &= (amount % i["step_size"][:n]) == 0
+        return ok
+
+
+class HostState:
+    """The scheduler's view of every compute host, one row each."""
+
+    def __init__(self) -> None:
+        self.size = _INITIAL_ROWS
+        self.n = 0
+        self.names: list[str] = []
+        self.uuids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.row_of_uuid: dict[str, int] = {}
+        self.resources: dict[str, ResourceColumns] = {
+            rc: ResourceColumns(self.size) for rc in STANDARD_RCS}
+        self.num_instances = np.zeros(self.size, dtype=np.int64)
+        self.num_io_ops = np.zeros(self.size, dtype=np.int64)
+        self.failed_builds = np.zeros(self.size, dtype=np.int64)
+        self.hypervisor_version = np.zeros(self.size, dtype=np.int64)
+        self.enabled = np.ones(self.size, dtype=np.bool_)
+        #: Rows of deleted providers (rows are never removed, only retired).
+        self.retired = np.zeros(self.size, dtype=np.bool_)
+        #: Monotonic-clock time of the last report; +inf = no heartbeat tracking.
+        self.last_seen = np.full(self.size, math.inf, dtype=np.float64)
+        self.aggs = SigColumn(frozenset())
+        self.traits = SigColumn(frozenset())
+        self.host_facts: list[HostFacts] = []
+        self.hv_type = SigColumn("")
+        self.cpu_info = SigColumn({})
+        self.stats = SigColumn({})
+        self.images = SigColumn(((), 0))
+        self.aggregates: dict[str, Aggregate] = {}
+        #: instance uuid -> row, and row -> instance uuids.
+        self.instance_row: dict[str, int] = {}
+        self.host_instances: list[set[str]] = []
+        #: Bumped on every change; caches keyed on it stay correct.
+        self.version = 0
+
+    # -- rows -------------------------------------------------------------------
+    def _grow(self) -> None:
+        size = self.size * 2
+        for name in ("num_instances", "num_io_ops", "failed_builds", "hypervisor_version"):
+            old = getattr(self, name)
+            new = np.zeros(size, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        en = np.ones(size, dtype=np.bool_)
+        en[: self.size] = self.enabled
+        self.enabled = en
+        rt = np.zeros(size, dtype=np.bool_)
+        rt[: self.size] = self.retired
+        self.retired = rt
+        ls = np.full(size, math.inf, dtype=np.float64)
+        ls[: self.size] = self.last_seen
+        self.last_seen = ls
+        for rcol in self.resources.values():
+            rcol.grow(size)
+        for sig in self.sig_columns():
+            sig.grow(size)
+        self.size = size
+
+    def sig_columns(self) -> Iterable[SigColumn]:
+        """Return every signature column."""
+        return (self.aggs, self.traits, self.hv_type, self.cpu_info, self.stats,
+                self.images)
+
+    def add_host(self, name: str, uuid: str) -> int:
+        """Add a host row (or return the existing one) and return its index."""
+        row = self.row_of.get(name)
+        if row is not None:
+            if self.uuids[row] != uuid:
+                self.row_of_uuid.pop(self.uuids[row], None)
+                self.uuids[row] = uuid
+                self.row_of_uuid[uuid] = row
+            self.retired[row] = False
+            return row
+        if self.n == self.size:
+            self._grow()
+        row = self.n
+        self.n += 1
+        self.names.append(name)
+        self.uuids.append(uuid)
+        self.row_of[name] = row
+        self.row_of_uuid[uuid] = row
+        self.host_instances.append(set())
+        self.host_facts.append(HostFacts())
+        self.aggs.set(row, self._aggs_of(name))
+        self.version += 1
+        return row
+
+    def rename(self, row: int, name: str) -> None:
+        """Give ``row`` a new host name."""
+        self.row_of.pop(self.names[row], None)
+        self.names[row] = name
+        self.row_of[name] = row
+        self.aggs.set(row, self._aggs_of(name))
+        self.version += 1
+
+    def retire(self, row: int) -> None:
+        """Take a deleted provider's row out of scheduling."""
+        self.retired[row] = True
+        self.set_inventories(row, {})
+        self.row_of.pop(self.names[row], None)
+        self.row_of_uuid.pop(self.uuids[row], None)
+
+    def resource(self, rc: str) -> ResourceColumns:
+        """Return the columns of ``rc`` (created on first use)."""
+        cols = self.resources.get(rc)
+        if cols is None:
+            cols = self.resources[rc] = ResourceColumns(self.size)
+        return cols
+
+    def set_inventories(self, row: int, inventories: Mapping[str, Inventory]) -> None:
+        """Replace the inventories of ``row``."""
+        for rc in set(self.resources) | set(inventories):
+            self.resource(rc).set(row, inventories.get(rc))
+        self.version += 1
+
+    def set_usage(self, row: int, usage: Mapping[str, int]) -> None:
+        """Replace the used amounts of ``row``."""
+        for rc, cols in self.resources.items():
+            cols.set_used(row, int(usage.get(rc, 0)))
+        for rc, amount in usage.items():
+            self.resource(rc).set_used(row, int(amount))
+        self.version += 1
+
+    def set_facts(self, row: int, facts: HostFacts, now: float) -> None:
+        """Store a compute report's facts for ``row``."""
+        self.host_facts[row] = facts
+        self.hv_type.set(row, facts.hypervisor_type)
+        self.cpu_info.set(row, dict(facts.cpu_info))
+        self.stats.set(row, dict(facts.stats))
+        self.images.set(row, (facts.supported_instances, facts.hypervisor_version))
+        self.hypervisor_version[row] = facts.hypervisor_version
+        self.enabled[row] = facts.enabled
+        self.num_io_ops[row] = facts.num_io_ops
+        self.failed_builds[row] = facts.failed_builds
+        self.last_seen[row] = now
+        self.version += 1
+
+    def set_traits(self, row: int, traits: Iterable[str]) -> None:
+        """Replace the traits of ``row``."""
+        self.traits.set(row, frozenset(traits))
+        self.version += 1
+
+    # -- aggregates -------------------------------------------------------------
+    def _aggs_of(self, host: str) -> frozenset[str]:
+        return frozenset(a.uuid for a in self.aggregates.values() if host in a.hosts)
+
+    def set_aggregate(self, agg: Aggregate) -> None:
+        """Create or replace a host aggregate; re-sign the affected rows."""
+        old = self.aggregates.get(agg.uuid)
+        self.aggregates[agg.uuid] = agg
+        touched = set(agg.hosts) | (set(old.hosts) if old else set())
+        self._resign(touched)
+
+    def delete_aggregate(self, uuid: str) -> None:
+        """Remove a host aggregate."""
+        old = self.aggregates.pop(uuid, None)
+        if old is not None:
+            self._resign(set(old.hosts))
+
+    def _resign(self, hosts: Iterable[str]) -> None:
+        for host in hosts:
+            row = self.row_of.get(host)
+            if row is not None:
+                self.aggs.set(row, self._aggs_of(host))
+        self.version += 1
+
+    def aggregates_of(self, sig: frozenset[str]) -> list[Aggregate]:
+        """Return the aggregates of an aggregate signature, in uuid order."""
+        return [self.aggregates[u] for u in sorted(sig) if u in self.aggregates]
+
+    # -- instances ----------------------------------------------------------------
+    def add_instance(self, row: int, instance_uuid: str, amounts: Mapping[str, int],
+                     io_ops: bool = True) -> None:
+        """Account one instance on ``row`` (a claim)."""
+        for rc, amount in amounts.items():
+            self.resource(rc).add_used(row, amount)
+        if instance_uuid not in self.host_instances[row]:
+            self.num_instances[row] += 1
+            self.host_instances[row].add(instance_uuid)
+        if io_ops:
+            self.num_io_ops[row] += 1
+        self.instance_row[instance_uuid] = row
+        self.version += 1
+
+    def remove_instance(self, instance_uuid: str, amounts: Mapping[str, int]) -> None:
+        """Release one instance (a deleted allocation)."""
+        row = self.instance_row.pop(instance_uuid, None)
+        if row is None:
+            return
+        for rc, amount in amounts.items():
+            self.resource(rc).add_used(row, -amount)
+        if instance_uuid in self.host_instances[row]:
+            self.host_instances[row].discard(instance_uuid)
+            self.num_instances[row] -= 1
+        self.version += 1
+
+    def rows_of_instances(self, uuids: Iterable[str]) -> list[int]:
+        """Return the rows hosting any of ``uuids``."""
+        return sorted({self.instance_row[u] for u in uuids if u in self.instance_row})
+
+    # -- derived numbers (Nova's HostState attributes) ------------------------------
+    def free_ram_mb(self) -> IntArray:
+        """Return ``total - reserved - used`` of MEMORY_MB."""
+        i = self.resources["MEMORY_MB"].ints
+        n = self.n
+        return i["total"][:n] - i["reserved"][:n] - i["used"][:n]
+
+    def free_disk_mb(self) -> IntArray:
+        """Return ``(total - reserved - used) * 1024`` of DISK_GB."""
+        i = self.resources["DISK_GB"].ints
+        n = self.n
+        return (i["total"][:n] - i["reserved"][:n] - i["used"][:n]) * 1024
+
+    def vcpus_free(self) -> FloatArray:
+        """Return ``total * allocation_ratio - used`` of VCPU (Nova's CPUWeigher)."""
+        c = self.resources["VCPU"]
+        n = self.n
+        return c.ints["total"][:n] * c.ratio[:n] - c.ints["used"][:n]
+
+    def numeric_attributes(self) -> dict[str, Callable[[], npt.NDArray[Any]]]:
+        """Return the numeric HostState attributes filters may reference by name."""
+        n = self.n
+        mem = self.resources["MEMORY_MB"].ints
+        disk = self.resources["DISK_GB"].ints
+        cpu = self.resources["VCPU"].ints
+        return {
+            "free_ram_mb": self.free_ram_mb,
+            "free_disk_mb": self.free_disk_mb,
+            "total_usable_ram_mb": lambda: mem["total"][:n] - mem["reserved"][:n],
+            "total_usable_disk_gb": lambda: disk["total"][:n] - disk["reserved"][:n],
+            "vcpus_total": lambda: cpu["total"][:n],
+            "vcpus_used": lambda: cpu["used"][:n],
+            "num_instances": lambda: self.num_instances[:n],
+            "num_io_ops": lambda: self.num_io_ops[:n],
+            "failed_builds": lambda: self.failed_builds[:n],
+            "hypervisor_version": lambda: self.hypervisor_version[:n],
+        }
+
+    def memory_bytes(self) -> int:
+        """Return the bytes held by the numpy columns (for the benchmark)."""
+        total = sum(a.nbytes for a in (self.num_instances, self.num_io_ops, self.failed_builds,
+                                       self.hypervisor_version, self.enabled, self.last_seen))
+        for rcol in self.resources.values():
+            total += rcol.present.nbytes + rcol.ratio.nbytes + rcol.limit.nbytes
+            total += sum(a.nbytes for a in rcol.ints.values())
+        total += sum(s.col.nbytes for s in self.sig_columns())
+        return int(total)

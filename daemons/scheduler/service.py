@@ -1,0 +1,385 @@
+"""The scheduler service: host state + placement store + atomic claims.
+
+One object owns the host-state matrix and the database. Every write goes through
+it under one lock: the database transaction commits first (compare-and-swap on
+provider generations), then the matrix is updated in place from the change.
+``select_destinations`` plans against the matrix, claims all instances in one
+transaction, and on a generation conflict re-reads the providers involved and
+plans again (bounded retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from nubis.daemons.scheduler.config import SchedulerConfig
+from nubis.daemons.scheduler.engine import Engine as PassEngine
+from nubis.daemons.scheduler.engine import Plan, undo
+from nubis.daemons.scheduler.errors import (
+    BadRequest,
+    CapacityExceeded,
+    Conflict,
+    ConcurrentUpdate,
+    NoValidHost,
+)
+from nubis.daemons.scheduler.hoststate import Aggregate, HostFacts, HostState, Inventory
+from nubis.daemons.scheduler.request import RequestSpec
+from nubis.daemons.scheduler.store import (
+    AllocationChange,
+    ConsumerAllocations,
+    PlacementStore,
+    Provider,
+)
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+_NS = uuidlib.UUID("6f1c7d52-3c1e-4b0a-9f59-2a1f4e0c9b11")
+
+
+@dataclass
+class Metrics:
+    """Counters exported on ``/metrics``."""
+
+    requests: int = 0
+    placed: int = 0
+    no_valid_host: int = 0
+    conflicts: int = 0
+    reports: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+
+def host_uuid(name: str) -> str:
+    """Return the stable provider uuid of compute host ``name``."""
+    return str(uuidlib.uuid5(_NS, name))
+
+
+def parse_inventory(rc: str, data: Any) -> Inventory:
+    """Validate one Placement inventory record."""
+    if not isinstance(data, dict):
+        raise BadRequest(f"inventory of {rc} must be an object")
+    allowed = {"total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise BadRequest(f"Additional properties are not allowed ('{extra[0]}' was unexpected)")
+
+    def integer(key: str, default: int | None, minimum: int) -> int:
+        value = data.get(key, default)
+        if value is None:
+            raise BadRequest(f"'{key}' is a required property of {rc}")
+        if not isinstance(value, int) or isinstance(value, bool) or not (
+                minimum <= value <= 2147483647):
+            raise BadRequest(f"{rc}.{key}: must be an integer >= {minimum}")
+        return value
+    total = integer("total", None, 1)
+    reserved = integer("reserved", 0, 0)
+    inv = Inventory(total=total, reserved=reserved, min_unit=integer("min_unit", 1, 1),
+                    max_unit=integer("max_unit", total, 1),
+                    step_size=integer("step_size", 1, 1),
+                    allocation_ratio=_ratio(data.get("allocation_ratio", 1.0), rc))
+    if inv.reserved > inv.total:
+        raise BadRequest(f"Unable to update inventory for resource provider: {rc} "
+                         "reserved exceeds total")
+    if inv.min_unit > inv.effective_max_unit:
+        raise BadRequest(f"{rc}: min_unit must not exceed max_unit")
+    return inv
+
+
+def _ratio(value: Any, rc: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= 3.4e38):
+        raise BadRequest(f"{rc}.allocation_ratio: must be a number > 0")
+    return float(value)
+
+
+def parse_facts(data: Mapping[str, Any]) -> HostFacts:
+    """Validate the non-inventory part of a compute report."""
+    supported = data.get("supported_instances", [])
+    if not isinstance(supported, list) or not all(
+            isinstance(t, list | tuple) and len(t) == 3 for t in supported):
+        raise BadRequest("supported_instances: must be a list of [arch, hv_type, vm_mode]")
+    cpu_info = data.get("cpu_info", {})
+    stats = data.get("stats", {})
+    if not isinstance(cpu_info, dict) or not isinstance(stats, dict):
+        raise BadRequest("cpu_info and stats must be objects")
+
+    def integer(key: str) -> int:
+        v = data.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise BadRequest(f"{key}: must be a non-negative integer")
+        return v
+    return HostFacts(
+        hypervisor_type=str(data.get("hypervisor_type", "QEMU")),
+        hypervisor_version=integer("hypervisor_version"),
+        hypervisor_hostname=str(data.get("hypervisor_hostname", "")),
+        cpu_info=cpu_info, stats=stats,
+        supported_instances=tuple((str(a), str(b), str(c)) for a, b, c in supported),
+        enabled=bool(data.get("enabled", True)),
+        num_io_ops=integer("num_io_ops"), failed_builds=integer("failed_builds"))
+
+
+class SchedulerService:
+    """Owns the matrix and the placement database; all writes go through here."""
+
+    def __init__(self, config: SchedulerConfig, engine: Engine,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.db = engine
+        self.store = PlacementStore(engine)
+        self.passes = PassEngine(config)  # raises ConfigError for unknown filters
+        self.state = HostState()
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.metrics = Metrics()
+        self.rng = random.Random()
+        #: Generation of every provider (root or not) as last seen.
+        self.generations: dict[str, int] = {}
+        self.load()
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self) -> None:
+        """Build the matrix from the database (once, at start-up)."""
+        with self.lock, self.db.connect() as conn:
+            facts = self.store.compute_hosts(conn)
+            for prov in self.store.list_providers(conn):
+                self.generations[prov.uuid] = prov.generation
+                if prov.parent_uuid is None:
+                    self._load_row(conn, prov, facts.get(prov.uuid))
+            for uuid, name, metadata, hosts in self.store.host_aggregates(conn):
+                self.state.set_aggregate(Aggregate(uuid, name, metadata, frozenset(hosts)))
+            self._load_instances(conn)
+
+    def _load_row(self, conn: Connection, prov: Provider,
+                  facts: Mapping[str, Any] | None) -> int:
+        st = self.state
+        row = st.add_host(prov.name, prov.uuid)
+        st.set_inventories(row, self.store.get_inventories(conn, prov.id))
+        st.set_usage(row, self.store.usages(conn, [prov.id]).get(prov.id, {}))
+        st.set_traits(row, self.store.provider_traits(conn, prov.id))
+        if facts is not None:
+            st.set_facts(row, parse_facts(facts), self.clock())
+        return row
+
+    def _load_instances(self, conn: Connection) -> None:
+        from nubis.daemons.scheduler.store import allocations, resource_providers
+        q = (sa.select(allocations.c.consumer_uuid, resource_providers.c.uuid)
+             .join(resource_providers, resource_providers.c.id == allocations.c.rp_id)
+             .distinct())
+        st = self.state
+        for consumer, rp_uuid in conn.execute(q):
+            row = st.row_of_uuid.get(rp_uuid)
+            if row is not None and consumer not in st.host_instances[row]:
+                st.host_instances[row].add(consumer)
+                st.num_instances[row] += 1
+                st.instance_row[consumer] = row
+
+    def resync(self, rp_uuids: Iterable[str]) -> None:
+        """Re-read some providers from the database (after a lost race)."""
+        with self.lock, self.db.connect() as conn:
+            facts = self.store.compute_hosts(conn)
+            for uuid in rp_uuids:
+                try:
+                    prov = self.store.get_provider(conn, uuid)
+                except Exception:  # deleted meanwhile: leave the row, it has no inventory
+                    continue
+                self.generations[uuid] = prov.generation
+                if prov.parent_uuid is None:
+                    row = self._load_row(conn, prov, None)
+                    if uuid in facts and not self.state.host_facts[row].supported_instances:
+                        self.state.set_facts(row, parse_facts(facts[uuid]), self.clock())
+
+    def mutate(self, fn: Callable[[Connection], T], touched: Iterable[str] = ()) -> T:
+        """Run a placement write, then re-read the providers it touched into the matrix."""
+        with self.lock:
+            result = self.write(fn)
+            self.resync(touched)
+            return result
+
+    def provider_deleted(self, uuid: str) -> None:
+        """Retire the matrix row of a deleted provider."""
+        with self.lock:
+            self.generations.pop(uuid, None)
+            row = self.state.row_of_uuid.get(uuid)
+            if row is not None:
+                self.state.retire(row)
+
+    def provider_renamed(self, uuid: str, name: str) -> None:
+        """Follow a provider rename in the matrix."""
+        with self.lock:
+            row = self.state.row_of_uuid.get(uuid)
+            if row is not None and self.state.names[row] != name:
+                self.state.rename(row, name)
+
+    # -- transactions --------------------------------------------------------------------------
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one transaction; lost SQLite write races become ConcurrentUpdate."""
+        try:
+            with self.db.begin() as conn:
+                return fn(conn)
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ConcurrentUpdate("database busy; retry") from None
+            raise
+
+    def apply_changes(self, changes: list[AllocationChange], gens: Mapping[str, int]) -> None:
+        """Replay committed allocation changes on the matrix."""
+        st = self.state
+        self.generations.update(gens)
+        for ch in changes:
+            for rp_uuid, res in ch.old.items():
+                row = st.row_of_uuid.get(rp_uuid)
+                if row is not None:
+                    for rc, amount in res.items():
+                        st.resource(rc).add_used(row, -amount)
+            st.remove_instance(ch.consumer, {})
+            for rp_uuid, res in ch.new.items():
+                row = st.row_of_uuid.get(rp_uuid)
+                if row is not None:
+                    st.add_instance(row, ch.consumer, res, io_ops=False)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def select_destinations(self, spec: RequestSpec) -> list[dict[str, Any]]:
+        """Place every instance of ``spec`` and claim it atomically; return selections."""
+        started = time.perf_counter()
+        self.metrics.requests += 1
+        try:
+            for _ in range(self.config.claim_retries):
+                with self.lock:
+                    plan = self.passes.plan(self.state, spec, self.clock(), self.rng)
+                    try:
+                        self._claim(spec, plan)
+                    except (ConcurrentUpdate, CapacityExceeded) as exc:
+                        LOG.info("claim lost a race, retrying: %s", exc)
+                        self.metrics.conflicts += 1
+                        rows = {p.row for p in plan.placements}
+                        undo(self.state, plan)
+                        self.resync(self.state.uuids[r] for r in rows)
+                        continue
+                    self.metrics.placed += len(plan.placements)
+                    return self._selections(plan)
+        except NoValidHost:
+            self.metrics.no_valid_host += 1
+            raise
+        finally:
+            self.metrics.seconds.append(time.perf_counter() - started)
+            del self.metrics.seconds[:-1000]
+        raise Conflict(f"could not claim resources after {self.config.claim_retries} "
+                       "attempts; hosts are changing too fast")
+
+    def _claim(self, spec: RequestSpec, plan: Plan) -> None:
+        st = self.state
+        items = [ConsumerAllocations(p.instance_uuid, spec.project_id, spec.user_id,
+                                     {st.uuids[p.row]: dict(p.resources)}, generation=None)
+                 for p in plan.placements]
+        expected = {st.uuids[p.row]: self.generations.get(st.uuids[p.row], 0)
+                    for p in plan.placements}
+        _, gens = self.write(lambda conn: self.store.replace_allocations(conn, items,
+                                                                         expected))
+        self.generations.update(gens)
+
+    def _selections(self, plan: Plan) -> list[dict[str, Any]]:
+        st = self.state
+
+        def host(row: int) -> dict[str, Any]:
+            return {"host": st.names[row], "nodename": st.host_facts[row].hypervisor_hostname
+                    or st.names[row], "compute_node_uuid": st.uuids[row]}
+        return [{"instance_uuid": p.instance_uuid, **host(p.row),
+                 "allocation_request": {"allocations": {
+                     st.uuids[p.row]: {"resources": dict(p.resources)}}},
+                 "alternates": [host(r) for r in p.alternates]}
+                for p in plan.placements]
+
+    def release(self, consumer: str) -> bool:
+        """Delete a consumer's allocations (instance deleted); return whether it had any."""
+        with self.lock:
+            def tx(conn: Connection) -> tuple[list[AllocationChange], dict[str, int]]:
+                return self.store.replace_allocations(
+                    conn, [ConsumerAllocations(consumer, "", "", {})])
+            changes, gens = self.write(tx)
+            self.apply_changes(changes, gens)
+            return bool(changes[0].old)
+
+    # -- compute reports and aggregates ------------------------------------------------------------
+    def report_host(self, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Upsert a compute host's provider, inventories, traits and facts."""
+        if not name or len(name) > 200:
+            raise BadRequest("host name must be 1-200 characters")
+        raw_invs = data.get("inventories", {})
+        if not isinstance(raw_invs, dict):
+            raise BadRequest("inventories: must be an object")
+        invs = {rc: parse_inventory(rc, v) for rc, v in raw_invs.items()}
+        traits = data.get("traits", [])
+        if not isinstance(traits, list) or not all(isinstance(t, str) for t in traits):
+            raise BadRequest("traits: must be a list of strings")
+        facts = parse_facts(data)
+        rp_uuid = str(data.get("uuid") or host_uuid(name))
+        with self.lock:
+            def tx(conn: Connection) -> Provider:
+                try:
+                    prov = self.store.get_provider(conn, rp_uuid)
+                except Exception:
+                    prov = self.store.create_provider(conn, rp_uuid, name)
+                if self.store.get_inventories(conn, prov.id) != invs:
+                    self.store.set_inventories(conn, prov, invs)
+                    prov = self.store.get_provider(conn, rp_uuid)
+                if sorted(set(traits)) != self.store.provider_traits(conn, prov.id):
+                    self.store.ensure_traits(conn, traits)
+                    self.store.set_provider_traits(conn, prov, traits)
+                    prov = self.store.get_provider(conn, rp_uuid)
+                self.store.save_compute_host(conn, name, rp_uuid, data)
+                return prov
+            prov = self.write(tx)
+            self.generations[rp_uuid] = prov.generation
+            st = self.state
+            row = st.add_host(prov.name, prov.uuid)
+            st.set_inventories(row, invs)
+            st.set_traits(row, traits)
+            st.set_facts(row, facts, self.clock())
+            self.metrics.reports += 1
+            return {"uuid": rp_uuid, "generation": prov.generation}
+
+    def set_aggregate(self, uuid: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a Nova host aggregate (name, hosts, metadata)."""
+        metadata = data.get("metadata", {})
+        hosts = data.get("hosts", [])
+        if not isinstance(metadata, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise BadRequest("metadata: must map strings to strings")
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            raise BadRequest("hosts: must be a list of host names")
+        name = str(data.get("name") or uuid)
+        with self.lock:
+            self.write(lambda conn: self.store.save_host_aggregate(conn, uuid, name,
+                                                                   metadata, hosts))
+            self.state.set_aggregate(Aggregate(uuid, name, dict(metadata), frozenset(hosts)))
+        return {"uuid": uuid, "name": name, "metadata": metadata, "hosts": sorted(set(hosts))}
+
+    def delete_aggregate(self, uuid: str) -> None:
+        """Delete a Nova host aggregate."""
+        with self.lock:
+            self.write(lambda conn: self.store.delete_host_aggregate(conn, uuid))
+            self.state.delete_aggregate(uuid)
+
+    def host_summary(self) -> list[dict[str, Any]]:
+        """Return every host with its free resources (for operators and tests)."""
+        st = self.state
+        out = []
+        for row in range(st.n):
+            res = {}
+            for rc, cols in st.resources.items():
+                if cols.present[row]:
+                    res[rc] = {"capacity": int(cols.ints["capacity"][row]),
+                               "used": int(cols.ints["used"][row])}
+            out.append({"host": st.names[row], "uuid": st.uuids[row], "resources": res,
+                        "num_instances": int(st.num_instances[row]),
+                        "enabled": bool(st.enabled[row])})
+        return out

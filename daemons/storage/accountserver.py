@@ -1,0 +1,172 @@
+"""The account server: account records, container rows and listings over LMDB.
+
+Paths: ``/<dev>/<part>/<account>`` (PUT/HEAD/GET/POST/DELETE) and
+``/<dev>/<part>/<account>/<container>`` (container stats reports from the
+container servers: ``X-Put-Timestamp``, ``X-Delete-Timestamp``,
+``X-Object-Count``, ``X-Bytes-Used``, ``X-Backend-Storage-Policy-Index``).
+Replies follow Swift's account server: PUT 201/202 (403 if deleted), HEAD
+204, GET 200 (204 for an empty plain listing), POST 204, DELETE 204, 404 for
+a missing account; container reports 201 (live) / 204 (deleted). Unlike
+Swift, the first container report creates the account (container updates are
+asynchronous here, so the account must not depend on their order).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nubis.common.httpserver import Request, Response, plain
+from nubis.daemons.storage import protocol as P
+from nubis.daemons.storage.accountdb import DBS, AccountDB, AccountDeleted, AccountInfo, \
+    AccountNotFound, unpack_row
+from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
+from nubis.daemons.storage.config import NodeSettings, StorageConfig
+from nubis.daemons.storage.dbcommon import metadata_headers, parse_listing, render_listing, \
+    timestamp_or
+from nubis.daemons.storage.diskfile import DeviceSet
+from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
+from nubis.daemons.storage.protocol import ZERO, ProtocolError, Timestamp
+
+_INSUFFICIENT = plain(507, "Insufficient Storage")
+
+
+def _account_headers(info: AccountInfo) -> list[tuple[str, str]]:
+    headers = [("X-Account-Container-Count", str(info.containers)),
+               ("X-Account-Object-Count", str(info.objects)),
+               ("X-Account-Bytes-Used", str(info.bytes)),
+               ("X-Timestamp", Timestamp.parse(info.created or info.put_ts).normal),
+               ("X-PUT-Timestamp", Timestamp.parse(info.put_ts).normal),
+               ("X-Backend-Timestamp", info.created or info.put_ts)]
+    headers.extend(metadata_headers(info.meta))
+    return headers
+
+
+def _container_row(name: str, raw: bytes) -> dict[str, Any]:
+    put_ts, _, count, nbytes, _ = unpack_row(raw)
+    return {"name": name, "count": count, "bytes": nbytes,
+            "last_modified": Timestamp.parse(put_ts).isoformat}
+
+
+class AccountServer:
+    """Handle backend account requests for the devices of one node."""
+
+    def __init__(self, storage: StorageConfig, devices_dir: Path) -> None:
+        self.storage = storage
+        self.executor = ThreadPoolExecutor(2, thread_name_prefix="acctio")
+        self.devices = DeviceSet(devices_dir, self._open_device)
+
+    def _open_device(self, path: Path) -> AccountDB:
+        s = self.storage
+        env = open_env(path / "accounts.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=s.fsync)
+        committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
+                                   max_batch=s.group_commit_max)
+        return AccountDB(env, committer)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Close every device."""
+        for db in list(self.devices.open.values()):
+            await db.committer.close()
+            db.env.close()
+        self.devices.open.clear()
+        self.executor.shutdown(wait=True)
+
+    async def handle(self, req: Request) -> Response:
+        """Answer one backend request."""
+        if req.path == "/healthcheck":
+            return HEALTH_OK
+        try:
+            p = P.parse_path(req.path, 1, 2)
+            db = self.devices.get(p.device)
+            if db is None:
+                return _INSUFFICIENT
+            if p.container:
+                if req.method != "PUT":
+                    return method_not_allowed("PUT")
+                return await self._container_report(req, db, p)
+            return await self._account(req, db, p)
+        except ProtocolError as exc:
+            return exc.response()
+
+    async def _container_report(self, req: Request, db: AccountDB,
+                                p: P.BackendPath) -> Response:
+        hdrs = req.headers
+        put_ts = timestamp_or(hdrs.get(P.X_PUT_TIMESTAMP), ZERO)
+        del_ts = timestamp_or(hdrs.get(P.X_DELETE_TIMESTAMP), ZERO)
+        if put_ts == ZERO and del_ts == ZERO:
+            put_ts = P.parse_timestamp(hdrs)
+        try:
+            live = await db.put_container(
+                p.account, p.container, put_ts.internal,
+                del_ts.internal if del_ts != ZERO else "",
+                P.parse_int_header(hdrs, P.X_OBJECT_COUNT),
+                P.parse_int_header(hdrs, P.X_BYTES_USED), P.policy_index(hdrs))
+        except AccountDeleted:
+            return plain(404, "Not Found")
+        return plain(201, "") if live else Response(204)
+
+    async def _account(self, req: Request, db: AccountDB, p: P.BackendPath) -> Response:
+        method = req.method
+        if method == "GET" or method == "HEAD":
+            return self._get(req, db, p)
+        meta = P.metadata_from_headers(req.headers, P.ACCOUNT_META_PREFIXES,
+                                       P.ACCOUNT_STORED_HEADERS)
+        if method == "PUT":
+            ts = P.parse_timestamp(req.headers).internal
+            try:
+                created = await db.put_account(p.account, ts, meta)
+            except AccountDeleted:
+                return plain(403, "Recently deleted")
+            return plain(201 if created else 202, "")
+        if method == "POST":
+            ts = P.parse_timestamp(req.headers).internal
+            try:
+                await db.post_account(p.account, ts, meta)
+            except AccountNotFound:
+                return plain(404, "Not Found")
+            return Response(204)
+        if method == "DELETE":
+            ts = P.parse_timestamp(req.headers).internal
+            try:
+                await db.delete_account(p.account, ts)
+            except AccountNotFound:
+                return plain(404, "Not Found")
+            return Response(204)
+        return method_not_allowed("DELETE, GET, HEAD, POST, PUT")
+
+    def _get(self, req: Request, db: AccountDB, p: P.BackendPath) -> Response:
+        info = db.info(p.account)
+        if info is None:
+            return plain(404, "Not Found")
+        if info.deleted:
+            return plain(404, "Not Found", [("X-Account-Status", "Deleted")])
+        headers = _account_headers(info)
+        if req.method == "HEAD":
+            return Response(204, [*headers, ("Content-Type", "text/plain; charset=utf-8")])
+        listing = parse_listing(req, self.storage.listing_limit)
+        entries = db.list(p.account, listing.params)
+        return render_listing(entries, listing.content_type, headers, "account", p.account,
+                              "container", _container_row)
+
+
+def make_server(config: Any, node: NodeSettings) -> AccountServer:
+    """Build the account server of ``node``."""
+    return AccountServer(config.storage, node.devices)
+
+
+def run_node(config: Any, node: int | None = None) -> int:
+    """Run the account server of storage node ``node`` in the foreground."""
+    settings = resolve_node(config, node)
+    settings.devices.mkdir(parents=True, exist_ok=True)
+    return run_app(lambda: make_server(config, settings), settings.bind_ip,
+                   settings.account_port, config.storage.max_connections)
+
+
+def run(config: Any, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon account-server``)."""
+    del once
+    return run_node(config)

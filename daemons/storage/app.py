@@ -1,0 +1,80 @@
+"""What the three storage servers share: the process runner and small replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from nubis.common.httpserver import HTTPServer, Request, Response, plain, run_uvloop
+from nubis.daemons.storage.config import NodeSettings, node_from_env, node_settings
+from nubis.fastpath.hashpath import cluster_seed
+
+LOG = logging.getLogger(__name__)
+
+#: PERF: the health check reply is built once (``python -m nubis.bench swift``).
+HEALTH_OK = Response(200, [("Content-Type", "text/plain")], b"OK")
+
+
+class StorageApp(Protocol):
+    """A storage server: one request handler plus start/stop hooks."""
+
+    async def handle(self, req: Request) -> Response: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def seed_from_config(config: Any) -> int:
+    """Return the cluster hash seed from ``[cluster]`` prefix and suffix."""
+    cluster = config.cluster
+    return cluster_seed(cluster.hash_path_prefix.encode(), cluster.hash_path_suffix.encode())
+
+
+def resolve_node(config: Any, node: int | None) -> NodeSettings:
+    """Return the settings of ``node`` (default: ``$NUBIS_STORAGE_NODE``)."""
+    index = node_from_env() if node is None else node
+    return node_settings(config.storage, config.cluster.state_dir, index)
+
+
+async def serve(app: StorageApp, host: str, port: int, *, max_connections: int,
+                ready: Callable[[int], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (or ``stop`` is set)."""
+    stop_event = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
+            pass
+    await app.start()
+    server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096))
+    bound = await server.start()
+    LOG.info("listening on %s:%d", host, bound)
+    if ready is not None:
+        ready(bound)
+    try:
+        await stop_event.wait()
+    finally:
+        await server.close()
+        await app.stop()
+
+
+def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
+            max_connections: int) -> int:
+    """Run a storage server in this process on uvloop; return the exit code."""
+    async def main() -> None:
+        await serve(make_app(), host, port, max_connections=max_connections)
+
+    run_uvloop(main())
+    return 0
+
+
+def method_not_allowed(allowed: str) -> Response:
+    """Return a 405 with ``Allow``."""
+    return plain(405, "Method Not Allowed", [("Allow", allowed)])
+
+
+Handler = Callable[[Request], Awaitable[Response]]

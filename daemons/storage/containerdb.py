@@ -1,0 +1,310 @@
+"""Container records and object rows of one device, in LMDB.
+
+Environment ``<device>/containers.lmdb`` with sub-databases:
+
+* ``containers``: container id (16-byte xxh3-128 of ``/a/c``) -> record
+  (timestamps, policy, object count, bytes used, metadata, account targets);
+* ``objects``: ``id + object name`` -> ``[ts, size, content_type, etag]`` for
+  live rows only, so listings are pure cursor walks (:mod:`listing`);
+* ``deleted``: ``id + object name`` -> delete timestamp (row tombstones that
+  keep an older, late PUT from resurrecting a deleted object);
+* ``dirty``: container id -> revision, containers whose stats the account
+  server has not acknowledged yet (the durable account-update queue).
+
+Counts and bytes change in the same transaction as the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import xxhash
+
+from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
+from nubis.daemons.storage.listing import Entry, ListingParams, walk
+from nubis.daemons.storage.lmdbstore import GroupCommitter
+
+DBS = ("containers", "objects", "deleted", "dirty")
+
+
+class NotFound(Exception):
+    """The container does not exist (or is deleted)."""
+
+
+class PolicyConflict(Exception):
+    """The container exists with another storage policy."""
+
+    def __init__(self, policy: int) -> None:
+        super().__init__(policy)
+        self.policy = policy
+
+
+class NotEmpty(Exception):
+    """The container still holds objects."""
+
+
+def container_id(account: str, container: str) -> bytes:
+    """Return the 16-byte id keying a container's rows."""
+    return bytes(xxhash.xxh3_128_digest(f"/{account}/{container}".encode()))
+
+
+@dataclass(slots=True)
+class ContainerInfo:
+    """A container's record."""
+
+    account: str
+    container: str
+    put_ts: str
+    delete_ts: str = ""
+    status_changed: str = ""
+    created: str = ""
+    policy: int = 0
+    count: int = 0
+    bytes: int = 0
+    meta: Metadata = field(default_factory=dict)
+    accounts: list[list[Any]] = field(default_factory=list)  # [ip, port, part, device]
+    rev: int = 0
+
+    @property
+    def deleted(self) -> bool:
+        """Tell whether the container is deleted (Swift: delete > put and empty)."""
+        return self.delete_ts > self.put_ts and self.count == 0
+
+    def pack(self) -> bytes:
+        """Encode for LMDB."""
+        return msgpack.packb([self.account, self.container, self.put_ts, self.delete_ts,
+                              self.status_changed, self.created, self.policy, self.count,
+                              self.bytes, self.meta, self.accounts, self.rev],
+                             use_bin_type=True)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> ContainerInfo:
+        """Decode a value written by :meth:`pack`."""
+        return cls(*msgpack.unpackb(raw, raw=False))
+
+
+def pack_row(ts: str, size: int, content_type: str, etag: str) -> bytes:
+    """Encode an object row."""
+    return msgpack.packb([ts, size, content_type, etag], use_bin_type=True)
+
+
+def unpack_row(raw: bytes) -> list[Any]:
+    """Decode an object row: ``[ts, size, content_type, etag]``."""
+    return list(msgpack.unpackb(raw, raw=False))
+
+
+class ContainerDB:
+    """The container store of one device."""
+
+    def __init__(self, env: Any, committer: GroupCommitter) -> None:
+        self.env = env
+        self.committer = committer
+        self.containers = env.open_db(b"containers")
+        self.objects = env.open_db(b"objects")
+        self.deleted = env.open_db(b"deleted")
+        self.dirty = env.open_db(b"dirty")
+        #: Revisions acknowledged but maybe not yet cleared on disk (lazy).
+        self.acked: dict[bytes, int] = {}
+
+    # -- reads ---------------------------------------------------------------
+    def info(self, account: str, container: str) -> ContainerInfo | None:
+        """Return the container's record, or None."""
+        with self.env.begin(db=self.containers, buffers=False) as txn:
+            raw = txn.get(container_id(account, container))
+        return None if raw is None else ContainerInfo.unpack(raw)
+
+    def list(self, account: str, container: str, params: ListingParams) -> list[Entry]:
+        """Return a listing page of the container's live rows."""
+        cid = container_id(account, container)
+        with self.env.begin(db=self.objects, buffers=False) as txn:
+            return walk(txn.cursor(), cid, params)
+
+    def dirty_containers(self, limit: int = 1000) -> list[tuple[bytes, int]]:
+        """Return containers whose stats still need an account update."""
+        out: list[tuple[bytes, int]] = []
+        with self.env.begin(db=self.dirty, buffers=False) as txn:
+            for k, v in txn.cursor():
+                out.append((k, int(v)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def dirty_rev(self, cid: bytes) -> int | None:
+        """Return the dirty revision of one container (None when clean)."""
+        with self.env.begin(db=self.dirty, buffers=False) as txn:
+            raw = txn.get(cid)
+        return None if raw is None else int(raw)
+
+    def info_by_id(self, cid: bytes) -> ContainerInfo | None:
+        """Return a container's record by id."""
+        with self.env.begin(db=self.containers, buffers=False) as txn:
+            raw = txn.get(cid)
+        return None if raw is None else ContainerInfo.unpack(raw)
+
+    # -- writes (each runs inside the group commit) -------------------------------
+    def _load(self, txn: Any, cid: bytes) -> ContainerInfo | None:
+        raw = txn.get(cid, db=self.containers)
+        return None if raw is None else ContainerInfo.unpack(raw)
+
+    def _save(self, txn: Any, cid: bytes, info: ContainerInfo, dirty: bool) -> None:
+        if dirty:
+            info.rev += 1
+            txn.put(cid, str(info.rev).encode(), db=self.dirty)
+        txn.put(cid, info.pack(), db=self.containers)
+
+    async def put_container(self, account: str, container: str, ts: str, policy: int | None,
+                            meta: dict[str, str], accounts: list[list[Any]]) -> bool:
+        """Create or update a container; return True when it was created.
+
+        Raises:
+            PolicyConflict: it exists (live) with a different policy.
+        """
+        cid = container_id(account, container)
+
+        def write(txn: Any) -> bool:
+            info = self._load(txn, cid)
+            if info is None or info.deleted:
+                old_meta: Metadata = {}  # a deleted container's metadata is cleared
+                rev = 0 if info is None else info.rev
+                new = ContainerInfo(account, container, ts, "" if info is None else
+                                    info.delete_ts, ts, ts, policy or 0, 0, 0,
+                                    merge_metadata(old_meta, meta, ts),
+                                    accounts, rev)
+                self._save(txn, cid, new, dirty=True)
+                return True
+            if policy is not None and policy != info.policy:
+                raise PolicyConflict(info.policy)
+            changed = ts > info.put_ts
+            if changed:
+                info.put_ts = ts
+            info.meta = merge_metadata(info.meta, meta, ts)
+            if accounts:
+                info.accounts = accounts
+            self._save(txn, cid, info, dirty=changed)
+            return False
+
+        return await self.committer.submit(write)
+
+    async def post_container(self, account: str, container: str, ts: str,
+                             meta: dict[str, str]) -> None:
+        """Update container metadata.
+
+        Raises:
+            NotFound: no live container.
+        """
+        cid = container_id(account, container)
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, cid)
+            if info is None or info.deleted:
+                raise NotFound(container)
+            info.meta = merge_metadata(info.meta, meta, ts)
+            self._save(txn, cid, info, dirty=False)
+
+        await self.committer.submit(write)
+
+    async def delete_container(self, account: str, container: str, ts: str) -> None:
+        """Mark an empty container deleted.
+
+        Raises:
+            NotFound: no live container.
+            NotEmpty: it still has objects.
+        """
+        cid = container_id(account, container)
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, cid)
+            if info is None or info.deleted:
+                raise NotFound(container)
+            if info.count > 0:
+                raise NotEmpty(container)
+            if ts > info.delete_ts:
+                info.delete_ts = ts
+                info.status_changed = ts
+            if not info.deleted:  # a newer PUT exists: deleting it is a conflict
+                raise NotEmpty(container)
+            self._save(txn, cid, info, dirty=True)
+
+        await self.committer.submit(write)
+
+    async def put_object(self, account: str, container: str, name: str, ts: str, size: int,
+                         content_type: str, etag: str) -> None:
+        """Record an object row (last writer wins by timestamp).
+
+        Raises:
+            NotFound: no live container.
+        """
+        cid = container_id(account, container)
+        key = cid + name.encode()
+        value = pack_row(ts, size, content_type, etag)
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, cid)
+            if info is None or info.deleted:
+                raise NotFound(container)
+            tomb = txn.get(key, db=self.deleted)
+            if tomb is not None and tomb.decode() >= ts:
+                return
+            raw = txn.get(key, db=self.objects)
+            if raw is not None:
+                old = unpack_row(raw)
+                if old[0] >= ts:
+                    return
+                info.count -= 1
+                info.bytes -= old[1]
+            if tomb is not None:
+                txn.delete(key, db=self.deleted)
+            txn.put(key, value, db=self.objects)
+            info.count += 1
+            info.bytes += size
+            self._save(txn, cid, info, dirty=True)
+
+        await self.committer.submit(write)
+
+    async def delete_object(self, account: str, container: str, name: str, ts: str) -> None:
+        """Remove an object row, leaving a tombstone.
+
+        Raises:
+            NotFound: the container does not exist.
+        """
+        cid = container_id(account, container)
+        key = cid + name.encode()
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, cid)
+            if info is None:
+                raise NotFound(container)
+            tomb = txn.get(key, db=self.deleted)
+            if tomb is not None and tomb.decode() >= ts:
+                return
+            raw = txn.get(key, db=self.objects)
+            if raw is not None:
+                old = unpack_row(raw)
+                if old[0] >= ts:
+                    return
+                txn.delete(key, db=self.objects)
+                info.count -= 1
+                info.bytes -= old[1]
+                self._save(txn, cid, info, dirty=True)
+            txn.put(key, ts.encode(), db=self.deleted)
+
+        await self.committer.submit(write)
+
+    def clear_dirty(self, done: list[tuple[bytes, int]]) -> None:
+        """Forget account updates that were acknowledged (if not re-dirtied)."""
+        dirty_db = self.dirty
+        for cid, rev in done:
+            self.acked[cid] = rev
+        acked = self.acked
+
+        def write(txn: Any) -> None:
+            for cid, rev in done:
+                raw = txn.get(cid, db=dirty_db)
+                if raw is not None and int(raw) == rev:
+                    txn.delete(cid, db=dirty_db)
+                if acked.get(cid) == rev:
+                    del acked[cid]
+
+        self.committer.submit_lazy(write)

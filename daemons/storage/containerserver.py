@@ -1,0 +1,289 @@
+"""The container server: container records, object rows and listings over LMDB.
+
+Paths: ``/<dev>/<part>/<account>/<container>`` (container PUT/HEAD/GET/POST/
+DELETE) and ``/<dev>/<part>/<account>/<container>/<object>`` (object rows
+PUT/DELETE, sent by the object servers). Replies follow Swift's container
+server: PUT 201 (created) / 202 (existed), DELETE 204 / 404 / 409 (not
+empty), HEAD 204, GET 200 (204 for an empty plain listing), POST 204, rows
+201 / 204, 404 for a missing container.
+
+Account updates: container PUT/DELETE send one right away (like Swift);
+object-row changes only mark the container dirty (durably, in the same
+transaction) and a flusher sends the latest stats every
+``account_update_interval`` seconds -- many row changes, one update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from nubis.common.httpclient import HTTPClient, HTTPClientError
+from nubis.common.httpserver import Request, Response, plain
+from nubis.daemons.storage import protocol as P
+from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
+from nubis.daemons.storage.config import NodeSettings, StorageConfig
+from nubis.daemons.storage.containerdb import DBS, ContainerDB, ContainerInfo, NotEmpty, \
+    NotFound, PolicyConflict, container_id, unpack_row
+from nubis.daemons.storage.dbcommon import metadata_headers, parse_listing, render_listing
+from nubis.daemons.storage.diskfile import DeviceSet
+from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
+from nubis.daemons.storage.protocol import ProtocolError, Timestamp
+
+LOG = logging.getLogger(__name__)
+
+_INSUFFICIENT = plain(507, "Insufficient Storage")
+
+
+def _container_headers(info: ContainerInfo) -> list[tuple[str, str]]:
+    put = Timestamp.parse(info.put_ts)
+    created = Timestamp.parse(info.created or info.put_ts)
+    headers = [("X-Container-Object-Count", str(info.count)),
+               ("X-Container-Bytes-Used", str(info.bytes)),
+               ("X-Timestamp", created.normal), ("X-PUT-Timestamp", put.normal),
+               ("X-Backend-Timestamp", info.created or info.put_ts),
+               ("X-Backend-PUT-Timestamp", info.put_ts),
+               ("X-Backend-Delete-Timestamp", info.delete_ts or "0000000000.00000"),
+               ("X-Backend-Status-Changed-At", info.status_changed or info.put_ts),
+               ("X-Backend-Storage-Policy-Index", str(info.policy))]
+    headers.extend(metadata_headers(info.meta))
+    return headers
+
+
+def _object_row(name: str, raw: bytes) -> dict[str, Any]:
+    ts, size, ctype, etag = unpack_row(raw)
+    return {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
+            "last_modified": Timestamp.parse(ts).isoformat}
+
+
+class ContainerServer:
+    """Handle backend container requests for the devices of one node."""
+
+    def __init__(self, storage: StorageConfig, devices_dir: Path) -> None:
+        self.storage = storage
+        self.executor = ThreadPoolExecutor(max(2, storage.io_threads // 2),
+                                           thread_name_prefix="contio")
+        self.devices = DeviceSet(devices_dir, self._open_device)
+        self.client = HTTPClient(connect_timeout=storage.update_timeout,
+                                 timeout=storage.update_timeout)
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _open_device(self, path: Path) -> ContainerDB:
+        s = self.storage
+        env = open_env(path / "containers.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=s.fsync)
+        committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
+                                   max_batch=s.group_commit_max)
+        db = ContainerDB(env, committer)
+        db.name = path.name  # type: ignore[attr-defined]
+        return db
+
+    async def start(self) -> None:
+        """Start the account-update flusher."""
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        """Flush what can be flushed and close."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for db in list(self.devices.open.values()):
+            with contextlib.suppress(Exception):
+                await self.flush_account_updates(db)
+            await db.committer.close()
+        await self.client.close()
+        for db in self.devices.open.values():
+            db.env.close()
+        self.devices.open.clear()
+        self.executor.shutdown(wait=True)
+
+    # -- dispatch ----------------------------------------------------------------
+    async def handle(self, req: Request) -> Response:
+        """Answer one backend request."""
+        if req.path == "/healthcheck":
+            return HEALTH_OK
+        try:
+            p = P.parse_path(req.path, 2, 3)
+            db = self.devices.get(p.device)
+            if db is None:
+                return _INSUFFICIENT
+            if p.obj:
+                return await self._object_row(req, db, p)
+            return await self._container(req, db, p)
+        except ProtocolError as exc:
+            return exc.response()
+
+    async def _object_row(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+        hdrs = req.headers
+        ts = P.parse_timestamp(hdrs).internal
+        try:
+            if req.method == "PUT":
+                await db.put_object(p.account, p.container, p.obj, ts,
+                                    P.parse_int_header(hdrs, P.X_SIZE),
+                                    hdrs.get(P.X_CONTENT_TYPE, "application/octet-stream"),
+                                    hdrs.get(P.X_ETAG, ""))
+                return plain(201, "")
+            if req.method == "DELETE":
+                await db.delete_object(p.account, p.container, p.obj, ts)
+                return Response(204)
+        except NotFound:
+            return plain(404, "Not Found")
+        return method_not_allowed("DELETE, PUT")
+
+    async def _container(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+        method = req.method
+        if method == "GET" or method == "HEAD":
+            return self._get(req, db, p)
+        if method == "PUT":
+            return await self._put(req, db, p)
+        if method == "DELETE":
+            return await self._delete(req, db, p)
+        if method == "POST":
+            ts = P.parse_timestamp(req.headers).internal
+            meta = P.metadata_from_headers(req.headers, P.CONTAINER_META_PREFIXES,
+                                           P.CONTAINER_STORED_HEADERS)
+            try:
+                await db.post_container(p.account, p.container, ts, meta)
+            except NotFound:
+                return plain(404, "Not Found")
+            return Response(204)
+        return method_not_allowed("DELETE, GET, HEAD, POST, PUT")
+
+    def _get(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+        info = db.info(p.account, p.container)
+        if info is None or info.deleted:
+            headers = [] if info is None else [
+                ("X-Backend-Delete-Timestamp", info.delete_ts),
+                ("X-Backend-PUT-Timestamp", info.put_ts),
+                ("X-Backend-Timestamp", info.created or info.put_ts),
+                ("X-Backend-Status-Changed-At", info.status_changed),
+                ("X-Backend-Storage-Policy-Index", str(info.policy))]
+            return plain(404, "Not Found", headers)
+        headers = _container_headers(info)
+        if req.method == "HEAD":
+            return Response(204, [*headers, ("Content-Type", "text/plain; charset=utf-8")])
+        listing = parse_listing(req, self.storage.listing_limit)
+        entries = db.list(p.account, p.container, listing.params)
+        return render_listing(entries, listing.content_type, headers, "container", p.container,
+                              "object", _object_row)
+
+    async def _put(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+        hdrs = req.headers
+        ts = P.parse_timestamp(hdrs).internal
+        policy = P.policy_index(hdrs) if P.X_POLICY_INDEX in hdrs else None
+        meta = P.metadata_from_headers(hdrs, P.CONTAINER_META_PREFIXES,
+                                       P.CONTAINER_STORED_HEADERS)
+        targets = [list(t) for t in P.split_hosts(hdrs, P.X_ACCOUNT_HOST, P.X_ACCOUNT_PARTITION,
+                                                  P.X_ACCOUNT_DEVICE)]
+        try:
+            created = await db.put_container(p.account, p.container, ts, policy, meta, targets)
+        except PolicyConflict as exc:
+            return plain(409, "Conflict", [("X-Backend-Storage-Policy-Index", str(exc.policy))])
+        if await self._account_update_now(db, p) == 404:
+            return plain(404, "Not Found")
+        return plain(201 if created else 202, "")
+
+    async def _delete(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+        ts = P.parse_timestamp(req.headers).internal
+        try:
+            await db.delete_container(p.account, p.container, ts)
+        except NotFound:
+            return plain(404, "Not Found")
+        except NotEmpty:
+            return plain(409, "Conflict")
+        await self._account_update_now(db, p)
+        return Response(204)
+
+    # -- account updates ------------------------------------------------------------
+    async def _account_update_now(self, db: ContainerDB, p: P.BackendPath) -> int:
+        """Send this container's stats to its account servers; return the worst status."""
+        cid = container_id(p.account, p.container)
+        info = db.info_by_id(cid)
+        rev = db.dirty_rev(cid)
+        if info is None or not info.accounts:
+            return 0
+        status = await self._send_account_update(info)
+        if 200 <= status < 300 and rev is not None:
+            db.clear_dirty([(cid, rev)])
+        return status
+
+    async def _send_account_update(self, info: ContainerInfo) -> int:
+        headers = {"X-Put-Timestamp": info.put_ts,
+                   "X-Delete-Timestamp": info.delete_ts or "0000000000.00000",
+                   "X-Object-Count": str(info.count), "X-Bytes-Used": str(info.bytes),
+                   "X-Timestamp": info.put_ts,
+                   "X-Backend-Storage-Policy-Index": str(info.policy),
+                   "User-Agent": "nubis-container-server"}
+        path = quote(f"/{info.account}/{info.container}")
+        worst = 204
+
+        async def one(target: list[Any]) -> int:
+            ip, port, part, dev = target
+            try:
+                resp = await self.client.fetch(ip, int(port), "PUT", f"/{dev}/{part}{path}",
+                                               headers, timeout=self.storage.update_timeout)
+            except (HTTPClientError, OSError) as exc:
+                LOG.info("account update %s to %s:%s failed: %s", path, ip, port, exc)
+                return 503
+            return resp.status
+
+        for status in await asyncio.gather(*(one(t) for t in info.accounts)):
+            if status == 404 or (status >= 300 and worst != 404):
+                worst = status
+        return worst
+
+    async def flush_account_updates(self, db: ContainerDB) -> int:
+        """Send the stats of every dirty container of ``db``; return how many were sent."""
+        dirty = [(c, r) for c, r in db.dirty_containers() if db.acked.get(c) != r]
+        if not dirty:
+            return 0
+        sem = asyncio.Semaphore(32)
+        done: list[tuple[bytes, int]] = []
+
+        async def one(cid: bytes, rev: int) -> None:
+            info = db.info_by_id(cid)
+            if info is None or not info.accounts:
+                done.append((cid, rev))
+                return
+            async with sem:
+                status = await self._send_account_update(info)
+            if 200 <= status < 300 or status == 404:
+                done.append((cid, rev))
+
+        await asyncio.gather(*(one(c, r) for c, r in dirty))
+        if done:
+            db.clear_dirty(done)
+        return len(done)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.storage.account_update_interval)
+            for db in list(self.devices.open.values()):
+                try:
+                    await self.flush_account_updates(db)
+                except Exception:
+                    LOG.exception("account update flush failed")
+
+
+def make_server(config: Any, node: NodeSettings) -> ContainerServer:
+    """Build the container server of ``node``."""
+    return ContainerServer(config.storage, node.devices)
+
+
+def run_node(config: Any, node: int | None = None) -> int:
+    """Run the container server of storage node ``node`` in the foreground."""
+    settings = resolve_node(config, node)
+    settings.devices.mkdir(parents=True, exist_ok=True)
+    return run_app(lambda: make_server(config, settings), settings.bind_ip,
+                   settings.container_port, config.storage.max_connections)
+
+
+def run(config: Any, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon container-server``)."""
+    del once
+    return run_node(config)

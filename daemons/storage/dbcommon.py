@@ -1,0 +1,154 @@
+"""Shared by the container and account servers: metadata, listing requests, formats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape, quoteattr
+
+from nubis.common.httpserver import Request, Response
+from nubis.daemons.storage.listing import Entry, ListingParams
+from nubis.daemons.storage.protocol import ProtocolError, Timestamp, title_header
+
+#: Metadata as stored: lower-case header name -> [value, internal timestamp].
+Metadata = dict[str, list[str]]
+
+JSON = "application/json; charset=utf-8"
+XML = "application/xml; charset=utf-8"
+PLAIN = "text/plain; charset=utf-8"
+_ACCEPTABLE = {"application/json": JSON, "application/xml": XML, "text/xml": XML,
+               "text/plain": PLAIN}
+
+
+def merge_metadata(stored: Metadata, incoming: dict[str, str], ts: str) -> Metadata:
+    """Return ``stored`` updated with ``incoming`` values newer than theirs."""
+    out = dict(stored)
+    for name, value in incoming.items():
+        old = out.get(name)
+        if old is None or old[1] < ts:
+            out[name] = [value, ts]
+    return out
+
+
+def metadata_headers(meta: Metadata) -> list[tuple[str, str]]:
+    """Return response headers for stored metadata (empty values were deletions)."""
+    return [(title_header(k), v[0]) for k, v in meta.items() if v[0] != ""]
+
+
+def timestamp_or(raw: str | None, default: Timestamp) -> Timestamp:
+    """Parse a timestamp header or return ``default`` (400 on garbage)."""
+    if raw is None or raw == "":
+        return default
+    try:
+        return Timestamp.parse(raw)
+    except ValueError:
+        raise ProtocolError(400, f"Invalid timestamp {raw!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingRequest:
+    """A parsed listing request: cursor-walk parameters and the output format."""
+
+    params: ListingParams
+    content_type: str
+
+
+def parse_listing(req: Request, max_limit: int) -> ListingRequest:
+    """Read ``prefix/delimiter/marker/end_marker/limit/reverse/format`` (Swift rules).
+
+    Raises:
+        ProtocolError: 412 for bad values, 406 for an unsupported format.
+    """
+    try:
+        query = dict(parse_qsl(req.query, keep_blank_values=True, encoding="utf-8",
+                               errors="strict"))
+    except UnicodeDecodeError:
+        raise ProtocolError(412, "Invalid UTF8 or contains NULL") from None
+    for value in query.values():
+        if "\x00" in value:
+            raise ProtocolError(412, "Invalid UTF8 or contains NULL")
+    limit = max_limit
+    if query.get("limit", "") != "":
+        try:
+            limit = int(query["limit"])
+        except ValueError:
+            raise ProtocolError(412, "Value of limit must be a positive integer") from None
+        if limit < 0:
+            raise ProtocolError(412, "Value of limit must be a positive integer")
+        if limit > max_limit:
+            raise ProtocolError(412, f"Maximum limit is {max_limit}")
+    delimiter = query.get("delimiter", "")
+    if delimiter and (len(delimiter) > 1 or ord(delimiter) > 254):
+        raise ProtocolError(412, "Bad delimiter")
+    reverse = query.get("reverse", "").lower() in ("1", "true", "yes", "on", "t", "y")
+    params = ListingParams(query.get("prefix", "").encode(), delimiter.encode(),
+                           query.get("marker", "").encode(),
+                           query.get("end_marker", "").encode(), limit, reverse)
+    return ListingRequest(params, _content_type(query.get("format"), req.headers.get("accept")))
+
+
+def _content_type(fmt: str | None, accept: str | None) -> str:
+    if fmt:
+        fmt = fmt.lower()
+        if fmt == "json":
+            return JSON
+        if fmt == "xml":
+            return XML
+        if fmt == "plain":
+            return PLAIN
+    if not accept:
+        return PLAIN
+    best, best_q = "", -1.0
+    for item in accept.split(","):
+        mtype, _, params = item.strip().partition(";")
+        mtype = mtype.strip().lower()
+        q = 1.0
+        for prm in params.split(";"):
+            k, _, v = prm.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        cands = ["text/plain"] if mtype in ("*/*", "text/*") else \
+            ["application/json"] if mtype == "application/*" else [mtype]
+        for cand in cands:
+            if cand in _ACCEPTABLE and q > best_q and q > 0:
+                best, best_q = cand, q
+    if not best:
+        raise ProtocolError(406, "Not Acceptable")
+    return _ACCEPTABLE[best]
+
+
+def render_listing(entries: list[Entry], content_type: str, headers: list[tuple[str, str]],
+                   root_tag: str, root_name: str, item_tag: str,
+                   row: Callable[[str, bytes], dict[str, Any]]) -> Response:
+    """Render entries as JSON, XML or plain text; 204 for an empty plain listing.
+
+    ``row(name, value)`` returns the JSON object of one row (its keys are also
+    the XML child elements, in order).
+    """
+    hdrs = [*headers, ("Content-Type", content_type)]
+    if content_type == JSON:
+        items = [{"subdir": e.name.decode()} if e.value is None else
+                 row(e.name.decode(), e.value) for e in entries]
+        return Response(200, hdrs, json.dumps(items).encode())
+    if content_type == XML:
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n',
+                 f"<{root_tag} name={quoteattr(root_name)}>"]
+        for e in entries:
+            name = e.name.decode()
+            if e.value is None:
+                parts.append(f"<subdir name={quoteattr(name)}><name>{escape(name)}</name>"
+                             "</subdir>")
+                continue
+            fields = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in row(name, e.value).items())
+            parts.append(f"<{item_tag}>{fields}</{item_tag}>")
+        parts.append(f"</{root_tag}>")
+        return Response(200, hdrs, "".join(parts).encode())
+    if not entries:
+        return Response(204, hdrs, b"")
+    return Response(200, hdrs, b"".join(e.name + b"\n" for e in entries))

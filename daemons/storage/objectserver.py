@@ -1,0 +1,515 @@
+"""The object server: Swift's backend object protocol over :mod:`diskfile`.
+
+``PUT/GET/HEAD/DELETE/POST /<device>/<partition>/<account>/<container>/<object>``;
+see :mod:`nubis.daemons.storage` for the headers. Replies follow Swift's
+object server: 201 PUT, 204/404 DELETE, 202 POST, 404 with
+``X-Backend-Timestamp`` for tombstones, 409 for stale timestamps, 412 for
+``If-None-Match: *`` on an existing object, 422 for an ETag mismatch, 507
+for a missing device.
+
+PERF: the 4 KiB PUT/GET path (``python -m nubis.bench swift``) avoids
+threads for inline objects: LMDB lookups run on the event loop, only the
+group commit goes to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from nubis.common.httpclient import HTTPClient
+from nubis.common.httpserver import BodyError, Request, Response, plain
+from nubis.daemons.storage import protocol as P
+from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app, \
+    seed_from_config
+from nubis.daemons.storage.config import NodeSettings, StorageConfig
+from nubis.daemons.storage.diskfile import CHUNK, Conflict, DeviceSet, ObjectDevice, \
+    ObjectRecord, PendingUpdate, checksum
+from nubis.daemons.storage.protocol import ProtocolError, Timestamp
+from nubis.daemons.storage.updates import UpdateSender
+from nubis.fastpath.hashpath import hash_path_hex
+
+LOG = logging.getLogger(__name__)
+
+_INSUFFICIENT = plain(507, "Insufficient Storage")
+_ALLOWED = "DELETE, GET, HEAD, POST, PUT"
+
+
+class _Upload:
+    """A body being received: in memory while small, then in a temp file."""
+
+    def __init__(self, device: ObjectDevice, inline_max: int) -> None:
+        self.device = device
+        self.inline_max = inline_max
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sums: list[int] = []
+        self.buf = bytearray()
+        self.size = 0
+        self.fd = -1
+        self.tmp_path = ""
+
+    async def receive(self, req: Request) -> None:
+        """Read the whole request body, spilling to a temp file past the threshold."""
+        while True:
+            chunk = await req.read_chunk()
+            if not chunk:
+                break
+            self.md5.update(chunk)
+            self.size += len(chunk)
+            self.buf += chunk
+            if self.fd < 0 and self.size > self.inline_max:
+                self.fd, self.tmp_path = await self.device.run(self.device.new_temp)
+            if self.fd >= 0 and len(self.buf) >= CHUNK:
+                await self._flush_chunks(final=False)
+        if self.fd >= 0:
+            await self._flush_chunks(final=True)
+            await self.device.run(self.device.finish_temp, self.fd)
+            self.fd = -2  # closed, file kept
+        elif self.size:
+            self.sums.append(checksum(self.buf))
+
+    async def _flush_chunks(self, final: bool) -> None:
+        whole = len(self.buf) if final else len(self.buf) - len(self.buf) % CHUNK
+        if not whole:
+            return
+        data = bytes(self.buf[:whole])
+        del self.buf[:whole]
+        for off in range(0, len(data), CHUNK):
+            self.sums.append(checksum(data[off:off + CHUNK]))
+        await self.device.run(self.device.write_all, self.fd, data)
+
+    @property
+    def inline(self) -> bool:
+        """Tell whether the body is kept in memory (stored in LMDB)."""
+        return self.fd == -1
+
+    async def discard(self) -> None:
+        """Remove the temp file of an upload that will not be stored."""
+        dev = self.device
+        fd, path = self.fd, self.tmp_path
+        self.fd = -3
+
+        def rm() -> None:
+            import os
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+        if path:
+            await dev.run(rm)
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None | bool:
+    """Return ``(start, end_inclusive)`` for one satisfiable range.
+
+    ``None`` means "ignore the header" (multiple ranges or malformed);
+    ``False`` means unsatisfiable (416).
+    """
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    first, sep, last = value[6:].strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                return False
+            return (max(0, size - n), size - 1) if size else False
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size:
+        return False
+    if start < 0 or end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.strip('"') == etag:
+            return True
+    return False
+
+
+class ObjectServer:
+    """Handle backend object requests for the devices of one node."""
+
+    def __init__(self, storage: StorageConfig, devices_dir: Path, seed: int) -> None:
+        self.storage = storage
+        self.seed = seed
+        self.executor = ThreadPoolExecutor(storage.io_threads, thread_name_prefix="objio")
+        self.devices = DeviceSet(devices_dir, self._open_device)
+        self.client = HTTPClient(connect_timeout=storage.update_timeout,
+                                 timeout=storage.update_timeout)
+        self.updates = UpdateSender(self.client, storage.update_timeout,
+                                    storage.update_sweep_interval)
+
+    def _open_device(self, path: Path) -> ObjectDevice:
+        s = self.storage
+        return ObjectDevice(path, self.executor, fsync=s.fsync, map_mib=s.lmdb_map_mib,
+                            window=s.group_commit_ms / 1000.0, max_batch=s.group_commit_max)
+
+    async def start(self) -> None:
+        """Start the pending-update sweeper."""
+        self.updates.start_sweeper(self.devices)
+
+    async def stop(self) -> None:
+        """Flush and close everything."""
+        await self.updates.close()
+        for dev in list(self.devices.open.values()):
+            await dev.committer.close()
+        await self.client.close()
+        self.devices.close()
+        self.executor.shutdown(wait=True)
+
+    # -- dispatch ----------------------------------------------------------------
+    async def handle(self, req: Request) -> Response:
+        """Answer one backend request."""
+        if req.path == "/healthcheck":
+            return HEALTH_OK
+        method = req.method
+        try:
+            if method == "GET" or method == "HEAD":
+                return await self.get(req)
+            if method == "PUT":
+                return await self.put(req)
+            if method == "DELETE":
+                return await self.delete(req)
+            if method == "POST":
+                return await self.post(req)
+            return method_not_allowed(_ALLOWED)
+        except ProtocolError as exc:
+            return exc.response()
+
+    def _locate(self, req: Request) -> tuple[P.BackendPath, ObjectDevice | None, int, str]:
+        p = P.parse_path(req.path, 3, 3)
+        dev = self.devices.get(p.device)
+        policy = P.policy_index(req.headers)
+        name = f"/{p.account}/{p.container}/{p.obj}"
+        return p, dev, policy, hash_path_hex(self.seed, name.encode("utf-8"))
+
+    # -- GET / HEAD ------------------------------------------------------------------
+    async def get(self, req: Request) -> Response:
+        """Return an object's body (GET) or headers (HEAD), verified."""
+        p, dev, policy, h = self._locate(req)
+        if dev is None:
+            return _INSUFFICIENT
+        rec = dev.get(policy, h)
+        missing = self._missing(rec)
+        if missing is not None:
+            return missing
+        assert rec is not None
+        headers = _object_headers(rec)
+        hdrs = req.headers
+        if "if-match" in hdrs and not _etag_matches(hdrs["if-match"], rec.etag):
+            return Response(412, headers, b"", content_length=0)
+        if "if-none-match" in hdrs and _etag_matches(hdrs["if-none-match"], rec.etag):
+            return Response(304, headers, b"")
+        rng: Any = None
+        if "range" in hdrs:
+            rng = _parse_range(hdrs["range"], rec.size)
+            if rng is False:
+                headers.append(("Content-Range", f"bytes */{rec.size}"))
+                return Response(416, headers, b"")
+        status = 200
+        start, end = 0, rec.size - 1
+        if rng:
+            start, end = rng
+            status = 206
+            headers.append(("Content-Range", f"bytes {start}-{end}/{rec.size}"))
+        length = end - start + 1
+        if req.method == "HEAD":
+            return Response(status, headers, b"", content_length=length)
+        if rec.inline is not None:
+            if rec.size and (len(rec.inline) != rec.size or checksum(rec.inline) != rec.sums[0]):
+                await dev.quarantine(policy, h, rec, "inline checksum mismatch")
+                return self._not_found()
+            body = rec.inline if status == 200 else rec.inline[start:end + 1]
+            return Response(status, headers, body)
+        return await self._get_file(dev, policy, h, rec, status, headers, start, length)
+
+    async def _get_file(self, dev: ObjectDevice, policy: int, h: str, rec: ObjectRecord,
+                        status: int, headers: list[tuple[str, str]], start: int,
+                        length: int) -> Response:
+        path = dev.data_path(policy, rec, h)
+        first = start // CHUNK
+        last = (start + length - 1) // CHUNK if length else first
+        if last == first:
+            data = await self._read_chunk(dev, path, rec, first)
+            if data is None:
+                await dev.quarantine(policy, h, rec, "data checksum mismatch or missing")
+                return self._not_found()
+            off = start - first * CHUNK
+            body = data if (off == 0 and length == len(data)) else data[off:off + length]
+            return Response(status, headers, body)
+        # Verify the first chunk before committing to a 200.
+        head = await self._read_chunk(dev, path, rec, first)
+        if head is None:
+            await dev.quarantine(policy, h, rec, "data checksum mismatch or missing")
+            return self._not_found()
+        body = self._stream(dev, policy, h, rec, path, head, start, length)
+        return Response(status, headers, body, content_length=length)
+
+    async def _read_chunk(self, dev: ObjectDevice, path: Path, rec: ObjectRecord,
+                          index: int) -> bytes | None:
+        """Read and verify chunk ``index``; None when corrupt or missing."""
+        want = min(CHUNK, rec.size - index * CHUNK)
+        try:
+            data = await dev.run(dev.read_range, path, index * CHUNK, want)
+        except OSError:
+            return None
+        if len(data) != want or index >= len(rec.sums) or checksum(data) != rec.sums[index]:
+            return None
+        return data
+
+    async def _stream(self, dev: ObjectDevice, policy: int, h: str, rec: ObjectRecord,
+                      path: Path, head: bytes, start: int, length: int) -> AsyncIterator[bytes]:
+        index = start // CHUNK
+        data: bytes | None = head
+        sent = 0
+        off = start - index * CHUNK
+        while sent < length:
+            assert data is not None
+            nxt = None
+            if sent + len(data) - off < length:
+                # PERF: read ahead the next chunk while this one is sent.
+                nxt = asyncio.ensure_future(self._read_chunk(dev, path, rec, index + 1))
+            piece = data[off:off + (length - sent)] if off or len(data) - off > length - sent \
+                else data
+            yield piece
+            sent += len(piece)
+            off = 0
+            index += 1
+            if nxt is None:
+                break
+            data = await nxt
+            if data is None:
+                await dev.quarantine(policy, h, rec, f"chunk {index} checksum mismatch")
+                raise BodyError("corrupt object data: connection dropped")
+
+    def _missing(self, rec: ObjectRecord | None) -> Response | None:
+        if rec is None:
+            return self._not_found()
+        if rec.deleted:
+            return self._not_found(rec.ts)
+        delete_at = rec.meta.get("x-delete-at")
+        if delete_at is not None and delete_at.isdigit() and int(delete_at) <= time.time():
+            return self._not_found(rec.ts)
+        return None
+
+    @staticmethod
+    def _not_found(ts: str | None = None) -> Response:
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if ts is not None:
+            headers.append((P.X_BACKEND_TIMESTAMP, ts))
+        return Response(404, headers, b"Not Found")
+
+    # -- PUT -------------------------------------------------------------------------
+    async def put(self, req: Request) -> Response:
+        """Store an object durably, then queue and send its container update."""
+        p, dev, policy, h = self._locate(req)
+        if dev is None:
+            return _INSUFFICIENT
+        hdrs = req.headers
+        ts = P.parse_timestamp(hdrs)
+        if "content-length" not in hdrs and "chunked" not in hdrs.get("transfer-encoding", ""):
+            return plain(411, "Length Required")
+        meta = P.metadata_from_headers(hdrs, P.OBJECT_META_PREFIXES, P.OBJECT_STORED_HEADERS)
+        _check_delete_at(meta)
+        existing = dev.get(policy, h)
+        if existing is not None:
+            if existing.ts >= ts.internal:
+                return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, existing.ts)])
+            if hdrs.get("if-none-match") == "*" and self._missing(existing) is None:
+                return plain(412, "Precondition Failed")
+        upload = _Upload(dev, self.storage.inline_threshold)
+        try:
+            try:
+                await upload.receive(req)
+            except BodyError:
+                return plain(499, "Client Disconnect")
+            return await self._store(req, p, dev, policy, h, ts, meta, upload)
+        finally:
+            if upload.tmp_path:
+                await upload.discard()
+
+    async def _store(self, req: Request, p: P.BackendPath, dev: ObjectDevice, policy: int,
+                     h: str, ts: Timestamp, meta: dict[str, str], upload: _Upload) -> Response:
+        hdrs = req.headers
+        etag = upload.md5.hexdigest()
+        want = hdrs.get("etag")
+        if want is not None and want.strip('"').lower() != etag:
+            return plain(422, "Unprocessable Entity")
+        if "content-length" in hdrs and hdrs["content-length"].isdigit() \
+                and int(hdrs["content-length"]) != upload.size:
+            return plain(499, "Client Disconnect")
+        rec = ObjectRecord(ts.internal, upload.size, etag,
+                           hdrs.get("content-type", "application/octet-stream"), meta, False,
+                           p.partition, f"/{p.account}/{p.container}/{p.obj}",
+                           tuple(upload.sums), bytes(upload.buf) if upload.inline else None)
+        hash_dir = dev.hash_dir(policy, p.partition, h)
+        if not upload.inline:
+            await dev.run(dev.place, upload.tmp_path, hash_dir, f"{ts.internal}.data")
+            upload.tmp_path = ""
+        updates = self._container_updates(req, p, policy, rec)
+        try:
+            old, keys = await dev.commit_record(policy, h, rec, updates)
+        except Conflict as exc:
+            if not upload.inline:
+                dev.executor.submit(dev.cleanup, hash_dir, "")  # our file; nothing older kept
+            return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, exc.existing_ts)])
+        if old is not None and (old.inline is None or not upload.inline):
+            dev.executor.submit(dev.cleanup, hash_dir, ts.internal)
+        self.updates.send(dev, list(zip(keys, updates, strict=True)))
+        return Response(201, [("Content-Type", "text/plain; charset=utf-8"), ("ETag", etag)],
+                        b"")
+
+    def _container_updates(self, req: Request, p: P.BackendPath, policy: int,
+                           rec: ObjectRecord | None, ts: Timestamp | None = None,
+                           ) -> list[PendingUpdate]:
+        targets = P.split_hosts(req.headers, P.X_CONTAINER_HOST, P.X_CONTAINER_PARTITION,
+                                P.X_CONTAINER_DEVICE)
+        if not targets:
+            return []
+        path = quote(f"/{p.account}/{p.container}/{p.obj}")
+        headers = {"X-Backend-Storage-Policy-Index": str(policy),
+                   "User-Agent": "nubis-object-server"}
+        trans = req.headers.get(P.X_TRANS_ID)
+        if trans:
+            headers["X-Trans-Id"] = trans
+        if rec is not None and ts is None:
+            method = "PUT"
+            headers.update({"X-Timestamp": rec.ts, "X-Size": str(rec.size),
+                            "X-Content-Type": rec.content_type, "X-Etag": rec.etag})
+        else:
+            assert ts is not None
+            method = "DELETE"
+            headers["X-Timestamp"] = ts.internal
+        return [PendingUpdate(method, ip, port, dev, part, path, headers)
+                for ip, port, part, dev in targets]
+
+    # -- DELETE ------------------------------------------------------------------------
+    async def delete(self, req: Request) -> Response:
+        """Write a tombstone; 204 if an object was there, 404 if not."""
+        p, dev, policy, h = self._locate(req)
+        if dev is None:
+            return _INSUFFICIENT
+        hdrs = req.headers
+        ts = P.parse_timestamp(hdrs)
+        existing = dev.get(policy, h)
+        if existing is not None and existing.ts >= ts.internal:
+            return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, existing.ts)])
+        if_delete_at = hdrs.get("x-if-delete-at")
+        if if_delete_at is not None:
+            if existing is None or existing.deleted \
+                    or existing.meta.get("x-delete-at") != if_delete_at.strip():
+                return plain(412, "Precondition Failed")
+        hash_dir = dev.hash_dir(policy, p.partition, h)
+        await dev.run(dev.write_tombstone, hash_dir, ts.internal)
+        tomb = ObjectRecord(ts.internal, deleted=True, part=p.partition,
+                            name=f"/{p.account}/{p.container}/{p.obj}")
+        updates = self._container_updates(req, p, policy, None, ts)
+        try:
+            old, keys = await dev.commit_record(policy, h, tomb, updates)
+        except Conflict as exc:
+            return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, exc.existing_ts)])
+        dev.executor.submit(dev.cleanup, hash_dir, ts.internal)
+        self.updates.send(dev, list(zip(keys, updates, strict=True)))
+        status = 204 if self._missing(old) is None else 404
+        return Response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                 (P.X_BACKEND_TIMESTAMP, ts.internal)], b"")
+
+    # -- POST --------------------------------------------------------------------------
+    async def post(self, req: Request) -> Response:
+        """Replace an object's metadata (202)."""
+        p, dev, policy, h = self._locate(req)
+        if dev is None:
+            return _INSUFFICIENT
+        hdrs = req.headers
+        ts = P.parse_timestamp(hdrs)
+        existing = dev.get(policy, h)
+        missing = self._missing(existing)
+        if missing is not None:
+            return missing
+        assert existing is not None
+        if existing.ts >= ts.internal:
+            return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, existing.ts)])
+        meta = P.metadata_from_headers(hdrs, P.OBJECT_META_PREFIXES, P.OBJECT_STORED_HEADERS)
+        _check_delete_at(meta)
+        keep = {k: v for k, v in existing.meta.items()
+                if k.startswith("x-object-sysmeta-") or k in ("x-static-large-object",
+                                                              "x-object-manifest")}
+        new_ctype = hdrs.get("content-type")
+
+        def merge(old: ObjectRecord) -> ObjectRecord:
+            merged = dict(keep)
+            merged.update(meta)
+            return replace(old, ts=ts.internal, meta=merged, data_ts=old.data_timestamp,
+                           content_type=new_ctype or old.content_type)
+
+        try:
+            await dev.commit_record(policy, h, replace(existing, ts=ts.internal), [],
+                                    merge=merge)
+        except Conflict as exc:
+            return plain(409, "Conflict", [(P.X_BACKEND_TIMESTAMP, exc.existing_ts)])
+        except KeyError:
+            return self._not_found()
+        return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
+                              (P.X_BACKEND_TIMESTAMP, ts.internal)], b"")
+
+
+def _check_delete_at(meta: dict[str, str]) -> None:
+    raw = meta.get("x-delete-at")
+    if raw is None:
+        return
+    if not raw.strip().isdigit():
+        raise ProtocolError(400, "Non-integer X-Delete-At")
+    meta["x-delete-at"] = raw.strip()
+
+
+def _object_headers(rec: ObjectRecord) -> list[tuple[str, str]]:
+    ts = Timestamp.parse(rec.ts)
+    data_ts = rec.data_timestamp
+    headers = [("Content-Type", rec.content_type), ("ETag", rec.etag),
+               ("Last-Modified", Timestamp.parse(data_ts).http_date),
+               ("X-Timestamp", ts.normal), (P.X_BACKEND_TIMESTAMP, rec.ts),
+               ("X-Backend-Data-Timestamp", data_ts), ("X-Backend-Durable-Timestamp", data_ts),
+               ("Accept-Ranges", "bytes")]
+    for k, v in rec.meta.items():
+        headers.append((P.title_header(k), v))
+    return headers
+
+
+def make_server(config: Any, node: NodeSettings) -> ObjectServer:
+    """Build the object server of ``node``."""
+    return ObjectServer(config.storage, node.devices, seed_from_config(config))
+
+
+def run_node(config: Any, node: int | None = None) -> int:
+    """Run the object server of storage node ``node`` in the foreground."""
+    settings = resolve_node(config, node)
+    settings.devices.mkdir(parents=True, exist_ok=True)
+    return run_app(lambda: make_server(config, settings), settings.bind_ip,
+                   settings.object_port, config.storage.max_connections)
+
+
+def run(config: Any, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon object-server``); node from the environment."""
+    del once
+    return run_node(config)

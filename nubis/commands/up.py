@@ -1,0 +1,90 @@
+"""``nubis up``: write a default cloud into a state directory and start it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from nubis.supervisor import Process, Supervisor
+
+CONFIG_NAME = "nubis.toml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``up`` sub-command."""
+    p = sub.add_parser("up", help="start an all-in-one cloud (writes config + rings first)")
+    p.add_argument("--state-dir", default="var", help="state directory (default ./var)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for every /healthcheck")
+    p.set_defaults(func=_run)
+
+
+def open_supervisor(state_dir: str | Path) -> tuple[Supervisor, list[Process]]:
+    """Load ``<state>/nubis.toml`` and return a supervisor and its process plan."""
+    from nubis.settings import exit_on_config_error, load_config
+    from nubis.supervisor import plan
+
+    state = Path(state_dir).absolute()
+    path = state / CONFIG_NAME
+    config = exit_on_config_error(lambda: load_config(path))
+    return Supervisor(config, path, state), plan(config)
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nubis import defaults
+    from nubis.registry import POST_START_HOOKS
+    from nubis.settings import exit_on_config_error
+
+    state = Path(args.state_dir).absolute()
+    state.mkdir(parents=True, exist_ok=True)
+    if defaults.write_default_config(state / CONFIG_NAME, state):
+        print(f"wrote {state / CONFIG_NAME}")
+    sup, procs = open_supervisor(state)
+    config = sup.config
+    exit_on_config_error(lambda: defaults.ensure_devices(config))
+    for ring in defaults.ensure_rings(config):
+        print(f"wrote {ring}")
+    # Storage first so the proxy's first requests find them.
+    for proc in sorted(procs, key=lambda p: p.node is None):
+        pid, started = sup.start(proc)
+        print(f"{'started' if started else 'running'} {proc.label} (pid {pid})")
+    failed = sup.wait_healthy(procs, args.timeout)
+    if failed:
+        for proc in failed:
+            log = sup.log_dir / f"{proc.label}.log"
+            print(f"nubis up: {proc.label} is not healthy; see {log}:\n{_tail(log)}",
+                  file=sys.stderr)
+        return 1
+    for hook in POST_START_HOOKS:
+        module, _, func = hook.partition(":")
+        getattr(importlib.import_module(module), func)(config, state)
+    rc = defaults.write_swiftrc(config, state)
+    _print_summary(config, procs, rc)
+    return 0
+
+
+def _print_summary(config: object, procs: list[Process], swiftrc: Path) -> None:
+    from nubis.settings import Config
+
+    assert isinstance(config, Config)
+    host = config.proxy.bind_ip or config.cluster.bind_ip
+    print("\nnubis is up:")
+    for p in procs:
+        if p.port is not None:
+            print(f"  {p.label:22} http://{p.host}:{p.port}")
+    print(f"\nSwift API: http://{host}:{config.proxy.port}/v1/AUTH_<account>")
+    print(f"  auth:   http://{host}:{config.proxy.port}/auth/v1.0")
+    for user, entry in config.tempauth.users.items():
+        role = ("reseller admin" if ".reseller_admin" in entry.groups
+                else "account admin" if ".admin" in entry.groups else "user")
+        print(f"  user {user:16} key {entry.key:12} ({role})")
+    print(f"\n  . {swiftrc} && swift stat")

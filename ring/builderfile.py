@@ -1,0 +1,167 @@
+"""Builder files: save and load a :class:`RingBuilder` without pickle.
+
+Layout (integers little-endian)::
+
+    offset 0   8 bytes   magic b"NUBISBLD"
+    offset 8   u32       format version (FORMAT_VERSION)
+    offset 12  u32       header length H
+    offset 16  H bytes   header: UTF-8 JSON (scalars, devices, array descriptors)
+    16 + H     ...       the arrays' raw bytes, in header order
+    end - 32   32 bytes  SHA-256 of everything before it
+
+The arrays are the assignment table (``int32``, ``rows x parts``, ``-1`` =
+unassigned) and the hours since each partition last moved (``uint8``).
+Writes are atomic: temp file in the same directory, fsync, rename, directory
+fsync. Any problem loading gives :class:`RingBuilderError` with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nubis.ring.builder import RingBuilder
+from nubis.ring.devices import Device
+from nubis.ring.errors import DeviceError, RingBuilderError
+
+MAGIC = b"NUBISBLD"
+FORMAT_VERSION = 1
+PREAMBLE = struct.Struct("<8sII")
+DIGEST_SIZE = 32
+_DTYPES = {"<i4": np.dtype("<i4"), "<u1": np.dtype("<u1"), "|u1": np.dtype("<u1")}
+
+
+def save_builder(builder: RingBuilder, path: str | os.PathLike[str]) -> None:
+    """Write ``builder`` to ``path`` atomically.
+
+    Raises:
+        RingBuilderError: the file cannot be written.
+    """
+    path = Path(path)
+    arrays: list[tuple[str, np.ndarray[Any, Any]]] = [
+        ("last_part_moves", np.ascontiguousarray(builder.last_part_moves, dtype="<u1"))]
+    if builder.table is not None:
+        arrays.append(("table", np.ascontiguousarray(builder.table, dtype="<i4")))
+    header = {
+        "part_power": builder.part_power,
+        "replicas": builder.replicas,
+        "min_part_hours": builder.min_part_hours,
+        "overload": builder.overload,
+        "version": builder.version,
+        "id": builder.id,
+        "devs_changed": builder.devs_changed,
+        "dispersion": builder.dispersion,
+        "last_part_moves_epoch": builder.last_part_moves_epoch,
+        "remove_devs": list(builder.remove_devs),
+        "devs": [d.to_dict() if d else None for d in builder.devs],
+        "arrays": [{"name": name, "dtype": a.dtype.str, "shape": list(a.shape)}
+                   for name, a in arrays],
+    }
+    body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    digest = hashlib.sha256()
+    chunks = [PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)), body]
+    chunks += [memoryview(a).cast("B") for _, a in arrays]
+    for chunk in chunks:
+        digest.update(chunk)
+    chunks.append(digest.digest())
+    _atomic_write(path, chunks)
+
+
+def _atomic_write(path: Path, chunks: list[Any]) -> None:
+    """Write the chunks to a temp file, fsync, rename over ``path``, fsync the directory."""
+    directory = path.parent if str(path.parent) else Path(".")
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RingBuilderError(f"{path}: cannot write builder file: "
+                               f"{exc.strerror or exc}") from exc
+
+
+def load_builder(path: str | os.PathLike[str]) -> RingBuilder:
+    """Load a builder file written by :func:`save_builder`.
+
+    Raises:
+        RingBuilderError: missing, unreadable, truncated, corrupt or of another format.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RingBuilderError(f"{path}: builder file does not exist") from None
+    except OSError as exc:
+        raise RingBuilderError(f"{path}: cannot read builder file: "
+                               f"{exc.strerror or exc}") from exc
+    if len(raw) < PREAMBLE.size + DIGEST_SIZE or not raw.startswith(MAGIC):
+        raise RingBuilderError(f"{path}: not a nubis builder file")
+    if hashlib.sha256(raw[:-DIGEST_SIZE]).digest() != raw[-DIGEST_SIZE:]:
+        raise RingBuilderError(f"{path}: builder file is corrupt (checksum mismatch)")
+    _magic, version, hlen = PREAMBLE.unpack_from(raw, 0)
+    if version != FORMAT_VERSION:
+        raise RingBuilderError(f"{path}: unsupported builder format version {version}")
+    try:
+        header = json.loads(raw[PREAMBLE.size:PREAMBLE.size + hlen])
+        return _restore(header, raw, PREAMBLE.size + hlen, len(raw) - DIGEST_SIZE)
+    except (ValueError, KeyError, TypeError, DeviceError, RingBuilderError) as exc:
+        raise RingBuilderError(f"{path}: builder file is malformed: {exc}") from exc
+
+
+def _restore(header: dict[str, Any], raw: bytes, offset: int, end: int) -> RingBuilder:
+    """Rebuild the builder from its header and the array bytes in ``raw[offset:end]``."""
+    builder = RingBuilder(int(header["part_power"]), float(header["replicas"]),
+                          int(header["min_part_hours"]), float(header["overload"]))
+    builder.version = int(header["version"])
+    builder.id = str(header["id"])
+    builder.devs_changed = bool(header["devs_changed"])
+    builder.dispersion = float(header["dispersion"])
+    builder.last_part_moves_epoch = int(header["last_part_moves_epoch"])
+    builder.remove_devs = [int(i) for i in header["remove_devs"]]
+    builder.devs = [Device.from_dict(d) if d is not None else None for d in header["devs"]]
+    for index, dev in enumerate(builder.devs):
+        if dev is not None and dev.id != index:
+            raise ValueError(f"device at index {index} has id {dev.id}")
+    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    for spec in header["arrays"]:
+        dtype = _DTYPES[spec["dtype"]]
+        shape = tuple(int(x) for x in spec["shape"])
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset + nbytes > end:
+            raise ValueError(f"array {spec['name']!r} runs past the end of the file")
+        arrays[spec["name"]] = np.frombuffer(raw, dtype=dtype, count=nbytes // dtype.itemsize,
+                                             offset=offset).reshape(shape).copy()
+        offset += nbytes
+    if offset != end:
+        raise ValueError("unexpected bytes after the arrays")
+    moves = arrays["last_part_moves"]
+    if moves.shape != (builder.parts,):
+        raise ValueError(f"last_part_moves has shape {moves.shape}")
+    builder.last_part_moves = moves.astype(np.uint8)
+    table = arrays.get("table")
+    if table is not None:
+        if table.ndim != 2 or table.shape[1] != builder.parts:
+            raise ValueError(f"assignment table has shape {table.shape}")
+        if table.size and (table.min() < -1 or table.max() >= max(len(builder.devs), 1)):
+            raise ValueError("assignment table names an unknown device")
+        builder.table = table.astype(np.int32)
+    return builder

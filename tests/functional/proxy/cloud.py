@@ -1,0 +1,136 @@
+"""A real all-in-one nubis cloud for tests: ``nubis up`` in a tmp dir on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubis import defaults
+from nubis.settings import Config, load_config
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def other_server_ports() -> dict[str, int]:
+    """Return a free port for every other registered server daemon with a ``port``."""
+    from nubis.registry import DAEMONS
+    from nubis.settings import Config
+    from nubis.supervisor import PER_NODE
+
+    out: dict[str, int] = {}
+    base = Config()
+    for name, spec in DAEMONS.items():
+        section = name.replace("-", "_")
+        if spec.kind != "server" or name in PER_NODE or name == "proxy":
+            continue
+        if hasattr(getattr(base, section, None), "port"):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                out[section] = s.getsockname()[1]
+    return out
+
+
+def free_ports() -> defaults.Ports:
+    """Pick a proxy port and a storage base (4 nodes x 3 ports at base + 10i + k)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 100)
+        wanted = [base + 10 * i + k for i in range(defaults.NODE_COUNT) for k in range(3)]
+        proxy = base + 90
+        if all(_port_free(p) for p in [*wanted, proxy]):
+            return defaults.Ports(proxy=proxy, object=base, container=base + 1,
+                                  account=base + 2)
+    raise RuntimeError("no free port range found")
+
+
+def nubis(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``nubis`` CLI."""
+    return subprocess.run([sys.executable, "-m", "nubis", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+@dataclass
+class Cloud:
+    """A running cloud: its state dir, config and endpoints."""
+
+    state: Path
+    config: Config
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.proxy.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.proxy_url}/auth/v1.0"
+
+    def login(self, user: str = "test:tester") -> tuple[str, str]:
+        """Return ``(storage_url, token)`` for a tempauth user."""
+        key = self.config.tempauth.users[user].key
+        req = urllib.request.Request(self.auth_url, headers={"X-Auth-User": user,
+                                                             "X-Auth-Key": key})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.headers["X-Storage-Url"], resp.headers["X-Auth-Token"]
+
+    def pid(self, label: str) -> int:
+        return int((self.state / "run" / f"{label}.pid").read_text())
+
+    def kill(self, label: str) -> None:
+        """SIGKILL one daemon (e.g. ``object-server-1``)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid(label), signal.SIGKILL)
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return nubis("up", "--state-dir", str(self.state))
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return nubis("down", "--state-dir", str(self.state), "--timeout", "5")
+
+
+def start_cloud(state: Path, proxy_workers: int = 1) -> Cloud:
+    """Write a config with free ports into ``state`` and run ``nubis up``."""
+    ports = free_ports()
+    defaults.write_default_config(state / "nubis.toml", state, ports, proxy_workers,
+                                  other_server_ports())
+    cloud = Cloud(state, load_config(state / "nubis.toml"))
+    proc = cloud.up()
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
+                         for p in sorted((state / "log").glob("*.log")))
+        cloud.down()
+        raise RuntimeError(f"nubis up failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}\n{logs}")
+    return cloud
+
+
+def eventually(check, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Retry ``check()`` until it stops raising AssertionError (bounded in time).
+
+    Container listings are updated asynchronously by the object servers, so
+    listing assertions right after a write poll briefly.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)

@@ -1,0 +1,266 @@
+"""The Swift v1 API through python-swiftclient against a real all-in-one cloud."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import urllib.parse
+import uuid
+
+import pytest
+from swiftclient import client as sc
+from swiftclient.exceptions import ClientException
+
+from tests.functional.proxy.cloud import Cloud, eventually
+
+pytestmark = pytest.mark.functional
+
+
+def conn_for(cloud: Cloud, user: str = "test:tester") -> sc.Connection:
+    return sc.Connection(authurl=cloud.auth_url, user=user,
+                         key=cloud.config.tempauth.users[user].key, retries=0)
+
+
+@pytest.fixture
+def conn(cloud: Cloud) -> sc.Connection:
+    return conn_for(cloud)
+
+
+@pytest.fixture
+def container(conn: sc.Connection) -> str:
+    name = "c-" + uuid.uuid4().hex[:8]
+    conn.put_container(name)
+    return name
+
+
+def raw(cloud: Cloud, method: str, path: str, headers: dict[str, str] | None = None,
+        body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    c = http.client.HTTPConnection("127.0.0.1", cloud.config.proxy.port, timeout=30)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def _assert(cond: bool) -> None:
+    assert cond
+
+
+def status_of(fn, *args, **kwargs) -> int:
+    with pytest.raises(ClientException) as info:
+        fn(*args, **kwargs)
+    return int(info.value.http_status)
+
+
+# --- auth, info, health ------------------------------------------------------------
+
+def test_auth_and_account_stat(cloud: Cloud, conn: sc.Connection) -> None:
+    url, token = conn.get_auth()
+    assert url.endswith("/v1/AUTH_test") and token.startswith("AUTH_tk")
+    headers = conn.head_account()
+    assert "x-account-container-count" in headers
+
+
+def test_bad_credentials_and_tokens(cloud: Cloud) -> None:
+    status, _, body = raw(cloud, "GET", "/auth/v1.0",
+                          {"X-Auth-User": "test:tester", "X-Auth-Key": "wrong"})
+    assert status == 401 and body
+    status, headers, body = raw(cloud, "GET", "/v1/AUTH_test",
+                                {"X-Auth-Token": "AUTH_tkbogus.0000"})
+    assert status == 401 and headers["content-type"].startswith("text/plain")
+    assert raw(cloud, "GET", "/v1/AUTH_test")[0] == 401
+
+
+def test_info_and_healthcheck(cloud: Cloud) -> None:
+    status, _, body = raw(cloud, "GET", "/info")
+    assert status == 200
+    info = json.loads(body)
+    assert info["swift"]["max_object_name_length"] == 1024
+    assert info["swift"]["container_listing_limit"] == 10000
+    assert "slo" in info and "tempurl" in info
+    assert raw(cloud, "GET", "/healthcheck")[:3:2] == (200, b"OK")
+
+
+# --- containers --------------------------------------------------------------------
+
+def test_container_lifecycle(conn: sc.Connection) -> None:
+    name = "life-" + uuid.uuid4().hex[:6]
+    conn.put_container(name, headers={"X-Container-Meta-Color": "blue"})
+    assert conn.head_container(name)["x-container-meta-color"] == "blue"
+    conn.post_container(name, {"X-Container-Meta-Color": "red"})
+    assert conn.head_container(name)["x-container-meta-color"] == "red"
+    eventually(lambda: _assert(name in [c["name"] for c in conn.get_account()[1]]))
+    conn.put_object(name, "o", b"x")
+    eventually(lambda: _assert(conn.head_container(name)["x-container-object-count"] == "1"))
+    assert status_of(conn.delete_container, name) == 409
+    conn.delete_object(name, "o")
+    eventually(lambda: _assert(conn.head_container(name)["x-container-object-count"] == "0"))
+    conn.delete_container(name)
+    assert status_of(conn.head_container, name) == 404
+
+
+def test_listing_parameters(conn: sc.Connection, container: str) -> None:
+    for n in ("a/1", "a/2", "b/1", "c"):
+        conn.put_object(container, n, n.encode())
+    eventually(lambda: _assert(len(conn.get_container(container)[1]) == 4))
+    _, objs = conn.get_container(container, prefix="a/")
+    assert [o["name"] for o in objs] == ["a/1", "a/2"]
+    _, objs = conn.get_container(container, delimiter="/")
+    assert [o.get("name") or o.get("subdir") for o in objs] == ["a/", "b/", "c"]
+    _, objs = conn.get_container(container, marker="a/2", limit=1)
+    assert [o["name"] for o in objs] == ["b/1"]
+    _, objs = conn.get_container(container, end_marker="b")
+    assert [o["name"] for o in objs] == ["a/1", "a/2"]
+    assert objs[0]["bytes"] == 3
+    assert objs[0]["hash"] == hashlib.md5(b"a/1").hexdigest()
+    headers = conn.head_container(container)
+    assert headers["x-container-object-count"] == "4"
+
+
+def test_listing_limit_too_big(cloud: Cloud, conn: sc.Connection, container: str) -> None:
+    url, token = conn.get_auth()
+    path = urllib.parse.urlparse(url).path + f"/{container}?limit=10001"
+    assert raw(cloud, "GET", path, {"X-Auth-Token": token})[0] == 412
+
+
+# --- objects -------------------------------------------------------------------------
+
+def test_object_roundtrip_with_metadata(conn: sc.Connection, container: str) -> None:
+    data = b"hello world" * 100
+    etag = conn.put_object(container, "doc.txt", data, headers={
+        "X-Object-Meta-Owner": "me", "Content-Disposition": 'attachment; filename="d.txt"',
+        "Content-Encoding": "identity"})
+    assert etag == hashlib.md5(data).hexdigest()
+    headers, body = conn.get_object(container, "doc.txt")
+    assert body == data
+    assert headers["x-object-meta-owner"] == "me"
+    assert headers["content-type"].startswith("text/plain")
+    assert headers["content-disposition"] == 'attachment; filename="d.txt"'
+    assert headers["content-encoding"] == "identity"
+    assert headers["etag"] == etag
+    assert int(headers["content-length"]) == len(data)
+    conn.post_object(container, "doc.txt", {"X-Object-Meta-Other": "x"})
+    headers = conn.head_object(container, "doc.txt")
+    assert headers["x-object-meta-other"] == "x" and "x-object-meta-owner" not in headers
+    conn.delete_object(container, "doc.txt")
+    assert status_of(conn.get_object, container, "doc.txt") == 404
+    assert status_of(conn.delete_object, container, "doc.txt") == 404
+
+
+def test_chunked_upload(conn: sc.Connection, container: str) -> None:
+    pieces = [bytes([i]) * 70000 for i in range(5)]
+    conn.put_object(container, "chunked", iter(pieces), chunk_size=70000)
+    _, body = conn.get_object(container, "chunked")
+    assert body == b"".join(pieces)
+
+
+def test_large_streamed_object(conn: sc.Connection, container: str) -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB: the streamed path
+    etag = conn.put_object(container, "big", data)
+    assert etag == hashlib.md5(data).hexdigest()
+    assert conn.get_object(container, "big")[1] == data
+
+
+def test_etag_mismatch_is_422(conn: sc.Connection, container: str) -> None:
+    assert status_of(conn.put_object, container, "bad", b"abc", etag="0" * 32) == 422
+    big = b"z" * (512 * 1024)
+    assert status_of(conn.put_object, container, "bad-big", big, etag="0" * 32) == 422
+    assert status_of(conn.head_object, container, "bad") == 404
+    assert status_of(conn.head_object, container, "bad-big") == 404
+
+
+def test_ranges(cloud: Cloud, conn: sc.Connection, container: str) -> None:
+    data = bytes(range(100))
+    conn.put_object(container, "r", data)
+    headers, body = conn.get_object(container, "r", headers={"Range": "bytes=10-19"})
+    assert body == data[10:20] and headers["content-range"] == "bytes 10-19/100"
+    _, body = conn.get_object(container, "r", headers={"Range": "bytes=-5"})
+    assert body == data[-5:]
+    headers, body = conn.get_object(container, "r", headers={"Range": "bytes=0-1,50-51"})
+    assert headers["content-type"].startswith("multipart/byteranges")
+    assert data[0:2] in body and data[50:52] in body
+    assert status_of(conn.get_object, container, "r",
+                     headers={"Range": "bytes=200-300"}) == 416
+
+
+def test_conditional_requests(conn: sc.Connection, container: str) -> None:
+    etag = conn.put_object(container, "cond", b"data")
+    assert status_of(conn.get_object, container, "cond",
+                     headers={"If-Match": '"nope"'}) == 412
+    headers, _ = conn.get_object(container, "cond", headers={"If-Match": etag})
+    assert headers["etag"] == etag
+    with pytest.raises(ClientException) as info:
+        conn.get_object(container, "cond", headers={"If-None-Match": etag})
+    assert info.value.http_status == 304
+    lm = conn.head_object(container, "cond")["last-modified"]
+    with pytest.raises(ClientException) as info:
+        conn.get_object(container, "cond", headers={"If-Modified-Since": lm})
+    assert info.value.http_status == 304
+    assert status_of(conn.put_object, container, "cond", b"new",
+                     headers={"If-None-Match": "*"}) == 412
+    conn.put_object(container, "fresh", b"new", headers={"If-None-Match": "*"})
+
+
+def test_delete_after_sets_delete_at(conn: sc.Connection, container: str) -> None:
+    conn.put_object(container, "temp", b"x", headers={"X-Delete-After": "3600"})
+    assert int(conn.head_object(container, "temp")["x-delete-at"]) > 0
+    assert status_of(conn.put_object, container, "past", b"x",
+                     headers={"X-Delete-At": "1"}) == 400
+
+
+def test_copy(conn: sc.Connection, container: str) -> None:
+    conn.put_object(container, "src", b"copy me", headers={"X-Object-Meta-A": "1"})
+    conn.put_object(container, "dst", b"", headers={"X-Copy-From": f"{container}/src"})
+    headers, body = conn.get_object(container, "dst")
+    assert body == b"copy me" and headers["x-object-meta-a"] == "1"
+    conn.copy_object(container, "src", f"/{container}/dst2",
+                     headers={"X-Object-Meta-B": "2"})
+    headers, body = conn.get_object(container, "dst2")
+    assert body == b"copy me" and headers["x-object-meta-b"] == "2"
+    assert status_of(conn.put_object, container, "dst3", b"",
+                     headers={"X-Copy-From": f"{container}/missing"}) == 404
+
+
+# --- bad input ---------------------------------------------------------------------
+
+def test_bad_names_and_metadata(cloud: Cloud, conn: sc.Connection, container: str) -> None:
+    assert status_of(conn.put_object, container, "o" * 1025, b"x") == 400
+    assert status_of(conn.put_container, "c" * 257) == 400
+    assert status_of(conn.put_object, container, "m", b"x",
+                     headers={"X-Object-Meta-" + "n" * 129: "v"}) == 400
+    assert status_of(conn.put_object, container, "m", b"x",
+                     headers={"X-Object-Meta-K": "v" * 257}) == 400
+    many = {f"X-Object-Meta-K{i}": "v" for i in range(91)}
+    assert status_of(conn.put_object, container, "m", b"x", headers=many) == 400
+    assert status_of(conn.put_container, container + "-x",
+                     headers={"X-Container-Meta-K": "v" * 257}) == 400
+    assert status_of(conn.put_object, "no-such-container", "o", b"x") == 404
+    url, token = conn.get_auth()
+    base = urllib.parse.urlparse(url).path
+    status, headers, body = raw(cloud, "PUT", f"{base}/{container}/nolen",
+                                {"X-Auth-Token": token, "Content-Length": "abc"})
+    assert status == 400 and body
+    status, headers, body = raw(cloud, "GET", f"{base}/{container}/%FF",
+                                {"X-Auth-Token": token})
+    assert status == 412 and headers["content-type"].startswith("text/plain")
+    assert raw(cloud, "PATCH", f"{base}/{container}/o", {"X-Auth-Token": token})[0] == 405
+
+
+def test_other_accounts_are_forbidden(cloud: Cloud, conn: sc.Connection,
+                                      container: str) -> None:
+    conn.put_object(container, "secret", b"s")
+    other = conn_for(cloud, "test2:tester2")
+    url = conn.get_auth()[0]
+    token2 = other.get_auth()[1]
+    with pytest.raises(ClientException) as info:
+        sc.get_object(url, token2, container, "secret")
+    assert info.value.http_status == 403
+    with pytest.raises(ClientException) as info:
+        sc.get_container(url, token2, container)
+    assert info.value.http_status == 403
+    with pytest.raises(ClientException) as info:
+        sc.put_container(url, token2, "intruder")
+    assert info.value.http_status == 403

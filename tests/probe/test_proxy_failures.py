@@ -1,0 +1,117 @@
+"""Probe tests: the proxy against real daemons, with servers killed and uploads cut off."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from swiftclient import client as sc
+from swiftclient.exceptions import ClientException
+
+from tests.functional.proxy.cloud import Cloud, eventually, start_cloud
+
+pytestmark = pytest.mark.probe
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    c = start_cloud(tmp_path_factory.mktemp("nubis-probe"))
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def connect(cloud: Cloud) -> sc.Connection:
+    return sc.Connection(authurl=cloud.auth_url, user="test:tester",
+                         key=cloud.config.tempauth.users["test:tester"].key, retries=0)
+
+
+def test_one_object_server_down_loses_nothing(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    cont = "ha-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont)
+    before = {f"before-{i}": f"b{i}".encode() * 100 for i in range(10)}
+    for name, data in before.items():
+        conn.put_object(cont, name, data)
+    cloud.kill("object-server-1")
+    acked: dict[str, bytes] = {}
+    for i in range(30):
+        data = hashlib.sha256(str(i).encode()).digest() * (1 + i * 40)
+        etag = conn.put_object(cont, f"during-{i}", data)
+        assert etag == hashlib.md5(data).hexdigest()
+        acked[f"during-{i}"] = data
+    big = bytes(range(256)) * 4096  # streamed path (1 MiB)
+    conn.put_object(cont, "during-big", big)
+    acked["during-big"] = big
+    for name, data in {**before, **acked}.items():
+        assert conn.get_object(cont, name)[1] == data, name
+    # Bring the node back (``nubis up`` restarts only what is missing): still all there.
+    r = cloud.up()
+    assert r.returncode == 0, r.stderr
+    assert "running proxy" in r.stdout and "started object-server-1" in r.stdout
+    for name, data in {**before, **acked}.items():
+        assert conn.get_object(cont, name)[1] == data, name
+    def all_listed() -> None:
+        names = {o["name"] for o in conn.get_container(cont)[1]}
+        assert names == set(before) | set(acked)
+
+    eventually(all_listed)
+
+
+def _cut_upload(cloud: Cloud, path: str, token: str, chunked: bool) -> None:
+    sock = socket.create_connection(("127.0.0.1", cloud.config.proxy.port), timeout=10)
+    try:
+        if chunked:
+            head = (f"PUT {path} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\n"
+                    f"Transfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(head.encode())
+            for _ in range(8):
+                sock.sendall(b"10000\r\n" + b"c" * 0x10000 + b"\r\n")
+        else:
+            head = (f"PUT {path} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\n"
+                    f"Content-Length: {4 * 1024 * 1024}\r\n\r\n")
+            sock.sendall(head.encode())
+            sock.sendall(b"x" * (1024 * 1024))
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_cut_off_upload_leaves_nothing(cloud: Cloud, chunked: bool, size: str) -> None:
+    conn = connect(cloud)
+    cont = "cut-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont)
+    url, token = conn.get_auth()
+    base = url.split("/v1/", 1)[1]
+    if size == "small":
+        sock = socket.create_connection(("127.0.0.1", cloud.config.proxy.port), timeout=10)
+        sock.sendall((f"PUT /v1/{base}/{cont}/victim HTTP/1.1\r\nHost: x\r\n"
+                      f"X-Auth-Token: {token}\r\nContent-Length: 4096\r\n\r\n").encode()
+                     + b"y" * 1000)
+        sock.close()
+    else:
+        _cut_upload(cloud, f"/v1/{base}/{cont}/victim", token, chunked)
+    # A later complete request on a fresh connection is served normally...
+    conn.put_object(cont, "witness", b"ok")
+    # ...and the cut-off object is neither listed nor readable.
+    def only_witness() -> None:
+        assert [o["name"] for o in conn.get_container(cont)[1]] == ["witness"]
+
+    eventually(only_witness)
+    with pytest.raises(ClientException) as info:
+        conn.get_object(cont, "victim")
+    assert info.value.http_status == 404
+
+
+def test_state_dir_layout(cloud: Cloud) -> None:
+    state: Path = cloud.state
+    assert (state / "nubis.toml").is_file() and (state / "swiftrc").is_file()
+    assert {p.name for p in (state / "rings").glob("*.ring")} == {
+        "object.ring", "container.ring", "account.ring"}
+    assert len(list((state / "devices").glob("node*/d*"))) == 4

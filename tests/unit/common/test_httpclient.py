@@ -1,0 +1,156 @@
+"""The pooled HTTP/1.1 client against the real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import uvloop
+
+from nubis.common.httpclient import ClientTimeout, ConnectError, ConnectionClosed, HTTPClient
+from nubis.common.httpserver import HTTPServer, Request, Response
+
+HOST = "127.0.0.1"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.peers: list[Any] = []
+
+    async def handle(self, req: Request) -> Response:
+        if req.path == "/reject":
+            return Response(413, [], b"too big")
+        body = await req.read()
+        self.peers.append(req._conn.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        if req.path == "/slow":
+            await asyncio.sleep(5)
+        if req.path == "/stream":
+            async def gen() -> AsyncIterator[bytes]:
+                for i in range(5):
+                    yield b"%d" % i * 1000
+            return Response(200, [("X-Kind", "stream")], gen())
+        if req.path == "/close":
+            return Response(200, [], b"bye", close=True)
+        return Response(200, [("X-Len", str(len(body))), ("X-Method", req.method),
+                              ("X-Chunked", req.headers.get("transfer-encoding", ""))], body)
+
+
+async def with_server(scenario: Callable[[HTTPClient, int, Recorder], Awaitable[None]]) -> None:
+    rec = Recorder()
+    srv = HTTPServer(rec.handle)
+    port = await srv.start()
+    client = HTTPClient(timeout=2, connect_timeout=2)
+    try:
+        await asyncio.wait_for(scenario(client, port, rec), 30)
+    finally:
+        await client.close()
+        await srv.close()
+
+
+def test_pool_reuses_connections() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        for i in range(5):
+            r = await client.fetch(HOST, port, "PUT", f"/x{i}", {"X-A": "1"}, b"abc")
+            assert r.status == 200 and r.body == b"abc" and r.headers["x-len"] == "3"
+        assert len(set(rec.peers)) == 1
+        assert client.idle_count(HOST, port) == 1
+        rs = await asyncio.gather(*(client.fetch(HOST, port, "GET", "/") for _ in range(8)))
+        assert all(r.status == 200 for r in rs)
+        assert client.idle_count(HOST, port) == 8
+        r = await client.fetch(HOST, port, "HEAD", "/")
+        assert r.status == 200 and r.body == b""
+        r = await client.fetch(HOST, port, "GET", "/close")
+        assert r.body == b"bye"
+        assert client.idle_count(HOST, port) == 7  # the closed one is not pooled
+    uvloop.run(with_server(scenario))
+
+
+def test_chunked_upload_and_streamed_download() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for part in (b"ab", b"cd", b"e"):
+            yield part
+
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        r = await client.request(HOST, port, "PUT", "/up", None, body())
+        assert r.headers["x-chunked"] == "chunked"
+        assert await r.read() == b"abcde"
+        r = await client.request(HOST, port, "GET", "/stream")
+        chunks = [c async for c in r.iter_body()]
+        assert b"".join(chunks) == b"".join(b"%d" % i * 1000 for i in range(5))
+        assert client.idle_count(HOST, port) == 1
+    uvloop.run(with_server(scenario))
+
+
+def test_expect_continue_exchange() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        ex = await client.open(HOST, port, "PUT", "/ok", {}, content_length=4,
+                               expect_continue=True)
+        assert await ex.wait_continue() == 100
+        await ex.write(b"da")
+        await ex.write(b"ta")
+        await ex.finish()
+        r = await ex.response()
+        assert r.status == 200 and await r.read() == b"data"
+        ex = await client.open(HOST, port, "PUT", "/reject", {}, content_length=4,
+                               expect_continue=True)
+        assert await ex.wait_continue() == 413
+        r = await ex.response()
+        assert await r.read() == b"too big"
+    uvloop.run(with_server(scenario))
+
+
+def test_errors_and_timeouts() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        with pytest.raises(ClientTimeout):
+            await client.fetch(HOST, port, "GET", "/slow", timeout=0.2)
+        s = socket.socket()
+        s.bind((HOST, 0))
+        free = s.getsockname()[1]
+        s.close()
+        with pytest.raises(ConnectError):
+            await client.fetch(HOST, free, "GET", "/")
+    uvloop.run(with_server(scenario))
+
+
+def test_stale_pooled_connection_is_retried() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        assert (await client.fetch(HOST, port, "GET", "/")).status == 200
+        conn = client._idle[(HOST, port)][0]
+        # the server side of the pooled connection goes away
+        for server_conn in list(srv_conns(rec)):
+            server_conn.transport.close()
+        await asyncio.sleep(0.05)
+        conn.closed = False  # pretend we did not notice yet
+        r = await client.fetch(HOST, port, "GET", "/again")
+        assert r.status == 200
+    uvloop.run(with_server(scenario))
+
+
+def srv_conns(rec: Recorder) -> list[Any]:
+    import gc
+
+    from nubis.common import httpserver
+    return [o for o in gc.get_objects() if isinstance(o, httpserver._Connection) and not o.closed]
+
+
+def test_server_closing_mid_body_raises() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await writer.drain()
+        writer.close()
+
+    async def go() -> None:
+        server = await asyncio.start_server(handle, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        client = HTTPClient(timeout=2)
+        r = await client.request(HOST, port, "GET", "/")
+        with pytest.raises(ConnectionClosed):
+            await r.read()
+        assert client.idle_count(HOST, port) == 0
+        server.close()
+        await client.close()
+    uvloop.run(go())

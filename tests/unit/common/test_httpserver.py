@@ -1,0 +1,187 @@
+"""The asyncio HTTP/1.1 server, driven over raw loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvloop
+
+from nubis.common.httpserver import HTTPServer, Request, Response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def echo(req: Request) -> Response:
+    body = await req.read()
+    headers = [("X-Method", req.method), ("X-Path", req.path), ("X-Query", req.query),
+               ("X-Len", str(len(body)))]
+    return Response(200, headers, body)
+
+
+async def serve(handler: Handler, scenario: Callable[[int], Awaitable[Any]], **kw: Any) -> Any:
+    srv = HTTPServer(handler, **kw)
+    port = await srv.start()
+    try:
+        return await asyncio.wait_for(scenario(port), 20)
+    finally:
+        await srv.close()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+    body = b""
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += data[:-2]
+    return status, headers, body
+
+
+def test_keepalive_pipelining_and_chunked_body() -> None:
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                     b"PUT /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+                     b"POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        s1, h1, b1 = await read_response(reader)
+        s2, h2, b2 = await read_response(reader)
+        s3, h3, b3 = await read_response(reader)
+        assert (s1, h1["x-path"], h1["x-query"], b1) == (200, "/a", "x=1", b"")
+        assert (s2, h2["x-method"], b2) == (200, "PUT", b"abcdefg")
+        assert (s3, h3["x-method"], b3) == (200, "POST", b"hi")
+        writer.close()
+    uvloop.run(serve(echo, scenario))
+
+
+def test_malformed_requests_get_400_and_close() -> None:
+    async def scenario(port: int) -> None:
+        for bad in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(bad)
+            status, headers, body = await read_response(reader)
+            assert status == 400 and body == b"Bad Request"
+            assert await reader.read() == b""  # closed
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        status, _, _ = await read_response(reader)
+        assert status == 431
+        writer.close()
+    uvloop.run(serve(echo, scenario, max_header_size=8192))
+
+
+def test_expect_continue_only_when_body_is_read() -> None:
+    async def handler(req: Request) -> Response:
+        if req.path == "/reject":
+            return Response(409, [], b"no")
+        return Response(201, [], await req.read())
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /ok HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"abc")
+        status, _, body = await read_response(reader)
+        assert (status, body) == (201, b"abc")
+        writer.write(b"PUT /reject HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert (status, body) == (409, b"no") and headers["connection"] == "close"
+        writer.close()
+    uvloop.run(serve(handler, scenario))
+
+
+def test_streamed_responses_and_head() -> None:
+    async def gen() -> AsyncIterator[bytes]:
+        for part in (b"one", b"", b"two"):
+            yield part
+
+    async def handler(req: Request) -> Response:
+        if req.path == "/sized":
+            return Response(200, [], gen(), content_length=6)
+        if req.path == "/crash":
+            raise RuntimeError("boom")
+        return Response(200, [], gen())
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /chunked HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert headers["transfer-encoding"] == "chunked" and body == b"onetwo"
+        writer.write(b"GET /sized HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert headers["content-length"] == "6" and body == b"onetwo"
+        writer.write(b"HEAD /sized HTTP/1.1\r\nHost: h\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"Content-Length: 6" in head
+        writer.write(b"GET /crash HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, _, body = await read_response(reader)
+        assert status == 500 and b"Traceback" not in body
+        writer.close()
+    uvloop.run(serve(handler, scenario))
+
+
+def test_large_body_flow_control() -> None:
+    seen: list[int] = []
+
+    async def handler(req: Request) -> Response:
+        total = 0
+        async for chunk in req.iter_body():
+            total += len(chunk)
+            await asyncio.sleep(0)
+        seen.append(total)
+        return Response(200, [], b"ok")
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        size = 8 << 20
+        writer.write(b"PUT /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"x" * 65536
+        for _ in range(size // len(block)):
+            writer.write(block)
+            await writer.drain()
+        status, _, body = await read_response(reader)
+        assert (status, body, seen) == (200, b"ok", [size])
+        writer.close()
+    uvloop.run(serve(handler, scenario))
+
+
+def test_client_disconnect_mid_body_is_seen_by_handler() -> None:
+    errors: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(req: Request) -> Response:
+        try:
+            await req.read()
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+            done.set()
+            raise
+        return Response(200, [], b"")
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await asyncio.wait_for(done.wait(), 5)
+        assert errors == ["BodyError"]
+    uvloop.run(serve(handler, scenario))

@@ -1,0 +1,317 @@
+"""Object server over real HTTP and a real LMDB (in-process, free ports)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from nubis.common.httpclient import HTTPClientError
+from nubis.daemons.storage.diskfile import CHUNK, ObjectRecord, object_key
+from nubis.fastpath.hashpath import hash_path_hex
+
+from .stack import SEED, Stack, eventually, run, stack, ts
+
+OBJ = "/d1/5/AUTH_a/c/o"
+
+
+def hdrs(t: str, **extra: str) -> dict[str, str]:
+    return {"X-Timestamp": t, "Content-Type": "text/plain", **extra}
+
+
+def test_put_get_head_inline(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            t = ts()
+            r = await st.req("object", "PUT", OBJ, hdrs(t, **{"X-Object-Meta-Color": "blue",
+                                                               "Content-Disposition": "inline"}),
+                             b"hello")
+            assert r.status == 201
+            assert r.headers["etag"] == hashlib.md5(b"hello").hexdigest()
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 200 and r.body == b"hello"
+            assert r.headers["x-object-meta-color"] == "blue"
+            assert r.headers["content-disposition"] == "inline"
+            assert r.headers["x-timestamp"] == t and r.headers["x-backend-timestamp"] == t
+            assert r.headers["content-type"] == "text/plain"
+            r = await st.req("object", "HEAD", OBJ)
+            assert r.status == 200 and r.body == b"" and r.headers["content-length"] == "5"
+            # nothing written as a file for an inline object
+            assert not (st.devices / "d1" / "objects").exists()
+    run(go())
+
+
+def test_large_object_ranges(tmp_path: Path) -> None:
+    data = os.urandom(2 * CHUNK + 1234)
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), ETag=hashlib.md5(data).hexdigest()),
+                             data)
+            assert r.status == 201
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 200 and r.body == data
+            for rng, lo, hi in (("bytes=0-9", 0, 9), (f"bytes={CHUNK - 5}-{CHUNK + 5}", CHUNK - 5,
+                                CHUNK + 5), ("bytes=-100", len(data) - 100, len(data) - 1),
+                                (f"bytes={2 * CHUNK}-", 2 * CHUNK, len(data) - 1),
+                                ("bytes=10-", 10, len(data) - 1)):
+                r = await st.req("object", "GET", OBJ, {"Range": rng})
+                assert r.status == 206, rng
+                assert r.body == data[lo:hi + 1], rng
+                assert r.headers["content-range"] == f"bytes {lo}-{hi}/{len(data)}"
+            r = await st.req("object", "GET", OBJ, {"Range": f"bytes={len(data)}-"})
+            assert r.status == 416
+            r = await st.req("object", "GET", OBJ, {"Range": "bytes=0-1,5-6"})
+            assert r.status == 200 and r.body == data  # multiple ranges: whole object
+            files = list((st.devices / "d1" / "objects" / "5").rglob("*.data"))
+            assert len(files) == 1 and files[0].stat().st_size == len(data)
+    run(go())
+
+
+def test_chunked_upload_spills_to_file(tmp_path: Path) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(10):
+            yield bytes([i]) * 10000
+
+    async def go() -> None:
+        async with stack(tmp_path, inline_threshold=50000) as st:
+            r = await st.client.request("127.0.0.1", st.ports["object"], "PUT", OBJ,
+                                        hdrs(ts()), body())
+            assert r.status == 201
+            r = await st.req("object", "GET", OBJ)
+            assert r.body == b"".join(bytes([i]) * 10000 for i in range(10))
+            assert list((st.devices / "d1").rglob("*.data"))
+            assert not list((st.devices / "d1" / "tmp").iterdir())
+    run(go())
+
+
+def test_timestamp_conflicts(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            old, mid, new = ts(), ts(), ts()
+            assert (await st.req("object", "PUT", OBJ, hdrs(mid), b"mid")).status == 201
+            for t in (mid, old):
+                r = await st.req("object", "PUT", OBJ, hdrs(t), b"other")
+                assert r.status == 409 and r.headers["x-backend-timestamp"] == mid
+                r = await st.req("object", "DELETE", OBJ, {"X-Timestamp": t})
+                assert r.status == 409
+                r = await st.req("object", "POST", OBJ, {"X-Timestamp": t})
+                assert r.status == 409
+            offset = mid + "_0000000000000001"
+            assert (await st.req("object", "PUT", OBJ, hdrs(offset), b"offset")).status == 201
+            assert (await st.req("object", "GET", OBJ)).body == b"offset"
+            assert (await st.req("object", "PUT", OBJ, hdrs(new), b"new")).status == 201
+            assert (await st.req("object", "GET", OBJ)).body == b"new"
+    run(go())
+
+
+def test_delete_tombstone_and_post(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            r = await st.req("object", "DELETE", OBJ, {"X-Timestamp": ts()})
+            assert r.status == 404  # nothing was there, tombstone still written
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), b"x" * 70000)).status == 201
+            t = ts()
+            r = await st.req("object", "POST", OBJ, {"X-Timestamp": t, "X-Object-Meta-A": "1",
+                                                     "Content-Type": "image/png"})
+            assert r.status == 202
+            r = await st.req("object", "HEAD", OBJ)
+            assert r.headers["x-object-meta-a"] == "1" and r.headers["x-timestamp"] == t
+            assert r.headers["content-type"] == "image/png"
+            assert (await st.req("object", "GET", OBJ)).body == b"x" * 70000
+            d = ts()
+            r = await st.req("object", "DELETE", OBJ, {"X-Timestamp": d})
+            assert r.status == 204 and r.headers["x-backend-timestamp"] == d
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 404 and r.headers["x-backend-timestamp"] == d
+            r = await st.req("object", "POST", OBJ, {"X-Timestamp": ts()})
+            assert r.status == 404
+            await eventually_no_data_files(st)
+            assert list((st.devices / "d1").rglob(f"{d}.ts"))
+    run(go())
+
+
+async def eventually_no_data_files(st: Stack) -> None:
+    async def check() -> bool:
+        return not list((st.devices / "d1").rglob("*.data"))
+    assert await eventually(check)
+
+
+def test_bad_requests(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            r = await st.req("object", "PUT", OBJ, {"Content-Type": "a/b"}, b"x")
+            assert r.status == 400 and b"timestamp" in r.body.lower()
+            r = await st.req("object", "PUT", OBJ, hdrs("yesterday"), b"x")
+            assert r.status == 400
+            r = await st.req("object", "PUT", "/nodev/5/a/c/o", hdrs(ts()), b"x")
+            assert r.status == 507
+            r = await st.req("object", "GET", "/../5/a/c/o")
+            assert r.status == 400
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), ETag="0" * 32), b"x")
+            assert r.status == 422
+            assert (await st.req("object", "GET", OBJ)).status == 404
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{"X-Delete-At": "soon"}), b"x")
+            assert r.status == 400
+            r = await st.req("object", "PATCH", OBJ)
+            assert r.status == 405
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), b"x")).status == 201
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{"If-None-Match": "*"}), b"y")
+            assert r.status == 412
+            r = await st.req("object", "GET", OBJ, {"If-None-Match": r.headers.get("etag", "x")})
+            assert r.status == 200
+    run(go())
+
+
+def test_expired_object_is_gone(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            past = str(int(time.time()) - 10)
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{"X-Delete-At": past}), b"x")
+            assert r.status == 201
+            assert (await st.req("object", "GET", OBJ)).status == 404
+    run(go())
+
+
+def _record(st: Stack, policy: int = 0) -> tuple[object, str, ObjectRecord]:
+    dev = st.obj.devices.get("d1")
+    h = hash_path_hex(SEED, b"/AUTH_a/c/o")
+    rec = dev.get(policy, h)
+    assert rec is not None
+    return dev, h, rec
+
+
+def test_corrupt_inline_object_is_quarantined(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), b"precious")).status == 201
+            dev, h, rec = _record(st)
+            bad = ObjectRecord(rec.ts, rec.size, rec.etag, rec.content_type, rec.meta, False,
+                               rec.part, rec.name, rec.sums, b"PRECIOUS")
+            with dev.env.begin(write=True, db=dev.meta_db) as txn:
+                txn.put(object_key(0, h), bad.pack())
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 404 and b"PRECIOUS" not in r.body
+            assert dev.get(0, h) is None
+            assert list((st.devices / "d1" / "quarantined").rglob("*.record"))
+    run(go())
+
+
+def test_corrupt_file_is_quarantined(tmp_path: Path) -> None:
+    data = os.urandom(100000)
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), data)).status == 201
+            dev, h, rec = _record(st)
+            path = dev.data_path(0, rec, h)
+            raw = bytearray(path.read_bytes())
+            raw[5000] ^= 0xFF
+            path.write_bytes(bytes(raw))
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 404 and r.body != bytes(raw)
+            assert dev.get(0, h) is None
+            assert not path.exists()
+            q = st.devices / "d1" / "quarantined" / "objects" / h
+            assert (q / path.name).exists()
+    run(go())
+
+
+def test_corrupt_later_chunk_cuts_the_stream(tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK)
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), data)).status == 201
+            dev, h, rec = _record(st)
+            path = dev.data_path(0, rec, h)
+            with open(path, "r+b") as fh:
+                fh.seek(2 * CHUNK + 7)
+                fh.write(b"\x00\x01\x02")
+            got = b""
+            with pytest.raises(HTTPClientError):
+                resp = await st.client.request("127.0.0.1", st.ports["object"], "GET", OBJ)
+                assert resp.status == 200
+                async for chunk in resp.iter_body():
+                    got += chunk
+            assert got == data[:len(got)] and len(got) < len(data)  # never a corrupt byte
+            assert (await st.req("object", "GET", OBJ)).status == 404
+    run(go())
+
+
+def test_missing_data_file_answers_404(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts()), b"z" * 70000)).status == 201
+            dev, h, rec = _record(st)
+            dev.data_path(0, rec, h).unlink()
+            assert (await st.req("object", "GET", OBJ)).status == 404
+            assert dev.get(0, h) is None
+    run(go())
+
+
+def test_policies_are_separate(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            p1 = {"X-Backend-Storage-Policy-Index": "1"}
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts(), **p1), b"x" * 70000)).status == 201
+            assert (await st.req("object", "GET", OBJ)).status == 404
+            assert (await st.req("object", "GET", OBJ, p1)).body == b"x" * 70000
+            assert list((st.devices / "d1" / "objects-1").rglob("*.data"))
+    run(go())
+
+
+def test_container_updates_and_async_pending(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            await st.req("account", "PUT", "/d1/0/AUTH_a", {"X-Timestamp": ts()})
+            r = await st.req("container", "PUT", "/d1/0/AUTH_a/c",
+                             {"X-Timestamp": ts(), **st.account_headers()})
+            assert r.status == 201
+            ch = st.container_headers()
+            assert (await st.req("object", "PUT", OBJ, hdrs(ts(), **ch), b"abc")).status == 201
+
+            async def listed() -> bytes:
+                r = await st.req("container", "GET", "/d1/0/AUTH_a/c")
+                return r.body
+            assert await eventually(listed) == b"o\n"
+            dev = st.obj.devices.get("d1")
+
+            async def drained() -> bool:
+                return not dev.pending_updates()
+            assert await eventually(drained)
+            # container server down: the update waits durably on the device
+            await st.stop_server("container")
+            obj2 = "/d1/5/AUTH_a/c/o2"
+            assert (await st.req("object", "PUT", obj2, hdrs(ts(), **ch), b"abcd")).status == 201
+
+            async def failed() -> bool:
+                return not st.obj.updates._in_flight and bool(dev.pending_updates())
+            assert await eventually(failed)
+            pending = dev.pending_updates()
+            assert len(pending) == 1 and pending[0][1].path == "/AUTH_a/c/o2"
+            await st.start_server("container")
+            assert await st.obj.updates.sweep(dev) == 1
+            assert await eventually(listed) == b"o\no2\n"
+            r = await st.req("container", "HEAD", "/d1/0/AUTH_a/c")
+            assert r.headers["x-container-object-count"] == "2"
+            assert r.headers["x-container-bytes-used"] == "7"
+    run(go())
+
+
+def test_records_survive_restart(tmp_path: Path) -> None:
+    async def go(put: bool) -> None:
+        async with stack(tmp_path) as st:
+            if put:
+                assert (await st.req("object", "PUT", OBJ, hdrs(ts()), b"keep")).status == 201
+                assert (await st.req("object", "PUT", OBJ + "big", hdrs(ts()),
+                                     b"k" * 100000)).status == 201
+            else:
+                assert (await st.req("object", "GET", OBJ)).body == b"keep"
+                assert (await st.req("object", "GET", OBJ + "big")).body == b"k" * 100000
+    run(go(True))
+    run(go(False))
