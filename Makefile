@@ -48,8 +48,15 @@ build: venv
 
 # --- running ----------------------------------------------------------------
 up: build
-	$(VENV)/bin/nubis-ring-builder --help
+	$(VENV)/bin/nubis-ring-builder --help >/dev/null
 	$(VENV)/bin/nubis --version
+	$(VENV)/bin/nubis up --state-dir $(STATE)
+
+down:
+	$(VENV)/bin/nubis down --state-dir $(STATE)
+
+status:
+	$(VENV)/bin/nubis status --state-dir $(STATE)
 
 # --- tests ------------------------------------------------------------------
 # pytest exits 5 when no test ran: that fails `make test` like any other error.
@@ -61,15 +68,23 @@ test-unit: build
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------
-bench: bench-ring
+bench: bench-ring bench-swift
 
 bench-ring: build
 	$(PY) -m nubis.bench ring
 
+bench-swift: build
+	$(PY) -m nubis.bench swift $(BENCH_ARGS)
+
 # --- quality ----------------------------------------------------------------
+# mypy cannot follow the editable install's folder->package map, so lint checks
+# a symlink tree build/typecheck/nubis/{common,ring,...} that mirrors it.
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy nubis common ring fastpath api daemons
+	@rm -rf build/typecheck && mkdir -p build/typecheck/nubis
+	@for f in nubis/*; do ln -s ../../../$$f build/typecheck/nubis/$$(basename $$f); done
+	@for d in common api daemons ring fastpath bench; do ln -s ../../../$$d build/typecheck/nubis/$$d; done
+	cd build/typecheck && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p nubis
 
 debug: venv
 	NUBIS_DEBUG_BUILD=1 $(PY) setup.py -q build_ext --inplace --force

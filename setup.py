@@ -24,13 +24,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure
+        except Exception as exc:
             self._warn(exc)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._warn(exc, ext.name)
 
     @staticmethod
@@ -71,7 +71,7 @@ def _extensions() -> list:  # type: ignore[type-arg]
         ))
     try:
         return cythonize(exts, compiler_directives=directives, annotate=DEBUG, quiet=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"WARNING: nubis: cythonize failed ({exc}); pure Python only", file=sys.stderr)
         return []
 

@@ -47,6 +47,9 @@ class PrefixRouter:
             await self._lifespan(receive, send)
             return
         path: str = scope.get("path", "/")
+        if path == "/healthcheck":
+            await _plain(send, 200, b"OK")
+            return
         for prefix, app in self.apps.items():
             if path == prefix or path.startswith(prefix + "/"):
                 await app(scope, receive, send)
@@ -73,6 +76,13 @@ class PrefixRouter:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def load_factory(target: str) -> Callable[[str, ApiServices], ASGIApp]:

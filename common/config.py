@@ -125,7 +125,7 @@ def _convert(tp: Any, value: Any, section: str, filename: str, where: str) -> An
         return {str(k): _convert(val_t, v, section, filename, f"{where}.{k}")
                 for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
-        return parse_section(tp, value, section, filename)  # type: ignore[type-var]
+        return parse_section(tp, value, section, filename)  # type: ignore[arg-type, type-var]
     if tp is Any:
         return value
     if tp is bool:
@@ -164,7 +164,7 @@ def parse_document(cls: type[T], data: Mapping[str, Any], filename: str = "confi
     for name, value in data.items():
         tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            kwargs[name] = parse_section(tp, value, name, filename)  # type: ignore[type-var]
+            kwargs[name] = parse_section(tp, value, name, filename)  # type: ignore[arg-type, type-var]
         else:
             kwargs[name] = _convert(tp, value, name, filename, f"{filename}: [{name}]")
     return cls(**kwargs)  # type: ignore[return-value]

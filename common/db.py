@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-
 from nubis.common.errors import NubisError
+from sqlalchemy.engine import Connection, Engine
 
 Migration = Callable[[Connection], None]
 

@@ -19,7 +19,7 @@ and reuses them. Two ways to talk:
 A response's connection goes back to the pool once its body was read to the
 end (or :meth:`ClientResponse.release` drained it); :meth:`ClientResponse.close`
 drops it instead. Errors are :class:`HTTPClientError` subclasses
-(:class:`ConnectError`, :class:`ClientTimeout`, :class:`ConnectionClosed`).
+(:class:`ConnectError`, :class:`ClientTimeoutError`, :class:`ConnectionClosedError`).
 
 PERF: every proxy -> storage request goes through here (``python -m nubis.bench
 swift``): no per-request task, one write for head + small body, lists instead
@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import socket
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import httptools
-
 from nubis.common.errors import NubisError
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -50,12 +50,17 @@ class ConnectError(HTTPClientError):
     """The TCP connection could not be made."""
 
 
-class ClientTimeout(HTTPClientError):
+class ClientTimeoutError(HTTPClientError):
     """The peer did not answer in time."""
 
 
-class ConnectionClosed(HTTPClientError):
+class ConnectionClosedError(HTTPClientError):
     """The peer closed the connection before the response was complete."""
+
+
+#: Short aliases (stable API names).
+ClientTimeout = ClientTimeoutError
+ConnectionClosed = ConnectionClosedError
 
 
 class _Conn(asyncio.Protocol):
@@ -100,15 +105,13 @@ class _Conn(asyncio.Protocol):
         self.transport = typing.cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self.complete:
-            self._fail(ConnectionClosed(f"connection to {self.key[0]}:{self.key[1]} closed"))
+            self._fail(ConnectionClosedError(f"connection to {self.key[0]}:{self.key[1]} closed"))
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_result(None)
 
@@ -117,7 +120,7 @@ class _Conn(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ConnectionClosed(f"bad response from {self.key}: {exc}"))
+            self._fail(ConnectionClosedError(f"bad response from {self.key}: {exc}"))
             if self.transport is not None:
                 self.transport.close()
             return
@@ -242,7 +245,7 @@ class ClientResponse:
                 await asyncio.wait_for(conn.body_waiter, self._timeout)
             except TimeoutError:
                 self._drop()
-                raise ClientTimeout(f"body timeout from {conn.key}") from None
+                raise ClientTimeoutError(f"body timeout from {conn.key}") from None
             finally:
                 conn.body_waiter = None
         return conn.body.popleft()
@@ -343,7 +346,7 @@ class Exchange:
             return await asyncio.wait_for(fut, timeout or self._timeout)
         except TimeoutError:
             conn.close()
-            raise ClientTimeout(f"no 100-continue from {conn.key}") from None
+            raise ClientTimeoutError(f"no 100-continue from {conn.key}") from None
         except HTTPClientError:
             conn.close()
             raise
@@ -352,7 +355,7 @@ class Exchange:
         """Send a piece of the body."""
         conn = self._conn
         if conn.closed or conn.transport is None:
-            raise conn.error or ConnectionClosed(f"connection to {conn.key} closed")
+            raise conn.error or ConnectionClosedError(f"connection to {conn.key} closed")
         if not data:
             return
         if self._chunked:
@@ -381,7 +384,7 @@ class Exchange:
             await asyncio.wait_for(conn.head_future, self._timeout)
         except TimeoutError:
             conn.close()
-            raise ClientTimeout(f"no response from {conn.key}") from None
+            raise ClientTimeoutError(f"no response from {conn.key}") from None
         except HTTPClientError:
             conn.close()
             raise
@@ -470,7 +473,7 @@ class HTTPClient:
         if chunked:
             framing = b"Transfer-Encoding: chunked\r\n\r\n"
         else:
-            framing = b"Content-Length: %d\r\n\r\n" % content_length
+            framing = b"Content-Length: %d\r\n\r\n" % (content_length or 0)
         head = _header_block(method, path, host, headers, framing, expect_continue)
         conn.begin(method == "HEAD", expect_continue)
         assert conn.transport is not None
@@ -499,7 +502,7 @@ class HTTPClient:
                         conn.transport.write(data)  # type: ignore[union-attr]
                     ex._finished = True
                     return await ex.response()
-                except ConnectionClosed:
+                except ConnectionClosedError:
                     if attempt or not conn.reused or conn.any_bytes:
                         raise
             raise AssertionError("unreachable")  # pragma: no cover

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import socket
 import typing
@@ -222,10 +223,8 @@ class _Connection(asyncio.Protocol):
         self.transport = typing.cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.server.connections.add(self)
         self._arm_idle()
 
@@ -249,7 +248,7 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(_BAD_REQUEST)
-        except (httptools.HttpParserError, _HeaderTooLarge):
+        except (httptools.HttpParserError, _HeaderTooLargeError):
             self._fail(_TOO_LARGE if self.too_large else _BAD_REQUEST)
 
     def pause_writing(self) -> None:
@@ -271,14 +270,14 @@ class _Connection(asyncio.Protocol):
         self.header_bytes += len(url)
         if self.header_bytes > self.server.max_header_size:
             self.too_large = True
-            raise _HeaderTooLarge
+            raise _HeaderTooLargeError
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_bytes += len(name) + len(value) + 4
         if (self.header_bytes > self.server.max_header_size
                 or len(self.raw_headers) >= self.server.max_header_count):
             self.too_large = True
-            raise _HeaderTooLarge
+            raise _HeaderTooLargeError
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -468,7 +467,7 @@ async def _aclose(body: Any) -> None:
         await close()
 
 
-class _HeaderTooLarge(Exception):
+class _HeaderTooLargeError(Exception):
     pass
 
 

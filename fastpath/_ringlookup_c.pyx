@@ -6,8 +6,6 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport malloc, calloc, free
-from libc.stdio cimport snprintf
-from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
@@ -50,7 +48,7 @@ cdef class RingTable:
     cdef int64_t _total[NLEVELS + 1]
     cdef int64_t _size[NLEVELS]
 
-    def __init__(self, table, lengths, tiers):
+    def __cinit__(self, table, lengths, tiers):
         self.table, self.lengths, self.tiers = _checked(table, lengths, tiers)
         if self.table.shape[0] > MAX_REPLICAS:
             raise ValueError(f"at most {MAX_REPLICAS} replica rows")
@@ -78,7 +76,7 @@ cdef class RingTable:
     # ---------------------------------------------------------- access
 
     cdef inline int32_t _dev(self, Py_ssize_t r, uint64_t p) noexcept nogil:
-        """Return the device at (replica, part), or -1 past the row / for a removed device."""
+        """Return the device id at (replica, part), or -1 past the end of a short row."""
         cdef uint64_t i
         cdef int32_t d
         if <int64_t>p >= self._len[r]:
@@ -205,14 +203,15 @@ cdef class RingTable:
 
     cdef void _walk(self, uint64_t part, uint64_t* start, uint64_t* stride) noexcept nogil:
         """Compute the walk's start and stride (same as ``handoff_walk`` in the twin)."""
-        cdef char buf[24]
-        cdef int n
+        cdef uint8_t buf[8]
+        cdef int i
         if self.part_power == 0:
             start[0] = 0
             stride[0] = 1
             return
-        n = snprintf(buf, sizeof(buf), b"%llu", <unsigned long long>part)
-        start[0] = XXH3_64bits(buf, n) >> (64 - self.part_power)
+        for i in range(8):  # the partition number as 8 little-endian bytes
+            buf[i] = <uint8_t>((part >> (8 * i)) & 0xFF)
+        start[0] = XXH3_64bits(buf, 8) >> (64 - self.part_power)
         stride[0] = self._nparts // WALK_SPAN_C if self._nparts >= WALK_SPAN_C else 1
 
 

@@ -39,14 +39,14 @@ TableArray = npt.NDArray[Any]
 def handoff_walk(part: int, part_power: int) -> tuple[int, int]:
     """Return ``(start, stride)`` of the handoff walk for ``part``.
 
-    The start is pseudo-random per partition (unseeded xxh3 of its decimal
-    string, top ``part_power`` bits); the stride makes the walk span
+    The start is pseudo-random per partition (unseeded xxh3 of the partition
+    number as 8 little-endian bytes, top ``part_power`` bits); the stride makes the walk span
     :data:`WALK_SPAN` partitions at most, like Swift's md5-based start and
     ``parts // 65536``.
     """
     if part_power == 0:
         return 0, 1
-    start = xxhash.xxh3_64_intdigest(str(part).encode("ascii")) >> (64 - part_power)
+    start = xxhash.xxh3_64_intdigest(part.to_bytes(8, "little")) >> (64 - part_power)
     return int(start), max((1 << part_power) // WALK_SPAN, 1)
 
 

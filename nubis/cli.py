@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nubis.commands.down",
     "nubis.commands.status",
     "nubis.commands.daemon",
+    "nubis.commands.identity",
 )
 
 

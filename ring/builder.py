@@ -14,6 +14,7 @@ Balance and dispersion have swift-ring-builder's meaning:
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from nubis.ring import rebalance as rb
 from nubis.ring.devices import Device, matches, normalize_address
 from nubis.ring.errors import DeviceError, RingBuilderError, RingValidationError
@@ -77,7 +77,7 @@ class RingBuilder:
         self.dispersion = 0.0
         self.id = uuid.uuid4().hex
         self.table: npt.NDArray[np.int32] | None = None
-        self.last_part_moves = np.full(self.parts, MAX_HOURS, dtype=np.uint8)
+        self._last_part_moves: npt.NDArray[np.uint8] | None = None  # allocated on first use
         self.last_part_moves_epoch = 0
         self.remove_devs: list[int] = []
         self.clock: Callable[[], float] = time.time
@@ -90,6 +90,21 @@ class RingBuilder:
         return 1 << self.part_power
 
     @property
+    def last_part_moves(self) -> npt.NDArray[np.uint8]:
+        """Return hours since each partition last moved (255 = long ago)."""
+        if self._last_part_moves is None:
+            self._last_part_moves = np.full(self.parts, MAX_HOURS, dtype=np.uint8)
+        return self._last_part_moves
+
+    @last_part_moves.setter
+    def last_part_moves(self, value: npt.NDArray[np.uint8]) -> None:
+        self._last_part_moves = value
+
+    def move_history(self) -> npt.NDArray[np.uint8] | None:
+        """Return the move-hours array if it was ever allocated (what a builder file keeps)."""
+        return self._last_part_moves
+
+    @property
     def ever_rebalanced(self) -> bool:
         """Tell whether the ring has an assignment table."""
         return self.table is not None
@@ -97,7 +112,7 @@ class RingBuilder:
     @property
     def row_lengths(self) -> list[int]:
         """Return the length of each replica row for the current replica count."""
-        return expected_row_lengths(self.part_power, self.replicas)
+        return [int(n) for n in expected_row_lengths(self.part_power, self.replicas)]
 
     def iter_devs(self) -> list[Device]:
         """Return the existing devices (no holes)."""
@@ -122,7 +137,7 @@ class RingBuilder:
         total = sum(d.weight for d in self.iter_devs())
         if total <= 0:
             raise RingBuilderError("there are no devices with weight in this ring")
-        return self.parts * self.replicas / total
+        return float(self.parts * self.replicas / total)
 
     def min_part_seconds_left(self) -> int:
         """Return seconds until ``min_part_hours`` have passed since the last rebalance."""
@@ -223,7 +238,8 @@ class RingBuilder:
     def pretend_min_part_hours_passed(self) -> None:
         """Mark every partition as moved long ago, so the next rebalance may move any."""
         self.last_part_moves_epoch = 0
-        self.last_part_moves[:] = MAX_HOURS
+        if self._last_part_moves is not None:
+            self._last_part_moves[:] = MAX_HOURS
 
     def _changed(self) -> None:
         self.devs_changed = True
@@ -262,6 +278,7 @@ class RingBuilder:
             RingBuilderError: the ring cannot be balanced (no weight, too few devices).
         """
         plan = self.replica_plan()
+        self._check_memory()
         topo = rb.build_topology(self.devs, plan)
         rng = np.random.default_rng(seed)
         self._update_last_part_moves()
@@ -281,6 +298,19 @@ class RingBuilder:
         self.dispersion = self.get_dispersion()
         return RebalanceResult(changed=changed, balance=self.get_balance(), removed=removed,
                                dispersion=self.dispersion)
+
+    def _check_memory(self) -> None:
+        """Refuse a rebalance that cannot fit in this machine's memory."""
+        # the table is int32; a rebalance holds about eight table-sized temporaries
+        need = len(self.row_lengths) * self.parts * 4 * 8
+        try:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return
+        if need > have:
+            raise RingBuilderError(f"rebalancing 2**{self.part_power} partitions x "
+                                   f"{self.replicas:g} replicas needs about {need / 2**30:.0f} "
+                                   f"GiB of memory; this machine has {have / 2**30:.0f} GiB")
 
     def _resized_table(self, old: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
         """Return a copy of ``old`` with rows added/cut for the current replica count."""
@@ -352,7 +382,8 @@ class RingBuilder:
         """Return part-replica counts indexed by device id."""
         if self.table is None:
             return np.zeros(len(self.devs), dtype=np.int64)
-        return rb.device_counts(self.table, len(self.devs))
+        counts: npt.NDArray[np.int64] = rb.device_counts(self.table, len(self.devs))
+        return counts
 
     def balance_per_dev(self) -> dict[int, float]:
         """Return each device's balance (percent above/below its weighted share)."""
@@ -375,7 +406,7 @@ class RingBuilder:
 
     def get_required_overload(self) -> float:
         """Return the overload (fraction) needed for full dispersion."""
-        return self.replica_plan().required_overload
+        return float(self.replica_plan().required_overload)
 
     def _stats_topology(self) -> rb.Topology:
         """Return a topology for statistics (plan from current weights)."""
@@ -386,7 +417,7 @@ class RingBuilder:
         if self.table is None:
             return 0.0
         value, _ = rb.dispersion(self.table, self._stats_topology(), self.replicas)
-        return value
+        return float(value)
 
     def dispersion_report(self) -> dict[str, Any]:
         """Return dispersion, balance, overloads and per-tier replica histograms."""
@@ -528,12 +559,12 @@ def _changes(old: npt.NDArray[np.int32] | None,
     """Return (partitions with any replica changed, number of changed part-replicas)."""
     if old is None:
         assigned = new >= 0
-        return assigned.any(axis=0), int(assigned.sum())
+        return np.asarray(assigned.any(axis=0)), int(assigned.sum())
     rows = min(old.shape[0], new.shape[0])
     diff = np.zeros(new.shape, dtype=np.bool_)
     diff[:rows] = (old[:rows] != new[:rows]) & (new[:rows] >= 0)
     diff[rows:] = new[rows:] >= 0
-    return diff.any(axis=0), int(diff.sum())
+    return np.asarray(diff.any(axis=0)), int(diff.sum())
 
 
 def _say(progress: rb.Progress | None, message: str) -> None:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from nubis.ring.builder import RingBuilder
 from nubis.ring.devices import Device
 from nubis.ring.errors import DeviceError, RingBuilderError
@@ -35,7 +34,8 @@ MAGIC = b"NUBISBLD"
 FORMAT_VERSION = 1
 PREAMBLE = struct.Struct("<8sII")
 DIGEST_SIZE = 32
-_DTYPES = {"<i4": np.dtype("<i4"), "<u1": np.dtype("<u1"), "|u1": np.dtype("<u1")}
+_DTYPES: dict[str, np.dtype[Any]] = {"<i4": np.dtype("<i4"), "<u1": np.dtype("<u1"),
+                                     "|u1": np.dtype("<u1")}
 
 
 def save_builder(builder: RingBuilder, path: str | os.PathLike[str]) -> None:
@@ -45,8 +45,10 @@ def save_builder(builder: RingBuilder, path: str | os.PathLike[str]) -> None:
         RingBuilderError: the file cannot be written.
     """
     path = Path(path)
-    arrays: list[tuple[str, np.ndarray[Any, Any]]] = [
-        ("last_part_moves", np.ascontiguousarray(builder.last_part_moves, dtype="<u1"))]
+    arrays: list[tuple[str, np.ndarray[Any, Any]]] = []
+    history = builder.move_history()
+    if history is not None:
+        arrays.append(("last_part_moves", np.ascontiguousarray(history, dtype="<u1")))
     if builder.table is not None:
         arrays.append(("table", np.ascontiguousarray(builder.table, dtype="<i4")))
     header = {
@@ -66,15 +68,15 @@ def save_builder(builder: RingBuilder, path: str | os.PathLike[str]) -> None:
     }
     body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
     digest = hashlib.sha256()
-    chunks = [PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)), body]
-    chunks += [memoryview(a).cast("B") for _, a in arrays]
+    chunks: list[bytes] = [PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body)), body]
+    chunks += [a.tobytes() for _, a in arrays]
     for chunk in chunks:
         digest.update(chunk)
     chunks.append(digest.digest())
     _atomic_write(path, chunks)
 
 
-def _atomic_write(path: Path, chunks: list[Any]) -> None:
+def _atomic_write(path: Path, chunks: list[bytes]) -> None:
     """Write the chunks to a temp file, fsync, rename over ``path``, fsync the directory."""
     directory = path.parent if str(path.parent) else Path(".")
     tmp = ""
@@ -153,10 +155,11 @@ def _restore(header: dict[str, Any], raw: bytes, offset: int, end: int) -> RingB
         offset += nbytes
     if offset != end:
         raise ValueError("unexpected bytes after the arrays")
-    moves = arrays["last_part_moves"]
-    if moves.shape != (builder.parts,):
-        raise ValueError(f"last_part_moves has shape {moves.shape}")
-    builder.last_part_moves = moves.astype(np.uint8)
+    moves = arrays.get("last_part_moves")
+    if moves is not None:
+        if moves.shape != (builder.parts,):
+            raise ValueError(f"last_part_moves has shape {moves.shape}")
+        builder.last_part_moves = moves.astype(np.uint8)
     table = arrays.get("table")
     if table is not None:
         if table.ndim != 2 or table.shape[1] != builder.parts:

@@ -16,14 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from rich.console import Console
-from rich.table import Table
-
 from nubis.ring.builder import RingBuilder
 from nubis.ring.builderfile import load_builder, save_builder
 from nubis.ring.devices import Device, parse_add_value, parse_change_value, parse_search_value
-from nubis.ring.errors import RingBuilderError, RingError
+from nubis.ring.errors import RingError
 from nubis.ring.ringdata import load_ring_file, write_ring_file
+from rich.console import Console
+from rich.table import Table
 
 EXIT_SUCCESS = 0
 EXIT_WARNING = 1
@@ -127,7 +126,7 @@ def _number(text: str, what: str, kind: type = float) -> Any:
 
 def _find(builder: RingBuilder, search: str, allow_many: bool) -> list[Device]:
     """Return devices matching a search value; error on none or (unless allowed) several."""
-    devs = builder.search_devs(parse_search_value(search))
+    devs: list[Device] = builder.search_devs(parse_search_value(search))
     if not devs:
         raise CliError(f"no device matches {search!r}")
     if len(devs) > 1 and not allow_many:

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from nubis.ring.devices import Device
 from nubis.ring.plan import LEVELS, ReplicaPlan, tiers_for
 
@@ -323,7 +322,8 @@ def _limit_per_device(devs: I64, limit: I64, n: int, rng: np.random.Generator) -
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(sorted_devs, minlength=n)[:n], out=starts[1:])
     rank = np.arange(m) - starts[sorted_devs]
-    return order[rank < limit[sorted_devs]]
+    kept: I64 = order[rank < limit[sorted_devs]]
+    return kept
 
 
 def depth_to(table: I32, topo: Topology, dev: int) -> npt.NDArray[np.uint8]:
@@ -510,7 +510,8 @@ def _sample(cands: I64, spare: I64, allowed: Bools, rng: np.random.Generator) ->
     draw = rng.random(len(cum)) * cum[:, -1]
     index = (cum <= draw[:, None]).sum(axis=1)
     index = np.minimum(index, len(cands) - 1)
-    return cands[index]
+    chosen: I64 = cands[index]
+    return chosen
 
 
 def _accept(choice: I64, forced: Bools, remaining: I64, rng: np.random.Generator) -> Bools:

@@ -195,7 +195,7 @@ class Ring:
     @property
     def part_power(self) -> int:
         """Return the ring's part power."""
-        return self._current().data.part_power
+        return int(self._current().data.part_power)
 
     @property
     def replica_count(self) -> float:
@@ -205,17 +205,18 @@ class Ring:
     @property
     def partition_count(self) -> int:
         """Return the number of partitions."""
-        return self._current().data.partition_count
+        return int(self._current().data.partition_count)
 
     @property
     def version(self) -> int:
         """Return the ring's version."""
-        return self._current().data.version
+        return int(self._current().data.version)
 
     @property
     def devs(self) -> list[DevDict | None]:
         """Return the devices; index == id, ``None`` for removed ones."""
-        return self._current().data.devs
+        devs: list[DevDict | None] = self._current().data.devs
+        return devs
 
     @property
     def device_count(self) -> int:

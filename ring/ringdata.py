@@ -51,8 +51,11 @@ MAX_PART_POWER = 32
 DTYPES: dict[str, np.dtype[Any]] = {
     "<u1": np.dtype("<u1"), "<u2": np.dtype("<u2"), "<u4": np.dtype("<u4"),
 }
+#: Keys a device dict has (the builder writes all of them).
 DEV_KEYS = ("id", "region", "zone", "ip", "port", "device", "weight", "meta",
             "replication_ip", "replication_port")
+#: Keys a ring file's devices must have for lookups to work.
+REQUIRED_DEV_KEYS = ("id", "region", "zone", "ip", "port", "device")
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,16 @@ def _dtype_name(dtype: np.dtype[Any]) -> str:
 
 
 def expected_row_lengths(part_power: int, replicas: float) -> list[int]:
-    """Return the row lengths a ring of this shape has (fractional last row)."""
+    """Return the row lengths a ring of this shape has (Swift's rule for fractions).
+
+    Whole replicas get full rows; a fractional part ``f`` adds one row of
+    ``int(parts * f)`` entries, exactly as swift-ring-builder sizes it.
+    """
     parts = 1 << part_power
-    whole = int(replicas)
-    lengths = [parts] * whole
-    frac = replicas - whole
-    if frac > 1e-9:
-        lengths.append(round(frac * parts))
+    frac, whole = math.modf(replicas)
+    lengths = [parts] * int(whole)
+    if frac:
+        lengths.append(int(parts * frac))
     return lengths
 
 
@@ -114,7 +120,7 @@ def write_ring_file(path: str | os.PathLike[str], data: RingData) -> None:
     """
     path = Path(path)
     dtype, rows = _normalized_rows(path, data)
-    header, arrays = _encode(data, dtype, rows)
+    header, arrays = _encode(path, data, dtype, rows)
     _atomic_write(path, header, arrays)
 
 
@@ -151,19 +157,22 @@ def _check_row_lengths(path: Path, part_power: int, replicas: float, lengths: li
 
 
 def _check_devs(path: Path, devs: list[dict[str, Any] | None]) -> None:
-    """Raise unless every device dict sits at the index of its own id."""
+    """Raise unless every device dict sits at the index of its own id and has lookup keys."""
     for index, dev in enumerate(devs):
         if dev is None:
             continue
         if not isinstance(dev, dict) or dev.get("id") != index:
             raise RingFileError(f"{path}: device at index {index} has id "
                                 f"{dev.get('id') if isinstance(dev, dict) else dev!r}")
+        missing = [key for key in REQUIRED_DEV_KEYS if key not in dev]
+        if missing:
+            raise RingFileError(f"{path}: device {index} lacks {', '.join(missing)}")
 
 
-def _encode(data: RingData, dtype: np.dtype[Any],
-            rows: list[npt.NDArray[Any]]) -> tuple[bytes, list[bytes]]:
-    """Return the header bytes (with padding) and the array payloads."""
-    arrays = [r.tobytes() for r in rows]
+def _encode(path: Path, data: RingData, dtype: np.dtype[Any],
+            rows: list[npt.NDArray[Any]]) -> tuple[bytes, list[memoryview]]:
+    """Return the header bytes (with padding) and the array payloads (no copies)."""
+    arrays = [r.data.cast("B") for r in rows]
     digest = xxhash.xxh3_128()
     for a in arrays:
         digest.update(a)
@@ -174,22 +183,22 @@ def _encode(data: RingData, dtype: np.dtype[Any],
         "dtype": _dtype_name(dtype),
         "row_lengths": [len(r) for r in rows],
         "devs": data.devs,
-        "arrays_nbytes": sum(len(a) for a in arrays),
+        "arrays_nbytes": sum(a.nbytes for a in arrays),
         "arrays_xxh3_128": digest.hexdigest(),
     }
-    body = _dump(fields)
+    body = _dump(path, fields)
     body += b" " * (_align(PREAMBLE.size + len(body)) - PREAMBLE.size - len(body))
     pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body), xxhash.xxh3_128_digest(body))
     return pre + body, arrays
 
 
-def _dump(fields: dict[str, Any]) -> bytes:
+def _dump(path: Path, fields: dict[str, Any]) -> bytes:
     """Serialize the header deterministically."""
     try:
         return json.dumps(fields, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise RingFileError(f"ring header is not JSON-serializable: {exc}") from exc
+        raise RingFileError(f"{path}: ring header is not JSON-serializable: {exc}") from exc
 
 
 def _align(n: int) -> int:
@@ -197,7 +206,7 @@ def _align(n: int) -> int:
     return -(-n // ARRAY_ALIGN) * ARRAY_ALIGN
 
 
-def _atomic_write(path: Path, head: bytes, arrays: list[bytes]) -> None:
+def _atomic_write(path: Path, head: bytes, arrays: list[memoryview]) -> None:
     """Write head + arrays to a temp file, fsync it, rename over ``path``, fsync the dir."""
     directory = path.parent if str(path.parent) else Path(".")
     try:

@@ -61,7 +61,8 @@ class V3:
 def make_store(services: ApiServices) -> IdentityStore:
     """Migrate the identity schema and return a store on the shared engine."""
     migrate(services.engine, "identity", schema.MIGRATIONS)
-    return IdentityStore(services.engine, services.hasher(), services.verifier.revocations)
+    return IdentityStore(services.engine, services.hasher(), services.verifier.revocations,
+                         max_token_life=float(services.identity.token_ttl))
 
 
 def create_app(prefix: str, services: ApiServices) -> falcon.asgi.App[Any, Any]:

@@ -80,7 +80,7 @@ class Authenticator:
         spec = member(data, "user")
         password = text(spec, "password", required=True, max_len=4096, allow_empty=True)
         user = await asyncio.to_thread(self._lookup_user, spec)
-        key = user["id"] if user else repr(sorted(spec.items()))
+        key = user["id"] if user else _unknown_user_key(spec)
         await self._check_secret(key, source, user["password_hash"] if user else None,
                                  str(password))
         assert user is not None
@@ -115,7 +115,8 @@ class Authenticator:
                             secret: str) -> None:
         ukey, skey = f"user:{key}", f"src:{source}"
         if self.per_user.blocked(ukey) or self.per_source.blocked(skey):
-            raise UnauthorizedError(f"The account is locked for user: {key}.")
+            raise UnauthorizedError("The account is locked for user: "
+                                    f"{key if encoded else 'unknown'}.")
         # A missing user still pays for one hash so timing does not reveal it.
         encoded = encoded or self._dummy()
         ok = await asyncio.to_thread(self.store.hasher.verify, encoded, secret)
@@ -260,3 +261,10 @@ class Authenticator:
                                "assigned to its user.")
         return ref, granted
 
+
+
+def _unknown_user_key(spec: dict[str, Any]) -> str:
+    """Return a limiter key for a user that does not exist (never includes the password)."""
+    domain = spec.get("domain")
+    dom = domain.get("id") or domain.get("name") if isinstance(domain, dict) else None
+    return f"{spec.get('id') or spec.get('name')}@{dom}"

@@ -57,7 +57,14 @@ def post_start(config: Config, state_dir: Path) -> None:
         has_proxy = "proxy" in DAEMONS
     except ImportError:
         has_proxy = False
-    bootstrap(config, Path(state_dir), list(SUBAPPS), has_proxy)
+    state = Path(state_dir)
+    bootstrap(config, state, list(SUBAPPS), has_proxy)
+    public = config.api.resolved_public_url(config.cluster.bind_ip)
+    print(f"\nIdentity (Keystone v3): {public}/identity/v3")
+    print(f"  wrote {state / 'clouds.yaml'} (clouds nubis-admin, nubis-demo) and "
+          f"{state / 'openrc'}")
+    print(f"  OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'} openstack --os-cloud nubis-admin "
+          "token issue")
 
 
 def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: bool) -> Row:
@@ -143,11 +150,23 @@ def _catalog(store: IdentityStore, config: Config, public: str, prefixes: list[s
             svc_type, name, path = CATALOG_SERVICES[prefix]
             wanted.append((svc_type, name, f"{public}{path}"))
     if has_proxy:
-        wanted.append(("object-store", "swift", config.identity.object_store_url))
+        wanted.append(("object-store", "swift", object_store_url(config)))
     for svc_type, name, url in wanted:
         svc = store.ensure_service(svc_type, name, f"nubis {svc_type} service")
         for interface in ("public", "internal", "admin"):
             store.ensure_endpoint(svc["id"], interface, region, url)
+
+
+def object_store_url(config: Config) -> str:
+    """Return the object-store endpoint template (from ``[identity]`` or the proxy's port)."""
+    if config.identity.object_store_url:
+        return config.identity.object_store_url
+    proxy = getattr(config, "proxy", None)
+    host = (getattr(proxy, "bind_ip", "") or config.cluster.bind_ip) if proxy else ""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    port = getattr(proxy, "port", 8080)
+    return f"http://{host}:{port}/v1/AUTH_%(project_id)s"
 
 
 def write_clouds_yaml(path: Path, auth_url: str, region: str,

@@ -28,8 +28,9 @@ class IdentityConfig:
     demo_password: str = ""
     #: Region of every catalog endpoint.
     region: str = "RegionOne"
-    #: Object-store endpoint template (``%(project_id)s`` is substituted per token).
-    object_store_url: str = "http://127.0.0.1:8080/v1/AUTH_%(project_id)s"
+    #: Object-store endpoint template (``%(project_id)s`` is substituted per token);
+    #: empty means ``http://<proxy host>:<proxy port>/v1/AUTH_%(project_id)s``.
+    object_store_url: str = ""
     #: Failed logins per user within ``lockout_seconds`` before further attempts are refused.
     max_failures_per_user: int = field(default=6, metadata=check(positive))
     #: Failed logins per source address within ``lockout_seconds`` before refusal.

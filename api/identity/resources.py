@@ -166,6 +166,12 @@ class Collection:
             spec.collection, [spec.render(r, self.ctx.base) for r in rows],
             f"{self.ctx.base}/{spec.collection}")
 
+    async def on_head(self, req: Req, resp: Resp) -> None:
+        """List entities, headers only (Keystone answers HEAD on collections)."""
+        await self.on_get(req, resp)
+        resp.media = None
+        resp.status = falcon.HTTP_200
+
     async def on_post(self, req: Req, resp: Resp) -> None:
         """Create an entity."""
         spec = self.spec

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from nubis.api.errors import BadRequestError, ConflictError, ForbiddenError, not_found
 from nubis.api.identity import schema as s
 from nubis.api.identity.passwords import PasswordHasher
-from nubis.api.revoke import RevocationEvent, RevocationList, record_event
+from nubis.api.revoke import RevocationEvent, RevocationList, prune_events, record_event
 from sqlalchemy.engine import Connection, Engine
 
 Row = dict[str, Any]
@@ -45,15 +45,19 @@ class StoreBase:
 
     def __init__(self, engine: Engine, hasher: PasswordHasher,
                  revocations: RevocationList | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_token_life: float = 86400.0) -> None:
         self.engine = engine
         self.hasher = hasher
         self.revocations = revocations
         self.clock = clock
+        self.max_token_life = max_token_life
 
     def revoke(self, conn: Connection, **fields: str | None) -> None:
-        """Record a revocation event for tokens issued up to now."""
-        event = RevocationEvent(issued_before=self.clock(), **fields)
+        """Record a revocation event for tokens issued up to now (and prune dead events)."""
+        now = self.clock()
+        event = RevocationEvent(issued_before=now, **fields)
+        prune_events(conn, now - self.max_token_life - 60)
         record_event(conn, event)
         if self.revocations is not None:
             self.revocations.add(event)

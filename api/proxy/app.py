@@ -25,7 +25,7 @@ from nubis.api.proxy.base import account_info, container_info
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.constraints import Limits, check_account_name
 from nubis.api.proxy.context import Body, Ctx, ProxyState, Resp
-from nubis.api.proxy.errors import ClientDisconnect, HTTPError, error_response
+from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.common.httpclient import HTTPClient
 
 log = logging.getLogger("nubis.proxy")
@@ -70,7 +70,7 @@ class ProxyApp:
             ctx = self._context(req)
             result = await self.dispatch(ctx)
         except Exception as exc:
-            if isinstance(exc, ClientDisconnect):
+            if isinstance(exc, ClientDisconnectError):
                 log.info("client disconnected: %s %s", req.method, req.path)
             status, headers, body = error_response(exc)
             result = Resp(status, headers, body)
@@ -204,7 +204,7 @@ async def _guard(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 yield chunk
     except Exception as exc:
         log.warning("response body aborted: %s", exc)
-        raise ClientDisconnect(str(exc)) from None
+        raise ClientDisconnectError(str(exc)) from None
 
 
 def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[str, Any]:
@@ -238,7 +238,8 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
     """Build the proxy's ASGI app for one worker."""
     limits = Limits(max_file_size=conf.max_file_size)
     client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)
-    backend = Backend(client, Rings(ring_dir, hash_prefix, hash_suffix), node_timeout=conf.node_timeout,
+    rings = Rings(ring_dir, hash_prefix, hash_suffix)
+    backend = Backend(client, rings, node_timeout=conf.node_timeout,
                       max_handoffs=conf.max_handoffs)
     verifiers: list[TokenVerifier] = []
     tempauth: TempAuth | None = None

@@ -51,18 +51,37 @@ class TokenVerifier(Protocol):
 
 
 class AuthChain:
-    """Try each verifier in turn; the first identity wins."""
+    """Try each verifier in turn; the first identity wins.
 
-    def __init__(self, verifiers: list[TokenVerifier]) -> None:
+    Verified identities are cached per worker for ``cache_seconds`` (and never
+    past their expiry). PERF: saves the token check on every request
+    (bench swift 4 KiB).
+    """
+
+    def __init__(self, verifiers: list[TokenVerifier], cache_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.verifiers = list(verifiers)
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, Identity]] = {}
 
     async def identify(self, token: str | None) -> Identity | None:
         """Return the identity for ``token`` (``None`` when absent or unknown)."""
         if not token:
             return None
+        now = self.clock()
+        hit = self._cache.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         for v in self.verifiers:
             ident = await v.verify(token)
             if ident is not None:
+                if len(self._cache) > 10000:
+                    self._cache.clear()
+                until = now + self.cache_seconds
+                if ident.expires:
+                    until = min(until, ident.expires)
+                self._cache[token] = (until, ident)
                 return ident
         return None
 
@@ -204,9 +223,9 @@ def authorize(ident: Identity | None, method: str, account: str, container: str 
     if method == "OPTIONS":
         return
     referrers, groups = parse_acl(acl)
-    if container and referrer_allowed(referrer, referrers):
-        if obj or ".rlistings" in groups:
-            return
+    if container and referrer_allowed(referrer, referrers) and (
+            obj or ".rlistings" in groups):
+        return
     if ident is None:
         raise HTTPError(401)
     if any(g in ident.groups for g in groups):

@@ -11,6 +11,7 @@ next handoff from ``get_more_nodes``; success needs a quorum
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import urllib.parse
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nubis.api.proxy.errors import BackendUnavailable
+from nubis.api.proxy.errors import BackendUnavailableError
 from nubis.common.httpclient import ClientResponse, HTTPClient, HTTPClientError
 
 Node = dict[str, Any]
+log = logging.getLogger("nubis.proxy.backend")
 
 
 class RingLike(Protocol):
@@ -109,7 +111,7 @@ class Rings:
         except OSError:
             if cached is not None:
                 return cached[1]
-            raise BackendUnavailable(f"no {name} ring at {path}") from None
+            raise BackendUnavailableError(f"no {name} ring at {path}") from None
         self._checked[name] = now
         if cached is not None and cached[0] == mtime:
             return cached[1]
@@ -151,32 +153,35 @@ class Backend:
         random.shuffle(order)
         failures: list[Reply] = []
         errored = False
-        for node in self._read_order(ring, part, order, lambda: errored):
-            path = node_path(node, part, *names) + (f"?{query}" if query else "")
-            try:
-                resp = await self.client.request(node["ip"], int(node["port"]), method,
-                                                 path, headers, timeout=self.node_timeout)
-            except (HTTPClientError, OSError):
-                errored = True
-                continue
-            if is_success(resp.status) or resp.status in (304, 412, 416):
-                return resp
-            body = await _safe_read(resp)
-            if resp.status >= 500 or resp.status == 507:
-                errored = True
-                continue
-            failures.append(Reply(resp.status, resp.headers, body, node))
+        for phase in ("primaries", "handoffs"):
+            if phase == "handoffs":
+                if not errored:
+                    break
+                order = list(self.handoffs(ring, part))
+            for node in order:
+                path = node_path(node, part, *names) + (f"?{query}" if query else "")
+                try:
+                    resp = await self.client.request(node["ip"], int(node["port"]), method,
+                                                     path, headers, timeout=self.node_timeout)
+                except (HTTPClientError, OSError) as exc:
+                    log.warning("%s %s:%s%s failed: %s", method, node["ip"], node["port"],
+                                path, exc)
+                    errored = True
+                    continue
+                if is_success(resp.status) or resp.status in (304, 412, 416):
+                    return resp
+                body = await _safe_read(resp)
+                if resp.status >= 500:
+                    log.warning("%s %s:%s%s answered %d", method, node["ip"], node["port"],
+                                path, resp.status)
+                    errored = True
+                    continue
+                failures.append(Reply(resp.status, resp.headers, body, node))
         if failures and not errored:
             return failures[0]
         if any(f.status == 404 for f in failures):
             return next(f for f in failures if f.status == 404)
         return failures[0] if failures else Reply(503)
-
-    def _read_order(self, ring: RingLike, part: int, primaries: list[Node],
-                    errored: Any) -> Iterator[Node]:
-        yield from primaries
-        if errored():
-            yield from self.handoffs(ring, part)
 
     async def read(self, ring: RingLike, part: int, nodes: list[Node], method: str,
                    names: tuple[str, ...], headers: Mapping[str, str],
@@ -209,10 +214,13 @@ class Backend:
                     node_path(current, part, *names), headers, body,
                     timeout=self.node_timeout)
                 data = await _safe_read(resp)
-            except (HTTPClientError, OSError):
+            except (HTTPClientError, OSError) as exc:
+                log.warning("%s %s:%s failed: %s", method, current["ip"], current["port"], exc)
                 current = next(handoffs, None)
                 continue
             if resp.status >= 500:
+                log.warning("%s %s:%s answered %d", method, current["ip"], current["port"],
+                            resp.status)
                 current = next(handoffs, None)
                 continue
             return Reply(resp.status, resp.headers, data, current)

@@ -19,7 +19,7 @@ from nubis.api.proxy.auth import AuthChain, Identity, TempAuth
 from nubis.api.proxy.backend import Backend, Reply
 from nubis.api.proxy.config import ProxyConfig
 from nubis.api.proxy.constraints import Limits
-from nubis.api.proxy.errors import ClientDisconnect, HTTPError
+from nubis.api.proxy.errors import ClientDisconnectError, HTTPError
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -28,7 +28,7 @@ class Body:
     """The client's request body, read from ASGI events with a timeout.
 
     Unlike a plain stream, a client that disconnects or sends fewer bytes than
-    its Content-Length raises :class:`ClientDisconnect` instead of looking like
+    its Content-Length raises :class:`ClientDisconnectError` instead of looking like
     a short but complete body.
     """
 
@@ -54,7 +54,7 @@ class Body:
                     raise HTTPError(408, "Request Timeout: the client did not send "
                                          "its body in time.") from None
             if event.get("type") == "http.disconnect":
-                raise ClientDisconnect("client disconnected")
+                raise ClientDisconnectError("client disconnected")
             data: bytes = event.get("body", b"")
             if not event.get("more_body", False):
                 self.done = True
@@ -62,7 +62,7 @@ class Body:
             if self.length is not None and self.received > self.length:
                 raise HTTPError(400, "Request body longer than Content-Length")
             if self.done and self.length is not None and self.received < self.length:
-                raise ClientDisconnect("body shorter than Content-Length")
+                raise ClientDisconnectError("body shorter than Content-Length")
             if data:
                 return data
         return b""

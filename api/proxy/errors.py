@@ -61,11 +61,11 @@ class HTTPError(ProxyError):
         super().__init__(f"{status} {self.body}")
 
 
-class ClientDisconnect(ProxyError):
+class ClientDisconnectError(ProxyError):
     """The client went away (or sent less than it announced) mid-request."""
 
 
-class BackendUnavailable(ProxyError):
+class BackendUnavailableError(ProxyError):
     """Not enough storage nodes answered to reach quorum."""
 
 
@@ -73,9 +73,9 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, str], bytes]:
     """Turn any exception into ``(status, headers, body)``; the only mapping."""
     if isinstance(exc, HTTPError):
         status, body, headers = exc.status, exc.body, dict(exc.headers)
-    elif isinstance(exc, ClientDisconnect):
+    elif isinstance(exc, ClientDisconnectError):
         status, body, headers = 499, DEFAULT_BODIES[499], {}
-    elif isinstance(exc, BackendUnavailable):
+    elif isinstance(exc, BackendUnavailableError):
         status, body, headers = 503, DEFAULT_BODIES[503], {}
     elif isinstance(exc, TimeoutError):
         status, body, headers = 504, DEFAULT_BODIES[504], {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
 
@@ -39,6 +40,9 @@ from nubis.api.proxy.httputil import (
     slice_stream,
 )
 from nubis.common.httpclient import ClientResponse
+
+#: Bodies up to this size are buffered on GET instead of streamed.
+SMALL_GET = 64 * 1024
 
 #: Request headers copied onto the stored object.
 _STORED = ("content-type", "content-disposition", "content-encoding", "x-delete-at",
@@ -108,6 +112,9 @@ async def get_or_head(ctx: Ctx) -> Resp:
             raise HTTPError(404)
         raise HTTPError(503 if got.status >= 500 else got.status)
     headers = got.headers
+    if _expired(headers):
+        got.close()
+        raise HTTPError(404)
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
         return await largeobj.slo_get(ctx, got, policy_of(info))
@@ -115,6 +122,16 @@ async def get_or_head(ctx: Ctx) -> Resp:
         got.close()
         return await largeobj.dlo_get(ctx, headers)
     return await respond_object(ctx, got)
+
+
+def _expired(headers: dict[str, str]) -> bool:
+    value = headers.get("x-delete-at")
+    if not value:
+        return False
+    try:
+        return int(float(value)) <= time.time()
+    except ValueError:
+        return False
 
 
 async def respond_object(ctx: Ctx, got: ClientResponse) -> Resp:
@@ -158,6 +175,12 @@ async def shape_response(ctx: Ctx, headers: dict[str, str], body: AsyncIterator[
             closer()
             body = _empty()
         headers["Content-Length"] = str(length)
+        if length <= SMALL_GET and ctx.method == "GET":
+            # PERF: small bodies are sent in one piece, not streamed (bench swift 4 KiB GET).
+            data = b"".join([c async for c in body])
+            if len(data) != length:
+                raise HTTPError(503)
+            return Resp(200, headers, data, length)
         return Resp(200, headers, body, length)
     try:
         spans = resolve_ranges(ranges, length)

@@ -27,7 +27,7 @@ from nubis.api.proxy.backend import (
     quorum_size,
 )
 from nubis.api.proxy.context import Body
-from nubis.api.proxy.errors import BackendUnavailable, HTTPError
+from nubis.api.proxy.errors import BackendUnavailableError, HTTPError
 from nubis.common.httpclient import Exchange, HTTPClientError
 
 #: Bodies up to this size are buffered and sent in one request per node.
@@ -65,7 +65,7 @@ async def upload(backend: Backend, ring: RingLike, part: int, nodes: list[Node],
 
     Raises:
         HTTPError: 422 when the body does not match ``client_etag``; 503 without quorum.
-        ClientDisconnect: the client went away (nothing was committed).
+        ClientDisconnectError: the client went away (nothing was committed).
     """
     quorum = quorum_size(len(nodes))
     if length is not None and length <= SMALL_BODY:
@@ -97,7 +97,7 @@ def _final_status(replies: list[Reply], quorum: int) -> int:
         # An equal-or-newer timestamp already exists: Swift answers 202.
         return 202
     if status >= 500:
-        raise BackendUnavailable("no quorum for object PUT")
+        raise BackendUnavailableError("no quorum for object PUT")
     return status
 
 
@@ -152,7 +152,7 @@ async def _upload_stream(backend: Backend, ring: RingLike, part: int, nodes: lis
         status = best_status(early, quorum)
         if status < 500:
             return UploadResult(_final_status(early, quorum), "", early)
-        raise BackendUnavailable("not enough storage nodes for object PUT")
+        raise BackendUnavailableError("not enough storage nodes for object PUT")
     md5 = hashlib.md5(usedforsecurity=False)
     try:
         async for chunk in _chunks(source):
@@ -174,12 +174,15 @@ async def _send(backend: Backend, targets: list[_Target], chunk: bytes, quorum: 
         if t.failed:
             continue
         try:
-            await asyncio.wait_for(t.exchange.write(chunk), backend.node_timeout)
+            # PERF: asyncio.timeout, not wait_for: no task per chunk per node
+            # (bench swift 1 MiB PUT).
+            async with asyncio.timeout(backend.node_timeout):
+                await t.exchange.write(chunk)
         except (HTTPClientError, OSError, TimeoutError):
             t.failed = True
             t.exchange.abort()
     if sum(1 for t in targets if not t.failed) < quorum:
-        raise BackendUnavailable("lost quorum during object PUT")
+        raise BackendUnavailableError("lost quorum during object PUT")
 
 
 async def _finish(backend: Backend, targets: list[_Target], etag: str) -> list[Reply]:

@@ -1,4 +1,4 @@
-"""TempURL: pre-signed, expiring object URLs (Swift's tempurl middleware).
+r"""TempURL: pre-signed, expiring object URLs (Swift's tempurl middleware).
 
 Signature = HMAC(key, "METHOD\\nEXPIRES\\nPATH") with the account's (or
 container's) ``Temp-URL-Key`` / ``Temp-URL-Key-2``; hex sha1 / sha256 /

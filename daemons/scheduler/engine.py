@@ -110,8 +110,9 @@ class Engine:
             ctx.group_hosts.add(state.names[placement.row])
             plan.placements.append(placement)
         if len(plan.placements) < spec.min_count:
+            reason = explain(plan, len(spec.instance_uuids))
             undo(state, plan)
-            raise NoValidHost(explain(plan, len(spec.instance_uuids)), plan.counts)
+            raise NoValidHost(reason, plan.counts)
         return plan
 
 

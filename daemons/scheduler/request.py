@@ -194,6 +194,10 @@ def parse_request_spec(data: Any) -> RequestSpec:
     query = hints.get("query")
     if query is not None and not isinstance(query, str | list):
         raise BadRequest("scheduler_hints.query: must be a JSON string")
+    if query:
+        from nubis.daemons.scheduler.jsonquery import parse
+
+        parse(query)  # reject bad queries up front, not per host
     group = _group(d.get("instance_group"))
     if group is not None:
         group = InstanceGroup(group.uuid, group.policy, group.rules,

@@ -141,8 +141,9 @@ class SchedulerService:
         self.lock = threading.RLock()
         self.metrics = Metrics()
         self.rng = random.Random()
-        #: Generation of every provider (root or not) as last seen.
+        #: Generation and database id of every provider (root or not) as last seen.
         self.generations: dict[str, int] = {}
+        self.rp_ids: dict[str, int] = {}
         self.load()
 
     # -- loading -------------------------------------------------------------------------
@@ -150,10 +151,20 @@ class SchedulerService:
         """Build the matrix from the database (once, at start-up)."""
         with self.lock, self.db.connect() as conn:
             facts = self.store.compute_hosts(conn)
+            invs, usage, traits = self.store.bulk_provider_data(conn)
+            st = self.state
+            now = self.clock()
             for prov in self.store.list_providers(conn):
                 self.generations[prov.uuid] = prov.generation
-                if prov.parent_uuid is None:
-                    self._load_row(conn, prov, facts.get(prov.uuid))
+                self.rp_ids[prov.uuid] = prov.id
+                if prov.parent_uuid is not None:
+                    continue
+                row = st.add_host(prov.name, prov.uuid)
+                st.set_inventories(row, invs.get(prov.id, {}))
+                st.set_usage(row, usage.get(prov.id, {}))
+                st.set_traits(row, traits.get(prov.id, ()))
+                if prov.uuid in facts:
+                    st.set_facts(row, parse_facts(facts[prov.uuid]), now)
             for uuid, name, metadata, hosts in self.store.host_aggregates(conn):
                 self.state.set_aggregate(Aggregate(uuid, name, metadata, frozenset(hosts)))
             self._load_instances(conn)
@@ -192,6 +203,7 @@ class SchedulerService:
                 except Exception:  # deleted meanwhile: leave the row, it has no inventory
                     continue
                 self.generations[uuid] = prov.generation
+                self.rp_ids[uuid] = prov.id
                 if prov.parent_uuid is None:
                     row = self._load_row(conn, prov, None)
                     if uuid in facts and not self.state.host_facts[row].supported_instances:
@@ -277,14 +289,15 @@ class SchedulerService:
 
     def _claim(self, spec: RequestSpec, plan: Plan) -> None:
         st = self.state
-        items = [ConsumerAllocations(p.instance_uuid, spec.project_id, spec.user_id,
-                                     {st.uuids[p.row]: dict(p.resources)}, generation=None)
-                 for p in plan.placements]
-        expected = {st.uuids[p.row]: self.generations.get(st.uuids[p.row], 0)
+        ids = [self.rp_ids[st.uuids[p.row]] for p in plan.placements]
+        items = [(p.instance_uuid, spec.project_id, spec.user_id, rp_id, p.resources)
+                 for p, rp_id in zip(plan.placements, ids, strict=True)]
+        expected = {self.rp_ids[st.uuids[p.row]]: self.generations.get(st.uuids[p.row], 0)
                     for p in plan.placements}
-        _, gens = self.write(lambda conn: self.store.replace_allocations(conn, items,
-                                                                         expected))
-        self.generations.update(gens)
+        gens = self.write(lambda conn: self.store.claim_new(conn, items, expected))
+        uuid_of = {rp_id: st.uuids[p.row] for p, rp_id in zip(plan.placements, ids,
+                                                               strict=True)}
+        self.generations.update({uuid_of[i]: g for i, g in gens.items()})
 
     def _selections(self, plan: Plan) -> list[dict[str, Any]]:
         st = self.state
@@ -339,6 +352,7 @@ class SchedulerService:
                 return prov
             prov = self.write(tx)
             self.generations[rp_uuid] = prov.generation
+            self.rp_ids[rp_uuid] = prov.id
             st = self.state
             row = st.add_host(prov.name, prov.uuid)
             st.set_inventories(row, invs)

@@ -17,19 +17,19 @@ from typing import Any
 
 import msgpack
 import xxhash
-
 from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
 from nubis.daemons.storage.listing import Entry, ListingParams, walk
 from nubis.daemons.storage.lmdbstore import GroupCommitter
+from nubis.daemons.storage.protocol import StorageError
 
 DBS = ("accounts", "containers", "deleted")
 
 
-class AccountNotFound(Exception):
+class AccountNotFoundError(StorageError):
     """The account does not exist."""
 
 
-class AccountDeleted(Exception):
+class AccountDeletedError(StorageError):
     """The account was deleted."""
 
 
@@ -49,7 +49,7 @@ class AccountInfo:
     meta: Metadata = field(default_factory=dict)
     containers: int = 0
     objects: int = 0
-    bytes: int = 0
+    nbytes: int = 0
 
     @property
     def deleted(self) -> bool:
@@ -58,9 +58,8 @@ class AccountInfo:
 
     def pack(self) -> bytes:
         """Encode for LMDB."""
-        return msgpack.packb([self.put_ts, self.delete_ts, self.status_changed, self.created,
-                              self.meta, self.containers, self.objects, self.bytes],
-                             use_bin_type=True)
+        return _packb([self.put_ts, self.delete_ts, self.status_changed, self.created,
+                              self.meta, self.containers, self.objects, self.nbytes])
 
     @classmethod
     def unpack(cls, raw: bytes) -> AccountInfo:
@@ -89,7 +88,7 @@ class AccountDB:
             raw = txn.get(account.encode())
         return None if raw is None else AccountInfo.unpack(raw)
 
-    def list(self, account: str, params: ListingParams) -> list[Entry]:
+    def listing(self, account: str, params: ListingParams) -> list[Entry]:
         """Return a listing page of the account's live containers."""
         with self.env.begin(db=self.containers, buffers=False) as txn:
             return walk(txn.cursor(), account_id(account), params)
@@ -105,7 +104,7 @@ class AccountDB:
         """Create or update an account; return True when created.
 
         Raises:
-            AccountDeleted: the account was deleted (Swift: 403).
+            AccountDeletedError: the account was deleted (Swift: 403).
         """
         def write(txn: Any) -> bool:
             info = self._load(txn, account)
@@ -114,7 +113,7 @@ class AccountDB:
                                                      merge_metadata({}, meta, ts)))
                 return True
             if info.deleted:
-                raise AccountDeleted(account)
+                raise AccountDeletedError(account)
             if ts > info.put_ts:
                 info.put_ts = ts
             info.meta = merge_metadata(info.meta, meta, ts)
@@ -127,12 +126,12 @@ class AccountDB:
         """Update account metadata.
 
         Raises:
-            AccountNotFound: missing or deleted.
+            AccountNotFoundError: missing or deleted.
         """
         def write(txn: Any) -> None:
             info = self._load(txn, account)
             if info is None or info.deleted:
-                raise AccountNotFound(account)
+                raise AccountNotFoundError(account)
             info.meta = merge_metadata(info.meta, meta, ts)
             self._save(txn, account, info)
 
@@ -142,12 +141,12 @@ class AccountDB:
         """Mark an account deleted (its containers are reaped later).
 
         Raises:
-            AccountNotFound: missing or already deleted.
+            AccountNotFoundError: missing or already deleted.
         """
         def write(txn: Any) -> None:
             info = self._load(txn, account)
             if info is None or info.deleted:
-                raise AccountNotFound(account)
+                raise AccountNotFoundError(account)
             if ts > info.delete_ts:
                 info.delete_ts = ts
                 info.status_changed = ts
@@ -164,7 +163,7 @@ class AccountDB:
         through the proxy, which authorized the account).
 
         Raises:
-            AccountDeleted: the account was deleted.
+            AccountDeletedError: the account was deleted.
         """
         key = account_id(account) + container.encode()
 
@@ -173,11 +172,14 @@ class AccountDB:
             if info is None:
                 info = AccountInfo(put_ts, "", put_ts, put_ts)
             elif info.deleted:
-                raise AccountDeleted(account)
+                raise AccountDeletedError(account)
             live_raw = txn.get(key, db=self.containers)
             tomb_raw = txn.get(key, db=self.deleted)
-            old = unpack_row(live_raw) if live_raw is not None else \
-                unpack_row(tomb_raw) + [0, 0, 0] if tomb_raw is not None else None
+            old: list[Any] | None = None
+            if live_raw is not None:
+                old = unpack_row(live_raw)
+            elif tomb_raw is not None:
+                old = [*unpack_row(tomb_raw), 0, 0, 0]
             new_put, new_del = put_ts, delete_ts
             if old is not None:
                 new_put = max(new_put, old[0])
@@ -185,7 +187,7 @@ class AccountDB:
             if live_raw is not None:
                 info.containers -= 1
                 info.objects -= old[2]  # type: ignore[index]
-                info.bytes -= old[3]  # type: ignore[index]
+                info.nbytes -= old[3]  # type: ignore[index]
             live = not new_del > new_put
             if live:
                 txn.put(key, msgpack.packb([new_put, new_del, objects, nbytes, policy]),
@@ -194,7 +196,7 @@ class AccountDB:
                     txn.delete(key, db=self.deleted)
                 info.containers += 1
                 info.objects += objects
-                info.bytes += nbytes
+                info.nbytes += nbytes
             else:
                 if live_raw is not None:
                     txn.delete(key, db=self.containers)
@@ -203,3 +205,8 @@ class AccountDB:
             return live
 
         return await self.committer.submit(write)
+
+
+def _packb(value: Any) -> bytes:
+    """Encode with msgpack (binary-safe)."""
+    return bytes(msgpack.packb(value, use_bin_type=True))

@@ -18,13 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from nubis.common.httpserver import Request, Response, plain
-from nubis.daemons.storage import protocol as P
-from nubis.daemons.storage.accountdb import DBS, AccountDB, AccountDeleted, AccountInfo, \
-    AccountNotFound, unpack_row
+from nubis.daemons.storage import protocol as proto
+from nubis.daemons.storage.accountdb import (
+    DBS,
+    AccountDB,
+    AccountDeletedError,
+    AccountInfo,
+    AccountNotFoundError,
+    unpack_row,
+)
 from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
-from nubis.daemons.storage.dbcommon import metadata_headers, parse_listing, render_listing, \
-    timestamp_or
+from nubis.daemons.storage.dbcommon import (
+    metadata_headers,
+    parse_listing,
+    render_listing,
+    timestamp_or,
+)
 from nubis.daemons.storage.diskfile import DeviceSet
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
 from nubis.daemons.storage.protocol import ZERO, ProtocolError, Timestamp
@@ -35,7 +45,7 @@ _INSUFFICIENT = plain(507, "Insufficient Storage")
 def _account_headers(info: AccountInfo) -> list[tuple[str, str]]:
     headers = [("X-Account-Container-Count", str(info.containers)),
                ("X-Account-Object-Count", str(info.objects)),
-               ("X-Account-Bytes-Used", str(info.bytes)),
+               ("X-Account-Bytes-Used", str(info.nbytes)),
                ("X-Timestamp", Timestamp.parse(info.created or info.put_ts).normal),
                ("X-PUT-Timestamp", Timestamp.parse(info.put_ts).normal),
                ("X-Backend-Timestamp", info.created or info.put_ts)]
@@ -80,7 +90,7 @@ class AccountServer:
         if req.path == "/healthcheck":
             return HEALTH_OK
         try:
-            p = P.parse_path(req.path, 1, 2)
+            p = proto.parse_path(req.path, 1, 2)
             db = self.devices.get(p.device)
             if db is None:
                 return _INSUFFICIENT
@@ -93,52 +103,52 @@ class AccountServer:
             return exc.response()
 
     async def _container_report(self, req: Request, db: AccountDB,
-                                p: P.BackendPath) -> Response:
+                                p: proto.BackendPath) -> Response:
         hdrs = req.headers
-        put_ts = timestamp_or(hdrs.get(P.X_PUT_TIMESTAMP), ZERO)
-        del_ts = timestamp_or(hdrs.get(P.X_DELETE_TIMESTAMP), ZERO)
+        put_ts = timestamp_or(hdrs.get(proto.X_PUT_TIMESTAMP), ZERO)
+        del_ts = timestamp_or(hdrs.get(proto.X_DELETE_TIMESTAMP), ZERO)
         if put_ts == ZERO and del_ts == ZERO:
-            put_ts = P.parse_timestamp(hdrs)
+            put_ts = proto.parse_timestamp(hdrs)
         try:
             live = await db.put_container(
                 p.account, p.container, put_ts.internal,
                 del_ts.internal if del_ts != ZERO else "",
-                P.parse_int_header(hdrs, P.X_OBJECT_COUNT),
-                P.parse_int_header(hdrs, P.X_BYTES_USED), P.policy_index(hdrs))
-        except AccountDeleted:
+                proto.parse_int_header(hdrs, proto.X_OBJECT_COUNT),
+                proto.parse_int_header(hdrs, proto.X_BYTES_USED), proto.policy_index(hdrs))
+        except AccountDeletedError:
             return plain(404, "Not Found")
         return plain(201, "") if live else Response(204)
 
-    async def _account(self, req: Request, db: AccountDB, p: P.BackendPath) -> Response:
+    async def _account(self, req: Request, db: AccountDB, p: proto.BackendPath) -> Response:
         method = req.method
         if method == "GET" or method == "HEAD":
             return self._get(req, db, p)
-        meta = P.metadata_from_headers(req.headers, P.ACCOUNT_META_PREFIXES,
-                                       P.ACCOUNT_STORED_HEADERS)
+        meta = proto.metadata_from_headers(req.headers, proto.ACCOUNT_META_PREFIXES,
+                                       proto.ACCOUNT_STORED_HEADERS)
         if method == "PUT":
-            ts = P.parse_timestamp(req.headers).internal
+            ts = proto.parse_timestamp(req.headers).internal
             try:
                 created = await db.put_account(p.account, ts, meta)
-            except AccountDeleted:
+            except AccountDeletedError:
                 return plain(403, "Recently deleted")
             return plain(201 if created else 202, "")
         if method == "POST":
-            ts = P.parse_timestamp(req.headers).internal
+            ts = proto.parse_timestamp(req.headers).internal
             try:
                 await db.post_account(p.account, ts, meta)
-            except AccountNotFound:
+            except AccountNotFoundError:
                 return plain(404, "Not Found")
             return Response(204)
         if method == "DELETE":
-            ts = P.parse_timestamp(req.headers).internal
+            ts = proto.parse_timestamp(req.headers).internal
             try:
                 await db.delete_account(p.account, ts)
-            except AccountNotFound:
+            except AccountNotFoundError:
                 return plain(404, "Not Found")
             return Response(204)
         return method_not_allowed("DELETE, GET, HEAD, POST, PUT")
 
-    def _get(self, req: Request, db: AccountDB, p: P.BackendPath) -> Response:
+    def _get(self, req: Request, db: AccountDB, p: proto.BackendPath) -> Response:
         info = db.info(p.account)
         if info is None:
             return plain(404, "Not Found")
@@ -148,7 +158,7 @@ class AccountServer:
         if req.method == "HEAD":
             return Response(204, [*headers, ("Content-Type", "text/plain; charset=utf-8")])
         listing = parse_listing(req, self.storage.listing_limit)
-        entries = db.list(p.account, listing.params)
+        entries = db.listing(p.account, listing.params)
         return render_listing(entries, listing.content_type, headers, "account", p.account,
                               "container", _container_row)
 

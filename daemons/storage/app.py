@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -21,15 +22,21 @@ HEALTH_OK = Response(200, [("Content-Type", "text/plain")], b"OK")
 class StorageApp(Protocol):
     """A storage server: one request handler plus start/stop hooks."""
 
-    async def handle(self, req: Request) -> Response: ...
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+    async def handle(self, req: Request) -> Response:
+        """Answer one request."""
+
+    async def start(self) -> None:
+        """Start background work (in the serving event loop)."""
+
+    async def stop(self) -> None:
+        """Stop background work and close stores."""
 
 
 def seed_from_config(config: Any) -> int:
     """Return the cluster hash seed from ``[cluster]`` prefix and suffix."""
     cluster = config.cluster
-    return cluster_seed(cluster.hash_path_prefix.encode(), cluster.hash_path_suffix.encode())
+    return int(cluster_seed(cluster.hash_path_prefix.encode(),
+                            cluster.hash_path_suffix.encode()))
 
 
 def resolve_node(config: Any, node: int | None) -> NodeSettings:
@@ -45,10 +52,8 @@ async def serve(app: StorageApp, host: str, port: int, *, max_connections: int,
     stop_event = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop_event.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
-            pass
     await app.start()
     server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096))
     bound = await server.start()

@@ -21,19 +21,19 @@ from typing import Any
 
 import msgpack
 import xxhash
-
 from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
 from nubis.daemons.storage.listing import Entry, ListingParams, walk
 from nubis.daemons.storage.lmdbstore import GroupCommitter
+from nubis.daemons.storage.protocol import StorageError
 
 DBS = ("containers", "objects", "deleted", "dirty")
 
 
-class NotFound(Exception):
+class ContainerNotFoundError(StorageError):
     """The container does not exist (or is deleted)."""
 
 
-class PolicyConflict(Exception):
+class PolicyConflictError(StorageError):
     """The container exists with another storage policy."""
 
     def __init__(self, policy: int) -> None:
@@ -41,7 +41,7 @@ class PolicyConflict(Exception):
         self.policy = policy
 
 
-class NotEmpty(Exception):
+class NotEmptyError(StorageError):
     """The container still holds objects."""
 
 
@@ -62,7 +62,7 @@ class ContainerInfo:
     created: str = ""
     policy: int = 0
     count: int = 0
-    bytes: int = 0
+    nbytes: int = 0
     meta: Metadata = field(default_factory=dict)
     accounts: list[list[Any]] = field(default_factory=list)  # [ip, port, part, device]
     rev: int = 0
@@ -74,10 +74,9 @@ class ContainerInfo:
 
     def pack(self) -> bytes:
         """Encode for LMDB."""
-        return msgpack.packb([self.account, self.container, self.put_ts, self.delete_ts,
+        return _packb([self.account, self.container, self.put_ts, self.delete_ts,
                               self.status_changed, self.created, self.policy, self.count,
-                              self.bytes, self.meta, self.accounts, self.rev],
-                             use_bin_type=True)
+                              self.nbytes, self.meta, self.accounts, self.rev])
 
     @classmethod
     def unpack(cls, raw: bytes) -> ContainerInfo:
@@ -85,9 +84,23 @@ class ContainerInfo:
         return cls(*msgpack.unpackb(raw, raw=False))
 
 
+@dataclass(frozen=True, slots=True)
+class RowUpdate:
+    """One object-row change, as sent by an object server."""
+
+    method: str          # "PUT" or "DELETE"
+    account: str
+    container: str
+    obj: str
+    ts: str
+    size: int = 0
+    content_type: str = ""
+    etag: str = ""
+
+
 def pack_row(ts: str, size: int, content_type: str, etag: str) -> bytes:
     """Encode an object row."""
-    return msgpack.packb([ts, size, content_type, etag], use_bin_type=True)
+    return _packb([ts, size, content_type, etag])
 
 
 def unpack_row(raw: bytes) -> list[Any]:
@@ -115,7 +128,7 @@ class ContainerDB:
             raw = txn.get(container_id(account, container))
         return None if raw is None else ContainerInfo.unpack(raw)
 
-    def list(self, account: str, container: str, params: ListingParams) -> list[Entry]:
+    def listing(self, account: str, container: str, params: ListingParams) -> list[Entry]:
         """Return a listing page of the container's live rows."""
         cid = container_id(account, container)
         with self.env.begin(db=self.objects, buffers=False) as txn:
@@ -159,7 +172,7 @@ class ContainerDB:
         """Create or update a container; return True when it was created.
 
         Raises:
-            PolicyConflict: it exists (live) with a different policy.
+            PolicyConflictError: it exists (live) with a different policy.
         """
         cid = container_id(account, container)
 
@@ -175,7 +188,7 @@ class ContainerDB:
                 self._save(txn, cid, new, dirty=True)
                 return True
             if policy is not None and policy != info.policy:
-                raise PolicyConflict(info.policy)
+                raise PolicyConflictError(info.policy)
             changed = ts > info.put_ts
             if changed:
                 info.put_ts = ts
@@ -192,14 +205,14 @@ class ContainerDB:
         """Update container metadata.
 
         Raises:
-            NotFound: no live container.
+            ContainerNotFoundError: no live container.
         """
         cid = container_id(account, container)
 
         def write(txn: Any) -> None:
             info = self._load(txn, cid)
             if info is None or info.deleted:
-                raise NotFound(container)
+                raise ContainerNotFoundError(container)
             info.meta = merge_metadata(info.meta, meta, ts)
             self._save(txn, cid, info, dirty=False)
 
@@ -209,88 +222,110 @@ class ContainerDB:
         """Mark an empty container deleted.
 
         Raises:
-            NotFound: no live container.
-            NotEmpty: it still has objects.
+            ContainerNotFoundError: no live container.
+            NotEmptyError: it still has objects.
         """
         cid = container_id(account, container)
 
         def write(txn: Any) -> None:
             info = self._load(txn, cid)
             if info is None or info.deleted:
-                raise NotFound(container)
+                raise ContainerNotFoundError(container)
             if info.count > 0:
-                raise NotEmpty(container)
+                raise NotEmptyError(container)
             if ts > info.delete_ts:
                 info.delete_ts = ts
                 info.status_changed = ts
             if not info.deleted:  # a newer PUT exists: deleting it is a conflict
-                raise NotEmpty(container)
+                raise NotEmptyError(container)
             self._save(txn, cid, info, dirty=True)
 
         await self.committer.submit(write)
+
+    def _put_row(self, txn: Any, account: str, container: str, name: str, ts: str,
+                 size: int, content_type: str, etag: str) -> None:
+        """Record an object row inside ``txn`` (last writer wins by timestamp)."""
+        cid = container_id(account, container)
+        info = self._load(txn, cid)
+        if info is None or info.deleted:
+            raise ContainerNotFoundError(container)
+        key = cid + name.encode()
+        tomb = txn.get(key, db=self.deleted)
+        if tomb is not None and tomb.decode() >= ts:
+            return
+        raw = txn.get(key, db=self.objects)
+        if raw is not None:
+            old = unpack_row(raw)
+            if old[0] >= ts:
+                return
+            info.count -= 1
+            info.nbytes -= old[1]
+        if tomb is not None:
+            txn.delete(key, db=self.deleted)
+        txn.put(key, pack_row(ts, size, content_type, etag), db=self.objects)
+        info.count += 1
+        info.nbytes += size
+        self._save(txn, cid, info, dirty=True)
+
+    def _delete_row(self, txn: Any, account: str, container: str, name: str, ts: str) -> None:
+        """Remove an object row inside ``txn``, leaving a tombstone."""
+        cid = container_id(account, container)
+        info = self._load(txn, cid)
+        if info is None:
+            raise ContainerNotFoundError(container)
+        key = cid + name.encode()
+        tomb = txn.get(key, db=self.deleted)
+        if tomb is not None and tomb.decode() >= ts:
+            return
+        raw = txn.get(key, db=self.objects)
+        if raw is not None:
+            old = unpack_row(raw)
+            if old[0] >= ts:
+                return
+            txn.delete(key, db=self.objects)
+            info.count -= 1
+            info.nbytes -= old[1]
+            self._save(txn, cid, info, dirty=True)
+        txn.put(key, ts.encode(), db=self.deleted)
 
     async def put_object(self, account: str, container: str, name: str, ts: str, size: int,
                          content_type: str, etag: str) -> None:
         """Record an object row (last writer wins by timestamp).
 
         Raises:
-            NotFound: no live container.
+            ContainerNotFoundError: no live container.
         """
-        cid = container_id(account, container)
-        key = cid + name.encode()
-        value = pack_row(ts, size, content_type, etag)
-
-        def write(txn: Any) -> None:
-            info = self._load(txn, cid)
-            if info is None or info.deleted:
-                raise NotFound(container)
-            tomb = txn.get(key, db=self.deleted)
-            if tomb is not None and tomb.decode() >= ts:
-                return
-            raw = txn.get(key, db=self.objects)
-            if raw is not None:
-                old = unpack_row(raw)
-                if old[0] >= ts:
-                    return
-                info.count -= 1
-                info.bytes -= old[1]
-            if tomb is not None:
-                txn.delete(key, db=self.deleted)
-            txn.put(key, value, db=self.objects)
-            info.count += 1
-            info.bytes += size
-            self._save(txn, cid, info, dirty=True)
-
-        await self.committer.submit(write)
+        await self.committer.submit(lambda txn: self._put_row(
+            txn, account, container, name, ts, size, content_type, etag))
 
     async def delete_object(self, account: str, container: str, name: str, ts: str) -> None:
         """Remove an object row, leaving a tombstone.
 
         Raises:
-            NotFound: the container does not exist.
+            ContainerNotFoundError: the container does not exist.
         """
-        cid = container_id(account, container)
-        key = cid + name.encode()
+        await self.committer.submit(lambda txn: self._delete_row(
+            txn, account, container, name, ts))
 
-        def write(txn: Any) -> None:
-            info = self._load(txn, cid)
-            if info is None:
-                raise NotFound(container)
-            tomb = txn.get(key, db=self.deleted)
-            if tomb is not None and tomb.decode() >= ts:
-                return
-            raw = txn.get(key, db=self.objects)
-            if raw is not None:
-                old = unpack_row(raw)
-                if old[0] >= ts:
-                    return
-                txn.delete(key, db=self.objects)
-                info.count -= 1
-                info.bytes -= old[1]
-                self._save(txn, cid, info, dirty=True)
-            txn.put(key, ts.encode(), db=self.deleted)
+    async def apply_rows(self, rows: list[RowUpdate]) -> list[int]:
+        """Apply many row updates in one transaction; return a status per row."""
+        def write(txn: Any) -> list[int]:
+            out = []
+            for r in rows:
+                try:
+                    if r.method == "PUT":
+                        self._put_row(txn, r.account, r.container, r.obj, r.ts, r.size,
+                                      r.content_type, r.etag)
+                        out.append(201)
+                    else:
+                        self._delete_row(txn, r.account, r.container, r.obj, r.ts)
+                        out.append(204)
+                except ContainerNotFoundError:
+                    out.append(404)
+            return out
 
-        await self.committer.submit(write)
+        result: list[int] = await self.committer.submit(write)
+        return result
 
     def clear_dirty(self, done: list[tuple[bytes, int]]) -> None:
         """Forget account updates that were acknowledged (if not re-dirtied)."""
@@ -308,3 +343,8 @@ class ContainerDB:
                     del acked[cid]
 
         self.committer.submit_lazy(write)
+
+
+def _packb(value: Any) -> bytes:
+    """Encode with msgpack (binary-safe)."""
+    return bytes(msgpack.packb(value, use_bin_type=True))

@@ -23,13 +23,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import msgpack
+
 from nubis.common.httpclient import HTTPClient, HTTPClientError
-from nubis.common.httpserver import Request, Response, plain
-from nubis.daemons.storage import protocol as P
+from nubis.common.httpserver import BodyError, Request, Response, plain
+from nubis.daemons.storage import protocol as proto
 from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
-from nubis.daemons.storage.containerdb import DBS, ContainerDB, ContainerInfo, NotEmpty, \
-    NotFound, PolicyConflict, container_id, unpack_row
+from nubis.daemons.storage.containerdb import (
+    DBS,
+    ContainerDB,
+    ContainerInfo,
+    ContainerNotFoundError,
+    NotEmptyError,
+    PolicyConflictError,
+    RowUpdate,
+    container_id,
+    unpack_row,
+)
 from nubis.daemons.storage.dbcommon import metadata_headers, parse_listing, render_listing
 from nubis.daemons.storage.diskfile import DeviceSet
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
@@ -44,7 +55,7 @@ def _container_headers(info: ContainerInfo) -> list[tuple[str, str]]:
     put = Timestamp.parse(info.put_ts)
     created = Timestamp.parse(info.created or info.put_ts)
     headers = [("X-Container-Object-Count", str(info.count)),
-               ("X-Container-Bytes-Used", str(info.bytes)),
+               ("X-Container-Bytes-Used", str(info.nbytes)),
                ("X-Timestamp", created.normal), ("X-PUT-Timestamp", put.normal),
                ("X-Backend-Timestamp", info.created or info.put_ts),
                ("X-Backend-PUT-Timestamp", info.put_ts),
@@ -53,6 +64,25 @@ def _container_headers(info: ContainerInfo) -> list[tuple[str, str]]:
                ("X-Backend-Storage-Policy-Index", str(info.policy))]
     headers.extend(metadata_headers(info.meta))
     return headers
+
+
+def _row_from_item(device: str, item: Any) -> RowUpdate | None:
+    """Validate one batch item ``[method, quoted "/a/c/o", headers]``."""
+    try:
+        method, path, headers = item
+        if method not in ("PUT", "DELETE") or not isinstance(headers, dict):
+            return None
+        p = proto.parse_path(f"/{device}/0{path}", 3, 3)
+        hdrs = {str(k).lower(): str(v) for k, v in headers.items()}
+        ts = proto.parse_timestamp(hdrs).internal
+        if method == "DELETE":
+            return RowUpdate("DELETE", p.account, p.container, p.obj, ts)
+        return RowUpdate("PUT", p.account, p.container, p.obj, ts,
+                         proto.parse_int_header(hdrs, proto.X_SIZE),
+                         hdrs.get(proto.X_CONTENT_TYPE, "application/octet-stream"),
+                         hdrs.get(proto.X_ETAG, ""))
+    except (ValueError, TypeError, ProtocolError):
+        return None
 
 
 def _object_row(name: str, raw: bytes) -> dict[str, Any]:
@@ -108,7 +138,9 @@ class ContainerServer:
         if req.path == "/healthcheck":
             return HEALTH_OK
         try:
-            p = P.parse_path(req.path, 2, 3)
+            if req.method == "POST" and req.path.endswith(proto.ROWS_BATCH_SUFFIX):
+                return await self._rows_batch(req)
+            p = proto.parse_path(req.path, 2, 3)
             db = self.devices.get(p.device)
             if db is None:
                 return _INSUFFICIENT
@@ -118,24 +150,50 @@ class ContainerServer:
         except ProtocolError as exc:
             return exc.response()
 
-    async def _object_row(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+    async def _object_row(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers
-        ts = P.parse_timestamp(hdrs).internal
+        ts = proto.parse_timestamp(hdrs).internal
         try:
             if req.method == "PUT":
                 await db.put_object(p.account, p.container, p.obj, ts,
-                                    P.parse_int_header(hdrs, P.X_SIZE),
-                                    hdrs.get(P.X_CONTENT_TYPE, "application/octet-stream"),
-                                    hdrs.get(P.X_ETAG, ""))
+                                    proto.parse_int_header(hdrs, proto.X_SIZE),
+                                    hdrs.get(proto.X_CONTENT_TYPE, "application/octet-stream"),
+                                    hdrs.get(proto.X_ETAG, ""))
                 return plain(201, "")
             if req.method == "DELETE":
                 await db.delete_object(p.account, p.container, p.obj, ts)
                 return Response(204)
-        except NotFound:
+        except ContainerNotFoundError:
             return plain(404, "Not Found")
         return method_not_allowed("DELETE, PUT")
 
-    async def _container(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+    async def _rows_batch(self, req: Request) -> Response:
+        """Apply a batch of object-row updates (nubis extension, see protocol)."""
+        device = req.path[1:-len(proto.ROWS_BATCH_SUFFIX)]
+        db = self.devices.get(device)
+        if db is None:
+            return _INSUFFICIENT
+        try:
+            items = msgpack.unpackb(await req.read(proto.ROWS_BATCH_MAX_BYTES), raw=False)
+        except (ValueError, msgpack.UnpackException, BodyError):
+            return plain(400, "Bad batch")
+        if not isinstance(items, list):
+            return plain(400, "Bad batch")
+        statuses: list[int] = [400] * len(items)
+        rows: list[RowUpdate] = []
+        where: list[int] = []
+        for i, item in enumerate(items):
+            row = _row_from_item(device, item)
+            if row is not None:
+                rows.append(row)
+                where.append(i)
+        if rows:
+            for i, status in zip(where, await db.apply_rows(rows), strict=True):
+                statuses[i] = status
+        return Response(200, [("Content-Type", "application/x-msgpack")],
+                        msgpack.packb(statuses))
+
+    async def _container(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         method = req.method
         if method == "GET" or method == "HEAD":
             return self._get(req, db, p)
@@ -144,17 +202,17 @@ class ContainerServer:
         if method == "DELETE":
             return await self._delete(req, db, p)
         if method == "POST":
-            ts = P.parse_timestamp(req.headers).internal
-            meta = P.metadata_from_headers(req.headers, P.CONTAINER_META_PREFIXES,
-                                           P.CONTAINER_STORED_HEADERS)
+            ts = proto.parse_timestamp(req.headers).internal
+            meta = proto.metadata_from_headers(req.headers, proto.CONTAINER_META_PREFIXES,
+                                           proto.CONTAINER_STORED_HEADERS)
             try:
                 await db.post_container(p.account, p.container, ts, meta)
-            except NotFound:
+            except ContainerNotFoundError:
                 return plain(404, "Not Found")
             return Response(204)
         return method_not_allowed("DELETE, GET, HEAD, POST, PUT")
 
-    def _get(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+    def _get(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         info = db.info(p.account, p.container)
         if info is None or info.deleted:
             headers = [] if info is None else [
@@ -168,39 +226,41 @@ class ContainerServer:
         if req.method == "HEAD":
             return Response(204, [*headers, ("Content-Type", "text/plain; charset=utf-8")])
         listing = parse_listing(req, self.storage.listing_limit)
-        entries = db.list(p.account, p.container, listing.params)
+        entries = db.listing(p.account, p.container, listing.params)
         return render_listing(entries, listing.content_type, headers, "container", p.container,
                               "object", _object_row)
 
-    async def _put(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
+    async def _put(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers
-        ts = P.parse_timestamp(hdrs).internal
-        policy = P.policy_index(hdrs) if P.X_POLICY_INDEX in hdrs else None
-        meta = P.metadata_from_headers(hdrs, P.CONTAINER_META_PREFIXES,
-                                       P.CONTAINER_STORED_HEADERS)
-        targets = [list(t) for t in P.split_hosts(hdrs, P.X_ACCOUNT_HOST, P.X_ACCOUNT_PARTITION,
-                                                  P.X_ACCOUNT_DEVICE)]
+        ts = proto.parse_timestamp(hdrs).internal
+        policy = proto.policy_index(hdrs) if proto.X_POLICY_INDEX in hdrs else None
+        meta = proto.metadata_from_headers(hdrs, proto.CONTAINER_META_PREFIXES,
+                                           proto.CONTAINER_STORED_HEADERS)
+        hosts = proto.split_hosts(hdrs, proto.X_ACCOUNT_HOST, proto.X_ACCOUNT_PARTITION,
+                                  proto.X_ACCOUNT_DEVICE)
+        targets = [list(t) for t in hosts]
         try:
             created = await db.put_container(p.account, p.container, ts, policy, meta, targets)
-        except PolicyConflict as exc:
-            return plain(409, "Conflict", [("X-Backend-Storage-Policy-Index", str(exc.policy))])
+        except PolicyConflictError as exc:
+            return plain(409, "Conflict",
+                         [("X-Backend-Storage-Policy-Index", str(exc.policy))])
         if await self._account_update_now(db, p) == 404:
             return plain(404, "Not Found")
         return plain(201 if created else 202, "")
 
-    async def _delete(self, req: Request, db: ContainerDB, p: P.BackendPath) -> Response:
-        ts = P.parse_timestamp(req.headers).internal
+    async def _delete(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
+        ts = proto.parse_timestamp(req.headers).internal
         try:
             await db.delete_container(p.account, p.container, ts)
-        except NotFound:
+        except ContainerNotFoundError:
             return plain(404, "Not Found")
-        except NotEmpty:
+        except NotEmptyError:
             return plain(409, "Conflict")
         await self._account_update_now(db, p)
         return Response(204)
 
     # -- account updates ------------------------------------------------------------
-    async def _account_update_now(self, db: ContainerDB, p: P.BackendPath) -> int:
+    async def _account_update_now(self, db: ContainerDB, p: proto.BackendPath) -> int:
         """Send this container's stats to its account servers; return the worst status."""
         cid = container_id(p.account, p.container)
         info = db.info_by_id(cid)
@@ -215,7 +275,7 @@ class ContainerServer:
     async def _send_account_update(self, info: ContainerInfo) -> int:
         headers = {"X-Put-Timestamp": info.put_ts,
                    "X-Delete-Timestamp": info.delete_ts or "0000000000.00000",
-                   "X-Object-Count": str(info.count), "X-Bytes-Used": str(info.bytes),
+                   "X-Object-Count": str(info.count), "X-Bytes-Used": str(info.nbytes),
                    "X-Timestamp": info.put_ts,
                    "X-Backend-Storage-Policy-Index": str(info.policy),
                    "User-Agent": "nubis-container-server"}
@@ -263,7 +323,7 @@ class ContainerServer:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.storage.account_update_interval)
-            for db in list(self.devices.open.values()):
+            for db in self.devices.all():
                 try:
                     await self.flush_account_updates(db)
                 except Exception:

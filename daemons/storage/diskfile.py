@@ -26,14 +26,14 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import xxhash
-
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
+from nubis.daemons.storage.protocol import StorageError
 
 LOG = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ CHUNK = 1 << 20
 DBS = ("meta", "pending")
 
 
-class DiskError(Exception):
+class DiskError(StorageError):
     """Base of the object store's own errors."""
 
 
-class Conflict(DiskError):
+class ConflictError(DiskError):
     """The stored object has a timestamp >= the request's."""
 
     def __init__(self, existing_ts: str) -> None:
@@ -55,11 +55,7 @@ class Conflict(DiskError):
         self.existing_ts = existing_ts
 
 
-class Corrupt(DiskError):
-    """Stored data does not match its checksum (it was quarantined)."""
-
-
-def checksum(data: bytes | memoryview) -> int:
+def checksum(data: bytes | bytearray | memoryview) -> int:
     """Return the per-chunk checksum (xxh3-64)."""
     return int(xxhash.xxh3_64_intdigest(data))
 
@@ -87,9 +83,9 @@ class ObjectRecord:
 
     def pack(self) -> bytes:
         """Encode for LMDB."""
-        return msgpack.packb([1, self.ts, self.size, self.etag, self.content_type, self.meta,
+        return _packb([1, self.ts, self.size, self.etag, self.content_type, self.meta,
                               self.deleted, self.part, self.name, list(self.sums),
-                              self.inline, self.data_ts], use_bin_type=True)
+                              self.inline, self.data_ts])
 
     @classmethod
     def unpack(cls, raw: bytes) -> ObjectRecord:
@@ -112,8 +108,8 @@ class PendingUpdate:
 
     def pack(self) -> bytes:
         """Encode for LMDB."""
-        return msgpack.packb([self.method, self.ip, self.port, self.device, self.partition,
-                              self.path, self.headers], use_bin_type=True)
+        return _packb([self.method, self.ip, self.port, self.device, self.partition,
+                              self.path, self.headers])
 
     @classmethod
     def unpack(cls, raw: bytes) -> PendingUpdate:
@@ -174,7 +170,7 @@ class ObjectDevice:
         fails with 404-meaning :class:`KeyError` when nothing live is stored.
 
         Raises:
-            Conflict: the stored timestamp is >= ``rec.ts``.
+            ConflictError: the stored timestamp is >= ``rec.ts``.
             KeyError: ``merge`` given and no live object stored.
         """
         key = object_key(policy, hash_hex)
@@ -185,7 +181,7 @@ class ObjectDevice:
             raw = txn.get(key, db=meta_db)
             old = None if raw is None else ObjectRecord.unpack(raw)
             if old is not None and old.ts >= rec.ts:
-                raise Conflict(old.ts)
+                raise ConflictError(old.ts)
             new = rec
             if merge is not None:
                 if old is None or old.deleted:
@@ -235,29 +231,32 @@ class ObjectDevice:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return fd, path
 
-    def write_all(self, fd: int, data: bytes) -> None:
+    def write_all(self, fd: int, data: bytes | memoryview) -> None:
         """Write ``data`` fully to ``fd``."""
         view = memoryview(data)
         while view:
             n = os.write(fd, view)
             view = view[n:]
 
-    def finish_temp(self, fd: int) -> None:
-        """fsync (when configured) and close an upload's temp file."""
+    async def place(self, fd: int, tmp_path: str, dest_dir: Path, filename: str) -> None:
+        """Rename a written temp file into its hash dir, then make it durable.
+
+        The rename happens before the syncs so that the file's data, its
+        directory entry and any new parent directories are flushed by
+        concurrent syncs (one journal commit on ext4) instead of a chain.
+        Until the LMDB record commits, the file is unreferenced garbage, so a
+        crash in between loses nothing acknowledged.
+
+        PERF: concurrent syncs, not a chain (``python -m nubis.bench swift``).
+        """
         try:
+            created = await self.run(_rename_into, tmp_path, dest_dir, filename)
             if self.fsync:
-                os.fsync(fd)
+                jobs = [self.run(os.fdatasync, fd), self.run(_fsync_dir, dest_dir)]
+                jobs += [self.run(_fsync_dir, d.parent) for d in created]
+                await asyncio.gather(*jobs)
         finally:
             os.close(fd)
-
-    def place(self, tmp_path: str, dest_dir: Path, filename: str) -> None:
-        """Rename a finished temp file into its hash dir and make it durable."""
-        created = _makedirs(dest_dir)
-        os.rename(tmp_path, dest_dir / filename)
-        if self.fsync:
-            _fsync_dir(dest_dir)
-            for d in created:
-                _fsync_dir(d.parent)
 
     def write_tombstone(self, dest_dir: Path, ts: str) -> None:
         """Create ``<ts>.ts`` durably."""
@@ -331,6 +330,12 @@ class ObjectDevice:
         self.env.close()
 
 
+def _rename_into(tmp_path: str, dest_dir: Path, filename: str) -> list[Path]:
+    created = _makedirs(dest_dir)
+    os.rename(tmp_path, dest_dir / filename)
+    return created
+
+
 def _makedirs(path: Path) -> list[Path]:
     """Create ``path`` and missing parents; return the directories created."""
     created: list[Path] = []
@@ -339,10 +344,8 @@ def _makedirs(path: Path) -> list[Path]:
         created.append(p)
         p = p.parent
     for d in reversed(created):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(d)
-        except FileExistsError:
-            pass
     return created
 
 
@@ -381,6 +384,15 @@ class DeviceSet:
         self.open[name] = dev
         return dev
 
+    def all(self) -> list[Any]:
+        """Open and return every device present in the devices directory."""
+        try:
+            names = sorted(e.name for e in os.scandir(self.devices_dir) if e.is_dir())
+        except FileNotFoundError:
+            return []
+        found = (self.get(n) for n in names)
+        return [d for d in found if d is not None]
+
     def close(self) -> None:
         """Close every opened device."""
         for dev in self.open.values():
@@ -393,5 +405,10 @@ def _valid_device_name(name: str) -> bool:
         and len(name) <= 255 and not name.startswith(".")
 
 
-__all__ = ["CHUNK", "Conflict", "Corrupt", "DeviceSet", "ObjectDevice", "ObjectRecord",
-           "PendingUpdate", "checksum", "object_key", "replace"]
+__all__ = ["CHUNK", "ConflictError", "DeviceSet", "ObjectDevice", "ObjectRecord",
+           "PendingUpdate", "checksum", "object_key"]
+
+
+def _packb(value: Any) -> bytes:
+    """Encode with msgpack (binary-safe)."""
+    return bytes(msgpack.packb(value, use_bin_type=True))

@@ -35,6 +35,12 @@ X_BYTES_USED = "x-bytes-used"
 X_DELETE_AT = "x-delete-at"
 X_TRANS_ID = "x-trans-id"
 
+#: nubis extension: ``POST /<device>/_rows`` on a container server applies a
+#: msgpack list of ``[method, quoted "/a/c/o", headers]`` row updates in one
+#: transaction and answers 200 with a msgpack list of per-row statuses.
+ROWS_BATCH_SUFFIX = "/_rows"
+ROWS_BATCH_MAX_BYTES = 16 << 20
+
 #: Object headers stored with the object besides ``X-Object-Meta-*``.
 OBJECT_STORED_HEADERS = frozenset({
     "content-disposition", "content-encoding", "content-language", "cache-control",
@@ -55,7 +61,11 @@ ACCOUNT_STORED_HEADERS = frozenset({"x-account-access-control"})
 _TICKS = 100000
 
 
-class ProtocolError(NubisError):
+class StorageError(NubisError):
+    """Root of the storage tier's exceptions."""
+
+
+class ProtocolError(StorageError):
     """A backend request is malformed; ``status`` says how to answer."""
 
     def __init__(self, status: int, message: str) -> None:

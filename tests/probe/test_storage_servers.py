@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import uvloop
-
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 
 pytestmark = pytest.mark.probe

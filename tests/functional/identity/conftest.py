@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,8 +73,3 @@ def admin_token(ks: Keystone) -> str:
 @pytest.fixture(scope="session")
 def demo_token(ks: Keystone) -> str:
     return ks.token("demo", DEMO_PASSWORD, "demo")[0]
-
-
-@pytest.fixture
-def tmp_state(tmp_path: Path) -> Path:
-    return tmp_path

@@ -62,6 +62,7 @@ class ApiServer:
 
     def bootstrap(self, has_proxy: bool = True) -> None:
         from nubis.api.identity.bootstrap import bootstrap
+
         from nubis.settings import load_config
 
         bootstrap(load_config(self.config_path), self.state, ["/identity"], has_proxy)

@@ -356,3 +356,19 @@ def test_tenant_isolation(ks: Keystone, admin_token: str, demo_token: str) -> No
     demo_catalog = ks.call("GET", "/auth/catalog", demo_token).json()["catalog"]
     urls = [ep["url"] for svc in demo_catalog for ep in svc["endpoints"]]
     assert not any(admin_pid in u for u in urls)
+
+
+def test_bootstrap_is_idempotent(identity: ApiServer, ks: Keystone, admin_token: str) -> None:
+    before = ks.call("GET", "/endpoints", admin_token).json()["endpoints"]
+    users = ks.call("GET", "/users", admin_token).json()["users"]
+    identity.bootstrap()
+    after = ks.call("GET", "/endpoints", admin_token).json()["endpoints"]
+    assert sorted(e["id"] for e in after) == sorted(e["id"] for e in before)
+    assert len(ks.call("GET", "/users", admin_token).json()["users"]) == len(users)
+    assert ks.call("GET", "/auth/catalog", admin_token).status_code == 200  # not revoked
+    cloud = identity.cloud("nubis-demo")
+    assert cloud["region_name"] == "RegionOne"
+    assert cloud["auth"]["auth_url"] == identity.auth_url  # type: ignore[index]
+    openrc = (identity.state / "openrc").read_text()
+    assert f"OS_AUTH_URL={identity.auth_url}" in openrc and "OS_USERNAME=admin" in openrc
+    assert (identity.state / "clouds.yaml").stat().st_mode & 0o077 == 0

@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 import uvloop
-
-from nubis.common.httpclient import ClientTimeout, ConnectError, ConnectionClosed, HTTPClient
+from nubis.common.httpclient import (
+    ClientTimeoutError,
+    ConnectError,
+    ConnectionClosedError,
+    HTTPClient,
+)
 from nubis.common.httpserver import HTTPServer, Request, Response
 
 HOST = "127.0.0.1"
@@ -104,7 +108,7 @@ def test_expect_continue_exchange() -> None:
 
 def test_errors_and_timeouts() -> None:
     async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
-        with pytest.raises(ClientTimeout):
+        with pytest.raises(ClientTimeoutError):
             await client.fetch(HOST, port, "GET", "/slow", timeout=0.2)
         s = socket.socket()
         s.bind((HOST, 0))
@@ -148,7 +152,7 @@ def test_server_closing_mid_body_raises() -> None:
         port = server.sockets[0].getsockname()[1]
         client = HTTPClient(timeout=2)
         r = await client.request(HOST, port, "GET", "/")
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosedError):
             await r.read()
         assert client.idle_count(HOST, port) == 0
         server.close()

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
-
 from nubis.common.httpserver import HTTPServer, Request, Response
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -74,7 +73,7 @@ def test_malformed_requests_get_400_and_close() -> None:
                     b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(bad)
-            status, headers, body = await read_response(reader)
+            status, _, body = await read_response(reader)
             assert status == 400 and body == b"Bad Request"
             assert await reader.read() == b""  # closed
             writer.close()
@@ -177,7 +176,7 @@ def test_client_disconnect_mid_body_is_seen_by_handler() -> None:
         return Response(200, [], b"")
 
     async def scenario(port: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
         await writer.drain()
         await asyncio.sleep(0.05)

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-
 from nubis.api.proxy import auth, constraints, httputil, largeobj, tempurl
 from nubis.api.proxy.config import TempAuthConfig, TempAuthUser
 from nubis.api.proxy.errors import HTTPError, error_response

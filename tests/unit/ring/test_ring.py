@@ -312,3 +312,30 @@ def test_part_power_zero(tmp_path: Path) -> None:
     assert ring.get_partitions(["/a", "/b"]).tolist() == [0, 0]
     # Like Swift, handoffs come only from devices that hold some partition.
     assert list(ring.get_more_nodes(0)) == []
+
+
+def test_ring_written_by_the_builder(tmp_path: Path) -> None:
+    from nubis.ring import RingBuilder
+
+    builder = RingBuilder(10, 3, 1)
+    for r in (1, 2):
+        for z in (1, 2, 3):
+            for s in (1, 2):
+                for d in (1, 2):
+                    builder.add_dev(region=r, zone=z, ip=f"10.{r}.{z}.{s}", port=6200,
+                                    device=f"sd{d}", weight=100.0)
+    builder.rebalance(seed=3)
+    data = builder.get_ring()
+    write_ring_file(tmp_path / "object.ring", data)
+    ring = Ring(tmp_path / "object.ring", PREFIX, SUFFIX)
+    assert ring.partition_count == 1024 and ring.replica_count == 3
+    for part in range(0, 1024, 97):
+        primaries = ring.get_part_nodes(part)
+        assert [n["id"] for n in primaries] == [int(r[part]) for r in data.replica2part2dev]
+        seen: list[set[Any]] = [set(), set(), set()]
+        for d in primaries:
+            _tier_novelty(d, seen)
+        more = list(ring.get_more_nodes(part))
+        novelty = [_tier_novelty(d, seen) for d in more]
+        assert novelty == sorted(novelty)
+        assert len(more) + len(primaries) == 24

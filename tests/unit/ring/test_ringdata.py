@@ -129,8 +129,10 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_write_failure_leaves_old_file(tmp_path: Path) -> None:
     path = tmp_path / "r.ring"
     write_ring_file(path, make_data(version=1))
-    bad = RingData(6, 3.0, make_data().replica2part2dev, [{"id": 0, "x": object()}], 2)
-    with pytest.raises(RingFileError):
+    devs: list[dict[str, Any] | None] = [dev(i) for i in range(10)]
+    devs[0] = {**dev(0), "x": object()}
+    bad = RingData(6, 3.0, make_data().replica2part2dev, devs, 2)
+    with pytest.raises(RingFileError, match="not JSON-serializable"):
         write_ring_file(path, bad)
     assert load_ring_file(path).version == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.ring"]
@@ -153,6 +155,7 @@ def test_smallest_dtype() -> None:
     ({"replica2part2dev": [np.full(64, 10, np.uint8)] * 3}, "names device 10"),
     ({"replica2part2dev": [np.full(64, -1, np.int16)] * 3}, "negative"),
     ({"devs": [dev(1)] + [dev(i) for i in range(1, 10)]}, "index 0 has id 1"),
+    ({"devs": [{"id": i, "ip": "x"} for i in range(10)]}, "device 0 lacks region, zone"),
     ({"part_power": 33}, "part_power"),
     ({"replicas": 0.5}, "replicas"),
     ({"replicas": float("nan")}, "replicas"),
@@ -278,3 +281,15 @@ def test_verify_false_skips_table_checksum(ring_path: Path) -> None:
     raw[-1] ^= 0x01
     ring_path.write_bytes(raw)
     assert load_ring_file(ring_path, verify=False).part_power == 6
+
+
+@pytest.mark.parametrize(("part_power", "replicas", "lengths"), [
+    (4, 3.0, [16, 16, 16]),
+    (10, 2.5, [1024, 1024, 512]),
+    (10, 2.999, [1024, 1024, 1022]),  # truncated like swift-ring-builder, not rounded
+    (0, 1.25, [1, 0]),
+    (2, 1.0, [4]),
+])
+def test_expected_row_lengths_follow_swift(part_power: int, replicas: float,
+                                           lengths: list[int]) -> None:
+    assert expected_row_lengths(part_power, replicas) == lengths

@@ -95,7 +95,7 @@ def hosts(draw: Any, count: int) -> list[ref.HostDesc]:
     out = []
     for i in range(count):
         invs, used = draw(inventories())
-        mine = draw(st.lists(st.sampled_from(pool), max_size=2, unique=True))
+        mine = draw(st.lists(st.sampled_from(pool), max_size=2, unique=True)) if pool else []
         pool = [u for u in pool if u not in mine]
         facts = HostFacts(
             hypervisor_type=draw(st.sampled_from(["QEMU", "KVM", "xen"])),

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-
 from nubis.common.httpclient import ClientResponse, HTTPClient
 from nubis.common.httpserver import HTTPServer
 from nubis.daemons.storage.accountserver import AccountServer

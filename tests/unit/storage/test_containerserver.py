@@ -131,44 +131,44 @@ def test_listing_formats_and_params(tmp_path: Path) -> None:
 def test_account_server_and_updates(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as st:
-            A = "/d1/0/AUTH_a"
-            assert (await st.req("account", "HEAD", A)).status == 404
-            r = await st.req("account", "PUT", A, {"X-Timestamp": ts(),
+            acct = "/d1/0/AUTH_a"
+            assert (await st.req("account", "HEAD", acct)).status == 404
+            r = await st.req("account", "PUT", acct, {"X-Timestamp": ts(),
                                                     "X-Account-Meta-Temp-Url-Key": "k"})
             assert r.status == 201
-            assert (await st.req("account", "PUT", A, {"X-Timestamp": ts()})).status == 202
-            r = await st.req("account", "GET", A)
+            assert (await st.req("account", "PUT", acct, {"X-Timestamp": ts()})).status == 202
+            r = await st.req("account", "GET", acct)
             assert r.status == 204 and r.headers["x-account-meta-temp-url-key"] == "k"
             await make_container(st, "/d1/0/AUTH_a/c1")
             await make_container(st, "/d1/0/AUTH_a/c2")
-            r = await st.req("account", "GET", A)
+            r = await st.req("account", "GET", acct)
             assert r.body == b"c1\nc2\n"
             for i in range(3):
                 assert await put_row(st, f"o{i}", 10, path="/d1/0/AUTH_a/c1") == 201
 
             async def counted() -> bool:
-                r = await st.req("account", "HEAD", A)
+                r = await st.req("account", "HEAD", acct)
                 return r.headers["x-account-object-count"] == "3"
             assert await eventually(counted)
-            r = await st.req("account", "HEAD", A)
+            r = await st.req("account", "HEAD", acct)
             assert r.headers["x-account-container-count"] == "2"
             assert r.headers["x-account-bytes-used"] == "30"
-            r = await st.req("account", "GET", A + "?format=json")
+            r = await st.req("account", "GET", acct + "?format=json")
             rows = json.loads(r.body)
             assert [(x["name"], x["count"], x["bytes"]) for x in rows] == \
                 [("c1", 3, 30), ("c2", 0, 0)]
             assert (await st.req("container", "DELETE", "/d1/0/AUTH_a/c2",
                                  {"X-Timestamp": ts()})).status == 204
-            r = await st.req("account", "GET", A)
+            r = await st.req("account", "GET", acct)
             assert r.body == b"c1\n"
-            r = await st.req("account", "POST", A, {"X-Timestamp": ts(),
+            r = await st.req("account", "POST", acct, {"X-Timestamp": ts(),
                                                      "X-Account-Meta-Quota": "9"})
             assert r.status == 204
-            assert (await st.req("account", "DELETE", A, {"X-Timestamp": ts()})).status == 204
-            r = await st.req("account", "HEAD", A)
+            assert (await st.req("account", "DELETE", acct, {"X-Timestamp": ts()})).status == 204
+            r = await st.req("account", "HEAD", acct)
             assert r.status == 404 and r.headers["x-account-status"] == "Deleted"
-            assert (await st.req("account", "PUT", A, {"X-Timestamp": ts()})).status == 403
-            r = await st.req("account", "PUT", A + "/c3", {"X-Put-Timestamp": ts(),
+            assert (await st.req("account", "PUT", acct, {"X-Timestamp": ts()})).status == 403
+            r = await st.req("account", "PUT", acct + "/c3", {"X-Put-Timestamp": ts(),
                                                             "X-Delete-Timestamp": "0",
                                                             "X-Object-Count": "0",
                                                             "X-Bytes-Used": "0"})
@@ -182,4 +182,61 @@ def test_account_autocreated_by_first_container(tmp_path: Path) -> None:
             await make_container(st, "/d1/0/AUTH_new/c")
             r = await st.req("account", "GET", "/d1/0/AUTH_new?format=json")
             assert r.status == 200 and json.loads(r.body)[0]["name"] == "c"
+    run(go())
+
+
+def test_rows_batch_endpoint(tmp_path: Path) -> None:
+    import msgpack
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            await make_container(st)
+            items = [["PUT", "/AUTH_a/c/x", {"X-Timestamp": ts(), "X-Size": "3",
+                                             "X-Content-Type": "a/b", "X-Etag": "e"}],
+                     ["PUT", "/AUTH_a/c/caf%C3%A9", {"X-Timestamp": ts(), "X-Size": "4"}],
+                     ["PUT", "/AUTH_a/nope/x", {"X-Timestamp": ts()}],
+                     ["PUT", "/AUTH_a/c/bad", {"X-Timestamp": "never"}],
+                     ["PATCH", "/AUTH_a/c/y", {}], "garbage",
+                     ["DELETE", "/AUTH_a/c/x", {"X-Timestamp": ts()}]]
+            r = await st.req("container", "POST", "/d1/_rows", {}, msgpack.packb(items))
+            assert r.status == 200
+            assert msgpack.unpackb(r.body) == [201, 201, 404, 400, 400, 400, 204]
+            r = await st.req("container", "GET", C)
+            assert r.body == "caf\u00e9\n".encode()
+            r = await st.req("container", "POST", "/d1/_rows", {}, b"\xc1not msgpack")
+            assert r.status == 400
+            r = await st.req("container", "POST", "/nodev/_rows", {}, msgpack.packb([]))
+            assert r.status == 507
+    run(go())
+
+
+def test_object_server_batches_container_updates(tmp_path: Path) -> None:
+    import asyncio
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            await make_container(st)
+            seen: list[str] = []
+            handle = st.cont.handle
+
+            async def counting(req):  # type: ignore[no-untyped-def]
+                seen.append(f"{req.method} {req.path}")
+                return await handle(req)
+            st.servers["container"].handler = counting
+            ch = st.container_headers()
+
+            async def put(i: int) -> int:
+                r = await st.req("object", "PUT", f"/d1/1/AUTH_a/c/o{i:02d}",
+                                 {"X-Timestamp": ts(), "Content-Type": "t/p", **ch}, b"x" * i)
+                return r.status
+            assert await asyncio.gather(*(put(i) for i in range(20))) == [201] * 20
+
+            async def all_listed() -> bool:
+                r = await st.req("container", "HEAD", C)
+                return r.headers["x-container-object-count"] == "20"
+            assert await eventually(all_listed)
+            assert any(s == "POST /d1/_rows" for s in seen)
+            assert len(seen) < 20  # batched, not one request per object
+            r = await st.req("container", "HEAD", C)
+            assert r.headers["x-container-bytes-used"] == str(sum(range(20)))
     run(go())

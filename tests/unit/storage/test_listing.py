@@ -9,7 +9,6 @@ import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from nubis.daemons.storage.listing import ListingParams, increment, reference, walk
 
 SCOPE = b"\x01" * 16
@@ -49,8 +48,10 @@ NAME = st.lists(ALPHABET, min_size=1, max_size=5).map(b"".join)
 SMALL = st.lists(ALPHABET, min_size=0, max_size=3).map(b"".join)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(names=st.lists(NAME, max_size=25), prefix=SMALL, delimiter=st.sampled_from([b"", b"/", b"-", b"a"]),
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(NAME, max_size=25), prefix=SMALL,
+       delimiter=st.sampled_from([b"", b"/", b"-", b"a"]),
        marker=SMALL, end_marker=SMALL, limit=st.integers(1, 30), reverse=st.booleans())
 def test_walk_matches_reference(env: lmdb.Environment, names: list[bytes], prefix: bytes,
                                 delimiter: bytes, marker: bytes, end_marker: bytes, limit: int,

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from nubis.common.httpclient import HTTPClientError
 from nubis.daemons.storage.diskfile import CHUNK, ObjectRecord, object_key
 from nubis.fastpath.hashpath import hash_path_hex
@@ -258,7 +257,8 @@ def test_policies_are_separate(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as st:
             p1 = {"X-Backend-Storage-Policy-Index": "1"}
-            assert (await st.req("object", "PUT", OBJ, hdrs(ts(), **p1), b"x" * 70000)).status == 201
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **p1), b"x" * 70000)
+            assert r.status == 201
             assert (await st.req("object", "GET", OBJ)).status == 404
             assert (await st.req("object", "GET", OBJ, p1)).body == b"x" * 70000
             assert list((st.devices / "d1" / "objects-1").rglob("*.data"))

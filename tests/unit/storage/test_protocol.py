@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from nubis.daemons.storage.protocol import ProtocolError, Timestamp, parse_path, split_hosts
 
 

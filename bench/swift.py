@@ -1,0 +1,273 @@
+"""Object PUT/GET: nubis vs a real Swift 2.38 all-in-one, same load generator, one run.
+
+``python -m nubis.bench swift [--quick] [--only nubis|swift] [--keep]``
+
+Workloads (16 keep-alive connections, raw asyncio client from
+:mod:`nubis.bench.loadgen`): 4 KiB x 2,000 and 1 MiB x 200 objects, PUT then
+GET, every GET body verified by MD5. Both systems run the same layout: one
+proxy and four storage nodes (object, container and account server each) on
+loopback, 3 replicas, part power 10, tempauth. The disk's ceiling for
+3 x fsync'd 1 MiB writes is measured in the same run.
+
+What differs (printed with the table):
+* nubis fsyncs every object (file + directory, or LMDB commit for inline
+  objects <= 64 KiB), like Swift -- but concurrent commits share one fsync
+  (group commit), and small objects live in LMDB instead of a file + xattrs;
+* nubis object servers update container listings asynchronously from a durable
+  pending queue (after answering); Swift updates them synchronously over a new
+  TCP connection per update;
+* the nubis proxy keeps pooled keep-alive backend connections; Swift opens a new
+  TCP connection for every backend request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubis.bench import loadgen
+from nubis.bench.saio import SwiftAIO
+
+CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One object size and count."""
+
+    label: str
+    size: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured line of the table."""
+
+    system: str
+    workload: str
+    op: str
+    result: loadgen.Result
+    size: int
+
+
+def free_port_base(span: int = 100) -> int:
+    """Return a base port with ``span`` free ports above it (loopback)."""
+    for base in range(21000, 60000, 137):
+        ok = True
+        for p in range(base, base + span):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def payloads(w: Workload) -> list[bytes]:
+    """Return distinct deterministic bodies for a workload."""
+    seed = os.urandom(w.size)
+    return [i.to_bytes(8, "little") + seed[8:] for i in range(w.count)]
+
+
+async def put_get(host: str, port: int, path_prefix: str, token: str, w: Workload,
+                  bodies: list[bytes]) -> tuple[loadgen.Result, loadgen.Result]:
+    """PUT every body, then GET and verify every one."""
+    auth = (("X-Auth-Token", token),)
+    puts = [loadgen.Request("PUT", f"{path_prefix}/{w.label}-{i:06d}",
+                            (*auth, ("Content-Type", "application/octet-stream")), b)
+            for i, b in enumerate(bodies)]
+    put = await loadgen.run(host, port, puts, CONCURRENCY, expect=(201,))
+    gets = [loadgen.Request("GET", f"{path_prefix}/{w.label}-{i:06d}", auth)
+            for i in range(len(bodies))]
+    expected = [hashlib.md5(b, usedforsecurity=False).hexdigest() for b in bodies]
+    get = await loadgen.run(host, port, gets, CONCURRENCY, loadgen.md5_verifier(expected),
+                            expect=(200,))
+    return put, get
+
+
+def login(auth_url: str, user: str, key: str) -> tuple[str, str]:
+    """Return ``(storage_url, token)`` from a tempauth endpoint."""
+    req = urllib.request.Request(auth_url, headers={"X-Auth-User": user, "X-Auth-Key": key})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.headers["X-Storage-Url"], resp.headers["X-Auth-Token"]
+
+
+def make_container(storage_url: str, token: str, name: str) -> None:
+    """Create a container."""
+    req = urllib.request.Request(f"{storage_url}/{name}", method="PUT",
+                                 headers={"X-Auth-Token": token, "Content-Length": "0"})
+    with urllib.request.urlopen(req, timeout=30):
+        pass
+
+
+def measure(system: str, auth_url: str, user: str, key: str,
+            workloads: list[Workload], data: dict[str, list[bytes]]) -> list[Row]:
+    """Run every workload against one system."""
+    storage_url, token = login(auth_url, user, key)
+    make_container(storage_url, token, "bench")
+    hostport = storage_url.split("//", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    prefix = "/" + storage_url.split("//", 1)[1].split("/", 1)[1] + "/bench"
+    rows = []
+    for w in workloads:
+        put, get = asyncio.run(put_get(host, int(port), prefix, token, w, data[w.label]))
+        for op, res in (("PUT", put), ("GET", get)):
+            rows.append(Row(system, w.label, op, res, w.size))
+            print(f"  {system:6} {w.label:6} {op}: {res.ops:9.1f} ops/s "
+                  f"{res.ok * w.size / res.seconds / 1e6 if res.seconds else 0:8.1f} MB/s "
+                  f"p50 {res.percentile(50):7.1f} ms  p99 {res.percentile(99):7.1f} ms  "
+                  f"failed {res.failed}", flush=True)
+    return rows
+
+
+# --- nubis -------------------------------------------------------------------------
+
+class NubisAIO:
+    """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
+
+    def __init__(self, root: Path, proxy_workers: int) -> None:
+        self.state = root / "nubis"
+        self.proxy_workers = proxy_workers
+        self.port = 0
+
+    def start(self) -> str:
+        from nubis import defaults
+        from nubis.registry import DAEMONS
+        from nubis.supervisor import PER_NODE
+
+        base = free_port_base()
+        ports = defaults.Ports(proxy=base + 90, object=base, container=base + 1,
+                               account=base + 2)
+        others = {}
+        for i, (name, spec) in enumerate(DAEMONS.items()):
+            if spec.kind == "server" and name not in PER_NODE and name != "proxy":
+                others[name.replace("-", "_")] = base + 91 + i
+        others = {k: v for k, v in others.items() if _has_port(k)}
+        defaults.write_default_config(self.state / "nubis.toml", self.state, ports,
+                                      self.proxy_workers, others)
+        self.port = ports.proxy
+        r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
+                            str(self.state)], capture_output=True, text=True, timeout=180,
+                           check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"nubis up failed: {r.stdout}\n{r.stderr}")
+        return f"http://127.0.0.1:{self.port}/auth/v1.0"
+
+    def stop(self) -> None:
+        subprocess.run([sys.executable, "-m", "nubis", "down", "--state-dir",
+                        str(self.state)], capture_output=True, timeout=120, check=False)
+
+
+def _has_port(section: str) -> bool:
+    from nubis.settings import Config
+
+    return hasattr(getattr(Config(), section, None), "port")
+
+
+# --- disk ceiling ------------------------------------------------------------------
+
+def fsync_ceiling(root: Path, count: int) -> float:
+    """Return 1 MiB objects/s if each object is three fsync'd 1 MiB files (16 threads)."""
+    d = root / "fsync"
+    d.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(1 << 20)
+
+    def write(i: int) -> None:
+        path = d / f"f{i}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(write, range(3 * count)))
+    dfd = os.open(d, os.O_RDONLY)
+    os.fsync(dfd)
+    os.close(dfd)
+    elapsed = time.perf_counter() - t0
+    shutil.rmtree(d, ignore_errors=True)
+    return count / elapsed
+
+
+# --- report ------------------------------------------------------------------------
+
+def report(rows: list[Row], ceiling: float) -> None:
+    """Print the comparison table."""
+    by = {(r.system, r.workload, r.op): r for r in rows}
+    print("\n| workload | op | nubis ops/s | nubis MB/s | nubis p50/p99 ms | "
+          "swift ops/s | swift MB/s | swift p50/p99 ms | nubis/swift |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for w, op in sorted({(r.workload, r.op) for r in rows}, key=lambda k: (k[0], k[1] != "PUT")):
+        n, s = by.get(("nubis", w, op)), by.get(("swift", w, op))
+
+        def cells(r: Row | None) -> str:
+            if r is None:
+                return " - | - | - "
+            mbps = r.result.ok * r.size / r.result.seconds / 1e6 if r.result.seconds else 0
+            return (f" {r.result.ops:.1f} | {mbps:.1f} | "
+                    f"{r.result.percentile(50):.1f}/{r.result.percentile(99):.1f} ")
+        ratio = (f"{n.result.ops / s.result.ops:.1f}x" if n and s and s.result.ops else "-")
+        print(f"| {w} | {op} |{cells(n)}|{cells(s)}| {ratio} |")
+    print(f"\ndisk ceiling, 1 MiB objects as 3 x fsync'd 1 MiB writes (c{CONCURRENCY}): "
+          f"{ceiling:.1f} objects/s = {ceiling * 1.048576:.1f} MB/s")
+    n1 = by.get(("nubis", "1MiB", "PUT"))
+    if n1 is not None and ceiling:
+        print(f"nubis 1 MiB PUT = {100 * n1.result.ops / ceiling:.0f}% of that ceiling")
+    print("\n" + (__doc__ or "").split("What differs (printed with the table):", 1)[-1])
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark."""
+    ap = argparse.ArgumentParser(prog="python -m nubis.bench swift")
+    ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap.add_argument("--only", choices=("nubis", "swift"), help="measure one system")
+    ap.add_argument("--proxy-workers", type=int, default=2, help="nubis proxy workers")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args(argv)
+    scale = 10 if args.quick else 1
+    workloads = [Workload("4KiB", 4096, 2000 // scale), Workload("1MiB", 1 << 20, 200 // scale)]
+    data = {w.label: payloads(w) for w in workloads}
+    root = Path(tempfile.mkdtemp(prefix="nubis-bench-", dir=os.environ.get("NUBIS_BENCH_DIR")))
+    rows: list[Row] = []
+    try:
+        ceiling = fsync_ceiling(root, 200 // scale)
+        if args.only in (None, "nubis"):
+            nubis = NubisAIO(root, args.proxy_workers)
+            try:
+                print("nubis: starting", flush=True)
+                auth = nubis.start()
+                rows += measure("nubis", auth, "test:tester", "testing", workloads, data)
+            finally:
+                nubis.stop()
+        if args.only in (None, "swift"):
+            swift = SwiftAIO(root / "swift", free_port_base())
+            try:
+                print("swift: starting (building rings and configs)", flush=True)
+                auth = swift.start()
+                rows += measure("swift", auth, "test:tester", "testing", workloads, data)
+            finally:
+                swift.stop()
+        report(rows, ceiling)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
