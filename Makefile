@@ -14,7 +14,7 @@ APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv build up down status test test-unit test-pure bench bench-ring \
-	bench-swift lint debug clean
+	bench-swift bench-identity bench-scheduler lint debug clean
 
 help:
 	@echo "make up      install apt packages + .venv, build, start nubis"
@@ -68,13 +68,19 @@ test-unit: build
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------
-bench: bench-ring bench-swift
+bench: bench-ring bench-swift bench-identity bench-scheduler
 
 bench-ring: build
 	$(PY) -m nubis.bench ring
 
 bench-swift: build
 	$(PY) -m nubis.bench swift $(BENCH_ARGS)
+
+bench-identity: build
+	$(PY) -m nubis.bench identity
+
+bench-scheduler: build
+	$(PY) -m nubis.bench scheduler --hosts 1000,10000,100000
 
 # --- quality ----------------------------------------------------------------
 # mypy cannot follow the editable install's folder->package map, so lint checks

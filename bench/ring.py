@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Runs in either venv: argv = tool ("nubis" | "swift"), part_power, out json path.
+# Runs in either venv: argv = tool ("nubis" | "swift"), part_power; prints RESULT <json>.
 WORKER = r'''
 import json, sys, time
-tool, pp, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tool, pp = sys.argv[1], int(sys.argv[2])
 
 def hwm_kib():
     with open("/proc/self/status") as f:
@@ -84,18 +84,15 @@ result["add_s"] = time.perf_counter() - t
 result["add_rss_kib"] = hwm_kib()
 result["add_moved"] = changed[0] if isinstance(changed, tuple) else changed.changed
 result["add_balance"], result["add_dispersion"] = stats()
-with open(out, "w") as f:
-    json.dump(result, f)
+print("RESULT " + json.dumps(result), flush=True)
 '''
 
 
-def run_worker(python: str, tool: str, part_power: int, timeout: float,
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_worker(python: str, tool: str, part_power: int, timeout: float) -> dict[str, Any]:
     """Run one rebalance worker; return its measurements plus the process peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="nubis-bench-ring-") as tmp:
-        out = Path(tmp) / "result.json"
-        proc = subprocess.Popen([python, "-c", WORKER, tool, str(part_power), str(out)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([python, "-c", WORKER, tool, str(part_power)],
+                                stdout=out, stderr=err)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -107,12 +104,15 @@ def run_worker(python: str, tool: str, part_power: int, timeout: float,
                 raise RuntimeError(f"{tool} rebalance at part_power {part_power} timed out")
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.returncode != 0 or not out.exists():
-            tail = err.strip().splitlines()[-5:]
+        out.seek(0)
+        err.seek(0)
+        lines = [ln for ln in out.read().decode(errors="replace").splitlines()
+                 if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            tail = err.read().decode(errors="replace").strip().splitlines()[-5:]
             raise RuntimeError(f"{tool} worker failed (exit {proc.returncode}): "
                                + " | ".join(tail))
-        result: dict[str, Any] = json.loads(out.read_text())
+        result: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
         result["process_peak_rss_kib"] = usage.ru_maxrss
         return result
 

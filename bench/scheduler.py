@@ -15,6 +15,7 @@ claim, so the ratio is conservative.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
 from nubis.bench import scheduler_reference as ref
 from nubis.daemons.scheduler import store as st
 from nubis.daemons.scheduler.config import SchedulerConfig
@@ -142,10 +142,8 @@ def time_nubis(svc: SchedulerService, specs: list[RequestSpec]) -> tuple[list[fl
     placed = 0
     for spec in specs:
         t0 = time.perf_counter()
-        try:
+        with contextlib.suppress(NoValidHost):
             placed += len(svc.select_destinations(spec))
-        except NoValidHost:
-            pass
         lat.append(time.perf_counter() - t0)
     return lat, placed
 
@@ -156,11 +154,8 @@ def time_pass_only(svc: SchedulerService, specs: list[RequestSpec]) -> list[floa
     lat = []
     for spec in specs:
         t0 = time.perf_counter()
-        try:
-            plan = engine.plan(svc.state, spec, NOW)
-            undo(svc.state, plan)
-        except NoValidHost:
-            pass
+        with contextlib.suppress(NoValidHost):
+            undo(svc.state, engine.plan(svc.state, spec, NOW))
         lat.append(time.perf_counter() - t0)
     return lat
 
@@ -174,10 +169,8 @@ def concurrent(svc: SchedulerService, bodies: list[dict[str, Any]], threads: int
     def worker(k: int) -> None:
         i = k
         while time.monotonic() < stop and i < len(bodies):
-            try:
+            with contextlib.suppress(SchedulerError):
                 placed[k] += len(svc.select_destinations(parse_request_spec(bodies[i])))
-            except SchedulerError:
-                pass
             i += threads
     t0 = time.perf_counter()
     ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
@@ -200,6 +193,16 @@ def overcommitted(engine: sa.engine.Engine) -> int:
         return int(conn.execute(q).scalar_one())
 
 
+def host_state_bytes(config: SchedulerConfig, engine: sa.engine.Engine) -> int:
+    """Return the memory a freshly loaded scheduler service keeps (tracemalloc)."""
+    tracemalloc.start()
+    svc = SchedulerService(config, engine, clock=lambda: NOW)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del svc
+    return held
+
+
 def run_one(n: int, requests: int, ref_requests: int, threads: int,
             workdir: Path) -> dict[str, Any]:
     """Benchmark one host count; return the result row."""
@@ -209,12 +212,10 @@ def run_one(n: int, requests: int, ref_requests: int, threads: int,
     engine = st.open_engine(f"sqlite:///{workdir / f'sched-{n}.sqlite'}")
     populate(engine, cloud)
     config = SchedulerConfig(enabled_filters=FILTERS, max_attempts=3)
-    tracemalloc.start() if n <= 0 else None
     t0 = time.perf_counter()
     svc = SchedulerService(config, engine, clock=lambda: NOW)
     load_s = time.perf_counter() - t0
-    mem = 0
-    tracemalloc.stop()
+    mem = host_state_bytes(config, engine) if n <= 10000 else None
     specs = [parse_request_spec(b) for b in bodies[:requests]]
     pass_lat = time_pass_only(svc, specs)
     lat, placed = time_nubis(svc, specs)
@@ -236,7 +237,9 @@ def run_one(n: int, requests: int, ref_requests: int, threads: int,
             "placements_per_s": round(rate, 1), "concurrent_threads": threads,
             "sequential_placed": placed, "concurrent_placed": conc_placed,
             "overcommitted": overcommitted(engine),
-            "bytes_per_host": round(mem / n, 1), "load_s": round(load_s, 2)}
+            "column_bytes_per_host": round(svc.state.memory_bytes() / n, 1),
+            "bytes_per_host": None if mem is None else round(mem / n, 1),
+            "load_s": round(load_s, 2)}
 
 
 def main(argv: list[str]) -> int:
@@ -264,11 +267,12 @@ def main(argv: list[str]) -> int:
 def print_table(rows: list[dict[str, Any]]) -> None:
     """Print the results as a plain table."""
     head = ("hosts", "nubis p50 ms", "nubis p99 ms", "pass-only p50", "reference p50 ms",
-            "ratio", "placements/s", "overcommit", "bytes/host")
+            "ratio", "placements/s", "overcommit", "bytes/host (numpy columns, whole service)")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(x) for x in (
             r["hosts"], r["nubis_p50_ms"], r["nubis_p99_ms"], r["nubis_pass_p50_ms"],
             f"{r['reference_p50_ms']} (n={r['reference_requests']})", f"{r['ratio']}x",
             f"{r['placements_per_s']} ({r['concurrent_threads']} threads)",
-            r["overcommitted"], r["bytes_per_host"])))
+            r["overcommitted"],
+            f"{r['column_bytes_per_host']} columns, {r['bytes_per_host'] or '-'} total")))

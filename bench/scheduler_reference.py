@@ -9,6 +9,7 @@ shared with the implementation and tested on their own.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from nubis.daemons.scheduler.hoststate import Aggregate, HostFacts, Inventory
 from nubis.daemons.scheduler.request import RequestSpec
 
 
-@dataclass
+@dataclass(eq=False)
 class RefHost:
     """Nova's HostState, reduced to what the filters and weighers read."""
 
@@ -317,8 +318,8 @@ def num_instances_filter(host: RefHost, rq: RefRequest) -> bool:
 def agg_num_instances_filter(host: RefHost, rq: RefRequest) -> bool:
     default = rq.config.max_instances_per_host
     try:
-        limit = validate_num_values(values_from_key(host, "max_instances_per_host"),
-                                    default, int)
+        limit: int = validate_num_values(values_from_key(host, "max_instances_per_host"),
+                                         default, int)
     except ValueError:
         limit = default
     return host.num_instances < limit
@@ -331,7 +332,8 @@ def io_ops_filter(host: RefHost, rq: RefRequest) -> bool:
 def agg_io_ops_filter(host: RefHost, rq: RefRequest) -> bool:
     default = rq.config.max_io_ops_per_host
     try:
-        limit = validate_num_values(values_from_key(host, "max_io_ops_per_host"), default, int)
+        limit: int = validate_num_values(values_from_key(host, "max_io_ops_per_host"),
+                                         default, int)
     except ValueError:
         limit = default
     return host.num_io_ops < limit
@@ -395,7 +397,7 @@ def _members_on(host: RefHost, rq: RefRequest, policy: str) -> int:
     return len(set(host.instances) & set(rq.group_members))
 
 
-REF_WEIGHERS = [
+REF_WEIGHERS: list[tuple[str, Callable[[RefHost, RefRequest], float]]] = [
     ("ram_weight_multiplier", lambda h, rq: h.free_ram_mb),
     ("cpu_weight_multiplier",
      lambda h, rq: h.vcpus_total * h.cpu_allocation_ratio - h.vcpus_used),
@@ -428,15 +430,15 @@ def weight_multiplier(host: RefHost, name: str, default: float) -> float:
 
 
 def weigh(hosts: list[RefHost], rq: RefRequest) -> list[tuple[RefHost, float]]:
-    weighed = [[h, 0.0] for h in hosts]
-    if len(weighed) <= 1:
-        return [(h, w) for h, w in weighed]
+    weights = [0.0] * len(hosts)
+    if len(hosts) <= 1:
+        return list(zip(hosts, weights, strict=True))
     for option, fn in REF_WEIGHERS:
-        weights = normalize([fn(h, rq) for h in hosts])
+        normalized = normalize([fn(h, rq) for h in hosts])
         default = float(getattr(rq.config, option))
-        for i, w in enumerate(weights):
-            weighed[i][1] += weight_multiplier(weighed[i][0], option, default) * w
-    return sorted(((h, w) for h, w in weighed), key=lambda x: x[1], reverse=True)
+        for i, w in enumerate(normalized):
+            weights[i] += weight_multiplier(hosts[i], option, default) * w
+    return sorted(zip(hosts, weights, strict=True), key=lambda x: x[1], reverse=True)
 
 
 # -- the scheduling loop ------------------------------------------------------------------

@@ -32,6 +32,7 @@ import asyncio
 import collections
 import contextlib
 import socket
+import time
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -74,6 +75,7 @@ class _Conn(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.reused = False
+        self.idle_since = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -404,8 +406,11 @@ class HTTPClient:
     """Pooled keep-alive HTTP/1.1 client; one per process (not a global)."""
 
     def __init__(self, *, connect_timeout: float = 5.0, timeout: float | None = 60.0,
-                 max_idle_per_host: int = 64) -> None:
+                 max_idle_per_host: int = 64, idle_timeout: float = 30.0) -> None:
         self.connect_timeout = connect_timeout
+        #: Pooled connections idle longer than this are not reused (servers
+        #: close idle keep-alive connections; ours after 75 s).
+        self.idle_timeout = idle_timeout
         self.timeout = timeout
         self.max_idle_per_host = max_idle_per_host
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
@@ -426,12 +431,18 @@ class HTTPClient:
 
     def _take_idle(self, key: tuple[str, int]) -> _Conn | None:
         idle = self._idle.get(key)
+        if not idle:
+            return None
+        oldest_ok = time.monotonic() - self.idle_timeout
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.transport is not None \
-                    and not conn.transport.is_closing():
-                conn.reused = True
-                return conn
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if conn.idle_since < oldest_ok:  # the server may be closing it right now
+                conn.close()
+                continue
+            conn.reused = True
+            return conn
         return None
 
     def _put_back(self, conn: _Conn) -> None:
@@ -442,6 +453,7 @@ class HTTPClient:
         if len(idle) >= self.max_idle_per_host:
             conn.close()
         else:
+            conn.idle_since = time.monotonic()
             idle.append(conn)
 
     def idle_count(self, host: str, port: int) -> int:

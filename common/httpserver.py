@@ -38,6 +38,8 @@ _STATUS_LINES: dict[int, bytes] = {
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
                 b"Content-Length: 11\r\nConnection: close\r\n\r\nBad Request")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+         b"Content-Length: 19\r\nConnection: close\r\n\r\nService Unavailable")
 _TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\n"
               b"Content-Length: 31\r\nConnection: close\r\n\r\n"
               b"Request Header Fields Too Large")
@@ -136,7 +138,9 @@ class Request:
                 return b""
             self._waiter = self._conn.loop.create_future()
             try:
-                await self._waiter
+                await asyncio.wait_for(self._waiter, self._conn.server.body_timeout)
+            except TimeoutError:
+                raise BodyError("request body timed out") from None
             finally:
                 self._waiter = None
         data = self._body_buf.popleft()
@@ -225,6 +229,11 @@ class _Connection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.server.connections) >= self.server.max_connections:
+            self.transport.write(_BUSY)
+            self.transport.close()
+            self.closed = True
+            return
         self.server.connections.add(self)
         self._arm_idle()
 
@@ -246,6 +255,8 @@ class _Connection(asyncio.Protocol):
             self.idle_handle = None
         try:
             self.parser.feed_data(data)
+            if self.current is None and not self.closed:
+                self._arm_idle()  # partial request head: bounded by the idle timeout
         except httptools.HttpParserUpgrade:
             self._fail(_BAD_REQUEST)
         except (httptools.HttpParserError, _HeaderTooLargeError):
@@ -338,6 +349,9 @@ class _Connection(asyncio.Protocol):
 
     def _arm_idle(self) -> None:
         timeout = self.server.keepalive_timeout
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
         if timeout > 0 and not self.closed:
             self.idle_handle = self.loop.call_later(timeout, self._idle_close)
 
@@ -477,6 +491,7 @@ class HTTPServer:
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
                  max_header_size: int = 16384, max_header_count: int = 128,
                  keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
+                 body_timeout: float = 60.0, max_connections: int = 4096,
                  backlog: int = 1024) -> None:
         self.handler = handler
         self.host = host
@@ -484,6 +499,8 @@ class HTTPServer:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.keepalive_timeout = keepalive_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
         self.max_discard = max_discard
         self.backlog = backlog
         self.connections: set[_Connection] = set()

@@ -75,7 +75,7 @@ def _key(k: str) -> str:
 
 
 def default_document(state_dir: Path, ports: Ports | None = None,
-                     proxy_workers: int = 1,
+                     proxy_workers: int = 2,
                      section_ports: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """Return the default config of a state directory (fresh random hash secrets).
 
@@ -101,7 +101,7 @@ def default_document(state_dir: Path, ports: Ports | None = None,
 
 
 def write_default_config(path: Path, state_dir: Path, ports: Ports | None = None,
-                         proxy_workers: int = 1,
+                         proxy_workers: int = 2,
                          section_ports: dict[str, int] | None = None) -> bool:
     """Write the default config to ``path`` unless it exists; return True if written."""
     if path.exists():

@@ -337,8 +337,9 @@ def cmd_rebalance(ctx: Context, argv: list[str]) -> int:
             abs(before[0] - result.balance) < 1 and abs(before[1] - result.dispersion) < 1:
         ctx.say("Cowardly refusing to save rebalance as it did not change at least 1%.")
         return EXIT_WARNING
-    ctx.save(builder)
+    # like swift-ring-builder: the ring first, then the builder it came from
     write_ring_file(ctx.ring_path, builder.get_ring())
+    ctx.save(builder)
     ctx.say(f"Reassigned {result.changed} ({100.0 * result.changed / builder.parts:.2f}%) "
             f"partitions. Balance is now {result.balance:.2f}.  "
             f"Dispersion is now {result.dispersion:.2f}")

@@ -45,7 +45,7 @@ Progress = Callable[[str], None]
 #: Stride groups for the initial assignment (a power of two, so it divides 2**part_power).
 STRIDE_GROUPS = 64
 #: Slots scored at once against all candidates (bounds memory to ~chunk x devices).
-CHUNK = 1 << 15
+CHUNK = 1 << 16
 #: Violation weights: coarser failure domains matter more; a duplicate device never happens.
 LEVEL_PENALTY = np.array([8, 4, 2, 64], dtype=np.int64)
 MAX_PASSES = 64
@@ -64,6 +64,7 @@ class Topology:
         quota: Part-replicas each device should hold (0 for drained devices).
         sort_key: ``(LEVELS, n)`` ranks giving the tier-contiguous device order.
         tier_names: Per level, tier id -> tier tuple (``(region, zone, ip)`` ...).
+        exists: ``(n,)`` True for device ids that are not holes.
         depth: ``(n + 1, n + 1)`` uint8: how many tier levels two devices share
             (4 = same device, 0 = different regions or "no device"); None when
             there are too many devices for a square table.
@@ -77,6 +78,7 @@ class Topology:
     quota: I64
     sort_key: I64
     tier_names: tuple[dict[int, tuple[Any, ...]], ...]
+    exists: Bools
     depth: npt.NDArray[np.uint8] | None
 
 
@@ -117,8 +119,10 @@ def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
             depth += tier[level][:, None] == tier[level][None, :]
         depth[n, :] = 0
         depth[:, n] = 0
+    exists = np.array([d is not None for d in devs], dtype=np.bool_)
     return Topology(n=n, weighted=weighted, tier=tier, plan_max=plan_max, topo_max=topo_max,
-                    quota=quota, sort_key=sort_key, tier_names=names, depth=depth)
+                    quota=quota, sort_key=sort_key, tier_names=names, exists=exists,
+                    depth=depth)
 
 
 def row_mask(row_lengths: list[int], parts: int) -> Bools:
@@ -224,7 +228,8 @@ def pair_depths(table: I32, topo: Topology) -> dict[tuple[int, int], npt.NDArray
     for i in range(table.shape[0]):
         for j in range(i + 1, table.shape[0]):
             if topo.depth is not None:
-                out[i, j] = topo.depth[ids[i], ids[j]]
+                # PERF: flat take beats 2-d fancy indexing (bench: ring rebalance)
+                out[i, j] = topo.depth.ravel()[ids[i] * (topo.n + 1) + ids[j]]
             else:
                 d = np.zeros(table.shape[1], dtype=np.uint8)
                 for level in range(LEVELS):
@@ -232,6 +237,21 @@ def pair_depths(table: I32, topo: Topology) -> dict[tuple[int, int], npt.NDArray
                 d[(ids[i] == topo.n) | (ids[j] == topo.n)] = 0
                 out[i, j] = d
     return out
+
+
+def one_per_partition(parts: I64, n_parts: int, rng: np.random.Generator) -> Bools:
+    """Return a mask keeping one random entry of ``parts`` per distinct partition."""
+    # PERF: scatter "last writer wins" instead of np.unique (bench: ring rebalance after add)
+    order = rng.permutation(len(parts))
+    owner = np.full(n_parts, -1, dtype=np.int64)
+    owner[parts[order]] = order
+    keep: Bools = owner[parts] == np.arange(len(parts))
+    return keep
+
+
+def _max_depth(depths: dict[tuple[int, int], npt.NDArray[np.uint8]]) -> int:
+    """Return the deepest tier level any two replicas of a partition share."""
+    return max((int(d.max()) for d in depths.values() if len(d)), default=0)
 
 
 def same_tier_ranks(table: I32, depths: dict[tuple[int, int], npt.NDArray[np.uint8]],
@@ -268,6 +288,8 @@ def gather_for_dispersion(table: I32, topo: Topology, movable: Bools) -> Bools:
     touched = np.zeros(table.shape[1], dtype=np.bool_)
     depths = pair_depths(table, topo)
     for level in range(LEVELS):
+        if _max_depth(depths) <= level:
+            break  # no two replicas share a tier here or deeper, and every limit is >= 1
         _count, rank = same_tier_ranks(table, depths, level)
         limit = _per_slot(topo.plan_max[level], table, topo.n)
         excess = (table >= 0) & (rank >= np.maximum(limit, 1))
@@ -294,8 +316,17 @@ def gather_for_balance(table: I32, topo: Topology, movable: Bools,
     for r in rng.permutation(table.shape[0]):
         if not over.any():
             break
-        # PERF: one row at a time; usually the first row covers all excess (bench: ring)
-        parts = np.flatnonzero((over > 0)[table[r]] & movable & ~touched)
+        # PERF: one row at a time, thinned at random to a little more than each device's
+        # excess before the exact per-device cut; usually the first row covers all
+        # excess (bench: ring rebalance after add)
+        row = table[r]
+        held = np.bincount(row + 1, minlength=topo.n + 2)[1:].astype(np.float64)
+        spare = over[:topo.n + 1].astype(np.float64)
+        rate = np.minimum(1.0, (spare + 3.0 * np.sqrt(spare) + 8.0) / np.maximum(held, 1.0))
+        rate[spare <= 0] = 0.0
+        rate = np.append(rate, 0.0).astype(np.float32)  # index -1: unassigned
+        parts = np.flatnonzero((rng.random(len(row), dtype=np.float32) < rate[row])
+                               & movable & ~touched)
         if not len(parts):
             continue
         devs = table[r, parts].astype(np.int64)
@@ -378,16 +409,14 @@ def _pull_window(table: I32, topo: Topology, cols: I64, dev: int, need: int, ove
     rows, idx = np.nonzero(source & _fits_instead(sub, topo, dev))
     if not len(idx):
         return 0
-    shuffle = rng.permutation(len(idx))
-    _, first = np.unique(idx[shuffle], return_index=True)
-    pick = shuffle[first]
+    pick = one_per_partition(idx, len(cols), rng)
     rows, idx = rows[pick], idx[pick]
     srcs = sub[rows, idx].astype(np.int64)
     take = _limit_per_device(srcs, over, topo.n, rng)
     take = take[rng.permutation(len(take))[:need]]
     parts = cols[idx[take]]
     table[rows[take], parts] = dev
-    np.subtract.at(over, srcs[take], 1)
+    over -= np.bincount(srcs[take], minlength=len(over))
     touched[parts] = True
     return len(take)
 
@@ -424,9 +453,7 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         if not len(parts):
             break
         # one replica per partition per pass, so replicas placed together never clash
-        shuffle = rng.permutation(len(parts))
-        _, first = np.unique(parts[shuffle], return_index=True)
-        batch = np.sort(shuffle[first])
+        batch = np.flatnonzero(one_per_partition(parts, table.shape[1], rng))
         done = np.zeros(len(parts), dtype=np.bool_)
         for lo in range(0, len(batch), CHUNK):
             idx = batch[lo:lo + CHUNK]
@@ -472,7 +499,7 @@ def _place_chunk(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I
             forced[rest[~has]] = True
     accept = _accept(choice, forced, remaining, rng)
     table[rows[accept], parts[accept]] = choice[accept].astype(np.int32)
-    np.subtract.at(remaining, choice[accept], 1)
+    remaining -= np.bincount(choice[accept], minlength=len(remaining))[:len(remaining)]
     return accept
 
 
@@ -520,10 +547,8 @@ def _accept(choice: I64, forced: Bools, remaining: I64, rng: np.random.Generator
     wanting = np.flatnonzero(~forced & (choice >= 0))
     if len(wanting):
         devs = choice[wanting]
-        order = np.lexsort((rng.random(len(devs)), devs))
-        sorted_devs = devs[order]
-        rank = np.arange(len(order)) - np.searchsorted(sorted_devs, sorted_devs, side="left")
-        accept[wanting[order[rank < remaining[sorted_devs]]]] = True
+        take = _limit_per_device(devs, np.maximum(remaining, 0), len(remaining), rng)
+        accept[wanting[take]] = True
     return accept
 
 
@@ -539,7 +564,12 @@ def dispersion(table: I32, topo: Topology, replicas: float) -> tuple[float, list
     worst = np.zeros(parts, dtype=np.int64)
     per_level: list[I64] = []
     depths = pair_depths(table, topo)
+    deepest = _max_depth(depths)
     for level in range(LEVELS):
+        limits = topo.topo_max[level][:topo.n][topo.exists]
+        if deepest <= level and (not len(limits) or limits.min() >= 1):
+            per_level.append(np.zeros(parts, dtype=np.int64))
+            continue  # one replica per tier at most, and every tier may hold one
         count, rank = same_tier_ranks(table, depths, level)
         limit = _per_slot(topo.topo_max[level], table, topo.n)
         beyond = count > limit

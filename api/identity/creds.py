@@ -31,12 +31,13 @@ class CredentialStore(CatalogStore):
                         role_ids: list[str], *, description: str = "",
                         expires_at: float | None = None, unrestricted: bool = False) -> Row:
         """Create an application credential; the secret is stored hashed."""
-        row = {"id": new_id(), "name": name, "user_id": user_id, "project_id": project_id,
+        ident = new_id()
+        row: Row = {"id": ident, "name": name, "user_id": user_id, "project_id": project_id,
                "secret_hash": self.hasher.hash(secret), "description": description,
                "expires_at": expires_at, "unrestricted": unrestricted,
                "role_ids": json.dumps(role_ids)}
         self._insert(s.app_creds, row, duplicate("application credential", name))
-        return self.get_app_cred(row["id"])
+        return self.get_app_cred(ident)
 
     def get_app_cred(self, ident: str) -> Row:
         """Return an application credential by id."""

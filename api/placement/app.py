@@ -3,7 +3,7 @@
 Routes live under a prefix (``/placement``): resource providers, inventories,
 usages, traits, provider aggregates, allocations, allocation candidates,
 resource classes. Microversions come in ``OpenStack-API-Version: placement 1.x``
-(1.0–1.39; shapes switch where Placement's do: provider bodies on POST from 1.20,
+(1.0-1.39; shapes switch where Placement's do: provider bodies on POST from 1.20,
 dict-form allocations from 1.12, consumer generations from 1.28). Every write
 goes through :class:`SchedulerService`, so the scheduler's host matrix follows it.
 Errors use Placement's ``{"errors": [{"status", "code", "title", "detail"}]}``.
@@ -20,12 +20,11 @@ from typing import Any, TypeVar
 import falcon
 import falcon.asgi
 import numpy as np
-from sqlalchemy.engine import Connection
-
 from nubis.daemons.scheduler.errors import BadRequest, NotFound, SchedulerError
 from nubis.daemons.scheduler.hoststate import Inventory
 from nubis.daemons.scheduler.service import SchedulerService, parse_inventory
 from nubis.daemons.scheduler.store import ConsumerAllocations, Provider
+from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
 MIN_VERSION = (1, 0)
@@ -34,7 +33,7 @@ _MV_RE = re.compile(r"^\s*placement\s+(latest|\d+\.\d+)\s*$", re.IGNORECASE)
 _RESOURCES_RE = re.compile(r"^([A-Z0-9_]+):(\d+)$")
 
 
-class NotAcceptable(SchedulerError):
+class NotAcceptable(SchedulerError):  # noqa: N818 (HTTP status name)
     """The requested microversion is outside the supported range."""
 
     status = 406
@@ -668,7 +667,8 @@ class ResourceClasses(Base):
         resp.set_header("Location", f"{self.prefix}/resource_classes/{name}")
 
 
-def add_routes(app: falcon.asgi.App, svc: SchedulerService, prefix: str = "/placement") -> None:
+def add_routes(app: falcon.asgi.App[Any, Any], svc: SchedulerService,
+               prefix: str = "/placement") -> None:
     """Mount the placement API on ``app`` under ``prefix``."""
     rp = f"{prefix}/resource_providers/{{uuid}}"
     app.add_route(f"{prefix}/", Root(svc, prefix))

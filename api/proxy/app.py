@@ -61,9 +61,10 @@ class ProxyApp:
         self.state = state
         self.info = info
 
-    async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+    async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                    **_: Any) -> None:
         """Handle any request (Falcon sink)."""
+        assert resp is not None
         started = time.monotonic()
         ctx: Ctx | None = None
         try:
@@ -234,7 +235,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[
 
 def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
               hash_prefix: str, hash_suffix: str,
-              extra_verifiers: list[TokenVerifier] | None = None) -> falcon.asgi.App:
+              extra_verifiers: list[TokenVerifier] | None = None) -> Any:
     """Build the proxy's ASGI app for one worker."""
     limits = Limits(max_file_size=conf.max_file_size)
     client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)

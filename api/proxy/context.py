@@ -33,11 +33,13 @@ class Body:
     """
 
     def __init__(self, first: dict[str, Any] | None, receive: Receive | None,
-                 length: int | None, timeout: float) -> None:
+                 length: int | None, timeout: float, limit: int | None = None) -> None:
         self._pending = first
         self._receive = receive
         self.length = length
         self.timeout = timeout
+        #: Largest body accepted (chunked bodies are counted as they arrive).
+        self.limit = limit
         self.received = 0
         self.done = receive is None and first is None
 
@@ -61,6 +63,8 @@ class Body:
             self.received += len(data)
             if self.length is not None and self.received > self.length:
                 raise HTTPError(400, "Request body longer than Content-Length")
+            if self.limit is not None and self.received > self.limit:
+                raise HTTPError(413, "Your request is too large.")
             if self.done and self.length is not None and self.received < self.length:
                 raise ClientDisconnectError("body shorter than Content-Length")
             if data:

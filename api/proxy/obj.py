@@ -169,6 +169,9 @@ async def shape_response(ctx: Ctx, headers: dict[str, str], body: AsyncIterator[
         disp = tempurl.disposition(ctx.tempurl, ctx.obj)
         if disp and ctx.method == "GET":
             headers["Content-Disposition"] = disp
+        for k in [k for k in headers if k.lower().startswith("x-object-meta-")
+                  and not k.lower().startswith("x-object-meta-public-")]:
+            del headers[k]
     ranges = parse_range(ctx.header("range")) if ctx.method == "GET" else None
     if ctx.method == "HEAD" or ranges is None:
         if ctx.method == "HEAD" and closer is not None:

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from nubis.api.proxy.backend import (
     Backend,
@@ -34,7 +35,7 @@ from nubis.common.httpclient import Exchange, HTTPClientError
 #: PERF: saves the 100-continue round trip on small objects (bench swift 4 KiB PUT).
 SMALL_BODY = 256 * 1024
 
-Source = Body | AsyncIterator[bytes]
+Source: TypeAlias = Body | AsyncIterator[bytes]
 
 
 @dataclass

@@ -73,11 +73,11 @@ def _split_sig(sig: str) -> tuple[str, bytes] | None:
         except ValueError:
             return None
         return name, raw
-    name = HEX_LENGTHS.get(len(sig))
-    if name is None:
+    hex_name = HEX_LENGTHS.get(len(sig))
+    if hex_name is None:
         return None
     try:
-        return name, bytes.fromhex(sig)
+        return hex_name, bytes.fromhex(sig)
     except ValueError:
         return None
 
@@ -94,10 +94,10 @@ def verify(tu: TempUrlRequest, method: str, path: str, keys: Iterable[str]) -> b
         return False
     digest, raw = split
     if tu.prefix is not None:
-        account_container, _, obj = path.split("/", 4)[1:4], None, path.split("/", 4)[4:]
-        if not obj or not obj[0].startswith(tu.prefix):
+        pieces = path.split("/", 4)  # ['', 'v1', account, container, object]
+        if len(pieces) < 5 or not pieces[4].startswith(tu.prefix):
             return False
-        signed_path = "prefix:/" + "/".join(account_container) + "/" + tu.prefix
+        signed_path = "prefix:" + "/".join(pieces[:4]) + "/" + tu.prefix
     else:
         signed_path = path
     methods = [method] if method != "HEAD" else ["HEAD", "GET", "PUT", "POST"]

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
 from nubis.daemons.scheduler.hoststate import HostState, SigColumn
 
 Codes = npt.NDArray[np.intp]

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from nubis.daemons.scheduler import filters as flt
 from nubis.daemons.scheduler import weighers as wgh
 from nubis.daemons.scheduler.config import SchedulerConfig
@@ -65,30 +64,35 @@ class Engine:
                     ctx.group_hosts.add(state.names[row])
         return ctx
 
-    def run_filters(self, ctx: flt.FilterContext) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
-        """Return the surviving rows and the per-filter counts."""
+    def run_filters(self, ctx: flt.FilterContext) -> tuple[np.ndarray, int,
+                                                           list[tuple[str, int, int]]]:
+        """Return the surviving-rows mask, how many survive, and the per-filter counts."""
         alive = ~ctx.state.retired[: ctx.state.n]
         entered = int(np.count_nonzero(alive))
         counts: list[tuple[str, int, int]] = []
         for name, fn in flt.prefilters(ctx.spec) + self.filters:
-            alive &= fn(ctx)
+            mask = fn(ctx)
+            if mask is None:  # every host passes
+                counts.append((name, 0, entered))
+                continue
+            alive &= mask
             left = int(np.count_nonzero(alive))
             counts.append((name, entered - left, entered))
             entered = left
             if left == 0:
                 break
-        return np.flatnonzero(alive), counts
+        return alive, entered, counts
 
     def place_one(self, ctx: flt.FilterContext) -> tuple[Placement | None,
                                                           list[tuple[str, int, int]]]:
         """Filter, weigh and choose a host for ``ctx.instance_uuid``."""
-        rows, counts = self.run_filters(ctx)
-        if len(rows) == 0:
+        alive, count, counts = self.run_filters(ctx)
+        if count == 0:
             return None, counts
-        weights = wgh.weigh(ctx, self.weighers, rows)
-        subset = min(self.config.host_subset_size, len(rows))
-        k = min(len(rows), subset + self.config.max_attempts - 1)
-        order = [int(rows[i]) for i in wgh.best_order(weights, k)]
+        weights, rows = wgh.weigh(ctx, self.weighers, alive, count)
+        subset = min(self.config.host_subset_size, count)
+        k = min(count, subset + self.config.max_attempts - 1)
+        order = [int(r) for r in wgh.best_order(weights, rows, k)]
         chosen = order.pop(ctx.rng.randrange(subset))
         alternates = tuple(order[: self.config.max_attempts - 1])
         return Placement(ctx.instance_uuid, chosen, alternates, ctx.spec.resources()), counts

@@ -12,19 +12,19 @@ class SchedulerError(NubisError):
     code = "placement.undefined_code"
 
 
-class BadRequest(SchedulerError):
+class BadRequest(SchedulerError):  # noqa: N818 (HTTP status name)
     """The request is malformed or names something impossible."""
 
     status = 400
 
 
-class NotFound(SchedulerError):
+class NotFound(SchedulerError):  # noqa: N818 (HTTP status name)
     """A provider, consumer, trait or aggregate does not exist."""
 
     status = 404
 
 
-class Conflict(SchedulerError):
+class Conflict(SchedulerError):  # noqa: N818 (HTTP status name)
     """A write lost a race or would break an invariant."""
 
     status = 409
@@ -46,7 +46,7 @@ class CapacityExceeded(Conflict):
     """An allocation does not fit the provider's inventory."""
 
 
-class NoValidHost(SchedulerError):
+class NoValidHost(SchedulerError):  # noqa: N818 (Nova's name)
     """No host passed the filters; the message says which filter removed how many."""
 
     status = 409

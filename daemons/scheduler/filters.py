@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler import attributes as attrs
 from nubis.daemons.scheduler import jsonquery
@@ -51,13 +50,28 @@ class FilterContext:
         st = self.state
         return st.aggs.map(lambda sig: fn(st.aggregates_of(sig)), st.n, dtype)
 
+    def agg_mask(self, fn: Callable[[list[Aggregate]], bool]) -> BoolArray | None:
+        """Like :meth:`agg_map` for predicates (``None``: every host passes)."""
+        st = self.state
+        return st.aggs.mask(lambda sig: fn(st.aggregates_of(sig)), st.n)
+
     def policy(self) -> str:
         """Return the server group policy of the request ('' without a group)."""
         group = self.spec.instance_group
         return group.policy if group is not None else ""
 
 
-Filter = Callable[[FilterContext], BoolArray]
+#: A filter returns a mask over all rows, or ``None`` when every host passes.
+Filter = Callable[[FilterContext], BoolArray | None]
+
+
+def land(a: BoolArray | None, b: BoolArray | None) -> BoolArray | None:
+    """AND two masks where ``None`` means all-true."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
 FILTERS: dict[str, Filter] = {}
 
 
@@ -127,11 +141,11 @@ def prefilters(spec: RequestSpec) -> list[tuple[str, Filter]]:
     required, forbidden = spec.traits()
     if required:
         out.append(("Placement required traits",
-                    lambda ctx: ctx.state.traits.map(lambda t: required <= t, ctx.state.n)))
+                    lambda ctx: ctx.state.traits.mask(lambda t: required <= t, ctx.state.n)))
     if forbidden:
         out.append(("Placement forbidden traits",
-                    lambda ctx: ctx.state.traits.map(lambda t: not (forbidden & t),
-                                                     ctx.state.n)))
+                    lambda ctx: ctx.state.traits.mask(lambda t: not (forbidden & t),
+                                                      ctx.state.n)))
     if spec.ignore_hosts:
         out.append(("ignore_hosts", _ignore_hosts))
     return out
@@ -160,9 +174,9 @@ def _ignore_hosts(ctx: FilterContext) -> BoolArray:
 
 # -- Nova's filters ------------------------------------------------------------------------
 @host_filter("AllHostsFilter")
-def all_hosts(ctx: FilterContext) -> BoolArray:
+def all_hosts(ctx: FilterContext) -> BoolArray | None:
     """Pass every host."""
-    return np.ones(ctx.state.n, dtype=np.bool_)
+    return None
 
 
 @host_filter("ComputeFilter")
@@ -174,7 +188,7 @@ def compute_filter(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("AvailabilityZoneFilter")
-def availability_zone(ctx: FilterContext) -> BoolArray:
+def availability_zone(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts in the requested AZ (aggregate ``availability_zone`` or the default)."""
     az = ctx.spec.availability_zone
     if not az:
@@ -186,22 +200,22 @@ def availability_zone(ctx: FilterContext) -> BoolArray:
         if "availability_zone" in md:
             return az in md["availability_zone"]
         return az == default
-    return ctx.agg_map(passes)  # type: ignore[no-any-return]
+    return ctx.agg_mask(passes)
 
 
 @host_filter("ComputeCapabilitiesFilter")
-def compute_capabilities(ctx: FilterContext) -> BoolArray:
+def compute_capabilities(ctx: FilterContext) -> BoolArray | None:
     """Match ``capabilities:`` (and unscoped) flavor extra specs against host attributes."""
     st = ctx.state
-    mask = np.ones(st.n, dtype=np.bool_)
+    mask: BoolArray | None = None
     for key, req in ctx.spec.flavor.extra_specs.items():
         scope = key.split(":")
         if len(scope) == 1:
-            mask &= _unscoped_capability(st, key, req)
+            mask = land(mask, _unscoped_capability(st, key, req))
             continue
         if scope[0] != "capabilities":
             continue
-        mask &= capability_mask(st, scope[1:], req)
+        mask = land(mask, capability_mask(st, scope[1:], req))
     return mask
 
 
@@ -223,11 +237,13 @@ def capability_mask(st: HostState, scope: list[str], req: str) -> BoolArray:
     return results[codes]  # type: ignore[no-any-return]
 
 
-def _unscoped_capability(st: HostState, key: str, req: str) -> BoolArray:
+def _unscoped_capability(st: HostState, key: str, req: str) -> BoolArray | None:
     """An unscoped key is checked only on hosts that have it (attribute or stat)."""
     if key in attrs.HOST_ATTRIBUTES:
         return capability_mask(st, [key], req)
     has = st.stats.map(lambda s: key in s, st.n)
+    if not has.any():
+        return None
     return ~has | capability_mask(st, [key], req)
 
 
@@ -243,7 +259,7 @@ def image_prop(props: Mapping[str, Any], name: str) -> Any:
 
 
 @host_filter("ImagePropertiesFilter")
-def image_properties(ctx: FilterContext) -> BoolArray:
+def image_properties(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts whose supported instances match the image's arch/hv type/vm mode."""
     props = ctx.spec.image.properties
     wanted = (attrs.canonical_arch(image_prop(props, "hw_architecture")),
@@ -263,11 +279,11 @@ def image_properties(ctx: FilterContext) -> BoolArray:
                                            str(required_version)):
                     return True
         return False
-    return ctx.state.images.map(passes, ctx.state.n)
+    return ctx.state.images.mask(passes, ctx.state.n)
 
 
 @host_filter("AggregateInstanceExtraSpecsFilter")
-def aggregate_instance_extra_specs(ctx: FilterContext) -> BoolArray:
+def aggregate_instance_extra_specs(ctx: FilterContext) -> BoolArray | None:
     """Match unscoped/``aggregate_instance_extra_specs:`` specs against aggregate metadata."""
     specs = ctx.spec.flavor.extra_specs
     if not specs:
@@ -288,11 +304,11 @@ def aggregate_instance_extra_specs(ctx: FilterContext) -> BoolArray:
             if not vals or not any(attrs.match(v, req) for v in vals):
                 return False
         return True
-    return ctx.agg_map(passes)  # type: ignore[no-any-return]
+    return ctx.agg_mask(passes)
 
 
 @host_filter("AggregateMultiTenancyIsolation")
-def aggregate_multitenancy(ctx: FilterContext) -> BoolArray:
+def aggregate_multitenancy(ctx: FilterContext) -> BoolArray | None:
     """Hosts in aggregates with ``filter_tenant_id*`` take only those projects."""
     project = ctx.spec.project_id
 
@@ -302,7 +318,7 @@ def aggregate_multitenancy(ctx: FilterContext) -> BoolArray:
             if name.startswith("filter_tenant_id"):
                 configured |= values
         return not configured or project in configured
-    return ctx.agg_map(passes)  # type: ignore[no-any-return]
+    return ctx.agg_mask(passes)
 
 
 def _group_hosts_mask(ctx: FilterContext) -> BoolArray:
@@ -311,7 +327,7 @@ def _group_hosts_mask(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("ServerGroupAffinityFilter")
-def group_affinity(ctx: FilterContext) -> BoolArray:
+def group_affinity(ctx: FilterContext) -> BoolArray | None:
     """With policy ``affinity``, pass only hosts already used by the group."""
     if ctx.policy() != "affinity" or not ctx.group_hosts:
         return all_hosts(ctx)
@@ -319,7 +335,7 @@ def group_affinity(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("ServerGroupAntiAffinityFilter")
-def group_anti_affinity(ctx: FilterContext) -> BoolArray:
+def group_anti_affinity(ctx: FilterContext) -> BoolArray | None:
     """With ``anti-affinity``, pass hosts with fewer than max_server_per_host members."""
     group = ctx.spec.instance_group
     if group is None or group.policy != "anti-affinity":
@@ -345,7 +361,7 @@ def _hint_list(value: Any) -> list[str]:
 
 
 @host_filter("SameHostFilter")
-def same_host(ctx: FilterContext) -> BoolArray:
+def same_host(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts running any instance named in the ``same_host`` hint."""
     uuids = _hint_list(ctx.spec.hint("same_host"))
     if not uuids:
@@ -354,7 +370,7 @@ def same_host(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("DifferentHostFilter")
-def different_host(ctx: FilterContext) -> BoolArray:
+def different_host(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts running none of the instances named in ``different_host``."""
     uuids = _hint_list(ctx.spec.hint("different_host"))
     if not uuids:
@@ -396,15 +412,17 @@ def aggregate_io_ops(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("IsolatedHostsFilter")
-def isolated_hosts(ctx: FilterContext) -> BoolArray:
+def isolated_hosts(ctx: FilterContext) -> BoolArray | None:
     """Keep isolated images on isolated hosts (and, if restricted, only them there)."""
     cfg = ctx.config
+    if not cfg.isolated_hosts and not cfg.isolated_images:
+        return None
     st = ctx.state
     host_isolated = _rows_mask(st, [st.row_of[h] for h in cfg.isolated_hosts
                                     if h in st.row_of])
     restrict = cfg.restrict_isolated_hosts_to_isolated_images
     if not cfg.isolated_images:
-        return ~host_isolated if restrict else all_hosts(ctx)
+        return ~host_isolated if restrict and cfg.isolated_hosts else None
     image_isolated = ctx.spec.image.id in cfg.isolated_images
     if restrict:
         return host_isolated if image_isolated else ~host_isolated
@@ -412,7 +430,7 @@ def isolated_hosts(ctx: FilterContext) -> BoolArray:
 
 
 @host_filter("JsonFilter")
-def json_filter(ctx: FilterContext) -> BoolArray:
+def json_filter(ctx: FilterContext) -> BoolArray | None:
     """Evaluate the ``query`` scheduler hint (Nova's JSON query language) per host."""
     raw = ctx.spec.hint("query")
     if not raw:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from nubis.daemons.scheduler import attributes as attrs
 from nubis.daemons.scheduler.errors import BadRequest
 from nubis.daemons.scheduler.hoststate import BoolArray, HostState
@@ -97,7 +96,7 @@ def host_passes(query: list[Any], lookup: Callable[[str], Any]) -> bool:
 
 
 # -- vectorized evaluation --------------------------------------------------------------------
-class _Fallback(Exception):
+class _FallbackError(Exception):
     """The fast path cannot express this query exactly."""
 
 
@@ -118,13 +117,13 @@ def _vec_compare(a: Any, b: Any, op: str) -> Any:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if not (_is_num(a) and _is_num(b)):
             if isinstance(a, list) or isinstance(b, list):
-                raise _Fallback
+                raise _FallbackError
             if op == "=":
                 return False
             raise TypeError("incompatible types")
         return _COMPARE[op](a, b)
     if isinstance(a, list) or isinstance(b, list):
-        raise _Fallback
+        raise _FallbackError
     return _COMPARE[op](a, b)
 
 
@@ -189,7 +188,7 @@ def _fast(state: HostState, query: list[Any], names: set[str]) -> BoolArray:
         elif path[0] not in attrs.HOST_ATTRIBUTES:
             env[name] = None
         else:
-            raise _Fallback
+            raise _FallbackError
     try:
         return _finish(_run_vector(query, env), state.n)
     except TypeError:
@@ -208,7 +207,8 @@ def _grouped(state: HostState, query: list[Any], names: list[str]) -> BoolArray:
     uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
     verdicts = np.zeros(len(uniq), dtype=np.bool_)
     for i, combo in enumerate(uniq.tolist()):
-        values = {name: resolved[j][1][c] for j, (name, c) in enumerate(zip(names, combo))}
+        values = {name: resolved[j][1][c]
+                  for j, (name, c) in enumerate(zip(names, combo, strict=True))}
         verdicts[i] = host_passes(query, values.__getitem__)
     return verdicts[inverse.reshape(-1)]  # type: ignore[no-any-return]
 
@@ -218,7 +218,7 @@ def evaluate(state: HostState, query: list[Any]) -> BoolArray:
     names = _variables(query, set())
     try:
         return _fast(state, query, names)
-    except _Fallback:
+    except _FallbackError:
         pass
     if not names:
         return np.full(state.n, host_passes(query, lambda _: None), dtype=np.bool_)

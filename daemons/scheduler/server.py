@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 import falcon.asgi
-
 from nubis.api.placement import app as placement
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.errors import BadRequest, NoValidHost, SchedulerError
@@ -225,7 +224,8 @@ async def _on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
                          ex: falcon.HTTPError, params: dict[str, Any]) -> None:
     _render(req, resp, ex.status_code, ex.title or "Error", ex.description or ex.title or "",
             "placement.undefined_code")
-    for name, value in (ex.headers or {}).items():
+    headers: Any = ex.headers or {}
+    for name, value in (headers.items() if isinstance(headers, dict) else headers):
         resp.set_header(name, value)
 
 
@@ -238,12 +238,13 @@ async def _on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
 
 
 def build_app(svc: SchedulerService, service_token: str,
-              verifier: Any | None = None) -> falcon.asgi.App:
+              verifier: Any | None = None) -> falcon.asgi.App[Any, Any]:
     """Return the scheduler's ASGI app (scheduler API + placement under /placement)."""
     if not service_token and verifier is None:
         raise ValueError("refusing to serve without any authentication")
-    app = falcon.asgi.App(middleware=[placement.MicroversionMiddleware(PREFIX),
-                                      AuthMiddleware(service_token, verifier)])
+    middleware: list[Any] = [placement.MicroversionMiddleware(PREFIX),
+                             AuthMiddleware(service_token, verifier)]
+    app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)

@@ -1,7 +1,7 @@
 """Host weighers: each one vectorized score, Nova's normalisation and multipliers.
 
 A weigher returns raw values for the candidate rows; the pass normalises them to
-[0, 1] by min–max (all equal → all 0), multiplies by the weigher's multiplier
+[0, 1] by min-max (all equal → all 0), multiplies by the weigher's multiplier
 (per host: the minimum of the aggregates' ``<name>_weight_multiplier`` metadata,
 else the config value) and adds them up in registration order — the same float
 operations, in the same order, as ``nova.weights.BaseWeightHandler``. Higher wins;
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-
+import numpy.typing as npt
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.filters import (
     FilterContext,
@@ -22,9 +23,10 @@ from nubis.daemons.scheduler.filters import (
     min_num_value,
     values_from_key,
 )
-from nubis.daemons.scheduler.hoststate import FloatArray, IntArray
+from nubis.daemons.scheduler.hoststate import BoolArray, FloatArray, IntArray
 
-Values = Callable[[FilterContext, IntArray], FloatArray]
+#: Raw values of the given rows (all rows for ``None``), or ``None`` when constant.
+Values = Callable[[FilterContext, "IntArray | None"], "FloatArray | None"]
 
 
 @dataclass(frozen=True)
@@ -61,67 +63,80 @@ def resolve_weighers(names: tuple[str, ...]) -> list[Weigher]:
     return out
 
 
+def _take(col: npt.NDArray[Any], n: int, rows: IntArray | None) -> npt.NDArray[Any]:
+    return col[:n] if rows is None else col[rows]
+
+
 @weigher("RAMWeigher", "ram_weight_multiplier")
-def ram(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def ram(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free RAM in MB (spread by default)."""
-    return ctx.state.free_ram_mb()[rows].astype(np.float64)
+    return _take(ctx.state.resources["MEMORY_MB"].free, ctx.state.n, rows)
 
 
 @weigher("CPUWeigher", "cpu_weight_multiplier")
-def cpu(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def cpu(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free vCPUs: ``vcpus_total * cpu_allocation_ratio - vcpus_used``."""
-    return ctx.state.vcpus_free()[rows]
+    return _take(ctx.state.resources["VCPU"].vfree, ctx.state.n, rows)
 
 
 @weigher("DiskWeigher", "disk_weight_multiplier")
-def disk(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def disk(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free disk in MB."""
-    return ctx.state.free_disk_mb()[rows].astype(np.float64)
+    return _take(ctx.state.resources["DISK_GB"].free, ctx.state.n, rows) * 1024
+
+
+def _int_column(col: IntArray, n: int, rows: IntArray | None,
+                negate: bool = False) -> FloatArray | None:
+    if not col[:n].any():
+        return None  # all zero: normalises to zeros
+    out = _take(col, n, rows).astype(np.float64)
+    return -out if negate else out
 
 
 @weigher("IoOpsWeigher", "io_ops_weight_multiplier")
-def io_ops(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def io_ops(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Concurrent I/O-heavy operations (the default multiplier -1 prefers idle hosts)."""
-    return ctx.state.num_io_ops[rows].astype(np.float64)
+    return _int_column(ctx.state.num_io_ops, ctx.state.n, rows)
 
 
 @weigher("NumInstancesWeigher", "num_instances_weight_multiplier")
-def num_instances(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def num_instances(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Number of instances on the host."""
-    return ctx.state.num_instances[rows].astype(np.float64)
+    return _int_column(ctx.state.num_instances, ctx.state.n, rows)
 
 
-def _members_on_host(ctx: FilterContext, rows: IntArray, policy: str) -> FloatArray:
-    out = np.zeros(len(rows), dtype=np.float64)
+def _members_on_host(ctx: FilterContext, rows: IntArray | None,
+                     policy: str) -> FloatArray | None:
     if ctx.policy() != policy or not ctx.group_members:
-        return out
+        return None
     counts = np.zeros(ctx.state.n, dtype=np.float64)
     for member in ctx.group_members:
         row = ctx.state.instance_row.get(member)
         if row is not None:
             counts[row] += 1
-    return counts[rows]
+    return _take(counts, ctx.state.n, rows)
 
 
 @weigher("ServerGroupSoftAffinityWeigher", "soft_affinity_weight_multiplier")
-def soft_affinity(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def soft_affinity(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Group members already on the host (policy ``soft-affinity``)."""
     return _members_on_host(ctx, rows, "soft-affinity")
 
 
 @weigher("ServerGroupSoftAntiAffinityWeigher", "soft_anti_affinity_weight_multiplier")
-def soft_anti_affinity(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def soft_anti_affinity(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Minus the group members on the host (policy ``soft-anti-affinity``)."""
-    return -1 * _members_on_host(ctx, rows, "soft-anti-affinity")
+    counts = _members_on_host(ctx, rows, "soft-anti-affinity")
+    return None if counts is None else -1 * counts
 
 
 @weigher("BuildFailureWeigher", "build_failure_weight_multiplier")
-def build_failures(ctx: FilterContext, rows: IntArray) -> FloatArray:
+def build_failures(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Minus the recent build failures on the host."""
-    return -1 * ctx.state.failed_builds[rows].astype(np.float64)
+    return _int_column(ctx.state.failed_builds, ctx.state.n, rows, negate=True)
 
 
-def multiplier(ctx: FilterContext, w: Weigher, rows: IntArray) -> float | FloatArray:
+def multiplier(ctx: FilterContext, w: Weigher, rows: IntArray | None) -> float | FloatArray:
     """Return the multiplier of ``w`` per row (aggregate overrides) or one float."""
     default = float(getattr(ctx.config, w.multiplier))
     if not any_aggregate_has(ctx.state, w.multiplier):
@@ -129,38 +144,58 @@ def multiplier(ctx: FilterContext, w: Weigher, rows: IntArray) -> float | FloatA
     per_host = ctx.agg_map(
         lambda aggs: min_num_value(values_from_key(aggs, w.multiplier), default, float),
         np.float64)
-    return per_host[rows]  # type: ignore[no-any-return]
+    return _take(per_host, ctx.state.n, rows)
 
 
-def weigh(ctx: FilterContext, weighers: list[Weigher], rows: IntArray) -> FloatArray:
-    """Return the summed normalised weights of ``rows``."""
-    total = np.zeros(len(rows), dtype=np.float64)
-    if len(rows) <= 1:
-        return total
+def weigh(ctx: FilterContext, weighers: list[Weigher], alive: BoolArray,
+          count: int) -> tuple[FloatArray, IntArray | None]:
+    """Return the summed normalised weights of the alive rows, and those rows.
+
+    The rows are ``None`` when every row is alive (weights then cover all rows).
+    Each weight is exactly Nova's ``sum(multiplier * (value - min) / (max - min))``
+    over the alive hosts, summed in weigher order.
+
+    PERF: precomputed float columns, no work for constant or zero-multiplier
+    weighers, whole-column views when nothing was filtered out, in-place arithmetic
+    (``python -m nubis.bench scheduler``).
+    """
+    n = ctx.state.n
+    rows = None if count == n else np.flatnonzero(alive)
+    total = np.zeros(count, dtype=np.float64)
+    if count <= 1:
+        return total, rows
+    buf = np.empty(count, dtype=np.float64)
     for w in weighers:
+        mult = multiplier(ctx, w, rows)
+        if isinstance(mult, float) and mult == 0.0:
+            continue  # adds exactly 0.0 to every weight
         raw = w.values(ctx, rows)
+        if raw is None:
+            continue  # constant: normalises to all zeros
         lo = float(raw.min())
         hi = float(raw.max())
         if lo == hi:
-            continue  # normalises to all zeros: adding 0 changes nothing
-        norm = (raw - lo) / (hi - lo)
-        total += multiplier(ctx, w, rows) * norm
-    return total
+            continue
+        np.subtract(raw, lo, out=buf)
+        buf /= hi - lo
+        buf *= mult
+        total += buf
+    return total, rows
 
 
-def best_order(weights: FloatArray, k: int) -> IntArray:
-    """Return the positions of the ``k`` highest weights, best first, ties by position.
+def best_order(weights: FloatArray, rows: IntArray | None, k: int) -> IntArray:
+    """Return the rows of the ``k`` highest weights, ties by row order.
 
     PERF: ``k`` argmax scans instead of a full sort (``python -m nubis.bench scheduler``);
     argmax returns the first maximum, which is exactly a stable descending sort.
     """
-    n = len(weights)
-    if k >= n or k > 16:
-        return np.argsort(-weights, kind="stable")[:k]
-    w = weights.copy()
-    out = np.empty(k, dtype=np.int64)
-    for i in range(k):
-        j = int(np.argmax(w))
-        out[i] = j
-        w[j] = -np.inf
-    return out
+    if k > 16:
+        idx = np.argsort(-weights, kind="stable")[:k]
+    else:
+        w = weights.copy()
+        idx = np.empty(k, dtype=np.int64)
+        for i in range(k):
+            j = int(np.argmax(w))
+            idx[i] = j
+            w[j] = -np.inf
+    return idx if rows is None else rows[idx]

@@ -13,10 +13,14 @@ asynchronous here, so the account must not depend on their order).
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import lmdb
 from nubis.common.httpserver import Request, Response, plain
 from nubis.daemons.storage import protocol as proto
 from nubis.daemons.storage.accountdb import (
@@ -27,7 +31,15 @@ from nubis.daemons.storage.accountdb import (
     AccountNotFoundError,
     unpack_row,
 )
-from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
+from nubis.daemons.storage.app import (
+    HEALTH_OK,
+    cancel,
+    method_not_allowed,
+    resolve_node,
+    run_app,
+    sync_all,
+    sync_loop,
+)
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.dbcommon import (
     metadata_headers,
@@ -38,6 +50,8 @@ from nubis.daemons.storage.dbcommon import (
 from nubis.daemons.storage.diskfile import DeviceSet
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
 from nubis.daemons.storage.protocol import ZERO, ProtocolError, Timestamp
+
+LOG = logging.getLogger(__name__)
 
 _INSUFFICIENT = plain(507, "Insufficient Storage")
 
@@ -65,22 +79,30 @@ class AccountServer:
     def __init__(self, storage: StorageConfig, devices_dir: Path) -> None:
         self.storage = storage
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="acctio")
-        self.devices = DeviceSet(devices_dir, self._open_device)
+        self._syncer: asyncio.Task[None] | None = None
+        self.devices = DeviceSet(devices_dir, self._open_device,
+                                 mount_check=storage.mount_check)
 
     def _open_device(self, path: Path) -> AccountDB:
         s = self.storage
-        env = open_env(path / "accounts.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=s.fsync)
+        durable = s.fsync and s.db_fsync
+        env = open_env(path / "accounts.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=durable)
         committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
-                                   max_batch=s.group_commit_max)
+                                   max_batch=s.group_commit_max, in_loop=not durable)
         return AccountDB(env, committer)
 
     async def start(self) -> None:
-        """Nothing to start."""
+        """Start the database syncer."""
+        self._syncer = asyncio.get_running_loop().create_task(
+            sync_loop(self.devices, self.storage.db_sync_interval))
 
     async def stop(self) -> None:
-        """Close every device."""
+        """Sync and close every device."""
+        await cancel(self._syncer)
         for db in list(self.devices.open.values()):
             await db.committer.close()
+        await sync_all(self.devices)
+        for db in list(self.devices.open.values()):
             db.env.close()
         self.devices.open.clear()
         self.executor.shutdown(wait=True)
@@ -101,6 +123,14 @@ class AccountServer:
             return await self._account(req, db, p)
         except ProtocolError as exc:
             return exc.response()
+        except (lmdb.MapFullError, lmdb.DiskError) as exc:
+            LOG.error("device full: %s", exc)
+            return _INSUFFICIENT
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                LOG.error("device full or read-only: %s", exc)
+                return _INSUFFICIENT
+            raise
 
     async def _container_report(self, req: Request, db: AccountDB,
                                 p: proto.BackendPath) -> Response:

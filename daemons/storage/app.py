@@ -55,7 +55,8 @@ async def serve(app: StorageApp, host: str, port: int, *, max_connections: int,
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop_event.set)
     await app.start()
-    server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096))
+    server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096),
+                        max_connections=max_connections)
     bound = await server.start()
     LOG.info("listening on %s:%d", host, bound)
     if ready is not None:
@@ -75,6 +76,30 @@ def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
 
     run_uvloop(main())
     return 0
+
+
+async def sync_loop(devices: Any, interval: float) -> None:
+    """Flush unsynced LMDB environments of every open device every ``interval`` s."""
+    while True:
+        await asyncio.sleep(interval)
+        await sync_all(devices)
+
+
+async def sync_all(devices: Any) -> None:
+    """Flush every open device's LMDB environment now (if it changed)."""
+    for db in list(devices.open.values()):
+        try:
+            await db.committer.sync()
+        except Exception:
+            LOG.exception("LMDB sync failed")
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait for it."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def method_not_allowed(allowed: str) -> Response:

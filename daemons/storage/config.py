@@ -36,6 +36,13 @@ class StorageConfig:
     inline_threshold: int = field(default=65536, metadata=check(non_negative))
     #: fsync data and commit LMDB synchronously before answering a write.
     fsync: bool = True
+    #: fsync container/account database commits too. Off by default, like Swift
+    #: (its SQLite runs with synchronous=OFF): object data and metadata are
+    #: always fsync'd when ``fsync`` is on; listings are flushed every
+    #: ``db_sync_interval`` seconds and survive a killed process either way.
+    db_fsync: bool = False
+    #: Seconds between background flushes of unsynced container/account DBs.
+    db_sync_interval: float = field(default=1.0, metadata=check(positive))
     #: Milliseconds a group commit waits to gather more writes (0 = none).
     group_commit_ms: float = field(default=0.0, metadata=check(non_negative))
     #: Most writes folded into one LMDB transaction.
@@ -46,8 +53,9 @@ class StorageConfig:
     io_threads: int = field(default=8, metadata=check(positive))
     #: Most simultaneous client connections per server.
     max_connections: int = field(default=4096, metadata=check(positive))
-    #: Seconds to wait for a container/account server when sending an update.
-    update_timeout: float = field(default=2.0, metadata=check(positive))
+    #: Seconds to wait for a container/account server when sending an update
+    #: (after that the update stays queued and the request is answered).
+    update_timeout: float = field(default=1.0, metadata=check(positive))
     #: Seconds between retries of queued container updates (object server).
     update_sweep_interval: float = field(default=30.0, metadata=check(positive))
     #: Seconds between account-update flushes in the container server.

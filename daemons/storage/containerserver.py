@@ -17,18 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import lmdb
 import msgpack
-
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.daemons.storage import protocol as proto
-from nubis.daemons.storage.app import HEALTH_OK, method_not_allowed, resolve_node, run_app
+from nubis.daemons.storage.app import (
+    HEALTH_OK,
+    cancel,
+    method_not_allowed,
+    resolve_node,
+    run_app,
+    sync_all,
+    sync_loop,
+)
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.containerdb import (
     DBS,
@@ -98,34 +107,38 @@ class ContainerServer:
         self.storage = storage
         self.executor = ThreadPoolExecutor(max(2, storage.io_threads // 2),
                                            thread_name_prefix="contio")
-        self.devices = DeviceSet(devices_dir, self._open_device)
+        self.devices = DeviceSet(devices_dir, self._open_device,
+                                 mount_check=storage.mount_check)
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
         self._flusher: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
 
     def _open_device(self, path: Path) -> ContainerDB:
         s = self.storage
-        env = open_env(path / "containers.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=s.fsync)
+        durable = s.fsync and s.db_fsync
+        env = open_env(path / "containers.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=durable)
         committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
-                                   max_batch=s.group_commit_max)
+                                   max_batch=s.group_commit_max, in_loop=not durable)
         db = ContainerDB(env, committer)
         db.name = path.name  # type: ignore[attr-defined]
         return db
 
     async def start(self) -> None:
-        """Start the account-update flusher."""
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        """Start the account-update flusher and the database syncer."""
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.create_task(self._flush_loop())
+        self._syncer = loop.create_task(sync_loop(self.devices, self.storage.db_sync_interval))
 
     async def stop(self) -> None:
         """Flush what can be flushed and close."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await cancel(self._flusher)
+        await cancel(self._syncer)
         for db in list(self.devices.open.values()):
             with contextlib.suppress(Exception):
                 await self.flush_account_updates(db)
             await db.committer.close()
+        await sync_all(self.devices)
         await self.client.close()
         for db in self.devices.open.values():
             db.env.close()
@@ -149,6 +162,14 @@ class ContainerServer:
             return await self._container(req, db, p)
         except ProtocolError as exc:
             return exc.response()
+        except (lmdb.MapFullError, lmdb.DiskError) as exc:
+            LOG.error("device full: %s", exc)
+            return _INSUFFICIENT
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                LOG.error("device full or read-only: %s", exc)
+                return _INSUFFICIENT
+            raise
 
     async def _object_row(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers

@@ -231,6 +231,13 @@ class ObjectDevice:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return fd, path
 
+    def write_parts(self, fd: int, parts: list[bytes]) -> None:
+        """Write ``parts`` fully to ``fd`` with as few syscalls as possible."""
+        total = sum(len(p) for p in parts)
+        n = os.writev(fd, parts) if len(parts) <= 1024 else 0
+        if n < total:
+            self.write_all(fd, b"".join(parts)[n:])
+
     def write_all(self, fd: int, data: bytes | memoryview) -> None:
         """Write ``data`` fully to ``fd``."""
         view = memoryview(data)
@@ -360,9 +367,11 @@ def _fsync_dir(path: Path) -> None:
 class DeviceSet:
     """The devices of one node, opened lazily by validated name."""
 
-    def __init__(self, devices_dir: Path, factory: Callable[[Path], Any]) -> None:
+    def __init__(self, devices_dir: Path, factory: Callable[[Path], Any], *,
+                 mount_check: bool = False) -> None:
         self.devices_dir = devices_dir
         self.factory = factory
+        self.mount_check = mount_check
         self.open: dict[str, Any] = {}
 
     def get(self, name: str) -> Any | None:
@@ -373,7 +382,7 @@ class DeviceSet:
         if not _valid_device_name(name):
             return None
         path = self.devices_dir / name
-        if not path.is_dir():
+        if not path.is_dir() or (self.mount_check and not os.path.ismount(path)):
             return None
         try:
             dev = self.factory(path)

@@ -35,6 +35,8 @@ def open_env(path: Path, dbs: tuple[str, ...], *, map_mib: int, sync: bool) -> l
     env = lmdb.open(str(path), map_size=map_mib << 20, max_dbs=max(len(dbs), 1) + 2,
                     sync=sync, metasync=sync, readahead=False, max_readers=512,
                     subdir=True, lock=True)
+    # Unsynced environments still survive a killed process (the OS has the
+    # pages); only an OS crash can lose the last commits before sync().
     return env
 
 
@@ -42,9 +44,12 @@ class GroupCommitter:
     """Serialize writes to one LMDB environment and batch their commits."""
 
     def __init__(self, env: lmdb.Environment, executor: Executor, *, window: float = 0.0,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, in_loop: bool = False) -> None:
         self.env = env
         self.executor = executor
+        #: Commit on the event-loop thread (for environments opened without
+        #: sync, where a commit costs microseconds and a thread hop costs more).
+        self.in_loop = in_loop
         self.window = window
         self.max_batch = max_batch
         self._pending: list[tuple[WriteFn, asyncio.Future[Any] | None]] = []
@@ -53,6 +58,7 @@ class GroupCommitter:
         self._lazy_timer: asyncio.TimerHandle | None = None
         self.commits = 0
         self.writes = 0
+        self._synced_at = 0
 
     async def submit(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(txn)`` in a write transaction; return its result once durable."""
@@ -82,6 +88,8 @@ class GroupCommitter:
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
+            if self.in_loop:
+                await asyncio.sleep(0)  # let this loop tick's other writers join the batch
             while self._pending or self._lazy:
                 if self.window > 0 and len(self._pending) < self.max_batch:
                     await asyncio.sleep(self.window)
@@ -89,7 +97,11 @@ class GroupCommitter:
                 del self._pending[:self.max_batch]
                 lazy, self._lazy = self._lazy, []
                 try:
-                    results = await loop.run_in_executor(self.executor, self._commit, batch, lazy)
+                    if self.in_loop:
+                        results = self._commit(batch, lazy)
+                    else:
+                        results = await loop.run_in_executor(self.executor, self._commit, batch,
+                                                             lazy)
                 except BaseException as exc:  # commit failed: every writer learns it
                     LOG.exception("LMDB commit failed")
                     for _, fut in batch:
@@ -107,16 +119,44 @@ class GroupCommitter:
             self._running = False
 
     def _commit(self, batch: list[tuple[WriteFn, Any]], lazy: list[WriteFn]) -> list[Any]:
+        """Commit a batch; if LMDB fails it, retry each write in its own transaction.
+
+        A write that makes LMDB fail (e.g. the map is full) fails alone; the
+        others of its batch still commit.
+        """
+        try:
+            return self._commit_once(batch, lazy)
+        except lmdb.Error:
+            if len(batch) + len(lazy) <= 1:
+                raise
+        results: list[Any] = []
+        for fn in lazy:
+            try:
+                self._commit_once([], [fn])
+            except lmdb.Error:
+                LOG.exception("lazy LMDB write failed")
+        for item in batch:
+            try:
+                results.extend(self._commit_once([item], []))
+            except lmdb.Error as exc:
+                results.append(_Failed(exc))
+        return results
+
+    def _commit_once(self, batch: list[tuple[WriteFn, Any]], lazy: list[WriteFn]) -> list[Any]:
         results: list[Any] = []
         with self.env.begin(write=True) as txn:
             for fn in lazy:
                 try:
                     fn(txn)
+                except lmdb.Error:
+                    raise
                 except Exception:
                     LOG.exception("lazy LMDB write failed")
             for fn, _ in batch:
                 try:
                     results.append(fn(txn))
+                except lmdb.Error:
+                    raise  # the transaction is unusable now: abort it
                 except Exception as exc:
                     results.append(_Failed(exc))
         self.commits += 1
@@ -132,6 +172,12 @@ class GroupCommitter:
             await asyncio.sleep(0.005)
         if self._lazy:
             await self.submit(lambda txn: None)
+
+    async def sync(self) -> None:
+        """Flush the environment to disk if anything was committed since the last call."""
+        if self.commits != self._synced_at:
+            self._synced_at = self.commits
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.env.sync, True)
 
 
 class _Failed:

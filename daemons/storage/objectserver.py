@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import lmdb
+import xxhash
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.daemons.storage import protocol as proto
@@ -78,6 +81,8 @@ class _Upload:
         self.fd = -1
         self.tmp_path = ""
         self._writer: asyncio.Future[None] | None = None
+        self._chunk_hash = xxhash.xxh3_64()
+        self._chunk_fill = 0
 
     async def receive(self, req: Request) -> None:
         """Read the whole request body, spilling to a temp file past the threshold."""
@@ -95,9 +100,7 @@ class _Upload:
             if self.pending >= CHUNK:
                 await self._spill(final=False)
         if self.fd >= 0:
-            await self._spill(final=True)
-            if self._writer is not None:
-                await self._writer
+            await self.finish()
             return
         body = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
         self.parts = []
@@ -107,25 +110,46 @@ class _Upload:
         self.body = body
 
     async def _spill(self, final: bool) -> None:
-        data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
-        whole = len(data) if final else len(data) - len(data) % CHUNK
-        view = memoryview(data)
-        rest = bytes(view[whole:])
-        self.parts = [rest] if rest else []
-        self.pending = len(rest)
+        parts, self.parts, self.pending = self.parts, [], 0
         if self._writer is not None:
-            await self._writer  # keeps order and bounds memory to ~2 chunks
+            await self._writer  # keeps order and bounds memory to ~2 batches
             self._writer = None
-        if whole:
+        if parts:
             self._writer = asyncio.get_running_loop().run_in_executor(
-                self.device.executor, self._write, view[:whole])
+                self.device.executor, self._write, parts)
 
-    def _write(self, data: memoryview) -> None:
-        """Hash and write one batch (runs in an I/O thread)."""
-        self.md5.update(data)
-        for off in range(0, len(data), CHUNK):
-            self.sums.append(checksum(data[off:off + CHUNK]))
-        self.device.write_all(self.fd, data)
+    def _write(self, parts: list[bytes]) -> None:
+        """Hash and write one batch of received pieces (runs in an I/O thread).
+
+        PERF: no join: MD5 and the per-chunk xxh3 are streamed over the pieces
+        and ``writev`` hands them to the kernel as they are.
+        """
+        md5 = self.md5
+        for part in parts:
+            md5.update(part)
+            view = memoryview(part)
+            while view:
+                room = CHUNK - self._chunk_fill
+                piece, view = view[:room], view[room:]
+                self._chunk_hash.update(piece)
+                self._chunk_fill += len(piece)
+                if self._chunk_fill == CHUNK:
+                    self._close_chunk()
+        self.device.write_parts(self.fd, parts)
+
+    def _close_chunk(self) -> None:
+        self.sums.append(int(self._chunk_hash.intdigest()))
+        self._chunk_hash.reset()
+        self._chunk_fill = 0
+
+    async def finish(self) -> None:
+        """Wait for the last write and seal the last partial chunk."""
+        await self._spill(final=True)
+        if self._writer is not None:
+            await self._writer
+            self._writer = None
+        if self._chunk_fill:
+            self._close_chunk()
 
     @property
     def inline(self) -> bool:
@@ -205,7 +229,8 @@ class ObjectServer:
         self.storage = storage
         self.seed = seed
         self.executor = ThreadPoolExecutor(storage.io_threads, thread_name_prefix="objio")
-        self.devices = DeviceSet(devices_dir, self._open_device)
+        self.devices = DeviceSet(devices_dir, self._open_device,
+                                 mount_check=storage.mount_check)
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
         self.updates = UpdateSender(self.client, storage.update_timeout,
@@ -247,6 +272,14 @@ class ObjectServer:
             return method_not_allowed(_ALLOWED)
         except ProtocolError as exc:
             return exc.response()
+        except (lmdb.MapFullError, lmdb.DiskError) as exc:
+            LOG.error("device full: %s", exc)
+            return _INSUFFICIENT
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                LOG.error("device full or read-only: %s", exc)
+                return _INSUFFICIENT
+            raise
 
     def _locate(self, req: Request) -> tuple[proto.BackendPath, ObjectDevice | None, int, str]:
         p = proto.parse_path(req.path, 3, 3)
@@ -430,7 +463,7 @@ class ObjectServer:
         if old is not None and (old.inline is None or not upload.inline):
             # PERF: only touch the filesystem when a file may exist
             dev.executor.submit(dev.cleanup, dev.hash_dir(policy, p.partition, h), ts.internal)
-        self.updates.send(dev, list(zip(keys, updates, strict=True)))
+        await self.updates.wait(self.updates.send(dev, list(zip(keys, updates, strict=True))))
         return Response(201, [("Content-Type", "text/plain; charset=utf-8"), ("ETag", etag)],
                         b"")
 
@@ -484,7 +517,7 @@ class ObjectServer:
         except ConflictError as exc:
             return plain(409, "Conflict", [(proto.X_BACKEND_TIMESTAMP, exc.existing_ts)])
         dev.executor.submit(dev.cleanup, hash_dir, ts.internal)
-        self.updates.send(dev, list(zip(keys, updates, strict=True)))
+        await self.updates.wait(self.updates.send(dev, list(zip(keys, updates, strict=True))))
         status = 204 if self._missing(old) is None else 404
         return Response(status, [("Content-Type", "text/plain; charset=utf-8"),
                                  (proto.X_BACKEND_TIMESTAMP, ts.internal)], b"")

@@ -1,18 +1,21 @@
 """Container updates sent by the object server, with a durable pending queue.
 
 A PUT/DELETE commits its container update into the device's LMDB ``pending``
-database in the same transaction as the object's metadata, answers the
-client, then sends the update in the background; the pending entry is cleared
-once the container server acknowledged it. Entries that could not be sent
-(container server down) stay queued and are retried by the object server's
-sweep every ``update_sweep_interval`` seconds -- the updater daemon of the
-durability issue will drain the same queue.
+database in the same transaction as the object's metadata, then sends it and
+waits for the container server (at most ``update_timeout`` seconds) before
+answering, like Swift -- so a listing right after a PUT shows the object and
+a container DELETE right after deleting its objects succeeds. The pending
+entry is cleared once the container server acknowledged it. Entries that
+could not be sent (container server down or slow) stay queued and are retried
+by the object server's sweep every ``update_sweep_interval`` seconds -- the
+updater daemon of the durability issue will drain the same queue.
 
-PERF: updates bound for the same container server and device within a few
-milliseconds travel as one ``POST /<device>/_rows`` batch (a nubis extension
-of the backend protocol) that the container server applies in one LMDB
-transaction; a server that does not know the batch call gets single Swift-style
-requests (``python -m nubis.bench swift``).
+PERF: while one request to a container server device is in flight, further
+updates for it queue up and then travel together as one
+``POST /<device>/_rows`` batch (a nubis extension of the backend protocol)
+that the container server applies in one LMDB transaction: adaptive batching
+with no added delay. A server that does not know the batch call gets single
+Swift-style requests (``python -m nubis.bench swift``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from collections import defaultdict
 from typing import Any
 
 import msgpack
-
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.daemons.storage.diskfile import ObjectDevice, PendingUpdate
 from nubis.daemons.storage.protocol import ROWS_BATCH_SUFFIX
@@ -61,45 +63,78 @@ async def send_update(client: HTTPClient, update: PendingUpdate, timeout: float)
 
 
 class UpdateSender:
-    """Send container updates in the background (batched) and clear them when done."""
+    """Send container updates (batched per target) and clear them when done."""
 
     def __init__(self, client: HTTPClient, timeout: float, sweep_interval: float = 30.0,
-                 batch_delay: float = 0.002, batch_max: int = 512) -> None:
+                 batch_max: int = 512) -> None:
         self.client = client
         self.timeout = timeout
         self.sweep_interval = sweep_interval
-        self.batch_delay = batch_delay
         self.batch_max = batch_max
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._in_flight: set[bytes] = set()
-        self._queue: dict[Target, list[Item]] = defaultdict(list)
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._queues: dict[Target, list[tuple[Item, asyncio.Future[bool]]]] = {}
         self._no_batch: set[tuple[str, int]] = set()
 
     # -- sending ------------------------------------------------------------------
-    def send(self, device: ObjectDevice, items: list[tuple[bytes, PendingUpdate]]) -> None:
-        """Queue ``items`` (pending key, update) for sending soon; do not wait."""
-        if not items:
-            return
+    def send(self, device: ObjectDevice, items: list[tuple[bytes, PendingUpdate]],
+             ) -> list[asyncio.Future[bool]]:
+        """Queue ``items`` (pending key, update); return futures of their delivery."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = []
         for key, update in items:
             self._in_flight.add(key)
-            self._queue[(update.ip, update.port, update.device)].append((device, key, update))
-        if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(self.batch_delay, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        queue, self._queue = self._queue, defaultdict(list)
-        loop = asyncio.get_running_loop()
-        for target, items in queue.items():
-            for start in range(0, len(items), self.batch_max):
-                task = loop.create_task(self._deliver(target, items[start:start + self.batch_max]))
+            fut: asyncio.Future[bool] = loop.create_future()
+            futures.append(fut)
+            target = (update.ip, update.port, update.device)
+            queue = self._queues.get(target)
+            if queue is None:
+                self._queues[target] = [((device, key, update), fut)]
+                task = loop.create_task(self._pump(target))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            else:
+                queue.append(((device, key, update), fut))
+        return futures
 
-    async def _deliver(self, target: Target, items: list[Item]) -> int:
+    async def wait(self, futures: list[asyncio.Future[bool]]) -> bool:
+        """Wait (bounded by the timeout) for deliveries; True when all settled."""
+        if not futures:
+            return True
+        try:
+            if len(futures) == 1:  # PERF: the common case, no gather
+                return await asyncio.wait_for(asyncio.shield(futures[0]), self.timeout)
+            done = await asyncio.wait_for(asyncio.shield(asyncio.gather(*futures)),
+                                          self.timeout)
+        except TimeoutError:
+            return False  # still queued durably; the sweep retries
+        return all(done)
+
+    async def _pump(self, target: Target) -> None:
+        """Send everything queued for ``target``, one batch at a time."""
+        try:
+            while True:
+                queue = self._queues.get(target)
+                if not queue:
+                    return
+                batch = queue[:self.batch_max]
+                del queue[:self.batch_max]
+                try:
+                    oks = await self._deliver(target, [item for item, _ in batch])
+                except Exception:  # never leave a waiter hanging
+                    LOG.exception("container update batch failed")
+                    oks = [False] * len(batch)
+                for (_, fut), ok in zip(batch, oks, strict=True):
+                    if not fut.done():
+                        fut.set_result(ok)
+        finally:
+            queue = self._queues.pop(target, None)
+            for _, fut in queue or ():
+                if not fut.done():
+                    fut.set_result(False)
+
+    async def _deliver(self, target: Target, items: list[Item]) -> list[bool]:
         """Send ``items`` to one container server device; clear the settled ones."""
         try:
             oks = await self._send_batch(target, [u for _, _, u in items])
@@ -112,7 +147,7 @@ class UpdateSender:
                 done.setdefault(id(device), (device, []))[1].append(key)
         for device, keys in done.values():
             device.clear_pending(keys)
-        return sum(oks)
+        return oks
 
     async def _send_batch(self, target: Target, updates: list[PendingUpdate]) -> list[bool]:
         ip, port, device = target
@@ -164,8 +199,8 @@ class UpdateSender:
         for key, update in items:
             self._in_flight.add(key)
             groups[(update.ip, update.port, update.device)].append((device, key, update))
-        counts = await asyncio.gather(*(self._deliver(t, group) for t, group in groups.items()))
-        return sum(counts)
+        results = await asyncio.gather(*(self._deliver(t, group) for t, group in groups.items()))
+        return sum(sum(oks) for oks in results)
 
     async def close(self) -> None:
         """Stop the sweeper, send what is queued and wait for in-flight sends (bounded)."""
@@ -173,8 +208,5 @@ class UpdateSender:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.timeout + 1)

@@ -32,8 +32,8 @@ def _run(args: argparse.Namespace) -> int:
     from nubis.settings import exit_on_config_error, load_config
 
     if args.list or not args.name:
-        for spec in DAEMONS.values():
-            print(f"{spec.name:20} {spec.kind:10} {spec.summary}")
+        for each in DAEMONS.values():
+            print(f"{each.name:20} {each.kind:10} {each.summary}")
         return 0 if args.list else 2
     spec = DAEMONS.get(args.name)
     if spec is None:

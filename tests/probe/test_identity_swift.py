@@ -58,7 +58,7 @@ def test_swift_cli_v3_stat(cloud: Cloud) -> None:
                         "--os-project-name", "admin", "--os-user-domain-name", "Default",
                         "--os-project-domain-name", "Default", "stat"],
                        capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, (r.stdout, r.stderr)
     assert "Account: AUTH_" in r.stdout
 
 

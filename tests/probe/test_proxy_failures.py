@@ -63,6 +63,28 @@ def test_one_object_server_down_loses_nothing(cloud: Cloud) -> None:
     eventually(all_listed)
 
 
+def test_container_server_down_writes_still_succeed(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    cont = "cs-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont)
+    cloud.kill("container-server-2")
+    try:
+        for i in range(12):
+            conn.put_object(cont, f"o{i}", b"x" * i)
+        for i in range(12):
+            assert conn.get_object(cont, f"o{i}")[1] == b"x" * i
+        assert conn.head_container(cont)["x-storage-policy"] == "rep3"
+    finally:
+        r = cloud.up()
+        assert r.returncode == 0, r.stderr
+
+    def listed() -> None:
+        names = {o["name"] for o in conn.get_container(cont)[1]}
+        assert names == {f"o{i}" for i in range(12)}
+
+    eventually(listed)
+
+
 def _cut_upload(cloud: Cloud, path: str, token: str, chunked: bool) -> None:
     sock = socket.create_connection(("127.0.0.1", cloud.config.proxy.port), timeout=10)
     try:

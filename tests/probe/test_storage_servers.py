@@ -225,3 +225,23 @@ def test_container_server_down_updates_arrive_later(node: Node) -> None:
 def test_sigterm_is_a_clean_exit(node: Node) -> None:
     for kind in KINDS:
         assert node.stop(kind) == 0
+
+
+def test_listings_survive_sigkill_of_container_server(node: Node) -> None:
+    async def write(client: HTTPClient) -> None:
+        await setup_container(node, client)
+        for i in range(10):
+            r = await client.fetch(HOST, node.ports["object"], "PUT", f"/d1/3/AUTH_p/c/k{i}",
+                                   {"X-Timestamp": ts(300 + i), "Content-Type": "a/b",
+                                    **container_headers(node)}, b"y" * i)
+            assert r.status == 201
+        r = await client.fetch(HOST, node.ports["container"], "HEAD", "/d1/0/AUTH_p/c")
+        assert r.headers["x-container-object-count"] == "10"  # updated before the 201s
+    run(node, write)
+    node.stop("container", signal.SIGKILL)
+    node.start("container")
+
+    async def check(client: HTTPClient) -> None:
+        r = await client.fetch(HOST, node.ports["container"], "GET", "/d1/0/AUTH_p/c")
+        assert r.body == b"".join(b"k%d\n" % i for i in range(10))
+    run(node, check)

@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_up_twice_status_swiftrc_down(tmp_path: Path) -> None:
-    cloud = start_cloud(tmp_path / "state")
+    cloud = start_cloud(tmp_path / "state", proxy_workers=2)
     try:
         pids = {p.stem: int(p.read_text()) for p in (cloud.state / "run").glob("*.pid")}
         assert {"proxy", "object-server-0", "container-server-3", "account-server-2"} <= \

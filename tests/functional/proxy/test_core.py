@@ -264,3 +264,70 @@ def test_other_accounts_are_forbidden(cloud: Cloud, conn: sc.Connection,
     with pytest.raises(ClientException) as info:
         sc.put_container(url, token2, "intruder")
     assert info.value.http_status == 403
+
+
+def test_odd_requests_never_500(cloud: Cloud, conn: sc.Connection, container: str) -> None:
+    url, token = conn.get_auth()
+    base = urllib.parse.urlparse(url).path
+    auth = {"X-Auth-Token": token}
+    conn.put_object(container, "x", b"data")
+    cases: list[tuple[str, str, dict[str, str], bytes | None, int]] = [
+        ("GET", "/v1", auth, None, 404),
+        ("GET", "/v1/", auth, None, 404),
+        ("GET", "/nothing/here", auth, None, 404),
+        ("GET", f"{base}//obj", auth, None, 400),
+        ("GET", f"{base}/{container}/a%00b", auth, None, 412),
+        ("GET", f"{base}/{container}?limit=abc", auth, None, 412),
+        ("GET", f"{base}/{container}?prefix=%FF", auth, None, 400),
+        ("COPY", f"{base}/{container}/x", auth, None, 412),
+        ("PUT", f"{base}/{container}/y", {**auth, "X-Copy-From": "nocontainer"}, b"", 412),
+        ("PUT", f"{base}/{container}/y", {**auth, "X-Delete-After": "soon"}, b"", 400),
+        ("PUT", f"{base}/{container}/y", {**auth, "Transfer-Encoding": "gzip"}, None, 400),
+        ("POST", f"{base}/{container}/missing", auth, b"", 404),
+        ("GET", f"{base}/no-such-container/x", auth, None, 404),
+        ("DELETE", f"{base}/no-such-container", auth, None, 404),
+        ("PUT", base, auth, b"", 405),
+        ("DELETE", base, auth, None, 405),
+        ("GET", f"{base}/{container}/x", {**auth, "Range": "bytes=5-1"}, None, 200),
+        ("GET", f"{base}/{container}/x", {**auth, "Range": "bytes=4-"}, None, 416),
+        ("HEAD", f"{base}/{container}/x", {**auth, "Range": "bytes=0-1"}, None, 200),
+        ("PUT", f"{base}/{container}", {**auth, "X-Storage-Policy": "gold"}, b"", 400),
+        ("GET", f"{base}/{container}/x?temp_url_sig=abc&temp_url_expires=1", {}, None, 401),
+        ("GET", "/auth/v1.0", {"X-Auth-User": "nobody:x", "X-Auth-Key": "k"}, None, 401),
+        ("GET", "/auth/v1.0", {}, None, 401),
+        ("POST", "/info", {}, b"", 405),
+    ]
+    for method, path, headers, body, want in cases:
+        status, rheaders, rbody = raw(cloud, method, path, headers, body)
+        assert status == want, (method, path, status, rbody)
+        if status >= 400 and method != "HEAD":
+            assert rheaders["content-type"].startswith("text/plain"), (method, path)
+            assert b"Traceback" not in rbody and rbody.strip()
+
+
+def test_head_and_unicode_names(conn: sc.Connection, container: str) -> None:
+    name = "dir/ünï cödé ?#%.txt"
+    conn.put_object(container, name, b"unicode")
+    headers = conn.head_object(container, name)
+    assert headers["content-length"] == "7"
+    assert conn.get_object(container, name)[1] == b"unicode"
+    eventually(lambda: _assert(name in [o["name"] for o in conn.get_container(container)[1]]))
+    cname = "çöntainer-" + uuid.uuid4().hex[:4]
+    conn.put_container(cname)
+    conn.put_object(cname, "trailing/", b"")
+    assert conn.get_object(cname, "trailing/")[1] == b""
+
+
+def test_account_listing_formats(cloud: Cloud, conn: sc.Connection, container: str) -> None:
+    url, token = conn.get_auth()
+    base = urllib.parse.urlparse(url).path
+    eventually(lambda: _assert(container.encode() in raw(
+        cloud, "GET", base, {"X-Auth-Token": token})[2]))
+    status, headers, body = raw(cloud, "GET", f"{base}?format=json",
+                                {"X-Auth-Token": token})
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert container in [c["name"] for c in json.loads(body)]
+    status, headers, body = raw(cloud, "GET", f"{base}?format=xml", {"X-Auth-Token": token})
+    assert status == 200 and b"<account" in body
+    headers = conn.head_container(container)
+    assert headers["x-storage-policy"] == "rep3"

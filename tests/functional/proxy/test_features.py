@@ -149,6 +149,7 @@ def test_slo_put_get_range_delete(cloud: Cloud, conn: sc.Connection,
 def test_dlo(conn: sc.Connection, container: str) -> None:
     for i in range(3):
         conn.put_object(container, f"parts/{i:03d}", str(i).encode() * 10)
+    eventually(lambda: _assert(len(conn.get_container(container, prefix="parts/")[1]) == 3))
     conn.put_object(container, "dlo", b"", headers={"X-Object-Manifest": f"{container}/parts/"})
     headers, body = conn.get_object(container, "dlo")
     assert body == b"0" * 10 + b"1" * 10 + b"2" * 10

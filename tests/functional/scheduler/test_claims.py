@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.errors import BadRequest, NoValidHost

@@ -8,7 +8,6 @@ from typing import Any
 
 import falcon.testing
 import pytest
-
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.server import build_app
 from nubis.daemons.scheduler.service import SchedulerService

@@ -158,3 +158,20 @@ def test_server_closing_mid_body_raises() -> None:
         server.close()
         await client.close()
     uvloop.run(go())
+
+
+def test_long_idle_connections_are_not_reused() -> None:
+    async def go() -> None:
+        rec = Recorder()
+        srv = HTTPServer(rec.handle)
+        port = await srv.start()
+        client = HTTPClient(idle_timeout=0.0)
+        try:
+            for _ in range(3):
+                assert (await client.fetch(HOST, port, "GET", "/")).status == 200
+                await asyncio.sleep(0.01)
+            assert len(set(rec.peers)) == 3
+        finally:
+            await client.close()
+            await srv.close()
+    uvloop.run(go())

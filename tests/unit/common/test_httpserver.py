@@ -184,3 +184,28 @@ def test_client_disconnect_mid_body_is_seen_by_handler() -> None:
         await asyncio.wait_for(done.wait(), 5)
         assert errors == ["BodyError"]
     uvloop.run(serve(handler, scenario))
+
+
+def test_connection_limit_and_stalled_heads() -> None:
+    async def scenario(port: int) -> None:
+        r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+        w1.write(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await read_response(r1))[0] == 200
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+        status, _, body = await read_response(r2)
+        assert (status, body) == (503, b"Service Unavailable")
+        w2.close()
+        # a request head that never completes is dropped by the idle timeout
+        w1.write(b"GET /stall HTTP/1.1\r\nHost: ")
+        assert await asyncio.wait_for(r1.read(), 5) == b""
+        w1.close()
+    uvloop.run(serve(echo, scenario, max_connections=1, keepalive_timeout=0.2))
+
+
+def test_stalled_body_times_out() -> None:
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped, no reply
+        writer.close()
+    uvloop.run(serve(echo, scenario, body_timeout=0.2))

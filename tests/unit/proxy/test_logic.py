@@ -231,3 +231,35 @@ def test_error_mapping_is_plain_and_never_a_traceback():
     status, _, body = error_response(RuntimeError("boom"))
     assert status == 500 and b"boom" not in body and b"Traceback" not in body
     assert error_response(TimeoutError())[0] == 504
+
+
+# --- request bodies ------------------------------------------------------------
+
+def _body(events, length=None, limit=None):
+    from nubis.api.proxy.context import Body
+
+    it = iter(events)
+
+    async def receive():
+        return next(it)
+
+    return Body(None, receive, length, timeout=5, limit=limit)
+
+
+def test_body_detects_disconnect_and_short_bodies():
+    from nubis.api.proxy.errors import ClientDisconnectError
+
+    ok = _body([{"type": "http.request", "body": b"ab", "more_body": True},
+                {"type": "http.request", "body": b"c"}], length=3)
+    assert asyncio.run(ok.read_all(10)) == b"abc"
+    cut = _body([{"type": "http.request", "body": b"ab", "more_body": True},
+                 {"type": "http.disconnect"}])
+    with pytest.raises(ClientDisconnectError):
+        asyncio.run(cut.read_all(10))
+    short = _body([{"type": "http.request", "body": b"ab"}], length=5)
+    with pytest.raises(ClientDisconnectError):
+        asyncio.run(short.read_all(10))
+    big = _body([{"type": "http.request", "body": b"x" * 10, "more_body": True}], limit=5)
+    with pytest.raises(HTTPError) as info:
+        asyncio.run(big.read_chunk())
+    assert info.value.status == 413

@@ -512,3 +512,35 @@ def test_part_power_32_builder_is_cheap_until_rebalanced(tmp_path) -> None:
     save_builder(b, tmp_path / "big.builder")
     assert (tmp_path / "big.builder").stat().st_size < 10_000
     assert load_builder(tmp_path / "big.builder").part_power == 32
+
+
+def test_rebalance_reports_progress() -> None:
+    b = make_builder(part_power=8)
+    seen: list[str] = []
+    b.rebalance(seed=1, progress=seen.append)
+    assert seen and "initial assignment" in seen[0]
+    b.pretend_min_part_hours_passed()
+    add_devices(b, zones=1, servers=1, disks=1, weight=100, ip_base=9)
+    seen.clear()
+    b.rebalance(seed=2, progress=seen.append)
+    assert any("placed" in s for s in seen)
+
+
+def test_removing_a_whole_zone_keeps_remaining_zones_distinct() -> None:
+    b = make_builder(part_power=10, zones=5)
+    b.rebalance(seed=1)
+    for dev in b.search_devs({"zone": 5}):
+        b.remove_dev(dev.id)
+    result = b.rebalance(seed=2)
+    assert result.removed == 4
+    b.validate()
+    assert_distinct_zones(b)
+    assert result.dispersion == 0.0
+    assert all(d.zone != 5 for d in b.iter_devs())
+
+
+def test_rebalance_refuses_what_memory_cannot_hold() -> None:
+    b = RingBuilder(32, 3, 1)
+    add_devices(b, zones=3, servers=1, disks=1, weight=1)
+    with pytest.raises(RingBuilderError, match="GiB of memory"):
+        b.rebalance()

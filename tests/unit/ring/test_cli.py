@@ -350,3 +350,23 @@ def test_console_script_error_exit_code(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert done.stdout == ""
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal(balanced: Run) -> None:
+    balanced("pretend_min_part_hours_passed")
+    balanced("add", "r1z1-10.0.1.9:6200/sdz", "100")
+    err = _Tty()
+    assert main([str(balanced.path), "rebalance", "--seed", "3"], out=io.StringIO(),
+                err=err) in (0, 1)
+    load_builder(balanced.path).validate()
+
+
+def test_show_says_when_ring_file_is_obsolete(balanced: Run) -> None:
+    balanced("set_weight", "d0", "120")
+    assert balanced() == 0
+    assert "is obsolete" in balanced.out

@@ -315,3 +315,17 @@ def test_records_survive_restart(tmp_path: Path) -> None:
                 assert (await st.req("object", "GET", OBJ + "big")).body == b"k" * 100000
     run(go(True))
     run(go(False))
+
+
+def test_full_device_answers_507(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path, lmdb_map_mib=1) as st:
+            statuses = []
+            for i in range(40):
+                r = await st.req("object", "PUT", f"{OBJ}{i}", hdrs(ts()), b"f" * 60000)
+                statuses.append(r.status)
+                if r.status == 507:
+                    break
+            assert statuses[0] == 201 and statuses[-1] == 507
+            assert (await st.req("object", "GET", f"{OBJ}0")).status == 200
+    run(go())
