@@ -96,6 +96,7 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, ctx: IdentityContext
     app.add_route(f"{v3}/auth/catalog", h.AuthCatalog(ctx))
     app.add_route(f"{v3}/auth/projects", h.AuthTargets(ctx, "project"))
     app.add_route(f"{v3}/auth/domains", h.AuthTargets(ctx, "domain"))
+    app.add_route(f"{v3}/auth/system", h.AuthSystem(ctx))
     app.add_route(f"{v3}/users/{{user_id}}/password", h.UserPassword(ctx))
     app.add_route(f"{v3}/users/{{user_id}}/projects", h.UserProjects(ctx))
     app.add_route(f"{v3}/users/{{user_id}}/groups", h.UserGroups(ctx))

@@ -134,6 +134,18 @@ class AuthTargets(Base):
         return out
 
 
+class AuthSystem(Base):
+    """``GET /v3/auth/system``: whether the caller may scope to the system."""
+
+    async def on_get(self, req: Req, resp: Resp) -> None:
+        """List the system scopes available to the caller."""
+        user_id = auth_of(req).user_id
+        roles = await run(self.ctx.store.effective_role_ids, user_id, "system", "system")
+        resp.media = {"system": [{"all": True}] if roles else [],
+                      "links": {"self": f"{self.ctx.base}/auth/system",
+                                "previous": None, "next": None}}
+
+
 # --- users ------------------------------------------------------------------------
 
 class UserPassword(Base):

@@ -22,6 +22,20 @@ Backend protocol (Swift's internal storage protocol; header names live in
   container rows ``PUT /<dev>/<part>/<a>/<c>`` (``X-Put-Timestamp``,
   ``X-Delete-Timestamp``, ``X-Object-Count``, ``X-Bytes-Used``).
 * every server answers ``GET /healthcheck`` with 200 ``OK``.
+* nubis extension: ``POST /<dev>/_rows`` on a container server applies a
+  msgpack batch of object-row updates in one transaction (used by the object
+  servers; see :mod:`nubis.daemons.storage.updates`).
+
+Storage (one device = one directory): object bodies above
+``inline_threshold`` (64 KiB) in ``objects[-N]/<part>/<suffix>/<hash>/<ts>.data``
+(``<ts>.ts`` tombstones), everything else in LMDB environments per device:
+``objects.lmdb`` (object metadata + inline bodies + the durable queue of
+container updates), ``containers.lmdb`` and ``accounts.lmdb`` (records, rows
+keyed for cursor-walk listings, counts kept incrementally). Object writes are
+fsync'd (file, directories, LMDB commit; group commit) before the reply;
+container/account databases are flushed every ``db_sync_interval`` seconds
+(``db_fsync = true`` makes them synchronous too). Reads verify xxh3 checksums
+per 1 MiB chunk; corrupt objects are quarantined and answered 404.
 
 Configuration: the ``[storage]`` section (:class:`StorageConfig` in
 :mod:`nubis.daemons.storage.config`).

@@ -61,7 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         for proc in failed:
             log = sup.log_dir / f"{proc.label}.log"
-            print(f"nubis up: {proc.label} is not healthy; see {log}:\n{_tail(log)}",
+            why = (f"did not answer {proc.health_url} within {args.timeout:g}s"
+                   if sup.read_pid(proc) is not None else "exited")
+            print(f"nubis up: {proc.label} {why}; see {log}:\n{_tail(log)}",
                   file=sys.stderr)
         return 1
     for hook in POST_START_HOOKS:

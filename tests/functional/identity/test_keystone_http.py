@@ -92,6 +92,7 @@ def test_scopes_and_rescoping(ks: Keystone) -> None:
     projects = ks.call("GET", "/auth/projects", unscoped).json()["projects"]
     assert {p["name"] for p in projects} >= {"admin"}
     assert ks.call("GET", "/auth/domains", unscoped).json()["domains"] == []
+    assert ks.call("GET", "/auth/system", unscoped).json()["system"] == [{"all": True}]
     # token method: rescope to the admin project; audit chain and expiry carried over
     admin_project = next(p for p in projects if p["name"] == "admin")
     r = ks.issue({"auth": {"identity": {"methods": ["token"], "token": {"id": unscoped}},

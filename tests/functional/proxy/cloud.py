@@ -98,7 +98,7 @@ class Cloud:
             os.kill(self.pid(label), signal.SIGKILL)
 
     def up(self) -> subprocess.CompletedProcess[str]:
-        return nubis("up", "--state-dir", str(self.state))
+        return nubis("up", "--state-dir", str(self.state), "--timeout", "150", timeout=240)
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return nubis("down", "--state-dir", str(self.state), "--timeout", "5")

@@ -181,3 +181,36 @@ def test_aggregate_az_through_api(client: falcon.testing.TestClient) -> None:
     r = call(client, "POST", "/v1/select_destinations",
              {"availability_zone": "az9", "flavor": {"vcpus": 1, "memory_mb": 128}})
     assert "AvailabilityZoneFilter: 2 of 2 removed" in r.json["noValidHost"]["message"]
+
+
+def test_keystone_tokens_need_admin(tmp_path: Path) -> None:
+    import time
+
+    from nubis.api.auth import TokenVerifier
+    from nubis.api.revoke import RevocationList
+    from nubis.api.tokens import KeyRepository, ProjectRef, TokenCodec, TokenPayload
+
+    keys = KeyRepository(tmp_path / "keys")
+    keys.setup()
+    verifier = TokenVerifier(keys, RevocationList(None, 60.0, 3600.0))
+    codec = TokenCodec(keys.load())
+
+    def token(role: str) -> str:
+        now = time.time()
+        return codec.encode(TokenPayload(
+            user_id="u1", user_name="alice", user_domain_id="default",
+            user_domain_name="Default", methods=("password",), issued_at=now,
+            expires_at=now + 600, audit_ids=("a1",), roles=(("r1", role),),
+            project=ProjectRef("p1", "demo", "default", "Default")))
+
+    svc = SchedulerService(SchedulerConfig(), open_engine(f"sqlite:///{tmp_path / 's.db'}"))
+    client = falcon.testing.TestClient(build_app(svc, "", verifier))
+    r = client.simulate_get("/placement/resource_providers",
+                            headers={"X-Auth-Token": token("admin")})
+    assert r.status_code == 200
+    r = client.simulate_get("/placement/resource_providers",
+                            headers={"X-Auth-Token": token("member")})
+    assert r.status_code == 403
+    assert r.json["errors"][0]["status"] == 403
+    r = client.simulate_get("/v1/hosts", headers={"X-Auth-Token": "garbage"})
+    assert r.status_code == 401
