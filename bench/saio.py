@@ -104,9 +104,13 @@ class SwiftAIO:
 
     def __init__(self, root: Path, base: int, proxy_workers: int = 1) -> None:
         self.root = root
-        self.base = base
         self.proxy_workers = proxy_workers
         self.pids: list[int] = []
+        self.set_base(base)
+
+    def set_base(self, base: int) -> None:
+        """Choose the ports: node i at ``base + 10i (+1, +2)``, proxy ``base + 90``."""
+        self.base = base
         self.proxy_port = base + 90
         self.memcache_port = base + 91
         self.log_port = base + 92

@@ -189,6 +189,34 @@ class Supervisor:
         return out
 
 
+def stop_by_pid_files(run_dir: Path, timeout: float = 10.0) -> list[str]:
+    """Stop every live ``nubis daemon`` named by a pid file (no config needed).
+
+    Used by ``nubis down`` when the config file cannot be read any more.
+    """
+    stopped = []
+    for pid_file in sorted(run_dir.glob("*.pid")):
+        label = pid_file.stem
+        base = label.rsplit("-", 1)[0] if label.rsplit("-", 1)[-1].isdigit() else label
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if not _is_our_daemon(pid, base):
+            pid_file.unlink(missing_ok=True)
+            continue
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        stopped.append(label)
+    return stopped
+
+
 def health_ok(proc: Process, timeout: float = 1.0) -> bool:
     """Return whether ``proc`` answers ``GET /healthcheck`` over HTTP.
 

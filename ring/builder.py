@@ -327,7 +327,8 @@ class RingBuilder:
         slots = rb.row_mask(self.row_lengths, self.parts)
         table[~slots] = -1
         origin = table.copy()
-        moved = np.zeros(self.parts, dtype=np.bool_)
+        # partitions getting a replica in a new row count as moved (as in Swift)
+        moved = (slots & (table < 0)).any(axis=0)
         if self.remove_devs:
             gone = np.isin(table, np.asarray(self.remove_devs, dtype=np.int32))
             table[gone] = -1

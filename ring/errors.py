@@ -10,7 +10,7 @@ from __future__ import annotations
 from nubis.common.errors import NubisError
 
 
-class RingError(NubisError):
+class RingError(NubisError):  # type: ignore[misc]  # mypy cannot follow the editable nubis.* mapping
     """Base class for every ring error."""
 
     exit_code = 2

@@ -387,10 +387,11 @@ def pull_for_balance(table: I32, topo: Topology, movable: Bools,
     for dev in hungry[np.argsort(-deficit[hungry], kind="stable")]:
         need = int(deficit[dev])
         # PERF: look at a random window of partitions first (bench: ring rebalance after add)
-        width = min(parts_n, max(1 << 16, 64 * need))
+        width = min(parts_n, max(1 << 13, 64 * need))
         while need > 0:
-            cols = np.arange(parts_n) if width == parts_n else \
-                np.unique(rng.integers(0, parts_n, size=width))
+            # a strided sample across the whole ring, from a random start
+            stride = parts_n // width
+            cols = (int(rng.integers(parts_n)) + np.arange(width) * stride) % parts_n
             need -= _pull_window(table, topo, cols, int(dev), need, over,
                                  movable & ~touched, touched, rng)
             if width == parts_n:
@@ -458,7 +459,11 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         for lo in range(0, len(batch), CHUNK):
             idx = batch[lo:lo + CHUNK]
             home = None if origin is None else origin[rows[idx], parts[idx]]
-            done[idx] = _place_chunk(table, topo, rows[idx], parts[idx], remaining, rng, home)
+            # each chunk gets its share of the spare quota, so later chunks' slots
+            # (which may have fewer options) still find room in this pass
+            share = np.ceil(np.maximum(remaining, 0) * (len(idx) / (len(batch) - lo)))
+            done[idx] = _place_chunk(table, topo, rows[idx], parts[idx], remaining, rng, home,
+                                     share.astype(np.int64))
         placed += int(done.sum())
         rows, parts = rows[~done], parts[~done]
         if progress is not None:
@@ -467,16 +472,22 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
 
 
 def _place_chunk(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I64,
-                 rng: np.random.Generator, home: I32 | None = None) -> Bools:
-    """Choose devices for one chunk of slots (distinct partitions); return which got one."""
+                 rng: np.random.Generator, home: I32 | None = None,
+                 share: I64 | None = None) -> Bools:
+    """Choose devices for one chunk of slots (distinct partitions); return which got one.
+
+    ``share`` caps what each device accepts from this chunk (default: its spare quota).
+    """
     hungry = topo.weighted[remaining[topo.weighted] > 0]
     choice = np.full(len(parts), -1, dtype=np.int64)
     forced = np.zeros(len(parts), dtype=np.bool_)
+    options = np.zeros(len(parts), dtype=np.int64)  # fewer options: served first
     if len(hungry):
         # PERF: try only devices with spare quota first (bench: ring rebalance after add)
         penalty = _penalties(table, topo, parts, hungry)
         clean = penalty == 0
-        ok = clean.any(axis=1)
+        options = clean.sum(axis=1)
+        ok = options > 0
         choice[ok] = _sample(hungry, remaining[hungry], clean[ok], rng)
     rest = np.flatnonzero(choice < 0)
     if len(rest):
@@ -497,7 +508,7 @@ def _place_chunk(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I
             score = np.where(best[~has], score, -np.inf)
             choice[rest[~has]] = cands[np.argmax(score, axis=1)]
             forced[rest[~has]] = True
-    accept = _accept(choice, forced, remaining, rng)
+    accept = _accept(choice, forced, remaining if share is None else share, options, rng)
     table[rows[accept], parts[accept]] = choice[accept].astype(np.int32)
     remaining -= np.bincount(choice[accept], minlength=len(remaining))[:len(remaining)]
     return accept
@@ -541,14 +552,25 @@ def _sample(cands: I64, spare: I64, allowed: Bools, rng: np.random.Generator) ->
     return chosen
 
 
-def _accept(choice: I64, forced: Bools, remaining: I64, rng: np.random.Generator) -> Bools:
-    """Accept choices up to each device's spare quota (random order); forced ones always."""
+def _accept(choice: I64, forced: Bools, remaining: I64, options: I64,
+            rng: np.random.Generator) -> Bools:
+    """Accept choices up to each device's spare quota; forced ones always.
+
+    Where a device is wanted by more slots than it has room for, slots with fewer
+    clean options win (ties at random), so flexible slots make way for stuck ones.
+    """
     accept = forced & (choice >= 0)
     wanting = np.flatnonzero(~forced & (choice >= 0))
     if len(wanting):
-        devs = choice[wanting]
-        take = _limit_per_device(devs, np.maximum(remaining, 0), len(remaining), rng)
-        accept[wanting[take]] = True
+        shuffle = wanting[rng.permutation(len(wanting))]
+        key = choice[shuffle] * (int(options.max()) + 1) + options[shuffle]
+        order = shuffle[np.argsort(key, kind="stable")]
+        devs = choice[order]
+        starts = np.zeros(len(remaining) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(devs, minlength=len(remaining))[:len(remaining)],
+                  out=starts[1:])
+        rank = np.arange(len(order)) - starts[devs]
+        accept[order[rank < np.maximum(remaining, 0)[devs]]] = True
     return accept
 
 

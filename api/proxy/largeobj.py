@@ -143,6 +143,11 @@ async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
     for i, item in enumerate(items):
         path = f"/{item['container']}/{item['obj']}"
         cinfo = await container_info(ctx.state, ctx.account, item["container"])
+        try:
+            _check_segment_read(ctx, cinfo, item["container"], item["obj"])
+        except HTTPError as exc:
+            errors.append(f"{urllib.parse.quote(path)}, {exc.status} Forbidden")
+            continue
         if not cinfo.exists:
             errors.append(f"{urllib.parse.quote(path)}, 404 Not Found")
             continue
@@ -177,6 +182,16 @@ async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
                 errors.append(f"{urllib.parse.quote(path)}, Unsatisfiable Range")
         stored.append(seg)
     return stored, errors
+
+
+def _check_segment_read(ctx: Ctx, cinfo: Info, container: str, obj: str) -> None:
+    """Refuse segments the caller may not read themselves (like Swift's sub-requests)."""
+    if ctx.tempurl is not None:
+        return
+    from nubis.api.proxy import auth
+
+    auth.authorize(ctx.identity, "GET", ctx.account, container, obj,
+                   cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
 
 
 # --- SLO GET / DELETE ----------------------------------------------------------
@@ -323,6 +338,11 @@ async def _list_prefix(ctx: Ctx, info: Info, container: str, prefix: str
 async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Segment],
                             etag: str, modified: float) -> Resp:
     length = sum(s.length for s in segments)
+    # Authorise every segment container before any byte is sent.
+    for container in sorted({s.container for s in segments}):
+        cinfo = await container_info(ctx.state, ctx.account, container)
+        first = next(s for s in segments if s.container == container)
+        _check_segment_read(ctx, cinfo, container, first.obj)
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond == 304:
         return Resp(304, {k: v for k, v in headers.items() if k in ("Etag", "Last-Modified")})
@@ -363,6 +383,7 @@ async def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
         if seg_start >= stop or time.monotonic() > deadline:
             return
         cinfo = await container_info(ctx.state, ctx.account, seg.container)
+        _check_segment_read(ctx, cinfo, seg.container, seg.obj)
         got = await objects.fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo))
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")

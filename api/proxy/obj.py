@@ -258,7 +258,8 @@ def _object_headers(ctx: Ctx, src: dict[str, str] | None = None) -> dict[str, st
     for k, v in meta_headers(ctx.headers, "object").items():
         if not v:
             out.pop(k, None)
-    if not out.get("content-type"):
+    detect = ctx.header("x-detect-content-type").lower() in ("true", "1", "yes")
+    if detect or not out.get("content-type"):
         guess = mimetypes.guess_type(ctx.obj)[0]
         out["content-type"] = guess or "application/octet-stream"
     delete_at = delete_at_from_headers(ctx.headers)

@@ -396,7 +396,7 @@ def below(column: npt.NDArray[np.int64], limit: Any) -> BoolArray | None:
 
     PERF: one max() instead of compare + count (``python -m nubis.bench scheduler``).
     """
-    if np.isscalar(limit) and (len(column) == 0 or int(column.max()) < limit):
+    if isinstance(limit, int) and (len(column) == 0 or int(column.max()) < limit):
         return None
     return column < limit  # type: ignore[no-any-return]
 

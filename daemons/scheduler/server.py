@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 import falcon
 import falcon.asgi
 from nubis.api.placement import app as placement
+from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
+from nubis.daemons.scheduler.engine import Engine
 from nubis.daemons.scheduler.errors import BadRequest, NoValidHost, SchedulerError
 from nubis.daemons.scheduler.request import parse_request_spec
 from nubis.daemons.scheduler.service import SchedulerService
@@ -297,6 +299,11 @@ def run(config: Config, once: bool = False) -> int:
     import uvicorn
 
     cfg: SchedulerConfig = config.scheduler
+    try:
+        Engine(cfg)  # unknown filter/weigher names: a clear start-up error, exit 2
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return ConfigError.exit_code
     state_dir = Path(config.cluster.state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     svc = SchedulerService(cfg, open_engine(database_url(cfg, state_dir)))

@@ -178,6 +178,13 @@ def weigh(ctx: FilterContext, weighers: list[Weigher], alive: BoolArray,
             continue
         np.subtract(raw, lo, out=buf)
         buf /= hi - lo
+        # x * 1.0 == x and t + (x * -1.0) == t - x exactly: skip the multiply then.
+        if isinstance(mult, float) and mult in (1.0, -1.0):
+            if mult == 1.0:
+                total += buf
+            else:
+                total -= buf
+            continue
         buf *= mult
         total += buf
     return total, rows

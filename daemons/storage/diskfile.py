@@ -8,7 +8,8 @@ Layout of a device directory ``<devices>/<device>/``:
 * ``objects.lmdb/`` -- one LMDB environment: ``meta`` maps
   ``policy byte + 16-byte hash`` to an :class:`ObjectRecord` (inline bodies
   live inside the record), ``pending`` holds container updates not yet
-  acknowledged (the durable "async pending" queue for the updater);
+  acknowledged (the durable "async pending" queue for the updater),
+  ``expiry`` indexes ``X-Delete-At`` (for the expirer);
 * ``tmp/`` -- uploads in progress; ``quarantined/objects[-N]/`` -- corrupt data.
 
 The object hash is ``hash_path_hex(seed, b"/a/c/o")``: request text never
@@ -40,7 +41,7 @@ LOG = logging.getLogger(__name__)
 #: Bytes covered by one stored checksum.
 CHUNK = 1 << 20
 #: LMDB sub-databases of an object device.
-DBS = ("meta", "pending")
+DBS = ("meta", "pending", "expiry")
 
 
 class DiskError(StorageError):
@@ -118,6 +119,18 @@ class PendingUpdate:
         return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6])
 
 
+def expiry_key(delete_at: int, key: bytes) -> bytes:
+    """Return the ``expiry`` index key of an object key."""
+    return delete_at.to_bytes(8, "big") + key
+
+
+def _delete_at(rec: ObjectRecord) -> int | None:
+    raw = rec.meta.get("x-delete-at")
+    if rec.deleted or raw is None or not raw.isdigit():
+        return None
+    return int(raw)
+
+
 def object_key(policy: int, hash_hex: str) -> bytes:
     """Return the LMDB key of an object."""
     return bytes((policy,)) + bytes.fromhex(hash_hex)
@@ -139,7 +152,9 @@ class ObjectDevice:
         self.env = open_env(root / "objects.lmdb", DBS, map_mib=map_mib, sync=fsync)
         self.meta_db = self.env.open_db(b"meta")
         self.pending_db = self.env.open_db(b"pending")
-        self.committer = GroupCommitter(self.env, executor, window=window, max_batch=max_batch)
+        self.expiry_db = self.env.open_db(b"expiry")
+        self.committer = GroupCommitter(self.env, executor, window=window, max_batch=max_batch,
+                                        in_loop=not fsync)
         (root / "tmp").mkdir(exist_ok=True)
         self._seq = 0
 
@@ -175,7 +190,7 @@ class ObjectDevice:
         """
         key = object_key(policy, hash_hex)
         pending = [(self._pending_key(hash_hex), u.pack()) for u in updates]
-        meta_db, pending_db = self.meta_db, self.pending_db
+        meta_db, pending_db, expiry_db = self.meta_db, self.pending_db, self.expiry_db
 
         def write(txn: Any) -> ObjectRecord | None:
             raw = txn.get(key, db=meta_db)
@@ -190,10 +205,32 @@ class ObjectDevice:
             txn.put(key, new.pack(), db=meta_db)
             for pkey, pval in pending:
                 txn.put(pkey, pval, db=pending_db)
+            old_at = None if old is None else _delete_at(old)
+            new_at = _delete_at(new)
+            if old_at != new_at:
+                if old_at is not None:
+                    txn.delete(expiry_key(old_at, key), db=expiry_db)
+                if new_at is not None:
+                    txn.put(expiry_key(new_at, key), b"", db=expiry_db)
             return old
 
         old = await self.committer.submit(write)
         return old, [k for k, _ in pending]
+
+    def expiring(self, now: int, limit: int = 1000) -> list[tuple[int, bytes]]:
+        """Return ``(delete_at, object key)`` of objects due at ``now``, oldest first.
+
+        The ``expiry`` index (``delete_at`` big-endian + object key) is kept in
+        the same transaction as the records; the expirer walks it.
+        """
+        out: list[tuple[int, bytes]] = []
+        with self.env.begin(db=self.expiry_db, buffers=False) as txn:
+            for k, _ in txn.cursor():
+                at = int.from_bytes(k[:8], "big")
+                if at > now or len(out) >= limit:
+                    break
+                out.append((at, k[8:]))
+        return out
 
     def _pending_key(self, hash_hex: str) -> bytes:
         self._seq = (self._seq + 1) & 0xFFFF

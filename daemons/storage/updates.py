@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -45,16 +46,22 @@ def delivered(status: int) -> bool:
     return 200 <= status < 300 or status == 404
 
 
+class UnreachableError(HTTPClientError):
+    """The container server could not be reached (connect error, timeout)."""
+
+
 async def send_update(client: HTTPClient, update: PendingUpdate, timeout: float) -> bool:
-    """Send one container update as a Swift-style request; True when settled."""
+    """Send one container update as a Swift-style request; True when settled.
+
+    Raises:
+        UnreachableError: the server did not answer.
+    """
     path = f"/{update.device}/{update.partition}{update.path}"
     try:
         resp = await client.fetch(update.ip, update.port, update.method, path, update.headers,
                                   timeout=timeout)
     except (HTTPClientError, OSError) as exc:
-        LOG.info("container update %s %s to %s:%d failed: %s", update.method, update.path,
-                 update.ip, update.port, exc)
-        return False
+        raise UnreachableError(f"{update.ip}:{update.port}: {exc}") from exc
     if delivered(resp.status):
         return True
     LOG.warning("container update %s %s to %s:%d: %d", update.method, update.path,
@@ -66,8 +73,12 @@ class UpdateSender:
     """Send container updates (batched per target) and clear them when done."""
 
     def __init__(self, client: HTTPClient, timeout: float, sweep_interval: float = 30.0,
-                 batch_max: int = 512) -> None:
+                 batch_max: int = 512, down_interval: float = 10.0) -> None:
         self.client = client
+        #: After a failed connection, skip a container server for this long
+        #: (its updates wait in the durable queue for the sweep).
+        self.down_interval = down_interval
+        self._down: dict[tuple[str, int], float] = {}
         self.timeout = timeout
         self.sweep_interval = sweep_interval
         self.batch_max = batch_max
@@ -134,10 +145,11 @@ class UpdateSender:
                 if not fut.done():
                     fut.set_result(False)
 
-    async def _deliver(self, target: Target, items: list[Item]) -> list[bool]:
+    async def _deliver(self, target: Target, items: list[Item],
+                       forced: bool = False) -> list[bool]:
         """Send ``items`` to one container server device; clear the settled ones."""
         try:
-            oks = await self._send_batch(target, [u for _, _, u in items])
+            oks = await self._send_batch(target, [u for _, _, u in items], forced)
         finally:
             for _, key, _ in items:
                 self._in_flight.discard(key)
@@ -149,25 +161,42 @@ class UpdateSender:
             device.clear_pending(keys)
         return oks
 
-    async def _send_batch(self, target: Target, updates: list[PendingUpdate]) -> list[bool]:
+    async def _send_batch(self, target: Target, updates: list[PendingUpdate],
+                          forced: bool = False) -> list[bool]:
+        """Send updates to one target; all False while it is marked unreachable."""
+        ip, port, _ = target
+        if not forced and self._down.get((ip, port), 0.0) > time.monotonic():
+            return [False] * len(updates)  # PERF: do not make every PUT wait for it
+        try:
+            oks = await self._send_batch_now(target, updates)
+        except UnreachableError as exc:
+            LOG.info("container server %s:%d unreachable, updates stay queued: %s",
+                     ip, port, exc)
+            self._down[(ip, port)] = time.monotonic() + self.down_interval
+            return [False] * len(updates)
+        self._down.pop((ip, port), None)
+        return oks
+
+    async def _singles(self, updates: list[PendingUpdate]) -> list[bool]:
+        return list(await asyncio.gather(
+            *(send_update(self.client, u, self.timeout) for u in updates)))
+
+    async def _send_batch_now(self, target: Target, updates: list[PendingUpdate]) -> list[bool]:
         ip, port, device = target
         if len(updates) == 1 or (ip, port) in self._no_batch:
-            return list(await asyncio.gather(
-                *(send_update(self.client, u, self.timeout) for u in updates)))
+            return await self._singles(updates)
         body = msgpack.packb([[u.method, u.path, u.headers] for u in updates])
         try:
             resp = await self.client.fetch(
                 ip, port, "POST", f"/{device}{ROWS_BATCH_SUFFIX}",
                 {"Content-Type": "application/x-msgpack"}, body, timeout=self.timeout)
         except (HTTPClientError, OSError) as exc:
-            LOG.info("container update batch to %s:%d failed: %s", ip, port, exc)
-            return [False] * len(updates)
+            raise UnreachableError(f"{ip}:{port}: {exc}") from exc
         if resp.status in (404, 405, 501):
             self._no_batch.add((ip, port))  # not a nubis container server
-            return await self._send_batch(target, updates)
+            return await self._singles(updates)
         if resp.status == 400:  # something in the batch is malformed: go one by one
-            return list(await asyncio.gather(
-                *(send_update(self.client, u, self.timeout) for u in updates)))
+            return await self._singles(updates)
         if resp.status != 200:
             return [False] * len(updates)
         try:
@@ -199,7 +228,8 @@ class UpdateSender:
         for key, update in items:
             self._in_flight.add(key)
             groups[(update.ip, update.port, update.device)].append((device, key, update))
-        results = await asyncio.gather(*(self._deliver(t, group) for t, group in groups.items()))
+        results = await asyncio.gather(*(self._deliver(t, group, forced=True)
+                                         for t, group in groups.items()))
         return sum(sum(oks) for oks in results)
 
     async def close(self) -> None:

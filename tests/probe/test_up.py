@@ -64,3 +64,15 @@ def test_config_error_is_one_line_exit_2(tmp_path: Path) -> None:
     assert r.returncode == 2 and "invalid TOML" in r.stderr
     r = nubis("daemon", "no-such-daemon", "--config", str(tmp_path / "nubis.toml"))
     assert r.returncode == 2
+
+
+def test_down_works_with_a_broken_config(tmp_path: Path) -> None:
+    cloud = start_cloud(tmp_path / "state")
+    pids = [int(p.read_text()) for p in (cloud.state / "run").glob("*.pid")]
+    try:
+        (cloud.state / "nubis.toml").write_text("[proxy]\nbogus = 1\n")
+    finally:
+        down = cloud.down()
+    assert down.returncode == 0 and "stopped proxy" in down.stdout
+    assert "unknown key" in down.stderr
+    assert not any(_alive(pid) for pid in pids)

@@ -196,6 +196,36 @@ def test_swift_cli_round_trip(cloud: Cloud, tmp_path: Path) -> None:
     assert (dst / "slo.bin").read_bytes() == (src / "slo.bin").read_bytes()
     r = swift_cli(cloud, "stat", cont)
     assert "Meta Color: green" in r.stdout
+    r = swift_cli(cloud, "copy", cont, "dir/small.txt", "--destination", f"/{cont}/copy.txt")
+    assert r.returncode == 0, r.stderr
+    r = swift_cli(cloud, "download", cont, "copy.txt", "-o", "-")
+    assert r.stdout == "small file\n"
+    r = swift_cli(cloud, "capabilities")
+    assert r.returncode == 0 and "slo" in r.stdout and "tempurl" in r.stdout
     r = swift_cli(cloud, "delete", cont)
     assert r.returncode == 0, r.stderr
     eventually(lambda: _assert(cont not in swift_cli(cloud, "list").stdout.split()))
+
+
+def test_slo_cannot_read_segments_the_user_cannot(cloud: Cloud, conn: sc.Connection) -> None:
+    import json
+
+    private = "priv-" + uuid.uuid4().hex[:6]
+    shared = "shr-" + uuid.uuid4().hex[:6]
+    conn.put_container(private)
+    conn.put_container(shared, headers={"X-Container-Read": "test:tester3",
+                                        "X-Container-Write": "test:tester3"})
+    etag = conn.put_object(private, "secret", b"top secret")
+    url = conn.get_auth()[0]
+    token3 = conn_for(cloud, "test:tester3").get_auth()[1]
+    manifest = json.dumps([{"path": f"/{private}/secret", "etag": etag, "size_bytes": 10}])
+    with pytest.raises(ClientException) as info:
+        sc.put_object(url, token3, shared, "steal", manifest,
+                      query_string="multipart-manifest=put")
+    assert info.value.http_status == 400
+    # An owner-made manifest in the shared container still cannot be read through.
+    conn.put_object(shared, "steal2", manifest, query_string="multipart-manifest=put")
+    with pytest.raises(ClientException) as info:
+        sc.get_object(url, token3, shared, "steal2")
+    assert info.value.http_status == 403
+    assert conn.get_object(shared, "steal2")[1] == b"top secret"

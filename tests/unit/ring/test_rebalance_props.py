@@ -148,3 +148,39 @@ def test_min_part_hours_is_honoured(devs: list[tuple[int, int, int, float]],
     moved_twice = (second != b.table).any(axis=0) & moved_once
     assert not moved_twice.any()
     assert_invariants(b)
+
+
+operations = st.lists(st.tuples(
+    st.sampled_from(["add", "remove", "weight", "replicas", "overload", "pretend"]),
+    st.integers(0, 1000), st.sampled_from([0.0, 50.0, 100.0, 300.0])), min_size=1, max_size=6)
+
+
+@SETTINGS
+@given(devs=topologies(min_zones=2), ops=operations, seed=st.integers(0, 2**16))
+def test_any_sequence_of_changes_keeps_the_ring_valid(
+        devs: list[tuple[int, int, int, float]], ops: list[tuple[str, int, float]],
+        seed: int) -> None:
+    b = build(devs, 7, 3.0)
+    if len(devs) < 3:
+        return
+    b.rebalance(seed=seed)
+    for step, (op, pick, weight) in enumerate(ops):
+        live = [d.id for d in b.iter_devs() if d.id not in b.remove_devs]
+        if op == "add":
+            b.add_dev(region=1, zone=1 + pick % 6, ip=f"10.77.{step}.{pick % 3}", port=6200,
+                      device=f"n{step}", weight=weight or 100.0)
+        elif op == "remove" and len(live) > 4:
+            b.remove_dev(live[pick % len(live)])
+        elif op == "weight" and live:
+            b.set_dev_weight(live[pick % len(live)], weight)
+        elif op == "replicas":
+            b.set_replicas([1.0, 2.0, 2.5, 3.0][pick % 4])
+        elif op == "overload":
+            b.set_overload(weight / 100.0)
+        else:
+            b.pretend_min_part_hours_passed()
+        weighted = [d for d in b.iter_devs() if d.weight > 0 and d.id not in b.remove_devs]
+        if len(weighted) < b.replicas:
+            return  # rebalance refuses (tested elsewhere)
+        b.rebalance(seed=seed + step + 1)
+        assert_invariants(b)

@@ -196,7 +196,7 @@ def configs(draw: Any) -> SchedulerConfig:
         restrict_isolated_hosts_to_isolated_images=draw(st.booleans()))
 
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -112,3 +112,16 @@ def test_best_order_is_a_stable_descending_sort() -> None:
     rows = np.array([10, 11, 12, 13, 14])
     assert best_order(w, rows, 2).tolist() == [11, 12]
     assert best_order(w, None, 5).tolist() == np.argsort(-w, kind="stable").tolist()
+
+
+def test_daemon_refuses_unknown_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from nubis.daemons.scheduler.server import run
+
+    from nubis.settings import Config
+
+    config = replace(Config(), scheduler=SchedulerConfig(enabled_filters=("RamFliter",)))
+    assert run(config) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("config.toml: [scheduler] enabled_filters: unknown filter 'RamFliter'")

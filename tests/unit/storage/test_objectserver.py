@@ -329,3 +329,22 @@ def test_full_device_answers_507(tmp_path: Path) -> None:
             assert statuses[0] == 201 and statuses[-1] == 507
             assert (await st.req("object", "GET", f"{OBJ}0")).status == 200
     run(go())
+
+
+def test_expiry_index_follows_x_delete_at(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            far = int(time.time()) + 3600
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{"X-Delete-At": str(far)}), b"x")
+            assert r.status == 201
+            dev, h, _ = _record(st)
+            assert dev.expiring(far) == [(far, object_key(0, h))]
+            assert dev.expiring(far - 1) == []
+            later = far + 60
+            r = await st.req("object", "POST", OBJ, {"X-Timestamp": ts(),
+                                                     "X-Delete-At": str(later)})
+            assert r.status == 202
+            assert dev.expiring(later) == [(later, object_key(0, h))]
+            assert (await st.req("object", "DELETE", OBJ, {"X-Timestamp": ts()})).status == 204
+            assert dev.expiring(later) == []
+    run(go())
