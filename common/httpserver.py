@@ -51,6 +51,12 @@ _BODY_HIGH_WATER = 1 << 20
 _MAX_PIPELINE = 16
 
 
+#: PERF: raw header name -> lower-case str, shared by all connections; bounded
+#: so that odd clients cannot grow it (``python -m nubis.bench swift``).
+_NAME_CACHE: dict[bytes, str] = {}
+_NAME_CACHE_MAX = 512
+
+
 class BodyError(Exception):
     """The request body was cut off (client disconnected or bad framing)."""
 
@@ -81,8 +87,13 @@ class Request:
         self.query = query.decode("latin-1")
         self.raw_headers = raw_headers
         headers: dict[str, str] = {}
+        names = _NAME_CACHE
         for name, value in raw_headers:
-            key = name.decode("latin-1").lower()
+            key = names.get(name)
+            if key is None:
+                key = name.decode("latin-1").lower()
+                if len(names) < _NAME_CACHE_MAX:
+                    names[name] = key
             val = value.decode("latin-1")
             old = headers.get(key)
             headers[key] = val if old is None else f"{old}, {val}"

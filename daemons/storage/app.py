@@ -49,23 +49,38 @@ async def serve(app: StorageApp, host: str, port: int, *, max_connections: int,
                 ready: Callable[[int], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (or ``stop`` is set)."""
+    await serve_all([(app, host, port)], max_connections=max_connections,
+                    ready=(lambda ports: ready(ports[0])) if ready else None, stop=stop)
+
+
+async def serve_all(apps: list[tuple[StorageApp, str, int]], *, max_connections: int,
+                    ready: Callable[[list[int]], None] | None = None,
+                    stop: asyncio.Event | None = None) -> None:
+    """Serve several apps (one port each) in this event loop until a stop signal."""
     stop_event = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop_event.set)
-    await app.start()
-    server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096),
-                        max_connections=max_connections)
-    bound = await server.start()
-    LOG.info("listening on %s:%d", host, bound)
-    if ready is not None:
-        ready(bound)
+    servers: list[HTTPServer] = []
+    started: list[StorageApp] = []
     try:
+        for app, host, port in apps:
+            await app.start()
+            started.append(app)
+            server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096),
+                                max_connections=max_connections)
+            servers.append(server)
+            bound = await server.start()
+            LOG.info("listening on %s:%d", host, bound)
+        if ready is not None:
+            ready([srv.port for srv in servers])
         await stop_event.wait()
     finally:
-        await server.close()
-        await app.stop()
+        for server in servers:
+            await server.close()
+        for app in started:
+            await app.stop()
 
 
 def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
@@ -73,6 +88,16 @@ def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
     """Run a storage server in this process on uvloop; return the exit code."""
     async def main() -> None:
         await serve(make_app(), host, port, max_connections=max_connections)
+
+    run_uvloop(main())
+    return 0
+
+
+def run_apps(make_apps: Callable[[], list[tuple[StorageApp, str, int]]],
+             max_connections: int) -> int:
+    """Run several storage servers in one process (one event loop)."""
+    async def main() -> None:
+        await serve_all(make_apps(), max_connections=max_connections)
 
     run_uvloop(main())
     return 0
