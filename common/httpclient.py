@@ -319,7 +319,13 @@ def _header_block(method: str, path: str, host: str, headers: HeaderInput,
     parts = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1")]
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in items:
-        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        line = f"{name}: {value}\r\n"
+        if "\r" in line[:-2] or "\n" in line[:-2]:
+            raise HTTPClientError(f"invalid header {name!r}: contains CR or LF")
+        try:
+            parts.append(line.encode("latin-1"))
+        except UnicodeEncodeError:  # not a WSGI-style latin-1 str: send UTF-8
+            parts.append(line.encode("utf-8"))
     if expect_continue:
         parts.append(b"Expect: 100-continue\r\n")
     parts.append(framing)

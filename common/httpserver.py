@@ -206,10 +206,17 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _encode_headers(headers: Iterable[tuple[str, str]] | None) -> list[bytes]:
+    """Encode header lines; CR/LF in values are blanked (no response splitting)."""
     out: list[bytes] = []
     if headers:
         for name, value in headers:
-            out.append(f"{name}: {value}\r\n".encode("latin-1"))
+            line = f"{name}: {value}\r\n"
+            if "\r" in value or "\n" in value:
+                line = f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n"
+            try:
+                out.append(line.encode("latin-1"))
+            except UnicodeEncodeError:  # not a WSGI-style latin-1 str: send UTF-8
+                out.append(line.encode("utf-8"))
     return out
 
 

@@ -182,6 +182,27 @@ def numeric_column(state: HostState, name: str) -> npt.NDArray[Any] | None:
     return None if getter is None else getter()
 
 
+def sig_attribute(state: HostState, path: Sequence[str],
+                  stats_fallback: bool = False) -> tuple[SigColumn, list[Any]] | None:
+    """Return ``(column, table)`` when the attribute at ``path`` lives in a SigColumn.
+
+    ``table[i]`` is the attribute for signature id ``i`` (see :func:`resolve`).
+    """
+    head, rest = path[0], path[1:]
+    if head in state.numeric_attributes() or head in ("host", "nodename",
+                                                      "hypervisor_hostname", "uuid"):
+        return None
+    if head == "hypervisor_type":
+        return state.hv_type, ([walk(v, rest) for v in state.hv_type.values] if rest
+                               else list(state.hv_type.values))
+    if head in ("cpu_info", "stats"):
+        sig = state.cpu_info if head == "cpu_info" else state.stats
+        return sig, [walk(v, rest) for v in sig.values]
+    if stats_fallback:
+        return state.stats, [walk(v, path) for v in state.stats.values]
+    return None
+
+
 def resolve(state: HostState, path: Sequence[str],
             stats_fallback: bool = False) -> tuple[Codes, list[Any]]:
     """Return ``(codes, table)`` for the host attribute at ``path`` (``None`` = missing).

@@ -13,14 +13,16 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from nubis.daemons.scheduler import filters as flt
 from nubis.daemons.scheduler import weighers as wgh
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.errors import NoValidHost
-from nubis.daemons.scheduler.hoststate import HostState
+from nubis.daemons.scheduler.hoststate import HostState, IntArray
 from nubis.daemons.scheduler.request import RequestSpec
+from nubis.fastpath import sched
 
 
 @dataclass(frozen=True)
@@ -86,16 +88,78 @@ class Engine:
     def place_one(self, ctx: flt.FilterContext) -> tuple[Placement | None,
                                                           list[tuple[str, int, int]]]:
         """Filter, weigh and choose a host for ``ctx.instance_uuid``."""
-        alive, count, counts = self.run_filters(ctx)
-        if count == 0:
-            return None, counts
-        weights, rows = wgh.weigh(ctx, self.weighers, alive, count)
+        k = self.config.host_subset_size + self.config.max_attempts - 1
+        fast = self.fused_pass(ctx, k)
+        if fast is not None:
+            count, best = fast
+            counts: list[tuple[str, int, int]] = []
+            if count == 0:  # explain it: which filter removed how many
+                return None, self.run_filters(ctx)[2]
+            order = [int(r) for r in best]
+        else:
+            alive, count, counts = self.run_filters(ctx)
+            if count == 0:
+                return None, counts
+            weights, rows = wgh.weigh(ctx, self.weighers, alive, count)
+            order = [int(r) for r in wgh.best_order(weights, rows, min(count, k))]
         subset = min(self.config.host_subset_size, count)
-        k = min(count, subset + self.config.max_attempts - 1)
-        order = [int(r) for r in wgh.best_order(weights, rows, k)]
         chosen = order.pop(ctx.rng.randrange(subset))
         alternates = tuple(order[: self.config.max_attempts - 1])
         return Placement(ctx.instance_uuid, chosen, alternates, ctx.spec.resources()), counts
+
+    def fused_pass(self, ctx: flt.FilterContext,
+                   k: int) -> tuple[int, IntArray] | None:
+        """Run the filters and weighers with the fused kernel; ``None`` if it can't.
+
+        Returns the survivor count and the ``k`` best rows, the same as
+        :meth:`run_filters` + :func:`weighers.weigh` + :func:`weighers.best_order`
+        (without the per-filter counts, which only a failure needs).
+
+        PERF: the resource fit and every weigher run in one compiled two-pass kernel
+        over the columns; the other filters' masks come mostly from the SigColumn
+        caches (``python -m nubis.bench scheduler``).
+        """
+        st, n = ctx.state, ctx.state.n
+        terms = self._terms(ctx)
+        if terms is None:
+            return None
+        alive = ~st.retired[:n]
+        limits = []
+        amounts = []
+        for rc, amount in ctx.spec.resources().items():
+            cols = st.resources.get(rc)
+            if cols is None:
+                return 0, np.empty(0, dtype=np.int64)
+            if cols.units_trivial:
+                limits.append(cols.limit[:n])
+                amounts.append(amount)
+            else:
+                alive &= cols.fits(amount, n)
+        if len(limits) > sched.MAX_TERMS:
+            return None
+        for _name, fn in flt.placement_filters(ctx.spec) + self.filters:
+            mask = fn(ctx)
+            if mask is not None:
+                alive &= mask
+        return sched.select(alive.view(np.uint8), limits, amounts, terms, k)  # type: ignore[no-any-return]
+
+    def _terms(self, ctx: flt.FilterContext) -> list[tuple[Any, float, float]] | None:
+        """Return the kernel's weigher terms, or ``None`` for per-host multipliers."""
+        terms: list[tuple[Any, float, float]] = []
+        for w in self.weighers:
+            if flt.any_aggregate_has(ctx.state, w.multiplier):
+                return None
+            mult = float(getattr(ctx.config, w.multiplier))
+            if mult == 0.0:
+                continue  # adds exactly 0.0 to every weight
+            if w.column is not None:
+                col, factor = w.column(ctx)
+                terms.append((col, factor, mult))
+                continue
+            raw = w.values(ctx, None)
+            if raw is not None:
+                terms.append((np.ascontiguousarray(raw, dtype=np.float64), 1.0, mult))
+        return terms if len(terms) <= sched.MAX_TERMS else None
 
     def plan(self, state: HostState, spec: RequestSpec, now: float,
              rng: random.Random | None = None) -> Plan:

@@ -139,6 +139,12 @@ def prefilters(spec: RequestSpec) -> list[tuple[str, Filter]]:
     for rc, amount in spec.resources().items():
         name = LEGACY_NAMES.get(rc, f"Placement {rc}")
         out.append((name, _fit(rc, amount)))
+    return out + placement_filters(spec)
+
+
+def placement_filters(spec: RequestSpec) -> list[tuple[str, Filter]]:
+    """Return the placement-side filters other than the resource fit (traits, ignores)."""
+    out: list[tuple[str, Filter]] = []
     required, forbidden = spec.traits()
     if required:
         out.append(("Placement required traits",
@@ -238,10 +244,18 @@ def capability_mask(st: HostState, scope: list[str], req: str) -> BoolArray:
                 return np.zeros(st.n, dtype=np.bool_)
             # PERF: numeric comparison over the column, no per-value loop.
             return attrs.NUMERIC_OPS[words[0]](column.astype(np.float64), bound)  # type: ignore[no-any-return]
+    source = attrs.sig_attribute(st, scope, stats_fallback=True)
+    if source is not None:
+        # PERF: cached broadcast per distinct value table (``python -m nubis.bench scheduler``).
+        sig, values = source
+        return sig.broadcast(_matches(values, req), st.n)
     codes, table = attrs.resolve(st, scope, stats_fallback=True)
-    results = np.fromiter((cap is not None and attrs.match(str(cap), req) for cap in table),
-                          dtype=np.bool_, count=len(table))
-    return results[codes]  # type: ignore[no-any-return]
+    return _matches(table, req)[codes]  # type: ignore[no-any-return]
+
+
+def _matches(table: list[Any], req: str) -> BoolArray:
+    return np.fromiter((cap is not None and attrs.match(str(cap), req) for cap in table),
+                       dtype=np.bool_, count=len(table))
 
 
 def _unscoped_capability(st: HostState, key: str, req: str) -> BoolArray | None:

@@ -27,6 +27,8 @@ from nubis.daemons.scheduler.hoststate import BoolArray, FloatArray, IntArray
 
 #: Raw values of the given rows (all rows for ``None``), or ``None`` when constant.
 Values = Callable[[FilterContext, "IntArray | None"], "FloatArray | None"]
+#: The raw values as ``(column over all rows, factor)``: value = ``column[row] * factor``.
+Column = Callable[[FilterContext], "tuple[FloatArray | IntArray, float]"]
 
 
 @dataclass(frozen=True)
@@ -36,15 +38,18 @@ class Weigher:
     name: str
     values: Values
     multiplier: str
+    #: The same values as a stored column (for the fused kernel), if there is one.
+    column: Column | None = None
 
 
 WEIGHERS: dict[str, Weigher] = {}
 
 
-def weigher(name: str, multiplier: str) -> Callable[[Values], Values]:
+def weigher(name: str, multiplier: str,
+            column: Column | None = None) -> Callable[[Values], Values]:
     """Register a weigher under Nova's class name with its multiplier option."""
     def deco(fn: Values) -> Values:
-        WEIGHERS[name] = Weigher(name, fn, multiplier)
+        WEIGHERS[name] = Weigher(name, fn, multiplier, column)
         return fn
     return deco
 
@@ -67,19 +72,22 @@ def _take(col: npt.NDArray[Any], n: int, rows: IntArray | None) -> npt.NDArray[A
     return col[:n] if rows is None else col[rows]
 
 
-@weigher("RAMWeigher", "ram_weight_multiplier")
+@weigher("RAMWeigher", "ram_weight_multiplier",
+         lambda ctx: (ctx.state.resources["MEMORY_MB"].free[: ctx.state.n], 1.0))
 def ram(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free RAM in MB (spread by default)."""
     return _take(ctx.state.resources["MEMORY_MB"].free, ctx.state.n, rows)
 
 
-@weigher("CPUWeigher", "cpu_weight_multiplier")
+@weigher("CPUWeigher", "cpu_weight_multiplier",
+         lambda ctx: (ctx.state.resources["VCPU"].vfree[: ctx.state.n], 1.0))
 def cpu(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free vCPUs: ``vcpus_total * cpu_allocation_ratio - vcpus_used``."""
     return _take(ctx.state.resources["VCPU"].vfree, ctx.state.n, rows)
 
 
-@weigher("DiskWeigher", "disk_weight_multiplier")
+@weigher("DiskWeigher", "disk_weight_multiplier",
+         lambda ctx: (ctx.state.resources["DISK_GB"].free[: ctx.state.n], 1024.0))
 def disk(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Free disk in MB."""
     return _take(ctx.state.resources["DISK_GB"].free, ctx.state.n, rows) * 1024
@@ -93,13 +101,15 @@ def _int_column(col: IntArray, n: int, rows: IntArray | None,
     return -out if negate else out
 
 
-@weigher("IoOpsWeigher", "io_ops_weight_multiplier")
+@weigher("IoOpsWeigher", "io_ops_weight_multiplier",
+         lambda ctx: (ctx.state.num_io_ops[: ctx.state.n], 1.0))
 def io_ops(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Concurrent I/O-heavy operations (the default multiplier -1 prefers idle hosts)."""
     return _int_column(ctx.state.num_io_ops, ctx.state.n, rows)
 
 
-@weigher("NumInstancesWeigher", "num_instances_weight_multiplier")
+@weigher("NumInstancesWeigher", "num_instances_weight_multiplier",
+         lambda ctx: (ctx.state.num_instances[: ctx.state.n], 1.0))
 def num_instances(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Number of instances on the host."""
     return _int_column(ctx.state.num_instances, ctx.state.n, rows)
@@ -130,7 +140,8 @@ def soft_anti_affinity(ctx: FilterContext, rows: IntArray | None) -> FloatArray 
     return None if counts is None else -1 * counts
 
 
-@weigher("BuildFailureWeigher", "build_failure_weight_multiplier")
+@weigher("BuildFailureWeigher", "build_failure_weight_multiplier",
+         lambda ctx: (ctx.state.failed_builds[: ctx.state.n], -1.0))
 def build_failures(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Minus the recent build failures on the host."""
     return _int_column(ctx.state.failed_builds, ctx.state.n, rows, negate=True)

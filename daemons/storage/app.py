@@ -93,16 +93,6 @@ def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
     return 0
 
 
-def run_apps(make_apps: Callable[[], list[tuple[StorageApp, str, int]]],
-             max_connections: int) -> int:
-    """Run several storage servers in one process (one event loop)."""
-    async def main() -> None:
-        await serve_all(make_apps(), max_connections=max_connections)
-
-    run_uvloop(main())
-    return 0
-
-
 async def sync_loop(devices: Any, interval: float) -> None:
     """Flush unsynced LMDB environments of every open device every ``interval`` s."""
     while True:

@@ -175,3 +175,13 @@ def test_long_idle_connections_are_not_reused() -> None:
             await client.close()
             await srv.close()
     uvloop.run(go())
+
+
+def test_header_injection_is_refused() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        from nubis.common.httpclient import HTTPClientError
+        with pytest.raises(HTTPClientError):
+            await client.fetch(HOST, port, "GET", "/", {"X-Meta": "a\r\nX-Evil: 1"})
+        r = await client.fetch(HOST, port, "GET", "/", {"X-Meta": "caf\u00e9 \u2603"})
+        assert r.status == 200
+    uvloop.run(with_server(scenario))

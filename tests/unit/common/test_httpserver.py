@@ -209,3 +209,16 @@ def test_stalled_body_times_out() -> None:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped, no reply
         writer.close()
     uvloop.run(serve(echo, scenario, body_timeout=0.2))
+
+
+def test_response_header_values_cannot_split_the_response() -> None:
+    async def handler(req: Request) -> Response:
+        return Response(200, [("X-Echo", "a\r\nX-Evil: 1"), ("X-Snow", "\u2603")], b"ok")
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, body = await read_response(reader)
+        assert status == 200 and body == b"ok" and "x-evil" not in headers
+        writer.close()
+    uvloop.run(serve(handler, scenario))
