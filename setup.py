@@ -22,12 +22,14 @@ class OptionalBuildExt(build_ext):
     """Build extensions, degrading to the pure-Python twins on failure."""
 
     def run(self) -> None:
+        """Build all extensions; warn instead of failing."""
         try:
             super().run()
         except Exception as exc:
             self._warn(exc)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        """Build one extension; warn instead of failing."""
         try:
             super().build_extension(ext)
         except Exception as exc:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-
 from nubis.fastpath import NO_EXTENSIONS
 
 IMPLEMENTATIONS = ["python"] if NO_EXTENSIONS else ["python", "cython"]

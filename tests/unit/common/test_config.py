@@ -3,7 +3,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
 from nubis.common import config as cfg
 from nubis.common.errors import ConfigError
 

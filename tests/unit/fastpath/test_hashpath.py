@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from nubis.fastpath import _hashpath_py as ref
 
 Kernels = Callable[[str], ModuleType]
