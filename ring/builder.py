@@ -328,7 +328,7 @@ class RingBuilder:
         table[~slots] = -1
         origin = table.copy()
         # partitions getting a replica in a new row count as moved (as in Swift)
-        moved = (slots & (table < 0)).any(axis=0)
+        moved: npt.NDArray[np.bool_] = np.asarray((slots & (table < 0)).any(axis=0))
         if self.remove_devs:
             gone = np.isin(table, np.asarray(self.remove_devs, dtype=np.int32))
             table[gone] = -1
