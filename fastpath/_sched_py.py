@@ -44,8 +44,9 @@ def _check(alive: npt.NDArray[np.uint8], limits: Sequence[npt.NDArray[np.int64]]
 
 
 def select(alive: npt.NDArray[np.uint8], limits: Sequence[npt.NDArray[np.int64]],
-           amounts: Sequence[int], terms: Sequence[Term],
-           k: int) -> tuple[int, npt.NDArray[np.int64]]:
+           amounts: Sequence[int], terms: Sequence[Term], k: int,
+           scratch: npt.NDArray[np.float64] | None = None,
+           ) -> tuple[int, npt.NDArray[np.int64]]:
     """Apply the resource limits to ``alive`` (in place), weigh, return (count, best rows).
 
     Args:
@@ -55,6 +56,8 @@ def select(alive: npt.NDArray[np.uint8], limits: Sequence[npt.NDArray[np.int64]]
         amounts: Per resource, the amount requested.
         terms: The weighers, in order: (column, factor, multiplier); float64 or int64.
         k: How many best rows to return (fewer when fewer survive).
+        scratch: Optional float64 work space of ``2 * len(alive) + 2`` items, reused
+            between calls (the compiled kernel's; this twin does not need it).
     """
     n = _check(alive, limits, amounts, terms, k)
     mask = alive[:n].view(np.bool_)

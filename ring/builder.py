@@ -157,6 +157,7 @@ class RingBuilder:
         ip = normalize_address(ip)
         rep_ip = normalize_address(replication_ip) if replication_ip else ip
         _check_fields(region, zone, port, replication_port or port, device, weight)
+        _check_meta(meta)
         if dev_id is None:
             dev_id = next((i for i, d in enumerate(self.devs) if d is None), len(self.devs))
         if dev_id < 0:
@@ -203,6 +204,7 @@ class RingBuilder:
         new = dev.with_changes(**changes)
         _check_fields(new.region, new.zone, new.port, new.replication_port, new.device,
                       new.weight)
+        _check_meta(new.meta)
         self._check_unique(new.ip, new.port, new.device, skip=dev_id)
         self.devs[dev_id] = new
         self._changed()
@@ -537,10 +539,25 @@ def _check_fields(region: int, zone: int, port: int, rep_port: int, device: str,
     for what, value in (("port", port), ("replication port", rep_port)):
         if not 0 < value <= 65535:
             raise DeviceError(f"invalid {what} {value} (must be 1..65535)")
-    if not device or "/" in device or device in (".", ".."):
+    if not device or "/" in device or device in (".", "..") or not _is_clean_text(device):
         raise DeviceError(f"invalid device name {device!r}")
     if not (weight >= 0 and math.isfinite(weight)):
         raise DeviceError(f"invalid weight {weight!r} (must be a number >= 0)")
+
+
+def _is_clean_text(value: str) -> bool:
+    """Return whether ``value`` is valid UTF-8 text without control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from undecodable argv bytes
+        return False
+    return not any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
+def _check_meta(meta: str) -> None:
+    """Raise DeviceError unless ``meta`` is valid UTF-8 text without control characters."""
+    if not _is_clean_text(meta):
+        raise DeviceError(f"invalid device meta {meta!r}")
 
 
 def _check_no_duplicates(table: npt.NDArray[np.int32], slots: npt.NDArray[np.bool_]) -> None:

@@ -48,9 +48,13 @@ class IdentityContext:
         if not raw:
             raise BadRequestError("Expecting to find a JSON request body.")
         try:
-            return json.loads(raw)
-        except ValueError:
+            # Decode strictly ourselves: json.loads(bytes) would let invalid
+            # UTF-8 through as lone surrogates ("surrogatepass").
+            doc = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
             raise BadRequestError("Malformed JSON in request body.") from None
+        check_json_text(doc)
+        return doc
 
     def enforce(self, req: Req, action: str, target: Mapping[str, Any] | None = None) -> None:
         """Apply the identity policy for ``action``."""
@@ -59,6 +63,33 @@ class IdentityContext:
     def allowed(self, req: Req, action: str, target: Mapping[str, Any] | None = None) -> bool:
         """Return whether the caller may do ``action``."""
         return self.policy.allowed(action, auth_of(req), target)
+
+
+#: How deeply a request body may nest (Keystone bodies need fewer than ten levels).
+MAX_BODY_DEPTH = 32
+
+
+def check_json_text(doc: Any) -> None:
+    """Raise BadRequestError if ``doc`` nests too deeply or holds non-UTF-8 strings.
+
+    A ``"\\udcff"`` escape decodes to a lone surrogate that neither the database
+    nor the response encoder can store, so it is rejected here, once for every API.
+    """
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise BadRequestError("Malformed JSON in request body: nested too deeply.")
+        if isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequestError("Invalid UTF-8 in request body.") from None
 
 
 def auth_of(req: Req) -> AuthContext:
@@ -118,13 +149,18 @@ def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
                 raise BadRequestError(f"Invalid input for field '{spec.member}': Additional "
                                  f"properties are not allowed ('{name}' was unexpected)")
             values[name] = value
-        elif kind == "any":
-            values[name] = value
+        elif kind == "any":  # options: an object, as Keystone's schema says
+            if value is not None and not isinstance(value, dict):
+                raise BadRequestError(f"Invalid input for field '{name}': {value!r} is not of "
+                                      "type 'object'.")
+            values[name] = value or {}
         elif kind == "bool":
             values[name] = views.flag(obj, name)
         elif kind == "list":
             if not isinstance(value, list):
                 raise BadRequestError(f"Invalid input for field '{name}': must be a list.")
+            if name == "tags":
+                check_tags(value)
             values[name] = value
         elif value is None and kind == "text":
             values[name] = ""
@@ -134,6 +170,23 @@ def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
             limit = 65535 if kind == "text" else 255
             values[name] = views.text(obj, name, max_len=limit, allow_empty=kind == "text")
     return values
+
+
+#: Keystone's limits on project/domain tags.
+MAX_TAGS = 80
+MAX_TAG_LENGTH = 255
+
+
+def check_tags(tags: list[Any]) -> None:
+    """Raise BadRequestError unless ``tags`` is a list of Keystone-valid tag strings."""
+    if len(tags) > MAX_TAGS:
+        raise BadRequestError(f"Invalid input for field 'tags': at most {MAX_TAGS} tags.")
+    for tag in tags:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= MAX_TAG_LENGTH or \
+                "/" in tag or "," in tag:
+            raise BadRequestError(f"Invalid input for field 'tags': {tag!r} is not a valid tag "
+                                  f"(a string of 1 to {MAX_TAG_LENGTH} characters without "
+                                  "'/' or ',').")
 
 
 def list_filters(req: Req, spec: EntitySpec) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class Engine:
         self.config = config
         self.filters = flt.resolve_filters(config.enabled_filters)
         self.weighers = wgh.resolve_weighers(config.weight_classes)
+        #: The kernel's work space, reused (PERF: no page faults per pass).
+        self._scratch = np.empty(0, dtype=np.float64)
 
     def context(self, state: HostState, spec: RequestSpec, now: float,
                 rng: random.Random) -> flt.FilterContext:
@@ -141,7 +143,10 @@ class Engine:
             mask = fn(ctx)
             if mask is not None:
                 alive &= mask
-        return sched.select(alive.view(np.uint8), limits, amounts, terms, k)  # type: ignore[no-any-return]
+        if len(self._scratch) < 2 * n + 2:
+            self._scratch = np.empty(2 * st.size + 2, dtype=np.float64)
+        return sched.select(alive.view(np.uint8), limits, amounts, terms, k,  # type: ignore[no-any-return]
+                            self._scratch)
 
     def _terms(self, ctx: flt.FilterContext) -> list[tuple[Any, float, float]] | None:
         """Return the kernel's weigher terms, or ``None`` for per-host multipliers."""

@@ -17,7 +17,6 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -140,6 +139,8 @@ class SchedulerService:
         self.clock = clock
         self.lock = threading.RLock()
         self.commit_lock = threading.Lock()
+        #: Used only under ``commit_lock``.
+        self.claims = self.store.claim_writer()
         self._uuid_of_id: dict[int, str] = {}
         self.metrics = Metrics()
         self.rng = random.Random()
@@ -278,8 +279,7 @@ class SchedulerService:
                     self.commit_lock.acquire()
                 try:
                     try:
-                        gens = self.write(partial(self.store.claim_new, items=items,
-                                                  expected=expected))
+                        gens = self.claims.claim(items, expected)
                     finally:
                         self.commit_lock.release()
                 except (ConcurrentUpdate, CapacityExceeded) as exc:
