@@ -1,8 +1,12 @@
 # cython: language_level=3
 """Scheduler selection kernel, compiled. Twin (and documentation): _sched_py.py.
 
-PERF: two nogil passes over the host columns (fit + min/max, then score + top-k),
-no compaction, no temporaries (``python -m nubis.bench scheduler``).
+PERF (``python -m nubis.bench scheduler``): without the GIL, no compaction and no
+per-call temporaries: (1) the resource fit and each weigher's min/max over the
+survivors, in vectorized loops; (2) one blocked scan computing approximate weights
+(``(value - lo) * (mult / span)``) that keeps only the rows within an error margin
+of the running k-th best; (3) Nova's exact ``(value - lo) / span * mult`` sum for
+those few rows, selected stably. The result equals the twin's exactly.
 """
 
 from libc.stdint cimport uint8_t, int64_t
@@ -30,10 +34,11 @@ cdef extern from *:
     #include <float.h>
     #include <stdint.h>
     /* PERF (python -m nubis.bench scheduler): these loops are exact min/max and an
-       approximate sum, so they may be vectorized freely; the exact weights are
-       computed in plain Cython code below. */
+       approximate sum; the flags below only let GCC vectorize the min/max (no
+       reassociation, so every approximate weight is rounded op by op and the error
+       bound in select() holds); the exact weights are computed in plain code below. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define NUBIS_VEC __attribute__((optimize("O3", "fast-math"), target_clones("avx2", "default")))
+    #define NUBIS_VEC __attribute__((optimize("O3", "no-trapping-math", "finite-math-only", "no-signed-zeros"), target_clones("avx2", "default")))
     #else
     #define NUBIS_VEC
     #endif
@@ -72,46 +77,55 @@ cdef extern from *:
         }
         *lo = l; *hi = h;
     }
-    static NUBIS_VEC void nubis_acc_f(double* acc, const double* x, double f, double lo,
-                                      double coef, int64_t n, int first) {
-        int64_t i;
-        if (first) { for (i = 0; i < n; i++) acc[i] = (x[i] * f - lo) * coef; }
-        else { for (i = 0; i < n; i++) acc[i] += (x[i] * f - lo) * coef; }
+    static NUBIS_VEC void nubis_block(double* blk, const uint8_t* av, int na,
+                                      const int* kind, const double* const* f,
+                                      const int64_t* const* iv, const double* factor,
+                                      const double* lo, const double* coef, int64_t b,
+                                      int64_t e) {
+        int64_t i, len = e - b;
+        int t;
+        for (i = 0; i < len; i++) blk[i] = 0.0;
+        for (t = 0; t < na; t++) {
+            const double fa = factor[t], l = lo[t], c = coef[t];
+            if (kind[t] == 0) {
+                const double* x = f[t] + b;
+                for (i = 0; i < len; i++) blk[i] += (x[i] * fa - l) * c;
+            } else {
+                const int64_t* x = iv[t] + b;
+                for (i = 0; i < len; i++) blk[i] += ((double)x[i] * fa - l) * c;
+            }
+        }
+        for (i = 0; i < len; i++) blk[i] = av[b + i] ? blk[i] : -DBL_MAX;
     }
-    static NUBIS_VEC void nubis_acc_i(double* acc, const int64_t* x, double f, double lo,
-                                      double coef, int64_t n, int first) {
-        int64_t i;
-        if (first) { for (i = 0; i < n; i++) acc[i] = ((double)x[i] * f - lo) * coef; }
-        else { for (i = 0; i < n; i++) acc[i] += ((double)x[i] * f - lo) * coef; }
-    }
-    /* Dead rows get -DBL_MAX (live approximate weights are far above it). */
-    static NUBIS_VEC void nubis_kill(double* acc, const uint8_t* av, int64_t n, int zero) {
-        int64_t i;
-        if (zero) { for (i = 0; i < n; i++) acc[i] = av[i] ? 0.0 : -DBL_MAX; }
-        else { for (i = 0; i < n; i++) acc[i] = av[i] ? acc[i] : -DBL_MAX; }
-    }
-    /* The k-th largest value of acc over rows with acc > -DBL_MAX (-DBL_MAX if fewer). */
-    static double nubis_kth(const double* acc, int64_t n, int64_t k, double* best) {
-        int64_t i, m = 0, pos;
+    /* Approximate weights block by block (in L1, never stored whole); keeps the rows
+       whose weight reaches the running k-th best minus ``margin2`` (a superset of the
+       final candidates, as the running k-th best only grows). Returns how many rows
+       went to ``out`` (with their weights in ``outw``); ``*kth`` gets the k-th best. */
+    static int64_t nubis_scan(double* blk, const uint8_t* av, int na, const int* kind,
+                              const double* const* f, const int64_t* const* iv,
+                              const double* factor, const double* lo, const double* coef,
+                              int64_t n, int64_t k, double margin2, double* best,
+                              int64_t* out, double* outw, double* kth_out) {
+        int64_t b, e, i, m = 0, pos, nc = 0;
         double kth = -DBL_MAX, a;
-        for (i = 0; i < n; i++) {
-            a = acc[i];
-            if (!(a > kth)) continue;
-            pos = m < k ? m : k - 1;
-            while (pos > 0 && a > best[pos - 1]) { best[pos] = best[pos - 1]; pos--; }
-            best[pos] = a;
-            if (m < k) m++;
-            if (m == k) kth = best[k - 1];
+        int t;
+        for (b = 0; b < n; b += 512) {
+            e = b + 512 < n ? b + 512 : n;
+            nubis_block(blk, av, na, kind, f, iv, factor, lo, coef, b, e);
+            for (i = b; i < e; i++) {
+                a = blk[i - b];
+                if (!(a >= kth - margin2) || a == -DBL_MAX) continue;
+                out[nc] = i; outw[nc] = a; nc++;
+                if (!(a > kth)) continue;
+                pos = m < k ? m : k - 1;
+                while (pos > 0 && a > best[pos - 1]) { best[pos] = best[pos - 1]; pos--; }
+                best[pos] = a;
+                if (m < k) m++;
+                if (m == k) kth = best[k - 1];
+            }
         }
-        return kth;
-    }
-    /* Rows with acc >= thr and acc > -DBL_MAX, in row order; returns how many. */
-    static int64_t nubis_candidates(const double* acc, double thr, int64_t n, int64_t* out) {
-        int64_t i, m = 0;
-        for (i = 0; i < n; i++) {
-            if (acc[i] >= thr && acc[i] > -DBL_MAX) out[m++] = i;
-        }
-        return m;
+        *kth_out = kth;
+        return nc;
     }
     """
     int64_t nubis_fit(uint8_t* av, const int64_t* lim, int64_t amt, int64_t n) nogil
@@ -120,13 +134,12 @@ cdef extern from *:
                         double* lo, double* hi) nogil
     void nubis_minmax_i(const uint8_t* av, const int64_t* x, double f, int64_t n,
                         double* lo, double* hi) nogil
-    void nubis_acc_f(double* acc, const double* x, double f, double lo, double coef,
-                     int64_t n, int first) nogil
-    void nubis_acc_i(double* acc, const int64_t* x, double f, double lo, double coef,
-                     int64_t n, int first) nogil
-    void nubis_kill(double* acc, const uint8_t* av, int64_t n, int zero) nogil
-    double nubis_kth(const double* acc, int64_t n, int64_t k, double* best) nogil
-    int64_t nubis_candidates(const double* acc, double thr, int64_t n, int64_t* out) nogil
+    int64_t nubis_scan(double* blk, const uint8_t* av, int na, const int* kind,
+                       const double* const* f, const int64_t* const* iv,
+                       const double* factor, const double* lo, const double* coef,
+                       int64_t n, int64_t k, double margin2, double* best,
+                       int64_t* out, double* outw, double* kth_out) nogil
+
 
 cdef inline double _value(int kind, const double* f, const int64_t* i, double factor,
                           Py_ssize_t row) noexcept nogil:
@@ -182,11 +195,17 @@ def select(alive, limits, amounts, terms, int k, scratch=None):
                 icol[j] = &iv[0]
         else:
             raise TypeError("weigher columns must be float64 or int64")
-    cdef Py_ssize_t count = 0, row, m = 0, pos, ma = 0
-    cdef double v, t, a, thr, margin = 1.0
-    cdef int ok
+    cdef Py_ssize_t count = 0, row, m = 0, pos
+    cdef double v, t, thr, margin = 1.0
     cdef Py_ssize_t kk = k
     cdef double coef[CMAX]
+    cdef int akind[CMAX]
+    cdef const double* afcol[CMAX]
+    cdef const int64_t* aicol[CMAX]
+    cdef double afactor[CMAX]
+    cdef double alo[CMAX]
+    cdef double acoef[CMAX]
+    cdef double blk[512]
     cdef double* best_w = <double*>malloc((kk + 1) * sizeof(double))
     cdef Py_ssize_t* best_r = <Py_ssize_t*>malloc((kk + 1) * sizeof(Py_ssize_t))
     cdef double[::1] sv
@@ -232,17 +251,20 @@ def select(alive, limits, amounts, terms, int k, scratch=None):
                 # pass 2: approximate weights; the k-th best of them bounds the candidates
                 for pos in range(na):
                     j = active[pos]
-                    if kind[j] == 0:
-                        nubis_acc_f(approx, fcol[j], factor[j], lo[j], coef[j], n, pos == 0)
-                    else:
-                        nubis_acc_i(approx, icol[j], factor[j], lo[j], coef[j], n, pos == 0)
-                nubis_kill(approx, &av[0], n, na == 0)
-                thr = nubis_kth(approx, n, kk, best_w)
+                    akind[pos] = kind[j]
+                    afcol[pos] = fcol[j]
+                    aicol[pos] = icol[j]
+                    afactor[pos] = factor[j]
+                    alo[pos] = lo[j]
+                    acoef[pos] = coef[j]
+                nc = nubis_scan(blk, &av[0], na, akind, afcol, aicol, afactor, alo, acoef,
+                                n, kk, 2.0 * margin, best_w, cand, approx, &thr)
                 thr = thr - 2.0 * margin if thr > -DBL_MAX else -DBL_MAX
-                nc = nubis_candidates(approx, thr, n, cand)
                 # pass 3: Nova's exact sum of normalised weights for the rows that can
                 # still be among the k best; keep them stably (ties in row order)
                 for ci in range(nc):
+                    if approx[ci] < thr:
+                        continue
                     row = cand[ci]
                     t = 0.0
                     for pos in range(na):

@@ -3,7 +3,7 @@
 :func:`select` finishes one filter/weigher pass over the host columns: it clears
 the rows of ``alive`` where a resource does not fit (``limit < amount``), then
 weighs the surviving rows exactly like ``nova.weights.BaseWeightHandler`` —
-per weigher, raw value ``column[row] * factor``, min–max normalised over the
+per weigher, raw value ``column[row] * factor``, min-max normalised over the
 survivors (all equal: the weigher adds nothing), multiplied by its multiplier
 and summed in weigher order — and returns the survivor count and the rows of
 the ``k`` highest weights, ties in row order (a stable descending sort).

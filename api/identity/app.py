@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 from nubis.api.auth import FalconAuthMiddleware
-from nubis.api.errors import BadRequestError, install_keystone_errors
+from nubis.api.errors import install_keystone_errors
 from nubis.api.identity import handlers as h
 from nubis.api.identity import schema
 from nubis.api.identity.authn import Authenticator
@@ -65,27 +65,6 @@ def make_store(services: ApiServices) -> IdentityStore:
                          max_token_life=float(services.identity.token_ttl))
 
 
-class Utf8Guard:
-    """Answer 400 to a path or query string that is not valid UTF-8 once decoded.
-
-    Falcon percent-decodes ``%ED%B3%BF`` into lone surrogates, which SQLite and
-    the JSON encoder cannot take; Keystone answers such requests 400.
-    """
-
-    async def process_request(self, req: falcon.asgi.Request,
-                              resp: falcon.asgi.Response) -> None:
-        """Raise BadRequestError for undecodable text in the path or the query."""
-        texts = [req.path]
-        for key, value in req.params.items():
-            texts.append(key)
-            texts.extend(value if isinstance(value, list) else [value])
-        for text in texts:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadRequestError("Invalid UTF-8 in the request path or query.") from None
-
-
 def create_app(prefix: str, services: ApiServices) -> falcon.asgi.App[Any, Any]:
     """Build the Keystone v3 application whose routes start with ``prefix``."""
     cfg = services.identity
@@ -97,7 +76,7 @@ def create_app(prefix: str, services: ApiServices) -> falcon.asgi.App[Any, Any]:
         FailureLimiter(cfg.max_failures_per_source, cfg.lockout_seconds), time.time)
     ctx = IdentityContext(store, Policy(IDENTITY), authn, f"{public}/v3",
                           services.config.api.max_body_bytes)
-    app = falcon.asgi.App(middleware=[Utf8Guard(), FalconAuthMiddleware(services.verifier)])
+    app = falcon.asgi.App(middleware=[FalconAuthMiddleware(services.verifier)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_keystone_errors(app, f'Keystone uri="{public}"')

@@ -477,6 +477,7 @@ class AppCreds(Base):
         description = views.text(spec, "description", max_len=65535, allow_empty=True) or ""
         expires = views.parse_iso(spec.get("expires_at"), "expires_at")
         role_ids = self._roles(spec.get("roles"), caller.role_ids)
+        self._no_access_rules(spec.get("access_rules"))
         store = self.ctx.store
         row = await run(store.create_app_cred, user_id, caller.project_id, str(name), secret,
                         role_ids, description=description, expires_at=expires,
@@ -485,6 +486,16 @@ class AppCreds(Base):
         out["secret"] = secret
         resp.status = falcon.HTTP_201
         resp.media = {"application_credential": out}
+
+    @staticmethod
+    def _no_access_rules(rules: Any) -> None:
+        """Refuse access rules: they are not enforced, so a credential must not claim them."""
+        if rules is None or rules == []:
+            return
+        if not isinstance(rules, list):
+            raise BadRequestError("Invalid input for field 'access_rules': must be a list.")
+        raise BadRequestError("Invalid input for field 'access_rules': access rules are not "
+                              "supported by this deployment.")
 
     def _roles(self, requested: Any, token_roles: tuple[str, ...]) -> list[str]:
         if not requested:  # Keystone: no roles means all of the token's roles

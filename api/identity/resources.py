@@ -72,8 +72,9 @@ MAX_BODY_DEPTH = 32
 def check_json_text(doc: Any) -> None:
     """Raise BadRequestError if ``doc`` nests too deeply or holds non-UTF-8 strings.
 
-    A ``"\\udcff"`` escape decodes to a lone surrogate that neither the database
-    nor the response encoder can store, so it is rejected here, once for every API.
+    A JSON escape such as backslash-``udcff`` decodes to a lone surrogate that
+    neither the database nor the response encoder can store, so it is rejected
+    here, once for every identity request body.
     """
     stack: list[tuple[Any, int]] = [(doc, 0)]
     while stack:

@@ -5,9 +5,10 @@ then sent to every primary in one request each. Bigger and chunked bodies are
 streamed: connections to all primaries are opened with ``Expect:
 100-continue`` (a node that fails is replaced by a handoff), each client chunk
 is written to every live node, and the upload succeeds when a quorum of nodes
-stored it and agree on its MD5 (computed by the object servers, as in Swift). If the client goes away mid-body every backend
-connection is dropped before its body is complete, so the storage nodes
-discard the partial object: nothing becomes visible.
+stored it and agree on its MD5 (computed by the object servers, as in Swift).
+If the client goes away mid-body every backend connection is dropped before
+its body is complete, so the storage nodes discard the partial object: nothing
+becomes visible.
 """
 
 from __future__ import annotations

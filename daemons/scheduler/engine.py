@@ -128,7 +128,7 @@ class Engine:
         alive = ~st.retired[:n]
         limits = []
         amounts = []
-        for rc, amount in ctx.spec.resources().items():
+        for rc, amount in ctx.memo("resources", ctx.spec.resources).items():
             cols = st.resources.get(rc)
             if cols is None:
                 return 0, np.empty(0, dtype=np.int64)
@@ -139,7 +139,8 @@ class Engine:
                 alive &= cols.fits(amount, n)
         if len(limits) > sched.MAX_TERMS:
             return None
-        for _name, fn in flt.placement_filters(ctx.spec) + self.filters:
+        placement = ctx.memo("placement_filters", lambda: flt.placement_filters(ctx.spec))
+        for _name, fn in placement + self.filters:
             mask = fn(ctx)
             if mask is not None:
                 alive &= mask
@@ -158,8 +159,9 @@ class Engine:
             if mult == 0.0:
                 continue  # adds exactly 0.0 to every weight
             if w.column is not None:
-                col, factor = w.column(ctx)
-                terms.append((col, factor, mult))
+                column = w.column(ctx)
+                if column is not None:
+                    terms.append((column[0], column[1], mult))
                 continue
             raw = w.values(ctx, None)
             if raw is not None:

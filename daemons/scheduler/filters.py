@@ -125,7 +125,7 @@ def min_num_value(vals: set[str], default: Any, cast: Callable[[str], Any]) -> A
 
 def any_aggregate_has(state: HostState, key: str) -> bool:
     """Tell whether any aggregate carries metadata ``key``."""
-    return any(key in a.metadata for a in state.aggregates.values())
+    return key in state.aggregate_keys()
 
 
 # -- pre-filters: what Nova asks Placement -----------------------------------------------

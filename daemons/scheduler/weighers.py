@@ -28,7 +28,8 @@ from nubis.daemons.scheduler.hoststate import BoolArray, FloatArray, IntArray
 #: Raw values of the given rows (all rows for ``None``), or ``None`` when constant.
 Values = Callable[[FilterContext, "IntArray | None"], "FloatArray | None"]
 #: The raw values as ``(column over all rows, factor)``: value = ``column[row] * factor``.
-Column = Callable[[FilterContext], "tuple[FloatArray | IntArray, float]"]
+#: ``None`` when the values are constant (they normalise to zeros).
+Column = Callable[[FilterContext], "tuple[FloatArray | IntArray, float] | None"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ def _int_column(col: IntArray, n: int, rows: IntArray | None,
     return -out if negate else out
 
 
+def _nonzero_column(col: IntArray, factor: float) -> tuple[IntArray, float] | None:
+    """Return ``(col, factor)``, or ``None`` for an all-zero column.
+
+    PERF: one SIMD reduction instead of a min/max pass in the kernel, as build
+    failures are usually all zero (``python -m nubis.bench scheduler``).
+    """
+    return (col, factor) if col.any() else None
+
+
 @weigher("IoOpsWeigher", "io_ops_weight_multiplier",
          lambda ctx: (ctx.state.num_io_ops[: ctx.state.n], 1.0))
 def io_ops(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
@@ -141,7 +151,7 @@ def soft_anti_affinity(ctx: FilterContext, rows: IntArray | None) -> FloatArray 
 
 
 @weigher("BuildFailureWeigher", "build_failure_weight_multiplier",
-         lambda ctx: (ctx.state.failed_builds[: ctx.state.n], -1.0))
+         lambda ctx: _nonzero_column(ctx.state.failed_builds[: ctx.state.n], -1.0))
 def build_failures(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Minus the recent build failures on the host."""
     return _int_column(ctx.state.failed_builds, ctx.state.n, rows, negate=True)
