@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import falcon
 import falcon.asgi
 import numpy as np
+from nubis.common.jsonbody import JSONBodyError, parse_json
 from nubis.daemons.scheduler.errors import BadRequest, NotFound, SchedulerError
 from nubis.daemons.scheduler.hoststate import Inventory
 from nubis.daemons.scheduler.service import SchedulerService, parse_inventory
@@ -81,14 +82,21 @@ class MicroversionMiddleware:
         resp.set_header("Vary", "openstack-api-version")
 
 
+#: Largest JSON body placement and the scheduler accept.
+MAX_BODY = 1024 * 1024
+
+
 async def body(req: falcon.asgi.Request) -> Any:
-    """Return the JSON request body (400 when it is not JSON)."""
+    """Return the JSON request body (400 when absent, malformed or too large)."""
+    raw = await req.stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise BadRequest("Request body too large")
+    if not raw.strip():
+        raise BadRequest("JSON body required")
     try:
-        return await req.get_media()
-    except falcon.MediaNotFoundError:
-        raise BadRequest("JSON body required") from None
-    except falcon.MediaMalformedError:
-        raise BadRequest("Malformed JSON") from None
+        return parse_json(raw)
+    except JSONBodyError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _uuid(value: Any, what: str) -> str:

@@ -23,7 +23,7 @@ from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_se
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
-from nubis.api.proxy.constraints import Limits, check_account_name
+from nubis.api.proxy.constraints import Limits, check_account_name, check_client_timestamp
 from nubis.api.proxy.context import Body, Ctx, ProxyState, Resp
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.common.httpclient import HTTPClient
@@ -90,6 +90,10 @@ class ProxyApp:
                 length = int(headers["content-length"])
             except ValueError:
                 raise HTTPError(400, "Invalid Content-Length header value") from None
+            if length > self.state.limits.max_file_size:
+                # Answer before anything reads the body (which sends 100 Continue).
+                raise HTTPError(413, "Your request is too large.")
+        check_client_timestamp(headers.get("x-timestamp"))
         method = req.method.upper()
         if method in _BODY_METHODS or length:
             body = Body(req._first_event, req._receive, length,

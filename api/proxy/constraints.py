@@ -105,6 +105,12 @@ def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> N
             continue
         if not name:
             raise HTTPError(400, "Metadata name cannot be empty")
+        try:  # header values arrive as latin-1; their bytes must be UTF-8
+            value.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "Metadata must be valid UTF-8") from None
+        except UnicodeEncodeError:
+            pass  # already decoded text
         count += 1
         size += len(name) + len(value.encode("utf-8"))
         if len(name) > limits.max_meta_name_length:
@@ -118,6 +124,23 @@ def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> N
         if size > limits.max_meta_overall_size:
             raise HTTPError(400, f"Total metadata too large; max "
                                  f"{limits.max_meta_overall_size}")
+
+
+#: Largest timestamp Swift's normalized format can hold (10 integer digits).
+MAX_TIMESTAMP = 9_999_999_999
+
+
+def check_client_timestamp(value: str | None) -> None:
+    """Reject a client-supplied ``X-Timestamp`` that is not a valid UNIX time."""
+    if value is None:
+        return
+    try:
+        ts = float(value)
+    except ValueError:
+        ts = -1.0
+    if not 0 <= ts <= MAX_TIMESTAMP:  # also rejects nan and inf
+        raise HTTPError(400, "X-Timestamp should be a UNIX timestamp float value; "
+                             f"was {value!r}")
 
 
 def check_content_length(headers: Mapping[str, str], limits: Limits) -> int | None:
@@ -157,14 +180,18 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
             raise HTTPError(400, "Non-integer X-Delete-After") from None
         if secs < 0:
             raise HTTPError(400, "X-Delete-After in past")
+        if now + secs > MAX_TIMESTAMP:
+            raise HTTPError(400, "X-Delete-After too far in the future")
         return int(now + secs)
     if at is not None:
         try:
             when = int(float(at))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise HTTPError(400, "Non-integer X-Delete-At") from None
         if when < now:
             raise HTTPError(400, "X-Delete-At in past")
+        if when > MAX_TIMESTAMP:
+            raise HTTPError(400, "X-Delete-At too far in the future")
         return when
     return None
 

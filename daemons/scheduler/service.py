@@ -45,6 +45,13 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 _NS = uuidlib.UUID("6f1c7d52-3c1e-4b0a-9f59-2a1f4e0c9b11")
 
+#: Keys a compute daemon's host report may carry.
+REPORT_KEYS = frozenset({
+    "inventories", "traits", "uuid", "cpu_info", "enabled", "failed_builds",
+    "hypervisor_hostname", "hypervisor_type", "hypervisor_version", "num_io_ops",
+    "stats", "supported_instances",
+})
+
 
 @dataclass
 class Metrics:
@@ -460,6 +467,9 @@ class SchedulerService:
         """Upsert a compute host's provider, inventories, traits and facts."""
         if not name or len(name) > 200:
             raise BadRequest("host name must be 1-200 characters")
+        unknown = sorted(set(data) - REPORT_KEYS)
+        if unknown:
+            raise BadRequest(f"unknown key in compute report: {unknown[0]!r}")
         raw_invs = data.get("inventories", {})
         if not isinstance(raw_invs, dict):
             raise BadRequest("inventories: must be an object")
