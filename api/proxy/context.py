@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from nubis.api.proxy.config import ProxyConfig
 from nubis.api.proxy.constraints import Limits
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 #: PERF: transaction ids are a random per-process prefix plus a counter, not
 #: a fresh uuid4 (one ``getrandom`` syscall) per request (bench swift GET).
@@ -45,7 +45,7 @@ class Body:
     a short but complete body.
     """
 
-    def __init__(self, first: dict[str, Any] | None, receive: Receive | None,
+    def __init__(self, first: Mapping[str, Any] | None, receive: Receive | None,
                  length: int | None, timeout: float, limit: int | None = None) -> None:
         self._pending = first
         self._receive = receive
