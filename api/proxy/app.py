@@ -257,4 +257,45 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
     app = falcon.asgi.App(media_type="text/plain")
     app.req_options.strip_url_path_trailing_slash = False
     app.add_sink(proxy.sink, prefix="/")
-    return app
+    return TooLargeGuard(app, limits.max_file_size)
+
+
+#: Longest request header line the proxy accepts (Swift's MAX_HEADER_SIZE).
+MAX_HEADER_SIZE = 8192
+
+
+class TooLargeGuard:
+    """Refuse oversized header lines and announced bodies before anything reads them.
+
+    Falcon awaits the first ``receive`` event before our handler runs, and uvicorn
+    answers ``Expect: 100-continue`` on that first read, so the check must sit in
+    front of Falcon for the client to get 413 instead of an invitation to send 6 GB.
+    """
+
+    def __init__(self, app: Any, max_file_size: int) -> None:
+        self.app = app
+        self.max_file_size = max_file_size
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Check header sizes and Content-Length, then pass the request on."""
+        if scope.get("type") == "http":
+            problem = self._problem(scope.get("headers", ()))
+            if problem is not None:
+                status, headers, body = error_response(problem)
+                raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+                raw += [(b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": status,
+                            "headers": raw})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _problem(self, headers: Any) -> HTTPError | None:
+        for name, value in headers:
+            if len(name) + len(value) + 2 > MAX_HEADER_SIZE:
+                return HTTPError(400, f"Header line too long: {MAX_HEADER_SIZE} bytes max")
+            if (name == b"content-length" and value.isdigit()
+                    and int(value) > self.max_file_size):
+                return HTTPError(413, "Your request is too large.")
+        return None
