@@ -55,10 +55,11 @@ def post_start(config: Config, state_dir: Path) -> None:
     try:
         from nubis.registry import DAEMONS  # which daemons this deployment runs
         has_proxy = "proxy" in DAEMONS
+        has_scheduler = "scheduler" in DAEMONS
     except ImportError:
-        has_proxy = False
+        has_proxy = has_scheduler = False
     state = Path(state_dir)
-    bootstrap(config, state, list(SUBAPPS), has_proxy)
+    bootstrap(config, state, list(SUBAPPS), has_proxy, has_placement=has_scheduler)
     public = config.api.resolved_public_url(config.cluster.bind_ip)
     print(f"\nIdentity (Keystone v3): {public}/identity/v3")
     print(f"  wrote {state / 'clouds.yaml'} (clouds nubis-admin, nubis-demo) and "
@@ -67,7 +68,8 @@ def post_start(config: Config, state_dir: Path) -> None:
           "token issue")
 
 
-def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: bool) -> Row:
+def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: bool,
+              *, has_placement: bool = False) -> Row:
     """Create the bootstrap entities; return the admin project row."""
     state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.api.resolved_database_url(state_dir))
@@ -85,7 +87,7 @@ def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: b
     store.grant("user", admin["id"], "system", "system", roles["admin"])
     store.grant("user", demo["id"], "project", demo_project["id"], roles["member"])
     public = config.api.resolved_public_url(config.cluster.bind_ip)
-    _catalog(store, config, public, prefixes, has_proxy)
+    _catalog(store, config, public, prefixes, has_proxy, has_placement)
     auth_url = f"{public}/identity/v3"
     logins = [Credentials("nubis-admin", "admin", passwords["admin"], "admin"),
               Credentials("nubis-demo", "demo", passwords["demo"], "demo")]
@@ -140,7 +142,7 @@ def _user(store: IdentityStore, name: str, password: str) -> Row:
 
 
 def _catalog(store: IdentityStore, config: Config, public: str, prefixes: list[str],
-             has_proxy: bool) -> None:
+             has_proxy: bool, has_placement: bool = False) -> None:
     region = config.identity.region
     if store._find(schema.regions, id=region) is None:
         store.create_region({"id": region, "description": ""})
@@ -151,6 +153,8 @@ def _catalog(store: IdentityStore, config: Config, public: str, prefixes: list[s
             wanted.append((svc_type, name, f"{public}{path}"))
     if has_proxy:
         wanted.append(("object-store", "swift", object_store_url(config)))
+    if has_placement:
+        wanted.append(("placement", "placement", placement_url(config)))
     for svc_type, name, url in wanted:
         svc = store.ensure_service(svc_type, name, f"nubis {svc_type} service")
         for interface in ("public", "internal", "admin"):
@@ -167,6 +171,15 @@ def object_store_url(config: Config) -> str:
         host = "127.0.0.1"
     port = getattr(proxy, "port", 8080)
     return f"http://{host}:{port}/v1/AUTH_%(project_id)s"
+
+
+def placement_url(config: Config) -> str:
+    """Return the placement endpoint (served by the scheduler process)."""
+    sched = getattr(config, "scheduler", None)
+    host = (getattr(sched, "bind_ip", "") or config.cluster.bind_ip) if sched else ""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{getattr(sched, 'port', 8775)}/placement"
 
 
 def write_clouds_yaml(path: Path, auth_url: str, region: str,
