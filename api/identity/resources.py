@@ -23,6 +23,7 @@ from nubis.api.identity.authn import Authenticator
 from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.store import Row
 from nubis.api.policy import Policy
+from nubis.common.jsonbody import JSONBodyError, check_document
 
 Req = falcon.asgi.Request
 Resp = falcon.asgi.Response
@@ -65,32 +66,17 @@ class IdentityContext:
         return self.policy.allowed(action, auth_of(req), target)
 
 
-#: How deeply a request body may nest (Keystone bodies need fewer than ten levels).
-MAX_BODY_DEPTH = 32
-
-
 def check_json_text(doc: Any) -> None:
     """Raise BadRequestError if ``doc`` nests too deeply or holds non-UTF-8 strings.
 
-    A JSON escape such as backslash-``udcff`` decodes to a lone surrogate that
-    neither the database nor the response encoder can store, so it is rejected
-    here, once for every identity request body.
+    A JSON escape of a lone surrogate decodes to text that neither the database
+    nor the response encoder can store, so it is rejected here, once for every
+    identity request body (the rules live in :mod:`nubis.common.jsonbody`).
     """
-    stack: list[tuple[Any, int]] = [(doc, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_BODY_DEPTH:
-            raise BadRequestError("Malformed JSON in request body: nested too deeply.")
-        if isinstance(value, dict):
-            stack.extend((k, depth + 1) for k in value)
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadRequestError("Invalid UTF-8 in request body.") from None
+    try:
+        check_document(doc)
+    except JSONBodyError as exc:
+        raise BadRequestError(f"{exc}.") from None
 
 
 def auth_of(req: Req) -> AuthContext:
