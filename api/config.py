@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nubis.common.config import check, port, positive
+from nubis.common.net import http_base
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,4 @@ class ApiConfig:
         """Return the public base URL (no trailing slash)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = self.resolved_bind_ip(cluster_bind_ip)
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return http_base(self.resolved_bind_ip(cluster_bind_ip), self.port)

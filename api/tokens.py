@@ -28,6 +28,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from nubis.common.errors import NubisError
+from nubis.common.fileutil import atomic_write
 
 PAYLOAD_VERSION = 1
 
@@ -96,14 +97,7 @@ class KeyRepository:
         return {int(n) for n in names if n.isdigit()}
 
     def _write(self, index: int, key: bytes) -> None:
-        tmp = self.path / f".{index}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path / str(index))
+        atomic_write(self.path / str(index), [key], mode=0o600)
 
     def _locked(self) -> _FileLock:
         return _FileLock(self.path / ".lock")

@@ -64,7 +64,7 @@ else:
 for z in range(1, 6):
     for s in range(1, 5):
         for d in range(5):
-            add(region=1, zone=z, ip="10.0.%d.%d" % (z, s), port=6200, device="sd%d" % d,
+            add(region=1, zone=z, ip="127.0.%d.%d" % (z, s), port=6200, device="sd%d" % d,
                 weight=100.0)
 result = {"tool": tool, "part_power": pp, "base_rss_kib": hwm_kib()}
 reset_hwm()
@@ -76,7 +76,7 @@ result["fresh_balance"], result["fresh_dispersion"] = stats()
 b.pretend_min_part_hours_passed()
 for z in range(1, 6):
     for d in range(2):
-        add(region=1, zone=z, ip="10.0.%d.9" % z, port=6200, device="sd%d" % d, weight=100.0)
+        add(region=1, zone=z, ip="127.0.%d.9" % z, port=6200, device="sd%d" % d, weight=100.0)
 reset_hwm()
 t = time.perf_counter()
 changed = b.rebalance(seed=2)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nubis.common.fileutil import atomic_write
 from nubis.settings import Config
 
 NODE_COUNT = 4
@@ -109,11 +110,7 @@ def write_default_config(path: Path, state_dir: Path, ports: Ports | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "# nubis all-in-one configuration (written by `nubis up`)\n\n" + to_toml(
         default_document(state_dir, ports, proxy_workers, section_ports))
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, [text.encode()], mode=0o600)
     return True
 
 

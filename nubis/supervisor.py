@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nubis.common.net import http_base
 from nubis.registry import DAEMONS
 from nubis.settings import Config
 
@@ -51,8 +52,7 @@ class Process:
         """Return the process's health-check URL, if it serves HTTP."""
         if self.port is None:
             return None
-        host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
-        return f"http://{host}:{self.port}/healthcheck"
+        return f"{http_base(self.host, self.port)}/healthcheck"
 
 
 @dataclass(frozen=True)

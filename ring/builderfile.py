@@ -21,11 +21,11 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nubis.common.fileutil import atomic_write
 from nubis.ring.builder import RingBuilder
 from nubis.ring.devices import Device
 from nubis.ring.errors import DeviceError, RingBuilderError
@@ -77,26 +77,10 @@ def save_builder(builder: RingBuilder, path: str | os.PathLike[str]) -> None:
 
 
 def _atomic_write(path: Path, chunks: list[bytes]) -> None:
-    """Write the chunks to a temp file, fsync, rename over ``path``, fsync the directory."""
-    directory = path.parent if str(path.parent) else Path(".")
-    tmp = ""
+    """Write the chunks atomically (temp file, fsync, rename, fsync the directory)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, chunks)
     except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
         raise RingBuilderError(f"{path}: cannot write builder file: "
                                f"{exc.strerror or exc}") from exc
 

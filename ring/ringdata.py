@@ -30,7 +30,6 @@ import math
 import mmap
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import xxhash
+from nubis.common.fileutil import atomic_write
 from nubis.ring.errors import RingFileError
 
 MAGIC = b"NUBISRNG"
@@ -207,29 +207,10 @@ def _align(n: int) -> int:
 
 
 def _atomic_write(path: Path, head: bytes, arrays: list[memoryview]) -> None:
-    """Write head + arrays to a temp file, fsync it, rename over ``path``, fsync the dir."""
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write head + arrays atomically (temp file, fsync, rename, fsync the dir)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write(path, [head, *arrays])
     except OSError as exc:
-        raise RingFileError(f"{path}: cannot create temp file: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(head)
-            for a in arrays:
-                fh.write(a)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise RingFileError(f"{path}: cannot write ring file: {exc.strerror or exc}") from exc
 
 

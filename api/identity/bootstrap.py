@@ -12,7 +12,6 @@ and kept in ``<state>/identity-passwords.json`` (mode 0600).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.passwords import PasswordHasher
 from nubis.api.identity.store import DEFAULT_DOMAIN_ID, Row
 from nubis.common.db import make_engine, migrate
+from nubis.common.fileutil import atomic_write
+from nubis.common.net import http_base
 
 if TYPE_CHECKING:
     from nubis.settings import Config
@@ -165,21 +166,19 @@ def object_store_url(config: Config) -> str:
     """Return the object-store endpoint template (from ``[identity]`` or the proxy's port)."""
     if config.identity.object_store_url:
         return config.identity.object_store_url
-    proxy = getattr(config, "proxy", None)
-    host = (getattr(proxy, "bind_ip", "") or config.cluster.bind_ip) if proxy else ""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    port = getattr(proxy, "port", 8080)
-    return f"http://{host}:{port}/v1/AUTH_%(project_id)s"
+    return f"{_service_base(config, 'proxy', 8080)}/v1/AUTH_%(project_id)s"
 
 
 def placement_url(config: Config) -> str:
     """Return the placement endpoint (served by the scheduler process)."""
-    sched = getattr(config, "scheduler", None)
-    host = (getattr(sched, "bind_ip", "") or config.cluster.bind_ip) if sched else ""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://{host}:{getattr(sched, 'port', 8775)}/placement"
+    return f"{_service_base(config, 'scheduler', 8775)}/placement"
+
+
+def _service_base(config: Config, section: str, default_port: int) -> str:
+    """Return ``http://host:port`` of the service configured in ``[section]``."""
+    conf = getattr(config, section, None)
+    bind_ip = (getattr(conf, "bind_ip", "") or config.cluster.bind_ip) if conf else ""
+    return http_base(bind_ip, getattr(conf, "port", default_port))
 
 
 def write_clouds_yaml(path: Path, auth_url: str, region: str,
@@ -213,8 +212,4 @@ def write_openrc(path: Path, auth_url: str, region: str, login: Credentials) -> 
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, [text.encode()], mode=0o600)

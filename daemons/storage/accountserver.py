@@ -35,8 +35,7 @@ from nubis.daemons.storage.app import (
     HEALTH_OK,
     cancel,
     method_not_allowed,
-    resolve_node,
-    run_app,
+    run_node_server,
     sync_all,
     sync_loop,
 )
@@ -200,10 +199,8 @@ def make_server(config: Any, node: NodeSettings) -> AccountServer:
 
 def run_node(config: Any, node: int | None = None) -> int:
     """Run the account server of storage node ``node`` in the foreground."""
-    settings = resolve_node(config, node)
-    settings.devices.mkdir(parents=True, exist_ok=True)
-    return run_app(lambda: make_server(config, settings), settings.bind_ip,
-                   settings.account_port, config.storage.max_connections)
+    return run_node_server(config, node, lambda s: make_server(config, s),
+                           lambda s: s.account_port)
 
 
 def run(config: Any, once: bool = False) -> int:

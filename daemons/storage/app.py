@@ -93,6 +93,16 @@ def run_app(make_app: Callable[[], StorageApp], host: str, port: int,
     return 0
 
 
+def run_node_server(config: Any, node: int | None,
+                    build: Callable[[NodeSettings], StorageApp],
+                    port_of: Callable[[NodeSettings], int]) -> int:
+    """Run one storage server of node ``node`` (default ``$NUBIS_STORAGE_NODE``)."""
+    settings = resolve_node(config, node)
+    settings.devices.mkdir(parents=True, exist_ok=True)
+    return run_app(lambda: build(settings), settings.bind_ip, port_of(settings),
+                   config.storage.max_connections)
+
+
 async def sync_loop(devices: Any, interval: float) -> None:
     """Flush unsynced LMDB environments of every open device every ``interval`` s."""
     while True:

@@ -33,8 +33,7 @@ from nubis.daemons.storage.app import (
     HEALTH_OK,
     cancel,
     method_not_allowed,
-    resolve_node,
-    run_app,
+    run_node_server,
     sync_all,
     sync_loop,
 )
@@ -358,10 +357,8 @@ def make_server(config: Any, node: NodeSettings) -> ContainerServer:
 
 def run_node(config: Any, node: int | None = None) -> int:
     """Run the container server of storage node ``node`` in the foreground."""
-    settings = resolve_node(config, node)
-    settings.devices.mkdir(parents=True, exist_ok=True)
-    return run_app(lambda: make_server(config, settings), settings.bind_ip,
-                   settings.container_port, config.storage.max_connections)
+    return run_node_server(config, node, lambda s: make_server(config, s),
+                           lambda s: s.container_port)
 
 
 def run(config: Any, once: bool = False) -> int:

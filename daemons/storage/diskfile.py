@@ -33,6 +33,7 @@ from typing import Any
 
 import msgpack
 import xxhash
+from nubis.common.fileutil import fsync_dir
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
 from nubis.daemons.storage.protocol import StorageError
 
@@ -296,8 +297,8 @@ class ObjectDevice:
         try:
             created = await self.run(_rename_into, tmp_path, dest_dir, filename)
             if self.fsync:
-                jobs = [self.run(os.fdatasync, fd), self.run(_fsync_dir, dest_dir)]
-                jobs += [self.run(_fsync_dir, d.parent) for d in created]
+                jobs = [self.run(os.fdatasync, fd), self.run(fsync_dir, dest_dir)]
+                jobs += [self.run(fsync_dir, d.parent) for d in created]
                 await asyncio.gather(*jobs)
         finally:
             os.close(fd)
@@ -312,9 +313,9 @@ class ObjectDevice:
         finally:
             os.close(fd)
         if self.fsync:
-            _fsync_dir(dest_dir)
+            fsync_dir(dest_dir)
             for d in created:
-                _fsync_dir(d.parent)
+                fsync_dir(d.parent)
 
     def cleanup(self, dest_dir: Path, keep: str) -> None:
         """Remove files of ``dest_dir`` older than timestamp ``keep`` (best effort)."""
@@ -391,14 +392,6 @@ def _makedirs(path: Path) -> list[Path]:
         with contextlib.suppress(FileExistsError):
             os.mkdir(d)
     return created
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DeviceSet:

@@ -36,8 +36,7 @@ from nubis.daemons.storage import protocol as proto
 from nubis.daemons.storage.app import (
     HEALTH_OK,
     method_not_allowed,
-    resolve_node,
-    run_app,
+    run_node_server,
     seed_from_config,
 )
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
@@ -591,10 +590,8 @@ def make_server(config: Any, node: NodeSettings) -> ObjectServer:
 
 def run_node(config: Any, node: int | None = None) -> int:
     """Run the object server of storage node ``node`` in the foreground."""
-    settings = resolve_node(config, node)
-    settings.devices.mkdir(parents=True, exist_ok=True)
-    return run_app(lambda: make_server(config, settings), settings.bind_ip,
-                   settings.object_port, config.storage.max_connections)
+    return run_node_server(config, node, lambda s: make_server(config, s),
+                           lambda s: s.object_port)
 
 
 def run(config: Any, once: bool = False) -> int:

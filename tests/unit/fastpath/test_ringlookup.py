@@ -50,7 +50,7 @@ def make_topo(part_power: int, replicas: float, regions: int, zones: int, server
     for r in range(regions):
         for z in range(zones):
             for s in range(servers):
-                keys.extend([(r, z, f"10.{r}.{z}.{s}", 6200)] * per_server)
+                keys.extend([(r, z, f"127.{r}.{z}.{s}", 6200)] * per_server)
     ndev = len(keys)
     parts = 1 << part_power
     whole = int(replicas)

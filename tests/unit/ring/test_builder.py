@@ -33,7 +33,7 @@ def add_devices(b: RingBuilder, zones: int, servers: int, disks: int, weight: fl
     for z in range(1, zones + 1):
         for s in range(servers):
             for d in range(disks):
-                ids.append(b.add_dev(region=region, zone=z, ip=f"10.{region}.{z}.{s + ip_base}",
+                ids.append(b.add_dev(region=region, zone=z, ip=f"127.{region}.{z}.{s + ip_base}",
                                      port=6200, device=f"sd{chr(97 + d)}", weight=weight))
     return ids
 
@@ -72,9 +72,9 @@ def assert_distinct_zones(b: RingBuilder) -> None:
 
 
 def test_parse_add_value_full_form() -> None:
-    got = parse_add_value("r2z3-10.0.0.1:6200R10.1.0.1:6300/sdb1_fast disk")
-    assert got == {"region": 2, "zone": 3, "ip": "10.0.0.1", "port": 6200,
-                   "replication_ip": "10.1.0.1", "replication_port": 6300,
+    got = parse_add_value("r2z3-127.0.0.1:6200R127.1.0.1:6300/sdb1_fast disk")
+    assert got == {"region": 2, "zone": 3, "ip": "127.0.0.1", "port": 6200,
+                   "replication_ip": "127.1.0.1", "replication_port": 6300,
                    "device": "sdb1", "meta": "fast disk"}
 
 
@@ -121,8 +121,8 @@ def test_parse_search_value_rejects(bad: str) -> None:
 
 
 def test_parse_change_value() -> None:
-    assert parse_change_value("10.0.0.2:6300R10.9.0.2:7300/sdc1_new") == {
-        "ip": "10.0.0.2", "port": 6300, "replication_ip": "10.9.0.2",
+    assert parse_change_value("127.0.0.2:6300R127.9.0.2:7300/sdc1_new") == {
+        "ip": "127.0.0.2", "port": 6300, "replication_ip": "127.9.0.2",
         "replication_port": 7300, "device": "sdc1", "meta": "new"}
     assert parse_change_value(":6301") == {"port": 6301}
     assert parse_change_value("_meta only") == {"meta": "meta only"}
@@ -355,7 +355,7 @@ def test_unbalanceable_zone_weights_use_overload() -> None:
     b = RingBuilder(10, 3, 1)
     for z, w in ((1, 100), (2, 100), (3, 50)):
         for d in range(2):
-            b.add_dev(region=1, zone=z, ip=f"10.0.{z}.1", port=6200, device=f"d{d}", weight=w)
+            b.add_dev(region=1, zone=z, ip=f"127.0.{z}.1", port=6200, device=f"d{d}", weight=w)
     # without overload, weight wins (like Swift): some partitions get two replicas in a zone
     b.rebalance(seed=1)
     b.validate()
@@ -405,7 +405,7 @@ def test_search_and_list_parts() -> None:
     b = make_builder(part_power=8)
     assert len(b.search_devs({"zone": 1})) == 4
     assert [d.id for d in b.search_devs(parse_search_value("d3"))] == [3]
-    assert b.search_devs({"ip": "10.1.1.0", "device": "sda"})[0].zone == 1
+    assert b.search_devs({"ip": "127.1.1.0", "device": "sda"})[0].zone == 1
     b.rebalance(seed=1)
     parts = b.list_parts([0, 1])
     assert sum(n for _p, n in parts) == int(b.dev_parts()[[0, 1]].sum())
@@ -414,10 +414,10 @@ def test_search_and_list_parts() -> None:
 
 def test_set_dev_info() -> None:
     b = make_builder(part_power=6)
-    new = b.set_dev_info(0, {"ip": "10.9.9.9", "port": 7000, "meta": "moved"})
-    assert (new.ip, new.port, new.meta) == ("10.9.9.9", 7000, "moved")
+    new = b.set_dev_info(0, {"ip": "127.9.9.9", "port": 7000, "meta": "moved"})
+    assert (new.ip, new.port, new.meta) == ("127.9.9.9", 7000, "moved")
     with pytest.raises(DeviceError, match="already uses"):
-        b.set_dev_info(1, {"ip": "10.9.9.9", "port": 7000, "device": new.device})
+        b.set_dev_info(1, {"ip": "127.9.9.9", "port": 7000, "device": new.device})
 
 
 def test_get_ring_round_trips_through_ring_file(tmp_path) -> None:

@@ -39,7 +39,7 @@ def add_cluster(run: Run, zones: int = 5, per_zone: int = 4) -> None:
     args = []
     for z in range(1, zones + 1):
         for d in range(per_zone):
-            args += [f"r1z{z}-10.0.{z}.{d % 2}:6200/sd{chr(97 + d)}", "100"]
+            args += [f"r1z{z}-127.0.{z}.{d % 2}:6200/sd{chr(97 + d)}", "100"]
     assert run("add", *args) == 0, run.err
 
 
@@ -90,7 +90,7 @@ def test_create_refuses_to_overwrite(run: Run) -> None:
 def test_add_pairs_and_options(run: Run) -> None:
     run("create", "6", "3", "1")
     assert run("add", "r1z1-127.0.0.1:6200/sdb1_fast", "100",
-               "r1z2-127.0.0.1:6201R10.0.0.1:7000/sdb2", "50") == 0
+               "r1z2-127.0.0.1:6201R127.0.0.1:7000/sdb2", "50") == 0
     assert "got id 0" in run.out and "got id 1" in run.out
     assert run("add", "--region", "2", "--zone", "3", "--ip", "127.0.0.3", "--port", "6202",
                "--device", "sdb3", "--weight", "25", "--meta", "m") == 0
@@ -106,7 +106,7 @@ def test_rebalance_writes_builder_and_ring(balanced: Run) -> None:
     assert ring.part_power == 10 and len(ring.replica2part2dev) == 3
     assert balanced() == 0
     assert "is up-to-date" in balanced.out
-    assert "Devices:" in balanced.out and "10.0.1.0:6200" in balanced.out
+    assert "Devices:" in balanced.out and "127.0.1.0:6200" in balanced.out
 
 
 def test_rebalance_within_min_part_hours_warns(balanced: Run) -> None:
@@ -140,7 +140,7 @@ def test_validate(balanced: Run) -> None:
 
 def test_search(balanced: Run) -> None:
     assert balanced("search", "z2") == 0
-    assert balanced.out.count("10.0.2.") == 8  # ip and replication ip of 4 devices
+    assert balanced.out.count("127.0.2.") == 8  # ip and replication ip of 4 devices
     assert balanced("search", "d99") == 2
     assert "No matching devices" in balanced.err
 
@@ -157,7 +157,7 @@ def test_dispersion(balanced: Run) -> None:
     assert balanced("dispersion") == 0
     assert balanced.out.startswith("Dispersion is 0.000000")
     assert balanced("dispersion", "-v") == 0
-    assert "r1z1-10.0.1.0/sda" in balanced.out and "Max" in balanced.out
+    assert "r1z1-127.0.1.0/sda" in balanced.out and "Max" in balanced.out
 
 
 def test_set_weight_and_remove(balanced: Run) -> None:
@@ -183,10 +183,10 @@ def test_multiple_matches_need_yes(balanced: Run) -> None:
 
 
 def test_set_info(balanced: Run) -> None:
-    assert balanced("set_info", "d0", "10.9.9.9:6300/sdz_new") == 0
-    assert "is now d0r1z1-10.9.9.9:6300" in balanced.out
+    assert balanced("set_info", "d0", "127.9.9.9:6300/sdz_new") == 0
+    assert "is now d0r1z1-127.9.9.9:6300" in balanced.out
     dev = load_builder(balanced.path).devs[0]
-    assert (dev.ip, dev.port, dev.device, dev.meta) == ("10.9.9.9", 6300, "sdz", "new")
+    assert (dev.ip, dev.port, dev.device, dev.meta) == ("127.9.9.9", 6300, "sdz", "new")
 
 
 def test_set_overload_min_part_hours_replicas(balanced: Run) -> None:
@@ -248,14 +248,14 @@ def test_corrupt_builder(balanced: Run) -> None:
     ("add", "r1z1-127.0.0.1:6200/sdb1"),
     ("add", "r1z1-127.0.0.1:6200/sdb9", "heavy"),
     ("add", "r1z1-127.0.0.1:6200/sdb9", "-5"),
-    ("add", "r1z1-10.0.1.0:6200/sda", "100"),  # already in the ring
+    ("add", "r1z1-127.0.1.0:6200/sda", "100"),  # already in the ring
     ("add", "--zone", "1", "--ip", "127.0.0.1"),
     ("remove", "d99"),
     ("remove", "q!"),
     ("set_weight", "d99", "10"),
     ("set_weight", "d0", "x"),
     ("set_weight", "d0"),
-    ("set_info", "d99", "10.0.0.1:6200"),
+    ("set_info", "d99", "127.0.0.1:6200"),
     ("set_info", "d0", "!!"),
     ("set_overload", "-1"),
     ("set_overload", "lots"),
@@ -359,7 +359,7 @@ class _Tty(io.StringIO):
 
 def test_progress_on_a_terminal(balanced: Run) -> None:
     balanced("pretend_min_part_hours_passed")
-    balanced("add", "r1z1-10.0.1.9:6200/sdz", "100")
+    balanced("add", "r1z1-127.0.1.9:6200/sdz", "100")
     err = _Tty()
     assert main([str(balanced.path), "rebalance", "--seed", "3"], out=io.StringIO(),
                 err=err) in (0, 1)

@@ -31,7 +31,7 @@ def build(devs: list[tuple[int, int, int, float]], part_power: int, replicas: fl
           overload: float = 0.0) -> RingBuilder:
     b = RingBuilder(part_power, replicas, 1, overload)
     for i, (region, zone, server, weight) in enumerate(devs):
-        b.add_dev(region=region, zone=zone, ip=f"10.{region}.{zone}.{server}", port=6200,
+        b.add_dev(region=region, zone=zone, ip=f"127.{region}.{zone}.{server}", port=6200,
                   device=f"d{i}", weight=weight)
     return b
 
@@ -114,7 +114,7 @@ def test_adding_a_device_moves_at_most_its_share(devs: list[tuple[int, int, int,
     b.pretend_min_part_hours_passed()
     before = b.table.copy()
     old_plan = b.replica_plan().plan_max
-    dev_id = b.add_dev(region=1, zone=zone, ip="10.99.99.99", port=6200, device="new",
+    dev_id = b.add_dev(region=1, zone=zone, ip="127.99.99.99", port=6200, device="new",
                        weight=new_weight)
     # if the new weights change how many replicas a tier may hold, dispersion moves
     # partitions too (as in Swift); this property is about moves for weight alone
@@ -138,12 +138,12 @@ def test_min_part_hours_is_honoured(devs: list[tuple[int, int, int, float]],
     b = build(devs, 8, 3.0)
     b.rebalance(seed=seed)
     b.pretend_min_part_hours_passed()
-    b.add_dev(region=1, zone=1, ip="10.99.99.99", port=6200, device="new", weight=200)
+    b.add_dev(region=1, zone=1, ip="127.99.99.99", port=6200, device="new", weight=200)
     first = b.table.copy()
     b.rebalance(seed=seed + 1)
     moved_once = (first != b.table).any(axis=0)
     second = b.table.copy()
-    b.add_dev(region=1, zone=2, ip="10.99.99.98", port=6200, device="new2", weight=200)
+    b.add_dev(region=1, zone=2, ip="127.99.99.98", port=6200, device="new2", weight=200)
     b.rebalance(seed=seed + 2)
     moved_twice = (second != b.table).any(axis=0) & moved_once
     assert not moved_twice.any()
@@ -167,7 +167,7 @@ def test_any_sequence_of_changes_keeps_the_ring_valid(
     for step, (op, pick, weight) in enumerate(ops):
         live = [d.id for d in b.iter_devs() if d.id not in b.remove_devs]
         if op == "add":
-            b.add_dev(region=1, zone=1 + pick % 6, ip=f"10.77.{step}.{pick % 3}", port=6200,
+            b.add_dev(region=1, zone=1 + pick % 6, ip=f"127.77.{step}.{pick % 3}", port=6200,
                       device=f"n{step}", weight=weight or 100.0)
         elif op == "remove" and len(live) > 4:
             b.remove_dev(live[pick % len(live)])

@@ -28,7 +28,7 @@ def devices(regions: int, zones: int, servers: int, per_server: int) -> list[dic
         for z in range(1, zones + 1):
             for s in range(servers):
                 for d in range(per_server):
-                    ip = f"10.{r}.{z}.{s}"
+                    ip = f"127.{r}.{z}.{s}"
                     out.append({"id": len(out), "region": r, "zone": z, "ip": ip,
                                 "port": 6200, "device": f"sd{d}", "weight": 1.0, "meta": "",
                                 "replication_ip": ip, "replication_port": 6200})
@@ -322,7 +322,7 @@ def test_ring_written_by_the_builder(tmp_path: Path) -> None:
         for z in (1, 2, 3):
             for s in (1, 2):
                 for d in (1, 2):
-                    builder.add_dev(region=r, zone=z, ip=f"10.{r}.{z}.{s}", port=6200,
+                    builder.add_dev(region=r, zone=z, ip=f"127.{r}.{z}.{s}", port=6200,
                                     device=f"sd{d}", weight=100.0)
     builder.rebalance(seed=3)
     data = builder.get_ring()

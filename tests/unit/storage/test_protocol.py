@@ -45,9 +45,9 @@ def test_parse_path() -> None:
 
 
 def test_split_hosts() -> None:
-    h = {"x-container-host": "127.0.0.1:6201, 10.0.0.2:6211", "x-container-partition": "7",
+    h = {"x-container-host": "127.0.0.1:6201, 127.0.0.2:6211", "x-container-partition": "7",
          "x-container-device": "d1,d2"}
     assert split_hosts(h, "x-container-host", "x-container-partition", "x-container-device") == \
-        [("127.0.0.1", 6201, "7", "d1"), ("10.0.0.2", 6211, "7", "d2")]
+        [("127.0.0.1", 6201, "7", "d1"), ("127.0.0.2", 6211, "7", "d2")]
     h["x-container-device"] = "d1"
     assert split_hosts(h, "x-container-host", "x-container-partition", "x-container-device") == []
