@@ -13,11 +13,11 @@ Servers call ``setsid()`` themselves, so they are stopped by their recorded pids
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -194,5 +194,5 @@ def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=1) as r:
             return int(r.status) == 200
-    except (OSError, urllib.error.URLError):
+    except (OSError, http.client.HTTPException):
         return False

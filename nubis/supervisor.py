@@ -10,6 +10,7 @@ process whose pid file names a live ``nubis daemon`` is left alone.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
@@ -221,7 +222,9 @@ def health_ok(proc: Process, timeout: float = 1.0) -> bool:
     """Return whether ``proc`` answers ``GET /healthcheck`` over HTTP.
 
     A 2xx is healthy; a 4xx also counts (the server is up and answering HTTP but
-    has no health route); 5xx and no answer are not.
+    has no health route); 5xx, no answer and a garbled answer are not (a poll of a
+    port nobody listens on yet can even be connected to itself by the kernel and
+    read back its own request line).
     """
     url = proc.health_url
     if url is None:
@@ -231,7 +234,7 @@ def health_ok(proc: Process, timeout: float = 1.0) -> bool:
             return int(resp.status) < 500
     except urllib.error.HTTPError as exc:
         return int(exc.code) < 500
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 

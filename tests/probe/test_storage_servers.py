@@ -23,16 +23,12 @@ import pytest
 import uvloop
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 
+from tests.ports import free_port
+
 pytestmark = pytest.mark.probe
 
 HOST = "127.0.0.1"
 KINDS = ("object", "container", "account")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Node:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import tomllib
 from pathlib import Path
 
 from nubis import defaults
 from nubis.settings import load_config
-from nubis.supervisor import Process, Supervisor, plan
+from nubis.supervisor import Process, Supervisor, health_ok, plan
+from tests.ports import free_port
 
 
 def test_default_config_round_trips(tmp_path: Path) -> None:
@@ -61,3 +64,22 @@ def test_stale_pid_file_is_not_running(tmp_path: Path) -> None:
     sup.pid_file(proc).write_text("1\n")  # pid 1 is not a nubis daemon
     assert sup.read_pid(proc) is None
     assert sup.stop(proc) is False and not sup.pid_file(proc).exists()
+
+
+def test_garbled_health_answer_is_unhealthy_not_a_crash() -> None:
+    """A poll the kernel connected to itself reads back ``GET /healthcheck``."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", free_port()))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+
+        def echo_request_line() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"GET /healthcheck HTTP/1.1\r\n\r\n")
+
+        t = threading.Thread(target=echo_request_line, daemon=True)
+        t.start()
+        assert health_ok(Process("proxy", None, "127.0.0.1", port)) is False
+        t.join(5)

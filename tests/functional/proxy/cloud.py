@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,48 +14,37 @@ from pathlib import Path
 
 from nubis import defaults
 from nubis.settings import Config, load_config
+from tests.ports import free_block
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def other_server_ports() -> dict[str, int]:
-    """Return a free port for every other registered server daemon with a ``port``."""
+def other_server_sections() -> list[str]:
+    """Return the config sections of every other registered server with a ``port``."""
     from nubis.registry import DAEMONS
-    from nubis.settings import Config
     from nubis.supervisor import PER_NODE
 
-    out: dict[str, int] = {}
     base = Config()
+    out: list[str] = []
     for name, spec in DAEMONS.items():
         section = name.replace("-", "_")
         if spec.kind != "server" or name in PER_NODE or name == "proxy":
             continue
         if hasattr(getattr(base, section, None), "port"):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                out[section] = s.getsockname()[1]
+            out.append(section)
     return out
 
 
-def free_ports() -> defaults.Ports:
-    """Pick a proxy port and a storage base (4 nodes x 3 ports at base + 10i + k)."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 100)
-        wanted = [base + 10 * i + k for i in range(defaults.NODE_COUNT) for k in range(3)]
-        proxy = base + 90
-        if all(_port_free(p) for p in [*wanted, proxy]):
-            return defaults.Ports(proxy=proxy, object=base, container=base + 1,
-                                  account=base + 2)
-    raise RuntimeError("no free port range found")
+def free_ports() -> tuple[defaults.Ports, dict[str, int]]:
+    """Pick one free block: storage (4 nodes x 3 ports at base + 10i + k), proxy, others.
+
+    Returns:
+        The storage and proxy ports, and a port per other server section.
+    """
+    others = other_server_sections()
+    storage = 10 * defaults.NODE_COUNT
+    base = free_block(storage + 1 + len(others))
+    ports = defaults.Ports(proxy=base + storage, object=base, container=base + 1,
+                           account=base + 2)
+    return ports, {name: base + storage + 1 + i for i, name in enumerate(others)}
 
 
 def nubis(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -106,9 +93,9 @@ class Cloud:
 
 def start_cloud(state: Path, proxy_workers: int = 1) -> Cloud:
     """Write a config with free ports into ``state`` and run ``nubis up``."""
-    ports = free_ports()
+    ports, others = free_ports()
     defaults.write_default_config(state / "nubis.toml", state, ports, proxy_workers,
-                                  other_server_ports())
+                                  others)
     cloud = Cloud(state, load_config(state / "nubis.toml"))
     proc = cloud.up()
     if proc.returncode != 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,8 @@ from nubis.common.httpclient import (
     HTTPClient,
 )
 from nubis.common.httpserver import HTTPServer, Request, Response
+
+from tests.ports import free_port
 
 HOST = "127.0.0.1"
 
@@ -110,10 +111,7 @@ def test_errors_and_timeouts() -> None:
     async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
         with pytest.raises(ClientTimeoutError):
             await client.fetch(HOST, port, "GET", "/slow", timeout=0.2)
-        s = socket.socket()
-        s.bind((HOST, 0))
-        free = s.getsockname()[1]
-        s.close()
+        free = free_port()
         with pytest.raises(ConnectError):
             await client.fetch(HOST, free, "GET", "/")
     uvloop.run(with_server(scenario))
