@@ -6,11 +6,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import openstack
 import pytest
 
 from tests.functional.proxy.cloud import Cloud, start_cloud
-
-openstack = pytest.importorskip("openstack")
 
 
 @pytest.fixture(scope="module")
