@@ -21,11 +21,16 @@ What differs (printed with the table):
   ``update_timeout``; the queue retries later if the container server is
   down); Swift sends each update over a new TCP connection and falls back to an
   async pending file on failure;
-* the nubis proxy does not hash streamed PUT bodies (> 256 KiB); like Swift's,
-  its object servers compute the MD5 (and check a client ETag) and the proxy
-  requires a quorum of nodes agreeing on it;
+* the nubis proxy buffers PUT bodies up to 2 MiB (within a per-worker memory
+  budget), computes their MD5 once and sends it with an xxh3-64 of the body:
+  each object server checks the body against the xxh3 and stores that MD5 as
+  the ETag (Swift's object servers each compute the MD5); bigger bodies stream
+  with 100-continue and, as in Swift, the object servers hash them and the
+  proxy requires a quorum of nodes agreeing on the MD5;
 * the nubis proxy keeps pooled keep-alive backend connections; Swift opens a new
   TCP connection for every backend request.
+* every nubis server (proxy included) runs on nubis' own asyncio HTTP/1.1 server
+  (uvloop + httptools); Swift's run on eventlet's WSGI server.
 * both proxies run ``--proxy-workers`` workers (default 1, Swift's SAIO
   setting; on this 2-core box one nubis proxy worker measured as fast as two
   for 4 KiB and faster for 1 MiB); every storage server runs one worker / one
@@ -152,9 +157,10 @@ def measure(system: str, auth_url: str, user: str, key: str,
 class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
 
-    def __init__(self, root: Path, proxy_workers: int) -> None:
+    def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi") -> None:
         self.state = root / "nubis"
         self.proxy_workers = proxy_workers
+        self.frontend = frontend
         self.port = 0
 
     def start(self) -> str:
@@ -172,6 +178,9 @@ class NubisAIO:
         others = {k: v for k, v in others.items() if _has_port(k)}
         defaults.write_default_config(self.state / "nubis.toml", self.state, ports,
                                       self.proxy_workers, others)
+        conf = self.state / "nubis.toml"
+        conf.write_text(conf.read_text().replace(
+            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1))
         self.port = ports.proxy
         r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
                             str(self.state)], capture_output=True, text=True, timeout=180,
@@ -263,6 +272,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", choices=("nubis", "swift"), help="measure one system")
     ap.add_argument("--proxy-workers", type=int, default=1,
                     help="proxy workers (the same number for nubis and Swift)")
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+                    help="nubis proxy front end ([proxy] frontend)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--rounds", type=int, default=2,
                     help="alternating measurement rounds per system (best counts)")
@@ -273,7 +284,8 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="nubis-bench-", dir=os.environ.get("NUBIS_BENCH_DIR")))
     rows: list[Row] = []
     ceilings: list[float] = []
-    nubis = NubisAIO(root, args.proxy_workers) if args.only in (None, "nubis") else None
+    nubis = (NubisAIO(root, args.proxy_workers, args.frontend)
+             if args.only in (None, "nubis") else None)
     swift = (SwiftAIO(root / "swift", 0, args.proxy_workers)
              if args.only in (None, "swift") else None)
     try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import falcon
 import falcon.asgi
+import sqlalchemy as sa
 from nubis.api.auth import FalconAuthMiddleware
-from nubis.api.errors import install_keystone_errors
+from nubis.api.errors import install_keystone_errors, keystone_body
 from nubis.api.identity import handlers as h
 from nubis.api.identity import schema
 from nubis.api.identity.authn import Authenticator
@@ -22,6 +24,7 @@ from nubis.common.db import migrate
 VERSION_ID = "v3.14"
 VERSION_UPDATED = "2020-04-07T00:00:00Z"
 MEDIA_TYPE = "application/vnd.openstack.identity-v3+json"
+LOG = logging.getLogger("nubis.api")
 
 
 def version_doc(url: str) -> dict[str, Any]:
@@ -80,8 +83,23 @@ def create_app(prefix: str, services: ApiServices) -> falcon.asgi.App[Any, Any]:
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_keystone_errors(app, f'Keystone uri="{public}"')
+    app.add_error_handler(sa.exc.DataError, on_unstorable_value)
     add_routes(app, prefix, ctx)
     return app
+
+
+async def on_unstorable_value(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                              ex: sa.exc.DataError, params: dict[str, Any]) -> None:
+    """Answer 400 for a path or query value the database refuses to compare or store.
+
+    PostgreSQL rejects what SQLite takes (a NUL character, a string longer than
+    its column); that is the client's input, not a server fault.
+    """
+    LOG.info("refused a value on %s %s: %s", req.method, req.path, ex.orig)
+    resp.status = 400
+    resp.content_type = "application/json"
+    resp.data = keystone_body(400, "Bad Request", "Invalid input: a value in the request "
+                              "cannot be stored (NUL character or too long).")
 
 
 def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, ctx: IdentityContext) -> None:

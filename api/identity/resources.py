@@ -71,12 +71,33 @@ def check_json_text(doc: Any) -> None:
 
     A JSON escape of a lone surrogate decodes to text that neither the database
     nor the response encoder can store, so it is rejected here, once for every
-    identity request body (the rules live in :mod:`nubis.common.jsonbody`).
+    identity request body (the rules live in :mod:`nubis.common.jsonbody`), as is a
+    NUL character, which PostgreSQL text cannot hold.
     """
     try:
         check_document(doc)
     except JSONBodyError as exc:
         raise BadRequestError(f"{exc}.") from None
+    if _has_nul(doc):
+        raise BadRequestError("Invalid input: strings cannot contain NUL characters.")
+
+
+def _has_nul(doc: Any) -> bool:
+    """Tell whether any string (key or value) in ``doc`` holds a NUL character.
+
+    PostgreSQL text cannot hold one, so the same body is refused on every backend.
+    """
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            return True
+    return False
 
 
 def auth_of(req: Req) -> AuthContext:
@@ -154,9 +175,18 @@ def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
         elif value is None and kind == "id":
             values[name] = None
         else:
-            limit = 65535 if kind == "text" else 255
+            limit = 65535 if kind == "text" else _id_limit(name) if kind == "id" else 255
             values[name] = views.text(obj, name, max_len=limit, allow_empty=kind == "text")
     return values
+
+
+def _id_limit(name: str) -> int:
+    """Return the longest value of reference field ``name`` (its column's width).
+
+    Entity ids are at most 64 characters as in Keystone's schema (PostgreSQL
+    enforces the column width SQLite ignores); region ids are free-form names.
+    """
+    return schema.NAME if "region" in name else schema.ID
 
 
 #: Keystone's limits on project/domain tags.

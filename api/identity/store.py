@@ -19,11 +19,14 @@ from nubis.api.errors import BadRequestError, ConflictError, ForbiddenError, not
 from nubis.api.identity import schema as s
 from nubis.api.identity.passwords import PasswordHasher
 from nubis.api.revoke import RevocationEvent, RevocationList, prune_events, record_event
+from nubis.common.db import advisory_lock
 from sqlalchemy.engine import Connection, Engine
 
 Row = dict[str, Any]
 
 DEFAULT_DOMAIN_ID = "default"
+#: Advisory lock key serializing revocation-event writers on PostgreSQL ("revoke").
+REVOCATION_LOCK = 0x7265766F6B65
 
 
 def new_id() -> str:
@@ -55,6 +58,9 @@ class StoreBase:
 
     def revoke(self, conn: Connection, **fields: str | None) -> None:
         """Record a revocation event for tokens issued up to now (and prune dead events)."""
+        # Verifiers poll "id > last seen": event ids must become visible in id order,
+        # which PostgreSQL's sequences alone do not promise across transactions.
+        advisory_lock(conn, REVOCATION_LOCK)
         now = self.clock()
         event = RevocationEvent(issued_before=now, **fields)
         prune_events(conn, now - self.max_token_life - 60)

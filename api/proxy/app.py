@@ -3,7 +3,10 @@
 One sink receives every request: it splits the raw path into version /
 account / container / object, authenticates (token chain or TempURL), calls
 the right controller and turns whatever it returns or raises into a response.
-That last step is the only place exceptions become HTTP answers.
+That last step (:meth:`ProxyApp.respond`) is the only place exceptions become
+HTTP answers. The proxy daemon serves this core with nubis' own HTTP server
+(:mod:`nubis.api.proxy.native`); :func:`build_app` wraps it as a Falcon ASGI
+app for ASGI servers and tools.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +69,7 @@ class ProxyApp:
         """Handle any request (Falcon sink)."""
         assert resp is not None
         started = time.monotonic()
-        ctx: Ctx | None = None
-        try:
-            ctx = self._context(req)
-            result = await self.dispatch(ctx)
-        except Exception as exc:
-            if isinstance(exc, ClientDisconnectError):
-                log.info("client disconnected: %s %s", req.method, req.path)
-            status, headers, body = error_response(exc)
-            result = Resp(status, headers, body)
+        result, ctx = await self.respond(lambda: self._context(req))
         self._send(req, resp, result, ctx)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s %s %.1fms", req.method, req.path, result.status,
@@ -84,6 +79,22 @@ class ProxyApp:
         scope = req.scope
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+
+        def body(length: int | None) -> Body:
+            return Body(req._first_event, req._receive, length,
+                        self.state.conf.client_timeout)
+
+        return self.make_context(req.method, raw_path.decode("latin-1"),
+                                 scope.get("query_string", b""), headers, body)
+
+    def make_context(self, method: str, raw_path: str, raw_query: bytes,
+                     headers: dict[str, str], body: Callable[[int | None], Body]) -> Ctx:
+        """Check a request's head and build its :class:`Ctx` (any front-end).
+
+        ``body(length)`` makes the body reader; it is only called for
+        requests that may carry a body.
+        """
         length: int | None = None
         if "content-length" in headers and "transfer-encoding" not in headers:
             try:
@@ -94,18 +105,16 @@ class ProxyApp:
                 # Answer before anything reads the body (which sends 100 Continue).
                 raise HTTPError(413, "Your request is too large.")
         check_client_timestamp(headers.get("x-timestamp"))
-        method = req.method.upper()
+        method = method.upper()
         if method in _BODY_METHODS or length:
-            body = Body(req._first_event, req._receive, length,
-                        self.state.conf.client_timeout)
+            reader = body(length)
         else:
-            body = Body(None, None, 0, self.state.conf.client_timeout)
+            reader = Body(None, None, 0, self.state.conf.client_timeout)
         try:
-            query = parse_query(scope.get("query_string", b""))
+            query = parse_query(raw_query)
         except UnicodeDecodeError:
             raise HTTPError(400, "Invalid UTF8 in query string") from None
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        return Ctx(self.state, method, raw_path.decode("latin-1"), query, headers, body)
+        return Ctx(self.state, method, raw_path, query, headers, reader)
 
     async def dispatch(self, ctx: Ctx) -> Resp:
         """Route a request to its controller."""
@@ -178,15 +187,35 @@ class ProxyApp:
         ctx.tempurl = tu
         ctx.identity = None
 
-    def _send(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, result: Resp,
-              ctx: Ctx | None) -> None:
-        resp.status = result.status
+    async def respond(self, make_ctx: Callable[[], Ctx]) -> tuple[Resp, Ctx | None]:
+        """Run one request; every exception becomes an error response here."""
+        ctx: Ctx | None = None
+        try:
+            ctx = make_ctx()
+            result = await self.dispatch(ctx)
+        except Exception as exc:
+            if isinstance(exc, ClientDisconnectError):
+                log.info("client disconnected: %s %s", ctx.method if ctx else "-",
+                         ctx.path if ctx else "-")
+            status, headers, body = error_response(exc)
+            result = Resp(status, headers, body)
+        return result, ctx
+
+    @staticmethod
+    def final_headers(result: Resp, ctx: Ctx | None) -> dict[str, str]:
+        """Return the response headers with the transaction id and a Content-Type."""
         headers = dict(result.headers)
         if ctx is not None:
             headers["X-Trans-Id"] = ctx.trans_id
             headers["X-Openstack-Request-Id"] = ctx.trans_id
         if "Content-Type" not in headers and result.status not in (204, 304):
             headers["Content-Type"] = "text/html; charset=UTF-8"
+        return headers
+
+    def _send(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, result: Resp,
+              ctx: Ctx | None) -> None:
+        resp.status = result.status
+        headers = self.final_headers(result, ctx)
         body = result.body
         if isinstance(body, bytes):
             if req.method == "HEAD" and "Content-Length" not in headers:
@@ -241,6 +270,17 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
               hash_prefix: str, hash_suffix: str,
               extra_verifiers: list[TokenVerifier] | None = None) -> Any:
     """Build the proxy's ASGI app for one worker."""
+    proxy = build_proxy(conf, ta_conf, ring_dir, hash_prefix, hash_suffix, extra_verifiers)
+    app = falcon.asgi.App(media_type="text/plain")
+    app.req_options.strip_url_path_trailing_slash = False
+    app.add_sink(proxy.sink, prefix="/")
+    return TooLargeGuard(app, proxy.state.limits.max_file_size)
+
+
+def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
+                hash_prefix: str, hash_suffix: str,
+                extra_verifiers: list[TokenVerifier] | None = None) -> ProxyApp:
+    """Build the front-end-independent request handling of one worker."""
     limits = Limits(max_file_size=conf.max_file_size)
     client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)
     rings = Rings(ring_dir, hash_prefix, hash_suffix)
@@ -253,11 +293,7 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
         verifiers.append(tempauth)
     verifiers.extend(extra_verifiers or [])
     state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth)
-    proxy = ProxyApp(state, info_document(conf, limits, tempauth is not None))
-    app = falcon.asgi.App(media_type="text/plain")
-    app.req_options.strip_url_path_trailing_slash = False
-    app.add_sink(proxy.sink, prefix="/")
-    return TooLargeGuard(app, limits.max_file_size)
+    return ProxyApp(state, info_document(conf, limits, tempauth is not None))
 
 
 #: Longest request header line the proxy accepts (Swift's MAX_HEADER_SIZE).

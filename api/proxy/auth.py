@@ -173,26 +173,50 @@ def parse_acl(value: str | None) -> tuple[list[str], list[str]]:
     return referrers, groups
 
 
-def clean_acl(value: str) -> str:
-    """Validate and normalise an ACL header value (400 on garbage)."""
+_REFERRER_KINDS = (".r", ".ref", ".referer", ".referrer")
+
+
+def clean_acl(value: str, name: str = "x-container-read") -> str:
+    """Validate and normalise an ACL header's value (Swift's clean_acl; 400 on garbage).
+
+    Referrers (``.r:``) are refused in write ACLs; ``.r:`` needs a host or
+    domain (``*.example.com`` becomes ``.example.com``); a dot-designation
+    other than ``.r``/``.rlistings`` is unknown. Stricter than Swift: a bare
+    unknown dot-word (``.bogus``) is refused instead of kept as a group name.
+    """
+    write = "write" in name.lower()
     out: list[str] = []
     for item in (v.strip() for v in value.split(",")):
         if not item:
             continue
-        if item.startswith("."):
-            kind, _, rest = item.partition(":")
-            if kind in (".r", ".ref", ".referer", ".referrer"):
-                if not rest.strip() or rest.strip() == "-":
-                    raise HTTPError(400, f"No host/domain value after referrer "
-                                         f"designation in ACL: {item!r}")
-                out.append(".r:" + rest.strip())
-            elif item == ".rlistings":
-                out.append(item)
-            else:
-                raise HTTPError(400, f"Unknown designator {kind!r} in ACL: {item!r}")
-        else:
+        if ":" not in item:
+            if item.startswith(".") and item != ".rlistings":
+                raise HTTPError(400, f"Unknown designator {item!r} in ACL: {item!r}")
             out.append(item)
+            continue
+        first, second = (v.strip() for v in item.split(":", 1))
+        if not first.startswith("."):
+            out.append(item)
+        elif first in _REFERRER_KINDS:
+            if write:
+                raise HTTPError(400, f"Referrers not allowed in write ACL: {item!r}")
+            out.append(".r:" + _clean_referrer(item, second))
+        else:
+            raise HTTPError(400, f"Unknown designator {first!r} in ACL: {item!r}")
     return ",".join(out)
+
+
+def _clean_referrer(item: str, host: str) -> str:
+    """Return a referrer designation's normalised host part (400 when empty)."""
+    negate = host.startswith("-")
+    if negate:
+        host = host[1:].strip()
+    if host and host != "*" and host.startswith("*"):
+        host = host[1:].strip()
+    if not host or host == ".":
+        raise HTTPError(400, "No host/domain value after referrer designation in ACL: "
+                             f"{item!r}")
+    return ("-" if negate else "") + host
 
 
 def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:

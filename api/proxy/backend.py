@@ -126,11 +126,26 @@ class Backend:
     """Per-worker access to the storage nodes."""
 
     def __init__(self, client: HTTPClient, rings: Rings, *, node_timeout: float,
-                 max_handoffs: int) -> None:
+                 max_handoffs: int, buffer_budget: int = 64 << 20) -> None:
         self.client = client
         self.rings = rings
         self.node_timeout = node_timeout
         self.max_handoffs = max_handoffs
+        #: Bytes of upload bodies this worker may hold in memory at once;
+        #: past it, uploads stream instead of being buffered.
+        self.buffer_budget = buffer_budget
+        self.buffered = 0
+
+    def reserve_buffer(self, size: int) -> bool:
+        """Account ``size`` bytes of a buffered upload; False when over the budget."""
+        if self.buffered + size > self.buffer_budget:
+            return False
+        self.buffered += size
+        return True
+
+    def release_buffer(self, size: int) -> None:
+        """Give back what :meth:`reserve_buffer` took."""
+        self.buffered -= size
 
     def handoffs(self, ring: RingLike, part: int) -> Iterator[Node]:
         """Yield at most ``max_handoffs`` handoff nodes."""

@@ -12,6 +12,13 @@ def _groups_ok(value: list[str]) -> str | None:
     return f"bad group name {bad[0]!r}" if bad else None
 
 
+def _frontend_ok(value: str) -> str | None:
+    return None if value in FRONTENDS else f"must be one of {', '.join(FRONTENDS)}"
+
+
+FRONTENDS = ("asgi", "native")
+
+
 @dataclass(frozen=True)
 class TempAuthUser:
     """One tempauth user: ``"account:user" = { key = "...", groups = [...] }``."""
@@ -44,6 +51,10 @@ class ProxyConfig:
     bind_ip: str = ""
     port: int = field(default=8080, metadata=check(port))
     workers: int = field(default=1, metadata=check(positive))
+    #: ``"asgi"``: the Falcon ASGI app on uvicorn + uvloop; ``"native"``: the same
+    #: proxy on nubis' own HTTP server (one write per response, less CPU per request;
+    #: see the README's object store benchmark).
+    frontend: str = field(default="asgi", metadata=check(_frontend_ok))
     #: Seconds to connect to a storage node.
     conn_timeout: float = field(default=2.0, metadata=check(positive))
     #: Seconds a storage node may take to answer or to accept/produce a chunk.

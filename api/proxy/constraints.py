@@ -7,6 +7,7 @@ and wording Swift uses, so clients see the same answers they would from Swift.
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -83,6 +84,82 @@ def check_object_name(name: str, limits: Limits) -> None:
 def _check_utf8_name(name: str) -> None:
     if "\x00" in name or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
         raise HTTPError(412, "Invalid UTF8 or contains NULL")
+
+
+INVALID_UTF8 = "Invalid UTF8 or contains NULL"
+
+
+def _header_bytes(value: str) -> bytes:
+    """Return a header value's percent-decoded bytes (values arrive as latin-1)."""
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8")
+    return urllib.parse.unquote_to_bytes(raw)
+
+
+def _utf8(data: bytes) -> str:
+    """Decode a name from a header as Swift's check_utf8 would accept it (412 if not)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPError(412, INVALID_UTF8) from None
+    if "\x00" in text:
+        raise HTTPError(412, INVALID_UTF8)
+    return text
+
+
+def check_path_header(value: str, name: str) -> tuple[str, str]:
+    """Split an ``X-Copy-From`` / ``Destination`` value into (container, object).
+
+    Like Swift's ``_check_path_header``: percent-decoded, one optional leading
+    slash, both parts non-empty (the object may contain slashes).
+
+    Raises:
+        HTTPError: 412 when malformed or not valid UTF-8.
+    """
+    path = _header_bytes(value)
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    parts = path.split(b"/", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise HTTPError(412, f"{name} header must be of the form "
+                             "<container name>/<object name>")
+    return _utf8(parts[1]), _utf8(parts[2])
+
+
+def check_account_header(value: str, limits: Limits) -> str:
+    """Return the account named by ``X-Copy-From-Account`` / ``Destination-Account``.
+
+    Raises:
+        HTTPError: 412 when empty, with a slash or not UTF-8; 400 when too long.
+    """
+    raw = _header_bytes(value)
+    if not raw:
+        raise HTTPError(412, "Account name cannot be empty")
+    if b"/" in raw:
+        raise HTTPError(412, "Account name cannot contain slashes")
+    account = _utf8(raw)
+    check_account_name(account, limits)
+    return account
+
+
+def check_object_manifest(value: str) -> None:
+    """Reject an ``X-Object-Manifest`` that is not ``container/prefix`` (Swift's dlo).
+
+    Raises:
+        HTTPError: 400 with Swift's message.
+    """
+    container, sep, prefix = value.partition("/")
+    bad = (not sep or not container or not prefix or "?" in value or "&" in value
+           or prefix.startswith("/"))
+    if not bad:
+        try:
+            _utf8(_header_bytes(value))
+        except HTTPError:
+            bad = True
+    if bad:
+        raise HTTPError(400, "X-Object-Manifest must be in the format container/prefix")
 
 
 def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> None:

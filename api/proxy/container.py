@@ -144,7 +144,7 @@ def _container_meta(ctx: Ctx) -> dict[str, str]:
     meta = meta_headers(ctx.headers, "container")
     for name in ("x-container-read", "x-container-write"):
         if name in ctx.headers:
-            meta[name] = clean_acl(ctx.headers[name])
+            meta[name] = clean_acl(ctx.headers[name], name)
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
     for name in ("x-versions-location", "x-history-location"):

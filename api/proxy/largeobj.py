@@ -33,6 +33,14 @@ from nubis.common.httpclient import ClientResponse
 #: Largest manifest body accepted on PUT.
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 
+SLO_ETAG = "X-Object-Sysmeta-Slo-Etag"
+SLO_SIZE = "X-Object-Sysmeta-Slo-Size"
+#: Stored with the manifest; the object servers put them into the container
+#: update instead of the manifest's own size and ETag (Swift's
+#: ``get_container_update_override_key``).
+OVERRIDE_ETAG = "X-Object-Sysmeta-Container-Update-Override-Etag"
+OVERRIDE_SIZE = "X-Object-Sysmeta-Container-Update-Override-Size"
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -99,24 +107,40 @@ async def slo_put(ctx: Ctx, info: Info) -> Resp:
     stored, errors = await _check_segments(ctx, items)
     if errors:
         raise HTTPError(400, "Errors:\n" + "\n".join(errors))
-    total = sum(_seg_size(s) for s in stored)
-    etag = slo_etag(stored)
     data = json.dumps(stored).encode()
     meta = objects._object_headers(ctx)
     meta["x-static-large-object"] = "True"
-    extra = {
-        "X-Object-Sysmeta-Slo-Etag": etag,
-        "X-Object-Sysmeta-Slo-Size": str(total),
-        "X-Object-Sysmeta-Container-Update-Override-Etag": etag,
-        "X-Object-Sysmeta-Container-Update-Override-Size": str(total),
-        "X-Backend-Container-Update-Override-Etag": etag,
-        "X-Backend-Container-Update-Override-Size": str(total),
-    }
+    extra = manifest_sysmeta(data, stored)
     assert ctx.container is not None and ctx.obj is not None
     resp = await objects.store(ctx, info, ctx.container, ctx.obj, meta,
                                objects._one(data), len(data), None, extra)
-    resp.headers["Etag"] = f'"{etag}"'
+    resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
     return resp
+
+
+def manifest_sysmeta(data: bytes, manifest: list[dict[str, Any]] | None = None
+                     ) -> dict[str, str]:
+    """Return the sysmeta stored with the SLO manifest ``data`` (as Swift's slo does).
+
+    Listings then show the large object's total size as ``bytes`` and, like
+    Swift, the manifest's own MD5 as ``hash`` plus ``slo_etag``.
+
+    Raises:
+        HTTPError: 400 when ``data`` is not a stored manifest.
+    """
+    if manifest is None:
+        try:
+            manifest = json.loads(data)
+            assert isinstance(manifest, list)
+            total = sum(_seg_size(s) for s in manifest)
+        except (ValueError, AssertionError, KeyError, TypeError):
+            raise HTTPError(400, "Invalid SLO manifest") from None
+    else:
+        total = sum(_seg_size(s) for s in manifest)
+    etag = slo_etag(manifest)
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return {SLO_ETAG: etag, SLO_SIZE: str(total),
+            OVERRIDE_ETAG: f"{md5}; slo_etag={etag}", OVERRIDE_SIZE: str(total)}
 
 
 def _seg_size(seg: dict[str, Any]) -> int:
@@ -184,13 +208,14 @@ async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
     return stored, errors
 
 
-def _check_segment_read(ctx: Ctx, cinfo: Info, container: str, obj: str) -> None:
+def _check_segment_read(ctx: Ctx, cinfo: Info, container: str, obj: str,
+                        account: str | None = None) -> None:
     """Refuse segments the caller may not read themselves (like Swift's sub-requests)."""
     if ctx.tempurl is not None:
         return
     from nubis.api.proxy import auth
 
-    auth.authorize(ctx.identity, "GET", ctx.account, container, obj,
+    auth.authorize(ctx.identity, "GET", account or ctx.account, container, obj,
                    cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
 
 
@@ -367,9 +392,18 @@ async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Se
     return Resp(200, headers, stream_segments(ctx, segments, 0, length), length)
 
 
-async def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
-                          stop: int) -> AsyncIterator[bytes]:
-    """Yield bytes ``[start, stop)`` of the concatenation of ``segments``."""
+def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
+                    stop: int) -> AsyncIterator[bytes]:
+    """Return bytes ``[start, stop)`` of the concatenation of ``segments``.
+
+    The account is fixed now: a copy reads its source under another account
+    and restores ``ctx`` before the body is streamed.
+    """
+    return _stream_segments(ctx, ctx.account, segments, start, stop)
+
+
+async def _stream_segments(ctx: Ctx, account: str, segments: list[Segment], start: int,
+                           stop: int) -> AsyncIterator[bytes]:
     from nubis.api.proxy import obj as objects
     from nubis.api.proxy.httputil import slice_stream
 
@@ -382,9 +416,9 @@ async def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
             continue
         if seg_start >= stop or time.monotonic() > deadline:
             return
-        cinfo = await container_info(ctx.state, ctx.account, seg.container)
-        _check_segment_read(ctx, cinfo, seg.container, seg.obj)
-        got = await objects.fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo))
+        cinfo = await container_info(ctx.state, account, seg.container)
+        _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
+        got = await objects.fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:

@@ -22,9 +22,13 @@ from nubis.api.proxy.base import (
     timestamp_headers,
 )
 from nubis.api.proxy.constraints import (
+    check_account_header,
+    check_container_name,
     check_content_length,
     check_metadata,
+    check_object_manifest,
     check_object_name,
+    check_path_header,
     delete_at_from_headers,
 )
 from nubis.api.proxy.context import Ctx, Info, Resp
@@ -274,12 +278,17 @@ async def put(ctx: Ctx) -> Resp:
     assert ctx.container is not None and ctx.obj is not None
     limits = ctx.state.limits
     check_metadata(ctx.headers, "object", limits)
+    if "x-object-manifest" in ctx.headers:
+        check_object_manifest(ctx.headers["x-object-manifest"])
+    if ctx.header("x-copy-from"):
+        src_account = ctx.account
+        if ctx.header("x-copy-from-account"):
+            src_account = check_account_header(ctx.headers["x-copy-from-account"], limits)
+        src_c, src_o = check_path_header(ctx.headers["x-copy-from"], "X-Copy-From")
+        return await _copy_into(ctx, (src_account, src_c, src_o))
     info = await _container(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if "x-copy-from" in ctx.headers:
-        src_c, src_o = _split_copy(ctx.headers["x-copy-from"])
-        return await _do_copy(ctx, src_c, src_o, ctx.container, ctx.obj)
     if ctx.query.get("multipart-manifest") == "put":
         return await largeobj.slo_put(ctx, info)
     length = check_content_length(ctx.headers, limits)
@@ -322,12 +331,14 @@ async def post(ctx: Ctx) -> Resp:
     """Replace an object's user metadata (Swift's fast-POST)."""
     assert ctx.container is not None and ctx.obj is not None
     check_metadata(ctx.headers, "object", ctx.state.limits)
+    if "x-object-manifest" in ctx.headers:
+        check_object_manifest(ctx.headers["x-object-manifest"])
     info = await _container(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
     delete_at = delete_at_from_headers(ctx.headers)
     meta = {k: v for k, v in meta_headers(ctx.headers, "object").items() if v}
-    for k in ("content-type", "content-disposition", "content-encoding"):
+    for k in ("content-type", "content-disposition", "content-encoding", "x-object-manifest"):
         if k in ctx.headers:
             meta[k] = ctx.headers[k]
     if delete_at is not None:
@@ -381,62 +392,86 @@ async def delete_plain(ctx: Ctx, info: Info) -> Resp:
     return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
 
 
-# --- COPY --------------------------------------------------------------------
+# --- COPY ----------------------------------------------------------------------
 
-def _split_copy(value: str) -> tuple[str, str]:
-    path = urllib.parse.unquote(value).lstrip("/")
-    container, _, obj = path.partition("/")
-    if not container or not obj:
-        raise HTTPError(412, "X-Copy-From header must be of the form "
-                             "<container name>/<object name>")
-    return container, obj
+#: An object's place: (account, container, object).
+Loc = tuple[str, str, str]
 
 
 async def copy(ctx: Ctx) -> Resp:
-    """Answer COPY with a Destination header."""
+    """Answer COPY: a PUT of ``Destination`` (in ``Destination-Account``) from this object.
+
+    Like Swift's copy middleware the request becomes a PUT on the destination
+    path, so the caller needs write access there and read access here.
+    """
     assert ctx.container is not None and ctx.obj is not None
+    limits = ctx.state.limits
     dest = ctx.header("destination")
     if not dest:
         raise HTTPError(412, "Destination header required")
-    dst_c, dst_o = _split_copy(dest)
-    check_object_name(dst_o, ctx.state.limits)
-    check_metadata(ctx.headers, "object", ctx.state.limits)
-    dinfo = await container_info(ctx.state, ctx.account, dst_c)
-    src_c, src_o = ctx.container, ctx.obj
-    ctx.container, ctx.obj = dst_c, dst_o
+    dst_account = ctx.account
+    if "destination-account" in ctx.headers:
+        dst_account = check_account_header(ctx.headers["destination-account"], limits)
+    dst_c, dst_o = check_path_header(dest, "Destination")
+    check_container_name(dst_c, limits)
+    check_object_name(dst_o, limits)
+    check_metadata(ctx.headers, "object", limits)
+    if "x-object-manifest" in ctx.headers:
+        check_object_manifest(ctx.headers["x-object-manifest"])
+    src = (ctx.account, ctx.container, ctx.obj)
+    ctx.method, ctx.account, ctx.container, ctx.obj = "PUT", dst_account, dst_c, dst_o
+    return await _copy_into(ctx, src)
+
+
+async def _copy_into(ctx: Ctx, src: Loc) -> Resp:
+    """Copy ``src`` onto the request's own object (a PUT with ``X-Copy-From``)."""
+    assert ctx.container is not None and ctx.obj is not None
+    if ctx.header("content-length").strip("0 "):
+        raise HTTPError(400, "Copy requests require a zero byte body")
+    check_container_name(src[1], ctx.state.limits)
+    check_object_name(src[2], ctx.state.limits)
+    if ctx.tempurl is not None and src[0] != ctx.account:
+        raise HTTPError(401)  # a TempURL signs one path: never another account's
+    dinfo = await _container(ctx)
     check_access(ctx, dinfo.headers.get("x-container-write"))
     require_found(dinfo)
-    return await _do_copy(ctx, src_c, src_o, dst_c, dst_o)
-
-
-async def _do_copy(ctx: Ctx, src_c: str, src_o: str, dst_c: str, dst_o: str) -> Resp:
-    """Copy ``src_c/src_o`` onto ``dst_c/dst_o`` in the same account."""
-    check_object_name(src_o, ctx.state.limits)
-    sinfo = await container_info(ctx.state, ctx.account, src_c)
-    saved = (ctx.method, ctx.container, ctx.obj)
-    ctx.method, ctx.container, ctx.obj = "GET", src_c, src_o
-    check_access(ctx, sinfo.headers.get("x-container-read"))
-    require_found(sinfo)
-    src = await get_or_head(ctx)
-    ctx.method, ctx.container, ctx.obj = saved
-    if src.status != 200 or src.length is None:
-        raise HTTPError(src.status if src.status >= 400 else 412)
-    src_meta = {k.lower(): v for k, v in src.headers.items()}
-    is_slo_manifest = ctx.query.get("multipart-manifest") == "get"
-    if not is_slo_manifest:
-        src_meta.pop("x-static-large-object", None)
-    src_meta.pop("x-object-manifest", None)
+    got = await _read_source(ctx, src)
+    src_meta = {k.lower(): v for k, v in got.headers.items()}
+    raw_manifest = ctx.query.get("multipart-manifest") == "get"
+    keep_slo = raw_manifest and "x-static-large-object" in src_meta
+    src_meta.pop("x-static-large-object", None)
+    if not raw_manifest:
+        src_meta.pop("x-object-manifest", None)
     meta = _object_headers(ctx, src_meta)
-    if is_slo_manifest and "x-static-large-object" in src_meta:
+    extra: dict[str, str] = {}
+    body = got.body
+    length = got.length
+    assert length is not None
+    if keep_slo:
+        data = body if isinstance(body, bytes) else b"".join([c async for c in body])
         meta["x-static-large-object"] = "True"
-    dinfo = await container_info(ctx.state, ctx.account, dst_c)
-    body = src.body
+        extra = largeobj.manifest_sysmeta(data)
+        body = data
     source = body if not isinstance(body, bytes) else _one(body)
-    resp = await store(ctx, dinfo, dst_c, dst_o, meta, source, src.length, None)
-    resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src_c}/{src_o}")
-    if "Last-Modified" in src.headers:
-        resp.headers["X-Copied-From-Last-Modified"] = src.headers["Last-Modified"]
+    resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None, extra)
+    resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
+    resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")
+    if "Last-Modified" in got.headers:
+        resp.headers["X-Copied-From-Last-Modified"] = got.headers["Last-Modified"]
     return resp
+
+
+async def _read_source(ctx: Ctx, src: Loc) -> Resp:
+    """GET the copy source as the caller (Swift re-authorises on the source's path)."""
+    saved = (ctx.method, ctx.account, ctx.container, ctx.obj)
+    ctx.method, (ctx.account, ctx.container, ctx.obj) = "GET", src
+    try:
+        got = await get_or_head(ctx)
+    finally:
+        ctx.method, ctx.account, ctx.container, ctx.obj = saved
+    if got.status != 200 or got.length is None:
+        raise HTTPError(got.status if got.status >= 400 else 412)
+    return got
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

@@ -20,9 +20,12 @@ from nubis.daemons.scheduler import filters as flt
 from nubis.daemons.scheduler import weighers as wgh
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.errors import NoValidHost
-from nubis.daemons.scheduler.hoststate import HostState, IntArray
+from nubis.daemons.scheduler.hoststate import FloatArray, HostState, IntArray
 from nubis.daemons.scheduler.request import RequestSpec
 from nubis.fastpath import sched
+
+#: Request shapes whose weigher extremes an Engine remembers.
+_EXTREMES_CACHED = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ class Engine:
         self.weighers = wgh.resolve_weighers(config.weight_classes)
         #: The kernel's work space, reused (PERF: no page faults per pass).
         self._scratch = np.empty(0, dtype=np.float64)
+        #: Weigher extremes of recent passes, by a rough request shape (a guess only).
+        self._extremes: dict[tuple[Any, ...], FloatArray] = {}
+        #: The weighers that can add anything, with their multipliers, for one config
+        #: and set of aggregate metadata keys (``None``: some multiplier is per host).
+        self._weighing: tuple[Any, frozenset[str],
+                              list[tuple[wgh.Weigher, float]] | None] = (None, frozenset(), None)
 
     def context(self, state: HostState, spec: RequestSpec, now: float,
                 rng: random.Random) -> flt.FilterContext:
@@ -107,7 +116,8 @@ class Engine:
         subset = min(self.config.host_subset_size, count)
         chosen = order.pop(ctx.rng.randrange(subset))
         alternates = tuple(order[: self.config.max_attempts - 1])
-        return Placement(ctx.instance_uuid, chosen, alternates, ctx.spec.resources()), counts
+        return Placement(ctx.instance_uuid, chosen, alternates,
+                         ctx.memo("resources", ctx.spec.resources)), counts
 
     def fused_pass(self, ctx: flt.FilterContext,
                    k: int) -> tuple[int, IntArray] | None:
@@ -140,24 +150,51 @@ class Engine:
         if len(limits) > sched.MAX_TERMS:
             return None
         placement = ctx.memo("placement_filters", lambda: flt.placement_filters(ctx.spec))
+        key: list[Any] = [n, len(terms), *amounts]
         for _name, fn in placement + self.filters:
             mask = fn(ctx)
             if mask is not None:
                 alive &= mask
+                key.append(id(mask if mask.base is None else mask.base))
         if len(self._scratch) < 2 * n + 2:
             self._scratch = np.empty(2 * st.size + 2, dtype=np.float64)
-        return sched.select(alive.view(np.uint8), limits, amounts, terms, k,  # type: ignore[no-any-return]
-                            self._scratch)
+        # PERF: the weighers' min/max over the survivors of a request like this one
+        # (same amounts, same filter masks) rarely change, so the kernel can weigh in
+        # its first sweep and skip the second; a wrong guess costs only the second
+        # sweep (``python -m nubis.bench scheduler``).
+        pkey = tuple(key)
+        bounds = np.empty(2 * len(terms), dtype=np.float64)
+        found = sched.select(alive.view(np.uint8), limits, amounts, terms, k, self._scratch,
+                             self._extremes.get(pkey), bounds)
+        if len(self._extremes) >= _EXTREMES_CACHED:
+            self._extremes.clear()
+        self._extremes[pkey] = bounds
+        return found  # type: ignore[no-any-return]
+
+    def _active_weighers(self, ctx: flt.FilterContext) -> list[tuple[wgh.Weigher, float]] | None:
+        """Return the weighers with a non-zero multiplier, ``None`` if one is per host.
+
+        PERF: memoized until the aggregates' metadata keys change
+        (``python -m nubis.bench scheduler``).
+        """
+        keys = ctx.state.aggregate_keys()
+        if self._weighing[0] is not ctx.config or self._weighing[1] is not keys:
+            active: list[tuple[wgh.Weigher, float]] = []
+            for w in self.weighers:
+                mult = float(getattr(ctx.config, w.multiplier))
+                if mult != 0.0:  # zero adds exactly 0.0 to every weight
+                    active.append((w, mult))
+            per_host = any(w.multiplier in keys for w in self.weighers)
+            self._weighing = (ctx.config, keys, None if per_host else active)
+        return self._weighing[2]
 
     def _terms(self, ctx: flt.FilterContext) -> list[tuple[Any, float, float]] | None:
         """Return the kernel's weigher terms, or ``None`` for per-host multipliers."""
+        active = self._active_weighers(ctx)
+        if active is None:
+            return None
         terms: list[tuple[Any, float, float]] = []
-        for w in self.weighers:
-            if flt.any_aggregate_has(ctx.state, w.multiplier):
-                return None
-            mult = float(getattr(ctx.config, w.multiplier))
-            if mult == 0.0:
-                continue  # adds exactly 0.0 to every weight
+        for w, mult in active:
             if w.column is not None:
                 column = w.column(ctx)
                 if column is not None:

@@ -10,7 +10,7 @@ Placement's part of Nova's scheduling (resource fit with ``min_unit``,
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +51,15 @@ class FilterContext:
         st = self.state
         return st.aggs.map(lambda sig: fn(st.aggregates_of(sig)), st.n, dtype)
 
-    def agg_mask(self, fn: Callable[[list[Aggregate]], bool]) -> BoolArray | None:
-        """Like :meth:`agg_map` for predicates (``None``: every host passes)."""
+    def agg_mask(self, fn: Callable[[list[Aggregate]], bool],
+                 key: Hashable = None) -> BoolArray | None:
+        """Like :meth:`agg_map` for predicates (``None``: every host passes).
+
+        ``key`` names what ``fn`` depends on besides the aggregates (its table is
+        then cached until an aggregate changes; see :meth:`SigColumn.mask`).
+        """
         st = self.state
-        return st.aggs.mask(lambda sig: fn(st.aggregates_of(sig)), st.n)
+        return st.aggs.mask(lambda sig: fn(st.aggregates_of(sig)), st.n, key)
 
     def policy(self) -> str:
         """Return the server group policy of the request ('' without a group)."""
@@ -148,11 +153,12 @@ def placement_filters(spec: RequestSpec) -> list[tuple[str, Filter]]:
     required, forbidden = spec.traits()
     if required:
         out.append(("Placement required traits",
-                    lambda ctx: ctx.state.traits.mask(lambda t: required <= t, ctx.state.n)))
+                    lambda ctx: ctx.state.traits.mask(lambda t: required <= t, ctx.state.n,
+                                                      ("required", required))))
     if forbidden:
         out.append(("Placement forbidden traits",
                     lambda ctx: ctx.state.traits.mask(lambda t: not (forbidden & t),
-                                                      ctx.state.n)))
+                                                      ctx.state.n, ("forbidden", forbidden))))
     if spec.ignore_hosts:
         out.append(("ignore_hosts", _ignore_hosts))
     return out
@@ -189,15 +195,9 @@ def all_hosts(ctx: FilterContext) -> BoolArray | None:
 @host_filter("ComputeFilter")
 def compute_filter(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts whose compute service is enabled and up (reported recently)."""
-    st, n = ctx.state, ctx.state.n
-    if n == 0:
+    if ctx.state.n == 0:
         return None
-    # PERF: one reduction decides the common all-up case (``python -m nubis.bench scheduler``).
-    if ctx.now - float(st.last_seen[:n].min()) <= ctx.config.service_down_time:
-        enabled = st.enabled[:n]
-        return None if enabled.all() else enabled
-    up: BoolArray = (ctx.now - st.last_seen[:n]) <= ctx.config.service_down_time
-    return st.enabled[:n] & up
+    return ctx.state.up_mask(ctx.now, ctx.config.service_down_time)
 
 
 @host_filter("AvailabilityZoneFilter")
@@ -213,7 +213,7 @@ def availability_zone(ctx: FilterContext) -> BoolArray | None:
         if "availability_zone" in md:
             return az in md["availability_zone"]
         return az == default
-    return ctx.agg_mask(passes)
+    return ctx.agg_mask(passes, ("az", repr(az), default))
 
 
 @host_filter("ComputeCapabilitiesFilter")
@@ -300,7 +300,8 @@ def image_properties(ctx: FilterContext) -> BoolArray | None:
                                            str(required_version)):
                     return True
         return False
-    return ctx.state.images.mask(passes, ctx.state.n)
+    return ctx.state.images.mask(passes, ctx.state.n, ("image", wanted,
+                                                       repr(required_version)))
 
 
 @host_filter("AggregateInstanceExtraSpecsFilter")
@@ -325,7 +326,7 @@ def aggregate_instance_extra_specs(ctx: FilterContext) -> BoolArray | None:
             if not vals or not any(attrs.match(v, req) for v in vals):
                 return False
         return True
-    return ctx.agg_mask(passes)
+    return ctx.agg_mask(passes, ("extra_specs", repr(checks)))
 
 
 @host_filter("AggregateMultiTenancyIsolation")
@@ -339,7 +340,7 @@ def aggregate_multitenancy(ctx: FilterContext) -> BoolArray | None:
             if name.startswith("filter_tenant_id"):
                 configured |= values
         return not configured or project in configured
-    return ctx.agg_mask(passes)
+    return ctx.agg_mask(passes, ("tenancy", repr(project)))
 
 
 def _group_hosts_mask(ctx: FilterContext) -> BoolArray:
@@ -402,7 +403,18 @@ def different_host(ctx: FilterContext) -> BoolArray | None:
 @host_filter("NumInstancesFilter")
 def num_instances(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts with fewer than ``max_instances_per_host`` instances."""
-    return below(ctx.state.num_instances[: ctx.state.n], ctx.config.max_instances_per_host)
+    return _count_below(ctx, "num_instances", ctx.config.max_instances_per_host)
+
+
+def _count_below(ctx: FilterContext, column: str, limit: Any) -> BoolArray | None:
+    """Return where count column ``column`` is below ``limit`` (scalar or per host).
+
+    PERF: a scalar limit above the column's remembered upper bound passes every
+    host in O(1) (``python -m nubis.bench scheduler``).
+    """
+    if isinstance(limit, int) and ctx.state.all_below(column, limit):
+        return None
+    return below(getattr(ctx.state, column)[: ctx.state.n], limit)
 
 
 def below(column: npt.NDArray[np.int64], limit: Any) -> BoolArray | None:
@@ -426,20 +438,20 @@ def _aggregate_limit(ctx: FilterContext, key: str, default: int) -> Any:
 def aggregate_num_instances(ctx: FilterContext) -> BoolArray | None:
     """Like NumInstancesFilter, with per-aggregate ``max_instances_per_host`` (minimum)."""
     limit = _aggregate_limit(ctx, "max_instances_per_host", ctx.config.max_instances_per_host)
-    return below(ctx.state.num_instances[: ctx.state.n], limit)
+    return _count_below(ctx, "num_instances", limit)
 
 
 @host_filter("IoOpsFilter")
 def io_ops(ctx: FilterContext) -> BoolArray | None:
     """Pass hosts with fewer than ``max_io_ops_per_host`` concurrent I/O-heavy tasks."""
-    return below(ctx.state.num_io_ops[: ctx.state.n], ctx.config.max_io_ops_per_host)
+    return _count_below(ctx, "num_io_ops", ctx.config.max_io_ops_per_host)
 
 
 @host_filter("AggregateIoOpsFilter")
 def aggregate_io_ops(ctx: FilterContext) -> BoolArray | None:
     """Like IoOpsFilter, with per-aggregate ``max_io_ops_per_host`` (minimum)."""
     limit = _aggregate_limit(ctx, "max_io_ops_per_host", ctx.config.max_io_ops_per_host)
-    return below(ctx.state.num_io_ops[: ctx.state.n], limit)
+    return _count_below(ctx, "num_io_ops", limit)
 
 
 @host_filter("IsolatedHostsFilter")

@@ -29,6 +29,8 @@ STANDARD_RCS: tuple[str, ...] = ("VCPU", "MEMORY_MB", "DISK_GB")
 _INITIAL_ROWS = 64
 #: Broadcast columns a SigColumn keeps (distinct predicate tables seen recently).
 _SIG_CACHE_SIZE = 32
+#: Predicate tables a SigColumn keeps (see :meth:`SigColumn.mask`).
+_TABLE_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class SigColumn:
         self.stamp = 0
         self._cache: dict[tuple[bytes, str, int], npt.NDArray[Any]] = {}
         self._cache_stamp = -1
+        #: Predicate tables by caller key: (distinct values seen, table or None = all pass).
+        self._tables: dict[Hashable, tuple[int, npt.NDArray[np.bool_] | None]] = {}
 
     @staticmethod
     def _key(value: Any) -> Hashable:
@@ -154,13 +158,33 @@ class SigColumn:
         table = np.fromiter((fn(v) for v in self.values), dtype=dtype, count=len(self.values))
         return self.broadcast(table, n)
 
-    def mask(self, fn: Callable[[Any], bool], n: int) -> BoolArray | None:
-        """Like :meth:`map` for predicates; ``None`` when every value passes."""
-        table = np.fromiter((bool(fn(v)) for v in self.values), dtype=np.bool_,
-                            count=len(self.values))
-        if table.all():
-            return None
-        return self.broadcast(table, n)
+    def mask(self, fn: Callable[[Any], bool], n: int,
+             key: Hashable = None) -> BoolArray | None:
+        """Like :meth:`map` for predicates; ``None`` when every value passes.
+
+        With a ``key`` naming everything ``fn`` depends on besides the value, the
+        per-value table is kept until a new distinct value appears or
+        :meth:`forget_tables` is called. PERF: no Python predicate calls per
+        request (``python -m nubis.bench scheduler``).
+        """
+        count = len(self.values)
+        if key is not None:
+            hit = self._tables.get(key)
+            if hit is not None and hit[0] == count:
+                return None if hit[1] is None else self.broadcast(hit[1], n)
+        table: BoolArray | None = np.fromiter((bool(fn(v)) for v in self.values),
+                                              dtype=np.bool_, count=count)
+        if table is not None and table.all():
+            table = None
+        if key is not None:
+            if len(self._tables) >= _TABLE_CACHE_SIZE:
+                self._tables.clear()
+            self._tables[key] = (count, table)
+        return None if table is None else self.broadcast(table, n)
+
+    def forget_tables(self) -> None:
+        """Drop the cached predicate tables (what they depend on changed)."""
+        self._tables.clear()
 
 
 class ResourceColumns:
@@ -197,16 +221,18 @@ class ResourceColumns:
         self.vfree = ext(self.vfree, 0.0)
 
     def refresh(self, row: int) -> None:
-        """Recompute the derived ``limit`` of ``row``."""
+        """Recompute the derived ``limit``, ``free`` and ``vfree`` of ``row``.
+
+        PERF: ``item()`` reads, no numpy scalars (``python -m nubis.bench scheduler``).
+        """
         i = self.ints
-        total, used = int(i["total"][row]), int(i["used"][row])
-        self.free[row] = float(total - int(i["reserved"][row]) - used)
-        self.vfree[row] = total * float(self.ratio[row]) - used
-        if not self.present[row]:
+        total, used = i["total"].item(row), i["used"].item(row)
+        self.free[row] = float(total - i["reserved"].item(row) - used)
+        self.vfree[row] = total * self.ratio.item(row) - used
+        if not self.present.item(row):
             self.limit[row] = -1
             return
-        self.limit[row] = min(int(i["capacity"][row]) - int(i["used"][row]),
-                              int(i["max_unit"][row]))
+        self.limit[row] = min(i["capacity"].item(row) - used, i["max_unit"].item(row))
 
     def add_used(self, row: int, delta: int) -> None:
         """Change the used amount of ``row`` by ``delta``."""
@@ -284,6 +310,15 @@ class HostState:
         self.host_instances: list[set[str]] = []
         #: Bumped on every change; caches keyed on it stay correct.
         self.version = 0
+        #: PERF (``python -m nubis.bench scheduler``): per count column, a number no
+        #: smaller than its largest value (writes only raise it; :meth:`all_below`
+        #: tightens it), so "every host is below the limit" is O(1) per request.
+        self._upper: dict[str, int] = {"num_instances": 0, "num_io_ops": 0,
+                                       "failed_builds": 0}
+        #: Likewise a number no larger than the oldest heartbeat, and whether every
+        #: host is enabled (``None``: unknown since the last report).
+        self._oldest_seen = math.inf
+        self._all_enabled: bool | None = True
 
     # -- rows -------------------------------------------------------------------
     def _grow(self) -> None:
@@ -385,7 +420,44 @@ class HostState:
         self.num_io_ops[row] = facts.num_io_ops
         self.failed_builds[row] = facts.failed_builds
         self.last_seen[row] = now
+        self._raise("num_io_ops", facts.num_io_ops)
+        self._raise("failed_builds", facts.failed_builds)
+        self._oldest_seen = min(self._oldest_seen, now)
+        self._all_enabled = None
         self.version += 1
+
+    # -- bounds of count columns ------------------------------------------------------
+    def _raise(self, name: str, value: int) -> None:
+        if value > self._upper[name]:
+            self._upper[name] = int(value)
+
+    def all_below(self, name: str, limit: int) -> bool:
+        """Tell whether every row of count column ``name`` is below ``limit``.
+
+        PERF: O(1) while the remembered upper bound is below ``limit``; otherwise one
+        max() that also tightens the bound (``python -m nubis.bench scheduler``).
+        """
+        if self._upper[name] < limit:
+            return True
+        n = self.n
+        self._upper[name] = int(getattr(self, name)[:n].max()) if n else 0
+        return self._upper[name] < limit
+
+    def up_mask(self, now: float, down_time: float) -> BoolArray | None:
+        """Return where hosts are enabled and reported within ``down_time`` (``None``: all).
+
+        PERF: O(1) when nothing was reported since the last call and every heartbeat
+        is recent (``python -m nubis.bench scheduler``).
+        """
+        n = self.n
+        if now - self._oldest_seen > down_time:
+            self._oldest_seen = float(self.last_seen[:n].min()) if n else math.inf
+        if now - self._oldest_seen <= down_time:
+            if self._all_enabled is None:
+                self._all_enabled = bool(self.enabled[:n].all())
+            return None if self._all_enabled else self.enabled[:n]
+        up: BoolArray = (now - self.last_seen[:n]) <= down_time
+        return self.enabled[:n] & up
 
     def set_traits(self, row: int, traits: Iterable[str]) -> None:
         """Replace the traits of ``row``."""
@@ -401,6 +473,7 @@ class HostState:
         old = self.aggregates.get(agg.uuid)
         self.aggregates[agg.uuid] = agg
         self._agg_memo.clear()
+        self.aggs.forget_tables()
         touched = set(agg.hosts) | (set(old.hosts) if old else set())
         self._resign(touched)
 
@@ -408,6 +481,7 @@ class HostState:
         """Remove a host aggregate."""
         old = self.aggregates.pop(uuid, None)
         self._agg_memo.clear()
+        self.aggs.forget_tables()
         if old is not None:
             self._resign(set(old.hosts))
 
@@ -444,8 +518,10 @@ class HostState:
         if instance_uuid not in self.host_instances[row]:
             self.num_instances[row] += 1
             self.host_instances[row].add(instance_uuid)
+            self._raise("num_instances", int(self.num_instances[row]))
         if io_ops:
             self.num_io_ops[row] += 1
+            self._raise("num_io_ops", int(self.num_io_ops[row]))
         self.instance_row[instance_uuid] = row
         self.version += 1
 
@@ -460,6 +536,15 @@ class HostState:
             self.host_instances[row].discard(instance_uuid)
             self.num_instances[row] -= 1
         self.version += 1
+
+    def count_instance(self, row: int, instance_uuid: str) -> None:
+        """Record that ``instance_uuid`` runs on ``row`` (start-up load, no resources)."""
+        if instance_uuid not in self.host_instances[row]:
+            self.host_instances[row].add(instance_uuid)
+            self.num_instances[row] += 1
+            self._raise("num_instances", int(self.num_instances[row]))
+            self.instance_row[instance_uuid] = row
+            self.version += 1
 
     def rows_of_instances(self, uuids: Iterable[str]) -> list[int]:
         """Return the rows hosting any of ``uuids``."""

@@ -130,6 +130,17 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _ident(value: Any, where: str, max_len: int) -> str:
+    """Return an id-like string field; refuse what a database column cannot hold.
+
+    PostgreSQL enforces column widths and refuses NUL characters (SQLite takes both).
+    """
+    text = str(value or "")
+    if len(text) > max_len or "\x00" in text:
+        raise BadRequest(f"{where}: must be at most {max_len} characters, without NUL")
+    return text
+
+
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -171,7 +182,8 @@ def _group(data: Any) -> InstanceGroup | None:
 
 
 def _counts(d: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
-    uuids = _str_list(d.get("instance_uuids"), "instance_uuids")
+    uuids = tuple(_ident(u, "instance_uuids", 36)
+                  for u in _str_list(d.get("instance_uuids"), "instance_uuids"))
     if uuids:
         max_count = len(uuids)
     else:
@@ -207,7 +219,8 @@ def parse_request_spec(data: Any) -> RequestSpec:
         raise BadRequest("availability_zone: must be a string")
     return RequestSpec(
         instance_uuids=uuids, min_count=min_count,
-        project_id=str(d.get("project_id") or ""), user_id=str(d.get("user_id") or ""),
+        project_id=_ident(d.get("project_id"), "project_id", 255),
+        user_id=_ident(d.get("user_id"), "user_id", 255),
         flavor=_flavor(d.get("flavor")),
         image=Image(id=image.get("id"),
                     properties=_mapping(image.get("properties"), "image.properties")),

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 import falcon.asgi
+import sqlalchemy as sa
 from nubis.api.placement import app as placement
+from nubis.common.db import is_busy
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.engine import Engine
@@ -232,6 +234,24 @@ async def _on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
         resp.set_header(name, value)
 
 
+async def _on_database_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                             ex: sa.exc.DBAPIError, params: dict[str, Any]) -> None:
+    """Answer what the database refused: a value it cannot hold is 400, a lost race 409.
+
+    PostgreSQL refuses what SQLite takes (a NUL character, a string wider than its
+    column) and may abort a transaction that deadlocked; neither is a server fault.
+    """
+    if isinstance(ex, sa.exc.DataError):
+        LOG.info("refused a value on %s %s: %s", req.method, req.path, ex.orig)
+        _render(req, resp, 400, "Bad Request", "A value in the request cannot be stored "
+                "(NUL character or too long).", "placement.undefined_code")
+    elif is_busy(ex):
+        _render(req, resp, 409, "Conflict", "Concurrent update; retry.",
+                "placement.concurrent_update")
+    else:
+        await _on_unexpected(req, resp, ex, params)
+
+
 async def _on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
                          ex: Exception, params: dict[str, Any]) -> None:
     LOG.exception("unexpected error on %s %s", req.method, req.path)
@@ -252,6 +272,7 @@ def build_app(svc: SchedulerService, service_token: str,
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(SchedulerError, _on_scheduler_error)
+    app.add_error_handler(sa.exc.DBAPIError, _on_database_error)
     app.add_route("/healthcheck", Health())
     app.add_route("/metrics", Metrics(svc))
     app.add_route("/v1/select_destinations", Select(svc))

@@ -94,6 +94,14 @@ def host_uuid(name: str) -> str:
     return str(uuidlib.uuid5(_NS, name))
 
 
+def aggregate_uuid(value: str) -> str:
+    """Return an aggregate id in canonical form; BadRequest unless it is a UUID (as Nova)."""
+    try:
+        return str(uuidlib.UUID(value))
+    except ValueError:
+        raise BadRequest(f"Invalid aggregate id: {value[:64]!r} is not a UUID") from None
+
+
 def parse_inventory(rc: str, data: Any) -> Inventory:
     """Validate one Placement inventory record."""
     if not isinstance(data, dict):
@@ -227,10 +235,8 @@ class SchedulerService:
         st = self.state
         for consumer, rp_uuid in conn.execute(q):
             row = st.row_of_uuid.get(rp_uuid)
-            if row is not None and consumer not in st.host_instances[row]:
-                st.host_instances[row].add(consumer)
-                st.num_instances[row] += 1
-                st.instance_row[consumer] = row
+            if row is not None:
+                st.count_instance(row, consumer)
 
     def resync(self, rp_uuids: Iterable[str]) -> None:
         """Re-read some providers from the database (after a lost race)."""
@@ -507,6 +513,7 @@ class SchedulerService:
 
     def set_aggregate(self, uuid: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Create or replace a Nova host aggregate (name, hosts, metadata)."""
+        uuid = aggregate_uuid(uuid)
         metadata = data.get("metadata", {})
         hosts = data.get("hosts", [])
         if not isinstance(metadata, dict) or not all(
@@ -523,6 +530,7 @@ class SchedulerService:
 
     def delete_aggregate(self, uuid: str) -> None:
         """Delete a Nova host aggregate."""
+        uuid = aggregate_uuid(uuid)
         with self.lock:
             self.write(lambda conn: self.store.delete_host_aggregate(conn, uuid))
             self.state.delete_aggregate(uuid)

@@ -204,8 +204,12 @@ class PlacementStore:
         if parent_uuid:
             parent = self.get_provider(conn, parent_uuid)
             root = parent.root_uuid or parent.uuid
-        conn.execute(resource_providers.insert().values(
-            uuid=uuid, name=name, generation=0, parent_uuid=parent_uuid, root_uuid=root))
+        try:
+            conn.execute(resource_providers.insert().values(
+                uuid=uuid, name=name, generation=0, parent_uuid=parent_uuid, root_uuid=root))
+        except sa.exc.IntegrityError:  # a concurrent create won (PostgreSQL waits, then this)
+            raise ConcurrentUpdate(f"Conflicting resource provider: name {name} or uuid "
+                                   f"{uuid} already exists.") from None
         return self.get_provider(conn, uuid)
 
     def update_provider(self, conn: Connection, uuid: str, name: str) -> Provider:
@@ -444,7 +448,10 @@ class PlacementStore:
             self._check_consumer(conn, item)
         self._check_capacity(conn, items, provs, names)
         self._write(conn, items)
-        gens = {u: self.bump(conn, p.id, p.generation) for u, p in provs.items()}
+        # Bump in id order: concurrent writers then lock provider rows in one order
+        # (PostgreSQL would otherwise be free to deadlock them).
+        gens = {u: self.bump(conn, p.id, p.generation)
+                for u, p in sorted(provs.items(), key=lambda kv: kv[1].id)}
         changes = [AllocationChange(c.uuid, old.get(c.uuid, {}),
                                     {u: dict(r) for u, r in c.allocations.items()})
                    for c in items]
@@ -466,7 +473,7 @@ class PlacementStore:
         """
         sql = self._claim_sql(conn)
         gens = {}
-        for rp_id, gen in expected.items():
+        for rp_id, gen in sorted(expected.items()):  # one lock order for every writer
             res = conn.exec_driver_sql(sql[0], (gen + 1, rp_id, gen))
             if res.rowcount != 1:
                 raise ConcurrentUpdate(f"resource provider {rp_id} changed since generation "
@@ -644,6 +651,10 @@ class PlacementStore:
                 for r in conn.execute(sa.select(compute_hosts))}
 
 
+#: Page cache (KiB) of the claim writer's SQLite connection.
+_CLAIM_CACHE_KIB = 65536
+#: Most allocation rows one INSERT statement carries (SQLite's parameter limit).
+_INSERT_ROWS = 200
 #: A scheduler claim row: (consumer, project, user, provider id, resources).
 ClaimItem = tuple[str, str, str, int, Mapping[str, int]]
 
@@ -653,10 +664,11 @@ class ClaimWriter:
 
     PERF: ``python -m nubis.bench scheduler``: no SQLAlchemy statement or result
     machinery per claim; the driver's own prepared-statement cache; one
-    transaction per claim. Same checks as :meth:`PlacementStore.claim_new`:
+    transaction per claim; one multi-row INSERT for the allocations and one
+    capacity query per provider. Same checks as :meth:`PlacementStore.claim_new`:
     compare-and-swap on every touched provider's generation, brand-new consumers
-    only, and the summed usage re-checked against the inventory before commit,
-    so the database never overcommits.
+    only, and the summed usage of every claimed class re-checked against the
+    inventory before commit, so the database never overcommits.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -670,10 +682,13 @@ class ClaimWriter:
             f"VALUES ({mark}, {mark}, {mark}, {mark})",
             "INSERT INTO placement_allocations (consumer_uuid, rp_id, resource_class, used) "
             f"VALUES ({mark}, {mark}, {mark}, {mark})",
-            "SELECT resource_class, total, reserved, allocation_ratio "
-            f"FROM placement_inventories WHERE rp_id = {mark}",
-            "SELECT resource_class, SUM(used) FROM placement_allocations "
-            f"WHERE rp_id = {mark} GROUP BY resource_class")
+            "SELECT i.resource_class, i.total, i.reserved, i.allocation_ratio, "
+            "(SELECT SUM(a.used) FROM placement_allocations a WHERE a.rp_id = i.rp_id "
+            "AND a.resource_class = i.resource_class) "
+            f"FROM placement_inventories i WHERE i.rp_id = {mark}")
+        self._row = f"({mark}, {mark}, {mark}, {mark})"
+        #: Multi-row allocation INSERTs by row count (at most _INSERT_ROWS rows).
+        self._inserts: dict[int, str] = {}
         self._conn: Any = None
 
     def _connection(self) -> Any:
@@ -683,6 +698,10 @@ class ClaimWriter:
             fairy.detach()  # ours alone: its transaction mode never leaks into the pool
             if self.sqlite:
                 raw.isolation_level = None  # explicit BEGIN/COMMIT
+                # PERF (``python -m nubis.bench scheduler``): keep the placement pages
+                # this connection touches in its own cache instead of re-reading them
+                # through the OS after every commit.
+                raw.execute(f"PRAGMA cache_size = -{_CLAIM_CACHE_KIB}")
             self._conn = raw
         return self._conn
 
@@ -714,8 +733,7 @@ class ClaimWriter:
             self._rollback(conn, cur)
             if isinstance(exc, dbapi.IntegrityError):
                 raise ConcurrentUpdate("consumer generation conflict - expected null") from None
-            if isinstance(exc, dbapi.OperationalError) and (
-                    "locked" in str(exc) or "busy" in str(exc)):
+            if isinstance(exc, dbapi.Error) and db.is_busy(exc):  # locked, deadlock
                 raise ConcurrentUpdate("database busy; retry") from None
             if isinstance(exc, dbapi.Error):
                 self.close()
@@ -760,8 +778,7 @@ class ClaimWriter:
             return out
         except BaseException as exc:
             self._rollback(conn, cur)
-            if isinstance(exc, dbapi.OperationalError) and (
-                    "locked" in str(exc) or "busy" in str(exc)):
+            if isinstance(exc, dbapi.Error) and db.is_busy(exc):  # locked, deadlock
                 return [ConcurrentUpdate("database busy; retry") for _ in claims]
             if isinstance(exc, dbapi.Error):
                 self.close()
@@ -782,21 +799,42 @@ class ClaimWriter:
     def _claim(self, cur: Any, items: list[ClaimItem],
                expected: Mapping[int, int]) -> dict[int, int]:
         gens = {}
-        for rp_id, gen in expected.items():
+        for rp_id, gen in sorted(expected.items()):  # one lock order for every writer
             cur.execute(self.sql[0], (gen + 1, rp_id, gen))
             if cur.rowcount != 1:
                 raise ConcurrentUpdate(f"resource provider {rp_id} changed since generation "
                                        f"{gen}")
             gens[rp_id] = gen + 1
-        cur.executemany(self.sql[1], [(c, p, u, 1) for c, p, u, _, _ in items])
-        cur.executemany(self.sql[2], [(c, rp_id, rc, amount) for c, _, _, rp_id, res in items
-                                      for rc, amount in res.items()])
-        for rp_id in expected:  # belt and braces: the database itself must not overcommit
+        if len(items) == 1:
+            c, p, u, _, _ = items[0]
+            cur.execute(self.sql[1], (c, p, u, 1))
+        else:
+            cur.executemany(self.sql[1], [(c, p, u, 1) for c, p, u, _, _ in items])
+        rows = [(c, rp_id, rc, amount) for c, _, _, rp_id, res in items
+                for rc, amount in res.items()]
+        for start in range(0, len(rows), _INSERT_ROWS):
+            chunk = rows[start:start + _INSERT_ROWS]
+            cur.execute(self._insert(len(chunk)), [v for row in chunk for v in row])
+        claimed: dict[int, set[str]] = {}
+        for _, _, _, rp_id, res in items:
+            claimed.setdefault(rp_id, set()).update(res)
+        for rp_id, classes in claimed.items():
+            # belt and braces: the database itself must not overcommit
             cur.execute(self.sql[3], (rp_id,))
-            caps = {rc: int((total - reserved) * ratio)
-                    for rc, total, reserved, ratio in cur.fetchall()}
-            cur.execute(self.sql[4], (rp_id,))
-            for rc, used in cur.fetchall():
-                if used > caps.get(rc, -1):
+            for rc, total, reserved, ratio, used in cur.fetchall():
+                classes.discard(rc)
+                if used is not None and used > int((total - reserved) * ratio):
                     raise CapacityExceeded(f"claim would exceed {rc} on provider {rp_id}")
+            if classes:
+                raise CapacityExceeded(f"provider {rp_id} has no inventory of "
+                                       f"{sorted(classes)[0]}")
         return gens
+
+    def _insert(self, count: int) -> str:
+        """Return the allocation INSERT of ``count`` rows."""
+        sql = self._inserts.get(count)
+        if sql is None:
+            sql = self._inserts[count] = (
+                "INSERT INTO placement_allocations (consumer_uuid, rp_id, resource_class, "
+                f"used) VALUES {', '.join([self._row] * count)}")
+        return sql

@@ -151,7 +151,8 @@ def soft_anti_affinity(ctx: FilterContext, rows: IntArray | None) -> FloatArray 
 
 
 @weigher("BuildFailureWeigher", "build_failure_weight_multiplier",
-         lambda ctx: _nonzero_column(ctx.state.failed_builds[: ctx.state.n], -1.0))
+         lambda ctx: None if ctx.state.all_below("failed_builds", 1) else
+         _nonzero_column(ctx.state.failed_builds[: ctx.state.n], -1.0))
 def build_failures(ctx: FilterContext, rows: IntArray | None) -> FloatArray | None:
     """Minus the recent build failures on the host."""
     return _int_column(ctx.state.failed_builds, ctx.state.n, rows, negate=True)

@@ -95,8 +95,38 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
 
 def _object_row(name: str, raw: bytes) -> dict[str, Any]:
     ts, size, ctype, etag = unpack_row(raw)
-    return {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
-            "last_modified": Timestamp.parse(ts).isoformat}
+    row = {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
+           "last_modified": Timestamp.parse(ts).isoformat}
+    if ";" in ctype or ";" in etag:
+        _row_params(row, ctype, etag)
+    return row
+
+
+def _row_params(row: dict[str, Any], ctype: str, etag: str) -> None:
+    """Apply Swift's listing parameters: ``swift_bytes`` and ``slo_etag``.
+
+    A ``;swift_bytes=N`` content-type parameter replaces ``bytes`` (Swift's
+    ``override_bytes_from_content_type``); an ``; slo_etag=E`` ETag parameter
+    becomes the ``slo_etag`` field (``"E"``), as Swift's slo middleware shows it.
+    """
+    base, *params = ctype.split(";")
+    kept = []
+    for param in params:
+        key, _, value = param.strip().partition("=")
+        if key == "swift_bytes" and value.isdigit():
+            row["bytes"] = int(value)
+        else:
+            kept.append(";" + param)
+    row["content_type"] = base + "".join(kept)
+    base, *params = etag.split(";")
+    kept = []
+    for param in params:
+        key, _, value = param.strip().partition("=")
+        if key == "slo_etag":
+            row["slo_etag"] = f'"{value.strip()}"'
+        else:
+            kept.append(f"; {param.strip()}")
+    row["hash"] = base.strip() + "".join(kept)
 
 
 class ContainerServer:

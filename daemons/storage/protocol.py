@@ -34,6 +34,10 @@ X_OBJECT_COUNT = "x-object-count"
 X_BYTES_USED = "x-bytes-used"
 X_DELETE_AT = "x-delete-at"
 X_TRANS_ID = "x-trans-id"
+#: xxh3-64 (16 hex digits) of the whole request body, sent by the nubis proxy
+#: with the ``ETag`` it computed; an object server that receives both checks
+#: the body against the xxh3 and stores that ETag instead of hashing MD5 itself.
+X_BODY_XXH3 = "x-backend-body-xxh3"
 
 #: nubis extension: ``POST /<device>/_rows`` on a container server applies a
 #: msgpack list of ``[method, quoted "/a/c/o", headers]`` row updates in one

@@ -351,14 +351,43 @@ PROXY_FIXED: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
     ("X-Timestamp negative accepted (201)", "PUT", f"{C}/xt", {"X-Timestamp": "-1"}, b"x", 400),
 ]
 
-PROXY_XFAIL: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
+PROXY_FIXED += [
     ("COPY to an invalid UTF-8 name creates U+FFFD (201)", "COPY", f"{C}/o",
      {"Destination": "sweep/%FF"}, None, 412),
+    ("X-Copy-From an invalid UTF-8 name", "PUT", f"{C}/cp8", {"X-Copy-From": "sweep/%FF%FE"},
+     b"", 412),
+    ("COPY to a NUL name", "COPY", f"{C}/o", {"Destination": "sweep/a%00b"}, None, 412),
+    ("Destination with an empty container", "COPY", f"{C}/o", {"Destination": "//o"},
+     None, 412),
+    ("COPY with an empty Destination-Account", "COPY", f"{C}/o",
+     {"Destination": "sweep/x", "Destination-Account": ""}, None, 412),
+    ("COPY with a slash in Destination-Account", "COPY", f"{C}/o",
+     {"Destination": "sweep/x", "Destination-Account": "AUTH_a/b"}, None, 412),
+    ("X-Copy-From-Account not UTF-8", "PUT", f"{C}/cpa",
+     {"X-Copy-From": "sweep/o", "X-Copy-From-Account": "AUTH_%FF"}, b"", 412),
+    ("X-Copy-From with a body", "PUT", f"{C}/cpb", {"X-Copy-From": "sweep/o"}, b"x", 400),
     ("referrer in a write ACL accepted (204)", "POST", C,
      {"X-Container-Write": ".r:*"}, None, 400),
+    ("referrer in a write ACL on PUT", "PUT", C, {"X-Container-Write": ".referrer:x.org"},
+     b"", 400),
+    ("referrer without a host", "POST", C, {"X-Container-Read": ".r:-"}, None, 400),
+    ("referrer of only a dot", "POST", C, {"X-Container-Read": ".r:*."}, None, 400),
+    ("unknown dot-designation", "POST", C, {"X-Container-Read": ".bogus:x"}, None, 400),
     ("X-Object-Manifest without container/prefix accepted (201)", "PUT", f"{C}/dlo",
      {"X-Object-Manifest": "nocontainerslash"}, b"", 400),
+    ("X-Object-Manifest with an empty container", "PUT", f"{C}/dlo",
+     {"X-Object-Manifest": "/prefix"}, b"", 400),
+    ("X-Object-Manifest with an empty prefix", "PUT", f"{C}/dlo",
+     {"X-Object-Manifest": "sweep/"}, b"", 400),
+    ("X-Object-Manifest not UTF-8", "PUT", f"{C}/dlo",
+     {"X-Object-Manifest": "sweep/%FF"}, b"", 400),
+    ("X-Object-Manifest with a query", "PUT", f"{C}/dlo",
+     {"X-Object-Manifest": "sweep/a?b=c"}, b"", 400),
+    ("X-Object-Manifest on POST", "POST", f"{C}/o",
+     {"X-Object-Manifest": "nocontainerslash"}, None, 400),
 ]
+
+PROXY_XFAIL: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = []
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body", "want"),
@@ -371,8 +400,6 @@ def test_proxy_known_bugs(sweep: Sweep, method: str, path: str, headers: dict[st
                        want, method)
 
 
-@pytest.mark.xfail(strict=False, reason="X-Copy-From-Account / Destination-Account are "
-                   "ignored: the copy silently reads from / writes to the caller's own account")
 def test_proxy_cross_account_copy_headers(sweep: Sweep) -> None:
     tester = {"X-Auth-Token": sweep.cloud.login("test:tester")[1]}
     assert raw(sweep.proxy, "PUT", "/v1/AUTH_test/xacct", tester, b"")[0] in (201, 202)
@@ -386,6 +413,74 @@ def test_proxy_cross_account_copy_headers(sweep: Sweep) -> None:
     reply = raw(sweep.proxy, "COPY", "/v1/AUTH_test/xacct/src", {**tester,
                 "Destination-Account": "AUTH_admin", "Destination": "sweep/planted"})
     assert reply[0] == 403, reply
+
+
+def test_proxy_cross_account_copy_with_keystone_tokens(sweep: Sweep) -> None:
+    status, _, body = raw(sweep.api, "GET", "/identity/v3/auth/tokens",
+                          {"X-Auth-Token": sweep.ks_demo_token,
+                           "X-Subject-Token": sweep.ks_demo_token})
+    assert status == 200, body
+    demo_acct = f"AUTH_{json.loads(body)['token']['project']['id']}"
+    admin_acct = f"AUTH_{sweep.ks_admin_project}"
+    admin = {"X-Auth-Token": sweep.ks_admin_token}
+    demo = {"X-Auth-Token": sweep.ks_demo_token}
+    assert raw(sweep.proxy, "PUT", f"/v1/{admin_acct}/ksx", admin, b"")[0] in (201, 202)
+    assert raw(sweep.proxy, "PUT", f"/v1/{admin_acct}/ksx/o", admin, b"secret")[0] == 201
+    assert raw(sweep.proxy, "PUT", f"/v1/{demo_acct}/ksd", demo, b"")[0] in (201, 202)
+    assert raw(sweep.proxy, "PUT", f"/v1/{demo_acct}/ksd/mine", demo, b"mine")[0] == 201
+    # the demo member may neither read from nor write into the admin project's account
+    reply = raw(sweep.proxy, "PUT", f"/v1/{demo_acct}/ksd/stolen", {
+        **demo, "X-Copy-From": "ksx/o", "X-Copy-From-Account": admin_acct}, b"")
+    assert_swift_error(reply, 403, "PUT")
+    reply = raw(sweep.proxy, "COPY", f"/v1/{demo_acct}/ksd/mine", {
+        **demo, "Destination": "ksx/planted", "Destination-Account": admin_acct})
+    assert_swift_error(reply, 403, "COPY")
+    assert raw(sweep.proxy, "HEAD", f"/v1/{admin_acct}/ksx/planted", admin)[0] == 404
+    # ...until the admin project's container grants it by ACL (project:user ids here)
+    reply = raw(sweep.proxy, "POST", f"/v1/{admin_acct}/ksx", {
+        **admin, "X-Container-Read": "*:*", "X-Container-Write": "*:*"})
+    assert reply[0] == 204, reply
+    reply = raw(sweep.proxy, "PUT", f"/v1/{demo_acct}/ksd/granted", {
+        **demo, "X-Copy-From": "ksx/o", "X-Copy-From-Account": admin_acct}, b"")
+    assert reply[0] == 201 and reply[1]["x-copied-from-account"] == admin_acct, reply
+    assert raw(sweep.proxy, "GET", f"/v1/{demo_acct}/ksd/granted", demo)[2] == b"secret"
+    reply = raw(sweep.proxy, "COPY", f"/v1/{demo_acct}/ksd/mine", {
+        **demo, "Destination": "ksx/planted", "Destination-Account": admin_acct})
+    assert reply[0] == 201, reply
+    assert raw(sweep.proxy, "GET", f"/v1/{admin_acct}/ksx/planted", admin)[2] == b"mine"
+
+
+@pytest.mark.parametrize(("method", "headers", "body", "want"), [
+    ("COPY", {"Destination": "sweep/%FF"}, None, "Invalid UTF8 or contains NULL"),
+    ("COPY", {"Destination": "sweep"}, None,
+     "Destination header must be of the form <container name>/<object name>"),
+    ("COPY", {"Destination": "sweep/x", "Destination-Account": ""}, None,
+     "Account name cannot be empty"),
+    ("PUT", {"X-Copy-From": "sweep/o", "X-Copy-From-Account": "a/b"}, b"",
+     "Account name cannot contain slashes"),
+    ("PUT", {"X-Object-Manifest": "sweep"}, b"",
+     "X-Object-Manifest must be in the format container/prefix"),
+])
+def test_proxy_copy_and_manifest_errors_are_swifts(sweep: Sweep, method: str,
+                                                   headers: dict[str, str],
+                                                   body: bytes | None, want: str) -> None:
+    reply = raw(sweep.proxy, method, f"{C}/o" if method == "COPY" else f"{C}/msg",
+                {**sweep.admin, **headers}, body)
+    assert_swift_error(reply, 412 if "Manifest" not in want else 400, method)
+    assert reply[2].decode().strip() == want
+
+
+@pytest.mark.parametrize(("header", "value", "want"), [
+    ("X-Container-Write", ".r:*", "Referrers not allowed in write ACL: '.r:*'"),
+    ("X-Container-Read", ".r:", "No host/domain value after referrer designation in "
+                                "ACL: '.r:'"),
+    ("X-Container-Read", ".r:*, .nope:x",
+     "Unknown designator '.nope' in ACL: '.nope:x'"),
+])
+def test_proxy_acl_errors_are_swifts(sweep: Sweep, header: str, value: str, want: str) -> None:
+    reply = raw(sweep.proxy, "POST", C, {**sweep.admin, header: value})
+    assert_swift_error(reply, 400, "POST")
+    assert reply[2].decode().strip() == want
 
 
 def test_proxy_invalid_utf8_metadata_value_is_400(sweep: Sweep) -> None:
@@ -647,18 +742,15 @@ SCHED_FIXED: list[tuple[str, str, str, bytes, str]] = [
      b'{"vcpus": "abc"}', "error"),
     ("compute report with negative vcpus / Infinity accepted (200)", "PUT",
      "/v1/hosts/sweep-host", b'{"vcpus": -5, "memory_mb": Infinity}', "error"),
-]
-
-SCHED_XFAIL: list[tuple[str, str, str, bytes, str]] = [
     ("aggregate uuid 'notuuid' accepted (200)", "PUT", "/v1/aggregates/notuuid", b"{}",
+     "error"),
+    ("aggregate uuid 'notuuid' on DELETE", "DELETE", "/v1/aggregates/notuuid", b"",
      "error"),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "key"),
-                         [pytest.param(*c[1:], id=c[0]) for c in SCHED_FIXED]
-                         + [pytest.param(*c[1:], id=c[0], marks=pytest.mark.xfail(
-                             strict=False, reason=c[0])) for c in SCHED_XFAIL])
+                         [pytest.param(*c[1:], id=c[0]) for c in SCHED_FIXED])
 def test_scheduler_known_bugs(sweep: Sweep, method: str, path: str, body: bytes,
                               key: str) -> None:
     assert_json_error(raw(sweep.scheduler, method, path, sweep.ks, body), 400, key)

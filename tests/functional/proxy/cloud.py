@@ -91,11 +91,19 @@ class Cloud:
         return nubis("down", "--state-dir", str(self.state), "--timeout", "5")
 
 
-def start_cloud(state: Path, proxy_workers: int = 1) -> Cloud:
-    """Write a config with free ports into ``state`` and run ``nubis up``."""
+def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi") -> Cloud:
+    """Write a config with free ports into ``state`` and run ``nubis up``.
+
+    Args:
+        state: The cloud's state directory.
+        proxy_workers: ``[proxy] workers``.
+        frontend: ``[proxy] frontend`` (``asgi`` or ``native``).
+    """
     ports, others = free_ports()
-    defaults.write_default_config(state / "nubis.toml", state, ports, proxy_workers,
-                                  others)
+    conf = state / "nubis.toml"
+    defaults.write_default_config(conf, state, ports, proxy_workers, others)
+    conf.write_text(conf.read_text().replace("[proxy]\n",
+                                             f'[proxy]\nfrontend = "{frontend}"\n', 1))
     cloud = Cloud(state, load_config(state / "nubis.toml"))
     proc = cloud.up()
     if proc.returncode != 0:

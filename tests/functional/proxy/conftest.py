@@ -1,4 +1,8 @@
-"""A session-wide all-in-one cloud for the proxy's functional tests."""
+"""A session-wide all-in-one cloud for the proxy's functional tests.
+
+Every test runs against both proxy front ends: the Falcon ASGI app on uvicorn
+(the default) and nubis' own HTTP server (``[proxy] frontend = "native"``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import pytest
 from tests.functional.proxy.cloud import Cloud, start_cloud
 
 
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    c = start_cloud(tmp_path_factory.mktemp("nubis-cloud"))
+@pytest.fixture(scope="session", params=["asgi", "native"])
+def cloud(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    c = start_cloud(tmp_path_factory.mktemp("nubis-cloud"), frontend=str(request.param))
     try:
         yield c
     finally:

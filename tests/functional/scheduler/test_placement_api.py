@@ -172,7 +172,8 @@ def test_aggregate_az_through_api(client: falcon.testing.TestClient) -> None:
     for name in ("a", "b"):
         call(client, "PUT", f"/v1/hosts/{name}", {"inventories": {
             "VCPU": {"total": 4}, "MEMORY_MB": {"total": 4096}, "DISK_GB": {"total": 40}}})
-    r = call(client, "PUT", "/v1/aggregates/agg1",
+    assert call(client, "PUT", "/v1/aggregates/agg1", {"hosts": ["b"]}).status_code == 400
+    r = call(client, "PUT", "/v1/aggregates/00000000-0000-0000-0000-0000000000a1",
              {"name": "rack1", "hosts": ["b"], "metadata": {"availability_zone": "az1"}})
     assert r.status_code == 200
     r = call(client, "POST", "/v1/select_destinations",

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
-from nubis.common.httpserver import HTTPServer, Request, Response
+from nubis.common.httpserver import BodyError, BodyTimeoutError, HTTPServer, Request, Response
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -222,3 +222,53 @@ def test_response_header_values_cannot_split_the_response() -> None:
         assert status == 200 and body == b"ok" and "x-evil" not in headers
         writer.close()
     uvloop.run(serve(handler, scenario))
+
+
+def test_bad_body_framing_after_the_head() -> None:
+    """Bad framing in the same read as the head: 400; later: the handler answers, then close."""
+    seen: list[str] = []
+
+    async def handler(req: Request) -> Response:
+        seen.append(req.path)
+        try:
+            body = await req.read()
+        except BodyError:
+            return Response(499, [], b"cut")
+        return Response(200, [], body)
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /te HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\nxyz")
+        status, headers, body = await read_response(reader)
+        assert (status, body, headers["connection"]) == (400, b"Bad Request", "close")
+        assert await reader.read() == b""
+        writer.close()
+        assert seen == []  # the handler never ran
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /late HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n")
+        await asyncio.sleep(0.2)  # the handler is reading the body now
+        writer.write(b"zz-not-a-chunk-size\r\n")
+        status, headers, body = await read_response(reader)
+        assert (status, body, headers["connection"]) == (499, b"cut", "close")
+        assert await reader.read() == b""
+        writer.close()
+        assert seen == ["/late"]
+    uvloop.run(serve(handler, scenario))
+
+
+def test_body_timeout_is_told_apart_from_a_disconnect() -> None:
+    async def handler(req: Request) -> Response:
+        try:
+            await req.read()
+        except BodyTimeoutError:
+            return Response(408, [], b"slow", close=True)
+        return Response(200, [], b"ok")
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+        status, _, body = await read_response(reader)
+        assert (status, body) == (408, b"slow")
+        writer.close()
+    uvloop.run(serve(handler, scenario, body_timeout=0.2))

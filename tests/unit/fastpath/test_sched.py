@@ -123,3 +123,66 @@ def test_empty_and_single_survivor(kernels: Kernels) -> None:
     alive = np.array([0, 1, 0], dtype=np.uint8)
     count, best = select(alive, [], [], [(np.array([1.0, 5.0, 9.0]), 1.0, 1.0)], 3)
     assert (count, best.tolist()) == (1, [1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_twins_agree_across_blocks(kernels: Kernels, seed: int) -> None:
+    """Several kernel blocks, dead blocks, huge integers, zero/negative factors."""
+    from nubis.fastpath import _sched_py
+
+    rng = np.random.default_rng(seed)
+    n = 4099
+    alive = (rng.random(n) > 0.3).astype(np.uint8)
+    alive[1024:2048] = 0  # one whole block without survivors
+    limits = [rng.integers(-1, 20, n)]
+    big = 2**62
+    terms: list[Any] = [
+        (rng.integers(-big, big, n), 1.0, 1.0),  # beyond 2**53: rounding in the cast
+        (rng.integers(0, 9, n), -1.0, 3.0),
+        (rng.integers(0, 9, n), 0.0, 1.0),
+        (rng.integers(0, 2**40, n), 1024.0, -1.0),
+        (rng.random(n) * 1e6, -2.5, 0.5)]
+    for k in (0, 1, 5, 40):
+        got = kernels("sched").select(alive.copy(), limits, [5], terms, k)
+        want = _sched_py.select(alive.copy(), limits, [5], terms, k)
+        assert got[0] == want[0]
+        assert got[1].tolist() == want[1].tolist()
+    # every weigher constant: the first k survivors in row order
+    flat = [(np.full(n, 7, dtype=np.int64), 1.0, 1.0)]
+    got = kernels("sched").select(alive.copy(), limits, [5], flat, 6)
+    want = _sched_py.select(alive.copy(), limits, [5], flat, 6)
+    assert got[1].tolist() == want[1].tolist()
+    assert got[1].tolist() == np.flatnonzero(alive.astype(bool) & (limits[0] >= 5))[:6].tolist()
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_predicted_extremes_never_change_the_answer(kernels: Kernels, seed: int) -> None:
+    """``bounds`` match the twin; right, stale or nonsense predictions give one answer."""
+    from nubis.fastpath import _sched_py
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    limits = [rng.integers(-1, 20, n)]
+    terms: list[Any] = [(rng.random(n) * 1e5, 1.0, 1.0), (rng.integers(0, 9, n), 1.0, -1.0),
+                        (rng.integers(0, 4, n), 1024.0, 2.0)]
+    select = kernels("sched").select
+    alive = (rng.random(n) > 0.2).astype(np.uint8)
+    want = _sched_py.select(alive.copy(), limits, [5], terms, 4)
+    bounds = np.empty(6)
+    twin_bounds = np.empty(6)
+    _sched_py.select(alive.copy(), limits, [5], terms, 4, bounds=twin_bounds)
+    got = select(alive.copy(), limits, [5], terms, 4, bounds=bounds)
+    assert bounds.tolist() == twin_bounds.tolist()
+    stale = bounds.copy()
+    stale[1] += 1.0
+    for predict in (bounds, stale, np.zeros(6), np.array([1, 1, 2, 2, 3, 3.0]),
+                    np.full(6, np.nan)):
+        got = select(alive.copy(), limits, [5], terms, 4, predict=predict)
+        assert (got[0], got[1].tolist()) == (want[0], want[1].tolist())
+    # one survivor, none, and k == 0 still report (inf, -inf) / the extremes
+    for amount, k in ((19, 3), (99, 3), (5, 0)):
+        one = np.empty(6)
+        two = np.empty(6)
+        a = select(alive.copy(), limits, [amount], terms, k, predict=bounds, bounds=one)
+        b = _sched_py.select(alive.copy(), limits, [amount], terms, k, bounds=two)
+        assert (a[0], a[1].tolist(), one.tolist()) == (b[0], b[1].tolist(), two.tolist())

@@ -348,3 +348,38 @@ def test_expiry_index_follows_x_delete_at(tmp_path: Path) -> None:
             assert (await st.req("object", "DELETE", OBJ, {"X-Timestamp": ts()})).status == 204
             assert dev.expiring(later) == []
     run(go())
+
+
+@pytest.mark.parametrize("size", [0, 5, 3 * CHUNK + 17])
+def test_proxy_vouched_md5_is_checked_with_xxh3(tmp_path: Path, size: int) -> None:
+    """With ``X-Backend-Body-Xxh3`` the body is checked by xxh3 and the given ETag stored."""
+    import xxhash
+
+    data = os.urandom(size)
+    md5 = hashlib.md5(data).hexdigest()
+    good = f"{xxhash.xxh3_64_intdigest(data):016x}"
+    bad = f"{xxhash.xxh3_64_intdigest(data + b'x'):016x}"
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            r = await st.req("object", "PUT", OBJ,
+                             hdrs(ts(), ETag=md5, **{"X-Backend-Body-Xxh3": bad}), data)
+            assert r.status == 422  # the body is not what the proxy hashed
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 404
+            r = await st.req("object", "PUT", OBJ,
+                             hdrs(ts(), ETag=md5, **{"X-Backend-Body-Xxh3": "zz"}), data)
+            assert r.status == 422
+            r = await st.req("object", "PUT", OBJ,
+                             hdrs(ts(), ETag=md5, **{"X-Backend-Body-Xxh3": good}), data)
+            assert r.status == 201 and r.headers["etag"] == md5
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 200 and r.body == data and r.headers["etag"] == md5
+            # without a well-formed ETag the header is ignored and the MD5 computed
+            r = await st.req("object", "PUT", OBJ,
+                             hdrs(ts(), ETag="nothex", **{"X-Backend-Body-Xxh3": good}), data)
+            assert r.status == 422
+            r = await st.req("object", "PUT", OBJ,
+                             hdrs(ts(), **{"X-Backend-Body-Xxh3": bad}), data)
+            assert r.status == 201 and r.headers["etag"] == md5
+    run(go())
