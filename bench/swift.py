@@ -29,8 +29,10 @@ What differs (printed with the table):
   proxy requires a quorum of nodes agreeing on the MD5;
 * the nubis proxy keeps pooled keep-alive backend connections; Swift opens a new
   TCP connection for every backend request.
-* every nubis server (proxy included) runs on nubis' own asyncio HTTP/1.1 server
-  (uvloop + httptools); Swift's run on eventlet's WSGI server.
+* the nubis storage servers run on nubis' own asyncio HTTP/1.1 server (uvloop +
+  httptools); the proxy runs its ``[proxy] frontend``: by default the Falcon ASGI
+  app on uvicorn, with ``--frontend native`` the same proxy on nubis' own server.
+  Swift's servers run on eventlet's WSGI server.
 * both proxies run ``--proxy-workers`` workers (default 1, Swift's SAIO
   setting; on this 2-core box one nubis proxy worker measured as fast as two
   for 4 KiB and faster for 1 MiB); every storage server runs one worker / one

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.ports import free_port
+from tests.procs import terminate
 
 pytestmark = pytest.mark.probe
 TOKEN = "probe-service-token"
@@ -44,12 +45,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
             pytest.fail("scheduler did not start")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         log.close()
 
 

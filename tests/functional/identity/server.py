@@ -13,6 +13,7 @@ import requests
 import yaml
 
 from tests.ports import free_port
+from tests.procs import terminate
 
 ADMIN_PASSWORD = "admin-secret-pw"
 DEMO_PASSWORD = "demo-secret-pw"
@@ -83,13 +84,7 @@ class ApiServer:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            terminate(proc)
         self.procs.clear()
 
     def cloud(self, name: str) -> dict[str, object]:

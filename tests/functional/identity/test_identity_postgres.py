@@ -10,7 +10,6 @@ revocation polling and application credentials all go through PostgreSQL.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -55,6 +54,7 @@ from tests.ports import free_port
 from tests.probe.test_identity_multiprocess import (  # noqa: F401
     test_cross_process_validation_revocation_rotation,
 )
+from tests.procs import terminate
 
 pytestmark = pytest.mark.functional
 
@@ -97,12 +97,7 @@ def pair(identity: ApiServer) -> Iterator[tuple[ApiServer, str]]:
     try:
         yield identity, f"http://127.0.0.1:{port}/identity/v3"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,7 @@ from tests.functional.scheduler.test_placement_api import (  # noqa: F401
 )
 from tests.pg import PgCluster, pg_cluster  # noqa: F401
 from tests.ports import free_port
+from tests.procs import terminate
 
 pytestmark = pytest.mark.functional
 
@@ -272,12 +273,7 @@ def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 def _start_scheduler(root: Path, url: str, procs: list[subprocess.Popen[bytes]]) -> str:
