@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from nubis.daemons.scheduler.claims import ClaimItem
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.engine import Engine as PassEngine
 from nubis.daemons.scheduler.engine import Plan, undo
@@ -34,7 +35,6 @@ from nubis.daemons.scheduler.hoststate import Aggregate, HostFacts, HostState, I
 from nubis.daemons.scheduler.request import RequestSpec
 from nubis.daemons.scheduler.store import (
     AllocationChange,
-    ClaimItem,
     ConsumerAllocations,
     PlacementStore,
     Provider,
