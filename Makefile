@@ -15,13 +15,13 @@ APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv build up down status test test-unit test-pure bench bench-ring \
-	bench-swift bench-identity bench-scheduler lint debug clean
+	bench-swift bench-identity bench-scheduler lint lint-imports typecheck-tree debug clean
 
 help:
 	@echo "make up      install apt packages + .venv, build, start nubis"
 	@echo "make test    install what tests need, run the whole suite"
 	@echo "make bench   run every benchmark (bench-ring, bench-swift, ...)"
-	@echo "make lint    ruff + mypy"
+	@echo "make lint    ruff + mypy + lint-imports (the layer contracts)"
 	@echo "make debug   rebuild extensions with Cython line tracing + annotations"
 
 # --- installation -----------------------------------------------------------
@@ -61,7 +61,7 @@ status:
 
 # --- tests ------------------------------------------------------------------
 # pytest exits 5 when no test ran: that fails `make test` like any other error.
-test: build
+test: build lint-imports
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	NUBIS_NO_EXTENSIONS=1 $(PY) -m pytest tests/unit -q -p no:randomly $(PYTEST_ARGS)
 
@@ -84,14 +84,20 @@ bench-scheduler: build
 	$(PY) -m nubis.bench scheduler --hosts 1000,10000,100000
 
 # --- quality ----------------------------------------------------------------
-# mypy cannot follow the editable install's folder->package map, so lint checks
-# a symlink tree build/typecheck/nubis/{common,ring,...} that mirrors it.
-lint: venv
+# mypy and import-linter cannot follow the editable install's folder->package map,
+# so they check a symlink tree build/typecheck/nubis/{common,ring,...} that mirrors it.
+lint: venv lint-imports
 	$(VENV)/bin/ruff check .
+	cd build/typecheck && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p nubis
+
+typecheck-tree:
 	@rm -rf build/typecheck && mkdir -p build/typecheck/nubis
 	@for f in nubis/*; do ln -s ../../../$$f build/typecheck/nubis/$$(basename $$f); done
 	@for d in common api daemons ring fastpath bench; do ln -s ../../../$$d build/typecheck/nubis/$$d; done
-	cd build/typecheck && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p nubis
+
+# The layer contracts of pyproject.toml ([tool.importlinter]; ARCHITECTURE.md "Layers").
+lint-imports: venv typecheck-tree
+	cd build/typecheck && PYTHONPATH=. ../../$(VENV)/bin/lint-imports --no-cache ../../pyproject.toml
 
 debug: venv
 	NUBIS_DEBUG_BUILD=1 $(PY) setup.py -q build_ext --inplace --force

@@ -26,10 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from nubis.api.auth import TokenVerifier
 from nubis.api.identity.passwords import PasswordHasher
-from nubis.api.revoke import RevocationEvent, RevocationList
-from nubis.api.tokens import KeyRepository, ProjectRef, TokenCodec, TokenPayload, new_audit_id
+from nubis.api.shared.auth import TokenVerifier
+from nubis.api.shared.revoke import RevocationEvent, RevocationList
+from nubis.api.shared.tokens import (
+    KeyRepository,
+    ProjectRef,
+    TokenCodec,
+    TokenPayload,
+    new_audit_id,
+)
 
 
 def _payload(i: int) -> TokenPayload:

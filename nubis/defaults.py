@@ -92,7 +92,7 @@ def default_document(state_dir: Path, ports: Ports | None = None,
         "storage": {"node_count": NODE_COUNT, "object_port": p.object,
                     "container_port": p.container, "account_port": p.account},
         "proxy": {"port": p.proxy, "workers": proxy_workers,
-                  "token_verifiers": ["nubis.api.swift_keystone:proxy_verifier"]},
+                  "token_verifiers": ["nubis.api.proxy.keystoneauth:proxy_verifier"]},
         "tempauth": {"token_life": 86400, "token_secret": secrets.token_hex(32),
                      "users": users},
     }

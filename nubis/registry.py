@@ -1,15 +1,20 @@
-"""Every daemon ``nubis daemon NAME`` can run, and how the supervisor starts it.
+"""Every daemon ``nubis daemon NAME`` can run, and what each is handed.
 
-A target is ``"module:function"``; the function is called as
-``function(config: nubis.settings.Config, once: bool) -> int`` and runs in the
-foreground until stopped (or one pass when ``once`` is true, for background
-daemons). Modules are imported only when their daemon runs.
+A target is ``"module:function"``, called as ``function(*spec.args(config), once=once)``:
+``args`` picks the typed config sections the daemon needs out of the whole
+:class:`~nubis.settings.Config` (only this layer knows the whole file). It runs
+in the foreground until stopped (or one pass when ``once`` is true, for
+background daemons). Modules are imported only when their daemon runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from nubis.api.shared.config import Mount
+from nubis.settings import Config, token_settings
 
 
 @dataclass(frozen=True)
@@ -20,9 +25,30 @@ class DaemonSpec:
     target: str
     kind: Literal["server", "background"]
     summary: str
+    #: The positional arguments of ``target`` (its config sections), from the whole Config.
+    args: Callable[[Config], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class ApiMount:
+    """One API of the ``nubis api`` process and its service catalog entry."""
+
+    prefix: str
+    #: ``"module:function"`` called as ``function(prefix, services, section)``.
+    factory: str
+    #: Its own section of the Config.
+    section: Callable[[Config], Any]
+    #: Service type, name and the path after the public URL, for the catalog.
+    catalog: tuple[str, str, str]
 
 
 DAEMONS: dict[str, DaemonSpec] = {}
+
+#: The APIs ``nubis api`` serves, by path prefix. Add new control-plane APIs here.
+API_MOUNTS: list[ApiMount] = [
+    ApiMount("/identity", "nubis.api.identity.app:create_app", lambda c: c.identity,
+             ("identity", "keystone", "/identity")),
+]
 
 
 def register(spec: DaemonSpec) -> None:
@@ -30,23 +56,35 @@ def register(spec: DaemonSpec) -> None:
     DAEMONS[spec.name] = spec
 
 
+def api_mounts(config: Config) -> list[Mount]:
+    """Return the mounts of ``nubis api``, each with its own config section."""
+    return [Mount(m.prefix, m.factory, m.section(config)) for m in API_MOUNTS]
+
+
+def _storage(config: Config) -> tuple[Any, ...]:
+    return (config.storage, config.cluster)
+
+
 # Daemons are listed here as their components land.
 register(DaemonSpec("object-server", "nubis.daemons.storage.objectserver:run", "server",
-                    "object server (one storage node; $NUBIS_STORAGE_NODE)"))
+                    "object server (one storage node; $NUBIS_STORAGE_NODE)", _storage))
 register(DaemonSpec("container-server", "nubis.daemons.storage.containerserver:run", "server",
-                    "container server (one storage node; $NUBIS_STORAGE_NODE)"))
+                    "container server (one storage node; $NUBIS_STORAGE_NODE)", _storage))
 register(DaemonSpec("account-server", "nubis.daemons.storage.accountserver:run", "server",
-                    "account server (one storage node; $NUBIS_STORAGE_NODE)"))
+                    "account server (one storage node; $NUBIS_STORAGE_NODE)", _storage))
 register(DaemonSpec("proxy", "nubis.api.proxy.server:run", "server",
-                    "Swift v1 proxy (+ tempauth) on port 8080"))
-register(DaemonSpec("api", "nubis.api.app:run", "server",
-                    "control-plane APIs (/identity Keystone v3, ...) on port 5000"))
+                    "Swift v1 proxy (+ tempauth) on port 8080",
+                    lambda c: (c.proxy, c.tempauth, c.cluster, token_settings(c))))
+register(DaemonSpec("api", "nubis.api.shared.host:run", "server",
+                    "control-plane APIs (/identity Keystone v3, ...) on port 5000",
+                    lambda c: (c.api, c.cluster, token_settings(c), api_mounts(c))))
 register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
-                    "scheduler + placement (/v1/select_destinations, /placement) on port 8775"))
+                    "scheduler + placement (/v1/select_destinations, /placement) on port 8775",
+                    lambda c: (c.scheduler, c.cluster, token_settings(c))))
 
 #: Called by ``nubis up`` after every daemon answers its health check, in order:
 #: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.
 #: Used for bootstrap work (identity admin/demo users, catalog, clouds.yaml, ...).
 POST_START_HOOKS: list[str] = [
-    "nubis.api.identity.bootstrap:post_start",
+    "nubis.bootstrap:identity_post_start",
 ]

@@ -13,29 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from nubis.api.config import ApiConfig
 from nubis.api.identity.config import IdentityConfig
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
+from nubis.api.shared.config import ApiConfig, TokenSettings
 from nubis.common import config as cfg
+from nubis.common.cluster import ClusterConfig
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.storage.config import StorageConfig
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """Cluster-wide settings shared by every process."""
-
-    #: Secret mixed into every ring hash (Swift's swift_hash_path_prefix).
-    hash_path_prefix: str = ""
-    #: Secret mixed into every ring hash (Swift's swift_hash_path_suffix).
-    hash_path_suffix: str = "nubis"
-    #: Where state (devices, rings, databases, pids, logs) lives.
-    state_dir: str = "var"
-    #: Address every server binds to unless its section says otherwise.
-    bind_ip: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -49,6 +36,14 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+def token_settings(config: Config) -> TokenSettings:
+    """Return what every local token verifier needs, from ``[identity]`` and ``[api]``."""
+    ic, state_dir = config.identity, config.cluster.state_dir
+    return TokenSettings(ic.resolved_key_repository(state_dir), ic.max_active_keys,
+                         ic.token_ttl, ic.revocation_poll_seconds, ic.token_cache_size,
+                         config.api.resolved_database_url(state_dir))
 
 
 def load_config(path: str | Path) -> Config:

@@ -9,16 +9,17 @@ from typing import Any
 import falcon
 import falcon.asgi
 import sqlalchemy as sa
-from nubis.api.auth import FalconAuthMiddleware
-from nubis.api.errors import install_keystone_errors, keystone_body
 from nubis.api.identity import handlers as h
 from nubis.api.identity import schema
 from nubis.api.identity.authn import Authenticator
+from nubis.api.identity.config import IdentityConfig
 from nubis.api.identity.creds import IdentityStore
-from nubis.api.identity.passwords import FailureLimiter
+from nubis.api.identity.passwords import FailureLimiter, PasswordHasher
 from nubis.api.identity.resources import Collection, IdentityContext, Item, entity_specs
-from nubis.api.policy import IDENTITY, Policy
-from nubis.api.services import ApiServices
+from nubis.api.shared.auth import FalconAuthMiddleware
+from nubis.api.shared.errors import install_keystone_errors, keystone_body
+from nubis.api.shared.policy import IDENTITY, Policy
+from nubis.api.shared.services import ApiServices
 from nubis.common.db import migrate
 
 VERSION_ID = "v3.14"
@@ -61,24 +62,24 @@ class V3:
         resp.media = {"version": version_doc(self.v3_url)}
 
 
-def make_store(services: ApiServices) -> IdentityStore:
+def make_store(services: ApiServices, cfg: IdentityConfig) -> IdentityStore:
     """Migrate the identity schema and return a store on the shared engine."""
     migrate(services.engine, "identity", schema.MIGRATIONS)
-    return IdentityStore(services.engine, services.hasher(), services.verifier.revocations,
-                         max_token_life=float(services.identity.token_ttl))
+    return IdentityStore(services.engine, PasswordHasher.from_config(cfg),
+                         services.verifier.revocations, max_token_life=float(cfg.token_ttl))
 
 
-def create_app(prefix: str, services: ApiServices) -> falcon.asgi.App[Any, Any]:
+def create_app(prefix: str, services: ApiServices,
+               cfg: IdentityConfig) -> falcon.asgi.App[Any, Any]:
     """Build the Keystone v3 application whose routes start with ``prefix``."""
-    cfg = services.identity
-    store = make_store(services)
+    store = make_store(services, cfg)
     public = f"{services.public_url}{prefix}"
     authn = Authenticator(
         store, services.verifier, cfg.token_ttl,
         FailureLimiter(cfg.max_failures_per_user, cfg.lockout_seconds),
         FailureLimiter(cfg.max_failures_per_source, cfg.lockout_seconds), time.time)
     ctx = IdentityContext(store, Policy(IDENTITY), authn, f"{public}/v3",
-                          services.config.api.max_body_bytes)
+                          services.api.max_body_bytes)
     app = falcon.asgi.App(middleware=[FalconAuthMiddleware(services.verifier)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False

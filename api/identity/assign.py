@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from nubis.api.errors import BadRequestError, ConflictError, not_found
 from nubis.api.identity import schema as s
 from nubis.api.identity.store import ResourceStore, Row, _row, _split_extra, duplicate, new_id
+from nubis.api.shared.errors import BadRequestError, ConflictError, not_found
 
 ActorKind = Literal["user", "group"]
 TargetKind = Literal["project", "domain", "system"]

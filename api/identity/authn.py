@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.auth import TokenRejectedError, TokenVerifier
-from nubis.api.errors import BadRequestError, NotFoundError, UnauthorizedError
 from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.passwords import FailureLimiter
 from nubis.api.identity.store import Row
 from nubis.api.identity.views import member, text
-from nubis.api.tokens import ProjectRef, TokenPayload, new_audit_id
+from nubis.api.shared.auth import TokenRejectedError, TokenVerifier
+from nubis.api.shared.errors import BadRequestError, NotFoundError, UnauthorizedError
+from nubis.api.shared.tokens import ProjectRef, TokenPayload, new_audit_id
 
 
 @dataclass

@@ -6,37 +6,35 @@ project ``admin`` and on the system), the ``demo`` user (member of project
 ``demo``), the service catalog for the services this deployment runs — and
 writes ``<state>/clouds.yaml`` (clouds ``nubis-admin``, ``nubis-demo``) and
 ``<state>/openrc``. Passwords come from ``[identity]`` or are generated once
-and kept in ``<state>/identity-passwords.json`` (mode 0600).
+and kept in ``<state>/identity-passwords.json`` (mode 0600). Which services the
+catalog lists, and where, is the caller's (the CLI layer's ``nubis.bootstrap``).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from nubis.api.identity import schema
+from nubis.api.identity.config import IdentityConfig
 from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.passwords import PasswordHasher
 from nubis.api.identity.store import DEFAULT_DOMAIN_ID, Row
 from nubis.common.db import make_engine, migrate
 from nubis.common.fileutil import atomic_write
-from nubis.common.net import http_base
 
-if TYPE_CHECKING:
-    from nubis.settings import Config
 
-#: sub-application prefix -> (service type, service name, path after the public URL).
-CATALOG_SERVICES: dict[str, tuple[str, str, str]] = {
-    "/identity": ("identity", "keystone", "/identity"),
-    "/compute": ("compute", "nova", "/compute/v2.1"),
-    "/image": ("image", "glance", "/image"),
-    "/network": ("network", "neutron", "/network"),
-    "/volume": ("volumev3", "cinderv3", "/volume/v3/%(project_id)s"),
-}
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One service of the catalog: type, name and endpoint URL (all interfaces)."""
+
+    service_type: str
+    name: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -49,36 +47,18 @@ class Credentials:
     project: str
 
 
-def post_start(config: Config, state_dir: Path) -> None:
-    """Bootstrap identity and write clouds.yaml/openrc (the ``nubis up`` hook)."""
-    from nubis.api.app import SUBAPPS  # the composition root lists the mounted APIs
+def bootstrap(cfg: IdentityConfig, database_url: str, public_url: str, state_dir: Path,
+              catalog: Sequence[CatalogEntry]) -> Row:
+    """Create the bootstrap entities and ``catalog``; return the admin project row.
 
-    try:
-        from nubis.registry import DAEMONS  # which daemons this deployment runs
-        has_proxy = "proxy" in DAEMONS
-        has_scheduler = "scheduler" in DAEMONS
-    except ImportError:
-        has_proxy = has_scheduler = False
-    state = Path(state_dir)
-    bootstrap(config, state, list(SUBAPPS), has_proxy, has_placement=has_scheduler)
-    public = config.api.resolved_public_url(config.cluster.bind_ip)
-    print(f"\nIdentity (Keystone v3): {public}/identity/v3")
-    print(f"  wrote {state / 'clouds.yaml'} (clouds nubis-admin, nubis-demo) and "
-          f"{state / 'openrc'}")
-    print(f"  OS_CLIENT_CONFIG_FILE={state / 'clouds.yaml'} openstack --os-cloud nubis-admin "
-          "token issue")
-
-
-def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: bool,
-              *, has_placement: bool = False) -> Row:
-    """Create the bootstrap entities; return the admin project row."""
+    ``public_url`` is the base URL of the ``nubis api`` process (identity lives
+    under ``/identity``); the CLI layer decides which services the catalog lists.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(config.api.resolved_database_url(state_dir))
+    engine = make_engine(database_url)
     migrate(engine, "identity", schema.MIGRATIONS)
-    ic = config.identity
-    store = IdentityStore(engine, PasswordHasher(ic.password_time_cost, ic.password_memory_kib,
-                                                 ic.password_parallelism))
-    passwords = _passwords(config, state_dir)
+    store = IdentityStore(engine, PasswordHasher.from_config(cfg))
+    passwords = _passwords(cfg, state_dir)
     roles = _roles(store)
     admin_project = _project(store, "admin", "Bootstrap project for administrators")
     demo_project = _project(store, "demo", "Demo project")
@@ -87,25 +67,24 @@ def bootstrap(config: Config, state_dir: Path, prefixes: list[str], has_proxy: b
     store.grant("user", admin["id"], "project", admin_project["id"], roles["admin"])
     store.grant("user", admin["id"], "system", "system", roles["admin"])
     store.grant("user", demo["id"], "project", demo_project["id"], roles["member"])
-    public = config.api.resolved_public_url(config.cluster.bind_ip)
-    _catalog(store, config, public, prefixes, has_proxy, has_placement)
-    auth_url = f"{public}/identity/v3"
+    _catalog(store, cfg.region, catalog)
+    auth_url = f"{public_url}/identity/v3"
     logins = [Credentials("nubis-admin", "admin", passwords["admin"], "admin"),
               Credentials("nubis-demo", "demo", passwords["demo"], "demo")]
-    write_clouds_yaml(state_dir / "clouds.yaml", auth_url, ic.region, logins)
-    write_openrc(state_dir / "openrc", auth_url, ic.region, logins[0])
+    write_clouds_yaml(state_dir / "clouds.yaml", auth_url, cfg.region, logins)
+    write_openrc(state_dir / "openrc", auth_url, cfg.region, logins[0])
     engine.dispose()
     return admin_project
 
 
-def _passwords(config: Config, state_dir: Path) -> dict[str, str]:
+def _passwords(cfg: IdentityConfig, state_dir: Path) -> dict[str, str]:
     path = state_dir / "identity-passwords.json"
     saved: dict[str, str] = {}
     if path.exists():
         saved = json.loads(path.read_text())
-    out = {"admin": config.identity.admin_password or saved.get("admin")
+    out = {"admin": cfg.admin_password or saved.get("admin")
            or secrets.token_urlsafe(18),
-           "demo": config.identity.demo_password or saved.get("demo")
+           "demo": cfg.demo_password or saved.get("demo")
            or secrets.token_urlsafe(18)}
     if out != saved:
         _write_private(path, json.dumps(out, indent=2) + "\n")
@@ -142,43 +121,14 @@ def _user(store: IdentityStore, name: str, password: str) -> Row:
     return row
 
 
-def _catalog(store: IdentityStore, config: Config, public: str, prefixes: list[str],
-             has_proxy: bool, has_placement: bool = False) -> None:
-    region = config.identity.region
+def _catalog(store: IdentityStore, region: str, catalog: Sequence[CatalogEntry]) -> None:
     if store._find(schema.regions, id=region) is None:
         store.create_region({"id": region, "description": ""})
-    wanted: list[tuple[str, str, str]] = []
-    for prefix in prefixes:
-        if prefix in CATALOG_SERVICES:
-            svc_type, name, path = CATALOG_SERVICES[prefix]
-            wanted.append((svc_type, name, f"{public}{path}"))
-    if has_proxy:
-        wanted.append(("object-store", "swift", object_store_url(config)))
-    if has_placement:
-        wanted.append(("placement", "placement", placement_url(config)))
-    for svc_type, name, url in wanted:
-        svc = store.ensure_service(svc_type, name, f"nubis {svc_type} service")
+    for entry in catalog:
+        svc = store.ensure_service(entry.service_type, entry.name,
+                                   f"nubis {entry.service_type} service")
         for interface in ("public", "internal", "admin"):
-            store.ensure_endpoint(svc["id"], interface, region, url)
-
-
-def object_store_url(config: Config) -> str:
-    """Return the object-store endpoint template (from ``[identity]`` or the proxy's port)."""
-    if config.identity.object_store_url:
-        return config.identity.object_store_url
-    return f"{_service_base(config, 'proxy', 8080)}/v1/AUTH_%(project_id)s"
-
-
-def placement_url(config: Config) -> str:
-    """Return the placement endpoint (served by the scheduler process)."""
-    return f"{_service_base(config, 'scheduler', 8775)}/placement"
-
-
-def _service_base(config: Config, section: str, default_port: int) -> str:
-    """Return ``http://host:port`` of the service configured in ``[section]``."""
-    conf = getattr(config, section, None)
-    bind_ip = (getattr(conf, "bind_ip", "") or config.cluster.bind_ip) if conf else ""
-    return http_base(bind_ip, getattr(conf, "port", default_port))
+            store.ensure_endpoint(svc["id"], interface, region, entry.url)
 
 
 def write_clouds_yaml(path: Path, auth_url: str, region: str,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from nubis.api.errors import BadRequestError, ConflictError, ForbiddenError
 from nubis.api.identity import schema as s
 from nubis.api.identity.assign import AssignmentStore
 from nubis.api.identity.store import Row, _row, _split_extra, new_id
+from nubis.api.shared.errors import BadRequestError, ConflictError, ForbiddenError
 
 INTERFACES = ("public", "internal", "admin")
 

@@ -7,10 +7,10 @@ import json
 import secrets
 from typing import Any
 
-from nubis.api.errors import BadRequestError, not_found
 from nubis.api.identity import schema as s
 from nubis.api.identity.catalog import CatalogStore
 from nubis.api.identity.store import Row, _split_extra, duplicate, new_id
+from nubis.api.shared.errors import BadRequestError, not_found
 
 
 def ec2_credential_id(access: str) -> str:

@@ -6,19 +6,19 @@ import json
 from typing import Any
 
 import falcon
-from nubis.api.auth import TokenRejectedError
-from nubis.api.errors import (
+from nubis.api.identity import views
+from nubis.api.identity.assign import ActorKind, Assignment, TargetKind
+from nubis.api.identity.creds import new_secret
+from nubis.api.identity.resources import IdentityContext, Req, Resp, auth_of, run
+from nubis.api.shared.auth import TokenRejectedError
+from nubis.api.shared.errors import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,
     UnauthorizedError,
     not_found,
 )
-from nubis.api.identity import views
-from nubis.api.identity.assign import ActorKind, Assignment, TargetKind
-from nubis.api.identity.creds import new_secret
-from nubis.api.identity.resources import IdentityContext, Req, Resp, auth_of, run
-from nubis.api.tokens import TokenPayload
+from nubis.api.shared.tokens import TokenPayload
 
 
 class Base:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from nubis.api.identity.config import IdentityConfig
 
 
 class PasswordHasher:
@@ -24,6 +25,11 @@ class PasswordHasher:
     def __init__(self, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1) -> None:
         self._argon = _Argon2(time_cost=time_cost, memory_cost=memory_kib,
                               parallelism=parallelism, type=Type.ID)
+
+    @classmethod
+    def from_config(cls, cfg: IdentityConfig) -> PasswordHasher:
+        """Return a hasher with the ``[identity]`` section's argon2 cost."""
+        return cls(cfg.password_time_cost, cfg.password_memory_kib, cfg.password_parallelism)
 
     def hash(self, password: str) -> str:
         """Return the encoded hash of ``password``."""

@@ -16,13 +16,13 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.auth import AuthContext
-from nubis.api.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
 from nubis.api.identity import schema, views
 from nubis.api.identity.authn import Authenticator
 from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.store import Row
-from nubis.api.policy import Policy
+from nubis.api.shared.auth import AuthContext
+from nubis.api.shared.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
+from nubis.api.shared.policy import Policy
 from nubis.common.jsonbody import JSONBodyError, check_document
 
 Req = falcon.asgi.Request

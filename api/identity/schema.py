@@ -8,7 +8,7 @@ same schema runs on SQLite and PostgreSQL. Free-form attributes Keystone keeps
 from __future__ import annotations
 
 import sqlalchemy as sa
-from nubis.api.revoke import revocation_events
+from nubis.api.shared.revoke import revocation_events
 from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData()

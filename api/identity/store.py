@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from nubis.api.errors import BadRequestError, ConflictError, ForbiddenError, not_found
 from nubis.api.identity import schema as s
 from nubis.api.identity.passwords import PasswordHasher
-from nubis.api.revoke import RevocationEvent, RevocationList, prune_events, record_event
+from nubis.api.shared.errors import BadRequestError, ConflictError, ForbiddenError, not_found
+from nubis.api.shared.revoke import RevocationEvent, RevocationList, prune_events, record_event
 from nubis.common.db import advisory_lock
 from sqlalchemy.engine import Connection, Engine
 

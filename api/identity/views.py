@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from nubis.api.errors import BadRequestError
 from nubis.api.identity.store import Row
-from nubis.api.tokens import TokenPayload
+from nubis.api.shared.errors import BadRequestError
+from nubis.api.shared.tokens import TokenPayload
 
 _HIDDEN = frozenset({"password_hash", "secret_hash", "created_at"})
 

@@ -78,6 +78,6 @@ class ProxyConfig:
     policies: dict[str, int] = field(default_factory=lambda: {"rep3": 0})
     log_level: str = "WARNING"
     #: Extra token verifiers tried after tempauth: ``"module:function"`` called with
-    #: the whole Config, returning an object with ``async verify(token) -> Identity | None``
-    #: (how Keystone tokens join the chain).
+    #: the cloud's token settings and the ``[tempauth]`` section, returning an object
+    #: with ``async verify(token) -> Identity | None`` (how Keystone tokens join the chain).
     token_verifiers: list[str] = field(default_factory=list)

@@ -1,4 +1,11 @@
-"""Run the proxy: ``nubis daemon proxy`` (Falcon on uvicorn, or nubis' own HTTP server)."""
+"""Run the proxy: ``nubis daemon proxy`` (Falcon on uvicorn, or nubis' own HTTP server).
+
+The entry point takes the proxy's own sections (``[proxy]``, ``[tempauth]``),
+the cluster-wide one and the cloud's token settings (for the Keystone verifier
+hooks of ``[proxy] token_verifiers``). With ``workers > 1`` both front ends fork
+that many worker processes sharing one listening socket; each builds its own
+app and event loop after the fork.
+"""
 
 from __future__ import annotations
 
@@ -9,70 +16,88 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nubis.api.proxy.auth import TokenVerifier
+from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
+from nubis.api.shared.config import TokenSettings
+from nubis.common.cluster import ClusterConfig
 
 
-def _ring_dir(config: Any) -> Path:
-    conf = config.proxy
-    if conf.ring_dir:
-        return Path(conf.ring_dir)
-    return Path(config.cluster.state_dir) / "rings"
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything a proxy worker is built from."""
+
+    proxy: ProxyConfig
+    tempauth: TempAuthConfig
+    cluster: ClusterConfig
+    tokens: TokenSettings | None = None
+
+    @property
+    def ring_dir(self) -> Path:
+        """Return where the rings live."""
+        if self.proxy.ring_dir:
+            return Path(self.proxy.ring_dir)
+        return Path(self.cluster.state_dir) / "rings"
+
+    @property
+    def host(self) -> str:
+        """Return the address to bind."""
+        return self.proxy.bind_ip or self.cluster.bind_ip
+
+    def verifiers(self) -> list[TokenVerifier]:
+        """Build the extra token verifiers named in ``[proxy] token_verifiers``.
+
+        Each ``"module:function"`` is called with the token settings and the
+        ``[tempauth]`` section.
+        """
+        out: list[TokenVerifier] = []
+        for target in self.proxy.token_verifiers:
+            if self.tokens is None:
+                raise ValueError(f"token verifier {target} needs token settings")
+            module, _, func = target.partition(":")
+            out.append(getattr(importlib.import_module(module), func)(self.tokens,
+                                                                     self.tempauth))
+        return out
 
 
-def _verifiers(config: Any) -> list[TokenVerifier]:
-    out: list[TokenVerifier] = []
-    for target in config.proxy.token_verifiers:
-        module, _, func = target.partition(":")
-        out.append(getattr(importlib.import_module(module), func)(config))
-    return out
-
-
-def make_app(config: Any) -> Any:
-    """Build the ASGI app for one worker from the whole Config."""
+def make_app(settings: ProxySettings) -> Any:
+    """Build the ASGI app for one worker."""
     from nubis.api.proxy.app import build_app
 
-    return build_app(config.proxy, config.tempauth, _ring_dir(config),
-                     config.cluster.hash_path_prefix, config.cluster.hash_path_suffix,
-                     _verifiers(config))
+    return build_app(settings.proxy, settings.tempauth, settings.ring_dir,
+                     settings.cluster.hash_path_prefix, settings.cluster.hash_path_suffix,
+                     settings.verifiers())
 
 
-def app_factory() -> Any:
-    """Build the app in a uvicorn worker process (config path from ``$NUBIS_CONFIG``)."""
-    from nubis.settings import load_config
-
-    return make_app(load_config(os.environ["NUBIS_CONFIG"]))
-
-
-def run(config: Any, once: bool = False) -> int:
+def run(proxy: ProxyConfig, tempauth: TempAuthConfig, cluster: ClusterConfig,
+        tokens: TokenSettings | None = None, once: bool = False) -> int:
     """Serve the Swift API until stopped, with the ``[proxy] frontend`` configured."""
     del once
-    if config.proxy.frontend == "asgi":
-        return run_uvicorn(config)
-    return run_native(config)
-
-
-def run_native(config: Any) -> int:
-    """Serve on nubis' own HTTP server (``[proxy] workers`` processes share one socket)."""
-    conf = config.proxy
-    host = conf.bind_ip or config.cluster.bind_ip
-    logging.getLogger("nubis.proxy").setLevel(conf.log_level)
-    sock = socket.create_server((host, conf.port), backlog=2048, reuse_port=False)
-    sock.setblocking(False)
-    if conf.workers <= 1:
-        _serve_native(config, sock)
+    settings = ProxySettings(proxy, tempauth, cluster, tokens)
+    logging.getLogger("nubis.proxy").setLevel(proxy.log_level)
+    serve = _serve_uvicorn if proxy.frontend == "asgi" else _serve_native
+    sock = socket.create_server((settings.host, proxy.port), backlog=2048, reuse_port=False)
+    if proxy.workers <= 1:
+        serve(settings, sock)
         return 0
+    return _fork_workers(proxy.workers, lambda: serve(settings, sock), sock)
+
+
+def _fork_workers(count: int, serve: Callable[[], None], sock: socket.socket) -> int:
+    """Run ``serve`` in ``count`` forked workers sharing ``sock``; wait for them."""
     children: list[int] = []
-    for _ in range(conf.workers):
+    for _ in range(count):
         pid = os.fork()
         if pid == 0:  # worker: build its own app and event loop after the fork
             code = 1
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _serve_native(config, sock)
+                serve()
                 code = 0
             finally:
                 os._exit(code)
@@ -81,16 +106,18 @@ def run_native(config: Any) -> int:
     return _supervise(children)
 
 
-def _serve_native(config: Any, sock: socket.socket) -> None:
+def _serve_native(settings: ProxySettings, sock: socket.socket) -> None:
+    """Serve on nubis' own HTTP server."""
     from nubis.api.proxy.app import build_proxy
     from nubis.api.proxy.native import serve
     from nubis.common.httpserver import run_uvloop
 
+    sock.setblocking(False)
+
     async def main() -> None:
-        conf = config.proxy
-        proxy = build_proxy(conf, config.tempauth, _ring_dir(config),
-                            config.cluster.hash_path_prefix, config.cluster.hash_path_suffix,
-                            _verifiers(config))
+        proxy = build_proxy(settings.proxy, settings.tempauth, settings.ring_dir,
+                            settings.cluster.hash_path_prefix,
+                            settings.cluster.hash_path_suffix, settings.verifiers())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,6 +131,18 @@ def _serve_native(config: Any, sock: socket.socket) -> None:
         await proxy.state.backend.client.close()
 
     run_uvloop(main())
+
+
+def _serve_uvicorn(settings: ProxySettings, sock: socket.socket) -> None:
+    """Serve the ASGI app (Falcon) with uvicorn."""
+    import uvicorn
+
+    conf = settings.proxy
+    config = uvicorn.Config(make_app(settings), loop="uvloop", http="httptools",
+                            lifespan="off", access_log=False, server_header=False,
+                            log_level=conf.log_level.lower(), timeout_keep_alive=75,
+                            h11_max_incomplete_event_size=16384)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _supervise(children: list[int]) -> int:
@@ -126,22 +165,3 @@ def _supervise(children: list[int]) -> int:
         if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM, -signal.SIGINT):
             status = 1
     return status
-
-
-def run_uvicorn(config: Any) -> int:
-    """Serve the ASGI app (Falcon) with uvicorn."""
-    import uvicorn
-
-    conf = config.proxy
-    logging.getLogger("nubis.proxy").setLevel(conf.log_level)
-    host = conf.bind_ip or config.cluster.bind_ip
-    common = {"host": host, "port": conf.port, "loop": "uvloop", "http": "httptools",
-              "lifespan": "off", "access_log": False, "server_header": False,
-              "log_level": conf.log_level.lower(), "timeout_keep_alive": 75,
-              "h11_max_incomplete_event_size": 16384}
-    if conf.workers > 1 and "NUBIS_CONFIG" in os.environ:
-        uvicorn.run("nubis.api.proxy.server:app_factory", factory=True,
-                    workers=conf.workers, **common)
-    else:
-        uvicorn.run(make_app(config), **common)
-    return 0

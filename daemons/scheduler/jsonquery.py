@@ -11,6 +11,7 @@ raising.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +20,22 @@ import numpy as np
 from nubis.daemons.scheduler import attributes as attrs
 from nubis.daemons.scheduler.errors import BadRequest
 from nubis.daemons.scheduler.hoststate import BoolArray, HostState
-from nubis.daemons.scheduler.request import load_query
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq, "<": operator.lt, ">": operator.gt,
     "<=": operator.le, ">=": operator.ge}
 COMMANDS = frozenset({*_COMPARE, "in", "not", "or", "and"})
 MAX_NODES = 256
+
+
+def load_query(raw: Any) -> Any:
+    """Decode a JsonFilter ``query`` hint (a JSON string, or an already-decoded list)."""
+    if isinstance(raw, list):
+        return raw
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        raise BadRequest("scheduler_hints.query: not valid JSON") from None
 
 
 def parse(raw: Any) -> list[Any]:

@@ -9,12 +9,12 @@ extra specs and ``traits_required``/``trait:<NAME>`` image properties.
 
 from __future__ import annotations
 
-import json
 import uuid as uuidlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nubis.daemons.scheduler import jsonquery
 from nubis.daemons.scheduler.errors import BadRequest
 
 #: Limits on request sizes (bad input must not cost unbounded work).
@@ -207,9 +207,7 @@ def parse_request_spec(data: Any) -> RequestSpec:
     if query is not None and not isinstance(query, str | list):
         raise BadRequest("scheduler_hints.query: must be a JSON string")
     if query:
-        from nubis.daemons.scheduler.jsonquery import parse
-
-        parse(query)  # reject bad queries up front, not per host
+        jsonquery.parse(query)  # reject bad queries up front, not per host
     group = _group(d.get("instance_group"))
     if group is not None:
         group = InstanceGroup(group.uuid, group.policy, group.rules,
@@ -227,12 +225,3 @@ def parse_request_spec(data: Any) -> RequestSpec:
         availability_zone=az or None, scheduler_hints=hints, instance_group=group,
         ignore_hosts=_str_list(d.get("ignore_hosts"), "ignore_hosts"))
 
-
-def load_query(raw: Any) -> Any:
-    """Decode a JsonFilter ``query`` hint (a JSON string, or an already-decoded list)."""
-    if isinstance(raw, list):
-        return raw
-    try:
-        return json.loads(raw)
-    except (TypeError, ValueError):
-        raise BadRequest("scheduler_hints.query: not valid JSON") from None

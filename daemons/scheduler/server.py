@@ -9,7 +9,7 @@ One Falcon ASGI app served by uvicorn (uvloop, httptools) on 127.0.0.1:8775:
 * ``PUT|DELETE /v1/aggregates/{uuid}`` — Nova host aggregates (AZs, metadata);
 * ``DELETE /v1/instances/{uuid}`` — release an instance's allocations;
 * ``GET /metrics`` (Prometheus text), ``GET /healthcheck`` (public);
-* ``/placement/...`` — the Placement REST subset (:mod:`nubis.api.placement.app`).
+* ``/placement/...`` — the Placement REST subset (:mod:`nubis.daemons.scheduler.placement`).
 
 Authentication: a Keystone token (verified locally) carrying the ``admin`` or
 ``service`` role, or the shared service token of ``[scheduler] service_token``.
@@ -26,14 +26,19 @@ import secrets
 import statistics
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import falcon
 import falcon.asgi
 import sqlalchemy as sa
-from nubis.api.placement import app as placement
+from nubis.api.shared.auth import make_verifier
+from nubis.api.shared.config import TokenSettings
+from nubis.api.shared.errors import ApiError
+from nubis.api.shared.rest import MAX_BODY, error_body, read_json
+from nubis.common.cluster import ClusterConfig
 from nubis.common.db import is_busy
 from nubis.common.errors import ConfigError
+from nubis.daemons.scheduler import placement
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.engine import Engine
 from nubis.daemons.scheduler.errors import BadRequest, NoValidHost, SchedulerError
@@ -41,12 +46,8 @@ from nubis.daemons.scheduler.request import parse_request_spec
 from nubis.daemons.scheduler.service import SchedulerService
 from nubis.daemons.scheduler.store import open_engine
 
-if TYPE_CHECKING:
-    from nubis.settings import Config
-
 LOG = logging.getLogger(__name__)
 PREFIX = "/placement"
-MAX_BODY = 1 << 20
 
 
 class AuthMiddleware:
@@ -106,7 +107,7 @@ class Select:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Place and claim the request's instances."""
-        data = await placement.body(req)
+        data = await read_json(req)
         if isinstance(data, dict) and "request_spec" in data:
             data = data["request_spec"]
         spec = parse_request_spec(data)
@@ -127,7 +128,7 @@ class Hosts:
     async def on_put_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                          name: str) -> None:
         """Take a compute daemon's report."""
-        data = await placement.body(req)
+        data = await read_json(req)
         if not isinstance(data, dict):
             raise BadRequest("report must be a JSON object")
         resp.media = await asyncio.to_thread(self.svc.report_host, name, data)
@@ -142,7 +143,7 @@ class Aggregates:
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str) -> None:
         """Create or replace a host aggregate."""
-        data = await placement.body(req)
+        data = await read_json(req)
         if not isinstance(data, dict):
             raise BadRequest("aggregate must be a JSON object")
         resp.media = await asyncio.to_thread(self.svc.set_aggregate, uuid, data)
@@ -209,7 +210,7 @@ def _render(req: falcon.asgi.Request, resp: falcon.asgi.Response, status: int, t
             detail: str, code: str, extra: dict[str, Any] | None = None) -> None:
     resp.status = status
     if _is_placement(req):
-        resp.media = placement.error_body(status, title, detail, code)
+        resp.media = error_body(status, title, detail, code)
         return
     key = "noValidHost" if code == "scheduler.no_valid_host" else "error"
     resp.media = {key: {"code": status, "title": title, "message": detail, **(extra or {})}}
@@ -223,6 +224,11 @@ async def _on_scheduler_error(req: falcon.asgi.Request, resp: falcon.asgi.Respon
     title = {400: "Bad Request", 404: "Not Found", 406: "Not Acceptable",
              409: "Conflict"}.get(ex.status, "Error")
     _render(req, resp, ex.status, title, str(ex), ex.code, extra)
+
+
+async def _on_api_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                        ex: ApiError, params: dict[str, Any]) -> None:
+    _render(req, resp, ex.status, ex.title, ex.message, SchedulerError.code)
 
 
 async def _on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
@@ -265,13 +271,14 @@ def build_app(svc: SchedulerService, service_token: str,
     """Return the scheduler's ASGI app (scheduler API + placement under /placement)."""
     if not service_token and verifier is None:
         raise ValueError("refusing to serve without any authentication")
-    middleware: list[Any] = [placement.MicroversionMiddleware(PREFIX),
+    middleware: list[Any] = [placement.microversions(PREFIX),
                              AuthMiddleware(service_token, verifier)]
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(SchedulerError, _on_scheduler_error)
+    app.add_error_handler(ApiError, _on_api_error)
     app.add_error_handler(sa.exc.DBAPIError, _on_database_error)
     app.add_route("/healthcheck", Health())
     app.add_route("/metrics", Metrics(svc))
@@ -300,61 +307,38 @@ def service_token_for(cfg: SchedulerConfig, state_dir: Path) -> str:
     return token
 
 
-def _verifier(config: Config, state_dir: Path) -> Any | None:
-    try:
-        from nubis.api.services import make_verifier
-        from nubis.common.db import make_engine
-    except ImportError:  # identity not installed: service token only
-        return None
-    api_engine = make_engine(config.api.resolved_database_url(state_dir))
-    return make_verifier(config.identity, state_dir, api_engine)
-
-
 def database_url(cfg: SchedulerConfig, state_dir: Path) -> str:
     """Return the scheduler's database URL (default: a SQLite file in the state dir)."""
     return cfg.database_url or f"sqlite:///{state_dir.resolve() / 'scheduler.sqlite'}"
 
 
-def run(config: Config, once: bool = False) -> int:
-    """Serve the scheduler until stopped (``once``: set up, check, exit)."""
+def run(cfg: SchedulerConfig, cluster: ClusterConfig, tokens: TokenSettings | None,
+        once: bool = False) -> int:
+    """Serve the scheduler until stopped (``once``: set up, check, exit).
+
+    ``tokens`` enables Keystone tokens; without them only the service token works.
+    """
     import uvicorn
 
-    cfg: SchedulerConfig = config.scheduler
     try:
         Engine(cfg)  # unknown filter/weigher names: a clear start-up error, exit 2
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return ConfigError.exit_code
-    state_dir = Path(config.cluster.state_dir).resolve()
+    state_dir = Path(cluster.state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     svc = SchedulerService(cfg, open_engine(database_url(cfg, state_dir)))
-    app = build_app(svc, service_token_for(cfg, state_dir), _verifier(config, state_dir))
+    verifier = None if tokens is None else make_verifier(tokens)
+    app = build_app(svc, service_token_for(cfg, state_dir), verifier)
     if once:
         return 0
     # PERF: the loaded host state is long-lived; keep it out of the cyclic GC's
     # full collections (``python -m nubis.bench scheduler``).
     gc.collect()
     gc.freeze()
-    host = cfg.bind_ip or config.cluster.bind_ip
+    host = cfg.bind_ip or cluster.bind_ip
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=cfg.port, loop="uvloop",
                                            http="httptools", lifespan="off",
                                            log_level="warning", access_log=False))
     server.run()
     return 0
-
-
-def main(argv: list[str]) -> int:
-    """Run from a config file: ``python -m nubis.daemons.scheduler.server CONFIG``."""
-    from nubis.settings import exit_on_config_error, load_config
-
-    if len(argv) != 1:
-        print("usage: python -m nubis.daemons.scheduler.server CONFIG.toml", file=sys.stderr)
-        return 2
-    config = exit_on_config_error(lambda: load_config(argv[0]))
-    return exit_on_config_error(lambda: run(config))
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    raise SystemExit(main(sys.argv[1:]))
-

@@ -13,14 +13,10 @@ asynchronous here, so the account must not depend on their order).
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import lmdb
+from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import Request, Response, plain
 from nubis.daemons.storage import protocol as proto
 from nubis.daemons.storage.accountdb import (
@@ -31,28 +27,21 @@ from nubis.daemons.storage.accountdb import (
     AccountNotFoundError,
     unpack_row,
 )
-from nubis.daemons.storage.app import (
-    HEALTH_OK,
-    cancel,
-    method_not_allowed,
-    run_node_server,
-    sync_all,
-    sync_loop,
-)
-from nubis.daemons.storage.config import NodeSettings, StorageConfig
+from nubis.daemons.storage.config import StorageConfig
 from nubis.daemons.storage.dbcommon import (
     metadata_headers,
     parse_listing,
     render_listing,
     timestamp_or,
 )
-from nubis.daemons.storage.diskfile import DeviceSet
-from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
-from nubis.daemons.storage.protocol import ZERO, ProtocolError, Timestamp
-
-LOG = logging.getLogger(__name__)
-
-_INSUFFICIENT = plain(507, "Insufficient Storage")
+from nubis.daemons.storage.lmdbstore import GroupCommitter
+from nubis.daemons.storage.protocol import ZERO, Timestamp
+from nubis.daemons.storage.runner import run_node
+from nubis.daemons.storage.server import (
+    INSUFFICIENT_STORAGE,
+    DatabaseServer,
+    method_not_allowed,
+)
 
 
 def _account_headers(info: AccountInfo) -> list[tuple[str, str]]:
@@ -72,64 +61,34 @@ def _container_row(name: str, raw: bytes) -> dict[str, Any]:
             "last_modified": Timestamp.parse(put_ts).isoformat}
 
 
-class AccountServer:
+class AccountServer(DatabaseServer[AccountDB]):
     """Handle backend account requests for the devices of one node."""
 
-    def __init__(self, storage: StorageConfig, devices_dir: Path) -> None:
-        self.storage = storage
-        self.executor = ThreadPoolExecutor(2, thread_name_prefix="acctio")
-        self._syncer: asyncio.Task[None] | None = None
-        self.devices = DeviceSet(devices_dir, self._open_device,
-                                 mount_check=storage.mount_check)
+    port_name = "account_port"
+    thread_name = "acctio"
+    env_name = "accounts.lmdb"
+    dbs = DBS
 
-    def _open_device(self, path: Path) -> AccountDB:
-        s = self.storage
-        durable = s.fsync and s.db_fsync
-        env = open_env(path / "accounts.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=durable)
-        committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
-                                   max_batch=s.group_commit_max, in_loop=not durable)
+    @classmethod
+    def io_threads(cls, storage: StorageConfig) -> int:
+        """Return 2: account writes are rare and small."""
+        return 2
+
+    def make_db(self, path: Path, env: Any, committer: GroupCommitter) -> AccountDB:
+        """Wrap a device's environment."""
         return AccountDB(env, committer)
 
-    async def start(self) -> None:
-        """Start the database syncer."""
-        self._syncer = asyncio.get_running_loop().create_task(
-            sync_loop(self.devices, self.storage.db_sync_interval))
-
-    async def stop(self) -> None:
-        """Sync and close every device."""
-        await cancel(self._syncer)
-        for db in list(self.devices.open.values()):
-            await db.committer.close()
-        await sync_all(self.devices)
-        for db in list(self.devices.open.values()):
-            db.env.close()
-        self.devices.open.clear()
-        self.executor.shutdown(wait=True)
-
-    async def handle(self, req: Request) -> Response:
+    async def dispatch(self, req: Request) -> Response:
         """Answer one backend request."""
-        if req.path == "/healthcheck":
-            return HEALTH_OK
-        try:
-            p = proto.parse_path(req.path, 1, 2)
-            db = self.devices.get(p.device)
-            if db is None:
-                return _INSUFFICIENT
-            if p.container:
-                if req.method != "PUT":
-                    return method_not_allowed("PUT")
-                return await self._container_report(req, db, p)
-            return await self._account(req, db, p)
-        except ProtocolError as exc:
-            return exc.response()
-        except (lmdb.MapFullError, lmdb.DiskError) as exc:
-            LOG.error("device full: %s", exc)
-            return _INSUFFICIENT
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                LOG.error("device full or read-only: %s", exc)
-                return _INSUFFICIENT
-            raise
+        p = proto.parse_path(req.path, 1, 2)
+        db = self.devices.get(p.device)
+        if db is None:
+            return INSUFFICIENT_STORAGE
+        if p.container:
+            if req.method != "PUT":
+                return method_not_allowed("PUT")
+            return await self._container_report(req, db, p)
+        return await self._account(req, db, p)
 
     async def _container_report(self, req: Request, db: AccountDB,
                                 p: proto.BackendPath) -> Response:
@@ -192,18 +151,7 @@ class AccountServer:
                               "container", _container_row)
 
 
-def make_server(config: Any, node: NodeSettings) -> AccountServer:
-    """Build the account server of ``node``."""
-    return AccountServer(config.storage, node.devices)
-
-
-def run_node(config: Any, node: int | None = None) -> int:
-    """Run the account server of storage node ``node`` in the foreground."""
-    return run_node_server(config, node, lambda s: make_server(config, s),
-                           lambda s: s.account_port)
-
-
-def run(config: Any, once: bool = False) -> int:
-    """Daemon entry point (``nubis daemon account-server``)."""
+def run(storage: StorageConfig, cluster: ClusterConfig, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon account-server``); node from the environment."""
     del once
-    return run_node(config)
+    return run_node(AccountServer, storage, cluster)

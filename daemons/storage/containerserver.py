@@ -17,27 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import lmdb
 import msgpack
+from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.daemons.storage import protocol as proto
-from nubis.daemons.storage.app import (
-    HEALTH_OK,
-    cancel,
-    method_not_allowed,
-    run_node_server,
-    sync_all,
-    sync_loop,
-)
-from nubis.daemons.storage.config import NodeSettings, StorageConfig
+from nubis.daemons.storage.config import StorageConfig
 from nubis.daemons.storage.containerdb import (
     DBS,
     ContainerDB,
@@ -50,13 +40,16 @@ from nubis.daemons.storage.containerdb import (
     unpack_row,
 )
 from nubis.daemons.storage.dbcommon import metadata_headers, parse_listing, render_listing
-from nubis.daemons.storage.diskfile import DeviceSet
-from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
+from nubis.daemons.storage.lmdbstore import GroupCommitter
 from nubis.daemons.storage.protocol import ProtocolError, Timestamp
+from nubis.daemons.storage.runner import run_node
+from nubis.daemons.storage.server import (
+    INSUFFICIENT_STORAGE,
+    DatabaseServer,
+    method_not_allowed,
+)
 
 LOG = logging.getLogger(__name__)
-
-_INSUFFICIENT = plain(507, "Insufficient Storage")
 
 
 def _container_headers(info: ContainerInfo) -> list[tuple[str, str]]:
@@ -129,76 +122,57 @@ def _row_params(row: dict[str, Any], ctype: str, etag: str) -> None:
     row["hash"] = base.strip() + "".join(kept)
 
 
-class ContainerServer:
+class ContainerServer(DatabaseServer[ContainerDB]):
     """Handle backend container requests for the devices of one node."""
 
+    port_name = "container_port"
+    thread_name = "contio"
+    env_name = "containers.lmdb"
+    dbs = DBS
+
     def __init__(self, storage: StorageConfig, devices_dir: Path) -> None:
-        self.storage = storage
-        self.executor = ThreadPoolExecutor(max(2, storage.io_threads // 2),
-                                           thread_name_prefix="contio")
-        self.devices = DeviceSet(devices_dir, self._open_device,
-                                 mount_check=storage.mount_check)
+        super().__init__(storage, devices_dir)
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
-        self._flusher: asyncio.Task[None] | None = None
-        self._syncer: asyncio.Task[None] | None = None
 
-    def _open_device(self, path: Path) -> ContainerDB:
-        s = self.storage
-        durable = s.fsync and s.db_fsync
-        env = open_env(path / "containers.lmdb", DBS, map_mib=s.lmdb_map_mib, sync=durable)
-        committer = GroupCommitter(env, self.executor, window=s.group_commit_ms / 1000.0,
-                                   max_batch=s.group_commit_max, in_loop=not durable)
+    @classmethod
+    def io_threads(cls, storage: StorageConfig) -> int:
+        """Return half the configured I/O threads (at least 2)."""
+        return max(2, storage.io_threads // 2)
+
+    def make_db(self, path: Path, env: Any, committer: GroupCommitter) -> ContainerDB:
+        """Wrap a device's environment."""
         db = ContainerDB(env, committer)
         db.name = path.name  # type: ignore[attr-defined]
         return db
 
     async def start(self) -> None:
         """Start the account-update flusher and the database syncer."""
-        loop = asyncio.get_running_loop()
-        self._flusher = loop.create_task(self._flush_loop())
-        self._syncer = loop.create_task(sync_loop(self.devices, self.storage.db_sync_interval))
+        await super().start()
+        self.spawn(self._flush_loop())
 
-    async def stop(self) -> None:
-        """Flush what can be flushed and close."""
-        await cancel(self._flusher)
-        await cancel(self._syncer)
+    async def before_stop(self) -> None:
+        """Send what account updates can be sent, then close the client."""
         for db in list(self.devices.open.values()):
             with contextlib.suppress(Exception):
                 await self.flush_account_updates(db)
-            await db.committer.close()
-        await sync_all(self.devices)
-        await self.client.close()
-        for db in self.devices.open.values():
-            db.env.close()
-        self.devices.open.clear()
-        self.executor.shutdown(wait=True)
 
-    # -- dispatch ----------------------------------------------------------------
-    async def handle(self, req: Request) -> Response:
+    async def stop(self) -> None:
+        """Flush what can be flushed and close."""
+        await super().stop()
+        await self.client.close()
+
+    async def dispatch(self, req: Request) -> Response:
         """Answer one backend request."""
-        if req.path == "/healthcheck":
-            return HEALTH_OK
-        try:
-            if req.method == "POST" and req.path.endswith(proto.ROWS_BATCH_SUFFIX):
-                return await self._rows_batch(req)
-            p = proto.parse_path(req.path, 2, 3)
-            db = self.devices.get(p.device)
-            if db is None:
-                return _INSUFFICIENT
-            if p.obj:
-                return await self._object_row(req, db, p)
-            return await self._container(req, db, p)
-        except ProtocolError as exc:
-            return exc.response()
-        except (lmdb.MapFullError, lmdb.DiskError) as exc:
-            LOG.error("device full: %s", exc)
-            return _INSUFFICIENT
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                LOG.error("device full or read-only: %s", exc)
-                return _INSUFFICIENT
-            raise
+        if req.method == "POST" and req.path.endswith(proto.ROWS_BATCH_SUFFIX):
+            return await self._rows_batch(req)
+        p = proto.parse_path(req.path, 2, 3)
+        db = self.devices.get(p.device)
+        if db is None:
+            return INSUFFICIENT_STORAGE
+        if p.obj:
+            return await self._object_row(req, db, p)
+        return await self._container(req, db, p)
 
     async def _object_row(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers
@@ -222,7 +196,7 @@ class ContainerServer:
         device = req.path[1:-len(proto.ROWS_BATCH_SUFFIX)]
         db = self.devices.get(device)
         if db is None:
-            return _INSUFFICIENT
+            return INSUFFICIENT_STORAGE
         try:
             items = msgpack.unpackb(await req.read(proto.ROWS_BATCH_MAX_BYTES), raw=False)
         except (ValueError, msgpack.UnpackException, BodyError):
@@ -380,18 +354,7 @@ class ContainerServer:
                     LOG.exception("account update flush failed")
 
 
-def make_server(config: Any, node: NodeSettings) -> ContainerServer:
-    """Build the container server of ``node``."""
-    return ContainerServer(config.storage, node.devices)
-
-
-def run_node(config: Any, node: int | None = None) -> int:
-    """Run the container server of storage node ``node`` in the foreground."""
-    return run_node_server(config, node, lambda s: make_server(config, s),
-                           lambda s: s.container_port)
-
-
-def run(config: Any, once: bool = False) -> int:
-    """Daemon entry point (``nubis daemon container-server``)."""
+def run(storage: StorageConfig, cluster: ClusterConfig, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon container-server``); node from the environment."""
     del once
-    return run_node(config)
+    return run_node(ContainerServer, storage, cluster)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import time
@@ -380,57 +379,7 @@ def _makedirs(path: Path) -> list[Path]:
     return created
 
 
-class DeviceSet:
-    """The devices of one node, opened lazily by validated name."""
-
-    def __init__(self, devices_dir: Path, factory: Callable[[Path], Any], *,
-                 mount_check: bool = False) -> None:
-        self.devices_dir = devices_dir
-        self.factory = factory
-        self.mount_check = mount_check
-        self.open: dict[str, Any] = {}
-
-    def get(self, name: str) -> Any | None:
-        """Return the opened device ``name``, or None (507) if it does not exist."""
-        dev = self.open.get(name)
-        if dev is not None:
-            return dev
-        if not _valid_device_name(name):
-            return None
-        path = self.devices_dir / name
-        if not path.is_dir() or (self.mount_check and not os.path.ismount(path)):
-            return None
-        try:
-            dev = self.factory(path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
-                return None
-            raise
-        self.open[name] = dev
-        return dev
-
-    def all(self) -> list[Any]:
-        """Open and return every device present in the devices directory."""
-        try:
-            names = sorted(e.name for e in os.scandir(self.devices_dir) if e.is_dir())
-        except FileNotFoundError:
-            return []
-        found = (self.get(n) for n in names)
-        return [d for d in found if d is not None]
-
-    def close(self) -> None:
-        """Close every opened device."""
-        for dev in self.open.values():
-            dev.close()
-        self.open.clear()
-
-
-def _valid_device_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name \
-        and len(name) <= 255 and not name.startswith(".")
-
-
-__all__ = ["CHUNK", "ConflictError", "DeviceSet", "ObjectDevice", "ObjectRecord",
+__all__ = ["CHUNK", "ConflictError", "ObjectDevice", "ObjectRecord",
            "PendingUpdate", "checksum", "object_key"]
 
 

@@ -16,46 +16,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
-import lmdb
 import xxhash
+from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.daemons.storage import protocol as proto
-from nubis.daemons.storage.app import (
-    HEALTH_OK,
-    method_not_allowed,
-    run_node_server,
-    seed_from_config,
-)
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.diskfile import (
     CHUNK,
     ConflictError,
-    DeviceSet,
     ObjectDevice,
     ObjectRecord,
     PendingUpdate,
     checksum,
 )
 from nubis.daemons.storage.protocol import ProtocolError, Timestamp
+from nubis.daemons.storage.runner import run_node
+from nubis.daemons.storage.server import (
+    INSUFFICIENT_STORAGE,
+    StorageServer,
+    method_not_allowed,
+)
 from nubis.daemons.storage.updates import UpdateSender
-from nubis.fastpath.hashpath import hash_path_hex
+from nubis.fastpath.hashpath import cluster_seed, hash_path_hex
 
 LOG = logging.getLogger(__name__)
 
-_INSUFFICIENT = plain(507, "Insufficient Storage")
 _ALLOWED = "DELETE, GET, HEAD, POST, PUT"
 
 
@@ -247,21 +243,30 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
-class ObjectServer:
+class ObjectServer(StorageServer[ObjectDevice]):
     """Handle backend object requests for the devices of one node."""
 
+    port_name = "object_port"
+    thread_name = "objio"
+
     def __init__(self, storage: StorageConfig, devices_dir: Path, seed: int) -> None:
-        self.storage = storage
+        super().__init__(storage, devices_dir)
         self.seed = seed
-        self.executor = ThreadPoolExecutor(storage.io_threads, thread_name_prefix="objio")
-        self.devices = DeviceSet(devices_dir, self._open_device,
-                                 mount_check=storage.mount_check)
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
         self.updates = UpdateSender(self.client, storage.update_timeout,
                                     storage.update_sweep_interval)
 
-    def _open_device(self, path: Path) -> ObjectDevice:
+    @classmethod
+    def for_node(cls, storage: StorageConfig, cluster: ClusterConfig,
+                 node: NodeSettings) -> Self:
+        """Build the object server of ``node`` (with the cluster's hash seed)."""
+        seed = int(cluster_seed(cluster.hash_path_prefix.encode(),
+                                cluster.hash_path_suffix.encode()))
+        return cls(storage, node.devices, seed)
+
+    def open_device(self, path: Path) -> ObjectDevice:
+        """Open a device's LMDB environment and data files."""
         s = self.storage
         return ObjectDevice(path, self.executor, fsync=s.fsync, map_mib=s.lmdb_map_mib,
                             window=s.group_commit_ms / 1000.0, max_batch=s.group_commit_max)
@@ -273,38 +278,22 @@ class ObjectServer:
     async def stop(self) -> None:
         """Flush and close everything."""
         await self.updates.close()
-        for dev in list(self.devices.open.values()):
-            await dev.committer.close()
         await self.client.close()
-        self.devices.close()
-        self.executor.shutdown(wait=True)
+        await super().stop()
 
     # -- dispatch ----------------------------------------------------------------
-    async def handle(self, req: Request) -> Response:
+    async def dispatch(self, req: Request) -> Response:
         """Answer one backend request."""
-        if req.path == "/healthcheck":
-            return HEALTH_OK
         method = req.method
-        try:
-            if method == "GET" or method == "HEAD":
-                return await self.get(req)
-            if method == "PUT":
-                return await self.put(req)
-            if method == "DELETE":
-                return await self.delete(req)
-            if method == "POST":
-                return await self.post(req)
-            return method_not_allowed(_ALLOWED)
-        except ProtocolError as exc:
-            return exc.response()
-        except (lmdb.MapFullError, lmdb.DiskError) as exc:
-            LOG.error("device full: %s", exc)
-            return _INSUFFICIENT
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                LOG.error("device full or read-only: %s", exc)
-                return _INSUFFICIENT
-            raise
+        if method == "GET" or method == "HEAD":
+            return await self.get(req)
+        if method == "PUT":
+            return await self.put(req)
+        if method == "DELETE":
+            return await self.delete(req)
+        if method == "POST":
+            return await self.post(req)
+        return method_not_allowed(_ALLOWED)
 
     def _locate(self, req: Request) -> tuple[proto.BackendPath, ObjectDevice | None, int, str]:
         p = proto.parse_path(req.path, 3, 3)
@@ -318,7 +307,7 @@ class ObjectServer:
         """Return an object's body (GET) or headers (HEAD), verified."""
         _, dev, policy, h = self._locate(req)
         if dev is None:
-            return _INSUFFICIENT
+            return INSUFFICIENT_STORAGE
         rec = dev.get(policy, h)
         missing = self._missing(rec)
         if missing is not None:
@@ -434,7 +423,7 @@ class ObjectServer:
         """Store an object durably, then queue and send its container update."""
         p, dev, policy, h = self._locate(req)
         if dev is None:
-            return _INSUFFICIENT
+            return INSUFFICIENT_STORAGE
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs)
         if "content-length" not in hdrs and "chunked" not in hdrs.get("transfer-encoding", ""):
@@ -532,7 +521,7 @@ class ObjectServer:
         """Write a tombstone; 204 if an object was there, 404 if not."""
         p, dev, policy, h = self._locate(req)
         if dev is None:
-            return _INSUFFICIENT
+            return INSUFFICIENT_STORAGE
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs)
         existing = dev.get(policy, h)
@@ -563,7 +552,7 @@ class ObjectServer:
         """Replace an object's metadata (202)."""
         _, dev, policy, h = self._locate(req)
         if dev is None:
-            return _INSUFFICIENT
+            return INSUFFICIENT_STORAGE
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs)
         existing = dev.get(policy, h)
@@ -650,18 +639,7 @@ def _object_headers(rec: ObjectRecord) -> list[tuple[str, str]]:
     return headers
 
 
-def make_server(config: Any, node: NodeSettings) -> ObjectServer:
-    """Build the object server of ``node``."""
-    return ObjectServer(config.storage, node.devices, seed_from_config(config))
-
-
-def run_node(config: Any, node: int | None = None) -> int:
-    """Run the object server of storage node ``node`` in the foreground."""
-    return run_node_server(config, node, lambda s: make_server(config, s),
-                           lambda s: s.object_port)
-
-
-def run(config: Any, once: bool = False) -> int:
+def run(storage: StorageConfig, cluster: ClusterConfig, once: bool = False) -> int:
     """Daemon entry point (``nubis daemon object-server``); node from the environment."""
     del once
-    return run_node(config)
+    return run_node(ObjectServer, storage, cluster)

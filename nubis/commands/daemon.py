@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     module_name, _, func_name = spec.target.partition(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
-        result = func(config, bool(args.once))
+        result = func(*spec.args(config), once=bool(args.once))
     except KeyboardInterrupt:
         return 0
     return int(result or 0)

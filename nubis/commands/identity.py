@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nubis.api.tokens import KeyRepository
+    from nubis.api.shared.tokens import KeyRepository
     from nubis.commands.daemon import config_path
     from nubis.settings import exit_on_config_error, load_config
 
@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         primary = repo.rotate()
         print(f"{repo.path}: primary key is now {primary}; keys {list(repo.fingerprint())}")
         return 0
-    from nubis.api.identity.bootstrap import post_start
+    from nubis.bootstrap import identity_post_start
 
-    post_start(config, state)
+    identity_post_start(config, state)
     return 0

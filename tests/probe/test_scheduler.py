@@ -28,7 +28,8 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
                     'enabled_filters = ["ComputeFilter", "AvailabilityZoneFilter", '
                     '"ServerGroupAntiAffinityFilter"]\n')
     log = (tmp_path / "scheduler.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "nubis.daemons.scheduler.server", str(conf)],
+    proc = subprocess.Popen([sys.executable, "-m", "nubis", "daemon", "scheduler",
+                             "--config", str(conf)],
                             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
     try:

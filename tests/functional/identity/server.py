@@ -57,17 +57,17 @@ class ApiServer:
         return path
 
     def bootstrap(self, has_proxy: bool = True) -> None:
-        from nubis.api.identity.bootstrap import bootstrap
-
+        from nubis.bootstrap import bootstrap_identity
         from nubis.settings import load_config
 
-        bootstrap(load_config(self.config_path), self.state, ["/identity"], has_proxy)
+        bootstrap_identity(load_config(self.config_path), self.state, ["/identity"], has_proxy)
 
     def start(self, port: int | None = None) -> subprocess.Popen[bytes]:
         """Start one api process (on ``port`` or the main one) and wait until it answers."""
         cfg = self.write_config(port)
         log = open(self.root / f"api-{port or self.port}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "nubis.api.app", str(cfg)],
+        proc = subprocess.Popen([sys.executable, "-m", "nubis", "daemon", "api",
+                                 "--config", str(cfg)],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port or self.port}/identity/v3"

@@ -23,8 +23,8 @@ import requests
 import sqlalchemy as sa
 from nubis.api.identity import schema
 from nubis.api.identity.store import StoreBase
-from nubis.api.revoke import RevocationList
-from nubis.api.tokens import TokenPayload
+from nubis.api.shared.revoke import RevocationList
+from nubis.api.shared.tokens import TokenPayload
 from nubis.common.db import make_engine, migrate
 
 from tests.functional.identity.conftest import Keystone

@@ -187,9 +187,9 @@ def test_aggregate_az_through_api(client: falcon.testing.TestClient) -> None:
 def test_keystone_tokens_need_admin(tmp_path: Path) -> None:
     import time
 
-    from nubis.api.auth import TokenVerifier
-    from nubis.api.revoke import RevocationList
-    from nubis.api.tokens import KeyRepository, ProjectRef, TokenCodec, TokenPayload
+    from nubis.api.shared.auth import TokenVerifier
+    from nubis.api.shared.revoke import RevocationList
+    from nubis.api.shared.tokens import KeyRepository, ProjectRef, TokenCodec, TokenPayload
 
     keys = KeyRepository(tmp_path / "keys")
     keys.setup()

@@ -285,7 +285,7 @@ def _start_scheduler(root: Path, url: str, procs: list[subprocess.Popen[bytes]])
                     f'database_url = "{url}"\nhost_subset_size = 3\n')
     log = root / f"scheduler-{port}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "nubis.daemons.scheduler.server",
+        proc = subprocess.Popen([sys.executable, "-m", "nubis", "daemon", "scheduler", "--config",
                                  str(conf)], stdout=out, stderr=subprocess.STDOUT)
     procs.append(proc)
     base = f"http://127.0.0.1:{port}"

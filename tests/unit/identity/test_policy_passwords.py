@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from nubis.api.auth import AuthContext
-from nubis.api.errors import ForbiddenError
 from nubis.api.identity.passwords import FailureLimiter, PasswordHasher
-from nubis.api.policy import ADMIN, IDENTITY, READER, Policy, owner, scoped_to
+from nubis.api.shared.auth import AuthContext
+from nubis.api.shared.errors import ForbiddenError
+from nubis.api.shared.policy import ADMIN, IDENTITY, READER, Policy, owner, scoped_to
 
-from tests.unit.identity.test_tokens import payload
+from tests.unit.shared.test_tokens import payload
 
 MEMBER_CTX = AuthContext.from_payload(payload())
 ADMIN_CTX = AuthContext.from_payload(payload(roles=(("a", "admin"), ("m", "member"),

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from nubis.api.errors import ConflictError, ForbiddenError, NotFoundError
 from nubis.api.identity import schema
 from nubis.api.identity.catalog import substitute
 from nubis.api.identity.creds import IdentityStore, ec2_credential_id
 from nubis.api.identity.passwords import PasswordHasher
-from nubis.api.revoke import RevocationList
+from nubis.api.shared.errors import ConflictError, ForbiddenError, NotFoundError
+from nubis.api.shared.revoke import RevocationList
 from nubis.common.db import make_engine, migrate
 
-from tests.unit.identity.test_tokens import payload
+from tests.unit.shared.test_tokens import payload
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_catalog_and_credentials(store: IdentityStore) -> None:
 
 
 def test_ec2_lookup_for_s3(store: IdentityStore) -> None:
-    from nubis.api.swift_keystone import Ec2Lookup
+    from nubis.api.identity.ec2 import Ec2Lookup
 
     r = roles(store)
     proj = store.create_project({"name": "p"})

@@ -115,13 +115,9 @@ def test_best_order_is_a_stable_descending_sort() -> None:
 
 
 def test_daemon_refuses_unknown_filter(capsys: pytest.CaptureFixture[str]) -> None:
-    from dataclasses import replace
-
+    from nubis.common.cluster import ClusterConfig
     from nubis.daemons.scheduler.server import run
 
-    from nubis.settings import Config
-
-    config = replace(Config(), scheduler=SchedulerConfig(enabled_filters=("RamFliter",)))
-    assert run(config) == 2
+    assert run(SchedulerConfig(enabled_filters=("RamFliter",)), ClusterConfig(), None) == 2
     err = capsys.readouterr().err
     assert err.startswith("config.toml: [scheduler] enabled_filters: unknown filter 'RamFliter'")

@@ -4,7 +4,7 @@ Roles form a chain, ``admin`` ⇒ ``member`` ⇒ ``reader`` (implied roles are
 expanded into the token, so ``READER`` also admits members and admins). The
 ``admin`` role on any scope is the cloud administrator, as in devstack's
 default Keystone policy. A rule is a small predicate object over the caller's
-:class:`~nubis.api.auth.AuthContext` and a *target* mapping (the attributes of
+:class:`~nubis.api.shared.auth.AuthContext` and a *target* mapping (the attributes of
 the entity acted on); rules combine with ``|`` and ``&``.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.auth import AuthContext
-from nubis.api.errors import forbidden_action
+from nubis.api.shared.auth import AuthContext
+from nubis.api.shared.errors import forbidden_action
 
 Target = Mapping[str, Any]
 

@@ -9,21 +9,25 @@ most every ``poll_seconds``). No request ever calls the identity service.
 * :class:`FalconAuthMiddleware` runs it for every Falcon resource whose
   ``auth_required`` attribute is not ``False`` and stores the context in
   ``req.context.auth``.
-* :func:`swift_identity_fields` adapts a context to the object proxy's
-  identity (account ``AUTH_<project_id>``, operator roles, ACL groups).
+* :func:`make_verifier` builds one from
+  :class:`~nubis.api.shared.config.TokenSettings` (what the
+  CLI layer takes from ``[identity]`` and ``[api]`` for every service).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import falcon.asgi
-from nubis.api.errors import UnauthorizedError
-from nubis.api.revoke import RevocationList
-from nubis.api.tokens import KeyRepository, TokenCodec, TokenError, TokenPayload
+from nubis.api.shared.config import TokenSettings
+from nubis.api.shared.errors import UnauthorizedError
+from nubis.api.shared.revoke import RevocationList
+from nubis.api.shared.tokens import KeyRepository, TokenCodec, TokenError, TokenPayload
+from nubis.common.db import make_engine
+from sqlalchemy.engine import Engine
 
 
 class TokenRejectedError(TokenError):
@@ -183,27 +187,16 @@ class FalconAuthMiddleware:
             raise UnauthorizedError("The request you have made requires authentication.") from None
 
 
-def swift_identity_fields(ctx: AuthContext, *, reseller_prefix: str = "AUTH_",
-                          operator_roles: Iterable[str] = ("admin", "member"),
-                          reseller_admin_role: str = "ResellerAdmin") -> dict[str, Any]:
-    """Map a Keystone context to the object proxy's identity fields.
+def make_verifier(settings: TokenSettings, engine: Engine | None = None) -> TokenVerifier:
+    """Build a token verifier (creates the key repository if missing).
 
-    A project-scoped token owns account ``<reseller_prefix><project_id>`` when it
-    carries an operator role; its ACL groups follow Swift's keystoneauth
-    (``project:user`` by id and by name, with ``*`` wildcards).
-
-    Returns:
-        keyword arguments for ``nubis.api.proxy.auth.Identity``.
+    ``engine`` is the control-plane database; by default one is opened on
+    ``settings.database_url``.
     """
-    groups = {ctx.user_id, ctx.user_name, f"*:{ctx.user_id}", f"*:{ctx.user_name}", "*:*"}
-    owned: set[str] = set()
-    if ctx.project_id is not None:
-        pid, pname = ctx.project_id, ctx.project_name or ctx.project_id
-        groups |= {f"{pid}:{ctx.user_id}", f"{pname}:{ctx.user_name}", f"{pid}:*",
-                   f"{pname}:*", f"{pid}:{ctx.user_name}", f"{pname}:{ctx.user_id}"}
-        if any(r in ctx.roles for r in operator_roles):
-            owned.add(f"{reseller_prefix}{pid}")
-    return {"user": ctx.user_id, "groups": frozenset(groups),
-            "owned_accounts": frozenset(owned),
-            "reseller_admin": reseller_admin_role in ctx.roles,
-            "expires": ctx.expires_at}
+    keys = KeyRepository(settings.key_repository, settings.max_active_keys)
+    keys.setup()
+    if engine is None:
+        engine = make_engine(settings.database_url)
+    revocations = RevocationList(engine, settings.revocation_poll_seconds,
+                                 float(settings.token_ttl))
+    return TokenVerifier(keys, revocations, cache_size=settings.token_cache_size)

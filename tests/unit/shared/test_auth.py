@@ -1,4 +1,4 @@
-"""TokenVerifier, revocation list and the proxy identity mapping."""
+"""TokenVerifier and the revocation list."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from nubis.api.auth import AuthContext, TokenRejectedError, TokenVerifier, swift_identity_fields
-from nubis.api.revoke import (
+from nubis.api.shared.auth import AuthContext, TokenRejectedError, TokenVerifier
+from nubis.api.shared.revoke import (
     RevocationEvent,
     RevocationList,
     record_event,
     revocation_events,
 )
-from nubis.api.tokens import KeyRepository, TokenCodec
+from nubis.api.shared.tokens import KeyRepository, TokenCodec
 from nubis.common.db import make_engine
 
-from tests.unit.identity.test_tokens import payload
+from tests.unit.shared.test_tokens import payload
 
 
 class Clock:
@@ -129,17 +129,3 @@ def test_keys_reload_after_rotation(repo: KeyRepository) -> None:
     assert v.verify(new).user_id == "u1"
     with pytest.raises(TokenRejectedError):
         v.verify(old)
-
-
-def test_swift_identity_fields() -> None:
-    ctx = AuthContext.from_payload(payload())
-    f = swift_identity_fields(ctx)
-    assert f["owned_accounts"] == frozenset({"AUTH_p1"})
-    assert {"p1:u1", "demo:alice", "p1:*", "*:u1"} <= f["groups"]
-    assert f["reseller_admin"] is False and f["user"] == "u1"
-    reader = AuthContext.from_payload(payload(roles=(("r2", "reader"),)))
-    assert swift_identity_fields(reader)["owned_accounts"] == frozenset()
-    unscoped = AuthContext.from_payload(payload(project=None, roles=()))
-    assert swift_identity_fields(unscoped)["owned_accounts"] == frozenset()
-    reseller = AuthContext.from_payload(payload(roles=(("x", "ResellerAdmin"),)))
-    assert swift_identity_fields(reseller)["reseller_admin"] is True

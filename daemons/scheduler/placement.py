@@ -20,83 +20,23 @@ from typing import Any, TypeVar
 import falcon
 import falcon.asgi
 import numpy as np
-from nubis.common.jsonbody import JSONBodyError, parse_json
-from nubis.daemons.scheduler.errors import BadRequest, NotFound, SchedulerError
+from nubis.api.shared.rest import MicroversionMiddleware, read_json
+from nubis.daemons.scheduler.errors import BadRequest, NotFound
 from nubis.daemons.scheduler.hoststate import Inventory
 from nubis.daemons.scheduler.service import SchedulerService, parse_inventory
 from nubis.daemons.scheduler.store import ConsumerAllocations, Provider
 from sqlalchemy.engine import Connection
 
 T = TypeVar("T")
+#: Placement microversions served: 1.0 up to 1.39.
 MIN_VERSION = (1, 0)
 MAX_VERSION = (1, 39)
-_MV_RE = re.compile(r"^\s*placement\s+(latest|\d+\.\d+)\s*$", re.IGNORECASE)
 _RESOURCES_RE = re.compile(r"^([A-Z0-9_]+):(\d+)$")
 
 
-class NotAcceptable(SchedulerError):  # noqa: N818 (HTTP status name)
-    """The requested microversion is outside the supported range."""
-
-    status = 406
-
-
-def parse_microversion(header: str | None) -> tuple[int, int]:
-    """Return the requested placement microversion (default 1.0)."""
-    if not header:
-        return MIN_VERSION
-    for part in header.split(","):
-        m = _MV_RE.match(part)
-        if m is None:
-            continue
-        if m.group(1).lower() == "latest":
-            return MAX_VERSION
-        major, minor = (int(x) for x in m.group(1).split("."))
-        if not MIN_VERSION <= (major, minor) <= MAX_VERSION:
-            raise NotAcceptable(f"Unacceptable version header: {m.group(1)}")
-        return major, minor
-    if "placement" in header.lower():
-        raise BadRequest(f"invalid version string: {header}")
-    return MIN_VERSION
-
-
-class MicroversionMiddleware:
-    """Parse the microversion header and echo it on the response."""
-
-    def __init__(self, prefix: str = "/placement") -> None:
-        self.prefix = prefix
-
-    async def process_request(self, req: falcon.asgi.Request,
-                              resp: falcon.asgi.Response) -> None:
-        """Store ``req.context.mv``."""
-        req.context.mv = MIN_VERSION
-        if req.path.startswith(self.prefix):
-            req.context.mv = parse_microversion(req.get_header("OpenStack-API-Version"))
-
-    async def process_response(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                               resource: Any, ok: bool) -> None:
-        """Add the version headers."""
-        if not req.path.startswith(self.prefix):
-            return
-        mv = getattr(req.context, "mv", MIN_VERSION)
-        resp.set_header("OpenStack-API-Version", f"placement {mv[0]}.{mv[1]}")
-        resp.set_header("Vary", "openstack-api-version")
-
-
-#: Largest JSON body placement and the scheduler accept.
-MAX_BODY = 1024 * 1024
-
-
-async def body(req: falcon.asgi.Request) -> Any:
-    """Return the JSON request body (400 when absent, malformed or too large)."""
-    raw = await req.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise BadRequest("Request body too large")
-    if not raw.strip():
-        raise BadRequest("JSON body required")
-    try:
-        return parse_json(raw)
-    except JSONBodyError as exc:
-        raise BadRequest(str(exc)) from None
+def microversions(prefix: str) -> MicroversionMiddleware:
+    """Return the middleware negotiating placement microversions under ``prefix``."""
+    return MicroversionMiddleware("placement", prefix, MIN_VERSION, MAX_VERSION)
 
 
 def _uuid(value: Any, what: str) -> str:
@@ -180,7 +120,7 @@ class Providers(Base):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Create a provider."""
-        data = await body(req)
+        data = await read_json(req)
         if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not (
                 0 < len(data["name"]) <= 200):
             raise BadRequest("'name' is a required string of 1-200 characters")
@@ -210,7 +150,7 @@ class Provider1(Base):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str) -> None:
         """Rename a provider."""
-        data = await body(req)
+        data = await read_json(req)
         if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not (
                 0 < len(data["name"]) <= 200):
             raise BadRequest("'name' is a required string of 1-200 characters")
@@ -244,7 +184,7 @@ class Inventories(Base):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str) -> None:
         """Replace all inventories (generation checked)."""
-        data = await body(req)
+        data = await read_json(req)
         if not isinstance(data, dict) or not isinstance(data.get("inventories"), dict):
             raise BadRequest("'inventories' is a required object")
         invs = {rc: parse_inventory(rc, v) for rc, v in data["inventories"].items()}
@@ -284,7 +224,7 @@ class Inventory1(Base):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str, rc: str) -> None:
         """Create or replace one inventory (generation checked)."""
-        data = await body(req)
+        data = await read_json(req)
         if not isinstance(data, dict):
             raise BadRequest("JSON object required")
         gen_seen = data.get("resource_provider_generation")
@@ -356,7 +296,7 @@ class ProviderTraits(Base):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str) -> None:
         """Replace a provider's traits (generation checked)."""
-        data = await body(req)
+        data = await read_json(req)
         if not isinstance(data, dict) or not isinstance(data.get("traits"), list) or not all(
                 isinstance(t, str) for t in data["traits"]):
             raise BadRequest("'traits' is a required list of strings")
@@ -397,7 +337,7 @@ class ProviderAggregates(Base):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      uuid: str) -> None:
         """Replace a provider's aggregates (generation checked from 1.19)."""
-        data = await body(req)
+        data = await read_json(req)
         new_style = req.context.mv >= (1, 19)
         aggs = data.get("aggregates") if new_style and isinstance(data, dict) else data
         if not isinstance(aggs, list):
@@ -455,7 +395,7 @@ class Allocations(Base):
                      consumer: str) -> None:
         """Replace a consumer's allocations (capacity and generations checked)."""
         _uuid(consumer, "consumer uuid")
-        item = parse_allocation_body(await body(req), consumer, req.context.mv)
+        item = parse_allocation_body(await read_json(req), consumer, req.context.mv)
         await asyncio.to_thread(self._put, item)
         resp.status = 204
 
@@ -698,8 +638,3 @@ def add_routes(app: falcon.asgi.App[Any, Any], svc: SchedulerService,
     app.add_route(f"{prefix}/resource_classes", classes)
     app.add_route(f"{prefix}/resource_classes/{{name}}", classes, suffix="one")
 
-
-def error_body(status: int, title: str, detail: str, code: str) -> dict[str, Any]:
-    """Return Placement's error JSON."""
-    return {"errors": [{"status": status, "title": title, "detail": detail, "code": code,
-                        "request_id": f"req-{uuidlib.uuid4()}"}]}

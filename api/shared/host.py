@@ -1,11 +1,11 @@
 """``nubis api``: one ASGI process serving every control-plane API under a path prefix.
 
 Each API is its own Falcon ASGI sub-application (own routes, own error format)
-built by a factory ``create_app(prefix, services)``; :class:`PrefixRouter`
-dispatches on the first path segment. Mounting a new API is one line in
-:data:`SUBAPPS`. The process serves with uvicorn on uvloop + httptools.
-
-Run directly (tests, development): ``python -m nubis.api.app CONFIG.toml``.
+built by a factory ``create_app(prefix, services, section)`` from its
+:class:`Mount`; :class:`PrefixRouter` dispatches on the first path segment. The
+mounts (which APIs, with which config section) come from the CLI layer
+(``nubis.registry.API_MOUNTS``): mounting a new API is one line there. The
+process serves with uvicorn on uvloop + httptools.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
-from nubis.api.services import ApiServices, build_services
-
-if TYPE_CHECKING:
-    from nubis.settings import Config
+from nubis.api.shared.config import ApiConfig, Mount, TokenSettings
+from nubis.api.shared.services import ApiServices, build_services
+from nubis.common.cluster import ClusterConfig
 
 LOG = logging.getLogger("nubis.api")
 
@@ -29,10 +27,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: path prefix -> ``"module:factory"``; the factory is ``(prefix, services) -> ASGI app``.
-SUBAPPS: dict[str, str] = {
-    "/identity": "nubis.api.identity.app:create_app",
-}
+Factory = Callable[[str, ApiServices, Any], ASGIApp]
 
 
 class PrefixRouter:
@@ -85,43 +80,29 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def load_factory(target: str) -> Callable[[str, ApiServices], ASGIApp]:
+def load_factory(target: str) -> Factory:
     """Import ``"module:function"``."""
     module, _, func = target.partition(":")
-    factory: Callable[[str, ApiServices], ASGIApp] = getattr(
-        importlib.import_module(module), func)
+    factory: Factory = getattr(importlib.import_module(module), func)
     return factory
 
 
-def create_app(config: Config) -> tuple[PrefixRouter, ApiServices]:
-    """Build every mounted API for ``config``."""
-    services = build_services(config)
-    apps = {prefix: load_factory(target)(prefix, services) for prefix, target in SUBAPPS.items()}
+def create_app(api: ApiConfig, cluster: ClusterConfig, tokens: TokenSettings,
+               mounts: Sequence[Mount]) -> tuple[PrefixRouter, ApiServices]:
+    """Build every mounted API."""
+    services = build_services(api, cluster, tokens)
+    apps = {m.prefix: load_factory(m.factory)(m.prefix, services, m.section) for m in mounts}
     return PrefixRouter(apps), services
 
 
-def run(config: Config, once: bool = False) -> int:
+def run(api: ApiConfig, cluster: ClusterConfig, tokens: TokenSettings,
+        mounts: Sequence[Mount], once: bool = False) -> int:
     """Serve the control-plane APIs until stopped (``once`` is ignored: a server)."""
     import uvicorn
 
-    app, _services = create_app(config)
-    uvicorn.run(app, host=config.api.resolved_bind_ip(config.cluster.bind_ip),
-                port=config.api.port, loop="uvloop", http="httptools",
-                log_level="warning", lifespan="on", access_log=False)
+    del once
+    app, _services = create_app(api, cluster, tokens, mounts)
+    uvicorn.run(app, host=api.resolved_bind_ip(cluster.bind_ip), port=api.port,
+                loop="uvloop", http="httptools", log_level="warning", lifespan="on",
+                access_log=False)
     return 0
-
-
-def main(argv: list[str]) -> int:
-    """Run ``nubis api`` from a config file path (development and tests)."""
-    from nubis.settings import exit_on_config_error, load_config
-
-    if len(argv) != 1:
-        print("usage: python -m nubis.api.app CONFIG.toml", file=sys.stderr)
-        return 2
-    config = exit_on_config_error(lambda: load_config(argv[0]))
-    logging.basicConfig(level=logging.WARNING)
-    return run(config)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

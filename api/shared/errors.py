@@ -73,6 +73,13 @@ class MethodNotAllowedError(ApiError):
     title = "Method Not Allowed"
 
 
+class NotAcceptableError(ApiError):
+    """The requested representation or microversion is not offered (406)."""
+
+    status = 406
+    title = "Not Acceptable"
+
+
 class ConflictError(ApiError):
     """The write collides with an existing entity (409)."""
 

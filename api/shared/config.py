@@ -1,9 +1,14 @@
-"""The ``[api]`` section: the ``nubis api`` process (all control-plane APIs)."""
+"""What the CLI layer hands the API services: ``[api]``, token settings, mounts.
+
+These are plain frozen dataclasses (no runtime imports), so the CLI layer can
+build them without loading any service.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nubis.common.config import check, port, positive
 from nubis.common.net import http_base
@@ -41,3 +46,32 @@ class ApiConfig:
         if self.public_url:
             return self.public_url.rstrip("/")
         return http_base(self.resolved_bind_ip(cluster_bind_ip), self.port)
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """What a local token verifier needs: the cloud's keys and revocation events."""
+
+    #: The Fernet key repository directory.
+    key_repository: Path
+    #: Keys kept: staged + primary + secondaries.
+    max_active_keys: int = 3
+    #: Token lifetime in seconds (how long revocation events are kept).
+    token_ttl: int = 3600
+    #: How often new revocation events are pulled (the revocation bound).
+    revocation_poll_seconds: float = 2.0
+    #: Verified-token cache entries per process.
+    token_cache_size: int = 10000
+    #: SQLAlchemy URL of the control-plane database holding revocation events.
+    database_url: str = ""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One API of the ``nubis api`` process: path prefix, factory, own config section."""
+
+    prefix: str
+    #: ``"module:function"``, called as ``function(prefix, services, section)``.
+    factory: str
+    #: The API's own config section (a frozen dataclass).
+    section: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nubis.api.tokens import (
+from nubis.api.shared.tokens import (
     KeyRepository,
     KeyRepositoryError,
     ProjectRef,

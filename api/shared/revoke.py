@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from nubis.api.tokens import TokenPayload
+from nubis.api.shared.tokens import TokenPayload
 from sqlalchemy.engine import Connection, Engine
 
-LOG = logging.getLogger("nubis.api.revoke")
+LOG = logging.getLogger("nubis.api.shared.revoke")
 
 metadata = sa.MetaData()
 

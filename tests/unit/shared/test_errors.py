@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 import falcon.testing
-from nubis.api.errors import ConflictError, UnauthorizedError, install_keystone_errors
+from nubis.api.shared.errors import ConflictError, UnauthorizedError, install_keystone_errors
 
 
 class Boom:

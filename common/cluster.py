@@ -1,0 +1,19 @@
+"""The ``[cluster]`` section: what every process of one cloud shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster-wide settings shared by every process."""
+
+    #: Secret mixed into every ring hash (Swift's swift_hash_path_prefix).
+    hash_path_prefix: str = ""
+    #: Secret mixed into every ring hash (Swift's swift_hash_path_suffix).
+    hash_path_suffix: str = "nubis"
+    #: Where state (devices, rings, databases, pids, logs) lives.
+    state_dir: str = "var"
+    #: Address every server binds to unless its section says otherwise.
+    bind_ip: str = "127.0.0.1"
