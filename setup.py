@@ -62,13 +62,10 @@ def _extensions() -> list:  # type: ignore[type-arg]
     exts = []
     for pyx in sorted(glob.glob("fastpath/*.pyx")):
         mod = os.path.splitext(os.path.basename(pyx))[0]
-        libs = []
-        if mod.startswith("_ec"):
-            libs.append("isal")
         exts.append(Extension(
             f"nubis.fastpath.{mod}", [pyx],
             include_dirs=[numpy.get_include(), "fastpath"],
-            define_macros=macros, libraries=libs,
+            define_macros=macros,
             extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         ))
     try:

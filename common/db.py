@@ -71,11 +71,6 @@ def postgres_url(url: str) -> str:
     return url
 
 
-def sqlite_url(path: str) -> str:
-    """Return the SQLAlchemy URL of the SQLite file at ``path``."""
-    return f"sqlite:///{path}"
-
-
 def schema_version(engine: Engine, component: str) -> int:
     """Return the applied migration count for ``component`` (0 if none)."""
     with engine.begin() as conn:

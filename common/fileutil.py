@@ -1,4 +1,7 @@
-"""Durable file writes shared by every component (rings, builders, keys, configs)."""
+"""Durable file writes shared by every component (rings, builders, keys, configs).
+
+``fsync_dir`` is the durable-placement kernel's (:mod:`nubis.fastpath.durable`).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
-def fsync_dir(path: str | Path) -> None:
-    """Flush a directory's entries (a rename or create in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from nubis.fastpath.durable import fsync_dir
 
 
 def atomic_write(path: str | Path, chunks: Iterable[Any], *, mode: int = 0o644) -> None:

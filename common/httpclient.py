@@ -573,7 +573,3 @@ class HTTPClient:
         await resp.read()
         return resp
 
-
-def header_dict(raw: Any) -> dict[str, str]:
-    """Return lower-cased header names mapped to values (helper for callers)."""
-    return {str(k).lower(): str(v) for k, v in raw}

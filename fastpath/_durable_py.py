@@ -9,6 +9,10 @@ created. All paths are ``bytes``.
 
 The compiled twin runs the whole sequence without the GIL: one GIL hand-off per
 object instead of one per system call (``python -m nubis.bench swift``, 1 MiB PUT).
+
+This is the one kernel that does I/O (see ``fastpath/__init__.py``); its
+:func:`fsync_dir` and :func:`makedirs` are the project's only implementations of
+those two steps (``nubis.common.fileutil`` uses them too).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import os
 DIR_MODE = 0o755
 
 
-def _fsync_dir(path: bytes) -> None:
+def fsync_dir(path: str | bytes | os.PathLike[str]) -> None:
+    """Flush a directory's entries (a rename or create in it) to disk."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -29,7 +34,7 @@ def _fsync_dir(path: bytes) -> None:
         os.close(fd)
 
 
-def _makedirs(path: bytes) -> int:
+def makedirs(path: bytes) -> int:
     """Create ``path`` and missing parents; return how many were created."""
     missing: list[bytes] = []
     p = path
@@ -50,13 +55,13 @@ def place_durably(tmp: bytes, dest_dir: bytes, target: bytes, fd: int, sync: boo
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
-        created = _makedirs(dest_dir)
+        created = makedirs(dest_dir)
         os.rename(tmp, target)
     if sync:
         os.fdatasync(fd)
         d = dest_dir
-        _fsync_dir(d)
+        fsync_dir(d)
         for _ in range(created):
             d = os.path.dirname(d)
-            _fsync_dir(d)
+            fsync_dir(d)
     return created

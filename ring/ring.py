@@ -223,11 +223,6 @@ class Ring:
         """Return the number of live devices."""
         return sum(1 for d in self.devs if d is not None)
 
-    @property
-    def assigned_device_count(self) -> int:
-        """Return the number of live devices holding at least one partition."""
-        return int(self._current().kernel.n_assigned)
-
     # ------------------------------------------------------------- lookups
 
     def get_part(self, account: str | bytes, container: str | bytes | None = None,

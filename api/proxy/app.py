@@ -4,9 +4,10 @@ One sink receives every request: it splits the raw path into version /
 account / container / object, authenticates (token chain or TempURL), calls
 the right controller and turns whatever it returns or raises into a response.
 That last step (:meth:`ProxyApp.respond`) is the only place exceptions become
-HTTP answers. The proxy daemon serves this core with nubis' own HTTP server
-(:mod:`nubis.api.proxy.native`); :func:`build_app` wraps it as a Falcon ASGI
-app for ASGI servers and tools.
+HTTP answers. :func:`build_app` wraps the core as a Falcon ASGI app (the default
+front end, on uvicorn); :mod:`nubis.api.proxy.native` serves the same core on
+nubis' own HTTP server (``[proxy] frontend = "native"``). Both refuse oversized
+heads with :func:`head_problem` before anything reads a body.
 """
 
 from __future__ import annotations
@@ -15,19 +16,19 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import tempurl
+from nubis.api.proxy import container, copy, tempurl
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.constraints import Limits, check_account_name, check_client_timestamp
-from nubis.api.proxy.context import Body, Ctx, ProxyState, Resp
+from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.common.httpclient import HTTPClient
 
@@ -81,9 +82,11 @@ class ProxyApp:
                    for k, v in scope.get("headers", [])}
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
 
+        channel: ReceiveChannel = scope["nubis.receive"]
+
         def body(length: int | None) -> Body:
-            return Body(req._first_event, req._receive, length,
-                        self.state.conf.client_timeout)
+            first, receive = channel.hand_over()
+            return Body(first, receive, length, self.state.conf.client_timeout)
 
         return self.make_context(req.method, raw_path.decode("latin-1"),
                                  scope.get("query_string", b""), headers, body)
@@ -93,7 +96,8 @@ class ProxyApp:
         """Check a request's head and build its :class:`Ctx` (any front-end).
 
         ``body(length)`` makes the body reader; it is only called for
-        requests that may carry a body.
+        requests that may carry a body. Oversized heads and bodies were refused
+        before (:func:`head_problem`, by the front end).
         """
         length: int | None = None
         if "content-length" in headers and "transfer-encoding" not in headers:
@@ -101,9 +105,6 @@ class ProxyApp:
                 length = int(headers["content-length"])
             except ValueError:
                 raise HTTPError(400, "Invalid Content-Length header value") from None
-            if length > self.state.limits.max_file_size:
-                # Answer before anything reads the body (which sends 100 Continue).
-                raise HTTPError(413, "Your request is too large.")
         check_client_timestamp(headers.get("x-timestamp"))
         method = method.upper()
         if method in _BODY_METHODS or length:
@@ -141,12 +142,11 @@ class ProxyApp:
         return await self._route(ctx)
 
     async def _route(self, ctx: Ctx) -> Resp:
-        from nubis.api.proxy import container, obj
-
-        if ctx.obj is not None:
-            return await obj.handle(ctx)
+        if ctx.container is not None and ctx.obj is not None:
+            return await copy.handle(ObjectCtx.of(ctx, container=ctx.container, obj=ctx.obj))
         if ctx.container is not None:
-            return await container.handle_container(ctx)
+            return await container.handle_container(
+                ContainerCtx.of(ctx, container=ctx.container))
         return await container.handle_account(ctx)
 
     def _login(self, ctx: Ctx) -> Resp:
@@ -300,12 +300,59 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
 MAX_HEADER_SIZE = 8192
 
 
+def head_problem(headers: Iterable[tuple[bytes, bytes]], max_file_size: int) -> HTTPError | None:
+    """Return the error for an oversized header line or announced body, else None.
+
+    Both front ends ask before anything reads the body: reading it would invite
+    the client (``Expect: 100-continue``) to send what is refused anyway.
+    """
+    for name, value in headers:
+        if len(name) + len(value) + 2 > MAX_HEADER_SIZE:
+            return HTTPError(400, f"Header line too long: {MAX_HEADER_SIZE} bytes max")
+        if (len(name) == 14 and name.lower() == b"content-length" and value.isdigit()
+                and int(value) > max_file_size):
+            return HTTPError(413, "Your request is too large.")
+    return None
+
+
+class ReceiveChannel:
+    """The ASGI ``receive`` of one request, with the events Falcon read before the proxy.
+
+    Falcon awaits the first ``receive`` event before a sink runs; the channel
+    keeps it so the proxy's :class:`Body` starts from it, then reads on
+    from the raw channel (the public ASGI interface, no Falcon internals).
+    """
+
+    __slots__ = ("early", "handed", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.early: list[Any] = []
+        self.handed = False
+
+    async def __call__(self) -> Any:
+        """Receive one event (what Falcon calls)."""
+        event = await self.raw()
+        if not self.handed:
+            self.early.append(event)
+        return event
+
+    def hand_over(self) -> tuple[Any, Any]:
+        """Return ``(first event read so far or None, raw receive)`` for the body reader."""
+        self.handed = True
+        first = self.early[0] if self.early else None
+        if len(self.early) > 1:  # pragma: no cover - Falcon reads one event up front
+            raise RuntimeError("the ASGI framework read more of the body than its first event")
+        return first, self.raw
+
+
 class TooLargeGuard:
-    """Refuse oversized header lines and announced bodies before anything reads them.
+    """The ASGI front: refuse oversized heads first, then hand the request to Falcon.
 
     Falcon awaits the first ``receive`` event before our handler runs, and uvicorn
     answers ``Expect: 100-continue`` on that first read, so the check must sit in
     front of Falcon for the client to get 413 instead of an invitation to send 6 GB.
+    It also gives the request a :class:`ReceiveChannel` (``scope["nubis.receive"]``).
     """
 
     def __init__(self, app: Any, max_file_size: int) -> None:
@@ -315,7 +362,7 @@ class TooLargeGuard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Check header sizes and Content-Length, then pass the request on."""
         if scope.get("type") == "http":
-            problem = self._problem(scope.get("headers", ()))
+            problem = head_problem(scope.get("headers", ()), self.max_file_size)
             if problem is not None:
                 status, headers, body = error_response(problem)
                 raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -325,13 +372,7 @@ class TooLargeGuard:
                             "headers": raw})
                 await send({"type": "http.response.body", "body": body})
                 return
+            channel = ReceiveChannel(receive)
+            scope["nubis.receive"] = channel
+            receive = channel
         await self.app(scope, receive, send)
-
-    def _problem(self, headers: Any) -> HTTPError | None:
-        for name, value in headers:
-            if len(name) + len(value) + 2 > MAX_HEADER_SIZE:
-                return HTTPError(400, f"Header line too long: {MAX_HEADER_SIZE} bytes max")
-            if (name == b"content-length" and value.isdigit()
-                    and int(value) > self.max_file_size):
-                return HTTPError(413, "Your request is too large.")
-        return None

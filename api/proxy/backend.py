@@ -15,15 +15,16 @@ import logging
 import random
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from nubis.api.proxy.errors import BackendUnavailableError
 from nubis.common.httpclient import ClientResponse, HTTPClient, HTTPClientError
 
 Node = dict[str, Any]
+T = TypeVar("T")
 log = logging.getLogger("nubis.proxy.backend")
 
 
@@ -221,8 +222,7 @@ class Backend:
     async def _write_one(self, node: Node, handoffs: Iterator[Node], part: int, method: str,
                          names: tuple[str, ...], headers: dict[str, str],
                          body: bytes) -> Reply:
-        current: Node | None = node
-        while current is not None:
+        async def attempt(current: Node) -> Reply | None:
             try:
                 resp = await self.client.request(
                     current["ip"], int(current["port"]), method,
@@ -231,15 +231,32 @@ class Backend:
                 data = await _safe_read(resp)
             except (HTTPClientError, OSError) as exc:
                 log.warning("%s %s:%s failed: %s", method, current["ip"], current["port"], exc)
-                current = next(handoffs, None)
-                continue
+                return None
             if resp.status >= 500:
                 log.warning("%s %s:%s answered %d", method, current["ip"], current["port"],
                             resp.status)
-                current = next(handoffs, None)
-                continue
+                return None
             return Reply(resp.status, resp.headers, data, current)
-        return Reply(503)
+
+        got = await self.on_node_or_handoff(node, handoffs, attempt)
+        return Reply(503) if got is None else got
+
+    @staticmethod
+    async def on_node_or_handoff(node: Node, handoffs: Iterator[Node],
+                                 attempt: Callable[[Node], Awaitable[T | None]]) -> T | None:
+        """Run ``attempt`` on a primary, then on the next handoffs until one succeeds.
+
+        ``attempt(node)`` returns ``None`` when that node failed (unreachable,
+        timed out, 5xx); every write -- buffered requests and streamed PUTs --
+        replaces a failed primary this way. ``None`` when the handoffs ran out.
+        """
+        current: Node | None = node
+        while current is not None:
+            got = await attempt(current)
+            if got is not None:
+                return got
+            current = next(handoffs, None)
+        return None
 
 
 async def _safe_read(resp: ClientResponse) -> bytes:

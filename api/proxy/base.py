@@ -10,8 +10,10 @@ from nubis.api.proxy.backend import Reply, normalize_timestamp
 from nubis.api.proxy.context import Ctx, Info, ProxyState
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
+from nubis.common import backend as hdr
 
-POLICY_HEADER = "x-backend-storage-policy-index"
+POLICY_HEADER = hdr.X_POLICY_INDEX
+_BACKEND_TIMESTAMP = hdr.X_BACKEND_TIMESTAMP.lower()
 
 #: Backend headers never shown to clients.
 _HIDDEN_PREFIXES = ("x-backend-", "x-object-sysmeta-", "x-container-sysmeta-",
@@ -57,9 +59,15 @@ def policy_of(info: Info) -> int:
 
 def check_access(ctx: Ctx, acl: str | None) -> None:
     """Apply tempauth's rules for this request (401/403 on denial)."""
+    check_access_to(ctx, acl, ctx.method, ctx.container, ctx.obj)
+
+
+def check_access_to(ctx: Ctx, acl: str | None, method: str, container: str | None,
+                    obj: str | None) -> None:
+    """Apply tempauth's rules to another access by the same caller (a DLO's listing)."""
     if ctx.tempurl is not None:
         return
-    auth.authorize(ctx.identity, ctx.method, ctx.account, ctx.container, ctx.obj, acl,
+    auth.authorize(ctx.identity, method, ctx.account, container, obj, acl,
                    ctx.header("referer") or None)
 
 
@@ -93,7 +101,7 @@ def timestamp_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def last_modified(headers: Mapping[str, str]) -> float:
     """Return an object's modification time (epoch seconds, rounded up like Swift)."""
-    ts = headers.get("x-timestamp") or headers.get("x-backend-timestamp") or "0"
+    ts = headers.get("x-timestamp") or headers.get(_BACKEND_TIMESTAMP) or "0"
     try:
         value = float(ts.split("_", 1)[0])
     except ValueError:

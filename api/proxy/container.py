@@ -23,7 +23,7 @@ from nubis.api.proxy.constraints import (
     check_listing_limit,
     check_metadata,
 )
-from nubis.api.proxy.context import Ctx, Resp
+from nubis.api.proxy.context import ContainerCtx, Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
 
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
@@ -82,9 +82,8 @@ def _listing_response(ctx: Ctx, reply: Reply, fmt: str) -> Resp:
 
 # --- container ---------------------------------------------------------------
 
-async def handle_container(ctx: Ctx) -> Resp:
+async def handle_container(ctx: ContainerCtx) -> Resp:
     """Dispatch a container request."""
-    assert ctx.container is not None
     check_container_name(ctx.container, ctx.state.limits)
     if ctx.method in ("GET", "HEAD"):
         return await container_get(ctx)
@@ -117,9 +116,8 @@ async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
     return list(data)
 
 
-async def container_get(ctx: Ctx) -> Resp:
+async def container_get(ctx: ContainerCtx) -> Resp:
     """List a container (GET) or show its metadata (HEAD)."""
-    assert ctx.container is not None
     info = await container_info(ctx.state, ctx.account, ctx.container)
     check_access(ctx, info.headers.get("x-container-read"))
     params = _listing_query(ctx, ctx.state.limits.container_listing_limit)
@@ -139,7 +137,7 @@ async def container_get(ctx: Ctx) -> Resp:
     return _listing_response(ctx, reply, params["format"])
 
 
-def _container_meta(ctx: Ctx) -> dict[str, str]:
+def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
     check_metadata(ctx.headers, "container", ctx.state.limits)
     meta = meta_headers(ctx.headers, "container")
     for name in ("x-container-read", "x-container-write"):
@@ -170,7 +168,7 @@ async def _ensure_account(ctx: Ctx) -> None:
     ctx.state.forget_info(ctx.account)
 
 
-def _policy_index(ctx: Ctx) -> int:
+def _policy_index(ctx: ContainerCtx) -> int:
     name = ctx.header("x-storage-policy") or ctx.state.conf.default_policy
     for pname, idx in ctx.state.conf.policies.items():
         if pname.lower() == name.lower():
@@ -178,8 +176,7 @@ def _policy_index(ctx: Ctx) -> int:
     raise HTTPError(400, f"Invalid X-Storage-Policy {name!r}")
 
 
-async def _container_write(ctx: Ctx, method: str, extra: dict[str, str]) -> int:
-    assert ctx.container is not None
+async def _container_write(ctx: ContainerCtx, method: str, extra: dict[str, str]) -> int:
     crings = ctx.state.backend.rings
     ring = crings.get("container")
     part, nodes = ring.get_nodes(ctx.account, ctx.container)
@@ -200,7 +197,7 @@ async def _container_write(ctx: Ctx, method: str, extra: dict[str, str]) -> int:
     return best_status(replies, quorum_size(len(nodes)))
 
 
-async def container_put(ctx: Ctx) -> Resp:
+async def container_put(ctx: ContainerCtx) -> Resp:
     """Create a container (or update its metadata: 202)."""
     check_access(ctx, None)
     meta = _container_meta(ctx)
@@ -215,7 +212,7 @@ async def container_put(ctx: Ctx) -> Resp:
                 {"Content-Type": "text/html; charset=UTF-8"})
 
 
-async def container_post(ctx: Ctx) -> Resp:
+async def container_post(ctx: ContainerCtx) -> Resp:
     """Update a container's metadata and ACLs."""
     check_access(ctx, None)
     meta = _container_meta(ctx)
@@ -227,7 +224,7 @@ async def container_post(ctx: Ctx) -> Resp:
     return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
 
 
-async def container_delete(ctx: Ctx) -> Resp:
+async def container_delete(ctx: ContainerCtx) -> Resp:
     """Delete an empty container."""
     check_access(ctx, None)
     status = await _container_write(ctx, "DELETE", {})

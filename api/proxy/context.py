@@ -2,7 +2,9 @@
 
 :class:`Ctx` is what every controller receives: the decoded path, query,
 lower-case headers, the body reader, the caller's identity and the worker's
-:class:`ProxyState` (backend access, caches, config). :class:`Resp` is what a
+:class:`ProxyState` (backend access, caches, config). Container and object
+handlers get :class:`ContainerCtx` / :class:`ObjectCtx`, whose names are
+never ``None``. :class:`Resp` is what a
 controller returns; the Falcon adapter in :mod:`nubis.api.proxy.app` sends it.
 """
 
@@ -14,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from nubis.api.proxy.auth import AuthChain, Identity, TempAuth
 from nubis.api.proxy.backend import Backend, Reply
@@ -183,3 +185,22 @@ class Ctx:
     def header(self, name: str, default: str = "") -> str:
         """Return a request header (case-insensitive)."""
         return self.headers.get(name.lower(), default)
+
+    @classmethod
+    def of(cls, base: Ctx, **names: str) -> Self:
+        """Return a copy of ``base`` (same body, identity, transaction id) with ``names``."""
+        return cls(**{**vars(base), **names})
+
+
+@dataclass
+class ContainerCtx(Ctx):
+    """A request for a container (or below it)."""
+
+    container: str = ""
+
+
+@dataclass
+class ObjectCtx(ContainerCtx):
+    """A request for an object."""
+
+    obj: str = ""

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from nubis.api.proxy import auth
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
+    check_access_to,
     client_headers,
     container_info,
     last_modified,
@@ -20,13 +22,23 @@ from nubis.api.proxy.base import (
     require_found,
     timestamp_headers,
 )
-from nubis.api.proxy.context import Ctx, Info, Resp
+from nubis.api.proxy.container import backend_listing
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import (
     check_conditions,
     http_date,
     parse_range,
     resolve_ranges,
+    slice_stream,
+)
+from nubis.api.proxy.transfer import (
+    delete_object,
+    fetch,
+    object_metadata,
+    one,
+    shape_response,
+    store,
 )
 from nubis.common.httpclient import ClientResponse
 
@@ -98,22 +110,19 @@ def slo_etag(manifest: list[dict[str, Any]]) -> str:
     return md5.hexdigest()
 
 
-async def slo_put(ctx: Ctx, info: Info) -> Resp:
+async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     """Validate an SLO manifest against its segments and store it."""
-    from nubis.api.proxy import obj as objects
-
     body = await ctx.body.read_all(MAX_MANIFEST_BYTES)
     items = parse_manifest(body, ctx.state.conf.max_manifest_segments)
     stored, errors = await _check_segments(ctx, items)
     if errors:
         raise HTTPError(400, "Errors:\n" + "\n".join(errors))
     data = json.dumps(stored).encode()
-    meta = objects._object_headers(ctx)
+    meta = object_metadata(ctx)
     meta["x-static-large-object"] = "True"
     extra = manifest_sysmeta(data, stored)
-    assert ctx.container is not None and ctx.obj is not None
-    resp = await objects.store(ctx, info, ctx.container, ctx.obj, meta,
-                               objects._one(data), len(data), None, extra)
+    resp = await store(ctx, info, ctx.container, ctx.obj, meta,
+                               one(data), len(data), None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
     return resp
 
@@ -158,10 +167,8 @@ def _range_bounds(rng: str, size: int) -> tuple[int, int]:
     return resolve_ranges(parsed, size)[0]
 
 
-async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
+async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
                           ) -> tuple[list[dict[str, Any]], list[str]]:
-    from nubis.api.proxy import obj as objects
-
     stored: list[dict[str, Any]] = []
     errors: list[str] = []
     for i, item in enumerate(items):
@@ -175,7 +182,7 @@ async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
         if not cinfo.exists:
             errors.append(f"{urllib.parse.quote(path)}, 404 Not Found")
             continue
-        got = await objects.fetch(ctx, ctx.account, item["container"], item["obj"],
+        got = await fetch(ctx, ctx.account, item["container"], item["obj"],
                                   policy_of(cinfo), "HEAD")
         if isinstance(got, Reply):
             errors.append(f"{urllib.parse.quote(path)}, {got.status} "
@@ -208,26 +215,21 @@ async def _check_segments(ctx: Ctx, items: list[dict[str, Any]]
     return stored, errors
 
 
-def _check_segment_read(ctx: Ctx, cinfo: Info, container: str, obj: str,
+def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
                         account: str | None = None) -> None:
     """Refuse segments the caller may not read themselves (like Swift's sub-requests)."""
     if ctx.tempurl is not None:
         return
-    from nubis.api.proxy import auth
-
     auth.authorize(ctx.identity, "GET", account or ctx.account, container, obj,
                    cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
 
 
 # --- SLO GET / DELETE ----------------------------------------------------------
 
-async def _read_manifest(ctx: Ctx, got: ClientResponse, policy: int) -> list[dict[str, Any]]:
-    from nubis.api.proxy import obj as objects
-
+async def _read_manifest(ctx: ObjectCtx, got: ClientResponse, policy: int) -> list[dict[str, Any]]:
     if ctx.method == "HEAD" or not got.headers.get("content-length"):
         await got.release()
-        assert ctx.container is not None and ctx.obj is not None
-        again = await objects.fetch(ctx, ctx.account, ctx.container, ctx.obj, policy, "GET")
+        again = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy, "GET")
         if isinstance(again, Reply):
             raise HTTPError(503 if again.status >= 500 else again.status)
         got = again
@@ -251,7 +253,7 @@ def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
     return out
 
 
-async def slo_get(ctx: Ctx, got: ClientResponse, policy: int) -> Resp:
+async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     """Answer GET/HEAD of an SLO by streaming its segments."""
     headers = dict(got.headers)
     manifest = await _read_manifest(ctx, got, policy)
@@ -264,12 +266,9 @@ async def slo_get(ctx: Ctx, got: ClientResponse, policy: int) -> Resp:
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
 
 
-async def slo_delete(ctx: Ctx, info: Info) -> Resp:
+async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
     """Delete an SLO manifest and all its segments; report like Swift's bulk delete."""
-    from nubis.api.proxy import obj as objects
-
-    assert ctx.container is not None and ctx.obj is not None
-    got = await objects.fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info))
+    got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info))
     if isinstance(got, Reply):
         raise HTTPError(404 if got.status == 404 else 503)
     if got.headers.get("x-static-large-object", "").lower() != "true":
@@ -284,7 +283,7 @@ async def slo_delete(ctx: Ctx, info: Info) -> Resp:
             sinfo = await container_info(ctx.state, ctx.account, seg.container)
             check_access(ctx, sinfo.headers.get("x-container-write"))
             require_found(sinfo)
-            await objects.delete_plain(ctx, sinfo)
+            await delete_object(ctx, sinfo)
             deleted += 1
         except HTTPError as exc:
             if exc.status == 404:
@@ -293,7 +292,7 @@ async def slo_delete(ctx: Ctx, info: Info) -> Resp:
                 errors.append([f"/{seg.container}/{seg.obj}", f"{exc.status}"])
     ctx.container, ctx.obj = saved
     try:
-        await objects.delete_plain(ctx, info)
+        await delete_object(ctx, info)
         deleted += 1
     except HTTPError as exc:
         if exc.status != 404:
@@ -302,7 +301,7 @@ async def slo_delete(ctx: Ctx, info: Info) -> Resp:
     return _bulk_result(ctx, deleted, missing, errors)
 
 
-def _bulk_result(ctx: Ctx, deleted: int, missing: int, errors: list[list[str]]) -> Resp:
+def _bulk_result(ctx: ObjectCtx, deleted: int, missing: int, errors: list[list[str]]) -> Resp:
     status = "400 Bad Request" if errors else "200 OK"
     if "json" in ctx.header("accept"):
         body = json.dumps({"Number Deleted": deleted, "Number Not Found": missing,
@@ -317,17 +316,14 @@ def _bulk_result(ctx: Ctx, deleted: int, missing: int, errors: list[list[str]]) 
 
 # --- DLO -------------------------------------------------------------------------
 
-async def dlo_get(ctx: Ctx, headers: dict[str, str]) -> Resp:
+async def dlo_get(ctx: ObjectCtx, headers: dict[str, str]) -> Resp:
     """Answer GET/HEAD of a DLO: the listed segments under its prefix, in order."""
     value = urllib.parse.unquote(headers["x-object-manifest"])
     container, _, prefix = value.lstrip("/").partition("/")
     if not container:
         raise HTTPError(400, "X-Object-Manifest must be <container>/<prefix>")
-    saved = (ctx.method, ctx.container, ctx.obj)
-    ctx.method, ctx.container, ctx.obj = "GET", container, None
     cinfo = await container_info(ctx.state, ctx.account, container)
-    check_access(ctx, cinfo.headers.get("x-container-read"))
-    ctx.method, ctx.container, ctx.obj = saved
+    check_access_to(ctx, cinfo.headers.get("x-container-read"), "GET", container, None)
     listing = await _list_prefix(ctx, cinfo, container, prefix) if cinfo.exists else []
     segments = [Segment(container, str(o["name"]), 0, int(o["bytes"]), None)
                 for o in listing]
@@ -341,10 +337,8 @@ async def dlo_get(ctx: Ctx, headers: dict[str, str]) -> Resp:
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
 
 
-async def _list_prefix(ctx: Ctx, info: Info, container: str, prefix: str
+async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
                        ) -> list[dict[str, Any]]:
-    from nubis.api.proxy.container import backend_listing
-
     out: list[dict[str, Any]] = []
     marker = ""
     while True:
@@ -360,7 +354,7 @@ async def _list_prefix(ctx: Ctx, info: Info, container: str, prefix: str
 
 # --- streaming segments --------------------------------------------------------
 
-async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Segment],
+async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: list[Segment],
                             etag: str, modified: float) -> Resp:
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
@@ -382,8 +376,6 @@ async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Se
             headers["Content-Range"] = f"bytes {a}-{b - 1}/{length}"
             headers["Content-Length"] = str(b - a)
             return Resp(206, headers, stream_segments(ctx, segments, a, b), b - a)
-        from nubis.api.proxy.obj import shape_response
-
         return await shape_response(ctx, headers, stream_segments(ctx, segments, 0, length),
                                     length, etag, modified, None)
     headers["Content-Length"] = str(length)
@@ -392,7 +384,7 @@ async def _respond_segments(ctx: Ctx, headers: dict[str, str], segments: list[Se
     return Resp(200, headers, stream_segments(ctx, segments, 0, length), length)
 
 
-def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
+def stream_segments(ctx: ObjectCtx, segments: list[Segment], start: int,
                     stop: int) -> AsyncIterator[bytes]:
     """Return bytes ``[start, stop)`` of the concatenation of ``segments``.
 
@@ -402,11 +394,8 @@ def stream_segments(ctx: Ctx, segments: list[Segment], start: int,
     return _stream_segments(ctx, ctx.account, segments, start, stop)
 
 
-async def _stream_segments(ctx: Ctx, account: str, segments: list[Segment], start: int,
+async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment], start: int,
                            stop: int) -> AsyncIterator[bytes]:
-    from nubis.api.proxy import obj as objects
-    from nubis.api.proxy.httputil import slice_stream
-
     pos = 0
     deadline = time.monotonic() + 24 * 3600
     for seg in segments:
@@ -418,7 +407,7 @@ async def _stream_segments(ctx: Ctx, account: str, segments: list[Segment], star
             return
         cinfo = await container_info(ctx.state, account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
-        got = await objects.fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
+        got = await fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:

@@ -1,10 +1,10 @@
-"""The proxy on nubis' own HTTP/1.1 server (the default front-end).
+"""The proxy on nubis' own HTTP/1.1 server (``[proxy] frontend = "native"``).
 
 :class:`NativeFrontEnd` adapts :class:`~nubis.common.httpserver.Request` /
 ``Response`` to the framework-free core of :class:`~nubis.api.proxy.app.ProxyApp`
-(``make_context`` -> ``respond`` -> ``final_headers``). The ASGI app of
-:func:`~nubis.api.proxy.app.build_app` (Falcon) stays for tests and tools that
-want ASGI; both give clients the same answers.
+(``make_context`` -> ``respond`` -> ``final_headers``). The default front end is
+the ASGI app of :func:`~nubis.api.proxy.app.build_app` (Falcon on uvicorn); both
+give clients the same answers.
 
 PERF: uvicorn + Falcon cost the proxy about a third of its CPU per small
 request and wrote every response with two ``send`` calls; the native server
@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import Any
 
-from nubis.api.proxy.app import MAX_HEADER_SIZE, ProxyApp, _guard
+from nubis.api.proxy.app import ProxyApp, _guard, head_problem
 from nubis.api.proxy.context import Body, Ctx, Resp
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.common.httpserver import (
@@ -101,7 +101,7 @@ class NativeFrontEnd:
 
     async def handle(self, req: Request) -> Response:
         """Answer one client request."""
-        problem = self._problem(req)
+        problem = head_problem(req.raw_headers, self.max_file_size)
         if problem is not None:
             status, headers, body = error_response(problem)
             pairs = [*headers.items(), ("Date", self._date.now())]
@@ -117,16 +117,6 @@ class NativeFrontEnd:
 
         result, ctx = await proxy.respond(make_ctx)
         return self._response(req, result, ctx)
-
-    def _problem(self, req: Request) -> HTTPError | None:
-        """Refuse oversized header lines and announced bodies before reading them."""
-        for name, value in req.raw_headers:
-            if len(name) + len(value) + 2 > MAX_HEADER_SIZE:
-                return HTTPError(400, f"Header line too long: {MAX_HEADER_SIZE} bytes max")
-        length = req.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_file_size:
-            return HTTPError(413, "Your request is too large.")
-        return None
 
     def _response(self, req: Request, result: Resp, ctx: Ctx | None) -> Response:
         headers = self.proxy.final_headers(result, ctx)

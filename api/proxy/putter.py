@@ -33,6 +33,7 @@ from nubis.api.proxy.backend import (
 )
 from nubis.api.proxy.context import Body
 from nubis.api.proxy.errors import BackendUnavailableError, HTTPError
+from nubis.common import backend as hdr
 from nubis.common.httpclient import Exchange, HTTPClientError
 
 #: Bodies up to this size are buffered and sent in one request per node.
@@ -42,10 +43,6 @@ SMALL_BODY = 2 * 1024 * 1024
 #: Buffered bodies larger than this are hashed in a worker thread, not on the
 #: event loop (hashlib releases the GIL).
 HASH_IN_THREAD = 64 * 1024
-#: Header carrying the xxh3-64 of a buffered body (see the object server):
-#: with it, an object server checks the body against the xxh3 and stores the
-#: proxy's MD5 as the ETag instead of computing the MD5 again.
-BODY_XXH3_HEADER = "X-Backend-Body-Xxh3"
 
 Source: TypeAlias = Body | AsyncIterator[bytes]
 
@@ -105,7 +102,7 @@ async def _upload_small(backend: Backend, ring: RingLike, part: int, nodes: list
         raise HTTPError(422)
     for h in headers:
         h["ETag"] = etag
-        h[BODY_XXH3_HEADER] = body_sum
+        h[hdr.X_BODY_XXH3] = body_sum  # the object server checks it, keeps our MD5
     replies = await backend.write_all(ring, part, nodes, "PUT", names, headers, data)
     return UploadResult(_final_status(replies, quorum), etag, replies)
 
@@ -140,8 +137,8 @@ class _Target:
 async def _connect(backend: Backend, node: Node, handoffs: Iterator[Node], part: int,
                    names: tuple[str, ...], headers: dict[str, str],
                    length: int | None) -> _Target | Reply:
-    current: Node | None = node
-    while current is not None:
+    """Open a 100-continue PUT on ``node`` or, when it fails, the next handoff."""
+    async def attempt(current: Node) -> _Target | Reply | None:
         ex: Exchange | None = None
         try:
             ex = await backend.client.open(
@@ -158,8 +155,10 @@ async def _connect(backend: Backend, node: Node, handoffs: Iterator[Node], part:
         except (HTTPClientError, OSError):
             if ex is not None:
                 ex.abort()
-        current = next(handoffs, None)
-    return Reply(503)
+        return None
+
+    got: _Target | Reply | None = await backend.on_node_or_handoff(node, handoffs, attempt)
+    return Reply(503) if got is None else got
 
 
 async def _upload_stream(backend: Backend, ring: RingLike, part: int, nodes: list[Node],

@@ -27,7 +27,7 @@ class ClaimWriter:
     PERF: ``python -m nubis.bench scheduler``: no SQLAlchemy statement or result
     machinery per claim; the driver's own prepared-statement cache; one
     transaction per claim; one multi-row INSERT for the allocations and one
-    capacity query per provider. Same checks as :meth:`PlacementStore.claim_new`:
+    capacity query per provider. The checks:
     compare-and-swap on every touched provider's generation, brand-new consumers
     only, and the summed usage of every claimed class re-checked against the
     inventory before commit, so the database never overcommits.

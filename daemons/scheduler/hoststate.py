@@ -563,12 +563,6 @@ class HostState:
         n = self.n
         return (i["total"][:n] - i["reserved"][:n] - i["used"][:n]) * 1024
 
-    def vcpus_free(self) -> FloatArray:
-        """Return ``total * allocation_ratio - used`` of VCPU (Nova's CPUWeigher)."""
-        c = self.resources["VCPU"]
-        n = self.n
-        return c.ints["total"][:n] * c.ratio[:n] - c.ints["used"][:n]
-
     def numeric_attributes(self) -> dict[str, Callable[[], npt.NDArray[Any]]]:
         """Return the numeric HostState attributes filters may reference by name."""
         n = self.n

@@ -458,56 +458,6 @@ class PlacementStore:
                    for c in items]
         return changes, gens
 
-    def claim_new(self, conn: Connection, items: list[tuple[str, str, str, int,
-                                                            Mapping[str, int]]],
-                  expected: Mapping[int, int]) -> dict[int, int]:
-        """Claim for brand-new consumers against a view built at ``expected`` generations.
-
-        PERF: the scheduler's fast path (``python -m nubis.bench scheduler``): driver-level
-        SQL, no consumer or per-class validation reads (the caller's pass did those).
-        Every writer bumps the generation of each provider it touches, so a changed
-        generation (or an existing consumer) raises ConcurrentUpdate; the summed usage
-        of each touched provider is still re-checked against its inventory after the
-        insert (CapacityExceeded), so the database never overcommits. ``items`` are
-        (consumer, project, user, provider id, resources); ``expected`` maps provider
-        ids to generations.
-        """
-        sql = self._claim_sql(conn)
-        gens = {}
-        for rp_id, gen in sorted(expected.items()):  # one lock order for every writer
-            res = conn.exec_driver_sql(sql[0], (gen + 1, rp_id, gen))
-            if res.rowcount != 1:
-                raise ConcurrentUpdate(f"resource provider {rp_id} changed since generation "
-                                       f"{gen}")
-            gens[rp_id] = gen + 1
-        try:
-            conn.exec_driver_sql(sql[1], [(c, p, u, 1) for c, p, u, _, _ in items])
-        except sa.exc.IntegrityError:
-            raise ConcurrentUpdate("consumer generation conflict - expected null") from None
-        conn.exec_driver_sql(sql[2], [(c, rp_id, rc, amount) for c, _, _, rp_id, res in items
-                                      for rc, amount in res.items()])
-        for rp_id in expected:  # belt and braces: the database itself must not overcommit
-            caps = {rc: int((total - reserved) * ratio) for rc, total, reserved, ratio in
-                    conn.exec_driver_sql(sql[3], (rp_id,))}
-            for rc, used in conn.exec_driver_sql(sql[4], (rp_id,)):
-                if used > caps.get(rc, -1):
-                    raise CapacityExceeded(f"claim would exceed {rc} on provider {rp_id}")
-        return gens
-
-    def _claim_sql(self, conn: Connection) -> tuple[str, ...]:
-        """Return the claim statements in the driver's parameter style."""
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        return (f"UPDATE placement_resource_providers SET generation = {mark} "
-                f"WHERE id = {mark} AND generation = {mark}",
-                "INSERT INTO placement_consumers (uuid, project_id, user_id, generation) "
-                f"VALUES ({mark}, {mark}, {mark}, {mark})",
-                "INSERT INTO placement_allocations (consumer_uuid, rp_id, resource_class, used) "
-                f"VALUES ({mark}, {mark}, {mark}, {mark})",
-                "SELECT resource_class, total, reserved, allocation_ratio "
-                f"FROM placement_inventories WHERE rp_id = {mark}",
-                "SELECT resource_class, SUM(used) FROM placement_allocations "
-                f"WHERE rp_id = {mark} GROUP BY resource_class")
-
     def claim_writer(self) -> ClaimWriter:
         """Return a claim writer on its own database connection."""
         return ClaimWriter(self.engine)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nubis.common import backend as hdr
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import Request, Response, plain
 from nubis.daemons.storage import protocol as proto
@@ -93,16 +94,16 @@ class AccountServer(DatabaseServer[AccountDB]):
     async def _container_report(self, req: Request, db: AccountDB,
                                 p: proto.BackendPath) -> Response:
         hdrs = req.headers
-        put_ts = timestamp_or(hdrs.get(proto.X_PUT_TIMESTAMP), ZERO)
-        del_ts = timestamp_or(hdrs.get(proto.X_DELETE_TIMESTAMP), ZERO)
+        put_ts = timestamp_or(hdrs.get(hdr.X_PUT_TIMESTAMP), ZERO)
+        del_ts = timestamp_or(hdrs.get(hdr.X_DELETE_TIMESTAMP), ZERO)
         if put_ts == ZERO and del_ts == ZERO:
             put_ts = proto.parse_timestamp(hdrs)
         try:
             live = await db.put_container(
                 p.account, p.container, put_ts.internal,
                 del_ts.internal if del_ts != ZERO else "",
-                proto.parse_int_header(hdrs, proto.X_OBJECT_COUNT),
-                proto.parse_int_header(hdrs, proto.X_BYTES_USED), proto.policy_index(hdrs))
+                proto.parse_int_header(hdrs, hdr.X_OBJECT_COUNT),
+                proto.parse_int_header(hdrs, hdr.X_BYTES_USED), proto.policy_index(hdrs))
         except AccountDeletedError:
             return plain(404, "Not Found")
         return plain(201, "") if live else Response(204)

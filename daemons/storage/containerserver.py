@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgpack
+from nubis.common import backend as hdr
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.common.httpserver import BodyError, Request, Response, plain
@@ -62,7 +63,7 @@ def _container_headers(info: ContainerInfo) -> list[tuple[str, str]]:
                ("X-Backend-PUT-Timestamp", info.put_ts),
                ("X-Backend-Delete-Timestamp", info.delete_ts or "0000000000.00000"),
                ("X-Backend-Status-Changed-At", info.status_changed or info.put_ts),
-               ("X-Backend-Storage-Policy-Index", str(info.policy))]
+               (hdr.X_POLICY_INDEX, str(info.policy))]
     headers.extend(metadata_headers(info.meta))
     return headers
 
@@ -79,9 +80,9 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
         if method == "DELETE":
             return RowUpdate("DELETE", p.account, p.container, p.obj, ts)
         return RowUpdate("PUT", p.account, p.container, p.obj, ts,
-                         proto.parse_int_header(hdrs, proto.X_SIZE),
-                         hdrs.get(proto.X_CONTENT_TYPE, "application/octet-stream"),
-                         hdrs.get(proto.X_ETAG, ""))
+                         proto.parse_int_header(hdrs, hdr.X_SIZE),
+                         hdrs.get(hdr.X_CONTENT_TYPE, "application/octet-stream"),
+                         hdrs.get(hdr.X_ETAG, ""))
     except (ValueError, TypeError, ProtocolError):
         return None
 
@@ -180,9 +181,9 @@ class ContainerServer(DatabaseServer[ContainerDB]):
         try:
             if req.method == "PUT":
                 await db.put_object(p.account, p.container, p.obj, ts,
-                                    proto.parse_int_header(hdrs, proto.X_SIZE),
-                                    hdrs.get(proto.X_CONTENT_TYPE, "application/octet-stream"),
-                                    hdrs.get(proto.X_ETAG, ""))
+                                    proto.parse_int_header(hdrs, hdr.X_SIZE),
+                                    hdrs.get(hdr.X_CONTENT_TYPE, "application/octet-stream"),
+                                    hdrs.get(hdr.X_ETAG, ""))
                 return plain(201, "")
             if req.method == "DELETE":
                 await db.delete_object(p.account, p.container, p.obj, ts)
@@ -244,7 +245,7 @@ class ContainerServer(DatabaseServer[ContainerDB]):
                 ("X-Backend-PUT-Timestamp", info.put_ts),
                 ("X-Backend-Timestamp", info.created or info.put_ts),
                 ("X-Backend-Status-Changed-At", info.status_changed),
-                ("X-Backend-Storage-Policy-Index", str(info.policy))]
+                (hdr.X_POLICY_INDEX, str(info.policy))]
             return plain(404, "Not Found", headers)
         headers = _container_headers(info)
         if req.method == "HEAD":
@@ -257,17 +258,17 @@ class ContainerServer(DatabaseServer[ContainerDB]):
     async def _put(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs).internal
-        policy = proto.policy_index(hdrs) if proto.X_POLICY_INDEX in hdrs else None
+        policy = proto.policy_index(hdrs) if hdr.X_POLICY_INDEX in hdrs else None
         meta = proto.metadata_from_headers(hdrs, proto.CONTAINER_META_PREFIXES,
                                            proto.CONTAINER_STORED_HEADERS)
-        hosts = proto.split_hosts(hdrs, proto.X_ACCOUNT_HOST, proto.X_ACCOUNT_PARTITION,
-                                  proto.X_ACCOUNT_DEVICE)
+        hosts = proto.split_hosts(hdrs, hdr.X_ACCOUNT_HOST, hdr.X_ACCOUNT_PARTITION,
+                                  hdr.X_ACCOUNT_DEVICE)
         targets = [list(t) for t in hosts]
         try:
             created = await db.put_container(p.account, p.container, ts, policy, meta, targets)
         except PolicyConflictError as exc:
             return plain(409, "Conflict",
-                         [("X-Backend-Storage-Policy-Index", str(exc.policy))])
+                         [(hdr.X_POLICY_INDEX, str(exc.policy))])
         if await self._account_update_now(db, p) == 404:
             return plain(404, "Not Found")
         return plain(201 if created else 202, "")
@@ -301,7 +302,7 @@ class ContainerServer(DatabaseServer[ContainerDB]):
                    "X-Delete-Timestamp": info.delete_ts or "0000000000.00000",
                    "X-Object-Count": str(info.count), "X-Bytes-Used": str(info.nbytes),
                    "X-Timestamp": info.put_ts,
-                   "X-Backend-Storage-Policy-Index": str(info.policy),
+                   hdr.X_POLICY_INDEX: str(info.policy),
                    "User-Agent": "nubis-container-server"}
         path = quote(f"/{info.account}/{info.container}")
         worst = 204

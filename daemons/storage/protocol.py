@@ -1,4 +1,4 @@
-"""The backend storage protocol: header names, timestamps, paths, replies.
+"""The backend storage protocol: timestamps, paths, replies (header names: common.backend).
 
 Mirrors Swift's internal protocol so a Swift-style proxy can talk to the
 nubis storage servers. Request paths are percent-encoded
@@ -12,32 +12,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from nubis.common.backend import X_POLICY_INDEX, X_TIMESTAMP
 from nubis.common.errors import NubisError
 from nubis.common.httpserver import Response, plain
-
-# -- header names (lower case: request headers are looked up lower-cased) --
-X_TIMESTAMP = "x-timestamp"
-X_BACKEND_TIMESTAMP = "X-Backend-Timestamp"
-X_POLICY_INDEX = "x-backend-storage-policy-index"
-X_CONTAINER_HOST = "x-container-host"
-X_CONTAINER_PARTITION = "x-container-partition"
-X_CONTAINER_DEVICE = "x-container-device"
-X_ACCOUNT_HOST = "x-account-host"
-X_ACCOUNT_PARTITION = "x-account-partition"
-X_ACCOUNT_DEVICE = "x-account-device"
-X_SIZE = "x-size"
-X_CONTENT_TYPE = "x-content-type"
-X_ETAG = "x-etag"
-X_PUT_TIMESTAMP = "x-put-timestamp"
-X_DELETE_TIMESTAMP = "x-delete-timestamp"
-X_OBJECT_COUNT = "x-object-count"
-X_BYTES_USED = "x-bytes-used"
-X_DELETE_AT = "x-delete-at"
-X_TRANS_ID = "x-trans-id"
-#: xxh3-64 (16 hex digits) of the whole request body, sent by the nubis proxy
-#: with the ``ETag`` it computed; an object server that receives both checks
-#: the body against the xxh3 and stores that ETag instead of hashing MD5 itself.
-X_BODY_XXH3 = "x-backend-body-xxh3"
 
 #: nubis extension: ``POST /<device>/_rows`` on a container server applies a
 #: msgpack list of ``[method, quoted "/a/c/o", headers]`` row updates in one
@@ -159,13 +136,6 @@ def parse_timestamp(headers: dict[str, str], name: str = X_TIMESTAMP) -> Timesta
     except ValueError:
         raise ProtocolError(400, f"X-Timestamp should be a UNIX timestamp float value; "
                                  f"was {raw!r}") from None
-
-
-def optional_timestamp(headers: dict[str, str], name: str) -> Timestamp | None:
-    """Return timestamp header ``name`` if present (400 if malformed)."""
-    if name not in headers:
-        return None
-    return parse_timestamp(headers, name)
 
 
 def parse_int_header(headers: dict[str, str], name: str, default: int = 0) -> int:

@@ -109,7 +109,7 @@ def test_multipart_length_matches_body():
         yield b"0123456789" * 10
 
     spans = [(0, 5), (10, 20)]
-    from nubis.api.proxy.obj import _multipart
+    from nubis.api.proxy.transfer import _multipart
 
     async def collect():
         return b"".join([c async for c in _multipart(body(), spans, "b0", "text/plain", 100)])

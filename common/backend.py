@@ -1,0 +1,42 @@
+"""Header names of the backend storage protocol, shared by the proxy and the storage servers.
+
+Swift's internal protocol between a proxy and the object, container and account
+servers (request headers are looked up lower-cased; the title-case names are the
+ones sent back in replies). Defined once here so both sides name them alike.
+"""
+
+from __future__ import annotations
+
+X_TIMESTAMP = "x-timestamp"
+X_BACKEND_TIMESTAMP = "X-Backend-Timestamp"
+X_POLICY_INDEX = "x-backend-storage-policy-index"
+X_CONTAINER_HOST = "x-container-host"
+X_CONTAINER_PARTITION = "x-container-partition"
+X_CONTAINER_DEVICE = "x-container-device"
+X_ACCOUNT_HOST = "x-account-host"
+X_ACCOUNT_PARTITION = "x-account-partition"
+X_ACCOUNT_DEVICE = "x-account-device"
+X_SIZE = "x-size"
+X_CONTENT_TYPE = "x-content-type"
+X_ETAG = "x-etag"
+X_PUT_TIMESTAMP = "x-put-timestamp"
+X_DELETE_TIMESTAMP = "x-delete-timestamp"
+X_OBJECT_COUNT = "x-object-count"
+X_BYTES_USED = "x-bytes-used"
+X_DELETE_AT = "x-delete-at"
+X_TRANS_ID = "x-trans-id"
+#: xxh3-64 (16 hex digits) of the whole request body, sent by the nubis proxy
+#: with the ``ETag`` it computed; an object server that receives both checks
+#: the body against the xxh3 and stores that ETag instead of hashing MD5 itself.
+X_BODY_XXH3 = "x-backend-body-xxh3"
+#: Container-update overrides a proxy sends with an object PUT
+#: (``<prefix><key>`` replaces the update's ``X-<Key>``).
+X_OVERRIDE_PREFIX = "x-backend-container-update-override-"
+
+__all__ = [
+    "X_ACCOUNT_DEVICE", "X_ACCOUNT_HOST", "X_ACCOUNT_PARTITION", "X_BACKEND_TIMESTAMP",
+    "X_BODY_XXH3", "X_BYTES_USED", "X_CONTAINER_DEVICE", "X_CONTAINER_HOST",
+    "X_CONTAINER_PARTITION", "X_CONTENT_TYPE", "X_DELETE_AT", "X_DELETE_TIMESTAMP", "X_ETAG",
+    "X_OBJECT_COUNT", "X_OVERRIDE_PREFIX", "X_POLICY_INDEX", "X_PUT_TIMESTAMP", "X_SIZE",
+    "X_TIMESTAMP", "X_TRANS_ID",
+]
