@@ -1,7 +1,7 @@
 """The storage tier: object, container and account servers over LMDB.
 
 Backend protocol (Swift's internal storage protocol; header names live in
-:mod:`nubis.daemons.storage.protocol`):
+:mod:`nubis.common.backend`, shared with the proxy):
 
 * object server (default port 6200):
   ``PUT/GET/HEAD/DELETE/POST /<device>/<partition>/<account>/<container>/<object>``
@@ -53,9 +53,9 @@ Swift's SAIO): ``[storage] node_count = N`` (default 1). Node ``i``
   cluster-wide. Use :func:`nubis.daemons.storage.config.node_settings` to get
   ``(ports, devices_dir)`` for node ``i`` when writing rings.
 
-A process serves one node: the daemon entry points ``run(config, once)``
+A process serves one node: the daemon entry points ``run(storage, cluster, once)``
 (registered as ``object-server``, ``container-server``, ``account-server``)
 read the node index from the environment variable ``NUBIS_STORAGE_NODE``
-(default 0); ``run_node(config, node)`` takes it explicitly. The supervisor
-starts one process per (server kind, node) and sets that variable.
+(default 0); :func:`nubis.daemons.storage.runner.run_node` takes it explicitly.
+The supervisor starts one process per (server kind, node) and sets that variable.
 """
