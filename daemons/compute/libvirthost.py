@@ -292,8 +292,8 @@ def choose_domain_type(conn: libvirt.virConnect, work_dir: Path, kernel: Path, i
 
 def _read_choice(path: Path) -> DomainTypeChoice | None:
     try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-        if doc.get("domain_type") not in ("kvm", "qemu"):
+        doc: Any = json.loads(path.read_text())
+        if not isinstance(doc, dict) or doc.get("domain_type") not in ("kvm", "qemu"):
             return None
         return DomainTypeChoice(doc["domain_type"], str(doc["reason"]),
                                 float(doc["probe_seconds"]))
