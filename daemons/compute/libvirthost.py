@@ -309,56 +309,82 @@ def _probe(conn: libvirt.virConnect, work_dir: Path, kernel: Path, initrd: Path,
            cmdline: str, expect: str, bound: float) -> DomainTypeChoice:
     if not _kvm_offered(conn):
         return DomainTypeChoice("qemu", "libvirt offers no kvm domain type here", 0.0)
-    probe_dir = work_dir / "kvm-probe"
+    result = probe_boot(conn, work_dir, kernel, initrd, domain_type="kvm", cmdline=cmdline,
+                        expect=expect, bound=bound)
+    return DomainTypeChoice("kvm" if result.ok else "qemu", f"KVM probe: {result.detail}",
+                            result.seconds)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """How a probe boot went: ``ok`` if the guest booted and powered off in time."""
+
+    ok: bool
+    detail: str
+    seconds: float
+
+
+def probe_boot(conn: libvirt.virConnect, work_dir: Path, kernel: Path, initrd: Path, *,
+               domain_type: DomainType, cmdline: str, expect: str,
+               bound: float = PROBE_BOUND) -> ProbeResult:
+    """Boot ``kernel``/``initrd`` once as a transient domain of ``domain_type``.
+
+    The result is ok if the guest printed ``expect`` and powered itself off within
+    ``bound`` seconds. The probe's files are removed afterwards.
+    """
+    probe_dir = work_dir / f"{domain_type}-probe"
     shutil.rmtree(probe_dir, ignore_errors=True)
-    probe_dir.mkdir(mode=0o711)
+    probe_dir.mkdir(mode=0o711, parents=True)
     os.chmod(probe_dir, 0o711)
     try:
-        check_reachable(probe_dir)
+        check_reachable(probe_dir / "x")
         for src in (kernel, initrd):
             shutil.copyfile(src, probe_dir / src.name)
             os.chmod(probe_dir / src.name, 0o644)
         uid = str(uuidlib.uuid4())
-        spec = DomainSpec(uuid=uid, name=f"nubis-kvm-probe-{uid[:8]}", vcpus=1, memory_mib=128,
-                          domain_type="kvm", console_log=probe_dir / "console.log",
+        spec = DomainSpec(uuid=uid, name=f"nubis-probe-{uid}", vcpus=1, memory_mib=128,
+                          domain_type=domain_type, console_log=probe_dir / "console.log",
                           boot=DirectBoot(probe_dir / kernel.name, probe_dir / initrd.name,
                                           cmdline))
-        return _boot_probe(conn, spec, expect, bound)
+        return _boot_transient(conn, spec, expect, bound)
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)
 
 
-def _boot_probe(conn: libvirt.virConnect, spec: DomainSpec, expect: str,
-                bound: float) -> DomainTypeChoice:
-    """Boot ``spec`` as a transient domain; kvm only if it finished by itself in time."""
+def _boot_transient(conn: libvirt.virConnect, spec: DomainSpec, expect: str,
+                    bound: float) -> ProbeResult:
     start = time.monotonic()
     try:
         dom = conn.createXML(domain_xml(spec), 0)
     except libvirt.libvirtError as exc:
-        return DomainTypeChoice("qemu", f"KVM guest failed to start: {exc}", 0.0)
+        return ProbeResult(False, f"guest failed to start: {exc.get_error_message()}", 0.0)
     try:
-        while time.monotonic() - start < bound:
-            try:
-                active = dom.isActive()
-            except libvirt.libvirtError:  # transient domain gone: it powered off
-                active = False
-            if not active:
-                break
-            time.sleep(0.1)
-        else:
-            return DomainTypeChoice(
-                "qemu", f"KVM probe guest did not boot and power off within {bound:.0f} s",
-                time.monotonic() - start)
+        finished = _wait_gone(dom, start + bound)
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             dom.destroy()
+        for log in Path("/var/log/libvirt/qemu").glob(f"{spec.name}.log*"):
+            log.unlink(missing_ok=True)
     seconds = time.monotonic() - start
+    if not finished:
+        return ProbeResult(False, f"guest did not boot and power off within {bound:.0f} s",
+                           seconds)
     try:
         console = spec.console_log.read_text(errors="replace")
     except OSError:
         console = ""
     if expect not in console:
-        return DomainTypeChoice("qemu", f"KVM probe guest stopped without printing {expect!r}",
-                                seconds)
-    return DomainTypeChoice("kvm", f"KVM probe guest booted and powered off in {seconds:.1f} s",
-                            seconds)
+        return ProbeResult(False, f"guest stopped without printing {expect!r}", seconds)
+    return ProbeResult(True, f"guest booted and powered off in {seconds:.1f} s", seconds)
+
+
+def _wait_gone(dom: libvirt.virDomain, deadline: float) -> bool:
+    """Wait until a transient domain stops; False if it still runs at ``deadline``."""
+    while time.monotonic() < deadline:
+        try:
+            if not dom.isActive():
+                return True
+        except libvirt.libvirtError:  # a transient domain vanishes when it stops
+            return True
+        time.sleep(0.1)
+    return False
