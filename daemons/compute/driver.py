@@ -36,10 +36,14 @@ from nubis.daemons.compute.errors import (
     LibvirtError,
     ShutdownTimeout,
 )
-from nubis.daemons.compute.libvirthost import URI, check_reachable, connect
+from nubis.daemons.compute.libvirthost import (
+    URI,
+    check_reachable,
+    connect,
+    remove_qemu_logs,
+)
 
 GIB = 1024 ** 3
-QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
 _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
@@ -343,8 +347,7 @@ class LibvirtDriver:
         inst = self.instance_dir(uuid)
         existed = inst.exists()
         shutil.rmtree(inst, ignore_errors=True)
-        for log in QEMU_LOG_DIR.glob(f"{self.domain_name(uuid)}.log*"):
-            log.unlink(missing_ok=True)
+        remove_qemu_logs(self.domain_name(uuid))
         if inst.exists():
             raise ComputeError(f"could not remove {inst}")
         return existed

@@ -48,6 +48,7 @@ QEMU_USER = "libvirt-qemu"
 QEMU_GROUP = "libvirt-qemu"
 KVM_GROUP = "kvm"
 KVM_DEVICE = Path("/dev/kvm")
+QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
 RUN_DIR = Path("/var/run")
 LIBVIRT_DIRS = (Path("/var/log/libvirt"), Path("/var/run/libvirt"), Path("/var/lib/libvirt"),
                 Path("/var/cache/libvirt"))
@@ -322,6 +323,8 @@ class ProbeResult:
     ok: bool
     detail: str
     seconds: float
+    #: The transient domain's name (it is gone when the probe returns).
+    name: str = ""
 
 
 def probe_boot(conn: libvirt.virConnect, work_dir: Path, kernel: Path, initrd: Path, *,
@@ -357,25 +360,35 @@ def _boot_transient(conn: libvirt.virConnect, spec: DomainSpec, expect: str,
     try:
         dom = conn.createXML(domain_xml(spec), 0)
     except libvirt.libvirtError as exc:
-        return ProbeResult(False, f"guest failed to start: {exc.get_error_message()}", 0.0)
+        return ProbeResult(False, f"guest failed to start: {exc.get_error_message()}", 0.0,
+                           spec.name)
+    finally:
+        remove_qemu_logs(spec.name)
     try:
         finished = _wait_gone(dom, start + bound)
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             dom.destroy()
-        for log in Path("/var/log/libvirt/qemu").glob(f"{spec.name}.log*"):
-            log.unlink(missing_ok=True)
+        remove_qemu_logs(spec.name)
     seconds = time.monotonic() - start
     if not finished:
         return ProbeResult(False, f"guest did not boot and power off within {bound:.0f} s",
-                           seconds)
+                           seconds, spec.name)
     try:
         console = spec.console_log.read_text(errors="replace")
     except OSError:
         console = ""
     if expect not in console:
-        return ProbeResult(False, f"guest stopped without printing {expect!r}", seconds)
-    return ProbeResult(True, f"guest booted and powered off in {seconds:.1f} s", seconds)
+        return ProbeResult(False, f"guest stopped without printing {expect!r}", seconds,
+                           spec.name)
+    return ProbeResult(True, f"guest booted and powered off in {seconds:.1f} s", seconds,
+                       spec.name)
+
+
+def remove_qemu_logs(name: str) -> None:
+    """Remove libvirt's own log of domain ``name`` (``/var/log/libvirt/qemu/NAME.log*``)."""
+    for log in QEMU_LOG_DIR.glob(f"{name}.log*"):
+        log.unlink(missing_ok=True)
 
 
 def _wait_gone(dom: libvirt.virDomain, deadline: float) -> bool:

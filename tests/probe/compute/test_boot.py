@@ -10,13 +10,13 @@ import libvirt
 import pytest
 from nubis.daemons.compute.configdrive import InstanceMetadata
 from nubis.daemons.compute.driver import (
-    QEMU_LOG_DIR,
     DiskImage,
     InstanceSpec,
     LibvirtDriver,
     PowerState,
 )
 from nubis.daemons.compute.errors import InstanceNotFound
+from nubis.daemons.compute.libvirthost import QEMU_LOG_DIR
 
 from nubis.testimage import TestImageSet
 from nubis.testimage.initramfs import BOOT_LINE, DISK_MARKER, READY_LINE
