@@ -76,7 +76,8 @@ def check_base(path: Path, fmt: DiskFormat) -> int:
 
 def create_overlay(base: Path, dest: Path, fmt: DiskFormat, size: int | None = None) -> None:
     """Create the qcow2 overlay ``dest`` on ``base``; grow it to ``size`` bytes if larger."""
-    args = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", fmt, str(dest)]
+    # qemu-img resolves a relative backing path against the overlay's directory
+    args = ["create", "-q", "-f", "qcow2", "-b", str(base.absolute()), "-F", fmt, str(dest)]
     if size is not None:
         args.append(str(size))
     qemu_img(args)

@@ -145,16 +145,17 @@ class LibvirtDriver:
 
     def __init__(self, config: DriverConfig, conn: libvirt.virConnect | None = None) -> None:
         self.config = config
-        self.images = disks.ImageCache(config.state_dir / "images")
-        self.instances_dir = config.state_dir / "instances"
+        self.state_dir = config.state_dir.absolute()  # libvirt needs absolute paths
+        self.images = disks.ImageCache(self.state_dir / "images")
+        self.instances_dir = self.state_dir / "instances"
         self._conn = conn
 
     # --- set-up and lookup ---------------------------------------------------------
 
     def setup(self) -> None:
         """Create the state directories and check QEMU can reach them."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.config.state_dir, 0o711)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o711)
         self.images.setup()
         self.instances_dir.mkdir(exist_ok=True)
         os.chmod(self.instances_dir, 0o711)

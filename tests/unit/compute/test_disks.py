@@ -63,3 +63,13 @@ def test_bases_with_backing_files_are_refused(tmp_path: Path) -> None:
         disks.check_base(sneaky, "qcow2")
     with pytest.raises(DiskError, match=r"not qcow2|Image is not in qcow2"):
         disks.check_base(secret, "qcow2")
+
+
+def test_relative_base_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "inst").mkdir()
+    disks.qemu_img(["create", "-q", "-f", "qcow2", str(tmp_path / "images" / "b"), "1M"])
+    monkeypatch.chdir(tmp_path)
+    disks.create_overlay(Path("images/b"), Path("inst/disk"), "qcow2")
+    info = disks.image_info(tmp_path / "inst" / "disk", "qcow2")
+    assert info["backing-filename"] == str(tmp_path / "images" / "b")
