@@ -205,7 +205,10 @@ class LibvirtDriver:
             ImageCacheError: an image it names is not in the cache.
             ComputeError: a disk, config drive or libvirt step failed.
         """
-        uuid = canonical_uuid(spec.uuid)
+        try:
+            uuid = canonical_uuid(spec.uuid)
+        except InstanceNotFound as exc:
+            raise ComputeError(str(exc)) from None
         if self._find(uuid) is not None:
             raise InstanceExists(f"instance {uuid} is already defined on this host")
         inst = self.instance_dir(uuid)

@@ -30,6 +30,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -49,6 +50,7 @@ QEMU_GROUP = "libvirt-qemu"
 KVM_GROUP = "kvm"
 KVM_DEVICE = Path("/dev/kvm")
 QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
+VIRTLOGD_SOCKET = Path("/var/run/libvirt/virtlogd-sock")
 RUN_DIR = Path("/var/run")
 LIBVIRT_DIRS = (Path("/var/log/libvirt"), Path("/var/run/libvirt"), Path("/var/lib/libvirt"),
                 Path("/var/cache/libvirt"))
@@ -99,17 +101,17 @@ def ensure_libvirtd(uri: str = URI, timeout: float = 60.0) -> HostStatus:
             tool is missing, or libvirtd does not answer within ``timeout``.
     """
     quiet_libvirt()
-    version = _answers(uri)
-    if version and _daemon_pid("virtlogd"):
-        return HostStatus(uri, version, ())
     if os.geteuid() != 0:
+        version = _answers(uri)
+        if version:
+            return HostStatus(uri, version, ())
         raise HostSetupError(f"{uri} does not answer and starting libvirtd needs root")
     with _host_lock():
         _ensure_accounts()
         _ensure_dirs()
         _ensure_kvm_device()
         started = []
-        if not _daemon_pid("virtlogd"):
+        if not _virtlogd_running():
             _start(["virtlogd", "-d"])
             started.append("virtlogd")
         version = _answers(uri)
@@ -217,6 +219,19 @@ def _daemon_pid(name: str) -> int:
     except (OSError, ValueError):
         return 0
     return pid if comm == name else 0
+
+
+def _virtlogd_running() -> bool:
+    """True if virtlogd runs (our pid file) or its socket accepts (systemd activation)."""
+    if _daemon_pid("virtlogd"):
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2.0)
+        try:
+            sock.connect(str(VIRTLOGD_SOCKET))
+        except OSError:
+            return False
+    return True
 
 
 def _start(argv: list[str]) -> None:
