@@ -24,7 +24,6 @@ state directory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import grp
 import json
 import os
@@ -35,12 +34,12 @@ import stat
 import subprocess
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import libvirt
+from nubis.common.fileutil import locked
 from nubis.daemons.compute.domain import DirectBoot, DomainSpec, DomainType, domain_xml
 from nubis.daemons.compute.errors import HostSetupError
 
@@ -106,7 +105,8 @@ def ensure_libvirtd(uri: str = URI, timeout: float = 60.0) -> HostStatus:
         if version:
             return HostStatus(uri, version, ())
         raise HostSetupError(f"{uri} does not answer and starting libvirtd needs root")
-    with _host_lock():
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with locked(LOCK_FILE):
         _ensure_accounts()
         _ensure_dirs()
         _ensure_kvm_device()
@@ -146,17 +146,6 @@ def _wait_answering(uri: str, timeout: float) -> int:
         time.sleep(0.1)
     raise HostSetupError(f"libvirtd started but {uri} did not answer within {timeout:.0f} s "
                          "(see /var/log/libvirt/libvirtd.log)")
-
-
-@contextlib.contextmanager
-def _host_lock() -> Iterator[None]:
-    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK_FILE.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _run(argv: list[str]) -> None:

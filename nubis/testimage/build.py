@@ -13,19 +13,17 @@ Uploading the set to the image service is a separate step: it takes the
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nubis.common.fileutil import locked
 from nubis.testimage import debs, initramfs
 from nubis.testimage.errors import TestImageError
 
@@ -93,7 +91,7 @@ def build_test_image(cache_dir: Path, *, rebuild: bool = False) -> TestImageSet:
     """
     cache_dir = cache_dir.absolute()
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir.parent / f".{cache_dir.name}.lock"):
+    with locked(cache_dir.parent / f".{cache_dir.name}.lock"):
         if not rebuild:
             cached = load_cached(cache_dir)
             if cached is not None:
@@ -227,13 +225,3 @@ def _replace_dir(src: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     src.rename(dest)
     os.chmod(dest, 0o755)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
