@@ -10,7 +10,9 @@ STATE  ?= var
 # Debian packages nubis needs on a fresh bookworm machine (root).
 APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
 	libisal-dev libxxhash-dev memcached attr iproute2 cpio dnsmasq-base \
-	postgresql
+	postgresql \
+	qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu \
+	libvirt-clients libvirt-dev genisoimage
 
 PYTEST_ARGS ?=
 

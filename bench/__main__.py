@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "swift": "nubis.bench.swift",
     "identity": "nubis.bench.identity",
     "scheduler": "nubis.bench.scheduler",
+    "boot": "nubis.bench.boot",
 }
 
 

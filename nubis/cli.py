@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nubis.commands.status",
     "nubis.commands.daemon",
     "nubis.commands.identity",
+    "nubis.commands.image",
 )
 
 

@@ -1,0 +1,267 @@
+"""The test image's initramfs: busybox, a few kernel modules, and ``/init``.
+
+The Debian cloud kernel builds the drivers the test image needs as modules
+(iso9660, the IDE/SCSI CD-ROM stack, virtio-blk, the ACPI power button, evdev),
+so the initramfs carries those ``.ko`` files, their dependencies resolved from
+each module's ``.modinfo`` section, and ``/init`` loads them in dependency order.
+
+The archive is written here, not by ``cpio``: newc format, every timestamp 0 and
+owner root, gzip with mtime 0, so the same inputs give the same bytes (and the
+same md5/sha512 in the image service).
+"""
+
+from __future__ import annotations
+
+import gzip
+import stat
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from nubis.testimage.errors import TestImageError
+
+#: Modules the guest needs, by name; their dependencies are added automatically.
+#: isofs + the CD-ROM stack read an IDE/SATA/SCSI config drive, virtio_blk reads the
+#: root disk (or a config drive on virtio), button + evdev turn an ACPI power
+#: button press into something ``/init`` can read.
+WANTED_MODULES: tuple[str, ...] = (
+    "isofs", "cdrom", "sr_mod", "ata_piix", "virtio_pci", "virtio_blk", "virtio_scsi",
+    "button", "evdev",
+)
+
+#: What the test image prints on the serial console; tests and the compute service
+#: look for these exact prefixes.
+BOOT_LINE = "nubis-test-image booted"
+READY_LINE = "nubis-test-image ready"
+#: Kernel argument that makes the guest power itself off right after BOOT_LINE
+#: (the compute host's domain-type probe uses it).
+POWEROFF_ARG = "nubis.poweroff"
+#: First bytes of the test image's root disk; ``/init`` prints them.
+DISK_MARKER = b"nubis-test-disk v1\n"
+
+# /init runs as PID 1 under busybox sh. Every step is bounded; nothing it reads
+# from the config drive is ever executed.
+INIT_SCRIPT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "@BOOT_LINE@"
+case " $(cat /proc/cmdline) " in
+    *" @POWEROFF_ARG@ "*) sync; poweroff -f ;;
+esac
+while read -r ko; do insmod "/lib/modules/$ko" 2>/dev/null; done < /etc/modules
+
+# ACPI power button -> clean power-off: block on each "Power Button" input device
+# (one 24-byte input_event is enough), then sync, unmount and power off.
+for ev in /sys/class/input/event*; do
+    [ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
+    (
+        dd if="/dev/input/${ev##*/}" of=/dev/null bs=24 count=1 2>/dev/null || exit 0
+        echo "nubis-test-image: power button pressed, powering off"
+        umount /mnt/config 2>/dev/null
+        sync
+        poweroff -f
+    ) &
+done
+
+json_string() {  # json_string KEY FILE: the first "KEY": "value" in a one-line JSON file
+    sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$2" | head -n 1
+}
+
+# The config drive: an ISO 9660 filesystem labelled config-2, on any bus.
+dev=""
+i=0
+while [ $i -lt 100 ]; do
+    dev=$(findfs LABEL=config-2 2>/dev/null) && break
+    dev=""
+    i=$((i + 1))
+    usleep 100000
+done
+if [ -n "$dev" ] && mount -t iso9660 -o ro "$dev" /mnt/config; then
+    md=/mnt/config/openstack/latest/meta_data.json
+    echo "nubis-test-image config drive: $dev"
+    if [ -f "$md" ]; then
+        uuid=$(json_string uuid "$md")
+        host=$(json_string hostname "$md")
+        echo "nubis-test-image uuid: $uuid"
+        echo "nubis-test-image hostname: $host"
+        [ -n "$host" ] && hostname "$host"
+    fi
+    ud=/mnt/config/openstack/latest/user_data
+    if [ -f "$ud" ]; then
+        echo "nubis-test-image user_data begin"
+        head -c 65536 "$ud"
+        echo
+        echo "nubis-test-image user_data end"
+    fi
+else
+    echo "nubis-test-image config drive: none"
+fi
+
+for disk in /dev/vda /dev/sda; do
+    if [ -b "$disk" ]; then
+        echo "nubis-test-image disk $disk: $(head -c 64 "$disk" | head -n 1)"
+        break
+    fi
+done
+
+echo "@READY_LINE@"
+while :; do sleep 3600; done
+""".replace("@BOOT_LINE@", BOOT_LINE).replace("@READY_LINE@", READY_LINE).replace(
+    "@POWEROFF_ARG@", POWEROFF_ARG)
+
+
+# --- kernel modules -------------------------------------------------------------
+
+_SECTION = struct.Struct("<IIQQQQIIQQ")
+
+
+def modinfo(ko: bytes) -> dict[str, str]:
+    """Return the ``key=value`` pairs of a kernel module's ``.modinfo`` section.
+
+    Reads the ELF64 little-endian section table directly, so no host tool
+    (``modinfo``, ``depmod``) is needed and the host kernel does not matter.
+    """
+    if ko[:4] != b"\x7fELF" or ko[4] != 2 or ko[5] != 1:
+        raise TestImageError("not an ELF64 little-endian kernel module")
+    shoff = struct.unpack_from("<Q", ko, 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ko, 0x3A)
+    headers = [_SECTION.unpack_from(ko, shoff + i * shentsize) for i in range(shnum)]
+    strtab_off, strtab_size = headers[shstrndx][4], headers[shstrndx][5]
+    strtab = ko[strtab_off:strtab_off + strtab_size]
+    for h in headers:
+        name = strtab[h[0]:strtab.index(b"\0", h[0])]
+        if name == b".modinfo":
+            info: dict[str, str] = {}
+            for item in ko[h[4]:h[4] + h[5]].split(b"\0"):
+                key, sep, value = item.decode("utf-8", "replace").partition("=")
+                if sep:
+                    info.setdefault(key, value)
+            return info
+    raise TestImageError("kernel module has no .modinfo section")
+
+
+def _canonical(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def index_modules(module_dir: Path) -> dict[str, Path]:
+    """Map every module name (``-`` as ``_``) under ``module_dir`` to its ``.ko`` file."""
+    return {_canonical(p.name[:-3]): p for p in sorted(module_dir.rglob("*.ko"))}
+
+
+def resolve_modules(wanted: Iterable[str], depends: Mapping[str, list[str]]) -> list[str]:
+    """Order ``wanted`` plus everything they depend on so dependencies load first.
+
+    ``depends`` maps a module name to the names it needs (from ``.modinfo``).
+    A module missing from ``depends`` (not shipped) is an error.
+    """
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = in progress, 2 = done
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        name = _canonical(name)
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise TestImageError(f"module dependency cycle: {' -> '.join((*chain, name))}")
+        if name not in depends:
+            raise TestImageError(f"kernel module {name} not found in the kernel package")
+        state[name] = 1
+        for dep in depends[name]:
+            visit(dep, (*chain, name))
+        state[name] = 2
+        order.append(name)
+
+    for name in wanted:
+        visit(name, ())
+    return order
+
+
+def module_closure(module_dir: Path, wanted: Iterable[str]) -> list[tuple[str, Path]]:
+    """Return ``(name, .ko path)`` for ``wanted`` and their dependencies, load order."""
+    index = index_modules(module_dir)
+    depends: dict[str, list[str]] = {}
+
+    def deps_of(name: str) -> list[str]:
+        info = modinfo(index[name].read_bytes())
+        return [_canonical(d) for d in info.get("depends", "").split(",") if d]
+
+    pending = [_canonical(n) for n in wanted]
+    while pending:
+        name = pending.pop()
+        if name in depends or name not in index:
+            continue
+        depends[name] = deps_of(name)
+        pending.extend(depends[name])
+    return [(name, index[name]) for name in resolve_modules(wanted, depends)]
+
+
+# --- cpio (newc) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpioEntry:
+    """One member of a newc archive: a directory, file, symlink or device node."""
+
+    name: str
+    mode: int
+    data: bytes = b""
+    rdev: tuple[int, int] = (0, 0)
+
+
+def directory(name: str) -> CpioEntry:
+    """A directory entry (mode 0755)."""
+    return CpioEntry(name, stat.S_IFDIR | 0o755)
+
+
+def regular(name: str, data: bytes, executable: bool = False) -> CpioEntry:
+    """A regular file entry (0755 if executable, else 0644)."""
+    return CpioEntry(name, stat.S_IFREG | (0o755 if executable else 0o644), data)
+
+
+def chardev(name: str, major: int, minor: int) -> CpioEntry:
+    """A character device node (mode 0600)."""
+    return CpioEntry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
+
+
+def _pad4(n: int) -> bytes:
+    return b"\0" * (-n % 4)
+
+
+def write_newc(entries: Iterable[CpioEntry]) -> bytes:
+    """Serialize ``entries`` (parents before children) as a newc archive with its trailer."""
+    out = bytearray()
+    for ino, entry in enumerate([*entries, CpioEntry("TRAILER!!!", 0)], start=1):
+        name = entry.name.encode() + b"\0"
+        nlink = 2 if stat.S_ISDIR(entry.mode) else 1
+        fields = (ino, entry.mode, 0, 0, nlink, 0, len(entry.data), 0, 0,
+                  entry.rdev[0], entry.rdev[1], len(name), 0)
+        header = b"070701" + b"".join(b"%08X" % f for f in fields)
+        out += header + name + _pad4(len(header) + len(name))
+        out += entry.data + _pad4(len(entry.data))
+    return bytes(out)
+
+
+def entries(busybox: bytes, modules: list[tuple[str, bytes]]) -> list[CpioEntry]:
+    """Return the initramfs members: directories, /dev/console, busybox, modules, /init."""
+    dirs = ["bin", "dev", "etc", "lib", "lib/modules", "mnt", "mnt/config", "proc", "sys",
+            "tmp"]
+    out = [directory(d) for d in dirs]
+    out.append(chardev("dev/console", 5, 1))
+    out.append(regular("bin/busybox", busybox, executable=True))
+    out.extend(regular(f"lib/modules/{name}.ko", data) for name, data in modules)
+    listing = "".join(f"{name}.ko\n" for name, _ in modules)
+    out.append(regular("etc/modules", listing.encode()))
+    out.append(regular("init", INIT_SCRIPT.encode(), executable=True))
+    return out
+
+
+def build(busybox: Path, module_dir: Path, wanted: Iterable[str] = WANTED_MODULES) -> bytes:
+    """Return the gzip'd newc initramfs for ``busybox`` and the modules under ``module_dir``."""
+    modules = [(name, path.read_bytes()) for name, path in module_closure(module_dir, wanted)]
+    archive = write_newc(entries(busybox.read_bytes(), modules))
+    return gzip.compress(archive, compresslevel=9, mtime=0)

@@ -1,0 +1,88 @@
+"""Domain XML: what Nova's libvirt driver writes for a direct-kernel-boot guest."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from nubis.daemons.compute.domain import METADATA_NS, DirectBoot, DomainSpec, domain_xml
+from nubis.daemons.compute.errors import ComputeError
+
+UUID = "6f2a0c4e-6a1b-4bb0-9d53-3c1d1f0a9e11"
+INST = Path("/srv/compute/instances") / UUID
+
+
+def spec(**kw: object) -> DomainSpec:
+    base = DomainSpec(uuid=UUID, name=f"nubis-{UUID}", vcpus=2, memory_mib=192,
+                      domain_type="qemu", console_log=INST / "console.log",
+                      root_disk=INST / "disk", config_drive=INST / "disk.config",
+                      boot=DirectBoot(Path("/srv/images/k"), Path("/srv/images/r"),
+                                      "console=ttyS0 quiet"),
+                      display_name="web <1> & co", project_id="p1")
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def parse(s: DomainSpec) -> ET.Element:
+    return ET.fromstring(domain_xml(s))
+
+
+def test_identity_sizes_and_features() -> None:
+    root = parse(spec())
+    assert root.get("type") == "qemu"
+    assert root.findtext("uuid") == UUID and root.findtext("name") == f"nubis-{UUID}"
+    assert root.find("memory").get("unit") == "KiB" and root.findtext("memory") == "196608"
+    assert root.findtext("vcpu") == "2"
+    assert root.find("features/acpi") is not None
+    assert root.find("cpu") is None  # TCG: QEMU's default CPU model
+    assert root.findtext("on_poweroff") == "destroy"
+    md = root.find(f"metadata/{{{METADATA_NS}}}instance")
+    assert md.findtext(f"{{{METADATA_NS}}}name") == "web <1> & co"  # escaped, round-trips
+
+
+def test_direct_kernel_boot() -> None:
+    os_el = parse(spec()).find("os")
+    assert os_el.find("type").attrib == {"arch": "x86_64", "machine": "pc"}
+    assert os_el.findtext("kernel") == "/srv/images/k"
+    assert os_el.findtext("initrd") == "/srv/images/r"
+    assert os_el.findtext("cmdline") == "console=ttyS0 quiet"
+    assert os_el.find("boot") is None
+    disk_boot = parse(spec(boot=None)).find("os")
+    assert disk_boot.find("kernel") is None and disk_boot.find("boot").get("dev") == "hd"
+
+
+def test_disks_config_drive_and_console() -> None:
+    devices = parse(spec()).find("devices")
+    root_disk, cd = devices.findall("disk")
+    assert root_disk.get("device") == "disk"
+    assert root_disk.find("driver").attrib == {"name": "qemu", "type": "qcow2"}
+    assert root_disk.find("source").get("file") == str(INST / "disk")
+    assert root_disk.find("target").attrib == {"dev": "vda", "bus": "virtio"}
+    assert cd.get("device") == "cdrom" and cd.find("readonly") is not None
+    assert cd.find("target").attrib == {"dev": "hdd", "bus": "ide"}
+    assert cd.find("driver").get("type") == "raw"
+    serial = devices.find("serial")
+    assert serial.get("type") == "pty"
+    assert serial.find("log").attrib == {"file": str(INST / "console.log"), "append": "off"}
+    assert devices.find("console/target").get("type") == "serial"
+    assert devices.find("memballoon").get("model") == "none"
+    virtio_cd = parse(spec(config_drive_bus="virtio")).find("devices").findall("disk")[1]
+    assert virtio_cd.get("device") == "disk"
+    assert virtio_cd.find("target").attrib == {"dev": "vdz", "bus": "virtio"}
+    assert len(parse(spec(config_drive=None)).find("devices").findall("disk")) == 1
+
+
+def test_kvm_uses_the_host_cpu() -> None:
+    root = parse(spec(domain_type="kvm"))
+    assert root.get("type") == "kvm" and root.find("cpu").get("mode") == "host-passthrough"
+
+
+@pytest.mark.parametrize("bad", [
+    {"uuid": "not-a-uuid"}, {"uuid": UUID[:-1]}, {"name": ""}, {"name": "a/b"},
+    {"vcpus": 0}, {"vcpus": 65}, {"memory_mib": 8}, {"root_disk": None, "boot": None},
+    {"console_log": Path("relative.log")}, {"root_disk": Path("disk")},
+])
+def test_invalid_specs(bad: dict[str, object]) -> None:
+    with pytest.raises(ComputeError):
+        domain_xml(spec(**bad))
