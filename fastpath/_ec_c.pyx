@@ -1,0 +1,328 @@
+# cython: language_level=3
+"""Reed-Solomon erasure coding over ISA-L (``-lisal``), compiled. Twin: _ec_py.py.
+
+Buffers are taken through the buffer protocol (no copies in, output into the
+caller's buffer or one fresh bytearray) and ISA-L runs without the GIL.
+"""
+
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE,
+                             PyBUF_WRITABLE)
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memcpy, memset
+
+from nubis.fastpath._ec_py import (DECODE_CACHE_SIZE, MAX_FRAGMENTS, bad_index,
+                                   byte_view, check_params, fragment_size, not_buffer,
+                                   too_few, wrong_size)
+
+cdef extern from "isa-l/erasure_code.h" nogil:
+    void ec_init_tables(int k, int rows, unsigned char* a, unsigned char* gftbls)
+    void ec_encode_data(int len, int k, int rows, unsigned char* gftbls,
+                        unsigned char** data, unsigned char** coding)
+    void gf_gen_cauchy1_matrix(unsigned char* a, int m, int k)
+    int gf_invert_matrix(unsigned char* inp, unsigned char* out, const int n)
+    unsigned char gf_mul(unsigned char a, unsigned char b)
+
+from operator import index as _index
+
+# Stack arrays are sized for the most fragments a codec may have.
+cdef enum:
+    MAXF = 256
+assert MAX_FRAGMENTS == MAXF
+
+
+cdef int _get_buffer(object obj, Py_buffer* view, bint writable, str what) except -1:
+    """Acquire a contiguous byte buffer of ``obj`` or raise the twin's TypeError."""
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+    except (TypeError, ValueError, BufferError):
+        raise not_buffer(what, writable) from None
+    return 0
+
+
+cdef class Codec:
+    """A k data + m parity Reed-Solomon code (Cauchy generator); build once per policy."""
+
+    cdef readonly int k, m, n
+    cdef unsigned char* _matrix      # (k+m) x k generator, row-major
+    cdef unsigned char* _enc_tables  # ec_init_tables of the m parity rows
+    cdef dict _cache                 # erasure pattern -> decode tables (bytes)
+
+    def __cinit__(self, int k, int m):
+        check_params(k, m)
+        self.k, self.m, self.n = k, m, k + m
+        self._matrix = <unsigned char*>PyMem_Malloc(self.n * k)
+        self._enc_tables = <unsigned char*>PyMem_Malloc(k * m * 32)
+        if self._matrix == NULL or self._enc_tables == NULL:
+            raise MemoryError()
+        gf_gen_cauchy1_matrix(self._matrix, self.n, k)
+        ec_init_tables(k, m, &self._matrix[k * k], self._enc_tables)
+        self._cache = {}
+
+    def __dealloc__(self):
+        PyMem_Free(self._matrix)
+        PyMem_Free(self._enc_tables)
+
+    def __repr__(self):
+        return f"Codec(k={self.k}, m={self.m})"
+
+    @property
+    def matrix(self):
+        """The (k+m) x k generator matrix, row-major."""
+        return PyBytes_FromStringAndSize(<char*>self._matrix, self.n * self.k)
+
+    @property
+    def cached_patterns(self):
+        """How many erasure patterns' decode tables are cached."""
+        return len(self._cache)
+
+    def fragment_size(self, Py_ssize_t segment_len):
+        """Return the size of each fragment of a ``segment_len``-byte segment."""
+        return fragment_size(segment_len, self.k)
+
+    def encode(self, segment, parity=None):
+        """Return the k + m fragments of ``segment`` (data fragments first).
+
+        Full data fragments are views of ``segment`` itself (no copy; do not
+        change it while they are in use), the zero-padded tail is copied. Parity
+        goes into ``parity`` (a writable buffer of exactly m fragment sizes) or
+        into a fresh bytearray.
+        """
+        cdef Py_buffer seg, par
+        cdef unsigned char* dptr[MAXF]
+        cdef unsigned char* pptr[MAXF]
+        cdef Py_ssize_t size, full, i
+        cdef unsigned char* base
+        cdef unsigned char* tail_buf = NULL
+        cdef object pobj, tail = None
+        cdef bint have_par = False
+        _get_buffer(segment, &seg, False, "segment")
+        try:
+            size = fragment_size(seg.len, self.k)
+            if parity is None:
+                pobj = PyByteArray_FromStringAndSize(NULL, self.m * size)
+                base = <unsigned char*>PyByteArray_AS_STRING(pobj)
+            else:
+                _get_buffer(parity, &par, True, "parity")
+                have_par = True
+                if par.len != self.m * size:
+                    raise wrong_size("parity", par.len, self.m * size)
+                pobj = parity
+                base = <unsigned char*>par.buf
+            full = seg.len // size if size else self.k
+            if full < self.k:
+                tail = PyByteArray_FromStringAndSize(NULL, (self.k - full) * size)
+                tail_buf = <unsigned char*>PyByteArray_AS_STRING(tail)
+            for i in range(self.k):
+                dptr[i] = (<unsigned char*>seg.buf + i * size if i < full
+                           else tail_buf + (i - full) * size)
+            for i in range(self.m):
+                pptr[i] = base + i * size
+            # PERF: ISA-L runs without the GIL (bench: python -m nubis.bench ec).
+            with nogil:
+                if tail_buf != NULL:
+                    memset(tail_buf, 0, (self.k - full) * size)
+                    memcpy(tail_buf, <unsigned char*>seg.buf + full * size,
+                           seg.len - full * size)
+                if size:
+                    ec_encode_data(<int>size, self.k, self.m, self._enc_tables, dptr, pptr)
+        finally:
+            PyBuffer_Release(&seg)
+            if have_par:
+                PyBuffer_Release(&par)
+        return _slices(segment, 0, full, size) + _slices(tail, 0, self.k - full, size) \
+            + _slices(pobj, 0, self.m, size)
+
+    def decode(self, fragments, Py_ssize_t segment_len):
+        """Return the ``segment_len``-byte segment from any k of its fragments."""
+        fragment_size(segment_len, self.k)  # checks the length before allocating
+        out = PyByteArray_FromStringAndSize(NULL, segment_len)
+        self.decode_into(fragments, segment_len, out)
+        return out
+
+    def decode_into(self, fragments, Py_ssize_t segment_len, out):
+        """Write the segment into ``out`` (writable, exactly ``segment_len`` bytes).
+
+        Data fragments present are copied; missing ones that hold segment bytes
+        are rebuilt from the first k fragments given (data fragments first).
+        ``fragments`` may lack fragments that are all padding.
+        """
+        cdef Py_ssize_t size = fragment_size(segment_len, self.k)
+        cdef Py_ssize_t needed = (segment_len + size - 1) // size if size else 0
+        cdef Py_buffer dst
+        cdef Py_buffer bufs[MAXF]
+        cdef unsigned char* have[MAXF]      # fragment number -> data, NULL if absent
+        cdef unsigned char* srcs[MAXF]
+        cdef unsigned char* outs[MAXF]
+        cdef unsigned char want[MAXF]
+        cdef unsigned char* scratch = NULL
+        cdef unsigned char* tables
+        cdef int nbufs = 0, nmiss = 0, i, j, last = -1
+        cdef Py_ssize_t end
+        cdef object scratch_obj, tab
+        _get_buffer(out, &dst, True, "out")
+        try:
+            if dst.len != segment_len:
+                raise wrong_size("out", dst.len, segment_len)
+            nbufs = self._acquire(fragments, size, bufs, have)
+            for i in range(needed):
+                if have[i] == NULL:
+                    want[nmiss] = i
+                    nmiss += 1
+            if nmiss and nbufs < self.k:
+                raise too_few(nbufs, self.k)
+            if nmiss:
+                tab = self._decode_tables(have, want, nmiss, srcs)
+                tables = <unsigned char*>PyBytes_AS_STRING(tab)
+                for j in range(nmiss):
+                    i = want[j]
+                    if (i + 1) * size <= segment_len:
+                        outs[j] = <unsigned char*>dst.buf + i * size
+                    else:
+                        scratch_obj = PyByteArray_FromStringAndSize(NULL, size)
+                        scratch = <unsigned char*>PyByteArray_AS_STRING(scratch_obj)
+                        outs[j] = scratch
+                        last = i
+            # PERF: copies and ISA-L run without the GIL (bench: python -m nubis.bench ec).
+            with nogil:
+                for i in range(needed):
+                    if have[i] != NULL:
+                        end = min((i + 1) * size, segment_len)
+                        memcpy(<unsigned char*>dst.buf + i * size, have[i], end - i * size)
+                if nmiss:
+                    ec_encode_data(<int>size, self.k, nmiss, tables, srcs, outs)
+                if scratch != NULL:
+                    memcpy(<unsigned char*>dst.buf + last * size, scratch,
+                           segment_len - last * size)
+        finally:
+            PyBuffer_Release(&dst)
+            for i in range(nbufs):
+                PyBuffer_Release(&bufs[i])
+
+    def reconstruct(self, fragments, wanted):
+        """Rebuild the fragments numbered ``wanted`` from any k others, as new bytearrays."""
+        cdef Py_buffer bufs[MAXF]
+        cdef unsigned char* have[MAXF]
+        cdef unsigned char* srcs[MAXF]
+        cdef unsigned char* outs[MAXF]
+        cdef unsigned char want[MAXF]
+        cdef unsigned char* tables
+        cdef int nbufs = 0, nwant, j
+        cdef Py_ssize_t size
+        cdef list result = []
+        want_list = self._wanted(wanted)
+        nwant = len(want_list)
+        first = next(iter(fragments.items()), None)
+        if first is None:
+            size = 0
+        else:
+            size = len(byte_view(first[1], f"fragment {first[0]}"))
+        try:
+            nbufs = self._acquire(fragments, size, bufs, have)
+            if nbufs < self.k:
+                raise too_few(nbufs, self.k)
+            if not nwant:
+                return result
+            for j in range(nwant):
+                want[j] = want_list[j]
+                buf = PyByteArray_FromStringAndSize(NULL, size)
+                outs[j] = <unsigned char*>PyByteArray_AS_STRING(buf)
+                result.append(buf)
+            tab = self._decode_tables(have, want, nwant, srcs)
+            tables = <unsigned char*>PyBytes_AS_STRING(tab)
+            if size:
+                with nogil:
+                    ec_encode_data(<int>size, self.k, nwant, tables, srcs, outs)
+        finally:
+            for j in range(nbufs):
+                PyBuffer_Release(&bufs[j])
+        return result
+
+    # --- steps ---------------------------------------------------------------
+    cdef int _acquire(self, fragments, Py_ssize_t size, Py_buffer* bufs,
+                      unsigned char** have) except -1:
+        """Acquire every fragment's buffer into ``bufs``; ``have[i]`` its data or NULL.
+
+        Returns how many buffers were acquired; on error releases them itself.
+        """
+        cdef int nbufs = 0, i
+        memset(have, 0, MAXF * sizeof(unsigned char*))
+        try:
+            for index, frag in fragments.items():
+                number = _index(index)
+                if not 0 <= number < self.n:
+                    raise bad_index(number, self.n)
+                i = number
+                _get_buffer(frag, &bufs[nbufs], False, f"fragment {i}")
+                nbufs += 1
+                if bufs[nbufs - 1].len != size:
+                    raise wrong_size(f"fragment {i}", bufs[nbufs - 1].len, size)
+                have[i] = <unsigned char*>bufs[nbufs - 1].buf
+        except BaseException:
+            for i in range(nbufs):
+                PyBuffer_Release(&bufs[i])
+            raise
+        return nbufs
+
+    cdef list _wanted(self, wanted):
+        """Check the fragment numbers to rebuild (in range, no repeats)."""
+        cdef list want = [_index(w) for w in wanted]
+        for w in want:
+            if not 0 <= w < self.n:
+                raise bad_index(w, self.n)
+        if len(set(want)) != len(want):
+            raise ValueError("fragments to rebuild must not repeat")
+        return want
+
+    cdef bytes _decode_tables(self, unsigned char** have, unsigned char* want, int nwant,
+                              unsigned char** srcs):
+        """Pick the first k fragments as sources (into ``srcs``); return cached tables."""
+        cdef unsigned char sources[MAXF]
+        cdef int ns = 0, i
+        for i in range(self.n):
+            if have[i] != NULL and ns < self.k:
+                sources[ns] = i
+                srcs[ns] = have[i]
+                ns += 1
+        key = (PyBytes_FromStringAndSize(<char*>sources, ns)
+               + PyBytes_FromStringAndSize(<char*>want, nwant))
+        tab = self._cache.get(key)
+        if tab is None:
+            tab = self._make_tables(sources, want, nwant)
+            if len(self._cache) >= DECODE_CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = tab
+        return tab
+
+    cdef bytes _make_tables(self, unsigned char* sources, unsigned char* want, int nwant):
+        """Invert the source rows; return ec_init_tables of the wanted rows."""
+        cdef int k = self.k, r, c, j
+        cdef unsigned char s
+        cdef bytes work = PyBytes_FromStringAndSize(NULL, 2 * k * k + nwant * k)
+        cdef unsigned char* sub = <unsigned char*>PyBytes_AS_STRING(work)
+        cdef unsigned char* inv = sub + k * k
+        cdef unsigned char* rows = inv + k * k
+        cdef bytes tab = PyBytes_FromStringAndSize(NULL, k * nwant * 32)
+        for r in range(k):
+            memcpy(sub + r * k, self._matrix + sources[r] * k, k)
+        if gf_invert_matrix(sub, inv, k) != 0:
+            raise ValueError("matrix is singular")
+        for r in range(nwant):
+            for c in range(k):
+                s = 0
+                for j in range(k):
+                    s ^= gf_mul(self._matrix[want[r] * k + j], inv[j * k + c])
+                rows[r * k + c] = s
+        ec_init_tables(k, nwant, rows, <unsigned char*>PyBytes_AS_STRING(tab))
+        return tab
+
+
+cdef list _slices(object obj, Py_ssize_t start, Py_ssize_t count, Py_ssize_t size):
+    """Return ``count`` consecutive ``size``-byte views of ``obj`` from fragment ``start``."""
+    if count <= 0:
+        return []
+    cdef object view = memoryview(obj)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    return [view[(start + i) * size:(start + i + 1) * size] for i in range(count)]
