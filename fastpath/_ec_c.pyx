@@ -13,7 +13,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
 
 from nubis.fastpath._ec_py import (DECODE_CACHE_SIZE, MAX_FRAGMENTS, bad_index,
-                                   byte_view, check_params, fragment_size, not_buffer,
+                                   byte_view, check_params, fragment_size, not_buffer, out_count,
                                    too_few, wrong_size)
 
 cdef extern from "isa-l/erasure_code.h" nogil:
@@ -49,15 +49,15 @@ cdef class Codec:
     cdef unsigned char* _enc_tables  # ec_init_tables of the m parity rows
     cdef dict _cache                 # erasure pattern -> decode tables (bytes)
 
-    def __cinit__(self, int k, int m):
-        check_params(k, m)
+    def __cinit__(self, k, m):
+        k, m = check_params(k, m)
         self.k, self.m, self.n = k, m, k + m
-        self._matrix = <unsigned char*>PyMem_Malloc(self.n * k)
-        self._enc_tables = <unsigned char*>PyMem_Malloc(k * m * 32)
+        self._matrix = <unsigned char*>PyMem_Malloc(self.n * self.k)
+        self._enc_tables = <unsigned char*>PyMem_Malloc(self.k * self.m * 32)
         if self._matrix == NULL or self._enc_tables == NULL:
             raise MemoryError()
-        gf_gen_cauchy1_matrix(self._matrix, self.n, k)
-        ec_init_tables(k, m, &self._matrix[k * k], self._enc_tables)
+        gf_gen_cauchy1_matrix(self._matrix, self.n, self.k)
+        ec_init_tables(self.k, self.m, &self._matrix[self.k * self.k], self._enc_tables)
         self._cache = {}
 
     def __dealloc__(self):
@@ -202,42 +202,49 @@ cdef class Codec:
 
     def reconstruct(self, fragments, wanted):
         """Rebuild the fragments numbered ``wanted`` from any k others, as new bytearrays."""
+        cdef Py_ssize_t size = self._first_size(fragments)
+        cdef list out = [PyByteArray_FromStringAndSize(NULL, size) for _ in wanted]
+        self.reconstruct_into(fragments, wanted, out)
+        return out
+
+    def reconstruct_into(self, fragments, wanted, out):
+        """Rebuild the fragments numbered ``wanted`` into ``out`` (one writable buffer each)."""
         cdef Py_buffer bufs[MAXF]
+        cdef Py_buffer obufs[MAXF]
         cdef unsigned char* have[MAXF]
         cdef unsigned char* srcs[MAXF]
         cdef unsigned char* outs[MAXF]
         cdef unsigned char want[MAXF]
         cdef unsigned char* tables
-        cdef int nbufs = 0, nwant, j
-        cdef Py_ssize_t size
-        cdef list result = []
-        want_list = self._wanted(wanted)
+        cdef int nbufs = 0, nouts = 0, nwant, j
+        cdef Py_ssize_t size = self._first_size(fragments)
+        cdef list want_list = self._wanted(wanted)
+        cdef list out_list = list(out)
         nwant = len(want_list)
-        first = next(iter(fragments.items()), None)
-        if first is None:
-            size = 0
-        else:
-            size = len(byte_view(first[1], f"fragment {first[0]}"))
+        if len(out_list) != nwant:
+            raise out_count(len(out_list), nwant)
         try:
             nbufs = self._acquire(fragments, size, bufs, have)
             if nbufs < self.k:
                 raise too_few(nbufs, self.k)
-            if not nwant:
-                return result
             for j in range(nwant):
+                _get_buffer(out_list[j], &obufs[j], True, f"out[{j}]")
+                nouts += 1
+                if obufs[j].len != size:
+                    raise wrong_size(f"out[{j}]", obufs[j].len, size)
+                outs[j] = <unsigned char*>obufs[j].buf
                 want[j] = want_list[j]
-                buf = PyByteArray_FromStringAndSize(NULL, size)
-                outs[j] = <unsigned char*>PyByteArray_AS_STRING(buf)
-                result.append(buf)
-            tab = self._decode_tables(have, want, nwant, srcs)
-            tables = <unsigned char*>PyBytes_AS_STRING(tab)
-            if size:
+            if nwant and size:
+                tab = self._decode_tables(have, want, nwant, srcs)
+                tables = <unsigned char*>PyBytes_AS_STRING(tab)
+                # PERF: ISA-L runs without the GIL (bench: python -m nubis.bench ec).
                 with nogil:
                     ec_encode_data(<int>size, self.k, nwant, tables, srcs, outs)
         finally:
             for j in range(nbufs):
                 PyBuffer_Release(&bufs[j])
-        return result
+            for j in range(nouts):
+                PyBuffer_Release(&obufs[j])
 
     # --- steps ---------------------------------------------------------------
     cdef int _acquire(self, fragments, Py_ssize_t size, Py_buffer* bufs,
@@ -264,6 +271,11 @@ cdef class Codec:
                 PyBuffer_Release(&bufs[i])
             raise
         return nbufs
+
+    cdef Py_ssize_t _first_size(self, fragments) except -1:
+        """Return the length of the first fragment given (0 if none)."""
+        first = next(iter(fragments.items()), None)
+        return 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
 
     cdef list _wanted(self, wanted):
         """Check the fragment numbers to rebuild (in range, no repeats)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -120,7 +121,7 @@ def _gf_matmul(a: Matrix, b: Matrix) -> Matrix:
 
 def cauchy_matrix(k: int, m: int) -> Matrix:
     """Return ISA-L's ``gf_gen_cauchy1_matrix`` for k data + m parity, shape (k+m, k)."""
-    check_params(k, m)
+    k, m = check_params(k, m)
     out = np.zeros((k + m, k), dtype=np.uint8)
     out[:k] = np.eye(k, dtype=np.uint8)
     for i in range(k, k + m):
@@ -130,12 +131,14 @@ def cauchy_matrix(k: int, m: int) -> Matrix:
 
 
 # --- validation shared with the compiled kernel (same messages) -------------
-def check_params(k: int, m: int) -> None:
-    """Raise ValueError unless k >= 1, m >= 1 and k + m <= MAX_FRAGMENTS."""
+def check_params(k: int, m: int) -> tuple[int, int]:
+    """Return (k, m) as ints; ValueError unless k >= 1, m >= 1, k + m <= MAX_FRAGMENTS."""
+    k, m = operator.index(k), operator.index(m)
     if k < 1 or m < 1 or k + m > MAX_FRAGMENTS:
         raise ValueError(
             f"erasure code needs k >= 1 data and m >= 1 parity fragments with "
             f"k + m <= {MAX_FRAGMENTS}; got k={k}, m={m}")
+    return k, m
 
 
 def fragment_size(segment_len: int, k: int) -> int:
@@ -166,6 +169,11 @@ def too_few(got: int, k: int) -> ValueError:
     return ValueError(f"need {k} fragments to decode, got {got}")
 
 
+def out_count(got: int, wanted: int) -> ValueError:
+    """Return the error for a number of output buffers unlike the fragments wanted."""
+    return ValueError(f"out has {got} buffers for {wanted} fragments to rebuild")
+
+
 def not_buffer(what: str, writable: bool = False) -> TypeError:
     """Return the error for an argument that is not a usable buffer."""
     kind = "writable contiguous" if writable else "contiguous"
@@ -187,15 +195,16 @@ def byte_view(obj: object, what: str, writable: bool = False) -> memoryview:
 class Codec:
     """A k data + m parity Reed-Solomon code (Cauchy generator); build once per policy."""
 
-    __slots__ = ("_cache", "_matrix", "k", "m", "n")
+    __slots__ = ("_cache", "_lock", "_matrix", "k", "m", "n")
 
     def __init__(self, k: int, m: int) -> None:
-        check_params(k, m)
+        k, m = check_params(k, m)
         self.k = k
         self.m = m
         self.n = k + m
         self._matrix = cauchy_matrix(k, m)
         self._cache: dict[tuple[tuple[int, ...], tuple[int, ...]], Matrix] = {}
+        self._lock = threading.Lock()  # the cache is shared by the codec's threads
 
     def __repr__(self) -> str:
         return f"Codec(k={self.k}, m={self.m})"
@@ -270,15 +279,29 @@ class Codec:
     def reconstruct(self, fragments: Mapping[int, Buffer],
                     wanted: Sequence[int]) -> list[bytearray]:
         """Rebuild the fragments numbered ``wanted`` from any k others, as new bytearrays."""
+        out = [bytearray(self._first_size(fragments)) for _ in wanted]
+        self.reconstruct_into(fragments, wanted, out)
+        return out
+
+    def reconstruct_into(self, fragments: Mapping[int, Buffer], wanted: Sequence[int],
+                         out: Sequence[Buffer]) -> None:
+        """Rebuild the fragments numbered ``wanted`` into ``out`` (one writable buffer each)."""
+        size = self._first_size(fragments)
         want = self._wanted(wanted)
-        first = next(iter(fragments.items()), None)
-        size = 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
+        if len(out) != len(want):
+            raise out_count(len(out), len(want))
         frags = self._fragment_views(fragments, size)
         if len(frags) < self.k:
             raise too_few(len(frags), self.k)
-        if not want:
-            return []
-        return [bytearray(f.tobytes()) for f in self._rebuild(frags, want)]
+        dests = []
+        for j, buf in enumerate(out):
+            dest = byte_view(buf, f"out[{j}]", writable=True)
+            if len(dest) != size:
+                raise wrong_size(f"out[{j}]", len(dest), size)
+            dests.append(dest)
+        if want and size:
+            for dest, frag in zip(dests, self._rebuild(frags, want), strict=True):
+                dest[:] = frag.tobytes()
 
     # --- steps --------------------------------------------------------------
     def _parity_buffer(self, parity: Buffer | None, size: int) -> memoryview:
@@ -315,6 +338,11 @@ class Codec:
             views[i] = view
         return views
 
+    def _first_size(self, fragments: Mapping[int, Buffer]) -> int:
+        """Return the length of the first fragment given (0 if none)."""
+        first = next(iter(fragments.items()), None)
+        return 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
+
     def _wanted(self, wanted: Sequence[int]) -> list[int]:
         """Check the fragment numbers to rebuild (in range, no repeats)."""
         want = [operator.index(w) for w in wanted]
@@ -339,9 +367,10 @@ class Codec:
         if rows is None:
             inverse = gf_invert_matrix(self._matrix[list(sources)])
             rows = _gf_matmul(self._matrix[list(wanted)], inverse)
-            if len(self._cache) >= DECODE_CACHE_SIZE:
-                del self._cache[next(iter(self._cache))]
-            self._cache[key] = rows
+            with self._lock:
+                if len(self._cache) >= DECODE_CACHE_SIZE:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[key] = rows
         return rows
 
 

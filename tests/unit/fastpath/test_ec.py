@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Callable
 from types import ModuleType
 
@@ -94,6 +95,16 @@ def test_every_erasure_pattern_of_8_4_decodes(kernels: Kernels) -> None:
         assert rebuilt == [bytes(frags[i]) for i in lost], lost
 
 
+def test_a_pattern_vandermonde_cannot_decode_decodes(kernels: Kernels) -> None:
+    # ISA-L's gf_gen_rs_matrix(15, 10) is singular on exactly these survivors.
+    codec = kernels("ec").Codec(10, 5)
+    segment = os.urandom(10_000)
+    frags = codec.encode(segment)
+    survivors = (0, 1, 2, 3, 5, 6, 8, 10, 11, 14)
+    lost = set(range(15)) - set(survivors)
+    assert codec.decode(alive(frags, lost), len(segment)) == segment
+
+
 def test_reconstruct_rebuilds_data_and_parity(kernels: Kernels) -> None:
     codec = kernels("ec").Codec(6, 3)
     frags = codec.encode(os.urandom(6000))
@@ -143,6 +154,14 @@ def test_decode_into_a_caller_buffer(kernels: Kernels) -> None:
     assert out.tobytes() == segment
 
 
+def test_reconstruct_into_caller_buffers(kernels: Kernels) -> None:
+    codec = kernels("ec").Codec(4, 2)
+    frags = codec.encode(os.urandom(4000))
+    out = [bytearray(1000), np.zeros(1000, dtype=np.uint8)]
+    assert codec.reconstruct_into(alive(frags, {1, 4}), [4, 1], out) is None
+    assert bytes(out[0]) == bytes(frags[4]) and out[1].tobytes() == bytes(frags[1])
+
+
 def test_decode_tables_are_cached_per_pattern(kernels: Kernels) -> None:
     codec = kernels("ec").Codec(4, 2)
     frags = codec.encode(os.urandom(400))
@@ -156,6 +175,27 @@ def test_decode_tables_are_cached_per_pattern(kernels: Kernels) -> None:
         for wanted in itertools.permutations(range(6), 2):
             codec.reconstruct(alive(frags, set(lost)), list(wanted))
     assert codec.cached_patterns == ref.DECODE_CACHE_SIZE
+
+
+def test_one_codec_serves_many_threads(kernels: Kernels) -> None:
+    codec = kernels("ec").Codec(8, 4)
+    segments = [os.urandom(8 * 1024 + i) for i in range(8)]
+    patterns = list(itertools.combinations(range(12), 4))[::20]
+    failures: list[str] = []
+
+    def work(seg: bytes) -> None:
+        frags = codec.encode(seg)
+        for lost in patterns:
+            if codec.decode(alive(frags, set(lost)), len(seg)) != seg:
+                failures.append(f"{len(seg)} {lost}")
+
+    pool = [threading.Thread(target=work, args=(seg,)) for seg in segments]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    assert failures == []
+    assert codec.cached_patterns == len(patterns)
 
 
 # --- compiled vs twin (hypothesis) ------------------------------------------
@@ -195,10 +235,15 @@ def test_any_k_rows_of_the_generator_are_invertible(k: int, m: int, rnd: object)
 
 
 # --- bad input --------------------------------------------------------------
-@pytest.mark.parametrize(("k", "m"), [(0, 2), (2, 0), (-1, 1), (200, 57), (256, 1)])
+@pytest.mark.parametrize(("k", "m"), [(0, 2), (2, 0), (-1, 1), (200, 57), (256, 1), (2**70, 1)])
 def test_bad_k_m_rejected(kernels: Kernels, k: int, m: int) -> None:
     with pytest.raises(ValueError, match=r"k \+ m <= 256"):
         kernels("ec").Codec(k, m)
+
+
+def test_k_m_must_be_integers(kernels: Kernels) -> None:
+    with pytest.raises(TypeError):
+        kernels("ec").Codec(4.0, 2)  # type: ignore[arg-type]
 
 
 def test_largest_code_works(kernels: Kernels) -> None:
@@ -268,3 +313,9 @@ def test_reconstruct_rejects_bad_requests(kernels: Kernels) -> None:
         codec.reconstruct({}, [0])
     with pytest.raises(ValueError, match="expected 100"):
         codec.reconstruct({**frags, 5: bytes(50)}, [0])
+    with pytest.raises(ValueError, match="out has 1 buffers for 2 fragments to rebuild"):
+        codec.reconstruct_into(frags, [0, 1], [bytearray(100)])
+    with pytest.raises(ValueError, match=r"out\[1\] is 10 bytes, expected 100"):
+        codec.reconstruct_into(frags, [0, 1], [bytearray(100), bytearray(10)])
+    with pytest.raises(TypeError, match=r"out\[0\] must be a writable"):
+        codec.reconstruct_into(frags, [0], [bytes(100)])
