@@ -23,6 +23,7 @@
 #include <time.h>
 
 #define MAXF 256
+#define PAGE 4096
 
 static double now(void)
 {
@@ -40,6 +41,13 @@ static unsigned char *xmalloc(size_t n)
 	}
 	memset(p, 0, n);
 	return p;
+}
+
+/* A new buffer of n bytes whose start is `offset` bytes past `ref`'s page offset. */
+static unsigned char *apart(const unsigned char *ref, size_t n, size_t offset)
+{
+	unsigned char *p = xmalloc(n + PAGE);
+	return p + (((size_t)ref + offset - (size_t)p) % PAGE);
 }
 
 static int k, m, n, len, nlost;
@@ -113,12 +121,15 @@ int main(int argc, char **argv)
 		is_lost[lost[i]] = 1;
 	}
 
-	/* Generator, encode tables, buffers; the segment is random. */
+	/* Generator, encode tables, buffers; the segment is random. Parity starts
+	 * half a page away from the segment's page offset, the outputs a quarter
+	 * page from both, as nubis places its fresh buffers (4K aliasing). */
 	unsigned char *matrix = xmalloc(n * k), *segment = xmalloc(seg);
-	unsigned char *parity = xmalloc((size_t)m * len), *rebuilt = xmalloc((size_t)m * len);
+	unsigned char *parity = apart(segment, (size_t)m * len, PAGE / 2);
+	unsigned char *rebuilt = apart(segment, (size_t)m * len, PAGE / 4);
 	enc = xmalloc(k * m * 32);
 	dec = xmalloc(k * m * 32);
-	out = xmalloc(seg);
+	out = apart(segment, seg, PAGE / 4);
 	gf_gen_cauchy1_matrix(matrix, n, k);
 	ec_init_tables(k, m, &matrix[k * k], enc);
 	srand(1);

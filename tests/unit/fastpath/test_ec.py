@@ -135,6 +135,22 @@ def test_data_fragments_are_views_of_the_segment(kernels: Kernels) -> None:
     assert bytes(parity) == b"".join(bytes(f) for f in frags[4:])
 
 
+def test_fresh_outputs_are_ordinary_bytearrays(kernels: Kernels) -> None:
+    codec = kernels("ec").Codec(4, 2)
+    segment = os.urandom(4 * 16384)  # page-sized fragments: placed apart from the sources
+    frags = codec.encode(segment)
+    assert [len(f) for f in frags] == [16384] * 6 and len(frags[4].obj) == 2 * 16384
+    out = codec.decode(alive(frags, {0, 3}), len(segment))
+    assert type(out) is bytearray and out == segment
+    out.extend(b"more")
+    del out[:10]
+    assert bytes(out) == segment[10:] + b"more"
+    rebuilt = codec.reconstruct(alive(frags, {0, 5}), [5, 0])
+    assert [bytes(r) for r in rebuilt] == [bytes(frags[5]), bytes(frags[0])]
+    rebuilt[0] += b"x"
+    assert len(rebuilt[0]) == 16385
+
+
 def test_any_contiguous_buffer_is_accepted(kernels: Kernels) -> None:
     codec = kernels("ec").Codec(3, 2)
     words = np.arange(300, dtype=np.uint32)  # 1200 bytes, not a byte format
