@@ -14,8 +14,8 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
 
 from nubis.fastpath._ec_py import (DECODE_CACHE_SIZE, MAX_FRAGMENTS, bad_index,
-                                   byte_view, check_params, fragment_size, not_buffer, out_count,
-                                   too_few, wrong_size)
+                                   check_params, check_wanted, first_size, fragment_size,
+                                   not_buffer, out_count, too_few, wrong_size)
 
 cdef extern from "isa-l/erasure_code.h" nogil:
     void ec_init_tables(int k, int rows, unsigned char* a, unsigned char* gftbls)
@@ -168,8 +168,8 @@ cdef class Codec:
         cdef unsigned char want[MAXF]
         cdef unsigned char* tables = NULL
         cdef int nbufs = 0, nouts = 0, nwant, j
-        cdef Py_ssize_t size = self._first_size(fragments)
-        cdef list want_list = self._wanted(wanted)
+        cdef Py_ssize_t size = first_size(fragments)
+        cdef list want_list = check_wanted(wanted, self.n)
         nwant = len(want_list)
         if out is not None and len(out) != nwant:
             raise out_count(len(out), nwant)
@@ -290,21 +290,6 @@ cdef class Codec:
                 PyBuffer_Release(&bufs[i])
             raise
         return nbufs
-
-    cdef Py_ssize_t _first_size(self, fragments) except -1:
-        """Return the length of the first fragment given (0 if none)."""
-        first = next(iter(fragments.items()), None)
-        return 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
-
-    cdef list _wanted(self, wanted):
-        """Check the fragment numbers to rebuild (in range, no repeats)."""
-        cdef list want = [_index(w) for w in wanted]
-        for w in want:
-            if not 0 <= w < self.n:
-                raise bad_index(w, self.n)
-        if len(set(want)) != len(want):
-            raise ValueError("fragments to rebuild must not repeat")
-        return want
 
     cdef bytes _decode_tables(self, unsigned char** have, unsigned char* want, int nwant,
                               unsigned char** srcs):

@@ -180,6 +180,23 @@ def not_buffer(what: str, writable: bool = False) -> TypeError:
     return TypeError(f"{what} must be a {kind} bytes-like object")
 
 
+def first_size(fragments: Mapping[int, Buffer]) -> int:
+    """Return the length of the first fragment given (0 if none)."""
+    first = next(iter(fragments.items()), None)
+    return 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
+
+
+def check_wanted(wanted: Sequence[int], n: int) -> list[int]:
+    """Return the fragment numbers to rebuild as ints: in range 0..n-1, no repeats."""
+    want = [operator.index(w) for w in wanted]
+    for w in want:
+        if not 0 <= w < n:
+            raise bad_index(w, n)
+    if len(set(want)) != len(want):
+        raise ValueError("fragments to rebuild must not repeat")
+    return want
+
+
 def byte_view(obj: object, what: str, writable: bool = False) -> memoryview:
     """Return a flat unsigned-byte view of ``obj``, or raise :func:`not_buffer`."""
     try:
@@ -279,15 +296,15 @@ class Codec:
     def reconstruct(self, fragments: Mapping[int, Buffer],
                     wanted: Sequence[int]) -> list[bytearray]:
         """Rebuild the fragments numbered ``wanted`` from any k others, as new bytearrays."""
-        out = [bytearray(self._first_size(fragments)) for _ in wanted]
+        out = [bytearray(first_size(fragments)) for _ in wanted]
         self.reconstruct_into(fragments, wanted, out)
         return out
 
     def reconstruct_into(self, fragments: Mapping[int, Buffer], wanted: Sequence[int],
                          out: Sequence[Buffer]) -> None:
         """Rebuild the fragments numbered ``wanted`` into ``out`` (one writable buffer each)."""
-        size = self._first_size(fragments)
-        want = self._wanted(wanted)
+        size = first_size(fragments)
+        want = check_wanted(wanted, self.n)
         if len(out) != len(want):
             raise out_count(len(out), len(want))
         frags = self._fragment_views(fragments, size)
@@ -337,21 +354,6 @@ class Codec:
                 raise wrong_size(f"fragment {i}", len(view), size)
             views[i] = view
         return views
-
-    def _first_size(self, fragments: Mapping[int, Buffer]) -> int:
-        """Return the length of the first fragment given (0 if none)."""
-        first = next(iter(fragments.items()), None)
-        return 0 if first is None else len(byte_view(first[1], f"fragment {first[0]}"))
-
-    def _wanted(self, wanted: Sequence[int]) -> list[int]:
-        """Check the fragment numbers to rebuild (in range, no repeats)."""
-        want = [operator.index(w) for w in wanted]
-        for w in want:
-            if not 0 <= w < self.n:
-                raise bad_index(w, self.n)
-        if len(set(want)) != len(want):
-            raise ValueError("fragments to rebuild must not repeat")
-        return want
 
     def _rebuild(self, frags: dict[int, memoryview], wanted: list[int]) -> list[Matrix]:
         """Compute the ``wanted`` fragments from the first k of ``frags``."""
