@@ -13,6 +13,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
 
+from operator import index as _index
+
 from nubis.fastpath._ec_py import (DECODE_CACHE_SIZE, MAX_FRAGMENTS, bad_index,
                                    check_params, check_wanted, first_size, fragment_size,
                                    not_buffer, out_count, too_few, wrong_size)
@@ -24,8 +26,6 @@ cdef extern from "isa-l/erasure_code.h" nogil:
     void gf_gen_cauchy1_matrix(unsigned char* a, int m, int k)
     int gf_invert_matrix(unsigned char* inp, unsigned char* out, const int n)
     unsigned char gf_mul(unsigned char a, unsigned char b)
-
-from operator import index as _index
 
 # Stack arrays are sized for the most fragments a codec may have.
 cdef enum:
