@@ -16,6 +16,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("NUBIS_DEBUG_BUILD") == "1"
+#: C libraries a kernel links against (module name -> libraries).
+KERNEL_LIBRARIES: dict[str, list[str]] = {"_ec_c": ["isal"]}  # Debian libisal-dev
 
 
 class OptionalBuildExt(build_ext):
@@ -65,7 +67,7 @@ def _extensions() -> list:  # type: ignore[type-arg]
         exts.append(Extension(
             f"nubis.fastpath.{mod}", [pyx],
             include_dirs=[numpy.get_include(), "fastpath"],
-            define_macros=macros,
+            define_macros=macros, libraries=KERNEL_LIBRARIES.get(mod, []),
             extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         ))
     try:
@@ -100,7 +102,7 @@ _PACKAGES, _PACKAGE_DIRS = _packages()
 setup(
     packages=_PACKAGES,
     package_dir=_PACKAGE_DIRS,
-    package_data={"nubis.fastpath": ["*.pyx", "*.pxd", "*.h"]},
+    package_data={"nubis.fastpath": ["*.pyx", "*.pxd", "*.h"], "nubis.bench": ["*.c"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
 )

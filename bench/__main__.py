@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "identity": "nubis.bench.identity",
     "scheduler": "nubis.bench.scheduler",
     "boot": "nubis.bench.boot",
+    "ec": "nubis.bench.ec",
 }
 
 

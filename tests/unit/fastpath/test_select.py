@@ -3,14 +3,17 @@ import subprocess
 import sys
 
 import nubis.fastpath as fastpath
+from nubis.fastpath import ec
 
 
 def test_compiled_implementation_loaded() -> None:
     """A normal install must load the Cython kernels, not the fallback."""
     if os.environ.get("NUBIS_NO_EXTENSIONS"):
         assert fastpath.IMPLEMENTATION == "python"
+        assert ec.IMPLEMENTATION == "python"
     else:
         assert fastpath.IMPLEMENTATION == "cython", "compiled fastpath did not load"
+        assert ec.IMPLEMENTATION == "cython", "compiled EC kernel (ISA-L) did not load"
 
 
 def test_no_extensions_forces_python() -> None:
