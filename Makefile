@@ -17,7 +17,7 @@ APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv build up down status test test-unit test-pure bench bench-ring \
-	bench-swift bench-identity bench-scheduler bench-ec lint lint-imports typecheck-tree debug clean
+	bench-swift bench-identity bench-scheduler bench-ec bench-image lint lint-imports typecheck-tree debug clean
 
 help:
 	@echo "make up      install apt packages + .venv, build, start nubis"
@@ -71,7 +71,7 @@ test-unit: build
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------
-bench: bench-ring bench-swift bench-identity bench-scheduler bench-ec
+bench: bench-ring bench-swift bench-identity bench-scheduler bench-ec bench-image
 
 bench-ring: build
 	$(PY) -m nubis.bench ring
@@ -88,6 +88,9 @@ bench-scheduler: build
 # gcc compiles the raw ISA-L ceiling loop (bench/ec_ceiling.c) at bench time.
 bench-ec: build
 	$(PY) -m nubis.bench ec $(BENCH_ARGS)
+
+bench-image: build
+	$(PY) -m nubis.bench image $(BENCH_ARGS)
 
 # --- quality ----------------------------------------------------------------
 # mypy and import-linter cannot follow the editable install's folder->package map,

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "scheduler": "nubis.bench.scheduler",
     "boot": "nubis.bench.boot",
     "ec": "nubis.bench.ec",
+    "image": "nubis.bench.image",
 }
 
 

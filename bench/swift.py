@@ -185,7 +185,8 @@ class NubisAIO:
             "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1))
         self.port = ports.proxy
         r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
-                            str(self.state)], capture_output=True, text=True, timeout=180,
+                            str(self.state), "--no-test-image"], capture_output=True,
+                           text=True, timeout=180,
                            check=False)
         if r.returncode != 0:
             raise RuntimeError(f"nubis up failed: {r.stdout}\n{r.stderr}")

@@ -14,7 +14,7 @@ from nubis.common.net import http_base
 from nubis.settings import Config
 
 if TYPE_CHECKING:
-    from nubis.api.identity.bootstrap import CatalogEntry
+    from nubis.api.identity.bootstrap import CatalogEntry, ServiceUser
     from nubis.api.identity.store import Row
 
 
@@ -41,7 +41,52 @@ def bootstrap_identity(config: Config, state_dir: Path, prefixes: list[str], has
     state_dir.mkdir(parents=True, exist_ok=True)
     public = config.api.resolved_public_url(config.cluster.bind_ip)
     return bootstrap(config.identity, config.api.resolved_database_url(state_dir), public,
-                     state_dir, catalog(config, prefixes, has_proxy, has_placement))
+                     state_dir, catalog(config, prefixes, has_proxy, has_placement),
+                     service_users(config, prefixes))
+
+
+def service_users(config: Config, prefixes: list[str]) -> list[ServiceUser]:
+    """Return the service accounts of the mounted APIs that keep data as a user.
+
+    The image service stores image bytes in the object-store account of
+    ``[image] service_project`` as ``[image] service_user`` (devstack's ``glance``).
+    """
+    from nubis.api.identity.bootstrap import ServiceUser
+
+    out = []
+    if "/image" in prefixes:
+        image = config.image.for_cluster(config.cluster)
+        out.append(ServiceUser(image.service_user, image.service_project,
+                               image.service_password))
+    return out
+
+
+def test_image_post_start(config: Config, state_dir: Path) -> None:
+    """Build (once, cached) and upload the test image set (``nubis up`` hook).
+
+    The set is cached in ``<state>/cache/test-image`` (or ``$NUBIS_TEST_IMAGE_CACHE``);
+    the three images are uploaded as public images of the admin project, and kept
+    on later runs when unchanged. A failure is reported, not fatal: the cloud is up.
+    """
+    import os
+    import sys
+
+    from nubis.imageupload import ImageUploadError, upload_test_images
+    from nubis.testimage import TestImageError, build_test_image, default_cache_dir
+
+    env = os.environ.get("NUBIS_TEST_IMAGE_CACHE")
+    cache = Path(env) if env else default_cache_dir(Path(state_dir))
+    try:
+        image_set = build_test_image(cache)
+        ids = upload_test_images(Path(state_dir), image_set.kernel.path,
+                                 image_set.ramdisk.path, image_set.disk.path,
+                                 cmdline=image_set.cmdline)
+    except (TestImageError, ImageUploadError, OSError) as exc:
+        print(f"nubis up: the test image was not uploaded: {exc} (run `nubis up` again, or "
+              "pass --no-test-image)", file=sys.stderr)
+        return
+    print(f"\nTest image (kernel {image_set.kernel_release}): "
+          + ", ".join(f"{name} {image_id}" for name, image_id in ids.items()))
 
 
 def catalog(config: Config, prefixes: list[str], has_proxy: bool,

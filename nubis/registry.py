@@ -48,6 +48,9 @@ DAEMONS: dict[str, DaemonSpec] = {}
 API_MOUNTS: list[ApiMount] = [
     ApiMount("/identity", "nubis.api.identity.app:create_app", lambda c: c.identity,
              ("identity", "keystone", "/identity")),
+    ApiMount("/image", "nubis.api.image.app:create_app",
+             lambda c: c.image.for_cluster(c.cluster),
+             ("image", "glance", "/image")),
 ]
 
 
@@ -76,7 +79,7 @@ register(DaemonSpec("proxy", "nubis.api.proxy.server:run", "server",
                     "Swift v1 proxy (+ tempauth) on port 8080",
                     lambda c: (c.proxy, c.tempauth, c.cluster, token_settings(c))))
 register(DaemonSpec("api", "nubis.api.shared.host:run", "server",
-                    "control-plane APIs (/identity Keystone v3, ...) on port 5000",
+                    "control-plane APIs (/identity Keystone v3, /image Glance v2) on port 5000",
                     lambda c: (c.api, c.cluster, token_settings(c), api_mounts(c))))
 register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
                     "scheduler + placement (/v1/select_destinations, /placement) on port 8775",
@@ -87,4 +90,10 @@ register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
 #: Used for bootstrap work (identity admin/demo users, catalog, clouds.yaml, ...).
 POST_START_HOOKS: list[str] = [
     "nubis.bootstrap:identity_post_start",
+    "nubis.bootstrap:test_image_post_start",
 ]
+
+#: Hooks ``nubis up --no-NAME`` leaves out: NAME -> hook.
+OPTIONAL_HOOKS: dict[str, str] = {
+    "test-image": "nubis.bootstrap:test_image_post_start",
+}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from nubis.api.identity.config import IdentityConfig
+from nubis.api.image.config import ImageConfig
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import ApiConfig, TokenSettings
 from nubis.common import config as cfg
@@ -35,6 +36,7 @@ class Config:
     tempauth: TempAuthConfig = field(default_factory=TempAuthConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 

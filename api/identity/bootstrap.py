@@ -38,6 +38,16 @@ class CatalogEntry:
 
 
 @dataclass(frozen=True)
+class ServiceUser:
+    """A service's own account (e.g. the image service's ``glance``), in ``project``."""
+
+    name: str
+    project: str
+    password: str
+    role: str = "member"
+
+
+@dataclass(frozen=True)
 class Credentials:
     """A cloud login as written to clouds.yaml."""
 
@@ -48,11 +58,13 @@ class Credentials:
 
 
 def bootstrap(cfg: IdentityConfig, database_url: str, public_url: str, state_dir: Path,
-              catalog: Sequence[CatalogEntry]) -> Row:
-    """Create the bootstrap entities and ``catalog``; return the admin project row.
+              catalog: Sequence[CatalogEntry],
+              service_users: Sequence[ServiceUser] = ()) -> Row:
+    """Create the bootstrap entities, ``catalog`` and ``service_users``; return the admin project.
 
     ``public_url`` is the base URL of the ``nubis api`` process (identity lives
-    under ``/identity``); the CLI layer decides which services the catalog lists.
+    under ``/identity``); the CLI layer decides which services the catalog lists
+    and which service accounts exist.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url)
@@ -67,6 +79,7 @@ def bootstrap(cfg: IdentityConfig, database_url: str, public_url: str, state_dir
     store.grant("user", admin["id"], "project", admin_project["id"], roles["admin"])
     store.grant("user", admin["id"], "system", "system", roles["admin"])
     store.grant("user", demo["id"], "project", demo_project["id"], roles["member"])
+    _service_users(store, service_users, roles)
     _catalog(store, cfg.region, catalog)
     auth_url = f"{public_url}/identity/v3"
     logins = [Credentials("nubis-admin", "admin", passwords["admin"], "admin"),
@@ -119,6 +132,19 @@ def _user(store: IdentityStore, name: str, password: str) -> Row:
     if not row["enabled"]:
         store.update_user(row["id"], {"enabled": True})
     return row
+
+
+def _service_users(store: IdentityStore, users: Sequence[ServiceUser],
+                   roles: dict[str, str]) -> None:
+    """Create the service accounts of the mounted APIs that store data as a user.
+
+    Like devstack's ``glance`` user: role ``member`` on the ``service`` project,
+    so it owns that project's object-store account and nothing else.
+    """
+    for su in users:
+        project = _project(store, su.project, "Service accounts")
+        user = _user(store, su.name, su.password)
+        store.grant("user", user["id"], "project", project["id"], roles[su.role])
 
 
 def _catalog(store: IdentityStore, region: str, catalog: Sequence[CatalogEntry]) -> None:

@@ -1,4 +1,4 @@
-"""``nubis image ...``: the project's test image (uploading it lands with the image API)."""
+"""``nubis image ...``: the test image (``nubis up`` uploads it, see ``nubis.bootstrap``)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--state-dir", default="var", help="state directory (default ./var)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds to wait for every /healthcheck")
+    p.add_argument("--no-test-image", action="store_true",
+                   help="do not build and upload the bootable test image set")
     p.set_defaults(func=_run)
 
 
@@ -41,7 +43,7 @@ def _tail(path: Path, lines: int = 8) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from nubis import defaults
-    from nubis.registry import POST_START_HOOKS
+    from nubis.registry import OPTIONAL_HOOKS, POST_START_HOOKS
     from nubis.settings import exit_on_config_error
 
     state = Path(args.state_dir).absolute()
@@ -66,7 +68,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"nubis up: {proc.label} {why}; see {log}:\n{_tail(log)}",
                   file=sys.stderr)
         return 1
+    skipped = {OPTIONAL_HOOKS["test-image"]} if args.no_test_image else set()
     for hook in POST_START_HOOKS:
+        if hook in skipped:
+            continue
         module, _, func = hook.partition(":")
         getattr(importlib.import_module(module), func)(config, state)
     rc = defaults.write_swiftrc(config, state)

@@ -32,7 +32,7 @@ def connect(state: Path, name: str):  # type: ignore[no-untyped-def]
 def test_catalog_lists_every_running_service(cloud: Cloud) -> None:
     conn = connect(cloud.state, "nubis-admin")
     types = {s.type for s in conn.identity.services()}
-    assert {"identity", "object-store", "placement"} <= types
+    assert {"identity", "image", "object-store", "placement"} <= types
     placement = conn.session.get_endpoint(service_type="placement", interface="public")
     assert placement.endswith("/placement")
 

@@ -84,28 +84,35 @@ class Cloud:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid(label), signal.SIGKILL)
 
-    def up(self) -> subprocess.CompletedProcess[str]:
-        return nubis("up", "--state-dir", str(self.state), "--timeout", "150", timeout=240)
+    def up(self, test_image: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run ``nubis up`` (without the test image unless asked: it needs a build)."""
+        extra = () if test_image else ("--no-test-image",)
+        return nubis("up", "--state-dir", str(self.state), "--timeout", "150", *extra,
+                     timeout=900 if test_image else 240)
 
     def down(self) -> subprocess.CompletedProcess[str]:
         return nubis("down", "--state-dir", str(self.state), "--timeout", "5")
 
 
-def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi") -> Cloud:
+def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
+                extra_config: str = "", test_image: bool = False) -> Cloud:
     """Write a config with free ports into ``state`` and run ``nubis up``.
 
     Args:
         state: The cloud's state directory.
         proxy_workers: ``[proxy] workers``.
         frontend: ``[proxy] frontend`` (``asgi`` or ``native``).
+        extra_config: TOML appended to the config (whole sections only).
+        test_image: build (cached) and upload the test image set (``nubis up``'s hook).
     """
     ports, others = free_ports()
     conf = state / "nubis.toml"
     defaults.write_default_config(conf, state, ports, proxy_workers, others)
     conf.write_text(conf.read_text().replace("[proxy]\n",
-                                             f'[proxy]\nfrontend = "{frontend}"\n', 1))
+                                             f'[proxy]\nfrontend = "{frontend}"\n', 1)
+                    + extra_config)
     cloud = Cloud(state, load_config(state / "nubis.toml"))
-    proc = cloud.up()
+    proc = cloud.up(test_image)
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
                          for p in sorted((state / "log").glob("*.log")))

@@ -1,0 +1,75 @@
+"""Image tables (SQLAlchemy Core) and their versioned migrations.
+
+Applied with ``nubis.common.db.migrate(engine, "image", MIGRATIONS)``; the same
+schema runs on SQLite and PostgreSQL. Times are naive UTC ``DateTime`` with
+microseconds (shown to clients to the second, as Glance does). Where the bytes
+live (``location``: an object name in the service account; ``segments``: 0 for
+one object, N for an SLO of N segments) is internal and never shown.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+metadata = sa.MetaData()
+
+ID = 36
+NAME = 255
+
+images = sa.Table(
+    "image_image", metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.String(NAME), nullable=True),
+    sa.Column("status", sa.String(30), nullable=False, index=True),
+    sa.Column("visibility", sa.String(20), nullable=False, index=True),
+    sa.Column("protected", sa.Boolean, nullable=False, default=False),
+    sa.Column("os_hidden", sa.Boolean, nullable=False, default=False),
+    sa.Column("owner", sa.String(NAME), nullable=True, index=True),
+    sa.Column("disk_format", sa.String(20), nullable=True),
+    sa.Column("container_format", sa.String(20), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("virtual_size", sa.BigInteger, nullable=True),
+    sa.Column("checksum", sa.String(32), nullable=True),
+    sa.Column("os_hash_algo", sa.String(64), nullable=True),
+    sa.Column("os_hash_value", sa.String(128), nullable=True),
+    sa.Column("min_disk", sa.Integer, nullable=False, default=0),
+    sa.Column("min_ram", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("location", sa.String(NAME), nullable=True),
+    sa.Column("segments", sa.Integer, nullable=False, default=0),
+)
+
+properties = sa.Table(
+    "image_property", metadata,
+    sa.Column("image_id", sa.String(ID), sa.ForeignKey("image_image.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("name", sa.String(NAME), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+)
+
+tags = sa.Table(
+    "image_tag", metadata,
+    sa.Column("image_id", sa.String(ID), sa.ForeignKey("image_image.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("value", sa.String(NAME), primary_key=True),
+)
+
+members = sa.Table(
+    "image_member", metadata,
+    sa.Column("image_id", sa.String(ID), sa.ForeignKey("image_image.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("member", sa.String(NAME), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_image_member_member", "member", "status"),
+)
+
+
+def _v1_create(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS = [_v1_create]

@@ -1,0 +1,148 @@
+"""A whole ``nubis up`` cloud for the image tests, and small helpers to drive it.
+
+Images are stored in 8 MiB segments here (``[image] segment_size``) so the large
+image tests cross segment boundaries without gigabytes of data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+import requests
+import swiftclient
+import yaml
+
+from tests.functional.proxy.cloud import Cloud, start_cloud
+
+SEGMENT = 8 * 1024 * 1024
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+
+
+@dataclass
+class ImageCloud:
+    """The running cloud plus ready-made logins."""
+
+    cloud: Cloud
+    image_url: str
+
+    @property
+    def state(self) -> Path:
+        return self.cloud.state
+
+    def auth(self, name: str) -> dict[str, Any]:
+        doc = yaml.safe_load((self.state / "clouds.yaml").read_text())
+        auth: dict[str, Any] = doc["clouds"][name]["auth"]
+        return auth
+
+    def token(self, user: str, password: str, project: str) -> tuple[str, str]:
+        """Return ``(token, project_id)`` of a password login."""
+        auth_url = self.auth("nubis-admin")["auth_url"]
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+        r = requests.post(f"{auth_url}/auth/tokens", json=body, timeout=30)
+        assert r.status_code == 201, r.text
+        return r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"]
+
+    def login(self, name: str) -> tuple[str, str]:
+        a = self.auth(name)
+        return self.token(a["username"], a["password"], a["project_name"])
+
+    def sdk(self, name: str) -> openstack.connection.Connection:
+        os.environ["OS_CLIENT_CONFIG_FILE"] = str(self.state / "clouds.yaml")
+        try:
+            return openstack.connect(cloud=name)
+        finally:
+            del os.environ["OS_CLIENT_CONFIG_FILE"]
+
+    def cli_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.state / "clouds.yaml")
+        return env
+
+    def osc(self, *args: str, cloud: str = "nubis-demo", check: bool = True,
+            project: Project | None = None) -> Any:
+        """Run ``openstack`` as a clouds.yaml cloud (or a project's user); parse JSON output."""
+        login = ["--os-cloud", cloud]
+        env = self.cli_env()
+        if project is not None:
+            del env["OS_CLIENT_CONFIG_FILE"]
+            login = ["--os-auth-url", self.auth("nubis-admin")["auth_url"],
+                     "--os-username", project.user, "--os-password", project.password,
+                     "--os-project-name", project.name, "--os-user-domain-name", "Default",
+                     "--os-project-domain-name", "Default", "--os-identity-api-version", "3"]
+        proc = subprocess.run([OPENSTACK, *login, *args], capture_output=True,
+                              text=True, timeout=300, env=env, check=False)
+        if check:
+            assert proc.returncode == 0, (args, proc.stderr)
+        if check and "-f" in args and "json" in args:
+            return json.loads(proc.stdout)
+        return proc
+
+    def http(self, method: str, path: str, token: str, **kw: Any) -> requests.Response:
+        headers = {"X-Auth-Token": token, "Accept": "application/json",
+                   **kw.pop("headers", {})}
+        return requests.request(method, f"{self.image_url}{path}", headers=headers,
+                                timeout=120, **kw)
+
+    def service_objects(self, prefix: str) -> list[str]:
+        """List the image service account's objects whose names start with ``prefix``."""
+        conf = self.cloud.config
+        password = conf.image.resolved_service_password(conf.cluster.hash_path_prefix,
+                                                        conf.cluster.hash_path_suffix)
+        conn = swiftclient.Connection(
+            authurl=self.auth("nubis-admin")["auth_url"], user="glance", key=password,
+            auth_version="3", os_options={"project_name": "service",
+                                          "user_domain_name": "Default",
+                                          "project_domain_name": "Default"}, retries=0)
+        try:
+            _, objs = conn.get_container("glance", prefix=prefix)
+        except swiftclient.ClientException as exc:
+            if exc.http_status == 404:
+                return []
+            raise
+        return [o["name"] for o in objs]
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
+    cloud = start_cloud(tmp_path_factory.mktemp("image") / "state",
+                        extra_config=f"\n[image]\nsegment_size = {SEGMENT}\n")
+    public = cloud.config.api.resolved_public_url(cloud.config.cluster.bind_ip)
+    try:
+        yield ImageCloud(cloud, f"{public}/image")
+    finally:
+        cloud.down()
+
+
+@dataclass
+class Project:
+    """A throwaway project with a member user."""
+
+    id: str
+    name: str
+    user: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def alt(images: ImageCloud) -> Project:
+    """A third project ("alt") with its own member user."""
+    conn = images.sdk("nubis-admin")
+    sfx = uuid.uuid4().hex[:6]
+    project = conn.identity.create_project(name=f"alt-{sfx}", domain_id="default")
+    user = conn.identity.create_user(name=f"alt-{sfx}", password="alt-secret",
+                                     domain_id="default")
+    role = next(r for r in conn.identity.roles() if r.name == "member")
+    conn.identity.assign_project_role_to_user(project, user, role)
+    return Project(project.id, project.name, user.name, "alt-secret")
