@@ -74,9 +74,13 @@ class PasswordRules:
     def check_minimum_age(self, conn: Connection, user_id: str) -> None:
         """Raise 400 if the user changed its password less than the minimum age ago."""
         days = self.config.minimum_password_age
-        created = self._security(conn, user_id).get("password_created_at")
+        sec = self._security(conn, user_id)
+        created = sec.get("password_created_at")
         if days <= 0 or created is None:
             return
+        expires = sec.get("password_expires_at")
+        if expires is not None and expires <= self.clock():
+            return  # an expired password may always be replaced (as in Keystone)
         left = created + days * DAY - self.clock()
         if left > 0:
             raise BadRequestError(
