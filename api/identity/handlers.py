@@ -292,8 +292,10 @@ class Grant(Grants):
 
 
 class RoleAssignments(Base):
-    """``GET /v3/role_assignments``: Keystone's filters, ``effective``, ``include_names``,
-    ``include_subtree`` and ``scope.OS-INHERIT:inherited_to``.
+    """``GET /v3/role_assignments`` with all of Keystone's filters.
+
+    ``effective``, ``include_names``, ``include_subtree`` and
+    ``scope.OS-INHERIT:inherited_to`` as Keystone reads them.
     """
 
     FILTERS = ("user.id", "group.id", "role.id", "scope.project.id", "scope.domain.id",

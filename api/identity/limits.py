@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from nubis.api.identity import schema as s
-from nubis.api.identity.store import Row, StoreBase, new_id
+from nubis.api.identity.store import ResourceStore, Row, new_id
 from nubis.api.shared.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from sqlalchemy.engine import Connection
 
@@ -22,7 +22,7 @@ MODEL = {"name": "flat", "description": "Limit enforcement and validation does n
                                         "project hierarchy into consideration."}
 
 
-class LimitStore(StoreBase):
+class LimitStore(ResourceStore):
     """Registered limits and limits."""
 
     # --- registered limits -----------------------------------------------------

@@ -115,8 +115,8 @@ def role_docs(ctx: IdentityContext, role_ids: list[str]) -> list[dict[str, Any]]
     return out
 
 
-class TrustItem:
-    """``GET|HEAD|DELETE /v3/OS-TRUST/trusts/{trust_id}``."""
+class _TrustResource:
+    """Loads a live trust (404 otherwise) and applies the trustor/trustee policy."""
 
     def __init__(self, ctx: IdentityContext) -> None:
         self.ctx = ctx
@@ -127,6 +127,10 @@ class TrustItem:
             "trust.trustor_user_id": row["trustor_user_id"],
             "trust.trustee_user_id": row["trustee_user_id"]})
         return row
+
+
+class TrustItem(_TrustResource):
+    """``GET|HEAD|DELETE /v3/OS-TRUST/trusts/{trust_id}``."""
 
     async def on_get(self, req: Req, resp: Resp, trust_id: str) -> None:
         """Show a trust with its roles."""
@@ -151,7 +155,7 @@ class TrustItem:
         resp.status = falcon.HTTP_204
 
 
-class TrustRoles(TrustItem):
+class TrustRoles(_TrustResource):
     """``GET|HEAD /v3/OS-TRUST/trusts/{trust_id}/roles``."""
 
     async def on_get(self, req: Req, resp: Resp, trust_id: str) -> None:
@@ -167,7 +171,7 @@ class TrustRoles(TrustItem):
         resp.status = falcon.HTTP_200
 
 
-class TrustRole(TrustItem):
+class TrustRole(_TrustResource):
     """``GET|HEAD /v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}``."""
 
     async def on_get(self, req: Req, resp: Resp, trust_id: str, role_id: str) -> None:
