@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 from nubis.api.identity.passwords import PasswordHasher
+from nubis.api.shared.auth import TokenVerifier
 from nubis.api.shared.revoke import RevocationEvent, RevocationList
 from nubis.api.shared.tokens import (
     KeyRepository,
