@@ -41,12 +41,7 @@ class LimitStore(ResourceStore):
 
     def get_registered_limit(self, ident: str) -> Row:
         """Return a registered limit by id."""
-        t = s.registered_limits
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == ident)).mappings().first()
-        if row is None:
-            raise NotFoundError(f"Could not find registered limit for {ident}.")
-        return dict(row)
+        return self._one(s.registered_limits, ident, "registered limit")
 
     def list_registered_limits(self, **filters: Any) -> list[Row]:
         """List registered limits (filters: service_id, region_id, resource_name)."""
@@ -109,12 +104,7 @@ class LimitStore(ResourceStore):
 
     def get_limit(self, ident: str) -> Row:
         """Return a limit by id."""
-        t = s.limits
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == ident)).mappings().first()
-        if row is None:
-            raise NotFoundError(f"Could not find limit for {ident}.")
-        return _limit(dict(row))
+        return _limit(self._one(s.limits, ident, "limit"))
 
     def list_limits(self, **filters: Any) -> list[Row]:
         """List limits (filters: service_id, region_id, resource_name, project_id, domain_id)."""
@@ -138,6 +128,13 @@ class LimitStore(ResourceStore):
             conn.execute(s.limits.delete().where(s.limits.c.id == ident))
 
     # --- helpers -------------------------------------------------------------------
+    def _one(self, table: sa.Table, ident: str, kind: str) -> Row:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.id == ident)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"Could not find {kind} for {ident}.")
+        return dict(row)
+
     def _check_refs(self, item: Row) -> None:
         with self.engine.connect() as conn:
             if not _exists(conn, s.services, item["service_id"]):

@@ -88,14 +88,18 @@ implied_roles = sa.Table(
     _id("implied_role_id", primary_key=True),
 )
 
+def _assignment_key() -> list[sa.Column[str]]:
+    """Return the key columns every version of the assignment table has."""
+    return [sa.Column("type", sa.String(16), primary_key=True),
+            _id("actor_id", primary_key=True, index=True),
+            _id("target_id", primary_key=True, index=True),
+            _id("role_id", primary_key=True, index=True)]
+
+
 #: ``type``: UserProject, GroupProject, UserDomain, GroupDomain, UserSystem, GroupSystem.
 #: ``inherited`` (OS-INHERIT) grants apply to the target's subtree, not to the target.
 assignments = sa.Table(
-    "identity_role_assignment", metadata,
-    sa.Column("type", sa.String(16), primary_key=True),
-    _id("actor_id", primary_key=True, index=True),
-    _id("target_id", primary_key=True, index=True),
-    _id("role_id", primary_key=True, index=True),
+    "identity_role_assignment", metadata, *_assignment_key(),
     sa.Column("inherited", sa.Boolean, primary_key=True, default=False),
 )
 
@@ -221,13 +225,7 @@ limits = sa.Table(
 
 #: The assignment table of schema version 1 (no ``inherited``), replaced in version 2.
 _v1_metadata = sa.MetaData()
-_v1_assignments = sa.Table(
-    "identity_assignment", _v1_metadata,
-    sa.Column("type", sa.String(16), primary_key=True),
-    _id("actor_id", primary_key=True, index=True),
-    _id("target_id", primary_key=True, index=True),
-    _id("role_id", primary_key=True, index=True),
-)
+_v1_assignments = sa.Table("identity_assignment", _v1_metadata, *_assignment_key())
 
 _V1_TABLES = [domains, projects, users, groups, memberships, roles, implied_roles, regions,
               services, endpoints, app_creds, credentials]

@@ -69,6 +69,7 @@ from tests.probe.test_identity_multiprocess import (  # noqa: F401
     test_cross_process_validation_revocation_rotation,
 )
 from tests.procs import terminate
+from tests.unit.identity.test_parity_store import check_v1_migrates
 
 pytestmark = pytest.mark.functional
 
@@ -296,18 +297,6 @@ def test_v1_database_migrates_to_v2(pg: PgCluster) -> None:
     """A version-1 database keeps its grants when it gains inherited grants and trusts."""
     engine = make_engine(pg.new_database())
     try:
-        migrate(engine, "identity", schema.MIGRATIONS[:1])
-        with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO identity_assignment VALUES "
-                                 "('UserProject', 'u1', 'p1', 'r1')"))
-        assert migrate(engine, "identity", schema.MIGRATIONS) == 2
-        with engine.connect() as conn:
-            rows = conn.execute(sa.select(schema.assignments)).mappings().all()
-            cols = {c["name"] for c in sa.inspect(conn).get_columns(
-                "identity_revocation_event")}
-        assert [dict(r) for r in rows] == [{"type": "UserProject", "actor_id": "u1",
-                                            "target_id": "p1", "role_id": "r1",
-                                            "inherited": False}]
-        assert "trust_id" in cols
+        check_v1_migrates(engine)
     finally:
         engine.dispose()

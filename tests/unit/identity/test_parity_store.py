@@ -198,7 +198,11 @@ def test_security_compliance(tmp_path: Path, clock: Clock) -> None:
 
 
 def test_v1_sqlite_database_migrates_to_v2(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    check_v1_migrates(make_engine(f"sqlite:///{tmp_path / 'old.db'}"))
+
+
+def check_v1_migrates(engine: sa.engine.Engine) -> None:
+    """Migrate an empty database to version 1, add a grant, migrate to 2, check it."""
     migrate(engine, "identity", schema.MIGRATIONS[:1])
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO identity_assignment VALUES "
@@ -210,3 +214,6 @@ def test_v1_sqlite_database_migrates_to_v2(tmp_path: Path) -> None:
     assert rows == [{"type": "GroupDomain", "actor_id": "g1", "target_id": "d1",
                      "role_id": "r1", "inherited": False}]
     assert "identity_assignment" not in tables and "identity_trust" in tables
+    with engine.connect() as conn:
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("identity_revocation_event")}
+    assert "trust_id" in cols
