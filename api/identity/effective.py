@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from nubis.api.errors import NotFoundError
 from nubis.api.identity import schema as s
 from nubis.api.identity.assign import (
     ActorKind,
@@ -50,7 +51,7 @@ class EffectiveStore(AssignmentStore):
     def _project_grants(self, actors: list[str], project_id: str) -> list[Assignment]:
         try:
             project = self.get_project(project_id)
-        except Exception:
+        except NotFoundError:  # an unknown project simply has no grants
             return []
         ancestors = [p["id"] for p in self.project_parents(project_id)]
         a = s.assignments

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import falcon
 import falcon.asgi
@@ -289,8 +290,6 @@ def paginate(req: Req, rows: list[Row], list_limit: int,
 
 
 def _with_query(self_url: str, req: Req, **params: str) -> str:
-    from urllib.parse import urlencode
-
     query = {k: v for k, v in req.params.items() if isinstance(v, str)}
     query.update(params)
     return f"{self_url}?{urlencode(query)}"

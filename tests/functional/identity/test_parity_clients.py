@@ -13,7 +13,7 @@ from typing import Any
 import openstack
 import pytest
 
-from tests.functional.identity.server import DEMO_PASSWORD, ApiServer
+from tests.functional.identity.server import ApiServer
 from tests.functional.identity.test_openstack_clients import osc
 
 pytestmark = pytest.mark.functional
@@ -35,6 +35,14 @@ def _password_env(server: ApiServer, user: str, password: str, **os_vars: str) -
 
 def test_done_when_scenario(identity: ApiServer) -> None:
     """Group role on demo -> member's demo token; effective listing; trust; 65-char name."""
+    done_when_scenario(identity)
+
+
+def done_when_scenario(identity: ApiServer) -> None:
+    """Run issue 15's acceptance scenario with the admin cloud of ``identity``'s clouds.yaml.
+
+    Also run by ``tests/probe/test_openstacksdk_cloud.py`` on a whole ``nubis up`` cloud.
+    """
     sfx = _sfx()
     member, group = f"member-{sfx}", f"team-{sfx}"
     osc(identity, "user", "create", "--password", "pw-member", member, "-f", "json")
@@ -54,7 +62,8 @@ def test_done_when_scenario(identity: ApiServer) -> None:
     # a trust from admin to demo (on the admin's project) yields a trust-scoped token
     trust = osc(identity, "trust", "create", "--project", "admin", "--role", "member",
                 "--impersonate", "admin", "demo", "-f", "json")
-    trust_env = _password_env(identity, "demo", DEMO_PASSWORD, OS_TRUST_ID=trust["id"])
+    demo_password = str(identity.cloud("nubis-demo")["auth"]["password"])  # type: ignore[index]
+    trust_env = _password_env(identity, "demo", demo_password, OS_TRUST_ID=trust["id"])
     ttok = osc(identity, "token", "issue", "-f", "json", cloud="", env=trust_env)
     assert ttok["project_id"] == osc(identity, "project", "show", "admin", "-f", "json")["id"]
     admin_user = osc(identity, "user", "show", "admin", "-f", "json")
