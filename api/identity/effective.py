@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from nubis.api.errors import NotFoundError
 from nubis.api.identity import schema as s
 from nubis.api.identity.assign import (
     ActorKind,
@@ -28,6 +27,7 @@ from nubis.api.identity.assign import (
     TargetKind,
     assignment_type,
 )
+from nubis.api.shared.errors import NotFoundError
 
 _PROJECT_TYPES = (assignment_type("user", "project"), assignment_type("group", "project"))
 _DOMAIN_TYPES = (assignment_type("user", "domain"), assignment_type("group", "domain"))

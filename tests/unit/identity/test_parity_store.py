@@ -8,23 +8,23 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from nubis.api.errors import (
+from nubis.api.identity import schema
+from nubis.api.identity.config import IdentityConfig, SecurityComplianceConfig
+from nubis.api.identity.creds import IdentityStore
+from nubis.api.identity.passwords import PasswordHasher
+from nubis.api.shared.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
     UnauthorizedError,
 )
-from nubis.api.identity import schema
-from nubis.api.identity.config import IdentityConfig, SecurityComplianceConfig
-from nubis.api.identity.creds import IdentityStore
-from nubis.api.identity.passwords import PasswordHasher
-from nubis.api.revoke import RevocationEvent, RevocationList
-from nubis.api.tokens import TokenPayload, TrustRef
+from nubis.api.shared.revoke import RevocationEvent, RevocationList
+from nubis.api.shared.tokens import TokenPayload, TrustRef
 from nubis.common.db import make_engine, migrate
 
 from tests.unit.identity.test_store import roles
-from tests.unit.identity.test_tokens import payload
+from tests.unit.shared.test_tokens import payload
 
 
 class Clock:
