@@ -9,8 +9,8 @@ from typing import Any
 
 import openstack
 import pytest
-import yaml
 
+from tests.functional.identity.server import cli_env, clouds_entry
 from tests.functional.identity.test_parity_clients import done_when_scenario
 from tests.functional.proxy.cloud import Cloud, start_cloud
 
@@ -68,14 +68,10 @@ class UpCloudLogins:
         self.auth_url = str(self.cloud("nubis-admin")["auth"]["auth_url"])
 
     def cloud(self, name: str) -> dict[str, Any]:
-        doc = yaml.safe_load(self.clouds_yaml.read_text())
-        cloud: dict[str, Any] = doc["clouds"][name]
-        return cloud
+        return clouds_entry(self.clouds_yaml, name)
 
     def cli_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
-        return env
+        return cli_env(self.clouds_yaml)
 
 
 def test_keystone_parity_done_when_on_nubis_up(cloud: Cloud) -> None:
