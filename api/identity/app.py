@@ -14,8 +14,10 @@ from nubis.api.identity import schema
 from nubis.api.identity.authn import Authenticator
 from nubis.api.identity.config import IdentityConfig
 from nubis.api.identity.creds import IdentityStore
+from nubis.api.identity.limit_api import add_limit_routes
 from nubis.api.identity.passwords import FailureLimiter, PasswordHasher
 from nubis.api.identity.resources import Collection, IdentityContext, Item, entity_specs
+from nubis.api.identity.trust_api import TrustItem, TrustRole, TrustRoles, Trusts
 from nubis.api.shared.auth import FalconAuthMiddleware
 from nubis.api.shared.errors import install_keystone_errors, keystone_body
 from nubis.api.shared.policy import IDENTITY, Policy
@@ -66,7 +68,8 @@ def make_store(services: ApiServices, cfg: IdentityConfig) -> IdentityStore:
     """Migrate the identity schema and return a store on the shared engine."""
     migrate(services.engine, "identity", schema.MIGRATIONS)
     return IdentityStore(services.engine, PasswordHasher.from_config(cfg),
-                         services.verifier.revocations, max_token_life=float(cfg.token_ttl))
+                         services.verifier.revocations, max_token_life=float(cfg.token_ttl),
+                         config=cfg)
 
 
 def create_app(prefix: str, services: ApiServices,
@@ -128,6 +131,7 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, ctx: IdentityContext
     app.add_route(f"{v3}/role_assignments", h.RoleAssignments(ctx))
     app.add_route(f"{v3}/role_inferences", h.RoleInferences(ctx))
     app.add_route(f"{v3}/roles/{{role_id}}/implies/{{implied}}", h.ImpliedRole(ctx))
+    app.add_route(f"{v3}/roles/{{role_id}}/implies", h.ImpliedRoles(ctx))
     for target in ("project", "domain"):
         for actor in ("user", "group"):
             base = f"{v3}/{target}s/{{{target}_id}}/{actor}s/{{{actor}_id}}/roles"
@@ -137,3 +141,20 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, ctx: IdentityContext
         base = f"{v3}/system/{actor}s/{{{actor}_id}}/roles"
         app.add_route(base, h.Grants(ctx, "system", actor))  # type: ignore[arg-type]
         app.add_route(f"{base}/{{role_id}}", h.Grant(ctx, "system", actor))  # type: ignore[arg-type]
+    add_delegation_routes(app, v3, ctx)
+
+
+def add_delegation_routes(app: falcon.asgi.App[Any, Any], v3: str, ctx: IdentityContext) -> None:
+    """Attach OS-INHERIT grants, OS-TRUST trusts and the unified limits."""
+    for target in ("project", "domain"):
+        for actor in ("user", "group"):
+            base = (f"{v3}/OS-INHERIT/{target}s/{{{target}_id}}/{actor}s/{{{actor}_id}}/roles")
+            app.add_route(f"{base}/inherited_to_projects",
+                          h.Grants(ctx, target, actor, inherited=True))  # type: ignore[arg-type]
+            app.add_route(f"{base}/{{role_id}}/inherited_to_projects",
+                          h.Grant(ctx, target, actor, inherited=True))  # type: ignore[arg-type]
+    app.add_route(f"{v3}/OS-TRUST/trusts", Trusts(ctx))
+    app.add_route(f"{v3}/OS-TRUST/trusts/{{trust_id}}", TrustItem(ctx))
+    app.add_route(f"{v3}/OS-TRUST/trusts/{{trust_id}}/roles", TrustRoles(ctx))
+    app.add_route(f"{v3}/OS-TRUST/trusts/{{trust_id}}/roles/{{role_id}}", TrustRole(ctx))
+    add_limit_routes(app, v3, ctx)

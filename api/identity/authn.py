@@ -20,8 +20,13 @@ from nubis.api.identity.passwords import FailureLimiter
 from nubis.api.identity.store import Row
 from nubis.api.identity.views import member, text
 from nubis.api.shared.auth import TokenRejectedError, TokenVerifier
-from nubis.api.shared.errors import BadRequestError, NotFoundError, UnauthorizedError
-from nubis.api.shared.tokens import ProjectRef, TokenPayload, new_audit_id
+from nubis.api.shared.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from nubis.api.shared.tokens import ProjectRef, TokenPayload, TrustRef, new_audit_id
 
 
 @dataclass
@@ -76,14 +81,31 @@ class Authenticator:
             return self._token(data)
         return await self._app_cred(data, source)
 
-    async def _password(self, data: dict[str, Any], source: str) -> Row:
+    async def check_password(self, user_id: str, password: str, source: str) -> Row:
+        """Verify a user's current password (self-service change: expiry not enforced)."""
+        return await self._password({"user": {"id": user_id, "password": password}}, source,
+                                    check_expiry=False)
+
+    async def _password(self, data: dict[str, Any], source: str,
+                        check_expiry: bool = True) -> Row:
         spec = member(data, "user")
         password = text(spec, "password", required=True, max_len=4096, allow_empty=True)
         user = await asyncio.to_thread(self._lookup_user, spec)
         key = user["id"] if user else _unknown_user_key(spec)
-        await self._check_secret(key, source, user["password_hash"] if user else None,
-                                 str(password))
+        rules = self.store.passwords
+        if user is not None:
+            await asyncio.to_thread(rules.check_locked, self.store.engine, user)
+        try:
+            await self._check_secret(key, source, user["password_hash"] if user else None,
+                                     str(password))
+        except UnauthorizedError:
+            if user is not None:
+                await asyncio.to_thread(rules.failed, self.store.engine, user["id"])
+            raise
         assert user is not None
+        await asyncio.to_thread(rules.succeeded, self.store.engine, user["id"])
+        if check_expiry:
+            await asyncio.to_thread(rules.check_expired, self.store.engine, user)
         return user
 
     def _token(self, data: dict[str, Any]) -> Principal:
@@ -92,11 +114,15 @@ class Authenticator:
             parent = self.verifier.decode(str(token_id))
         except TokenRejectedError:
             raise UnauthorizedError("Could not validate the token.") from None
+        if parent.trust is not None:
+            raise ForbiddenError("You are not authorized to perform the requested action: "
+                                 "rescope a trust token.")
         try:
             user = self.store.get_user(parent.user_id)
         except NotFoundError:
             raise UnauthorizedError() from None
-        return Principal(user, ("token",), parent=parent)
+        methods = tuple(dict.fromkeys((*parent.methods, "token")))
+        return Principal(user, methods, parent=parent)
 
     async def _app_cred(self, data: dict[str, Any], source: str) -> Principal:
         secret = text(data, "secret", required=True, max_len=4096)
@@ -179,8 +205,18 @@ class Authenticator:
         project: ProjectRef | None = None
         domain: tuple[str, str] | None = None
         system: str | None = None
+        trust: TrustRef | None = None
         role_ids: list[str] = []
-        if who.app_cred is not None:
+        user = who.user
+        if isinstance(scope, dict) and "OS-TRUST:trust" in scope:
+            if who.app_cred is not None or len(scope) != 1:
+                raise BadRequestError("Invalid input for field 'scope': a trust scope stands "
+                                      "alone.")
+            user, project, trust, role_ids, trust_expiry = self._trust_scope(who.user, scope)
+            if trust_expiry is not None:
+                expires = min(expires, trust_expiry)
+            user_domain = self.store.get_domain(user["domain_id"])
+        elif who.app_cred is not None:
             project, role_ids = self._app_cred_scope(who.app_cred, scope)
             if who.app_cred.get("expires_at") is not None:
                 expires = min(expires, float(who.app_cred["expires_at"]))
@@ -190,11 +226,44 @@ class Authenticator:
         else:
             project, domain, system, role_ids = self._scope(who.user, scope)
         return TokenPayload(
-            user_id=who.user["id"], user_name=who.user["name"],
+            user_id=user["id"], user_name=user["name"],
             user_domain_id=user_domain["id"], user_domain_name=user_domain["name"],
             methods=who.methods, issued_at=now, expires_at=expires, audit_ids=audit,
-            roles=tuple(self.store.role_refs(role_ids)), project=project, domain=domain,
-            system=system, app_cred_id=who.app_cred["id"] if who.app_cred else None)
+            roles=tuple(self.store.role_refs(role_ids, global_only=True)), project=project,
+            domain=domain, system=system,
+            app_cred_id=who.app_cred["id"] if who.app_cred else None, trust=trust)
+
+    def _trust_scope(self, trustee: Row, scope: dict[str, Any]) -> tuple[
+            Row, ProjectRef | None, TrustRef, list[str], float | None]:
+        """Resolve ``scope: {"OS-TRUST:trust": {"id": ...}}`` for the authenticated trustee.
+
+        An unknown, expired or used-up trust is a 401 (Keystone turns the lookup's
+        TrustNotFound into Unauthorized); a caller who is not the trustee, a
+        disabled trustor or a trustor who lost a delegated role is a 403.
+        """
+        ref = member(scope, "OS-TRUST:trust")
+        trust_id = str(text(ref, "id", required=True, max_len=64))
+        try:
+            trust = self.store.get_trust(trust_id)
+        except NotFoundError:
+            raise UnauthorizedError() from None
+        if trustee["id"] != trust["trustee_user_id"]:
+            raise ForbiddenError("User is not a trustee.")
+        try:
+            trustor = self.store.get_user(trust["trustor_user_id"])
+        except NotFoundError:
+            raise UnauthorizedError() from None
+        if not trustor["enabled"] or not self.store.get_domain(trustor["domain_id"])["enabled"]:
+            raise ForbiddenError("Trustor is disabled.")
+        project = None
+        if trust.get("project_id"):
+            project = self._project_scope(trustor, {"id": trust["project_id"]})
+        role_ids = self.store.trust_roles_now(trust)
+        self.store.consume_trust(trust_id)
+        impersonation = bool(trust["impersonation"])
+        ref_out = TrustRef(trust_id, trustor["id"], trustee["id"], impersonation)
+        return (trustor if impersonation else trustee), project, ref_out, role_ids, \
+            trust.get("expires_at")
 
     def _scope(self, user: Row, scope: Any) -> tuple[ProjectRef | None, tuple[str, str] | None,
                                                     str | None, list[str]]:

@@ -125,8 +125,10 @@ def _project(store: IdentityStore, name: str, description: str) -> Row:
 def _user(store: IdentityStore, name: str, password: str) -> Row:
     row = store.find_user(name, DEFAULT_DOMAIN_ID)
     if row is None:
+        # The operator chose these passwords: no forced change at first use.
         return store.create_user({"name": name, "domain_id": DEFAULT_DOMAIN_ID,
-                                  "password": password})
+                                  "password": password, "options": {
+                                      "ignore_change_password_upon_first_use": True}})
     if not store.hasher.verify(row.get("password_hash"), password):
         store.set_password(row["id"], password)
     if not row["enabled"]:

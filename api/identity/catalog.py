@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from nubis.api.identity import schema as s
-from nubis.api.identity.assign import AssignmentStore
+from nubis.api.identity.effective import EffectiveStore
 from nubis.api.identity.store import Row, _row, _split_extra, new_id
 from nubis.api.shared.errors import BadRequestError, ConflictError, ForbiddenError
 
@@ -23,7 +23,7 @@ def substitute(url: str, project_id: str | None) -> str | None:
     return url
 
 
-class CatalogStore(AssignmentStore):
+class CatalogStore(EffectiveStore):
     """Regions, services and endpoints."""
 
     # --- regions -----------------------------------------------------------

@@ -9,6 +9,31 @@ from nubis.common.config import check, non_negative, positive
 
 
 @dataclass(frozen=True)
+class SecurityComplianceConfig:
+    """``[identity.security_compliance]``: Keystone's ``[security_compliance]`` options.
+
+    Zero (or empty) disables an option, as Keystone's unset defaults do.
+    """
+
+    #: Failed password authentications before the account is locked (0: never).
+    lockout_failure_attempts: int = field(default=0, metadata=check(non_negative))
+    #: Seconds an account stays locked (0: until an administrator re-enables it).
+    lockout_duration: int = field(default=1800, metadata=check(non_negative))
+    #: Days a password stays valid (0: forever).
+    password_expires_days: int = field(default=0, metadata=check(non_negative))
+    #: A new password must differ from this many of the latest ones (0: no check).
+    unique_last_password_count: int = field(default=0, metadata=check(non_negative))
+    #: Days before a user may change its own password again (0: any time).
+    minimum_password_age: int = field(default=0, metadata=check(non_negative))
+    #: Regular expression every new password must match (empty: any).
+    password_regex: str = ""
+    #: Human description of ``password_regex`` (shown in the 400 answer).
+    password_regex_description: str = ""
+    #: Passwords set by an administrator must be changed at first use.
+    change_password_upon_first_use: bool = False
+
+
+@dataclass(frozen=True)
 class IdentityConfig:
     """Keystone settings shared by the identity API and every token verifier."""
 
@@ -43,6 +68,17 @@ class IdentityConfig:
     password_memory_kib: int = field(default=19456, metadata=check(positive))
     #: argon2id parallelism.
     password_parallelism: int = field(default=1, metadata=check(positive))
+    #: Most entities a list returns before answering ``"truncated": true`` (0: no limit).
+    list_limit: int = field(default=0, metadata=check(non_negative))
+    #: Deepest project hierarchy, domain excluded (Keystone's ``max_project_tree_depth``).
+    max_project_tree_depth: int = field(default=5, metadata=check(positive))
+    #: Whether trusts may be redelegated (Keystone's ``[trust] allow_redelegation``).
+    trust_allow_redelegation: bool = False
+    #: Longest redelegation chain (Keystone's ``[trust] max_redelegation_count``).
+    trust_max_redelegation_count: int = field(default=3, metadata=check(non_negative))
+    #: Lockout, password expiry, history and strength rules.
+    security_compliance: SecurityComplianceConfig = field(
+        default_factory=SecurityComplianceConfig)
 
     def resolved_key_repository(self, state_dir: str | Path) -> Path:
         """Return the key repository directory."""

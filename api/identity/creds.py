@@ -9,7 +9,9 @@ from typing import Any
 
 from nubis.api.identity import schema as s
 from nubis.api.identity.catalog import CatalogStore
+from nubis.api.identity.limits import LimitStore
 from nubis.api.identity.store import Row, _split_extra, duplicate, new_id
+from nubis.api.identity.trusts import TrustStore
 from nubis.api.shared.errors import BadRequestError, not_found
 
 
@@ -143,5 +145,5 @@ def _parse_blob(blob: Any) -> dict[str, Any]:
     return doc
 
 
-class IdentityStore(CredentialStore):
+class IdentityStore(CredentialStore, TrustStore, LimitStore):
     """Every identity entity, in one facade."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import falcon
@@ -52,7 +53,11 @@ class AuthTokens(Base):
         name = None
         if payload.app_cred_id is not None:
             name = store.get_app_cred(payload.app_cred_id)["name"]
-        return views.token(payload, catalog, name)
+        try:
+            expiry = store.get_user(payload.user_id).get("password_expires_at")
+        except NotFoundError:
+            expiry = None
+        return views.token(payload, catalog, name, expiry)
 
     def _subject(self, req: Req) -> TokenPayload:
         subject = req.get_header("X-Subject-Token")
@@ -159,13 +164,13 @@ class UserPassword(Base):
         original = views.text(spec, "original_password", required=True, max_len=4096,
                               allow_empty=True)
         new = views.text(spec, "password", required=True, max_len=4096)
-        body = {"auth": {"identity": {"methods": ["password"], "password": {
-            "user": {"id": user_id, "password": original}}}, "scope": "unscoped"}}
         try:
-            await self.ctx.authn.authenticate(body, req.remote_addr or "-")
-        except UnauthorizedError:
+            await self.ctx.authn.check_password(user_id, str(original), req.remote_addr or "-")
+        except UnauthorizedError as exc:
+            if "locked" in exc.message:
+                raise
             raise UnauthorizedError("The request you have made requires authentication.") from None
-        await run(self.ctx.store.set_password, user_id, new)
+        await run(self.ctx.store.change_own_password, user_id, new)
         resp.status = falcon.HTTP_204
 
 
@@ -239,19 +244,22 @@ class GroupUser(Base):
 class Grants(Base):
     """``GET /v3/{projects|domains}/{t}/{users|groups}/{a}/roles`` (and system)."""
 
-    def __init__(self, ctx: IdentityContext, target: TargetKind, actor: ActorKind) -> None:
+    def __init__(self, ctx: IdentityContext, target: TargetKind, actor: ActorKind,
+                 inherited: bool = False) -> None:
         super().__init__(ctx)
         self.target = target
         self.actor = actor
+        self.inherited = inherited  # OS-INHERIT: .../roles/{id}/inherited_to_projects
 
     def _parties(self, params: dict[str, str]) -> tuple[ActorKind, str, TargetKind, str]:
         return (self.actor, params[f"{self.actor}_id"], self.target,
                 params.get(f"{self.target}_id", "system"))
 
     async def on_get(self, req: Req, resp: Resp, **params: str) -> None:
-        """List the roles granted directly."""
+        """List the roles granted directly (or for inheritance)."""
         self.ctx.enforce(req, "identity:list_grants")
-        rows = await run(self.ctx.store.list_grants, *self._parties(params))
+        rows = await run(self.ctx.store.list_grants, *self._parties(params),
+                         inherited=self.inherited)
         resp.media = views.collection("roles", [views.role(r, self.ctx.base) for r in rows],
                                       f"{self.ctx.base}{req.path.split('/v3', 1)[-1]}")
 
@@ -262,13 +270,15 @@ class Grant(Grants):
     async def on_put(self, req: Req, resp: Resp, **params: str) -> None:
         """Grant the role."""
         self.ctx.enforce(req, "identity:create_grant")
-        await run(self.ctx.store.grant, *self._parties(params), params["role_id"])
+        await run(self.ctx.store.grant, *self._parties(params), params["role_id"],
+                  self.inherited)
         resp.status = falcon.HTTP_204
 
     async def on_head(self, req: Req, resp: Resp, **params: str) -> None:
         """Check the grant (404 if absent)."""
         self.ctx.enforce(req, "identity:check_grant")
-        await run(self.ctx.store.check_grant, *self._parties(params), params["role_id"])
+        await run(self.ctx.store.check_grant, *self._parties(params), params["role_id"],
+                  self.inherited)
         resp.status = falcon.HTTP_204
 
     on_get = on_head
@@ -276,37 +286,40 @@ class Grant(Grants):
     async def on_delete(self, req: Req, resp: Resp, **params: str) -> None:
         """Revoke the grant (kills the affected tokens)."""
         self.ctx.enforce(req, "identity:revoke_grant")
-        await run(self.ctx.store.revoke_grant, *self._parties(params), params["role_id"])
+        await run(self.ctx.store.revoke_grant, *self._parties(params), params["role_id"],
+                  self.inherited)
         resp.status = falcon.HTTP_204
 
 
 class RoleAssignments(Base):
-    """``GET /v3/role_assignments`` with Keystone's filters, ``effective``, ``include_names``."""
+    """``GET /v3/role_assignments`` with all of Keystone's filters.
+
+    ``effective``, ``include_names``, ``include_subtree`` and
+    ``scope.OS-INHERIT:inherited_to`` as Keystone reads them.
+    """
+
+    FILTERS = ("user.id", "group.id", "role.id", "scope.project.id", "scope.domain.id",
+               "scope.system", "scope.OS-INHERIT:inherited_to")
 
     async def on_get(self, req: Req, resp: Resp) -> None:
         """List assignments."""
-        p = {k: req.get_param(k) for k in ("user.id", "group.id", "role.id",
-                                           "scope.project.id", "scope.domain.id",
-                                           "scope.system")}
-        effective = views.query_true(req.get_param("effective"))
-        names = views.query_true(req.get_param("include_names"))
-        _check_assignment_filters(p, effective)
+        p = {k: req.get_param(k) for k in self.FILTERS}
+        effective = views.query_true(req.get_param("effective")) \
+            if "effective" in req.params else False
+        names = "include_names" in req.params and views.query_true(
+            req.get_param("include_names") or "true")
+        subtree = "include_subtree" in req.params and views.query_true(
+            req.get_param("include_subtree") or "true")
+        _check_assignment_filters(p, effective, subtree)
         self.ctx.enforce(req, "identity:list_role_assignments", p)
-        items = await run(self._build, p, effective, names)
-        resp.media = views.collection("role_assignments", items,
-                                      f"{self.ctx.base}/role_assignments")
+        items = await run(self._build, p, effective, names, subtree)
+        url = f"{self.ctx.base}/role_assignments"
+        page, truncated, _ = paginate_plain(items, self.ctx.store.config.list_limit)
+        resp.media = views.collection("role_assignments", page, url, truncated=truncated)
 
-    def _build(self, p: dict[str, str | None], effective: bool,
-               names: bool) -> list[dict[str, Any]]:
+    def _build(self, p: dict[str, str | None], effective: bool, names: bool,
+               subtree: bool) -> list[dict[str, Any]]:
         store = self.ctx.store
-        target_id = p["scope.project.id"] or p["scope.domain.id"]
-        types = None
-        if p["scope.project.id"]:
-            types = ["UserProject", "GroupProject"]
-        elif p["scope.domain.id"]:
-            types = ["UserDomain", "GroupDomain"]
-        elif p["scope.system"]:
-            types, target_id = ["UserSystem", "GroupSystem"], "system"
         actors = None
         if p["user.id"]:
             actors = [p["user.id"]]
@@ -314,42 +327,68 @@ class RoleAssignments(Base):
                 actors += store.user_group_ids(p["user.id"])
         elif p["group.id"]:
             actors = [p["group.id"]]
-        found = store.direct_assignments(actor_ids=actors, target_id=target_id, types=types)
+        found = store.direct_assignments(actor_ids=actors, role_id=None if effective
+                                         else p["role.id"])
         if effective:
             found = store.effective_assignments(found)
             if p["user.id"]:
                 found = [a for a in found if a.actor_id == p["user.id"]]
+        found = [a for a in found if self._in_scope(a, p, subtree, effective)]
         if p["role.id"]:
             found = [a for a in found if a.role_id == p["role.id"]]
-        found.sort(key=lambda a: (a.target, a.target_id, a.actor_id, a.role_id))
+        if effective:  # Keystone drops domain-specific roles from effective listings
+            keep = {rid for rid, _ in store.role_refs({a.role_id for a in found},
+                                                      global_only=True)}
+            found = [a for a in found if a.role_id in keep]
+        found = list(dict.fromkeys(found))
+        found.sort(key=lambda a: (a.target, a.target_id, a.actor_id, a.role_id, a.inherited))
         return [self._format(a, names) for a in found]
+
+    def _in_scope(self, a: Assignment, p: dict[str, str | None], subtree: bool,
+                  effective: bool) -> bool:
+        if p["scope.OS-INHERIT:inherited_to"] and not a.inherited:
+            return False
+        if p["scope.project.id"]:
+            targets = {p["scope.project.id"]}
+            if subtree:
+                targets |= {x["id"] for x in self.ctx.store.project_subtree(
+                    p["scope.project.id"])}
+            return a.target == "project" and a.target_id in targets
+        if p["scope.domain.id"]:
+            return a.target == "domain" and a.target_id == p["scope.domain.id"]
+        if p["scope.system"]:
+            return a.target == "system"
+        return True
 
     def _format(self, a: Assignment, names: bool) -> dict[str, Any]:
         store, base = self.ctx.store, self.ctx.base
         scope: dict[str, Any]
         if a.target == "system":
             scope = {"system": {"all": True}}
-            link = "/system"
         else:
             ref: dict[str, Any] = {"id": a.target_id}
             if names:
                 ref.update(self._named(a.target, a.target_id))
             scope = {a.target: ref}
-            link = f"/{a.target}s/{a.target_id}"
+        if a.inherited:
+            scope["OS-INHERIT:inherited_to"] = "projects"
         actor: dict[str, Any] = {"id": a.actor_id}
         if names:
             actor.update(self._named(a.actor, a.actor_id))
         role: dict[str, Any] = {"id": a.role_id}
         if names:
-            role["name"] = _safe(store.get_role, a.role_id).get("name")
-        out: dict[str, Any] = {"scope": scope, a.actor: actor, "role": role, "links": {}}
+            role_row = _safe(store.get_role, a.role_id)
+            role["name"] = role_row.get("name")
+            if role_row.get("domain_id"):
+                role["domain"] = {"id": role_row["domain_id"],
+                                  "name": _safe(store.get_domain,
+                                                role_row["domain_id"]).get("name")}
+        out: dict[str, Any] = {"scope": scope, a.actor: actor, "role": role,
+                               "links": {"assignment": base + a.grant_path()}}
         if a.via_group:
-            link += f"/groups/{a.via_group}"
             out["links"]["membership"] = f"{base}/groups/{a.via_group}/users/{a.actor_id}"
-        else:
-            link += f"/{a.actor}s/{a.actor_id}"
-        link += f"/roles/{a.via_role or a.role_id}"
-        out["links"]["assignment"] = base + link
+        if a.via_role:
+            out["links"]["prior_role"] = f"{base}/roles/{a.via_role}"
         return out
 
     def _named(self, kind: str, ident: str) -> dict[str, Any]:
@@ -364,6 +403,14 @@ class RoleAssignments(Base):
         return out
 
 
+def paginate_plain(items: list[dict[str, Any]], list_limit: int
+                   ) -> tuple[list[dict[str, Any]], bool, None]:
+    """Apply ``list_limit`` to a listing that has no ``marker`` (role assignments)."""
+    if list_limit and len(items) > list_limit:
+        return items[:list_limit], True, None
+    return items, False, None
+
+
 def _safe(getter: Any, ident: str) -> dict[str, Any]:
     try:
         row: dict[str, Any] = getter(ident)
@@ -372,7 +419,8 @@ def _safe(getter: Any, ident: str) -> dict[str, Any]:
         return {}
 
 
-def _check_assignment_filters(p: dict[str, str | None], effective: bool) -> None:
+def _check_assignment_filters(p: dict[str, str | None], effective: bool,
+                              subtree: bool = False) -> None:
     pairs = [("scope.domain.id", "scope.project.id", "Specify a domain or project, not both"),
              ("scope.domain.id", "scope.system", "Specify system or domain, not both"),
              ("scope.project.id", "scope.system", "Specify system or project, not both"),
@@ -382,7 +430,14 @@ def _check_assignment_filters(p: dict[str, str | None], effective: bool) -> None
             raise BadRequestError(msg)
     if effective and p["group.id"]:
         raise BadRequestError("Combining effective and group filter will always result in an "
-                         "empty list.")
+                              "empty list.")
+    if subtree and not p["scope.project.id"]:
+        raise BadRequestError("scope.project.id must be specified if include_subtree is also "
+                              "specified")
+    inherited = p["scope.OS-INHERIT:inherited_to"]
+    if inherited is not None and inherited != "projects":
+        raise BadRequestError("Invalid input for field 'scope.OS-INHERIT:inherited_to': "
+                              f"{inherited!r} is not 'projects'.")
 
 
 class ImpliedRole(Base):
@@ -425,6 +480,29 @@ class ImpliedRole(Base):
         self.ctx.enforce(req, "identity:delete_implied_role")
         await run(self.ctx.store.delete_implied_role, role_id, implied)
         resp.status = falcon.HTTP_204
+
+
+class ImpliedRoles(Base):
+    """``GET|HEAD /v3/roles/{prior}/implies``: the roles one role implies directly."""
+
+    async def on_get(self, req: Req, resp: Resp, role_id: str) -> None:
+        """List the implied roles of ``role_id``."""
+        self.ctx.enforce(req, "identity:list_implied_roles")
+        store = self.ctx.store
+        prior = await run(store.get_role, role_id)
+        implied = [await run(store.get_role, rid) for rid in await run(store.implied_by, role_id)]
+
+        def ref(r: dict[str, Any]) -> dict[str, Any]:
+            return {"id": r["id"], "name": r["name"],
+                    "links": {"self": f"{self.ctx.base}/roles/{r['id']}"}}
+        resp.media = {"role_inference": {"prior_role": ref(prior),
+                                         "implies": [ref(r) for r in implied]},
+                      "links": {"self": f"{self.ctx.base}/roles/{role_id}/implies"}}
+
+    async def on_head(self, req: Req, resp: Resp, role_id: str) -> None:
+        """Check the list."""
+        await self.on_get(req, resp, role_id)
+        resp.media = None
 
 
 class RoleInferences(Base):
@@ -476,7 +554,13 @@ class AppCreds(Base):
         secret = views.text(spec, "secret", max_len=4096) or new_secret()
         description = views.text(spec, "description", max_len=65535, allow_empty=True) or ""
         expires = views.parse_iso(spec.get("expires_at"), "expires_at")
-        role_ids = self._roles(spec.get("roles"), caller.role_ids)
+        if expires is not None and expires <= time.time():
+            raise BadRequestError("The 'expires_at' must not be before now. The server could "
+                                  "not comply with the request since it is either malformed "
+                                  "or otherwise incorrect. The client is assumed to be in "
+                                  "error.")
+        role_ids = await run(self._roles, spec.get("roles"), user_id, caller.project_id,
+                             caller.role_ids)
         self._no_access_rules(spec.get("access_rules"))
         store = self.ctx.store
         row = await run(store.create_app_cred, user_id, caller.project_id, str(name), secret,
@@ -497,22 +581,31 @@ class AppCreds(Base):
         raise BadRequestError("Invalid input for field 'access_rules': access rules are not "
                               "supported by this deployment.")
 
-    def _roles(self, requested: Any, token_roles: tuple[str, ...]) -> list[str]:
+    def _roles(self, requested: Any, user_id: str, project_id: str,
+               token_roles: tuple[str, ...]) -> list[str]:
+        """Check requested roles against the creator's assignments on the project.
+
+        As Keystone does: direct, group-derived, inherited and implied roles all
+        count, whatever the creator's current token carries.
+        """
         if not requested:  # Keystone: no roles means all of the token's roles
             return list(token_roles)
         if not isinstance(requested, list):
             raise BadRequestError("Invalid input for field 'roles': must be a list.")
-        by_name = {name: rid for rid, name in self.ctx.store.role_refs(token_roles)}
+        store = self.ctx.store
+        held = store.effective_role_ids(user_id, "project", project_id)
+        by_name = {name: rid for rid, name in store.role_refs(held)}
         out = []
         for item in requested:
-            if not isinstance(item, dict):
+            if not isinstance(item, dict) or not item:
                 raise BadRequestError("Invalid input for field 'roles': items must be objects.")
             rid = item.get("id") or by_name.get(str(item.get("name")))
-            if rid not in token_roles:
-                raise ForbiddenError("An application credential cannot hold a role its "
-                                "creator's token does not have.")
+            if rid not in held:
+                raise ForbiddenError("You are not authorized to perform the requested action: "
+                                     "Cannot create an application credential with a role "
+                                     "that the user does not have.")
             out.append(str(rid))
-        return out
+        return list(dict.fromkeys(out))
 
 
 class AppCred(Base):

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import falcon
 import falcon.asgi
@@ -138,6 +139,10 @@ class EntitySpec:
     defaults: Callable[[Req, Row], Row] | None = None
     list_scope: Callable[[Req, dict[str, Any]], None] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Longest ``name`` (Keystone: 64 for projects and domains, 255 otherwise).
+    name_max: int = 255
+    #: Adds query-driven members to a shown entity (project hierarchy).
+    decorate: Callable[[Req, Row, dict[str, Any]], None] | None = None
 
 
 def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
@@ -175,7 +180,8 @@ def check_fields(spec: EntitySpec, obj: dict[str, Any], creating: bool) -> Row:
         elif value is None and kind == "id":
             values[name] = None
         else:
-            limit = 65535 if kind == "text" else _id_limit(name) if kind == "id" else 255
+            limit = (65535 if kind == "text" else _id_limit(name) if kind == "id"
+                     else spec.name_max if name == "name" else 255)
             values[name] = views.text(obj, name, max_len=limit, allow_empty=kind == "text")
     return values
 
@@ -207,7 +213,7 @@ def check_tags(tags: list[Any]) -> None:
 
 
 def list_filters(req: Req, spec: EntitySpec) -> dict[str, Any]:
-    """Turn the query string into column filters."""
+    """Turn the query string into exact column filters (unknown ones are ignored)."""
     out: dict[str, Any] = {}
     for name in spec.filters:
         value = req.get_param(name)
@@ -215,6 +221,78 @@ def list_filters(req: Req, spec: EntitySpec) -> dict[str, Any]:
             continue
         out[name] = views.query_true(value) if spec.fields.get(name) == "bool" else value
     return out
+
+
+#: Keystone's inexact filter suffixes (``name__icontains=web``); ``i`` = case-insensitive.
+COMPARATORS = ("contains", "startswith", "endswith")
+
+
+def inexact_filters(req: Req, spec: EntitySpec) -> list[tuple[str, str, str, bool]]:
+    """Return (attribute, comparator, value, case_sensitive) for ``attr__op=value`` params."""
+    out = []
+    for key, value in req.params.items():
+        base, sep, op = key.partition("__")
+        if not sep or base not in spec.filters or not isinstance(value, str):
+            continue
+        sensitive = not op.startswith("i")
+        op = op if sensitive else op[1:]
+        if op in COMPARATORS:
+            out.append((base, op, value, sensitive))
+    return out
+
+
+def apply_inexact(rows: list[Row], filters: list[tuple[str, str, str, bool]]) -> list[Row]:
+    """Keep the rows whose string attributes pass every inexact filter."""
+    for attr, op, value, sensitive in filters:
+        want = value if sensitive else value.lower()
+
+        def keep(row: Row, attr: str = attr, op: str = op, want: str = want,
+                 sensitive: bool = sensitive) -> bool:
+            have = row.get(attr)
+            if not isinstance(have, str):
+                return False
+            have = have if sensitive else have.lower()
+            return bool(getattr(have, op if op != "contains" else "__contains__")(want))
+
+        rows = [r for r in rows if keep(r)]
+    return rows
+
+
+def paginate(req: Req, rows: list[Row], list_limit: int,
+             self_url: str) -> tuple[list[Row], bool, str | None]:
+    """Apply ``marker``/``limit`` and the deployment's ``list_limit``.
+
+    Returns the page, whether ``list_limit`` truncated it (Keystone's
+    ``"truncated": true``) and the ``next`` link when the client paginates.
+    """
+    marker = req.get_param("marker")
+    if marker is not None:
+        ids = [r.get("id") for r in rows]
+        if marker not in ids:
+            raise BadRequestError(f"Invalid input for field 'marker': no entity {marker!r} "
+                                  "in this list.")
+        rows = rows[ids.index(marker) + 1:]
+    raw = req.get_param("limit")
+    limit: int | None = None
+    if raw is not None:
+        if not raw.isdigit() or int(raw) < 1:
+            raise BadRequestError("Invalid input for field 'limit': must be a positive "
+                                  "integer.")
+        limit = int(raw)
+    if limit is not None and (not list_limit or limit <= list_limit):
+        page = rows[:limit]
+        more = len(rows) > limit and page
+        nxt = _with_query(self_url, req, marker=str(page[-1]["id"])) if more else None
+        return page, False, nxt
+    if list_limit and len(rows) > list_limit:
+        return rows[:list_limit], True, None
+    return rows, False, None
+
+
+def _with_query(self_url: str, req: Req, **params: str) -> str:
+    query = {k: v for k, v in req.params.items() if isinstance(v, str)}
+    query.update(params)
+    return f"{self_url}?{urlencode(query)}"
 
 
 class Collection:
@@ -225,16 +303,18 @@ class Collection:
         self.spec = spec
 
     async def on_get(self, req: Req, resp: Resp) -> None:
-        """List entities."""
+        """List entities (exact and ``__contains``-style filters, ``marker``/``limit``)."""
         spec = self.spec
         filters = list_filters(req, spec)
         if spec.list_scope is not None:
             spec.list_scope(req, filters)
         self.ctx.enforce(req, f"identity:list_{spec.action}s", filters)
-        rows = await run(spec.list, **filters)
+        rows = apply_inexact(await run(spec.list, **filters), inexact_filters(req, spec))
+        url = f"{self.ctx.base}/{spec.collection}"
+        page, truncated, nxt = paginate(req, rows, self.ctx.store.config.list_limit, url)
         resp.media = views.collection(
-            spec.collection, [spec.render(r, self.ctx.base) for r in rows],
-            f"{self.ctx.base}/{spec.collection}")
+            spec.collection, [spec.render(r, self.ctx.base) for r in page], url,
+            truncated=truncated, next_url=nxt)
 
     async def on_head(self, req: Req, resp: Resp) -> None:
         """List entities, headers only (Keystone answers HEAD on collections)."""
@@ -269,7 +349,10 @@ class Item:
     async def on_get(self, req: Req, resp: Resp, **params: str) -> None:
         """Show an entity."""
         row = await self._load(req, "get", _ident(params))
-        resp.media = {self.spec.member: self.spec.render(row, self.ctx.base)}
+        out = self.spec.render(row, self.ctx.base)
+        if self.spec.decorate is not None:
+            await run(self.spec.decorate, req, row, out)
+        resp.media = {self.spec.member: out}
 
     async def on_head(self, req: Req, resp: Resp, **params: str) -> None:
         """Check an entity exists."""
@@ -322,6 +405,43 @@ def _list_projects(store: IdentityStore) -> Callable[..., list[Row]]:
     return list_projects
 
 
+def _hierarchy(store: IdentityStore) -> Callable[[Req, Row, dict[str, Any]], None]:
+    """Answer ``GET /v3/projects/{id}?subtree_as_list&parents_as_list`` (and ``_as_ids``)."""
+    def decorate(req: Req, row: Row, out: dict[str, Any]) -> None:
+        base = out["links"]["self"].rsplit("/projects/", 1)[0]
+        if _flag(req, "parents_as_list") or _flag(req, "parents_as_ids"):
+            parents = store.project_parents(row["id"])
+            if _flag(req, "parents_as_list"):
+                out["parents"] = [{"project": views.project(p, base)} for p in parents]
+            else:
+                ids: dict[str, Any] | None = None
+                for p in reversed(parents):
+                    ids = {p["id"]: ids}
+                out["parents"] = ids
+        if _flag(req, "subtree_as_list") or _flag(req, "subtree_as_ids"):
+            subtree = store.project_subtree(row["id"])
+            if _flag(req, "subtree_as_list"):
+                out["subtree"] = [{"project": views.project(p, base)} for p in subtree]
+            else:
+                out["subtree"] = _nest(row["id"], subtree)
+    return decorate
+
+
+def _flag(req: Req, name: str) -> bool:
+    return name in req.params and views.query_true(req.get_param(name) or "true")
+
+
+def _nest(root: str, subtree: list[Row]) -> dict[str, Any] | None:
+    children: dict[str, list[str]] = {}
+    for p in subtree:
+        children.setdefault(p["parent_id"], []).append(p["id"])
+
+    def build(pid: str) -> dict[str, Any] | None:
+        kids = children.get(pid)
+        return {k: build(k) for k in kids} if kids else None
+    return build(root)
+
+
 def entity_specs(store: IdentityStore) -> list[EntitySpec]:
     """Return the spec of every generic collection."""
     txt = "text"
@@ -329,14 +449,15 @@ def entity_specs(store: IdentityStore) -> list[EntitySpec]:
         EntitySpec("domain", "domains", "domain", store.create_domain, store.get_domain,
                    store.list_domains, store.update_domain, store.delete_domain, views.domain,
                    {"name": "str", "description": txt, "enabled": "bool", "tags": "list",
-                    "options": "any"}, filters=("name", "enabled")),
+                    "options": "any"}, filters=("name", "enabled"), allow_extra=True,
+                   name_max=64),
         EntitySpec("project", "projects", "project", store.create_project, store.get_project,
                    _list_projects(store), store.update_project, store.delete_project,
                    views.project,
                    {"name": "str", "description": txt, "enabled": "bool", "domain_id": "id",
                     "parent_id": "id", "tags": "list", "is_domain": "bool", "options": "any"},
                    filters=("name", "domain_id", "parent_id", "enabled", "is_domain"),
-                   allow_extra=True),
+                   allow_extra=True, name_max=64, decorate=_hierarchy(store)),
         EntitySpec("user", "users", "user", store.create_user, store.get_user,
                    store.list_users, store.update_user, store.delete_user, views.user,
                    {"name": "str", "domain_id": "id", "password": "str", "enabled": "bool",
@@ -346,7 +467,7 @@ def entity_specs(store: IdentityStore) -> list[EntitySpec]:
         EntitySpec("group", "groups", "group", store.create_group, store.get_group,
                    store.list_groups, store.update_group, store.delete_group, views.group,
                    {"name": "str", "domain_id": "id", "description": txt},
-                   filters=("name", "domain_id")),
+                   filters=("name", "domain_id"), allow_extra=True),
         EntitySpec("role", "roles", "role", store.create_role, store.get_role,
                    store.list_roles, store.update_role, store.delete_role, views.role,
                    {"name": "str", "domain_id": "id", "description": txt, "options": "any"},

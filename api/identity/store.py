@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from nubis.api.identity import schema as s
+from nubis.api.identity.compliance import PasswordRules
+from nubis.api.identity.config import IdentityConfig
 from nubis.api.identity.passwords import PasswordHasher
 from nubis.api.shared.errors import BadRequestError, ConflictError, ForbiddenError, not_found
 from nubis.api.shared.revoke import RevocationEvent, RevocationList, prune_events, record_event
@@ -27,6 +29,8 @@ Row = dict[str, Any]
 DEFAULT_DOMAIN_ID = "default"
 #: Advisory lock key serializing revocation-event writers on PostgreSQL ("revoke").
 REVOCATION_LOCK = 0x7265766F6B65
+#: Keys added to rows when they are read, never stored as ``extra``.
+DERIVED_KEYS = frozenset({"password_expires_at"})
 
 
 def new_id() -> str:
@@ -49,12 +53,15 @@ class StoreBase:
     def __init__(self, engine: Engine, hasher: PasswordHasher,
                  revocations: RevocationList | None = None,
                  clock: Callable[[], float] = time.time,
-                 max_token_life: float = 86400.0) -> None:
+                 max_token_life: float = 86400.0,
+                 config: IdentityConfig | None = None) -> None:
         self.engine = engine
         self.hasher = hasher
         self.revocations = revocations
         self.clock = clock
         self.max_token_life = max_token_life
+        self.config = config or IdentityConfig()
+        self.passwords = PasswordRules(self.config.security_compliance, hasher, clock)
 
     def revoke(self, conn: Connection, **fields: str | None) -> None:
         """Record a revocation event for tokens issued up to now (and prune dead events)."""
@@ -120,7 +127,7 @@ def _order_col(table: sa.Table) -> str:
 
 def _extra_of(table: sa.Table, row: Row) -> Row:
     """Return the keys of ``row`` that are not real columns of ``table``."""
-    return {k: v for k, v in row.items() if k not in table.c}
+    return {k: v for k, v in row.items() if k not in table.c and k not in DERIVED_KEYS}
 
 
 def _split_extra(table: sa.Table, values: Row) -> Row:
@@ -201,6 +208,14 @@ class ResourceStore(StoreBase):
         conn.execute(ac.delete().where(ac.c.user_id.in_(ids) | ac.c.project_id.in_(ids)))
         c = s.credentials
         conn.execute(c.delete().where(c.c.user_id.in_(ids) | c.c.project_id.in_(ids)))
+        t = s.trusts
+        gone = sa.select(t.c.id).where(t.c.trustor_user_id.in_(ids)
+                                       | t.c.trustee_user_id.in_(ids) | t.c.project_id.in_(ids))
+        conn.execute(s.trust_roles.delete().where(s.trust_roles.c.trust_id.in_(gone)))
+        conn.execute(t.delete().where(t.c.trustor_user_id.in_(ids)
+                                      | t.c.trustee_user_id.in_(ids) | t.c.project_id.in_(ids)))
+        conn.execute(s.limits.delete().where(s.limits.c.target_id.in_(ids)))
+        self.passwords.forget(conn, ids)
 
     # --- projects ----------------------------------------------------------
     def create_project(self, values: Row) -> Row:
@@ -213,6 +228,9 @@ class ResourceStore(StoreBase):
                 raise BadRequestError("Cannot create project, the parent project "
                                  "must be in the same domain.")
             domain_id = parent["domain_id"]
+            depth = len(self.project_parents(parent_id)) + 2
+            if depth > self.config.max_project_tree_depth:
+                raise ForbiddenError(f"Max hierarchy depth reached for {parent_id} branch.")
         domain_id = domain_id or DEFAULT_DOMAIN_ID
         self.get_domain(domain_id)
         values = {"description": "", "enabled": True, "tags": [], **values,
@@ -225,6 +243,33 @@ class ResourceStore(StoreBase):
     def get_project(self, ident: str) -> Row:
         """Return a project by id."""
         return self._get(s.projects, ident, "project")
+
+    def project_parents(self, ident: str) -> list[Row]:
+        """Return the ancestors of a project, nearest first (its domain excluded)."""
+        out: list[Row] = []
+        seen = {ident}
+        row = self.get_project(ident)
+        while row.get("parent_id") and row["parent_id"] not in seen:
+            seen.add(row["parent_id"])
+            row = self.get_project(row["parent_id"])
+            out.append(row)
+        return out
+
+    def project_subtree(self, ident: str) -> list[Row]:
+        """Return every descendant of a project, level by level (one query per level)."""
+        out: list[Row] = []
+        level = [ident]
+        seen = {ident}
+        p = s.projects
+        with self.engine.connect() as conn:
+            while level:
+                rows = [_row(r) for r in conn.execute(
+                    sa.select(p).where(p.c.parent_id.in_(level)).order_by(p.c.name)).mappings()]
+                rows = [r for r in rows if r["id"] not in seen]
+                seen.update(r["id"] for r in rows)
+                out.extend(rows)
+                level = [r["id"] for r in rows]
+        return out
 
     def find_project(self, name: str, domain_id: str) -> Row | None:
         """Return a project by name within a domain, or None."""
@@ -266,16 +311,31 @@ class ResourceStore(StoreBase):
         domain_id = values.get("domain_id") or DEFAULT_DOMAIN_ID
         self.get_domain(domain_id)
         password = values.pop("password", None)
+        if password:
+            self.passwords.check_strength(password)
+        encoded = self.hasher.hash(password) if password else None
         values = {"enabled": True, **values, "id": values.get("id") or new_id(),
                   "domain_id": domain_id, "created_at": self.clock(),
-                  "password_hash": self.hasher.hash(password) if password else None}
-        self._insert(s.users, _split_extra(s.users, values),
-                     duplicate("user", values["name"], domain_id))
+                  "password_hash": encoded}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(s.users.insert().values(**_split_extra(s.users, values)))
+                if encoded:
+                    self.passwords.record(conn, values, encoded, by_admin=True)
+        except sa.exc.IntegrityError:
+            raise ConflictError(duplicate("user", values["name"], domain_id)) from None
         return self.get_user(values["id"])
 
     def get_user(self, ident: str) -> Row:
-        """Return a user by id (with its password hash)."""
-        return self._get(s.users, ident, "user")
+        """Return a user by id (with its password hash and ``password_expires_at``)."""
+        return self._with_expiry([self._get(s.users, ident, "user")])[0]
+
+    def _with_expiry(self, rows: list[Row]) -> list[Row]:
+        with self.engine.connect() as conn:
+            expiry = self.passwords.expiry_of(conn, [r["id"] for r in rows])
+        for row in rows:
+            row["password_expires_at"] = expiry.get(row["id"])
+        return rows
 
     def find_user(self, name: str, domain_id: str) -> Row | None:
         """Return a user by name within a domain, or None."""
@@ -283,26 +343,43 @@ class ResourceStore(StoreBase):
 
     def list_users(self, **filters: Any) -> list[Row]:
         """List users matching column filters."""
-        return self._list(s.users, filters)
+        return self._with_expiry(self._list(s.users, filters))
 
-    def update_user(self, ident: str, values: Row) -> Row:
-        """Update a user; disabling it or changing its password revokes its tokens."""
+    def update_user(self, ident: str, values: Row, *, by_admin: bool = True) -> Row:
+        """Update a user; disabling it or changing its password revokes its tokens.
+
+        A new password is checked against ``password_regex`` and the password
+        history first; re-enabling a user clears its lockout.
+        """
         current = self.get_user(ident)
         if "domain_id" in values and values["domain_id"] != current["domain_id"]:
             raise BadRequestError("Update of `domain_id` is not allowed.")
         password = values.pop("password", None)
         if password is not None:
+            self.passwords.check_strength(password)
+            with self.engine.connect() as conn:
+                self.passwords.check_history(conn, ident, password)
             values["password_hash"] = self.hasher.hash(password)
         row = self._update(s.users, ident, "user", values,
                            duplicate("user", str(values.get("name")), current["domain_id"]))
-        if password is not None or values.get("enabled") is False:
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            if password is not None:
+                self.passwords.record(conn, row, values["password_hash"], by_admin=by_admin)
+            if values.get("enabled") is True:
+                self.passwords.unlock(conn, ident)
+            if password is not None or values.get("enabled") is False:
                 self.revoke(conn, user_id=ident)
-        return row
+        return self.get_user(ident)
 
-    def set_password(self, ident: str, password: str) -> None:
+    def set_password(self, ident: str, password: str, *, by_admin: bool = True) -> None:
         """Replace a user's password and revoke every token it holds."""
-        self.update_user(ident, {"password": password})
+        self.update_user(ident, {"password": password}, by_admin=by_admin)
+
+    def change_own_password(self, ident: str, password: str) -> None:
+        """Self-service password change: the minimum-age rule applies, expiry restarts."""
+        with self.engine.connect() as conn:
+            self.passwords.check_minimum_age(conn, ident)
+        self.set_password(ident, password, by_admin=False)
 
     def delete_user(self, ident: str) -> None:
         """Delete a user with its grants and credentials; revoke its tokens."""
@@ -310,6 +387,7 @@ class ResourceStore(StoreBase):
         with self.engine.begin() as conn:
             self._purge_targets(conn, [ident])
             conn.execute(s.users.delete().where(s.users.c.id == ident))
+            self.passwords.forget(conn, [ident])
             self.revoke(conn, user_id=ident)
 
     # --- groups ------------------------------------------------------------

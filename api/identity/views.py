@@ -13,14 +13,27 @@ from nubis.api.shared.tokens import TokenPayload
 _HIDDEN = frozenset({"password_hash", "secret_hash", "created_at"})
 
 
-def iso(ts: float | None, micro: bool = False) -> str | None:
-    """Format an epoch time like Keystone (``2026-11-25T18:00:00.000000Z``)."""
+def iso(ts: float | None) -> str | None:
+    """Format an epoch time as Keystone's ``isotime(subsecond=True)``.
+
+    Keystone drops the microseconds but keeps the field:
+    ``2026-11-25T18:00:00.000000Z`` (tokens' ``expires_at``/``issued_at``, trusts).
+    """
     if ts is None:
         return None
-    t = dt.datetime.fromtimestamp(ts, dt.UTC)
-    if not micro:
-        t = t.replace(microsecond=0)
+    t = dt.datetime.fromtimestamp(ts, dt.UTC).replace(microsecond=0)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_micro(ts: float | None) -> str | None:
+    """Format an epoch time as Keystone serializes a stored datetime (no zone suffix).
+
+    ``2026-11-25T18:00:00.123456``: application credentials' ``expires_at`` and
+    users' ``password_expires_at`` keep the microseconds that were sent.
+    """
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def parse_iso(value: Any, field: str) -> float | None:
@@ -44,9 +57,14 @@ def links(base: str, path: str) -> dict[str, str]:
     return {"self": f"{base}/{path}"}
 
 
-def collection(key: str, items: list[dict[str, Any]], self_url: str) -> dict[str, Any]:
-    """Wrap a list the way Keystone does."""
-    return {key: items, "links": {"self": self_url, "previous": None, "next": None}}
+def collection(key: str, items: list[dict[str, Any]], self_url: str, *,
+               truncated: bool = False, next_url: str | None = None) -> dict[str, Any]:
+    """Wrap a list the way Keystone does (``truncated`` only when ``list_limit`` cut it)."""
+    out: dict[str, Any] = {key: items,
+                           "links": {"self": self_url, "previous": None, "next": next_url}}
+    if truncated:
+        out["truncated"] = True
+    return out
 
 
 def _public(row: Row) -> dict[str, Any]:
@@ -68,8 +86,8 @@ def project(row: Row, base: str) -> dict[str, Any]:
 
 def user(row: Row, base: str) -> dict[str, Any]:
     """Render a user (never its password hash)."""
-    out = {"options": {}, "password_expires_at": None, **_public(row),
-           "links": links(base, f"users/{row['id']}")}
+    out = {"options": {}, **_public(row), "links": links(base, f"users/{row['id']}")}
+    out["password_expires_at"] = iso_micro(row.get("password_expires_at"))
     if out.get("default_project_id") is None:
         out.pop("default_project_id", None)
     return out
@@ -119,23 +137,30 @@ def app_cred(row: Row, base: str, role_refs: list[tuple[str, str]]) -> dict[str,
     """Render an application credential (the secret only appears at creation)."""
     return {"id": row["id"], "name": row["name"], "description": row.get("description") or None,
             "user_id": row["user_id"], "project_id": row["project_id"],
-            "expires_at": iso(row.get("expires_at")), "unrestricted": bool(row["unrestricted"]),
+            "expires_at": iso_micro(row.get("expires_at")),
+            "unrestricted": bool(row["unrestricted"]),
             "access_rules": [], "system": None,
             "roles": [{"id": rid, "name": name, "domain_id": None} for rid, name in role_refs],
             "links": links(base, f"users/{row['user_id']}/application_credentials/{row['id']}")}
 
 
 def token(p: TokenPayload, catalog: list[dict[str, Any]] | None,
-          app_cred_name: str | None = None) -> dict[str, Any]:
+          app_cred_name: str | None = None,
+          password_expires_at: float | None = None) -> dict[str, Any]:
     """Render the ``token`` document of POST/GET /v3/auth/tokens."""
     body: dict[str, Any] = {
         "methods": list(p.methods),
         "user": {"domain": {"id": p.user_domain_id, "name": p.user_domain_name},
-                 "id": p.user_id, "name": p.user_name, "password_expires_at": None},
+                 "id": p.user_id, "name": p.user_name,
+                 "password_expires_at": iso_micro(password_expires_at)},
         "audit_ids": list(p.audit_ids),
         "expires_at": iso(p.expires_at),
-        "issued_at": iso(p.issued_at, micro=True),
+        "issued_at": iso(p.issued_at),
     }
+    if p.trust is not None:
+        body["OS-TRUST:trust"] = {"id": p.trust.id, "impersonation": p.trust.impersonation,
+                                  "trustee_user": {"id": p.trust.trustee_id},
+                                  "trustor_user": {"id": p.trust.trustor_id}}
     if p.project is not None:
         body["project"] = {"domain": {"id": p.project.domain_id, "name": p.project.domain_name},
                            "id": p.project.id, "name": p.project.name}

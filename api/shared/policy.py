@@ -162,6 +162,30 @@ IDENTITY: dict[str, Rule] = {
     "identity:list_application_credentials": ADMIN | owner("user_id"),
     "identity:create_application_credential": owner("user_id"),
     "identity:delete_application_credential": ADMIN | owner("user_id"),
+    # OS-TRUST: the trustor creates and deletes; trustor or trustee reads
+    "identity:create_trust": ANYONE,  # the handler requires caller == trustor_user_id
+    "identity:list_trusts": ADMIN,
+    "identity:list_trusts_for_trustor": ADMIN | owner("trust.trustor_user_id"),
+    "identity:list_trusts_for_trustee": ADMIN | owner("trust.trustee_user_id"),
+    "identity:get_trust": ADMIN | owner("trust.trustor_user_id")
+    | owner("trust.trustee_user_id"),
+    "identity:list_roles_for_trust": ADMIN | owner("trust.trustor_user_id")
+    | owner("trust.trustee_user_id"),
+    "identity:get_role_for_trust": ADMIN | owner("trust.trustor_user_id")
+    | owner("trust.trustee_user_id"),
+    "identity:delete_trust": ADMIN | owner("trust.trustor_user_id"),
+    # unified limits: registered limits are public to every token; limits to their project
+    "identity:list_registered_limits": ANYONE,
+    "identity:get_registered_limit": ANYONE,
+    "identity:create_registered_limits": ADMIN,
+    "identity:update_registered_limit": ADMIN,
+    "identity:delete_registered_limit": ADMIN,
+    "identity:list_limits": ANYONE,  # the handler narrows non-admins to their scope
+    "identity:get_limit": ADMIN | scoped_to("project_id") | domain_of_scope("domain_id"),
+    "identity:create_limits": ADMIN,
+    "identity:update_limit": ADMIN,
+    "identity:delete_limit": ADMIN,
+    "identity:get_limit_model": ANYONE,
     # credentials (EC2 and generic)
     "identity:get_credential": ADMIN | owner("user_id"),
     "identity:list_credentials": ADMIN | owner("user_id"),

@@ -5,7 +5,9 @@ before ``issued_before`` is dead". The identity API writes one when a token is
 deleted (``audit_id``), a user is disabled/deleted or changes password
 (``user_id``), a role assignment is removed (``user_id`` + ``project_id`` or
 ``domain_id``), a project/domain is disabled or deleted, a role is deleted
-(``role_id``) or an application credential is deleted (``app_cred_id``).
+(``role_id``), an application credential is deleted (``app_cred_id``) or a trust
+is deleted (``trust_id``). A ``user_id`` event also matches trust-scoped tokens
+whose trustor or trustee is that user, as in Keystone.
 
 Each :class:`RevocationList` (one per verifier, i.e. per process) pulls the new
 rows (``id > last seen``) at most every ``poll_seconds``, so a revocation takes
@@ -39,11 +41,13 @@ revocation_events = sa.Table(
     sa.Column("role_id", sa.String(64), nullable=True),
     sa.Column("audit_id", sa.String(64), nullable=True, index=True),
     sa.Column("app_cred_id", sa.String(64), nullable=True),
+    sa.Column("trust_id", sa.String(64), nullable=True),
     sa.Column("issued_before", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=False),
 )
 
-_FIELDS = ("user_id", "project_id", "domain_id", "role_id", "audit_id", "app_cred_id")
+_FIELDS = ("user_id", "project_id", "domain_id", "role_id", "audit_id", "app_cred_id",
+           "trust_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +61,15 @@ class RevocationEvent:
     role_id: str | None = None
     audit_id: str | None = None
     app_cred_id: str | None = None
+    trust_id: str | None = None
 
     def matches(self, p: TokenPayload) -> bool:
         """Return whether this event revokes the token with payload ``p``."""
         if p.issued_at > self.issued_before:
             return False
-        if self.user_id is not None and self.user_id != p.user_id:
+        if self.user_id is not None and self.user_id not in _token_users(p):
+            return False
+        if self.trust_id is not None and (p.trust is None or self.trust_id != p.trust.id):
             return False
         if self.audit_id is not None and self.audit_id not in p.audit_ids:
             return False
@@ -74,6 +81,17 @@ class RevocationEvent:
         if self.domain_id is not None and self.domain_id not in _token_domains(p):
             return False
         return self.role_id is None or any(r[0] == self.role_id for r in p.roles)
+
+
+def _token_users(p: TokenPayload) -> tuple[str, ...]:
+    """Return the users a token acts for: its user, and a trust's trustor and trustee.
+
+    As in Keystone, revoking a user's tokens also kills the trust-scoped tokens in
+    which that user is the trustor or the trustee.
+    """
+    if p.trust is None:
+        return (p.user_id,)
+    return (p.user_id, p.trust.trustor_id, p.trust.trustee_id)
 
 
 def _token_domains(p: TokenPayload) -> set[str]:
@@ -159,7 +177,8 @@ class RevocationList:
             if any(e.matches(p) for e in idx["audit_id"].get(audit_id, ())):
                 return True
         candidates: list[RevocationEvent] = []
-        candidates += idx["user_id"].get(p.user_id, ())
+        for uid in _token_users(p):
+            candidates += idx["user_id"].get(uid, ())
         if p.project is not None:
             candidates += idx["project_id"].get(p.project.id, ())
         for dom in _token_domains(p):
@@ -168,4 +187,6 @@ class RevocationList:
             candidates += idx["role_id"].get(rid, ())
         if p.app_cred_id is not None:
             candidates += idx["app_cred_id"].get(p.app_cred_id, ())
+        if p.trust is not None:
+            candidates += idx["trust_id"].get(p.trust.id, ())
         return any(e.matches(p) for e in candidates)

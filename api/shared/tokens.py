@@ -30,7 +30,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from nubis.common.errors import NubisError
 from nubis.common.fileutil import atomic_write
 
-PAYLOAD_VERSION = 1
+#: Version 2 adds the trust (version 1 payloads still decode: tokens survive an upgrade).
+PAYLOAD_VERSION = 2
 
 
 class TokenError(NubisError):
@@ -131,12 +132,25 @@ class ProjectRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TrustRef:
+    """The OS-TRUST trust a trust-scoped token was issued through."""
+
+    id: str
+    trustor_id: str
+    trustee_id: str
+    impersonation: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TokenPayload:
     """Everything a token asserts.
 
     ``scope`` is exactly one of ``project``, ``domain`` (id, name) or ``system``
     (``"all"``), or none of them for an unscoped token. ``roles`` are (id, name)
-    pairs with implied roles already expanded. Times are epoch seconds.
+    pairs with group-derived, inherited and implied roles already expanded at
+    issue time, so verification never looks anything up. A trust-scoped token
+    carries its ``trust`` (its ``user_*`` fields name the trustor when the trust
+    allows impersonation, the trustee otherwise). Times are epoch seconds.
     """
 
     user_id: str
@@ -152,6 +166,7 @@ class TokenPayload:
     domain: tuple[str, str] | None = None
     system: str | None = None
     app_cred_id: str | None = None
+    trust: TrustRef | None = None
 
     def to_wire(self) -> bytes:
         """Serialise to the compact JSON array that goes inside the Fernet envelope."""
@@ -167,6 +182,9 @@ class TokenPayload:
                self.user_domain_name, list(self.methods), scope,
                [list(r) for r in self.roles], round(self.issued_at, 6),
                round(self.expires_at, 6), list(self.audit_ids), self.app_cred_id]
+        if self.trust is not None:
+            t = self.trust
+            doc.append([t.id, t.trustor_id, t.trustee_id, t.impersonation])
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -174,10 +192,15 @@ class TokenPayload:
         """Parse :meth:`to_wire` output (raises TokenError on anything else)."""
         try:
             doc = json.loads(raw)
-            (version, uid, uname, udid, udname, methods, scope, roles, iat, exp,
-             audit, acid) = doc
-            if version != PAYLOAD_VERSION:
+            version = doc[0]
+            trust = None
+            if version == PAYLOAD_VERSION and len(doc) == 13:
+                t = doc.pop()
+                trust = TrustRef(str(t[0]), str(t[1]), str(t[2]), bool(t[3]))
+            elif version not in (1, PAYLOAD_VERSION):
                 raise TokenError("unsupported token payload version")
+            (_v, uid, uname, udid, udname, methods, scope, roles, iat, exp,
+             audit, acid) = doc
             project = domain = system = None
             if scope is not None:
                 if scope[0] == "p":
@@ -188,7 +211,7 @@ class TokenPayload:
                     system = str(scope[1])
             return cls(uid, uname, udid, udname, tuple(methods), float(iat), float(exp),
                        tuple(audit), tuple((str(r[0]), str(r[1])) for r in roles),
-                       project, domain, system, acid)
+                       project, domain, system, acid, trust)
         except (ValueError, TypeError, IndexError) as exc:
             raise TokenError("malformed token payload") from exc
 

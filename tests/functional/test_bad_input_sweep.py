@@ -578,6 +578,25 @@ IDENTITY_BODIES: list[tuple[str, str, bytes, int]] = [
     ("POST", "/credentials", b'{"credential": {"type": "ec2", "blob": 5}}', 400),
     ("PATCH", "/users/nonexist", b'{"user": {"enabled": "no"}}', 400),
     ("POST", "/users/nonexist/password", b'{"user": 5}', 400),
+    # Keystone parity: names, trusts, unified limits, OS-INHERIT, assignment filters
+    ("POST", "/projects", json.dumps({"project": {"name": "p" * 65}}).encode(), 400),
+    ("POST", "/domains", json.dumps({"domain": {"name": "d" * 65}}).encode(), 400),
+    ("POST", "/groups", json.dumps({"group": {"name": "g" * 256}}).encode(), 400),
+    ("POST", "/OS-TRUST/trusts", b'{"trust": 5}', 400),
+    ("POST", "/OS-TRUST/trusts", b'{"trust": {"trustor_user_id": 5}}', 400),
+    ("POST", "/OS-TRUST/trusts", json.dumps({"trust": {
+        "trustor_user_id": "a", "trustee_user_id": "b", "impersonation": False,
+        "roles": [{"id": SURROGATE}]}}).encode(), 400),
+    ("GET", "/OS-TRUST/trusts/nonexist", b"", 404),
+    ("POST", "/registered_limits", b'{"registered_limits": "x"}', 400),
+    ("POST", "/registered_limits", b'{"registered_limits": [{"service_id": "s", '
+                                   b'"resource_name": "r", "default_limit": 1e400}]}', 400),
+    ("POST", "/limits", b'{"limits": [5]}', 400),
+    ("PATCH", "/limits/nonexist", b'{"limit": {"resource_limit": 1}}', 404),
+    ("PUT", "/OS-INHERIT/projects/nonexist/users/nonexist/roles/nonexist/"
+            "inherited_to_projects", b"", 404),
+    ("GET", "/role_assignments?include_subtree", b"", 400),
+    ("GET", "/role_assignments?scope.OS-INHERIT:inherited_to=domains", b"", 400),
     # unsupported methods and unknown paths
     ("DELETE", "/projects", b"", 405),
     ("PATCH", "/auth/tokens", b"", 405),
@@ -650,12 +669,18 @@ def test_identity_invalid_utf8_in_path_and_query(sweep: Sweep) -> None:
 
 
 def test_identity_lists_survive_odd_queries(sweep: Sweep) -> None:
-    """Odd but decodable query values filter or are ignored; never an error page."""
-    for query in ("limit=-1", "limit=abc", "marker=" + "m" * 2000, "name=%FF",
-                  "enabled=maybe", "%ZZ", "parent_id=" + "x" * 2000):
+    """Odd but decodable query values filter or are ignored; never an error page.
+
+    Pagination is real now, so a bad ``limit`` or an unknown ``marker`` is a
+    Keystone JSON 400 rather than ignored.
+    """
+    for query in ("name=%FF", "enabled=maybe", "%ZZ", "parent_id=" + "x" * 2000,
+                  "name__contains=%FF", "name__bogus=x"):
         status, _, body = raw(sweep.api, "GET", f"{ID}/projects?{query}", sweep.ks)
         assert status == 200, (query, body[:200])
         assert "projects" in json.loads(body)
+    for query in ("limit=-1", "limit=abc", "marker=" + "m" * 2000):
+        assert_json_error(raw(sweep.api, "GET", f"{ID}/projects?{query}", sweep.ks), 400)
 
 
 @pytest.mark.parametrize("token", ["garbage", "gAAAAA", "gAAAAA" + "A" * 4000, "\xff"])

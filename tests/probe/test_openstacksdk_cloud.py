@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openstack
 import pytest
 
+from tests.functional.identity.server import cli_env, clouds_entry
+from tests.functional.identity.test_parity_clients import done_when_scenario
 from tests.functional.proxy.cloud import Cloud, start_cloud
 
 
@@ -55,3 +58,22 @@ def test_demo_member_cannot_use_placement(cloud: Cloud) -> None:
     with pytest.raises(openstack.exceptions.HttpException) as err:
         list(conn.placement.resource_providers())
     assert err.value.status_code == 403
+
+
+class UpCloudLogins:
+    """The ``openstack`` CLI's view of a ``nubis up`` state dir (its clouds.yaml)."""
+
+    def __init__(self, state: Path) -> None:
+        self.clouds_yaml = state / "clouds.yaml"
+        self.auth_url = str(self.cloud("nubis-admin")["auth"]["auth_url"])
+
+    def cloud(self, name: str) -> dict[str, Any]:
+        return clouds_entry(self.clouds_yaml, name)
+
+    def cli_env(self) -> dict[str, str]:
+        return cli_env(self.clouds_yaml)
+
+
+def test_keystone_parity_done_when_on_nubis_up(cloud: Cloud) -> None:
+    """Issue 15's acceptance scenario against the cloud ``nubis up`` made."""
+    done_when_scenario(UpCloudLogins(cloud.state))  # type: ignore[arg-type]

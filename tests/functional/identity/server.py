@@ -88,14 +88,24 @@ class ApiServer:
         self.procs.clear()
 
     def cloud(self, name: str) -> dict[str, object]:
-        doc = yaml.safe_load(self.clouds_yaml.read_text())
-        cloud: dict[str, object] = doc["clouds"][name]
-        return cloud
+        return clouds_entry(self.clouds_yaml, name)
 
     def cli_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
-        return env
+        return cli_env(self.clouds_yaml)
+
+
+def clouds_entry(clouds_yaml: Path, name: str) -> dict[str, object]:
+    """Return cloud ``name`` of a clouds.yaml."""
+    doc = yaml.safe_load(clouds_yaml.read_text())
+    cloud: dict[str, object] = doc["clouds"][name]
+    return cloud
+
+
+def cli_env(clouds_yaml: Path) -> dict[str, str]:
+    """Return this process's environment without OS_* variables, pointing at ``clouds_yaml``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml)
+    return env
 
 
 def start_server(root: Path, extra_config: str = "") -> ApiServer:

@@ -43,11 +43,25 @@ from tests.functional.identity.test_keystone_http import (  # noqa: F401
     test_tenant_isolation,
     test_version_discovery,
 )
+from tests.functional.identity.test_keystone_parity import (  # noqa: F401
+    test_application_credential_roles_from_assignments,
+    test_extra_attributes_and_name_limits,
+    test_filters_and_pagination,
+    test_groups_effective_assignments_and_implied_roles,
+    test_inherited_grants_and_project_hierarchy,
+    test_system_scope_and_password_auth_by_name,
+    test_trusts,
+    test_unified_limits,
+)
 from tests.functional.identity.test_openstack_clients import (  # noqa: F401
     osc,
     test_application_credential_and_ec2,
     test_openstacksdk_connect,
     test_token_issue_revoke_and_catalog,
+)
+from tests.functional.identity.test_parity_clients import (  # noqa: F401
+    test_done_when_scenario,
+    test_openstacksdk_groups_trusts_limits,
 )
 from tests.pg import PgCluster, pg_cluster  # noqa: F401
 from tests.ports import free_port
@@ -55,6 +69,7 @@ from tests.probe.test_identity_multiprocess import (  # noqa: F401
     test_cross_process_validation_revocation_rotation,
 )
 from tests.procs import terminate
+from tests.unit.identity.test_parity_store import check_v1_migrates
 
 pytestmark = pytest.mark.functional
 
@@ -129,7 +144,7 @@ def test_state_is_in_postgresql(identity: ApiServer, ks: Keystone, admin_token: 
     finally:
         engine.dispose()
     assert {"admin", "demo"} <= names
-    assert version >= 1
+    assert version == len(schema.MIGRATIONS)
     users = ks.call("GET", "/users", admin_token).json()["users"]
     assert {u["name"] for u in users} == names
 
@@ -276,3 +291,12 @@ def test_two_processes_racing_on_one_name_conflict_cleanly(pair: tuple[ApiServer
     for t in threads:
         t.join(timeout=60)
     assert sorted(codes) == [201] + [409] * 7
+
+
+def test_v1_database_migrates_to_v2(pg: PgCluster) -> None:
+    """A version-1 database keeps its grants when it gains inherited grants and trusts."""
+    engine = make_engine(pg.new_database())
+    try:
+        check_v1_migrates(engine)
+    finally:
+        engine.dispose()

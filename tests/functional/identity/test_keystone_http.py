@@ -99,9 +99,24 @@ def test_scopes_and_rescoping(ks: Keystone) -> None:
                            "scope": {"project": {"id": admin_project["id"]}}}})
     assert r.status_code == 201, r.text
     scoped = r.json()["token"]
-    assert scoped["methods"] == ["token"] and scoped["project"]["id"] == admin_project["id"]
+    assert scoped["methods"] == ["password", "token"]
+    assert scoped["project"]["id"] == admin_project["id"]
     assert scoped["audit_ids"][1] == body["audit_ids"][0]
     assert scoped["expires_at"] == body["expires_at"]
+    # project -> another project: the chain keeps the first audit id and the expiry
+    demo_project = ks.call("GET", "/projects?name=demo", ks.token("admin", ADMIN_PASSWORD,
+                                                                   "admin")[0]).json()
+    demo_id = demo_project["projects"][0]["id"]
+    ks.call("PUT", f"/projects/{demo_id}/users/{body['user']['id']}/roles/"
+                   f"{scoped['roles'][0]['id']}", r.headers["X-Subject-Token"])
+    again = ks.issue({"auth": {"identity": {"methods": ["token"],
+                                            "token": {"id": r.headers["X-Subject-Token"]}},
+                               "scope": {"project": {"id": demo_id}}}})
+    assert again.status_code == 201, again.text
+    hop = again.json()["token"]
+    assert hop["project"]["id"] == demo_id and hop["methods"] == ["password", "token"]
+    assert hop["audit_ids"][1] == body["audit_ids"][0] and hop["expires_at"] == body["expires_at"]
+    assert hop["expires_at"].endswith(".000000Z") and hop["issued_at"].endswith(".000000Z")
     # system scope
     _, system = ks.token("admin", ADMIN_PASSWORD, scope={"system": {"all": True}})
     assert system["system"] == {"all": True} and "admin" in {x["name"] for x in system["roles"]}
