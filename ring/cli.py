@@ -329,8 +329,18 @@ def cmd_rebalance(ctx: Context, argv: list[str]) -> int:
                 f"({_hms(builder.min_part_seconds_left())} remaining)")
         return EXIT_WARNING
     devs_changed = builder.devs_changed
+    seconds_left = builder.min_part_seconds_left()
     before = (builder.get_balance(), builder.dispersion) if builder.ever_rebalanced else None
     result = _run_rebalance(ctx, builder, args.seed)
+    if not (result.changed or args.force or result.removed):
+        # swift-ring-builder's answer when min_part_hours (or the topology) pins everything
+        ctx.say("No partitions could be reassigned.")
+        if seconds_left > 0:
+            ctx.say(f"The time between rebalances must be at least min_part_hours: "
+                    f"{builder.min_part_hours} hours ({_hms(seconds_left)} remaining)")
+        else:
+            ctx.say("There is no need to do so at this time")
+        return EXIT_WARNING
     builder.validate()
     if before is not None and not devs_changed and not args.force and \
             100.0 * result.changed / builder.parts < 1 and \

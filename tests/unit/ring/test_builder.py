@@ -251,6 +251,31 @@ def test_min_part_hours_blocks_moves_after_initial_balance() -> None:
     assert (before == b.table).all()
 
 
+def test_nothing_movable_is_found_before_gathering(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nubis.ring import rebalance as rb
+
+    b = make_builder(part_power=8)
+    b.rebalance(seed=1)
+    before = b.table.copy()
+    add_devices(b, zones=5, servers=1, disks=1, weight=100, ip_base=9)
+
+    def boom(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("gathered or placed although nothing may move")
+
+    for name in ("gather_for_dispersion", "gather_for_balance", "place", "pull_for_balance"):
+        monkeypatch.setattr(rb, name, boom)
+    result = b.rebalance(seed=2)
+    assert result.changed == 0 and result.removed == 0
+    assert (before == b.table).all()
+
+
+def test_removed_device_is_movable_within_min_part_hours() -> None:
+    b = make_builder(part_power=8, min_part_hours=24)
+    b.rebalance(seed=1)
+    b.remove_dev(b.search_devs({"zone": 3})[0].id)
+    assert b.rebalance(seed=2).changed > 0
+
+
 def test_hours_age_with_the_clock() -> None:
     b = make_builder(part_power=8)
     now = [1_000_000.0]

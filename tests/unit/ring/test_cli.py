@@ -120,9 +120,27 @@ def test_rebalance_with_nothing_to_do_warns(balanced: Run) -> None:
     balanced("pretend_min_part_hours_passed")
     before = balanced.path.read_bytes()
     assert balanced("rebalance") == 1
-    assert "did not change at least 1%" in balanced.out
+    assert balanced.out == ("No partitions could be reassigned.\n"
+                            "There is no need to do so at this time\n")
     assert balanced.path.read_bytes() == before
     assert balanced("rebalance", "--force") == 0
+
+
+def test_adding_devices_within_min_part_hours_reassigns_nothing(balanced: Run) -> None:
+    # automation's usual mistake: new capacity, rebalance before min_part_hours passed
+    before = balanced.path.read_bytes()
+    assert balanced("add", "r1z1-127.0.9.1:6200/new1", "100",
+                    "r1z2-127.0.9.2:6200/new2", "100") == 0
+    added = balanced.path.read_bytes()
+    assert added != before
+    assert balanced("rebalance") == 1
+    lines = balanced.out.splitlines()
+    assert lines[0] == "No partitions could be reassigned."
+    assert lines[1].startswith("The time between rebalances must be at least "
+                               "min_part_hours: 1 hours (")
+    assert lines[1].endswith(" remaining)")
+    assert balanced.path.read_bytes() == added  # nothing written
+    assert not balanced.err
 
 
 def test_rebalance_warns_when_balance_stays_high(run: Run) -> None:
