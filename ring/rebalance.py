@@ -49,6 +49,9 @@ CHUNK = 1 << 16
 #: Violation weights: coarser failure domains matter more; a duplicate device never happens.
 LEVEL_PENALTY = np.array([8, 4, 2, 64], dtype=np.int64)
 MAX_PASSES = 64
+#: Sampling rounds of :func:`_place_sampled`, and the fewest open slots worth a round.
+SAMPLE_ROUNDS = 8
+MIN_SAMPLED = 256
 
 
 @dataclass(frozen=True)
@@ -456,6 +459,10 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         # one replica per partition per pass, so replicas placed together never clash
         batch = np.flatnonzero(one_per_partition(parts, table.shape[1], rng))
         done = np.zeros(len(parts), dtype=np.bool_)
+        # PERF: most slots find a clean device by sampling alone, in O(slots) per round;
+        # only the rest are scored against every candidate (bench: ring incremental)
+        done[batch] = _place_sampled(table, topo, rows[batch], parts[batch], remaining, rng)
+        batch = batch[~done[batch]]
         for lo in range(0, len(batch), CHUNK):
             idx = batch[lo:lo + CHUNK]
             home = None if origin is None else origin[rows[idx], parts[idx]]
@@ -469,6 +476,50 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         if progress is not None:
             progress(f"placed {placed}/{total} part-replicas")
     return placed
+
+
+def _place_sampled(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I64,
+                   rng: np.random.Generator) -> Bools:
+    """Place slots (distinct partitions) on devices sampled by spare quota; return which.
+
+    Each round draws one device per open slot, in proportion to spare quota, keeps
+    draws that break no tier limit, and accepts up to each device's spare quota.
+    Slots still open after the rounds are left for the exhaustive scoring.
+    """
+    done = np.zeros(len(parts), dtype=np.bool_)
+    for _ in range(SAMPLE_ROUNDS):
+        todo = np.flatnonzero(~done)
+        hungry = topo.weighted[remaining[topo.weighted] > 0]
+        if len(todo) < MIN_SAMPLED or not len(hungry):
+            break
+        cum = np.cumsum(remaining[hungry])
+        draw = rng.integers(int(cum[-1]), size=len(todo))
+        cand = hungry[np.searchsorted(cum, draw, side="right")]
+        fit = np.flatnonzero(_clean_fit(table, topo, parts[todo], cand))
+        take = fit[_limit_per_device(cand[fit], remaining, topo.n, rng)]
+        slot = todo[take]
+        table[rows[slot], parts[slot]] = cand[take].astype(np.int32)
+        remaining -= np.bincount(cand[take], minlength=len(remaining))[:len(remaining)]
+        done[slot] = True
+        if len(take) < len(todo) // 8:
+            break  # what is left is hard to place: score it exhaustively
+    return done
+
+
+def _clean_fit(table: I32, topo: Topology, parts: I64, cand: I64) -> Bools:
+    """Return, per slot, whether device ``cand`` keeps every tier of its partition in limits."""
+    others = np.where(table[:, parts] >= 0, table[:, parts], topo.n)  # (rows, S)
+    fits = np.ones(len(parts), dtype=np.bool_)
+    for level in range(LEVELS):
+        mine = topo.tier[level][cand]
+        count = np.zeros(len(parts), dtype=np.int8)
+        for r in range(others.shape[0]):
+            count += topo.tier[level][others[r]] == mine
+        limit = topo.plan_max[level][cand]
+        if level == LEVELS - 1:
+            limit = np.maximum(limit, 1)
+        fits &= count < limit
+    return fits
 
 
 def _place_chunk(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I64,
