@@ -9,6 +9,7 @@ save it only when everything succeeded.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from nubis.ring.builderfile import load_builder, save_builder
 from nubis.ring.devices import Device, parse_add_value, parse_change_value, parse_search_value
 from nubis.ring.errors import RingError
 from nubis.ring.ringdata import load_ring_file, write_ring_file
+from nubis.ring.simulate import Simulation, parse_changes, simulate
 from rich.console import Console
 from rich.table import Table
 
@@ -52,6 +54,11 @@ commands:
   list_parts <search> [<search> ...]
   pretend_min_part_hours_passed
   write_ring
+  simulate <change> [<change> ...] [--mean-object-size BYTES --objects N]
+      [--max-rebalances N] [--seed N] [--all-devices] [--json]
+      changes: add <add_value> <weight> | remove <search> |
+               set_weight <search> <weight> | fail <search> (e.g. fail r1z2)
+      what the changes would move, without writing anything
 
 <search> is swift-ring-builder's search value: d<id>r<region>z<zone>-<ip>:<port>/<device>_<meta>,
 any part optional (d74, z1, 127.0.0.1:6200, /sdb1, ...).
@@ -375,6 +382,78 @@ def _run_rebalance(ctx: Context, builder: RingBuilder, seed: int | None) -> Any:
         return builder.rebalance(seed=seed, progress=lambda msg: status.update(msg))
 
 
+def cmd_simulate(ctx: Context, argv: list[str]) -> int:
+    """Show what changes plus rebalances would move; write nothing."""
+    parser = _Parser(prog=f"{PROG} BUILDER simulate")
+    parser.add_argument("--mean-object-size", type=float, default=0.0)
+    parser.add_argument("--objects", type=float, default=0.0,
+                        help="objects in the cluster (for bytes copied)")
+    parser.add_argument("--max-rebalances", type=int, default=10)
+    parser.add_argument("--seed", "-s", type=int, default=None)
+    parser.add_argument("--all-devices", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args, rest = parser.parse_known_args(argv)
+    if args.max_rebalances < 1 or args.mean_object_size < 0 or args.objects < 0:
+        raise CliError("--max-rebalances must be >= 1; sizes and counts >= 0")
+    changes = parse_changes(rest)
+    builder = ctx.load()
+    per_replica = args.objects * args.mean_object_size / builder.parts
+    sim = simulate(builder, changes, args.max_rebalances, per_replica, args.seed)
+    if args.json:
+        ctx.say(json.dumps(sim.to_json(), indent=2, sort_keys=True))
+    else:
+        _print_simulation(ctx, sim, args.all_devices)
+    return EXIT_SUCCESS if sim.converged else EXIT_WARNING
+
+
+#: Devices listed by ``simulate`` without ``--all-devices`` (most moves first).
+SIMULATE_TOP = 20
+
+
+def _print_simulation(ctx: Context, sim: Simulation, all_devices: bool) -> None:
+    """Render a simulation as rich tables."""
+    console = ctx.console()
+    rounds = Table(title="Rebalances (spaced by min_part_hours)")
+    for col in ("#", "after hours", "moved", "balance", "dispersion"):
+        rounds.add_column(col, justify="right")
+    for i, r in enumerate(sim.rounds, 1):
+        rounds.add_row(str(i), str(r.hours), str(r.moved), f"{r.balance:.2f}",
+                       f"{r.dispersion:.2f}")
+    console.print(rounds)
+    zones = Table(title="Part-replicas moved per zone")
+    for col in ("region", "zone", "gained", "lost"):
+        zones.add_column(col, justify="right")
+    for z in sim.per_zone:
+        zones.add_row(str(z["region"]), str(z["zone"]), str(z["gained"]), str(z["lost"]))
+    console.print(zones)
+    devs = sorted(sim.per_device, key=lambda d: -(d["gained"] + d["lost"]))
+    shown = devs if all_devices else devs[:SIMULATE_TOP]
+    table = Table(title=f"Part-replicas moved per device ({len(shown)} of {len(devs)})")
+    for col in ("id", "device", "weight", "gained", "lost", "parts after"):
+        table.add_column(col, justify="left" if col == "device" else "right")
+    for d in shown:
+        table.add_row(str(d["id"]), d["device"] + (" (removed)" if d["removed"] else ""),
+                      f"{d['weight']:g}", str(d["gained"]), str(d["lost"]), str(d["parts"]))
+    console.print(table)
+    last = sim.rounds[-1]
+    copied = f"{_bytes(sim.bytes_copied)} copied by replication" if sim.bytes_per_replica \
+        else "bytes copied: pass --mean-object-size and --objects"
+    ctx.say(f"{sim.moved} part-replicas move ({100.0 * sim.moved / sim.parts:.2f}% of "
+            f"partitions) in {len(sim.rounds)} rebalance(s); {copied}.")
+    ctx.say(f"Balance {last.balance:.2f}, dispersion {last.dispersion:.2f}; "
+            + ("settled." if sim.converged else "NOT settled within --max-rebalances."))
+    ctx.say("Nothing was written.")
+
+
+def _bytes(value: float) -> str:
+    """Format a byte count with a binary unit."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
+
+
 def cmd_validate(ctx: Context, argv: list[str]) -> int:
     """Check the builder's assignment."""
     if argv:
@@ -549,6 +628,7 @@ COMMANDS: dict[str, Command] = {
     "list_parts": cmd_list_parts,
     "pretend_min_part_hours_passed": cmd_pretend_min_part_hours_passed,
     "write_ring": cmd_write_ring,
+    "simulate": cmd_simulate,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -388,3 +389,61 @@ def test_show_says_when_ring_file_is_obsolete(balanced: Run) -> None:
     balanced("set_weight", "d0", "120")
     assert balanced() == 0
     assert "is obsolete" in balanced.out
+
+
+# ------------------------------------------------------------------ simulate
+
+
+def test_simulate_reports_moves_and_writes_nothing(balanced: Run) -> None:
+    before = balanced.path.read_bytes()
+    ring_before = balanced.path.with_name("object.ring").read_bytes()
+    code = balanced("simulate", "add", "r1z6-127.0.6.0:6200/sda", "100",
+                    "add", "r1z6-127.0.6.0:6200/sdb", "100", "fail", "r1z1",
+                    "--mean-object-size", "1024", "--objects", "1024000", "--json")
+    assert code == 0, balanced.err
+    report = json.loads(balanced.out)
+    assert report["converged"] and report["rebalances"] >= 1
+    zones = {(z["region"], z["zone"]): z for z in report["per_zone"]}
+    # the failed zone loses everything it held; the moves land elsewhere
+    assert zones[1, 1]["gained"] == 0 and zones[1, 1]["lost"] > 0
+    assert sum(z["gained"] for z in report["per_zone"]) == report["moved"]
+    assert sum(z["lost"] for z in report["per_zone"]) == report["moved"]
+    assert report["bytes_copied"] == report["moved"] * 1024000 * 1024 / 1024
+    assert report["rounds"][-1]["dispersion"] == 0.0
+    assert balanced.path.read_bytes() == before
+    assert balanced.path.with_name("object.ring").read_bytes() == ring_before
+
+
+def test_simulate_waits_out_min_part_hours(balanced: Run) -> None:
+    # right after a rebalance everything is pinned: the first round moves nothing,
+    # the next one (min_part_hours later) moves
+    assert balanced("simulate", "set_weight", "d0", "300", "--json", "--seed", "3") == 0
+    report = json.loads(balanced.out)
+    rounds = report["rounds"]
+    assert rounds[0]["moved"] == 0 and rounds[0]["hours"] == 0
+    assert rounds[1]["moved"] > 0 and rounds[1]["hours"] == 1
+    assert report["moved"] > 0
+
+
+def test_simulate_table_output(balanced: Run) -> None:
+    assert balanced("simulate", "remove", "d3") == 0
+    assert "Part-replicas moved per zone" in balanced.out
+    assert "(removed)" in balanced.out
+    assert "Nothing was written." in balanced.out
+
+
+@pytest.mark.parametrize("args", [[], ["bogus", "x"], ["add", "r1z1-127.0.0.1:6200/x"],
+                                  ["remove", "d999"], ["set_weight", "d0", "heavy"],
+                                  ["add", "nonsense", "100"], ["fail", "r1", "--objects", "-1"]])
+def test_simulate_rejects_bad_changes(balanced: Run, args: list[str]) -> None:
+    before = balanced.path.read_bytes()
+    assert balanced("simulate", *args) == 2
+    assert balanced.err.startswith("nubis-ring-builder: error: ")
+    assert "Traceback" not in balanced.err
+    assert balanced.path.read_bytes() == before
+
+
+def test_simulate_needs_a_balanced_ring(run: Run) -> None:
+    run("create", "6", "3", "1")
+    assert run("simulate", "remove", "d0") == 2
+    assert "not been rebalanced" in run.err
