@@ -152,6 +152,7 @@ def scale_rows(part_powers: list[int], timeout: float) -> list[dict[str, Any]]:
             for scenario in SCENARIOS:
                 print(f"ring scale: part_power {pp}: {LABELS[scenario]} ...", flush=True)
                 rows.append(run_scenario(pp, scenario, path, timeout))
+                print(format_scale(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
 

@@ -46,12 +46,14 @@ Progress = Callable[[str], None]
 STRIDE_GROUPS = 64
 #: Slots scored at once against all candidates (bounds memory to ~chunk x devices).
 CHUNK = 1 << 16
+#: Most (slot, candidate) cells scored at once.
+MATRIX = 1 << 23
 #: Violation weights: coarser failure domains matter more; a duplicate device never happens.
 LEVEL_PENALTY = np.array([8, 4, 2, 64], dtype=np.int64)
 MAX_PASSES = 64
 #: Sampling rounds of :func:`_place_sampled`, and the fewest open slots worth a round.
-SAMPLE_ROUNDS = 8
-MIN_SAMPLED = 256
+SAMPLE_ROUNDS = 32
+MIN_SAMPLED = 64
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Topology:
 
     n: int
     weighted: I64
-    tier: I64
+    tier: I32
     plan_max: I64
     topo_max: npt.NDArray[np.float64]
     quota: I64
@@ -92,7 +94,8 @@ MAX_DEPTH_TABLE = 4096
 def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
     """Turn the device list and the plan into per-device arrays."""
     n = len(devs)
-    tier = np.full((LEVELS, n + 1), -1, dtype=np.int64)
+    # PERF: int32 tier ids halve the per-slot gathers at 10,000+ devices (bench: ring scale)
+    tier = np.full((LEVELS, n + 1), -1, dtype=np.int32)
     plan_max = np.zeros((LEVELS, n + 1), dtype=np.int64)
     topo_max = np.zeros((LEVELS, n + 1), dtype=np.float64)
     sort_key = np.zeros((LEVELS, n), dtype=np.int64)
@@ -279,6 +282,10 @@ def _per_slot(values: npt.NDArray[Any], table: I32, n: int) -> npt.NDArray[Any]:
     present = values[:n]
     if len(present) and (present == present[0]).all():
         return present[:1].reshape(1, 1)
+    if (values == np.round(values)).all() and np.abs(values).max() < 127:
+        # PERF: tier limits are small integers; int8 keeps this table-sized array small
+        # (bench: ring scale, peak RSS)
+        values = values.astype(np.int8)
     return values[np.where(table >= 0, table, n)]
 
 
@@ -470,8 +477,11 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         # only the rest are scored against every candidate (bench: ring incremental)
         done[batch] = _place_sampled(table, topo, rows[batch], parts[batch], remaining, rng)
         batch = batch[~done[batch]]
-        for lo in range(0, len(batch), CHUNK):
-            idx = batch[lo:lo + CHUNK]
+        # PERF: chunks shrink as candidates grow, bounding each chunk's score matrices
+        # to ~MATRIX cells (bench: ring scale, remove a zone)
+        chunk = max(64, min(CHUNK, MATRIX // max(len(topo.weighted), 1)))
+        for lo in range(0, len(batch), chunk):
+            idx = batch[lo:lo + chunk]
             home = None if origin is None else origin[rows[idx], parts[idx]]
             # each chunk gets its share of the spare quota, so later chunks' slots
             # (which may have fewer options) still find room in this pass
@@ -508,7 +518,7 @@ def _place_sampled(table: I32, topo: Topology, rows: I64, parts: I64, remaining:
         table[rows[slot], parts[slot]] = cand[take].astype(np.int32)
         remaining -= np.bincount(cand[take], minlength=len(remaining))[:len(remaining)]
         done[slot] = True
-        if len(take) < len(todo) // 8:
+        if len(take) < len(todo) // 64:
             break  # what is left is hard to place: score it exhaustively
     return done
 
@@ -635,33 +645,35 @@ def _accept(choice: I64, forced: Bools, remaining: I64, options: I64,
 # ------------------------------------------------------------------ statistics
 
 
-def dispersion(table: I32, topo: Topology, replicas: float) -> tuple[float, list[I64]]:
+def dispersion(table: I32, topo: Topology,
+               replicas: float) -> tuple[float, list[npt.NDArray[np.int8]]]:
     """Return Swift's dispersion (% of part-replicas placed worse than the topology allows).
 
     Also returns, per level, the per-partition count of replicas over the limit.
     """
     parts = table.shape[1]
-    worst = np.zeros(parts, dtype=np.int64)
-    per_level: list[I64] = []
+    # PERF: int8 per partition (at most ``rows`` replicas are over) (bench: ring scale)
+    worst = np.zeros(parts, dtype=np.int8)
+    per_level: list[npt.NDArray[np.int8]] = []
     depths = pair_depths(table, topo)
     deepest = _max_depth(depths)
     for level in range(LEVELS):
         limits = topo.topo_max[level][:topo.n][topo.exists]
         if deepest <= level and (not len(limits) or limits.min() >= 1):
-            per_level.append(np.zeros(parts, dtype=np.int64))
+            per_level.append(np.zeros(parts, dtype=np.int8))
             continue  # one replica per tier at most, and every tier may hold one
         count, rank = same_tier_ranks(table, depths, level)
         limit = _per_slot(topo.topo_max[level], table, topo.n)
         beyond = count > limit
         if not beyond.any():
-            per_level.append(np.zeros(parts, dtype=np.int64))
+            per_level.append(np.zeros(parts, dtype=np.int8))
             continue
         first = (table >= 0) & (rank == 0) & beyond
-        over = np.where(first, count - limit, 0).sum(axis=0).astype(np.int64)
+        over = np.where(first, count - limit, 0).sum(axis=0, dtype=np.int8)
         per_level.append(over)
         worst = np.maximum(worst, over)
     slots = parts * replicas
-    return (100.0 * float(worst.sum()) / slots if slots else 0.0), per_level
+    return (100.0 * float(worst.sum(dtype=np.int64)) / slots if slots else 0.0), per_level
 
 
 def dispersion_graph(table: I32, topo: Topology, level: int) -> tuple[I64, I64]:
