@@ -18,11 +18,12 @@ fsync. Any problem loading gives :class:`RingBuilderError` with one line.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from nubis.common.fileutil import atomic_write
@@ -110,7 +111,7 @@ def load_builder(path: str | os.PathLike[str]) -> RingBuilder:
 READ_CHUNK = 1 << 22
 
 
-def _load(path: Path, f: BinaryIO) -> RingBuilder:
+def _load(path: Path, f: io.BufferedReader) -> RingBuilder:
     """Check the checksum of the open file ``f``, then restore the builder from it."""
     size = os.fstat(f.fileno()).st_size
     preamble = f.read(PREAMBLE.size)
@@ -138,7 +139,7 @@ def _load(path: Path, f: BinaryIO) -> RingBuilder:
         raise RingBuilderError(f"{path}: builder file is malformed: {exc}") from exc
 
 
-def _restore(header: dict[str, Any], f: BinaryIO, offset: int, end: int) -> RingBuilder:
+def _restore(header: dict[str, Any], f: io.BufferedReader, offset: int, end: int) -> RingBuilder:
     """Rebuild the builder from its header and the array bytes of ``f[offset:end]``."""
     builder = RingBuilder(int(header["part_power"]), float(header["replicas"]),
                           int(header["min_part_hours"]), float(header["overload"]))
