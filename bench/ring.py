@@ -1,6 +1,7 @@
 """Ring benchmark: nubis vs swift-ring-builder (rebalance) and Swift's Ring (lookup).
 
-``python -m nubis.bench ring [--quick]`` (or ``make bench-ring``).
+``python -m nubis.bench ring [--quick]`` (or ``make bench-ring``); ``--scale`` adds, and
+``--scale-only`` runs alone, the part power 22/24 scenarios of :mod:`nubis.bench.ring_scale`.
 
 Rebalance half (this module): the same topology on both sides — 100 devices,
 5 zones x 4 servers x 5 disks, equal weights, 3 replicas, min_part_hours 1 —
@@ -225,7 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed per worker process")
     parser.add_argument("--json", type=Path, default=None, help="also write rows as JSON")
+    parser.add_argument("--scale", action="store_true",
+                        help="also run the at-scale scenarios (nubis.bench.ring_scale)")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="run only the at-scale scenarios")
+    parser.add_argument("--scale-part-powers", type=int, nargs="+", default=[22, 24],
+                        choices=[22, 24])
     args = parser.parse_args(argv)
+    if args.scale_only:
+        return _run_scale(args.scale_part_powers, args.timeout, args.json)
     part_powers = args.part_powers or ([14, 16] if args.quick else [18, 20])
     with_swift = not args.no_swift
     rows = rebalance_rows(part_powers, with_swift, args.timeout)
@@ -245,6 +254,25 @@ def main(argv: list[str] | None = None) -> int:
         all_rows += lrows
     if args.json is not None:
         args.json.write_text(json.dumps(all_rows, indent=2))
+    if args.scale:
+        return _run_scale(args.scale_part_powers, args.timeout,
+                          None if args.json is None else args.json.with_suffix(".scale.json"))
+    return 0
+
+
+def _run_scale(part_powers: list[int], timeout: float, json_path: Path | None) -> int:
+    """Run the at-scale scenarios and print their table and target verdicts."""
+    from nubis.bench.ring_scale import check_scale_targets, format_scale, scale_rows
+
+    rows = scale_rows(part_powers, timeout)
+    print()
+    print("ring at scale: 3 replicas, equal weights, min_part_hours 1; each scenario in its "
+          "own process; wall = whole process; MiB = its peak RSS")
+    print(format_scale(rows))
+    for line in check_scale_targets(rows):
+        print(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=2))
     return 0
 
 

@@ -81,6 +81,8 @@ class RingBuilder:
         self.last_part_moves_epoch = 0
         self.remove_devs: list[int] = []
         self.clock: Callable[[], float] = time.time
+        #: (ip, port, device) -> device id, built on first use (a cache, never saved).
+        self._addresses: dict[tuple[str, int, str], int] | None = None
 
     # ---------------------------------------------------------------- basics
 
@@ -159,7 +161,8 @@ class RingBuilder:
         _check_fields(region, zone, port, replication_port or port, device, weight)
         _check_meta(meta)
         if dev_id is None:
-            dev_id = next((i for i, d in enumerate(self.devs) if d is None), len(self.devs))
+            # PERF: list.index runs in C; adding 10,000 devices stays fast (bench: ring scale)
+            dev_id = self.devs.index(None) if None in self.devs else len(self.devs)
         if dev_id < 0:
             raise DeviceError(f"invalid device id {dev_id}")
         if dev_id < len(self.devs) and self.devs[dev_id] is not None:
@@ -172,13 +175,20 @@ class RingBuilder:
             self.devs.append(None)
         self.devs[dev_id] = dev
         self._changed()
+        if self._addresses is not None:
+            self._addresses[ip, port, device] = dev_id
         return dev_id
 
     def _check_unique(self, ip: str, port: int, device: str, skip: int = -1) -> None:
         """Raise if another device already serves ``ip:port/device``."""
-        for dev in self.iter_devs():
-            if dev.id != skip and (dev.ip, dev.port, dev.device) == (ip, port, device):
-                raise DeviceError(f"device d{dev.id} already uses {ip}:{port}/{device}")
+        # PERF: an address index built once, not a scan per added device (bench: ring scale)
+        if self._addresses is None:
+            self._addresses = {(d.ip, d.port, d.device): d.id for d in self.iter_devs()}
+        other = self._addresses.get((ip, port, device))
+        dev = self.devs[other] if other is not None and other < len(self.devs) else None
+        if dev is not None and dev.id != skip and (dev.ip, dev.port, dev.device) == \
+                (ip, port, device):
+            raise DeviceError(f"device d{dev.id} already uses {ip}:{port}/{device}")
 
     def set_dev_weight(self, dev_id: int, weight: float) -> None:
         """Set a device's weight.
@@ -207,6 +217,7 @@ class RingBuilder:
         _check_meta(new.meta)
         self._check_unique(new.ip, new.port, new.device, skip=dev_id)
         self.devs[dev_id] = new
+        self._addresses = None
         self._changed()
         return new
 
@@ -410,6 +421,7 @@ class RingBuilder:
                 self.devs[dev_id] = None
                 count += 1
         self.remove_devs = []
+        self._addresses = None
         while self.devs and self.devs[-1] is None:
             self.devs.pop()
         return count
