@@ -14,11 +14,13 @@ Balance and dispersion have swift-ring-builder's meaning:
 from __future__ import annotations
 
 import math
+import operator
 import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress, count, repeat
 from typing import Any
 
 import numpy as np
@@ -161,8 +163,9 @@ class RingBuilder:
         _check_fields(region, zone, port, replication_port or port, device, weight)
         _check_meta(meta)
         if dev_id is None:
-            # PERF: list.index runs in C; adding 10,000 devices stays fast (bench: ring scale)
-            dev_id = self.devs.index(None) if None in self.devs else len(self.devs)
+            # PERF: an identity scan in C, no Device.__eq__ (bench: ring scale)
+            holes = compress(count(), map(operator.is_, self.devs, repeat(None)))
+            dev_id = next(holes, len(self.devs))
         if dev_id < 0:
             raise DeviceError(f"invalid device id {dev_id}")
         if dev_id < len(self.devs) and self.devs[dev_id] is not None:

@@ -113,9 +113,11 @@ def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
         holes = np.flatnonzero(tier[level, :n] < 0)
         tier[level, holes] = len(ids[level]) + np.arange(len(holes))
         order = sorted(ids[level], key=repr)
-        rank = {t: i for i, t in enumerate(order)}
-        for t, i in ids[level].items():
-            sort_key[level, tier[level, :n] == i] = rank[t]
+        # PERF: one gather per level, not one pass over the devices per tier (bench: ring scale)
+        rank_of_id = np.zeros(len(ids[level]) + len(holes), dtype=np.int64)
+        for rank, t in enumerate(order):
+            rank_of_id[ids[level][t]] = rank
+        sort_key[level] = rank_of_id[tier[level, :n]]
     weighted = np.array(sorted(plan.quota), dtype=np.int64)
     names = tuple({i: t for t, i in level_ids.items()} for level_ids in ids)
     depth = None
