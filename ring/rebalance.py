@@ -135,8 +135,11 @@ def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
 
 def row_mask(row_lengths: list[int], parts: int) -> Bools:
     """Return ``(rows, parts)``: True where a replica slot exists."""
+    # PERF: an int32 range where it fits (bench: ring scale, peak RSS)
+    index: npt.NDArray[Any] = np.arange(parts, dtype=np.int32 if parts < 1 << 31 else np.int64)
     lengths = np.asarray(row_lengths, dtype=np.int64)
-    return np.arange(parts)[None, :] < lengths[:, None]
+    mask: Bools = index[None, :] < lengths[:, None]
+    return mask
 
 
 def device_counts(table: I32, n: int) -> I64:
@@ -144,8 +147,22 @@ def device_counts(table: I32, n: int) -> I64:
     # -1 (unassigned) lands in bin 0 and is dropped
     counts = np.zeros(n + 1, dtype=np.int64)
     for row in table:
-        counts += np.bincount(row + 1, minlength=n + 1)[:n + 1]
+        counts += row_counts(row, n)
     return counts[1:]
+
+
+#: Slots handled per block where a whole-row temporary would cost a table's worth.
+BLOCK = 1 << 20
+
+
+def row_counts(row: I32, n: int) -> I64:
+    """Return ``(n + 1,)`` counts of ``row + 1`` (index 0 = unassigned slots)."""
+    # PERF: bincount widens its input to int64; blocks keep that copy small
+    # (bench: ring scale, peak RSS)
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for lo in range(0, len(row), BLOCK):
+        counts += np.bincount(row[lo:lo + BLOCK] + 1, minlength=n + 1)[:n + 1]
+    return counts
 
 
 # ----------------------------------------------------------- initial placement
@@ -231,10 +248,15 @@ def _partition_groups(parts: int, short: int, groups: int,
 
 def pair_depths(table: I32, topo: Topology) -> dict[tuple[int, int], npt.NDArray[np.uint8]]:
     """Return, for each row pair ``i < j``, how many tier levels their devices share."""
-    ids = np.where(table >= 0, table, topo.n)
+    def ids_of(r: int) -> I32:
+        return np.where(table[r] >= 0, table[r], topo.n)
+
     out: dict[tuple[int, int], npt.NDArray[np.uint8]] = {}
     for i in range(table.shape[0]):
         for j in range(i + 1, table.shape[0]):
+            # PERF: two rows of device ids at a time, not a table-sized copy
+            # (bench: ring scale, peak RSS)
+            ids = {i: ids_of(i), j: ids_of(j)}
             if topo.depth is not None:
                 # PERF: flat take beats 2-d fancy indexing (bench: ring rebalance)
                 out[i, j] = topo.depth.ravel()[ids[i] * (topo.n + 1) + ids[j]]
@@ -281,13 +303,13 @@ def same_tier_ranks(table: I32, depths: dict[tuple[int, int], npt.NDArray[np.uin
 
 def _per_slot(values: npt.NDArray[Any], table: I32, n: int) -> npt.NDArray[Any]:
     """Return ``values[device of each slot]`` (a scalar when all devices agree)."""
+    if (values == np.round(values)).all() and np.abs(values).max() < 127:
+        # PERF: tier limits are small integers; as int8, arithmetic with the int8 counts
+        # stays int8 instead of a float64 table (bench: ring scale, peak RSS)
+        values = values.astype(np.int8)
     present = values[:n]
     if len(present) and (present == present[0]).all():
         return present[:1].reshape(1, 1)
-    if (values == np.round(values)).all() and np.abs(values).max() < 127:
-        # PERF: tier limits are small integers; int8 keeps this table-sized array small
-        # (bench: ring scale, peak RSS)
-        values = values.astype(np.int8)
     return values[np.where(table >= 0, table, n)]
 
 
@@ -332,13 +354,15 @@ def gather_for_balance(table: I32, topo: Topology, movable: Bools,
         # excess before the exact per-device cut; usually the first row covers all
         # excess (bench: ring rebalance after add)
         row = table[r]
-        held = np.bincount(row + 1, minlength=topo.n + 2)[1:].astype(np.float64)
+        held = np.append(row_counts(row, topo.n)[1:], 0).astype(np.float64)
         spare = over[:topo.n + 1].astype(np.float64)
         rate = np.minimum(1.0, (spare + 3.0 * np.sqrt(spare) + 8.0) / np.maximum(held, 1.0))
         rate[spare <= 0] = 0.0
         rate = np.append(rate, 0.0).astype(np.float32)  # index -1: unassigned
-        parts = np.flatnonzero((rng.random(len(row), dtype=np.float32) < rate[row])
-                               & movable & ~touched)
+        parts = np.concatenate([
+            lo + np.flatnonzero((rng.random(len(block), dtype=np.float32) < rate[block])
+                                & movable[lo:lo + BLOCK] & ~touched[lo:lo + BLOCK])
+            for lo, block in ((lo, row[lo:lo + BLOCK]) for lo in range(0, len(row), BLOCK))])
         if not len(parts):
             continue
         devs = table[r, parts].astype(np.int64)
@@ -527,6 +551,10 @@ def _place_sampled(table: I32, topo: Topology, rows: I64, parts: I64, remaining:
 
 def _clean_fit(table: I32, topo: Topology, parts: I64, cand: I64) -> Bools:
     """Return, per slot, whether device ``cand`` keeps every tier of its partition in limits."""
+    if len(parts) > BLOCK:  # PERF: bounded temporaries (bench: ring scale, peak RSS)
+        return np.concatenate([_clean_fit(table, topo, parts[lo:lo + BLOCK],
+                                          cand[lo:lo + BLOCK])
+                               for lo in range(0, len(parts), BLOCK)])
     others = np.where(table[:, parts] >= 0, table[:, parts], topo.n)  # (rows, S)
     fits = np.ones(len(parts), dtype=np.bool_)
     for level in range(LEVELS):
