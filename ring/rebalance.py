@@ -436,16 +436,18 @@ def pull_for_balance(table: I32, topo: Topology, movable: Bools,
             break
         need = int(deficit[dev])
         # PERF: look at a random window of partitions first (bench: ring rebalance after add)
-        width = min(len(pool), max(1 << 13, 64 * need))
-        while need > 0:
-            # a strided sample across the movable partitions, from a random start
-            stride = len(pool) // width
+        width = min(len(pool), BLOCK, max(1 << 13, 64 * need))
+        covered = 0
+        while need > 0 and covered < len(pool):
+            # a strided sample across the movable partitions, from a random start;
+            # PERF: windows grow 4x up to BLOCK columns, never the whole ring at once
+            # (bench: ring scale +10% devices, peak RSS)
+            stride = max(1, len(pool) // width)
             cols = pool[(int(rng.integers(len(pool))) + np.arange(width) * stride) % len(pool)]
             need -= _pull_window(table, topo, cols, int(dev), need, over,
                                  movable & ~touched, touched, rng)
-            if width == len(pool):
-                break
-            width = len(pool)
+            covered += width
+            width = min(len(pool), BLOCK, width * 4)
     return touched
 
 
