@@ -8,7 +8,8 @@ doubles with each quick exit in a row (:class:`Backoff`); after
 ``crash_loop`` quick exits it is reported as a crash loop and retried only
 every ``cap`` seconds instead of spun. Every exit is written to
 ``run/<label>.exit.json`` (status, run time, log tail) for ``nubis status``.
-A process held by ``nubis down LABEL`` is left down.
+A process held by ``nubis down LABEL`` is left down. SIGHUP (sent by every
+``nubis up``) re-reads the config and watches the processes it added.
 
 On SIGTERM the watchdog exits and leaves the daemons running: ``nubis down``
 stops it first, then stops each daemon's process group itself. The daemons do
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,13 +94,36 @@ class Watchdog:
     """Keep every process of a plan running."""
 
     def __init__(self, sup: Supervisor, procs: list[Process], backoff: Backoff | None = None,
-                 interval: float = 0.2) -> None:
+                 interval: float = 0.2,
+                 reload: Callable[[], tuple[Supervisor, list[Process]]] | None = None) -> None:
         self.sup = sup
         self.backoff = backoff or Backoff()
         self.interval = interval
-        # Storage first so the front ends' first requests find them.
-        self.slots = [_Slot(p) for p in sorted(procs, key=lambda p: p.node is None)]
+        self.slots: list[_Slot] = []
         self.stopping = threading.Event()
+        self._reload = reload
+        self._reload_wanted = False
+        self.watch(procs)
+
+    def watch(self, procs: list[Process]) -> None:
+        """Add the processes of ``procs`` not watched yet (storage first)."""
+        known = {slot.proc.label for slot in self.slots}
+        # Storage first so the front ends' first requests find them.
+        for proc in sorted(procs, key=lambda p: p.node is None):
+            if proc.label not in known:
+                self.slots.append(_Slot(proc))
+
+    def reload(self) -> None:
+        """Re-read the config: watch processes it added (``nubis up`` sends SIGHUP)."""
+        self._reload_wanted = False
+        if self._reload is None:
+            return
+        try:
+            self.sup, procs = self._reload()
+        except (SystemExit, Exception) as exc:  # a broken config: keep the old plan
+            LOG.error("cannot reload the config: %s", exc)
+            return
+        self.watch(procs)
 
     def run_once(self, now: float | None = None) -> None:
         """Check every process once: record exits, start what is due."""
@@ -106,14 +131,20 @@ class Watchdog:
             self._check(slot, time.monotonic() if now is None else now)
 
     def run_forever(self) -> int:
-        """Check until SIGTERM/SIGINT; leave the daemons running."""
+        """Check until SIGTERM/SIGINT (SIGHUP: :meth:`reload`); leave the daemons running."""
         def stop(_signum: int, _frame: Any) -> None:
             self.stopping.set()
 
+        def hup(_signum: int, _frame: Any) -> None:
+            self._reload_wanted = True
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
         LOG.info("watching %d processes", len(self.slots))
         while not self.stopping.is_set():
+            if self._reload_wanted:
+                self.reload()
             self.run_once()
             self.stopping.wait(self.interval)
         LOG.info("stopped; daemons left running")
@@ -178,6 +209,7 @@ def ensure_running(state_dir: Path) -> tuple[int, bool]:
     """Start the watchdog of ``state_dir`` unless it runs; return ``(pid, started)``."""
     pid = running_pid(state_dir)
     if pid is not None:
+        os.kill(pid, signal.SIGHUP)  # pick up daemons the config gained
         return pid, False
     (state_dir / "run").mkdir(parents=True, exist_ok=True)
     (state_dir / "log").mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 
 
@@ -28,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     from nubis.commands.up import open_supervisor
     from nubis.watchdog import LABEL, Backoff, Watchdog, pid_file, running_pid
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the watchdog handles it (reload)
     state = Path(args.state_dir).absolute()
     other = running_pid(state)
     if other is not None and other != os.getpid():
@@ -42,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
                         format=f"%(asctime)s {LABEL} %(levelname)s: %(message)s")
     backoff = Backoff(base=args.backoff, cap=args.max_backoff, crash_loop=args.crash_loop)
     try:
-        return Watchdog(sup, procs, backoff).run_forever()
+        return Watchdog(sup, procs, backoff, reload=lambda: open_supervisor(state)).run_forever()
     finally:
         if running_pid(state) in (None, os.getpid()):
             pid_file(state).unlink(missing_ok=True)

@@ -52,3 +52,21 @@ def test_units_command_writes_one_unit_per_process(tmp_path: Path) -> None:
             "nubis-api.service", "nubis-scheduler.service"} <= names
     assert all("Restart=on-failure" in (tmp_path / "u" / n).read_text()
                for n in names if n.endswith(".service"))
+
+
+def test_reload_watches_added_processes(tmp_path: Path) -> None:
+    from nubis import defaults
+    from nubis.settings import load_config
+    from nubis.supervisor import Supervisor, plan
+    from nubis.watchdog import Watchdog
+
+    path = tmp_path / "nubis.toml"
+    defaults.write_default_config(path, tmp_path, defaults.Ports(18080, 16200, 16201, 16202))
+    config = load_config(path)
+    sup = Supervisor(config, path, tmp_path)
+    procs = plan(config)
+    dog = Watchdog(sup, procs[:2], reload=lambda: (sup, procs))
+    assert len(dog.slots) == 2
+    dog.reload()
+    assert sorted(s.proc.label for s in dog.slots) == sorted(p.label for p in procs)
+    assert [s.proc.node is None for s in dog.slots][-1]  # front ends after storage
