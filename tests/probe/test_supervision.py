@@ -85,8 +85,17 @@ def _comes_back(cloud: Cloud, label: str) -> int:
     return cloud.pid(label)
 
 
+def _background_labels() -> list[str]:
+    """Return one process of every registered background daemon (node 0 if per node)."""
+    from nubis.registry import DAEMONS
+
+    return [f"{name}-0" if spec.per_node else name
+            for name, spec in DAEMONS.items() if spec.kind == "background"]
+
+
 @pytest.mark.parametrize("label", ["api", "scheduler", "object-server-1",
-                                   "container-server-2", "account-server-0"])
+                                   "container-server-2", "account-server-0",
+                                   *_background_labels()])
 def test_killed_daemon_comes_back(cloud: Cloud, label: str) -> None:
     _comes_back(cloud, label)
     status = nubis("status", "--state-dir", str(cloud.state))
