@@ -99,3 +99,41 @@ def test_asgi_middleware_counts_and_serves_loopback_only() -> None:
     assert status == 200
     labels = (("method", "GET"), ("server", "proxy"), ("status", "401"))
     assert _samples(body.decode())[("nubis_http_requests_total", labels)] == 2
+
+
+def test_instrumented_httpserver_handler_counts_and_answers_metrics() -> None:
+    from nubis.common.httpserver import HTTPServer, Request, Response, plain
+    from nubis.common.metrics import instrument
+
+    async def handler(req: Request) -> Response:
+        if req.path == "/boom":
+            raise RuntimeError("boom")
+        return plain(404 if req.path == "/metrics" else 204)
+
+    m = Metrics("object-server")
+
+    async def get(port: int, path: str) -> tuple[int, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = await reader.read()
+        writer.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    async def scenario(loopback_only: bool) -> tuple[int, bytes]:
+        srv = HTTPServer(instrument(handler, m, loopback_only=loopback_only))
+        port = await srv.start()
+        try:
+            assert (await get(port, "/a"))[0] == 204
+            assert (await get(port, "/boom"))[0] == 500
+            return await get(port, "/metrics")
+        finally:
+            await srv.close()
+
+    status, body = asyncio.run(scenario(loopback_only=True))  # our peer is loopback
+    assert status == 200
+    samples = _samples(body.decode())
+    ok = (("method", "GET"), ("server", "object-server"), ("status", "204"))
+    failed = (("method", "GET"), ("server", "object-server"), ("status", "500"))
+    assert samples[("nubis_http_requests_total", ok)] == 1
+    assert samples[("nubis_http_requests_total", failed)] == 1
