@@ -214,9 +214,15 @@ def ensure_running(state_dir: Path) -> tuple[int, bool]:
     (state_dir / "run").mkdir(parents=True, exist_ok=True)
     (state_dir / "log").mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "nubis", LABEL, "--state-dir", str(state_dir)]
-    with open(state_dir / "log" / f"{LABEL}.log", "ab") as log:
-        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                 close_fds=True, env=dict(os.environ))
+    # Ignored signals survive exec: a SIGHUP from a quick second ``nubis up`` cannot
+    # kill the watchdog before it installs its reload handler.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with open(state_dir / "log" / f"{LABEL}.log", "ab") as log:
+            child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     close_fds=True, env=dict(os.environ))
+    finally:
+        signal.signal(signal.SIGHUP, previous)
     pid_file(state_dir).write_text(f"{child.pid}\n")
     return child.pid, True
