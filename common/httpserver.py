@@ -117,6 +117,13 @@ class Request:
         self._body_error = False
         self._waiter: asyncio.Future[bool] | None = None
 
+    @property
+    def peer_host(self) -> str | None:
+        """Return the client's IP address (None when unknown)."""
+        transport = self._conn.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return str(peer[0]) if peer else None
+
     # -- feeding (called by the connection) --------------------------------
     def _feed(self, data: bytes) -> None:
         self._body_buf.append(data)

@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nubis.commands.up",
     "nubis.commands.down",
     "nubis.commands.status",
+    "nubis.commands.supervise",
+    "nubis.commands.units",
     "nubis.commands.daemon",
     "nubis.commands.identity",
     "nubis.commands.image",

@@ -27,6 +27,8 @@ class DaemonSpec:
     summary: str
     #: The positional arguments of ``target`` (its config sections), from the whole Config.
     args: Callable[[Config], tuple[Any, ...]]
+    #: Run once per storage node (``$NUBIS_STORAGE_NODE`` set), like the storage servers.
+    per_node: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from nubis.common.httpserver import (
     Request,
     Response,
 )
+from nubis.common.metrics import Metrics, instrument
 
 #: Whole request head accepted (every line is also limited to MAX_HEADER_SIZE).
 MAX_HEAD_BYTES = 128 * 1024
@@ -141,7 +142,13 @@ class NativeFrontEnd:
         return Response(status, pairs, stream, content_length=length)
 
 
-async def serve(proxy: ProxyApp, host: str, port: int, sock: Any = None) -> None:
-    """Serve ``proxy`` until cancelled (on ``sock`` when given, e.g. for workers)."""
+async def serve(proxy: ProxyApp, host: str, port: int, sock: Any = None,
+                metrics: Metrics | None = None) -> None:
+    """Serve ``proxy`` until cancelled (on ``sock`` when given, e.g. for workers).
+
+    With ``metrics``, requests are counted and ``GET /metrics`` answers loopback peers.
+    """
     server = NativeFrontEnd(proxy).server(host, port)
+    if metrics is not None:
+        server.handler = instrument(server.handler, metrics, loopback_only=True)
     await server.serve_forever(sock)

@@ -25,6 +25,8 @@ from nubis.api.proxy.auth import TokenVerifier
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import TokenSettings
 from nubis.common.cluster import ClusterConfig
+from nubis.common.metrics import Metrics, MetricsMiddleware
+from nubis.common.procutil import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def run(proxy: ProxyConfig, tempauth: TempAuthConfig, cluster: ClusterConfig,
 def _fork_workers(count: int, serve: Callable[[], None], sock: socket.socket) -> int:
     """Run ``serve`` in ``count`` forked workers sharing ``sock``; wait for them."""
     children: list[int] = []
+    parent = os.getpid()
     for _ in range(count):
         pid = os.fork()
         if pid == 0:  # worker: build its own app and event loop after the fork
@@ -97,6 +100,8 @@ def _fork_workers(count: int, serve: Callable[[], None], sock: socket.socket) ->
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                # A parent killed outright must not leave workers serving the port.
+                die_with_parent(parent, signal.SIGTERM)
                 serve()
                 code = 0
             finally:
@@ -123,7 +128,7 @@ def _serve_native(settings: ProxySettings, sock: socket.socket) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        task = asyncio.ensure_future(serve(proxy, "", 0, sock))
+        task = asyncio.ensure_future(serve(proxy, "", 0, sock, Metrics("proxy")))
         await stop.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -138,7 +143,8 @@ def _serve_uvicorn(settings: ProxySettings, sock: socket.socket) -> None:
     import uvicorn
 
     conf = settings.proxy
-    config = uvicorn.Config(make_app(settings), loop="uvloop", http="httptools",
+    app = MetricsMiddleware(make_app(settings), Metrics("proxy"))
+    config = uvicorn.Config(app, loop="uvloop", http="httptools",
                             lifespan="off", access_log=False, server_header=False,
                             log_level=conf.log_level.lower(), timeout_keep_alive=75,
                             h11_max_incomplete_event_size=16384)

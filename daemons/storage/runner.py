@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import HTTPServer, Request, Response, run_uvloop
+from nubis.common.metrics import Metrics, instrument
 from nubis.daemons.storage.config import StorageConfig, node_from_env, node_settings
 from nubis.daemons.storage.server import StorageServer
 
@@ -60,7 +61,9 @@ async def serve_all(apps: list[tuple[StorageApp, str, int]], *, max_connections:
         for app, host, port in apps:
             await app.start()
             started.append(app)
-            server = HTTPServer(app.handle, host, port, backlog=min(max_connections, 4096),
+            metrics = getattr(app, "metrics", None) or Metrics(type(app).__name__.lower())
+            server = HTTPServer(instrument(app.handle, metrics), host, port,
+                                backlog=min(max_connections, 4096),
                                 max_connections=max_connections)
             servers.append(server)
             bound = await server.start()

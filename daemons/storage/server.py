@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import lmdb
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import Request, Response, plain
+from nubis.common.metrics import Metrics
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.devices import Device, DeviceSet
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
@@ -62,6 +63,8 @@ class StorageServer(ABC, Generic[D]):
                                            thread_name_prefix=self.thread_name)
         self.devices: DeviceSet[D] = DeviceSet(devices_dir, self.open_device,
                                                mount_check=storage.mount_check)
+        #: ``GET /metrics`` (served by the runner); add the server's own counters here.
+        self.metrics = Metrics(getattr(self, "port_name", "storage").replace("_port", "-server"))
 
     @classmethod
     def for_node(cls, storage: StorageConfig, cluster: ClusterConfig,

@@ -41,6 +41,33 @@ def _tail(path: Path, lines: int = 8) -> str:
         return ""
 
 
+def _start(sup: Supervisor, procs: list[Process], timeout: float) -> bool:
+    """Have the watchdog start what is not running; wait for every health check."""
+    import time
+
+    from nubis import watchdog
+
+    before = {p.label: sup.read_pid(p) for p in procs}
+    for proc in procs:  # ``nubis down LABEL`` held it; ``up`` brings it back
+        sup.release(proc)
+    since = time.time()
+    pid, started = watchdog.ensure_running(sup.state_dir)
+    print(f"{'started' if started else 'running'} supervisor (pid {pid})")
+    failed = sup.wait_healthy(procs, timeout, since=since)
+    for proc in failed:
+        log = sup.log_file(proc)
+        record = sup.read_exit(proc)
+        why = (f"did not answer {proc.health_url} within {timeout:g}s" if record is None
+               or record.time < since else f"{record.describe()} (restarting)")
+        print(f"nubis up: {proc.label} {why}; see {log}:\n{_tail(log)}", file=sys.stderr)
+    if failed:
+        return False
+    for proc in procs:
+        old = before[proc.label]
+        print(f"{'running' if old else 'started'} {proc.label} (pid {old or sup.read_pid(proc)})")
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from nubis import defaults
     from nubis.registry import OPTIONAL_HOOKS, POST_START_HOOKS
@@ -55,18 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     exit_on_config_error(lambda: defaults.ensure_devices(config))
     for ring in defaults.ensure_rings(config):
         print(f"wrote {ring}")
-    # Storage first so the proxy's first requests find them.
-    for proc in sorted(procs, key=lambda p: p.node is None):
-        pid, started = sup.start(proc)
-        print(f"{'started' if started else 'running'} {proc.label} (pid {pid})")
-    failed = sup.wait_healthy(procs, args.timeout)
-    if failed:
-        for proc in failed:
-            log = sup.log_dir / f"{proc.label}.log"
-            why = (f"did not answer {proc.health_url} within {args.timeout:g}s"
-                   if sup.read_pid(proc) is not None else "exited")
-            print(f"nubis up: {proc.label} {why}; see {log}:\n{_tail(log)}",
-                  file=sys.stderr)
+    if not _start(sup, procs, args.timeout):
         return 1
     skipped = {OPTIONAL_HOOKS["test-image"]} if args.no_test_image else set()
     for hook in POST_START_HOOKS:

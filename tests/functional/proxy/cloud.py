@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nubis import defaults
 from nubis.settings import Config, load_config
+from nubis.supervisor import hold_path
 from tests.ports import free_block
 
 
@@ -79,8 +80,14 @@ class Cloud:
     def pid(self, label: str) -> int:
         return int((self.state / "run" / f"{label}.pid").read_text())
 
-    def kill(self, label: str) -> None:
-        """SIGKILL one daemon (e.g. ``object-server-1``)."""
+    def kill(self, label: str, hold: bool = True) -> None:
+        """SIGKILL one daemon (e.g. ``object-server-1``).
+
+        With ``hold`` the supervisor leaves it down until the next ``nubis up``
+        (as ``nubis down LABEL`` does); without, the supervisor restarts it.
+        """
+        if hold:
+            hold_path(self.state, label).touch()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid(label), signal.SIGKILL)
 
