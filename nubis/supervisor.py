@@ -31,6 +31,11 @@ PER_NODE: dict[str, str] = {
     "object-server": "object_port",
     "container-server": "container_port",
     "account-server": "account_port",
+    # background daemons of a node (no port; ``[object_*] enabled`` turns them off)
+    "object-replicator": "",
+    "object-auditor": "",
+    "object-updater": "",
+    "object-expirer": "",
 }
 
 
@@ -71,17 +76,17 @@ def _section(config: Config, name: str) -> Any:
 
 
 def plan(config: Config) -> list[Process]:
-    """Return every process to run: each enabled server daemon (per node if storage)."""
+    """Return every process to run: enabled servers and per-node background daemons."""
     out: list[Process] = []
     bind = config.cluster.bind_ip
     for name, spec in DAEMONS.items():
-        if spec.kind != "server":
-            continue
-        if name in PER_NODE:
-            out.extend(_storage_processes(config, name, bind))
+        if spec.kind != "server" and name not in PER_NODE:
             continue
         section = _section(config, name)
         if section is not None and getattr(section, "enabled", True) is False:
+            continue
+        if name in PER_NODE:
+            out.extend(_storage_processes(config, name, bind))
             continue
         host = getattr(section, "bind_ip", "") or bind
         port = getattr(section, "port", None)
@@ -92,7 +97,8 @@ def plan(config: Config) -> list[Process]:
 def _storage_processes(config: Config, name: str, bind: str) -> list[Process]:
     storage = getattr(config, "storage", None)
     count = int(getattr(storage, "node_count", 1)) if storage is not None else 1
-    base = getattr(storage, PER_NODE[name], None) if storage is not None else None
+    base = getattr(storage, PER_NODE[name], None) if storage is not None and PER_NODE[name] \
+        else None
     host = (getattr(storage, "bind_ip", "") if storage is not None else "") or bind
     return [Process(name, i, host, None if base is None else int(base) + 10 * i)
             for i in range(count)]
