@@ -226,6 +226,21 @@ class ObjectDevice:
         old = await self.committer.submit(write)
         return old, [k for k, _ in pending]
 
+    def records(self, after: bytes, limit: int) -> list[tuple[bytes, ObjectRecord]]:
+        """Return up to ``limit`` ``(key, record)`` after key ``after``, in key order."""
+        out: list[tuple[bytes, ObjectRecord]] = []
+        with self.env.begin(db=self.meta_db, buffers=False) as txn:
+            cur = txn.cursor()
+            if not (cur.set_range(after) if after else cur.first()):
+                return out
+            for k, v in cur:
+                if k == after:
+                    continue
+                out.append((k, ObjectRecord.unpack(v)))
+                if len(out) >= limit:
+                    break
+        return out
+
     def expiring(self, now: int, limit: int = 1000) -> list[tuple[int, bytes]]:
         """Return ``(delete_at, object key)`` of objects due at ``now``, oldest first.
 

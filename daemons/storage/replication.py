@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,8 @@ from nubis.daemons.storage.diskfile import (
 )
 from nubis.daemons.storage.protocol import ProtocolError, StorageError
 from nubis.fastpath.hashpath import hash_path_hex
+
+LOG = logging.getLogger(__name__)
 
 #: The path segment after the device that marks a replication request.
 SEGMENT = "_replicate"
@@ -207,13 +210,17 @@ class ReplicationClient:
                 return False
             body = read
         path = f"/{node['device']}/{SEGMENT}/{df.policy}/{df.part}/{df.hash_hex}"
-        headers = {RECORD_HEADER: pack_record(rec), "Content-Length": str(rec.size
-                                                                          if not rec.deleted
-                                                                          else 0)}
         try:
-            resp = await self.client.fetch(node["ip"], int(node["port"]), "PUT", path,
-                                           headers, body)
+            resp = await self.client.request(node["ip"], int(node["port"]), "PUT", path,
+                                             {RECORD_HEADER: pack_record(rec)}, body,
+                                             content_length=len(body)
+                                             if isinstance(body, bytes) else rec.size)
+            await resp.read()
         except (HTTPClientError, OSError) as exc:
             raise ReplicationError(f"{node['ip']}:{node['port']}: {exc}") from exc
-        return resp.status in (201, 409)
+        if resp.status in (201, 409):
+            return True
+        LOG.warning("pushing %s to %s:%s/%s: %d", rec.name, node["ip"], node["port"],
+                    node["device"], resp.status)
+        return False
 
