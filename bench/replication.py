@@ -12,7 +12,8 @@ the running server). Timed: one replicator pass on each of the other three
 nodes, run at the same time (``nubis daemon object-replicator --once`` /
 ``swift-object-replicator ... once`` with ``sync_method = ssync``), both with
 ``concurrency = 4``. Then the objects on the wiped device are counted (LMDB
-records / ``.data`` files) against what it held before.
+records / ``.data`` files) against what it held before, and a second pass
+with nothing to repair is timed too ("idle pass": the steady-state cost).
 
 What differs: nubis compares per-suffix hashes kept current in an LMDB index
 (no directory listing or hashing of files) and pushes each object as one
@@ -88,8 +89,8 @@ def nubis_count(device: Path) -> int:
         env.close()
 
 
-def nubis_round(nubis: NubisAIO, auth: str, bodies: list[bytes]) -> tuple[float, int, int]:
-    """Load, wipe node 1, replicate; return (seconds, held before, held after)."""
+def nubis_round(nubis: NubisAIO, auth: str, bodies: list[bytes]) -> tuple[float, int, int, float]:
+    """Load, wipe node 1, replicate twice; return (seconds, before, after, idle pass)."""
     put_objects(auth, "test:tester", "testing", bodies)
     device = nubis.state / "devices" / f"node{WIPED}" / f"d{WIPED + 1}"
     before = nubis_count(device)
@@ -110,7 +111,8 @@ def nubis_round(nubis: NubisAIO, auth: str, bodies: list[bytes]) -> tuple[float,
               "--config", conf], {**os.environ, "NUBIS_STORAGE_NODE": str(n)})
             for n in range(4) if n != WIPED]
     seconds = run_all(cmds)
-    return seconds, before, nubis_count(device)
+    idle = run_all(cmds)
+    return seconds, before, nubis_count(device), idle
 
 
 # --- Swift ------------------------------------------------------------------------
@@ -120,8 +122,8 @@ def swift_count(device: Path) -> int:
     return sum(1 for _ in (device / "objects").rglob("*.data")) if device.exists() else 0
 
 
-def swift_round(swift: SwiftAIO, auth: str, bodies: list[bytes]) -> tuple[float, int, int]:
-    """Load, wipe node 1, replicate; return (seconds, held before, held after)."""
+def swift_round(swift: SwiftAIO, auth: str, bodies: list[bytes]) -> tuple[float, int, int, float]:
+    """Load, wipe node 1, replicate twice; return (seconds, before, after, idle pass)."""
     put_objects(auth, "test:tester", "testing", bodies)
     device = swift.root / f"node{WIPED}" / f"sdb{WIPED + 1}"
     before = swift_count(device)
@@ -141,7 +143,8 @@ def swift_round(swift: SwiftAIO, auth: str, bodies: list[bytes]) -> tuple[float,
                                    f"concurrency = 4\nrecon_cache_path = {recon}\n")
         cmds.append(([py, "-c", _SWIFT_REPLICATOR, str(conf)], dict(os.environ)))
     seconds = run_all(cmds)
-    return seconds, before, swift_count(device)
+    idle = run_all(cmds)
+    return seconds, before, swift_count(device), idle
 
 
 def main(argv: list[str]) -> int:
@@ -156,7 +159,7 @@ def main(argv: list[str]) -> int:
     bodies = [i.to_bytes(8, "little") + seed[8:] for i in range(args.objects)]
     root = Path(tempfile.mkdtemp(prefix="nubis-bench-repl-",
                                  dir=os.environ.get("NUBIS_BENCH_DIR")))
-    results: dict[str, tuple[float, int, int]] = {}
+    results: dict[str, tuple[float, int, int, float]] = {}
     try:
         if args.only in (None, "nubis"):
             nubis = NubisAIO(root, 1)
@@ -181,12 +184,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def report(results: dict[str, tuple[float, int, int]], objects: int, size: int) -> None:
+def report(results: dict[str, tuple[float, int, int, float]], objects: int, size: int) -> None:
     """Print the table (and the ratio when both ran)."""
     print(f"\nreplication catch-up: {objects} objects x {size} B, node {WIPED}'s device wiped, "
           "one pass on the other 3 nodes")
-    print(f"{'system':8} {'seconds':>9} {'restored':>16} {'objects/s':>10}")
-    for name, (secs, before, after) in results.items():
-        print(f"{name:8} {secs:9.2f} {after:>7} of {before:<6} {after / secs:10.1f}")
+    print(f"{'system':8} {'seconds':>9} {'restored':>16} {'objects/s':>10} {'idle pass s':>12}")
+    for name, (secs, before, after, idle) in results.items():
+        print(f"{name:8} {secs:9.2f} {after:>7} of {before:<6} {after / secs:10.1f} "
+              f"{idle:12.2f}")
     if "nubis" in results and "swift" in results:
         print(f"nubis/swift speed-up: {results['swift'][0] / results['nubis'][0]:.1f}x")

@@ -3,6 +3,9 @@
 A nubis extension of the backend protocol (like Swift's ``REPLICATE`` verb
 plus ssync, on paths our HTTP parser accepts):
 
+* ``POST /<dev>/_replicate/<policy>`` with a msgpack list of partitions
+  answers ``{partition: {suffix: hash}}`` (the replicator's first question,
+  many partitions per request);
 * ``POST /<dev>/_replicate/<policy>/<part>`` with a msgpack body:
   ``nil`` answers ``{suffix: hash}`` of the partition (see
   :mod:`nubis.daemons.storage.partindex`); a list of suffixes answers
@@ -60,14 +63,18 @@ def is_replication_path(path: str) -> bool:
 
 
 def _parse(path: str) -> tuple[str, int, int, str]:
-    """Split ``/<dev>/_replicate/<policy>/<part>[/<hash>]``."""
+    """Split ``/<dev>/_replicate/<policy>[/<part>[/<hash>]]`` (no partition: -1)."""
     parts = path.split("/")
-    if len(parts) not in (5, 6) or parts[2] != SEGMENT:
+    if len(parts) not in (4, 5, 6) or parts[2] != SEGMENT:
         raise ProtocolError(400, "Invalid path")
-    dev, policy, part = parts[1], parts[3], parts[4]
+    dev, policy = parts[1], parts[3]
+    part = parts[4] if len(parts) > 4 else "-1"
     obj = parts[5] if len(parts) == 6 else ""
-    if not (policy.isdigit() and policy.isascii() and int(policy) < 256
-            and part.isdigit() and part.isascii() and int(part) < 1 << 32):
+    if part == "-1" and len(parts) == 4:
+        part_ok = True
+    else:
+        part_ok = part.isdigit() and part.isascii() and int(part) < 1 << 32
+    if not (policy.isdigit() and policy.isascii() and int(policy) < 256 and part_ok):
         raise ProtocolError(400, "Invalid policy or partition")
     if obj and (len(obj) != 32 or obj.strip("0123456789abcdef")):
         raise ProtocolError(400, "Invalid object hash")
@@ -102,6 +109,8 @@ async def handle(req: Request, device: ObjectDevice | None, seed: int,
     _, policy, part, obj = _parse(req.path)
     if device is None:
         return plain(507, "Insufficient Storage")
+    if req.method == "POST" and part < 0:
+        return await _bulk_hashes(req, device, policy)
     if req.method == "POST" and not obj:
         return await _hashes(req, device, policy, part)
     if req.method == "PUT" and obj:
@@ -125,6 +134,21 @@ async def _hashes(req: Request, device: ObjectDevice, policy: int, part: int) ->
                in device.entries(policy, part, set(want)).items()}
     else:
         raise ProtocolError(400, "Body must be nil or a list of suffixes")
+    return Response(200, _MSGPACK, msgpack.packb(out))
+
+
+async def _bulk_hashes(req: Request, device: ObjectDevice, policy: int) -> Response:
+    """Answer ``{partition: {suffix: hash}}`` for a msgpack list of partitions."""
+    try:
+        want = msgpack.unpackb(await req.read(1 << 20))
+    except BodyError:
+        return plain(413, "Request Entity Too Large")
+    except (ValueError, msgpack.UnpackException):
+        raise ProtocolError(400, "Invalid msgpack body") from None
+    if not isinstance(want, list) or len(want) > 4096 or not all(
+            isinstance(p, int) and 0 <= p < 1 << 32 for p in want):
+        raise ProtocolError(400, "Body must be a list of at most 4096 partitions")
+    out = {p: device.suffix_hashes(policy, p) for p in want}
     return Response(200, _MSGPACK, msgpack.packb(out))
 
 
@@ -170,7 +194,9 @@ class ReplicationClient:
         self.client = client
 
     async def _post(self, node: dict[str, Any], policy: int, part: int, body: Any) -> Any:
-        path = f"/{node['device']}/{SEGMENT}/{policy}/{part}"
+        return await self._request(node, f"/{node['device']}/{SEGMENT}/{policy}/{part}", body)
+
+    async def _request(self, node: dict[str, Any], path: str, body: Any) -> Any:
         try:
             resp = await self.client.fetch(node["ip"], int(node["port"]), "POST", path,
                                            {"Content-Type": "application/x-msgpack"},
@@ -190,6 +216,13 @@ class ReplicationClient:
         """Return the remote partition's ``{suffix: hash}``."""
         out = await self._post(node, policy, part, None)
         return {str(k): str(v) for k, v in out.items()}
+
+    async def bulk_hashes(self, node: dict[str, Any], policy: int,
+                          parts: list[int]) -> dict[int, dict[str, str]]:
+        """Return ``{partition: {suffix: hash}}`` of many remote partitions."""
+        path = f"/{node['device']}/{SEGMENT}/{policy}"
+        out = await self._request(node, path, parts)
+        return {int(p): {str(k): str(v) for k, v in h.items()} for p, h in out.items()}
 
     async def entries(self, node: dict[str, Any], policy: int, part: int,
                       suffixes: list[str]) -> dict[str, tuple[str, bool]]:

@@ -34,8 +34,16 @@ from nubis.daemons.storage.config import NodeSettings, ReplicatorConfig, Storage
 from nubis.daemons.storage.diskfile import DiskFile, ObjectDevice
 from nubis.daemons.storage.protocol import Timestamp
 from nubis.daemons.storage.replication import ReplicationClient, ReplicationError
+from nubis.ring.ring import DevDict
 
 LOG = logging.getLogger(__name__)
+
+#: Objects of one partition pushed to one node at the same time.
+#: PERF: concurrent pushes share the receiver's LMDB group commits
+#: (``python -m nubis.bench replication``).
+PUSHES_IN_FLIGHT = 8
+#: Partitions whose suffix hashes one request asks another node for.
+HASH_BATCH = 256
 
 
 class ObjectReplicator(NodeDaemon):
@@ -53,38 +61,84 @@ class ObjectReplicator(NodeDaemon):
     async def run_once(self) -> dict[str, int]:
         """Replicate every partition of every device of this node once."""
         stats: Counter[str] = Counter()
-        sem = asyncio.Semaphore(self.conf.concurrency)
         for device in self.devices.all():
-            jobs = device.partitions()
-
-            async def job(policy: int, part: int, device: ObjectDevice = device) -> None:
-                async with sem:
-                    try:
-                        await self.replicate_partition(device, policy, part, stats)
-                    except Exception:
-                        stats["errors"] += 1
-                        LOG.exception("replicating %s/%d/%d failed", device.name, policy, part)
-
-            await asyncio.gather(*(job(policy, part) for policy, part in jobs))
+            await self.replicate_device(device, stats)
         return dict(stats)
 
+    async def replicate_device(self, device: ObjectDevice, stats: Counter[str]) -> None:
+        """Replicate every partition one device holds."""
+        plans: list[tuple[int, int, list[DevDict], bool]] = []
+        for policy, part in device.partitions():
+            ring = self.object_ring(policy)
+            if ring is None:
+                continue
+            primaries = ring.get_part_nodes(part)
+            targets = [n for n in primaries if not self.is_local(n, device.name)]
+            plans.append((policy, part, targets, len(targets) == len(primaries)))
+        remote = await self._remote_hashes(plans, stats)
+        sem = asyncio.Semaphore(self.conf.concurrency)
+
+        async def job(policy: int, part: int, targets: list[DevDict], handoff: bool) -> None:
+            async with sem:
+                try:
+                    await self.replicate_partition(device, policy, part, targets, handoff,
+                                                   remote, stats)
+                except Exception:
+                    stats["errors"] += 1
+                    LOG.exception("replicating %s/%d/%d failed", device.name, policy, part)
+
+        await asyncio.gather(*(job(*plan) for plan in plans))
+
+    async def _remote_hashes(self, plans: list[tuple[int, int, list[DevDict], bool]],
+                             stats: Counter[str]) -> dict[tuple[Any, ...], dict[str, str]]:
+        """Fetch every target's suffix hashes, many partitions per request.
+
+        PERF: one request per target device and :data:`HASH_BATCH` partitions
+        instead of one per partition and target: an idle pass over a few
+        thousand partitions costs a handful of requests
+        (``python -m nubis.bench replication``, idle pass).
+        """
+        groups: dict[tuple[Any, ...], tuple[DevDict, list[int]]] = {}
+        for policy, part, targets, _ in plans:
+            for node in targets:
+                key = (policy, node["ip"], int(node["port"]), node["device"])
+                groups.setdefault(key, (node, []))[1].append(part)
+        out: dict[tuple[Any, ...], dict[str, str]] = {}
+        sem = asyncio.Semaphore(self.conf.concurrency)
+
+        async def fetch(key: tuple[Any, ...], node: DevDict, parts: list[int]) -> None:
+            async with sem:
+                try:
+                    got = await self.remote.bulk_hashes(node, key[0], parts)
+                except ReplicationError as exc:
+                    stats["failures"] += 1
+                    LOG.info("hashes from %s:%s/%s: %s", node["ip"], node["port"],
+                             node["device"], exc)
+                    return
+                for part in parts:
+                    out[(*key, part)] = got.get(part, {})
+
+        await asyncio.gather(*(fetch(key, node, parts[i:i + HASH_BATCH])
+                               for key, (node, parts) in groups.items()
+                               for i in range(0, len(parts), HASH_BATCH)))
+        return out
+
     async def replicate_partition(self, device: ObjectDevice, policy: int, part: int,
+                                  targets: list[DevDict], handoff: bool,
+                                  remote: dict[tuple[Any, ...], dict[str, str]],
                                   stats: Counter[str]) -> None:
         """Reclaim old tombstones, sync with the other primaries, empty a handoff."""
-        ring = self.object_ring(policy)
-        if ring is None:
-            return
         stats["partitions"] += 1
         await self._reclaim(device, policy, part, stats)
-        primaries = ring.get_part_nodes(part)
-        handoff = not any(self.is_local(n, device.name) for n in primaries)
-        targets = [n for n in primaries if not self.is_local(n, device.name)]
         # What a handoff may drop afterwards: only versions the syncs below saw.
         snapshot = device.entries(policy, part) if handoff else {}
         in_sync = 0
         for node in targets:
+            theirs = remote.get((policy, node["ip"], int(node["port"]), node["device"], part))
+            if theirs is None:
+                continue  # the node did not answer
             try:
-                if await self._sync(device, policy, part, node, stats):
+                if await self._sync(device, policy, part, node, theirs, stats):
                     in_sync += 1
             except ReplicationError as exc:
                 stats["failures"] += 1
@@ -94,32 +148,33 @@ class ObjectReplicator(NodeDaemon):
             stats["handoff_partitions"] += 1
             await self._remove_partition(device, policy, part, snapshot, stats)
 
-    async def _sync(self, device: ObjectDevice, policy: int, part: int, node: dict[str, Any],
-                    stats: Counter[str]) -> bool:
+    async def _sync(self, device: ObjectDevice, policy: int, part: int, node: DevDict,
+                    remote: dict[str, str], stats: Counter[str]) -> bool:
         """Push what ``node`` lacks of one partition; True when it now has everything."""
         local = device.suffix_hashes(policy, part)
-        remote = await self.remote.suffix_hashes(node, policy, part)
         differ = [s for s, h in local.items() if remote.get(s) != h]
         if not differ:
             return True
         stats["suffixes_synced"] += len(differ)
         theirs = await self.remote.entries(node, policy, part, differ)
-        ok = True
-        for hash_hex, (ts, _deleted) in device.entries(policy, part, set(differ)).items():
-            other = theirs.get(hash_hex)
-            if other is not None and other[0] >= ts:
-                continue
-            df = DiskFile(device, policy, part, hash_hex)
-            rec = df.record()
-            if rec is None or rec.ts != ts:
-                continue  # changed meanwhile: the next pass sees it
-            await self.limiter.consume(1)
-            if await self.remote.push(node, df, rec):
-                stats["objects_pushed"] += 1
-            else:
+        wanted = [h for h, (ts, _) in device.entries(policy, part, set(differ)).items()
+                  if h not in theirs or theirs[h][0] < ts]
+        sem = asyncio.Semaphore(PUSHES_IN_FLIGHT)
+
+        async def push(hash_hex: str) -> bool:
+            async with sem:
+                df = DiskFile(device, policy, part, hash_hex)
+                rec = df.record()
+                if rec is None:
+                    return True  # removed meanwhile: the next pass sees it
+                await self.limiter.consume(1)
+                if await self.remote.push(node, df, rec):
+                    stats["objects_pushed"] += 1
+                    return True
                 stats["push_failures"] += 1
-                ok = False
-        return ok
+                return False
+
+        return all(await asyncio.gather(*(push(h) for h in wanted)))
 
     async def _reclaim(self, device: ObjectDevice, policy: int, part: int,
                        stats: Counter[str]) -> None:

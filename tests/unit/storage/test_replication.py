@@ -69,6 +69,11 @@ def test_push_makes_replicas_identical(tmp_path: Path) -> None:
             assert len(local) == 3 and await client.suffix_hashes(node(b), 0, PART) == {}
             assert await push_all(a, b) == 3
             assert await client.suffix_hashes(node(b), 0, PART) == local
+            assert await client.bulk_hashes(node(b), 0, [PART, PART + 1]) == {
+                PART: local, PART + 1: {}}
+            for bad in (b"", b"\x91\xa1x", b"\x91\xff"):  # not a list of partitions
+                r = await b.req("object", "POST", "/d1/_replicate/0", {}, bad)
+                assert r.status == 400, bad
             assert await push_all(a, b) == 0
             for name, body in (("small", b"tiny"), ("big", big)):
                 ra = await a.req("object", "GET", path(name))
