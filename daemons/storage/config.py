@@ -124,8 +124,8 @@ class AuditorConfig:
 
     #: Run under ``nubis up``.
     enabled: bool = True
-    #: Seconds between the starts of two passes.
-    interval: float = field(default=30.0, metadata=check(positive))
+    #: Seconds between the starts of two passes (a pass reads every object).
+    interval: float = field(default=300.0, metadata=check(positive))
     #: Most bytes read per second per device walk (0 = unlimited).
     bytes_per_second: float = field(default=10_000_000.0, metadata=check(non_negative))
     #: Most objects checked per second (0 = unlimited).
