@@ -401,13 +401,17 @@ class ObjectDevice:
         with self.env.begin(buffers=False) as txn:
             return partindex.partitions(txn, self.parts_db)
 
-    def remove_files(self, policy: int, part: int, hash_hex: str) -> None:
-        """Remove an object's hash dir and its empty parents (blocking, best effort)."""
+    def remove_files(self, policy: int, part: int, hash_hex: str, upto: str) -> None:
+        """Remove an object's files named ``<= upto``, then its dirs if empty (blocking).
+
+        A newer file (a write placed but not yet committed) is kept.
+        """
         hdir = self.hash_dir(policy, part, hash_hex)
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(hdir):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+                if entry.name.rsplit(".", 1)[0] <= upto:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
         for d in (hdir, hdir.parent, hdir.parent.parent):
             try:
                 os.rmdir(d)

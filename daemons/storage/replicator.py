@@ -182,7 +182,7 @@ class ObjectReplicator(NodeDaemon):
         cutoff = Timestamp.parse(f"{max(time.time() - self.conf.reclaim_age, 0):.5f}").internal
         for hash_hex, (ts, deleted) in device.entries(policy, part).items():
             if deleted and ts < cutoff and await device.forget(policy, hash_hex, ts):
-                await device.run(device.remove_files, policy, part, hash_hex)
+                await device.run(device.remove_files, policy, part, hash_hex, ts)
                 stats["tombstones_reclaimed"] += 1
 
     async def _remove_partition(self, device: ObjectDevice, policy: int, part: int,
@@ -191,7 +191,7 @@ class ObjectReplicator(NodeDaemon):
         """Drop a handoff partition's objects every primary holds (versions unchanged)."""
         for hash_hex, (ts, _deleted) in snapshot.items():
             if await device.forget(policy, hash_hex, ts):
-                await device.run(device.remove_files, policy, part, hash_hex)
+                await device.run(device.remove_files, policy, part, hash_hex, ts)
                 stats["handoff_objects_removed"] += 1
 
 
