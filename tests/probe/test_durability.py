@@ -147,10 +147,14 @@ def test_container_server_down_updater_fixes_listings(cloud: Cloud) -> None:
         assert r.returncode == 0, r.stderr
     status, listing = backend_get(victim, cpart, f"/{account}/{cont}")
     assert status in (200, 204) and set(listing.decode().split()) < set(bodies)
-    log = every_node(cloud, "object-updater")
+    for _ in range(3):  # a send that timed out on a loaded machine waits for the next pass
+        log = every_node(cloud, "object-updater")
+        status, listing = backend_get(victim, cpart, f"/{account}/{cont}")
+        if status == 200 and set(listing.decode().split()) == set(bodies):
+            break
+    else:
+        raise AssertionError(f"listing never complete: {listing!r}\n{log}")
     assert "applied=" in log
-    status, listing = backend_get(victim, cpart, f"/{account}/{cont}")
-    assert status == 200 and set(listing.decode().split()) == set(bodies)
 
 
 def _load(conn: sc.Connection, cont: str, acked: dict[str, bytes], stop: threading.Event,
@@ -284,10 +288,18 @@ def test_expirer_deletes_expired_objects(cloud: Cloud) -> None:
     assert {o["name"] for o in conn.get_container(cont)[1]} == {"soon", "later", "keep"}
     log = every_node(cloud, "object-expirer")
     assert "expired=" in log, log
+    # Container updates the object servers could not deliver at once (a loaded
+    # machine) wait in their queues for the updater.
+    every_node(cloud, "object-updater")
 
     def listed() -> None:
         assert [o["name"] for o in conn.get_container(cont)[1]] == ["keep"]
     eventually(listed)
     assert conn.get_object(cont, "keep")[1] == b"stay"
-    # a second pass finds nothing due on any node
-    assert "expired=" not in every_node(cloud, "object-expirer")
+    # Expired entries leave the queues: a later pass finds nothing left to expire
+    # (a deletion that failed on a loaded machine is retried by the next pass).
+    for _ in range(3):
+        if "expired=" not in every_node(cloud, "object-expirer"):
+            break
+    else:
+        raise AssertionError("the expirer keeps finding due objects")
