@@ -17,7 +17,7 @@ APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv build up down status test test-unit test-pure bench bench-ring \
-	bench-swift bench-identity bench-scheduler bench-ec bench-image lint lint-imports typecheck-tree debug clean
+	bench-swift bench-identity bench-scheduler bench-ec bench-image bench-replication lint lint-imports typecheck-tree debug clean
 
 help:
 	@echo "make up      install apt packages + .venv, build, start nubis"
@@ -71,13 +71,16 @@ test-unit: build
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------
-bench: bench-ring bench-swift bench-identity bench-scheduler bench-ec bench-image
+bench: bench-ring bench-swift bench-identity bench-scheduler bench-ec bench-image bench-replication
 
 bench-ring: build
 	$(PY) -m nubis.bench ring
 
 bench-swift: build
 	$(PY) -m nubis.bench swift $(BENCH_ARGS)
+
+bench-replication: build
+	$(PY) -m nubis.bench replication $(BENCH_ARGS)
 
 bench-identity: build
 	$(PY) -m nubis.bench identity

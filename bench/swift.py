@@ -156,13 +156,19 @@ def measure(system: str, auth_url: str, user: str, key: str,
 
 # --- nubis -------------------------------------------------------------------------
 
+#: The SAIO runs no background daemons; neither does the nubis side of a benchmark.
+BACKGROUND_OFF = "".join(f"\n[{s}]\nenabled = false\n" for s in (
+    "object_replicator", "object_auditor", "object_updater", "object_expirer"))
+
 class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
 
-    def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi") -> None:
+    def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi",
+                 extra_config: str = BACKGROUND_OFF) -> None:
         self.state = root / "nubis"
         self.proxy_workers = proxy_workers
         self.frontend = frontend
+        self.extra_config = extra_config
         self.port = 0
 
     def start(self) -> str:
@@ -182,7 +188,7 @@ class NubisAIO:
                                       self.proxy_workers, others)
         conf = self.state / "nubis.toml"
         conf.write_text(conf.read_text().replace(
-            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1))
+            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1) + self.extra_config)
         self.port = ports.proxy
         r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
                             str(self.state), "--no-test-image"], capture_output=True,

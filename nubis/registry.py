@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nubis.api.shared.config import Mount
+from nubis.defaults import ring_dir
 from nubis.settings import Config, token_settings
 
 
@@ -86,6 +87,24 @@ register(DaemonSpec("api", "nubis.api.shared.host:run", "server",
 register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
                     "scheduler + placement (/v1/select_destinations, /placement) on port 8775",
                     lambda c: (c.scheduler, c.cluster, token_settings(c))))
+
+def _object_daemon(section: Callable[[Config], Any]) -> Callable[[Config], tuple[Any, ...]]:
+    return lambda c: (section(c), c.storage, c.cluster, ring_dir(c))
+
+
+# Object-side background daemons: one process per storage node, like the servers.
+for _name, _module, _section, _summary in (
+        ("object-replicator", "replicator", lambda c: c.object_replicator,
+         "syncs object partitions with the other primaries, empties handoffs"),
+        ("object-auditor", "auditor", lambda c: c.object_auditor,
+         "verifies stored objects' checksums, quarantines bad ones"),
+        ("object-updater", "updater", lambda c: c.object_updater,
+         "sends queued container updates (async pendings)"),
+        ("object-expirer", "expirer", lambda c: c.object_expirer,
+         "deletes objects whose X-Delete-At has passed")):
+    register(DaemonSpec(_name, f"nubis.daemons.storage.{_module}:run", "background",
+                        f"{_summary} (one storage node; $NUBIS_STORAGE_NODE)",
+                        _object_daemon(_section)))
 
 #: Called by ``nubis up`` after every daemon answers its health check, in order:
 #: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.

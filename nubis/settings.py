@@ -21,7 +21,13 @@ from nubis.common import config as cfg
 from nubis.common.cluster import ClusterConfig
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
-from nubis.daemons.storage.config import StorageConfig
+from nubis.daemons.storage.config import (
+    AuditorConfig,
+    ExpirerConfig,
+    ReplicatorConfig,
+    StorageConfig,
+    UpdaterConfig,
+)
 
 T = TypeVar("T")
 
@@ -32,6 +38,10 @@ class Config:
 
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    object_replicator: ReplicatorConfig = field(default_factory=ReplicatorConfig)
+    object_auditor: AuditorConfig = field(default_factory=AuditorConfig)
+    object_updater: UpdaterConfig = field(default_factory=UpdaterConfig)
+    object_expirer: ExpirerConfig = field(default_factory=ExpirerConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     tempauth: TempAuthConfig = field(default_factory=TempAuthConfig)
     api: ApiConfig = field(default_factory=ApiConfig)

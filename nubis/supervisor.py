@@ -43,6 +43,11 @@ PER_NODE: dict[str, str] = {
     "object-server": "object_port",
     "container-server": "container_port",
     "account-server": "account_port",
+    # background daemons of a node (no port; ``[object_*] enabled`` turns them off)
+    "object-replicator": "",
+    "object-auditor": "",
+    "object-updater": "",
+    "object-expirer": "",
 }
 
 #: Log lines kept in an exit record.
@@ -122,11 +127,12 @@ def plan(config: Config) -> list[Process]:
     out: list[Process] = []
     bind = config.cluster.bind_ip
     for name, spec in DAEMONS.items():
-        if name in PER_NODE or spec.per_node:
-            out.extend(_per_node_processes(config, name, bind))
-            continue
+        per_node = name in PER_NODE or spec.per_node
         section = _section(config, name)
         if section is not None and getattr(section, "enabled", True) is False:
+            continue
+        if per_node:
+            out.extend(_per_node_processes(config, name, bind))
             continue
         host = getattr(section, "bind_ip", "") or bind
         port = getattr(section, "port", None) if spec.kind == "server" else None

@@ -54,10 +54,9 @@ class StorageConfig:
     #: Most simultaneous client connections per server.
     max_connections: int = field(default=4096, metadata=check(positive))
     #: Seconds to wait for a container/account server when sending an update
-    #: (after that the update stays queued and the request is answered).
+    #: (after that the update stays queued for the object updater and the
+    #: request is answered).
     update_timeout: float = field(default=1.0, metadata=check(positive))
-    #: Seconds between retries of queued container updates (object server).
-    update_sweep_interval: float = field(default=30.0, metadata=check(positive))
     #: Seconds between account-update flushes in the container server.
     account_update_interval: float = field(default=0.5, metadata=check(positive))
     #: Largest number of listing entries one GET returns.
@@ -99,3 +98,65 @@ def node_from_env() -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{NODE_ENV} must be an integer (got {raw!r})") from None
+
+
+@dataclass(frozen=True)
+class ReplicatorConfig:
+    """The object replicator (``[object_replicator]``)."""
+
+    #: Run under ``nubis up``.
+    enabled: bool = True
+    #: Seconds between the starts of two passes.
+    interval: float = field(default=30.0, metadata=check(positive))
+    #: Partitions synced at the same time.
+    concurrency: int = field(default=4, metadata=check(positive))
+    #: Most objects pushed per second (0 = unlimited).
+    objects_per_second: float = field(default=0.0, metadata=check(non_negative))
+    #: Seconds after which a tombstone is removed (Swift's default: one week).
+    reclaim_age: float = field(default=604800.0, metadata=check(non_negative))
+    #: Seconds to wait for another object server.
+    http_timeout: float = field(default=30.0, metadata=check(positive))
+
+
+@dataclass(frozen=True)
+class AuditorConfig:
+    """The object auditor (``[object_auditor]``)."""
+
+    #: Run under ``nubis up``.
+    enabled: bool = True
+    #: Seconds between the starts of two passes (a pass reads every object).
+    interval: float = field(default=300.0, metadata=check(positive))
+    #: Most bytes read per second per device walk (0 = unlimited).
+    bytes_per_second: float = field(default=10_000_000.0, metadata=check(non_negative))
+    #: Most objects checked per second (0 = unlimited).
+    objects_per_second: float = field(default=0.0, metadata=check(non_negative))
+
+
+@dataclass(frozen=True)
+class UpdaterConfig:
+    """The object updater (``[object_updater]``): queued container updates."""
+
+    #: Run under ``nubis up``.
+    enabled: bool = True
+    #: Seconds between the starts of two passes.
+    interval: float = field(default=30.0, metadata=check(positive))
+    #: Most queued updates read per device per batch.
+    batch_size: int = field(default=1000, metadata=check(positive))
+    #: Seconds to wait for a container server.
+    http_timeout: float = field(default=10.0, metadata=check(positive))
+
+
+@dataclass(frozen=True)
+class ExpirerConfig:
+    """The object expirer (``[object_expirer]``): deletes objects past ``X-Delete-At``."""
+
+    #: Run under ``nubis up``.
+    enabled: bool = True
+    #: Seconds between the starts of two passes.
+    interval: float = field(default=30.0, metadata=check(positive))
+    #: Most objects deleted per device per pass.
+    batch_size: int = field(default=1000, metadata=check(positive))
+    #: Deletions sent at the same time.
+    concurrency: int = field(default=8, metadata=check(positive))
+    #: Seconds to wait for an object server.
+    http_timeout: float = field(default=10.0, metadata=check(positive))

@@ -9,7 +9,8 @@ Layout of a device directory ``<devices>/<device>/``:
   ``policy byte + 16-byte hash`` to an :class:`ObjectRecord` (inline bodies
   live inside the record), ``pending`` holds container updates not yet
   acknowledged (the durable "async pending" queue for the updater),
-  ``expiry`` indexes ``X-Delete-At`` (for the expirer);
+  ``expiry`` indexes ``X-Delete-At`` (for the expirer), ``parts`` indexes
+  records by partition and suffix (for the replicator, see :mod:`partindex`);
 * ``tmp/`` -- uploads in progress; ``quarantined/objects[-N]/`` -- corrupt data.
 
 The object hash is ``hash_path_hex(seed, b"/a/c/o")``: request text never
@@ -34,6 +35,7 @@ from typing import Any
 
 import msgpack
 import xxhash
+from nubis.daemons.storage import partindex
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
 from nubis.daemons.storage.protocol import StorageError
 from nubis.fastpath.durable import place_durably
@@ -43,7 +45,7 @@ LOG = logging.getLogger(__name__)
 #: Bytes covered by one stored checksum.
 CHUNK = 1 << 20
 #: LMDB sub-databases of an object device.
-DBS = ("meta", "pending", "expiry")
+DBS = ("meta", "pending", "expiry", "parts")
 
 
 class DiskError(StorageError):
@@ -155,6 +157,8 @@ class ObjectDevice:
         self.meta_db = self.env.open_db(b"meta")
         self.pending_db = self.env.open_db(b"pending")
         self.expiry_db = self.env.open_db(b"expiry")
+        self.parts_db = self.env.open_db(b"parts")
+        self._index_records()
         self.committer = GroupCommitter(self.env, executor, window=window, max_batch=max_batch,
                                         in_loop=not fsync)
         (root / "tmp").mkdir(exist_ok=True)
@@ -193,6 +197,7 @@ class ObjectDevice:
         key = object_key(policy, hash_hex)
         pending = [(self._pending_key(hash_hex), u.pack()) for u in updates]
         meta_db, pending_db, expiry_db = self.meta_db, self.pending_db, self.expiry_db
+        parts_db = self.parts_db
 
         def write(txn: Any) -> ObjectRecord | None:
             raw = txn.get(key, db=meta_db)
@@ -205,6 +210,8 @@ class ObjectDevice:
                     raise KeyError(hash_hex)
                 new = merge(old)
             txn.put(key, new.pack(), db=meta_db)
+            txn.put(partindex.index_key(policy, new.part, hash_hex),
+                    partindex.index_value(new.ts, new.deleted), db=parts_db)
             for pkey, pval in pending:
                 txn.put(pkey, pval, db=pending_db)
             old_at = None if old is None else _delete_at(old)
@@ -218,6 +225,21 @@ class ObjectDevice:
 
         old = await self.committer.submit(write)
         return old, [k for k, _ in pending]
+
+    def records(self, after: bytes, limit: int) -> list[tuple[bytes, ObjectRecord]]:
+        """Return up to ``limit`` ``(key, record)`` after key ``after``, in key order."""
+        out: list[tuple[bytes, ObjectRecord]] = []
+        with self.env.begin(db=self.meta_db, buffers=False) as txn:
+            cur = txn.cursor()
+            if not (cur.set_range(after) if after else cur.first()):
+                return out
+            for k, v in cur:
+                if k == after:
+                    continue
+                out.append((k, ObjectRecord.unpack(v)))
+                if len(out) >= limit:
+                    break
+        return out
 
     def expiring(self, now: int, limit: int = 1000) -> list[tuple[int, bytes]]:
         """Return ``(delete_at, object key)`` of objects due at ``now``, oldest first.
@@ -329,15 +351,72 @@ class ObjectDevice:
                     os.rename(src, dest)
 
         await self.run(move)
+        await self.forget(policy, hash_hex, rec.ts)
+
+    async def forget(self, policy: int, hash_hex: str, ts: str) -> bool:
+        """Drop an object's record and index rows if it is still at ``ts``; True if dropped."""
         key = object_key(policy, hash_hex)
-        meta_db = self.meta_db
+        meta_db, parts_db, expiry_db = self.meta_db, self.parts_db, self.expiry_db
 
-        def drop(txn: Any) -> None:
+        def drop(txn: Any) -> bool:
             raw = txn.get(key, db=meta_db)
-            if raw is not None and ObjectRecord.unpack(raw).ts == rec.ts:
-                txn.delete(key, db=meta_db)
+            if raw is None:
+                return False
+            rec = ObjectRecord.unpack(raw)
+            if rec.ts != ts:
+                return False
+            txn.delete(key, db=meta_db)
+            txn.delete(partindex.index_key(policy, rec.part, hash_hex), db=parts_db)
+            at = _delete_at(rec)
+            if at is not None:
+                txn.delete(expiry_key(at, key), db=expiry_db)
+            return True
 
-        await self.committer.submit(drop)
+        return bool(await self.committer.submit(drop))
+
+    # -- the partition index (replication) ---------------------------------------
+    def _index_records(self) -> None:
+        """Build the ``parts`` index of a device written before it existed."""
+        with self.env.begin(write=True) as txn:
+            if txn.stat(self.parts_db)["entries"] or not txn.stat(self.meta_db)["entries"]:
+                return
+            for key, raw in txn.cursor(db=self.meta_db):
+                rec = ObjectRecord.unpack(raw)
+                txn.put(partindex.index_key(key[0], rec.part, key[1:].hex()),
+                        partindex.index_value(rec.ts, rec.deleted), db=self.parts_db)
+
+    def suffix_hashes(self, policy: int, part: int) -> dict[str, str]:
+        """Return ``{suffix: hash}`` of a partition (see :mod:`partindex`)."""
+        with self.env.begin(buffers=False) as txn:
+            return partindex.suffix_hashes(txn, self.parts_db, policy, part)
+
+    def entries(self, policy: int, part: int,
+                suffixes: set[str] | None = None) -> dict[str, tuple[str, bool]]:
+        """Return ``{hash: (timestamp, deleted)}`` of a partition's objects."""
+        with self.env.begin(buffers=False) as txn:
+            return partindex.entries(txn, self.parts_db, policy, part, suffixes)
+
+    def partitions(self) -> list[tuple[int, int]]:
+        """Return every ``(policy, partition)`` holding objects or tombstones."""
+        with self.env.begin(buffers=False) as txn:
+            return partindex.partitions(txn, self.parts_db)
+
+    def remove_files(self, policy: int, part: int, hash_hex: str, upto: str) -> None:
+        """Remove an object's files named ``<= upto``, then its dirs if empty (blocking).
+
+        A newer file (a write placed but not yet committed) is kept.
+        """
+        hdir = self.hash_dir(policy, part, hash_hex)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(hdir):
+                if entry.name.rsplit(".", 1)[0] <= upto:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+        for d in (hdir, hdir.parent, hdir.parent.parent):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
 
 
 
@@ -507,7 +586,7 @@ class DiskFileWriter:
             ConflictError: the stored timestamp is >= ``rec.ts``.
         """
         df = self.df
-        filename = f"{rec.ts}.data"
+        filename = f"{rec.data_timestamp}.data"
         if not self.inline:
             await self._place(df.hash_dir, filename)
         try:
@@ -519,7 +598,7 @@ class DiskFileWriter:
             raise
         if old is not None and (old.inline is None or not self.inline):
             # PERF: only touch the filesystem when a file may exist
-            df.drop_older(rec.ts)
+            df.drop_older(rec.data_timestamp)
         return old, keys
 
     async def discard(self) -> None:

@@ -27,6 +27,8 @@ from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.daemons.storage import protocol as proto
+from nubis.daemons.storage import replication
+from nubis.daemons.storage.background import open_object_device
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.diskfile import (
     ConflictError,
@@ -99,8 +101,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
         self.seed = seed
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
-        self.updates = UpdateSender(self.client, storage.update_timeout,
-                                    storage.update_sweep_interval)
+        self.updates = UpdateSender(self.client, storage.update_timeout)
 
     @classmethod
     def for_node(cls, storage: StorageConfig, cluster: ClusterConfig,
@@ -112,13 +113,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
 
     def open_device(self, path: Path) -> ObjectDevice:
         """Open a device's LMDB environment and data files."""
-        s = self.storage
-        return ObjectDevice(path, self.executor, fsync=s.fsync, map_mib=s.lmdb_map_mib,
-                            window=s.group_commit_ms / 1000.0, max_batch=s.group_commit_max)
-
-    async def start(self) -> None:
-        """Start the pending-update sweeper."""
-        self.updates.start_sweeper(self.devices)
+        return open_object_device(path, self.executor, self.storage)
 
     async def stop(self) -> None:
         """Flush and close everything."""
@@ -132,6 +127,9 @@ class ObjectServer(StorageServer[ObjectDevice]):
         method = req.method
         if method == "GET" or method == "HEAD":
             return await self.get(req)
+        if replication.is_replication_path(req.path):
+            return await replication.handle(req, self.devices.get(req.path.split("/", 2)[1]),
+                                            self.seed, self.storage.inline_threshold)
         if method == "PUT":
             return await self.put(req)
         if method == "DELETE":

@@ -7,8 +7,8 @@ answering, like Swift -- so a listing right after a PUT shows the object and
 a container DELETE right after deleting its objects succeeds. The pending
 entry is cleared once the container server acknowledged it. Entries that
 could not be sent (container server down or slow) stay queued and are retried
-by the object server's sweep every ``update_sweep_interval`` seconds -- the
-updater daemon of the durability issue will drain the same queue.
+by the object updater daemon (:mod:`nubis.daemons.storage.updater`), never
+by the object server itself.
 
 PERF: while one request to a container server device is in flight, further
 updates for it queue up and then travel together as one
@@ -21,7 +21,6 @@ Swift-style requests (``python -m nubis.bench swift``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -77,18 +76,16 @@ async def send_update(client: HTTPClient, update: PendingUpdate, timeout: float)
 class UpdateSender:
     """Send container updates (batched per target) and clear them when done."""
 
-    def __init__(self, client: HTTPClient, timeout: float, sweep_interval: float = 30.0,
-                 batch_max: int = 512, down_interval: float = 10.0) -> None:
+    def __init__(self, client: HTTPClient, timeout: float, batch_max: int = 512,
+                 down_interval: float = 10.0) -> None:
         self.client = client
         #: After a failed connection, skip a container server for this long
-        #: (its updates wait in the durable queue for the sweep).
+        #: (its updates wait in the durable queue for the updater).
         self.down_interval = down_interval
         self._down: dict[tuple[str, int], float] = {}
         self.timeout = timeout
-        self.sweep_interval = sweep_interval
         self.batch_max = batch_max
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
         self._in_flight: set[bytes] = set()
         self._queues: dict[Target, list[tuple[Item, asyncio.Future[bool]]]] = {}
         self._no_batch: set[tuple[str, int]] = set()
@@ -121,7 +118,7 @@ class UpdateSender:
         # PERF: one waiter future and one timer, no wait_for/shield/gather
         # tasks (python -m nubis.bench swift, 4 KiB PUT). The delivery futures
         # are never cancelled: on timeout the updates stay queued durably and
-        # the sweep retries them.
+        # the object updater retries them.
         pending = [f for f in futures if not f.done()]
         if pending:
             loop = asyncio.get_running_loop()
@@ -229,21 +226,13 @@ class UpdateSender:
             return [False] * len(updates)
         return [isinstance(s, int) and delivered(s) for s in statuses]
 
-    # -- retrying what is queued on disk -----------------------------------------
-    def start_sweeper(self, devices: Any) -> None:
-        """Retry queued updates of every device periodically."""
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop(devices))
-
-    async def _sweep_loop(self, devices: Any) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            for device in devices.all():
-                with contextlib.suppress(Exception):
-                    await self.sweep(device)
-
-    async def sweep(self, device: ObjectDevice, limit: int = 1000) -> int:
-        """Send queued updates of ``device`` now; return how many were delivered."""
-        items = [(k, u) for k, u in device.pending_updates(limit) if k not in self._in_flight]
+    # -- retrying what is queued on disk (the object updater) ----------------------
+    async def sweep(self, device: ObjectDevice, limit: int = 1000,
+                    items: list[tuple[bytes, PendingUpdate]] | None = None) -> int:
+        """Send queued updates of ``device`` (or just ``items``); return how many settled."""
+        if items is None:
+            items = device.pending_updates(limit)
+        items = [(k, u) for k, u in items if k not in self._in_flight]
         if not items:
             return 0
         groups: dict[Target, list[Item]] = defaultdict(list)
@@ -255,10 +244,6 @@ class UpdateSender:
         return sum(sum(oks) for oks in results)
 
     async def close(self) -> None:
-        """Stop the sweeper, send what is queued and wait for in-flight sends (bounded)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        """Wait for in-flight sends (bounded)."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.timeout + 1)

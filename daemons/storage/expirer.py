@@ -1,0 +1,110 @@
+"""The object expirer: deletes objects whose ``X-Delete-At`` has passed.
+
+Reads already refuse such objects (404); the expirer makes the deletion
+real. Each device keeps an ``expiry`` index (``delete_at`` + object key)
+updated in the same transaction as the records, so a pass reads the due
+entries of each device of the node (oldest first, at most ``batch_size``)
+and, for each, sends a DELETE with ``X-If-Delete-At`` (a newer write without
+that ``X-Delete-At`` wins: 412) to every primary of the object and to this
+node's own device, with the container-update headers of the container ring
+-- as Swift's expirer does through its internal client. The DELETE's
+timestamp is ``X-Delete-At`` itself (Swift's choice), or just after the
+record's own timestamp when that is later. An entry stays in the index until
+this device's DELETE succeeded (the tombstone's commit removes it), so a
+failed deletion is retried by the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from nubis.common import backend as hdr
+from nubis.common.cluster import ClusterConfig
+from nubis.common.httpclient import HTTPClientError
+from nubis.daemons.storage.background import NodeDaemon, run_node_daemon
+from nubis.daemons.storage.config import ExpirerConfig, NodeSettings, StorageConfig
+from nubis.daemons.storage.diskfile import ObjectDevice, ObjectRecord
+from nubis.daemons.storage.protocol import Timestamp
+from nubis.ring.ring import DevDict
+
+#: Answers that settle a deletion on one node.
+_SETTLED = (204, 404, 409, 412)
+
+
+class ObjectExpirer(NodeDaemon):
+    """Delete expired objects on all their nodes, in bounded batches."""
+
+    name = "object-expirer"
+
+    def __init__(self, section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
+                 ring_dir: Path, node: NodeSettings) -> None:
+        super().__init__(section, storage, cluster, ring_dir, node)
+        self.conf = section
+
+    async def run_once(self) -> dict[str, int]:
+        """Delete up to ``batch_size`` due objects per device."""
+        stats: Counter[str] = Counter()
+        sem = asyncio.Semaphore(self.conf.concurrency)
+        now = int(time.time())
+        for device in self.devices.all():
+
+            async def one(delete_at: int, key: bytes, device: ObjectDevice = device) -> None:
+                async with sem:
+                    rec = device.get(key[0], key[1:].hex())
+                    if rec is None or rec.deleted:
+                        return
+                    ok = await self.expire(device, key[0], rec, delete_at)
+                    stats["expired" if ok else "failures"] += 1
+
+            due = device.expiring(now, self.conf.batch_size)
+            stats["due"] += len(due)
+            await asyncio.gather(*(one(at, key) for at, key in due))
+        return dict(stats)
+
+    async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
+                     delete_at: int) -> bool:
+        """Send the DELETE to the object's primaries and this device; True when settled."""
+        ring = self.object_ring(policy)
+        cring = self.ring("container")
+        _, account, container, _obj = rec.name.split("/", 3)
+        nodes: list[DevDict] = list(ring.get_part_nodes(rec.part)) if ring is not None else []
+        if not any(self.is_local(n, device.name) for n in nodes):
+            nodes.append({"ip": self.node.bind_ip, "port": self.node.object_port,
+                          "device": device.name})
+        ts = Timestamp.parse(str(delete_at))
+        mine = Timestamp.parse(rec.ts)
+        if (mine.ticks, mine.offset) >= (ts.ticks, ts.offset):
+            ts = Timestamp(mine.ticks, mine.offset + 1)
+        headers = {"X-Timestamp": ts.internal, "X-If-Delete-At": str(delete_at),
+                   hdr.X_POLICY_INDEX: str(policy), "User-Agent": "nubis-object-expirer"}
+        updates: list[dict[str, str]] = [{} for _ in nodes]
+        if cring is not None:
+            cpart, cnodes = cring.get_nodes(account, container)
+            for i, upd in enumerate(updates):
+                cn = cnodes[i % len(cnodes)]
+                upd.update({hdr.X_CONTAINER_HOST: f"{cn['ip']}:{cn['port']}",
+                            hdr.X_CONTAINER_PARTITION: str(cpart),
+                            hdr.X_CONTAINER_DEVICE: str(cn["device"])})
+        path = quote(f"/{rec.part}{rec.name}")
+        results = await asyncio.gather(*(self._delete(n, path, {**headers, **u})
+                                         for n, u in zip(nodes, updates, strict=True)))
+        return all(results)
+
+    async def _delete(self, node: dict[str, Any], path: str, headers: dict[str, str]) -> bool:
+        try:
+            resp = await self.client.fetch(node["ip"], int(node["port"]), "DELETE",
+                                           f"/{quote(str(node['device']))}{path}", headers)
+        except (HTTPClientError, OSError):
+            return False
+        return resp.status in _SETTLED
+
+
+def run(section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
+        ring_dir: Path, once: bool = False) -> int:
+    """Daemon entry point (``nubis daemon object-expirer``); node from the environment."""
+    return run_node_daemon(ObjectExpirer, section, storage, cluster, ring_dir, once)
