@@ -146,7 +146,8 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
     for name in ("x-versions-location", "x-history-location"):
-        if name in ctx.headers:
+        # An empty value (or X-Remove-*) turns versioning off: nothing to do here.
+        if ctx.headers.get(name, "").strip():
             raise HTTPError(400, "Object versioning is not supported")
     return meta
 
