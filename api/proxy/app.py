@@ -217,9 +217,17 @@ class ProxyApp:
     def final_headers(result: Resp, ctx: Ctx | None) -> dict[str, str]:
         """Return the response headers with the transaction id and a Content-Type."""
         headers = dict(result.headers)
+        for name, value in headers.items():
+            if not value.isascii():  # text from a name: send its UTF-8 bytes (as Swift)
+                try:
+                    value.encode("latin-1")
+                except UnicodeEncodeError:
+                    headers[name] = value.encode().decode("latin-1")
         if ctx is not None:
             headers["X-Trans-Id"] = ctx.trans_id
             headers["X-Openstack-Request-Id"] = ctx.trans_id
+        if result.status == 204 and "Content-Length" not in headers:
+            headers["Content-Length"] = "0"  # Swift announces the empty body
         if "Content-Type" not in headers and result.status not in (204, 304):
             headers["Content-Type"] = "text/html; charset=UTF-8"
         return headers

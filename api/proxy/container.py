@@ -30,6 +30,9 @@ from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 
+#: Account quota headers only a reseller admin may set or remove.
+_QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-remove-account-meta-quota-bytes",
+                  "x-account-quota-", "x-remove-account-quota-")
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
                    "format", "path", "states")
 
@@ -294,6 +297,9 @@ async def account_get(ctx: Ctx) -> Resp:
 async def account_post(ctx: Ctx) -> Resp:
     """Update an account's metadata (including Temp-URL keys)."""
     check_access(ctx, None)
+    if (ctx.identity is None or not ctx.identity.reseller_admin) and any(
+            name.startswith(_QUOTA_HEADERS) for name in ctx.headers):
+        raise HTTPError(403)  # account quotas are the reseller's (Swift's account_quotas)
     check_metadata(ctx.headers, "account", ctx.state.limits)
     meta = meta_headers(ctx.headers, "account")
     await _ensure_account(ctx)

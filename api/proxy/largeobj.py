@@ -343,6 +343,33 @@ async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
 
 
+async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
+    """Answer ``GET ?multipart-manifest=get`` of an SLO: its manifest as JSON.
+
+    With ``format=raw`` the manifest comes in the form a ``multipart-manifest=put``
+    takes (``path``/``etag``/``size_bytes``/``range``), as in Swift.
+    """
+    headers = dict(got.headers)
+    body = await got.read()
+    if ctx.query.get("format") == "raw":
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            raise HTTPError(503, "Service Unavailable: unreadable SLO manifest") from None
+        raw = [seg if "data" in seg else
+               {"path": seg["name"], "etag": seg["hash"], "size_bytes": seg["bytes"],
+                **({"range": seg["range"]} if seg.get("range") else {})}
+               for seg in manifest]
+        body = json.dumps(raw).encode()
+    out = client_headers(headers)
+    out.update(timestamp_headers(headers))
+    out["Content-Type"] = "application/json; charset=utf-8"
+    out["Etag"] = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+    out["X-Static-Large-Object"] = "True"
+    out["Content-Length"] = str(len(body))
+    return Resp(200, out, body, len(body))
+
+
 async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
     """Delete an SLO manifest and all its segments; report like Swift's bulk delete."""
     got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info))

@@ -69,6 +69,10 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
         return await largeobj.slo_get(ctx, got, policy_of(info))
+    copying = "x-copy-from" in ctx.headers or "destination" in ctx.headers
+    if manifest_get and headers.get("x-static-large-object", "").lower() == "true" \
+            and ctx.method == "GET" and not copying:  # a copy keeps the stored form
+        return await largeobj.slo_manifest_get(ctx, got)
     if not manifest_get and "x-object-manifest" in headers:
         got.close()
         return await largeobj.dlo_get(ctx, headers)
