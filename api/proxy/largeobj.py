@@ -470,7 +470,8 @@ async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: l
         _check_segment_read(ctx, cinfo, container, first.obj)
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond == 304:
-        return Resp(304, {k: v for k, v in headers.items() if k in ("Etag", "Last-Modified")})
+        return Resp(304, {**{k: v for k, v in headers.items() if k != "Content-Length"},
+                          "Accept-Ranges": "bytes"})
     if cond is not None:
         raise HTTPError(cond)
     headers["Accept-Ranges"] = "bytes"
