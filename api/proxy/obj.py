@@ -115,7 +115,10 @@ async def put(ctx: ObjectCtx) -> Resp:
     if ctx.query.get("multipart-manifest") == "put":
         return await largeobj.slo_put(ctx, info)
     length = check_content_length(ctx.headers, limits)
-    if ctx.header("if-none-match").strip() == "*":
+    inm = ctx.header("if-none-match").strip()
+    if inm and inm != "*":
+        raise HTTPError(400, "If-None-Match only supports *")
+    if inm == "*":
         got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), "HEAD")
         if not isinstance(got, Reply):
             await got.release()

@@ -177,6 +177,8 @@ def main(argv: list[str]) -> int:
     """Run the suite; exit 1 on a ratchet regression, 0 otherwise."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--update", action="store_true", help="add new passes to the ratchet")
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+                    help="the proxy front end of the test cloud")
     ap.add_argument("--causes", action="store_true",
                     help="print the most common failure messages")
     ap.add_argument("--modules", nargs="*", default=[],
@@ -186,7 +188,8 @@ def main(argv: list[str]) -> int:
     root = suite.ensure_suite(suite.cache_dir())
     venv = suite.ensure_venv()
     with tempfile.TemporaryDirectory(prefix="nubis-compat-") as tmp:
-        cloud = start_cloud(Path(tmp) / "state", extra_config=EXTRA_USERS)
+        cloud = start_cloud(Path(tmp) / "state", frontend=args.frontend,
+                            extra_config=EXTRA_USERS)
         try:
             conf = Path(tmp) / "test.conf"
             conf.write_text(test_conf(cloud))

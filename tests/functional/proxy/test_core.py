@@ -276,6 +276,7 @@ def test_odd_requests_never_500(cloud: Cloud, conn: sc.Connection, container: st
         ("GET", "/v1/", auth, None, 404),
         ("GET", "/nothing/here", auth, None, 404),
         ("GET", f"{base}//obj", auth, None, 404),  # as Swift
+        ("PUT", f"{base}/{container}/y", {**auth, "If-None-Match": "x"}, b"", 400),
         ("GET", f"{base}/{container}/a%00b", auth, None, 412),
         ("GET", f"{base}/{container}?limit=abc", auth, None, 200),  # ignored, as Swift
         ("GET", f"{base}/{container}?prefix=%FF", auth, None, 400),
