@@ -10,6 +10,9 @@ from __future__ import annotations
 X_TIMESTAMP = "x-timestamp"
 X_BACKEND_TIMESTAMP = "X-Backend-Timestamp"
 X_POLICY_INDEX = "x-backend-storage-policy-index"
+#: ``index:name,...`` of the proxy's storage policies, sent with account listings so the
+#: account server can name each container's policy (``storage_policy``), as Swift does.
+X_POLICY_NAMES = "x-backend-storage-policy-names"
 X_CONTAINER_HOST = "x-container-host"
 X_CONTAINER_PARTITION = "x-container-partition"
 X_CONTAINER_DEVICE = "x-container-device"

@@ -55,7 +55,7 @@ def split_path(raw: bytes) -> list[str]:
         raise HTTPError(412, "Invalid UTF8 or contains NULL") from None
     if "\x00" in text:
         raise HTTPError(412, "Invalid UTF8 or contains NULL")
-    return text.lstrip("/").split("/", 3)
+    return text[1:].split("/", 3) if text.startswith("/") else text.split("/", 3)
 
 
 class ProxyApp:
@@ -130,13 +130,15 @@ class ProxyApp:
         if path.startswith(("/auth/v1", "/v1.0")):
             return self._login(ctx)
         parts = split_path(ctx.path.encode("latin-1"))
+        if parts == ["v1"]:
+            raise HTTPError(412, "Bad URL")
         if len(parts) < 2 or parts[0] != "v1" or not parts[1]:
             raise HTTPError(404, "Not Found: the resource could not be found.")
         ctx.account = parts[1]
         ctx.container = parts[2] if len(parts) > 2 and (parts[2] or len(parts) > 3) else None
         ctx.obj = parts[3] if len(parts) > 3 and parts[3] != "" else None
         if len(parts) > 3 and not parts[2]:
-            raise HTTPError(400, "Container name required")
+            raise HTTPError(404, "Not Found: the resource could not be found.")
         check_account_name(ctx.account, self.state.limits)
         await self._authenticate(ctx)
         return await self._route(ctx)
@@ -177,13 +179,20 @@ class ProxyApp:
             raise HTTPError(401, "Unauthorized: temp URLs are for objects only")
         if ctx.method not in tempurl.METHODS:
             raise HTTPError(401)
-        keys = list((await account_info(self.state, ctx.account)).meta(
+        akeys = list((await account_info(self.state, ctx.account)).meta(
             "x-account-meta-temp-url-key").values())
         cinfo = await container_info(self.state, ctx.account, ctx.container)
-        keys += list(cinfo.meta("x-container-meta-temp-url-key").values())
-        path = ctx.path.split("?", 1)[0]
-        if not tempurl.verify(tu, ctx.method, urllib.parse.unquote(path), keys):
-            raise HTTPError(401, "Unauthorized: temp URL invalid or expired")
+        ckeys = list(cinfo.meta("x-container-meta-temp-url-key").values())
+        path = urllib.parse.unquote(ctx.path.split("?", 1)[0])
+        if not tempurl.verify(tu, ctx.method, path, akeys):
+            if not tempurl.verify(tu, ctx.method, path, ckeys):
+                raise HTTPError(401, "Unauthorized: temp URL invalid or expired")
+            ctx.tempurl_container = ctx.container
+        if ctx.method in ("PUT", "POST"):
+            for name in tempurl.DISALLOWED_HEADERS:
+                if name in ctx.headers:
+                    raise HTTPError(400, f"The header {name.title()!r} is not allowed in "
+                                         "this tempurl")
         ctx.tempurl = tu
         ctx.identity = None
 
@@ -198,6 +207,9 @@ class ProxyApp:
                 log.info("client disconnected: %s %s", ctx.method if ctx else "-",
                          ctx.path if ctx else "-")
             status, headers, body = error_response(exc)
+            if status == 401 and "Www-Authenticate" not in headers:
+                realm = urllib.parse.quote(ctx.account) if ctx and ctx.account else "unknown"
+                headers = {**headers, "Www-Authenticate": f'Swift realm="{realm}"'}
             result = Resp(status, headers, body)
         return result, ctx
 
@@ -205,9 +217,17 @@ class ProxyApp:
     def final_headers(result: Resp, ctx: Ctx | None) -> dict[str, str]:
         """Return the response headers with the transaction id and a Content-Type."""
         headers = dict(result.headers)
+        for name, value in headers.items():
+            if not value.isascii():  # text from a name: send its UTF-8 bytes (as Swift)
+                try:
+                    value.encode("latin-1")
+                except UnicodeEncodeError:
+                    headers[name] = value.encode().decode("latin-1")
         if ctx is not None:
             headers["X-Trans-Id"] = ctx.trans_id
             headers["X-Openstack-Request-Id"] = ctx.trans_id
+        if result.status == 204 and "Content-Length" not in headers:
+            headers["Content-Length"] = "0"  # Swift announces the empty body
         if "Content-Type" not in headers and result.status not in (204, 304):
             headers["Content-Type"] = "text/html; charset=UTF-8"
         return headers

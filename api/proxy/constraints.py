@@ -98,6 +98,11 @@ def _header_bytes(value: str) -> bytes:
     return urllib.parse.unquote_to_bytes(raw)
 
 
+def header_path(value: str) -> str:
+    """Return a path-like header value (``X-Object-Manifest``) percent-decoded, as text."""
+    return _header_bytes(value).decode("utf-8", "replace")
+
+
 def _utf8(data: bytes) -> str:
     """Decode a name from a header as Swift's check_utf8 would accept it (412 if not)."""
     try:
@@ -275,14 +280,9 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
 
 def check_listing_limit(value: str | None, maximum: int) -> int:
     """Parse the ``limit`` query parameter of a listing."""
-    if value is None or value == "":
-        return maximum
-    try:
-        limit = int(value)
-    except ValueError:
-        raise HTTPError(412, "Value of limit must be a positive integer") from None
-    if limit < 0:
-        raise HTTPError(412, "Value of limit must be a positive integer")
+    if value is None or not value.isdigit():
+        return maximum  # Swift ignores a limit that is not all digits ("5000.0", "-1")
+    limit = int(value)
     if limit > maximum:
         raise HTTPError(412, f"Maximum limit is {maximum}")
     return limit

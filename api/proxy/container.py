@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import urllib.parse
 from typing import Any
 
@@ -25,7 +27,12 @@ from nubis.api.proxy.constraints import (
 )
 from nubis.api.proxy.context import ContainerCtx, Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import http_date
+from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 
+#: Account quota headers only a reseller admin may set or remove.
+_QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-remove-account-meta-quota-bytes",
+                  "x-account-quota-", "x-remove-account-quota-")
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
                    "format", "path", "states")
 
@@ -43,8 +50,6 @@ def _listing_query(ctx: Ctx, maximum: int) -> dict[str, str]:
     if fmt not in ("", "plain", "json", "xml"):
         fmt = "plain"
     params["format"] = fmt or "plain"
-    if "delimiter" in params and len(params["delimiter"]) > 1:
-        raise HTTPError(412, "Bad delimiter")
     return params
 
 
@@ -69,9 +74,22 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
     return out
 
 
+def _check_listing_reply(reply: Reply) -> None:
+    """Raise the backend's answer to a bad listing request (400/406/412), else 503."""
+    if 200 <= reply.status < 300:
+        return
+    if reply.status in (400, 406, 412):
+        raise HTTPError(reply.status, reply.body.decode("utf-8", "replace").strip())
+    raise HTTPError(503)
+
+
 def _listing_response(ctx: Ctx, reply: Reply, fmt: str) -> Resp:
     headers = _show_headers(ctx, reply)
     headers["Content-Type"] = _content_type(fmt)
+    put_ts = reply.headers.get("x-put-timestamp")
+    if ctx.container is not None and put_ts:  # Swift: the container's PUT time, ceiled
+        with contextlib.suppress(ValueError):
+            headers["Last-Modified"] = http_date(math.ceil(float(put_ts)))
     if ctx.method == "HEAD":
         return Resp(204, headers)
     body = reply.body
@@ -132,8 +150,7 @@ async def container_get(ctx: ContainerCtx) -> Resp:
                                              urllib.parse.urlencode(params))
     if reply.status == 404:
         raise HTTPError(404)
-    if not 200 <= reply.status < 300:
-        raise HTTPError(503)
+    _check_listing_reply(reply)
     return _listing_response(ctx, reply, params["format"])
 
 
@@ -146,7 +163,8 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
     for name in ("x-versions-location", "x-history-location"):
-        if name in ctx.headers:
+        # An empty value (or X-Remove-*) turns versioning off: nothing to do here.
+        if ctx.headers.get(name, "").strip():
             raise HTTPError(400, "Object versioning is not supported")
     return meta
 
@@ -260,7 +278,9 @@ async def account_get(ctx: Ctx) -> Resp:
     if ctx.method == "HEAD":
         reply = await ctx.state.backend.read(ring, part, nodes, "HEAD", (ctx.account,), {})
     else:
-        reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account,), {},
+        names = ",".join(f"{i}:{n}" for i, n in ctx.state.policy_names.items())
+        reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account,),
+                                             {POLICY_NAMES_HEADER: names},
                                              urllib.parse.urlencode(params))
     if reply.status == 404 and ctx.state.conf.account_autocreate:
         empty = {"json": b"[]", "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -270,14 +290,16 @@ async def account_get(ctx: Ctx) -> Resp:
                       empty.get(params["format"], b""))
     elif reply.status == 404:
         raise HTTPError(404)
-    elif not 200 <= reply.status < 300:
-        raise HTTPError(503)
+    _check_listing_reply(reply)
     return _listing_response(ctx, reply, params["format"])
 
 
 async def account_post(ctx: Ctx) -> Resp:
     """Update an account's metadata (including Temp-URL keys)."""
     check_access(ctx, None)
+    if (ctx.identity is None or not ctx.identity.reseller_admin) and any(
+            name.startswith(_QUOTA_HEADERS) for name in ctx.headers):
+        raise HTTPError(403)  # account quotas are the reseller's (Swift's account_quotas)
     check_metadata(ctx.headers, "account", ctx.state.limits)
     meta = meta_headers(ctx.headers, "account")
     await _ensure_account(ctx)

@@ -33,10 +33,14 @@ _TX_COUNTER = itertools.count()
 
 
 def new_trans_id() -> str:
-    """Return a unique transaction id: ``tx`` + 21 hex digits."""
+    """Return a unique transaction id in Swift's format: ``tx`` + 21 hex + ``-`` + time.
+
+    The last part is the request's start time in seconds, as 10 hex digits.
+    """
     if not _TX_PREFIX[0]:
         _TX_PREFIX[0] = uuid.uuid4().hex[:9]
-    return f"tx{_TX_PREFIX[0]}{next(_TX_COUNTER) & 0xFFFFFFFFFFFF:012x}"
+    return (f"tx{_TX_PREFIX[0]}{next(_TX_COUNTER) & 0xFFFFFFFFFFFF:012x}"
+            f"-{int(time.time()) & 0xFFFFFFFFFF:010x}")
 
 
 class Body:
@@ -180,6 +184,8 @@ class Ctx:
     identity: Identity | None = None
     #: Set when a TempURL signature authorised the request.
     tempurl: Any = None
+    #: Set when a container's Temp-URL key signed the request: its reach ends there.
+    tempurl_container: str | None = None
     trans_id: str = field(default_factory=lambda: new_trans_id())
 
     def header(self, name: str, default: str = "") -> str:

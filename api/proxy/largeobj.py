@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -22,6 +23,7 @@ from nubis.api.proxy.base import (
     require_found,
     timestamp_headers,
 )
+from nubis.api.proxy.constraints import header_path
 from nubis.api.proxy.container import backend_listing
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
@@ -63,6 +65,16 @@ class Segment:
     first: int
     length: int
     etag: str | None
+    #: Inline bytes of a ``{"data": <base64>}`` manifest entry (no object behind it).
+    data: bytes | None = None
+
+
+def _data_of(entry: dict[str, Any]) -> bytes:
+    """Return the bytes of an inline-data manifest entry (400 when not base64)."""
+    try:
+        return base64.b64decode(str(entry["data"]), validate=True)
+    except (ValueError, TypeError):
+        raise HTTPError(400, "Invalid data segment: not base64") from None
 
 
 # --- SLO PUT -------------------------------------------------------------------
@@ -77,8 +89,13 @@ def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
         raise HTTPError(400, "Manifest must be a non-empty list of segments.")
     if len(items) > max_segments:
         raise HTTPError(400, f"Too many segments in manifest; max {max_segments}")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
+        if isinstance(item, dict) and "data" in item and "path" not in item:
+            if set(item) != {"data"} or not _data_of(item):
+                raise HTTPError(400, f"Index {i}: invalid data segment")
+            out.append({"data": item["data"]})
+            continue
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise HTTPError(400, f"Index {i}: segment must have a path")
         path = item["path"].lstrip("/")
@@ -103,7 +120,9 @@ def slo_etag(manifest: list[dict[str, Any]]) -> str:
     """Return an SLO's ETag: md5 of its segment ETags (with ranges, like Swift)."""
     md5 = hashlib.md5(usedforsecurity=False)
     for seg in manifest:
-        if seg.get("range"):
+        if "data" in seg:
+            md5.update(hashlib.md5(_data_of(seg), usedforsecurity=False).hexdigest().encode())
+        elif seg.get("range"):
             md5.update(f"{seg['hash']}:{seg['range']};".encode())
         else:
             md5.update(str(seg["hash"]).encode())
@@ -153,6 +172,8 @@ def manifest_sysmeta(data: bytes, manifest: list[dict[str, Any]] | None = None
 
 
 def _seg_size(seg: dict[str, Any]) -> int:
+    if "data" in seg:
+        return len(_data_of(seg))
     rng = seg.get("range")
     if not rng:
         return int(seg["bytes"])
@@ -172,6 +193,9 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
     stored: list[dict[str, Any]] = []
     errors: list[str] = []
     for i, item in enumerate(items):
+        if "data" in item:
+            stored.append(item)
+            continue
         path = f"/{item['container']}/{item['obj']}"
         cinfo = await container_info(ctx.state, ctx.account, item["container"])
         try:
@@ -192,9 +216,10 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         h = got.headers
         size = int(h.get("content-length", "0"))
         etag = h.get("etag", "").strip('"').lower()
-        if h.get("x-static-large-object", "").lower() == "true":
-            errors.append(f"{urllib.parse.quote(path)}, nested SLO segments are not supported")
-            continue
+        sub_slo = h.get("x-static-large-object", "").lower() == "true"
+        if sub_slo:  # a nested SLO counts with its total size and SLO ETag
+            size = int(h.get(SLO_SIZE.lower(), "0") or 0)
+            etag = h.get(SLO_ETAG.lower(), "").strip('"').lower()
         if item["size_bytes"] is not None and item["size_bytes"] != size:
             errors.append(f"{urllib.parse.quote(path)}, Size Mismatch")
         if item["etag"] is not None and item["etag"] != etag:
@@ -205,12 +230,16 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         seg = {"name": path, "hash": etag, "bytes": size,
                "content_type": h.get("content-type", "application/octet-stream"),
                "last_modified": http_date(last_modified(h))}
+        if sub_slo:
+            seg["sub_slo"] = True
         if item["range"]:
-            seg["range"] = item["range"]
             try:
-                _range_bounds(item["range"], size)
+                a, b = _range_bounds(item["range"], size)
             except HTTPError:
                 errors.append(f"{urllib.parse.quote(path)}, Unsatisfiable Range")
+            else:  # stored resolved, and dropped when it is the whole segment (Swift)
+                if (a, b) != (0, size):
+                    seg["range"] = f"{a}-{b - 1}"
         stored.append(seg)
     return stored, errors
 
@@ -219,6 +248,10 @@ def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
                         account: str | None = None) -> None:
     """Refuse segments the caller may not read themselves (like Swift's sub-requests)."""
     if ctx.tempurl is not None:
+        if ctx.tempurl_container is not None and (
+                container != ctx.tempurl_container or (account or ctx.account) != ctx.account):
+            raise HTTPError(401, "Unauthorized: the temp URL's container key does not "
+                                 "reach this segment")
         return
     auth.authorize(ctx.identity, "GET", account or ctx.account, container, obj,
                    cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
@@ -245,6 +278,10 @@ async def _read_manifest(ctx: ObjectCtx, got: ClientResponse, policy: int) -> li
 def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
     out = []
     for seg in manifest:
+        if "data" in seg:
+            data = _data_of(seg)
+            out.append(Segment("", "", 0, len(data), None, data))
+            continue
         name = str(seg["name"]).lstrip("/")
         container, _, obj = name.partition("/")
         size = int(seg["bytes"])
@@ -253,17 +290,84 @@ def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
     return out
 
 
+#: How deep SLOs may nest (Swift's ``max_slo_recursion_depth``).
+MAX_SLO_DEPTH = 10
+
+
+async def _expand(ctx: ObjectCtx, manifest: list[dict[str, Any]], depth: int = 1
+                  ) -> list[Segment]:
+    """Return the leaf segments of a manifest, nested SLOs replaced by their segments."""
+    out: list[Segment] = []
+    for seg, entry in zip(_slo_segments(manifest), manifest, strict=True):
+        if not entry.get("sub_slo"):
+            out.append(seg)
+            continue
+        if depth >= MAX_SLO_DEPTH:
+            raise HTTPError(409, "Max recursion depth exceeded on SLO")
+        cinfo = await container_info(ctx.state, ctx.account, seg.container)
+        _check_segment_read(ctx, cinfo, seg.container, seg.obj)
+        got = await fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET")
+        if isinstance(got, Reply):
+            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
+        try:
+            sub = json.loads(await got.read())
+            assert isinstance(sub, list)
+        except (ValueError, AssertionError):
+            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} is not a manifest") from None
+        out.extend(_slice(await _expand(ctx, sub, depth + 1), seg.first, seg.length))
+    return out
+
+
+def _slice(segments: list[Segment], first: int, length: int) -> list[Segment]:
+    """Return the segments covering bytes ``[first, first+length)`` of their concatenation."""
+    out, pos, stop = [], 0, first + length
+    for s in segments:
+        lo, hi = max(first, pos), min(stop, pos + s.length)
+        if lo < hi:
+            out.append(Segment(s.container, s.obj, s.first + lo - pos, hi - lo, s.etag,
+                               s.data))
+        pos += s.length
+    return out
+
+
 async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     """Answer GET/HEAD of an SLO by streaming its segments."""
     headers = dict(got.headers)
     manifest = await _read_manifest(ctx, got, policy)
-    segments = _slo_segments(manifest)
+    segments = await _expand(ctx, manifest)
     etag = slo_etag(manifest)
     out = client_headers(headers)
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
     out["X-Static-Large-Object"] = "True"
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+
+
+async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
+    """Answer ``GET ?multipart-manifest=get`` of an SLO: its manifest as JSON.
+
+    With ``format=raw`` the manifest comes in the form a ``multipart-manifest=put``
+    takes (``path``/``etag``/``size_bytes``/``range``), as in Swift.
+    """
+    headers = dict(got.headers)
+    body = await got.read()
+    if ctx.query.get("format") == "raw":
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            raise HTTPError(503, "Service Unavailable: unreadable SLO manifest") from None
+        raw = [seg if "data" in seg else
+               {"path": seg["name"], "etag": seg["hash"], "size_bytes": seg["bytes"],
+                **({"range": seg["range"]} if seg.get("range") else {})}
+               for seg in manifest]
+        body = json.dumps(raw).encode()
+    out = client_headers(headers)
+    out.update(timestamp_headers(headers))
+    out["Content-Type"] = "application/json; charset=utf-8"
+    out["Etag"] = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+    out["X-Static-Large-Object"] = "True"
+    out["Content-Length"] = str(len(body))
+    return Resp(200, out, body, len(body))
 
 
 async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
@@ -278,6 +382,8 @@ async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
     deleted, missing, errors = 0, 0, []
     saved = (ctx.container, ctx.obj)
     for seg in _slo_segments(manifest):
+        if seg.data is not None:
+            continue
         ctx.container, ctx.obj = seg.container, seg.obj
         try:
             sinfo = await container_info(ctx.state, ctx.account, seg.container)
@@ -318,7 +424,7 @@ def _bulk_result(ctx: ObjectCtx, deleted: int, missing: int, errors: list[list[s
 
 async def dlo_get(ctx: ObjectCtx, headers: dict[str, str]) -> Resp:
     """Answer GET/HEAD of a DLO: the listed segments under its prefix, in order."""
-    value = urllib.parse.unquote(headers["x-object-manifest"])
+    value = header_path(headers["x-object-manifest"])
     container, _, prefix = value.lstrip("/").partition("/")
     if not container:
         raise HTTPError(400, "X-Object-Manifest must be <container>/<prefix>")
@@ -358,13 +464,14 @@ async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: l
                             etag: str, modified: float) -> Resp:
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
-    for container in sorted({s.container for s in segments}):
+    for container in sorted({s.container for s in segments if s.data is None}):
         cinfo = await container_info(ctx.state, ctx.account, container)
         first = next(s for s in segments if s.container == container)
         _check_segment_read(ctx, cinfo, container, first.obj)
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond == 304:
-        return Resp(304, {k: v for k, v in headers.items() if k in ("Etag", "Last-Modified")})
+        return Resp(304, {**{k: v for k, v in headers.items() if k != "Content-Length"},
+                          "Accept-Ranges": "bytes"})
     if cond is not None:
         raise HTTPError(cond)
     headers["Accept-Ranges"] = "bytes"
@@ -405,6 +512,11 @@ async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment]
             continue
         if seg_start >= stop or time.monotonic() > deadline:
             return
+        lo = seg.first + max(0, start - seg_start)
+        hi = seg.first + min(seg.length, stop - seg_start)
+        if seg.data is not None:
+            yield seg.data[lo:hi]
+            continue
         cinfo = await container_info(ctx.state, account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
         got = await fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
@@ -413,8 +525,6 @@ async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment]
         if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:
             got.close()
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} changed")
-        lo = seg.first + max(0, start - seg_start)
-        hi = seg.first + min(seg.length, stop - seg_start)
         async for chunk in slice_stream(got.iter_body(), lo, hi):
             yield chunk
         got.close()

@@ -69,6 +69,10 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
         return await largeobj.slo_get(ctx, got, policy_of(info))
+    copying = "x-copy-from" in ctx.headers or "destination" in ctx.headers
+    if manifest_get and headers.get("x-static-large-object", "").lower() == "true" \
+            and ctx.method == "GET" and not copying:  # a copy keeps the stored form
+        return await largeobj.slo_manifest_get(ctx, got)
     if not manifest_get and "x-object-manifest" in headers:
         got.close()
         return await largeobj.dlo_get(ctx, headers)
@@ -111,7 +115,10 @@ async def put(ctx: ObjectCtx) -> Resp:
     if ctx.query.get("multipart-manifest") == "put":
         return await largeobj.slo_put(ctx, info)
     length = check_content_length(ctx.headers, limits)
-    if ctx.header("if-none-match").strip() == "*":
+    inm = ctx.header("if-none-match").strip()
+    if inm and inm != "*":
+        raise HTTPError(400, "If-None-Match only supports *")
+    if inm == "*":
         got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), "HEAD")
         if not isinstance(got, Reply):
             await got.release()

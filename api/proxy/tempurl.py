@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from nubis.api.proxy.errors import HTTPError
 DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 HEX_LENGTHS = {40: "sha1", 64: "sha256", 128: "sha512"}
 METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+#: Headers a tempurl PUT/POST may not carry (they would reach beyond the signed object).
+DISALLOWED_HEADERS = ("x-object-manifest", "x-symlink-target", "x-copy-from")
 
 
 @dataclass(frozen=True)
@@ -104,16 +107,29 @@ def verify(tu: TempUrlRequest, method: str, path: str, keys: Iterable[str]) -> b
     for key in keys:
         for m in methods:
             msg = f"{m}\n{tu.expires}\n{signed_path}".encode()
-            good = hmac.new(key.encode(), msg, DIGESTS[digest]).digest()
+            good = hmac.new(header_bytes(key), msg, DIGESTS[digest]).digest()
             if hmac.compare_digest(good, raw):
                 return True
     return False
 
 
+def header_bytes(value: str) -> bytes:
+    """Return a header value's bytes (HTTP servers decode them as latin-1)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
 def disposition(tu: TempUrlRequest, obj: str) -> str | None:
-    """Return the Content-Disposition a tempurl GET should carry, if any."""
+    """Return the Content-Disposition a tempurl GET should carry, if any (Swift's format)."""
     if tu.inline:
-        return "inline" if tu.filename is None else f'inline; filename="{tu.filename}"'
-    name = tu.filename if tu.filename is not None else obj.rsplit("/", 1)[-1]
-    safe = name.replace('"', "").replace("\r", "").replace("\n", "")
-    return f'attachment; filename="{safe}"'
+        return "inline" if tu.filename is None else _disposition_format("inline", tu.filename)
+    name = tu.filename if tu.filename is not None else obj.rstrip("/").rsplit("/", 1)[-1]
+    return _disposition_format("attachment", name)
+
+
+def _disposition_format(kind: str, filename: str) -> str:
+    """Return ``kind; filename="..."; filename*=UTF-8''...`` (RFC 6266, ASCII only)."""
+    return (f'{kind}; filename="{urllib.parse.quote(filename, safe=" /")}"; '
+            f"filename*=UTF-8''{urllib.parse.quote(filename)}")

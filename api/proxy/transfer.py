@@ -84,9 +84,9 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
     if cond is not None:
         if closer is not None:
             closer()
-        if cond == 304:
-            keep = {k: v for k, v in headers.items()
-                    if k in ("Etag", "Last-Modified", "X-Timestamp")}
+        if cond == 304:  # Swift keeps the object's headers on a 304, without a body
+            keep = {k: v for k, v in headers.items() if k != "Content-Length"}
+            keep["Accept-Ranges"] = "bytes"
             return Resp(304, keep)
         raise HTTPError(412, headers={"Etag": etag} if etag else None)
     if ctx.tempurl is not None:

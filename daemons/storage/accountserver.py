@@ -13,6 +13,7 @@ asynchronous here, so the account must not depend on their order).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,26 @@ def _account_headers(info: AccountInfo) -> list[tuple[str, str]]:
     return headers
 
 
-def _container_row(name: str, raw: bytes) -> dict[str, Any]:
-    put_ts, _, count, nbytes, _ = unpack_row(raw)
-    return {"name": name, "count": count, "bytes": nbytes,
-            "last_modified": Timestamp.parse(put_ts).isoformat}
+def policy_names(value: str) -> dict[int, str]:
+    """Parse ``X-Backend-Storage-Policy-Names`` (``0:rep3,1:rep2``); bad items are skipped."""
+    out: dict[int, str] = {}
+    for item in value.split(","):
+        idx, _, name = item.partition(":")
+        if idx.strip().isdigit() and name.strip():
+            out[int(idx)] = name.strip()
+    return out
+
+
+def _row_maker(names: dict[int, str]) -> Callable[[str, bytes], dict[str, Any]]:
+    """Return the JSON row of a container; ``storage_policy`` when its policy is known."""
+    def row(name: str, raw: bytes) -> dict[str, Any]:
+        put_ts, _, count, nbytes, policy = unpack_row(raw)
+        out = {"name": name, "count": count, "bytes": nbytes,
+               "last_modified": Timestamp.parse(put_ts).isoformat}
+        if policy in names:
+            out["storage_policy"] = names[policy]
+        return out
+    return row
 
 
 class AccountServer(DatabaseServer[AccountDB]):
@@ -149,7 +166,8 @@ class AccountServer(DatabaseServer[AccountDB]):
         listing = parse_listing(req, self.storage.listing_limit)
         entries = db.listing(p.account, listing.params)
         return render_listing(entries, listing.content_type, headers, "account", p.account,
-                              "container", _container_row)
+                              "container",
+                              _row_maker(policy_names(req.headers.get(hdr.X_POLICY_NAMES, ""))))
 
 
 def run(storage: StorageConfig, cluster: ClusterConfig, once: bool = False) -> int:

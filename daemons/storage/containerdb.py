@@ -9,7 +9,11 @@ Environment ``<device>/containers.lmdb`` with sub-databases:
 * ``deleted``: ``id + object name`` -> delete timestamp (row tombstones that
   keep an older, late PUT from resurrecting a deleted object);
 * ``dirty``: container id -> revision, containers whose stats the account
-  server has not acknowledged yet (the durable account-update queue).
+  server has not acknowledged yet (the durable account-update queue);
+* ``meta``: ``format`` -> the row-key layout version (:func:`migrate`).
+
+Object names longer than an LMDB key allows are keyed by a fixed-length head
+and a hash, the full name kept in the value (:func:`listing.row_key`).
 
 Counts and bytes change in the same transaction as the rows.
 """
@@ -22,11 +26,22 @@ from typing import Any
 import msgpack
 import xxhash
 from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
-from nubis.daemons.storage.listing import Entry, ListingParams, walk
+from nubis.daemons.storage.listing import (
+    SCOPE_LEN,
+    SHORT_MAX,
+    Entry,
+    ListingParams,
+    get_row,
+    row_key,
+    walk,
+    wrap_value,
+)
 from nubis.daemons.storage.lmdbstore import GroupCommitter
 from nubis.daemons.storage.protocol import StorageError
 
-DBS = ("containers", "objects", "deleted", "dirty")
+DBS = ("containers", "objects", "deleted", "dirty", "meta")
+#: Row-key layout: 2 = long names hashed (:func:`listing.row_key`).
+FORMAT = b"2"
 
 
 class ContainerNotFoundError(StorageError):
@@ -118,6 +133,8 @@ class ContainerDB:
         self.objects = env.open_db(b"objects")
         self.deleted = env.open_db(b"deleted")
         self.dirty = env.open_db(b"dirty")
+        self.meta = env.open_db(b"meta")
+        migrate(env, self.objects, self.deleted, self.meta)
         #: Revisions acknowledged but maybe not yet cleared on disk (lazy).
         self.acked: dict[bytes, int] = {}
 
@@ -272,6 +289,8 @@ class ContainerDB:
                     out.append(201 if r.method == "PUT" else 204)
                 except ContainerNotFoundError:
                     out.append(404)
+                except KeyError:  # a long-name hash collision: the sender retries it
+                    out.append(500)
             rt.finish()
             return out
 
@@ -294,6 +313,30 @@ class ContainerDB:
                     del acked[cid]
 
         self.committer.submit_lazy(write)
+
+
+def migrate(env: Any, objects: Any, deleted: Any, meta: Any) -> int:
+    """Rewrite rows keyed by the old layout (full names of 481-495 bytes); return how many.
+
+    Layout 1 keyed every row by the full name, so names longer than
+    :data:`SHORT_MAX` (that LMDB accepted) must move to their hashed keys before
+    a listing may read them. Runs once per environment; later opens only read
+    the ``format`` marker.
+    """
+    with env.begin(db=meta) as txn:
+        if txn.get(b"format") == FORMAT:
+            return 0
+    moved = 0
+    with env.begin(write=True) as txn:
+        for db in (objects, deleted):
+            old = [(k, v) for k, v in txn.cursor(db=db) if len(k) > SCOPE_LEN + SHORT_MAX]
+            for key, value in old:
+                scope, name = key[:SCOPE_LEN], key[SCOPE_LEN:]
+                txn.delete(key, db=db)
+                txn.put(row_key(scope, name), wrap_value(name, value), db=db)
+            moved += len(old)
+        txn.put(b"format", FORMAT, db=meta)
+    return moved
 
 
 def _packb(value: Any) -> bytes:
@@ -336,11 +379,12 @@ class _RowTxn:
         if info is None or (row.method == "PUT" and info.deleted):
             raise ContainerNotFoundError(row.container)
         txn, db = self.txn, self.db
-        key = cid + row.obj.encode()
-        tomb = txn.get(key, db=db.deleted)
+        name = row.obj.encode()
+        key = row_key(cid, name)
+        tomb = get_row(txn, db.deleted, cid, name)
         if tomb is not None and tomb.decode() >= row.ts:
             return
-        raw = txn.get(key, db=db.objects)
+        raw = get_row(txn, db.objects, cid, name)
         if raw is not None:
             old = unpack_row(raw)
             if old[0] >= row.ts:
@@ -351,15 +395,15 @@ class _RowTxn:
         if row.method == "PUT":
             if tomb is not None:
                 txn.delete(key, db=db.deleted)
-            txn.put(key, pack_row(row.ts, row.size, row.content_type, row.etag),
-                    db=db.objects)
+            txn.put(key, wrap_value(name, pack_row(row.ts, row.size, row.content_type,
+                                                   row.etag)), db=db.objects)
             info.count += 1
             info.nbytes += row.size
             self.changed.add(cid)
         else:
             if raw is not None:
                 txn.delete(key, db=db.objects)
-            txn.put(key, row.ts.encode(), db=db.deleted)
+            txn.put(key, wrap_value(name, row.ts.encode()), db=db.deleted)
 
     def finish(self) -> None:
         """Save every container whose stats changed (and mark it for the account)."""

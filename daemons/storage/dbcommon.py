@@ -62,27 +62,18 @@ def parse_listing(req: Request, max_limit: int) -> ListingRequest:
     Raises:
         ProtocolError: 412 for bad values, 406 for an unsupported format.
     """
-    try:
-        query = dict(parse_qsl(req.query, keep_blank_values=True, encoding="utf-8",
-                               errors="strict"))
-    except UnicodeDecodeError:
-        raise ProtocolError(412, "Invalid UTF8 or contains NULL") from None
-    for value in query.values():
-        if "\x00" in value:
-            raise ProtocolError(412, "Invalid UTF8 or contains NULL")
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(req.query, keep_blank_values=True, encoding="latin-1"):
+        try:  # Swift's get_param: 400 for a value that is not UTF-8 (NUL is allowed)
+            query[name] = value.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(400, f'"{name}" parameter not valid UTF-8') from None
     limit = max_limit
-    if query.get("limit", "") != "":
-        try:
-            limit = int(query["limit"])
-        except ValueError:
-            raise ProtocolError(412, "Value of limit must be a positive integer") from None
-        if limit < 0:
-            raise ProtocolError(412, "Value of limit must be a positive integer")
+    if query.get("limit", "").isdigit():  # Swift ignores other values
+        limit = int(query["limit"])
         if limit > max_limit:
             raise ProtocolError(412, f"Maximum limit is {max_limit}")
     delimiter = query.get("delimiter", "")
-    if delimiter and (len(delimiter) > 1 or ord(delimiter) > 254):
-        raise ProtocolError(412, "Bad delimiter")
     reverse = query.get("reverse", "").lower() in ("1", "true", "yes", "on", "t", "y")
     params = ListingParams(query.get("prefix", "").encode(), delimiter.encode(),
                            query.get("marker", "").encode(),

@@ -7,6 +7,15 @@ what a 10-row one does. A delimiter collapses a run of names into one
 ``subdir`` entry by seeking past it (``subdir`` with its last byte + 1)
 instead of stepping over every name inside it.
 
+Long names: LMDB keys hold at most 511 bytes, Swift object names 1,024. A
+name of up to :data:`SHORT_MAX` bytes is its own key suffix; a longer one is
+keyed ``scope + name[:SHORT_MAX] + xxh64(name)`` (:func:`row_key`) and its value
+carries the rest of the name (:func:`wrap_value`). Such keys sort exactly where
+their names do relative to every name with another first ``SHORT_MAX`` bytes, so
+only names sharing those bytes (a "bucket", contiguous in the tree) need
+reordering: :class:`NameCursor` reads a bucket whole, sorts it by full name and
+steps through it, so listings stay in exact byte order.
+
 Semantics follow Swift's container/account brokers: names compare as UTF-8
 bytes; ``marker`` / ``end_marker`` are exclusive; with ``reverse`` the walk
 goes downwards and ``marker`` is the upper, ``end_marker`` the lower bound;
@@ -17,6 +26,145 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import xxhash
+
+#: Scope ids (container/account ids) are this long.
+SCOPE_LEN = 16
+#: Names up to this many bytes are stored as the key suffix itself.
+SHORT_MAX = 480
+#: Length of every long-name key: scope + 480 name bytes + 8 hash bytes (<= 511).
+LONG_KEY_LEN = SCOPE_LEN + SHORT_MAX + 8
+
+
+def row_key(scope: bytes, name: bytes) -> bytes:
+    """Return the LMDB key of ``name`` in ``scope`` (hashed tail for long names)."""
+    if len(name) <= SHORT_MAX:
+        return scope + name
+    return scope + name[:SHORT_MAX] + xxhash.xxh64_digest(name)
+
+
+def wrap_value(name: bytes, value: bytes) -> bytes:
+    """Return the stored value of a row: long names carry their tail in front."""
+    if len(name) <= SHORT_MAX:
+        return value
+    tail = name[SHORT_MAX:]
+    return len(tail).to_bytes(2, "big") + tail + value
+
+
+def unwrap(key: bytes, raw: bytes, scope_len: int = SCOPE_LEN) -> tuple[bytes, bytes]:
+    """Return ``(name, value)`` of a stored row."""
+    if len(key) != scope_len + SHORT_MAX + 8:
+        return key[scope_len:], raw
+    n = int.from_bytes(raw[:2], "big")
+    return key[scope_len:scope_len + SHORT_MAX] + raw[2:2 + n], raw[2 + n:]
+
+
+def get_row(txn: Any, db: Any, scope: bytes, name: bytes) -> bytes | None:
+    """Return the (unwrapped) value of ``name``'s row, or None.
+
+    Raises:
+        KeyError: a different long name has the same key (an xxh64 collision).
+    """
+    key = row_key(scope, name)
+    raw = txn.get(key, db=db)
+    if raw is None or len(name) <= SHORT_MAX:
+        return raw  # type: ignore[no-any-return]
+    stored, value = unwrap(key, raw, len(scope))
+    if stored != name:
+        raise KeyError("long object name hash collision")
+    return value
+
+
+class NameCursor:
+    """A cursor over the rows of one scope, in exact byte order of the full names."""
+
+    def __init__(self, cursor: Any, scope: bytes) -> None:
+        self.raw = cursor
+        self.scope = scope
+        self.n = len(scope)
+        self.long_len = self.n + SHORT_MAX + 8
+        self.bucket: list[tuple[bytes, bytes]] = []
+        self.idx = 0
+        self.valid = False
+
+    @property
+    def name(self) -> bytes:
+        """Return the full name at the cursor."""
+        return self.bucket[self.idx][0]
+
+    def value(self) -> bytes:
+        """Return the row value at the cursor (the name tail removed)."""
+        return self.bucket[self.idx][1]
+
+    def _land(self, ok: bool, down: bool) -> bool:
+        """Read the row (or whole bucket) under the raw cursor."""
+        key = self.raw.key() if ok else b""
+        if not ok or not key.startswith(self.scope):
+            self.valid = False
+            return False
+        if len(key) != self.long_len:
+            self.bucket, self.idx = [(key[self.n:], self.raw.value())], 0
+        else:
+            self.bucket = self._read_bucket(key[:self.n + SHORT_MAX])
+            self.idx = len(self.bucket) - 1 if down else 0
+        self.valid = True
+        return True
+
+    def _read_bucket(self, head: bytes) -> list[tuple[bytes, bytes]]:
+        """Return every long row whose key starts with ``head``, sorted by full name."""
+        out: list[tuple[bytes, bytes]] = []
+        ok = self.raw.set_range(head)
+        while ok:
+            key = self.raw.key()
+            if not key.startswith(head):
+                break
+            if len(key) == self.long_len:
+                out.append(unwrap(key, self.raw.value(), self.n))
+            ok = self.raw.next()
+        out.sort()
+        return out
+
+    def _after_bucket(self) -> bytes:
+        return increment(self.scope + self.name[:SHORT_MAX])
+
+    def next(self) -> bool:
+        """Step to the next name."""
+        if self.idx + 1 < len(self.bucket):
+            self.idx += 1
+            return True
+        if len(self.name) > SHORT_MAX:  # leave a bucket: seek past every key it has
+            nxt = self._after_bucket()
+            return self._land(bool(nxt) and self.raw.set_range(nxt), down=False)
+        return self._land(self.raw.next(), down=False)
+
+    def prev(self) -> bool:
+        """Step to the previous name."""
+        if self.idx > 0:
+            self.idx -= 1
+            return True
+        if len(self.name) > SHORT_MAX:  # before a bucket only its short head may sit
+            head = self.scope + self.name[:SHORT_MAX]
+            self.raw.set_range(head)
+            if self.raw.key() == head:
+                return self._land(True, down=True)
+        return self._land(self.raw.prev(), down=True)
+
+    def seek(self, name: bytes) -> bool:
+        """Position on the first name >= ``name``."""
+        ok = self._land(self.raw.set_range(self.scope + name[:SHORT_MAX]), down=False)
+        while ok and self.name < name:
+            ok = self.next()
+        return ok
+
+    def seek_below(self, name: bytes | None) -> bool:
+        """Position on the last name < ``name`` (``None``: the last name of the scope)."""
+        if name is not None and self.seek(name):
+            return self.prev()
+        nxt = increment(self.scope)
+        if nxt and self.raw.set_range(nxt):
+            return self._land(self.raw.prev(), down=True)
+        return self._land(self.raw.last(), down=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,33 +203,26 @@ def walk(cursor: Any, scope: bytes, params: ListingParams) -> list[Entry]:
     if params.limit <= 0:
         return []
     if params.reverse:
-        return _walk_down(cursor, scope, params)
-    return _walk_up(cursor, scope, params)
+        return _walk_down(NameCursor(cursor, scope), params)
+    return _walk_up(NameCursor(cursor, scope), params)
 
 
-def _walk_up(cursor: Any, scope: bytes, p: ListingParams) -> list[Entry]:
+def _walk_up(cur: NameCursor, p: ListingParams) -> list[Entry]:
     out: list[Entry] = []
-    n = len(scope)
-    lo = scope + p.prefix
-    skip_exact = b""
+    lo, skip_exact = p.prefix, None
     if p.marker and p.marker >= p.prefix:
-        lo = scope + p.marker
-        skip_exact = lo
-    if not cursor.set_range(lo):
-        return out
-    full_prefix = scope + p.prefix
+        lo = skip_exact = p.marker
+    ok = cur.seek(lo)
     plen = len(p.prefix)
     delim = p.delimiter
     end = p.end_marker
-    while True:
-        key = cursor.key()
-        if not key.startswith(full_prefix):
+    while ok:
+        name = cur.name
+        if not name.startswith(p.prefix):
             break
-        if key == skip_exact:
-            if not cursor.next():
-                break
+        if name == skip_exact:
+            ok = cur.next()
             continue
-        name = key[n:]
         if end and name >= end:
             break
         if delim:
@@ -92,33 +233,29 @@ def _walk_up(cursor: Any, scope: bytes, p: ListingParams) -> list[Entry]:
                     out.append(Entry(sub, None))
                     if len(out) >= p.limit:
                         break
-                nxt = increment(scope + sub)
-                if not nxt or not cursor.set_range(nxt):
-                    break
+                nxt = increment(sub)
+                ok = bool(nxt) and cur.seek(nxt)
                 continue
-        out.append(Entry(name, cursor.value()))
-        if len(out) >= p.limit or not cursor.next():
+        out.append(Entry(name, cur.value()))
+        if len(out) >= p.limit:
             break
+        ok = cur.next()
     return out
 
 
-def _walk_down(cursor: Any, scope: bytes, p: ListingParams) -> list[Entry]:
+def _walk_down(cur: NameCursor, p: ListingParams) -> list[Entry]:
     out: list[Entry] = []
-    n = len(scope)
-    full_prefix = scope + p.prefix
-    upper = increment(full_prefix)
-    if p.marker and (scope + p.marker) < (upper or b"\xff" * (n + 1)):
-        upper = scope + p.marker
-    if not _seek_below(cursor, upper):
-        return out
+    upper: bytes | None = increment(p.prefix) or None
+    if p.marker and (upper is None or p.marker < upper):
+        upper = p.marker
+    ok = cur.seek_below(upper)
     plen = len(p.prefix)
     delim = p.delimiter
     end = p.end_marker
-    while True:
-        key = cursor.key()
-        if not key.startswith(full_prefix):
+    while ok:
+        name = cur.name
+        if not name.startswith(p.prefix):
             break
-        name = key[n:]
         if end and name <= end:
             break
         if delim:
@@ -129,22 +266,13 @@ def _walk_down(cursor: Any, scope: bytes, p: ListingParams) -> list[Entry]:
                     out.append(Entry(sub, None))
                     if len(out) >= p.limit:
                         break
-                if not _seek_below(cursor, scope + sub):
-                    break
+                ok = cur.seek_below(sub)
                 continue
-        out.append(Entry(name, cursor.value()))
-        if len(out) >= p.limit or not cursor.prev():
+        out.append(Entry(name, cur.value()))
+        if len(out) >= p.limit:
             break
+        ok = cur.prev()
     return out
-
-
-def _seek_below(cursor: Any, key: bytes) -> bool:
-    """Position ``cursor`` on the last key < ``key`` (``b""`` = after everything)."""
-    if not key:
-        return bool(cursor.last())
-    if cursor.set_range(key):
-        return bool(cursor.prev())
-    return bool(cursor.last())
 
 
 def reference(names: list[bytes], p: ListingParams) -> list[tuple[bytes, bool]]:

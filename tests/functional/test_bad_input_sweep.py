@@ -171,13 +171,8 @@ MANIFEST = f"{C}/m?multipart-manifest=put"
 
 PROXY_CASES: list[tuple[str, str, dict[str, str], bytes | None, int]] = [
     # listings: limits, markers, delimiters, UTF-8
-    ("GET", f"{C}?limit=-1", {}, None, 412),
-    ("GET", f"{C}?limit=abc", {}, None, 412),
     ("GET", f"{C}?limit=99999999999999999999999", {}, None, 412),
     ("GET", f"{C}?limit=10001", {}, None, 412),
-    ("GET", "/v1/AUTH_admin?limit=-1", {}, None, 412),
-    ("GET", "/v1/AUTH_admin?format=json&limit=abc", {}, None, 412),
-    ("GET", f"{C}?delimiter=ab", {}, None, 412),
     ("GET", f"{C}?marker=%FF", {}, None, 400),
     ("GET", f"{C}?delimiter=%FF", {}, None, 400),
     ("GET", "/v1/AUTH_admin?marker=%FF", {}, None, 400),
@@ -255,6 +250,16 @@ def test_proxy_bad_requests(sweep: Sweep, method: str, path: str, headers: dict[
     if hdrs.get("X-Auth-Token") == "":
         del hdrs["X-Auth-Token"]
     assert_swift_error(raw(sweep.proxy, method, path, hdrs, body), want, method)
+
+
+@pytest.mark.parametrize("path", [f"{C}?limit=-1", f"{C}?limit=abc", f"{C}?delimiter=ab",
+                                  "/v1/AUTH_admin?limit=-1",
+                                  "/v1/AUTH_admin?format=json&limit=abc"])
+def test_proxy_listing_params_swift_accepts(sweep: Sweep, path: str) -> None:
+    # Swift 2.38 ignores a limit that is not all digits and allows multi-character
+    # delimiters: these are valid listing requests, never an error.
+    status, _, _ = raw(sweep.proxy, "GET", path, sweep.admin)
+    assert status in (200, 204), path
 
 
 BAD_TOKENS = ["\xff", "gAAAAA" + "x" * 500, "x" * 9000, "AUTH_tk" + "0" * 40, "AUTH_tk..",

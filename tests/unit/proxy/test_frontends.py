@@ -18,7 +18,7 @@ def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
     conf, ta = ProxyConfig(), TempAuthConfig()
     asgi = falcon.testing.TestClient(build_app(conf, ta, tmp_path, "", "nubis"))
     info = asgi.simulate_get("/info")
-    missing = asgi.simulate_get("/v1")
+    missing = asgi.simulate_get("/v2")
     assert info.status_code == 200 and missing.status_code == 404
 
     async def native() -> tuple[int, bytes, int, bytes, str]:
@@ -28,7 +28,7 @@ def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
         client = HTTPClient(timeout=10)
         try:
             a = await client.fetch("127.0.0.1", port, "GET", "/info")
-            b = await client.fetch("127.0.0.1", port, "GET", "/v1")
+            b = await client.fetch("127.0.0.1", port, "GET", "/v2")
             h = await client.fetch("127.0.0.1", port, "HEAD", "/info")
             assert h.status == 200 and h.body == b""
             return a.status, a.body, b.status, b.body, b.headers["content-type"]

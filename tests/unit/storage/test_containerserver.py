@@ -122,9 +122,11 @@ def test_listing_formats_and_params(tmp_path: Path) -> None:
             assert r.headers["content-type"].startswith("text/plain")
             assert (await st.req("container", "GET", C, {"Accept": "image/png"})).status == 406
             assert (await st.req("container", "GET", C + "?limit=10001")).status == 412
-            assert (await st.req("container", "GET", C + "?limit=-1")).status == 412
-            assert (await st.req("container", "GET", C + "?delimiter=ab")).status == 412
-            assert (await st.req("container", "GET", C + "?prefix=%ff")).status == 412
+            # Swift 2.38: a limit that is not all digits means the default; multi-character
+            # delimiters work; a parameter that is not UTF-8 is a 400.
+            assert (await st.req("container", "GET", C + "?limit=-1")).status == 200
+            assert (await st.req("container", "GET", C + "?delimiter=a/")).status == 200
+            assert (await st.req("container", "GET", C + "?prefix=%ff")).status == 400
     run(go())
 
 

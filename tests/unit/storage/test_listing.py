@@ -9,7 +9,15 @@ import lmdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nubis.daemons.storage.listing import ListingParams, increment, reference, walk
+from nubis.daemons.storage.listing import (
+    SHORT_MAX,
+    ListingParams,
+    increment,
+    reference,
+    row_key,
+    walk,
+    wrap_value,
+)
 
 SCOPE = b"\x01" * 16
 OTHER_BEFORE = b"\x00" * 15 + b"\xff"
@@ -27,7 +35,7 @@ def load(env: lmdb.Environment, names: list[bytes]) -> None:
     with env.begin(write=True) as txn:
         txn.drop(env.open_db(None, txn=txn), delete=False)
         for n in names:
-            txn.put(SCOPE + n, b"v:" + n)
+            txn.put(row_key(SCOPE, n), wrap_value(n, b"v:" + n))
         # neighbours in other scopes must never leak into the listing
         txn.put(OTHER_BEFORE + b"zzz", b"x")
         txn.put(OTHER_AFTER + b"", b"x")
@@ -115,3 +123,57 @@ def test_increment() -> None:
     assert increment(b"a\xff") == b"b"
     assert increment(b"\xff\xff") == b""
     assert increment(b"") == b""
+
+
+# Long names (up to Swift's 1,024 bytes) share a hashed key layout past SHORT_MAX bytes:
+# names built around that boundary, sharing long heads, exercise the bucket reordering.
+HEAD = b"h" * (SHORT_MAX - 3)
+LONG_PIECE = st.sampled_from([b"a", b"/", b"b", b"\xc3\xa9", b"z" * 40, b"m" * 300])
+LONG_NAME = st.tuples(st.sampled_from([b"", HEAD, HEAD + b"ab"]),
+                      st.lists(LONG_PIECE, min_size=0, max_size=8).map(b"".join)).map(
+    lambda t: (t[0] + t[1])[:1024] or b"x")
+LONG_BOUND = st.one_of(SMALL, LONG_NAME)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(LONG_NAME, max_size=25), prefix=st.sampled_from([b"", HEAD, b"h"]),
+       delimiter=st.sampled_from([b"", b"/", b"z"]), marker=LONG_BOUND,
+       end_marker=LONG_BOUND, limit=st.integers(1, 30), reverse=st.booleans())
+def test_long_names_walk_matches_reference(env: lmdb.Environment, names: list[bytes],
+                                           prefix: bytes, delimiter: bytes, marker: bytes,
+                                           end_marker: bytes, limit: int,
+                                           reverse: bool) -> None:
+    load(env, names)
+    p = ListingParams(prefix, delimiter, marker, end_marker, limit, reverse)
+    assert listing(env, p) == reference(names, p)
+
+
+def test_every_allowed_name_fits_an_lmdb_key(env: lmdb.Environment) -> None:
+    names = [b"n" * k for k in (SHORT_MAX - 1, SHORT_MAX, SHORT_MAX + 1, 511, 1000, 1024)]
+    load(env, names)
+    assert all(len(row_key(SCOPE, n)) <= 511 for n in names)
+    assert listing(env, ListingParams()) == [(n, False) for n in sorted(names)]
+    assert listing(env, ListingParams(reverse=True)) == [(n, False) for n in
+                                                         sorted(names, reverse=True)]
+    assert listing(env, ListingParams(marker=b"n" * 1000)) == [(b"n" * 1024, False)]
+
+
+def test_migrate_moves_old_full_name_keys(tmp_path: Path) -> None:
+    from nubis.daemons.storage.containerdb import DBS, migrate
+
+    e = lmdb.open(str(tmp_path), map_size=1 << 24, max_dbs=len(DBS), sync=False)
+    objects, deleted, meta = (e.open_db(n.encode()) for n in ("objects", "deleted", "meta"))
+    old = [b"k" * n for n in (SHORT_MAX, SHORT_MAX + 1, SHORT_MAX + 8, 511 - len(SCOPE))]
+    with e.begin(write=True) as txn:
+        for n in old:
+            txn.put(SCOPE + n, b"v:" + n, db=objects)  # layout 1: the full name as key
+        txn.put(SCOPE + old[2], b"ts", db=deleted)
+    assert migrate(e, objects, deleted, meta) == 4
+    assert migrate(e, objects, deleted, meta) == 0  # the format marker makes it once only
+    with e.begin(db=objects) as txn:
+        entries = walk(txn.cursor(), SCOPE, ListingParams())
+    assert [(x.name, x.value) for x in entries] == [(n, b"v:" + n) for n in sorted(old)]
+    with e.begin(db=deleted) as txn:
+        assert txn.get(row_key(SCOPE, old[2])) == wrap_value(old[2], b"ts")
+    e.close()

@@ -1,0 +1,214 @@
+"""Run Swift's own functional test suite against a nubis cloud: ``make test-swift-compat``.
+
+Steps: fetch the pinned ``swift`` sdist and its virtualenv (:mod:`tests.compat.suite`),
+start a cloud on free test ports with the users the suite expects (a test profile,
+not ``make up``'s users), write ``SWIFT_TEST_CONFIG_FILE``, run pytest over
+``test/functional`` (the s3api tests belong to the S3 issue), print
+passed/failed/errored/skipped per module, and check the ratchet: every test id in
+``tests/compat/swift-passed.txt`` must still pass (``--update`` adds new passes;
+ids in ``swift-flaky.txt`` are reported but never fail the run).
+
+Usage::
+
+    python -m tests.compat.run [--update] [--modules tests test_object ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tests.compat import suite
+from tests.functional.proxy.cloud import Cloud, start_cloud
+
+HERE = Path(__file__).resolve().parent
+PASSED_FILE = HERE / "swift-passed.txt"
+FLAKY_FILE = HERE / "swift-flaky.txt"
+#: Seconds one test may take (pytest-timeout), and the whole run.
+TEST_TIMEOUT = 60
+RUN_TIMEOUT = 3600
+
+#: Users of Swift's SAIO ``proxy-server.conf`` that the default cloud lacks.
+EXTRA_USERS = """
+[tempauth.users."test:tester2"]
+key = "testing2"
+groups = [".admin"]
+
+[tempauth.users."test5:tester5"]
+key = "testing5"
+groups = ["service"]
+"""
+
+
+def test_conf(cloud: Cloud) -> str:
+    """Return the suite's ``test.conf`` for ``cloud`` (``[func_test]``)."""
+    return f"""[func_test]
+auth_uri = {cloud.auth_url}
+auth_version = 1
+account = test
+username = tester
+password = testing
+account2 = test2
+username2 = tester2
+password2 = testing2
+username3 = tester3
+password3 = testing3
+collate = C
+insecure = no
+storage_domain =
+
+[unit_test]
+fake_syslog = False
+"""
+
+
+def run_suite(root: Path, venv: Path, conf: Path, junit: Path,
+              modules: list[str]) -> int:
+    """Run pytest of the suite's venv over ``test/functional``; return its exit code."""
+    targets = [f"test/functional/{m}.py" for m in modules] or ["test/functional"]
+    cmd = [str(venv / "bin" / "python"), "-m", "pytest", *targets,
+           "--ignore=test/functional/s3api", "-o", "python_files=test_*.py tests.py",
+           "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
+           f"--timeout={TEST_TIMEOUT}", f"--junitxml={junit}"]
+    env = {**os.environ, "SWIFT_TEST_CONFIG_FILE": str(conf), "PYTHONDONTWRITEBYTECODE": "1"}
+    print("compat: $ " + " ".join(cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, timeout=RUN_TIMEOUT, check=False,
+                              stdout=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        print(f"compat: suite exceeded {RUN_TIMEOUT}s", flush=True)
+        return 124
+    return proc.returncode
+
+
+def outcomes(junit: Path) -> dict[str, str]:
+    """Return ``test id -> passed|failed|error|skipped`` from a JUnit XML report."""
+    out: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        tid = test_id(case)
+        kinds = {child.tag for child in case}
+        out[tid] = ("error" if "error" in kinds else "failed" if "failure" in kinds else
+                    "skipped" if "skipped" in kinds else "passed")
+    return out
+
+
+def test_id(case: ET.Element) -> str:
+    """Return a stable id of a JUnit test case (``test.functional.<module>.<Class>::<name>``)."""
+    classname = case.get("classname") or ""
+    i = classname.find("test.functional.")
+    return f"{classname[i:] if i >= 0 else classname}::{case.get('name')}"
+
+
+def causes(junit: Path, top: int = 25) -> list[tuple[int, str]]:
+    """Return the most common failure/error messages (first line) with their counts."""
+    counter: Counter[str] = Counter()
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        for child in case:
+            if child.tag in ("failure", "error"):
+                msg = (child.get("message") or child.text or "").strip().splitlines()
+                first = msg[0] if msg else child.tag
+                first = re.sub(r"'/v1/[^']*'", "'/v1/...'", first)
+                counter[re.sub(r"txid=\S+|tx[0-9a-f]{10,}\S*", "tx...", first)[:160]] += 1
+    return [(n, m) for m, n in counter.most_common(top)]
+
+
+def module_of(tid: str) -> str:
+    """Return the module of a test id (``test.functional.tests.TestAccount::x`` -> tests)."""
+    parts = tid.split("::")[0].split(".")
+    if "functional" in parts and parts.index("functional") + 1 < len(parts):
+        return parts[parts.index("functional") + 1]
+    return parts[-1]
+
+
+def print_table(results: dict[str, str]) -> None:
+    """Print passed/failed/errored/skipped per module and the total."""
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    for tid, outcome in results.items():
+        per[module_of(tid)][outcome] += 1
+    print(f"{'module':28} {'passed':>7} {'failed':>7} {'error':>7} {'skipped':>8} {'total':>6}")
+    total: Counter[str] = Counter()
+    for mod in sorted(per):
+        c = per[mod]
+        total.update(c)
+        print(f"{mod:28} {c['passed']:7} {c['failed']:7} {c['error']:7} {c['skipped']:8} "
+              f"{sum(c.values()):6}")
+    print(f"{'TOTAL':28} {total['passed']:7} {total['failed']:7} {total['error']:7} "
+          f"{total['skipped']:8} {sum(total.values()):6}", flush=True)
+
+
+def read_ids(path: Path) -> set[str]:
+    """Return the test ids listed in ``path`` (one per line, ``#`` comments)."""
+    if not path.exists():
+        return set()
+    return {line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def ratchet(results: dict[str, str], modules: list[str], update: bool) -> int:
+    """Compare with ``swift-passed.txt``; return 1 when a listed test stopped passing."""
+    listed = read_ids(PASSED_FILE)
+    flaky = read_ids(FLAKY_FILE)
+    ran = {t for t in listed if not modules or module_of(t) in modules}
+    lost = sorted(t for t in ran if results.get(t) != "passed" and t not in flaky)
+    for t in lost:
+        print(f"compat: REGRESSION {t}: {results.get(t, 'not run')}")
+    passed = {t for t, o in results.items() if o == "passed"}
+    new = passed - listed
+    if update and new:
+        PASSED_FILE.write_text("# Swift functional tests nubis passes (ratchet; "
+                               "python -m tests.compat.run --update)\n"
+                               + "".join(f"{t}\n" for t in sorted(listed | passed)))
+        print(f"compat: added {len(new)} ids to {PASSED_FILE.name}")
+    elif new:
+        print(f"compat: {len(new)} tests pass that {PASSED_FILE.name} does not list "
+              "(--update adds them)")
+    return 1 if lost else 0
+
+
+def main(argv: list[str]) -> int:
+    """Run the suite; exit 1 on a ratchet regression, 0 otherwise."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--update", action="store_true", help="add new passes to the ratchet")
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+                    help="the proxy front end of the test cloud")
+    ap.add_argument("--causes", action="store_true",
+                    help="print the most common failure messages")
+    ap.add_argument("--modules", nargs="*", default=[],
+                    help="run only these modules of test/functional (e.g. tests test_object)")
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    root = suite.ensure_suite(suite.cache_dir())
+    venv = suite.ensure_venv()
+    with tempfile.TemporaryDirectory(prefix="nubis-compat-") as tmp:
+        cloud = start_cloud(Path(tmp) / "state", frontend=args.frontend,
+                            extra_config=EXTRA_USERS)
+        try:
+            conf = Path(tmp) / "test.conf"
+            conf.write_text(test_conf(cloud))
+            junit = suite.cache_dir() / "last-junit.xml"
+            junit.unlink(missing_ok=True)
+            run_suite(root, venv, conf, junit, args.modules)
+            results = outcomes(junit) if junit.exists() else {}
+            if args.causes and results:
+                for n, msg in causes(junit):
+                    print(f"{n:5}  {msg}")
+        finally:
+            cloud.down()
+    print_table(results)
+    print(f"compat: {time.monotonic() - started:.0f}s", flush=True)
+    if not results:
+        print("compat: the suite produced no report")
+        return 1
+    return ratchet(results, args.modules, args.update)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
