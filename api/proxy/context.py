@@ -180,6 +180,8 @@ class Ctx:
     identity: Identity | None = None
     #: Set when a TempURL signature authorised the request.
     tempurl: Any = None
+    #: The query string as sent (S3 signatures are computed over it).
+    raw_query: bytes = b""
     trans_id: str = field(default_factory=lambda: new_trans_id())
 
     def header(self, name: str, default: str = "") -> str:
