@@ -170,14 +170,10 @@ def parse_request(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> S
     q = dict(pairs)
     if "X-Amz-Credential" in q:
         return _parse_presigned(q)
-    if "AWSAccessKeyId" in q or auth.startswith("AWS "):
-        raise SigError("AccessDenied", "Signature Version 2 is not supported.")
     raise SigError("AccessDenied", "Access Denied")
 
 
 def _parse_header(auth: str, headers: Mapping[str, str]) -> SignedRequest:
-    if auth.startswith("AWS "):
-        raise SigError("AccessDenied", "Signature Version 2 is not supported.")
     algo, _, rest = auth.partition(" ")
     if algo != ALGORITHM:
         raise SigError("InvalidArgument", f"Unsupported Authorization Type {algo}", 400)
@@ -309,6 +305,88 @@ def _is_hex(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- Signature Version 2 (what boto3's generate_presigned_url makes by default) ---------
+
+#: Query parameters that are part of a SigV2 canonical resource.
+V2_SUBRESOURCES = frozenset({
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber",
+    "policy", "requestPayment", "torrent", "versioning", "versionId", "versions", "website",
+    "uploads", "uploadId", "response-content-type", "response-content-language",
+    "response-expires", "response-cache-control", "response-content-disposition",
+    "response-content-encoding", "delete", "lifecycle", "tagging", "restore",
+    "storageClass", "notification", "replication", "analytics", "metrics", "inventory",
+    "select", "select-type", "object-lock"})
+
+
+def is_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> bool:
+    """Tell whether a request is signed with Signature Version 2."""
+    if headers.get("authorization", "").startswith("AWS "):
+        return True
+    return any(k == "AWSAccessKeyId" for k, _ in pairs)
+
+
+def parse_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> SignedRequest:
+    """Read a SigV2 request's access key, signature and expiry."""
+    auth = headers.get("authorization", "")
+    if auth.startswith("AWS "):
+        access, _, sig = auth[4:].strip().rpartition(":")
+        date = headers.get("x-amz-date") or headers.get("date", "")
+        return SignedRequest(access, "", "", "s3", _http_to_amz(date), (), sig, UNSIGNED,
+                             False)
+    q = dict(pairs)
+    try:
+        expires = int(q.get("Expires", ""))
+    except ValueError:
+        raise SigError("AccessDenied", "Query-string authentication requires the "
+                       "Signature, Expires and AWSAccessKeyId parameters") from None
+    return SignedRequest(q.get("AWSAccessKeyId", ""), "", "", "s3", "", (),
+                         q.get("Signature", ""), UNSIGNED, True, expires)
+
+
+def check_time_v2(sreq: SignedRequest, now: float) -> None:
+    """Refuse an expired SigV2 URL or a skewed SigV2 Date."""
+    if sreq.presigned:
+        if now > sreq.expires:
+            raise SigError("AccessDenied", "Request has expired",
+                           extra={"Expires": _iso(sreq.expires), "ServerTime": _iso(now)})
+        return
+    check_time(sreq, now)
+
+
+def string_to_sign_v2(sreq: SignedRequest, method: str, raw_path: str, raw_query: str,
+                      headers: Mapping[str, str]) -> str:
+    """Build the SigV2 string to sign (raw path as sent, sub-resources sorted)."""
+    amz = sorted((k, v.strip()) for k, v in headers.items()
+                 if (k.startswith("x-amz-") and k != "x-amz-date") or
+                 (k == "x-amz-date" and not sreq.presigned))
+    if sreq.presigned:
+        date = str(sreq.expires)
+    else:
+        date = "" if "x-amz-date" in headers else headers.get("date", "")
+    subs = []
+    for piece in raw_query.split("&"):
+        key, eq, value = piece.partition("=")
+        key = urllib.parse.unquote(key)
+        if key in V2_SUBRESOURCES:
+            subs.append((key, f"{key}={urllib.parse.unquote(value)}" if eq else key))
+    resource = raw_path + ("?" + "&".join(v for _, v in sorted(subs)) if subs else "")
+    lines = [method, headers.get("content-md5", ""), headers.get("content-type", ""), date]
+    return "\n".join(lines) + "\n" + "".join(f"{k}:{v}\n" for k, v in amz) + resource
+
+
+def verify_v2(sreq: SignedRequest, secret: str, method: str, raw_path: str, raw_query: str,
+              headers: Mapping[str, str]) -> None:
+    """Check a SigV2 signature (HMAC-SHA1)."""
+    to_sign = string_to_sign_v2(sreq, method, raw_path, raw_query, headers)
+    expected = base64.b64encode(hmac.new(secret.encode(), to_sign.encode("utf-8"),
+                                         hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(expected, sreq.signature):
+        raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
+                       "not match the signature you provided. Check your key and signing "
+                       "method.", extra={"AWSAccessKeyId": sreq.access,
+                                         "StringToSign": to_sign})
 
 
 # -- checksums ---------------------------------------------------------------------------

@@ -59,13 +59,22 @@ def authenticate(source: CredentialSource | None, method: str, raw_path: str,
         SigError | S3Error: S3's answer (AccessDenied, SignatureDoesNotMatch, ...).
     """
     pairs = awssig.query_pairs(raw_query)
-    sreq = awssig.parse_request(headers, pairs)
-    awssig.check_time(sreq, time.time() if now is None else now)
+    v2 = awssig.is_v2(headers, pairs)
+    sreq = awssig.parse_v2(headers, pairs) if v2 else awssig.parse_request(headers, pairs)
+    when = time.time() if now is None else now
+    if v2:
+        awssig.check_time_v2(sreq, when)
+    else:
+        awssig.check_time(sreq, when)
     cred = source.lookup(sreq.access) if source is not None else None
     if cred is None:
         raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
                       "exist in our records.", 403, {"AWSAccessKeyId": sreq.access})
-    key = awssig.verify(sreq, cred.secret, method, raw_path, pairs, headers)
+    if v2:
+        awssig.verify_v2(sreq, cred.secret, method, raw_path, raw_query, headers)
+        key = b""
+    else:
+        key = awssig.verify(sreq, cred.secret, method, raw_path, pairs, headers)
     return Caller(cred, sreq, key, identity_of(cred, reseller_prefix),
                   f"{reseller_prefix}{cred.project_id}")
 

@@ -132,8 +132,9 @@ async def get_or_head(req: S3Req) -> Resp:
     try:
         resp = await req.swift(method, req.bucket, req.key, swift_headers)
     except HTTPError as exc:
-        if exc.status == 404 and method == "HEAD":
-            raise S3Error("NoSuchKey", status=404) from None
+        if exc.status == 404:
+            await _require_bucket(req)
+            raise S3Error("NoSuchKey") from None
         if exc.status == 412:
             raise S3Error("PreconditionFailed", extra={"Condition": _condition(req)}) \
                 from None
@@ -206,7 +207,8 @@ async def _sysmeta_headers(req: S3Req, out: dict[str, str]) -> None:
     if ETAG_META in headers:
         out["ETag"] = f'"{headers[ETAG_META]}"'
     checksum = headers.get(CHECKSUM_META)
-    if checksum and req.header("x-amz-checksum-mode").upper() == "ENABLED":
+    if checksum and req.header("x-amz-checksum-mode").upper() == "ENABLED" \
+            and "Content-Range" not in out:
         algo, _, value = checksum.partition(":")
         out[f"x-amz-checksum-{algo}"] = value
 

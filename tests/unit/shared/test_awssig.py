@@ -11,7 +11,6 @@ import pytest
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
 from nubis.api.shared import awssig
 from nubis.api.shared.awssig import SigError
 
@@ -149,3 +148,20 @@ def test_detection_is_cheap_and_exact() -> None:
     assert awssig.is_s3_request({"authorization": "AWS4-HMAC-SHA256 Credential=x"}, b"")
     assert awssig.is_s3_request({}, b"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a")
     assert not awssig.is_s3_request({"x-auth-token": "AUTH_tk"}, b"format=json")
+
+
+@pytest.mark.parametrize("presign", [False, True])
+def test_sigv2_matches_botocore(presign: bool) -> None:
+    from botocore.auth import HmacV1Auth, HmacV1QueryAuth
+
+    url = "http://127.0.0.1:8080/bucket/a%20b/%C3%BC?uploadId=x%2By&partNumber=2"
+    req = AWSRequest(method="PUT", url=url, data=b"", headers={"x-amz-meta-a": " b  c "})
+    (HmacV1QueryAuth(CREDS, expires=60) if presign else HmacV1Auth(CREDS)).add_auth(req)
+    parts = urlsplit(req.url)
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    pairs = awssig.query_pairs(parts.query)
+    assert awssig.is_v2(headers, pairs)
+    sreq = awssig.parse_v2(headers, pairs)
+    awssig.verify_v2(sreq, SECRET, "PUT", parts.path, parts.query, headers)
+    with pytest.raises(SigError):
+        awssig.verify_v2(sreq, "wrong", "PUT", parts.path, parts.query, headers)
