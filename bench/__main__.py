@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "boot": "nubis.bench.boot",
     "ec": "nubis.bench.ec",
     "image": "nubis.bench.image",
+    "s3": "nubis.bench.s3",
 }
 
 
