@@ -156,3 +156,101 @@ def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:
     assert "<Key>virtual key</Key>" in r.text
     r = requests.get(f"{s3cloud.endpoint}/{bucket}", headers={"Host": host}, timeout=10)
     assert r.status_code == 403 and _code(r) == "AccessDenied"
+
+
+def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
+                   trailer: str = "", tamper: bool = False) -> requests.Response:
+    """PUT an aws-chunked body (signed chunks, or unsigned with a checksum trailer)."""
+    from nubis.api.shared import awssig
+
+    data = b"".join(chunks)
+    url = s3cloud.endpoint + path
+    req = AWSRequest(method="PUT", url=url, data=b"")
+    req.headers["x-amz-content-sha256"] = mode
+    req.headers["content-encoding"] = "aws-chunked"
+    req.headers["x-amz-decoded-content-length"] = str(len(data))
+    if trailer:
+        req.headers["x-amz-trailer"] = trailer.split(":", 1)[0]
+    class _Streaming(S3SigV4Auth):  # type: ignore[misc]
+        def payload(self, request: AWSRequest) -> str:
+            return mode
+
+    _Streaming(Credentials(s3cloud.demo.access, s3cloud.demo.secret), "s3",
+               "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    seed = headers["Authorization"].rsplit("Signature=", 1)[1]
+    amz_date = headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    key = awssig.signing_key(s3cloud.demo.secret, amz_date[:8], "us-east-1", "s3")
+    body, prev = b"", seed
+    for chunk in [*chunks, b""]:
+        ext = ""
+        if mode == awssig.STREAMING:
+            to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev,
+                                 awssig.EMPTY_SHA256, hashlib.sha256(chunk).hexdigest()])
+            prev = awssig.signature_of(key, to_sign)
+            ext = f";chunk-signature={prev}"
+        sent = chunk.replace(b"a", b"b", 1) if tamper and chunk else chunk
+        body += f"{len(chunk):x}{ext}\r\n".encode() + sent + (b"\r\n" if chunk else b"")
+    body += (trailer.encode() + b"\r\n" if trailer else b"") + b"\r\n"
+    return requests.put(url, data=body, headers=headers, timeout=30)
+
+
+def test_streaming_uploads_signed_chunks_and_trailers(s3cloud: S3Cloud) -> None:
+    import base64
+    import zlib
+
+    from nubis.api.shared import awssig
+
+    s3 = s3cloud.client()
+    bucket = f"chunk-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    chunks = [b"a" * 65536, b"a" * 1000]
+    r = _streaming_put(s3cloud, f"/{bucket}/signed", awssig.STREAMING, chunks)
+    assert r.status_code == 200, r.text
+    assert s3.get_object(Bucket=bucket, Key="signed")["Body"].read() == b"".join(chunks)
+    r = _streaming_put(s3cloud, f"/{bucket}/tampered", awssig.STREAMING, chunks, tamper=True)
+    assert r.status_code == 403 and _code(r) == "SignatureDoesNotMatch"
+    data = b"".join(chunks)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    r = _streaming_put(s3cloud, f"/{bucket}/trailer", awssig.STREAMING_UNSIGNED_TRAILER,
+                       chunks, trailer=f"x-amz-checksum-crc32:{crc}")
+    assert r.status_code == 200, r.text
+    head = s3.head_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc and head["ContentLength"] == len(data)
+    r = _streaming_put(s3cloud, f"/{bucket}/badcrc", awssig.STREAMING_UNSIGNED_TRAILER,
+                       chunks, trailer="x-amz-checksum-crc32:AAAAAA==")
+    assert r.status_code == 400 and _code(r) == "BadDigest"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["signed", "trailer"]
+
+
+def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:
+    from tests.functional.s3.conftest import ec2_credentials
+
+    keys = ec2_credentials(s3cloud.cloud, "nubis-demo")
+    from tests.functional.s3.conftest import S3Cloud as _C
+
+    fresh = _C(s3cloud.cloud, keys, s3cloud.admin)
+    assert fresh.client().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(s3cloud.cloud.state / "clouds.yaml")
+    import subprocess
+    import sys
+
+    osc = Path(sys.executable).with_name("openstack")
+    subprocess.run([str(osc), "--os-cloud", "nubis-demo", "ec2", "credentials", "delete",
+                    keys.access], env=env, check=True, timeout=120, capture_output=True)
+    from botocore.exceptions import ClientError
+
+    from tests.functional.proxy.cloud import eventually
+
+    def refused() -> None:
+        try:
+            fresh.client().list_buckets()
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+            return
+        raise AssertionError("still accepted")
+
+    eventually(refused, timeout=30, interval=0.5)
