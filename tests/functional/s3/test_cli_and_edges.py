@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,8 +20,10 @@ import yaml
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
-from tests.functional.s3.conftest import S3Cloud
+from tests.functional.proxy.cloud import eventually
+from tests.functional.s3.conftest import S3Cloud, ec2_credentials
 
 MIB = 1024 * 1024
 
@@ -226,25 +230,14 @@ def test_streaming_uploads_signed_chunks_and_trailers(s3cloud: S3Cloud) -> None:
 
 
 def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:
-    from tests.functional.s3.conftest import ec2_credentials
-
     keys = ec2_credentials(s3cloud.cloud, "nubis-demo")
-    from tests.functional.s3.conftest import S3Cloud as _C
-
-    fresh = _C(s3cloud.cloud, keys, s3cloud.admin)
+    fresh = S3Cloud(s3cloud.cloud, keys, s3cloud.admin)
     assert fresh.client().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env["OS_CLIENT_CONFIG_FILE"] = str(s3cloud.cloud.state / "clouds.yaml")
-    import subprocess
-    import sys
-
     osc = Path(sys.executable).with_name("openstack")
     subprocess.run([str(osc), "--os-cloud", "nubis-demo", "ec2", "credentials", "delete",
                     keys.access], env=env, check=True, timeout=120, capture_output=True)
-    from botocore.exceptions import ClientError
-
-    from tests.functional.proxy.cloud import eventually
-
     def refused() -> None:
         try:
             fresh.client().list_buckets()
