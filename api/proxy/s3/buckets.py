@@ -240,3 +240,23 @@ def _token(token: str | None) -> str:
     except (binascii.Error, ValueError):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       extra={"ArgumentName": "continuation-token"}) from None
+
+
+async def acl(req: S3Req) -> Resp:
+    """Answer Get/PutBucketAcl and Get/PutObjectAcl: the canned ``private`` ACL only."""
+    if req.key:
+        await req.swift("HEAD", req.bucket, req.key)
+    else:
+        await head(req)
+    if req.ctx.method == "PUT":
+        canned = req.header("x-amz-acl", "private")
+        body = await req.ctx.body.read_all(64 * 1024)
+        if canned != "private" or body.strip():
+            raise S3Error("NotImplemented", "Only the canned ACL \"private\" is supported.",
+                          501)
+        return Resp(200, {})
+    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+             'xsi:type="CanonicalUser">' + owner_xml(req)[7:-8] + "</Grantee>"
+             + el("Permission", "FULL_CONTROL") + "</Grant>")
+    return Resp(200, dict(XML), doc("AccessControlPolicy", [
+        owner_xml(req), "<AccessControlList>", grant, "</AccessControlList>"]))

@@ -14,9 +14,10 @@ import urllib.parse
 from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
+from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import buckets, multipart, objects
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
-from nubis.api.proxy.s3.errors import S3Error, error_body, to_s3
+from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
 from nubis.api.shared import awssig
 
@@ -82,6 +83,13 @@ class S3Api:
         return S3Req(ctx, caller, bucket, key, dict(ctx.query))
 
     async def _dispatch(self, req: S3Req) -> Resp:
+        try:
+            return await self._route(req)
+        except HTTPError as exc:
+            missing = "NoSuchKey" if req.key else "NoSuchBucket"
+            raise from_swift(exc, missing) from None
+
+    async def _route(self, req: S3Req) -> Resp:
         method, q = req.ctx.method, req.q
         if not req.bucket:
             if method == "GET":
@@ -108,7 +116,9 @@ class S3Api:
                 return Resp(200, {"Content-Type": "application/xml"},
                             b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration'
                             b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
-            if q.keys() & {"acl", "tagging", "cors", "lifecycle", "policy", "website",
+            if "acl" in q:
+                return await buckets.acl(req)
+            if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
                            "logging", "notification", "replication", "encryption"}:
                 raise S3Error("NotImplemented", status=501)
             return await buckets.list_objects(req)
@@ -118,6 +128,8 @@ class S3Api:
             return await buckets.delete(req, self.registry)
         if method == "POST" and "delete" in q:
             return await objects.delete_many(req)
+        if method == "PUT" and "acl" in q:
+            return await buckets.acl(req)
         if method == "PUT":
             raise S3Error("NotImplemented", status=501)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
@@ -129,6 +141,8 @@ class S3Api:
             return await multipart.on_upload(req)
         if method == "POST" and "uploads" in q:
             return await multipart.create(req)
+        if "acl" in q and method in ("GET", "PUT"):
+            return await buckets.acl(req)
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":

@@ -292,3 +292,19 @@ def test_cross_project_isolation(s3cloud: S3Cloud) -> None:
         assert _code(exc) == "AccessDenied"
     assert b not in [x["Name"] for x in admin.list_buckets()["Buckets"]]
     assert demo.get_object(Bucket=b, Key="secret")["Body"].read() == b"mine"
+
+
+def test_canned_private_acls(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ACL="private")
+    for acl in (s3.get_bucket_acl(Bucket=b), s3.get_object_acl(Bucket=b, Key="k")):
+        assert acl["Owner"]["ID"] == s3cloud.demo.project_id
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    s3.put_bucket_acl(Bucket=b, ACL="private")
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_acl(Bucket=b, ACL="public-read")
+    assert _code(exc) == "NotImplemented"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_acl(Bucket=b, Key="missing")
+    assert _code(exc) == "NoSuchKey"
