@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "ec": "nubis.bench.ec",
     "image": "nubis.bench.image",
     "replication": "nubis.bench.replication",
+    "s3": "nubis.bench.s3",
 }
 
 

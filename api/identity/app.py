@@ -14,6 +14,7 @@ from nubis.api.identity import schema
 from nubis.api.identity.authn import Authenticator
 from nubis.api.identity.config import IdentityConfig
 from nubis.api.identity.creds import IdentityStore
+from nubis.api.identity.ec2_api import add_signed_token_routes
 from nubis.api.identity.limit_api import add_limit_routes
 from nubis.api.identity.passwords import FailureLimiter, PasswordHasher
 from nubis.api.identity.resources import Collection, IdentityContext, Item, entity_specs
@@ -142,6 +143,7 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, ctx: IdentityContext
         app.add_route(base, h.Grants(ctx, "system", actor))  # type: ignore[arg-type]
         app.add_route(f"{base}/{{role_id}}", h.Grant(ctx, "system", actor))  # type: ignore[arg-type]
     add_delegation_routes(app, v3, ctx)
+    add_signed_token_routes(app, v3, ctx)
 
 
 def add_delegation_routes(app: falcon.asgi.App[Any, Any], v3: str, ctx: IdentityContext) -> None:

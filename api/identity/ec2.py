@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from nubis.api.identity.creds import IdentityStore
 from nubis.api.identity.passwords import PasswordHasher
+from nubis.api.shared.awssig import S3Credential
+from nubis.api.shared.config import TokenSettings
 from nubis.api.shared.errors import NotFoundError
+from nubis.common.db import make_engine
 from sqlalchemy.engine import Engine
 
 #: Roles that own the project's storage account (Swift keystoneauth's operator_roles).
@@ -80,3 +83,27 @@ class Ec2Lookup:
         role_ids = self.store.effective_role_ids(user["id"], "project", project["id"])
         names = frozenset(name for _rid, name in self.store.role_refs(role_ids))
         return Ec2Secret(access, str(blob.get("secret", "")), user["id"], project["id"], names)
+
+
+class ProxyCredentials:
+    """The S3 API's credential source (``[proxy] s3_credentials`` hook) over :class:`Ec2Lookup`.
+
+    A credential whose user may not own the project's account is still
+    returned: the proxy's ACL checks then decide what it may touch.
+    """
+
+    def __init__(self, lookup: Ec2Lookup) -> None:
+        self.ec2 = lookup
+
+    def lookup(self, access: str) -> S3Credential | None:
+        """Return the credential of ``access`` (None: unknown, disabled or deleted)."""
+        found = self.ec2.lookup(access)
+        if found is None:
+            return None
+        return S3Credential(found.access, found.secret, found.user_id, found.project_id,
+                            found.role_names)
+
+
+def proxy_lookup(tokens: TokenSettings) -> ProxyCredentials:
+    """Build the proxy's S3 credential source on the control-plane database."""
+    return ProxyCredentials(Ec2Lookup(make_engine(tokens.database_url)))

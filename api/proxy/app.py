@@ -30,6 +30,8 @@ from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.constraints import Limits, check_account_name, check_client_timestamp
 from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
+from nubis.api.proxy.s3.auth import CredentialSource
+from nubis.api.proxy.s3.router import S3Api, wants_s3
 from nubis.common.httpclient import HTTPClient
 
 log = logging.getLogger("nubis.proxy")
@@ -61,9 +63,11 @@ def split_path(raw: bytes) -> list[str]:
 class ProxyApp:
     """Request handling for one worker (all state hangs off this object)."""
 
-    def __init__(self, state: ProxyState, info: dict[str, Any]) -> None:
+    def __init__(self, state: ProxyState, info: dict[str, Any],
+                 s3: S3Api | None = None) -> None:
         self.state = state
         self.info = info
+        self.s3 = s3
 
     async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                    **_: Any) -> None:
@@ -115,10 +119,13 @@ class ProxyApp:
             query = parse_query(raw_query)
         except UnicodeDecodeError:
             raise HTTPError(400, "Invalid UTF8 in query string") from None
-        return Ctx(self.state, method, raw_path, query, headers, reader)
+        return Ctx(self.state, method, raw_path, query, headers, reader, raw_query=raw_query)
 
     async def dispatch(self, ctx: Ctx) -> Resp:
         """Route a request to its controller."""
+        if self.s3 is not None and wants_s3(ctx.headers, ctx.raw_query,
+                                            self.state.conf.s3_domain):
+            return await self.s3.handle(ctx, ctx.raw_query)
         path = ctx.path.split("?", 1)[0]
         if path in ("/healthcheck", "/healthcheck/"):
             return Resp(200, {"Content-Type": "text/plain"}, b"OK")
@@ -288,9 +295,11 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[
 
 def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
               hash_prefix: str, hash_suffix: str,
-              extra_verifiers: list[TokenVerifier] | None = None) -> Any:
+              extra_verifiers: list[TokenVerifier] | None = None,
+              s3_source: CredentialSource | None = None) -> Any:
     """Build the proxy's ASGI app for one worker."""
-    proxy = build_proxy(conf, ta_conf, ring_dir, hash_prefix, hash_suffix, extra_verifiers)
+    proxy = build_proxy(conf, ta_conf, ring_dir, hash_prefix, hash_suffix, extra_verifiers,
+                        s3_source)
     app = falcon.asgi.App(media_type="text/plain")
     app.req_options.strip_url_path_trailing_slash = False
     app.add_sink(proxy.sink, prefix="/")
@@ -299,8 +308,13 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
 
 def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
                 hash_prefix: str, hash_suffix: str,
-                extra_verifiers: list[TokenVerifier] | None = None) -> ProxyApp:
-    """Build the front-end-independent request handling of one worker."""
+                extra_verifiers: list[TokenVerifier] | None = None,
+                s3_source: CredentialSource | None = None) -> ProxyApp:
+    """Build the front-end-independent request handling of one worker.
+
+    The S3 API is on unless ``s3_source`` is None and no credential hook is configured
+    (then S3 requests are answered AccessDenied).
+    """
     limits = Limits(max_file_size=conf.max_file_size)
     client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)
     rings = Rings(ring_dir, hash_prefix, hash_suffix)
@@ -313,7 +327,8 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
         verifiers.append(tempauth)
     verifiers.extend(extra_verifiers or [])
     state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth)
-    return ProxyApp(state, info_document(conf, limits, tempauth is not None))
+    return ProxyApp(state, info_document(conf, limits, tempauth is not None),
+                    S3Api(s3_source, ta_conf.reseller_prefix))
 
 
 #: Longest request header line the proxy accepts (Swift's MAX_HEADER_SIZE).

@@ -81,3 +81,11 @@ class ProxyConfig:
     #: the cloud's token settings and the ``[tempauth]`` section, returning an object
     #: with ``async verify(token) -> Identity | None`` (how Keystone tokens join the chain).
     token_verifiers: list[str] = field(default_factory=list)
+    #: Where the S3 API finds access keys: ``"module:function"`` called with the
+    #: cloud's token settings, returning an object with ``lookup(access)`` (see
+    #: :mod:`nubis.api.proxy.s3.auth`). Empty: S3 requests are refused (AccessDenied).
+    s3_credentials: str = ""
+    #: Virtual-hosted-style S3 domain (``bucket.s3.localhost``).
+    s3_domain: str = "s3.localhost"
+    #: The region S3 clients sign for and GetBucketLocation names.
+    s3_region: str = "us-east-1"

@@ -186,6 +186,8 @@ class Ctx:
     tempurl: Any = None
     #: Set when a container's Temp-URL key signed the request: its reach ends there.
     tempurl_container: str | None = None
+    #: The query string as sent (S3 signatures are computed over it).
+    raw_query: bytes = b""
     trans_id: str = field(default_factory=lambda: new_trans_id())
 
     def header(self, name: str, default: str = "") -> str:

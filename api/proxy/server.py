@@ -66,13 +66,20 @@ class ProxySettings:
         return out
 
 
+    def s3_source(self) -> Any:
+        """Build the S3 credential source named in ``[proxy] s3_credentials`` (or None)."""
+        from nubis.api.proxy.s3.router import load_source
+
+        return load_source(self.proxy.s3_credentials, self.tokens)
+
+
 def make_app(settings: ProxySettings) -> Any:
     """Build the ASGI app for one worker."""
     from nubis.api.proxy.app import build_app
 
     return build_app(settings.proxy, settings.tempauth, settings.ring_dir,
                      settings.cluster.hash_path_prefix, settings.cluster.hash_path_suffix,
-                     settings.verifiers())
+                     settings.verifiers(), settings.s3_source())
 
 
 def run(proxy: ProxyConfig, tempauth: TempAuthConfig, cluster: ClusterConfig,
@@ -122,7 +129,8 @@ def _serve_native(settings: ProxySettings, sock: socket.socket) -> None:
     async def main() -> None:
         proxy = build_proxy(settings.proxy, settings.tempauth, settings.ring_dir,
                             settings.cluster.hash_path_prefix,
-                            settings.cluster.hash_path_suffix, settings.verifiers())
+                            settings.cluster.hash_path_suffix, settings.verifiers(),
+                            settings.s3_source())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

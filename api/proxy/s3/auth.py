@@ -1,0 +1,198 @@
+"""Who sent an S3 request: SigV4 checked against the EC2 credential's secret.
+
+The secrets come from a :class:`CredentialSource` (``[proxy] s3_credentials``,
+a ``"module:function"`` hook like ``token_verifiers``; the identity service's
+:func:`nubis.api.identity.ec2.proxy_lookup` reads the EC2 credentials with a
+short cache, so a deleted key or a removed role stops working within seconds).
+:func:`payload_stream` turns the request body into the payload the signature
+promises: aws-chunked decoded and every chunk signature checked, the
+``x-amz-content-sha256`` and trailing ``x-amz-checksum-*`` verified before the
+last byte reaches storage (a mismatch aborts the write).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from nubis.api.proxy.auth import Identity
+from nubis.api.proxy.context import Body
+from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.shared import awssig
+from nubis.api.shared.awssig import S3Credential, SignedRequest
+
+#: Roles that own the project's storage account (as keystoneauth's operator_roles).
+OPERATOR_ROLES = frozenset({"admin", "member"})
+
+
+class CredentialSource(Protocol):
+    """Where the proxy finds an access key's secret."""
+
+    def lookup(self, access: str) -> S3Credential | None:
+        """Return the credential of ``access`` (None: unknown, disabled or revoked)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated S3 caller."""
+
+    cred: S3Credential
+    sreq: SignedRequest
+    key: bytes
+    identity: Identity
+    account: str
+
+
+def authenticate(source: CredentialSource | None, method: str, raw_path: str,
+                 raw_query: str, headers: Mapping[str, str], reseller_prefix: str,
+                 now: float | None = None) -> Caller:
+    """Check the request's signature; return the caller.
+
+    Raises:
+        SigError | S3Error: S3's answer (AccessDenied, SignatureDoesNotMatch, ...).
+    """
+    pairs = awssig.query_pairs(raw_query)
+    v2 = awssig.is_v2(headers, pairs)
+    sreq = awssig.parse_v2(headers, pairs) if v2 else awssig.parse_request(headers, pairs)
+    when = time.time() if now is None else now
+    if v2:
+        awssig.check_time_v2(sreq, when)
+    else:
+        awssig.check_time(sreq, when)
+    cred = source.lookup(sreq.access) if source is not None else None
+    if cred is None:
+        raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
+                      "exist in our records.", 403, {"AWSAccessKeyId": sreq.access})
+    if v2:
+        awssig.verify_v2(sreq, cred.secret, method, raw_path, raw_query, headers)
+        key = b""
+    else:
+        key = awssig.verify(sreq, cred.secret, method, raw_path, pairs, headers)
+    return Caller(cred, sreq, key, identity_of(cred, reseller_prefix),
+                  f"{reseller_prefix}{cred.project_id}")
+
+
+def identity_of(cred: S3Credential, reseller_prefix: str) -> Identity:
+    """Map a credential to the proxy's identity (as a Keystone token would map)."""
+    pid, uid = cred.project_id, cred.user_id
+    groups = frozenset({uid, f"*:{uid}", "*:*", f"{pid}:{uid}", f"{pid}:*"})
+    owned = frozenset({f"{reseller_prefix}{pid}"}) if cred.role_names & OPERATOR_ROLES \
+        else frozenset()
+    return Identity(user=uid, groups=groups, owned_accounts=owned,
+                    reseller_admin="ResellerAdmin" in cred.role_names,
+                    expires=time.time() + 300)
+
+
+def decoded_length(headers: Mapping[str, str]) -> int | None:
+    """Return the payload length (``x-amz-decoded-content-length`` for aws-chunked)."""
+    if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or \
+            "aws-chunked" in headers.get("content-encoding", ""):
+        value = headers.get("x-amz-decoded-content-length")
+        if value is None:
+            raise S3Error("MissingContentLength")
+        return _int(value)
+    if "content-length" in headers:
+        return _int(headers["content-length"])
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        return None
+    raise S3Error("MissingContentLength")
+
+
+def _int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise S3Error("InvalidArgument", "Invalid content length.") from None
+    if n < 0:
+        raise S3Error("InvalidArgument", "Invalid content length.")
+    return n
+
+
+def content_md5(headers: Mapping[str, str]) -> str | None:
+    """Return the hex MD5 a ``Content-MD5`` header promises (InvalidDigest if bad)."""
+    value = headers.get("content-md5")
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise S3Error("InvalidDigest") from None
+    if len(raw) != 16:
+        raise S3Error("InvalidDigest")
+    return raw.hex()
+
+
+@dataclass
+class PayloadResult:
+    """What was learned while streaming a payload (filled when it ends)."""
+
+    checksum: tuple[str, str] | None = None
+
+
+async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str, str],
+                         result: PayloadResult) -> AsyncIterator[bytes]:
+    """Yield the request's payload, verifying what its signature promises.
+
+    The check of the last piece happens before it is yielded, so a bad body
+    never completes a write.
+    """
+    mode = headers.get("x-amz-content-sha256", awssig.UNSIGNED)
+    claimed = awssig.checksum_algo_of(headers)
+    checksum = awssig.Checksum(claimed[0]) if claimed else None
+    if mode in awssig.STREAMING_MODES and caller is not None:
+        async for piece in _chunked(body, caller, headers, mode, result):
+            yield piece
+        return
+    sha = hashlib.sha256() if mode not in (awssig.UNSIGNED,) and caller is not None \
+        and not caller.sreq.presigned else None
+    held = b""
+    while True:
+        chunk = await body.read_chunk()
+        if not chunk:
+            break
+        if sha is not None:
+            sha.update(chunk)
+        if checksum is not None:
+            checksum.update(chunk)
+        if held:
+            yield held
+        held = chunk
+    if sha is not None and not hmac.compare_digest(sha.hexdigest(), mode.lower()):
+        raise S3Error("XAmzContentSHA256Mismatch",
+                      extra={"ClientComputedContentSHA256": mode,
+                             "S3ComputedContentSHA256": sha.hexdigest()})
+    if checksum is not None and claimed is not None:
+        checksum.check(claimed[1])
+        result.checksum = (claimed[0], checksum.value())
+    if held:
+        yield held
+
+
+async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode: str,
+                   result: PayloadResult) -> AsyncIterator[bytes]:
+    decoder = awssig.ChunkDecoder(mode, caller.sreq, caller.key,
+                                  headers.get("x-amz-trailer"))
+    held = b""
+    while True:
+        chunk = await body.read_chunk()
+        if not chunk:
+            break
+        out = decoder.feed(chunk)
+        if out:
+            if held:
+                yield held
+            held = out
+    decoder.finish()
+    if decoder.checksum is not None:
+        result.checksum = (decoder.checksum.algo, decoder.checksum.value())
+    elif (claimed := awssig.checksum_algo_of(headers)) is not None:
+        result.checksum = claimed
+    if held:
+        yield held

@@ -1,0 +1,262 @@
+"""Bucket operations: list, create (global namespace), head, delete, location, listings.
+
+A bucket is a Swift container of the caller's project account; its name is
+claimed in the global registry (:class:`~nubis.api.proxy.s3.request.Registry`)
+so no two projects hold the same bucket. ListObjects v1/v2 are walks over the
+container server's listing (prefix/delimiter/marker/limit pass straight down).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import ipaddress
+import json
+import re
+import urllib.parse
+from typing import Any
+
+from nubis.api.proxy.context import Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.request import Registry, S3Req, read_body
+from nubis.api.proxy.s3.xmlio import doc, el, parse, text
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+#: Suffix of the container holding a bucket's multipart parts (hidden from S3).
+SEGMENTS = "+segments"
+MAX_KEYS = 1000
+XML = {"Content-Type": "application/xml"}
+
+
+def check_bucket_name(name: str) -> None:
+    """Apply S3's bucket naming rules (InvalidBucketName)."""
+    ok = bool(_NAME.match(name)) and ".." not in name and not name.startswith("xn--") \
+        and not name.endswith(("-s3alias", "--ol-s3")) and ".-" not in name \
+        and "-." not in name
+    if ok:
+        try:
+            ipaddress.IPv4Address(name)
+            ok = False
+        except ValueError:
+            pass
+    if not ok:
+        raise S3Error("InvalidBucketName", extra={"BucketName": name})
+
+
+def owner_xml(req: S3Req) -> str:
+    """Return the ``<Owner>`` element of the caller."""
+    pid = req.caller.cred.project_id if req.caller else ""
+    return f"<Owner>{el('ID', pid)}{el('DisplayName', pid)}</Owner>"
+
+
+async def list_buckets(req: S3Req) -> Resp:
+    """Answer ListBuckets: the project account's containers."""
+    buckets: list[str] = []
+    marker = ""
+    while True:
+        try:
+            resp = await req.swift("GET", query={"format": "json", "marker": marker})
+        except HTTPError as exc:
+            if exc.status == 404:
+                break
+            raise from_swift(exc) from None
+        items = json.loads(await read_body(resp) or b"[]") if resp.status == 200 else []
+        if not items:
+            break
+        for item in items:
+            if SEGMENTS not in item["name"]:
+                buckets.append(_bucket_xml(item))
+        marker = items[-1]["name"]
+    return Resp(200, dict(XML), doc("ListAllMyBucketsResult",
+                                    [owner_xml(req), "<Buckets>", *buckets, "</Buckets>"]))
+
+
+def _bucket_xml(item: dict[str, Any]) -> str:
+    created = _iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
+    return f"<Bucket>{el('Name', item['name'])}{el('CreationDate', created)}</Bucket>"
+
+
+def _iso_listing(value: str) -> str:
+    """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's."""
+    return value[:23] + "Z" if len(value) >= 23 else value + ".000Z"
+
+
+async def create(req: S3Req, registry: Registry) -> Resp:
+    """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou)."""
+    check_bucket_name(req.bucket)
+    body = await req.ctx.body.read_all(64 * 1024)
+    if body.strip():
+        root = parse(body)
+        region = text(root, "LocationConstraint")
+        if region and region != req.ctx.state.conf.s3_region:
+            raise S3Error("InvalidLocationConstraint", "The specified location-constraint "
+                          "is not valid", 400, {"LocationConstraint": region})
+    previous = await registry.claim(req, req.bucket)
+    if previous is not None and previous != req.account:
+        raise S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
+    try:
+        resp = await req.swift("PUT", req.bucket)
+    except HTTPError as exc:
+        if previous is None:
+            await registry.release(req, req.bucket)
+        raise from_swift(exc) from None
+    if previous is not None or resp.status == 202:
+        raise S3Error("BucketAlreadyOwnedByYou", extra={"BucketName": req.bucket})
+    return Resp(200, {"Location": f"/{req.bucket}", "Content-Length": "0"})
+
+
+async def head(req: S3Req) -> Resp:
+    """Answer HeadBucket."""
+    try:
+        await req.swift("HEAD", req.bucket)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+    return Resp(200, {"x-amz-bucket-region": req.ctx.state.conf.s3_region,
+                      "Content-Length": "0"})
+
+
+async def delete(req: S3Req, registry: Registry) -> Resp:
+    """Answer DeleteBucket (BucketNotEmpty while objects or uploads remain)."""
+    try:
+        await req.swift("DELETE", req.bucket)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+    # absent (no uploads ever) or still holding parts of orphaned uploads
+    with contextlib.suppress(HTTPError):
+        await req.swift("DELETE", req.bucket + SEGMENTS)
+    await registry.release(req, req.bucket)
+    return Resp(204, {})
+
+
+async def location(req: S3Req) -> Resp:
+    """Answer GetBucketLocation (empty for us-east-1, as S3 does)."""
+    await head(req)
+    region = req.ctx.state.conf.s3_region
+    value = "" if region == "us-east-1" else region
+    return Resp(200, dict(XML), doc("LocationConstraint", [value]))
+
+
+def _max_keys(req: S3Req) -> int:
+    raw = req.q.get("max-keys", str(MAX_KEYS))
+    try:
+        n = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", "Provided max-keys not an integer or within "
+                      "integer range", extra={"ArgumentName": "max-keys",
+                                              "ArgumentValue": raw}) from None
+    if n < 0:
+        raise S3Error("InvalidArgument", "Argument maxKeys must be an integer between 0 "
+                      "and 2147483647", extra={"ArgumentName": "maxKeys",
+                                               "ArgumentValue": raw})
+    return min(n, MAX_KEYS)
+
+
+async def walk(req: S3Req, container: str, prefix: str, delimiter: str, marker: str,
+               limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Return up to ``limit`` listing entries after ``marker`` and whether more remain."""
+    if limit == 0:
+        return [], False
+    query = {"format": "json", "limit": str(limit + 1), "prefix": prefix, "marker": marker}
+    if delimiter:
+        query["delimiter"] = delimiter
+    try:
+        resp = await req.swift("GET", container, query=query)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+    items: list[dict[str, Any]] = json.loads(await read_body(resp) or b"[]") \
+        if resp.status == 200 else []
+    return items[:limit], len(items) > limit
+
+
+async def list_objects(req: S3Req) -> Resp:
+    """Answer ListObjects (v1) and ListObjectsV2."""
+    q = req.q
+    v2 = q.get("list-type") == "2"
+    encode = q.get("encoding-type")
+    if encode not in (None, "url"):
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    max_keys = _max_keys(req)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    if v2:
+        marker = max(q.get("start-after", ""), _token(q.get("continuation-token")))
+    else:
+        marker = q.get("marker", "")
+    items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)
+
+    def enc(value: str) -> str:
+        return urllib.parse.quote(value, safe="/") if encode else value
+
+    parts = [el("Name", req.bucket), el("Prefix", enc(prefix))]
+    if v2:
+        if "start-after" in q:
+            parts.append(el("StartAfter", enc(q["start-after"])))
+        if "continuation-token" in q:
+            parts.append(el("ContinuationToken", q["continuation-token"]))
+    else:
+        parts.append(el("Marker", enc(marker)))
+    last = items[-1].get("name", items[-1].get("subdir", "")) if items else ""
+    if not v2 and truncated and delimiter:
+        parts.append(el("NextMarker", enc(last)))
+    if v2 and truncated:
+        parts.append(el("NextContinuationToken", base64.b64encode(last.encode()).decode()))
+    if v2:
+        parts.append(el("KeyCount", len(items)))
+    parts.append(el("MaxKeys", max_keys))
+    if delimiter:
+        parts.append(el("Delimiter", enc(delimiter)))
+    if encode:
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", "true" if truncated else "false"))
+    owner = owner_xml(req) if (not v2 or q.get("fetch-owner") == "true") else ""
+    prefixes = []
+    for item in items:
+        if "subdir" in item:
+            prefixes.append(f"<CommonPrefixes>{el('Prefix', enc(item['subdir']))}"
+                            "</CommonPrefixes>")
+            continue
+        parts.append("<Contents>" + el("Key", enc(item["name"]))
+                     + el("LastModified", _iso_listing(item["last_modified"]))
+                     + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
+                     + owner + el("StorageClass", "STANDARD") + "</Contents>")
+    return Resp(200, dict(XML), doc("ListBucketResult", parts + prefixes))
+
+
+def _etag(item: dict[str, Any]) -> str:
+    """Return an entry's S3 ETag (multipart objects carry theirs in the content type)."""
+    ctype = str(item.get("content_type", ""))
+    if ";s3_etag=" in ctype:
+        return ctype.rsplit(";s3_etag=", 1)[1]
+    return str(item.get("hash", ""))
+
+
+def _token(token: str | None) -> str:
+    if token is None:
+        return ""
+    try:
+        return base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      extra={"ArgumentName": "continuation-token"}) from None
+
+
+async def acl(req: S3Req) -> Resp:
+    """Answer Get/PutBucketAcl and Get/PutObjectAcl: the canned ``private`` ACL only."""
+    if req.key:
+        await req.swift("HEAD", req.bucket, req.key)
+    else:
+        await head(req)
+    if req.ctx.method == "PUT":
+        canned = req.header("x-amz-acl", "private")
+        body = await req.ctx.body.read_all(64 * 1024)
+        if canned != "private" or body.strip():
+            raise S3Error("NotImplemented", "Only the canned ACL \"private\" is supported.",
+                          501)
+        return Resp(200, {})
+    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+             'xsi:type="CanonicalUser">' + owner_xml(req)[7:-8] + "</Grantee>"
+             + el("Permission", "FULL_CONTROL") + "</Grant>")
+    return Resp(200, dict(XML), doc("AccessControlPolicy", [
+        owner_xml(req), "<AccessControlList>", grant, "</AccessControlList>"]))

@@ -1,0 +1,318 @@
+"""Multipart uploads: Create, UploadPart(Copy), ListParts, ListMultipartUploads, Complete, Abort.
+
+Parts are objects ``<key>/<upload id>/<part:05d>`` of the hidden container
+``<bucket>+segments``; the upload itself is a marker object ``<key>/<upload id>``
+(content type :data:`MARKER_TYPE`) carrying the final object's metadata.
+Complete writes an SLO manifest over the parts — the bytes are never copied —
+with S3's ``md5-of-md5s-N`` ETag kept as sysmeta and shown in listings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from nubis.api.proxy.base import check_access
+from nubis.api.proxy.context import Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import http_date
+from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
+from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
+from nubis.api.proxy.s3.buckets import SEGMENTS, owner_xml, walk
+from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.objects import ETAG_META, copy_source, object_ctx, swift_metadata
+from nubis.api.proxy.s3.request import S3Req, bytes_body
+from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
+from nubis.api.proxy.transfer import container_of, one, store
+
+MARKER_TYPE = "application/x-nubis-s3-upload"
+MIN_PART = 5 * 1024 * 1024
+MAX_PARTS = 10000
+XML = {"Content-Type": "application/xml"}
+
+
+def _segments(req: S3Req) -> str:
+    return req.bucket + SEGMENTS
+
+
+def _upload_name(req: S3Req, upload_id: str) -> str:
+    return f"{req.key}/{upload_id}"
+
+
+async def create(req: S3Req) -> Resp:
+    """Answer CreateMultipartUpload."""
+    if len(req.key.encode()) > 1024:
+        raise S3Error("KeyTooLongError")
+    meta = swift_metadata(req.ctx.headers)
+    await _require_bucket(req)
+    try:
+        await req.swift("PUT", _segments(req))
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+    upload_id = secrets.token_urlsafe(24)
+    marker = {"x-object-meta-s3-content-type": meta.pop("content-type"),
+              **meta, "content-type": MARKER_TYPE, "content-length": "0"}
+    await req.swift("PUT", _segments(req), _upload_name(req, upload_id), marker,
+                    body=bytes_body(b"", req.ctx.state.conf.client_timeout))
+    return Resp(200, dict(XML), doc("InitiateMultipartUploadResult", [
+        el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id)]))
+
+
+async def _require_bucket(req: S3Req) -> None:
+    try:
+        await req.swift("HEAD", req.bucket)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+
+
+async def _marker(req: S3Req, upload_id: str) -> dict[str, str]:
+    try:
+        resp = await req.swift("HEAD", _segments(req), _upload_name(req, upload_id))
+    except HTTPError as exc:
+        if exc.status == 404:
+            raise S3Error("NoSuchUpload", extra={"UploadId": upload_id}) from None
+        raise from_swift(exc) from None
+    if resp.headers.get("Content-Type") != MARKER_TYPE:
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    return {k.lower(): v for k, v in resp.headers.items()}
+
+
+async def on_upload(req: S3Req) -> Resp:
+    """Dispatch a request naming ``uploadId``."""
+    method = req.ctx.method
+    upload_id = req.q["uploadId"]
+    if method == "PUT":
+        return await upload_part(req, upload_id)
+    if method == "GET":
+        return await list_parts(req, upload_id)
+    if method == "POST":
+        return await complete(req, upload_id)
+    if method == "DELETE":
+        return await abort(req, upload_id)
+    raise S3Error("MethodNotAllowed")
+
+
+def _part_number(req: S3Req) -> int:
+    raw = req.q.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
+                      "10000, inclusive", extra={"ArgumentName": "partNumber",
+                                                 "ArgumentValue": raw})
+    return int(raw)
+
+
+async def upload_part(req: S3Req, upload_id: str) -> Resp:
+    """Answer UploadPart and UploadPartCopy."""
+    number = _part_number(req)
+    await _marker(req, upload_id)
+    name = f"{_upload_name(req, upload_id)}/{number:05d}"
+    octx = object_ctx(req, "PUT", name)
+    octx.container = _segments(req)
+    info = await container_of(octx)
+    check_access(octx, info.headers.get("x-container-write"))
+    meta = {"content-type": "application/octet-stream"}
+    if "x-amz-copy-source" in req.ctx.headers:
+        return await _part_copy(req, octx, info, name, meta)
+    length = decoded_length(req.ctx.headers)
+    result = PayloadResult()
+    source = payload_stream(req.ctx.body, req.caller, req.ctx.headers, result)
+    try:
+        resp = await store(octx, info, octx.container, name, meta, source, length,
+                           content_md5(req.ctx.headers))
+    except HTTPError as exc:
+        if exc.status == 422:
+            raise S3Error("BadDigest") from None
+        raise from_swift(exc) from None
+    out = {"ETag": f'"{resp.headers["Etag"]}"'}
+    if result.checksum:
+        out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
+    return Resp(200, out)
+
+
+async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
+                     meta: dict[str, str]) -> Resp:
+    src_bucket, src_key = copy_source(req)
+    headers = {}
+    rng = req.header("x-amz-copy-source-range")
+    if rng:
+        headers["range"] = rng
+    for cond in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since"):
+        if req.header(f"x-amz-copy-source-{cond}"):
+            headers[cond] = req.header(f"x-amz-copy-source-{cond}")
+    try:
+        got = await req.swift("GET", src_bucket, src_key, headers)
+    except HTTPError as exc:
+        if exc.status == 412:
+            raise S3Error("PreconditionFailed") from None
+        raise from_swift(exc) from None
+    body = got.body
+    source = one(body) if isinstance(body, bytes) else body
+    resp = await store(octx, info, octx.container, name, meta, source, got.length, None)
+    etag = resp.headers["Etag"].strip('"')
+    return Resp(200, dict(XML), doc("CopyPartResult", [
+        el("LastModified", iso(float(resp.headers.get("X-Timestamp", "0") or 0))),
+        el("ETag", f'"{etag}"')]))
+
+
+async def _parts(req: S3Req, upload_id: str, after: int = 0, limit: int = 1000
+                 ) -> tuple[list[dict[str, Any]], bool]:
+    prefix = _upload_name(req, upload_id) + "/"
+    marker = f"{prefix}{after:05d}" if after else ""
+    return await walk(req, _segments(req), prefix, "", marker, limit)
+
+
+async def list_parts(req: S3Req, upload_id: str) -> Resp:
+    """Answer ListParts."""
+    await _marker(req, upload_id)
+    raw_after = req.q.get("part-number-marker", "0") or "0"
+    raw_max = req.q.get("max-parts", "1000") or "1000"
+    if not raw_after.isdigit() or not raw_max.isdigit():
+        raise S3Error("InvalidArgument", "Invalid part number marker or max-parts.")
+    max_parts = min(int(raw_max), 1000)
+    parts, truncated = await _parts(req, upload_id, int(raw_after), max_parts)
+    items = []
+    for p in parts:
+        number = int(p["name"].rsplit("/", 1)[1])
+        items.append(f"<Part>{el('PartNumber', number)}"
+                     f"{el('LastModified', p['last_modified'][:23] + 'Z')}"
+                     f"{el('ETag', chr(34) + p['hash'] + chr(34))}{el('Size', p['bytes'])}"
+                     "</Part>")
+    last = int(parts[-1]["name"].rsplit("/", 1)[1]) if parts else 0
+    return Resp(200, dict(XML), doc("ListPartsResult", [
+        el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id),
+        owner_xml(req).replace("Owner>", "Initiator>"), owner_xml(req),
+        el("StorageClass", "STANDARD"), el("PartNumberMarker", int(raw_after)),
+        el("NextPartNumberMarker", last), el("MaxParts", max_parts),
+        el("IsTruncated", "true" if truncated else "false"), *items]))
+
+
+async def list_uploads(req: S3Req) -> Resp:
+    """Answer ListMultipartUploads (prefix, delimiter, key/upload-id markers)."""
+    await _require_bucket(req)
+    prefix, delimiter = req.q.get("prefix", ""), req.q.get("delimiter", "")
+    key_marker = req.q.get("key-marker", "")
+    id_marker = req.q.get("upload-id-marker", "")
+    raw_max = req.q.get("max-uploads", "1000")
+    if not raw_max.isdigit():
+        raise S3Error("InvalidArgument", "max-uploads must be an integer.")
+    max_uploads = min(int(raw_max), 1000)
+    marker = f"{key_marker}/{id_marker}" if id_marker else (key_marker + "/\uffff"
+                                                            if key_marker else "")
+    uploads: list[tuple[str, str, str]] = []
+    prefixes: set[str] = set()
+    truncated = False
+    try:
+        entries, more = await walk(req, _segments(req), prefix, "", marker, 9999)
+    except S3Error:
+        entries, more = [], False
+    for e in entries:
+        if e.get("content_type") != MARKER_TYPE:
+            continue
+        key, _, uid = e["name"].rpartition("/")
+        if delimiter and delimiter in key[len(prefix):]:
+            cut = key.index(delimiter, len(prefix)) + len(delimiter)
+            prefixes.add(key[:cut])
+            continue
+        if len(uploads) >= max_uploads:
+            truncated = True
+            break
+        uploads.append((key, uid, e["last_modified"]))
+    truncated = truncated or more
+    parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
+             el("UploadIdMarker", id_marker)]
+    if truncated and uploads:
+        parts += [el("NextKeyMarker", uploads[-1][0]), el("NextUploadIdMarker", uploads[-1][1])]
+    parts += [el("Prefix", prefix)]
+    if delimiter:
+        parts.append(el("Delimiter", delimiter))
+    parts += [el("MaxUploads", max_uploads), el("IsTruncated", "true" if truncated else "false")]
+    for key, uid, when in uploads:
+        parts.append(f"<Upload>{el('Key', key)}{el('UploadId', uid)}"
+                     + owner_xml(req).replace("Owner>", "Initiator>") + owner_xml(req)
+                     + f"{el('StorageClass', 'STANDARD')}{el('Initiated', when[:23] + 'Z')}"
+                     "</Upload>")
+    parts += [f"<CommonPrefixes>{el('Prefix', p)}</CommonPrefixes>" for p in sorted(prefixes)]
+    return Resp(200, dict(XML), doc("ListMultipartUploadsResult", parts))
+
+
+def _requested_parts(data: bytes) -> list[tuple[int, str]]:
+    root = parse(data)
+    if root.tag != "CompleteMultipartUpload":
+        raise S3Error("MalformedXML")
+    out: list[tuple[int, str]] = []
+    for p in root.findall("Part"):
+        number, etag = text(p, "PartNumber"), text(p, "ETag")
+        if number is None or etag is None or not number.strip().isdigit():
+            raise S3Error("MalformedXML")
+        out.append((int(number), etag.strip().strip('"').lower()))
+    if not out:
+        raise S3Error("MalformedXML")
+    return out
+
+
+async def complete(req: S3Req, upload_id: str) -> Resp:
+    """Answer CompleteMultipartUpload: check parts, write the manifest (no byte copy)."""
+    marker = await _marker(req, upload_id)
+    wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
+    numbers = [n for n, _ in wanted]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder", extra={"UploadId": upload_id})
+    have: dict[int, dict[str, Any]] = {}
+    more, after = True, 0
+    while more:
+        stored, more = await _parts(req, upload_id, after)
+        have.update((int(p["name"].rsplit("/", 1)[1]), p) for p in stored)
+        after = max(have) if have else 0
+        more = more and bool(stored)
+    manifest: list[dict[str, Any]] = []
+    md5s = hashlib.md5(usedforsecurity=False)
+    for i, (number, etag) in enumerate(wanted):
+        part = have.get(number)
+        if part is None or part["hash"] != etag:
+            raise S3Error("InvalidPart", extra={"UploadId": upload_id, "PartNumber":
+                                                str(number), "ETag": etag})
+        if part["bytes"] < MIN_PART and i < len(wanted) - 1:
+            raise S3Error("EntityTooSmall", extra={"ProposedSize": str(part["bytes"]),
+                                                   "MinSizeAllowed": str(MIN_PART),
+                                                   "PartNumber": str(number)})
+        md5s.update(bytes.fromhex(etag))
+        manifest.append({"name": f"/{_segments(req)}/{part['name']}", "hash": etag,
+                         "bytes": part["bytes"], "content_type": "application/octet-stream",
+                         "last_modified": http_date(0)})
+    s3_etag = f"{md5s.hexdigest()}-{len(wanted)}"
+    meta = {k: v for k, v in marker.items() if k.startswith("x-object-meta-")
+            and k != "x-object-meta-s3-content-type"}
+    meta["content-type"] = marker.get("x-object-meta-s3-content-type", "binary/octet-stream")
+    meta["x-static-large-object"] = "True"
+    data = json.dumps(manifest).encode()
+    extra = manifest_sysmeta(data, manifest)
+    extra[OVERRIDE_ETAG] = s3_etag
+    extra[ETAG_META] = s3_etag
+    octx = object_ctx(req, "PUT")
+    info = await container_of(octx)
+    check_access(octx, info.headers.get("x-container-write"))
+    await store(octx, info, req.bucket, req.key, meta, one(data), len(data), None, extra)
+    await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
+    return Resp(200, dict(XML), doc("CompleteMultipartUploadResult", [
+        el("Location", f"/{req.bucket}/{req.key}"), el("Bucket", req.bucket),
+        el("Key", req.key), el("ETag", f'"{s3_etag}"')]))
+
+
+async def abort(req: S3Req, upload_id: str) -> Resp:
+    """Answer AbortMultipartUpload: the marker and every part are removed."""
+    await _marker(req, upload_id)
+    for _ in range(MAX_PARTS // 1000 + 1):
+        parts, _ = await _parts(req, upload_id, limit=1000)
+        for p in parts:
+            try:
+                await req.swift("DELETE", _segments(req), p["name"])
+            except HTTPError as exc:
+                if exc.status != 404:
+                    raise
+        if not parts:
+            break
+    await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
+    return Resp(204, {})
+

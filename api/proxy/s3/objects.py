@@ -1,0 +1,311 @@
+"""Object operations: Put, Get, Head, Delete, DeleteObjects, CopyObject.
+
+Each is a Swift operation on the bucket's container through the proxy's own
+controllers (GET/HEAD/DELETE/COPY) or its storage path (PUT, so the payload
+can be verified while it streams). S3 metadata maps to Swift's:
+``x-amz-meta-*`` ⇄ ``x-object-meta-*``; checksums and multipart ETags are
+``x-object-sysmeta-s3-*``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import urllib.parse
+from collections.abc import Mapping
+
+from nubis.api.proxy.backend import Reply
+from nubis.api.proxy.base import check_access, policy_of
+from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.auth import (
+    PayloadResult,
+    content_md5,
+    decoded_length,
+    payload_stream,
+)
+from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
+from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
+from nubis.api.proxy.transfer import container_of, fetch, one, store, to_all
+
+#: S3's limit on the user metadata of one object (names + values).
+MAX_META = 2048
+#: Payloads up to this size are verified whole before the write starts (checksums
+#: then go in the same write); larger ones stream and get their checksum after.
+WHOLE = 1 << 20
+CHECKSUM_META = "x-object-sysmeta-s3-checksum"
+ETAG_META = "x-object-sysmeta-s3-etag"
+_PASS = ("content-type", "cache-control", "content-disposition", "content-language",
+         "expires")
+_OVERRIDES = {"response-content-type": "Content-Type",
+              "response-content-language": "Content-Language",
+              "response-expires": "Expires", "response-cache-control": "Cache-Control",
+              "response-content-disposition": "Content-Disposition",
+              "response-content-encoding": "Content-Encoding"}
+
+
+def swift_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """Map an S3 request's object metadata to Swift headers (MetadataTooLarge past 2 KiB)."""
+    out: dict[str, str] = {}
+    size = 0
+    for k, v in headers.items():
+        if k.startswith("x-amz-meta-"):
+            name = k[len("x-amz-meta-"):]
+            size += len(name) + len(v.encode("utf-8"))
+            out["x-object-meta-" + name] = v
+    if size > MAX_META:
+        raise S3Error("MetadataTooLarge", extra={"Size": str(size),
+                                                 "MaxSizeAllowed": str(MAX_META)})
+    for k in _PASS:
+        if k in headers:
+            out[k] = headers[k]
+    enc = ",".join(e for e in headers.get("content-encoding", "").split(",")
+                   if e.strip() and e.strip() != "aws-chunked")
+    if enc:
+        out["content-encoding"] = enc
+    out.setdefault("content-type", "binary/octet-stream")
+    return out
+
+
+def object_ctx(req: S3Req, method: str, key: str | None = None) -> ObjectCtx:
+    """Return a Swift object context for the request's bucket and ``key``."""
+    base = req.ctx
+    assert req.caller is not None
+    return ObjectCtx(state=base.state, method=method, path=base.path, query={},
+                     headers={}, body=base.body, account=req.account,
+                     identity=req.caller.identity, trans_id=base.trans_id,
+                     container=req.bucket, obj=key if key is not None else req.key)
+
+
+async def put(req: S3Req) -> Resp:
+    """Answer PutObject: verify the payload as it streams, store it."""
+    if "x-amz-copy-source" in req.ctx.headers:
+        return await copy_object(req)
+    _check_key(req.key)
+    headers = req.ctx.headers
+    length = decoded_length(headers)
+    meta = swift_metadata(headers)
+    octx = object_ctx(req, "PUT")
+    info = await container_of(octx)
+    check_access(octx, info.headers.get("x-container-write"))
+    if not info.exists:
+        raise S3Error("NoSuchBucket")
+    result = PayloadResult()
+    source = payload_stream(req.ctx.body, req.caller, headers, result)
+    try:
+        if length is not None and length <= WHOLE:
+            data = b"".join([c async for c in source])
+            if result.checksum:
+                meta[CHECKSUM_META] = ":".join(result.checksum)
+            resp = await store(octx, info, req.bucket, req.key, meta, one(data), len(data),
+                               content_md5(headers))
+        else:
+            resp = await store(octx, info, req.bucket, req.key, meta, source, length,
+                               content_md5(headers))
+            if result.checksum:
+                await to_all(octx, info, "POST",
+                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
+    except HTTPError as exc:
+        if exc.status == 422:
+            raise S3Error("BadDigest") from None
+        raise from_swift(exc, "NoSuchBucket") from None
+    out = {"ETag": f'"{resp.headers["Etag"]}"'}
+    if result.checksum:
+        out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
+    return Resp(200, out)
+
+
+def _check_key(key: str) -> None:
+    if len(key.encode("utf-8")) > 1024:
+        raise S3Error("KeyTooLongError")
+
+
+async def get_or_head(req: S3Req) -> Resp:
+    """Answer GetObject / HeadObject (ranges, conditions, response-* overrides)."""
+    swift_headers = {k: v for k, v in req.ctx.headers.items()
+                     if k in ("range", "if-match", "if-none-match", "if-modified-since",
+                              "if-unmodified-since")}
+    method = req.ctx.method
+    if "-" in swift_headers.get("if-match", "") + swift_headers.get("if-none-match", ""):
+        await _multipart_conditions(req, swift_headers)
+    try:
+        resp = await req.swift(method, req.bucket, req.key, swift_headers)
+    except HTTPError as exc:
+        if exc.status == 404:
+            await _require_bucket(req)
+            raise S3Error("NoSuchKey") from None
+        if exc.status == 412:
+            raise S3Error("PreconditionFailed", extra={"Condition": _condition(req)}) \
+                from None
+        if exc.status == 416:
+            raise S3Error("InvalidRange") from None
+        raise from_swift(exc) from None
+    out = _s3_headers(resp.headers)
+    if resp.status == 304:
+        await drain(resp.body)
+        return Resp(304, out)
+    if ("X-Static-Large-Object" in resp.headers
+            or req.header("x-amz-checksum-mode").upper() == "ENABLED"):
+        await _sysmeta_headers(req, out)
+    for param, name in _OVERRIDES.items():
+        if param in req.q:
+            out[name] = req.q[param]
+    return Resp(resp.status, out, resp.body, resp.length)
+
+
+def _condition(req: S3Req) -> str:
+    for name, label in (("if-match", "If-Match"), ("if-unmodified-since",
+                                                   "If-Unmodified-Since")):
+        if name in req.ctx.headers:
+            return label
+    return "If-None-Match"
+
+
+def _s3_headers(swift: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in swift.items():
+        low = k.lower()
+        if low.startswith("x-object-meta-"):
+            out["x-amz-meta-" + low[len("x-object-meta-"):]] = v
+        elif low == "etag":
+            out["ETag"] = v if v.startswith('"') else f'"{v}"'
+        elif low in ("content-type", "content-length", "content-range", "last-modified",
+                     "accept-ranges", "cache-control", "content-disposition",
+                     "content-encoding", "content-language", "expires"):
+            out[k] = v
+    return out
+
+
+async def _raw_head(req: S3Req) -> dict[str, str]:
+    """Return the object's stored headers (sysmeta included); empty if absent."""
+    octx = object_ctx(req, "HEAD")
+    info = await container_of(octx)
+    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
+    if isinstance(got, Reply):
+        return {}
+    await got.release()
+    return dict(got.headers)
+
+
+async def _multipart_conditions(req: S3Req, swift_headers: dict[str, str]) -> None:
+    """Evaluate If-Match / If-None-Match naming a multipart ETag against the stored one."""
+    s3_etag = (await _raw_head(req)).get(ETAG_META)
+    if s3_etag is None:
+        return
+    match = swift_headers.pop("if-match", None)
+    if match is not None and s3_etag not in match and match.strip() != "*":
+        raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
+    none = swift_headers.pop("if-none-match", None)
+    if none is not None and (s3_etag in none or none.strip() == "*"):
+        raise S3Error("NotModified", "Not Modified", 304)
+
+
+async def _sysmeta_headers(req: S3Req, out: dict[str, str]) -> None:
+    """Add the stored S3 ETag (multipart) and checksum (when asked) from a raw HEAD."""
+    headers = await _raw_head(req)
+    if ETAG_META in headers:
+        out["ETag"] = f'"{headers[ETAG_META]}"'
+    checksum = headers.get(CHECKSUM_META)
+    if checksum and req.header("x-amz-checksum-mode").upper() == "ENABLED" \
+            and "Content-Range" not in out:
+        algo, _, value = checksum.partition(":")
+        out[f"x-amz-checksum-{algo}"] = value
+
+
+async def delete(req: S3Req) -> Resp:
+    """Answer DeleteObject (204 whether or not the key existed, as S3 does)."""
+    stored = await _raw_head(req)
+    query = {"multipart-manifest": "delete"} \
+        if stored.get("x-static-large-object", "").lower() == "true" else {}
+    try:
+        await req.swift("DELETE", req.bucket, req.key, query=query)
+    except HTTPError as exc:
+        if exc.status != 404:
+            raise from_swift(exc) from None
+        await _require_bucket(req)
+    return Resp(204, {})
+
+
+async def _require_bucket(req: S3Req) -> None:
+    try:
+        await req.swift("HEAD", req.bucket)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+
+
+async def delete_many(req: S3Req) -> Resp:
+    """Answer DeleteObjects (``POST ?delete``, quiet mode)."""
+    data = await req.ctx.body.read_all(MAX_XML)
+    md5 = content_md5(req.ctx.headers)
+    if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+        raise S3Error("BadDigest")
+    root = parse(data)
+    if root.tag != "Delete":
+        raise S3Error("MalformedXML")
+    quiet = (text(root, "Quiet") or "").strip().lower() == "true"
+    keys = [text(o, "Key") for o in root.findall("Object")]
+    if not keys or len(keys) > 1000 or any(k is None for k in keys):
+        raise S3Error("MalformedXML")
+    await _require_bucket(req)
+    parts: list[str] = []
+    for key in keys:
+        assert key is not None
+        try:
+            await req.swift("DELETE", req.bucket, key)
+        except HTTPError as exc:
+            if exc.status != 404:
+                err = from_swift(exc)
+                parts.append(f"<Error>{el('Key', key)}{el('Code', err.code)}"
+                             f"{el('Message', err.message)}</Error>")
+                continue
+        if not quiet:
+            parts.append(f"<Deleted>{el('Key', key)}</Deleted>")
+    return Resp(200, {"Content-Type": "application/xml"}, doc("DeleteResult", parts))
+
+
+def copy_source(req: S3Req) -> tuple[str, str]:
+    """Return ``(bucket, key)`` of ``x-amz-copy-source``."""
+    raw = urllib.parse.unquote(req.header("x-amz-copy-source")).split("?", 1)[0]
+    bucket, _, key = raw.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and "
+                      "key: sourcebucket/sourcekey",
+                      extra={"ArgumentName": "x-amz-copy-source"})
+    return bucket, key
+
+
+async def copy_object(req: S3Req) -> Resp:
+    """Answer CopyObject (metadata directive COPY/REPLACE, copy conditionals)."""
+    _check_key(req.key)
+    src_bucket, src_key = copy_source(req)
+    directive = req.header("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.",
+                      extra={"ArgumentName": "x-amz-metadata-directive"})
+    if (src_bucket, src_key) == (req.bucket, req.key) and directive == "COPY":
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying "
+                      "to copy an object to itself without changing the object's metadata, "
+                      "storage class, website redirect location or encryption attributes.")
+    headers = {"x-copy-from": f"/{src_bucket}/{src_key}", "content-length": "0"}
+    for name in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since"):
+        value = req.header(f"x-amz-copy-source-{name}")
+        if value:
+            headers[name] = value
+    if directive == "REPLACE":
+        headers.update(swift_metadata(req.ctx.headers))
+        headers["x-fresh-metadata"] = "true"
+    try:
+        resp = await req.swift("PUT", req.bucket, req.key, headers,
+                               body=bytes_body(b"", req.ctx.state.conf.client_timeout))
+    except HTTPError as exc:
+        if exc.status == 412:
+            raise S3Error("PreconditionFailed") from None
+        raise from_swift(exc) from None
+    etag = resp.headers.get("Etag", "").strip('"')
+    modified = resp.headers.get("Last-Modified", "")
+    when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
+    return Resp(200, {"Content-Type": "application/xml"},
+                doc("CopyObjectResult", [el("LastModified", iso(when)),
+                                         el("ETag", f'"{etag}"')]))
+

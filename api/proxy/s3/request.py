@@ -1,0 +1,166 @@
+"""One S3 request and the Swift operations it is made of.
+
+:class:`S3Req` holds the addressing (bucket, key), the caller and the query;
+:meth:`S3Req.swift` runs one Swift operation through the proxy's own
+controllers as the caller (so Swift's ACLs, quotas and large objects apply),
+and :meth:`S3Req.system` runs one as the proxy itself (the global bucket
+registry). Controllers raise :class:`HTTPError`; callers translate it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nubis.api.proxy import container, copy
+from nubis.api.proxy.auth import Identity
+from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.auth import Caller
+from nubis.api.proxy.s3.errors import S3Error
+
+#: The storage account holding the global bucket namespace (one object per bucket).
+REGISTRY_ACCOUNT = ".s3_registry"
+REGISTRY_CONTAINER = "buckets"
+_SYSTEM = Identity(user=".s3", reseller_admin=True, expires=float("inf"))
+#: Seconds a worker trusts its cached bucket -> owner answer.
+REGISTRY_TTL = 5.0
+
+
+def bytes_body(data: bytes, timeout: float) -> Body:
+    """Return a request body reader over ``data``."""
+    if not data:
+        return Body(None, None, 0, timeout)
+    return Body({"type": "http.request", "body": data, "more_body": False}, None,
+                len(data), timeout)
+
+
+@dataclass
+class S3Req:
+    """An authenticated S3 request, addressed."""
+
+    ctx: Ctx
+    caller: Caller | None
+    bucket: str
+    key: str
+    #: Decoded query, all values of each key (last one wins in ``q``).
+    q: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str:
+        """Return the caller's storage account."""
+        if self.caller is None:
+            raise S3Error("AccessDenied")
+        return self.caller.account
+
+    @property
+    def resource(self) -> str:
+        """Return the request's resource path (for error documents)."""
+        if not self.bucket:
+            return "/"
+        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}"
+
+    def header(self, name: str, default: str = "") -> str:
+        """Return a request header."""
+        return self.ctx.headers.get(name, default)
+
+    async def swift(self, method: str, container_name: str | None = None,
+                    obj: str | None = None, headers: dict[str, str] | None = None,
+                    query: dict[str, str] | None = None, body: Body | None = None,
+                    account: str | None = None, identity: Identity | None = None) -> Resp:
+        """Run one Swift operation as the caller; return its response."""
+        base = self.ctx
+        sub: dict[str, Any] = {
+            "state": base.state, "method": method, "path": base.path,
+            "query": dict(query or {}), "headers": dict(headers or {}),
+            "body": body if body is not None else bytes_body(b"", base.state.conf.client_timeout),
+            "account": account or self.account,
+            "identity": identity or (self.caller.identity if self.caller else None),
+            "trans_id": base.trans_id,
+        }
+        if container_name is None:
+            return await container.handle_account(Ctx(**sub))
+        if obj is None:
+            return await container.handle_container(ContainerCtx(**sub,
+                                                                 container=container_name))
+        return await copy.handle(ObjectCtx(**sub, container=container_name, obj=obj))
+
+    async def system(self, method: str, obj: str | None, headers: dict[str, str] | None = None,
+                     body: bytes = b"", query: dict[str, str] | None = None) -> Resp:
+        """Run one Swift operation on the bucket registry as the proxy itself."""
+        headers = {**(headers or {}), "content-length": str(len(body))}
+        return await self.swift(method, REGISTRY_CONTAINER, obj, headers, query,
+                                bytes_body(body, self.ctx.state.conf.client_timeout),
+                                REGISTRY_ACCOUNT, _SYSTEM)
+
+
+async def read_body(resp: Resp) -> bytes:
+    """Return a Swift response's whole body."""
+    body = resp.body
+    if isinstance(body, bytes):
+        return body
+    return b"".join([c async for c in body])
+
+
+async def drain(body: bytes | AsyncIterator[bytes]) -> None:
+    """Consume and drop a streamed body."""
+    if not isinstance(body, bytes):
+        async for _ in body:
+            pass
+
+
+class Registry:
+    """The global bucket namespace: bucket name -> owning account (cached per worker)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def owner(self, req: S3Req, bucket: str) -> str | None:
+        """Return the account owning ``bucket`` (None: no such bucket)."""
+        hit = self._cache.get(bucket)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        try:
+            resp = await req.system("HEAD", bucket)
+            owner: str | None = resp.headers.get("X-Object-Meta-Owner")
+        except HTTPError as exc:
+            if exc.status != 404:
+                raise
+            owner = None
+        self.remember(bucket, owner)
+        return owner
+
+    def remember(self, bucket: str, owner: str | None) -> None:
+        """Cache an answer (after this worker changed the registry)."""
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        self._cache[bucket] = (time.monotonic() + REGISTRY_TTL, owner)
+
+    async def claim(self, req: S3Req, bucket: str) -> str | None:
+        """Register ``bucket`` for the caller; return the previous owner if taken."""
+        try:
+            await req.system("PUT", bucket, {"x-object-meta-owner": req.account,
+                                             "if-none-match": "*",
+                                             "content-type": "text/plain"})
+        except HTTPError as exc:
+            if exc.status == 404:
+                await req.system("PUT", None)
+                return await self.claim(req, bucket)
+            if exc.status != 412:
+                raise
+            self._cache.pop(bucket, None)
+            return await self.owner(req, bucket) or req.account
+        self.remember(bucket, req.account)
+        return None
+
+    async def release(self, req: S3Req, bucket: str) -> None:
+        """Remove ``bucket`` from the namespace."""
+        try:
+            await req.system("DELETE", bucket)
+        except HTTPError as exc:
+            if exc.status != 404:
+                raise
+        self.remember(bucket, None)

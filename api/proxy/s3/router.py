@@ -1,0 +1,155 @@
+"""Entry of the S3 API: addressing, authentication, dispatch, the one error mapping.
+
+:func:`wants_s3` is the proxy's cheap test (a header prefix, a query key or a
+virtual-hosted ``Host``) made before any Swift handling; :class:`S3Api`
+answers the request. Path style is ``/bucket/key``; virtual-hosted style is
+``bucket.<s3_domain>/key``. Every answer carries ``x-amz-request-id``; every
+failure is S3's ``<Error>`` document (:func:`errors.to_s3`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import urllib.parse
+from collections.abc import Mapping
+
+from nubis.api.proxy.context import Ctx, Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import buckets, multipart, objects
+from nubis.api.proxy.s3.auth import CredentialSource, authenticate
+from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
+from nubis.api.proxy.s3.request import Registry, S3Req
+from nubis.api.shared import awssig
+
+
+def wants_s3(headers: Mapping[str, str], raw_query: bytes, domain: str) -> bool:
+    """Tell whether a request is for the S3 API (PERF: bench s3 vs swift; no parsing)."""
+    if awssig.is_s3_request(headers, raw_query):
+        return True
+    host = headers.get("host", "")
+    return bool(domain) and domain in host and host.split(":", 1)[0].endswith("." + domain)
+
+
+def load_source(target: str, tokens: object) -> CredentialSource | None:
+    """Build the credential source of ``[proxy] s3_credentials`` (``module:function``)."""
+    if not target:
+        return None
+    module, _, func = target.partition(":")
+    source: CredentialSource = getattr(importlib.import_module(module), func)(tokens)
+    return source
+
+
+class S3Api:
+    """The S3 API of one proxy worker."""
+
+    def __init__(self, source: CredentialSource | None, reseller_prefix: str = "AUTH_"
+                 ) -> None:
+        self.source = source
+        self.reseller_prefix = reseller_prefix
+        self.registry = Registry()
+
+    async def handle(self, ctx: Ctx, raw_query: bytes) -> Resp:
+        """Answer one S3 request (never raises)."""
+        bucket, key = self._address(ctx)
+        resource = f"/{bucket}/{key}" if key else (f"/{bucket}" if bucket else "/")
+        try:
+            req = self._authenticated(ctx, raw_query, bucket, key)
+            resp = await self._dispatch(req)
+        except Exception as exc:
+            err = to_s3(exc, resource)
+            body = error_body(err, resource, ctx.trans_id)
+            headers = {"Content-Type": "application/xml", **err.headers}
+            if ctx.method == "HEAD" or err.status == 304:
+                body = b""
+            resp = Resp(err.status, headers, body)
+        resp.headers["x-amz-request-id"] = ctx.trans_id
+        resp.headers["x-amz-id-2"] = ctx.trans_id
+        if isinstance(resp.body, bytes) and "Content-Length" not in resp.headers:
+            resp.headers["Content-Length"] = str(len(resp.body))
+        return resp
+
+    def _address(self, ctx: Ctx) -> tuple[str, str]:
+        path = urllib.parse.unquote(ctx.path.split("?", 1)[0])
+        host = ctx.headers.get("host", "").split(":", 1)[0]
+        domain = ctx.state.conf.s3_domain
+        if domain and host.endswith("." + domain):
+            return host[: -len(domain) - 1], path.lstrip("/")
+        bucket, _, key = path.lstrip("/").partition("/")
+        return bucket, key
+
+    def _authenticated(self, ctx: Ctx, raw_query: bytes, bucket: str, key: str) -> S3Req:
+        caller = authenticate(self.source, ctx.method, ctx.path.split("?", 1)[0],
+                              raw_query.decode("latin-1"), ctx.headers, self.reseller_prefix)
+        return S3Req(ctx, caller, bucket, key, dict(ctx.query))
+
+    async def _dispatch(self, req: S3Req) -> Resp:
+        try:
+            return await self._route(req)
+        except HTTPError as exc:
+            missing = "NoSuchKey" if req.key else "NoSuchBucket"
+            raise from_swift(exc, missing) from None
+
+    async def _route(self, req: S3Req) -> Resp:
+        method, q = req.ctx.method, req.q
+        if not req.bucket:
+            if method == "GET":
+                return await buckets.list_buckets(req)
+            raise S3Error("MethodNotAllowed")
+        if method == "PUT" and not req.key and not q:
+            return await buckets.create(req, self.registry)
+        owner = await self.registry.owner(req, req.bucket)
+        if owner is not None and owner != req.account:
+            raise S3Error("AccessDenied")
+        if not req.key:
+            return await self._bucket(req)
+        return await self._object(req)
+
+    async def _bucket(self, req: S3Req) -> Resp:
+        method, q = req.ctx.method, req.q
+        if method == "GET":
+            if "location" in q:
+                return await buckets.location(req)
+            if "uploads" in q:
+                return await multipart.list_uploads(req)
+            if "versioning" in q:
+                await buckets.head(req)
+                return Resp(200, {"Content-Type": "application/xml"},
+                            b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration'
+                            b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+            if "acl" in q:
+                return await buckets.acl(req)
+            if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
+                           "logging", "notification", "replication", "encryption"}:
+                raise S3Error("NotImplemented", status=501)
+            return await buckets.list_objects(req)
+        if method == "HEAD":
+            return await buckets.head(req)
+        if method == "DELETE" and not q:
+            return await buckets.delete(req, self.registry)
+        if method == "POST" and "delete" in q:
+            return await objects.delete_many(req)
+        if method == "PUT" and "acl" in q:
+            return await buckets.acl(req)
+        if method == "PUT":
+            raise S3Error("NotImplemented", status=501)
+        raise S3Error("MethodNotAllowed", extra={"Method": method,
+                                                 "ResourceType": "BUCKET"})
+
+    async def _object(self, req: S3Req) -> Resp:
+        method, q = req.ctx.method, req.q
+        if "uploadId" in q:
+            return await multipart.on_upload(req)
+        if method == "POST" and "uploads" in q:
+            return await multipart.create(req)
+        if "acl" in q and method in ("GET", "PUT"):
+            return await buckets.acl(req)
+        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
+            raise S3Error("NotImplemented", status=501)
+        if method == "PUT":
+            return await objects.put(req)
+        if method in ("GET", "HEAD"):
+            return await objects.get_or_head(req)
+        if method == "DELETE":
+            return await objects.delete(req)
+        raise S3Error("MethodNotAllowed", extra={"Method": method,
+                                                 "ResourceType": "OBJECT"})

@@ -1,0 +1,650 @@
+"""AWS Signature Version 4, canonicalised exactly as AWS does it (shared by S3 and EC2 tokens).
+
+The proxy's S3 API checks header-signed and presigned requests with
+:func:`parse_request` + :func:`verify`; the identity service's
+``/v3/ec2tokens`` and ``/v3/s3tokens`` check a client's string-to-sign with
+:func:`signature_of`. Streaming uploads (``aws-chunked``) are decoded by
+:class:`ChunkDecoder`, which verifies every chunk signature and the trailing
+checksums. Errors carry S3's error codes (:class:`SigError`); each API maps
+them to its own answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import functools
+import hashlib
+import hmac
+import time
+import urllib.parse
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED = "UNSIGNED-PAYLOAD"
+STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_MODES = (STREAMING, STREAMING_TRAILER, STREAMING_UNSIGNED_TRAILER)
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+#: Largest accepted difference between the request's clock and ours (S3: 15 minutes).
+MAX_SKEW = 15 * 60
+#: Longest presigned URL lifetime (7 days).
+MAX_EXPIRES = 7 * 86400
+_SAFE = "-_.~"
+
+
+class SigError(Exception):
+    """A request whose signature cannot be accepted; ``code`` is S3's error code."""
+
+    def __init__(self, code: str, message: str, status: int = 403,
+                 extra: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra = dict(extra or {})
+
+
+@dataclass(frozen=True)
+class S3Credential:
+    """What a signature check needs for one access key (from the EC2 credentials)."""
+
+    access: str
+    secret: str
+    user_id: str
+    project_id: str
+    role_names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The signature parts of one request (from its header or its query string)."""
+
+    access: str
+    date: str  # yyyymmdd of the scope
+    region: str
+    service: str
+    amz_date: str  # yyyymmddThhmmssZ
+    signed_headers: tuple[str, ...]
+    signature: str
+    payload: str  # x-amz-content-sha256 (or UNSIGNED-PAYLOAD for presigned)
+    presigned: bool
+    expires: int = 0
+
+    @property
+    def scope(self) -> str:
+        """Return the credential scope ``date/region/service/aws4_request``."""
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+
+def uri_encode(text: str, safe: str = _SAFE) -> str:
+    """Percent-encode as AWS does (unreserved characters kept, upper-case hex)."""
+    return urllib.parse.quote(text, safe=safe)
+
+
+def canonical_uri(raw_path: str) -> str:
+    """Return the canonical URI of an S3 request path (decoded once, encoded once)."""
+    return uri_encode(urllib.parse.unquote(raw_path or "/"), _SAFE + "/") or "/"
+
+
+def query_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """Split a raw query string into decoded ``(key, value)`` pairs (blank values kept)."""
+    out: list[tuple[str, str]] = []
+    for piece in raw_query.split("&"):
+        if not piece:
+            continue
+        key, _, value = piece.partition("=")
+        out.append((urllib.parse.unquote(key), urllib.parse.unquote(value)))
+    return out
+
+
+def canonical_query(pairs: list[tuple[str, str]], drop: str = "") -> str:
+    """Return the canonical query: encoded pairs sorted by key, then value."""
+    enc = sorted((uri_encode(k), uri_encode(v)) for k, v in pairs if k != drop)
+    return "&".join(f"{k}={v}" for k, v in enc)
+
+
+def _trim(value: str) -> str:
+    return " ".join(value.split())
+
+
+def canonical_request(method: str, raw_path: str, pairs: list[tuple[str, str]],
+                      headers: Mapping[str, str], signed: tuple[str, ...], payload: str,
+                      drop_query: str = "") -> str:
+    """Build the canonical request string."""
+    lines = [f"{h}:{_trim(headers.get(h, ''))}\n" for h in signed]
+    return "\n".join([method, canonical_uri(raw_path), canonical_query(pairs, drop_query),
+                      "".join(lines), ";".join(signed), payload])
+
+
+@functools.lru_cache(maxsize=1024)
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """Derive the SigV4 signing key (PERF: cached per day and scope; bench s3)."""
+    key = _hmac(("AWS4" + secret).encode(), date)
+    key = _hmac(key, region)
+    key = _hmac(key, service)
+    return _hmac(key, "aws4_request")
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.digest(key, msg.encode("utf-8"), "sha256")
+
+
+def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
+    """Return the string to sign of a canonical request."""
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+
+
+def signature_of(key: bytes, to_sign: str) -> str:
+    """Return the hex signature of ``to_sign``."""
+    return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
+
+
+def scope_of_string_to_sign(to_sign: str) -> tuple[str, str, str]:
+    """Return ``(date, region, service)`` from a SigV4 string to sign."""
+    lines = to_sign.split("\n")
+    if len(lines) != 4 or lines[0] != ALGORITHM:
+        raise SigError("InvalidArgument", "Not a SigV4 string to sign.", 400)
+    parts = lines[2].split("/")
+    if len(parts) != 4 or parts[3] != "aws4_request":
+        raise SigError("InvalidArgument", "Bad credential scope.", 400)
+    return parts[0], parts[1], parts[2]
+
+
+def is_s3_request(headers: Mapping[str, str], raw_query: bytes) -> bool:
+    """Tell an S3 request from a Swift one (cheap: a header prefix or a query key)."""
+    auth = headers.get("authorization")
+    if auth is not None and auth.startswith(("AWS4-", "AWS ")):
+        return True
+    return b"X-Amz-Credential=" in raw_query or b"AWSAccessKeyId=" in raw_query
+
+
+def parse_request(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> SignedRequest:
+    """Read the signature parts of a header-signed or presigned request."""
+    auth = headers.get("authorization", "")
+    if auth:
+        return _parse_header(auth, headers)
+    q = dict(pairs)
+    if "X-Amz-Credential" in q:
+        return _parse_presigned(q)
+    raise SigError("AccessDenied", "Access Denied")
+
+
+def _parse_header(auth: str, headers: Mapping[str, str]) -> SignedRequest:
+    algo, _, rest = auth.partition(" ")
+    if algo != ALGORITHM:
+        raise SigError("InvalidArgument", f"Unsupported Authorization Type {algo}", 400)
+    fields: dict[str, str] = {}
+    for item in rest.split(","):
+        k, _, v = item.strip().partition("=")
+        fields[k] = v
+    if not {"Credential", "SignedHeaders", "Signature"} <= fields.keys():
+        raise SigError("AuthorizationHeaderMalformed",
+                       "The authorization header is malformed.", 400)
+    amz_date = headers.get("x-amz-date", "")
+    if not amz_date and "date" in headers:
+        amz_date = _http_to_amz(headers["date"])
+    payload = headers.get("x-amz-content-sha256")
+    if payload is None:
+        raise SigError("InvalidRequest", "Missing required header for this request: "
+                       "x-amz-content-sha256", 400)
+    return _signed(fields["Credential"], amz_date, fields["SignedHeaders"],
+                   fields["Signature"], payload, False, 0)
+
+
+def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
+    if q.get("X-Amz-Algorithm") != ALGORITHM:
+        raise SigError("AuthorizationQueryParametersError",
+                       "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"", 400)
+    try:
+        expires = int(q.get("X-Amz-Expires", ""))
+    except ValueError:
+        raise SigError("AuthorizationQueryParametersError",
+                       "X-Amz-Expires should be a number", 400) from None
+    if expires < 0:
+        raise SigError("AuthorizationQueryParametersError",
+                       "X-Amz-Expires must be non-negative", 400)
+    if expires > MAX_EXPIRES:
+        raise SigError("AuthorizationQueryParametersError",
+                       "X-Amz-Expires must be less than a week (in seconds) that is "
+                       "604800", 400)
+    return _signed(q["X-Amz-Credential"], q.get("X-Amz-Date", ""),
+                   q.get("X-Amz-SignedHeaders", ""), q.get("X-Amz-Signature", ""),
+                   UNSIGNED, True, expires)
+
+
+def _signed(credential: str, amz_date: str, signed_headers: str, signature: str,
+            payload: str, presigned: bool, expires: int) -> SignedRequest:
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not parts[0]:
+        raise SigError("AuthorizationHeaderMalformed",
+                       f"The authorization header is malformed; the Credential is "
+                       f"mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/"
+                       f"aws4_request\". ({credential})", 400)
+    if len(amz_date) != 16 or not amz_date.startswith(parts[1]):
+        raise SigError("AccessDenied", "AWS authentication requires a valid Date or "
+                       "x-amz-date header")
+    names = tuple(signed_headers.split(";")) if signed_headers else ()
+    if "host" not in names:
+        raise SigError("AccessDenied", "Host must be a signed header.")
+    return SignedRequest(parts[0], parts[1], parts[2], parts[3], amz_date, names,
+                         signature, payload, presigned, expires)
+
+
+def _http_to_amz(value: str) -> str:
+    try:
+        parsed = time.strptime(value, "%a, %d %b %Y %H:%M:%S GMT")
+    except ValueError:
+        return ""
+    return time.strftime("%Y%m%dT%H%M%SZ", parsed)
+
+
+def request_time(sreq: SignedRequest) -> float:
+    """Return the request's signing time as an epoch second (PERF: no strptime; bench s3)."""
+    d = sreq.amz_date
+    try:
+        if len(d) != 16 or d[8] != "T" or d[15] != "Z":
+            raise ValueError(d)
+        fields = (int(d[0:4]), int(d[4:6]), int(d[6:8]), int(d[9:11]), int(d[11:13]),
+                  int(d[13:15]))
+        if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24
+                and fields[4] < 60 and fields[5] < 61):
+            raise ValueError(d)
+        return float(calendar.timegm((*fields, 0, 0, 0)))
+    except ValueError:
+        raise SigError("AccessDenied", "AWS authentication requires a valid Date or "
+                       "x-amz-date header") from None
+
+
+def check_time(sreq: SignedRequest, now: float) -> None:
+    """Refuse a skewed clock (header-signed) or an expired URL (presigned)."""
+    when = request_time(sreq)
+    if sreq.presigned:
+        if now > when + sreq.expires:
+            raise SigError("AccessDenied", "Request has expired",
+                           extra={"Expires": _iso(when + sreq.expires),
+                                  "ServerTime": _iso(now)})
+        if when - now > MAX_SKEW:
+            raise SigError("RequestTimeTooSkewed", "The difference between the request "
+                           "time and the current time is too large.")
+        return
+    if abs(now - when) > MAX_SKEW:
+        raise SigError("RequestTimeTooSkewed", "The difference between the request time "
+                       "and the current time is too large.",
+                       extra={"RequestTime": sreq.amz_date, "ServerTime": _iso(now),
+                              "MaxAllowedSkewMilliseconds": str(MAX_SKEW * 1000)})
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def verify(sreq: SignedRequest, secret: str, method: str, raw_path: str,
+           pairs: list[tuple[str, str]], headers: Mapping[str, str]) -> bytes:
+    """Check the request's signature; return the signing key (for chunk signatures).
+
+    Raises:
+        SigError: ``SignatureDoesNotMatch`` carrying the expected string to sign.
+    """
+    payload = sreq.payload
+    if not sreq.presigned and payload not in (UNSIGNED, *STREAMING_MODES) and (
+            len(payload) != 64 or not _is_hex(payload)):
+        raise SigError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                       "STREAMING-*, or a valid sha256 value.", 400)
+    canonical = canonical_request(method, raw_path, pairs, headers, sreq.signed_headers,
+                                  payload, "X-Amz-Signature" if sreq.presigned else "")
+    to_sign = string_to_sign(sreq.amz_date, sreq.scope, canonical)
+    key = signing_key(secret, sreq.date, sreq.region, sreq.service)
+    if not hmac.compare_digest(signature_of(key, to_sign), sreq.signature):
+        raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
+                       "not match the signature you provided. Check your key and signing "
+                       "method.", extra={"AWSAccessKeyId": sreq.access,
+                                         "StringToSign": to_sign,
+                                         "CanonicalRequest": canonical})
+    return key
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- Signature Version 2 (what boto3's generate_presigned_url makes by default) ---------
+
+#: Query parameters that are part of a SigV2 canonical resource.
+V2_SUBRESOURCES = frozenset({
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber",
+    "policy", "requestPayment", "torrent", "versioning", "versionId", "versions", "website",
+    "uploads", "uploadId", "response-content-type", "response-content-language",
+    "response-expires", "response-cache-control", "response-content-disposition",
+    "response-content-encoding", "delete", "lifecycle", "tagging", "restore",
+    "storageClass", "notification", "replication", "analytics", "metrics", "inventory",
+    "select", "select-type", "object-lock"})
+
+
+def is_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> bool:
+    """Tell whether a request is signed with Signature Version 2."""
+    if headers.get("authorization", "").startswith("AWS "):
+        return True
+    return any(k == "AWSAccessKeyId" for k, _ in pairs)
+
+
+def parse_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> SignedRequest:
+    """Read a SigV2 request's access key, signature and expiry."""
+    auth = headers.get("authorization", "")
+    if auth.startswith("AWS "):
+        access, _, sig = auth[4:].strip().rpartition(":")
+        date = headers.get("x-amz-date") or headers.get("date", "")
+        return SignedRequest(access, "", "", "s3", _http_to_amz(date), (), sig, UNSIGNED,
+                             False)
+    q = dict(pairs)
+    try:
+        expires = int(q.get("Expires", ""))
+    except ValueError:
+        raise SigError("AccessDenied", "Query-string authentication requires the "
+                       "Signature, Expires and AWSAccessKeyId parameters") from None
+    return SignedRequest(q.get("AWSAccessKeyId", ""), "", "", "s3", "", (),
+                         q.get("Signature", ""), UNSIGNED, True, expires)
+
+
+def check_time_v2(sreq: SignedRequest, now: float) -> None:
+    """Refuse an expired SigV2 URL or a skewed SigV2 Date."""
+    if sreq.presigned:
+        if now > sreq.expires:
+            raise SigError("AccessDenied", "Request has expired",
+                           extra={"Expires": _iso(sreq.expires), "ServerTime": _iso(now)})
+        return
+    check_time(sreq, now)
+
+
+def string_to_sign_v2(sreq: SignedRequest, method: str, raw_path: str, raw_query: str,
+                      headers: Mapping[str, str]) -> str:
+    """Build the SigV2 string to sign (raw path as sent, sub-resources sorted)."""
+    amz = sorted((k, v.strip()) for k, v in headers.items()
+                 if (k.startswith("x-amz-") and k != "x-amz-date") or
+                 (k == "x-amz-date" and not sreq.presigned))
+    if sreq.presigned:
+        date = str(sreq.expires)
+    else:
+        date = "" if "x-amz-date" in headers else headers.get("date", "")
+    subs = []
+    for piece in raw_query.split("&"):
+        key, eq, value = piece.partition("=")
+        key = urllib.parse.unquote(key)
+        if key in V2_SUBRESOURCES:
+            subs.append((key, f"{key}={urllib.parse.unquote(value)}" if eq else key))
+    resource = raw_path + ("?" + "&".join(v for _, v in sorted(subs)) if subs else "")
+    lines = [method, headers.get("content-md5", ""), headers.get("content-type", ""), date]
+    return "\n".join(lines) + "\n" + "".join(f"{k}:{v}\n" for k, v in amz) + resource
+
+
+def verify_v2(sreq: SignedRequest, secret: str, method: str, raw_path: str, raw_query: str,
+              headers: Mapping[str, str]) -> None:
+    """Check a SigV2 signature (HMAC-SHA1)."""
+    to_sign = string_to_sign_v2(sreq, method, raw_path, raw_query, headers)
+    expected = base64.b64encode(hmac.new(secret.encode(), to_sign.encode("utf-8"),
+                                         hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(expected, sreq.signature):
+        raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
+                       "not match the signature you provided. Check your key and signing "
+                       "method.", extra={"AWSAccessKeyId": sreq.access,
+                                         "StringToSign": to_sign})
+
+
+# -- checksums ---------------------------------------------------------------------------
+
+def _crc_table(poly: int, width: int) -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c & ((1 << width) - 1))
+    return table
+
+
+_CRC32C_TABLE = _crc_table(0x82F63B78, 32)
+_CRC64NVME_TABLE = _crc_table(0x9A6C9329AC4BC9B5, 64)
+
+
+class _TableCrc:
+    """A reflected table-driven CRC (crc32c, crc64nvme: not in the standard library)."""
+
+    def __init__(self, table: list[int], width: int) -> None:
+        self.table = table
+        self.width = width
+        self.mask = (1 << width) - 1
+        self.crc = self.mask
+
+    def update(self, data: bytes) -> None:
+        crc, table = self.crc, self.table
+        for b in data:
+            crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+        self.crc = crc
+
+    def digest(self) -> bytes:
+        return ((self.crc ^ self.mask) & self.mask).to_bytes(self.width // 8, "big")
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.crc = 0
+
+    def update(self, data: bytes) -> None:
+        self.crc = zlib.crc32(data, self.crc)
+
+    def digest(self) -> bytes:
+        return self.crc.to_bytes(4, "big")
+
+
+class _Hash:
+    def __init__(self, name: str) -> None:
+        self.h = hashlib.new(name)
+
+    def update(self, data: bytes) -> None:
+        self.h.update(data)
+
+    def digest(self) -> bytes:
+        return self.h.digest()
+
+
+CHECKSUMS: dict[str, Callable[[], _Crc32 | _TableCrc | _Hash]] = {
+    "crc32": _Crc32,
+    "crc32c": lambda: _TableCrc(_CRC32C_TABLE, 32),
+    "crc64nvme": lambda: _TableCrc(_CRC64NVME_TABLE, 64),
+    "sha1": lambda: _Hash("sha1"),
+    "sha256": lambda: _Hash("sha256"),
+}
+
+
+class Checksum:
+    """One ``x-amz-checksum-<algo>`` computed over a body as it passes."""
+
+    def __init__(self, algo: str) -> None:
+        if algo not in CHECKSUMS:
+            raise SigError("InvalidRequest", f"Unsupported checksum algorithm {algo}", 400)
+        self.algo = algo
+        self._impl = CHECKSUMS[algo]()
+
+    def update(self, data: bytes) -> None:
+        """Add body bytes."""
+        self._impl.update(data)
+
+    def value(self) -> str:
+        """Return the base64 digest, as S3 shows it."""
+        return base64.b64encode(self._impl.digest()).decode()
+
+    def check(self, claimed: str) -> None:
+        """Raise ``BadDigest`` unless ``claimed`` is this body's checksum."""
+        if claimed.strip() != self.value():
+            raise SigError("BadDigest", f"The {self.algo.upper()} you specified did not "
+                           "match the calculated checksum.", 400)
+
+
+def checksum_algo_of(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """Return ``(algorithm, value)`` of an ``x-amz-checksum-*`` request header, if any."""
+    for algo in CHECKSUMS:
+        value = headers.get(f"x-amz-checksum-{algo}")
+        if value is not None:
+            return algo, value
+    return None
+
+
+# -- aws-chunked bodies ------------------------------------------------------------------
+
+class ChunkDecoder:
+    """Decode an ``aws-chunked`` body, verifying chunk signatures and trailers.
+
+    Feed raw bytes with :meth:`feed` (returns decoded payload); call
+    :meth:`finish` at the end of the raw body (verifies the trailer).
+    """
+
+    MAX_LINE = 4096
+
+    def __init__(self, mode: str, sreq: SignedRequest, key: bytes | None,
+                 trailer: str | None) -> None:
+        self.signed = mode in (STREAMING, STREAMING_TRAILER)
+        self.sreq = sreq
+        self.key = key
+        self.prev = sreq.signature
+        self.buf = bytearray()
+        self.want = -1  # bytes left in the current chunk; -1: expecting a header line
+        self.chunk_sig = ""
+        self.chunk_hash = hashlib.sha256()
+        self.ended = False
+        self.trailer_names = [t.strip().lower() for t in (trailer or "").split(",")
+                              if t.strip()]
+        self.trailers: dict[str, str] = {}
+        self.trailer_lines: list[str] = []
+        self.checksum: Checksum | None = None
+        for name in self.trailer_names:
+            if name.startswith("x-amz-checksum-"):
+                self.checksum = Checksum(name[len("x-amz-checksum-"):])
+        self._trailer_done = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Consume raw bytes; return the payload bytes they complete."""
+        self.buf += data
+        out = bytearray()
+        while True:
+            if self.ended:
+                self._read_trailers()
+                return bytes(out)
+            if self.want == -2:  # the CRLF after a chunk's data
+                if len(self.buf) < 2:
+                    return bytes(out)
+                if bytes(self.buf[:2]) != b"\r\n":
+                    raise SigError("IncompleteBody", "The request body is not valid "
+                                   "aws-chunked data.", 400)
+                del self.buf[:2]
+                self._end_chunk()
+                self.want = -1
+            if self.want == -1:
+                line = self._line()
+                if line is None:
+                    return bytes(out)
+                self._chunk_header(line)
+                if self.want == 0:
+                    self._end_chunk()
+                    self.ended = True
+                    continue
+            take = min(self.want, len(self.buf))
+            if take:
+                piece = bytes(self.buf[:take])
+                del self.buf[:take]
+                self.want -= take
+                self.chunk_hash.update(piece)
+                if self.checksum is not None:
+                    self.checksum.update(piece)
+                out += piece
+            if self.want > 0:
+                return bytes(out)
+            self.want = -2
+
+    def _line(self) -> str | None:
+        idx = self.buf.find(b"\r\n")
+        if idx < 0:
+            if len(self.buf) > self.MAX_LINE:
+                raise SigError("IncompleteBody", "aws-chunked line too long.", 400)
+            return None
+        line = bytes(self.buf[:idx]).decode("latin-1")
+        del self.buf[:idx + 2]
+        return line
+
+    def _chunk_header(self, line: str) -> None:
+        size_hex, _, ext = line.partition(";")
+        try:
+            self.want = int(size_hex.strip(), 16)
+        except ValueError:
+            raise SigError("IncompleteBody", "Bad aws-chunked chunk size.", 400) from None
+        self.chunk_sig = ""
+        if ext.startswith("chunk-signature="):
+            self.chunk_sig = ext[len("chunk-signature="):].strip()
+        if self.signed and not self.chunk_sig:
+            raise SigError("SignatureDoesNotMatch", "Missing chunk signature.")
+        self.chunk_hash = hashlib.sha256()
+
+    def _end_chunk(self) -> None:
+        if not self.signed:
+            return
+        assert self.key is not None
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", self.sreq.amz_date, self.sreq.scope,
+                             self.prev, EMPTY_SHA256, self.chunk_hash.hexdigest()])
+        expected = signature_of(self.key, to_sign)
+        if not hmac.compare_digest(expected, self.chunk_sig):
+            raise SigError("SignatureDoesNotMatch", "The chunk signature we calculated "
+                           "does not match the signature you provided.",
+                           extra={"StringToSign": to_sign})
+        self.prev = expected
+
+    def _read_trailers(self) -> None:
+        while not self._trailer_done:
+            line = self._line()
+            if line is None:
+                return
+            if line == "":
+                self._trailer_done = True
+                return
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "x-amz-trailer-signature":
+                self._check_trailer_signature(value.strip())
+                continue
+            self.trailers[name] = value.strip()
+            self.trailer_lines.append(f"{name}:{value.strip()}\n")
+
+    def _check_trailer_signature(self, sig: str) -> None:
+        if self.key is None:
+            return
+        digest = hashlib.sha256("".join(self.trailer_lines).encode()).hexdigest()
+        to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", self.sreq.amz_date, self.sreq.scope,
+                             self.prev, digest])
+        if not hmac.compare_digest(signature_of(self.key, to_sign), sig):
+            raise SigError("SignatureDoesNotMatch", "The trailer signature we calculated "
+                           "does not match the signature you provided.")
+
+    def finish(self) -> dict[str, str]:
+        """Check the body ended properly and its trailing checksum; return the trailers."""
+        if not self.ended or self.buf.strip(b"\r\n"):
+            raise SigError("IncompleteBody", "The request body ended early.", 400)
+        if self.checksum is not None:
+            name = f"x-amz-checksum-{self.checksum.algo}"
+            claimed = self.trailers.get(name)
+            if claimed is None:
+                raise SigError("MalformedTrailerError", "The request contained trailing "
+                               "data that was not well-formed.", 400)
+            try:
+                base64.b64decode(claimed, validate=True)
+            except (binascii.Error, ValueError):
+                raise SigError("InvalidRequest", f"Value for {name} header is invalid.",
+                               400) from None
+            self.checksum.check(claimed)
+        return self.trailers

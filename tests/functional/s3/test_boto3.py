@@ -1,0 +1,310 @@
+"""The S3 API through the current boto3 (default checksums and aws-chunked uploads)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from tests.functional.s3.conftest import S3Cloud
+
+MIB = 1024 * 1024
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def _bucket(s3: Any) -> str:
+    name = f"b-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def test_bucket_lifecycle_and_global_namespace(s3cloud: S3Cloud) -> None:
+    s3, other = s3cloud.client(), s3cloud.client(s3cloud.admin)
+    name = _bucket(s3)
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket=name)
+    assert _code(exc) == "BucketAlreadyOwnedByYou"
+    with pytest.raises(ClientError) as exc:
+        other.create_bucket(Bucket=name)
+    assert _code(exc) == "BucketAlreadyExists"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    head = s3.head_bucket(Bucket=name)
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as exc:
+        s3.delete_bucket(Bucket=name)
+    assert _code(exc) == "BucketNotEmpty"
+    s3.delete_object(Bucket=name, Key="k")
+    s3.delete_bucket(Bucket=name)
+    with pytest.raises(ClientError) as exc:
+        s3.head_bucket(Bucket=name)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    other.create_bucket(Bucket=name)  # released: another project may take it now
+    other.delete_bucket(Bucket=name)
+
+
+@pytest.mark.parametrize("bad", ["ab", "UPPER", "a..b", "192.168.1.1", "-dash", "x" * 64])
+def test_bucket_naming_rules(s3cloud: S3Cloud, bad: str) -> None:
+    with pytest.raises(ClientError) as exc:
+        s3cloud.client().create_bucket(Bucket=bad)
+    assert _code(exc) == "InvalidBucketName"
+
+
+def test_objects_metadata_ranges_conditions(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    key = "dir/ünïcode key+%.txt"
+    body = bytes(range(256)) * 40
+    put = s3.put_object(Bucket=b, Key=key, Body=body, ContentType="text/x-test",
+                        CacheControl="max-age=5", ContentDisposition="inline",
+                        Metadata={"color": "blue"})
+    etag = put["ETag"]
+    assert etag == f'"{hashlib.md5(body).hexdigest()}"'
+    got = s3.get_object(Bucket=b, Key=key)
+    assert got["Body"].read() == body and got["ContentType"] == "text/x-test"
+    assert got["Metadata"] == {"color": "blue"} and got["CacheControl"] == "max-age=5"
+    assert got["ContentDisposition"] == "inline"
+    part = s3.get_object(Bucket=b, Key=key, Range="bytes=10-19")
+    assert part["Body"].read() == body[10:20] and part["ContentRange"] == \
+        f"bytes 10-19/{len(body)}"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=b, Key=key, Range=f"bytes={len(body) + 5}-")
+    assert _code(exc) == "InvalidRange"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=b, Key=key, IfNoneMatch=etag)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=b, Key=key, IfMatch='"0123"')
+    assert _code(exc) == "PreconditionFailed"
+    over = s3.get_object(Bucket=b, Key=key, ResponseContentType="application/x-over",
+                         ResponseContentDisposition="attachment")
+    assert over["ContentType"] == "application/x-over"
+    assert over["ContentDisposition"] == "attachment"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=b, Key="missing")
+    assert _code(exc) == "NoSuchKey"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket=b, Key="missing")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="no-such-bucket-here", Key="x")
+    assert _code(exc) == "NoSuchBucket"
+
+
+def test_bad_digest_and_metadata_limit(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=b, Key="k", Body=b"data", ContentMD5=wrong)
+    assert _code(exc) == "BadDigest"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=b, Key="k", Body=b"data", Metadata={"big": "x" * 2100})
+    assert _code(exc) == "MetadataTooLarge"
+    assert "Contents" not in s3.list_objects_v2(Bucket=b)
+
+
+@pytest.mark.parametrize("algo", ["CRC32", "SHA1", "SHA256"])  # CRC32C needs awscrt
+def test_checksums_stored_and_returned(s3cloud: S3Cloud, algo: str) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    put = s3.put_object(Bucket=b, Key="c", Body=b"checksum me" * 100,
+                        ChecksumAlgorithm=algo)
+    value = put[f"Checksum{algo}"]
+    head = s3.head_object(Bucket=b, Key="c", ChecksumMode="ENABLED")
+    assert head[f"Checksum{algo}"] == value
+
+
+def test_listings_v1_v2(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    keys = ["a/1", "a/2", "b/1", "c", "d e", "f%g"]
+    for k in keys:
+        s3.put_object(Bucket=b, Key=k, Body=b"x")
+    v2 = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    assert [p["Prefix"] for p in v2["CommonPrefixes"]] == ["a/", "b/"]
+    assert [o["Key"] for o in v2["Contents"]] == ["c", "d e", "f%g"]
+    assert v2["KeyCount"] == 5
+    seen: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b,
+                                                             PaginationConfig={"PageSize": 2}):
+        assert page["KeyCount"] <= 2
+        seen += [o["Key"] for o in page.get("Contents", [])]
+    assert seen == keys
+    v1: list[str] = []
+    for page in s3.get_paginator("list_objects").paginate(Bucket=b, Delimiter="/",
+                                                          PaginationConfig={"PageSize": 2}):
+        v1 += [o["Key"] for o in page.get("Contents", [])]
+        v1 += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    assert sorted(v1) == ["a/", "b/", "c", "d e", "f%g"]
+    after = s3.list_objects_v2(Bucket=b, StartAfter="b/1", Prefix="", FetchOwner=True)
+    assert [o["Key"] for o in after["Contents"]] == ["c", "d e", "f%g"]
+    assert after["Contents"][0]["Owner"]["ID"] == s3cloud.demo.project_id
+    assert s3.list_objects_v2(Bucket=b, Prefix="a/")["KeyCount"] == 2
+    with pytest.raises(ClientError) as exc:
+        s3.list_objects(Bucket=b, MaxKeys=-1)
+    assert _code(exc) == "InvalidArgument"
+    assert s3.list_objects_v2(Bucket=b, MaxKeys=5000)["MaxKeys"] == 1000
+
+
+def test_delete_objects_and_copy(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="src", Body=b"copy me", ContentType="text/plain",
+                  Metadata={"m": "1"})
+    s3.copy_object(Bucket=b, Key="same-meta", CopySource={"Bucket": b, "Key": "src"})
+    got = s3.get_object(Bucket=b, Key="same-meta")
+    assert got["Body"].read() == b"copy me" and got["Metadata"] == {"m": "1"}
+    s3.copy_object(Bucket=b, Key="new-meta", CopySource=f"{b}/src",
+                   MetadataDirective="REPLACE", Metadata={"n": "2"},
+                   ContentType="text/other")
+    got = s3.get_object(Bucket=b, Key="new-meta")
+    assert got["Metadata"] == {"n": "2"} and got["ContentType"] == "text/other"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="x", CopySource=f"{b}/src", CopySourceIfMatch='"nope"')
+    assert _code(exc) == "PreconditionFailed"
+    res = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "src"},
+                                                          {"Key": "never-there"}]})
+    assert sorted(d["Key"] for d in res["Deleted"]) == ["never-there", "src"]
+    quiet = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "same-meta"}],
+                                                "Quiet": True})
+    assert "Deleted" not in quiet
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["new-meta"]
+
+
+def test_multipart(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    p1, p2 = b"1" * (5 * MIB), b"2" * 1000
+    up = s3.create_multipart_upload(Bucket=b, Key="big", ContentType="text/big",
+                                    Metadata={"k": "v"})
+    uid = up["UploadId"]
+    e1 = s3.upload_part(Bucket=b, Key="big", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+    e2 = s3.upload_part(Bucket=b, Key="big", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
+    parts = s3.list_parts(Bucket=b, Key="big", UploadId=uid)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MIB), (2, 1000)]
+    uploads = s3.list_multipart_uploads(Bucket=b)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in uploads] == [("big", uid)]
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="big", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+    assert _code(exc) == "InvalidPartOrder"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="big", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": e2}, {"PartNumber": 2, "ETag": e2}]})
+    assert _code(exc) == "InvalidPart"
+    done = s3.complete_multipart_upload(Bucket=b, Key="big", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    md5s = hashlib.md5(hashlib.md5(p1).digest() + hashlib.md5(p2).digest()).hexdigest()
+    assert done["ETag"] == f'"{md5s}-2"'
+    got = s3.get_object(Bucket=b, Key="big")
+    assert got["ETag"] == done["ETag"] and got["ContentType"] == "text/big"
+    assert got["Metadata"] == {"k": "v"} and got["Body"].read() == p1 + p2
+    assert s3.list_objects_v2(Bucket=b)["Contents"][0]["ETag"] == done["ETag"]
+    assert s3.get_object(Bucket=b, Key="big", Range="bytes=5242879-5242880",
+                         IfMatch=done["ETag"])["Body"].read() == b"12"
+    with pytest.raises(ClientError) as exc:
+        s3.list_parts(Bucket=b, Key="big", UploadId=uid)
+    assert _code(exc) == "NoSuchUpload"
+
+
+def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="src", Body=b"0123456789")
+    uid = s3.create_multipart_upload(Bucket=b, Key="m")["UploadId"]
+    e1 = s3.upload_part(Bucket=b, Key="m", UploadId=uid, PartNumber=1, Body=b"small")["ETag"]
+    cp = s3.upload_part_copy(Bucket=b, Key="m", UploadId=uid, PartNumber=2,
+                             CopySource={"Bucket": b, "Key": "src"},
+                             CopySourceRange="bytes=2-5")
+    assert cp["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"2345").hexdigest()}"'
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="m", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": e1},
+                      {"PartNumber": 2, "ETag": cp["CopyPartResult"]["ETag"]}]})
+    assert _code(exc) == "EntityTooSmall"
+    s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=uid)
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part(Bucket=b, Key="m", UploadId=uid, PartNumber=3, Body=b"x")
+    assert _code(exc) == "NoSuchUpload"
+    assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("version", ["default", "s3v4"])
+def test_presigned_urls(s3cloud: S3Cloud, version: str) -> None:
+    s3 = s3cloud.client() if version == "default" else s3cloud.client(
+        signature_version="s3v4")
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="p q", Body=b"presigned")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "p q"},
+                                    ExpiresIn=60)
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.content == b"presigned"
+    assert r.headers["x-amz-request-id"]
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "up"},
+                                    ExpiresIn=60)
+    assert requests.put(put, data=b"via url", timeout=10).status_code == 200
+    assert s3.get_object(Bucket=b, Key="up")["Body"].read() == b"via url"
+    expired = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "p q"},
+                                        ExpiresIn=0)
+    r = requests.get(expired, timeout=10)
+    assert r.status_code == 403 and b"<Code>AccessDenied</Code>" in r.content
+    assert b"expired" in r.content
+    r = requests.get(url.replace("Signature=", "Signature=0"), timeout=10)
+    assert r.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in r.content
+
+
+def test_bad_credentials(s3cloud: S3Cloud) -> None:
+    from tests.functional.s3.conftest import Keys
+
+    wrong = Keys(s3cloud.demo.access, "not-the-secret", s3cloud.demo.project_id)
+    with pytest.raises(ClientError) as exc:
+        s3cloud.client(wrong).list_buckets()
+    assert _code(exc) == "SignatureDoesNotMatch"
+    assert "StringToSign" in exc.value.response["Error"]
+    unknown = Keys("AKIANOTAKEY", "x", "")
+    with pytest.raises(ClientError) as exc:
+        s3cloud.client(unknown).list_buckets()
+    assert _code(exc) == "InvalidAccessKeyId"
+
+
+def test_cross_project_isolation(s3cloud: S3Cloud) -> None:
+    demo, admin = s3cloud.client(), s3cloud.client(s3cloud.admin)
+    b = _bucket(demo)
+    demo.put_object(Bucket=b, Key="secret", Body=b"mine")
+    for call in (lambda: admin.get_object(Bucket=b, Key="secret"),
+                 lambda: admin.put_object(Bucket=b, Key="x", Body=b"x"),
+                 lambda: admin.list_objects_v2(Bucket=b),
+                 lambda: admin.delete_object(Bucket=b, Key="secret"),
+                 lambda: admin.delete_bucket(Bucket=b)):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert _code(exc) == "AccessDenied"
+    assert b not in [x["Name"] for x in admin.list_buckets()["Buckets"]]
+    assert demo.get_object(Bucket=b, Key="secret")["Body"].read() == b"mine"
+
+
+def test_canned_private_acls(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ACL="private")
+    for acl in (s3.get_bucket_acl(Bucket=b), s3.get_object_acl(Bucket=b, Key="k")):
+        assert acl["Owner"]["ID"] == s3cloud.demo.project_id
+        assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    s3.put_bucket_acl(Bucket=b, ACL="private")
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_acl(Bucket=b, ACL="public-read")
+    assert _code(exc) == "NotImplemented"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_acl(Bucket=b, Key="missing")
+    assert _code(exc) == "NoSuchKey"

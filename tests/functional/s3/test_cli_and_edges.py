@@ -1,0 +1,249 @@
+"""The ``aws`` CLI end to end, Swift interplay, and hand-built edge cases (exact S3 errors)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import requests
+import swiftclient
+import yaml
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.functional.proxy.cloud import eventually
+from tests.functional.s3.conftest import S3Cloud, ec2_credentials
+
+MIB = 1024 * 1024
+
+
+def test_done_when_aws_cli_20mib_round_trip(s3cloud: S3Cloud, tmp_path: Path) -> None:
+    """EC2 credentials from ``openstack`` -> ``aws s3 cp`` 20 MiB (multipart) and ``ls``."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(20 * MIB))
+    bucket = f"cli-{uuid.uuid4().hex[:10]}"
+    s3cloud.aws("s3", "mb", f"s3://{bucket}")
+    s3cloud.aws("s3", "cp", str(src), f"s3://{bucket}/big.bin", "--only-show-errors")
+    listed = s3cloud.aws("s3", "ls", f"s3://{bucket}").stdout
+    assert "big.bin" in listed and str(20 * MIB) in listed
+    head = s3cloud.aws("s3api", "head-object", "--bucket", bucket, "--key", "big.bin").stdout
+    assert '-3\\"' in head  # 8 MiB parts: a multipart ETag
+    back = tmp_path / "back.bin"
+    s3cloud.aws("s3", "cp", f"s3://{bucket}/big.bin", str(back), "--only-show-errors")
+    assert hashlib.md5(back.read_bytes()).digest() == hashlib.md5(src.read_bytes()).digest()
+    assert bucket in s3cloud.aws("s3", "ls").stdout
+
+
+def test_aws_cli_sync_ls_rm_recursive(s3cloud: S3Cloud, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    for rel in ("a.txt", "sub/b.txt", "sub/deeper/c d.txt"):
+        (tree / rel).write_text(rel)
+    bucket = f"sync-{uuid.uuid4().hex[:10]}"
+    s3cloud.aws("s3", "mb", f"s3://{bucket}")
+    s3cloud.aws("s3", "sync", str(tree), f"s3://{bucket}/t", "--only-show-errors")
+    out = s3cloud.aws("s3", "ls", f"s3://{bucket}", "--recursive").stdout
+    assert all(k in out for k in ("t/a.txt", "t/sub/b.txt", "t/sub/deeper/c d.txt"))
+    top = s3cloud.aws("s3", "ls", f"s3://{bucket}/t/").stdout
+    assert "PRE sub/" in top and "a.txt" in top
+    again = s3cloud.aws("s3", "sync", str(tree), f"s3://{bucket}/t").stdout
+    assert again.strip() == ""  # nothing changed: nothing uploaded
+    s3cloud.aws("s3", "rm", f"s3://{bucket}", "--recursive", "--only-show-errors")
+    assert s3cloud.aws("s3", "ls", f"s3://{bucket}", "--recursive",
+                       check=False).stdout.strip() == ""
+    s3cloud.aws("s3", "rb", f"s3://{bucket}")
+    gone = s3cloud.aws("s3api", "head-bucket", "--bucket", bucket, check=False)
+    assert gone.returncode != 0 and "404" in gone.stderr
+
+
+def _swift(s3cloud: S3Cloud) -> swiftclient.Connection:
+    doc = yaml.safe_load((s3cloud.cloud.state / "clouds.yaml").read_text())
+    a = doc["clouds"]["nubis-demo"]["auth"]
+    return swiftclient.Connection(
+        authurl=a["auth_url"], user=a["username"], key=a["password"], auth_version="3",
+        os_options={"project_name": a["project_name"], "user_domain_name": "Default",
+                    "project_domain_name": "Default"}, retries=0, timeout=30)
+
+
+def test_s3_and_swift_see_the_same_objects(s3cloud: S3Cloud) -> None:
+    s3, sw = s3cloud.client(), _swift(s3cloud)
+    bucket = f"both-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="from-s3", Body=b"s3 bytes", Metadata={"who": "s3"},
+                  ContentType="text/s3")
+    headers, body = sw.get_object(bucket, "from-s3")
+    assert body == b"s3 bytes" and headers["x-object-meta-who"] == "s3"
+    assert headers["content-type"] == "text/s3"
+    sw.put_object(bucket, "from-swift", b"swift bytes", headers={"X-Object-Meta-Who": "sw"})
+    got = s3.get_object(Bucket=bucket, Key="from-swift")
+    assert got["Body"].read() == b"swift bytes" and got["Metadata"] == {"who": "sw"}
+    sw.put_container("swift-made")
+    sw.put_object("swift-made", "k", b"v")
+    assert s3.get_object(Bucket="swift-made", Key="k")["Body"].read() == b"v"
+
+
+def _raw(s3cloud: S3Cloud, method: str, path: str, body: bytes = b"",
+         headers: dict[str, str] | None = None, when: float | None = None,
+         host: str | None = None) -> requests.Response:
+    """Send a request signed by botocore's SigV4 signer (for edge cases boto3 won't make)."""
+    url = s3cloud.endpoint + path
+    if host is not None:
+        url = f"http://{host}{path}"
+    req = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    req.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+    signer: Any = S3SigV4Auth(Credentials(s3cloud.demo.access, s3cloud.demo.secret), "s3",
+                              "us-east-1")
+    if when is None:
+        signer.add_auth(req)
+    else:
+        fake = datetime.datetime.fromtimestamp(when, datetime.UTC).replace(tzinfo=None)
+        with mock.patch("botocore.auth.get_current_datetime", return_value=fake):
+            signer.add_auth(req)
+    out = dict(req.headers.items())
+    if host is not None:
+        out["Host"] = host
+    target = s3cloud.endpoint + urlsplit(req.url).path + (
+        "?" + urlsplit(req.url).query if urlsplit(req.url).query else "")
+    return requests.request(method, target, data=body, headers=out, timeout=10)
+
+
+def _code(r: requests.Response) -> str:
+    text = r.text
+    return text.split("<Code>", 1)[1].split("</Code>", 1)[0] if "<Code>" in text else ""
+
+
+def test_skewed_clock_and_tampered_body(s3cloud: S3Cloud) -> None:
+    bucket = f"edge-{uuid.uuid4().hex[:10]}"
+    s3cloud.client().create_bucket(Bucket=bucket)
+    r = _raw(s3cloud, "GET", f"/{bucket}", when=time.time() - 20 * 60)
+    assert r.status_code == 403 and _code(r) == "RequestTimeTooSkewed"
+    assert r.headers["x-amz-request-id"]
+    # the signed sha256 does not match the bytes sent: refused, nothing stored
+    url = f"{s3cloud.endpoint}/{bucket}/k"
+    req = AWSRequest(method="PUT", url=url, data=b"good")
+    req.headers["x-amz-content-sha256"] = hashlib.sha256(b"good").hexdigest()
+    S3SigV4Auth(Credentials(s3cloud.demo.access, s3cloud.demo.secret), "s3",
+                "us-east-1").add_auth(req)
+    r = requests.put(url, data=b"evil", headers=dict(req.headers.items()), timeout=10)
+    assert r.status_code == 400 and _code(r) == "XAmzContentSHA256Mismatch"
+    assert _raw(s3cloud, "GET", f"/{bucket}/k").status_code == 404
+
+
+def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:
+    bucket = f"vh-{uuid.uuid4().hex[:10]}"
+    s3cloud.client().create_bucket(Bucket=bucket)
+    r = _raw(s3cloud, "POST", f"/{bucket}?delete", body=b"<Delete><Object>",
+             headers={"Content-Type": "application/xml"})
+    assert r.status_code == 400 and _code(r) == "MalformedXML"
+    r = _raw(s3cloud, "POST", f"/{bucket}/k?uploads")
+    upload = r.text.split("<UploadId>", 1)[1].split("</UploadId>", 1)[0]
+    r = _raw(s3cloud, "POST", f"/{bucket}/k?uploadId={upload}", body=b"not xml at all")
+    assert r.status_code == 400 and _code(r) == "MalformedXML"
+    port = s3cloud.cloud.config.proxy.port
+    host = f"{bucket}.s3.localhost:{port}"
+    r = _raw(s3cloud, "PUT", "/virtual%20key", body=b"vh", host=host)
+    assert r.status_code == 200, r.text
+    r = _raw(s3cloud, "GET", "/virtual%20key", host=host)
+    assert r.status_code == 200 and r.content == b"vh"
+    r = _raw(s3cloud, "GET", "/?list-type=2", host=host)
+    assert "<Key>virtual key</Key>" in r.text
+    r = requests.get(f"{s3cloud.endpoint}/{bucket}", headers={"Host": host}, timeout=10)
+    assert r.status_code == 403 and _code(r) == "AccessDenied"
+
+
+def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
+                   trailer: str = "", tamper: bool = False) -> requests.Response:
+    """PUT an aws-chunked body (signed chunks, or unsigned with a checksum trailer)."""
+    from nubis.api.shared import awssig
+
+    data = b"".join(chunks)
+    url = s3cloud.endpoint + path
+    req = AWSRequest(method="PUT", url=url, data=b"")
+    req.headers["x-amz-content-sha256"] = mode
+    req.headers["content-encoding"] = "aws-chunked"
+    req.headers["x-amz-decoded-content-length"] = str(len(data))
+    if trailer:
+        req.headers["x-amz-trailer"] = trailer.split(":", 1)[0]
+    class _Streaming(S3SigV4Auth):  # type: ignore[misc]
+        def payload(self, request: AWSRequest) -> str:
+            return mode
+
+    _Streaming(Credentials(s3cloud.demo.access, s3cloud.demo.secret), "s3",
+               "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    seed = headers["Authorization"].rsplit("Signature=", 1)[1]
+    amz_date = headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    key = awssig.signing_key(s3cloud.demo.secret, amz_date[:8], "us-east-1", "s3")
+    body, prev = b"", seed
+    for chunk in [*chunks, b""]:
+        ext = ""
+        if mode == awssig.STREAMING:
+            to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev,
+                                 awssig.EMPTY_SHA256, hashlib.sha256(chunk).hexdigest()])
+            prev = awssig.signature_of(key, to_sign)
+            ext = f";chunk-signature={prev}"
+        sent = chunk.replace(b"a", b"b", 1) if tamper and chunk else chunk
+        body += f"{len(chunk):x}{ext}\r\n".encode() + sent + (b"\r\n" if chunk else b"")
+    body += (trailer.encode() + b"\r\n" if trailer else b"") + b"\r\n"
+    return requests.put(url, data=body, headers=headers, timeout=30)
+
+
+def test_streaming_uploads_signed_chunks_and_trailers(s3cloud: S3Cloud) -> None:
+    import base64
+    import zlib
+
+    from nubis.api.shared import awssig
+
+    s3 = s3cloud.client()
+    bucket = f"chunk-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    chunks = [b"a" * 65536, b"a" * 1000]
+    r = _streaming_put(s3cloud, f"/{bucket}/signed", awssig.STREAMING, chunks)
+    assert r.status_code == 200, r.text
+    assert s3.get_object(Bucket=bucket, Key="signed")["Body"].read() == b"".join(chunks)
+    r = _streaming_put(s3cloud, f"/{bucket}/tampered", awssig.STREAMING, chunks, tamper=True)
+    assert r.status_code == 403 and _code(r) == "SignatureDoesNotMatch"
+    data = b"".join(chunks)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    r = _streaming_put(s3cloud, f"/{bucket}/trailer", awssig.STREAMING_UNSIGNED_TRAILER,
+                       chunks, trailer=f"x-amz-checksum-crc32:{crc}")
+    assert r.status_code == 200, r.text
+    head = s3.head_object(Bucket=bucket, Key="trailer", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc and head["ContentLength"] == len(data)
+    r = _streaming_put(s3cloud, f"/{bucket}/badcrc", awssig.STREAMING_UNSIGNED_TRAILER,
+                       chunks, trailer="x-amz-checksum-crc32:AAAAAA==")
+    assert r.status_code == 400 and _code(r) == "BadDigest"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["signed", "trailer"]
+
+
+def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:
+    keys = ec2_credentials(s3cloud.cloud, "nubis-demo")
+    fresh = S3Cloud(s3cloud.cloud, keys, s3cloud.admin)
+    assert fresh.client().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(s3cloud.cloud.state / "clouds.yaml")
+    osc = Path(sys.executable).with_name("openstack")
+    subprocess.run([str(osc), "--os-cloud", "nubis-demo", "ec2", "credentials", "delete",
+                    keys.access], env=env, check=True, timeout=120, capture_output=True)
+    def refused() -> None:
+        try:
+            fresh.client().list_buckets()
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvalidAccessKeyId"
+            return
+        raise AssertionError("still accepted")
+
+    eventually(refused, timeout=30, interval=0.5)
