@@ -1,0 +1,239 @@
+"""The build flow and the power actions, as Nova's conductor and compute manager run them.
+
+``POST /servers`` records the instances (``building``/``scheduling``) and answers
+202; :func:`build_instances` then asks the scheduler to select and claim (one
+request for all of them), and has each selected compute daemon build its
+instance. Every state change is a compare-and-swap on ``task_state``: a delete
+that arrives during a build sets ``deleting``, and the build finishes by deleting
+(domain, files, allocations). A failure puts the instance in ``ERROR`` with a
+fault saying why, and releases its claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from nubis.api.compute.clients import NoValidHostError, PeerError
+from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
+from nubis.api.compute.service import ComputeService
+from nubis.api.compute.store import utcnow
+
+LOG = logging.getLogger("nubis.api.compute")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What every instance of one create request shares."""
+
+    token: str
+    image: dict[str, Any] | None
+    kernel: dict[str, Any] | None
+    ramdisk: dict[str, Any] | None
+    cmdline: str
+    public_keys: dict[str, str]
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)
+    instance_group: dict[str, Any] | None = None
+
+
+def fault(message: str, code: int = 500, details: str = "") -> dict[str, Any]:
+    """Return an instance fault record."""
+    return {"code": code, "message": message[:255], "details": details or message,
+            "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _image_ref(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {"id": doc["id"], "sha512": doc.get("os_hash_value") or "",
+            "disk_format": doc.get("disk_format") or "raw"}
+
+
+def request_spec(instances: list[Instance], plan: BuildPlan) -> dict[str, Any]:
+    """Return the scheduler's request spec (Nova's RequestSpec) for these instances."""
+    first = instances[0]
+    f = first.flavor
+    image = plan.image or {}
+    props = {k: v for k, v in image.items() if k.startswith(("hw_", "img_", "trait",
+                                                               "hypervisor_", "architecture",
+                                                               "vm_mode"))}
+    spec: dict[str, Any] = {
+        "instance_uuids": [i.uuid for i in instances], "min_count": len(instances),
+        "project_id": first.project_id, "user_id": first.user_id,
+        "flavor": {"vcpus": f["vcpus"], "memory_mb": f["ram"], "root_gb": f["disk"],
+                   "ephemeral_gb": f["ephemeral"], "swap": f["swap"],
+                   "extra_specs": dict(f.get("extra_specs") or {})},
+        "image": {"id": image.get("id"), "properties": props},
+        "scheduler_hints": plan.scheduler_hints,
+    }
+    if first.availability_zone:
+        spec["availability_zone"] = first.availability_zone
+    if plan.instance_group is not None:
+        spec["instance_group"] = plan.instance_group
+    return spec
+
+
+class Builder:
+    """Runs builds, deletes and power actions against the peers."""
+
+    def __init__(self, svc: ComputeService) -> None:
+        self.svc = svc
+        #: Per-phase seconds of the last builds (``python -m nubis.bench boot``).
+        self.timings: dict[str, dict[str, float]] = {}
+
+    async def host_url(self, host: str) -> str:
+        """Return the compute daemon URL of ``host`` (reported to the scheduler)."""
+        for attempt in range(2):
+            hosts = await self.svc.scheduler.hosts(max_age=5.0 if attempt == 0 else 0.0)
+            url = ((hosts.get(host) or {}).get("stats") or {}).get("compute_url")
+            if url:
+                return str(url)
+        raise PeerError(f"compute host {host} is not known to the scheduler")
+
+    # --- build -------------------------------------------------------------------------
+
+    async def build_instances(self, instances: list[Instance], plan: BuildPlan) -> None:
+        """Schedule then build every instance (the background half of ``POST /servers``)."""
+        started = time.monotonic()
+        try:
+            selections = await self.svc.scheduler.select(request_spec(instances, plan))
+        except NoValidHostError as exc:
+            await asyncio.gather(*(self._fail(i.uuid, str(exc), "scheduling")
+                                   for i in instances))
+            return
+        except PeerError as exc:
+            await asyncio.gather(*(self._fail(i.uuid, f"scheduler unavailable: {exc}",
+                                              "scheduling")
+                                   for i in instances))
+            return
+        scheduled = time.monotonic() - started
+        by_uuid = {s["instance_uuid"]: s for s in selections}
+        await asyncio.gather(*(self._build_one(i, by_uuid.get(i.uuid), plan, scheduled)
+                               for i in instances))
+
+    async def _build_one(self, inst: Instance, sel: dict[str, Any] | None, plan: BuildPlan,
+                         scheduled: float) -> None:
+        if sel is None:
+            await self._fail(inst.uuid, "No valid host was found.", "scheduling")
+            return
+        host, node = str(sel["host"]), str(sel.get("nodename") or sel["host"])
+        moved = self.svc.store.update_instance(inst.uuid, expected_task_state="scheduling",
+                                               task_state="spawning", host=host, node=node)
+        if moved is None:
+            await self._finish_deleted(inst.uuid, host)
+            return
+        started = time.monotonic()
+        try:
+            url = await self.host_url(host)
+            answer = await self.svc.computes.build(url, self._build_body(moved, plan))
+        except PeerError as exc:
+            await self._fail(inst.uuid, f"Build of instance {inst.uuid} aborted: {exc}",
+                             "spawning", host=host)
+            return
+        self.timings[inst.uuid] = {"schedule": round(scheduled, 4),
+                                   **(answer.get("timings") or {}),
+                                   "build_call": round(time.monotonic() - started, 4)}
+        if len(self.timings) > 1000:
+            self.timings.pop(next(iter(self.timings)))
+        done = self.svc.store.update_instance(
+            inst.uuid, expected_task_state="spawning", vm_state="active", task_state=None,
+            power_state=int(answer.get("power_state", RUNNING)), launched_at=utcnow())
+        if done is None:
+            await self._finish_deleted(inst.uuid, host)
+
+    def _build_body(self, inst: Instance, plan: BuildPlan) -> dict[str, Any]:
+        return {
+            "uuid": inst.uuid, "name": inst.name, "hostname": inst.hostname,
+            "project_id": inst.project_id, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
+            "root_gb": inst.root_gb, "image": _image_ref(plan.image),
+            "kernel": _image_ref(plan.kernel), "ramdisk": _image_ref(plan.ramdisk),
+            "cmdline": plan.cmdline, "image_url": self.svc.images.url, "token": plan.token,
+            "config_drive": True, "user_data": inst.user_data,
+            "metadata": dict(inst.metadata), "public_keys": plan.public_keys,
+            "availability_zone": inst.availability_zone or
+            self.svc.cfg.default_availability_zone,
+            "launch_index": inst.launch_index,
+        }
+
+    async def _fail(self, uuid: str, message: str, expected: str,
+                    host: str | None = None) -> None:
+        """Put a building instance into ERROR with a fault; release its claim."""
+        await self._cleanup(uuid, host)
+        done = self.svc.store.update_instance(uuid, expected_task_state=expected,
+                                              vm_state="error", task_state=None,
+                                              power_state=0, fault=fault(message))
+        if done is None:
+            self.svc.store.mark_deleted(uuid)  # deleted while building: finish the delete
+
+    async def _release(self, uuid: str) -> None:
+        try:
+            await self.svc.scheduler.release(uuid)
+        except PeerError as exc:
+            LOG.warning("could not release the allocations of %s: %s", uuid, exc)
+
+    async def _cleanup(self, uuid: str, host: str | None) -> None:
+        """Remove the instance from its host (if any) and release its allocations."""
+        if host:
+            try:
+                await self.svc.computes.delete(await self.host_url(host), uuid)
+            except PeerError as exc:
+                LOG.warning("could not remove %s from %s: %s", uuid, host, exc)
+        await self._release(uuid)
+
+    async def _finish_deleted(self, uuid: str, host: str | None) -> None:
+        await self._cleanup(uuid, host)
+        self.svc.store.mark_deleted(uuid)
+
+    # --- delete and power actions -------------------------------------------------------
+
+    async def delete(self, inst: Instance) -> None:
+        """Destroy the instance on its host, release its claim, mark it deleted."""
+        try:
+            if inst.host:
+                await self.svc.computes.delete(await self.host_url(inst.host), inst.uuid)
+        except PeerError as exc:
+            self.svc.store.update_instance(inst.uuid, vm_state="error", task_state=None,
+                                           fault=fault(f"delete failed: {exc}"))
+            return
+        await self._release(inst.uuid)
+        self.svc.store.mark_deleted(inst.uuid)
+
+    async def power(self, inst: Instance, action: str, task_state: str, hard: bool = False
+                    ) -> None:
+        """Run ``start``/``stop``/``reboot`` on the host and record the outcome."""
+        try:
+            assert inst.host is not None
+            state = await self.svc.computes.action(await self.host_url(inst.host), inst.uuid,
+                                                   action, hard)
+        except PeerError as exc:
+            LOG.warning("%s of %s failed: %s", action, inst.uuid, exc)
+            self.svc.store.update_instance(inst.uuid, expected_task_state=task_state,
+                                           task_state=None)
+            return
+        vm_state = "stopped" if action == "stop" else "active"
+        if action != "stop" and state != RUNNING:
+            vm_state = "stopped" if state == SHUTDOWN else "error"
+        self.svc.store.update_instance(inst.uuid, expected_task_state=task_state,
+                                       vm_state=vm_state, task_state=None, power_state=state)
+
+
+def encode_user_data(raw: Any) -> str | None:
+    """Validate base64 ``user_data`` (≤ 65535 bytes decoded); return it as given."""
+    if raw is None:
+        return None
+    from nubis.api.shared.errors import BadRequestError
+
+    if not isinstance(raw, str):
+        raise BadRequestError("Invalid input for field/attribute user_data. must be a string")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (ValueError, TypeError):
+        raise BadRequestError("User data needs to be valid base 64.") from None
+    if len(data) > 65535:
+        raise BadRequestError("User data too large. User data must be no larger than "
+                              "65535 bytes once base64 decoded.")
+    return raw
