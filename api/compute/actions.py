@@ -50,15 +50,19 @@ class Action:
             raise BadRequestError("Malformed request body")
         name, arg = next(iter(body.items()))
         if name in _POWER:
-            self._power(inst, name)
+            self._power(req, inst, name)
             resp.status = 202
         elif name == "reboot":
-            self._reboot(inst, arg)
+            self._reboot(req, inst, arg)
             resp.status = 202
         elif name == "os-getConsoleOutput":
             resp.media = {"output": await self._console(inst, arg)}
         else:
             raise BadRequestError(f"There is no such action: {name}")
+
+    def _record(self, req: falcon.asgi.Request, inst: Instance, action: str) -> int:
+        return self.svc.store.start_action(inst.uuid, action, req.context.request_id,
+                                           inst.project_id, auth(req).user_id)
 
     def _begin(self, inst: Instance, action: str, vm_states: tuple[str, ...],
                task_state: str) -> Instance:
@@ -74,13 +78,15 @@ class Action:
                                 f"task_state {inst.task_state}")
         return moved
 
-    def _power(self, inst: Instance, name: str) -> None:
+    def _power(self, req: falcon.asgi.Request, inst: Instance, name: str) -> None:
         vm_states, task = _POWER[name]
         action = name.removeprefix("os-")
         moved = self._begin(inst, action, vm_states, task)
-        self.svc.spawn(self.builder.power(moved, action, task), f"{action} {inst.uuid}")
+        action_id = self._record(req, inst, action)
+        self.svc.spawn(self.builder.power(moved, action, task, action_id=action_id),
+                       f"{action} {inst.uuid}")
 
-    def _reboot(self, inst: Instance, arg: Any) -> None:
+    def _reboot(self, req: falcon.asgi.Request, inst: Instance, arg: Any) -> None:
         kind = arg.get("type") if isinstance(arg, dict) else None
         if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
             raise BadRequestError("Invalid input for field/attribute type. Value: "
@@ -91,7 +97,9 @@ class Action:
             "active",)
         task = "rebooting_hard" if hard else "rebooting"
         moved = self._begin(inst, "reboot", states, task)
-        self.svc.spawn(self.builder.power(moved, "reboot", task, hard), f"reboot {inst.uuid}")
+        action_id = self._record(req, inst, "reboot")
+        self.svc.spawn(self.builder.power(moved, "reboot", task, hard, action_id),
+                       f"reboot {inst.uuid}")
 
     async def _console(self, inst: Instance, arg: Any) -> str:
         length = arg.get("length") if isinstance(arg, dict) else None

@@ -12,6 +12,12 @@ from typing import Any
 
 import falcon.asgi
 from nubis.api.compute.actions import Action, Limits, QuotaSets
+from nubis.api.compute.admin import (
+    AvailabilityZones,
+    Hypervisors,
+    InstanceActions,
+    Services,
+)
 from nubis.api.compute.build import Builder
 from nubis.api.compute.clients import ComputeClient, ImageClient, SchedulerClient
 from nubis.api.compute.config import ComputeApiConfig
@@ -88,6 +94,19 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService)
     app.add_route(f"{v}/servers/detail", servers, suffix="detail")
     app.add_route(f"{v}/servers/{{server_id}}", ServerItem(svc, builder))
     app.add_route(f"{v}/servers/{{server_id}}/action", Action(svc, builder))
+    actions = InstanceActions(svc)
+    app.add_route(f"{v}/servers/{{server_id}}/os-instance-actions", actions)
+    app.add_route(f"{v}/servers/{{server_id}}/os-instance-actions/{{request_id}}", actions,
+                  suffix="one")
+    hvs = Hypervisors(svc)
+    app.add_route(f"{v}/os-hypervisors", hvs)
+    app.add_route(f"{v}/os-hypervisors/detail", hvs, suffix="detail")
+    app.add_route(f"{v}/os-hypervisors/statistics", hvs, suffix="statistics")
+    app.add_route(f"{v}/os-hypervisors/{{hypervisor_id}}", hvs, suffix="one")
+    app.add_route(f"{v}/os-services", Services(svc))
+    zones = AvailabilityZones(svc)
+    app.add_route(f"{v}/os-availability-zone", zones)
+    app.add_route(f"{v}/os-availability-zone/detail", zones, suffix="detail")
     meta = Metadata(svc)
     app.add_route(f"{v}/servers/{{server_id}}/metadata", meta)
     app.add_route(f"{v}/servers/{{server_id}}/metadata/{{key}}", meta, suffix="one")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from nubis.api.compute.clients import NoValidHostError, PeerError
@@ -38,6 +38,8 @@ class BuildPlan:
     public_keys: dict[str, str]
     scheduler_hints: dict[str, Any] = field(default_factory=dict)
     instance_group: dict[str, Any] | None = None
+    #: instance uuid -> id of its ``create`` instance action (events are recorded there).
+    action_ids: dict[str, int] = field(default_factory=dict)
 
 
 def fault(message: str, code: int = 500, details: str = "") -> dict[str, Any]:
@@ -82,8 +84,6 @@ class Builder:
 
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
-        #: Per-phase seconds of the last builds (``python -m nubis.bench boot``).
-        self.timings: dict[str, dict[str, float]] = {}
 
     async def host_url(self, host: str) -> str:
         """Return the compute daemon URL of ``host`` (reported to the scheduler)."""
@@ -98,25 +98,24 @@ class Builder:
 
     async def build_instances(self, instances: list[Instance], plan: BuildPlan) -> None:
         """Schedule then build every instance (the background half of ``POST /servers``)."""
-        started = time.monotonic()
+        t0 = utcnow()
         try:
             selections = await self.svc.scheduler.select(request_spec(instances, plan))
-        except NoValidHostError as exc:
-            await asyncio.gather(*(self._fail(i.uuid, str(exc), "scheduling")
-                                   for i in instances))
-            return
         except PeerError as exc:
-            await asyncio.gather(*(self._fail(i.uuid, f"scheduler unavailable: {exc}",
-                                              "scheduling")
+            message = str(exc) if isinstance(exc, NoValidHostError) else (
+                f"scheduler unavailable: {exc}")
+            self._events(plan, instances, "conductor_schedule_and_build_instances", t0,
+                         "Error", message)
+            await asyncio.gather(*(self._fail(i.uuid, message, "scheduling")
                                    for i in instances))
             return
-        scheduled = time.monotonic() - started
+        self._events(plan, instances, "conductor_schedule_and_build_instances", t0, "Success")
         by_uuid = {s["instance_uuid"]: s for s in selections}
-        await asyncio.gather(*(self._build_one(i, by_uuid.get(i.uuid), plan, scheduled)
+        await asyncio.gather(*(self._build_one(i, by_uuid.get(i.uuid), plan)
                                for i in instances))
 
-    async def _build_one(self, inst: Instance, sel: dict[str, Any] | None, plan: BuildPlan,
-                         scheduled: float) -> None:
+    async def _build_one(self, inst: Instance, sel: dict[str, Any] | None,
+                         plan: BuildPlan) -> None:
         if sel is None:
             await self._fail(inst.uuid, "No valid host was found.", "scheduling")
             return
@@ -126,24 +125,44 @@ class Builder:
         if moved is None:
             await self._finish_deleted(inst.uuid, host)
             return
-        started = time.monotonic()
+        t0 = utcnow()
         try:
             url = await self.host_url(host)
             answer = await self.svc.computes.build(url, self._build_body(moved, plan))
         except PeerError as exc:
-            await self._fail(inst.uuid, f"Build of instance {inst.uuid} aborted: {exc}",
-                             "spawning", host=host)
+            message = f"Build of instance {inst.uuid} aborted: {exc}"
+            self._events(plan, [inst], "compute__do_build_and_run_instance", t0, "Error",
+                         message)
+            await self._fail(inst.uuid, message, "spawning", host=host)
             return
-        self.timings[inst.uuid] = {"schedule": round(scheduled, 4),
-                                   **(answer.get("timings") or {}),
-                                   "build_call": round(time.monotonic() - started, 4)}
-        if len(self.timings) > 1000:
-            self.timings.pop(next(iter(self.timings)))
+        self._build_events(plan, inst.uuid, t0, answer.get("timings") or {})
         done = self.svc.store.update_instance(
             inst.uuid, expected_task_state="spawning", vm_state="active", task_state=None,
             power_state=int(answer.get("power_state", RUNNING)), launched_at=utcnow())
         if done is None:
             await self._finish_deleted(inst.uuid, host)
+
+    def _events(self, plan: BuildPlan, instances: list[Instance], event: str,
+                start: datetime, result: str, details: str | None = None) -> None:
+        finish = utcnow()
+        for inst in instances:
+            action_id = plan.action_ids.get(inst.uuid)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, start, finish, result, details)
+
+    def _build_events(self, plan: BuildPlan, uuid: str, start: datetime,
+                      timings: dict[str, float]) -> None:
+        """Record the host's phases (image fetch, spawn) and the whole build call."""
+        action_id = plan.action_ids.get(uuid)
+        if action_id is None:
+            return
+        at = start
+        for event, key in (("compute_fetch_images", "image"), ("compute_spawn", "spawn")):
+            end = at + timedelta(seconds=float(timings.get(key, 0.0)))
+            self.svc.store.add_event(action_id, event, at, end, "Success")
+            at = end
+        self.svc.store.add_event(action_id, "compute__do_build_and_run_instance", start,
+                                 utcnow(), "Success")
 
     def _build_body(self, inst: Instance, plan: BuildPlan) -> dict[str, Any]:
         return {
@@ -202,15 +221,22 @@ class Builder:
         await self._release(inst.uuid)
         self.svc.store.mark_deleted(inst.uuid)
 
-    async def power(self, inst: Instance, action: str, task_state: str, hard: bool = False
-                    ) -> None:
+    async def power(self, inst: Instance, action: str, task_state: str, hard: bool = False,
+                    action_id: int | None = None) -> None:
         """Run ``start``/``stop``/``reboot`` on the host and record the outcome."""
+        t0 = utcnow()
+        event = {"stop": "compute_stop_instance", "start": "compute_start_instance",
+                 "reboot": "compute_reboot_instance"}[action]
         try:
             assert inst.host is not None
             state = await self.svc.computes.action(await self.host_url(inst.host), inst.uuid,
                                                    action, hard)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, t0, utcnow(), "Success")
         except PeerError as exc:
             LOG.warning("%s of %s failed: %s", action, inst.uuid, exc)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, t0, utcnow(), "Error", str(exc))
             self.svc.store.update_instance(inst.uuid, expected_task_state=task_state,
                                            task_state=None)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from typing import Any
 
 import falcon
@@ -124,6 +125,7 @@ class Microversions:
                               resp: falcon.asgi.Response) -> None:
         """Store ``req.context.mv`` (406 outside 2.1-2.96)."""
         req.context.mv = MIN_VERSION
+        req.context.request_id = f"req-{uuid.uuid4()}"
         if req.path.startswith(self.api_prefix):
             req.context.mv = requested_version(req.get_header("OpenStack-API-Version"),
                                                req.get_header("X-OpenStack-Nova-API-Version"))
@@ -131,6 +133,10 @@ class Microversions:
     async def process_response(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                                resource: Any, ok: bool) -> None:
         """Echo the version (the request's, or 2.1 when it was refused)."""
+        request_id = getattr(req.context, "request_id", "")
+        if request_id:
+            resp.set_header("X-OpenStack-Request-ID", request_id)
+            resp.set_header("X-Compute-Request-ID", request_id)
         if not req.path.startswith(self.api_prefix):
             return
         major, minor = getattr(req.context, "mv", MIN_VERSION)

@@ -99,6 +99,32 @@ instances = sa.Table(
     sa.Column("deleted", sa.Integer, nullable=False, default=0, index=True),
 )
 
+actions = sa.Table(
+    "compute_instance_action", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance_uuid", sa.String(ID), nullable=False, index=True),
+    sa.Column("request_id", sa.String(NAME), nullable=False),
+    sa.Column("action", sa.String(NAME), nullable=False),
+    sa.Column("project_id", sa.String(NAME), nullable=False),
+    sa.Column("user_id", sa.String(NAME), nullable=False),
+    sa.Column("start_time", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("message", sa.String(NAME), nullable=True),
+)
+
+action_events = sa.Table(
+    "compute_instance_action_event", metadata,
+    sa.Column("action_id", sa.Integer,
+              sa.ForeignKey("compute_instance_action.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(NAME), nullable=False),
+    sa.Column("start_time", sa.DateTime, nullable=False),
+    sa.Column("finish_time", sa.DateTime, nullable=True),
+    sa.Column("result", sa.String(NAME), nullable=True),
+    sa.Column("details", sa.Text, nullable=True),
+)
+
 quotas = sa.Table(
     "compute_quota", metadata,
     sa.Column("project_id", sa.String(NAME), primary_key=True),

@@ -205,9 +205,12 @@ class Servers:
         rows = self._rows(create, count, flavor, image, ctx.user_id, project, key_data)
         self.svc.store.create_instances(rows)
         instances = [i for i in (self.svc.store.get_instance(r["uuid"]) for r in rows) if i]
+        action_ids = {i.uuid: self.svc.store.start_action(
+            i.uuid, "create", req.context.request_id, project, ctx.user_id) for i in instances}
         plan = BuildPlan(token=token, image=image, kernel=kernel, ramdisk=ramdisk,
                          cmdline=str((image or {}).get("os_command_line") or ""),
-                         public_keys=public_keys, scheduler_hints=hints)
+                         public_keys=public_keys, scheduler_hints=hints,
+                         action_ids=action_ids)
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202
@@ -467,6 +470,8 @@ class ServerItem:
                 return
             inst = find_server(self.svc, req, server_id)
         moved = self.svc.store.update_instance(inst.uuid, task_state="deleting")
+        self.svc.store.start_action(inst.uuid, "delete", req.context.request_id,
+                                    inst.project_id, auth(req).user_id)
         if moved is not None:
             self.svc.spawn(self.builder.delete(moved), f"delete {inst.uuid}")
         resp.status = 204

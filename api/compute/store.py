@@ -255,6 +255,55 @@ class ComputeStore:
             return int(conn.execute(sa.select(sa.func.count()).where(
                 t.c.user_id == user_id)).scalar_one())
 
+    # --- instance actions ----------------------------------------------------------------
+
+    def start_action(self, uuid: str, action: str, request_id: str, project_id: str,
+                     user_id: str) -> int:
+        """Record the start of a user action on an instance; return its id."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            res = conn.execute(s.actions.insert().values(
+                instance_uuid=uuid, request_id=request_id, action=action,
+                project_id=project_id, user_id=user_id, start_time=now, updated_at=now))
+            key = res.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def add_event(self, action_id: int, event: str, start: datetime, finish: datetime,
+                  result: str, details: str | None = None) -> None:
+        """Record one finished event of an action (and the action's message on error)."""
+        t, e = s.actions, s.action_events
+        with self.engine.begin() as conn:
+            seq = conn.execute(sa.select(sa.func.count()).where(
+                e.c.action_id == action_id)).scalar_one()
+            conn.execute(e.insert().values(action_id=action_id, seq=int(seq), event=event,
+                                           start_time=start, finish_time=finish,
+                                           result=result, details=details))
+            values: dict[str, Any] = {"updated_at": finish}
+            if result == "Error":
+                values["message"] = "Error"
+            conn.execute(t.update().where(t.c.id == action_id).values(**values))
+
+    def list_actions(self, uuid: str) -> list[dict[str, Any]]:
+        """Return an instance's actions, newest first."""
+        t = s.actions
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                sa.select(t).where(t.c.instance_uuid == uuid)
+                .order_by(t.c.start_time.desc(), t.c.id.desc())).mappings()]
+
+    def get_action(self, uuid: str, request_id: str) -> dict[str, Any] | None:
+        """Return one action with its events."""
+        t, e = s.actions, s.action_events
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(
+                t.c.instance_uuid == uuid, t.c.request_id == request_id)).mappings().first()
+            if row is None:
+                return None
+            events = [dict(r) for r in conn.execute(
+                sa.select(e).where(e.c.action_id == row["id"]).order_by(e.c.seq)).mappings()]
+        return {**dict(row), "events": events}
+
     # --- quotas ------------------------------------------------------------------------
 
     def quotas(self, project_id: str) -> dict[str, int]:
