@@ -19,6 +19,7 @@ deleted again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -73,8 +74,13 @@ def _seconds(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
-def boot_one(api: Api, image_id: str, name: str) -> dict[str, float]:
-    """Boot one server, wait for ACTIVE and the boot line, delete it; return timings."""
+def boot_one(api: Api, image_id: str, name: str, console_bound: float = BOUND
+             ) -> dict[str, float]:
+    """Boot one server, wait for ACTIVE and the boot line, delete it; return timings.
+
+    A boot line that does not appear within ``console_bound`` is left out of the
+    timings (under TCG on a loaded machine ten guests share two cores).
+    """
     started = time.monotonic()
     status, doc = api.call("POST", f"{api.compute}/servers", {"server": {
         "name": name, "imageRef": image_id, "flavorRef": "42", "networks": "none"}})
@@ -83,9 +89,11 @@ def boot_one(api: Api, image_id: str, name: str) -> dict[str, float]:
     sid = doc["server"]["id"]
     try:
         active = _wait(api, sid, started)
-        booted = _wait_console(api, sid, started)
-        return {"api_to_active": active, "active_to_boot_line": booted - active,
-                **_phases(api, sid)}
+        out = {"api_to_active": active, **_phases(api, sid)}
+        with contextlib.suppress(TimeoutError):
+            out["active_to_boot_line"] = _wait_console(api, sid, started,
+                                                       active + console_bound) - active
+        return out
     finally:
         api.call("DELETE", f"{api.compute}/servers/{sid}")
 
@@ -102,14 +110,14 @@ def _wait(api: Api, sid: str, started: float) -> float:
     raise RuntimeError(f"server {sid} not ACTIVE within {BOUND:.0f} s")
 
 
-def _wait_console(api: Api, sid: str, started: float) -> float:
-    while time.monotonic() - started < BOUND:
+def _wait_console(api: Api, sid: str, started: float, bound: float) -> float:
+    while time.monotonic() - started < bound:
         _status, doc = api.call("POST", f"{api.compute}/servers/{sid}/action",
                                 {"os-getConsoleOutput": {}})
         if BOOT_LINE in (doc or {}).get("output", ""):
             return time.monotonic() - started
         time.sleep(0.05)
-    raise RuntimeError(f"no boot line from {sid} within {BOUND:.0f} s")
+    raise TimeoutError(f"no boot line from {sid} within {bound:.0f} s")
 
 
 def _phases(api: Api, sid: str) -> dict[str, float]:
@@ -144,10 +152,12 @@ def run(state_dir: Path, rounds: int, concurrent: int) -> int:
     _report("one boot at a time", single)
     started = time.monotonic()
     with ThreadPoolExecutor(concurrent) as pool:
-        many = list(pool.map(lambda i: boot_one(api, image_id, f"bench-c{i}"),
+        many = list(pool.map(lambda i: boot_one(api, image_id, f"bench-c{i}", 60.0),
                              range(concurrent)))
     wall = time.monotonic() - started
     _report(f"{concurrent} concurrent boots", many)
     print(f"  {'all ACTIVE (max)':22} {max(r['api_to_active'] for r in many):7.3f} s")
-    print(f"  {'wall incl. boot lines':22} {wall:7.3f} s")
+    booted = sum(1 for r in many if "active_to_boot_line" in r)
+    print(f"  {'wall':22} {wall:7.3f} s ({booted} of {concurrent} boot lines within "
+          "60 s of ACTIVE)")
     return 0

@@ -224,3 +224,102 @@ class AvailabilityZones:
             "zoneName": zone, "zoneState": {"available": any(h["up"] for h in hosts)},
             "hosts": {h["host"]: {"nova-compute": {"available": h["up"], "active": True,
                                                    "updated_at": None}} for h in hosts}}]}
+
+
+_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+
+
+def group_view(g: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
+    """Return a server group as Nova shows it for the microversion."""
+    out: dict[str, Any] = {"id": g["uuid"], "name": g["name"], "members": g["members"]}
+    if mv >= (2, 64):
+        out.update({"policy": g["policy"], "rules": g["rules"]})
+    else:
+        out.update({"policies": [g["policy"]], "metadata": {}})
+    if mv >= (2, 13):
+        out.update({"project_id": g["project_id"], "user_id": g["user_id"]})
+    return out
+
+
+def parse_group(body: Any, mv: tuple[int, int]) -> dict[str, Any]:
+    """Validate ``POST /os-server-groups``; return name, policy and rules."""
+    from nubis.api.shared.errors import BadRequestError
+
+    g = body.get("server_group") if isinstance(body, dict) else None
+    if not isinstance(g, dict):
+        raise BadRequestError("Invalid input for field/attribute server_group. "
+                              "'server_group' is a required property")
+    name = g.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255 or not name.strip():
+        raise BadRequestError("Invalid input for field/attribute name.")
+    if mv >= (2, 64):
+        policy, rules = g.get("policy"), g.get("rules", {})
+    else:
+        policies = g.get("policies")
+        if not isinstance(policies, list) or len(policies) != 1:
+            raise BadRequestError("Invalid input for field/attribute policies.")
+        policy, rules = policies[0], {}
+    allowed = _POLICIES if mv >= (2, 15) else _POLICIES[:2]
+    if policy not in allowed:
+        raise BadRequestError(f"Invalid input for field/attribute policy. Value: {policy}.")
+    if not isinstance(rules, dict) or set(rules) - {"max_server_per_host"} or (
+            rules and policy != "anti-affinity"):
+        raise BadRequestError("Invalid input for field/attribute rules.")
+    per_host = rules.get("max_server_per_host")
+    if per_host is not None and (not isinstance(per_host, int) or isinstance(per_host, bool)
+                                 or per_host < 1):
+        raise BadRequestError("Invalid input for field/attribute max_server_per_host.")
+    return {"name": name, "policy": policy, "rules": rules}
+
+
+class ServerGroups:
+    """``/os-server-groups`` and ``/os-server-groups/{id}``."""
+
+    def __init__(self, svc: ComputeService) -> None:
+        self.svc = svc
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List the project's groups (every project's with ``all_projects`` for admins)."""
+        from nubis.api.compute.service import project_of
+
+        ctx = auth(req)
+        everyone = ctx.is_admin and (req.get_param("all_projects") or "").lower() in (
+            "1", "true", "yes")
+        groups = self.svc.store.list_groups(None if everyone else project_of(req))
+        groups = self.svc.page(req, groups, lambda g: str(g["uuid"]), "server group")
+        resp.media = {"server_groups": [group_view(g, mv_of(req)) for g in groups]}
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Create a group."""
+        from nubis.api.compute.errors import QuotaExceededError
+        from nubis.api.compute.service import project_of
+        from nubis.api.shared.rest import read_json
+
+        mv = mv_of(req)
+        project = project_of(req)
+        values = parse_group(await read_json(req), mv)
+        if self.svc.store.count_groups(project) >= self.svc.limit_for(project,
+                                                                      "server_groups"):
+            raise QuotaExceededError("Quota exceeded, too many server groups.")
+        group = self.svc.store.create_group({**values, "uuid": str(uuidlib.uuid4()),
+                                             "project_id": project,
+                                             "user_id": auth(req).user_id})
+        resp.media = {"server_group": group_view(group, mv)}
+
+    def _find(self, req: falcon.asgi.Request, group_id: str) -> dict[str, Any]:
+        group = self.svc.store.get_group(group_id)
+        ctx = auth(req)
+        if group is None or (group["project_id"] != ctx.project_id and not ctx.is_admin):
+            raise NotFoundError(f"Instance group {group_id} could not be found.")
+        return group
+
+    async def on_get_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                         group_id: str) -> None:
+        """Show a group."""
+        resp.media = {"server_group": group_view(self._find(req, group_id), mv_of(req))}
+
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            group_id: str) -> None:
+        """Delete a group (its servers keep running)."""
+        self.svc.store.delete_group(self._find(req, group_id)["uuid"])
+        resp.status = 204

@@ -16,6 +16,7 @@ from nubis.api.compute.admin import (
     AvailabilityZones,
     Hypervisors,
     InstanceActions,
+    ServerGroups,
     Services,
 )
 from nubis.api.compute.build import Builder
@@ -107,6 +108,9 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService)
     zones = AvailabilityZones(svc)
     app.add_route(f"{v}/os-availability-zone", zones)
     app.add_route(f"{v}/os-availability-zone/detail", zones, suffix="detail")
+    groups = ServerGroups(svc)
+    app.add_route(f"{v}/os-server-groups", groups)
+    app.add_route(f"{v}/os-server-groups/{{group_id}}", groups, suffix="one")
     meta = Metadata(svc)
     app.add_route(f"{v}/servers/{{server_id}}/metadata", meta)
     app.add_route(f"{v}/servers/{{server_id}}/metadata/{{key}}", meta, suffix="one")

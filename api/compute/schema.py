@@ -125,6 +125,25 @@ action_events = sa.Table(
     sa.Column("details", sa.Text, nullable=True),
 )
 
+server_groups = sa.Table(
+    "compute_server_group", metadata,
+    sa.Column("uuid", sa.String(ID), primary_key=True),
+    sa.Column("name", sa.String(NAME), nullable=False),
+    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
+    sa.Column("user_id", sa.String(NAME), nullable=False),
+    sa.Column("policy", sa.String(40), nullable=False),
+    sa.Column("rules", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+server_group_members = sa.Table(
+    "compute_server_group_member", metadata,
+    sa.Column("group_uuid", sa.String(ID),
+              sa.ForeignKey("compute_server_group.uuid", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("instance_uuid", sa.String(ID), primary_key=True, index=True),
+)
+
 quotas = sa.Table(
     "compute_quota", metadata,
     sa.Column("project_id", sa.String(NAME), primary_key=True),

@@ -202,15 +202,21 @@ class Servers:
             public_keys = {kp.name: kp.public_key}
             key_data = kp.public_key
         count = self._quota_count(project, flavor, create)
+        group = self._group(req, hints, count)
         rows = self._rows(create, count, flavor, image, ctx.user_id, project, key_data)
         self.svc.store.create_instances(rows)
+        if group is not None:
+            self.svc.store.add_members(group["uuid"], [r["uuid"] for r in rows])
         instances = [i for i in (self.svc.store.get_instance(r["uuid"]) for r in rows) if i]
         action_ids = {i.uuid: self.svc.store.start_action(
             i.uuid, "create", req.context.request_id, project, ctx.user_id) for i in instances}
         plan = BuildPlan(token=token, image=image, kernel=kernel, ramdisk=ramdisk,
                          cmdline=str((image or {}).get("os_command_line") or ""),
                          public_keys=public_keys, scheduler_hints=hints,
-                         action_ids=action_ids)
+                         action_ids=action_ids, instance_group=None if group is None else {
+                             "uuid": group["uuid"], "policy": group["policy"],
+                             "rules": group["rules"], "members": group["members"],
+                             "hosts": group["hosts"]})
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202
@@ -221,6 +227,23 @@ class Servers:
         resp.media = {"server": {"id": first.uuid, "links": server_brief(
             first, self.svc.base_url)["links"], "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}], "adminPass": secrets.token_urlsafe(9)}}
+
+    def _group(self, req: falcon.asgi.Request, hints: dict[str, Any],
+               count: int) -> dict[str, Any] | None:
+        """Return the server group named by the ``group`` hint (400 if unknown, 403 full)."""
+        ref = hints.get("group")
+        if ref is None:
+            return None
+        if not isinstance(ref, str):
+            raise _bad("os:scheduler_hints", "group must be a server group id")
+        group = self.svc.store.get_group(ref)
+        ctx = auth(req)
+        if group is None or (group["project_id"] != ctx.project_id and not ctx.is_admin):
+            raise BadRequestError(f"Invalid server group {ref}")
+        limit = self.svc.limit_for(group["project_id"], "server_group_members")
+        if len(group["members"]) + count > limit:
+            raise QuotaExceededError("Quota exceeded, too many servers in group")
+        return group
 
     def _flavor(self, req: falcon.asgi.Request, flavor_ref: str) -> Flavor:
         try:

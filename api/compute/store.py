@@ -304,6 +304,65 @@ class ComputeStore:
                 sa.select(e).where(e.c.action_id == row["id"]).order_by(e.c.seq)).mappings()]
         return {**dict(row), "events": events}
 
+    # --- server groups -------------------------------------------------------------------
+
+    def create_group(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert a server group; return it."""
+        row = {**values, "rules": json.dumps(values.get("rules") or {}),
+               "created_at": self.clock()}
+        with self.engine.begin() as conn:
+            conn.execute(s.server_groups.insert().values(**row))
+        group = self.get_group(str(values["uuid"]))
+        assert group is not None
+        return group
+
+    def get_group(self, uuid: str) -> dict[str, Any] | None:
+        """Return a server group with its members (live instances), or None."""
+        g, m, i = s.server_groups, s.server_group_members, s.instances
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(g).where(g.c.uuid == uuid)).mappings().first()
+            if row is None:
+                return None
+            members = conn.execute(
+                sa.select(m.c.instance_uuid, i.c.host)
+                .join(i, i.c.uuid == m.c.instance_uuid)
+                .where(m.c.group_uuid == uuid, i.c.deleted == 0)).all()
+        return {**dict(row), "rules": json.loads(row["rules"] or "{}"),
+                "members": [r[0] for r in members],
+                "hosts": sorted({r[1] for r in members if r[1]})}
+
+    def list_groups(self, project_id: str | None) -> list[dict[str, Any]]:
+        """Return the server groups of a project (every project with None)."""
+        g = s.server_groups
+        q = sa.select(g.c.uuid).order_by(g.c.created_at, g.c.uuid)
+        if project_id is not None:
+            q = q.where(g.c.project_id == project_id)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(q)]
+        return [grp for grp in (self.get_group(u) for u in ids) if grp is not None]
+
+    def delete_group(self, uuid: str) -> bool:
+        """Delete a server group; return whether it existed."""
+        with self.engine.begin() as conn:
+            conn.execute(s.server_group_members.delete().where(
+                s.server_group_members.c.group_uuid == uuid))
+            return bool(conn.execute(s.server_groups.delete().where(
+                s.server_groups.c.uuid == uuid)).rowcount)
+
+    def add_members(self, group_uuid: str, instance_uuids: Iterable[str]) -> None:
+        """Add instances to a server group."""
+        with self.engine.begin() as conn:
+            for uuid in instance_uuids:
+                conn.execute(s.server_group_members.insert().values(
+                    group_uuid=group_uuid, instance_uuid=uuid))
+
+    def count_groups(self, project_id: str) -> int:
+        """Return how many server groups a project has."""
+        g = s.server_groups
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(
+                g.c.project_id == project_id)).scalar_one())
+
     # --- quotas ------------------------------------------------------------------------
 
     def quotas(self, project_id: str) -> dict[str, int]:

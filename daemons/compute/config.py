@@ -20,6 +20,10 @@ class ComputeConfig:
     bind_ip: str = ""
     #: This host's name in the scheduler (Nova's ``host``); empty: the machine's host name.
     host: str = ""
+    #: Where instance files and the image cache live (Nova's ``instances_path``); empty:
+    #: ``<state>/compute``, or ``/var/lib/nubis/compute-<hash of the state dir>`` when
+    #: QEMU's user cannot reach the state dir (a clone under ``/root``).
+    instances_path: str = ""
     #: ``auto``: the choice cached in ``<state>/compute/domain-type.json`` by a probe
     #: boot, else ``qemu`` (TCG); ``kvm``/``qemu`` force one.
     domain_type: str = field(default="auto", metadata=check(_domain_type))

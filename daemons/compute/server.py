@@ -16,6 +16,7 @@ Errors are ``{"computeFault": {"code", "message", "kind"}}`` with libvirt's text
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import socket
@@ -37,7 +38,7 @@ from nubis.daemons.compute.errors import (
     InstanceExists,
     InstanceNotFound,
 )
-from nubis.daemons.compute.libvirthost import PROBE_CACHE, ensure_libvirtd
+from nubis.daemons.compute.libvirthost import PROBE_CACHE, blocking_ancestor, ensure_libvirtd
 from nubis.daemons.compute.service import (
     BadBuildRequestError,
     ComputeService,
@@ -214,6 +215,21 @@ def domain_type(cfg: ComputeConfig, state: Path) -> str:
     return "qemu"
 
 
+def compute_state_dir(cfg: ComputeConfig, state_dir: Path) -> Path:
+    """Return where instance files live: ``instances_path``, the state dir, or /var/lib.
+
+    QEMU runs as its own user and must search every directory above its files; a
+    state dir under ``/root`` (mode 0700) is not reachable, so the files go to a
+    per-state-dir directory under ``/var/lib/nubis`` instead.
+    """
+    if cfg.instances_path:
+        return Path(cfg.instances_path).absolute()
+    if blocking_ancestor(state_dir / "compute") is None:
+        return state_dir / "compute"
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/nubis") / f"compute-{digest}"
+
+
 def service_token(cfg: ComputeConfig, state_dir: Path) -> str:
     """Return the configured service token, or the state dir's (created on first use)."""
     return cfg.service_token or load_or_create(state_dir / "compute" / "service_token")
@@ -225,7 +241,12 @@ def run(cfg: ComputeConfig, cluster: ClusterConfig, peers: Peers | None,
     import uvicorn
 
     state_dir = Path(cluster.state_dir).resolve()
-    compute_dir = state_dir / "compute"
+    disabled = ""
+    try:
+        ensure_libvirtd()
+    except (ComputeError, OSError) as exc:
+        disabled = str(exc)
+    compute_dir = compute_state_dir(cfg, state_dir)
     driver = LibvirtDriver(DriverConfig(state_dir=compute_dir,
                                         domain_type=domain_type(  # type: ignore[arg-type]
                                             cfg, compute_dir)))
@@ -233,7 +254,8 @@ def run(cfg: ComputeConfig, cluster: ClusterConfig, peers: Peers | None,
     svc = ComputeService(cfg, driver, cfg.host or socket.gethostname(),
                          http_base(host_ip, cfg.port), peers)
     try:
-        ensure_libvirtd()
+        if disabled:
+            raise ComputeError(disabled)
         driver.setup()
     except (ComputeError, OSError) as exc:
         # Serve anyway (the rest of the cloud works); report nothing, refuse builds.

@@ -218,3 +218,44 @@ def test_no_valid_host_and_tenant_isolation(compute: ComputeCloud, admin: tuple[
     wait_for(lambda: compute.http("GET", f"/v2.1/servers/{sid}", atok).status_code == 404,
              "the errored server to be deleted", bound=60)
     compute.http("DELETE", f"/v2.1/flavors/{fid}", atok)
+
+
+def test_anti_affinity_on_one_host_names_the_filter(compute: ComputeCloud) -> None:
+    group = compute.osc("server", "group", "create", "--policy", "anti-affinity", "apart",
+                        "-f", "json", cloud="nubis-demo")
+    assert group["policy"] == "anti-affinity"
+    compute.osc("server", "create", "--flavor", "m1.nano", "--image", "nubis-test",
+                "--nic", "none", "--hint", f"group={group['id']}", "--min", "2", "--max", "2",
+                "pair", cloud="nubis-demo")
+    token, _ = compute.login("nubis-demo")
+
+    def errored() -> list[dict[str, Any]]:
+        servers: list[dict[str, Any]] = compute.http(
+            "GET", "/v2.1/servers/detail?name=^pair-", token).json()["servers"]
+        return servers if servers and all(s["status"] == "ERROR" for s in servers) else []
+    servers = wait_for(errored, "both group members to go ERROR", bound=60)
+    assert len(servers) == 2
+    for server in servers:
+        assert "ServerGroupAntiAffinityFilter" in server["fault"]["message"]
+    shown = compute.osc("server", "group", "show", group["id"], "-f", "json",
+                        cloud="nubis-demo")
+    assert sorted(shown["members"].split(", ") if isinstance(shown["members"], str)
+                  else shown["members"]) == sorted(s["id"] for s in servers)
+    events = compute.osc("server", "event", "list", servers[0]["id"], "-f", "json",
+                         cloud="nubis-demo")
+    assert [e["Action"] for e in events] == ["create"]
+    for server in servers:
+        assert compute.http("DELETE", f"/v2.1/servers/{server['id']}",
+                            token).status_code == 204
+    compute.osc("server", "group", "delete", group["id"], cloud="nubis-demo")
+
+
+def test_hypervisors_services_zones(compute: ComputeCloud) -> None:
+    (hv,) = compute.osc("hypervisor", "list", "-f", "json")
+    assert hv["State"] == "up" and hv["Hypervisor Type"] == "QEMU"
+    (svc,) = compute.osc("compute", "service", "list", "-f", "json")
+    assert (svc["Binary"], svc["State"], svc["Status"]) == ("nova-compute", "up", "enabled")
+    zones = compute.osc("availability", "zone", "list", "--compute", "-f", "json")
+    assert zones == [{"Zone Name": "nova", "Zone Status": "available"}]
+    token, _ = compute.login("nubis-demo")
+    fault(compute.http("GET", "/v2.1/os-hypervisors", token), 403, "forbidden")
