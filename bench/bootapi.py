@@ -96,6 +96,10 @@ def boot_one(api: Api, image_id: str, name: str, console_bound: float = BOUND
         return out
     finally:
         api.call("DELETE", f"{api.compute}/servers/{sid}")
+        deadline = time.monotonic() + BOUND  # gone before the next boot counts on quota
+        while time.monotonic() < deadline and api.call(
+                "GET", f"{api.compute}/servers/{sid}")[0] != 404:
+            time.sleep(0.1)
 
 
 def _wait(api: Api, sid: str, started: float) -> float:

@@ -38,6 +38,23 @@ from nubis.api.shared.services import ApiServices
 from nubis.common.httpclient import HTTPClient
 
 
+class SyncStarter:
+    """Start the power-state sync loop with the first request (the loop must be running)."""
+
+    def __init__(self, svc: ComputeService, builder: Builder) -> None:
+        self.svc = svc
+        self.builder = builder
+        self.started = False
+
+    async def process_request(self, req: falcon.asgi.Request,
+                              resp: falcon.asgi.Response) -> None:
+        """Spawn the loop once."""
+        if not self.started:
+            self.started = True
+            self.svc.spawn(self.builder.sync_forever(self.svc.cfg.sync_power_state_interval),
+                           "power-state sync")
+
+
 def build_service(services: ApiServices, cfg: ComputeApiConfig, prefix: str) -> ComputeService:
     """Create the store (migrating it) and the peer clients of the compute API."""
     if not cfg.scheduler_url or not cfg.scheduler_token or not cfg.compute_token:
@@ -57,19 +74,21 @@ def create_app(prefix: str, services: ApiServices,
                section: ComputeApiConfig) -> falcon.asgi.App[Any, Any]:
     """Build the Nova v2.1 application whose routes start with ``prefix``."""
     svc = build_service(services, section, prefix)
-    middleware: list[Any] = [Microversions(prefix), FalconAuthMiddleware(services.verifier)]
+    builder = Builder(svc)
+    middleware: list[Any] = [Microversions(prefix), FalconAuthMiddleware(services.verifier),
+                             SyncStarter(svc, builder)]
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_nova_errors(app)
-    add_routes(app, prefix, svc)
+    add_routes(app, prefix, svc, builder)
     return app
 
 
-def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService) -> None:
+def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
+               builder: Builder) -> None:
     """Attach every compute resource under ``prefix``."""
     v = f"{prefix}/v2.1"
-    builder = Builder(svc)
     app.add_route(prefix, Versions(svc, single=False))
     app.add_route(v, Versions(svc, single=True))
     flavors = Flavors(svc)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nubis.api.compute import schema as s
 from nubis.api.compute.clients import NoValidHostError, PeerError
 from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
 from nubis.api.compute.service import ComputeService
@@ -110,7 +111,7 @@ class Builder:
                                    for i in instances))
             return
         self._events(plan, instances, "conductor_schedule_and_build_instances", t0, "Success")
-        by_uuid = {s["instance_uuid"]: s for s in selections}
+        by_uuid = {sel["instance_uuid"]: sel for sel in selections}
         await asyncio.gather(*(self._build_one(i, by_uuid.get(i.uuid), plan)
                                for i in instances))
 
@@ -206,6 +207,53 @@ class Builder:
     async def _finish_deleted(self, uuid: str, host: str | None) -> None:
         await self._cleanup(uuid, host)
         self.svc.store.mark_deleted(uuid)
+
+    # --- power-state sync (Nova's _sync_power_states) -------------------------------------
+
+    async def sync_forever(self, interval: float) -> None:
+        """Every ``interval`` seconds, record power states the hosts report."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync_power_states()
+            except PeerError as exc:
+                LOG.info("power-state sync skipped: %s", exc)
+
+    async def sync_power_states(self) -> int:
+        """Align idle instances with their hosts; return how many changed.
+
+        A guest that powered off by itself (or was destroyed behind the API's back)
+        becomes ``stopped``/SHUTOFF, as Nova's sync does; an instance its host no
+        longer has goes ``error``. Instances with a task in flight are left alone.
+        """
+        hosts = await self.svc.scheduler.hosts()
+        changed = 0
+        for name, host in hosts.items():
+            url = (host.get("stats") or {}).get("compute_url")
+            if not url:
+                continue
+            states = await self.svc.computes.instances(str(url))
+            for inst in self.svc.store.list_instances(None, where=[
+                    s.instances.c.host == name, s.instances.c.task_state.is_(None),
+                    s.instances.c.vm_state.in_(["active", "stopped"])]):
+                changed += self._sync_one(inst, states.get(inst.uuid))
+        return changed
+
+    def _sync_one(self, inst: Instance, state: int | None) -> int:
+        if state is None:
+            done = self.svc.store.update_instance(
+                inst.uuid, expected_task_state=None, vm_state="error", power_state=0,
+                fault=fault(f"instance {inst.uuid} is missing on host {inst.host}"))
+            return int(done is not None)
+        if state == inst.power_state:
+            return 0
+        values: dict[str, Any] = {"power_state": state}
+        if inst.vm_state == "active" and state in (SHUTDOWN, 0, 6):
+            values["vm_state"] = "stopped"
+        elif inst.vm_state == "stopped" and state == RUNNING:
+            values["vm_state"] = "active"
+        done = self.svc.store.update_instance(inst.uuid, expected_task_state=None, **values)
+        return int(done is not None)
 
     # --- delete and power actions -------------------------------------------------------
 

@@ -194,6 +194,12 @@ class ComputeClient:
         _status, raw = await self._call(url, "GET", f"/v1/instances/{uuid}")
         return int((_json(raw) or {}).get("power_state", 0))
 
+    async def instances(self, url: str) -> dict[str, int]:
+        """Return the host's instances and their power states."""
+        _status, raw = await self._call(url, "GET", "/v1/instances")
+        doc = _json(raw) or {}
+        return {str(k): int(v) for k, v in (doc.get("instances") or {}).items()}
+
     async def delete(self, url: str, uuid: str) -> None:
         """Destroy and remove an instance (idempotent)."""
         await self._call(url, "DELETE", f"/v1/instances/{uuid}", timeout=self.action_timeout)

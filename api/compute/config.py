@@ -24,6 +24,8 @@ class ComputeApiConfig:
     build_timeout: float = field(default=600.0, metadata=check(positive))
     #: Seconds a power action (stop, reboot) may take on the host.
     action_timeout: float = field(default=300.0, metadata=check(positive))
+    #: Seconds between power-state syncs with the hosts (Nova's ``sync_power_state_interval``).
+    sync_power_state_interval: float = field(default=10.0, metadata=check(positive))
     #: Most servers/flavors one list page returns (Nova's ``max_limit``).
     max_limit: int = field(default=1000, metadata=check(positive))
     #: Default quotas per project (Nova's ``[quota]``).

@@ -72,6 +72,16 @@ def test_cli_classic_flow(compute: ComputeCloud, tmp_path: Path) -> None:
     compute.osc("server", "reboot", "--hard", "--wait", "vm1")
     assert status(compute, "vm1") == "ACTIVE"
 
+    # a guest powered off behind the API's back: the power-state sync records SHUTOFF
+    conn = libvirt.open("qemu:///system")
+    try:
+        conn.lookupByUUIDString(sid).destroy()
+    finally:
+        conn.close()
+    wait_for(lambda: status(compute, "vm1") == "SHUTOFF", "the sync to see vm1 off", bound=90)
+    compute.osc("server", "start", "vm1")
+    wait_for(lambda: status(compute, "vm1") == "ACTIVE", "vm1 ACTIVE after the sync")
+
     compute.osc("server", "delete", "--wait", "vm1")
     assert compute.osc("server", "show", "vm1", check=False).returncode != 0
     assert_gone(compute, sid)
