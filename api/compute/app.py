@@ -30,7 +30,7 @@ from nubis.api.compute.resources import (
     Keypairs,
     Versions,
 )
-from nubis.api.compute.servers import Metadata, ServerItem, Servers
+from nubis.api.compute.servers import Metadata, ServerItem, Servers, Tags
 from nubis.api.compute.service import ComputeService
 from nubis.api.compute.store import ComputeStore
 from nubis.api.shared.auth import FalconAuthMiddleware
@@ -127,6 +127,9 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
     zones = AvailabilityZones(svc)
     app.add_route(f"{v}/os-availability-zone", zones)
     app.add_route(f"{v}/os-availability-zone/detail", zones, suffix="detail")
+    tags = Tags(svc)
+    app.add_route(f"{v}/servers/{{server_id}}/tags", tags)
+    app.add_route(f"{v}/servers/{{server_id}}/tags/{{tag}}", tags, suffix="one")
     groups = ServerGroups(svc)
     app.add_route(f"{v}/os-server-groups", groups)
     app.add_route(f"{v}/os-server-groups/{{group_id}}", groups, suffix="one")

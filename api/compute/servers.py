@@ -357,6 +357,7 @@ class Servers:
         status = req.get_param("status")
         if status:
             found = [i for i in found if i.status == status.upper()]
+        found = _tag_filter(req, found)
         return self.svc.page(req, found, lambda i: i.uuid, "server")
 
     def _filters(self, req: falcon.asgi.Request, admin: bool) -> list[Any]:
@@ -404,6 +405,24 @@ class Servers:
         href = f"{self.svc.base_url}{req.path.split('/v2.1', 1)[1]}?" + (
             f"{query}&" if query else "") + f"marker={found[-1].uuid}"
         return {"servers_links": [{"rel": "next", "href": href}]}
+
+
+def _tag_filter(req: falcon.asgi.Request, found: list[Instance]) -> list[Instance]:
+    """Apply Nova's ``tags``/``tags-any``/``not-tags``/``not-tags-any`` list filters."""
+    def wanted(name: str) -> set[str]:
+        raw = req.get_param(name)
+        return {t for t in raw.split(",") if t} if raw else set()
+    every, anyof = wanted("tags"), wanted("tags-any")
+    not_every, not_any = wanted("not-tags"), wanted("not-tags-any")
+    out = []
+    for inst in found:
+        have = set(inst.tags)
+        if (every and not every <= have) or (anyof and not anyof & have):
+            continue
+        if (not_every and not_every <= have) or (not_any and not_any & have):
+            continue
+        out.append(inst)
+    return out
 
 
 def _parse_time(raw: str, field: str) -> datetime:
@@ -563,3 +582,76 @@ class Metadata:
         self._save(req, inst, {k: v for k, v in inst.metadata.items() if k != key})
         resp.status = 204
 
+
+
+def _check_tag(tag: str) -> str:
+    if not 1 <= len(tag) <= 60 or "/" in tag or "," in tag:
+        raise BadRequestError(f"Invalid input for field/attribute tag. Value: {tag}.")
+    return tag
+
+
+class Tags:
+    """``/servers/{id}/tags[/{tag}]`` (2.26+)."""
+
+    def __init__(self, svc: ComputeService) -> None:
+        self.svc = svc
+
+    def _server(self, req: falcon.asgi.Request, server_id: str) -> Instance:
+        if mv_of(req) < (2, 26):
+            raise NotFoundError("The resource could not be found.")
+        return find_server(self.svc, req, server_id)
+
+    def _save(self, inst: Instance, tags: list[str]) -> None:
+        if len(tags) > 50:
+            raise BadRequestError("The number of tags exceeded the per-server limit 50")
+        if self.svc.store.update_instance(inst.uuid, tags=tags) is None:
+            raise NotFoundError(f"Instance {inst.uuid} could not be found.")
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                     server_id: str) -> None:
+        """List tags."""
+        resp.media = {"tags": list(self._server(req, server_id).tags)}
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                     server_id: str) -> None:
+        """Replace all tags."""
+        inst = self._server(req, server_id)
+        tags = body_of(await read_json(req), "tags")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise _bad("tags", "must be a list of strings")
+        clean = list(dict.fromkeys(_check_tag(t) for t in tags))
+        self._save(inst, clean)
+        resp.media = {"tags": clean}
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                        server_id: str) -> None:
+        """Remove all tags."""
+        self._save(self._server(req, server_id), [])
+        resp.status = 204
+
+    async def on_get_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                         server_id: str, tag: str) -> None:
+        """204 if the server has the tag, else 404."""
+        if tag not in self._server(req, server_id).tags:
+            raise NotFoundError(f"Tag {tag} not found")
+        resp.status = 204
+
+    async def on_put_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                         server_id: str, tag: str) -> None:
+        """Add one tag (201, or 204 if it was there)."""
+        inst = self._server(req, server_id)
+        if tag in inst.tags:
+            resp.status = 204
+            return
+        self._save(inst, [*inst.tags, _check_tag(tag)])
+        resp.status = 201
+        resp.set_header("Location", f"{self.svc.base_url}/servers/{inst.uuid}/tags/{tag}")
+
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            server_id: str, tag: str) -> None:
+        """Remove one tag."""
+        inst = self._server(req, server_id)
+        if tag not in inst.tags:
+            raise NotFoundError(f"Tag {tag} not found")
+        self._save(inst, [t for t in inst.tags if t != tag])
+        resp.status = 204

@@ -214,6 +214,19 @@ def test_no_valid_host_and_tenant_isolation(compute: ComputeCloud, admin: tuple[
         "GET", "/v2.1/servers/detail?all_tenants=1", atok).json()["servers"]}
     fault(compute.http("POST", f"/v2.1/servers/{sid}/action", atok,
                        json={"os-stop": None}), 409, "conflictingRequest")
+    # tags (2.26+) and the tag list filters
+    r = compute.http("PUT", f"/v2.1/servers/{sid}/tags", atok, mv="2.26",
+                     json={"tags": ["big", "probe"]})
+    assert r.json() == {"tags": ["big", "probe"]}
+    assert compute.http("PUT", f"/v2.1/servers/{sid}/tags/x", atok,
+                        mv="2.26").status_code == 201
+    assert compute.http("GET", f"/v2.1/servers/{sid}/tags/big", atok,
+                        mv="2.26").status_code == 204
+    tagged = compute.http("GET", "/v2.1/servers?tags=big,x", atok, mv="2.26").json()
+    assert [s["id"] for s in tagged["servers"]] == [sid]
+    untagged = compute.http("GET", "/v2.1/servers?not-tags-any=probe", atok, mv="2.26").json()
+    assert sid not in [s["id"] for s in untagged["servers"]]
+    fault(compute.http("GET", f"/v2.1/servers/{sid}/tags", atok), 404, "itemNotFound")
     assert compute.http("DELETE", f"/v2.1/servers/{sid}", atok).status_code == 204
     wait_for(lambda: compute.http("GET", f"/v2.1/servers/{sid}", atok).status_code == 404,
              "the errored server to be deleted", bound=60)
