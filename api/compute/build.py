@@ -233,11 +233,27 @@ class Builder:
             if not url:
                 continue
             states = await self.svc.computes.instances(str(url))
+            changed += await self._remove_orphans(name, str(url), states)
             for inst in self.svc.store.list_instances(None, where=[
                     s.instances.c.host == name, s.instances.c.task_state.is_(None),
                     s.instances.c.vm_state.in_(["active", "stopped"])]):
                 changed += self._sync_one(inst, states.get(inst.uuid))
         return changed
+
+    async def _remove_orphans(self, host: str, url: str, states: dict[str, int]) -> int:
+        """Delete guests the host runs for instances that are deleted (or never existed)."""
+        live = {i.uuid for i in self.svc.store.list_instances(
+            None, where=[s.instances.c.host == host])}
+        removed = 0
+        for uuid in states:
+            if uuid in live:
+                continue
+            record = self.svc.store.get_instance(uuid, include_deleted=True)
+            if record is None or record.deleted:
+                LOG.warning("removing orphan guest %s from %s", uuid, host)
+                await self.svc.computes.delete(url, uuid)
+                removed += 1
+        return removed
 
     def _sync_one(self, inst: Instance, state: int | None) -> int:
         if state is None:

@@ -119,4 +119,20 @@ def compute() -> Iterator[ComputeCloud]:
         yield ComputeCloud(cloud)
     finally:
         cloud.down()
+        remove_guests_under(top)
         shutil.rmtree(top, ignore_errors=True)
+
+
+def remove_guests_under(top: Path) -> None:
+    """Destroy and undefine guests whose files are under ``top`` (a failed test's)."""
+    import libvirt
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        for dom in conn.listAllDomains(0):
+            if str(top) in dom.XMLDesc(0):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+    finally:
+        conn.close()
