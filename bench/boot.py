@@ -1,6 +1,7 @@
-"""Boot benchmark (no API yet): the test image under libvirt + TCG, vs plain QEMU.
+"""Boot benchmark: the test image under libvirt + TCG, vs plain QEMU; or through the API.
 
-``python -m nubis.bench boot [--rounds N] [--state-dir var]``
+``python -m nubis.bench boot [--rounds N] [--state-dir var]``; with ``--api``, boots
+through the compute API of a running cloud (:mod:`nubis.bench.bootapi`).
 
 Per round, interleaved so the (noisy, shared) machine loads both alike:
 
@@ -103,7 +104,15 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m nubis.bench boot")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--state-dir", default="var", type=Path)
+    ap.add_argument("--api", action="store_true",
+                    help="boot through the compute API of the running cloud in --state-dir")
+    ap.add_argument("--concurrent", type=int, default=10)
     args = ap.parse_args(argv)
+    if args.api:
+        from nubis.bench import bootapi
+
+        return bootapi.run(args.state_dir, max(1, min(args.rounds, 20)),
+                           max(1, min(args.concurrent, 50)))
     image = build_test_image(default_cache_dir(args.state_dir))
     libvirthost.ensure_libvirtd()
     conn = libvirthost.connect()

@@ -54,8 +54,9 @@ class Session:
         return json.loads(raw) if raw else None
 
 
-def admin_session(state_dir: Path, cloud: str = "nubis-admin") -> Session:
-    """Log in with the ``clouds.yaml`` the identity bootstrap wrote; find the image API."""
+def admin_session(state_dir: Path, cloud: str = "nubis-admin",
+                  service_type: str = "image") -> Session:
+    """Log in with the ``clouds.yaml`` the identity bootstrap wrote; find a service's API."""
     doc = yaml.safe_load((state_dir / "clouds.yaml").read_text())
     auth = doc["clouds"][cloud]["auth"]
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
@@ -69,10 +70,10 @@ def admin_session(state_dir: Path, cloud: str = "nubis-admin") -> Session:
         token = resp.headers["X-Subject-Token"]
         catalog = json.loads(resp.read())["token"]["catalog"]
     for service in catalog:
-        if service["type"] == "image":
+        if service["type"] == service_type:
             url = next(e["url"] for e in service["endpoints"] if e["interface"] == "public")
             return Session(token, url.rstrip("/"))
-    raise ImageUploadError("the catalog has no image service")
+    raise ImageUploadError(f"the catalog has no {service_type} service")
 
 
 def md5_of(path: Path) -> str:

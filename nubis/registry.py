@@ -9,11 +9,15 @@ background daemons). Modules are imported only when their daemon runs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from nubis.api.shared.config import Mount
+from nubis.common.net import http_base
+from nubis.common.servicetoken import load_or_create
 from nubis.defaults import ring_dir
 from nubis.settings import Config, token_settings
 
@@ -54,6 +58,8 @@ API_MOUNTS: list[ApiMount] = [
     ApiMount("/image", "nubis.api.image.app:create_app",
              lambda c: c.image.for_cluster(c.cluster),
              ("image", "glance", "/image")),
+    ApiMount("/compute", "nubis.api.compute.app:create_app", lambda c: compute_api(c),
+             ("compute", "nova", "/compute/v2.1")),
 ]
 
 
@@ -65,6 +71,38 @@ def register(spec: DaemonSpec) -> None:
 def api_mounts(config: Config) -> list[Mount]:
     """Return the mounts of ``nubis api``, each with its own config section."""
     return [Mount(m.prefix, m.factory, m.section(config)) for m in API_MOUNTS]
+
+
+def scheduler_url(config: Config) -> str:
+    """Return the scheduler's base URL (its own API, not placement)."""
+    return http_base(config.scheduler.bind_ip or config.cluster.bind_ip, config.scheduler.port)
+
+
+def scheduler_token(config: Config) -> str:
+    """Return the scheduler's shared service token (created in the state dir if unset)."""
+    return config.scheduler.service_token or load_or_create(
+        Path(config.cluster.state_dir).resolve() / "scheduler" / "service_token")
+
+
+def compute_token(config: Config) -> str:
+    """Return the compute daemons' shared service token (created in the state dir if unset)."""
+    return config.compute.service_token or load_or_create(
+        Path(config.cluster.state_dir).resolve() / "compute" / "service_token")
+
+
+def compute_api(config: Config) -> Any:
+    """Return ``[compute_api]`` with its peers (scheduler, compute tokens) resolved."""
+    c = config.compute_api
+    return dataclasses.replace(c, scheduler_url=c.scheduler_url or scheduler_url(config),
+                               scheduler_token=c.scheduler_token or scheduler_token(config),
+                               compute_token=c.compute_token or compute_token(config))
+
+
+def _compute(config: Config) -> tuple[Any, ...]:
+    from nubis.daemons.compute.service import Peers
+
+    return (config.compute, config.cluster,
+            Peers(scheduler_url(config), scheduler_token(config)))
 
 
 def _storage(config: Config) -> tuple[Any, ...]:
@@ -82,7 +120,8 @@ register(DaemonSpec("proxy", "nubis.api.proxy.server:run", "server",
                     "Swift v1 proxy (+ tempauth) on port 8080",
                     lambda c: (c.proxy, c.tempauth, c.cluster, token_settings(c))))
 register(DaemonSpec("api", "nubis.api.shared.host:run", "server",
-                    "control-plane APIs (/identity Keystone v3, /image Glance v2) on port 5000",
+                    "control-plane APIs (/identity Keystone v3, /image Glance v2, "
+                    "/compute Nova v2.1) on port 5000",
                     lambda c: (c.api, c.cluster, token_settings(c), api_mounts(c))))
 register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
                     "scheduler + placement (/v1/select_destinations, /placement) on port 8775",
@@ -105,6 +144,9 @@ for _name, _module, _section, _summary in (
     register(DaemonSpec(_name, f"nubis.daemons.storage.{_module}:run", "background",
                         f"{_summary} (one storage node; $NUBIS_STORAGE_NODE)",
                         _object_daemon(_section)))
+register(DaemonSpec("compute", "nubis.daemons.compute.server:run", "server",
+                    "compute host (libvirt; builds and powers instances) on port 8776",
+                    _compute))
 
 #: Called by ``nubis up`` after every daemon answers its health check, in order:
 #: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.
@@ -112,6 +154,7 @@ for _name, _module, _section, _summary in (
 POST_START_HOOKS: list[str] = [
     "nubis.bootstrap:identity_post_start",
     "nubis.bootstrap:test_image_post_start",
+    "nubis.computeboot:flavors_post_start",
 ]
 
 #: Hooks ``nubis up --no-NAME`` leaves out: NAME -> hook.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from nubis.api.compute.config import ComputeApiConfig
 from nubis.api.identity.config import IdentityConfig
 from nubis.api.image.config import ImageConfig
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
@@ -20,6 +21,7 @@ from nubis.api.shared.config import ApiConfig, TokenSettings
 from nubis.common import config as cfg
 from nubis.common.cluster import ClusterConfig
 from nubis.common.errors import ConfigError
+from nubis.daemons.compute.config import ComputeConfig
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.storage.config import (
     AuditorConfig,
@@ -48,6 +50,8 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    compute_api: ComputeApiConfig = field(default_factory=ComputeApiConfig)
 
 
 def token_settings(config: Config) -> TokenSettings:

@@ -21,8 +21,6 @@ import asyncio
 import gc
 import hmac
 import logging
-import os
-import secrets
 import statistics
 import sys
 from pathlib import Path
@@ -38,6 +36,7 @@ from nubis.api.shared.rest import MAX_BODY, error_body, read_json
 from nubis.common.cluster import ClusterConfig
 from nubis.common.db import is_busy
 from nubis.common.errors import ConfigError
+from nubis.common.servicetoken import load_or_create
 from nubis.daemons.scheduler import placement
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.scheduler.engine import Engine
@@ -294,17 +293,7 @@ def build_app(svc: SchedulerService, service_token: str,
 
 def service_token_for(cfg: SchedulerConfig, state_dir: Path) -> str:
     """Return the configured service token, or the state dir's (created on first use)."""
-    if cfg.service_token:
-        return cfg.service_token
-    path = state_dir / "scheduler" / "service_token"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    return token
+    return cfg.service_token or load_or_create(state_dir / "scheduler" / "service_token")
 
 
 def database_url(cfg: SchedulerConfig, state_dir: Path) -> str:

@@ -547,5 +547,6 @@ class SchedulerService:
                                "used": int(cols.ints["used"][row])}
             out.append({"host": st.names[row], "uuid": st.uuids[row], "resources": res,
                         "num_instances": int(st.num_instances[row]),
-                        "enabled": bool(st.enabled[row])})
+                        "enabled": bool(st.enabled[row]),
+                        "stats": dict(st.host_facts[row].stats)})
         return out

@@ -56,3 +56,6 @@ def driver(libvirt_host: HostStatus, compute_dir: Path, test_image: TestImageSet
     return drv
 
 
+
+
+from tests.probe.compute.cloud import compute  # noqa: E402,F401 (the session cloud fixture)

@@ -1,0 +1,329 @@
+"""The build flow and the power actions, as Nova's conductor and compute manager run them.
+
+``POST /servers`` records the instances (``building``/``scheduling``) and answers
+202; :func:`build_instances` then asks the scheduler to select and claim (one
+request for all of them), and has each selected compute daemon build its
+instance. Every state change is a compare-and-swap on ``task_state``: a delete
+that arrives during a build sets ``deleting``, and the build finishes by deleting
+(domain, files, allocations). A failure puts the instance in ``ERROR`` with a
+fault saying why, and releases its claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nubis.api.compute import schema as s
+from nubis.api.compute.clients import NoValidHostError, PeerError
+from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
+from nubis.api.compute.service import ComputeService
+from nubis.api.compute.store import utcnow
+
+LOG = logging.getLogger("nubis.api.compute")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What every instance of one create request shares."""
+
+    token: str
+    image: dict[str, Any] | None
+    kernel: dict[str, Any] | None
+    ramdisk: dict[str, Any] | None
+    cmdline: str
+    public_keys: dict[str, str]
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)
+    instance_group: dict[str, Any] | None = None
+    #: instance uuid -> id of its ``create`` instance action (events are recorded there).
+    action_ids: dict[str, int] = field(default_factory=dict)
+
+
+def fault(message: str, code: int = 500, details: str = "") -> dict[str, Any]:
+    """Return an instance fault record."""
+    return {"code": code, "message": message[:255], "details": details or message,
+            "created": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _image_ref(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {"id": doc["id"], "sha512": doc.get("os_hash_value") or "",
+            "disk_format": doc.get("disk_format") or "raw"}
+
+
+def request_spec(instances: list[Instance], plan: BuildPlan) -> dict[str, Any]:
+    """Return the scheduler's request spec (Nova's RequestSpec) for these instances."""
+    first = instances[0]
+    f = first.flavor
+    image = plan.image or {}
+    props = {k: v for k, v in image.items() if k.startswith(("hw_", "img_", "trait",
+                                                               "hypervisor_", "architecture",
+                                                               "vm_mode"))}
+    spec: dict[str, Any] = {
+        "instance_uuids": [i.uuid for i in instances], "min_count": len(instances),
+        "project_id": first.project_id, "user_id": first.user_id,
+        "flavor": {"vcpus": f["vcpus"], "memory_mb": f["ram"], "root_gb": f["disk"],
+                   "ephemeral_gb": f["ephemeral"], "swap": f["swap"],
+                   "extra_specs": dict(f.get("extra_specs") or {})},
+        "image": {"id": image.get("id"), "properties": props},
+        "scheduler_hints": plan.scheduler_hints,
+    }
+    if first.availability_zone:
+        spec["availability_zone"] = first.availability_zone
+    if plan.instance_group is not None:
+        spec["instance_group"] = plan.instance_group
+    return spec
+
+
+class Builder:
+    """Runs builds, deletes and power actions against the peers."""
+
+    def __init__(self, svc: ComputeService) -> None:
+        self.svc = svc
+
+    async def host_url(self, host: str) -> str:
+        """Return the compute daemon URL of ``host`` (reported to the scheduler)."""
+        for attempt in range(2):
+            hosts = await self.svc.scheduler.hosts(max_age=5.0 if attempt == 0 else 0.0)
+            url = ((hosts.get(host) or {}).get("stats") or {}).get("compute_url")
+            if url:
+                return str(url)
+        raise PeerError(f"compute host {host} is not known to the scheduler")
+
+    # --- build -------------------------------------------------------------------------
+
+    async def build_instances(self, instances: list[Instance], plan: BuildPlan) -> None:
+        """Schedule then build every instance (the background half of ``POST /servers``)."""
+        t0 = utcnow()
+        try:
+            selections = await self.svc.scheduler.select(request_spec(instances, plan))
+        except PeerError as exc:
+            message = str(exc) if isinstance(exc, NoValidHostError) else (
+                f"scheduler unavailable: {exc}")
+            self._events(plan, instances, "conductor_schedule_and_build_instances", t0,
+                         "Error", message)
+            await asyncio.gather(*(self._fail(i.uuid, message, "scheduling")
+                                   for i in instances))
+            return
+        self._events(plan, instances, "conductor_schedule_and_build_instances", t0, "Success")
+        by_uuid = {sel["instance_uuid"]: sel for sel in selections}
+        await asyncio.gather(*(self._build_one(i, by_uuid.get(i.uuid), plan)
+                               for i in instances))
+
+    async def _build_one(self, inst: Instance, sel: dict[str, Any] | None,
+                         plan: BuildPlan) -> None:
+        if sel is None:
+            await self._fail(inst.uuid, "No valid host was found.", "scheduling")
+            return
+        host, node = str(sel["host"]), str(sel.get("nodename") or sel["host"])
+        moved = self.svc.store.update_instance(inst.uuid, expected_task_state="scheduling",
+                                               task_state="spawning", host=host, node=node)
+        if moved is None:
+            await self._finish_deleted(inst.uuid, host)
+            return
+        t0 = utcnow()
+        try:
+            url = await self.host_url(host)
+            answer = await self.svc.computes.build(url, self._build_body(moved, plan))
+        except PeerError as exc:
+            message = f"Build of instance {inst.uuid} aborted: {exc}"
+            self._events(plan, [inst], "compute__do_build_and_run_instance", t0, "Error",
+                         message)
+            await self._fail(inst.uuid, message, "spawning", host=host)
+            return
+        self._build_events(plan, inst.uuid, t0, answer.get("timings") or {})
+        done = self.svc.store.update_instance(
+            inst.uuid, expected_task_state="spawning", vm_state="active", task_state=None,
+            power_state=int(answer.get("power_state", RUNNING)), launched_at=utcnow())
+        if done is None:
+            await self._finish_deleted(inst.uuid, host)
+
+    def _events(self, plan: BuildPlan, instances: list[Instance], event: str,
+                start: datetime, result: str, details: str | None = None) -> None:
+        finish = utcnow()
+        for inst in instances:
+            action_id = plan.action_ids.get(inst.uuid)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, start, finish, result, details)
+
+    def _build_events(self, plan: BuildPlan, uuid: str, start: datetime,
+                      timings: dict[str, float]) -> None:
+        """Record the host's phases (image fetch, spawn) and the whole build call."""
+        action_id = plan.action_ids.get(uuid)
+        if action_id is None:
+            return
+        at = start
+        for event, key in (("compute_fetch_images", "image"), ("compute_spawn", "spawn")):
+            end = at + timedelta(seconds=float(timings.get(key, 0.0)))
+            self.svc.store.add_event(action_id, event, at, end, "Success")
+            at = end
+        self.svc.store.add_event(action_id, "compute__do_build_and_run_instance", start,
+                                 utcnow(), "Success")
+
+    def _build_body(self, inst: Instance, plan: BuildPlan) -> dict[str, Any]:
+        return {
+            "uuid": inst.uuid, "name": inst.name, "hostname": inst.hostname,
+            "project_id": inst.project_id, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
+            "root_gb": inst.root_gb, "image": _image_ref(plan.image),
+            "kernel": _image_ref(plan.kernel), "ramdisk": _image_ref(plan.ramdisk),
+            "cmdline": plan.cmdline, "image_url": self.svc.images.url, "token": plan.token,
+            "config_drive": True, "user_data": inst.user_data,
+            "metadata": dict(inst.metadata), "public_keys": plan.public_keys,
+            "availability_zone": inst.availability_zone or
+            self.svc.cfg.default_availability_zone,
+            "launch_index": inst.launch_index,
+        }
+
+    async def _fail(self, uuid: str, message: str, expected: str,
+                    host: str | None = None) -> None:
+        """Put a building instance into ERROR with a fault; release its claim."""
+        await self._cleanup(uuid, host)
+        done = self.svc.store.update_instance(uuid, expected_task_state=expected,
+                                              vm_state="error", task_state=None,
+                                              power_state=0, fault=fault(message))
+        if done is None:
+            self.svc.store.mark_deleted(uuid)  # deleted while building: finish the delete
+
+    async def _release(self, uuid: str) -> None:
+        try:
+            await self.svc.scheduler.release(uuid)
+        except PeerError as exc:
+            LOG.warning("could not release the allocations of %s: %s", uuid, exc)
+
+    async def _cleanup(self, uuid: str, host: str | None) -> None:
+        """Remove the instance from its host (if any) and release its allocations."""
+        if host:
+            try:
+                await self.svc.computes.delete(await self.host_url(host), uuid)
+            except PeerError as exc:
+                LOG.warning("could not remove %s from %s: %s", uuid, host, exc)
+        await self._release(uuid)
+
+    async def _finish_deleted(self, uuid: str, host: str | None) -> None:
+        await self._cleanup(uuid, host)
+        self.svc.store.mark_deleted(uuid)
+
+    # --- power-state sync (Nova's _sync_power_states) -------------------------------------
+
+    async def sync_forever(self, interval: float) -> None:
+        """Every ``interval`` seconds, record power states the hosts report."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync_power_states()
+            except PeerError as exc:
+                LOG.info("power-state sync skipped: %s", exc)
+
+    async def sync_power_states(self) -> int:
+        """Align idle instances with their hosts; return how many changed.
+
+        A guest that powered off by itself (or was destroyed behind the API's back)
+        becomes ``stopped``/SHUTOFF, as Nova's sync does; an instance its host no
+        longer has goes ``error``. Instances with a task in flight are left alone.
+        """
+        hosts = await self.svc.scheduler.hosts()
+        changed = 0
+        for name, host in hosts.items():
+            url = (host.get("stats") or {}).get("compute_url")
+            if not url:
+                continue
+            states = await self.svc.computes.instances(str(url))
+            changed += await self._remove_orphans(name, str(url), states)
+            for inst in self.svc.store.list_instances(None, where=[
+                    s.instances.c.host == name, s.instances.c.task_state.is_(None),
+                    s.instances.c.vm_state.in_(["active", "stopped"])]):
+                changed += self._sync_one(inst, states.get(inst.uuid))
+        return changed
+
+    async def _remove_orphans(self, host: str, url: str, states: dict[str, int]) -> int:
+        """Delete guests the host runs for instances that are deleted (or never existed)."""
+        live = {i.uuid for i in self.svc.store.list_instances(
+            None, where=[s.instances.c.host == host])}
+        removed = 0
+        for uuid in states:
+            if uuid in live:
+                continue
+            record = self.svc.store.get_instance(uuid, include_deleted=True)
+            if record is None or record.deleted:
+                LOG.warning("removing orphan guest %s from %s", uuid, host)
+                await self.svc.computes.delete(url, uuid)
+                removed += 1
+        return removed
+
+    def _sync_one(self, inst: Instance, state: int | None) -> int:
+        if state is None:
+            done = self.svc.store.update_instance(
+                inst.uuid, expected_task_state=None, vm_state="error", power_state=0,
+                fault=fault(f"instance {inst.uuid} is missing on host {inst.host}"))
+            return int(done is not None)
+        if state == inst.power_state:
+            return 0
+        values: dict[str, Any] = {"power_state": state}
+        if inst.vm_state == "active" and state in (SHUTDOWN, 0, 6):
+            values["vm_state"] = "stopped"
+        elif inst.vm_state == "stopped" and state == RUNNING:
+            values["vm_state"] = "active"
+        done = self.svc.store.update_instance(inst.uuid, expected_task_state=None, **values)
+        return int(done is not None)
+
+    # --- delete and power actions -------------------------------------------------------
+
+    async def delete(self, inst: Instance) -> None:
+        """Destroy the instance on its host, release its claim, mark it deleted."""
+        try:
+            if inst.host:
+                await self.svc.computes.delete(await self.host_url(inst.host), inst.uuid)
+        except PeerError as exc:
+            self.svc.store.update_instance(inst.uuid, vm_state="error", task_state=None,
+                                           fault=fault(f"delete failed: {exc}"))
+            return
+        await self._release(inst.uuid)
+        self.svc.store.mark_deleted(inst.uuid)
+
+    async def power(self, inst: Instance, action: str, task_state: str, hard: bool = False,
+                    action_id: int | None = None) -> None:
+        """Run ``start``/``stop``/``reboot`` on the host and record the outcome."""
+        t0 = utcnow()
+        event = {"stop": "compute_stop_instance", "start": "compute_start_instance",
+                 "reboot": "compute_reboot_instance"}[action]
+        try:
+            assert inst.host is not None
+            state = await self.svc.computes.action(await self.host_url(inst.host), inst.uuid,
+                                                   action, hard)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, t0, utcnow(), "Success")
+        except PeerError as exc:
+            LOG.warning("%s of %s failed: %s", action, inst.uuid, exc)
+            if action_id is not None:
+                self.svc.store.add_event(action_id, event, t0, utcnow(), "Error", str(exc))
+            self.svc.store.update_instance(inst.uuid, expected_task_state=task_state,
+                                           task_state=None)
+            return
+        vm_state = "stopped" if action == "stop" else "active"
+        if action != "stop" and state != RUNNING:
+            vm_state = "stopped" if state == SHUTDOWN else "error"
+        self.svc.store.update_instance(inst.uuid, expected_task_state=task_state,
+                                       vm_state=vm_state, task_state=None, power_state=state)
+
+
+def encode_user_data(raw: Any) -> str | None:
+    """Validate base64 ``user_data`` (≤ 65535 bytes decoded); return it as given."""
+    if raw is None:
+        return None
+    from nubis.api.shared.errors import BadRequestError
+
+    if not isinstance(raw, str):
+        raise BadRequestError("Invalid input for field/attribute user_data. must be a string")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (ValueError, TypeError):
+        raise BadRequestError("User data needs to be valid base 64.") from None
+    if len(data) > 65535:
+        raise BadRequestError("User data too large. User data must be no larger than "
+                              "65535 bytes once base64 decoded.")
+    return raw
