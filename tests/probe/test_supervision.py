@@ -88,8 +88,9 @@ def _comes_back(cloud: Cloud, label: str) -> int:
 def _background_labels() -> list[str]:
     """Return one process of every registered background daemon (node 0 if per node)."""
     from nubis.registry import DAEMONS
+    from nubis.supervisor import PER_NODE
 
-    return [f"{name}-0" if spec.per_node else name
+    return [f"{name}-0" if spec.per_node or name in PER_NODE else name
             for name, spec in DAEMONS.items() if spec.kind == "background"]
 
 
