@@ -144,6 +144,14 @@ for _name, _module, _section, _summary in (
     register(DaemonSpec(_name, f"nubis.daemons.storage.{_module}:run", "background",
                         f"{_summary} (one storage node; $NUBIS_STORAGE_NODE)",
                         _object_daemon(_section)))
+# Container/account database replicators: one per storage node, like the servers.
+for _kind, _db_section in (("container", lambda c: c.container_replicator),
+                           ("account", lambda c: c.account_replicator)):
+    register(DaemonSpec(f"{_kind}-replicator", f"nubis.daemons.storage.dbreplicator:run_{_kind}",
+                        "background",
+                        f"syncs {_kind} databases with the other primaries, empties handoffs "
+                        "(one storage node; $NUBIS_STORAGE_NODE)",
+                        _object_daemon(_db_section), per_node=True))
 register(DaemonSpec("compute", "nubis.daemons.compute.server:run", "server",
                     "compute host (libvirt; builds and powers instances) on port 8776",
                     _compute))

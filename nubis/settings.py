@@ -44,6 +44,8 @@ class Config:
     object_auditor: AuditorConfig = field(default_factory=AuditorConfig)
     object_updater: UpdaterConfig = field(default_factory=UpdaterConfig)
     object_expirer: ExpirerConfig = field(default_factory=ExpirerConfig)
+    container_replicator: ReplicatorConfig = field(default_factory=ReplicatorConfig)
+    account_replicator: ReplicatorConfig = field(default_factory=ReplicatorConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     tempauth: TempAuthConfig = field(default_factory=TempAuthConfig)
     api: ApiConfig = field(default_factory=ApiConfig)

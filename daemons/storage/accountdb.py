@@ -17,6 +17,7 @@ from typing import Any
 
 import msgpack
 import xxhash
+from nubis.daemons.storage import dbsync
 from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
 from nubis.daemons.storage.listing import Entry, ListingParams, walk
 from nubis.daemons.storage.lmdbstore import GroupCommitter
@@ -173,38 +174,195 @@ class AccountDB:
                 info = AccountInfo(put_ts, "", put_ts, put_ts)
             elif info.deleted:
                 raise AccountDeletedError(account)
-            live_raw = txn.get(key, db=self.containers)
-            tomb_raw = txn.get(key, db=self.deleted)
-            old: list[Any] | None = None
-            if live_raw is not None:
-                old = unpack_row(live_raw)
-            elif tomb_raw is not None:
-                old = [*unpack_row(tomb_raw), 0, 0, 0]
-            new_put, new_del = put_ts, delete_ts
-            if old is not None:
-                new_put = max(new_put, old[0])
-                new_del = max(new_del, old[1])
-            if live_raw is not None:
-                info.containers -= 1
-                info.objects -= old[2]  # type: ignore[index]
-                info.nbytes -= old[3]  # type: ignore[index]
-            live = not new_del > new_put
-            if live:
-                txn.put(key, msgpack.packb([new_put, new_del, objects, nbytes, policy]),
-                        db=self.containers)
-                if tomb_raw is not None:
-                    txn.delete(key, db=self.deleted)
-                info.containers += 1
-                info.objects += objects
-                info.nbytes += nbytes
-            else:
-                if live_raw is not None:
-                    txn.delete(key, db=self.containers)
-                txn.put(key, msgpack.packb([new_put, new_del]), db=self.deleted)
+            live = self._merge_row(txn, info, key, [put_ts, delete_ts, objects, nbytes, policy],
+                                   newer_stats_only=False)
             self._save(txn, account, info)
             return live
 
         return await self.committer.submit(write)
+
+    def _merge_row(self, txn: Any, info: AccountInfo, key: bytes, row: list[Any], *,
+                   newer_stats_only: bool) -> bool:
+        """Merge one container row ``[put, delete, objects, bytes, policy]``; True if live.
+
+        Timestamps merge to the newest of each; the stats are the incoming ones
+        (a container server's report), or with ``newer_stats_only``
+        (replication) only when the incoming timestamps are newer.
+        """
+        put_ts, delete_ts, objects, nbytes, policy = row
+        live_raw = txn.get(key, db=self.containers)
+        tomb_raw = txn.get(key, db=self.deleted)
+        old: list[Any] | None = None
+        if live_raw is not None:
+            old = unpack_row(live_raw)
+        elif tomb_raw is not None:
+            old = [*unpack_row(tomb_raw), 0, 0, 0]
+        new_put, new_del = put_ts, delete_ts
+        if old is not None:
+            if newer_stats_only and live_raw is not None and (old[0], old[1]) >= (put_ts,
+                                                                                 delete_ts):
+                objects, nbytes, policy = old[2], old[3], old[4]
+            new_put = max(new_put, old[0])
+            new_del = max(new_del, old[1])
+        if live_raw is not None:
+            info.containers -= 1
+            info.objects -= old[2]  # type: ignore[index]
+            info.nbytes -= old[3]  # type: ignore[index]
+        live = not new_del > new_put
+        if live:
+            txn.put(key, msgpack.packb([new_put, new_del, objects, nbytes, policy]),
+                    db=self.containers)
+            if tomb_raw is not None:
+                txn.delete(key, db=self.deleted)
+            info.containers += 1
+            info.objects += objects
+            info.nbytes += nbytes
+        else:
+            if live_raw is not None:
+                txn.delete(key, db=self.containers)
+            txn.put(key, msgpack.packb([new_put, new_del]), db=self.deleted)
+        return live
+
+    # -- replication (:mod:`nubis.daemons.storage.dbsync`) --------------------------
+    def scopes(self) -> list[tuple[bytes, list[str]]]:
+        """Return ``(key, [account])`` of every account record here."""
+        with self.env.begin(db=self.accounts, buffers=False) as txn:
+            return [(bytes(k), [bytes(k).decode()]) for k, _ in txn.cursor()]
+
+    def _digest(self, txn: Any, key: bytes) -> str | None:
+        raw = txn.get(key, db=self.accounts)
+        if raw is None:
+            return None
+        info = AccountInfo.unpack(raw)
+        aid = account_id(key.decode())
+        # Live rows without their stats: those follow the container servers'
+        # reports, so replicas may differ in them without being out of sync.
+        live = ((k, dbsync.packb([r[0], r[1], r[4]])) for k, v in
+                dbsync.scope_rows(txn, self.containers, aid) for r in (unpack_row(v),))
+        return dbsync.digest([info.put_ts, info.delete_ts, dbsync.sorted_meta(info.meta)],
+                             [live, dbsync.scope_rows(txn, self.deleted, aid)])
+
+    def digest(self, key: bytes) -> str | None:
+        """Return the replication digest of an account (None when absent)."""
+        with self.env.begin(buffers=False) as txn:
+            return self._digest(txn, key)
+
+    def export(self, key: bytes) -> list[dict[str, Any]]:
+        """Return an account as ``_dbmerge`` chunks (empty when absent)."""
+        account = key.decode()
+        aid = account_id(account)
+        with self.env.begin(buffers=False) as txn:
+            raw = txn.get(key, db=self.accounts)
+            if raw is None:
+                return []
+            info = AccountInfo.unpack(raw)
+            record = [account, info.put_ts, info.delete_ts, info.status_changed, info.created,
+                      info.meta]
+            rows = [[k[len(aid):].decode(), *unpack_row(v)]
+                    for k, v in dbsync.scope_rows(txn, self.containers, aid)]
+            deleted = [[k[len(aid):].decode(), *unpack_row(v)]
+                       for k, v in dbsync.scope_rows(txn, self.deleted, aid)]
+        return list(dbsync.export_chunks(record, rows, deleted))
+
+    async def merge(self, chunk: Any) -> None:
+        """Merge one ``_dbmerge`` chunk pushed by a replicator.
+
+        Raises:
+            ValueError: a malformed chunk (nothing is written).
+        """
+        rec, rows = _parse_chunk(chunk)
+        account = rec[0]
+        aid = account_id(account)
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, account)
+            if info is None:
+                info = AccountInfo(rec[1], rec[2], rec[3], rec[4])
+            _merge_record(info, rec)
+            for row in rows:
+                self._merge_row(txn, info, aid + row[0].encode(), row[1:],
+                                newer_stats_only=True)
+            self._save(txn, account, info)
+
+        await self.committer.submit(write)
+
+    async def remove(self, key: bytes, digest: str) -> bool:
+        """Drop an account (handoff copy) if its digest is still ``digest``."""
+        aid = account_id(key.decode())
+
+        def write(txn: Any) -> bool:
+            if self._digest(txn, key) != digest:
+                return False
+            dbsync.delete_scope(txn, self.containers, aid)
+            dbsync.delete_scope(txn, self.deleted, aid)
+            txn.delete(key, db=self.accounts)
+            return True
+
+        result: bool = await self.committer.submit(write)
+        return result
+
+    async def reclaim(self, key: bytes, cutoff: str) -> int:
+        """Remove container tombstones deleted before ``cutoff`` (and an empty deleted account).
+
+        Returns:
+            How many tombstones were removed.
+        """
+        aid = account_id(key.decode())
+        with self.env.begin(buffers=False) as txn:
+            old = [k for k, v in dbsync.scope_rows(txn, self.deleted, aid)
+                   if unpack_row(v)[1] < cutoff]
+            info = self._load(txn, key.decode())
+        gone = info is not None and info.deleted and info.delete_ts < cutoff \
+            and info.containers == 0
+        if not old and not gone:
+            return 0
+
+        def write(txn: Any) -> int:
+            n = 0
+            for k in old:
+                raw = txn.get(k, db=self.deleted)
+                if raw is not None and unpack_row(raw)[1] < cutoff:
+                    n += bool(txn.delete(k, db=self.deleted))
+            now = self._load(txn, key.decode())
+            if now is not None and now.deleted and now.delete_ts < cutoff \
+                    and now.containers == 0:
+                dbsync.delete_scope(txn, self.deleted, aid)
+                txn.delete(key, db=self.accounts)
+                n += 1
+            return n
+
+        result: int = await self.committer.submit(write)
+        return result
+
+
+def _parse_chunk(chunk: Any) -> tuple[list[Any], list[list[Any]]]:
+    """Validate an account ``_dbmerge`` chunk; rows come out as container rows."""
+    try:
+        rec = list(chunk["record"])
+        head = [str(x) for x in rec[:5]]
+        meta = {str(k): [str(v[0]), str(v[1])] for k, v in dict(rec[5]).items()}
+        rows = [[str(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]), int(r[5])]
+                for r in chunk["rows"]]
+        rows += [[str(r[0]), str(r[1]), str(r[2]), 0, 0, 0] for r in chunk["deleted"]]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"bad merge chunk: {exc}") from None
+    if not head[0] or not head[1]:
+        raise ValueError("bad merge chunk: account and put timestamp required")
+    return [*head, meta], rows
+
+
+def _merge_record(info: AccountInfo, rec: list[Any]) -> None:
+    """Merge a pushed account record's timestamps and metadata into ``info``."""
+    _, put, dele, changed, created, meta = rec
+    info.put_ts = max(info.put_ts, put)
+    info.delete_ts = max(info.delete_ts, dele)
+    info.status_changed = max(info.status_changed, changed)
+    if created and (not info.created or created < info.created):
+        info.created = created
+    for name, (value, ts) in meta.items():
+        old = info.meta.get(name)
+        if old is None or old[1] < ts:
+            info.meta[name] = [value, ts]
 
 
 def _packb(value: Any) -> bytes:

@@ -96,8 +96,18 @@ class AccountServer(DatabaseServer[AccountDB]):
         """Wrap a device's environment."""
         return AccountDB(env, committer)
 
+    scope_names = 1
+
+    def scope_key(self, names: list[str]) -> bytes:
+        """Return an account's record key."""
+        return names[0].encode()
+
     async def dispatch(self, req: Request) -> Response:
         """Answer one backend request."""
+        if req.method == "POST":
+            answer = await self.replication_request(req)
+            if answer is not None:
+                return answer
         p = proto.parse_path(req.path, 1, 2)
         db = self.devices.get(p.device)
         if db is None:

@@ -42,6 +42,9 @@ def status_file(cluster: ClusterConfig, daemon: str, node: int) -> Path:
 class NodeDaemon(Daemon):
     """A background daemon over the object devices of one storage node."""
 
+    #: The :class:`NodeSettings` port of the server whose devices the daemon tends.
+    port_name = "object_port"
+
     def __init__(self, section: Any, storage: StorageConfig, cluster: ClusterConfig,
                  ring_dir: Path, node: NodeSettings) -> None:
         super().__init__(float(section.interval))
@@ -71,8 +74,9 @@ class NodeDaemon(Daemon):
         return self.ring("object" if policy == 0 else f"object-{policy}")
 
     def is_local(self, dev: DevDict, device: str) -> bool:
-        """Tell whether ring device ``dev`` is ``device`` of this node's object server."""
-        return (dev.get("device") == device and int(dev.get("port", -1)) == self.node.object_port
+        """Tell whether ring device ``dev`` is ``device`` of this node's server."""
+        port = int(getattr(self.node, self.port_name))
+        return (dev.get("device") == device and int(dev.get("port", -1)) == port
                 and dev.get("ip") in (self.node.bind_ip, "127.0.0.1", "localhost", "::1"))
 
     async def close(self) -> None:

@@ -102,7 +102,10 @@ def node_from_env() -> int:
 
 @dataclass(frozen=True)
 class ReplicatorConfig:
-    """The object replicator (``[object_replicator]``)."""
+    """A replicator: ``[object_replicator]``, ``[container_replicator]``, ``[account_replicator]``.
+
+    ``objects_per_second`` paces object pushes only.
+    """
 
     #: Run under ``nubis up``.
     enabled: bool = True

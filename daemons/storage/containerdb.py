@@ -25,6 +25,7 @@ from typing import Any
 
 import msgpack
 import xxhash
+from nubis.daemons.storage import dbsync
 from nubis.daemons.storage.dbcommon import Metadata, merge_metadata
 from nubis.daemons.storage.listing import (
     SCOPE_LEN,
@@ -33,6 +34,7 @@ from nubis.daemons.storage.listing import (
     ListingParams,
     get_row,
     row_key,
+    unwrap,
     walk,
     wrap_value,
 )
@@ -315,6 +317,153 @@ class ContainerDB:
         self.committer.submit_lazy(write)
 
 
+    # -- replication (:mod:`nubis.daemons.storage.dbsync`) --------------------------
+    def scopes(self) -> list[tuple[bytes, list[str]]]:
+        """Return ``(id, [account, container])`` of every container record here."""
+        with self.env.begin(db=self.containers, buffers=False) as txn:
+            out = []
+            for key, raw in txn.cursor():
+                info = ContainerInfo.unpack(raw)
+                out.append((bytes(key), [info.account, info.container]))
+            return out
+
+    def _digest(self, txn: Any, cid: bytes) -> str | None:
+        info = self._load(txn, cid)
+        if info is None:
+            return None
+        return dbsync.digest([info.put_ts, info.delete_ts, info.policy,
+                              dbsync.sorted_meta(info.meta)],
+                             [dbsync.scope_rows(txn, self.objects, cid),
+                              dbsync.scope_rows(txn, self.deleted, cid)])
+
+    def digest(self, cid: bytes) -> str | None:
+        """Return the replication digest of a container (None when absent)."""
+        with self.env.begin(buffers=False) as txn:
+            return self._digest(txn, cid)
+
+    def export(self, cid: bytes) -> list[dict[str, Any]]:
+        """Return a container as ``_dbmerge`` chunks (empty when absent)."""
+        with self.env.begin(buffers=False) as txn:
+            info = self._load(txn, cid)
+            if info is None:
+                return []
+            record = [info.account, info.container, info.put_ts, info.delete_ts,
+                      info.status_changed, info.created, info.policy, info.meta, info.accounts]
+            rows = [[name.decode(), *unpack_row(v)]
+                    for name, v in dbsync.named_rows(txn, self.objects, cid)]
+            deleted = [[name.decode(), v.decode()]
+                       for name, v in dbsync.named_rows(txn, self.deleted, cid)]
+        return list(dbsync.export_chunks(record, rows, deleted))
+
+    async def merge(self, chunk: Any) -> None:
+        """Merge one ``_dbmerge`` chunk pushed by a replicator (last writer wins).
+
+        Raises:
+            ValueError: a malformed chunk (nothing is written).
+        """
+        rec, rows, deleted = _parse_chunk(chunk)
+        account, container = rec[0], rec[1]
+        cid = container_id(account, container)
+
+        def write(txn: Any) -> None:
+            info = self._load(txn, cid)
+            if info is None:
+                info = ContainerInfo(account, container, rec[2], rec[3], rec[4], rec[5], rec[6],
+                                     0, 0, {}, rec[8], 0)
+            _merge_record(info, rec)
+            rt = _RowTxn(self, txn)
+            rt.infos[cid] = info
+            rt.changed.add(cid)
+            for name, ts, size, ctype, etag in rows:
+                rt.apply(RowUpdate("PUT", account, container, name, ts, size, ctype, etag),
+                         merge=True)
+            for name, ts in deleted:
+                rt.apply(RowUpdate("DELETE", account, container, name, ts), merge=True)
+            rt.finish()
+
+        await self.committer.submit(write)
+
+    async def remove(self, cid: bytes, digest: str) -> bool:
+        """Drop a container (handoff copy) if its digest is still ``digest``."""
+        def write(txn: Any) -> bool:
+            if self._digest(txn, cid) != digest:
+                return False  # changed since it was pushed: the next pass pushes it
+            dbsync.delete_scope(txn, self.objects, cid)
+            dbsync.delete_scope(txn, self.deleted, cid)
+            txn.delete(cid, db=self.containers)
+            txn.delete(cid, db=self.dirty)
+            return True
+
+        result: bool = await self.committer.submit(write)
+        return result
+
+    async def reclaim(self, cid: bytes, cutoff: str) -> int:
+        """Remove row tombstones older than ``cutoff`` and an old deleted record.
+
+        Returns:
+            How many tombstones (rows and the record) were removed.
+        """
+        with self.env.begin(buffers=False) as txn:
+            info = self._load(txn, cid)
+            old = [k for k, v in dbsync.scope_rows(txn, self.deleted, cid)
+                   if unwrap(k, v)[1].decode() < cutoff]
+        gone = info is not None and info.deleted and info.delete_ts < cutoff
+        if not old and not gone:
+            return 0
+
+        def write(txn: Any) -> int:
+            n = 0
+            for key in old:
+                raw = txn.get(key, db=self.deleted)
+                if raw is not None and unwrap(key, raw)[1].decode() < cutoff:
+                    n += bool(txn.delete(key, db=self.deleted))
+            now = self._load(txn, cid)
+            if now is not None and now.deleted and now.delete_ts < cutoff:
+                dbsync.delete_scope(txn, self.deleted, cid)
+                txn.delete(cid, db=self.containers)
+                txn.delete(cid, db=self.dirty)
+                n += 1
+            return n
+
+        result: int = await self.committer.submit(write)
+        return result
+
+
+def _parse_chunk(chunk: Any) -> tuple[list[Any], list[list[Any]], list[list[Any]]]:
+    """Validate a container ``_dbmerge`` chunk before any write."""
+    try:
+        rec = list(chunk["record"])
+        a, c, put, dele, changed, created = (str(x) for x in rec[:6])
+        meta = {str(k): [str(v[0]), str(v[1])] for k, v in dict(rec[7]).items()}
+        accounts = [[str(t[0]), int(t[1]), int(t[2]), str(t[3])] for t in rec[8]]
+        rows = [[str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4])]
+                for r in chunk["rows"]]
+        deleted = [[str(r[0]), str(r[1])] for r in chunk["deleted"]]
+        out = [a, c, put, dele, changed, created, int(rec[6]), meta, accounts]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"bad merge chunk: {exc}") from None
+    if not a or not c or not put:
+        raise ValueError("bad merge chunk: names and put timestamp required")
+    return out, rows, deleted
+
+
+def _merge_record(info: ContainerInfo, rec: list[Any]) -> None:
+    """Merge a pushed record's timestamps, policy and metadata into ``info``."""
+    _, _, put, dele, changed, created, policy, meta, accounts = rec
+    info.put_ts = max(info.put_ts, put)
+    info.delete_ts = max(info.delete_ts, dele)
+    info.status_changed = max(info.status_changed, changed)
+    if created and (not info.created or created < info.created):
+        info.created = created
+        info.policy = policy  # the older container's policy wins (deterministic)
+    for name, (value, ts) in meta.items():
+        old = info.meta.get(name)
+        if old is None or old[1] < ts:
+            info.meta[name] = [value, ts]
+    if not info.accounts:
+        info.accounts = accounts
+
+
 def migrate(env: Any, objects: Any, deleted: Any, meta: Any) -> int:
     """Rewrite rows keyed by the old layout (full names of 481-495 bytes); return how many.
 
@@ -368,15 +517,18 @@ class _RowTxn:
         self.apply(row)
         self.finish()
 
-    def apply(self, row: RowUpdate) -> None:
+    def apply(self, row: RowUpdate, merge: bool = False) -> None:
         """Apply one row (last writer wins by timestamp).
+
+        ``merge`` (replication) applies a PUT row to a deleted container too,
+        as Swift's ``merge_items`` does.
 
         Raises:
             ContainerNotFoundError: no such container (or deleted, for a PUT).
         """
         cid = container_id(row.account, row.container)
         info = self._info(cid)
-        if info is None or (row.method == "PUT" and info.deleted):
+        if info is None or (row.method == "PUT" and info.deleted and not merge):
             raise ContainerNotFoundError(row.container)
         txn, db = self.txn, self.db
         name = row.obj.encode()

@@ -163,10 +163,20 @@ class ContainerServer(DatabaseServer[ContainerDB]):
         await super().stop()
         await self.client.close()
 
+    scope_names = 2
+
+    def scope_key(self, names: list[str]) -> bytes:
+        """Return a container's id."""
+        return container_id(names[0], names[1])
+
     async def dispatch(self, req: Request) -> Response:
         """Answer one backend request."""
-        if req.method == "POST" and req.path.endswith(proto.ROWS_BATCH_SUFFIX):
-            return await self._rows_batch(req)
+        if req.method == "POST":
+            if req.path.endswith(proto.ROWS_BATCH_SUFFIX):
+                return await self._rows_batch(req)
+            answer = await self.replication_request(req)
+            if answer is not None:
+                return answer
         p = proto.parse_path(req.path, 2, 3)
         db = self.devices.get(p.device)
         if db is None:

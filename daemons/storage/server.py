@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import lmdb
+import msgpack
 from nubis.common.cluster import ClusterConfig
-from nubis.common.httpserver import Request, Response, plain
+from nubis.common.httpserver import BodyError, Request, Response, plain
 from nubis.common.metrics import Metrics
+from nubis.daemons.storage import dbsync
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.devices import Device, DeviceSet
 from nubis.daemons.storage.lmdbstore import GroupCommitter, open_env
@@ -139,6 +141,50 @@ class DatabaseServer(StorageServer[D]):
     @abstractmethod
     def make_db(self, path: Path, env: Any, committer: GroupCommitter) -> D:
         """Wrap an opened environment in the server's database type."""
+
+    @abstractmethod
+    def scope_key(self, names: list[str]) -> bytes:
+        """Return the database key of a replicated scope (``[account, container]``...)."""
+
+    #: How many names identify a replicated scope (2 for containers, 1 for accounts).
+    scope_names: ClassVar[int]
+
+    async def replication_request(self, req: Request) -> Response | None:
+        """Answer ``POST /<dev>/_dbsync`` and ``/_dbmerge`` (:mod:`dbsync`); else None."""
+        if req.method != "POST":
+            return None
+        path = req.path
+        if path.endswith(dbsync.SYNC_SUFFIX):
+            suffix = dbsync.SYNC_SUFFIX
+        elif path.endswith(dbsync.MERGE_SUFFIX):
+            suffix = dbsync.MERGE_SUFFIX
+        else:
+            return None
+        device = path[1:-len(suffix)]
+        if "/" in device:
+            return None  # a container or account named like the suffix
+        db: Any = self.devices.get(device)
+        if db is None:
+            return INSUFFICIENT_STORAGE
+        try:
+            body = msgpack.unpackb(await req.read(dbsync.MAX_BODY), raw=False)
+        except (ValueError, msgpack.UnpackException, BodyError):
+            return plain(400, "Bad replication body")
+        if suffix == dbsync.MERGE_SUFFIX:
+            try:
+                await db.merge(body)
+            except ValueError as exc:
+                return plain(400, str(exc))
+            return Response(204)
+        items = dbsync.parse_sync_items(body, self.scope_names)
+        if items is None:
+            return plain(400, "Bad replication body")
+
+        def compare() -> list[bool]:
+            return [db.digest(self.scope_key(names)) == digest for names, digest in items]
+
+        answer = await asyncio.get_running_loop().run_in_executor(self.executor, compare)
+        return Response(200, [("Content-Type", "application/x-msgpack")], dbsync.packb(answer))
 
     def spawn(self, work: Any) -> None:
         """Run background coroutine ``work`` until :meth:`stop`."""
