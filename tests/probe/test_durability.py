@@ -33,7 +33,8 @@ from tests.functional.proxy.cloud import Cloud, eventually, start_cloud
 
 pytestmark = pytest.mark.probe
 
-DAEMON_SECTIONS = ("object_replicator", "object_auditor", "object_updater", "object_expirer")
+DAEMON_SECTIONS = ("object_replicator", "object_auditor", "object_updater", "object_expirer",
+                   "container_replicator", "account_replicator")
 NODES = 4
 
 
@@ -118,7 +119,8 @@ def account_of(conn: sc.Connection) -> str:
 
 def test_background_daemons_run_under_nubis_up(cloud: Cloud) -> None:
     labels = {p.stem for p in (cloud.state / "run").glob("*.pid")}
-    for daemon in ("object-replicator", "object-auditor", "object-updater", "object-expirer"):
+    for daemon in ("object-replicator", "object-auditor", "object-updater", "object-expirer",
+                   "container-replicator", "account-replicator"):
         assert {f"{daemon}-{n}" for n in range(NODES)} <= labels, labels
 
     def passed() -> None:
@@ -155,6 +157,88 @@ def test_container_server_down_updater_fixes_listings(cloud: Cloud) -> None:
     else:
         raise AssertionError(f"listing never complete: {listing!r}\n{log}")
     assert "applied=" in log
+
+
+def _listing(dev: dict[str, Any], part: int, path: str) -> set[str]:
+    status, body = backend_get(dev, part, path)
+    assert status in (200, 204), (status, body)
+    return set(body.decode().split())
+
+
+def test_container_server_down_replication_brings_rows_up_to_date(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    account = account_of(conn)
+    cont = "crep-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont)
+    layout = Layout(cloud)
+    cpart, cnodes = layout.cring.get_nodes(account, cont)
+    victim = cnodes[1]
+    node = (int(victim["port"]) - cloud.config.storage.container_port) // 10
+    cloud.kill(f"container-server-{node}")
+    bodies = {f"o{i}": os.urandom(32 + i) for i in range(12)}
+    try:
+        for name, data in bodies.items():
+            conn.put_object(cont, name, data)
+    finally:
+        r = cloud.up()
+        assert r.returncode == 0, r.stderr
+    assert _listing(victim, cpart, f"/{account}/{cont}") < set(bodies)
+    for _ in range(3):  # a push that timed out on a loaded machine waits for the next pass
+        log = every_node(cloud, "container-replicator")
+        if _listing(victim, cpart, f"/{account}/{cont}") == set(bodies):
+            break
+    else:
+        raise AssertionError(f"rows never replicated\n{log}")
+    assert "databases_pushed=" in log, log
+    for dev in cnodes:  # every replica lists the same rows
+        assert _listing(dev, cpart, f"/{account}/{cont}") == set(bodies)
+
+
+def test_wiped_container_and_account_device_is_restored(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    account = account_of(conn)
+    cont = "wipe-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont, headers={"X-Container-Meta-Kept": "yes"})
+    names = {f"w{i}" for i in range(20)}
+    for name in names:
+        conn.put_object(cont, name, b"x")
+    layout = Layout(cloud)
+    aring = Ring(cloud.state / "rings" / "account.ring", seed=layout.seed)
+    cpart, cnodes = layout.cring.get_nodes(account, cont)
+    apart, anodes = aring.get_nodes(account)
+    victim = cnodes[0]
+    node = (int(victim["port"]) - cloud.config.storage.container_port) // 10
+    avictim = next((d for d in anodes
+                    if (int(d["port"]) - cloud.config.storage.account_port) // 10 == node), None)
+    cloud.kill(f"container-server-{node}")
+    cloud.kill(f"account-server-{node}")
+    wiped = [layout.devices / f"node{node}" / str(victim["device"]) / "containers.lmdb"]
+    if avictim is not None:
+        wiped.append(layout.devices / f"node{node}" / str(avictim["device"]) / "accounts.lmdb")
+    for env in wiped:
+        subprocess.run(["rm", "-rf", str(env)], check=True)
+    r = cloud.up()
+    assert r.returncode == 0, r.stderr
+    assert backend_get(victim, cpart, f"/{account}/{cont}")[0] == 404
+    for _ in range(3):
+        log = every_node(cloud, "container-replicator") + every_node(cloud, "account-replicator")
+        status, body = backend_get(victim, cpart, f"/{account}/{cont}")
+        if status == 200 and set(body.decode().split()) == names:
+            break
+    else:
+        raise AssertionError(f"container not restored: {status}\n{log}")
+    conn_v = http.client.HTTPConnection(victim["ip"], int(victim["port"]), timeout=10)
+    try:
+        conn_v.request("HEAD", f"/{victim['device']}/{cpart}/{urllib.parse.quote(account)}/"
+                               f"{urllib.parse.quote(cont)}")
+        head = conn_v.getresponse()
+        head.read()
+    finally:
+        conn_v.close()
+    assert head.getheader("X-Container-Meta-Kept") == "yes"
+    assert head.getheader("X-Container-Object-Count") == str(len(names))
+    if avictim is not None:
+        assert cont in _listing(avictim, apart, f"/{account}")
 
 
 def _load(conn: sc.Connection, cont: str, acked: dict[str, bytes], stop: threading.Event,
