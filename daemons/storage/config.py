@@ -36,6 +36,11 @@ class StorageConfig:
     inline_threshold: int = field(default=65536, metadata=check(non_negative))
     #: fsync data and commit LMDB synchronously before answering a write.
     fsync: bool = True
+    #: Free space (percent of the device) kept in reserve: an object PUT that
+    #: would leave less, and replication requests to such a device, are
+    #: answered 507 before any body is read, so the proxy and the replicators
+    #: use a handoff instead (Swift's ``fallocate_reserve``).
+    reserve_percent: float = field(default=1.0, metadata=check(non_negative))
     #: fsync container/account database commits too. Off by default, like Swift
     #: (its SQLite runs with synchronous=OFF): object data and metadata are
     #: always fsync'd when ``fsync`` is on; listings are flushed every

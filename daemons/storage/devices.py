@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,6 +27,10 @@ class Device(Protocol):
 D = TypeVar("D", bound=Device)
 
 
+#: Seconds a device's free space is taken as known.
+SPACE_TTL = 0.25
+
+
 class DeviceSet(Generic[D]):
     """The devices of one node, opened lazily by validated name."""
 
@@ -35,6 +40,27 @@ class DeviceSet(Generic[D]):
         self.factory = factory
         self.mount_check = mount_check
         self.open: dict[str, D] = {}
+        self._space: dict[str, tuple[float, int, int]] = {}
+
+    def short_of_space(self, name: str, reserve_percent: float, need: int = 0) -> bool:
+        """Tell whether device ``name`` would keep less than its reserve after ``need`` bytes.
+
+        PERF: ``statvfs`` is asked at most every :data:`SPACE_TTL` seconds per
+        device, not on every PUT (``python -m nubis.bench swift``).
+        """
+        if reserve_percent <= 0 and need <= 0:
+            return False
+        now = time.monotonic()
+        seen = self._space.get(name)
+        if seen is None or now - seen[0] > SPACE_TTL:
+            try:
+                st = os.statvfs(self.devices_dir / name)
+            except OSError:
+                return False
+            seen = (now, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize)
+            self._space[name] = seen
+        _, free, total = seen
+        return free - need < total * reserve_percent / 100.0
 
     def get(self, name: str) -> D | None:
         """Return the opened device ``name``, or None (507) if it does not exist."""

@@ -103,7 +103,10 @@ class GroupCommitter:
                         results = await loop.run_in_executor(self.executor, self._commit, batch,
                                                              lazy)
                 except BaseException as exc:  # commit failed: every writer learns it
-                    LOG.exception("LMDB commit failed")
+                    if isinstance(exc, (lmdb.DiskError, lmdb.MapFullError)):
+                        LOG.error("LMDB commit failed: %s", exc)  # a full device: no trace
+                    else:
+                        LOG.exception("LMDB commit failed")
                     for _, fut in batch:
                         if fut is not None and not fut.done():
                             fut.set_exception(exc)

@@ -128,7 +128,11 @@ class ObjectServer(StorageServer[ObjectDevice]):
         if method == "GET" or method == "HEAD":
             return await self.get(req)
         if replication.is_replication_path(req.path):
-            return await replication.handle(req, self.devices.get(req.path.split("/", 2)[1]),
+            device = req.path.split("/", 2)[1]
+            if method == "POST" and self.devices.short_of_space(
+                    device, self.storage.reserve_percent):
+                return INSUFFICIENT_STORAGE  # the replicator sends to a handoff instead
+            return await replication.handle(req, self.devices.get(device),
                                             self.seed, self.storage.inline_threshold)
         if method == "PUT":
             return await self.put(req)
@@ -214,6 +218,9 @@ class ObjectServer(StorageServer[ObjectDevice]):
         ts = proto.parse_timestamp(hdrs)
         if "content-length" not in hdrs and "chunked" not in hdrs.get("transfer-encoding", ""):
             return plain(411, "Length Required")
+        if self.devices.short_of_space(p.device, self.storage.reserve_percent,
+                                       proto.parse_int_header(hdrs, "content-length")):
+            return INSUFFICIENT_STORAGE
         meta = proto.metadata_from_headers(hdrs, proto.OBJECT_META_PREFIXES,
                                            proto.OBJECT_STORED_HEADERS)
         _check_delete_at(meta)

@@ -55,6 +55,11 @@ _MSGPACK = [("Content-Type", "application/x-msgpack")]
 class ReplicationError(StorageError):
     """Another object server refused or failed a replication request."""
 
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        #: The HTTP status answered (0: no answer); 507: the device is full or gone.
+        self.status = status
+
 
 def is_replication_path(path: str) -> bool:
     """Tell whether a request path is a replication request."""
@@ -205,7 +210,7 @@ class ReplicationClient:
             raise ReplicationError(f"{node['ip']}:{node['port']}: {exc}") from exc
         if resp.status != 200:
             raise ReplicationError(f"{node['ip']}:{node['port']}/{node['device']}: "
-                                   f"{resp.status}")
+                                   f"{resp.status}", resp.status)
         try:
             return msgpack.unpackb(resp.body, strict_map_key=False)
         except (ValueError, msgpack.UnpackException) as exc:

@@ -57,6 +57,8 @@ class ObjectReplicator(NodeDaemon):
         self.conf = section
         self.remote = ReplicationClient(self.client)
         self.limiter = RateLimiter(section.objects_per_second)
+        #: ``(policy, ip, port, device)`` of targets that answered 507 this pass.
+        self.unavailable: set[tuple[Any, ...]] = set()
 
     async def run_once(self) -> dict[str, int]:
         """Replicate every partition of every device of this node once."""
@@ -75,7 +77,7 @@ class ObjectReplicator(NodeDaemon):
             primaries = ring.get_part_nodes(part)
             targets = [n for n in primaries if not self.is_local(n, device.name)]
             plans.append((policy, part, targets, len(targets) == len(primaries)))
-        remote = await self._remote_hashes(plans, stats)
+        remote, self.unavailable = await self._remote_hashes(plans, stats)
         sem = asyncio.Semaphore(self.conf.concurrency)
 
         async def job(policy: int, part: int, targets: list[DevDict], handoff: bool) -> None:
@@ -90,8 +92,13 @@ class ObjectReplicator(NodeDaemon):
         await asyncio.gather(*(job(*plan) for plan in plans))
 
     async def _remote_hashes(self, plans: list[tuple[int, int, list[DevDict], bool]],
-                             stats: Counter[str]) -> dict[tuple[Any, ...], dict[str, str]]:
+                             stats: Counter[str]
+                             ) -> tuple[dict[tuple[Any, ...], dict[str, str]],
+                                        set[tuple[Any, ...]]]:
         """Fetch every target's suffix hashes, many partitions per request.
+
+        Returns the hashes by ``(policy, ip, port, device, partition)`` and the
+        ``(policy, ip, port, device)`` of targets that answered 507.
 
         PERF: one request per target device and :data:`HASH_BATCH` partitions
         instead of one per partition and target: an idle pass over a few
@@ -104,6 +111,7 @@ class ObjectReplicator(NodeDaemon):
                 key = (policy, node["ip"], int(node["port"]), node["device"])
                 groups.setdefault(key, (node, []))[1].append(part)
         out: dict[tuple[Any, ...], dict[str, str]] = {}
+        full: set[tuple[Any, ...]] = set()
         sem = asyncio.Semaphore(self.conf.concurrency)
 
         async def fetch(key: tuple[Any, ...], node: DevDict, parts: list[int]) -> None:
@@ -112,6 +120,8 @@ class ObjectReplicator(NodeDaemon):
                     got = await self.remote.bulk_hashes(node, key[0], parts)
                 except ReplicationError as exc:
                     stats["failures"] += 1
+                    if exc.status == 507:
+                        full.add(key)
                     LOG.info("hashes from %s:%s/%s: %s", node["ip"], node["port"],
                              node["device"], exc)
                     return
@@ -121,7 +131,7 @@ class ObjectReplicator(NodeDaemon):
         await asyncio.gather(*(fetch(key, node, parts[i:i + HASH_BATCH])
                                for key, (node, parts) in groups.items()
                                for i in range(0, len(parts), HASH_BATCH)))
-        return out
+        return out, full
 
     async def replicate_partition(self, device: ObjectDevice, policy: int, part: int,
                                   targets: list[DevDict], handoff: bool,
@@ -136,6 +146,9 @@ class ObjectReplicator(NodeDaemon):
         for node in targets:
             theirs = remote.get((policy, node["ip"], int(node["port"]), node["device"], part))
             if theirs is None:
+                if not handoff and (policy, node["ip"], int(node["port"]),
+                                    node["device"]) in self.unavailable:
+                    await self._to_handoff(device, policy, part, targets, stats)
                 continue  # the node did not answer
             try:
                 if await self._sync(device, policy, part, node, theirs, stats):
@@ -147,6 +160,36 @@ class ObjectReplicator(NodeDaemon):
         if handoff and targets and in_sync == len(targets):
             stats["handoff_partitions"] += 1
             await self._remove_partition(device, policy, part, snapshot, stats)
+
+    async def _to_handoff(self, device: ObjectDevice, policy: int, part: int,
+                          targets: list[DevDict], stats: Counter[str]) -> None:
+        """Sync a partition to the first usable handoff in place of a primary answering 507.
+
+        As Swift's replicator does: the data keeps its replica count while
+        the device is full or unmounted; the handoff's own replicator moves it
+        back once the primary takes writes again.
+        """
+        ring = self.object_ring(policy)
+        if ring is None:
+            return
+        skip = {(n["ip"], int(n["port"]), n["device"]) for n in targets}
+        for node in ring.get_more_nodes(part):
+            key = (node["ip"], int(node["port"]), node["device"])
+            if key in skip or self.is_local(node, device.name) or (policy, *key) in \
+                    self.unavailable:
+                continue
+            try:
+                theirs = await self.remote.suffix_hashes(node, policy, part)
+                await self._sync(device, policy, part, node, theirs, stats)
+            except ReplicationError as exc:
+                if exc.status == 507:
+                    self.unavailable.add((policy, *key))
+                    continue
+                LOG.info("partition %d to handoff %s:%s/%s: %s", part, node["ip"],
+                         node["port"], node["device"], exc)
+                return
+            stats["handoffs_used"] += 1
+            return
 
     async def _sync(self, device: ObjectDevice, policy: int, part: int, node: DevDict,
                     remote: dict[str, str], stats: Counter[str]) -> bool:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -98,6 +99,13 @@ class StorageServer(ABC, Generic[D]):
             return exc.response()
         except (lmdb.MapFullError, lmdb.DiskError) as exc:
             LOG.error("device full: %s", exc)
+            return INSUFFICIENT_STORAGE
+        except lmdb.Error as exc:
+            # An unsynced environment's commit reports a short write to a full
+            # device as EIO ("Input/output error"): the device cannot take it.
+            if os.strerror(errno.EIO) not in str(exc):
+                raise
+            LOG.error("device failed: %s", exc)
             return INSUFFICIENT_STORAGE
         except OSError as exc:
             if exc.errno in _DEVICE_FULL:
