@@ -5,8 +5,11 @@ returns counters of what it did. :func:`run_forever` repeats passes every
 ``interval`` seconds until stopped; :func:`run_daemon` is how a daemon process
 runs (one uvloop event loop, SIGTERM/SIGINT end it after the current pass or
 sleep, ``once`` runs a single pass). After every pass a small JSON status file
-(:class:`PassReport`) is written atomically so ``nubis status`` can show when
-each daemon last ran, for how long and what it did.
+(:class:`PassReport`, ``<state>/status/<label>.json``) is written atomically:
+``nubis status`` shows when each daemon last ran, for how long, what it did and
+its error, and the storage servers of its node export its running totals on
+their ``/metrics`` (a daemon without a port of its own needs no HTTP server,
+and a ``--once`` run counts too).
 
 :class:`RateLimiter` is the token bucket the daemons use to bound their work
 (objects or bytes per second).
@@ -31,16 +34,30 @@ from nubis.common.httpserver import run_uvloop
 
 LOG = logging.getLogger(__name__)
 
+#: Directory of the status files, under the state directory.
+STATUS_DIR = "status"
+
 
 @dataclass(frozen=True)
 class PassReport:
-    """What one pass of a daemon did (written to its status file)."""
+    """What a daemon's last pass did, and what all its passes did (its status file).
+
+    ``totals`` add up every pass's counters since the status file was first
+    written (a restarted daemon, or a ``--once`` run, carries them on), so the
+    storage servers can export them as Prometheus counters
+    (:class:`nubis.common.metrics.PassCollector`).
+    """
 
     daemon: str
     started: float
     duration: float
     stats: dict[str, int] = field(default_factory=dict)
     error: str = ""
+    #: The process label (``object-replicator-0``); the daemon name when not per node.
+    label: str = ""
+    #: Passes run, failed ones included.
+    passes: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
 
     def dumps(self) -> bytes:
         """Encode as JSON."""
@@ -53,9 +70,31 @@ class PassReport:
             doc = json.loads(path.read_bytes())
             return cls(str(doc["daemon"]), float(doc["started"]), float(doc["duration"]),
                        {str(k): int(v) for k, v in doc.get("stats", {}).items()},
-                       str(doc.get("error", "")))
-        except (OSError, ValueError, KeyError, TypeError):
+                       str(doc.get("error", "")), str(doc.get("label") or path.stem),
+                       int(doc.get("passes", 0)),
+                       {str(k): int(v) for k, v in doc.get("totals", {}).items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def then(self, started: float, duration: float, stats: dict[str, int],
+             error: str, declared: tuple[str, ...] = ()) -> PassReport:
+        """Return the report after one more pass (``declared`` counters start at 0)."""
+        totals = {key: 0 for key in declared} | self.totals
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+        return PassReport(self.daemon, started, duration, dict(stats), error, self.label,
+                          self.passes + 1, totals)
+
+
+def status_path(state_dir: str | Path, label: str) -> Path:
+    """Return where the daemon process ``label`` records its passes."""
+    return Path(state_dir) / STATUS_DIR / f"{label}.json"
+
+
+def read_reports(state_dir: str | Path) -> list[PassReport]:
+    """Return every daemon's status (by label); unreadable files are skipped."""
+    found = (PassReport.load(p) for p in sorted((Path(state_dir) / STATUS_DIR).glob("*.json")))
+    return [r for r in found if r is not None]
 
 
 class Daemon(ABC):
@@ -63,6 +102,8 @@ class Daemon(ABC):
 
     #: The daemon's name (``object-replicator``).
     name: str = "daemon"
+    #: Counters its passes report, exported (as 0 until counted) on ``/metrics``.
+    counters: tuple[str, ...] = ()
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
@@ -115,7 +156,9 @@ async def one_pass(daemon: Daemon, status_file: Path | None = None) -> PassRepor
     except Exception as exc:  # a pass must never kill the daemon
         LOG.exception("%s pass failed", daemon.name)
         error = f"{type(exc).__name__}: {exc}"
-    report = PassReport(daemon.name, started, time.monotonic() - t0, stats, error)
+    before = (PassReport.load(status_file) if status_file is not None else None) or \
+        PassReport(daemon.name, 0.0, 0.0, label=status_file.stem if status_file else daemon.name)
+    report = before.then(started, time.monotonic() - t0, stats, error, daemon.counters)
     LOG.info("%s pass done in %.3fs: %s%s", daemon.name, report.duration,
              " ".join(f"{k}={v}" for k, v in sorted(stats.items())) or "nothing",
              f" (error: {error})" if error else "")

@@ -16,9 +16,9 @@ the ordinary client API::
     synced = Counter("nubis_replicator_suffixes_synced", "Suffixes synced",
                      registry=metrics.registry)
 
-and a background daemon without a port writes them with
-:meth:`Metrics.write_textfile` (node-exporter textfile format) and its last pass
-with :func:`write_pass`, which ``nubis status`` shows.
+and a background daemon without a port records its passes in its status file,
+which ``nubis status`` shows and the servers of its node export
+(:class:`PassCollector`).
 
 With ``workers > 1`` each worker process counts its own requests and a scrape
 sees the worker that accepted it.
@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from nubis.common.fileutil import atomic_write
+from nubis.common.daemon import PassReport, read_reports
 from nubis.common.httpserver import Request, Response
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 #: Latency bucket upper bounds in seconds (the ``+Inf`` bucket is implicit).
@@ -205,37 +208,64 @@ class MetricsMiddleware:
         await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-# -- last passes of background daemons ---------------------------------------
+# -- background daemons' passes ---------------------------------------------------
 
-@dataclass(frozen=True)
-class PassRecord:
-    """One finished pass of a background daemon (``<state>/status/<name>.json``)."""
+class PassCollector:
+    """Export the pass totals of background daemons from their status files.
 
-    name: str
-    #: Wall-clock start (seconds since the epoch) and duration in seconds.
-    started: float
-    duration: float
-    #: What the pass did, e.g. ``{"suffixes_synced": 12, "objects_quarantined": 0}``.
-    stats: Mapping[str, int | float] = field(default_factory=dict)
+    A background daemon has no port of its own (``--once`` runs have no time
+    to be scraped either): it records every pass in
+    ``<state>/status/<label>.json`` (:class:`nubis.common.daemon.PassReport`)
+    and a server of its node adds this collector to its registry, so one
+    scrape of, e.g., the object server on 6200 shows its node's object
+    daemons. Per daemon (labels ``daemon``, ``node``):
 
+    - ``nubis_daemon_passes_total``, ``nubis_daemon_last_pass_start_seconds``,
+      ``nubis_daemon_last_pass_duration_seconds``,
+      ``nubis_daemon_last_pass_failed`` (0 or 1);
+    - one counter per pass counter, named after the daemon:
+      ``nubis_object_replicator_suffixes_synced_total``,
+      ``nubis_object_auditor_quarantined_total``,
+      ``nubis_object_updater_applied_total``,
+      ``nubis_object_expirer_expired_total``, ...
+    """
 
-def write_pass(state_dir: str | Path, record: PassRecord) -> None:
-    """Record a daemon's last pass for ``nubis status`` (``name`` like ``replicator-0``)."""
-    out = Path(state_dir) / "status"
-    out.mkdir(parents=True, exist_ok=True)
-    raw = asdict(record)
-    raw["stats"] = dict(record.stats)
-    atomic_write(out / f"{record.name}.json", [json.dumps(raw).encode()])
+    def __init__(self, state_dir: str | Path, prefix: str, node: int | None) -> None:
+        self.state_dir = Path(state_dir)
+        self.prefix = prefix
+        self.suffix = "" if node is None else f"-{node}"
 
+    def reports(self) -> list[PassReport]:
+        """Return the status of this collector's daemons."""
+        return [r for r in read_reports(self.state_dir)
+                if r.daemon.startswith(self.prefix) and r.label == r.daemon + self.suffix]
 
-def read_passes(state_dir: str | Path) -> list[PassRecord]:
-    """Return every recorded last pass, by name."""
-    out = []
-    for path in sorted((Path(state_dir) / "status").glob("*.json")):
-        try:
-            raw = json.loads(path.read_text())
-            out.append(PassRecord(str(raw["name"]), float(raw["started"]),
-                                  float(raw["duration"]), dict(raw.get("stats") or {})))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return out
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families (called by the registry on every scrape)."""
+        labels = ["daemon", "node"]
+        passes = CounterMetricFamily("nubis_daemon_passes", "Passes run by a background daemon",
+                                     labels=labels)
+        start = GaugeMetricFamily("nubis_daemon_last_pass_start_seconds",
+                                  "When the last pass started (Unix time)", labels=labels)
+        took = GaugeMetricFamily("nubis_daemon_last_pass_duration_seconds",
+                                 "How long the last pass took", labels=labels)
+        failed = GaugeMetricFamily("nubis_daemon_last_pass_failed",
+                                   "1 when the last pass failed", labels=labels)
+        counters: dict[str, CounterMetricFamily] = {}
+        node = self.suffix[1:]
+        for r in self.reports():
+            values = [r.daemon, node]
+            passes.add_metric(values, r.passes)
+            start.add_metric(values, r.started)
+            took.add_metric(values, r.duration)
+            failed.add_metric(values, 1.0 if r.error else 0.0)
+            base = "nubis_" + r.daemon.replace("-", "_")
+            for key, total in sorted(r.totals.items()):
+                name = f"{base}_{key}"
+                if name not in counters:
+                    counters[name] = CounterMetricFamily(
+                        name, f"{r.daemon}: {key.replace('_', ' ')} (all passes)",
+                        labels=["node"])
+                counters[name].add_metric([node], total)
+        yield from (passes, start, took, failed)
+        yield from counters.values()

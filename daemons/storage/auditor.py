@@ -30,6 +30,7 @@ class ObjectAuditor(NodeDaemon):
     """Verify stored objects and quarantine the corrupt ones."""
 
     name = "object-auditor"
+    counters = ("objects_checked", "bytes_checked", "quarantined")
 
     def __init__(self, section: AuditorConfig, storage: StorageConfig, cluster: ClusterConfig,
                  ring_dir: Path, node: NodeSettings) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nubis.common.cluster import ClusterConfig
-from nubis.common.daemon import Daemon, run_daemon
+from nubis.common.daemon import Daemon, run_daemon, status_path
 from nubis.common.httpclient import HTTPClient
 from nubis.daemons.storage.config import NodeSettings, StorageConfig, node_from_env, node_settings
 from nubis.daemons.storage.devices import DeviceSet
@@ -35,8 +35,8 @@ def open_object_device(path: Path, executor: ThreadPoolExecutor,
 
 
 def status_file(cluster: ClusterConfig, daemon: str, node: int) -> Path:
-    """Return where a daemon of ``node`` records its last pass."""
-    return Path(cluster.state_dir) / "run" / f"{daemon}-{node}.status.json"
+    """Return where a daemon of ``node`` records its passes."""
+    return status_path(cluster.state_dir, f"{daemon}-{node}")
 
 
 class NodeDaemon(Daemon):

@@ -78,6 +78,8 @@ def _node_key(node: DevDict) -> NodeKey:
 class DatabaseReplicator(NodeDaemon):
     """Sync this node's container (or account) databases with their other primaries."""
 
+    counters = ("databases", "databases_pushed", "rows_pushed", "push_failures", "failures",
+                "handoffs_removed", "tombstones_reclaimed")
     #: Ring name, server port and LMDB environment of the databases.
     kind: ClassVar[str]
     env_name: ClassVar[str]

@@ -40,6 +40,7 @@ class ObjectExpirer(NodeDaemon):
     """Delete expired objects on all their nodes, in bounded batches."""
 
     name = "object-expirer"
+    counters = ("due", "expired", "failures")
 
     def __init__(self, section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
                  ring_dir: Path, node: NodeSettings) -> None:

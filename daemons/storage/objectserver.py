@@ -48,6 +48,7 @@ from nubis.daemons.storage.server import (
 )
 from nubis.daemons.storage.updates import UpdateSender
 from nubis.fastpath.hashpath import cluster_seed, hash_path_hex
+from prometheus_client import Counter
 
 LOG = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ class ObjectServer(StorageServer[ObjectDevice]):
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
                                  timeout=storage.update_timeout)
         self.updates = UpdateSender(self.client, storage.update_timeout)
+        self.pendings_queued = Counter(
+            "nubis_object_async_pendings_queued",
+            "Container updates still queued when their request was answered (for the updater)",
+            registry=self.metrics.registry)
 
     @classmethod
     def for_node(cls, storage: StorageConfig, cluster: ClusterConfig,
@@ -276,8 +281,9 @@ class ObjectServer(StorageServer[ObjectDevice]):
     async def _send_updates(self, df: DiskFile, keys: list[bytes],
                             updates: list[PendingUpdate]) -> None:
         """Send committed container updates; wait for them at most ``update_timeout``."""
-        await self.updates.wait(self.updates.send(df.device,
-                                                  list(zip(keys, updates, strict=True))))
+        futures = self.updates.send(df.device, list(zip(keys, updates, strict=True)))
+        if not await self.updates.wait(futures):
+            self.pendings_queued.inc(sum(not (f.done() and f.result()) for f in futures))
 
     def _container_updates(self, req: Request, p: proto.BackendPath, policy: int,
                            rec: ObjectRecord | None, ts: Timestamp | None = None,

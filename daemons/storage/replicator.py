@@ -50,6 +50,9 @@ class ObjectReplicator(NodeDaemon):
     """Sync this node's object partitions with their other primaries."""
 
     name = "object-replicator"
+    counters = ("partitions", "suffixes_synced", "objects_pushed", "push_failures", "failures",
+                "errors", "tombstones_reclaimed", "handoff_partitions",
+                "handoff_objects_removed", "handoffs_used")
 
     def __init__(self, section: ReplicatorConfig, storage: StorageConfig,
                  cluster: ClusterConfig, ring_dir: Path, node: NodeSettings) -> None:

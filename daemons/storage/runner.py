@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import HTTPServer, Request, Response, run_uvloop
-from nubis.common.metrics import Metrics, instrument
+from nubis.common.metrics import Metrics, PassCollector, instrument
 from nubis.daemons.storage.config import StorageConfig, node_from_env, node_settings
 from nubis.daemons.storage.server import StorageServer
 
@@ -87,6 +87,11 @@ def run_node(server: type[StorageServer[Any]], storage: StorageConfig, cluster: 
 
     async def main() -> None:
         app = server.for_node(storage, cluster, settings)
+        # The node's background daemons of this server's kind (object-*, ...)
+        # are scraped here: they have no port of their own.
+        kind = server.port_name.removesuffix("_port")
+        app.metrics.registry.register(PassCollector(cluster.state_dir, f"{kind}-",
+                                                    settings.index))
         await serve(app, settings.bind_ip, getattr(settings, server.port_name),
                     max_connections=storage.max_connections)
 

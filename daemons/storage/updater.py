@@ -24,6 +24,7 @@ class ObjectUpdater(NodeDaemon):
     """Apply queued container updates once the container servers answer."""
 
     name = "object-updater"
+    counters = ("pending", "applied", "failed")
 
     def __init__(self, section: UpdaterConfig, storage: StorageConfig, cluster: ClusterConfig,
                  ring_dir: Path, node: NodeSettings) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nubis.supervisor import ExitRecord, ProcessStatus
+
+if TYPE_CHECKING:
+    from nubis.common.daemon import PassReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -37,7 +41,7 @@ def _exit_line(rec: ExitRecord | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from nubis.commands.up import open_supervisor
-    from nubis.common.metrics import read_passes
+    from nubis.common.daemon import read_reports
     from nubis.watchdog import running_pid
 
     sup, procs = open_supervisor(args.state_dir)
@@ -59,11 +63,18 @@ def _run(args: argparse.Namespace) -> int:
               f"log tail:")
         for line in rec.tail:
             print(f"  | {line}")
-    passes = read_passes(Path(sup.state_dir))
-    if passes:
-        print(f"\n{'daemon':22} {'last pass':>9} {'took':>8}  what it did")
-        for p in passes:
-            when = time.strftime("%H:%M:%S", time.localtime(p.started))
-            did = ", ".join(f"{k}={v}" for k, v in sorted(p.stats.items())) or "-"
-            print(f"{p.name:22} {when:>9} {p.duration:>7.2f}s  {did}")
+    _print_passes(read_reports(Path(sup.state_dir)))
     return 0 if all(r.healthy for r in rows) else 1
+
+
+def _print_passes(reports: list[PassReport]) -> None:
+    """Show each background daemon's last pass: when, how long, what it did, its error."""
+    if not reports:
+        return
+    print(f"\n{'daemon':26} {'last pass':>9} {'took':>8} {'passes':>6}  what it did")
+    for p in reports:
+        when = time.strftime("%H:%M:%S", time.localtime(p.started))
+        did = ", ".join(f"{k}={v}" for k, v in sorted(p.stats.items())) or "nothing"
+        if p.error:
+            did = f"FAILED: {p.error}"
+        print(f"{p.label:26} {when:>9} {p.duration:>7.2f}s {p.passes:>6}  {did}")

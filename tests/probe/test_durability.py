@@ -124,7 +124,7 @@ def test_background_daemons_run_under_nubis_up(cloud: Cloud) -> None:
         assert {f"{daemon}-{n}" for n in range(NODES)} <= labels, labels
 
     def passed() -> None:
-        assert (cloud.state / "run" / "object-replicator-0.status.json").is_file()
+        assert (cloud.state / "status" / "object-replicator-0.json").is_file()
     eventually(passed, timeout=60)
 
 

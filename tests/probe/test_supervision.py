@@ -138,6 +138,36 @@ def test_metrics_count_requests(cloud: Cloud) -> None:
     assert 'nubis_http_requests_total{method="GET",server="proxy",status="200"}' in text
 
 
+def test_background_daemon_counters_on_their_nodes_servers(cloud: Cloud) -> None:
+    """Background daemons have no port: their node's servers export their pass totals."""
+    object_port = cloud.config.storage.object_port
+    container_port = cloud.config.storage.container_port
+
+    def scrape(port: int) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    wanted = {object_port: ['nubis_object_replicator_suffixes_synced_total{node="0"}',
+                            'nubis_object_auditor_quarantined_total{node="0"}',
+                            'nubis_object_updater_applied_total{node="0"}',
+                            'nubis_object_expirer_expired_total{node="0"}',
+                            'nubis_daemon_passes_total{daemon="object-replicator",node="0"}',
+                            "nubis_object_async_pendings_queued_total"],
+              container_port: ['nubis_container_replicator_databases_pushed_total{node="0"}']}
+
+    def exported() -> bool:  # each daemon passes once when it starts
+        return all(w in scrape(port) for port, names in wanted.items() for w in names)
+
+    assert _within(COMEBACK, exported), scrape(object_port)
+    status = nubis("status", "--state-dir", str(cloud.state)).stdout
+    passes = status[status.index("last pass"):].splitlines()[1:]  # the daemons' passes
+    rows = {x.split()[0]: x.split()[1:] for x in passes if x.strip()}
+    for label in ("object-replicator-0", "object-auditor-0", "object-updater-0",
+                  "object-expirer-0", "container-replicator-0", "account-replicator-0"):
+        when, took, count = rows[label][:3]  # when, how long, how many passes
+        assert when.count(":") == 2 and took.endswith("s") and int(count) >= 1, status
+
+
 def test_down_stops_everything_and_up_works_again(tmp_path: Path) -> None:
     cloud = start_cloud(tmp_path / "state", proxy_workers=2)
     groups = [int(p.read_text()) for p in (cloud.state / "run").glob("*.pid")]

@@ -6,7 +6,16 @@ import asyncio
 from pathlib import Path
 
 import uvloop
-from nubis.common.daemon import Daemon, PassReport, RateLimiter, one_pass, run_daemon, run_forever
+from nubis.common.daemon import (
+    Daemon,
+    PassReport,
+    RateLimiter,
+    one_pass,
+    read_reports,
+    run_daemon,
+    run_forever,
+    status_path,
+)
 
 
 class Counting(Daemon):
@@ -39,7 +48,7 @@ def test_rate_limiter_paces_units() -> None:
 
 
 def test_one_pass_records_stats_and_errors(tmp_path: Path) -> None:
-    status = tmp_path / "run" / "counting-0.status.json"
+    status = status_path(tmp_path, "counting-0")
     daemon = Counting(fail_at=2)
     first = uvloop.run(one_pass(daemon, status))
     assert first.stats == {"done": 1} and not first.error
@@ -48,6 +57,10 @@ def test_one_pass_records_stats_and_errors(tmp_path: Path) -> None:
     assert second.error == "RuntimeError: disk on fire" and second.stats == {}
     loaded = PassReport.load(status)
     assert loaded is not None and loaded.error == second.error
+    assert loaded.passes == 2 and loaded.totals == {"done": 1} and loaded.label == "counting-0"
+    third = uvloop.run(one_pass(Counting(), status))  # a new process carries the totals on
+    assert third.passes == 3 and third.totals == {"done": 2}
+    assert read_reports(tmp_path) == [third]
     (tmp_path / "bad.json").write_text("{nope")
     assert PassReport.load(tmp_path / "bad.json") is None
 

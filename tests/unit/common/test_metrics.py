@@ -10,10 +10,8 @@ import pytest
 from nubis.common.metrics import (
     Metrics,
     MetricsMiddleware,
-    PassRecord,
+    PassCollector,
     is_loopback,
-    read_passes,
-    write_pass,
 )
 from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,13 +55,33 @@ def test_daemon_counters_share_the_registry(tmp_path: Path) -> None:
     assert "suffixes_synced_total 3.0" in (tmp_path / "metrics" / "replicator.prom").read_text()
 
 
-def test_pass_records_round_trip(tmp_path: Path) -> None:
-    write_pass(tmp_path, PassRecord("replicator-0", 1700000000.0, 1.5, {"synced": 4}))
-    write_pass(tmp_path, PassRecord("auditor-0", 1700000001.0, 0.25))
+def test_pass_collector_exports_the_node_daemons_totals(tmp_path: Path) -> None:
+    from nubis.common.daemon import PassReport, status_path
+
+    def save(label: str, report: PassReport) -> None:
+        path = status_path(tmp_path, label)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(report.dumps())
+
+    rep = PassReport("object-replicator", 0.0, 0.0, label="object-replicator-0")
+    rep = rep.then(1700000000.0, 1.5, {"suffixes_synced": 4}, "")
+    rep = rep.then(1700000100.0, 0.5, {"suffixes_synced": 2, "objects_pushed": 1}, "")
+    save("object-replicator-0", rep)
+    save("object-auditor-0", PassReport("object-auditor", 0.0, 0.0, label="object-auditor-0")
+         .then(1700000001.0, 0.25, {}, "OSError: boom"))
+    save("object-replicator-1", rep)  # another node's: not exported by node 0
+    save("container-replicator-0", rep)  # another kind's
     (tmp_path / "status" / "broken.json").write_text("{")
-    got = read_passes(tmp_path)
-    assert [p.name for p in got] == ["auditor-0", "replicator-0"]
-    assert got[1].stats == {"synced": 4} and got[1].duration == 1.5
+    m = Metrics("object-server")
+    m.registry.register(PassCollector(tmp_path, "object-", 0))
+    text = m.render().decode()
+    assert 'nubis_object_replicator_suffixes_synced_total{node="0"} 6.0' in text
+    assert 'nubis_object_replicator_objects_pushed_total{node="0"} 1.0' in text
+    assert 'nubis_daemon_passes_total{daemon="object-replicator",node="0"} 2.0' in text
+    assert 'nubis_daemon_last_pass_duration_seconds{daemon="object-replicator",node="0"} 0.5' \
+        in text
+    assert 'nubis_daemon_last_pass_failed{daemon="object-auditor",node="0"} 1.0' in text
+    assert 'node="1"' not in text and "container_replicator" not in text
 
 
 def test_loopback() -> None:
