@@ -194,6 +194,43 @@ def test_container_server_down_replication_brings_rows_up_to_date(cloud: Cloud) 
         assert _listing(dev, cpart, f"/{account}/{cont}") == set(bodies)
 
 
+def _backend(dev: dict[str, Any], method: str, path: str, headers: dict[str, str]) -> int:
+    conn = http.client.HTTPConnection(dev["ip"], int(dev["port"]), timeout=10)
+    try:
+        conn.request(method, f"/{dev['device']}{urllib.parse.quote(path)}", b"", headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_handoff_container_is_pushed_to_primaries_then_removed(cloud: Cloud) -> None:
+    account = account_of(connect(cloud))
+    cont = "hand-" + uuid.uuid4().hex[:6]
+    layout = Layout(cloud)
+    cpart, cnodes = layout.cring.get_nodes(account, cont)
+    handoff = next(iter(layout.cring.get_more_nodes(cpart)))
+    now = time.time()
+    assert _backend(handoff, "PUT", f"/{cpart}/{account}/{cont}",
+                    {"X-Timestamp": f"{now:.5f}"}) == 201
+    names = {f"h{i}" for i in range(5)}
+    for i, name in enumerate(sorted(names)):
+        assert _backend(handoff, "PUT", f"/{cpart}/{account}/{cont}/{name}",
+                        {"X-Timestamp": f"{now + 1 + i:.5f}", "X-Size": "3",
+                         "X-Content-Type": "text/plain", "X-Etag": "e" * 32}) == 201
+    node = (int(handoff["port"]) - cloud.config.storage.container_port) // 10
+    for _ in range(3):
+        log = once(cloud, "container-replicator", node)
+        if "handoffs_removed=" in log:
+            break
+    else:
+        raise AssertionError(f"the handoff copy was never removed\n{log}")
+    for dev in cnodes:
+        assert _listing(dev, cpart, f"/{account}/{cont}") == names
+    assert backend_get(handoff, cpart, f"/{account}/{cont}")[0] == 404
+
+
 def test_wiped_container_and_account_device_is_restored(cloud: Cloud) -> None:
     conn = connect(cloud)
     account = account_of(conn)
