@@ -20,6 +20,7 @@ Like Swift's db replicator it only pushes, so a primary that lost its rows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import lmdb
 import msgpack
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClientError
@@ -79,7 +81,7 @@ class DatabaseReplicator(NodeDaemon):
     """Sync this node's container (or account) databases with their other primaries."""
 
     counters = ("databases", "databases_pushed", "rows_pushed", "push_failures", "failures",
-                "handoffs_removed", "tombstones_reclaimed")
+                "errors", "handoffs_removed", "tombstones_reclaimed")
     #: Ring name, server port and LMDB environment of the databases.
     kind: ClassVar[str]
     env_name: ClassVar[str]
@@ -117,8 +119,12 @@ class DatabaseReplicator(NodeDaemon):
         """Replicate every database of every device of this node once."""
         stats: Counter[str] = Counter()
         for device, db in self.databases():
-            await self.replicate_device(device, db, stats)
-            await db.committer.sync()
+            try:
+                await self.replicate_device(device, db, stats)
+                await db.committer.sync()
+            except Exception:  # one bad device (full, failing) must not stop the others
+                stats["errors"] += 1
+                LOG.exception("replicating %s databases of %s failed", self.kind, device)
         return dict(stats)
 
     async def replicate_device(self, device: str, db: Any, stats: Counter[str]) -> None:
@@ -220,8 +226,9 @@ class DatabaseReplicator(NodeDaemon):
     async def close(self) -> None:
         """Flush and close the databases, then what every node daemon holds."""
         for db in self.opened.values():
-            await db.committer.close()
-            db.env.sync(True)
+            with contextlib.suppress(lmdb.Error, OSError):  # a full device: nothing to keep
+                await db.committer.close()
+                db.env.sync(True)
             db.env.close()
         self.opened.clear()
         self.db_executor.shutdown(wait=True)
