@@ -197,3 +197,48 @@ def test_bad_replication_requests_are_400_and_names_like_suffixes_are_plain(
             assert r.status == 404
 
     run(go())
+
+
+def test_replicator_pass_pushes_then_idles(tmp_path: Path) -> None:
+    """The container replicator of node A (no server here) against node B's server."""
+    from nubis.common.cluster import ClusterConfig
+    from nubis.daemons.storage.config import NodeSettings, ReplicatorConfig, StorageConfig
+    from nubis.daemons.storage.dbreplicator import ContainerReplicator
+    from nubis.ring.builder import RingBuilder
+    from nubis.ring.ringdata import write_ring_file
+
+    async def go() -> None:
+        async with stack(tmp_path / "b") as b:
+            rings = tmp_path / "rings"
+            rings.mkdir()
+            builder = RingBuilder(4, 2, 1)
+            a_port = b.ports["container"] + 1  # nothing listens: node A has no server here
+            for zone, port in ((1, a_port), (2, b.ports["container"])):
+                builder.add_dev(region=1, zone=zone, ip="127.0.0.1", port=port, device="d1",
+                                weight=100.0)
+            builder.rebalance(seed=1)
+            write_ring_file(rings / "container.ring", builder.get_ring())
+            devices = tmp_path / "a" / "devices"
+            (devices / "d1" / "containers.lmdb").mkdir(parents=True)
+            cluster = ClusterConfig(state_dir=str(tmp_path / "a"))
+            node = NodeSettings(0, "127.0.0.1", a_port - 1, a_port, a_port + 1, devices)
+            rep = ContainerReplicator(ReplicatorConfig(), StorageConfig(), cluster, rings, node)
+            try:
+                (_, db), = rep.databases()
+                for n in range(3):
+                    await db.put_container("AUTH_a", f"c{n}", ts(), 0, {}, [])
+                    await db.put_object("AUTH_a", f"c{n}", "o", ts(), 1, "text/plain", "e")
+                first = await rep.run_once()
+                assert first["databases"] == 3 and first["databases_pushed"] == 3, first
+                for n in range(3):
+                    r = await b.req("container", "GET", f"/d1/0/AUTH_a/c{n}")
+                    assert r.status == 200 and r.body == b"o\n"
+                second = await rep.run_once()  # nothing written since: digests reused
+                assert second["digests_reused"] == 3 and "databases_pushed" not in second
+                await db.put_object("AUTH_a", "c1", "p", ts(), 1, "text/plain", "e")
+                third = await rep.run_once()
+                assert third["databases_pushed"] == 1 and "digests_reused" not in third
+            finally:
+                await rep.close()
+
+    run(go())
