@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -157,6 +158,21 @@ def test_container_server_down_updater_fixes_listings(cloud: Cloud) -> None:
     else:
         raise AssertionError(f"listing never complete: {listing!r}\n{log}")
     assert "applied=" in log
+    # The object servers counted the updates they left queued; the updaters'
+    # totals are exported by their nodes' object servers.
+    ports = [cloud.config.storage.object_port + 10 * n for n in range(NODES)]
+    assert sum(_metric(p, "nubis_object_async_pendings_queued_total") for p in ports) >= 1
+    assert sum(_metric(p, "nubis_object_updater_applied_total", f'{{node="{n}"}}')
+               for n, p in enumerate(ports)) >= 1
+
+
+def _metric(port: int, name: str, labels: str = "") -> float:
+    """Return one sample of a server's ``/metrics`` (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + labels + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def _listing(dev: dict[str, Any], part: int, path: str) -> set[str]:
