@@ -35,11 +35,47 @@ X_BODY_XXH3 = "x-backend-body-xxh3"
 #: Container-update overrides a proxy sends with an object PUT
 #: (``<prefix><key>`` replaces the update's ``X-<Key>``).
 X_OVERRIDE_PREFIX = "x-backend-container-update-override-"
+#: Erasure coding, phase 1: a fragment-archive PUT sent with ``yes`` is stored
+#: non-durable (and sends no container update) until phase 2 commits it.
+X_EC_MULTIPHASE = "x-backend-obj-multiphase-commit"
+#: Erasure coding, phase 2: a POST with the data timestamp of a stored fragment
+#: archive marks it durable, merges the request's sysmeta (object ETag, length)
+#: and sends the container update.
+X_EC_COMMIT = "x-backend-ec-commit"
+#: Object-server reply header of a fragment archive: ``yes`` when durable.
+X_EC_DURABLE = "X-Backend-Ec-Durable"
+#: Fragment-archive sysmeta (stored with each archive, as Swift's).
+EC_FRAG_INDEX = "x-object-sysmeta-ec-frag-index"
+EC_ETAG = "x-object-sysmeta-ec-etag"
+EC_CONTENT_LENGTH = "x-object-sysmeta-ec-content-length"
+EC_SEGMENT_SIZE = "x-object-sysmeta-ec-segment-size"
 
 __all__ = [
-    "X_ACCOUNT_DEVICE", "X_ACCOUNT_HOST", "X_ACCOUNT_PARTITION", "X_BACKEND_TIMESTAMP",
-    "X_BODY_XXH3", "X_BYTES_USED", "X_CONTAINER_DEVICE", "X_CONTAINER_HOST",
-    "X_CONTAINER_PARTITION", "X_CONTENT_TYPE", "X_DELETE_AT", "X_DELETE_TIMESTAMP", "X_ETAG",
-    "X_OBJECT_COUNT", "X_OVERRIDE_PREFIX", "X_POLICY_INDEX", "X_PUT_TIMESTAMP", "X_SIZE",
-    "X_TIMESTAMP", "X_TRANS_ID",
+    "EC_CONTENT_LENGTH",
+    "EC_ETAG",
+    "EC_FRAG_INDEX",
+    "EC_SEGMENT_SIZE",
+    "X_ACCOUNT_DEVICE",
+    "X_ACCOUNT_HOST",
+    "X_ACCOUNT_PARTITION",
+    "X_BACKEND_TIMESTAMP",
+    "X_BODY_XXH3",
+    "X_BYTES_USED",
+    "X_CONTAINER_DEVICE",
+    "X_CONTAINER_HOST",
+    "X_CONTAINER_PARTITION",
+    "X_CONTENT_TYPE",
+    "X_DELETE_AT",
+    "X_DELETE_TIMESTAMP",
+    "X_EC_COMMIT",
+    "X_EC_DURABLE",
+    "X_EC_MULTIPHASE",
+    "X_ETAG",
+    "X_OBJECT_COUNT",
+    "X_OVERRIDE_PREFIX",
+    "X_POLICY_INDEX",
+    "X_PUT_TIMESTAMP",
+    "X_SIZE",
+    "X_TIMESTAMP",
+    "X_TRANS_ID",
 ]

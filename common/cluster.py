@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from nubis.common.policies import DEFAULT_POLICIES, PolicyConfig, PolicySet
 
 
 @dataclass(frozen=True)
@@ -17,3 +19,11 @@ class ClusterConfig:
     state_dir: str = "var"
     #: Address every server binds to unless its section says otherwise.
     bind_ip: str = "127.0.0.1"
+    #: Storage policies by name (``[cluster.storage_policies.<name>]``): index, type,
+    #: replicas or EC parameters; see :mod:`nubis.common.policies`.
+    storage_policies: dict[str, PolicyConfig] = field(
+        default_factory=lambda: dict(DEFAULT_POLICIES))
+
+    def policies(self) -> PolicySet:
+        """Return the storage policies (built through the policy-type registry)."""
+        return PolicySet.from_config(self.storage_policies)

@@ -122,21 +122,51 @@ def ring_dir(config: Config) -> Path:
     return Path(config.cluster.state_dir) / "rings"
 
 
+def devices_per_node(config: Config) -> int:
+    """Return how many devices each node has: enough for the widest policy's ring."""
+    count = config.storage.node_count
+    widest = max(p.ring_replicas for p in config.cluster.policies())
+    return max(1, -(-widest // count))
+
+
+def device_name(config: Config, node: int, slot: int) -> str:
+    """Return the name of ``node``'s device ``slot`` (``d1``..``d4``, then ``d5``..)."""
+    return f"d{slot * config.storage.node_count + node + 1}"
+
+
 def ensure_devices(config: Config) -> list[Path]:
-    """Create every node's device directory; return them."""
+    """Create every node's device directories; return them."""
     from nubis.daemons.storage.config import node_settings
 
     out = []
     for i in range(config.storage.node_count):
         node = node_settings(config.storage, config.cluster.state_dir, i)
-        dev = node.devices / f"d{i + 1}"
-        dev.mkdir(parents=True, exist_ok=True)
-        out.append(dev)
+        for slot in range(devices_per_node(config)):
+            dev = node.devices / device_name(config, i, slot)
+            dev.mkdir(parents=True, exist_ok=True)
+            out.append(dev)
+    return out
+
+
+def ring_plan(config: Config) -> list[tuple[str, str, int, int]]:
+    """Return every ring to build: (file stem, server kind, replicas, devices per node).
+
+    The container and account rings and every replicated policy's object ring
+    use one device per node (``min(replicas, nodes)`` copies); an EC policy's
+    ring has ``k + m`` primaries over enough devices per node for one fragment
+    archive per device (``ec42``: 6 of 8 devices, ``ec84``: 12 of 12).
+    """
+    count = config.storage.node_count
+    out = [(kind, kind, min(REPLICAS, count), 1) for kind in ("container", "account")]
+    for policy in config.cluster.policies():
+        want = policy.ring_replicas
+        per_node = max(1, -(-want // count)) if policy.is_ec else 1
+        out.append((policy.ring_name, "object", min(want, count * per_node), per_node))
     return out
 
 
 def ensure_rings(config: Config) -> list[Path]:
-    """Build the object, container and account rings if missing; return new files."""
+    """Build the container, account and every policy's object ring if missing."""
     from nubis.daemons.storage.config import node_settings
     from nubis.ring.builder import RingBuilder
     from nubis.ring.ringdata import write_ring_file
@@ -144,18 +174,18 @@ def ensure_rings(config: Config) -> list[Path]:
     rdir = ring_dir(config)
     rdir.mkdir(parents=True, exist_ok=True)
     written = []
-    count = config.storage.node_count
-    for kind in RING_KINDS:
-        path = rdir / f"{kind}.ring"
+    for stem, kind, replicas, per_node in ring_plan(config):
+        path = rdir / f"{stem}.ring"
         if path.exists():
             continue
-        builder = RingBuilder(PART_POWER, min(REPLICAS, count), 1)
-        for i in range(count):
+        builder = RingBuilder(PART_POWER, replicas, 1)
+        for i in range(config.storage.node_count):
             node = node_settings(config.storage, config.cluster.state_dir, i)
             port = {"object": node.object_port, "container": node.container_port,
                     "account": node.account_port}[kind]
-            builder.add_dev(region=1, zone=i + 1, ip=node.bind_ip, port=port,
-                            device=f"d{i + 1}", weight=100.0)
+            for slot in range(per_node):
+                builder.add_dev(region=1, zone=i + 1, ip=node.bind_ip, port=port,
+                                device=device_name(config, i, slot), weight=100.0)
         builder.rebalance(seed=1)
         write_ring_file(path, builder.get_ring())
         written.append(path)

@@ -33,6 +33,7 @@ from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_respo
 from nubis.api.proxy.s3.auth import CredentialSource
 from nubis.api.proxy.s3.router import S3Api, wants_s3
 from nubis.common.httpclient import HTTPClient
+from nubis.common.policies import DEFAULT_POLICIES, PolicySet
 
 log = logging.getLogger("nubis.proxy")
 
@@ -268,10 +269,10 @@ async def _guard(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         raise ClientDisconnectError(str(exc)) from None
 
 
-def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[str, Any]:
-    """Return what ``GET /info`` says: features and limits."""
-    policies = [{"name": name, "default": name == conf.default_policy}
-                for name in conf.policies]
+def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
+                  pset: PolicySet) -> dict[str, Any]:
+    """Return what ``GET /info`` says: features, limits and storage policies."""
+    policies = pset.info()
     doc: dict[str, Any] = {
         "swift": {"version": VERSION, "strict_cors_mode": True, "policies": policies,
                   "allow_account_management": False, "account_autocreate":
@@ -296,10 +297,11 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[
 def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
               hash_prefix: str, hash_suffix: str,
               extra_verifiers: list[TokenVerifier] | None = None,
-              s3_source: CredentialSource | None = None) -> Any:
+              s3_source: CredentialSource | None = None,
+              policies: PolicySet | None = None) -> Any:
     """Build the proxy's ASGI app for one worker."""
     proxy = build_proxy(conf, ta_conf, ring_dir, hash_prefix, hash_suffix, extra_verifiers,
-                        s3_source)
+                        s3_source, policies)
     app = falcon.asgi.App(media_type="text/plain")
     app.req_options.strip_url_path_trailing_slash = False
     app.add_sink(proxy.sink, prefix="/")
@@ -309,7 +311,8 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
 def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
                 hash_prefix: str, hash_suffix: str,
                 extra_verifiers: list[TokenVerifier] | None = None,
-                s3_source: CredentialSource | None = None) -> ProxyApp:
+                s3_source: CredentialSource | None = None,
+                policies: PolicySet | None = None) -> ProxyApp:
     """Build the front-end-independent request handling of one worker.
 
     The S3 API is on unless ``s3_source`` is None and no credential hook is configured
@@ -326,8 +329,9 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
         tempauth = TempAuth(ta_conf, tempauth_secret(ta_conf, hash_prefix, hash_suffix))
         verifiers.append(tempauth)
     verifiers.extend(extra_verifiers or [])
-    state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth)
-    return ProxyApp(state, info_document(conf, limits, tempauth is not None),
+    pset = policies or PolicySet.from_config(DEFAULT_POLICIES)
+    state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth, pset)
+    return ProxyApp(state, info_document(conf, limits, tempauth is not None, pset),
                     S3Api(s3_source, ta_conf.reseller_prefix))
 
 

@@ -72,10 +72,6 @@ class ProxyConfig:
     max_manifest_segments: int = field(default=1000, metadata=check(positive))
     #: Where the rings live; empty means ``<state_dir>/rings``.
     ring_dir: str = ""
-    #: Default storage policy name for new containers.
-    default_policy: str = "rep3"
-    #: ``name = index`` of every storage policy the rings serve.
-    policies: dict[str, int] = field(default_factory=lambda: {"rep3": 0})
     log_level: str = "WARNING"
     #: Extra token verifiers tried after tempauth: ``"module:function"`` called with
     #: the cloud's token settings and the ``[tempauth]`` section, returning an object

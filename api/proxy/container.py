@@ -187,11 +187,15 @@ async def _ensure_account(ctx: Ctx) -> None:
 
 
 def _policy_index(ctx: ContainerCtx) -> int:
-    name = ctx.header("x-storage-policy") or ctx.state.conf.default_policy
-    for pname, idx in ctx.state.conf.policies.items():
-        if pname.lower() == name.lower():
-            return idx
-    raise HTTPError(400, f"Invalid X-Storage-Policy {name!r}")
+    name = ctx.header("x-storage-policy")
+    if not name:
+        return ctx.state.policies.default.index
+    policy = ctx.state.policies.by_name(name)
+    if policy is None:
+        raise HTTPError(400, f"Invalid X-Storage-Policy {name!r}")
+    if policy.is_deprecated:
+        raise HTTPError(400, f"Storage Policy {policy.name!r} is deprecated")
+    return policy.index
 
 
 async def _container_write(ctx: ContainerCtx, method: str, extra: dict[str, str]) -> int:

@@ -23,6 +23,7 @@ from nubis.api.proxy.backend import Backend, Reply
 from nubis.api.proxy.config import ProxyConfig
 from nubis.api.proxy.constraints import Limits
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError
+from nubis.common.policies import PolicySet
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -137,13 +138,14 @@ class ProxyState:
     """Everything one proxy worker shares between requests."""
 
     def __init__(self, conf: ProxyConfig, limits: Limits, backend: Backend,
-                 auth: AuthChain, tempauth: TempAuth | None) -> None:
+                 auth: AuthChain, tempauth: TempAuth | None, policies: PolicySet) -> None:
         self.conf = conf
         self.limits = limits
         self.backend = backend
         self.auth = auth
         self.tempauth = tempauth
-        self.policy_names = {idx: name for name, idx in conf.policies.items()}
+        self.policies = policies
+        self.policy_names = policies.names()
         self._info: dict[tuple[str, ...], Info] = {}
 
     def cached_info(self, key: tuple[str, ...]) -> Info | None:

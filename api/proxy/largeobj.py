@@ -26,6 +26,7 @@ from nubis.api.proxy.base import (
 from nubis.api.proxy.constraints import header_path
 from nubis.api.proxy.container import backend_listing
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
+from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import (
     check_conditions,
@@ -42,7 +43,6 @@ from nubis.api.proxy.transfer import (
     shape_response,
     store,
 )
-from nubis.common.httpclient import ClientResponse
 
 #: Largest manifest body accepted on PUT.
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
@@ -259,7 +259,7 @@ def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
 
 # --- SLO GET / DELETE ----------------------------------------------------------
 
-async def _read_manifest(ctx: ObjectCtx, got: ClientResponse, policy: int) -> list[dict[str, Any]]:
+async def _read_manifest(ctx: ObjectCtx, got: Fetched, policy: int) -> list[dict[str, Any]]:
     if ctx.method == "HEAD" or not got.headers.get("content-length"):
         await got.release()
         again = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy, "GET")
@@ -330,7 +330,7 @@ def _slice(segments: list[Segment], first: int, length: int) -> list[Segment]:
     return out
 
 
-async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
+async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
     """Answer GET/HEAD of an SLO by streaming its segments."""
     headers = dict(got.headers)
     manifest = await _read_manifest(ctx, got, policy)
@@ -343,7 +343,7 @@ async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
 
 
-async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
+async def slo_manifest_get(ctx: ObjectCtx, got: Fetched) -> Resp:
     """Answer ``GET ?multipart-manifest=get`` of an SLO: its manifest as JSON.
 
     With ``format=raw`` the manifest comes in the form a ``multipart-manifest=put``

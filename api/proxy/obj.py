@@ -24,6 +24,7 @@ from nubis.api.proxy.constraints import (
     delete_at_from_headers,
 )
 from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import (
     container_of,
@@ -34,7 +35,6 @@ from nubis.api.proxy.transfer import (
     store,
     to_all,
 )
-from nubis.common.httpclient import ClientResponse
 
 
 async def handle(ctx: ObjectCtx) -> Resp:
@@ -89,7 +89,7 @@ def _expired(headers: dict[str, str]) -> bool:
         return False
 
 
-async def respond_object(ctx: ObjectCtx, got: ClientResponse) -> Resp:
+async def respond_object(ctx: ObjectCtx, got: Fetched) -> Resp:
     """Turn a plain object's backend response into the client response."""
     headers = got.headers
     length = int(headers.get("content-length", "0"))

@@ -79,7 +79,7 @@ def make_app(settings: ProxySettings) -> Any:
 
     return build_app(settings.proxy, settings.tempauth, settings.ring_dir,
                      settings.cluster.hash_path_prefix, settings.cluster.hash_path_suffix,
-                     settings.verifiers(), settings.s3_source())
+                     settings.verifiers(), settings.s3_source(), settings.cluster.policies())
 
 
 def run(proxy: ProxyConfig, tempauth: TempAuthConfig, cluster: ClusterConfig,
@@ -130,7 +130,7 @@ def _serve_native(settings: ProxySettings, sock: socket.socket) -> None:
         proxy = build_proxy(settings.proxy, settings.tempauth, settings.ring_dir,
                             settings.cluster.hash_path_prefix,
                             settings.cluster.hash_path_suffix, settings.verifiers(),
-                            settings.s3_source())
+                            settings.s3_source(), settings.cluster.policies())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

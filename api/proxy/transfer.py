@@ -14,7 +14,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import putter, tempurl
+from nubis.api.proxy import ec, putter, tempurl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     container_info,
@@ -37,7 +37,7 @@ from nubis.api.proxy.httputil import (
     slice_stream,
 )
 from nubis.common import backend as hdr
-from nubis.common.httpclient import ClientResponse
+from nubis.common.policies import ECPolicy
 
 #: Bodies up to this size are buffered on GET instead of streamed.
 SMALL_GET = 64 * 1024
@@ -66,9 +66,12 @@ def update_headers(ctx: Ctx, container: str, n: int) -> list[dict[str, str]]:
 
 
 async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
-                method: str = "GET") -> ClientResponse | Reply:
+                method: str = "GET") -> ec.Fetched | Reply:
     """Open a GET/HEAD of an object on the first node that has it."""
     ring = ctx.state.backend.rings.get("object", policy)
+    pol = ctx.state.policies.get(policy)
+    if isinstance(pol, ECPolicy):
+        return await ec.fetch(ctx, pol, ring, (account, container, obj), method)
     part, nodes = ring.get_nodes(account, container, obj)
     headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id}
     return await ctx.state.backend.open_read(ring, part, nodes, method,
@@ -206,6 +209,11 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
         h.update(extra or {})
         h.update(upd)
         per_node.append(h)
+    pol = ctx.state.policies.get(policy)
+    if isinstance(pol, ECPolicy):
+        etag = await ec.store(ctx, pol, ring, (ctx.account, container, obj), per_node,
+                              source, length, client_etag, ts)
+        return ec.stored_response(etag, timestamp_headers({"x-timestamp": ts}))
     result = await putter.upload(ctx.state.backend, ring, part, nodes,
                                  (ctx.account, container, obj), per_node, source, length,
                                  client_etag)

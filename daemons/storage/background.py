@@ -61,6 +61,9 @@ class NodeDaemon(Daemon):
             mount_check=storage.mount_check)
         self.client = HTTPClient(connect_timeout=min(http_timeout, 5.0), timeout=http_timeout)
         self._rings: dict[str, Ring | None] = {}
+        #: The cluster's storage policies (the reconstructor handles EC ones,
+        #: the replicator the others).
+        self.policies = cluster.policies()
 
     def ring(self, kind: str) -> Ring | None:
         """Return the ring ``<ring_dir>/<kind>.ring`` (None when it does not exist)."""

@@ -26,8 +26,8 @@ from nubis.common import backend as hdr
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import BodyError, Request, Response, plain
+from nubis.daemons.storage import ecfrag, replication
 from nubis.daemons.storage import protocol as proto
-from nubis.daemons.storage import replication
 from nubis.daemons.storage.background import open_object_device
 from nubis.daemons.storage.config import NodeSettings, StorageConfig
 from nubis.daemons.storage.diskfile import (
@@ -229,6 +229,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
         meta = proto.metadata_from_headers(hdrs, proto.OBJECT_META_PREFIXES,
                                            proto.OBJECT_STORED_HEADERS)
         _check_delete_at(meta)
+        if hdrs.get(hdr.X_EC_MULTIPHASE) == "yes":
+            meta[ecfrag.NONDURABLE] = "yes"  # until phase 2 (see ecfrag)
         existing = df.record()
         if existing is not None:
             if existing.ts >= ts.internal:
@@ -269,7 +271,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
                            hdrs.get("content-type", "application/octet-stream"), meta, False,
                            p.partition, f"/{p.account}/{p.container}/{p.obj}",
                            tuple(writer.sums), writer.body if writer.inline else None)
-        updates = self._container_updates(req, p, df.policy, rec)
+        updates = self._container_updates(req, p, df.policy, rec) \
+            if ecfrag.is_durable(rec) else []
         try:
             _old, keys = await writer.commit(rec, updates)
         except ConflictError as exc:
@@ -340,7 +343,9 @@ class ObjectServer(StorageServer[ObjectDevice]):
 
     # -- POST --------------------------------------------------------------------------
     async def post(self, req: Request) -> Response:
-        """Replace an object's metadata (202)."""
+        """Replace an object's metadata (202), or commit a fragment archive (phase 2)."""
+        if hdr.X_EC_COMMIT in req.headers:
+            return await self._ec_commit(req)
         _, df = self._locate(req)
         if df is None:
             return INSUFFICIENT_STORAGE
@@ -375,6 +380,23 @@ class ObjectServer(StorageServer[ObjectDevice]):
             return self._not_found()
         return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
                               (hdr.X_BACKEND_TIMESTAMP, ts.internal)], b"")
+
+
+    async def _ec_commit(self, req: Request) -> Response:
+        """Mark a fragment archive durable and send its container update (EC phase 2)."""
+        p, df = self._locate(req)
+        if df is None:
+            return INSUFFICIENT_STORAGE
+        ts = proto.parse_timestamp(req.headers, hdr.X_EC_COMMIT)
+        sysmeta = {k: v for k, v in req.headers.items() if k.startswith("x-object-sysmeta-")}
+        rec, keys, updates = await ecfrag.mark_durable(
+            df, ts.internal, sysmeta,
+            lambda r: self._container_updates(req, p, df.policy, r))
+        if rec is None:
+            return self._not_found()
+        await self._send_updates(df, keys, updates)
+        return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
+                              (hdr.X_BACKEND_TIMESTAMP, rec.ts)], b"")
 
 
 #: Container-update overrides, in Swift's order: a stored
@@ -440,10 +462,14 @@ def _object_headers(rec: ObjectRecord) -> list[tuple[str, str]]:
     headers = [("Content-Type", rec.content_type), ("ETag", rec.etag),
                ("Last-Modified", Timestamp.parse(data_ts).http_date),
                ("X-Timestamp", ts.normal), (hdr.X_BACKEND_TIMESTAMP, rec.ts),
-               ("X-Backend-Data-Timestamp", data_ts), ("X-Backend-Durable-Timestamp", data_ts),
-               ("Accept-Ranges", "bytes")]
+               ("X-Backend-Data-Timestamp", data_ts), ("Accept-Ranges", "bytes")]
+    if ecfrag.is_durable(rec):
+        headers.append(("X-Backend-Durable-Timestamp", data_ts))
+    else:
+        headers.append((hdr.X_EC_DURABLE, "no"))
     for k, v in rec.meta.items():
-        headers.append((proto.title_header(k), v))
+        if k not in ecfrag.INTERNAL:
+            headers.append((proto.title_header(k), v))
     return headers
 
 

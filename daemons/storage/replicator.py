@@ -75,8 +75,9 @@ class ObjectReplicator(NodeDaemon):
         plans: list[tuple[int, int, list[DevDict], bool]] = []
         for policy, part in device.partitions():
             ring = self.object_ring(policy)
-            if ring is None:
-                continue
+            pol = self.policies.get(policy)
+            if ring is None or (pol is not None and pol.is_ec):
+                continue  # fragment archives are the reconstructor's
             primaries = ring.get_part_nodes(part)
             targets = [n for n in primaries if not self.is_local(n, device.name)]
             plans.append((policy, part, targets, len(targets) == len(primaries)))

@@ -42,8 +42,12 @@ def test_rings_devices_and_swiftrc(tmp_path: Path) -> None:
     path = tmp_path / "nubis.toml"
     defaults.write_default_config(path, tmp_path, defaults.Ports(18080, 16200, 16201, 16202))
     config = load_config(path)
-    assert len(defaults.ensure_devices(config)) == 4
-    assert len(defaults.ensure_rings(config)) == 3
+    # 4 nodes x 3 devices: ec84's ring needs 12 (the replicated rings use d1..d4)
+    assert len(defaults.ensure_devices(config)) == 12
+    rings = defaults.ensure_rings(config)
+    assert sorted(p.name for p in rings) == [
+        "account.ring", "container.ring", "object-1.ring", "object-2.ring",
+        "object-3.ring", "object.ring"]
     assert defaults.ensure_rings(config) == []  # idempotent
     from nubis.ring import Ring
 
