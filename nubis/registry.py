@@ -140,7 +140,9 @@ for _name, _module, _section, _summary in (
         ("object-updater", "updater", lambda c: c.object_updater,
          "sends queued container updates (async pendings)"),
         ("object-expirer", "expirer", lambda c: c.object_expirer,
-         "deletes objects whose X-Delete-At has passed")):
+         "deletes objects whose X-Delete-At has passed"),
+        ("object-reconstructor", "reconstructor", lambda c: c.object_reconstructor,
+         "rebuilds missing or corrupt EC fragment archives, reverts handoffs")):
     register(DaemonSpec(_name, f"nubis.daemons.storage.{_module}:run", "background",
                         f"{_summary} (one storage node; $NUBIS_STORAGE_NODE)",
                         _object_daemon(_section)))

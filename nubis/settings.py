@@ -26,6 +26,7 @@ from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.storage.config import (
     AuditorConfig,
     ExpirerConfig,
+    ReconstructorConfig,
     ReplicatorConfig,
     StorageConfig,
     UpdaterConfig,
@@ -46,6 +47,7 @@ class Config:
     object_expirer: ExpirerConfig = field(default_factory=ExpirerConfig)
     container_replicator: ReplicatorConfig = field(default_factory=ReplicatorConfig)
     account_replicator: ReplicatorConfig = field(default_factory=ReplicatorConfig)
+    object_reconstructor: ReconstructorConfig = field(default_factory=ReconstructorConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     tempauth: TempAuthConfig = field(default_factory=TempAuthConfig)
     api: ApiConfig = field(default_factory=ApiConfig)

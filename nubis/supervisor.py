@@ -48,6 +48,7 @@ PER_NODE: dict[str, str] = {
     "object-auditor": "",
     "object-updater": "",
     "object-expirer": "",
+    "object-reconstructor": "",
 }
 
 #: Log lines kept in an exit record.

@@ -168,3 +168,19 @@ class ExpirerConfig:
     concurrency: int = field(default=8, metadata=check(positive))
     #: Seconds to wait for an object server.
     http_timeout: float = field(default=10.0, metadata=check(positive))
+
+
+@dataclass(frozen=True)
+class ReconstructorConfig:
+    """The object reconstructor (``[object_reconstructor]``): EC fragment archives."""
+
+    #: Run under ``nubis up``.
+    enabled: bool = True
+    #: Seconds between the starts of two passes.
+    interval: float = field(default=30.0, metadata=check(positive))
+    #: Partitions handled at the same time.
+    concurrency: int = field(default=4, metadata=check(positive))
+    #: Most fragment archives rebuilt or reverted per second (0 = unlimited).
+    objects_per_second: float = field(default=0.0, metadata=check(non_negative))
+    #: Seconds to wait for another object server.
+    http_timeout: float = field(default=30.0, metadata=check(positive))

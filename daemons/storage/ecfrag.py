@@ -23,7 +23,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from nubis.daemons.storage.diskfile import DiskFile, ObjectRecord, PendingUpdate, object_key
+from nubis.common import backend as hdr
+from nubis.common.httpserver import Request, Response, plain
+from nubis.daemons.storage.diskfile import (
+    DiskFile,
+    ObjectDevice,
+    ObjectRecord,
+    PendingUpdate,
+    object_key,
+)
+from nubis.daemons.storage.protocol import ProtocolError
+from nubis.daemons.storage.replication import RECORD_HEADER, pack_record
 
 #: Metadata key of a fragment archive that phase 2 has not reached yet.
 NONDURABLE = "x-object-sysmeta-ec-nondurable"
@@ -84,3 +94,55 @@ async def mark_durable(df: DiskFile, ts: str, sysmeta: dict[str, str],
     if rec is None:
         return None, [], []
     return rec, [k for k, _ in pending], updates
+
+
+#: The path segment after the device of a fragment-archive fetch (reconstructor).
+FETCH_SEGMENT = "_ecfrag"
+
+
+def is_fetch_path(path: str) -> bool:
+    """Tell whether a request path is ``/<dev>/_ecfrag/<policy>/<part>/<hash>``."""
+    parts = path.split("/", 3)
+    return len(parts) > 2 and parts[2] == FETCH_SEGMENT
+
+
+def parse_fetch_path(path: str) -> tuple[str, int, int, str]:
+    """Split a fetch path into (device, policy, partition, hash).
+
+    Raises:
+        ProtocolError: 400 for anything else.
+    """
+    parts = path.split("/")
+    if len(parts) != 6 or parts[2] != FETCH_SEGMENT:
+        raise ProtocolError(400, "Invalid path")
+    dev, policy, part, obj = parts[1], parts[3], parts[4], parts[5]
+    if not (policy.isascii() and policy.isdigit() and int(policy) < 256 and part.isascii()
+            and part.isdigit() and int(part) < 1 << 32 and len(obj) == 32
+            and not obj.strip("0123456789abcdef")):
+        raise ProtocolError(400, "Invalid policy, partition or hash")
+    return dev, int(policy), int(part), obj
+
+
+async def serve_archive(req: Request, device: ObjectDevice | None) -> Response:
+    """Answer ``POST /<dev>/_ecfrag/<policy>/<part>/<hash>``: a stored archive by hash.
+
+    The reply carries the record (``X-Backend-Replication-Record``, see
+    :mod:`~nubis.daemons.storage.replication`) and the archive's bytes, verified
+    chunk by chunk as they are read; 404 when nothing live is stored.
+    """
+    _, policy, part, obj = parse_fetch_path(req.path)
+    if device is None:
+        return plain(507, "Insufficient Storage")
+    df = DiskFile(device, policy, part, obj)
+    rec = df.record()
+    if rec is None or rec.deleted:
+        return plain(404, "Not Found", [(hdr.X_BACKEND_TIMESTAMP, rec.ts)] if rec else [])
+    head = [(RECORD_HEADER, pack_record(rec))]
+    if not rec.size:
+        return Response(200, head, b"")
+    body = await df.reader(rec).read(0, rec.size)
+    if body is None:
+        return plain(404, "Not Found")
+    if isinstance(body, bytes):
+        return Response(200, head, body)
+    return Response(200, head, body, content_length=rec.size)

@@ -139,6 +139,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
                 return INSUFFICIENT_STORAGE  # the replicator sends to a handoff instead
             return await replication.handle(req, self.devices.get(device),
                                             self.seed, self.storage.inline_threshold)
+        if ecfrag.is_fetch_path(req.path):
+            return await ecfrag.serve_archive(req, self.devices.get(req.path.split("/", 2)[1]))
         if method == "PUT":
             return await self.put(req)
         if method == "DELETE":
