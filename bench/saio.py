@@ -2,7 +2,8 @@
 
 Layout: memcached on a loopback port (tempauth keeps tokens only there), one
 proxy and four storage nodes (object, container and account server each,
-``workers = 1``), devices as directories, part power 10, 3 replicas, policy 0.
+``workers = 1``), devices as directories, part power 10, 3 replicas, policy 0 (``rep3``) and
+policy 1 (``ec42``: ``isa_l_rs_vand`` 4+2 over 8 devices, two per node).
 Swift runs from the separate ``.venv-swift`` (:mod:`nubis.bench.refswift`).
 The hash path secrets and policy 0 are in ``<root>/etc/swift.conf``, found
 through ``swift_dir`` (``/etc/swift/swift.conf`` is not written); logs go to
@@ -25,7 +26,12 @@ from nubis.bench.refswift import SWIFT_HASH_SETUP, ensure_swift_venv, swift_pyth
 
 NODES = 4
 _LAUNCH = SWIFT_HASH_SETUP + (
-    "import sys\n"
+    "import os, sys\n"
+    # Swift reads policies from /etc/swift/swift.conf at import time and run_wsgi's
+    # set_swift_dir does not reload them: point it at ours and reload (ec42).
+    "_su.SWIFT_CONF_FILE = os.path.join(os.path.dirname(sys.argv[1]), 'swift.conf')\n"
+    "from swift.common.storage_policy import reload_storage_policies\n"
+    "reload_storage_policies()\n"
     "from swift.common.wsgi import run_wsgi\n"
     "sys.exit(run_wsgi(sys.argv[1], sys.argv[2]))\n"
 )
@@ -41,7 +47,19 @@ _RINGS = SWIFT_HASH_SETUP + (
     "                   'weight': 100, 'meta': ''})\n"
     "    b.rebalance(seed=1)\n"
     "    b.get_ring().save('%s/%s.ring.gz' % (root, kind))\n"
+    "b = RingBuilder(10, 6, 1)\n"  # ec42: 6 fragment archives over 8 devices
+    "for i in range(8):\n"
+    "    b.add_dev({'id': i, 'region': 1, 'zone': i % 4 + 1, 'ip': '127.0.0.1',\n"
+    "               'port': base + 10 * (i % 4), 'device': 'sdb%d' % (i + 1),\n"
+    "               'weight': 100, 'meta': ''})\n"
+    "b.rebalance(seed=1)\n"
+    "b.get_ring().save('%s/object-1.ring.gz' % root)\n"
 )
+
+#: Policy 1 of the SAIO: erasure coding 4+2 with ISA-L (``isa_l_rs_vand``), 1 MiB segments.
+EC_POLICY = ("[storage-policy:1]\nname = ec42\npolicy_type = erasure_coding\n"
+             "ec_type = isa_l_rs_vand\nec_num_data_fragments = 4\n"
+             "ec_num_parity_fragments = 2\nec_object_segment_size = 1048576\n")
 
 _COMMON = """[DEFAULT]
 bind_ip = 127.0.0.1
@@ -129,7 +147,7 @@ class SwiftAIO:
         # swift_dir's swift.conf (read via set_swift_dir; /etc/swift is not touched).
         (self.root / "etc" / "swift.conf").write_text(
             "[swift-hash]\nswift_hash_path_prefix =\nswift_hash_path_suffix = nubis-bench\n\n"
-            "[storage-policy:0]\nname = rep3\ndefault = yes\n")
+            "[storage-policy:0]\nname = rep3\ndefault = yes\n\n" + EC_POLICY)
         subprocess.run([py, "-c", _RINGS, str(self.root / "etc"), str(self.base)], check=True,
                        capture_output=True, timeout=120)
         mc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(self.memcache_port),
@@ -139,7 +157,8 @@ class SwiftAIO:
         confs: list[tuple[Path, str, int]] = []
         for i in range(NODES):
             devices = self.root / f"node{i}"
-            (devices / f"sdb{i + 1}").mkdir(parents=True, exist_ok=True)
+            for dev in (i + 1, i + 1 + NODES):
+                (devices / f"sdb{dev}").mkdir(parents=True, exist_ok=True)
             for off, kind in enumerate(("object", "container", "account")):
                 port = self.base + 10 * i + off
                 confs.append((self._conf(f"{kind}-{i}", port, devices,

@@ -10,6 +10,9 @@ from __future__ import annotations
 X_TIMESTAMP = "x-timestamp"
 X_BACKEND_TIMESTAMP = "X-Backend-Timestamp"
 X_POLICY_INDEX = "x-backend-storage-policy-index"
+#: Sent instead of the index with a container PUT that names no policy: the policy a
+#: new container gets (an existing one keeps its own), as in Swift.
+X_POLICY_DEFAULT = "x-backend-storage-policy-default"
 #: ``index:name,...`` of the proxy's storage policies, sent with account listings so the
 #: account server can name each container's policy (``storage_policy``), as Swift does.
 X_POLICY_NAMES = "x-backend-storage-policy-names"
@@ -73,6 +76,7 @@ __all__ = [
     "X_ETAG",
     "X_OBJECT_COUNT",
     "X_OVERRIDE_PREFIX",
+    "X_POLICY_DEFAULT",
     "X_POLICY_INDEX",
     "X_PUT_TIMESTAMP",
     "X_SIZE",

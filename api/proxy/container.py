@@ -28,6 +28,7 @@ from nubis.api.proxy.constraints import (
 from nubis.api.proxy.context import ContainerCtx, Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
+from nubis.common.backend import X_POLICY_DEFAULT as POLICY_DEFAULT_HEADER
 from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 
 #: Account quota headers only a reseller admin may set or remove.
@@ -186,10 +187,19 @@ async def _ensure_account(ctx: Ctx) -> None:
     ctx.state.forget_info(ctx.account)
 
 
+def _policy_header(ctx: ContainerCtx) -> dict[str, str]:
+    """Return the backend policy header of a container PUT.
+
+    No ``X-Storage-Policy``: the default for a new container, an existing one
+    keeps its policy (Swift's ``X-Backend-Storage-Policy-Default``).
+    """
+    if not ctx.header("x-storage-policy"):
+        return {POLICY_DEFAULT_HEADER: str(ctx.state.policies.default.index)}
+    return {POLICY_HEADER: str(_policy_index(ctx))}
+
+
 def _policy_index(ctx: ContainerCtx) -> int:
     name = ctx.header("x-storage-policy")
-    if not name:
-        return ctx.state.policies.default.index
     policy = ctx.state.policies.by_name(name)
     if policy is None:
         raise HTTPError(400, f"Invalid X-Storage-Policy {name!r}")
@@ -223,9 +233,9 @@ async def container_put(ctx: ContainerCtx) -> Resp:
     """Create a container (or update its metadata: 202)."""
     check_access(ctx, None)
     meta = _container_meta(ctx)
-    policy = _policy_index(ctx)
+    policy = _policy_header(ctx)
     await _ensure_account(ctx)
-    status = await _container_write(ctx, "PUT", {**meta, POLICY_HEADER: str(policy)})
+    status = await _container_write(ctx, "PUT", {**meta, **policy})
     if status == 409:
         raise HTTPError(409, "Conflict: the container exists with another storage policy.")
     if status >= 300:
@@ -279,10 +289,11 @@ async def account_get(ctx: Ctx) -> Resp:
     params = _listing_query(ctx, ctx.state.limits.account_listing_limit)
     ring = ctx.state.backend.rings.get("account")
     part, nodes = ring.get_nodes(ctx.account)
+    names = ",".join(f"{i}:{n}" for i, n in ctx.state.policy_names.items())
     if ctx.method == "HEAD":
-        reply = await ctx.state.backend.read(ring, part, nodes, "HEAD", (ctx.account,), {})
+        reply = await ctx.state.backend.read(ring, part, nodes, "HEAD", (ctx.account,),
+                                             {POLICY_NAMES_HEADER: names})
     else:
-        names = ",".join(f"{i}:{n}" for i, n in ctx.state.policy_names.items())
         reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account,),
                                              {POLICY_NAMES_HEADER: names},
                                              urllib.parse.urlencode(params))

@@ -94,6 +94,30 @@ class AccountDB:
         with self.env.begin(db=self.containers, buffers=False) as txn:
             return walk(txn.cursor(), account_id(account), params)
 
+    def policy_stats(self, account: str, limit: int = 10_000) -> dict[int, list[int]] | None:
+        """Return ``{policy: [containers, objects, bytes]}`` summed over the container rows.
+
+        One cursor walk; None when the account has more than ``limit`` containers
+        (the per-policy headers are then left out rather than paid for).
+        """
+        prefix = account_id(account)
+        out: dict[int, list[int]] = {}
+        with self.env.begin(db=self.containers, buffers=False) as txn:
+            cur = txn.cursor()
+            if not cur.set_range(prefix):
+                return out
+            for n, (key, raw) in enumerate(cur):
+                if not key.startswith(prefix):
+                    break
+                if n >= limit:
+                    return None
+                _, _, objects, nbytes, policy = unpack_row(raw)
+                stat = out.setdefault(int(policy), [0, 0, 0])
+                stat[0] += 1
+                stat[1] += int(objects)
+                stat[2] += int(nbytes)
+        return out
+
     def _load(self, txn: Any, account: str) -> AccountInfo | None:
         raw = txn.get(account.encode(), db=self.accounts)
         return None if raw is None else AccountInfo.unpack(raw)

@@ -57,6 +57,20 @@ def _account_headers(info: AccountInfo) -> list[tuple[str, str]]:
     return headers
 
 
+def _policy_headers(stats: dict[int, list[int]] | None,
+                    names: dict[int, str]) -> list[tuple[str, str]]:
+    """Return Swift's ``X-Account-Storage-Policy-<Name>-*`` usage headers."""
+    out: list[tuple[str, str]] = []
+    for policy, (containers, objects, nbytes) in sorted((stats or {}).items()):
+        name = names.get(policy)
+        if name is None:
+            continue
+        base = f"X-Account-Storage-Policy-{name}-"
+        out += [(base + "Container-Count", str(containers)),
+                (base + "Object-Count", str(objects)), (base + "Bytes-Used", str(nbytes))]
+    return out
+
+
 def policy_names(value: str) -> dict[int, str]:
     """Parse ``X-Backend-Storage-Policy-Names`` (``0:rep3,1:rep2``); bad items are skipped."""
     out: dict[int, str] = {}
@@ -171,13 +185,16 @@ class AccountServer(DatabaseServer[AccountDB]):
         if info.deleted:
             return plain(404, "Not Found", [("X-Account-Status", "Deleted")])
         headers = _account_headers(info)
+        names = policy_names(req.headers.get(hdr.X_POLICY_NAMES, ""))
+        if names:
+            headers.extend(_policy_headers(db.policy_stats(p.account), names))
         if req.method == "HEAD":
             return Response(204, [*headers, ("Content-Type", "text/plain; charset=utf-8")])
         listing = parse_listing(req, self.storage.listing_limit)
         entries = db.listing(p.account, listing.params)
         return render_listing(entries, listing.content_type, headers, "account", p.account,
                               "container",
-                              _row_maker(policy_names(req.headers.get(hdr.X_POLICY_NAMES, ""))))
+                              _row_maker(names))
 
 
 def run(storage: StorageConfig, cluster: ClusterConfig, once: bool = False) -> int:

@@ -187,8 +187,12 @@ class ContainerDB:
         txn.put(cid, info.pack(), db=self.containers)
 
     async def put_container(self, account: str, container: str, ts: str, policy: int | None,
-                            meta: dict[str, str], accounts: list[list[Any]]) -> bool:
+                            meta: dict[str, str], accounts: list[list[Any]],
+                            default_policy: int = 0) -> bool:
         """Create or update a container; return True when it was created.
+
+        ``policy`` None keeps an existing container's policy (a new one gets
+        ``default_policy``), as a Swift PUT without ``X-Storage-Policy`` does.
 
         Raises:
             PolicyConflictError: it exists (live) with a different policy.
@@ -201,7 +205,8 @@ class ContainerDB:
                 old_meta: Metadata = {}  # a deleted container's metadata is cleared
                 rev = 0 if info is None else info.rev
                 new = ContainerInfo(account, container, ts, "" if info is None else
-                                    info.delete_ts, ts, ts, policy or 0, 0, 0,
+                                    info.delete_ts, ts, ts,
+                                    default_policy if policy is None else policy, 0, 0,
                                     merge_metadata(old_meta, meta, ts),
                                     accounts, rev)
                 self._save(txn, cid, new, dirty=True)

@@ -269,13 +269,16 @@ class ContainerServer(DatabaseServer[ContainerDB]):
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs).internal
         policy = proto.policy_index(hdrs) if hdr.X_POLICY_INDEX in hdrs else None
+        default = proto.policy_index(hdrs, hdr.X_POLICY_DEFAULT) \
+            if hdr.X_POLICY_DEFAULT in hdrs else 0
         meta = proto.metadata_from_headers(hdrs, proto.CONTAINER_META_PREFIXES,
                                            proto.CONTAINER_STORED_HEADERS)
         hosts = proto.split_hosts(hdrs, hdr.X_ACCOUNT_HOST, hdr.X_ACCOUNT_PARTITION,
                                   hdr.X_ACCOUNT_DEVICE)
         targets = [list(t) for t in hosts]
         try:
-            created = await db.put_container(p.account, p.container, ts, policy, meta, targets)
+            created = await db.put_container(p.account, p.container, ts, policy, meta, targets,
+                                             default)
         except PolicyConflictError as exc:
             return plain(409, "Conflict",
                          [(hdr.X_POLICY_INDEX, str(exc.policy))])

@@ -152,11 +152,11 @@ def parse_int_header(headers: dict[str, str], name: str, default: int = 0) -> in
     return value
 
 
-def policy_index(headers: dict[str, str]) -> int:
-    """Return ``X-Backend-Storage-Policy-Index`` (default 0; 0..255)."""
-    value = parse_int_header(headers, X_POLICY_INDEX, 0)
+def policy_index(headers: dict[str, str], name: str = X_POLICY_INDEX) -> int:
+    """Return ``X-Backend-Storage-Policy-Index`` (or header ``name``; default 0; 0..255)."""
+    value = parse_int_header(headers, name, 0)
     if value > 255:
-        raise ProtocolError(400, "Invalid X-Backend-Storage-Policy-Index")
+        raise ProtocolError(400, f"Invalid {name}")
     return value
 
 

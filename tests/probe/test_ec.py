@@ -28,7 +28,7 @@ from nubis.ring.ring import Ring
 from swiftclient import client as sc
 from swiftclient.exceptions import ClientException
 
-from tests.functional.proxy.cloud import Cloud, start_cloud
+from tests.functional.proxy.cloud import Cloud, eventually, start_cloud
 
 pytestmark = pytest.mark.probe
 
@@ -127,6 +127,21 @@ def test_policy_chosen_per_container(cloud: Cloud) -> None:
     with pytest.raises(ClientException) as change:
         conn.put_container(cont, headers={"X-Storage-Policy": "rep2"})
     assert change.value.http_status == 409
+
+
+def test_account_usage_per_policy(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    cont = "usage-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont, headers={"X-Storage-Policy": "rep2"})
+    conn.put_object(cont, "a", b"x" * 1000)
+
+    def check() -> None:
+        head = conn.head_account()
+        assert int(head["x-account-storage-policy-rep2-container-count"]) >= 1
+        assert int(head["x-account-storage-policy-rep2-bytes-used"]) >= 1000
+        assert int(head["x-account-storage-policy-rep2-object-count"]) >= 1
+
+    eventually(check, timeout=20)
 
 
 @pytest.mark.parametrize("policy", ["ec42", "ec84"])
