@@ -163,7 +163,9 @@ def measure(system: str, auth_url: str, user: str, key: str,
             print(f"  {system:6} {w.label:6} {op}: {res.ops:9.1f} ops/s "
                   f"{res.ok * w.size / res.seconds / 1e6 if res.seconds else 0:8.1f} MB/s "
                   f"p50 {res.percentile(50):7.1f} ms  p99 {res.percentile(99):7.1f} ms  "
-                  f"failed {res.failed}", flush=True)
+                  f"failed {res.failed}"
+                  + (f" (statuses {dict(sorted(res.statuses.items()))})" if res.failed else ""),
+                  flush=True)
     return rows
 
 
