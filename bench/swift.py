@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -92,7 +93,11 @@ class Row:
 def free_port_base(span: int = 100) -> int:
     """Return a base port with ``span`` free ports above it (loopback)."""
     # Below the kernel's ephemeral range (32768+), where a poll can self-connect.
-    for base in range(21000, 32768 - span, 137):
+    # Candidates in random order: benchmarks started at the same moment by
+    # different users of a shared machine must not pick the same range.
+    bases = list(range(21000, 32768 - span, 137))
+    random.shuffle(bases)
+    for base in bases:
         ok = True
         for p in range(base, base + span):
             with socket.socket() as s:
