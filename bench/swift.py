@@ -179,7 +179,7 @@ def measure(system: str, auth_url: str, user: str, key: str,
 #: The SAIO runs no background daemons; neither does the nubis side of a benchmark.
 BACKGROUND_OFF = "".join(f"\n[{s}]\nenabled = false\n" for s in (
     "object_replicator", "object_auditor", "object_updater", "object_expirer",
-    "object_reconstructor"))
+    "object_reconstructor", "container_replicator", "account_replicator"))
 
 class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
