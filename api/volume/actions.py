@@ -246,8 +246,11 @@ class Attachments:
         body = body_of(await read_json(req), "attachment")
         vol = self.svc.find(req, "volume", att.get("volume_id"), "Volume")
         conn = await connection_info(self.svc, vol)
+        connector = body.get("connector")
+        if not isinstance(connector, dict):
+            raise BadRequestError("Invalid input received: connector is required.")
         new = self.svc.store.update(att, status="attaching", connection_info=conn,
-                                    connector=body.get("connector"))
+                                    connector=connector)
         resp.media = {"attachment": attachment_view(new or att, conn)}
 
     async def on_post_action(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
@@ -260,8 +263,9 @@ class Attachments:
             raise BadRequestError("There is no such action.")
         vol = self.svc.find(req, "volume", att.get("volume_id"), "Volume")
         self.svc.store.update(att, status="attached", attached_at=_now())
-        entry = new_attachment(vol, att.get("instance_uuid"), None, None,
-                               att.get("attach_mode", "rw"))
+        connector = att.get("connector") or {}
+        entry = new_attachment(vol, att.get("instance_uuid"), connector.get("host"),
+                               connector.get("mountpoint"), att.get("attach_mode", "rw"))
         entry["attachment_id"] = att.id
         self.svc.store.update(vol, status="in-use", attachments=[entry])
         resp.status = 204
@@ -288,9 +292,11 @@ class Attachments:
         """List the caller's attachments."""
         self._check(req)
         recs = self.svc.store.select("attachment", project_of(req))
-        vol = req.get_param("volume_id")
-        resp.media = {"attachments": [attachment_view(a) for a in recs
-                                      if vol is None or a.get("volume_id") == vol]}
+        vol, server = req.get_param("volume_id"), req.get_param("instance_id")
+        resp.media = {"attachments": [
+            attachment_view(a) for a in recs
+            if (vol is None or a.get("volume_id") == vol)
+            and (server is None or a.get("instance_uuid") == server)]}
 
     on_get_detail = on_get
 
