@@ -15,29 +15,12 @@ from typing import Any
 
 import falcon.asgi
 from nubis.api.compute.build import Builder
+from nubis.api.compute.cinder import CinderError, cinder_for, fault_message
 from nubis.api.compute.clients import PeerError, call
 from nubis.api.compute.servers import ServiceUnavailableError, find_server
 from nubis.api.compute.service import ComputeService, body_of, mv_of
 from nubis.api.shared.errors import BadRequestError, ConflictError, NotFoundError
 from nubis.api.shared.rest import read_json
-
-CINDER_VERSION = "volume 3.44"
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _fault(raw: bytes) -> str:
-    doc = _json(raw)
-    if isinstance(doc, dict) and doc:
-        inner = next(iter(doc.values()))
-        if isinstance(inner, dict) and "message" in inner:
-            return str(inner["message"])
-    return raw[:300].decode(errors="replace")
 
 
 class VolumeAttachments:
@@ -46,31 +29,28 @@ class VolumeAttachments:
     def __init__(self, svc: ComputeService, builder: Builder) -> None:
         self.svc = svc
         self.builder = builder
-        #: The volume API of this cloud (mounted beside compute in ``nubis api``).
-        self.volume_url = svc.root_url.rsplit("/compute", 1)[0] + "/volume/v3"
+        self.cinder = cinder_for(svc.computes.http, svc.root_url)
 
     async def _cinder(self, req: falcon.asgi.Request, method: str, path: str,
                       body: Any = None) -> Any:
-        headers = {"X-Auth-Token": req.get_header("X-Auth-Token") or "",
-                   "OpenStack-API-Version": CINDER_VERSION}
         try:
-            status, raw = await call(self.svc.computes.http, self.volume_url, method, path,
-                                     headers, body)
-        except PeerError as exc:
-            raise ServiceUnavailableError(f"The volume service is unavailable: {exc}") from None
-        if status == 404:
-            raise NotFoundError(_fault(raw))
-        if status >= 400:
-            raise BadRequestError(_fault(raw))
-        return _json(raw)
+            return await self.cinder.request(req.get_header("X-Auth-Token") or "", method,
+                                             path, body)
+        except CinderError as exc:
+            if exc.status == 0:
+                raise ServiceUnavailableError(
+                    f"The volume service is unavailable: {exc}") from None
+            if exc.status == 404:
+                raise NotFoundError(str(exc)) from None
+            raise BadRequestError(str(exc)) from None
 
     async def _host(self, method: str, url: str, path: str, body: Any = None) -> Any:
         status, raw = await call(self.svc.computes.http, url, method, path,
                                  self.svc.computes.headers, body,
                                  timeout=self.svc.computes.action_timeout)
         if status >= 400:
-            raise PeerError(_fault(raw), status)
-        return _json(raw)
+            raise PeerError(fault_message(raw), status)
+        return json.loads(raw) if raw else None
 
     def _view(self, req: falcon.asgi.Request, server_id: str, volume_id: str,
               device: str | None, attachment_id: str | None) -> dict[str, Any]:
@@ -149,9 +129,8 @@ class VolumeAttachments:
                             server_id: str, volume_id: str) -> None:
         """Detach a volume; 202."""
         inst = find_server(self.svc, req, server_id)
-        doc = await self._cinder(req, "GET", f"/attachments?instance_id={inst.uuid}"
-                                 f"&volume_id={volume_id}")
-        atts = (doc or {}).get("attachments") or []
+        atts = (await self._cinder(req, "GET", f"/attachments?instance_id={inst.uuid}"
+                                   f"&volume_id={volume_id}") or {}).get("attachments") or []
         if not atts:
             raise NotFoundError(f"volume_id not found: {volume_id}")
         if inst.host:
@@ -166,3 +145,4 @@ class VolumeAttachments:
         for att in atts:
             await self._cinder(req, "DELETE", f"/attachments/{att['id']}")
         resp.status = 202
+

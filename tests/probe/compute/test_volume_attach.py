@@ -15,7 +15,7 @@ import pytest
 from nubis.testimage.initramfs import DISKS_LINE
 from tests.probe.compute.cloud import ComputeCloud, wait_for
 
-pytestmark = pytest.mark.probe
+pytestmark = [pytest.mark.probe, pytest.mark.timeout(900)]
 
 
 def _volume(compute: ComputeCloud, name: str) -> dict[str, object]:
@@ -64,5 +64,10 @@ def test_add_and_remove_volume_on_a_running_server(compute: ComputeCloud) -> Non
     assert _volume(compute, "vol1")["status"] == "available"
     wait_for(lambda: _console(compute, "volvm").rstrip().endswith(f"{DISKS_LINE} vda"),
              "the disk gone from the console")
+    # Deleting a server releases the volumes still attached to it.
+    compute.osc("server", "add", "volume", "volvm", "vol1", cloud="nubis-demo")
+    assert _volume(compute, "vol1")["status"] == "in-use"
     compute.osc("server", "delete", "--wait", "volvm", cloud="nubis-demo")
+    wait_for(lambda: _volume(compute, "vol1")["status"] == "available",
+             "vol1 released by the server delete")
     compute.osc("volume", "delete", "vol1", cloud="nubis-demo")
