@@ -19,6 +19,7 @@ from nubis.api.volume.backups import Backups
 from nubis.api.volume.clients import ImageClient, VolumeDaemonClient
 from nubis.api.volume.config import VolumeApiConfig
 from nubis.api.volume.errors import install_cinder_errors
+from nubis.api.volume.reconcile import Reconciler
 from nubis.api.volume.resources import (
     Limits,
     Messages,
@@ -55,7 +56,7 @@ def create_app(prefix: str, services: ApiServices,
     svc = build_service(services, section, prefix)
     middleware: list[Any] = [
         MicroversionMiddleware("volume", f"{prefix}/v3", MIN_VERSION, MAX_VERSION),
-        FalconAuthMiddleware(services.verifier)]
+        FalconAuthMiddleware(services.verifier), Reconciler(svc)]
     app = falcon.asgi.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
