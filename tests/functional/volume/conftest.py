@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,10 +73,13 @@ class VolumeCloud:
 @pytest.fixture(scope="session")
 def volumes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VolumeCloud]:
     cloud = start_cloud(tmp_path_factory.mktemp("volume") / "state")
+    vc = VolumeCloud(cloud)
     try:
-        yield VolumeCloud(cloud)
+        yield vc
     finally:
         cloud.down()
+        # Outside the tmp dir when QEMU's user could not reach it (see volumes_dir).
+        shutil.rmtree(vc.volumes_path, ignore_errors=True)
 
 
 def wait_gone(find: Any, ident: str, timeout: float = 60.0) -> None:
