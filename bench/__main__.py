@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "image": "nubis.bench.image",
     "replication": "nubis.bench.replication",
     "s3": "nubis.bench.s3",
+    "volume": "nubis.bench.volume",
 }
 
 

@@ -99,6 +99,9 @@ def catalog(config: Config, prefixes: list[str], has_proxy: bool,
     known = {m.prefix: m.catalog for m in API_MOUNTS}
     out = [CatalogEntry(known[p][0], known[p][1], f"{public}{known[p][2]}")
            for p in prefixes if p in known]
+    if "/volume" in prefixes:
+        # Older clients look block storage up by its former service type.
+        out.append(CatalogEntry("volumev3", "cinderv3-legacy", f"{public}/volume/v3"))
     if has_proxy:
         out.append(CatalogEntry("object-store", "swift", object_store_url(config)))
     if has_placement:

@@ -60,6 +60,8 @@ API_MOUNTS: list[ApiMount] = [
              ("image", "glance", "/image")),
     ApiMount("/compute", "nubis.api.compute.app:create_app", lambda c: compute_api(c),
              ("compute", "nova", "/compute/v2.1")),
+    ApiMount("/volume", "nubis.api.volume.app:create_app", lambda c: volume_api(c),
+             ("block-storage", "cinderv3", "/volume/v3")),
 ]
 
 
@@ -96,6 +98,22 @@ def compute_api(config: Config) -> Any:
     return dataclasses.replace(c, scheduler_url=c.scheduler_url or scheduler_url(config),
                                scheduler_token=c.scheduler_token or scheduler_token(config),
                                compute_token=c.compute_token or compute_token(config))
+
+
+def volume_token(config: Config) -> str:
+    """Return the volume daemons' shared service token (created in the state dir if unset)."""
+    return config.volume.service_token or load_or_create(
+        Path(config.cluster.state_dir).resolve() / "volume" / "service_token")
+
+
+def volume_api(config: Config) -> Any:
+    """Return ``[volume_api]`` with its peers (volume daemon, object store) resolved."""
+    c = config.volume_api
+    daemon = http_base(config.volume.bind_ip or config.cluster.bind_ip, config.volume.port)
+    store = http_base(config.proxy.bind_ip or config.cluster.bind_ip, config.proxy.port)
+    return dataclasses.replace(c, volume_url=c.volume_url or daemon,
+                               volume_token=c.volume_token or volume_token(config),
+                               object_store_url=c.object_store_url or f"{store}/v1")
 
 
 def _compute(config: Config) -> tuple[Any, ...]:
@@ -157,6 +175,9 @@ for _kind, _db_section in (("container", lambda c: c.container_replicator),
 register(DaemonSpec("compute", "nubis.daemons.compute.server:run", "server",
                     "compute host (libvirt; builds and powers instances) on port 8776",
                     _compute))
+register(DaemonSpec("volume", "nubis.daemons.volume.server:run", "server",
+                    "volume host (qcow2 volumes, snapshots, backups) on port 8777",
+                    lambda c: (c.volume, c.cluster)))
 
 #: Called by ``nubis up`` after every daemon answers its health check, in order:
 #: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.

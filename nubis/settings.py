@@ -18,6 +18,7 @@ from nubis.api.identity.config import IdentityConfig
 from nubis.api.image.config import ImageConfig
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import ApiConfig, TokenSettings
+from nubis.api.volume.config import VolumeApiConfig
 from nubis.common import config as cfg
 from nubis.common.cluster import ClusterConfig
 from nubis.common.errors import ConfigError
@@ -31,6 +32,7 @@ from nubis.daemons.storage.config import (
     StorageConfig,
     UpdaterConfig,
 )
+from nubis.daemons.volume.config import VolumeConfig
 
 T = TypeVar("T")
 
@@ -56,6 +58,8 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     compute_api: ComputeApiConfig = field(default_factory=ComputeApiConfig)
+    volume: VolumeConfig = field(default_factory=VolumeConfig)
+    volume_api: VolumeApiConfig = field(default_factory=VolumeApiConfig)
 
 
 def token_settings(config: Config) -> TokenSettings:

@@ -33,6 +33,7 @@ from nubis.api.compute.resources import (
 from nubis.api.compute.servers import Metadata, ServerItem, Servers, Tags
 from nubis.api.compute.service import ComputeService
 from nubis.api.compute.store import ComputeStore
+from nubis.api.compute.volumes import VolumeAttachments
 from nubis.api.shared.auth import FalconAuthMiddleware
 from nubis.api.shared.services import ApiServices
 from nubis.common.httpclient import HTTPClient
@@ -133,6 +134,10 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
     groups = ServerGroups(svc)
     app.add_route(f"{v}/os-server-groups", groups)
     app.add_route(f"{v}/os-server-groups/{{group_id}}", groups, suffix="one")
+    vols = VolumeAttachments(svc, builder)
+    app.add_route(f"{v}/servers/{{server_id}}/os-volume_attachments", vols)
+    app.add_route(f"{v}/servers/{{server_id}}/os-volume_attachments/{{volume_id}}", vols,
+                  suffix="one")
     meta = Metadata(svc)
     app.add_route(f"{v}/servers/{{server_id}}/metadata", meta)
     app.add_route(f"{v}/servers/{{server_id}}/metadata/{{key}}", meta, suffix="one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import uuid as uuidlib
@@ -12,6 +13,7 @@ from typing import Any
 import falcon.asgi
 from nubis.api.compute import schema as s
 from nubis.api.compute.build import Builder, BuildPlan, encode_user_data
+from nubis.api.compute.cinder import CinderError, cinder_for
 from nubis.api.compute.clients import PeerError
 from nubis.api.compute.errors import QuotaExceededError
 from nubis.api.compute.model import STATUS_VM_STATES, Flavor, Instance
@@ -515,8 +517,18 @@ class ServerItem:
         self.svc.store.start_action(inst.uuid, "delete", req.context.request_id,
                                     inst.project_id, auth(req).user_id)
         if moved is not None:
-            self.svc.spawn(self.builder.delete(moved), f"delete {inst.uuid}")
+            self.svc.spawn(self._delete(moved, req.get_header("X-Auth-Token") or ""),
+                           f"delete {inst.uuid}")
         resp.status = 204
+
+    async def _delete(self, inst: Instance, token: str) -> None:
+        """Delete the instance, then release its volumes (they become ``available``)."""
+        await self.builder.delete(inst)
+        try:
+            await cinder_for(self.svc.computes.http, self.svc.root_url).release(token, inst.uuid)
+        except CinderError as exc:
+            logging.getLogger("nubis.api.compute").warning(
+                "could not release the volumes of %s: %s", inst.uuid, exc)
 
 
 class Metadata:

@@ -197,6 +197,11 @@ def build_app(svc: ComputeService, token: str) -> falcon.asgi.App[Any, Any]:
     app.add_route("/v1/instances/{uuid}", inst, suffix="one")
     app.add_route("/v1/instances/{uuid}/console", inst, suffix="console")
     app.add_route("/v1/instances/{uuid}/{action}", inst, suffix="action")
+    from nubis.daemons.compute.volumes import VolumeRoutes
+
+    vols = VolumeRoutes(svc.driver)
+    app.add_route("/v1/instances/{uuid}/volumes", vols)
+    app.add_route("/v1/instances/{uuid}/volumes/{volume_id}", vols, suffix="one")
     return app
 
 

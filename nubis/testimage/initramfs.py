@@ -34,6 +34,8 @@ WANTED_MODULES: tuple[str, ...] = (
 #: look for these exact prefixes.
 BOOT_LINE = "nubis-test-image booted"
 READY_LINE = "nubis-test-image ready"
+#: Followed by the guest's block devices (`` vda vdb``), at boot and on every change.
+DISKS_LINE = "nubis-test-image disks:"
 #: Kernel argument that makes the guest power itself off right after BOOT_LINE
 #: (the compute host's domain-type probe uses it).
 POWEROFF_ARG = "nubis.poweroff"
@@ -108,10 +110,29 @@ for disk in /dev/vda /dev/sda; do
     fi
 done
 
+# Block devices: listed once now and again whenever one is hot-plugged or removed
+# (a volume attached through libvirt), polled twice a second.
+disks() {
+    names=""
+    for b in /sys/block/vd* /sys/block/sd*; do
+        [ -e "$b" ] && names="$names ${b##*/}"
+    done
+    echo "$names"
+}
+seen=$(disks)
+echo "@DISKS_LINE@$seen"
+
 echo "@READY_LINE@"
-while :; do sleep 3600; done
+while :; do
+    usleep 500000
+    now=$(disks)
+    if [ "$now" != "$seen" ]; then
+        seen=$now
+        echo "@DISKS_LINE@$seen"
+    fi
+done
 """.replace("@BOOT_LINE@", BOOT_LINE).replace("@READY_LINE@", READY_LINE).replace(
-    "@POWEROFF_ARG@", POWEROFF_ARG)
+    "@POWEROFF_ARG@", POWEROFF_ARG).replace("@DISKS_LINE@", DISKS_LINE)
 
 
 # --- kernel modules -------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Volumes hot-plugged into running guests: a qcow2 file as a virtio-blk disk.
+
+The volume API hands the compute API a connection (``driver_volume_type`` ``file``:
+the volume's path and format on this host); :func:`attach` picks the next free
+``vdX`` target, adds the ``<disk>`` to the live domain and to its persistent
+definition (``VIR_DOMAIN_AFFECT_LIVE | CONFIG``; only the definition when the
+guest is off), with the volume id as the disk's ``<serial>`` so :func:`detach`
+finds it again. The HTTP routes (``POST /v1/instances/{uuid}/volumes``,
+``DELETE /v1/instances/{uuid}/volumes/{volume_id}``) live in :class:`VolumeRoutes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import string
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import falcon
+import falcon.asgi
+import libvirt
+from nubis.api.shared.rest import read_json
+from nubis.daemons.compute.driver import LibvirtDriver
+from nubis.daemons.compute.errors import ComputeError, LibvirtError
+
+#: Serial numbers are cut to 20 characters, as virtio-blk reports them.
+SERIAL_LEN = 20
+_FORMATS = ("qcow2", "raw")
+
+
+class VolumeAttachError(ComputeError):
+    """A volume could not be attached or detached (bad request or libvirt refused)."""
+
+
+def _flags(dom: libvirt.virDomain) -> int:
+    flags = int(libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    if dom.isActive():
+        flags |= int(libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    return flags
+
+
+def _disks(dom: libvirt.virDomain, flags: int = 0) -> list[ET.Element]:
+    return ET.fromstring(dom.XMLDesc(flags)).findall("./devices/disk")
+
+
+def free_target(used: set[str]) -> str:
+    """Return the first ``vdX`` not in ``used`` (``vdz`` is left to config drives)."""
+    for letter in string.ascii_lowercase[:-1]:
+        if f"vd{letter}" not in used:
+            return f"vd{letter}"
+    raise VolumeAttachError("no free virtio disk name left on this instance")
+
+
+def disk_xml(path: Path, fmt: str, target: str, volume_id: str) -> str:
+    """Return the ``<disk>`` element of a file volume."""
+    disk = ET.Element("disk", type="file", device="disk")
+    ET.SubElement(disk, "driver", name="qemu", type=fmt, cache="none")
+    ET.SubElement(disk, "source", file=str(path))
+    ET.SubElement(disk, "target", dev=target, bus="virtio")
+    ET.SubElement(disk, "serial").text = volume_id[:SERIAL_LEN]
+    return ET.tostring(disk, encoding="unicode")
+
+
+def _find(dom: libvirt.virDomain, volume_id: str, flags: int = 0) -> ET.Element | None:
+    for disk in _disks(dom, flags):
+        serial = disk.findtext("serial") or ""
+        if serial and serial == volume_id[:SERIAL_LEN]:
+            return disk
+    return None
+
+
+def attach(driver: LibvirtDriver, uuid: str, volume_id: str, path: Path,
+           fmt: str = "qcow2") -> str:
+    """Hot-plug a volume file into an instance; return its device (``/dev/vdb``)."""
+    dom = driver._lookup(uuid)
+    existing = _find(dom, volume_id, int(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if existing is not None:
+        return f"/dev/{existing.find('target').get('dev')}"  # type: ignore[union-attr]
+    used = {d.find("target").get("dev", "") for d in _disks(dom)  # type: ignore[union-attr]
+            if d.find("target") is not None}
+    used |= {d.find("target").get("dev", "")  # type: ignore[union-attr]
+             for d in _disks(dom, int(libvirt.VIR_DOMAIN_XML_INACTIVE))
+             if d.find("target") is not None}
+    target = free_target(used)
+    try:
+        dom.attachDeviceFlags(disk_xml(path, fmt, target, volume_id), _flags(dom))
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"attach volume {volume_id}: {exc.get_error_message()}") from exc
+    return f"/dev/{target}"
+
+
+def detach(driver: LibvirtDriver, uuid: str, volume_id: str, timeout: float = 30.0) -> bool:
+    """Unplug a volume (live and persistent); return whether it was attached."""
+    dom = driver._lookup(uuid)
+    found = False
+    live = _find(dom, volume_id) if dom.isActive() else None
+    if live is not None:
+        found = True
+        _detach(dom, live, int(libvirt.VIR_DOMAIN_AFFECT_LIVE), volume_id)
+        deadline = time.monotonic() + timeout
+        while _find(dom, volume_id) is not None:
+            if time.monotonic() > deadline:
+                raise VolumeAttachError(f"the guest did not release volume {volume_id} "
+                                        f"within {timeout:.0f} s")
+            time.sleep(0.2)
+    config = _find(dom, volume_id, int(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    if config is not None:
+        found = True
+        _detach(dom, config, int(libvirt.VIR_DOMAIN_AFFECT_CONFIG), volume_id)
+    return found
+
+
+def _detach(dom: libvirt.virDomain, disk: ET.Element, flags: int, volume_id: str) -> None:
+    try:
+        dom.detachDeviceFlags(ET.tostring(disk, encoding="unicode"), flags)
+    except libvirt.libvirtError as exc:
+        raise LibvirtError(f"detach volume {volume_id}: {exc.get_error_message()}") from exc
+
+
+def _volume_id(value: Any) -> str:
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise VolumeAttachError(f"not a volume id: {value!r}") from None
+
+
+class VolumeRoutes:
+    """``/v1/instances/{uuid}/volumes[/{volume_id}]`` of the compute daemon."""
+
+    def __init__(self, driver: LibvirtDriver) -> None:
+        self.driver = driver
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                      uuid: str) -> None:
+        """Attach ``{volume_id, connection_info}``; answer the device."""
+        doc = await read_json(req)
+        if not isinstance(doc, dict):
+            raise falcon.HTTPBadRequest(description="a JSON object is required")
+        volume_id = _volume_id(doc.get("volume_id"))
+        conn = doc.get("connection_info") or {}
+        data = conn.get("data") if isinstance(conn, dict) else None
+        if not isinstance(data, dict) or conn.get("driver_volume_type") != "file":
+            raise falcon.HTTPBadRequest(description="only file volumes can be attached")
+        path, fmt = data.get("path"), data.get("format", "qcow2")
+        if not isinstance(path, str) or not path.startswith("/") or fmt not in _FORMATS:
+            raise falcon.HTTPBadRequest(description="bad connection info")
+        device = await asyncio.to_thread(attach, self.driver, uuid, volume_id, Path(path), fmt)
+        resp.media = {"device": device}
+
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            uuid: str, volume_id: str) -> None:
+        """Detach a volume (204 also when it was not attached)."""
+        await asyncio.to_thread(detach, self.driver, uuid, _volume_id(volume_id))
+        resp.status = 204
