@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from nubis.api.proxy import largeobj, obj
+from nubis.api.proxy import largeobj, obj, versioning
 from nubis.api.proxy.base import check_access, require_found
 from nubis.api.proxy.constraints import (
     check_account_header,
@@ -102,6 +102,7 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
         extra = largeobj.manifest_sysmeta(data)
         body = data
     source = body if not isinstance(body, bytes) else one(body)
+    await versioning.before_put(ctx, dinfo)
     resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None, extra)
     resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
     resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")

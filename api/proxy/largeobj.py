@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.proxy import auth
+from nubis.api.proxy import auth, versioning
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
@@ -24,7 +24,6 @@ from nubis.api.proxy.base import (
     timestamp_headers,
 )
 from nubis.api.proxy.constraints import header_path
-from nubis.api.proxy.container import backend_listing
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import (
@@ -35,6 +34,7 @@ from nubis.api.proxy.httputil import (
     slice_stream,
 )
 from nubis.api.proxy.transfer import (
+    backend_listing,
     delete_object,
     fetch,
     object_metadata,
@@ -140,6 +140,7 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     meta = object_metadata(ctx)
     meta["x-static-large-object"] = "True"
     extra = manifest_sysmeta(data, stored)
+    await versioning.before_put(ctx, info)
     resp = await store(ctx, info, ctx.container, ctx.obj, meta,
                                one(data), len(data), None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj
+from nubis.api.proxy import largeobj, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -124,6 +124,7 @@ async def put(ctx: ObjectCtx) -> Resp:
             await got.release()
             raise HTTPError(412)
     headers = object_metadata(ctx)
+    await versioning.before_put(ctx, info)
     return await store(ctx, info, ctx.container, ctx.obj, headers, ctx.body, length,
                        ctx.header("etag") or None)
 
@@ -161,6 +162,7 @@ async def delete(ctx: ObjectCtx) -> Resp:
     require_found(info)
     if ctx.query.get("multipart-manifest") == "delete":
         return await largeobj.slo_delete(ctx, info)
-    return await delete_object(ctx, info)
+    versioned = await versioning.delete(ctx, info)
+    return versioned if versioned is not None else await delete_object(ctx, info)
 
 

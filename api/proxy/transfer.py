@@ -11,8 +11,11 @@ It imports no controller, so :mod:`~nubis.api.proxy.obj`,
 
 from __future__ import annotations
 
+import json
 import mimetypes
+import urllib.parse
 from collections.abc import AsyncIterator
+from typing import Any
 
 from nubis.api.proxy import putter, tempurl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
@@ -238,6 +241,26 @@ async def delete_object(ctx: ObjectCtx, info: Info) -> Resp:
     if status >= 300:
         raise HTTPError(503 if status >= 500 else status)
     return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
+
+
+async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
+                          ) -> list[dict[str, Any]]:
+    """Return one JSON listing page of a container (empty when missing)."""
+    ring = ctx.state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, container)
+    reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account, container),
+                                         {}, urllib.parse.urlencode(params))
+    if reply.status == 404:
+        return []
+    if not 200 <= reply.status < 300:
+        raise HTTPError(503)
+    if not reply.body:
+        return []
+    try:
+        data = json.loads(reply.body)
+    except ValueError:
+        raise HTTPError(503) from None
+    return list(data)
 
 
 async def one(data: bytes) -> AsyncIterator[bytes]:
