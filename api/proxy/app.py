@@ -22,7 +22,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import container, copy, tempurl, versioning
+from nubis.api.proxy import container, copy, symlink, tempurl, versioning
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
@@ -288,6 +288,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool) -> dict[
                     "allowed_digests": ["sha1", "sha256", "sha512"]},
         "container_quotas": {}, "account_quotas": {},
         "versioned_writes": versioning.INFO,
+        "symlink": symlink.INFO,
     }
     if tempauth_on:
         doc["tempauth"] = {"account_acls": False}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj, versioning
+from nubis.api.proxy import largeobj, symlink, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -23,7 +23,7 @@ from nubis.api.proxy.constraints import (
     check_object_name,
     delete_at_from_headers,
 )
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import (
     container_of,
@@ -66,6 +66,18 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     if _expired(headers):
         got.close()
         raise HTTPError(404)
+    location = ""
+    if symlink.TARGET in headers and ctx.query.get("symlink") != "get":
+        got, info, location = await symlink.follow(ctx, got)
+    resp = await _answer(ctx, got, info)
+    if location:
+        resp.headers["Content-Location"] = location
+    return resp
+
+
+async def _answer(ctx: ObjectCtx, got: ClientResponse, info: Info) -> Resp:
+    """Answer with a fetched object: an SLO, a DLO, a manifest or plain bytes."""
+    headers = got.headers
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
         return await largeobj.slo_get(ctx, got, policy_of(info))
@@ -98,6 +110,8 @@ async def respond_object(ctx: ObjectCtx, got: ClientResponse) -> Resp:
     out.update(timestamp_headers(headers))
     out["Etag"] = etag
     out["Accept-Ranges"] = "bytes"
+    if symlink.TARGET in headers:
+        symlink.show(headers, out)
     body: AsyncIterator[bytes] = got.iter_body()
     return await shape_response(ctx, out, body, length, etag, last_modified(headers),
                                 got.close)
@@ -123,10 +137,13 @@ async def put(ctx: ObjectCtx) -> Resp:
         if not isinstance(got, Reply):
             await got.release()
             raise HTTPError(412)
+    link = None
+    if "x-symlink-target" in ctx.headers:
+        link = await symlink.prepare_put(ctx, length)
     headers = object_metadata(ctx)
     await versioning.before_put(ctx, info)
     return await store(ctx, info, ctx.container, ctx.obj, headers, ctx.body, length,
-                       ctx.header("etag") or None)
+                       ctx.header("etag") or None, link)
 
 
 async def post(ctx: ObjectCtx) -> Resp:
@@ -134,6 +151,8 @@ async def post(ctx: ObjectCtx) -> Resp:
     check_metadata(ctx.headers, "object", ctx.state.limits)
     if "x-object-manifest" in ctx.headers:
         check_object_manifest(ctx.headers["x-object-manifest"])
+    if "x-symlink-target" in ctx.headers:
+        raise HTTPError(400, "A PUT request is required to set a symlink target")
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
@@ -150,6 +169,9 @@ async def post(ctx: ObjectCtx) -> Resp:
         raise HTTPError(404)
     if status >= 300:
         raise HTTPError(503 if status >= 500 else status)
+    redirect = symlink.post_redirect(ctx, replies)
+    if redirect is not None:
+        raise redirect
     return Resp(202, {"Content-Type": "text/html; charset=UTF-8"},
                 b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p>"
                 b"</html>")

@@ -373,8 +373,9 @@ class ObjectServer(StorageServer[ObjectDevice]):
             return plain(409, "Conflict", [(hdr.X_BACKEND_TIMESTAMP, exc.existing_ts)])
         except KeyError:
             return self._not_found()
+        sysmeta = [(k, v) for k, v in keep.items() if k.startswith("x-object-sysmeta-")]
         return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
-                              (hdr.X_BACKEND_TIMESTAMP, ts.internal)], b"")
+                              (hdr.X_BACKEND_TIMESTAMP, ts.internal), *sysmeta], b"")
 
 
 #: Container-update overrides, in Swift's order: a stored

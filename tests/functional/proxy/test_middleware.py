@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 
 import pytest
@@ -9,7 +10,7 @@ from swiftclient import client as sc
 from swiftclient.exceptions import ClientException
 
 from tests.functional.proxy.cloud import Cloud
-from tests.functional.proxy.test_core import conn_for
+from tests.functional.proxy.test_core import conn_for, raw
 
 pytestmark = pytest.mark.functional
 
@@ -94,3 +95,58 @@ def test_versioning_header_rules(conn: sc.Connection) -> None:
     with pytest.raises(ClientException) as info:
         conn.put_object(base, "o", b"second")
     assert info.value.http_status == 412
+
+
+# --- symlinks ----------------------------------------------------------------
+
+def test_symlink_follows_and_lists(conn: sc.Connection) -> None:
+    base = "s-" + uuid.uuid4().hex[:8]
+    conn.put_container(base)
+    etag = conn.put_object(base, "target", b"payload", content_type="text/target")
+    conn.put_object(base, "link", b"", headers={"X-Symlink-Target": f"{base}/target"})
+    headers, body = conn.get_object(base, "link")
+    assert body == b"payload" and headers["etag"] == etag
+    assert headers["content-location"].endswith(f"/{base}/target")
+    headers, body = conn.get_object(base, "link", query_string="symlink=get")
+    assert body == b"" and headers["x-symlink-target"] == f"{base}/target"
+    row = {o["name"]: o for o in conn.get_container(base)[1]}["link"]
+    assert row["symlink_path"].endswith(f"/{base}/target")
+    assert row["content_type"] == "application/symlink"
+    # A static link pins the target's ETag.
+    conn.put_object(base, "static", b"", headers={"X-Symlink-Target": f"{base}/target",
+                                                  "X-Symlink-Target-Etag": etag})
+    row = {o["name"]: o for o in conn.get_container(base)[1]}["static"]
+    assert (row["symlink_etag"], row["symlink_bytes"]) == (etag, 7)
+    conn.put_object(base, "target", b"changed")
+    with pytest.raises(ClientException) as info:
+        conn.get_object(base, "static")
+    assert info.value.http_status == 409
+
+
+def test_symlink_rules(cloud: Cloud, conn: sc.Connection) -> None:
+    base = "sr-" + uuid.uuid4().hex[:8]
+    conn.put_container(base)
+    for headers, status in (({"X-Symlink-Target": "no-slash"}, 412),
+                            ({"X-Symlink-Target": f"{base}/self"}, 400)):
+        with pytest.raises(ClientException) as info:
+            conn.put_object(base, "self", b"", headers=headers)
+        assert info.value.http_status == status
+    with pytest.raises(ClientException) as info:
+        conn.put_object(base, "l", b"body", headers={"X-Symlink-Target": f"{base}/t"})
+    assert info.value.http_status == 400
+    # Links to links: at most symloop_max (2) hops.
+    conn.put_object(base, "t", b"x")
+    conn.put_object(base, "l1", b"", headers={"X-Symlink-Target": f"{base}/t"})
+    conn.put_object(base, "l2", b"", headers={"X-Symlink-Target": f"{base}/l1"})
+    conn.put_object(base, "l3", b"", headers={"X-Symlink-Target": f"{base}/l2"})
+    assert conn.get_object(base, "l2")[1] == b"x"
+    with pytest.raises(ClientException) as info:
+        conn.get_object(base, "l3")
+    assert info.value.http_status == 409
+    # A POST to a link is applied to it and answered 307 to the target.
+    url, token = conn.get_auth()
+    path = urllib.parse.urlsplit(url).path
+    status, headers, _ = raw(cloud, "POST", f"{path}/{base}/l1",
+                             {"X-Auth-Token": token, "X-Object-Meta-A": "b"})
+    assert (status, headers["location"]) == (307, f"{path}/{base}/t")
+    assert conn.head_object(base, "l1", query_string="symlink=get")["x-object-meta-a"] == "b"
