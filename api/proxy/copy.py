@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from nubis.api.proxy import largeobj, obj, versioning
+from nubis.api.proxy import largeobj, obj, symlink, versioning
 from nubis.api.proxy.base import check_access, require_found
 from nubis.api.proxy.constraints import (
     check_account_header,
@@ -101,6 +101,11 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
         meta["x-static-large-object"] = "True"
         extra = largeobj.manifest_sysmeta(data)
         body = data
+    if "x-symlink-target" in src_meta:  # a link copied as itself (?symlink=get)
+        for name in ("x-symlink-target", "x-symlink-target-account", "x-symlink-target-etag"):
+            if name in src_meta and name not in ctx.headers:
+                ctx.headers[name] = src_meta[name]
+        extra = {**extra, **await symlink.prepare_put(ctx, 0)}
     source = body if not isinstance(body, bytes) else one(body)
     await versioning.before_put(ctx, dinfo)
     resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None, extra)

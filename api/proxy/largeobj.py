@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.proxy import auth, versioning
+from nubis.api.proxy import auth, symlink, versioning
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
@@ -207,8 +207,8 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         if not cinfo.exists:
             errors.append(f"{urllib.parse.quote(path)}, 404 Not Found")
             continue
-        got = await fetch(ctx, ctx.account, item["container"], item["obj"],
-                                  policy_of(cinfo), "HEAD")
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, ctx.account, item["container"], item["obj"], policy_of(cinfo), "HEAD"), "HEAD")
         if isinstance(got, Reply):
             errors.append(f"{urllib.parse.quote(path)}, {got.status} "
                           f"{'Not Found' if got.status == 404 else 'Error'}")
@@ -307,7 +307,8 @@ async def _expand(ctx: ObjectCtx, manifest: list[dict[str, Any]], depth: int = 1
             raise HTTPError(409, "Max recursion depth exceeded on SLO")
         cinfo = await container_info(ctx.state, ctx.account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj)
-        got = await fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET")
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET"), "GET")
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         try:
@@ -520,7 +521,8 @@ async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment]
             continue
         cinfo = await container_info(ctx.state, account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
-        got = await fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, account, seg.container, seg.obj, policy_of(cinfo)), "GET")
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:

@@ -69,7 +69,12 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     location = ""
     if symlink.TARGET in headers and ctx.query.get("symlink") != "get":
         got, info, location = await symlink.follow(ctx, got)
-    resp = await _answer(ctx, got, info)
+    try:
+        resp = await _answer(ctx, got, info)
+    except HTTPError as exc:
+        if location:
+            exc.headers["Content-Location"] = location
+        raise
     if location:
         resp.headers["Content-Location"] = location
     return resp

@@ -128,7 +128,18 @@ async def _pin(ctx: ObjectCtx, loc: tuple[str, str, str], etag: str,
     return override
 
 
-async def follow(ctx: ObjectCtx, got: ClientResponse
+async def resolve(ctx: ObjectCtx, got: ClientResponse | Reply, method: str
+                  ) -> ClientResponse | Reply:
+    """Return what a segment read ``got`` stands for: itself, or its symlink's target."""
+    if isinstance(got, Reply) or TARGET not in got.headers:
+        return got
+    try:
+        return (await follow(ctx, got, method))[0]
+    except HTTPError as exc:
+        return Reply(exc.status)
+
+
+async def follow(ctx: ObjectCtx, got: ClientResponse, method: str = ""
                  ) -> tuple[ClientResponse, Info, str]:
     """Follow the symlink ``got`` to its final object; return it, its container, its path.
 
@@ -140,7 +151,8 @@ async def follow(ctx: ObjectCtx, got: ClientResponse
     etag = got.headers.get(TARGET_ETAG)
     got.close()
     location = _location(ctx, target, account)
-    final, info, location = await _walk(ctx, _split(location), ctx.method, etag, location,
+    final, info, location = await _walk(ctx, _split(location), method or ctx.method, etag,
+                                        location,
                                         follow_dynamic=True, loops=1)
     if isinstance(final, Reply):
         raise HTTPError(final.status if final.status < 500 else 503,
