@@ -79,6 +79,10 @@ def _data_of(entry: dict[str, Any]) -> bytes:
 
 # --- SLO PUT -------------------------------------------------------------------
 
+#: The keys a path segment of a manifest may have (Swift's ``SLO_KEYS``).
+_PATH_KEYS = frozenset({"path", "etag", "size_bytes", "range"})
+
+
 def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
     """Parse and check the JSON of a ``?multipart-manifest=put`` request (400 if bad)."""
     try:
@@ -98,6 +102,10 @@ def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
             continue
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise HTTPError(400, f"Index {i}: segment must have a path")
+        extra = sorted(k for k in item if k not in _PATH_KEYS)
+        if extra:
+            raise HTTPError(400, f"Index {i}: extraneous keys "
+                                 + ", ".join(json.dumps(k) for k in extra))
         path = item["path"].lstrip("/")
         container, _, obj = path.partition("/")
         if not container or not obj:
@@ -133,6 +141,9 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     """Validate an SLO manifest against its segments and store it."""
     body = await ctx.body.read_all(MAX_MANIFEST_BYTES)
     items = parse_manifest(body, ctx.state.conf.max_manifest_segments)
+    for i, item in enumerate(items):
+        if (item.get("container"), item.get("obj")) == (ctx.container, ctx.obj):
+            raise HTTPError(400, f"Index {i}: manifest must not include itself as a segment")
     stored, errors = await _check_segments(ctx, items)
     if errors:
         raise HTTPError(400, "Errors:\n" + "\n".join(errors))
@@ -352,8 +363,17 @@ async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
     takes (``path``/``etag``/``size_bytes``/``range``), as in Swift.
     """
     headers = dict(got.headers)
+    raw_format = ctx.query.get("format") == "raw"
+    if ctx.method == "HEAD":
+        out = client_headers(headers)
+        out.update(timestamp_headers(headers))
+        out["Etag"] = headers.get("etag", "").strip('"')
+        if not raw_format:
+            out["Content-Type"] = "application/json; charset=utf-8"
+        out["Content-Length"] = headers.get("content-length", "0")
+        return Resp(200, out, b"", int(out["Content-Length"]))
     body = await got.read()
-    if ctx.query.get("format") == "raw":
+    if raw_format:
         try:
             manifest = json.loads(body)
         except ValueError:
@@ -365,8 +385,12 @@ async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
         body = json.dumps(raw).encode()
     out = client_headers(headers)
     out.update(timestamp_headers(headers))
-    out["Content-Type"] = "application/json; charset=utf-8"
-    out["Etag"] = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+    md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    if raw_format:  # the stored Content-Type, Swift's unquoted ETag of the body sent
+        out["Etag"] = md5
+    else:
+        out["Content-Type"] = "application/json; charset=utf-8"
+        out["Etag"] = f'"{md5}"'
     out["X-Static-Large-Object"] = "True"
     out["Content-Length"] = str(len(body))
     return Resp(200, out, body, len(body))

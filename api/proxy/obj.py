@@ -88,7 +88,7 @@ async def _answer(ctx: ObjectCtx, got: ClientResponse, info: Info) -> Resp:
         return await largeobj.slo_get(ctx, got, policy_of(info))
     copying = "x-copy-from" in ctx.headers or "destination" in ctx.headers
     if manifest_get and headers.get("x-static-large-object", "").lower() == "true" \
-            and ctx.method == "GET" and not copying:  # a copy keeps the stored form
+            and not copying:  # a copy keeps the stored form
         return await largeobj.slo_manifest_get(ctx, got)
     if not manifest_get and "x-object-manifest" in headers:
         got.close()
@@ -131,9 +131,6 @@ async def put(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if ctx.query.get("multipart-manifest") == "put":
-        return await largeobj.slo_put(ctx, info)
-    length = check_content_length(ctx.headers, limits)
     inm = ctx.header("if-none-match").strip()
     if inm and inm != "*":
         raise HTTPError(400, "If-None-Match only supports *")
@@ -142,6 +139,9 @@ async def put(ctx: ObjectCtx) -> Resp:
         if not isinstance(got, Reply):
             await got.release()
             raise HTTPError(412)
+    if ctx.query.get("multipart-manifest") == "put":
+        return await largeobj.slo_put(ctx, info)
+    length = check_content_length(ctx.headers, limits)
     link = None
     if "x-symlink-target" in ctx.headers:
         link = await symlink.prepare_put(ctx, length)

@@ -341,7 +341,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
     # -- POST --------------------------------------------------------------------------
     async def post(self, req: Request) -> Response:
         """Replace an object's metadata (202)."""
-        _, df = self._locate(req)
+        p, df = self._locate(req)
         if df is None:
             return INSUFFICIENT_STORAGE
         hdrs = req.headers
@@ -367,12 +367,20 @@ class ObjectServer(StorageServer[ObjectDevice]):
             return replace(old, ts=ts.internal, meta=merged, data_ts=old.data_timestamp,
                            content_type=new_ctype or old.content_type)
 
+        updates: list[PendingUpdate] = []
+        if new_ctype and new_ctype != existing.content_type:  # the listing shows it (Swift)
+            updates = self._container_updates(
+                req, p, df.policy, replace(existing, ts=ts.internal, content_type=new_ctype,
+                                           meta={**keep, **meta}))
         try:
-            await df.commit(replace(existing, ts=ts.internal), [], merge=merge)
+            _old, keys = await df.commit(replace(existing, ts=ts.internal), updates,
+                                         merge=merge)
         except ConflictError as exc:
             return plain(409, "Conflict", [(hdr.X_BACKEND_TIMESTAMP, exc.existing_ts)])
         except KeyError:
             return self._not_found()
+        if updates:
+            await self._send_updates(df, keys, updates)
         sysmeta = [(k, v) for k, v in keep.items() if k.startswith("x-object-sysmeta-")]
         return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
                               (hdr.X_BACKEND_TIMESTAMP, ts.internal), *sysmeta], b"")
