@@ -346,6 +346,7 @@ def _slice(segments: list[Segment], first: int, length: int) -> list[Segment]:
 async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     """Answer GET/HEAD of an SLO by streaming its segments."""
     headers = dict(got.headers)
+    part = _part_number(ctx)
     manifest = await _read_manifest(ctx, got, policy)
     segments = await _expand(ctx, manifest)
     etag = slo_etag(manifest)
@@ -353,7 +354,53 @@ async def slo_get(ctx: ObjectCtx, got: ClientResponse, policy: int) -> Resp:
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
     out["X-Static-Large-Object"] = "True"
+    out["X-Manifest-Etag"] = headers.get("etag", "").strip('"')
+    if part is not None:
+        answer = _part_answer(ctx, out, _slo_segments(manifest), part)
+        if answer is not None:
+            return answer
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+
+
+def _part_number(ctx: ObjectCtx) -> int | None:
+    """Return a valid ``?part-number`` (Swift's ``get_valid_part_num``), or None.
+
+    Raises:
+        HTTPError: 400 when it is not a positive integer or comes with a Range.
+    """
+    value = ctx.query.get("part-number")
+    if not value:
+        return None
+    try:
+        part = int(value)
+    except ValueError:
+        part = 0
+    if part <= 0:
+        raise HTTPError(400, "Part number must be an integer greater than 0")
+    if ctx.header("range"):
+        raise HTTPError(400, "Range requests are not supported with part number queries")
+    return part
+
+
+def _part_answer(ctx: ObjectCtx, out: dict[str, str], top: list[Segment], part: int
+                 ) -> Resp | None:
+    """Answer a HEAD or unsatisfiable ``?part-number``; set a GET's Range, return None."""
+    total = sum(s.length for s in top)
+    out["X-Parts-Count"] = str(len(top))
+    if part > len(top):
+        out["Content-Range"] = f"bytes */{total}"
+        body = b"" if ctx.method == "HEAD" else b"The requested part number is not satisfiable"
+        out["Content-Length"] = str(len(body))
+        return Resp(416, out, body)
+    start = sum(s.length for s in top[:part - 1])
+    stop = start + top[part - 1].length
+    if ctx.method == "HEAD":
+        out["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+        out["Content-Length"] = str(stop - start)
+        out["Accept-Ranges"] = "bytes"
+        return Resp(206, out, b"", stop - start)
+    ctx.headers["range"] = f"bytes={start}-{stop - 1}"
+    return None
 
 
 async def slo_manifest_get(ctx: ObjectCtx, got: ClientResponse) -> Resp:
