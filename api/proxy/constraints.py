@@ -262,9 +262,7 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
             raise HTTPError(400, "Non-integer X-Delete-After") from None
         if secs < 0:
             raise HTTPError(400, "X-Delete-After in past")
-        if now + secs > MAX_TIMESTAMP:
-            raise HTTPError(400, "X-Delete-After too far in the future")
-        return int(now + secs)
+        return int(min(now + secs, MAX_TIMESTAMP))  # Swift clamps far futures
     if at is not None:
         try:
             when = int(float(at))
@@ -272,8 +270,7 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
             raise HTTPError(400, "Non-integer X-Delete-At") from None
         if when < now:
             raise HTTPError(400, "X-Delete-At in past")
-        if when > MAX_TIMESTAMP:
-            raise HTTPError(400, "X-Delete-At too far in the future")
+        when = min(when, int(MAX_TIMESTAMP))  # Swift clamps far futures
         return when
     return None
 

@@ -6,7 +6,7 @@ import contextlib
 import math
 import urllib.parse
 
-from nubis.api.proxy import versioning
+from nubis.api.proxy import quotas, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -31,6 +31,7 @@ from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 
 #: Account quota headers only a reseller admin may set or remove.
 _QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-remove-account-meta-quota-bytes",
+                  "x-account-meta-quota-count", "x-remove-account-meta-quota-count",
                   "x-account-quota-", "x-remove-account-quota-")
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
                    "format", "path", "states")
@@ -142,6 +143,7 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
             meta[name] = clean_acl(ctx.headers[name], name)
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
+    quotas.check_headers(ctx.headers, "container")
     meta.update(versioning.container_headers(ctx.headers))
     return meta
 
@@ -278,6 +280,7 @@ async def account_post(ctx: Ctx) -> Resp:
             name.startswith(_QUOTA_HEADERS) for name in ctx.headers):
         raise HTTPError(403)  # account quotas are the reseller's (Swift's account_quotas)
     check_metadata(ctx.headers, "account", ctx.state.limits)
+    quotas.check_headers(ctx.headers, "account")
     meta = meta_headers(ctx.headers, "account")
     await _ensure_account(ctx)
     ring = ctx.state.backend.rings.get("account")

@@ -513,7 +513,8 @@ async def dlo_get(ctx: ObjectCtx, headers: dict[str, str]) -> Resp:
     out = client_headers(headers)
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
-    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers),
+                                   multi_range=False)
 
 
 async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
@@ -534,7 +535,12 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
 # --- streaming segments --------------------------------------------------------
 
 async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: list[Segment],
-                            etag: str, modified: float) -> Resp:
+                            etag: str, modified: float, *, multi_range: bool = True
+                            ) -> Resp:
+    """Answer with the concatenated segments (conditions, ranges).
+
+    A DLO ignores multi-range requests and answers them whole, as Swift's dlo does.
+    """
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
     for container in sorted({s.container for s in segments if s.data is None}):
@@ -549,6 +555,8 @@ async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: l
         raise HTTPError(cond)
     headers["Accept-Ranges"] = "bytes"
     ranges = parse_range(ctx.header("range")) if ctx.method == "GET" else None
+    if ranges is not None and not multi_range and len(ranges) > 1:
+        ranges = None
     if ranges is not None:
         spans = resolve_ranges(ranges, length)
         if len(spans) == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj, symlink, versioning
+from nubis.api.proxy import largeobj, quotas, symlink, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -142,6 +142,7 @@ async def put(ctx: ObjectCtx) -> Resp:
     if ctx.query.get("multipart-manifest") == "put":
         return await largeobj.slo_put(ctx, info)
     length = check_content_length(ctx.headers, limits)
+    await quotas.check_put(ctx, info, length)
     link = None
     if "x-symlink-target" in ctx.headers:
         link = await symlink.prepare_put(ctx, length)
@@ -184,12 +185,18 @@ async def post(ctx: ObjectCtx) -> Resp:
 
 async def delete(ctx: ObjectCtx) -> Resp:
     """Delete an object (or an SLO with its segments)."""
+    extra: dict[str, str] = {}
+    if "x-if-delete-at" in ctx.headers:
+        value = ctx.headers["x-if-delete-at"].strip()
+        if not value.isdigit():
+            raise HTTPError(400, "Bad X-If-Delete-At header value")
+        extra["X-If-Delete-At"] = value
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
     if ctx.query.get("multipart-manifest") == "delete":
         return await largeobj.slo_delete(ctx, info)
     versioned = await versioning.delete(ctx, info)
-    return versioned if versioned is not None else await delete_object(ctx, info)
+    return versioned if versioned is not None else await delete_object(ctx, info, extra)
 
 

@@ -232,9 +232,10 @@ async def to_all(ctx: ObjectCtx, info: Info, method: str, extra: dict[str, str])
                                              (ctx.account, ctx.container, ctx.obj), headers)
 
 
-async def delete_object(ctx: ObjectCtx, info: Info) -> Resp:
+async def delete_object(ctx: ObjectCtx, info: Info,
+                        extra: dict[str, str] | None = None) -> Resp:
     """Delete one object on a quorum of nodes."""
-    replies = await to_all(ctx, info, "DELETE", {})
+    replies = await to_all(ctx, info, "DELETE", extra or {})
     status = best_status(replies, quorum_size(len(replies)))
     if status == 404:
         raise HTTPError(404)

@@ -356,9 +356,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
         meta = proto.metadata_from_headers(hdrs, proto.OBJECT_META_PREFIXES,
                                            proto.OBJECT_STORED_HEADERS)
         _check_delete_at(meta)
-        keep = {k: v for k, v in existing.meta.items()
-                if k.startswith("x-object-sysmeta-") or k in ("x-static-large-object",
-                                                              "x-object-manifest")}
+        keep = {k: v for k, v in existing.meta.items()  # X-Object-Manifest is the user's
+                if k.startswith("x-object-sysmeta-") or k == "x-static-large-object"}
         new_ctype = hdrs.get("content-type")
 
         def merge(old: ObjectRecord) -> ObjectRecord:

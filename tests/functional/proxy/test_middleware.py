@@ -150,3 +150,22 @@ def test_symlink_rules(cloud: Cloud, conn: sc.Connection) -> None:
                              {"X-Auth-Token": token, "X-Object-Meta-A": "b"})
     assert (status, headers["location"]) == (307, f"{path}/{base}/t")
     assert conn.head_object(base, "l1", query_string="symlink=get")["x-object-meta-a"] == "b"
+
+
+# --- quotas ------------------------------------------------------------------
+
+def test_container_quotas(conn: sc.Connection) -> None:
+    base = "q-" + uuid.uuid4().hex[:8]
+    with pytest.raises(ClientException) as info:
+        conn.put_container(base, {"X-Container-Meta-Quota-Bytes": "ten"})
+    assert info.value.http_status == 400
+    conn.put_container(base, {"X-Container-Meta-Quota-Bytes": "10",
+                              "X-Container-Meta-Quota-Count": "2"})
+    with pytest.raises(ClientException) as info:
+        conn.put_object(base, "big", b"01234567890")
+    assert info.value.http_status == 413
+    conn.put_object(base, "a", b"01234")
+    conn.put_object(base, "b", b"01234")
+    with pytest.raises(ClientException) as info:
+        conn.put_object(base, "c", b"")
+    assert info.value.http_status == 413
