@@ -66,7 +66,8 @@ def check_container_name(name: str, limits: Limits) -> None:
     n = len(name.encode("utf-8"))
     if n > limits.max_container_name_length:
         raise HTTPError(400, f"Container name length of {n} longer than "
-                             f"{limits.max_container_name_length}")
+                             f"{limits.max_container_name_length}",
+                        {"Content-Type": "text/html; charset=UTF-8"})  # as Swift's proxy
     _check_utf8_name(name)
 
 

@@ -83,5 +83,5 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, str], bytes]:
         log.exception("unexpected proxy error")
         status, body, headers = 500, "Internal Error: the server failed to answer.", {}
     data = body.encode("utf-8")  # Swift's bodies end without a newline
-    headers["Content-Type"] = "text/plain; charset=UTF-8"
+    headers.setdefault("Content-Type", "text/plain; charset=UTF-8")
     return status, headers, data

@@ -110,7 +110,7 @@ async def _pin(ctx: ObjectCtx, loc: tuple[str, str, str], etag: str,
     if isinstance(got, Reply):
         if got.status == 404:
             raise HTTPError(409, "X-Symlink-Target does not exist",
-                            {"Content-Type": "text/plain", "Content-Location": location})
+                            {"Content-Location": location})
         raise HTTPError(503 if got.status >= 500 else got.status)
     headers = got.headers
     got.close()
@@ -186,16 +186,16 @@ async def _walk(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, want: st
                 got.close()
                 raise HTTPError(409, f"Object Etag {final!r} does not match "
                                      f"X-Symlink-Target-Etag header {want!r}",
-                                {"Content-Type": "text/plain", "Content-Location": location})
+                                {"Content-Location": location})
             return got, info, location
         got.close()
         found = pinned or got.headers.get("etag", "").strip('"')
         if want and want != found:
             raise HTTPError(409, "X-Symlink-Target-Etag headers do not match",
-                            {"Content-Type": "text/plain", "Content-Location": location})
+                            {"Content-Location": location})
         if loops >= SYMLOOP_MAX:
             raise HTTPError(409, "Too many levels of symbolic links, maximum allowed is "
-                                 f"{SYMLOOP_MAX}", {"Content-Type": "text/plain"})
+                                 f"{SYMLOOP_MAX}")
         loops += 1
         want = pinned
         acct = got.headers.get(TARGET_ACCOUNT) or _quote(loc[0])
