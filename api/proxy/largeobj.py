@@ -302,6 +302,9 @@ def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
     return out
 
 
+#: Swift's generic 409 body (its answer when a GET nests SLOs too deep).
+_CONFLICT = ("<html><h1>Conflict</h1><p>There was a conflict when trying to complete "
+             "your request.</p></html>")
 #: How deep SLOs may nest (Swift's ``max_slo_recursion_depth``).
 MAX_SLO_DEPTH = 10
 
@@ -315,7 +318,7 @@ async def _expand(ctx: ObjectCtx, manifest: list[dict[str, Any]], depth: int = 1
             out.append(seg)
             continue
         if depth >= MAX_SLO_DEPTH:
-            raise HTTPError(409, "Max recursion depth exceeded on SLO")
+            raise HTTPError(409, _CONFLICT, {"Content-Type": "text/html; charset=UTF-8"})
         cinfo = await container_info(ctx.state, ctx.account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj)
         got = await symlink.resolve(ctx, await fetch(
