@@ -233,6 +233,8 @@ class ProxyApp:
         if ctx is not None:
             headers["X-Trans-Id"] = ctx.trans_id
             headers["X-Openstack-Request-Id"] = ctx.trans_id
+            if ctx.headers.get("connection", "").lower() == "keep-alive":
+                headers["Connection"] = "keep-alive"  # echoed, as Swift's eventlet does
         if result.status == 204 and "Content-Length" not in headers:
             headers["Content-Length"] = "0"  # Swift announces the empty body
         if "Content-Type" not in headers and result.status not in (204, 304):

@@ -114,9 +114,12 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
         return Resp(200, headers, body, length)
     try:
         spans = resolve_ranges(ranges, length)
-    except HTTPError:
+    except HTTPError as exc:
         if closer is not None:
             closer()
+        if etag:  # Swift's 416 still names the object (ETag) and its range support
+            exc.headers.setdefault("Etag", etag)
+        exc.headers["Accept-Ranges"] = "bytes"
         raise
     if len(spans) == 1:
         a, b = spans[0]
