@@ -22,7 +22,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import container, copy, tempurl
+from nubis.api.proxy import container, copy, symlink, tempurl, versioning
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
@@ -234,6 +234,8 @@ class ProxyApp:
         if ctx is not None:
             headers["X-Trans-Id"] = ctx.trans_id
             headers["X-Openstack-Request-Id"] = ctx.trans_id
+            if ctx.headers.get("connection", "").lower() == "keep-alive":
+                headers["Connection"] = "keep-alive"  # echoed, as Swift's eventlet does
         if result.status == 204 and "Content-Length" not in headers:
             headers["Content-Length"] = "0"  # Swift announces the empty body
         if "Content-Type" not in headers and result.status not in (204, 304):
@@ -288,6 +290,8 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
                     "outgoing_allow_headers": ["x-object-meta-public-*"],
                     "allowed_digests": ["sha1", "sha256", "sha512"]},
         "container_quotas": {}, "account_quotas": {},
+        "versioned_writes": versioning.INFO,
+        "symlink": symlink.INFO,
     }
     if tempauth_on:
         doc["tempauth"] = {"account_acls": False}

@@ -66,7 +66,8 @@ def check_container_name(name: str, limits: Limits) -> None:
     n = len(name.encode("utf-8"))
     if n > limits.max_container_name_length:
         raise HTTPError(400, f"Container name length of {n} longer than "
-                             f"{limits.max_container_name_length}")
+                             f"{limits.max_container_name_length}",
+                        {"Content-Type": "text/html; charset=UTF-8"})  # as Swift's proxy
     _check_utf8_name(name)
 
 
@@ -262,9 +263,7 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
             raise HTTPError(400, "Non-integer X-Delete-After") from None
         if secs < 0:
             raise HTTPError(400, "X-Delete-After in past")
-        if now + secs > MAX_TIMESTAMP:
-            raise HTTPError(400, "X-Delete-After too far in the future")
-        return int(now + secs)
+        return int(min(now + secs, MAX_TIMESTAMP))  # Swift clamps far futures
     if at is not None:
         try:
             when = int(float(at))
@@ -272,8 +271,7 @@ def delete_at_from_headers(headers: Mapping[str, str], now: float | None = None)
             raise HTTPError(400, "Non-integer X-Delete-At") from None
         if when < now:
             raise HTTPError(400, "X-Delete-At in past")
-        if when > MAX_TIMESTAMP:
-            raise HTTPError(400, "X-Delete-At too far in the future")
+        when = min(when, int(MAX_TIMESTAMP))  # Swift clamps far futures
         return when
     return None
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import urllib.parse
-from typing import Any
 
+from nubis.api.proxy import quotas, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -33,6 +32,7 @@ from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 
 #: Account quota headers only a reseller admin may set or remove.
 _QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-remove-account-meta-quota-bytes",
+                  "x-account-meta-quota-count", "x-remove-account-meta-quota-count",
                   "x-account-quota-", "x-remove-account-quota-")
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
                    "format", "path", "states")
@@ -65,6 +65,7 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
     if idx is not None and idx.isdigit():
         out["X-Storage-Policy"] = ctx.state.policy_names.get(int(idx), idx)
     out.pop("X-Storage-Policy-Index", None)
+    versioning.show(reply.headers, out)
     if not is_owner(ctx):
         for k in ("X-Container-Read", "X-Container-Write", "X-Container-Sync-Key",
                   "X-Container-Sync-To"):
@@ -115,26 +116,6 @@ async def handle_container(ctx: ContainerCtx) -> Resp:
     raise HTTPError(405, headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
 
 
-async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
-                          ) -> list[dict[str, Any]]:
-    """Return one JSON listing page of a container (empty when missing)."""
-    ring = ctx.state.backend.rings.get("container")
-    part, nodes = ring.get_nodes(ctx.account, container)
-    reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account, container),
-                                         {}, urllib.parse.urlencode(params))
-    if reply.status == 404:
-        return []
-    if not 200 <= reply.status < 300:
-        raise HTTPError(503)
-    if not reply.body:
-        return []
-    try:
-        data = json.loads(reply.body)
-    except ValueError:
-        raise HTTPError(503) from None
-    return list(data)
-
-
 async def container_get(ctx: ContainerCtx) -> Resp:
     """List a container (GET) or show its metadata (HEAD)."""
     info = await container_info(ctx.state, ctx.account, ctx.container)
@@ -163,10 +144,8 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
             meta[name] = clean_acl(ctx.headers[name], name)
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
-    for name in ("x-versions-location", "x-history-location"):
-        # An empty value (or X-Remove-*) turns versioning off: nothing to do here.
-        if ctx.headers.get(name, "").strip():
-            raise HTTPError(400, "Object versioning is not supported")
+    quotas.check_headers(ctx.headers, "container")
+    meta.update(versioning.container_headers(ctx.headers))
     return meta
 
 
@@ -316,6 +295,7 @@ async def account_post(ctx: Ctx) -> Resp:
             name.startswith(_QUOTA_HEADERS) for name in ctx.headers):
         raise HTTPError(403)  # account quotas are the reseller's (Swift's account_quotas)
     check_metadata(ctx.headers, "account", ctx.state.limits)
+    quotas.check_headers(ctx.headers, "account")
     meta = meta_headers(ctx.headers, "account")
     await _ensure_account(ctx)
     ring = ctx.state.backend.rings.get("account")

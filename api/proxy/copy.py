@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from nubis.api.proxy import largeobj, obj
+from nubis.api.proxy import largeobj, obj, quotas, symlink, versioning
 from nubis.api.proxy.base import check_access, require_found
 from nubis.api.proxy.constraints import (
     check_account_header,
@@ -101,7 +101,14 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
         meta["x-static-large-object"] = "True"
         extra = largeobj.manifest_sysmeta(data)
         body = data
+    if "x-symlink-target" in src_meta:  # a link copied as itself (?symlink=get)
+        for name in ("x-symlink-target", "x-symlink-target-account", "x-symlink-target-etag"):
+            if name in src_meta and name not in ctx.headers:
+                ctx.headers[name] = src_meta[name]
+        extra = {**extra, **await symlink.prepare_put(ctx, 0)}
     source = body if not isinstance(body, bytes) else one(body)
+    await quotas.check_put(ctx, dinfo, length)
+    await versioning.before_put(ctx, dinfo)
     resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None, extra)
     resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
     resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")
@@ -118,7 +125,9 @@ async def _read_source(ctx: ObjectCtx, src: Loc) -> Resp:
         got = await obj.get_or_head(ctx)
     finally:
         ctx.method, ctx.account, ctx.container, ctx.obj = saved
-    if got.status != 200 or got.length is None:
+    # A part or a Range of the source copies as an object of its own (Swift).
+    whole = 206 if "part-number" in ctx.query or ctx.header("range") else 200
+    if got.status != whole or got.length is None:
         raise HTTPError(got.status if got.status >= 400 else 412)
     return got
 

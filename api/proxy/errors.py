@@ -17,7 +17,7 @@ log = logging.getLogger("nubis.proxy")
 #: Reason phrases for the statuses the proxy answers.
 REASONS: dict[int, str] = {
     200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
-    206: "Partial Content", 304: "Not Modified",
+    206: "Partial Content", 304: "Not Modified", 307: "Temporary Redirect",
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
     411: "Length Required", 412: "Precondition Failed", 413: "Request Entity Too Large",
@@ -83,5 +83,5 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, str], bytes]:
         log.exception("unexpected proxy error")
         status, body, headers = 500, "Internal Error: the server failed to answer.", {}
     data = body.encode("utf-8")  # Swift's bodies end without a newline
-    headers["Content-Type"] = "text/plain; charset=UTF-8"
+    headers.setdefault("Content-Type", "text/plain; charset=UTF-8")
     return status, headers, data

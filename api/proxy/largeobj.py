@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.proxy import auth
+from nubis.api.proxy import auth, symlink, versioning
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
@@ -24,7 +24,6 @@ from nubis.api.proxy.base import (
     timestamp_headers,
 )
 from nubis.api.proxy.constraints import header_path
-from nubis.api.proxy.container import backend_listing
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
@@ -36,6 +35,7 @@ from nubis.api.proxy.httputil import (
     slice_stream,
 )
 from nubis.api.proxy.transfer import (
+    backend_listing,
     delete_object,
     fetch,
     object_metadata,
@@ -79,6 +79,10 @@ def _data_of(entry: dict[str, Any]) -> bytes:
 
 # --- SLO PUT -------------------------------------------------------------------
 
+#: The keys a path segment of a manifest may have (Swift's ``SLO_KEYS``).
+_PATH_KEYS = frozenset({"path", "etag", "size_bytes", "range"})
+
+
 def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
     """Parse and check the JSON of a ``?multipart-manifest=put`` request (400 if bad)."""
     try:
@@ -98,6 +102,10 @@ def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
             continue
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise HTTPError(400, f"Index {i}: segment must have a path")
+        extra = sorted(k for k in item if k not in _PATH_KEYS)
+        if extra:
+            raise HTTPError(400, f"Index {i}: extraneous keys "
+                                 + ", ".join(json.dumps(k) for k in extra))
         path = item["path"].lstrip("/")
         container, _, obj = path.partition("/")
         if not container or not obj:
@@ -133,6 +141,9 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     """Validate an SLO manifest against its segments and store it."""
     body = await ctx.body.read_all(MAX_MANIFEST_BYTES)
     items = parse_manifest(body, ctx.state.conf.max_manifest_segments)
+    for i, item in enumerate(items):
+        if (item.get("container"), item.get("obj")) == (ctx.container, ctx.obj):
+            raise HTTPError(400, f"Index {i}: manifest must not include itself as a segment")
     stored, errors = await _check_segments(ctx, items)
     if errors:
         raise HTTPError(400, "Errors:\n" + "\n".join(errors))
@@ -140,6 +151,7 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     meta = object_metadata(ctx)
     meta["x-static-large-object"] = "True"
     extra = manifest_sysmeta(data, stored)
+    await versioning.before_put(ctx, info)
     resp = await store(ctx, info, ctx.container, ctx.obj, meta,
                                one(data), len(data), None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
@@ -206,8 +218,8 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         if not cinfo.exists:
             errors.append(f"{urllib.parse.quote(path)}, 404 Not Found")
             continue
-        got = await fetch(ctx, ctx.account, item["container"], item["obj"],
-                                  policy_of(cinfo), "HEAD")
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, ctx.account, item["container"], item["obj"], policy_of(cinfo), "HEAD"), "HEAD")
         if isinstance(got, Reply):
             errors.append(f"{urllib.parse.quote(path)}, {got.status} "
                           f"{'Not Found' if got.status == 404 else 'Error'}")
@@ -290,6 +302,9 @@ def _slo_segments(manifest: list[dict[str, Any]]) -> list[Segment]:
     return out
 
 
+#: Swift's generic 409 body (its answer when a GET nests SLOs too deep).
+_CONFLICT = ("<html><h1>Conflict</h1><p>There was a conflict when trying to complete "
+             "your request.</p></html>")
 #: How deep SLOs may nest (Swift's ``max_slo_recursion_depth``).
 MAX_SLO_DEPTH = 10
 
@@ -303,10 +318,11 @@ async def _expand(ctx: ObjectCtx, manifest: list[dict[str, Any]], depth: int = 1
             out.append(seg)
             continue
         if depth >= MAX_SLO_DEPTH:
-            raise HTTPError(409, "Max recursion depth exceeded on SLO")
+            raise HTTPError(409, _CONFLICT, {"Content-Type": "text/html; charset=UTF-8"})
         cinfo = await container_info(ctx.state, ctx.account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj)
-        got = await fetch(ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET")
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET"), "GET")
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         try:
@@ -333,6 +349,7 @@ def _slice(segments: list[Segment], first: int, length: int) -> list[Segment]:
 async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
     """Answer GET/HEAD of an SLO by streaming its segments."""
     headers = dict(got.headers)
+    part = _part_number(ctx)
     manifest = await _read_manifest(ctx, got, policy)
     segments = await _expand(ctx, manifest)
     etag = slo_etag(manifest)
@@ -340,7 +357,53 @@ async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
     out["X-Static-Large-Object"] = "True"
+    out["X-Manifest-Etag"] = headers.get("etag", "").strip('"')
+    if part is not None:
+        answer = _part_answer(ctx, out, _slo_segments(manifest), part)
+        if answer is not None:
+            return answer
     return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+
+
+def _part_number(ctx: ObjectCtx) -> int | None:
+    """Return a valid ``?part-number`` (Swift's ``get_valid_part_num``), or None.
+
+    Raises:
+        HTTPError: 400 when it is not a positive integer or comes with a Range.
+    """
+    value = ctx.query.get("part-number")
+    if not value:
+        return None
+    try:
+        part = int(value)
+    except ValueError:
+        part = 0
+    if part <= 0:
+        raise HTTPError(400, "Part number must be an integer greater than 0")
+    if ctx.header("range"):
+        raise HTTPError(400, "Range requests are not supported with part number queries")
+    return part
+
+
+def _part_answer(ctx: ObjectCtx, out: dict[str, str], top: list[Segment], part: int
+                 ) -> Resp | None:
+    """Answer a HEAD or unsatisfiable ``?part-number``; set a GET's Range, return None."""
+    total = sum(s.length for s in top)
+    out["X-Parts-Count"] = str(len(top))
+    if part > len(top):
+        out["Content-Range"] = f"bytes */{total}"
+        body = b"" if ctx.method == "HEAD" else b"The requested part number is not satisfiable"
+        out["Content-Length"] = str(len(body))
+        return Resp(416, out, body)
+    start = sum(s.length for s in top[:part - 1])
+    stop = start + top[part - 1].length
+    if ctx.method == "HEAD":
+        out["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
+        out["Content-Length"] = str(stop - start)
+        out["Accept-Ranges"] = "bytes"
+        return Resp(206, out, b"", stop - start)
+    ctx.headers["range"] = f"bytes={start}-{stop - 1}"
+    return None
 
 
 async def slo_manifest_get(ctx: ObjectCtx, got: Fetched) -> Resp:
@@ -350,8 +413,17 @@ async def slo_manifest_get(ctx: ObjectCtx, got: Fetched) -> Resp:
     takes (``path``/``etag``/``size_bytes``/``range``), as in Swift.
     """
     headers = dict(got.headers)
+    raw_format = ctx.query.get("format") == "raw"
+    if ctx.method == "HEAD":
+        out = client_headers(headers)
+        out.update(timestamp_headers(headers))
+        out["Etag"] = headers.get("etag", "").strip('"')
+        if not raw_format:
+            out["Content-Type"] = "application/json; charset=utf-8"
+        out["Content-Length"] = headers.get("content-length", "0")
+        return Resp(200, out, b"", int(out["Content-Length"]))
     body = await got.read()
-    if ctx.query.get("format") == "raw":
+    if raw_format:
         try:
             manifest = json.loads(body)
         except ValueError:
@@ -363,8 +435,12 @@ async def slo_manifest_get(ctx: ObjectCtx, got: Fetched) -> Resp:
         body = json.dumps(raw).encode()
     out = client_headers(headers)
     out.update(timestamp_headers(headers))
-    out["Content-Type"] = "application/json; charset=utf-8"
-    out["Etag"] = f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+    md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    if raw_format:  # the stored Content-Type, Swift's unquoted ETag of the body sent
+        out["Etag"] = md5
+    else:
+        out["Content-Type"] = "application/json; charset=utf-8"
+        out["Etag"] = f'"{md5}"'
     out["X-Static-Large-Object"] = "True"
     out["Content-Length"] = str(len(body))
     return Resp(200, out, body, len(body))
@@ -440,7 +516,8 @@ async def dlo_get(ctx: ObjectCtx, headers: dict[str, str]) -> Resp:
     out = client_headers(headers)
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
-    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers),
+                                   multi_range=False)
 
 
 async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
@@ -461,7 +538,12 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
 # --- streaming segments --------------------------------------------------------
 
 async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: list[Segment],
-                            etag: str, modified: float) -> Resp:
+                            etag: str, modified: float, *, multi_range: bool = True
+                            ) -> Resp:
+    """Answer with the concatenated segments (conditions, ranges).
+
+    A DLO ignores multi-range requests and answers them whole, as Swift's dlo does.
+    """
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
     for container in sorted({s.container for s in segments if s.data is None}):
@@ -476,6 +558,8 @@ async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: l
         raise HTTPError(cond)
     headers["Accept-Ranges"] = "bytes"
     ranges = parse_range(ctx.header("range")) if ctx.method == "GET" else None
+    if ranges is not None and not multi_range and len(ranges) > 1:
+        ranges = None
     if ranges is not None:
         spans = resolve_ranges(ranges, length)
         if len(spans) == 1:
@@ -519,7 +603,8 @@ async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment]
             continue
         cinfo = await container_info(ctx.state, account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
-        got = await fetch(ctx, account, seg.container, seg.obj, policy_of(cinfo))
+        got = await symlink.resolve(ctx, await fetch(
+            ctx, account, seg.container, seg.obj, policy_of(cinfo)), "GET")
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj
+from nubis.api.proxy import largeobj, quotas, symlink, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -23,7 +23,7 @@ from nubis.api.proxy.constraints import (
     check_object_name,
     delete_at_from_headers,
 )
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import (
@@ -66,12 +66,29 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     if _expired(headers):
         got.close()
         raise HTTPError(404)
+    location = ""
+    if symlink.TARGET in headers and ctx.query.get("symlink") != "get":
+        got, info, location = await symlink.follow(ctx, got)
+    try:
+        resp = await _answer(ctx, got, info)
+    except HTTPError as exc:
+        if location:
+            exc.headers["Content-Location"] = location
+        raise
+    if location:
+        resp.headers["Content-Location"] = location
+    return resp
+
+
+async def _answer(ctx: ObjectCtx, got: Fetched, info: Info) -> Resp:
+    """Answer with a fetched object: an SLO, a DLO, a manifest or plain bytes."""
+    headers = got.headers
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
         return await largeobj.slo_get(ctx, got, policy_of(info))
     copying = "x-copy-from" in ctx.headers or "destination" in ctx.headers
     if manifest_get and headers.get("x-static-large-object", "").lower() == "true" \
-            and ctx.method == "GET" and not copying:  # a copy keeps the stored form
+            and not copying:  # a copy keeps the stored form
         return await largeobj.slo_manifest_get(ctx, got)
     if not manifest_get and "x-object-manifest" in headers:
         got.close()
@@ -98,6 +115,8 @@ async def respond_object(ctx: ObjectCtx, got: Fetched) -> Resp:
     out.update(timestamp_headers(headers))
     out["Etag"] = etag
     out["Accept-Ranges"] = "bytes"
+    if symlink.TARGET in headers:
+        symlink.show(headers, out)
     body: AsyncIterator[bytes] = got.iter_body()
     return await shape_response(ctx, out, body, length, etag, last_modified(headers),
                                 got.close)
@@ -112,9 +131,6 @@ async def put(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if ctx.query.get("multipart-manifest") == "put":
-        return await largeobj.slo_put(ctx, info)
-    length = check_content_length(ctx.headers, limits)
     inm = ctx.header("if-none-match").strip()
     if inm and inm != "*":
         raise HTTPError(400, "If-None-Match only supports *")
@@ -123,9 +139,17 @@ async def put(ctx: ObjectCtx) -> Resp:
         if not isinstance(got, Reply):
             await got.release()
             raise HTTPError(412)
+    if ctx.query.get("multipart-manifest") == "put":
+        return await largeobj.slo_put(ctx, info)
+    length = check_content_length(ctx.headers, limits)
+    await quotas.check_put(ctx, info, length)
+    link = None
+    if "x-symlink-target" in ctx.headers:
+        link = await symlink.prepare_put(ctx, length)
     headers = object_metadata(ctx)
+    await versioning.before_put(ctx, info)
     return await store(ctx, info, ctx.container, ctx.obj, headers, ctx.body, length,
-                       ctx.header("etag") or None)
+                       ctx.header("etag") or None, link)
 
 
 async def post(ctx: ObjectCtx) -> Resp:
@@ -133,6 +157,8 @@ async def post(ctx: ObjectCtx) -> Resp:
     check_metadata(ctx.headers, "object", ctx.state.limits)
     if "x-object-manifest" in ctx.headers:
         check_object_manifest(ctx.headers["x-object-manifest"])
+    if "x-symlink-target" in ctx.headers:
+        raise HTTPError(400, "A PUT request is required to set a symlink target")
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
@@ -149,6 +175,9 @@ async def post(ctx: ObjectCtx) -> Resp:
         raise HTTPError(404)
     if status >= 300:
         raise HTTPError(503 if status >= 500 else status)
+    redirect = symlink.post_redirect(ctx, replies)
+    if redirect is not None:
+        raise redirect
     return Resp(202, {"Content-Type": "text/html; charset=UTF-8"},
                 b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p>"
                 b"</html>")
@@ -156,11 +185,18 @@ async def post(ctx: ObjectCtx) -> Resp:
 
 async def delete(ctx: ObjectCtx) -> Resp:
     """Delete an object (or an SLO with its segments)."""
+    extra: dict[str, str] = {}
+    if "x-if-delete-at" in ctx.headers:
+        value = ctx.headers["x-if-delete-at"].strip()
+        if not value.isdigit():
+            raise HTTPError(400, "Bad X-If-Delete-At header value")
+        extra["X-If-Delete-At"] = value
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
     if ctx.query.get("multipart-manifest") == "delete":
         return await largeobj.slo_delete(ctx, info)
-    return await delete_object(ctx, info)
+    versioned = await versioning.delete(ctx, info)
+    return versioned if versioned is not None else await delete_object(ctx, info, extra)
 
 

@@ -11,8 +11,11 @@ It imports no controller, so :mod:`~nubis.api.proxy.obj`,
 
 from __future__ import annotations
 
+import json
 import mimetypes
+import urllib.parse
 from collections.abc import AsyncIterator
+from typing import Any
 
 from nubis.api.proxy import ec, putter, tempurl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
@@ -114,9 +117,12 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
         return Resp(200, headers, body, length)
     try:
         spans = resolve_ranges(ranges, length)
-    except HTTPError:
+    except HTTPError as exc:
         if closer is not None:
             closer()
+        if etag:  # Swift's 416 still names the object (ETag) and its range support
+            exc.headers.setdefault("Etag", etag)
+        exc.headers["Accept-Ranges"] = "bytes"
         raise
     if len(spans) == 1:
         a, b = spans[0]
@@ -237,15 +243,36 @@ async def to_all(ctx: ObjectCtx, info: Info, method: str, extra: dict[str, str])
                                              (ctx.account, ctx.container, ctx.obj), headers)
 
 
-async def delete_object(ctx: ObjectCtx, info: Info) -> Resp:
+async def delete_object(ctx: ObjectCtx, info: Info,
+                        extra: dict[str, str] | None = None) -> Resp:
     """Delete one object on a quorum of nodes."""
-    replies = await to_all(ctx, info, "DELETE", {})
+    replies = await to_all(ctx, info, "DELETE", extra or {})
     status = best_status(replies, quorum_size(len(replies)))
     if status == 404:
         raise HTTPError(404)
     if status >= 300:
         raise HTTPError(503 if status >= 500 else status)
     return Resp(204, {"Content-Type": "text/html; charset=UTF-8"})
+
+
+async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
+                          ) -> list[dict[str, Any]]:
+    """Return one JSON listing page of a container (empty when missing)."""
+    ring = ctx.state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, container)
+    reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account, container),
+                                         {}, urllib.parse.urlencode(params))
+    if reply.status == 404:
+        return []
+    if not 200 <= reply.status < 300:
+        raise HTTPError(503)
+    if not reply.body:
+        return []
+    try:
+        data = json.loads(reply.body)
+    except ValueError:
+        raise HTTPError(503) from None
+    return list(data)
 
 
 async def one(data: bytes) -> AsyncIterator[bytes]:

@@ -237,8 +237,11 @@ class ContainerDB:
             info = self._load(txn, cid)
             if info is None or info.deleted:
                 raise ContainerNotFoundError(container)
+            changed = ts > info.put_ts  # Swift: a POST moves the put timestamp
+            if changed:
+                info.put_ts = ts
             info.meta = merge_metadata(info.meta, meta, ts)
-            self._save(txn, cid, info, dirty=False)
+            self._save(txn, cid, info, dirty=changed)
 
         await self.committer.submit(write)
 

@@ -87,21 +87,23 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
         return None
 
 
-def _object_row(name: str, raw: bytes) -> dict[str, Any]:
+def _object_row(name: str, raw: bytes, account: str = "") -> dict[str, Any]:
     ts, size, ctype, etag = unpack_row(raw)
     row = {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
            "last_modified": Timestamp.parse(ts).isoformat}
     if ";" in ctype or ";" in etag:
-        _row_params(row, ctype, etag)
+        _row_params(row, ctype, etag, account)
     return row
 
 
-def _row_params(row: dict[str, Any], ctype: str, etag: str) -> None:
-    """Apply Swift's listing parameters: ``swift_bytes`` and ``slo_etag``.
+def _row_params(row: dict[str, Any], ctype: str, etag: str, account: str) -> None:
+    """Apply Swift's listing parameters: ``swift_bytes``, ``slo_etag``, symlinks.
 
     A ``;swift_bytes=N`` content-type parameter replaces ``bytes`` (Swift's
     ``override_bytes_from_content_type``); an ``; slo_etag=E`` ETag parameter
-    becomes the ``slo_etag`` field (``"E"``), as Swift's slo middleware shows it.
+    becomes the ``slo_etag`` field (``"E"``), as Swift's slo middleware shows it;
+    ``symlink_target*`` parameters become ``symlink_path``/``_etag``/``_bytes``
+    (Swift's symlink middleware).
     """
     base, *params = ctype.split(";")
     kept = []
@@ -114,13 +116,23 @@ def _row_params(row: dict[str, Any], ctype: str, etag: str) -> None:
     row["content_type"] = base + "".join(kept)
     base, *params = etag.split(";")
     kept = []
+    link: dict[str, str] = {}
     for param in params:
         key, _, value = param.strip().partition("=")
         if key == "slo_etag":
             row["slo_etag"] = f'"{value.strip()}"'
+        elif key.startswith("symlink_target"):
+            link[key] = value.strip()
         else:
             kept.append(f"; {param.strip()}")
     row["hash"] = base.strip() + "".join(kept)
+    if "symlink_target_etag" in link:
+        row["symlink_etag"] = link["symlink_target_etag"]
+    if link.get("symlink_target_bytes", "").isdigit():
+        row["symlink_bytes"] = int(link["symlink_target_bytes"])
+    if "symlink_target" in link:
+        acct = link.get("symlink_target_account") or quote(account)
+        row["symlink_path"] = f"/v1/{acct}/{link['symlink_target']}"
 
 
 class ContainerServer(DatabaseServer[ContainerDB]):
@@ -263,7 +275,7 @@ class ContainerServer(DatabaseServer[ContainerDB]):
         listing = parse_listing(req, self.storage.listing_limit)
         entries = db.listing(p.account, p.container, listing.params)
         return render_listing(entries, listing.content_type, headers, "container", p.container,
-                              "object", _object_row)
+                              "object", lambda name, raw: _object_row(name, raw, p.account))
 
     async def _put(self, req: Request, db: ContainerDB, p: proto.BackendPath) -> Response:
         hdrs = req.headers

@@ -75,9 +75,14 @@ def parse_listing(req: Request, max_limit: int) -> ListingRequest:
             raise ProtocolError(412, f"Maximum limit is {max_limit}")
     delimiter = query.get("delimiter", "")
     reverse = query.get("reverse", "").lower() in ("1", "true", "yes", "on", "t", "y")
-    params = ListingParams(query.get("prefix", "").encode(), delimiter.encode(),
+    prefix = query.get("prefix", "")
+    path = query.get("path")
+    if path is not None:  # Swift's ``path``: the objects right below one "directory"
+        prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
+    params = ListingParams(prefix.encode(), delimiter.encode(),
                            query.get("marker", "").encode(),
-                           query.get("end_marker", "").encode(), limit, reverse)
+                           query.get("end_marker", "").encode(), limit, reverse,
+                           path is not None)
     return ListingRequest(params, _content_type(query.get("format"), req.headers.get("accept")))
 
 

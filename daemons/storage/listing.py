@@ -177,6 +177,9 @@ class ListingParams:
     end_marker: bytes = b""
     limit: int = 10000
     reverse: bool = False
+    #: Swift's ``path`` mode: names deeper than one level below ``prefix`` are left
+    #: out (not rolled up), names ending in the delimiter right there are rows.
+    path: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +228,17 @@ def _walk_up(cur: NameCursor, p: ListingParams) -> list[Entry]:
             continue
         if end and name >= end:
             break
+        if p.path and name == p.prefix:
+            ok = cur.next()
+            continue
         if delim:
             i = name.find(delim, plen)
-            if i >= 0:
+            if i >= 0 and not (p.path and i + len(delim) == len(name)):
                 sub = name[:i + len(delim)]
+                if p.path:
+                    nxt = increment(sub)
+                    ok = bool(nxt) and cur.seek(nxt)
+                    continue
                 if sub != p.marker:
                     out.append(Entry(sub, None))
                     if len(out) >= p.limit:
@@ -258,10 +268,16 @@ def _walk_down(cur: NameCursor, p: ListingParams) -> list[Entry]:
             break
         if end and name <= end:
             break
+        if p.path and name == p.prefix:
+            ok = cur.prev()
+            continue
         if delim:
             i = name.find(delim, plen)
-            if i >= 0:
+            if i >= 0 and not (p.path and i + len(delim) == len(name)):
                 sub = name[:i + len(delim)]
+                if p.path:  # on to the directory marker ``sub`` itself, if any
+                    ok = cur.seek_below(sub + b"\x00")
+                    continue
                 if sub != p.marker:
                     out.append(Entry(sub, None))
                     if len(out) >= p.limit:
@@ -293,8 +309,14 @@ def reference(names: list[bytes], p: ListingParams) -> list[tuple[bytes, bool]]:
                 continue
             if p.end_marker and name >= p.end_marker:
                 continue
+        if p.path and name == p.prefix:
+            continue
         if p.delimiter:
             i = name.find(p.delimiter, len(p.prefix))
+            if p.path and i >= 0:
+                if i + len(p.delimiter) != len(name):
+                    continue
+                i = -1
             if i >= 0:
                 sub = name[:i + len(p.delimiter)]
                 if sub in seen or sub == p.marker:

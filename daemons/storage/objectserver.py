@@ -348,7 +348,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
         """Replace an object's metadata (202), or commit a fragment archive (phase 2)."""
         if hdr.X_EC_COMMIT in req.headers:
             return await self._ec_commit(req)
-        _, df = self._locate(req)
+        p, df = self._locate(req)
         if df is None:
             return INSUFFICIENT_STORAGE
         hdrs = req.headers
@@ -363,9 +363,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
         meta = proto.metadata_from_headers(hdrs, proto.OBJECT_META_PREFIXES,
                                            proto.OBJECT_STORED_HEADERS)
         _check_delete_at(meta)
-        keep = {k: v for k, v in existing.meta.items()
-                if k.startswith("x-object-sysmeta-") or k in ("x-static-large-object",
-                                                              "x-object-manifest")}
+        keep = {k: v for k, v in existing.meta.items()  # X-Object-Manifest is the user's
+                if k.startswith("x-object-sysmeta-") or k == "x-static-large-object"}
         new_ctype = hdrs.get("content-type")
 
         def merge(old: ObjectRecord) -> ObjectRecord:
@@ -374,14 +373,23 @@ class ObjectServer(StorageServer[ObjectDevice]):
             return replace(old, ts=ts.internal, meta=merged, data_ts=old.data_timestamp,
                            content_type=new_ctype or old.content_type)
 
+        updates: list[PendingUpdate] = []
+        if new_ctype and new_ctype != existing.content_type:  # the listing shows it (Swift)
+            updates = self._container_updates(
+                req, p, df.policy, replace(existing, ts=ts.internal, content_type=new_ctype,
+                                           meta={**keep, **meta}))
         try:
-            await df.commit(replace(existing, ts=ts.internal), [], merge=merge)
+            _old, keys = await df.commit(replace(existing, ts=ts.internal), updates,
+                                         merge=merge)
         except ConflictError as exc:
             return plain(409, "Conflict", [(hdr.X_BACKEND_TIMESTAMP, exc.existing_ts)])
         except KeyError:
             return self._not_found()
+        if updates:
+            await self._send_updates(df, keys, updates)
+        sysmeta = [(k, v) for k, v in keep.items() if k.startswith("x-object-sysmeta-")]
         return Response(202, [("Content-Type", "text/plain; charset=utf-8"),
-                              (hdr.X_BACKEND_TIMESTAMP, ts.internal)], b"")
+                              (hdr.X_BACKEND_TIMESTAMP, ts.internal), *sysmeta], b"")
 
 
     async def _ec_commit(self, req: Request) -> Response:

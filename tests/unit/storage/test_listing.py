@@ -177,3 +177,22 @@ def test_migrate_moves_old_full_name_keys(tmp_path: Path) -> None:
     with e.begin(db=deleted) as txn:
         assert txn.get(row_key(SCOPE, old[2])) == wrap_value(old[2], b"ts")
     e.close()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(NAME, max_size=25), prefix=st.sampled_from([b"", b"a/", b"a/b/"]),
+       marker=SMALL, limit=st.integers(1, 30), reverse=st.booleans())
+def test_path_mode_matches_reference(env: lmdb.Environment, names: list[bytes], prefix: bytes,
+                                     marker: bytes, limit: int, reverse: bool) -> None:
+    load(env, names)
+    p = ListingParams(prefix, b"/", marker, b"", limit, reverse, path=True)
+    assert listing(env, p) == reference(names, p)
+
+
+def test_path_mode_lists_one_level(env: lmdb.Environment) -> None:
+    load(env, [b"d/", b"d/f", b"d/s/", b"d/s/g", b"e"])
+    p = ListingParams(b"d/", b"/", limit=10, path=True)
+    assert listing(env, p) == [(b"d/f", False), (b"d/s/", False)]
+    assert listing(env, ListingParams(b"d/", b"/", limit=10, reverse=True, path=True)) == \
+        [(b"d/s/", False), (b"d/f", False)]
