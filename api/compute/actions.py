@@ -1,4 +1,7 @@
-"""``POST /servers/{id}/action``: power actions and the console log; limits and quotas."""
+"""``POST /servers/{id}/action``: power actions and the console log; limits and quotas.
+
+Pause, suspend, rebuild, resize and createImage are in ``lifecycle.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from typing import Any
 import falcon.asgi
 from nubis.api.compute.build import Builder
 from nubis.api.compute.clients import PeerError
+from nubis.api.compute.lifecycle import ACTIONS as LIFECYCLE_ACTIONS
+from nubis.api.compute.lifecycle import LifecycleActions
 from nubis.api.compute.model import Instance
 from nubis.api.compute.servers import ServiceUnavailableError, find_server
 from nubis.api.compute.service import (
@@ -40,6 +45,7 @@ class Action:
     def __init__(self, svc: ComputeService, builder: Builder) -> None:
         self.svc = svc
         self.builder = builder
+        self.lifecycle = LifecycleActions(svc, builder)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                       server_id: str) -> None:
@@ -57,6 +63,8 @@ class Action:
             resp.status = 202
         elif name == "os-getConsoleOutput":
             resp.media = {"output": await self._console(inst, arg)}
+        elif name in LIFECYCLE_ACTIONS:
+            await self.lifecycle.dispatch(req, resp, inst, name, arg)
         else:
             raise BadRequestError(f"There is no such action: {name}")
 

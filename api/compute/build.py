@@ -20,6 +20,7 @@ from typing import Any
 
 from nubis.api.compute import schema as s
 from nubis.api.compute.clients import NoValidHostError, PeerError
+from nubis.api.compute.migrations import MigrationStore, release_open_resize
 from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
 from nubis.api.compute.service import ComputeService
 from nubis.api.compute.store import utcnow
@@ -85,6 +86,7 @@ class Builder:
 
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
+        self.migrations = MigrationStore(svc.store.engine)
 
     async def host_url(self, host: str) -> str:
         """Return the compute daemon URL of ``host`` (reported to the scheduler)."""
@@ -282,6 +284,7 @@ class Builder:
             self.svc.store.update_instance(inst.uuid, vm_state="error", task_state=None,
                                            fault=fault(f"delete failed: {exc}"))
             return
+        await release_open_resize(self.migrations, self.svc.scheduler, inst.uuid)
         await self._release(inst.uuid)
         self.svc.store.mark_deleted(inst.uuid)
 

@@ -160,6 +160,24 @@ class ImageClient:
         return doc
 
 
+    async def create(self, body: dict[str, Any], token: str) -> dict[str, Any]:
+        """Create an image record (``queued``); return it."""
+        status, raw = await call(self.http, self.url, "POST", "/v2/images",
+                                 {"X-Auth-Token": token}, body)
+        doc = _json(raw)
+        if status != 201 or not isinstance(doc, dict):
+            raise PeerError(f"image service: {status} {_message(raw)}", status)
+        return doc
+
+    async def delete(self, image_id: str, token: str) -> None:
+        """Delete an image record (idempotent)."""
+        status, raw = await call(self.http, self.url, "DELETE",
+                                 f"/v2/images/{urllib.parse.quote(image_id, safe='')}",
+                                 {"X-Auth-Token": token})
+        if status not in (204, 404):
+            raise PeerError(f"image service: {status} {_message(raw)}", status)
+
+
 class ComputeClient:
     """The internal API of the compute daemons."""
 
@@ -188,6 +206,14 @@ class ComputeClient:
         _status, raw = await self._call(url, "POST", f"/v1/instances/{uuid}/{action}",
                                         {"hard": hard}, self.action_timeout)
         return int((_json(raw) or {}).get("power_state", 0))
+
+    async def lifecycle(self, url: str, uuid: str, action: str, body: dict[str, Any],
+                        timeout: float | None = None) -> dict[str, Any]:
+        """Run a lifecycle action (pause, resize, snapshot, ...); return the host's answer."""
+        _status, raw = await self._call(url, "POST", f"/v1/instances/{uuid}/{action}", body,
+                                        timeout or self.action_timeout)
+        doc: dict[str, Any] = _json(raw) or {}
+        return doc
 
     async def power_state(self, url: str, uuid: str) -> int:
         """Return the power state of an instance."""

@@ -6,7 +6,9 @@ Only the compute API calls it, with the shared service token in
 * ``POST /v1/instances`` — build one instance (answers when it runs, 201);
 * ``GET /v1/instances`` — this host's instances and power states;
 * ``GET|DELETE /v1/instances/{uuid}`` — power state / destroy, undefine, remove files;
-* ``POST /v1/instances/{uuid}/{action}`` — ``start``, ``stop``, ``reboot`` (``{"hard"}``);
+* ``POST /v1/instances/{uuid}/{action}`` — ``start``, ``stop``, ``reboot`` (``{"hard"}``),
+  and (``lifecycle.py``) ``pause``, ``unpause``, ``suspend``, ``resume``, ``rebuild``,
+  ``resize``, ``confirm_resize``, ``revert_resize``, ``snapshot``;
 * ``GET /v1/instances/{uuid}/console`` — the serial console log (text);
 * ``GET /v1/host`` — the hypervisor's facts and capacity.
 
@@ -39,6 +41,7 @@ from nubis.daemons.compute.errors import (
     InstanceNotFound,
 )
 from nubis.daemons.compute.libvirthost import PROBE_CACHE, blocking_ancestor, ensure_libvirtd
+from nubis.daemons.compute.lifecycle import LIFECYCLE_ACTIONS, Lifecycle, run_action
 from nubis.daemons.compute.service import (
     BadBuildRequestError,
     ComputeService,
@@ -95,6 +98,7 @@ class Instances:
     def __init__(self, svc: ComputeService, builds: asyncio.Semaphore) -> None:
         self.svc = svc
         self.builds = builds
+        self.lifecycle = Lifecycle(svc)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List this host's instances."""
@@ -129,6 +133,9 @@ class Instances:
             state = await asyncio.to_thread(self.svc.stop, uuid, not hard)
         elif action == "reboot":
             state = await asyncio.to_thread(self.svc.reboot, uuid, hard)
+        elif action in LIFECYCLE_ACTIONS:
+            resp.media = await asyncio.to_thread(run_action, self.lifecycle, uuid, action, body)
+            return
         else:
             raise falcon.HTTPNotFound(description=f"unknown action {action!r}")
         resp.media = {"power_state": state}
