@@ -6,7 +6,8 @@ request for all of them), and has each selected compute daemon build its
 instance. Every state change is a compare-and-swap on ``task_state``: a delete
 that arrives during a build sets ``deleting``, and the build finishes by deleting
 (domain, files, allocations). A failure puts the instance in ``ERROR`` with a
-fault saying why, and releases its claim.
+fault saying why, and releases its claim — after trying the scheduler's alternate
+hosts first (``reschedule.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nubis.api.compute import schema as s
 from nubis.api.compute.clients import NoValidHostError, PeerError
 from nubis.api.compute.migrations import MigrationStore, release_open_resize
 from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
+from nubis.api.compute.reschedule import Alternate, claim_alternate, retryable
 from nubis.api.compute.service import ComputeService
 from nubis.api.compute.store import utcnow
 
@@ -125,25 +127,47 @@ class Builder:
         host, node = str(sel["host"]), str(sel.get("nodename") or sel["host"])
         moved = self.svc.store.update_instance(inst.uuid, expected_task_state="scheduling",
                                                task_state="spawning", host=host, node=node)
-        if moved is None:
-            await self._finish_deleted(inst.uuid, host)
-            return
-        t0 = utcnow()
-        try:
-            url = await self.host_url(host)
-            answer = await self.svc.computes.build(url, self._build_body(moved, plan))
-        except PeerError as exc:
-            message = f"Build of instance {inst.uuid} aborted: {exc}"
-            self._events(plan, [inst], "compute__do_build_and_run_instance", t0, "Error",
-                         message)
-            await self._fail(inst.uuid, message, "spawning", host=host)
-            return
+        tried = {host}
+        while True:
+            if moved is None:
+                await self._finish_deleted(inst.uuid, host)
+                return
+            t0 = utcnow()
+            try:
+                url = await self.host_url(host)
+                answer = await self.svc.computes.build(url, self._build_body(moved, plan))
+                break
+            except PeerError as exc:
+                message = f"Build of instance {inst.uuid} aborted: {exc}"
+                self._events(plan, [inst], "compute__do_build_and_run_instance", t0, "Error",
+                             message)
+                alt = await self._reschedule(moved, sel, tried, host, exc)
+                if alt is None:
+                    if len(tried) > 1:
+                        message += (f" (tried hosts: {', '.join(sorted(tried))}; "
+                                    "no alternate host is left)")
+                    await self._fail(inst.uuid, message, "spawning", host=host)
+                    return
+            host, node = alt.host, alt.node
+            moved = self.svc.store.update_instance(inst.uuid, expected_task_state="spawning",
+                                                   host=host, node=node)
         self._build_events(plan, inst.uuid, t0, answer.get("timings") or {})
         done = self.svc.store.update_instance(
             inst.uuid, expected_task_state="spawning", vm_state="active", task_state=None,
             power_state=int(answer.get("power_state", RUNNING)), launched_at=utcnow())
         if done is None:
             await self._finish_deleted(inst.uuid, host)
+
+    async def _reschedule(self, inst: Instance, sel: dict[str, Any], tried: set[str],
+                          failed: str, exc: PeerError) -> Alternate | None:
+        """Clear the failed host and move the claim to an alternate (None: none left)."""
+        if not retryable(exc):
+            return None
+        try:
+            await self.svc.computes.delete(await self.host_url(failed), inst.uuid)
+        except PeerError as err:
+            LOG.warning("could not remove %s from %s: %s", inst.uuid, failed, err)
+        return await claim_alternate(self.svc, inst, sel, tried)
 
     def _events(self, plan: BuildPlan, instances: list[Instance], event: str,
                 start: datetime, result: str, details: str | None = None) -> None:

@@ -15,7 +15,6 @@ releases the migration's allocation, reverting gives it back to the instance.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import uuid as uuidlib
@@ -25,9 +24,9 @@ from typing import Any
 
 import falcon.asgi
 from nubis.api.compute.build import Builder, BuildPlan, fault
-from nubis.api.compute.clients import PeerError, call
+from nubis.api.compute.clients import PeerError
 from nubis.api.compute.errors import QuotaExceededError
-from nubis.api.compute.migrations import Migration, placement_headers
+from nubis.api.compute.migrations import Migration, placement_call
 from nubis.api.compute.model import Flavor, Instance
 from nubis.api.compute.servers import (
     Servers,
@@ -257,14 +256,7 @@ class LifecycleActions:
 
     async def _placement(self, method: str, consumer: str, body: Any = None
                          ) -> tuple[int, Any]:
-        sched = self.svc.scheduler
-        status, raw = await call(sched.http, sched.url, method,
-                                 f"/placement/allocations/{consumer}",
-                                 {**sched.headers, **placement_headers()}, body)
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, None
+        return await placement_call(self.svc.scheduler, method, consumer, body)
 
     async def _swap_allocations(self, inst: Instance, migration: str, new: Flavor
                                 ) -> dict[str, Any]:

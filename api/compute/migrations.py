@@ -129,6 +129,18 @@ def placement_headers() -> dict[str, str]:
     return {"OpenStack-API-Version": PLACEMENT_VERSION}
 
 
+async def placement_call(scheduler: SchedulerClient, method: str, consumer: str,
+                         body: Any = None) -> tuple[int, Any]:
+    """Call ``/placement/allocations/{consumer}``; return (status, decoded body or None)."""
+    status, raw = await call(scheduler.http, scheduler.url, method,
+                             f"/placement/allocations/{consumer}",
+                             {**scheduler.headers, **placement_headers()}, body)
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None
+
+
 async def release_open_resize(store: MigrationStore, scheduler: SchedulerClient,
                               instance_uuid: str) -> None:
     """Release what an unfinished resize holds (the instance is being deleted)."""
@@ -136,9 +148,7 @@ async def release_open_resize(store: MigrationStore, scheduler: SchedulerClient,
     if migration is None:
         return
     try:
-        await call(scheduler.http, scheduler.url, "DELETE",
-                   f"/placement/allocations/{migration.uuid}",
-                   {**scheduler.headers, **placement_headers()})
+        await placement_call(scheduler, "DELETE", migration.uuid)
     except PeerError:
         return  # the scheduler is down: the delete's own release reports it
     store.update(migration.uuid, "deleted")
