@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import falcon.asgi
-from nubis.api.compute.build import Builder, BuildPlan, fault
+from nubis.api.compute.build import Builder, BuildPlan, encode_user_data, fault
 from nubis.api.compute.clients import PeerError
 from nubis.api.compute.errors import QuotaExceededError
 from nubis.api.compute.migrations import Migration, placement_call
@@ -55,6 +55,26 @@ _AFTER = {"pause": "paused", "unpause": "active", "suspend": "suspended",
 #: Image properties a snapshot inherits from the instance's image (it must boot the same).
 _INHERITED = ("kernel_id", "ramdisk_id", "os_command_line", "os_distro", "os_type",
               "architecture")
+
+
+def _rebuild_keys(mv: tuple[int, int]) -> tuple[str, ...]:
+    """Return the keys Nova's rebuild schema allows at microversion ``mv``."""
+    keys = ["imageRef", "name", "adminPass", "metadata", "preserve_ephemeral",
+            "OS-DCF:diskConfig", "accessIPv4", "accessIPv6"]
+    keys += ["personality"] if mv < (2, 57) else ["user_data"]
+    for since, key in (((2, 19), "description"), ((2, 54), "key_name"),
+                       ((2, 63), "trusted_image_certificates"), ((2, 90), "hostname")):
+        if mv >= since:
+            keys.append(key)
+    return tuple(keys)
+
+
+def _only(arg: dict[str, Any], allowed: tuple[str, ...], field: str) -> None:
+    """Raise Nova's 400 for a key the action's schema does not allow."""
+    for key in arg:
+        if key not in allowed:
+            raise BadRequestError(f"Invalid input for field/attribute {field}. Additional "
+                                  f"properties are not allowed ('{key}' was unexpected)")
 
 
 def _flavor_resources(flavor: dict[str, Any]) -> dict[str, int]:
@@ -164,8 +184,13 @@ class LifecycleActions:
         if not isinstance(ref, str) or not ref.strip():
             raise BadRequestError("Invalid input for field/attribute imageRef. "
                                   f"Value: {ref}. must be a non-empty string")
+        _only(arg, _rebuild_keys(mv_of(req)), "rebuild")
         image_id = ref.rstrip("/").rsplit("/", 1)[-1]
         values: dict[str, Any] = {}
+        if "key_name" in arg:
+            values.update(self._key(req, arg["key_name"]))
+        if "user_data" in arg:
+            values["user_data"] = encode_user_data(arg["user_data"])
         if "name" in arg:
             if not isinstance(arg["name"], str) or not arg["name"].strip():
                 raise BadRequestError("Invalid input for field/attribute name.")
@@ -216,12 +241,23 @@ class LifecycleActions:
             vm_state="stopped" if was_stopped else "active", task_state=None,
             power_state=int(answer.get("power_state", 0)), launched_at=utcnow())
 
+    def _key(self, req: falcon.asgi.Request, name: Any) -> dict[str, Any]:
+        """Return the key columns for a rebuild's ``key_name`` (``None`` unsets it)."""
+        if name is None:
+            return {"key_name": None, "key_data": None}
+        kp = self.svc.store.get_keypair(auth(req).user_id, name) if isinstance(
+            name, str) else None
+        if kp is None:
+            raise BadRequestError("Invalid key_name provided.")
+        return {"key_name": kp.name, "key_data": kp.public_key}
+
     # --- resize -----------------------------------------------------------------------
 
     def _resize(self, req: falcon.asgi.Request, inst: Instance, arg: Any) -> None:
         if not isinstance(arg, dict) or "flavorRef" not in arg:
             raise BadRequestError("Invalid input for field/attribute resize. "
                                   "'flavorRef' is a required property")
+        _only(arg, ("flavorRef", "OS-DCF:diskConfig"), "resize")
         ref = arg["flavorRef"]
         if not isinstance(ref, str | int) or isinstance(ref, bool) or not str(ref).strip():
             raise BadRequestError("Invalid input for field/attribute flavorRef.")
@@ -383,6 +419,7 @@ class LifecycleActions:
                 arg["name"].strip()):
             raise BadRequestError("Invalid input for field/attribute createImage. "
                                   "'name' is a required property")
+        _only(arg, ("name", "metadata"), "createImage")
         meta = check_metadata(arg.get("metadata") or {})
         token = req.get_header("X-Auth-Token") or ""
         states = ("active", "stopped", "paused", "suspended")

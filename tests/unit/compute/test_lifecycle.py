@@ -57,3 +57,14 @@ def test_action_statuses_follow_nova() -> None:
 def test_flavor_resources_drop_zeroes() -> None:
     assert _flavor_resources({"vcpus": 1, "ram": 192, "disk": 0, "ephemeral": 0}) == {
         "VCPU": 1, "MEMORY_MB": 192}
+
+
+def test_action_bodies_follow_novas_schemas() -> None:
+    from nubis.api.compute.lifecycle import _only, _rebuild_keys
+    from nubis.api.shared.errors import BadRequestError
+
+    assert "key_name" not in _rebuild_keys((2, 53)) and "key_name" in _rebuild_keys((2, 54))
+    assert "personality" in _rebuild_keys((2, 56)) and "user_data" in _rebuild_keys((2, 57))
+    _only({"imageRef": "x", "name": "n"}, _rebuild_keys((2, 1)), "rebuild")
+    with pytest.raises(BadRequestError, match="'flavor' was unexpected"):
+        _only({"flavorRef": "1", "flavor": "2"}, ("flavorRef",), "resize")
