@@ -1,12 +1,13 @@
 """Pause, suspend, resize, rebuild and snapshot real TCG guests with the ``openstack`` CLI.
 
-One guest goes through every action (boots are the slow part); the snapshot is
-booted once to show the uploaded image is a working disk. Every wait is a
-bounded poll.
+One guest (a module fixture) goes through every action, test by test in file
+order (boots are the slow part); the snapshot is booted once to show the
+uploaded image is a working disk. Every wait is a bounded poll.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import libvirt
@@ -48,12 +49,20 @@ def wait_status(compute: ComputeCloud, name: str, want: str) -> None:
     wait_for(lambda: status(compute, name) == want, f"{name} {want}")
 
 
-def test_pause_suspend_resize_rebuild_snapshot(compute: ComputeCloud) -> None:
+@pytest.fixture(scope="module")
+def act1(compute: ComputeCloud) -> Iterator[str]:
+    """The server every test of this module acts on (deleted at the end)."""
     server = compute.osc("server", "create", "--flavor", "m1.nano", "--image", "nubis-test",
                          "--nic", "none", "--wait", "act1", "-f", "json")
-    sid = server["id"]
     assert server["status"] == "ACTIVE"
+    sid = str(server["id"])
+    yield sid
+    compute.osc("server", "delete", "--wait", sid)
+    assert_gone(compute, sid)
+    assert allocations(compute, sid) == {}
 
+
+def test_pause_and_suspend(compute: ComputeCloud, act1: str) -> None:
     compute.osc("server", "pause", "act1")
     wait_status(compute, "act1", "PAUSED")
     assert compute.osc("server", "show", "act1", "-f", "json")[
@@ -67,53 +76,56 @@ def test_pause_suspend_resize_rebuild_snapshot(compute: ComputeCloud) -> None:
     # an action the state does not allow is Nova's 409
     assert compute.osc("server", "unpause", "act1", check=False).returncode != 0
 
-    # resize to m1.micro, revert, resize again and confirm (same host)
-    assert resources(compute, sid)["MEMORY_MB"] == 128
+
+def test_resize_revert_then_confirm(compute: ComputeCloud, act1: str) -> None:
+    assert resources(compute, act1)["MEMORY_MB"] == 128
     compute.osc("server", "resize", "--flavor", "m1.micro", "--wait", "act1")
     assert status(compute, "act1") == "VERIFY_RESIZE"
-    assert domain_memory_mib(sid) == 192
-    assert resources(compute, sid)["MEMORY_MB"] == 192
+    assert domain_memory_mib(act1) == 192
+    assert resources(compute, act1)["MEMORY_MB"] == 192
     compute.osc("server", "resize", "revert", "act1")
     wait_status(compute, "act1", "ACTIVE")
     shown = compute.osc("server", "show", "act1", "-f", "json")
     assert "m1.nano" in str(shown["flavor"])
-    assert domain_memory_mib(sid) == 128
-    assert resources(compute, sid)["MEMORY_MB"] == 128
+    assert domain_memory_mib(act1) == 128
+    assert resources(compute, act1)["MEMORY_MB"] == 128
     compute.osc("server", "resize", "--flavor", "m1.micro", "--wait", "act1")
     assert status(compute, "act1") == "VERIFY_RESIZE"
     compute.osc("server", "resize", "confirm", "act1")
     wait_status(compute, "act1", "ACTIVE")
     assert "m1.micro" in str(compute.osc("server", "show", "act1", "-f", "json")["flavor"])
-    assert domain_memory_mib(sid) == 192
-    assert resources(compute, sid)["MEMORY_MB"] == 192
+    assert domain_memory_mib(act1) == 192
+    assert resources(compute, act1)["MEMORY_MB"] == 192
     wait_for(lambda: (lambda t: BOOT_LINE in t)(
         str(compute.osc("console", "log", "show", "act1").stdout)), "boot line after resize")
 
+
+def test_rebuild(compute: ComputeCloud, act1: str) -> None:
     compute.osc("server", "rebuild", "--image", "nubis-test", "--wait", "act1")
     assert status(compute, "act1") == "ACTIVE"
-    wait_for(lambda: (lambda t: BOOT_LINE in t and sid in t)(
+    wait_for(lambda: (lambda t: BOOT_LINE in t and act1 in t)(
         str(compute.osc("console", "log", "show", "act1").stdout)), "boot line after rebuild")
 
+
+def test_snapshot_boots(compute: ComputeCloud, act1: str) -> None:
     compute.osc("server", "image", "create", "--name", "act1-snap", "--wait", "act1")
     image = compute.osc("image", "show", "act1-snap", "-f", "json")
     assert image["status"] == "active" and image["disk_format"] == "qcow2"
     assert image["size"] > 0
     assert status(compute, "act1") == "ACTIVE"
-
-    events = {e["Action"] for e in compute.osc("server", "event", "list", "act1", "-f",
-                                                "json")}
-    assert {"create", "pause", "unpause", "suspend", "resume", "resize", "revertResize",
-            "confirmResize", "rebuild", "createImage"} <= events
-
     snap = compute.osc("server", "create", "--flavor", "m1.nano", "--image", "act1-snap",
                        "--nic", "none", "--wait", "from-snap", "-f", "json")
     assert snap["status"] == "ACTIVE"
     wait_for(lambda: (lambda t: BOOT_LINE in t and snap["id"] in t)(
         str(compute.osc("console", "log", "show", "from-snap").stdout)),
         "the snapshot's boot line")
-
-    compute.osc("server", "delete", "--wait", "act1", "from-snap")
+    compute.osc("server", "delete", "--wait", "from-snap")
     compute.osc("image", "delete", "act1-snap")
-    assert_gone(compute, sid)
     assert_gone(compute, snap["id"])
-    assert allocations(compute, sid) == {}
+
+
+def test_every_action_is_recorded(compute: ComputeCloud, act1: str) -> None:
+    events = {e["Action"] for e in compute.osc("server", "event", "list", "act1", "-f",
+                                                "json")}
+    assert {"create", "pause", "unpause", "suspend", "resume", "resize", "revertResize",
+            "confirmResize", "rebuild", "createImage"} <= events
