@@ -11,7 +11,7 @@ import falcon.asgi
 from nubis.api.compute.build import Builder
 from nubis.api.compute.clients import PeerError
 from nubis.api.compute.lifecycle import ACTIONS as LIFECYCLE_ACTIONS
-from nubis.api.compute.lifecycle import LifecycleActions
+from nubis.api.compute.lifecycle import LifecycleActions, begin_task, record_action
 from nubis.api.compute.model import Instance
 from nubis.api.compute.servers import ServiceUnavailableError, find_server
 from nubis.api.compute.service import (
@@ -32,11 +32,6 @@ _POWER = {
     "os-stop": (("active", "error"), "powering-off"),
     "os-start": (("stopped",), "powering-on"),
 }
-
-
-def _conflict(inst: Instance, action: str) -> ConflictError:
-    return ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
-                         f"vm_state {inst.vm_state}")
 
 
 class Action:
@@ -69,22 +64,11 @@ class Action:
             raise BadRequestError(f"There is no such action: {name}")
 
     def _record(self, req: falcon.asgi.Request, inst: Instance, action: str) -> int:
-        return self.svc.store.start_action(inst.uuid, action, req.context.request_id,
-                                           inst.project_id, auth(req).user_id)
+        return record_action(self.svc, req, inst, action)
 
     def _begin(self, inst: Instance, action: str, vm_states: tuple[str, ...],
                task_state: str) -> Instance:
-        if inst.locked:
-            raise ConflictError(f"Instance {inst.uuid} is locked")
-        if inst.vm_state not in vm_states or not inst.host:
-            raise _conflict(inst, action)
-        moved = self.svc.store.update_instance(inst.uuid, expected_task_state=None,
-                                               expected_vm_states=vm_states,
-                                               task_state=task_state)
-        if moved is None:
-            raise ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
-                                f"task_state {inst.task_state}")
-        return moved
+        return begin_task(self.svc, inst, action, vm_states, task_state)
 
     def _power(self, req: falcon.asgi.Request, inst: Instance, name: str) -> None:
         vm_states, task = _POWER[name]

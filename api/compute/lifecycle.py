@@ -83,6 +83,33 @@ def _flavor_resources(flavor: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in res.items() if v > 0}
 
 
+def begin_task(svc: ComputeService, inst: Instance, action: str,
+               vm_states: tuple[str, ...], task_state: str | None) -> Instance:
+    """Check the instance may run ``action`` and set ``task_state`` (compare-and-swap).
+
+    Raises:
+        ConflictError: locked, in another vm_state, hostless, or a task in flight (409).
+    """
+    if inst.locked:
+        raise ConflictError(f"Instance {inst.uuid} is locked")
+    if inst.vm_state not in vm_states or not inst.host:
+        raise ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
+                            f"vm_state {inst.vm_state}")
+    moved = svc.store.update_instance(inst.uuid, expected_task_state=None,
+                                      expected_vm_states=vm_states, task_state=task_state)
+    if moved is None:
+        raise ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
+                            f"task_state {inst.task_state}")
+    return moved
+
+
+def record_action(svc: ComputeService, req: falcon.asgi.Request, inst: Instance,
+                  action: str) -> int:
+    """Record a user action on the instance (``os-instance-actions``); return its id."""
+    return svc.store.start_action(inst.uuid, action, req.context.request_id,
+                                  inst.project_id, auth(req).user_id)
+
+
 class LifecycleActions:
     """The part of ``POST /servers/{id}/action`` that lives in this module."""
 
@@ -116,22 +143,18 @@ class LifecycleActions:
 
     def _begin(self, inst: Instance, action: str, vm_states: tuple[str, ...],
                task_state: str | None) -> Instance:
-        if inst.locked:
-            raise ConflictError(f"Instance {inst.uuid} is locked")
-        if inst.vm_state not in vm_states or not inst.host:
-            raise ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
-                                f"vm_state {inst.vm_state}")
-        moved = self.svc.store.update_instance(inst.uuid, expected_task_state=None,
-                                               expected_vm_states=vm_states,
-                                               task_state=task_state)
-        if moved is None:
-            raise ConflictError(f"Cannot '{action}' instance {inst.uuid} while it is in "
-                                f"task_state {inst.task_state}")
-        return moved
+        return begin_task(self.svc, inst, action, vm_states, task_state)
 
     def _record(self, req: falcon.asgi.Request, inst: Instance, action: str) -> int:
-        return self.svc.store.start_action(inst.uuid, action, req.context.request_id,
-                                           inst.project_id, auth(req).user_id)
+        return record_action(self.svc, req, inst, action)
+
+    def _failed(self, inst: Instance, action_id: int, event: str, start: datetime,
+                message: str, expected_task: str) -> None:
+        """Record the event's error; put the instance in ERROR with a fault."""
+        self._event(action_id, event, start, message)
+        self.svc.store.update_instance(inst.uuid, expected_task_state=expected_task,
+                                       vm_state="error", task_state=None,
+                                       fault=fault(message))
 
     def _event(self, action_id: int, event: str, start: datetime, error: str | None = None
                ) -> None:
@@ -229,11 +252,8 @@ class LifecycleActions:
             answer = await self._host(inst, "rebuild", body,
                                       timeout=self.svc.computes.build_timeout)
         except PeerError as exc:
-            message = f"Rebuild of instance {inst.uuid} failed: {exc}"
-            self._event(action_id, "compute_rebuild_instance", t0, message)
-            self.svc.store.update_instance(inst.uuid, expected_task_state="rebuilding",
-                                           vm_state="error", task_state=None,
-                                           fault=fault(message))
+            self._failed(inst, action_id, "compute_rebuild_instance", t0,
+                         f"Rebuild of instance {inst.uuid} failed: {exc}", "rebuilding")
             return
         self._event(action_id, "compute_rebuild_instance", t0)
         self.svc.store.update_instance(
@@ -342,13 +362,10 @@ class LifecycleActions:
                 "vcpus": new.vcpus, "memory_mb": new.memory_mb, "root_gb": new.root_gb,
                 "power_on": was_running})
         except PeerError as exc:
-            message = f"Resize of instance {inst.uuid} failed: {exc}"
-            self._event(action_id, "compute_resize_instance", t1, message)
             await self._give_back(inst, migration, old)
             self.migrations.update(migration, "error")
-            self.svc.store.update_instance(inst.uuid, expected_task_state="resize_migrating",
-                                           vm_state="error", task_state=None,
-                                           fault=fault(message))
+            self._failed(inst, action_id, "compute_resize_instance", t1,
+                         f"Resize of instance {inst.uuid} failed: {exc}", "resize_migrating")
             return
         self._event(action_id, "compute_resize_instance", t1)
         self.migrations.update(migration, "finished")
@@ -395,11 +412,9 @@ class LifecycleActions:
             answer = await self._host(inst, "revert_resize",
                                       {"power_on": migration.was_running})
         except PeerError as exc:
-            message = f"Revert of the resize of instance {inst.uuid} failed: {exc}"
-            self._event(action_id, "compute_revert_resize", t0, message)
-            self.svc.store.update_instance(inst.uuid, expected_task_state="resize_reverting",
-                                           vm_state="error", task_state=None,
-                                           fault=fault(message))
+            self._failed(inst, action_id, "compute_revert_resize", t0,
+                         f"Revert of the resize of instance {inst.uuid} failed: {exc}",
+                         "resize_reverting")
             return
         await self._give_back(inst, migration.uuid, migration.old_allocations)
         self.migrations.update(migration.uuid, "reverted")

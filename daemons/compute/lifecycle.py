@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,38 +132,30 @@ class Lifecycle:
 
     # --- pause / suspend ---------------------------------------------------------------
 
-    def pause(self, uuid: str) -> int:
-        """Pause the running guest in memory."""
+    def _on_domain(self, uuid: str, what: str,
+                   step: Callable[[libvirt.virDomain], object]) -> int:
         with self._locked(uuid):
             dom = self.driver._lookup(uuid)
-            with _libvirt_errors(f"pause instance {uuid}"):
-                dom.suspend()
+            with _libvirt_errors(f"{what} instance {uuid}"):
+                step(dom)
             return self._state(uuid)
+
+    def pause(self, uuid: str) -> int:
+        """Pause the running guest in memory."""
+        return self._on_domain(uuid, "pause", lambda dom: dom.suspend())
 
     def unpause(self, uuid: str) -> int:
         """Let a paused guest run again."""
-        with self._locked(uuid):
-            dom = self.driver._lookup(uuid)
-            with _libvirt_errors(f"unpause instance {uuid}"):
-                dom.resume()
-            return self._state(uuid)
+        return self._on_domain(uuid, "unpause", lambda dom: dom.resume())
 
     def suspend(self, uuid: str) -> int:
         """Save the guest's memory to disk and shut the domain off (managed save)."""
-        with self._locked(uuid):
-            dom = self.driver._lookup(uuid)
-            with _libvirt_errors(f"suspend instance {uuid}"):
-                dom.managedSave(0)
-            return self._state(uuid)
+        return self._on_domain(uuid, "suspend", lambda dom: dom.managedSave(0))
 
     def resume(self, uuid: str) -> int:
         """Restore a suspended guest from its managed save."""
-        with self._locked(uuid):
-            dom = self.driver._lookup(uuid)
-            with _libvirt_errors(f"resume instance {uuid}"):
-                if not dom.isActive():
-                    dom.create()
-            return self._state(uuid)
+        return self._on_domain(uuid, "resume",
+                               lambda dom: None if dom.isActive() else dom.create())
 
     # --- rebuild -----------------------------------------------------------------------
 
