@@ -30,6 +30,7 @@ from nubis.ring.devices import Device, matches, normalize_address
 from nubis.ring.errors import DeviceError, RingBuilderError, RingValidationError
 from nubis.ring.plan import ReplicaPlan, build_plan
 from nubis.ring.ringdata import MAX_PART_POWER, RingData, expected_row_lengths, smallest_dtype
+from nubis.ring.topology import Topology, build_topology
 
 MAX_BALANCE = 999.99
 #: Rebalance gathers for balance at most this many times (like Swift's gather loop).
@@ -295,7 +296,7 @@ class RingBuilder:
         """
         plan = self.replica_plan()
         self._check_memory()
-        topo = rb.build_topology(self.devs, plan)
+        topo = build_topology(self.devs, plan)
         rng = np.random.default_rng(seed)
         self._update_last_part_moves()
         old = self.table
@@ -350,7 +351,7 @@ class RingBuilder:
             table[r, :length] = old[r, :length]
         return table
 
-    def _reassign(self, table: npt.NDArray[np.int32], topo: rb.Topology,
+    def _reassign(self, table: npt.NDArray[np.int32], topo: Topology,
                   rng: np.random.Generator,
                   progress: rb.Progress | None) -> npt.NDArray[np.int32]:
         """Gather what must move (removed devices, dispersion, balance) and place it."""
@@ -461,9 +462,9 @@ class RingBuilder:
         """Return the overload (fraction) needed for full dispersion."""
         return float(self.replica_plan().required_overload)
 
-    def _stats_topology(self) -> rb.Topology:
+    def _stats_topology(self) -> Topology:
         """Return a topology for statistics (plan from current weights)."""
-        return rb.build_topology(self.devs, self.replica_plan())
+        return build_topology(self.devs, self.replica_plan())
 
     def get_dispersion(self) -> float:
         """Return Swift's dispersion of the current table (0 when not balanced yet)."""
