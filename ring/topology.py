@@ -36,6 +36,9 @@ class Topology:
         depth: ``(n + 1, n + 1)`` uint8: how many tier levels two devices share
             (4 = same device, 0 = different regions or "no device"); None when
             there are too many devices for a square table.
+        code: ``(n + 1,)`` region, zone and server ids packed into one int64 (21
+            bits each), so two gathers tell how deep two devices share tiers;
+            None when the ids do not fit.
     """
 
     n: int
@@ -48,8 +51,11 @@ class Topology:
     tier_names: tuple[dict[int, tuple[Any, ...]], ...]
     exists: Bools
     depth: npt.NDArray[np.uint8] | None
+    code: I64 | None = None
 
 
+#: Bits per tier id in :attr:`Topology.code`.
+CODE_BITS = 21
 #: Above this many device ids, pair depths are computed level by level instead.
 MAX_DEPTH_TABLE = 4096
 
@@ -91,6 +97,11 @@ def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
         depth[n, :] = 0
         depth[:, n] = 0
     exists = np.array([d is not None for d in devs], dtype=np.bool_)
+    code = None
+    if int(tier.max()) < 1 << CODE_BITS:
+        code = np.zeros(n + 1, dtype=np.int64)
+        for level in range(LEVELS - 1):
+            code = (code << CODE_BITS) | tier[level].astype(np.int64)
     return Topology(n=n, weighted=weighted, tier=tier, plan_max=plan_max, topo_max=topo_max,
                     quota=quota, sort_key=sort_key, tier_names=names, exists=exists,
-                    depth=depth)
+                    depth=depth, code=code)
