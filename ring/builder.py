@@ -13,6 +13,7 @@ Balance and dispersion have swift-ring-builder's meaning:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import os
@@ -318,13 +319,19 @@ class RingBuilder:
             changed_parts, changed = _changes(old, table)
             self.last_part_moves[changed_parts] = 0
         self.table = table
+        gone = [i for i in self.remove_devs if 0 <= i < topo.n]
         removed = self._drop_removed()
         self.devs_changed = False
         self.version += 1
         _say(progress, "computing dispersion")
-        # PERF: the rebalance's own topology serves the statistics unless devices
-        # were dropped (bench: ring scale)
-        stats_topo = topo if not removed else self._stats_topology()
+        # PERF: the rebalance's own topology serves the statistics; dropped devices had
+        # weight 0, so the plan is the same and they only stop existing (bench: ring
+        # scale, remove a zone)
+        stats_topo = topo
+        if removed:
+            exists = topo.exists.copy()
+            exists[gone] = False
+            stats_topo = dataclasses.replace(topo, exists=exists)
         value, _ = rb.dispersion(table, stats_topo, self.replicas)
         self.dispersion = float(value)
         return RebalanceResult(changed=changed, balance=self.get_balance(), removed=removed,

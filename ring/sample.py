@@ -147,17 +147,22 @@ def zone_plan(allowed: Bools, demand: F64, spare: F64) -> F64:
     total = float(spare.sum())
     target = spare * min(1.0, float(demand.sum()) / total) if total > 0 else spare
     scale = np.ones(len(spare))
-    row = np.ones(len(demand))
-    for _ in range(PLAN_ITERATIONS):
-        have = kernel @ scale
-        row = np.divide(demand, have, out=np.zeros_like(demand), where=have > 0)
-        got = kernel.T @ row
-        new = np.divide(target, got, out=np.zeros_like(target), where=got > 0)
-        if np.allclose(new, scale, rtol=PLAN_TOLERANCE, atol=0.0):
-            break
+    for step in range(PLAN_ITERATIONS):
+        new = _ratio(target, kernel.T @ _ratio(demand, kernel @ scale))
+        done = step % 8 == 7 and float(np.abs(new - scale).max()) <= \
+            PLAN_TOLERANCE * float(new.max(initial=0.0))
         scale = new
+        if done:
+            break
+    row = _ratio(demand, kernel @ scale)  # last: every row meets its demand
     plan: F64 = kernel * row[:, None] * scale[None, :]
     return plan
+
+
+def _ratio(num: F64, den: F64) -> F64:
+    """Return ``num / den``, 0 where ``den`` is 0."""
+    out: F64 = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return out
 
 
 def _sample_block(table: I32, topo: Topology, zones: ZoneView, rows: I64, parts: I64,

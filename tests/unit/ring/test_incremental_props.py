@@ -156,3 +156,16 @@ def test_zone_removal_in_two_regions_keeps_balance() -> None:
     assert result.changed == int(counts[gone].sum())
     assert result.dispersion == 0.0
     assert result.balance < 1.0
+
+
+@SETTINGS
+@given(shape=clusters(), seed=st.integers(0, 2**16), overload=st.sampled_from([0.0, 0.1, 100.0]))
+def test_dispersion_after_removal_matches_a_fresh_look(shape: tuple[int, int, int], seed: int,
+                                                       overload: float) -> None:
+    # the rebalance reports dispersion from its own topology; after dropping removed
+    # devices it must agree with the topology built from the builder as it is now
+    b = build(shape, overload)
+    b.rebalance(seed=seed)
+    apply_change(b, "zone", shape)
+    result = b.rebalance(seed=seed + 1)
+    assert result.dispersion == b.get_dispersion()
