@@ -42,6 +42,8 @@ SAMPLE_BLOCK = 1 << 16
 #: Matrix-scaling iterations of the zone plan, and their relative tolerance.
 PLAN_ITERATIONS = 500
 PLAN_TOLERANCE = 1e-6
+#: Most signature keys looked up in a table rather than sorted.
+SIGNATURE_TABLE = 1 << 22
 #: Tier levels of the zone draw.
 REGION, ZONE = 0, 1
 
@@ -108,8 +110,18 @@ class ZoneView:
         key = np.zeros(len(parts), dtype=np.int64)
         for r in range(zid.shape[0]):
             key = key * base + (zid[r] + 1)
-        _keys, first, sig = np.unique(key, return_index=True, return_inverse=True)
-        return sig.astype(np.int64).ravel(), self._allowed(zid[:, first])
+        span = base ** zid.shape[0]
+        if span > max(SIGNATURE_TABLE, 4 * len(parts)):
+            _keys, first, sig = np.unique(key, return_index=True, return_inverse=True)
+            return sig.astype(np.int64).ravel(), self._allowed(zid[:, first])
+        # PERF: few possible keys: a lookup table instead of sorting (bench: ring scale)
+        index = np.zeros(span, dtype=np.int64)
+        index[key] = 1
+        np.cumsum(index, out=index)
+        sig = index[key] - 1
+        first = np.zeros(int(index[-1]), dtype=np.int64)
+        first[sig] = np.arange(len(parts))  # any member stands for its signature
+        return sig, self._allowed(zid[:, first])
 
     def _allowed(self, zid: I64) -> Bools:
         """Return ``(columns, zones)``: True where one replica more keeps both limits."""
@@ -222,8 +234,18 @@ def clean_fit(table: I32, topo: Topology, parts: I64, cand: I64, first: int = 0)
         return np.concatenate([clean_fit(table, topo, parts[lo:lo + BLOCK], cand[lo:lo + BLOCK],
                                          first)
                                for lo in range(0, len(parts), BLOCK)])
-    others = np.where(table[:, parts] >= 0, table[:, parts], topo.n)  # (rows, S)
+    held = table[:, parts]
+    others = np.where(held >= 0, held, topo.n)  # (rows, S)
     fits = np.ones(len(parts), dtype=np.bool_)
+    if first == LEVELS - 2 and topo.code is not None:
+        # PERF: packed ids tell "same server" in one gather per row (bench: ring scale)
+        mine = topo.code[cand]
+        count = np.zeros(len(parts), dtype=np.int8)
+        for r in range(others.shape[0]):
+            count += topo.code[others[r]] == mine
+            fits &= others[r] != cand
+        fits &= count < topo.plan_max[LEVELS - 2][cand]
+        return fits
     for level in range(first, LEVELS):
         mine = topo.tier[level][cand]
         count = np.zeros(len(parts), dtype=np.int8)
