@@ -87,6 +87,9 @@ class RingBuilder:
         self.clock: Callable[[], float] = time.time
         #: (ip, port, device) -> device id, built on first use (a cache, never saved).
         self._addresses: dict[tuple[str, int, str], int] | None = None
+        #: The last replica plan and what it was computed from (a cache, never saved).
+        self._plan: tuple[tuple[Any, ...], ReplicaPlan] | None = None
+        self._plan_epoch = 0
 
     # ---------------------------------------------------------------- basics
 
@@ -262,6 +265,7 @@ class RingBuilder:
     def _changed(self) -> None:
         self.devs_changed = True
         self.version += 1
+        self._plan_epoch += 1
 
     # --------------------------------------------------------------- search
 
@@ -277,6 +281,11 @@ class RingBuilder:
         Raises:
             RingBuilderError: no weight, or fewer weighted devices than replicas.
         """
+        # PERF: one plan per device change, not one per caller (bench: ring scale)
+        key = (self._plan_epoch, id(self.devs), len(self.devs), self.replicas, self.overload,
+               self.part_power, tuple(self.remove_devs))
+        if self._plan is not None and self._plan[0] == key:
+            return self._plan[1]
         weighted = [d for d in self.iter_devs()
                     if d.weight > 0 and d.id not in self.remove_devs]
         if not weighted:
@@ -285,8 +294,10 @@ class RingBuilder:
             raise RingBuilderError(f"replica count of {self.replicas:g} requires at least "
                                    f"{math.ceil(self.replicas)} devices with weight "
                                    f"(have {len(weighted)})")
-        return build_plan(weighted, self.replicas, self.overload, self.parts,
+        plan = build_plan(weighted, self.replicas, self.overload, self.parts,
                           sum(self.row_lengths))
+        self._plan = (key, plan)
+        return plan
 
     def rebalance(self, seed: int | None = None,
                   progress: rb.Progress | None = None) -> RebalanceResult:

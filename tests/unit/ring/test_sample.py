@@ -33,3 +33,12 @@ def test_limit_per_device_keeps_order_without_rotation() -> None:
     kept = limit_per_device(devs, np.array([0, 1, 2, 0]), 3, np.random.default_rng(0),
                             rotate=False)
     assert sorted(kept.tolist()) == [0, 1, 2]  # device 1: first one; device 2: first two
+
+
+def test_zone_plan_stays_finite_when_no_plan_meets_every_zone() -> None:
+    # zone 1 wants 90 but only signature 1 (demand 1) may use it: the scaling must not
+    # overflow, and rows still meet their demand
+    allowed = np.array([[True, False], [True, True]])
+    plan = zone_plan(allowed, np.array([99.0, 1.0]), np.array([10.0, 90.0]))
+    assert np.isfinite(plan).all()
+    assert np.allclose(plan.sum(axis=1), [99.0, 1.0])
