@@ -252,16 +252,16 @@ def gather_for_dispersion(table: I32, topo: Topology, movable: Bools) -> Bools:
     A partition moves only if ``movable``, except that a second replica on the same
     device always moves.
     """
-    touched = _drop_duplicates(table)
     cols = np.flatnonzero(movable)
-    if not len(cols):
-        return touched  # PERF: a ring pinned by min_part_hours (bench: ring scale, remove a zone)
     if 2 * len(cols) > table.shape[1]:
-        touched |= _gather_tiers(table, topo, movable)
+        return _gather_tiers(table, topo, movable, LEVELS)
+    # PERF: few movable partitions (none within min_part_hours): look at those alone,
+    # and at the rest only for duplicates (bench: ring scale, remove a zone)
+    touched = _drop_duplicates(table)
+    if not len(cols):
         return touched
-    # PERF: few movable partitions: look at those alone (bench: ring scale)
     sub = table[:, cols]
-    moved = _gather_tiers(sub, topo, np.ones(len(cols), dtype=np.bool_))
+    moved = _gather_tiers(sub, topo, np.ones(len(cols), dtype=np.bool_), LEVELS - 1)
     table[:, cols] = sub
     touched[cols] |= moved
     return touched
@@ -281,16 +281,22 @@ def _drop_duplicates(table: I32) -> Bools:
     return touched
 
 
-def _gather_tiers(table: I32, topo: Topology, movable: Bools) -> Bools:
-    """Unassign replicas of movable partitions beyond a region, zone or server maximum."""
+def _gather_tiers(table: I32, topo: Topology, movable: Bools, levels: int) -> Bools:
+    """Unassign replicas beyond the first ``levels`` tier maxima; return partitions touched.
+
+    Only ``movable`` partitions give up replicas above the device level; a second
+    replica on one device always goes.
+    """
     touched = np.zeros(table.shape[1], dtype=np.bool_)
     depths = pair_depths(table, topo)
-    for level in range(LEVELS - 1):  # the device level is _drop_duplicates'
+    for level in range(levels):
         if _max_depth(depths) <= level:
             break  # no two replicas share a tier here or deeper, and every limit is >= 1
         _count, rank = same_tier_ranks(table, depths, level)
         limit = _per_slot(topo.plan_max[level], table, topo.n)
-        excess = (table >= 0) & (rank >= np.maximum(limit, 1)) & movable[None, :]
+        excess = (table >= 0) & (rank >= np.maximum(limit, 1))
+        if level < LEVELS - 1:
+            excess &= movable[None, :]
         if excess.any():
             table[excess] = -1
             touched |= excess.any(axis=0)

@@ -119,15 +119,18 @@ class ZoneView:
             key[lo:lo + BLOCK] = part
         span = base ** rows
         if span > max(SIGNATURE_TABLE, 4 * len(parts)):
-            _keys, first, sig = np.unique(key, return_index=True, return_inverse=True)
-            sig = sig.astype(np.int64).ravel()
+            _keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            del key
+            sig = inverse.ravel().astype(np.int64)
         else:
             # PERF: few possible keys: a lookup table instead of sorting (bench: ring scale)
             index = np.zeros(span, dtype=np.int64)
             index[key] = 1
             np.cumsum(index, out=index)
-            sig = index[key] - 1
-            first = np.zeros(int(index[-1]), dtype=np.int64)
+            index -= 1
+            sig = key  # PERF: in place of the keys (bench: ring scale, peak RSS)
+            np.take(index, key, out=sig)
+            first = np.zeros(int(index[-1]) + 1, dtype=np.int64)
             first[sig] = np.arange(len(parts))  # any member stands for its signature
         return sig, self._allowed(self._zones(table, parts[first]))
 
