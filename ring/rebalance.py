@@ -252,12 +252,12 @@ def gather_for_dispersion(table: I32, topo: Topology, movable: Bools) -> Bools:
     A partition moves only if ``movable``, except that a second replica on the same
     device always moves.
     """
-    cols = np.flatnonzero(movable)
-    if 2 * len(cols) > table.shape[1]:
+    if 2 * int(np.count_nonzero(movable)) > table.shape[1]:
         return _gather_tiers(table, topo, movable, LEVELS)
     # PERF: few movable partitions (none within min_part_hours): look at those alone,
     # and at the rest only for duplicates (bench: ring scale, remove a zone)
     touched = _drop_duplicates(table)
+    cols = np.flatnonzero(movable)
     if not len(cols):
         return touched
     sub = table[:, cols]
