@@ -13,6 +13,7 @@ Balance and dispersion have swift-ring-builder's meaning:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import os
@@ -30,6 +31,7 @@ from nubis.ring.devices import Device, matches, normalize_address
 from nubis.ring.errors import DeviceError, RingBuilderError, RingValidationError
 from nubis.ring.plan import ReplicaPlan, build_plan
 from nubis.ring.ringdata import MAX_PART_POWER, RingData, expected_row_lengths, smallest_dtype
+from nubis.ring.topology import Topology, build_topology
 
 MAX_BALANCE = 999.99
 #: Rebalance gathers for balance at most this many times (like Swift's gather loop).
@@ -85,6 +87,9 @@ class RingBuilder:
         self.clock: Callable[[], float] = time.time
         #: (ip, port, device) -> device id, built on first use (a cache, never saved).
         self._addresses: dict[tuple[str, int, str], int] | None = None
+        #: The last replica plan and what it was computed from (a cache, never saved).
+        self._plan: tuple[tuple[Any, ...], ReplicaPlan] | None = None
+        self._plan_epoch = 0
 
     # ---------------------------------------------------------------- basics
 
@@ -260,6 +265,7 @@ class RingBuilder:
     def _changed(self) -> None:
         self.devs_changed = True
         self.version += 1
+        self._plan_epoch += 1
 
     # --------------------------------------------------------------- search
 
@@ -275,6 +281,11 @@ class RingBuilder:
         Raises:
             RingBuilderError: no weight, or fewer weighted devices than replicas.
         """
+        # PERF: one plan per device change, not one per caller (bench: ring scale)
+        key = (self._plan_epoch, id(self.devs), len(self.devs), self.replicas, self.overload,
+               self.part_power, tuple(self.remove_devs))
+        if self._plan is not None and self._plan[0] == key:
+            return self._plan[1]
         weighted = [d for d in self.iter_devs()
                     if d.weight > 0 and d.id not in self.remove_devs]
         if not weighted:
@@ -283,8 +294,10 @@ class RingBuilder:
             raise RingBuilderError(f"replica count of {self.replicas:g} requires at least "
                                    f"{math.ceil(self.replicas)} devices with weight "
                                    f"(have {len(weighted)})")
-        return build_plan(weighted, self.replicas, self.overload, self.parts,
+        plan = build_plan(weighted, self.replicas, self.overload, self.parts,
                           sum(self.row_lengths))
+        self._plan = (key, plan)
+        return plan
 
     def rebalance(self, seed: int | None = None,
                   progress: rb.Progress | None = None) -> RebalanceResult:
@@ -295,7 +308,7 @@ class RingBuilder:
         """
         plan = self.replica_plan()
         self._check_memory()
-        topo = rb.build_topology(self.devs, plan)
+        topo = build_topology(self.devs, plan)
         rng = np.random.default_rng(seed)
         self._update_last_part_moves()
         old = self.table
@@ -317,13 +330,19 @@ class RingBuilder:
             changed_parts, changed = _changes(old, table)
             self.last_part_moves[changed_parts] = 0
         self.table = table
+        gone = [i for i in self.remove_devs if 0 <= i < topo.n]
         removed = self._drop_removed()
         self.devs_changed = False
         self.version += 1
         _say(progress, "computing dispersion")
-        # PERF: the rebalance's own topology serves the statistics unless devices
-        # were dropped (bench: ring scale)
-        stats_topo = topo if not removed else self._stats_topology()
+        # PERF: the rebalance's own topology serves the statistics; dropped devices had
+        # weight 0, so the plan is the same and they only stop existing (bench: ring
+        # scale, remove a zone)
+        stats_topo = topo
+        if removed:
+            exists = topo.exists.copy()
+            exists[gone] = False
+            stats_topo = dataclasses.replace(topo, exists=exists)
         value, _ = rb.dispersion(table, stats_topo, self.replicas)
         self.dispersion = float(value)
         return RebalanceResult(changed=changed, balance=self.get_balance(), removed=removed,
@@ -350,7 +369,7 @@ class RingBuilder:
             table[r, :length] = old[r, :length]
         return table
 
-    def _reassign(self, table: npt.NDArray[np.int32], topo: rb.Topology,
+    def _reassign(self, table: npt.NDArray[np.int32], topo: Topology,
                   rng: np.random.Generator,
                   progress: rb.Progress | None) -> npt.NDArray[np.int32]:
         """Gather what must move (removed devices, dispersion, balance) and place it."""
@@ -364,7 +383,10 @@ class RingBuilder:
         # partitions getting a replica in a new row count as moved (as in Swift)
         moved: npt.NDArray[np.bool_] = np.asarray((slots & (table < 0)).any(axis=0))
         if self.remove_devs:
-            gone = np.isin(table, np.asarray(self.remove_devs, dtype=np.int32))
+            # PERF: a per-device mask, indexed by the table (bench: ring scale, remove a zone)
+            removing = np.zeros(topo.n + 1, dtype=np.bool_)  # index -1: empty slot
+            removing[[i for i in self.remove_devs if 0 <= i < topo.n]] = True
+            gone = removing[table]
             table[gone] = -1
             moved |= gone.any(axis=0)
         moved |= rb.gather_for_dispersion(table, topo, self._movable(moved))
@@ -461,9 +483,9 @@ class RingBuilder:
         """Return the overload (fraction) needed for full dispersion."""
         return float(self.replica_plan().required_overload)
 
-    def _stats_topology(self) -> rb.Topology:
+    def _stats_topology(self) -> Topology:
         """Return a topology for statistics (plan from current weights)."""
-        return rb.build_topology(self.devs, self.replica_plan())
+        return build_topology(self.devs, self.replica_plan())
 
     def get_dispersion(self) -> float:
         """Return Swift's dispersion of the current table (0 when not balanced yet)."""

@@ -21,22 +21,24 @@ Two placement strategies:
   can give a partition at most ``k`` replicas. The tokens are dealt into 64
   groups, each with its own random tier order, so replica sets mix well.
 * :func:`place` (everything else) takes the part-replicas that must move and
-  places them in bulk passes: per pass, one replica per partition, each scored
-  against every candidate device (tier-count violations first, then spare
-  quota), sampled in proportion to spare quota, and accepted up to each
-  device's spare quota.
+  places them in bulk passes of one replica per partition: first by sampling
+  (:mod:`nubis.ring.sample`: a zone the partition may use, then a device, both in
+  proportion to spare quota, most constrained slots first), then the few slots
+  left are scored against every candidate device (tier-count violations first,
+  then spare quota), sampled in proportion to spare quota, and accepted up to
+  each device's spare quota.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from nubis.ring.devices import Device
-from nubis.ring.plan import LEVELS, ReplicaPlan, tiers_for
+from nubis.ring.plan import LEVELS
+from nubis.ring.sample import BLOCK, limit_per_device, place_sampled
+from nubis.ring.topology import CODE_BITS, Topology
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -51,86 +53,6 @@ MATRIX = 1 << 23
 #: Violation weights: coarser failure domains matter more; a duplicate device never happens.
 LEVEL_PENALTY = np.array([8, 4, 2, 64], dtype=np.int64)
 MAX_PASSES = 64
-#: Sampling rounds of :func:`_place_sampled`, and the fewest open slots worth a round.
-SAMPLE_ROUNDS = 32
-MIN_SAMPLED = 64
-
-
-@dataclass(frozen=True)
-class Topology:
-    """Per-device arrays of one rebalance (index = device id, index ``n`` = none).
-
-    Attributes:
-        n: Number of device ids (including holes).
-        weighted: Devices with a positive weight (the only placement targets).
-        tier: ``(LEVELS, n + 1)`` tier ids; ``-1`` for "no device".
-        plan_max: ``(LEVELS, n + 1)`` plan maxima of each device's tiers.
-        topo_max: ``(LEVELS, n + 1)`` topology maxima (for dispersion).
-        quota: Part-replicas each device should hold (0 for drained devices).
-        sort_key: ``(LEVELS, n)`` ranks giving the tier-contiguous device order.
-        tier_names: Per level, tier id -> tier tuple (``(region, zone, ip)`` ...).
-        exists: ``(n,)`` True for device ids that are not holes.
-        depth: ``(n + 1, n + 1)`` uint8: how many tier levels two devices share
-            (4 = same device, 0 = different regions or "no device"); None when
-            there are too many devices for a square table.
-    """
-
-    n: int
-    weighted: I64
-    tier: I32
-    plan_max: I64
-    topo_max: npt.NDArray[np.float64]
-    quota: I64
-    sort_key: I64
-    tier_names: tuple[dict[int, tuple[Any, ...]], ...]
-    exists: Bools
-    depth: npt.NDArray[np.uint8] | None
-
-
-#: Above this many device ids, pair depths are computed level by level instead.
-MAX_DEPTH_TABLE = 4096
-
-
-def build_topology(devs: list[Device | None], plan: ReplicaPlan) -> Topology:
-    """Turn the device list and the plan into per-device arrays."""
-    n = len(devs)
-    # PERF: int32 tier ids halve the per-slot gathers at 10,000+ devices (bench: ring scale)
-    tier = np.full((LEVELS, n + 1), -1, dtype=np.int32)
-    plan_max = np.zeros((LEVELS, n + 1), dtype=np.int64)
-    topo_max = np.zeros((LEVELS, n + 1), dtype=np.float64)
-    sort_key = np.zeros((LEVELS, n), dtype=np.int64)
-    quota = np.zeros(n, dtype=np.int64)
-    ids: list[dict[Any, int]] = [{} for _ in range(LEVELS)]
-    for dev in devs:
-        if dev is None:
-            continue
-        for level, t in enumerate(tiers_for(dev)):
-            tier[level, dev.id] = ids[level].setdefault(t, len(ids[level]))
-            plan_max[level, dev.id] = plan.plan_max.get(t, 0)
-            topo_max[level, dev.id] = plan.topo_max.get(t, 0.0)
-        quota[dev.id] = plan.quota.get(dev.id, 0)
-    for level in range(LEVELS):  # holes: ids of their own that match nothing
-        holes = np.flatnonzero(tier[level, :n] < 0)
-        tier[level, holes] = len(ids[level]) + np.arange(len(holes))
-        order = sorted(ids[level], key=repr)
-        # PERF: one gather per level, not one pass over the devices per tier (bench: ring scale)
-        rank_of_id = np.zeros(len(ids[level]) + len(holes), dtype=np.int64)
-        for rank, t in enumerate(order):
-            rank_of_id[ids[level][t]] = rank
-        sort_key[level] = rank_of_id[tier[level, :n]]
-    weighted = np.array(sorted(plan.quota), dtype=np.int64)
-    names = tuple({i: t for t, i in level_ids.items()} for level_ids in ids)
-    depth = None
-    if n + 1 <= MAX_DEPTH_TABLE:
-        depth = np.zeros((n + 1, n + 1), dtype=np.uint8)
-        for level in range(LEVELS):
-            depth += tier[level][:, None] == tier[level][None, :]
-        depth[n, :] = 0
-        depth[:, n] = 0
-    exists = np.array([d is not None for d in devs], dtype=np.bool_)
-    return Topology(n=n, weighted=weighted, tier=tier, plan_max=plan_max, topo_max=topo_max,
-                    quota=quota, sort_key=sort_key, tier_names=names, exists=exists,
-                    depth=depth)
 
 
 def row_mask(row_lengths: list[int], parts: int) -> Bools:
@@ -149,10 +71,6 @@ def device_counts(table: I32, n: int) -> I64:
     for row in table:
         counts += row_counts(row, n)
     return counts[1:]
-
-
-#: Slots handled per block where a whole-row temporary would cost a table's worth.
-BLOCK = 1 << 20
 
 
 def row_counts(row: I32, n: int) -> I64:
@@ -266,9 +184,18 @@ def _depths(a: I32, b: I32, topo: Topology) -> npt.NDArray[np.uint8]:
         # PERF: flat take beats 2-d fancy indexing (bench: ring rebalance)
         shared: npt.NDArray[np.uint8] = topo.depth.ravel()[a * (topo.n + 1) + b]
         return shared
-    d = np.zeros(len(a), dtype=np.uint8)
-    for level in range(LEVELS):
-        d += topo.tier[level][a] == topo.tier[level][b]
+    if topo.code is not None:
+        # PERF: one gather per side of the packed (region, zone, server) ids instead of
+        # one per side and level (bench: ring scale, 10,000 devices)
+        x = topo.code[a] ^ topo.code[b]
+        d: npt.NDArray[np.uint8] = (x == 0).astype(np.uint8)
+        d += (x >> CODE_BITS) == 0
+        d += (x >> (2 * CODE_BITS)) == 0
+        d += a == b
+    else:
+        d = np.zeros(len(a), dtype=np.uint8)
+        for level in range(LEVELS):
+            d += topo.tier[level][a] == topo.tier[level][b]
     d[(a == topo.n) | (b == topo.n)] = 0
     return d
 
@@ -325,9 +252,44 @@ def gather_for_dispersion(table: I32, topo: Topology, movable: Bools) -> Bools:
     A partition moves only if ``movable``, except that a second replica on the same
     device always moves.
     """
+    if 2 * int(np.count_nonzero(movable)) > table.shape[1]:
+        return _gather_tiers(table, topo, movable, LEVELS)
+    # PERF: few movable partitions (none within min_part_hours): look at those alone,
+    # and at the rest only for duplicates (bench: ring scale, remove a zone)
+    touched = _drop_duplicates(table)
+    cols = np.flatnonzero(movable)
+    if not len(cols):
+        return touched
+    sub = table[:, cols]
+    moved = _gather_tiers(sub, topo, np.ones(len(cols), dtype=np.bool_), LEVELS - 1)
+    table[:, cols] = sub
+    touched[cols] |= moved
+    return touched
+
+
+def _drop_duplicates(table: I32) -> Bools:
+    """Unassign a partition's second replica on one device; return the partitions touched."""
+    touched = np.zeros(table.shape[1], dtype=np.bool_)
+    for lo in range(0, table.shape[1], BLOCK):
+        block = table[:, lo:lo + BLOCK]  # a view: writes go to the table
+        for j in range(1, block.shape[0]):
+            for i in range(j):
+                dup = (block[j] == block[i]) & (block[j] >= 0)
+                if dup.any():
+                    block[j, dup] = -1
+                    touched[lo:lo + BLOCK] |= dup
+    return touched
+
+
+def _gather_tiers(table: I32, topo: Topology, movable: Bools, levels: int) -> Bools:
+    """Unassign replicas beyond the first ``levels`` tier maxima; return partitions touched.
+
+    Only ``movable`` partitions give up replicas above the device level; a second
+    replica on one device always goes.
+    """
     touched = np.zeros(table.shape[1], dtype=np.bool_)
     depths = pair_depths(table, topo)
-    for level in range(LEVELS):
+    for level in range(levels):
         if _max_depth(depths) <= level:
             break  # no two replicas share a tier here or deeper, and every limit is >= 1
         _count, rank = same_tier_ranks(table, depths, level)
@@ -372,31 +334,12 @@ def gather_for_balance(table: I32, topo: Topology, movable: Bools,
         if not len(parts):
             continue
         devs = table[r, parts].astype(np.int64)
-        take = _limit_per_device(devs, over, topo.n, rng)
+        take = limit_per_device(devs, over, topo.n, rng)
         parts = parts[take]
         table[r, parts] = -1
         touched[parts] = True
         over -= np.bincount(devs[take], minlength=topo.n + 1)
     return touched
-
-
-def _limit_per_device(devs: I64, limit: I64, n: int, rng: np.random.Generator) -> I64:
-    """Return indices into ``devs`` keeping at most ``limit[d]`` per device.
-
-    Like Swift's gather, candidates are taken in order from a random starting point.
-    """
-    m = len(devs)
-    start = int(rng.integers(m)) if m else 0
-    rotated = np.concatenate([np.arange(start, m), np.arange(0, start)])
-    # PERF: a stable sort of 16-bit keys is a radix sort (bench: ring rebalance after add)
-    key = devs[rotated].astype(np.uint16 if n < 1 << 16 else np.int64)
-    order = rotated[np.argsort(key, kind="stable")]
-    sorted_devs = devs[order]
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(sorted_devs, minlength=n)[:n], out=starts[1:])
-    rank = np.arange(m) - starts[sorted_devs]
-    kept: I64 = order[rank < limit[sorted_devs]]
-    return kept
 
 
 def depth_to(table: I32, topo: Topology, dev: int) -> npt.NDArray[np.uint8]:
@@ -464,7 +407,7 @@ def _pull_window(table: I32, topo: Topology, cols: I64, dev: int, need: int, ove
     pick = one_per_partition(idx, len(cols), rng)
     rows, idx = rows[pick], idx[pick]
     srcs = sub[rows, idx].astype(np.int64)
-    take = _limit_per_device(srcs, over, topo.n, rng)
+    take = limit_per_device(srcs, over, topo.n, rng)
     take = take[rng.permutation(len(take))[:need]]
     parts = cols[idx[take]]
     table[rows[take], parts] = dev
@@ -509,7 +452,7 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         done = np.zeros(len(parts), dtype=np.bool_)
         # PERF: most slots find a clean device by sampling alone, in O(slots) per round;
         # only the rest are scored against every candidate (bench: ring incremental)
-        done[batch] = _place_sampled(table, topo, rows[batch], parts[batch], remaining, rng)
+        done[batch] = place_sampled(table, topo, rows[batch], parts[batch], remaining, rng)
         batch = batch[~done[batch]]
         # PERF: chunks shrink as candidates grow, bounding each chunk's score matrices
         # to ~MATRIX cells (bench: ring scale, remove a zone)
@@ -527,68 +470,6 @@ def place(table: I32, topo: Topology, slots: Bools, rng: np.random.Generator,
         if progress is not None:
             progress(f"placed {placed}/{total} part-replicas")
     return placed
-
-
-def _place_sampled(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I64,
-                   rng: np.random.Generator) -> Bools:
-    """Place slots (distinct partitions) on devices sampled by spare quota; return which.
-
-    Each round draws one device per open slot, in proportion to spare quota, keeps
-    draws that break no tier limit, and accepts up to each device's spare quota.
-    Slots still open after the rounds are left for the exhaustive scoring.
-    """
-    done = np.zeros(len(parts), dtype=np.bool_)
-    for _ in range(SAMPLE_ROUNDS):
-        todo = np.flatnonzero(~done)
-        if len(todo) < MIN_SAMPLED:
-            break
-        placed = 0
-        # PERF: blocks of open slots bound the per-round temporaries (bench: ring scale,
-        # peak RSS); each block samples from the spare quota the earlier ones left
-        for lo in range(0, len(todo), BLOCK):
-            placed += _sample_block(table, topo, rows, parts, todo[lo:lo + BLOCK], remaining,
-                                    done, rng)
-        if placed < len(todo) // 64:
-            break  # what is left is hard to place: score it exhaustively
-    return done
-
-
-def _sample_block(table: I32, topo: Topology, rows: I64, parts: I64, todo: I64,
-                  remaining: I64, done: Bools, rng: np.random.Generator) -> int:
-    """Run one sampling round over the open slots ``todo``; return how many were placed."""
-    hungry = topo.weighted[remaining[topo.weighted] > 0]
-    if not len(hungry):
-        return 0
-    cum = np.cumsum(remaining[hungry])
-    draw = rng.integers(int(cum[-1]), size=len(todo))
-    cand = hungry[np.searchsorted(cum, draw, side="right")]
-    fit = np.flatnonzero(_clean_fit(table, topo, parts[todo], cand))
-    take = fit[_limit_per_device(cand[fit], remaining, topo.n, rng)]
-    slot = todo[take]
-    table[rows[slot], parts[slot]] = cand[take].astype(np.int32)
-    remaining -= np.bincount(cand[take], minlength=len(remaining))[:len(remaining)]
-    done[slot] = True
-    return len(take)
-
-
-def _clean_fit(table: I32, topo: Topology, parts: I64, cand: I64) -> Bools:
-    """Return, per slot, whether device ``cand`` keeps every tier of its partition in limits."""
-    if len(parts) > BLOCK:  # PERF: bounded temporaries (bench: ring scale, peak RSS)
-        return np.concatenate([_clean_fit(table, topo, parts[lo:lo + BLOCK],
-                                          cand[lo:lo + BLOCK])
-                               for lo in range(0, len(parts), BLOCK)])
-    others = np.where(table[:, parts] >= 0, table[:, parts], topo.n)  # (rows, S)
-    fits = np.ones(len(parts), dtype=np.bool_)
-    for level in range(LEVELS):
-        mine = topo.tier[level][cand]
-        count = np.zeros(len(parts), dtype=np.int8)
-        for r in range(others.shape[0]):
-            count += topo.tier[level][others[r]] == mine
-        limit = topo.plan_max[level][cand]
-        if level == LEVELS - 1:
-            limit = np.maximum(limit, 1)
-        fits &= count < limit
-    return fits
 
 
 def _place_chunk(table: I32, topo: Topology, rows: I64, parts: I64, remaining: I64,
