@@ -62,6 +62,8 @@ API_MOUNTS: list[ApiMount] = [
              ("compute", "nova", "/compute/v2.1")),
     ApiMount("/volume", "nubis.api.volume.app:create_app", lambda c: volume_api(c),
              ("block-storage", "cinderv3", "/volume/v3")),
+    ApiMount("/network", "nubis.api.network.app:create_app", lambda c: c.network_api,
+             ("network", "neutron", "/network")),
 ]
 
 
@@ -139,7 +141,7 @@ register(DaemonSpec("proxy", "nubis.api.proxy.server:run", "server",
                     lambda c: (c.proxy, c.tempauth, c.cluster, token_settings(c))))
 register(DaemonSpec("api", "nubis.api.shared.host:run", "server",
                     "control-plane APIs (/identity Keystone v3, /image Glance v2, "
-                    "/compute Nova v2.1) on port 5000",
+                    "/compute Nova v2.1, /network Neutron v2.0) on port 5000",
                     lambda c: (c.api, c.cluster, token_settings(c), api_mounts(c))))
 register(DaemonSpec("scheduler", "nubis.daemons.scheduler.server:run", "server",
                     "scheduler + placement (/v1/select_destinations, /placement) on port 8775",
@@ -186,6 +188,7 @@ POST_START_HOOKS: list[str] = [
     "nubis.bootstrap:identity_post_start",
     "nubis.bootstrap:test_image_post_start",
     "nubis.computeboot:flavors_post_start",
+    "nubis.networkboot:network_post_start",
 ]
 
 #: Hooks ``nubis up --no-NAME`` leaves out: NAME -> hook.

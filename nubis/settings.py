@@ -16,6 +16,7 @@ from typing import TypeVar
 from nubis.api.compute.config import ComputeApiConfig
 from nubis.api.identity.config import IdentityConfig
 from nubis.api.image.config import ImageConfig
+from nubis.api.network.config import NetworkApiConfig
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import ApiConfig, TokenSettings
 from nubis.api.volume.config import VolumeApiConfig
@@ -60,6 +61,7 @@ class Config:
     compute_api: ComputeApiConfig = field(default_factory=ComputeApiConfig)
     volume: VolumeConfig = field(default_factory=VolumeConfig)
     volume_api: VolumeApiConfig = field(default_factory=VolumeApiConfig)
+    network_api: NetworkApiConfig = field(default_factory=NetworkApiConfig)
 
 
 def token_settings(config: Config) -> TokenSettings:

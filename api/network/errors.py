@@ -1,0 +1,138 @@
+"""Neutron's JSON faults, in one place for the network API.
+
+Every error under ``/network`` is ``{"NeutronError": {"type", "message", "detail"}}``
+with Neutron's exception class names as ``type`` (``NetworkNotFound``,
+``IpAddressGenerationFailure``, ``InvalidInput``, ...); a 401 is keystonemiddleware's
+``{"error": {...}}``. Unexpected exceptions are logged and answered as a generic 500
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+import falcon.asgi
+from nubis.api.shared.errors import ApiError
+
+LOG = logging.getLogger("nubis.api.network")
+
+#: The ``type`` of errors that carry none of their own, by status.
+GENERIC_TYPES = {400: "HTTPBadRequest", 403: "PolicyNotAuthorized", 404: "HTTPNotFound",
+                 405: "HTTPMethodNotAllowed", 409: "HTTPConflict", 413: "HTTPRequestEntityTooLarge",
+                 415: "HTTPUnsupportedMediaType", 500: "HTTPInternalServerError"}
+
+
+class NeutronError(ApiError):
+    """A Neutron exception: HTTP status, Neutron's class name and its message."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def not_found(kind: str, message: str) -> NeutronError:
+    """Return a 404 of Neutron type ``kind`` (``NetworkNotFound``, ...)."""
+    return NeutronError(404, kind, message)
+
+
+def network_not_found(net_id: str) -> NeutronError:
+    """Return Neutron's NetworkNotFound."""
+    return not_found("NetworkNotFound", f"Network {net_id} could not be found.")
+
+
+def subnet_not_found(subnet_id: str) -> NeutronError:
+    """Return Neutron's SubnetNotFound."""
+    return not_found("SubnetNotFound", f"Subnet {subnet_id} could not be found.")
+
+
+def port_not_found(port_id: str) -> NeutronError:
+    """Return Neutron's PortNotFound."""
+    return not_found("PortNotFound", f"Port {port_id} could not be found.")
+
+
+def group_not_found(sg_id: str) -> NeutronError:
+    """Return Neutron's SecurityGroupNotFound."""
+    return not_found("SecurityGroupNotFound", f"Security group {sg_id} does not exist")
+
+
+def rule_not_found(rule_id: str) -> NeutronError:
+    """Return Neutron's SecurityGroupRuleNotFound."""
+    return not_found("SecurityGroupRuleNotFound", f"Security group rule {rule_id} does not exist")
+
+
+def invalid_input(message: str) -> NeutronError:
+    """Return Neutron's InvalidInput (400)."""
+    return NeutronError(400, "InvalidInput", f"Invalid input for operation: {message}.")
+
+
+def bad_request(resource: str, message: str) -> NeutronError:
+    """Return Neutron's attribute-validation 400 (``HTTPBadRequest``)."""
+    return NeutronError(400, "HTTPBadRequest",
+                        f"Invalid input for {resource}. Reason: {message}.")
+
+
+def conflict(kind: str, message: str) -> NeutronError:
+    """Return a 409 of Neutron type ``kind``."""
+    return NeutronError(409, kind, message)
+
+
+def policy_denied(action: str) -> NeutronError:
+    """Return Neutron's PolicyNotAuthorized (403)."""
+    return NeutronError(403, "PolicyNotAuthorized", f"({action}) is disallowed by policy")
+
+
+def over_quota(resource: str) -> NeutronError:
+    """Return Neutron's OverQuota (409)."""
+    return NeutronError(409, "OverQuota", f"Quota exceeded for resources: ['{resource}'].")
+
+
+def fault_body(status: int, kind: str, message: str) -> bytes:
+    """Render Neutron's fault document (keystonemiddleware's for a 401)."""
+    if status == 401:
+        doc: dict[str, Any] = {"error": {"code": 401, "title": "Unauthorized",
+                                         "message": message}}
+    else:
+        doc = {"NeutronError": {"type": kind, "message": message, "detail": ""}}
+    return json.dumps(doc).encode()
+
+
+def install_neutron_errors(app: falcon.asgi.App[Any, Any]) -> None:
+    """Render every error raised under ``app`` as a Neutron fault."""
+
+    def finish(resp: falcon.asgi.Response, status: int, kind: str, message: str,
+               headers: dict[str, str] | None = None) -> None:
+        resp.status = status
+        resp.content_type = "application/json"
+        resp.data = fault_body(status, kind, message)
+        for key, value in (headers or {}).items():
+            resp.set_header(key, value)
+
+    async def on_api_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                           ex: ApiError, params: dict[str, Any]) -> None:
+        kind = getattr(ex, "kind", None) or GENERIC_TYPES.get(ex.status, "HTTPError")
+        finish(resp, ex.status, kind, ex.message, ex.headers)
+
+    async def on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            ex: falcon.HTTPError, params: dict[str, Any]) -> None:
+        status = ex.status_code
+        message = str(ex.description or ex.title or "Error")
+        if status == 404 and not ex.description:
+            message = "The resource could not be found."
+        elif status == 405:
+            message = "The method is not allowed for the requested URL."
+        finish(resp, status, GENERIC_TYPES.get(status, "HTTPError"), message,
+               dict(ex.headers or {}))
+
+    async def on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            ex: Exception, params: dict[str, Any]) -> None:
+        LOG.exception("unexpected error on %s %s", req.method, req.path)
+        finish(resp, 500, "HTTPInternalServerError",
+               "Request Failed: internal server error while processing your request.")
+
+    app.add_error_handler(Exception, on_unexpected)
+    app.add_error_handler(falcon.HTTPError, on_http_error)
+    app.add_error_handler(ApiError, on_api_error)

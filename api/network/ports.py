@@ -1,0 +1,217 @@
+"""Ports: ``/v2.0/ports`` — MAC and fixed-IP allocation, groups, binding.
+
+A port belongs to a project and sits on a network the project may see (its own, a
+shared or an external one). Without ``fixed_ips`` it gets one address from the first
+subnet of its network that has a free one; with them, each entry names a subnet, an
+address, or both. A port with port security and no ``security_groups`` joins its
+project's ``default`` group (DHCP and router ports, ``network:*`` owners, join none).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+import falcon
+import falcon.asgi
+from nubis.api.network import schema as s
+from nubis.api.network.errors import (
+    NeutronError,
+    bad_request,
+    conflict,
+    group_not_found,
+    policy_denied,
+    port_not_found,
+)
+from nubis.api.network.model import Port
+from nubis.api.network.networks import find_network
+from nubis.api.network.service import (
+    NetworkService,
+    auth,
+    body_of,
+    flag,
+    only,
+    project_of,
+    text,
+)
+from nubis.api.network.store import encode
+from nubis.api.shared.rest import read_json
+
+PORT_KEYS = ("name", "description", "network_id", "admin_state_up", "mac_address",
+             "fixed_ips", "device_id", "device_owner", "binding:host_id",
+             "binding:vnic_type", "binding:profile", "port_security_enabled",
+             "security_groups", "allowed_address_pairs", "project_id", "tenant_id",
+             "extra_dhcp_opts", "tags", "dns_name", "propagate_uplink_status")
+UPDATABLE = ("name", "description", "admin_state_up", "device_id", "device_owner",
+             "binding:host_id", "binding:vnic_type", "binding:profile",
+             "port_security_enabled", "security_groups", "allowed_address_pairs",
+             "extra_dhcp_opts", "dns_name")
+MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+#: Most allowed address pairs one port may carry (Neutron's ``max_allowed_address_pair``).
+MAX_PAIRS = 10
+
+
+def find_port(svc: NetworkService, req: falcon.asgi.Request, port_id: str) -> Port:
+    """Return a port of the caller's project (any for admins), or PortNotFound."""
+    port = svc.store.get_port(port_id)
+    ctx = auth(req)
+    if port is None or not (ctx.is_admin or port.project_id == ctx.project_id):
+        raise port_not_found(port_id)
+    return port
+
+
+def parse_fixed_ips(raw: Any) -> list[dict[str, str]]:
+    """Validate ``fixed_ips`` (``[{subnet_id?, ip_address?}]``)."""
+    if not isinstance(raw, list):
+        raise bad_request("fixed_ips", f"'{raw}' is not a list")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not item or set(item) - {"subnet_id", "ip_address"}:
+            raise bad_request("fixed_ips", f"Invalid data format for fixed IP: '{item}'")
+        if not all(isinstance(v, str) for v in item.values()):
+            raise bad_request("fixed_ips", f"Invalid data format for fixed IP: '{item}'")
+        out.append(dict(item))
+    return out
+
+
+def parse_pairs(raw: Any) -> list[dict[str, str]]:
+    """Validate ``allowed_address_pairs`` (``[{ip_address: ip or cidr, mac_address?}]``)."""
+    if not isinstance(raw, list):
+        raise bad_request("allowed_address_pairs", f"'{raw}' is not a list")
+    if len(raw) > MAX_PAIRS:
+        raise NeutronError(400, "AllowedAddressPairExhausted",
+                           f"The number of allowed address pair exceeds the maximum {MAX_PAIRS}.")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or "ip_address" not in item or (
+                set(item) - {"ip_address", "mac_address"}):
+            raise bad_request("allowed_address_pairs", f"Invalid data format: '{item}'")
+        try:
+            ip = str(ipaddress.ip_network(str(item["ip_address"]), strict=False))
+        except ValueError:
+            raise bad_request("allowed_address_pairs",
+                              f"'{item['ip_address']}' is not a valid IP address") from None
+        pair = {"ip_address": ip.removesuffix("/32")}
+        if "mac_address" in item:
+            pair["mac_address"] = parse_mac(item["mac_address"])
+        out.append(pair)
+    return out
+
+
+def parse_mac(raw: Any) -> str:
+    """Return a unicast MAC address in lower case, or Neutron's 400."""
+    value = str(raw).lower()
+    if not MAC.match(value) or int(value[:2], 16) & 1 or value == "00:00:00:00:00:00":
+        raise bad_request("mac_address", f"'{raw}' is not a valid MAC address")
+    return value
+
+
+class Ports:
+    """``/v2.0/ports`` and ``/v2.0/ports/{id}``."""
+
+    def __init__(self, svc: NetworkService) -> None:
+        self.svc = svc
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List the caller's ports (every port for admins)."""
+        where = [] if auth(req).is_admin else [s.ports.c.project_id == project_of(req)]
+        ports = self.svc.store.list_ports(where)
+        resp.media = self.svc.listing(req, "ports", [p.view() for p in ports])
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Create a port with a MAC and fixed IPs."""
+        body = body_of(await read_json(req), "port")
+        only(body, PORT_KEYS, "port")
+        if "network_id" not in body:
+            raise bad_request("port", "'network_id' is required")
+        net = find_network(self.svc, req, str(body["network_id"]))
+        project = self.svc.owner_for_create(req, body, "create_port")
+        values = self._values(req, body, create=True)
+        values["port_security_enabled"] = flag(body, "port_security_enabled",
+                                               bool(net.row["port_security_enabled"]))
+        if "mac_address" in body:
+            values["mac_address"] = parse_mac(body["mac_address"])
+        fixed = parse_fixed_ips(body["fixed_ips"]) if "fixed_ips" in body else None
+        groups = self._groups(req, body, project, values)
+        self.svc.check_quota(project, "port", s.ports)
+        port = self.svc.store.create_port(
+            {**values, "network_id": net.id, "project_id": project}, fixed, groups)
+        resp.status = falcon.HTTP_201
+        resp.media = {"port": port.view()}
+
+    def _values(self, req: falcon.asgi.Request, body: dict[str, Any],
+                create: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in ("name", "description", "device_id", "device_owner"):
+            if create or key in body:
+                out[key] = text(body, key)
+        if create or "admin_state_up" in body:
+            out["admin_state_up"] = flag(body, "admin_state_up", True)
+        if "binding:host_id" in body:
+            if not auth(req).is_admin:
+                raise policy_denied(f"rule:{'create' if create else 'update'}_port:binding:"
+                                    "host_id")
+            out["host_id"] = text(body, "binding:host_id")
+            out["status"] = "ACTIVE" if out["host_id"] else "DOWN"
+        if body.get("binding:vnic_type", "normal") != "normal":
+            raise bad_request("binding:vnic_type", "only 'normal' is supported")
+        if "allowed_address_pairs" in body:
+            out["allowed_address_pairs"] = parse_pairs(body["allowed_address_pairs"])
+        if "port_security_enabled" in body:
+            out["port_security_enabled"] = flag(body, "port_security_enabled", True)
+        return encode(out)
+
+    def _groups(self, req: falcon.asgi.Request, body: dict[str, Any], project: str,
+                values: dict[str, Any]) -> list[str]:
+        """Return the port's security groups (its project's default when none are named)."""
+        secure = values.get("port_security_enabled", True)
+        raw = body.get("security_groups")
+        if raw is None:
+            if not secure or str(values.get("device_owner", "")).startswith("network:"):
+                return []
+            return [self.svc.groups.ensure_default(project)]
+        if not isinstance(raw, list) or not all(isinstance(g, str) for g in raw):
+            raise bad_request("security_groups", f"'{raw}' is not a list of ids")
+        if raw and not secure:
+            raise conflict("PortSecurityAndIPRequiredForSecurityGroups",
+                           "Port security must be enabled and port must have an IP address "
+                           "in order to use security groups.")
+        ctx = auth(req)
+        for sg_id in raw:
+            group = self.svc.groups.get_group(sg_id)
+            if group is None or not (ctx.is_admin or group.project_id == project):
+                raise group_not_found(sg_id)
+        return sorted(set(raw))
+
+    async def on_get_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                         port_id: str) -> None:
+        """Show a port."""
+        resp.media = self.svc.one(req, "port", find_port(self.svc, req, port_id).view())
+
+    async def on_put_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                         port_id: str) -> None:
+        """Update a port (not its network, MAC or fixed IPs)."""
+        port = find_port(self.svc, req, port_id)
+        body = body_of(await read_json(req), "port")
+        for key in body:
+            if key not in UPDATABLE:
+                raise bad_request("port", f"Cannot update read-only attribute {key}")
+        values = self._values(req, body, create=False)
+        groups = None
+        if "security_groups" in body:
+            secure = values.get("port_security_enabled", port.row["port_security_enabled"])
+            groups = self._groups(req, body, port.project_id,
+                                  {"port_security_enabled": secure})
+        elif values.get("port_security_enabled") is False and port.security_groups:
+            raise conflict("PortSecurityPortHasSecurityGroup", "Port has security group "
+                           "associated. Cannot disable port security or ip address until "
+                           "security group is removed")
+        resp.media = {"port": self.svc.store.update_port(port_id, values, groups).view()}
+
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            port_id: str) -> None:
+        """Delete a port and release its addresses."""
+        find_port(self.svc, req, port_id)
+        self.svc.store.delete_port(port_id)
+        resp.status = falcon.HTTP_204

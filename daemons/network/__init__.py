@@ -1,0 +1,1 @@
+"""The network agent: bridges, DHCP namespaces and dnsmasq per host (pyroute2)."""
