@@ -62,7 +62,7 @@ API_MOUNTS: list[ApiMount] = [
              ("compute", "nova", "/compute/v2.1")),
     ApiMount("/volume", "nubis.api.volume.app:create_app", lambda c: volume_api(c),
              ("block-storage", "cinderv3", "/volume/v3")),
-    ApiMount("/network", "nubis.api.network.app:create_app", lambda c: c.network_api,
+    ApiMount("/network", "nubis.api.network.app:create_app", lambda c: network_api(c),
              ("network", "neutron", "/network")),
 ]
 
@@ -116,6 +116,27 @@ def volume_api(config: Config) -> Any:
     return dataclasses.replace(c, volume_url=c.volume_url or daemon,
                                volume_token=c.volume_token or volume_token(config),
                                object_store_url=c.object_store_url or f"{store}/v1")
+
+
+def network_agent_token(config: Config) -> str:
+    """Return the network agents' shared service token (created in the state dir if unset)."""
+    return config.network_api.agent_token or load_or_create(
+        Path(config.cluster.state_dir).resolve() / "network" / "agent_token")
+
+
+def network_api(config: Config) -> Any:
+    """Return ``[network_api]`` with the agents' token resolved."""
+    return dataclasses.replace(config.network_api, agent_token=network_agent_token(config))
+
+
+def _network_agent(config: Config) -> tuple[Any, ...]:
+    c = config.network_agent
+    public = config.api.resolved_public_url(config.cluster.bind_ip)
+    return (dataclasses.replace(
+        c, network_url=c.network_url or f"{public}/network",
+        agent_token=c.agent_token or network_agent_token(config),
+        compute_url=c.compute_url or f"{public}/compute",
+        compute_token=c.compute_token or compute_token(config)), config.cluster)
 
 
 def _compute(config: Config) -> tuple[Any, ...]:
@@ -180,6 +201,9 @@ register(DaemonSpec("compute", "nubis.daemons.compute.server:run", "server",
 register(DaemonSpec("volume", "nubis.daemons.volume.server:run", "server",
                     "volume host (qcow2 volumes, snapshots, backups) on port 8777",
                     lambda c: (c.volume, c.cluster)))
+register(DaemonSpec("network-agent", "nubis.daemons.network.agent:run", "background",
+                    "network agent (bridges, DHCP namespaces, dnsmasq, metadata proxy)",
+                    _network_agent))
 
 #: Called by ``nubis up`` after every daemon answers its health check, in order:
 #: ``"module:function"`` taking ``(config: Config, state_dir: pathlib.Path)``.

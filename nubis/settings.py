@@ -24,6 +24,7 @@ from nubis.common import config as cfg
 from nubis.common.cluster import ClusterConfig
 from nubis.common.errors import ConfigError
 from nubis.daemons.compute.config import ComputeConfig
+from nubis.daemons.network.config import NetworkAgentConfig
 from nubis.daemons.scheduler.config import SchedulerConfig
 from nubis.daemons.storage.config import (
     AuditorConfig,
@@ -62,6 +63,7 @@ class Config:
     volume: VolumeConfig = field(default_factory=VolumeConfig)
     volume_api: VolumeApiConfig = field(default_factory=VolumeApiConfig)
     network_api: NetworkApiConfig = field(default_factory=NetworkApiConfig)
+    network_agent: NetworkAgentConfig = field(default_factory=NetworkAgentConfig)
 
 
 def token_settings(config: Config) -> TokenSettings:

@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from nubis.api.network.agentapi import AgentState
 from nubis.api.network.config import NetworkApiConfig
 from nubis.api.network.errors import bad_request, install_neutron_errors, policy_denied
 from nubis.api.network.networks import Networks, Subnets
@@ -162,6 +163,7 @@ def create_app(prefix: str, services: ApiServices,
     app.req_options.auto_parse_qs_csv = False
     install_neutron_errors(app)
     add_routes(app, prefix, svc)
+    app.add_route(f"{prefix}/agent/v1/state", AgentState(svc, section.agent_token))
     return app
 
 

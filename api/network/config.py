@@ -11,6 +11,8 @@ from nubis.common.config import check, positive
 class NetworkApiConfig:
     """MAC prefix, MTUs, list limits and default quotas of the network API."""
 
+    #: Shared service token of the network agents (resolved by the CLI layer when empty).
+    agent_token: str = ""
     #: First three octets of every port's MAC address (Neutron's ``base_mac``).
     base_mac: str = "fa:16:3e"
     #: MTU of tenant (VXLAN) networks and of flat provider networks.

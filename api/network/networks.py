@@ -251,6 +251,12 @@ class Subnets:
         subnet = self.svc.store.create_subnet({
             **values, "network_id": net.id, "project_id": project, "ip_version": 4,
             "cidr": str(cidr)})
+        if subnet.row["enable_dhcp"]:
+            self.svc.store.create_port(
+                {"network_id": net.id, "project_id": net.project_id, "name": "",
+                 "device_owner": "network:dhcp", "device_id": f"dhcp-{subnet.id}",
+                 "port_security_enabled": False, "status": "ACTIVE"},
+                [{"subnet_id": subnet.id}], [])
         resp.status = falcon.HTTP_201
         resp.media = {"subnet": subnet.view()}
 

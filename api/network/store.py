@@ -204,7 +204,11 @@ class NetworkStore:
                 raise conflict("SubnetInUse", f"Unable to complete operation on subnet "
                                f"{subnet_id}: One or more ports have an IP allocation from "
                                "this subnet.")
+            dhcp = [pid for pid, _owner in users]
             conn.execute(a.delete().where(a.c.subnet_id == subnet_id))
+            if dhcp:
+                conn.execute(a.delete().where(a.c.port_id.in_(dhcp)))
+                conn.execute(p.delete().where(p.c.id.in_(dhcp)))
             if not conn.execute(s.subnets.delete().where(s.subnets.c.id == subnet_id)).rowcount:
                 raise subnet_not_found(subnet_id)
 

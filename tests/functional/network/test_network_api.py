@@ -46,12 +46,14 @@ def test_network_subnet_port_lifecycle(net: NetCloud) -> None:
     p1 = conn.network.create_port(network_id=n.id, name="p1")
     p2 = conn.network.create_port(network_id=n.id,
                                   fixed_ips=[{"subnet_id": s.id, "ip_address": "10.1.0.77"}])
-    assert [ip["ip_address"] for ip in p1.fixed_ips] == ["10.1.0.2"]
+    assert [ip["ip_address"] for ip in p1.fixed_ips] == ["10.1.0.3"]  # .2: DHCP
     assert p2.fixed_ips == [{"subnet_id": s.id, "ip_address": "10.1.0.77"}]
     assert p1.mac_address.startswith("fa:16:3e:") and p1.mac_address != p2.mac_address
     default = conn.network.find_security_group("default")
     assert default is not None and p1.security_group_ids == [default.id]
-    assert {p.id for p in conn.network.ports(network_id=n.id)} == {p1.id, p2.id}
+    dhcp = list(conn.network.ports(network_id=n.id, device_owner="network:dhcp"))
+    assert [ip["ip_address"] for p in dhcp for ip in p.fixed_ips] == ["10.1.0.2"]
+    assert {p.id for p in conn.network.ports(network_id=n.id)} == {p1.id, p2.id, dhcp[0].id}
     assert [p.id for p in conn.network.ports(fixed_ips="ip_address=10.1.0.77")] == [p2.id]
     assert conn.network.get_network(n.id).subnet_ids == [s.id]
     # A port still on the network keeps it (NetworkInUse); the address comes back on delete.
@@ -59,7 +61,7 @@ def test_network_subnet_port_lifecycle(net: NetCloud) -> None:
         conn.network.delete_network(n)
     conn.network.delete_port(p1)
     p3 = conn.network.create_port(network_id=n.id)
-    assert [ip["ip_address"] for ip in p3.fixed_ips] == ["10.1.0.2"]
+    assert [ip["ip_address"] for ip in p3.fixed_ips] == ["10.1.0.3"]
     for p in (p2, p3):
         conn.network.delete_port(p)
     conn.network.delete_network(n)
@@ -75,6 +77,7 @@ def test_overlapping_subnet_is_invalid_input(net: NetCloud, network) -> None:  #
     assert (status, kind) == (400, "InvalidInput")
     assert "overlaps with another subnet" in message
     assert len(list(conn.network.subnets(network_id=net_id))) == 1
+    assert len(list(conn.network.ports(network_id=net_id))) == 1  # the DHCP port
 
 
 def test_fixed_ip_outside_subnet_and_taken(net: NetCloud, network) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +92,8 @@ def test_fixed_ip_outside_subnet_and_taken(net: NetCloud, network) -> None:  # t
     again = net.http("POST", "/ports", tok, json={"port": {"network_id": net_id, "fixed_ips": [
         {"ip_address": "10.0.0.9"}]}})
     assert _fault(again)[:2] == (409, "IpAddressAlreadyAllocated")
-    assert len(list(conn.network.ports(network_id=net_id))) == 1
+    mine = [p for p in conn.network.ports(network_id=net_id) if p.device_owner != "network:dhcp"]
+    assert len(mine) == 1
 
 
 def test_exhausted_pool(net: NetCloud) -> None:
@@ -97,7 +101,8 @@ def test_exhausted_pool(net: NetCloud) -> None:
     n = conn.network.create_network(name=_name("small"))
     try:
         conn.network.create_subnet(network_id=n.id, ip_version=4, cidr="10.9.0.0/29",
-                                   allocation_pools=[{"start": "10.9.0.2", "end": "10.9.0.3"}])
+                                   allocation_pools=[{"start": "10.9.0.2", "end": "10.9.0.3"}],
+                                   is_dhcp_enabled=False)
         got = [conn.network.create_port(network_id=n.id) for _ in range(2)]
         assert sorted(p.fixed_ips[0]["ip_address"] for p in got) == ["10.9.0.2", "10.9.0.3"]
         r = net.http("POST", "/ports", conn.auth_token, json={"port": {"network_id": n.id}})
