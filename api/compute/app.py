@@ -23,6 +23,8 @@ from nubis.api.compute.build import Builder
 from nubis.api.compute.clients import ComputeClient, ImageClient, SchedulerClient
 from nubis.api.compute.config import ComputeApiConfig
 from nubis.api.compute.errors import Microversions, install_nova_errors
+from nubis.api.compute.metadata import MetadataService
+from nubis.api.compute.netclient import NetworkClient
 from nubis.api.compute.resources import (
     ExtraSpecs,
     FlavorAccess,
@@ -68,7 +70,8 @@ def build_service(services: ApiServices, cfg: ComputeApiConfig, prefix: str) -> 
         cfg, store, f"{services.public_url}{prefix}",
         SchedulerClient(http, cfg.scheduler_url, cfg.scheduler_token),
         ImageClient(http, image_url),
-        ComputeClient(http, cfg.compute_token, cfg.build_timeout, cfg.action_timeout))
+        ComputeClient(http, cfg.compute_token, cfg.build_timeout, cfg.action_timeout),
+        NetworkClient(http, f"{services.public_url}/network"))
 
 
 def create_app(prefix: str, services: ApiServices,
@@ -138,6 +141,9 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
     app.add_route(f"{v}/servers/{{server_id}}/os-volume_attachments", vols)
     app.add_route(f"{v}/servers/{{server_id}}/os-volume_attachments/{{volume_id}}", vols,
                   suffix="one")
+    mds = MetadataService(svc)
+    app.add_route(f"{prefix}/metadata", mds)
+    app.add_route(f"{prefix}/metadata/{{path:path}}", mds)
     meta = Metadata(svc)
     app.add_route(f"{v}/servers/{{server_id}}/metadata", meta)
     app.add_route(f"{v}/servers/{{server_id}}/metadata/{{key}}", meta, suffix="one")

@@ -44,6 +44,8 @@ class BuildPlan:
     instance_group: dict[str, Any] | None = None
     #: instance uuid -> id of its ``create`` instance action (events are recorded there).
     action_ids: dict[str, int] = field(default_factory=dict)
+    #: instance uuid -> its NICs (``VifInfo.as_dict``) for the compute daemon.
+    vifs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def fault(message: str, code: int = 500, details: str = "") -> dict[str, Any]:
@@ -202,7 +204,7 @@ class Builder:
             "metadata": dict(inst.metadata), "public_keys": plan.public_keys,
             "availability_zone": inst.availability_zone or
             self.svc.cfg.default_availability_zone,
-            "launch_index": inst.launch_index,
+            "launch_index": inst.launch_index, "vifs": plan.vifs.get(inst.uuid, []),
         }
 
     async def _fail(self, uuid: str, message: str, expected: str,

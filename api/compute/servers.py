@@ -17,6 +17,7 @@ from nubis.api.compute.cinder import CinderError, cinder_for
 from nubis.api.compute.clients import PeerError
 from nubis.api.compute.errors import QuotaExceededError
 from nubis.api.compute.model import STATUS_VM_STATES, Flavor, Instance
+from nubis.api.compute.netclient import NetworkRequest, VifInfo, parse_networks
 from nubis.api.compute.service import ComputeService, Version, auth, body_of, mv_of, project_of
 from nubis.api.compute.views import server_brief, server_detail
 from nubis.api.shared.errors import (
@@ -28,8 +29,8 @@ from nubis.api.shared.errors import (
 from nubis.api.shared.rest import read_json
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
-NO_NETWORKING = ("Networking is not configured on this cloud yet: boot with "
-                 "networks 'none' (openstack server create --nic none).")
+NO_NETWORKING = ("Networking is not configured on this cloud: boot with networks 'none' "
+                 "(openstack server create --nic none).")
 
 
 class ServiceUnavailableError(ApiError):
@@ -57,6 +58,8 @@ class CreateRequest:
     hostname: str | None
     hints: dict[str, Any]
     tags: tuple[str, ...]
+    #: ``none``, ``auto`` or a list of ``{uuid[, fixed_ip]}`` / ``{port}``.
+    networks: NetworkRequest = "none"
 
 
 def _bad(field: str, why: str) -> BadRequestError:
@@ -89,20 +92,16 @@ def check_metadata(raw: Any, field: str = "metadata") -> dict[str, str]:
     return dict(raw)
 
 
-def check_networks(raw: Any, mv: Version, present: bool) -> None:
-    """Accept ``none`` (or nothing below 2.37); refuse networks until networking exists."""
+def check_networks(raw: Any, mv: Version, present: bool) -> NetworkRequest:
+    """Return the networks a create asks for (``none``/``auto`` from 2.37, or a list)."""
     if not present:
         if mv >= (2, 37):
             raise _bad("networks", "'networks' is a required property")
-        return
-    if raw == "none" and mv >= (2, 37):
-        return
-    if raw == "auto" and mv >= (2, 37):
-        raise BadRequestError(NO_NETWORKING)
+        return "none"
+    if raw in ("none", "auto") and mv >= (2, 37):
+        return str(raw)
     if isinstance(raw, list) and all(isinstance(n, dict) for n in raw):
-        if raw:
-            raise BadRequestError(NO_NETWORKING)
-        return
+        return parse_networks(raw)
     raise _bad("networks", f"Value: {raw!r}. is not valid under any of the given schemas")
 
 
@@ -116,7 +115,7 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
         raise _bad("name", "must be a non-blank string of 1-255 characters")
     if "flavorRef" not in body:
         raise _bad("server", "'flavorRef' is a required property")
-    check_networks(body.get("networks"), mv, "networks" in body)
+    networks = check_networks(body.get("networks"), mv, "networks" in body)
     image_ref = body.get("imageRef", "")
     bdms = body.get("block_device_mapping_v2")
     if bdms is not None:
@@ -153,7 +152,8 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
         metadata=check_metadata(body.get("metadata", {})), availability_zone=az,
         min_count=min_count, max_count=max_count,
         return_reservation_id=bool(body.get("return_reservation_id", False)),
-        description=desc, hostname=hostname, hints=dict(hints), tags=tuple(tags)), hints
+        description=desc, hostname=hostname, hints=dict(hints), tags=tuple(tags),
+        networks=networks), hints
 
 
 def _image_from_bdm(bdms: Any) -> str | None:
@@ -206,6 +206,7 @@ class Servers:
         count = self._quota_count(project, flavor, create)
         group = self._group(req, hints, count)
         rows = self._rows(create, count, flavor, image, ctx.user_id, project, key_data)
+        vifs = await self._ports(create, [r["uuid"] for r in rows], token, project)
         self.svc.store.create_instances(rows)
         if group is not None:
             self.svc.store.add_members(group["uuid"], [r["uuid"] for r in rows])
@@ -218,7 +219,8 @@ class Servers:
                          action_ids=action_ids, instance_group=None if group is None else {
                              "uuid": group["uuid"], "policy": group["policy"],
                              "rules": group["rules"], "members": group["members"],
-                             "hosts": group["hosts"]})
+                             "hosts": group["hosts"]},
+                         vifs={u: [v.as_dict() for v in vs] for u, vs in vifs.items()})
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202
@@ -229,6 +231,15 @@ class Servers:
         resp.media = {"server": {"id": first.uuid, "links": server_brief(
             first, self.svc.base_url)["links"], "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}], "adminPass": secrets.token_urlsafe(9)}}
+
+    async def _ports(self, create: CreateRequest, uuids: list[str], token: str,
+                     project: str) -> dict[str, list[VifInfo]]:
+        """Create or claim each instance's ports (nothing is left behind on a refusal)."""
+        if create.networks == "none" or create.networks == []:
+            return {}
+        if self.svc.networks is None:
+            raise BadRequestError(NO_NETWORKING)
+        return await self.svc.networks.allocate(uuids, create.networks, token, project)
 
     def _group(self, req: falcon.asgi.Request, hints: dict[str, Any],
                count: int) -> dict[str, Any] | None:
@@ -396,8 +407,9 @@ class Servers:
         """List servers in detail."""
         found = self._list(req)
         mv, admin = mv_of(req), auth(req).is_admin
-        resp.media = {"servers": [server_detail(i, self.svc.base_url, mv, admin)
-                                  for i in found], **self._links(req, found)}
+        addrs = await addresses(self.svc, req, [i.uuid for i in found])
+        resp.media = {"servers": [with_addresses(server_detail(
+            i, self.svc.base_url, mv, admin), addrs) for i in found], **self._links(req, found)}
 
     def _links(self, req: falcon.asgi.Request, found: list[Instance]) -> dict[str, Any]:
         if not getattr(req.context, "page_full", False) or not found:
@@ -438,6 +450,20 @@ def _parse_time(raw: str, field: str) -> datetime:
     return t
 
 
+async def addresses(svc: ComputeService, req: falcon.asgi.Request,
+                    uuids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Return each server's ``addresses`` from its ports (empty without a network API)."""
+    if svc.networks is None or not uuids:
+        return {}
+    return await svc.networks.addresses(uuids, req.get_header("X-Auth-Token") or "")
+
+
+def with_addresses(view: dict[str, Any], addrs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Put a server's addresses into its detail view."""
+    view["addresses"] = addrs.get(view["id"], {})
+    return view
+
+
 def find_server(svc: ComputeService, req: falcon.asgi.Request, server_id: str) -> Instance:
     """Return a live server the caller may see (another project's is a 404)."""
     inst = svc.store.get_instance(server_id)
@@ -458,8 +484,9 @@ class ServerItem:
                      server_id: str) -> None:
         """Show a server."""
         inst = find_server(self.svc, req, server_id)
-        resp.media = {"server": server_detail(inst, self.svc.base_url, mv_of(req),
-                                              auth(req).is_admin)}
+        addrs = await addresses(self.svc, req, [inst.uuid])
+        resp.media = {"server": with_addresses(server_detail(
+            inst, self.svc.base_url, mv_of(req), auth(req).is_admin), addrs)}
 
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      server_id: str) -> None:
@@ -510,9 +537,14 @@ class ServerItem:
             # The build owns the instance until it finishes; it sees this and deletes.
             if self.svc.store.update_instance(inst.uuid, expected_task_state=inst.task_state,
                                               task_state="deleting") is not None:
+                if self.svc.networks is not None:
+                    await self.svc.networks.release(inst.uuid,
+                                                    req.get_header("X-Auth-Token") or "")
                 resp.status = 204
                 return
             inst = find_server(self.svc, req, server_id)
+        if self.svc.networks is not None:
+            await self.svc.networks.release(inst.uuid, req.get_header("X-Auth-Token") or "")
         moved = self.svc.store.update_instance(inst.uuid, task_state="deleting")
         self.svc.store.start_action(inst.uuid, "delete", req.context.request_id,
                                     inst.project_id, auth(req).user_id)

@@ -11,6 +11,7 @@ import falcon.asgi
 from nubis.api.compute.clients import ComputeClient, ImageClient, SchedulerClient
 from nubis.api.compute.config import ComputeApiConfig
 from nubis.api.compute.model import Flavor
+from nubis.api.compute.netclient import NetworkClient
 from nubis.api.compute.store import ComputeStore
 from nubis.api.shared.auth import AuthContext
 from nubis.api.shared.errors import BadRequestError, ForbiddenError, NotFoundError
@@ -62,7 +63,7 @@ class ComputeService:
 
     def __init__(self, cfg: ComputeApiConfig, store: ComputeStore, root_url: str,
                  scheduler: SchedulerClient, images: ImageClient,
-                 computes: ComputeClient) -> None:
+                 computes: ComputeClient, networks: NetworkClient | None = None) -> None:
         self.cfg = cfg
         self.store = store
         #: ``http://host:port/compute`` and the v2.1 base of links.
@@ -71,6 +72,8 @@ class ComputeService:
         self.scheduler = scheduler
         self.images = images
         self.computes = computes
+        #: The network API (ports for servers); None when this cloud has none.
+        self.networks = networks
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- background work ---------------------------------------------------------------

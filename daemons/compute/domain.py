@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from nubis.daemons.compute.errors import ComputeError
+from nubis.daemons.compute.vif import Vif, add_interfaces
 
 DomainType = Literal["kvm", "qemu"]
 #: XML namespace of nubis's own ``<metadata>`` element.
@@ -59,6 +60,8 @@ class DomainSpec:
     project_id: str = ""
     machine: str = "pc"
     arch: str = "x86_64"
+    #: Guest NICs, each on its network's bridge.
+    vifs: tuple[Vif, ...] = ()
 
     def validate(self) -> None:
         """Raise ComputeError if the spec cannot describe a domain."""
@@ -126,6 +129,7 @@ def _devices(root: ET.Element, spec: DomainSpec) -> None:
             _disk(devices, spec.config_drive, "raw", "cdrom", "hdd", "ide", readonly=True)
         else:
             _disk(devices, spec.config_drive, "raw", "disk", "vdz", "virtio", readonly=True)
+    add_interfaces(devices, spec.vifs)
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=str(spec.console_log), append="off")
     _sub(serial, "target", port="0")

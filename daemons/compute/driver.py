@@ -43,6 +43,7 @@ from nubis.daemons.compute.libvirthost import (
     connect,
     remove_qemu_logs,
 )
+from nubis.daemons.compute.vif import Vif
 
 GIB = 1024 ** 3
 #: Threads that write instance files beside the spawning thread (config drives).
@@ -119,6 +120,8 @@ class InstanceSpec:
     #: When set, a config drive with this metadata is attached.
     metadata: configdrive.InstanceMetadata | None = None
     config_drive_bus: Literal["ide", "virtio"] = "ide"
+    #: Guest NICs (their bridges must exist: ``vif.plug``).
+    vifs: tuple[Vif, ...] = ()
 
 
 def canonical_uuid(value: str) -> str:
@@ -275,7 +278,8 @@ class LibvirtDriver:
                           domain_type=self.config.domain_type,
                           console_log=inst / "console.log", root_disk=root,
                           config_drive=drive, config_drive_bus=spec.config_drive_bus,
-                          boot=boot, display_name=spec.name, project_id=spec.project_id)
+                          boot=boot, display_name=spec.name, project_id=spec.project_id,
+                          vifs=spec.vifs)
 
     # --- power ---------------------------------------------------------------------
 

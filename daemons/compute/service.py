@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nubis.daemons.compute import configdrive
+from nubis.daemons.compute import configdrive, vif
 from nubis.daemons.compute.config import ComputeConfig
 from nubis.daemons.compute.driver import (
     DiskImage,
@@ -85,6 +85,8 @@ class BuildRequest:
     public_keys: Mapping[str, str] = field(default_factory=dict)
     availability_zone: str = "nova"
     launch_index: int = 0
+    #: Guest NICs (ports on tenant networks).
+    vifs: tuple[vif.Vif, ...] = ()
 
 
 def _field(d: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
@@ -146,7 +148,14 @@ def parse_build(data: Any) -> BuildRequest:
         config_drive=bool(data.get("config_drive", True)), user_data=user_data,
         meta=_str_map(data, "metadata"), public_keys=_str_map(data, "public_keys"),
         availability_zone=_field(data, "availability_zone", str, "nova"),
-        launch_index=_field(data, "launch_index", int, 0))
+        launch_index=_field(data, "launch_index", int, 0), vifs=_vifs(data))
+
+
+def _vifs(data: Mapping[str, Any]) -> tuple[vif.Vif, ...]:
+    try:
+        return vif.parse_vifs(data.get("vifs"))
+    except vif.VifError as exc:
+        raise BadBuildRequestError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,8 @@ class ComputeService:
                 root_gb=req.root_gb,
                 kernel_sha512=req.kernel.sha512 if req.kernel else None,
                 ramdisk_sha512=req.ramdisk.sha512 if req.ramdisk else None,
-                cmdline=req.cmdline, metadata=md)
+                cmdline=req.cmdline, metadata=md, vifs=req.vifs)
+            vif.plug(req.vifs)
             self.driver.spawn(spec)
             t2 = time.monotonic()
         return {"power_state": int(self.driver.power_state(req.uuid)),

@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 from nubis.common import netdev
 from nubis.common.cluster import ClusterConfig
-from nubis.common.daemon import Daemon, run_daemon
+from nubis.common.daemon import Daemon, one_pass, run_forever
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.daemons.network import dhcp, linux
 from nubis.daemons.network.config import NetworkAgentConfig
@@ -193,5 +195,35 @@ def run(cfg: NetworkAgentConfig, cluster: ClusterConfig, *, once: bool = False) 
         raise ValueError("[network_agent] peers must be resolved before starting")
     root = Path(cluster.state_dir).resolve() / "network"
     status = Path(cluster.state_dir).resolve() / "run" / "network-agent.status.json"
-    return run_daemon(lambda: NetworkAgent(cfg, root, teardown_on_close=not once), once=once,
-                      status_file=status)
+    return asyncio.run(_main(NetworkAgent(cfg, root, teardown_on_close=not once), once, status))
+
+
+async def _main(agent: NetworkAgent, once: bool, status: Path) -> int:
+    """Run passes until SIGTERM/SIGINT reach *this* process.
+
+    Not ``run_daemon``: pyroute2 forks short-lived helpers for namespace work, and a
+    forked child shares the parent's signal wake-up fd, so the SIGTERM pyroute2 sends
+    its helper would stop the agent. The standard loop without
+    ``add_signal_handler`` sets no wake-up fd, and the handler checks the pid.
+    """
+    try:
+        if once:
+            report = await one_pass(agent, status)
+            return 1 if report.error else 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        me = os.getpid()
+
+        def handler(signum: int, _frame: Any) -> None:
+            if os.getpid() != me:  # a forked helper: die as it would have
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            loop.call_soon_threadsafe(stop.set)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+        await run_forever(agent, stop, status)
+        return 0
+    finally:
+        await agent.close()

@@ -24,10 +24,10 @@ from nubis.testimage.errors import TestImageError
 #: Modules the guest needs, by name; their dependencies are added automatically.
 #: isofs + the CD-ROM stack read an IDE/SATA/SCSI config drive, virtio_blk reads the
 #: root disk (or a config drive on virtio), button + evdev turn an ACPI power
-#: button press into something ``/init`` can read.
+#: button press into something ``/init`` can read, virtio_net is the guest NIC.
 WANTED_MODULES: tuple[str, ...] = (
     "isofs", "cdrom", "sr_mod", "ata_piix", "virtio_pci", "virtio_blk", "virtio_scsi",
-    "button", "evdev",
+    "button", "evdev", "virtio_net",
 )
 
 #: What the test image prints on the serial console; tests and the compute service
@@ -39,6 +39,10 @@ DISKS_LINE = "nubis-test-image disks:"
 #: Kernel argument that makes the guest power itself off right after BOOT_LINE
 #: (the compute host's domain-type probe uses it).
 POWEROFF_ARG = "nubis.poweroff"
+#: Printed once ``eth0`` has a DHCP lease (``ip=<address>``, or ``ip=none``).
+IP_LINE = "nubis-test-image ip="
+#: Printed with the ``uuid`` of the metadata service's ``meta_data.json``.
+METADATA_LINE = "nubis-test-image metadata uuid: "
 #: First bytes of the test image's root disk; ``/init`` prints them.
 DISK_MARKER = b"nubis-test-disk v1\n"
 
@@ -122,6 +126,35 @@ disks() {
 seen=$(disks)
 echo "@DISKS_LINE@$seen"
 
+# Networking: a DHCP lease on eth0 (busybox udhcpc), then the metadata service.
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set lo up
+    ip link set eth0 up
+    if udhcpc -i eth0 -f -q -n -t 10 -T 2 -O staticroutes -O mtu \
+            -s /etc/udhcpc.script >/dev/null 2>&1; then
+        addr=$(ip -4 -o addr show dev eth0 | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1)
+        echo "@IP_LINE@$addr"
+        # busybox nc, not wget: the static busybox's wget crashes resolving a URL.
+        req="GET /openstack/latest/meta_data.json HTTP/1.0"
+        i=0
+        while [ $i -lt 10 ]; do
+            printf '%s\r\nHost: 169.254.169.254\r\n\r\n' "$req" \
+                | nc -w 5 169.254.169.254 80 > /tmp/meta_data.json 2>/dev/null
+            head -n 1 /tmp/meta_data.json | grep -q " 200 " && break
+            rm -f /tmp/meta_data.json
+            i=$((i + 1))
+            sleep 1
+        done
+        if [ -s /tmp/meta_data.json ]; then
+            echo "@METADATA_LINE@$(json_string uuid /tmp/meta_data.json)"
+        else
+            echo "nubis-test-image metadata: unreachable"
+        fi
+    else
+        echo "@IP_LINE@none"
+    fi
+fi
+
 echo "@READY_LINE@"
 while :; do
     usleep 500000
@@ -132,7 +165,37 @@ while :; do
     fi
 done
 """.replace("@BOOT_LINE@", BOOT_LINE).replace("@READY_LINE@", READY_LINE).replace(
-    "@POWEROFF_ARG@", POWEROFF_ARG).replace("@DISKS_LINE@", DISKS_LINE)
+    "@POWEROFF_ARG@", POWEROFF_ARG).replace("@DISKS_LINE@", DISKS_LINE).replace(
+    "@IP_LINE@", IP_LINE).replace("@METADATA_LINE@", METADATA_LINE)
+
+# busybox udhcpc's hook (``-s``): address, MTU, and the classless static routes
+# (option 121: the metadata route via the DHCP port, the default route) or the router.
+UDHCPC_SCRIPT = r"""#!/bin/busybox sh
+case "$1" in
+    deconfig)
+        ip addr flush dev "$interface"
+        ip link set "$interface" up
+        ;;
+    bound|renew)
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+        if [ -n "$staticroutes" ]; then
+            set -- $staticroutes
+            while [ $# -ge 2 ]; do
+                ip route add "$1" via "$2" dev "$interface" 2>/dev/null
+                shift 2
+            done
+        elif [ -n "$router" ]; then
+            for r in $router; do
+                ip route add default via "$r" dev "$interface"
+                break
+            done
+        fi
+        ;;
+esac
+exit 0
+"""
 
 
 # --- kernel modules -------------------------------------------------------------
@@ -278,6 +341,7 @@ def entries(busybox: bytes, modules: list[tuple[str, bytes]]) -> list[CpioEntry]
     listing = "".join(f"{name}.ko\n" for name, _ in modules)
     out.append(regular("etc/modules", listing.encode()))
     out.append(regular("init", INIT_SCRIPT.encode(), executable=True))
+    out.append(regular("etc/udhcpc.script", UDHCPC_SCRIPT.encode(), executable=True))
     return out
 
 

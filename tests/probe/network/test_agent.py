@@ -9,6 +9,7 @@ over the agent's bridge (no root-namespace address is involved).
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -48,9 +49,31 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetCloud]:
 
 
 def _agent(cloud: NetCloud, root: Path) -> NetworkAgent:
+    token = (cloud.server.state / "compute" / "service_token").read_text().strip()
     cfg = NetworkAgentConfig(network_url=f"{cloud.server.url}/network", agent_token=TOKEN,
-                             compute_url=f"{cloud.server.url}/compute", compute_token="x")
+                             compute_url=f"{cloud.server.url}/compute", compute_token=token)
     return NetworkAgent(cfg, root, teardown_on_close=True)
+
+
+async def _metadata_get(namespace: str, loop: asyncio.AbstractEventLoop) -> bytes:
+    """GET meta_data.json from the metadata address, from inside ``namespace``."""
+    sock = await asyncio.to_thread(_connect_in, namespace)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /openstack/latest/meta_data.json HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(4096), 30)
+    writer.close()
+    return data
+
+
+def _connect_in(namespace: str) -> socket.socket:
+    netns.pushns(namespace)
+    try:
+        sock = socket.create_connection((linux.METADATA_IP, 80), timeout=10)
+    finally:
+        netns.popns()
+    sock.setblocking(False)
+    return sock
 
 
 def _links() -> set[str]:
@@ -118,6 +141,13 @@ def test_agent_builds_and_removes_dhcp(cloud: NetCloud, tmp_path: Path,
                               preexec_fn=lambda: netns.setns(test_ns), capture_output=True,
                               check=False)
         assert ping.returncode == 0, ping.stdout
+        # The metadata proxy answers the port's address (relayed to the compute API,
+        # which has no such instance: its 404 comes back).
+        with NetNS(test_ns) as ns:
+            idx = ns.link_lookup(ifname=test_if + "p")[0]
+            ns.route("add", dst=f"{linux.METADATA_IP}/32", gateway="10.77.0.2", oif=idx)
+        status = loop.run_until_complete(_metadata_get(test_ns, loop))
+        assert status.startswith(b"HTTP/1.1 404"), status
         # A new port appears in the hosts file (dnsmasq reloaded, not restarted).
         second = conn.network.create_port(network_id=net.id)
         stats = loop.run_until_complete(agent.run_once())

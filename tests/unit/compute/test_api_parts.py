@@ -45,15 +45,19 @@ def test_fault_names() -> None:
 
 
 def test_networks_rules() -> None:
-    check_networks(None, (2, 36), present=False)  # below 2.37 nothing is fine
-    check_networks("none", (2, 37), present=True)
-    check_networks([], (2, 1), present=True)
+    assert check_networks(None, (2, 36), present=False) == "none"  # below 2.37
+    assert check_networks("none", (2, 37), present=True) == "none"
+    assert check_networks("auto", (2, 37), present=True) == "auto"
+    assert check_networks([], (2, 1), present=True) == []
+    net = str(uuid.uuid4())
+    assert check_networks([{"uuid": net, "fixed_ip": "10.0.0.5"}], (2, 37), present=True) == [
+        {"uuid": net, "fixed_ip": "10.0.0.5"}]
     with pytest.raises(BadRequestError):
         check_networks(None, (2, 37), present=False)
-    with pytest.raises(BadRequestError, match="not configured"):
-        check_networks("auto", (2, 37), present=True)
-    with pytest.raises(BadRequestError, match="not configured"):
-        check_networks([{"uuid": str(uuid.uuid4())}], (2, 37), present=True)
+    with pytest.raises(BadRequestError):
+        check_networks([{"port": net, "uuid": net}], (2, 37), present=True)
+    with pytest.raises(BadRequestError):
+        check_networks("auto", (2, 36), present=True)
 
 
 def test_parse_create() -> None:
