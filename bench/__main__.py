@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "replication": "nubis.bench.replication",
     "s3": "nubis.bench.s3",
     "volume": "nubis.bench.volume",
+    "network": "nubis.bench.network",
 }
 
 
