@@ -77,7 +77,11 @@ class NetworkAgent(Daemon):
 
     async def run_once(self) -> dict[str, int]:
         """Do one reconcile pass (netlink and processes on a worker thread)."""
-        state = await self.fetch()
+        try:
+            state = await self.fetch()
+        except AgentError as exc:  # the api process starting or restarting: next pass
+            LOG.warning("%s", exc)
+            return {"unreachable": 1}
         self.instances = {(ip["subnet_id"], ip["ip_address"]): p["device_id"]
                           for n in state["networks"] for p in n["ports"]
                           if p["device_owner"].startswith("compute:")
