@@ -199,3 +199,59 @@ def test_restart_adopts_and_teardown_removes_everything(
     finally:
         loop.run_until_complete(first.teardown())
         conn.network.delete_network(net)
+
+
+def test_same_cidr_in_two_projects_stays_apart(cloud: NetCloud, tmp_path: Path,
+                                               loop: asyncio.AbstractEventLoop) -> None:
+    demo = cloud.sdk()
+    admin = cloud.sdk("nubis-admin")
+    other = admin.identity.create_project(name=f"iso-{uuid.uuid4().hex[:6]}",
+                                          domain_id="default")
+    nets = []
+    for project in (demo.current_project_id, other.id):
+        net = admin.network.create_network(name="iso", project_id=project)
+        admin.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.80.0.0/24",
+                                    project_id=project)
+        nets.append(net)
+    ports = [admin.network.create_port(network_id=n.id) for n in nets]
+    dhcp_macs = [next(p.mac_address for p in admin.network.ports(network_id=n.id)
+                      if p.device_owner == "network:dhcp") for n in nets]
+    agent = _agent(cloud, tmp_path / "network")
+    test_ns = f"nubis-test-{uuid.uuid4().hex[:8]}"
+    test_if = f"nbt{uuid.uuid4().hex[:8]}"
+    try:
+        loop.run_until_complete(agent.run_once())
+        bridges = [netdev.bridge_name(n.id) for n in nets]
+        assert set(bridges) <= _links() and bridges[0] != bridges[1]
+        # A namespace on the first project's bridge reaches that project's 10.80.0.2 only.
+        netns.create(test_ns)
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=test_if, kind="veth", peer=test_if + "p")
+            a = ipr.link_lookup(ifname=test_if)[0]
+            netdev.disable_ipv6(test_if)
+            ipr.link("set", index=a, master=ipr.link_lookup(ifname=bridges[0])[0], state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname=test_if + "p")[0], net_ns_fd=test_ns)
+        ip = ports[0].fixed_ips[0]["ip_address"]
+        with NetNS(test_ns) as ns:
+            idx = ns.link_lookup(ifname=test_if + "p")[0]
+            ns.link("set", index=idx, address=ports[0].mac_address, state="up")
+            ns.addr("add", index=idx, address=ip, prefixlen=24)
+        ping = subprocess.run(["ping", "-c", "1", "-W", "2", "10.80.0.2"], timeout=30,
+                              preexec_fn=lambda: netns.setns(test_ns), capture_output=True,
+                              check=False)
+        assert ping.returncode == 0, ping.stdout
+        with NetNS(test_ns) as ns:
+            seen = {n.get_attr("NDA_LLADDR") for n in ns.get_neighbours(family=2)
+                    if n.get_attr("NDA_DST") == "10.80.0.2"}
+        assert seen == {dhcp_macs[0]}
+    finally:
+        if test_ns in netns.listnetns():
+            netns.remove(test_ns)
+        netdev.delete_link(test_if)
+        loop.run_until_complete(agent.teardown())
+        for p in ports:
+            admin.network.delete_port(p)
+        for n in nets:
+            admin.network.delete_network(n)
+        admin.identity.delete_project(other)
+    assert not {netdev.bridge_name(n.id) for n in nets} & _links()
