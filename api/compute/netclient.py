@@ -22,8 +22,11 @@ from nubis.api.compute.errors import QuotaExceededError
 from nubis.api.shared.errors import ApiError, BadRequestError, ConflictError
 from nubis.common.httpclient import HTTPClient
 
-#: ``device_owner`` of the ports the compute API makes.
+#: ``device_owner`` of the ports the compute API makes (deleted with the server) and of
+#: ports it claims from the caller (only unbound when the server goes, as Nova's
+#: ``preserve_on_delete``).
 OWNER = "compute:nova"
+CLAIMED_OWNER = "compute:nova-preserve"
 NetworkRequest = str | list[dict[str, str]]
 
 
@@ -125,7 +128,7 @@ class NetworkClient:
             if port.get("device_id"):
                 raise ConflictError(f"Port {port['id']} is still in use.")
             port = (await self._call("PUT", f"/ports/{_q(port['id'])}", token, {"port": {
-                "device_id": uuid, "device_owner": OWNER}}))["port"]
+                "device_id": uuid, "device_owner": CLAIMED_OWNER}}))["port"]
             created = False
         else:
             body: dict[str, Any] = {"network_id": item["uuid"], "device_id": uuid,
@@ -139,11 +142,14 @@ class NetworkClient:
                        int(net.get("mtu") or 1450), created)
 
     async def release_vifs(self, vifs: Sequence[VifInfo], token: str) -> None:
-        """Delete the ports made for a failed request (best effort)."""
+        """Undo a failed request's ports: delete the made ones, unbind the claimed ones."""
         for vif in vifs:
-            if vif.created:
-                with contextlib.suppress(ApiError):
+            with contextlib.suppress(ApiError):
+                if vif.created:
                     await self._call("DELETE", f"/ports/{_q(vif.port_id)}", token)
+                else:
+                    await self._call("PUT", f"/ports/{_q(vif.port_id)}", token, {"port": {
+                        "device_id": "", "device_owner": ""}})
 
     async def ports_of(self, uuids: Sequence[str], token: str) -> list[dict[str, Any]]:
         """Return the ports whose ``device_id`` is one of ``uuids``."""
@@ -155,12 +161,15 @@ class NetworkClient:
         return ports
 
     async def release(self, uuid: str, token: str) -> int:
-        """Delete the ports a server's build made; free the ones it claimed."""
+        """Delete the ports a server's build made; unbind the ones it claimed."""
         count = 0
         for port in await self.ports_of([uuid], token):
             if port["device_owner"] == OWNER:
                 await self._call("DELETE", f"/ports/{_q(port['id'])}", token)
                 count += 1
+            elif port["device_owner"] == CLAIMED_OWNER:
+                await self._call("PUT", f"/ports/{_q(port['id'])}", token, {"port": {
+                    "device_id": "", "device_owner": ""}})
         return count
 
     async def addresses(self, uuids: Sequence[str], token: str
