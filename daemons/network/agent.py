@@ -24,7 +24,7 @@ from typing import Any
 
 from nubis.common import netdev
 from nubis.common.cluster import ClusterConfig
-from nubis.common.daemon import Daemon, one_pass, run_forever
+from nubis.common.daemon import Daemon, one_pass, run_forever, status_path
 from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.daemons.network import dhcp, linux
 from nubis.daemons.network.config import NetworkAgentConfig
@@ -198,7 +198,7 @@ def run(cfg: NetworkAgentConfig, cluster: ClusterConfig, *, once: bool = False) 
     if not cfg.network_url or not cfg.agent_token:
         raise ValueError("[network_agent] peers must be resolved before starting")
     root = Path(cluster.state_dir).resolve() / "network"
-    status = Path(cluster.state_dir).resolve() / "run" / "network-agent.status.json"
+    status = status_path(Path(cluster.state_dir).resolve(), "network-agent")
     return asyncio.run(_main(NetworkAgent(cfg, root, teardown_on_close=not once), once, status))
 
 
