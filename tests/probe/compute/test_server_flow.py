@@ -91,11 +91,12 @@ def test_sdk_create_server_wait(compute: ComputeCloud) -> None:
     conn = compute.sdk("nubis-demo")
     image = conn.image.find_image("nubis-test", ignore_missing=False)
     flavor = conn.compute.find_flavor("m1.nano", ignore_missing=False)
-    server = conn.compute.create_server(name="sdk-vm", image_id=image.id,
-                                        flavor_id=flavor.id, networks="none",
-                                        metadata={"purpose": "probe"})
-    server = conn.compute.wait_for_server(server, status="ACTIVE", wait=240)
+    # The cloud layer's create_server asks for ``networks: auto`` (2.37+) and, with
+    # wait=True, waits for ACTIVE and an address: the project's network serves both.
+    server = conn.create_server(name="sdk-vm", image=image.id, flavor=flavor.id,
+                                meta={"purpose": "probe"}, wait=True, timeout=240)
     assert server.status == "ACTIVE" and server.metadata == {"purpose": "probe"}
+    assert server.addresses, "create_server(wait=True) returned a server without addresses"
     assert server.flavor.original_name == "m1.nano"
     assert server.id in {s.id for s in conn.compute.servers()}
     out = wait_for(lambda: (lambda t: t if BOOT_LINE in t and server.id in t else "")(
