@@ -19,6 +19,7 @@ from nubis.api.compute.admin import (
     ServerGroups,
     Services,
 )
+from nubis.api.compute.aggregates import Aggregates
 from nubis.api.compute.build import Builder
 from nubis.api.compute.clients import ComputeClient, ImageClient, SchedulerClient
 from nubis.api.compute.config import ComputeApiConfig
@@ -35,6 +36,7 @@ from nubis.api.compute.resources import (
 from nubis.api.compute.servers import Metadata, ServerItem, Servers, Tags
 from nubis.api.compute.service import ComputeService
 from nubis.api.compute.store import ComputeStore
+from nubis.api.compute.usage import TenantUsage
 from nubis.api.compute.volumes import VolumeAttachments
 from nubis.api.shared.auth import FalconAuthMiddleware
 from nubis.api.shared.services import ApiServices
@@ -144,6 +146,13 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
     mds = MetadataService(svc)
     app.add_route(f"{prefix}/metadata", mds)
     app.add_route(f"{prefix}/metadata/{{path:path}}", mds)
+    aggs = Aggregates(svc)
+    app.add_route(f"{v}/os-aggregates", aggs)
+    app.add_route(f"{v}/os-aggregates/{{agg_id}}", aggs, suffix="one")
+    app.add_route(f"{v}/os-aggregates/{{agg_id}}/action", aggs, suffix="action")
+    usage = TenantUsage(svc)
+    app.add_route(f"{v}/os-simple-tenant-usage", usage)
+    app.add_route(f"{v}/os-simple-tenant-usage/{{tenant_id}}", usage, suffix="one")
     meta = Metadata(svc)
     app.add_route(f"{v}/servers/{{server_id}}/metadata", meta)
     app.add_route(f"{v}/servers/{{server_id}}/metadata/{{key}}", meta, suffix="one")

@@ -151,9 +151,24 @@ quotas = sa.Table(
     sa.Column("hard_limit", sa.Integer, nullable=False),
 )
 
+aggregates = sa.Table(
+    "compute_aggregate", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uuid", sa.String(ID), nullable=False, unique=True),
+    sa.Column("name", sa.String(NAME), nullable=False, unique=True),
+    sa.Column("metadata", sa.Text, nullable=False, default="{}"),
+    sa.Column("hosts", sa.Text, nullable=False, default="[]"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=True),
+)
+
 
 def _v1_create(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS = [_v1_create]
+def _v2_aggregates(conn: Connection) -> None:
+    aggregates.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_v1_create, _v2_aggregates]

@@ -1,0 +1,91 @@
+"""Host aggregates (``openstack aggregate ...``) and ``os-simple-tenant-usage``
+(``openstack usage list/show``) against the probe cloud."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.probe.compute.cloud import ComputeCloud
+
+pytestmark = pytest.mark.probe
+
+
+def fault(r: requests.Response, status: int, name: str) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    doc = r.json()
+    assert list(doc) == [name], doc
+    message: str = doc[name]["message"]
+    return message
+
+
+def test_aggregate_cli_flow(compute: ComputeCloud) -> None:
+    host = str(compute.osc("hypervisor", "list", "-f", "json")[0]["Hypervisor Hostname"])
+    agg = compute.osc("aggregate", "create", "--zone", "zone-a", "agg1", "-f", "json")
+    assert agg["name"] == "agg1" and agg["availability_zone"] == "zone-a"
+    dup = compute.osc("aggregate", "create", "agg1", check=False)
+    assert dup.returncode != 0 and "already exists" in dup.stderr
+    compute.osc("aggregate", "add", "host", "agg1", host)
+    again = compute.osc("aggregate", "add", "host", "agg1", host, check=False)
+    assert again.returncode != 0 and "already has host" in again.stderr
+    unknown = compute.osc("aggregate", "add", "host", "agg1", "no-such-host", check=False)
+    assert unknown.returncode != 0 and "could not be found" in unknown.stderr
+    compute.osc("aggregate", "set", "--property", "ssd=true", "agg1")
+    shown = compute.osc("aggregate", "show", "agg1", "-f", "json")
+    assert shown["hosts"] == [host]
+    assert shown["properties"] == {"ssd": "true"} or shown["properties"] == "ssd='true'"
+    assert shown["availability_zone"] == "zone-a"
+
+    token, _ = compute.login("nubis-admin")
+    agg_id = agg["id"]
+    fault(compute.http("DELETE", f"/v2.1/os-aggregates/{agg_id}", token), 400, "badRequest")
+    demo_token, _ = compute.login("nubis-demo")
+    fault(compute.http("GET", "/v2.1/os-aggregates", demo_token), 403, "forbidden")
+    fault(compute.http("GET", "/v2.1/os-aggregates/999999", token), 404, "itemNotFound")
+    fault(compute.http("GET", "/v2.1/os-aggregates/abc", token), 400, "badRequest")
+    r = compute.http("GET", f"/v2.1/os-aggregates/{agg_id}", token, mv="2.41")
+    assert r.json()["aggregate"]["uuid"] and r.json()["aggregate"]["metadata"] == {
+        "availability_zone": "zone-a", "ssd": "true"}
+    fault(compute.http("POST", f"/v2.1/os-aggregates/{agg_id}/action", token,
+                       json={"remove_host": {"host": "nope"}}), 404, "itemNotFound")
+
+    compute.osc("aggregate", "remove", "host", "agg1", host)
+    assert compute.osc("aggregate", "show", "agg1", "-f", "json")["hosts"] == []
+    compute.osc("aggregate", "delete", "agg1")
+    names = [a["Name"] for a in compute.osc("aggregate", "list", "-f", "json")]
+    assert "agg1" not in names
+
+
+def test_usage_list_and_show(compute: ComputeCloud) -> None:
+    server = compute.osc("server", "create", "--flavor", "m1.nano", "--image", "nubis-test",
+                         "--nic", "none", "--wait", "usage1", "-f", "json",
+                         cloud="nubis-demo")
+    assert server["status"] == "ACTIVE"
+    sid = str(server["id"])
+    compute.osc("server", "delete", "--wait", sid, cloud="nubis-demo")
+    _token, project = compute.login("nubis-demo")
+
+    rows = compute.osc("usage", "list", "--start", "2000-01-01", "-f", "json")
+    mine = [r for r in rows if r["Project"] in (project, "nubis-demo", "demo")]
+    assert mine, rows
+    assert sid in [u["instance_id"] for u in mine[0]["Servers"]]
+    shown = compute.osc("usage", "show", "--project", project, "--start", "2000-01-01",
+                        "-f", "json")
+    assert sid in [u["instance_id"] for u in shown["Servers"]]
+
+    token, _ = compute.login("nubis-admin")
+    r = compute.http("GET", f"/v2.1/os-simple-tenant-usage/{project}?start=2000-01-01T00:00:00",
+                     token)
+    usage = r.json()["tenant_usage"]
+    ours = [u for u in usage["server_usages"] if u["instance_id"] == sid]
+    assert ours and ours[0]["state"] == "terminated" and ours[0]["ended_at"]
+    assert ours[0]["vcpus"] == 1 and ours[0]["memory_mb"] == 128 and ours[0]["hours"] > 0
+    assert usage["total_hours"] > 0 and usage["total_vcpus_usage"] > 0
+    page = compute.http("GET", "/v2.1/os-simple-tenant-usage?start=2000-01-01T00:00:00"
+                        "&detailed=1&limit=1", token, mv="2.40").json()
+    assert len(page["tenant_usages"]) == 1
+    assert len(page["tenant_usages"][0]["server_usages"]) == 1
+    demo_token, _ = compute.login("nubis-demo")
+    fault(compute.http("GET", "/v2.1/os-simple-tenant-usage", demo_token), 403, "forbidden")
+    fault(compute.http("GET", "/v2.1/os-simple-tenant-usage?start=2030-01-01T00:00:00"
+                       "&end=2020-01-01T00:00:00", token), 400, "badRequest")
