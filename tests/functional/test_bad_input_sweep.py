@@ -149,7 +149,10 @@ def assert_swift_error(reply: Reply, want: int, method: str = "GET") -> None:
     assert 400 <= status < 500
     assert b"Traceback" not in body
     if method != "HEAD":
-        assert headers.get("content-type", "").startswith("text/plain"), headers
+        # Swift answers most errors in text/plain, a few (e.g. an over-long container
+        # name) in text/html, as its swob defaults do.
+        assert headers.get("content-type", "").startswith(("text/plain", "text/html")), \
+            headers
         assert body.strip()
 
 
@@ -346,12 +349,6 @@ def test_proxy_oversized_content_length_is_413(sweep: Sweep) -> None:
 
 
 PROXY_FIXED: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = [
-    ("X-Delete-At far future -> 503", "PUT", f"{C}/xd",
-     {"X-Delete-At": "99999999999999999999999999"}, b"", 400),
-    ("X-Delete-After huge -> 503", "PUT", f"{C}/xd",
-     {"X-Delete-After": "99999999999999999999999"}, b"", 400),
-    ("POST X-Delete-At far future -> 503", "POST", f"{C}/o",
-     {"X-Delete-At": "99999999999999999999999999"}, None, 400),
     ("X-Timestamp garbage -> 503", "PUT", f"{C}/xt", {"X-Timestamp": "abc"}, b"x", 400),
     ("X-Timestamp negative accepted (201)", "PUT", f"{C}/xt", {"X-Timestamp": "-1"}, b"x", 400),
 ]
@@ -393,6 +390,27 @@ PROXY_FIXED += [
 ]
 
 PROXY_XFAIL: list[tuple[str, str, str, dict[str, str], bytes | None, int]] = []
+
+
+#: Far-future expiry times once got 503; Swift clamps them (``normalize_delete_at``).
+FAR_FUTURE_DELETES: list[tuple[str, str, str, dict[str, str], bytes | None]] = [
+    ("X-Delete-At far future", "PUT", f"{C}/xd",
+     {"X-Delete-At": "99999999999999999999999999"}, b""),
+    ("X-Delete-After huge", "PUT", f"{C}/xd",
+     {"X-Delete-After": "99999999999999999999999"}, b""),
+    ("POST X-Delete-At far future", "POST", f"{C}/o",
+     {"X-Delete-At": "99999999999999999999999999"}, None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"),
+                         [pytest.param(*c[1:], id=c[0]) for c in FAR_FUTURE_DELETES])
+def test_proxy_far_future_expiry_is_clamped(sweep: Sweep, method: str, path: str,
+                                            headers: dict[str, str],
+                                            body: bytes | None) -> None:
+    status, _headers, reply = raw(sweep.proxy, method, path, {**sweep.admin, **headers},
+                                  body)
+    assert status in (201, 202), (status, reply[:300])
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body", "want"),

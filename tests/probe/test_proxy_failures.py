@@ -144,6 +144,9 @@ def test_cut_off_upload_leaves_nothing(cloud: Cloud, chunked: bool, size: str) -
 def test_state_dir_layout(cloud: Cloud) -> None:
     state: Path = cloud.state
     assert (state / "nubis.toml").is_file() and (state / "swiftrc").is_file()
+    # One object ring per storage policy (rep3, rep2, ec42, ec84), each on its own
+    # devices: three per node.
     assert {p.name for p in (state / "rings").glob("*.ring")} == {
-        "object.ring", "container.ring", "account.ring"}
-    assert len(list((state / "devices").glob("node*/d*"))) == 4
+        "object.ring", "object-1.ring", "object-2.ring", "object-3.ring",
+        "container.ring", "account.ring"}
+    assert len(list((state / "devices").glob("node*/d*"))) == 12
