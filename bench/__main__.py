@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "s3": "nubis.bench.s3",
     "volume": "nubis.bench.volume",
     "network": "nubis.bench.network",
+    "scale": "nubis.bench.scale",
 }
 
 

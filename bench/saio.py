@@ -194,6 +194,12 @@ class SwiftAIO:
             if pending:
                 time.sleep(0.2)
 
+    def all_pids(self) -> list[int]:
+        """Return every process of the SAIO: memcached, the servers and their workers."""
+        from nubis.bench.procstat import group_pids
+
+        return self.pids[:1] + group_pids(self.pids[1:])  # run_wsgi calls setsid()
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM every recorded pid (servers kill their own groups), then SIGKILL."""
         for pid in self.pids:

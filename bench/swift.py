@@ -1,6 +1,7 @@
 """Object PUT/GET: nubis vs a real Swift 2.38 all-in-one, same load generator, one run.
 
 ``python -m nubis.bench swift [--quick] [--only nubis|swift] [--rounds N] [--keep]
+[--storage-process separate|shared|both]
 [--policy rep3|ec42]``
 
 Workloads (16 keep-alive connections, raw asyncio client from
@@ -51,6 +52,7 @@ What differs (printed with the table):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -60,11 +62,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nubis.bench import loadgen
+from nubis.bench import loadgen, procstat
 from nubis.bench.saio import SwiftAIO
 
 CONCURRENCY = 16
@@ -118,18 +121,27 @@ def payloads(w: Workload) -> list[bytes]:
 
 
 async def put_get(host: str, port: int, path_prefix: str, token: str, w: Workload,
-                  bodies: list[bytes], tag: str) -> tuple[loadgen.Result, loadgen.Result]:
-    """PUT every body, then GET and verify every one."""
+                  bodies: list[bytes], tag: str,
+                  pids: Callable[[], list[int]] | None = None,
+                  ) -> tuple[loadgen.Result, loadgen.Result, list[str]]:
+    """PUT every body, then GET and verify every one; describe the servers' CPU per op."""
     auth = (("X-Auth-Token", token),)
     puts = [loadgen.Request("PUT", f"{path_prefix}/{tag}-{w.label}-{i:06d}",
                             (*auth, ("Content-Type", "application/octet-stream")), b)
             for i, b in enumerate(bodies)]
-    put = await loadgen.run(host, port, puts, CONCURRENCY, expect=(201,))
     gets = [loadgen.Request("GET", f"{path_prefix}/{tag}-{w.label}-{i:06d}", auth)
             for i in range(len(bodies))]
+    usage = [procstat.snapshot(pids())] if pids else []
+    put = await loadgen.run(host, port, puts, CONCURRENCY, expect=(201,))
+    if pids:
+        usage.append(procstat.snapshot(pids()))
     get = await loadgen.run(host, port, gets, CONCURRENCY, loadgen.bytes_verifier(bodies),
                             expect=(200,))
-    return put, get
+    if pids:
+        usage.append(procstat.snapshot(pids()))
+        return put, get, [procstat.per_op(usage[0], usage[1], put.ok),
+                          procstat.per_op(usage[1], usage[2], get.ok)]
+    return put, get, ["", ""]
 
 
 def login(auth_url: str, user: str, key: str) -> tuple[str, str]:
@@ -151,7 +163,7 @@ def make_container(storage_url: str, token: str, name: str, policy: str = "") ->
 
 def measure(system: str, auth_url: str, user: str, key: str,
             workloads: list[Workload], data: dict[str, list[bytes]], tag: str,
-            policy: str = "") -> list[Row]:
+            policy: str = "", pids: Callable[[], list[int]] | None = None) -> list[Row]:
     """Run every workload against one system (in a container of ``policy``)."""
     storage_url, token = login(auth_url, user, key)
     container = f"bench-{policy}" if policy else "bench"
@@ -161,16 +173,16 @@ def measure(system: str, auth_url: str, user: str, key: str,
     prefix = "/" + storage_url.split("//", 1)[1].split("/", 1)[1] + "/" + container
     rows = []
     for w in workloads:
-        put, get = loadgen.run_loop(put_get(host, int(port), prefix, token, w, data[w.label],
-                                       tag))
-        for op, res in (("PUT", put), ("GET", get)):
+        put, get, usage = loadgen.run_loop(put_get(host, int(port), prefix, token, w,
+                                                   data[w.label], tag, pids))
+        for (op, res), used in zip((("PUT", put), ("GET", get)), usage, strict=True):
             rows.append(Row(system, w.label, op, res, w.size))
             print(f"  {system:6} {w.label:6} {op}: {res.ops:9.1f} ops/s "
                   f"{res.ok * w.size / res.seconds / 1e6 if res.seconds else 0:8.1f} MB/s "
                   f"p50 {res.percentile(50):7.1f} ms  p99 {res.percentile(99):7.1f} ms  "
                   f"failed {res.failed}"
-                  + (f" (statuses {dict(sorted(res.statuses.items()))})" if res.failed else ""),
-                  flush=True)
+                  + (f" (statuses {dict(sorted(res.statuses.items()))})" if res.failed else "")
+                  + (f"\n         {used}" if used else ""), flush=True)
     return rows
 
 
@@ -185,10 +197,11 @@ class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
 
     def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi",
-                 extra_config: str = BACKGROUND_OFF) -> None:
-        self.state = root / "nubis"
+                 extra_config: str = BACKGROUND_OFF, shared_process: bool = False) -> None:
+        self.state = root / ("nubis-shared" if shared_process else "nubis")
         self.proxy_workers = proxy_workers
         self.frontend = frontend
+        self.shared_process = shared_process
         self.extra_config = extra_config
         self.port = 0
 
@@ -209,7 +222,9 @@ class NubisAIO:
                                       self.proxy_workers, others)
         conf = self.state / "nubis.toml"
         conf.write_text(conf.read_text().replace(
-            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1) + self.extra_config)
+            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1).replace(
+            "[storage]\n", "[storage]\nshared_process = true\n" if self.shared_process
+            else "[storage]\n", 1) + self.extra_config)
         self.port = ports.proxy
         r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
                             str(self.state), "--no-test-image"], capture_output=True,
@@ -218,6 +233,14 @@ class NubisAIO:
         if r.returncode != 0:
             raise RuntimeError(f"nubis up failed: {r.stdout}\n{r.stderr}")
         return f"http://127.0.0.1:{self.port}/auth/v1.0"
+
+    def pids(self) -> list[int]:
+        """Return every process of this cloud (each daemon's process group)."""
+        pgids = []
+        for pid_file in (self.state / "run").glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pgids.append(int(pid_file.read_text().split()[0]))
+        return procstat.group_pids(pgids)
 
     def stop(self) -> None:
         subprocess.run([sys.executable, "-m", "nubis", "down", "--state-dir",
@@ -287,6 +310,15 @@ def report(rows: list[Row], ceiling: float) -> None:
                     f"{r.result.percentile(50):.1f}/{r.result.percentile(99):.1f} ")
         ratio = (f"{n.result.ops / s.result.ops:.1f}x" if n and s and s.result.ops else "-")
         print(f"| {w} | {op} |{cells(n)}|{cells(s)}| {ratio} |")
+    if any(r.system == "nubis-shared" for r in rows):
+        print("\n| workload | op | nubis, a process per server | nubis, a process per node | "
+              "shared / separate |")
+        print("|---|---|---:|---:|---:|")
+        for w, op in sorted({(r.workload, r.op) for r in rows}):
+            a, b = by.get(("nubis", w, op)), by.get(("nubis-shared", w, op))
+            if a and b and a.result.ops:
+                print(f"| {w} | {op} | {a.result.ops:.1f} ops/s | {b.result.ops:.1f} ops/s "
+                      f"| {b.result.ops / a.result.ops:.2f} |")
     print(f"\ndisk ceiling, 1 MiB objects as 3 x fsync'd 1 MiB writes (c{CONCURRENCY}): "
           f"{ceiling:.1f} objects/s = {ceiling * 1.048576:.1f} MB/s")
     n1 = by.get(("nubis", "1MiB", "PUT"))
@@ -308,6 +340,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--policy", choices=("rep3", "ec42"), default="rep3",
                     help="storage policy of the benchmark container (ec42: EC 4+2 with "
                          "ISA-L on both systems)")
+    ap.add_argument("--storage-process", choices=("separate", "shared", "both"),
+                    default="separate",
+                    help="nubis storage nodes: one process per server, one per node "
+                         "([storage] shared_process), or both clouds in alternating rounds")
     ap.add_argument("--rounds", type=int, default=2,
                     help="alternating measurement rounds per system (best counts)")
     args = ap.parse_args(argv)
@@ -317,33 +353,36 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="nubis-bench-", dir=os.environ.get("NUBIS_BENCH_DIR")))
     rows: list[Row] = []
     ceilings: list[float] = []
-    nubis = (NubisAIO(root, args.proxy_workers, args.frontend)
-             if args.only in (None, "nubis") else None)
+    layouts = {"separate": [False], "shared": [True], "both": [False, True]}
+    nubises = ([NubisAIO(root, args.proxy_workers, args.frontend, shared_process=shared)
+                for shared in layouts[args.storage_process]]
+               if args.only in (None, "nubis") else [])
     swift = (SwiftAIO(root / "swift", 0, args.proxy_workers)
              if args.only in (None, "swift") else None)
     try:
-        systems: list[tuple[str, str]] = []
-        if nubis is not None:
-            print("nubis: starting", flush=True)
-            systems.append(("nubis", nubis.start()))
+        systems: list[tuple[str, str, Callable[[], list[int]]]] = []
+        for nubis in nubises:
+            name = "nubis-shared" if nubis.shared_process and len(nubises) > 1 else "nubis"
+            print(f"{name}: starting", flush=True)
+            systems.append((name, nubis.start(), nubis.pids))
         if swift is not None:
             print("swift: starting (building rings and configs)", flush=True)
             swift.set_base(free_port_base())
-            systems.append(("swift", swift.start()))
+            systems.append(("swift", swift.start(), swift.all_pids))
         # The machine is shared and noisy: both systems stay up and are measured in
         # alternating rounds; the best round of each counts. The disk ceiling is
         # sampled once per round too.
         for r in range(args.rounds):
             ceilings.append(fsync_ceiling(root, 200 // scale))
-            for name, auth in systems:
+            for name, auth, pids in systems:
                 print(f"round {r + 1}: {name}", flush=True)
                 rows += measure(name, auth, "test:tester", "testing", workloads, data, f"r{r}",
-                                args.policy)
+                                args.policy, pids)
         print("\nfsync ceiling samples (objects/s): "
               + ", ".join(f"{c:.1f}" for c in ceilings))
         report(best_rows(rows), max(ceilings))
     finally:
-        if nubis is not None:
+        for nubis in nubises:
             nubis.stop()
         if swift is not None:
             swift.stop()

@@ -90,7 +90,7 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
 def _object_row(name: str, raw: bytes, account: str = "") -> dict[str, Any]:
     ts, size, ctype, etag = unpack_row(raw)
     row = {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
-           "last_modified": Timestamp.parse(ts).isoformat}
+           "last_modified": proto.listing_isoformat(ts)}
     if ";" in ctype or ";" in etag:
         _row_params(row, ctype, etag, account)
     return row

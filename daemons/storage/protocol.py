@@ -7,6 +7,7 @@ nubis storage servers. Request paths are percent-encoded
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -120,6 +121,27 @@ class Timestamp:
 
 
 ZERO = Timestamp(0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+
+
+def listing_isoformat(value: str) -> str:
+    """Return :attr:`Timestamp.isoformat` of a stored timestamp string, fast.
+
+    PERF: one call per listed row (``python -m nubis.bench scale``): the plain
+    ``1700000000.12345`` form skips the float parse and reuses the formatted
+    second (rows of one container share seconds).
+
+    Raises:
+        ValueError: not a timestamp.
+    """
+    if len(value) == 16 and value[10] == "." and value[:10].isdigit() \
+            and value[11:].isdigit():
+        return f"{_iso_seconds(int(value[:10]))}.{int(value[11:]) * 10:06d}"
+    return Timestamp.parse(value).isoformat
 
 
 def parse_timestamp(headers: dict[str, str], name: str = X_TIMESTAMP) -> Timestamp:

@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 import pytest
-from nubis.daemons.storage.protocol import ProtocolError, Timestamp, parse_path, split_hosts
+from nubis.daemons.storage.protocol import (
+    ProtocolError,
+    Timestamp,
+    listing_isoformat,
+    parse_path,
+    split_hosts,
+)
 
 
 def test_timestamp_forms() -> None:
@@ -51,3 +57,11 @@ def test_split_hosts() -> None:
         [("127.0.0.1", 6201, "7", "d1"), ("127.0.0.2", 6211, "7", "d2")]
     h["x-container-device"] = "d1"
     assert split_hosts(h, "x-container-host", "x-container-partition", "x-container-device") == []
+
+
+def test_listing_isoformat_matches_timestamp_isoformat() -> None:
+    for value in ("1700000000.12345", "0000000001.00001", "1700000000.1",
+                  "1700000000.12345_000000000000000a", "0000000000.00000", "9999999999.99999"):
+        assert listing_isoformat(value) == Timestamp.parse(value).isoformat, value
+    with pytest.raises(ValueError):
+        listing_isoformat("not-a-time")
