@@ -15,6 +15,8 @@ batches over HTTP; Swift: its ``ContainerBroker``, see
   Swift merges its pending-row file then): ``limit=10000``; ``prefix=d42/``;
   ``delimiter=/`` (100 "directories"); ``marker=d90/`` (the last tenth). Every
   answer's length is checked against the rows inserted;
+* **server CPU** per row PUT and per listing (user + system of the server
+  process, all threads, from ``/proc``): steadier than wall time on a loaded machine;
 * **memory per row**: disk bytes the device occupies / rows, and each server's RSS.
 
 The run stops growing once ``--budget`` seconds have passed (what was measured
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nubis.bench import loadgen
+from nubis.bench import loadgen, procstat
 from nubis.bench.scale_servers import (
     DIRS,
     NubisServer,
@@ -62,7 +64,11 @@ class Point:
     bulk_rows_per_s: float = 0.0
     put_rows_per_s: float = 0.0
     put_p99_ms: float = 0.0
+    #: Server CPU (user + system, all threads) per row PUT, from /proc.
+    put_cpu_ms: float = 0.0
     listing_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Server CPU per listing request.
+    listing_cpu_ms: dict[str, float] = field(default_factory=dict)
     disk_bytes_per_row: float = 0.0
     rss_mib: float = 0.0
 
@@ -99,6 +105,12 @@ def _length_is(n: int) -> Callable[[int, bytes], bool]:
     def check(_: int, body: bytes) -> bool:
         return len(json.loads(body)) == n if body else n == 0
     return check
+
+
+def server_cpu(server: Server) -> float:
+    """Return the server process' CPU seconds so far (all threads)."""
+    usage = procstat.snapshot([server.pid]).get(server.pid)
+    return usage.cpu if usage is not None else 0.0
 
 
 def put_sample(server: Server, start: int, stop: int, seconds: float) -> loadgen.Result:
@@ -152,13 +164,17 @@ def measure_size(servers: dict[str, Server], done: int, size: int,
             print(f"  {name}: bulk-loaded {size - sample - done:,} rows in {secs:.1f} s",
                   flush=True)
     for name, srv in servers.items():
+        cpu = server_cpu(srv)
         res = put_sample(srv, size - sample, size, 120.0)
+        points[name].put_cpu_ms = 1000 * (server_cpu(srv) - cpu) / res.ok
         points[name].put_rows_per_s = res.ops
         points[name].put_p99_ms = res.percentile(99)
     for query in QUERIES:
         for name, srv in servers.items():
             list_once(srv, query, size, 1, 300.0)  # warm-up (Swift merges pending rows)
+            cpu = server_cpu(srv)
             res = list_once(srv, query, size, opts.requests, 60.0)
+            points[name].listing_cpu_ms[query] = 1000 * (server_cpu(srv) - cpu) / res.ok
             points[name].listing_ms[query] = (res.percentile(50),
                                               res.percentile(99))
     for name, srv in servers.items():
@@ -167,20 +183,28 @@ def measure_size(servers: dict[str, Server], done: int, size: int,
     return points
 
 
+def ratio(a: float, b: float) -> str:
+    """Return ``a / b`` as ``2.5x`` (a dash when ``b`` is 0: below /proc's 10 ms tick)."""
+    return f"{a / b:.1f}{TIMES}" if b else "-"
+
+
 def print_table(results: dict[str, list[Point]]) -> None:
     """Print the Markdown table of the run."""
     print("\n| rows | measure | nubis (LMDB) | Swift 2.38.3 (SQLite) | ratio |")
     print("|---:|---|---:|---:|---:|")
     for nub, swi in zip(results["nubis"], results["swift"], strict=True):
         rows = label(nub.rows)
-        print(f"| {rows} | row PUT, c16 | {nub.put_rows_per_s:,.0f} rows/s "
-              f"| {swi.put_rows_per_s:,.0f} rows/s "
-              f"| {nub.put_rows_per_s / swi.put_rows_per_s:.1f}{TIMES} |")
+        print(f"| {rows} | row PUT, c16 (server CPU/row) | {nub.put_rows_per_s:,.0f} rows/s "
+              f"({nub.put_cpu_ms:.2f} ms) | {swi.put_rows_per_s:,.0f} rows/s "
+              f"({swi.put_cpu_ms:.2f} ms) "
+              f"| {ratio(nub.put_rows_per_s, swi.put_rows_per_s)} |")
         for query in QUERIES:
             n50, n99 = nub.listing_ms[query]
             s50, s99 = swi.listing_ms[query]
-            print(f"| {rows} | GET {query} p50 / p99 | {n50:.1f} / {n99:.1f} ms "
-                  f"| {s50:.1f} / {s99:.1f} ms | {s50 / n50:.1f}{TIMES} |")
+            ncpu, scpu = nub.listing_cpu_ms[query], swi.listing_cpu_ms[query]
+            print(f"| {rows} | GET {query}: p50 / p99 (server CPU) | {n50:.1f} / {n99:.1f} ms "
+                  f"({ncpu:.1f} ms) | {s50:.1f} / {s99:.1f} ms ({scpu:.1f} ms) "
+                  f"| {ratio(s50, n50)} ({ratio(scpu, ncpu)}) |")
         print(f"| {rows} | disk per row; RSS | {nub.disk_bytes_per_row:.0f} B; "
               f"{nub.rss_mib:.0f} MiB | {swi.disk_bytes_per_row:.0f} B; "
               f"{swi.rss_mib:.0f} MiB | |")
@@ -198,7 +222,7 @@ def plot(results: dict[str, list[Point]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.8))
     colors = dict(zip(QUERIES, ("tab:blue", "tab:orange", "tab:green", "tab:red"),
                       strict=True))
     for system, style in (("nubis", "-o"), ("swift", "--s")):
@@ -207,16 +231,21 @@ def plot(results: dict[str, list[Point]], path: Path) -> None:
         for query in QUERIES:
             left.plot(xs, [p.listing_ms[query][0] for p in points], style,
                       color=colors[query], label=f"{system}: {query}")
+            middle.plot(xs, [p.listing_cpu_ms[query] for p in points], style,
+                        color=colors[query], label=f"{system}: {query}")
         right.plot(xs, [p.put_rows_per_s for p in points], style, color="black",
                    label=system)
     left.set(xscale="log", yscale="log", xlabel="rows in the container",
              ylabel="listing p50 (ms)", title="Container GET, limit 10,000")
+    middle.set(xscale="log", yscale="log", xlabel="rows in the container",
+               ylabel="server CPU per listing (ms)", title="Container GET: server CPU")
     right.set(xscale="log", xlabel="rows in the container", ylabel="rows/s",
               title="Single-row PUT, 16 connections")
     right.set_ylim(bottom=0)
     left.legend(fontsize=7, ncol=2)
+    middle.legend(fontsize=7, ncol=2)
     right.legend()
-    for ax in (left, right):
+    for ax in (left, middle, right):
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Container server cost vs size: nubis (LMDB, solid) vs Swift 2.38.3 "
                  "(SQLite, dashed)")
@@ -268,7 +297,7 @@ def parse_args(argv: list[str]) -> Options:
                     help="listing requests per query and size (default 20)")
     ap.add_argument("--sample", type=int, default=2000,
                     help="single-row PUTs per size (default 2000)")
-    ap.add_argument("--batch", type=int, default=1000, help="rows per bulk batch")
+    ap.add_argument("--batch", type=int, default=5000, help="rows per bulk batch")
     ap.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "scale.png",
                     help="where to write the PNG (default bench/scale.png)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")

@@ -1,7 +1,6 @@
 """Object PUT/GET: nubis vs a real Swift 2.38 all-in-one, same load generator, one run.
 
 ``python -m nubis.bench swift [--quick] [--only nubis|swift] [--rounds N] [--keep]
-[--storage-process separate|shared|both]
 [--policy rep3|ec42]``
 
 Workloads (16 keep-alive connections, raw asyncio client from
@@ -197,11 +196,10 @@ class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
 
     def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi",
-                 extra_config: str = BACKGROUND_OFF, shared_process: bool = False) -> None:
-        self.state = root / ("nubis-shared" if shared_process else "nubis")
+                 extra_config: str = BACKGROUND_OFF) -> None:
+        self.state = root / "nubis"
         self.proxy_workers = proxy_workers
         self.frontend = frontend
-        self.shared_process = shared_process
         self.extra_config = extra_config
         self.port = 0
 
@@ -222,9 +220,7 @@ class NubisAIO:
                                       self.proxy_workers, others)
         conf = self.state / "nubis.toml"
         conf.write_text(conf.read_text().replace(
-            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1).replace(
-            "[storage]\n", "[storage]\nshared_process = true\n" if self.shared_process
-            else "[storage]\n", 1) + self.extra_config)
+            "[proxy]\n", f"[proxy]\nfrontend = \"{self.frontend}\"\n", 1) + self.extra_config)
         self.port = ports.proxy
         r = subprocess.run([sys.executable, "-m", "nubis", "up", "--state-dir",
                             str(self.state), "--no-test-image"], capture_output=True,
@@ -310,15 +306,6 @@ def report(rows: list[Row], ceiling: float) -> None:
                     f"{r.result.percentile(50):.1f}/{r.result.percentile(99):.1f} ")
         ratio = (f"{n.result.ops / s.result.ops:.1f}x" if n and s and s.result.ops else "-")
         print(f"| {w} | {op} |{cells(n)}|{cells(s)}| {ratio} |")
-    if any(r.system == "nubis-shared" for r in rows):
-        print("\n| workload | op | nubis, a process per server | nubis, a process per node | "
-              "shared / separate |")
-        print("|---|---|---:|---:|---:|")
-        for w, op in sorted({(r.workload, r.op) for r in rows}):
-            a, b = by.get(("nubis", w, op)), by.get(("nubis-shared", w, op))
-            if a and b and a.result.ops:
-                print(f"| {w} | {op} | {a.result.ops:.1f} ops/s | {b.result.ops:.1f} ops/s "
-                      f"| {b.result.ops / a.result.ops:.2f} |")
     print(f"\ndisk ceiling, 1 MiB objects as 3 x fsync'd 1 MiB writes (c{CONCURRENCY}): "
           f"{ceiling:.1f} objects/s = {ceiling * 1.048576:.1f} MB/s")
     n1 = by.get(("nubis", "1MiB", "PUT"))
@@ -340,10 +327,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--policy", choices=("rep3", "ec42"), default="rep3",
                     help="storage policy of the benchmark container (ec42: EC 4+2 with "
                          "ISA-L on both systems)")
-    ap.add_argument("--storage-process", choices=("separate", "shared", "both"),
-                    default="separate",
-                    help="nubis storage nodes: one process per server, one per node "
-                         "([storage] shared_process), or both clouds in alternating rounds")
     ap.add_argument("--rounds", type=int, default=2,
                     help="alternating measurement rounds per system (best counts)")
     args = ap.parse_args(argv)
@@ -353,18 +336,15 @@ def main(argv: list[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="nubis-bench-", dir=os.environ.get("NUBIS_BENCH_DIR")))
     rows: list[Row] = []
     ceilings: list[float] = []
-    layouts = {"separate": [False], "shared": [True], "both": [False, True]}
-    nubises = ([NubisAIO(root, args.proxy_workers, args.frontend, shared_process=shared)
-                for shared in layouts[args.storage_process]]
+    nubises = ([NubisAIO(root, args.proxy_workers, args.frontend)]
                if args.only in (None, "nubis") else [])
     swift = (SwiftAIO(root / "swift", 0, args.proxy_workers)
              if args.only in (None, "swift") else None)
     try:
         systems: list[tuple[str, str, Callable[[], list[int]]]] = []
         for nubis in nubises:
-            name = "nubis-shared" if nubis.shared_process and len(nubises) > 1 else "nubis"
-            print(f"{name}: starting", flush=True)
-            systems.append((name, nubis.start(), nubis.pids))
+            print("nubis: starting", flush=True)
+            systems.append(("nubis", nubis.start(), nubis.pids))
         if swift is not None:
             print("swift: starting (building rings and configs)", flush=True)
             swift.set_base(free_port_base())

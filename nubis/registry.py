@@ -157,9 +157,6 @@ register(DaemonSpec("container-server", "nubis.daemons.storage.containerserver:r
                     "container server (one storage node; $NUBIS_STORAGE_NODE)", _storage))
 register(DaemonSpec("account-server", "nubis.daemons.storage.accountserver:run", "server",
                     "account server (one storage node; $NUBIS_STORAGE_NODE)", _storage))
-register(DaemonSpec("storage-server", "nubis.daemons.storage.node:run", "server",
-                    "object, container and account server of one storage node in one "
-                    "process ([storage] shared_process; $NUBIS_STORAGE_NODE)", _storage))
 register(DaemonSpec("proxy", "nubis.api.proxy.server:run", "server",
                     "Swift v1 proxy (+ tempauth) on port 8080",
                     lambda c: (c.proxy, c.tempauth, c.cluster, token_settings(c))))

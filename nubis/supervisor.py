@@ -43,8 +43,6 @@ PER_NODE: dict[str, str] = {
     "object-server": "object_port",
     "container-server": "container_port",
     "account-server": "account_port",
-    # the three above in one process when ``[storage] shared_process`` is on
-    "storage-server": "object_port",
     # background daemons of a node (no port; ``[object_*] enabled`` turns them off)
     "object-replicator": "",
     "object-auditor": "",
@@ -121,20 +119,8 @@ class ProcessStatus:
     last_exit: ExitRecord | None = None
 
 
-#: The daemons ``storage-server`` replaces when ``[storage] shared_process`` is on.
-SHARED_NODE_SERVERS = frozenset({"object-server", "container-server", "account-server"})
-
-
 def _section(config: Config, name: str) -> Any:
     return getattr(config, name.replace("-", "_"), None)
-
-
-def _skipped(config: Config, name: str) -> bool:
-    """Tell whether the storage-process layout leaves daemon ``name`` out."""
-    shared = bool(getattr(getattr(config, "storage", None), "shared_process", False))
-    if name == "storage-server":
-        return not shared
-    return shared and name in SHARED_NODE_SERVERS
 
 
 def plan(config: Config) -> list[Process]:
@@ -145,8 +131,6 @@ def plan(config: Config) -> list[Process]:
         per_node = name in PER_NODE or spec.per_node
         section = _section(config, name)
         if section is not None and getattr(section, "enabled", True) is False:
-            continue
-        if _skipped(config, name):
             continue
         if per_node:
             out.extend(_per_node_processes(config, name, bind))

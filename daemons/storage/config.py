@@ -66,10 +66,6 @@ class StorageConfig:
     account_update_interval: float = field(default=0.5, metadata=check(positive))
     #: Largest number of listing entries one GET returns.
     listing_limit: int = field(default=10000, metadata=check(positive))
-    #: Run a node's object, container and account servers in one process and
-    #: event loop (``nubis daemon storage-server``; each keeps its own port and
-    #: code) instead of one process each.
-    shared_process: bool = False
 
 
 @dataclass(frozen=True)

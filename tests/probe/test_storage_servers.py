@@ -46,9 +46,7 @@ class Node:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, kind: str) -> None:
-        """Start ``<kind>-server`` (``storage``: all three in one process)."""
         env = {**os.environ, "NUBIS_STORAGE_NODE": "0"}
-        port = self.ports.get(kind, self.ports["object"])
         log = open(self.root / f"{kind}.log", "ab")  # noqa: SIM115
         self.procs[kind] = subprocess.Popen(
             [sys.executable, "-m", "nubis", "daemon", f"{kind}-server", "--config",
@@ -58,7 +56,7 @@ class Node:
         while time.monotonic() < deadline:
             assert self.procs[kind].poll() is None, (self.root / f"{kind}.log").read_text()
             try:
-                with socket.create_connection((HOST, port), timeout=1) as s:
+                with socket.create_connection((HOST, self.ports[kind]), timeout=1) as s:
                     s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
                     if s.recv(100).startswith(b"HTTP/1.1 200"):
                         return
@@ -130,31 +128,7 @@ async def poll(fn, timeout: float = 20.0):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def shared_node(tmp_path: Path) -> Iterator[Node]:
-    n = Node(tmp_path)
-    try:
-        n.start("storage")
-        yield n
-    finally:
-        n.stop_all()
-
-
 def test_backend_protocol_end_to_end(node: Node) -> None:
-    backend_protocol_end_to_end(node)
-
-
-def test_shared_process_node_serves_the_same_protocol(shared_node: Node) -> None:
-    assert list(shared_node.procs) == ["storage"]
-    backend_protocol_end_to_end(shared_node)
-    for kind in KINDS:  # three ports, one process
-        with socket.create_connection((HOST, shared_node.ports[kind]), timeout=5) as s:
-            s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert s.recv(100).startswith(b"HTTP/1.1 200")
-    assert shared_node.stop("storage") == 0  # SIGTERM: a clean exit
-
-
-def backend_protocol_end_to_end(node: Node) -> None:
     async def go(client: HTTPClient) -> None:
         await setup_container(node, client)
         op = node.ports["object"]

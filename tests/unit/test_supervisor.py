@@ -38,22 +38,6 @@ def test_plan_runs_one_storage_process_per_node(tmp_path: Path) -> None:
     assert proxy.port == 18080 and proxy.health_url == "http://127.0.0.1:18080/healthcheck"
 
 
-def test_plan_shared_storage_process_replaces_the_three_servers(tmp_path: Path) -> None:
-    path = tmp_path / "nubis.toml"
-    defaults.write_default_config(path, tmp_path, defaults.Ports(18080, 16200, 16201, 16202))
-    separate = {p.daemon for p in plan(load_config(path))}
-    assert {"object-server", "container-server", "account-server"} <= separate
-    assert "storage-server" not in separate
-    path.write_text(path.read_text().replace("[storage]\n", "[storage]\nshared_process = true\n"))
-    procs = plan(load_config(path))
-    assert not {"object-server", "container-server", "account-server"} & {p.daemon for p in procs}
-    nodes = [p for p in procs if p.daemon == "storage-server"]
-    assert [(p.label, p.port) for p in nodes] == [
-        ("storage-server-0", 16200), ("storage-server-1", 16210),
-        ("storage-server-2", 16220), ("storage-server-3", 16230)]
-    assert nodes[1].health_url == "http://127.0.0.1:16210/healthcheck"
-
-
 def test_rings_devices_and_swiftrc(tmp_path: Path) -> None:
     path = tmp_path / "nubis.toml"
     defaults.write_default_config(path, tmp_path, defaults.Ports(18080, 16200, 16201, 16202))
