@@ -22,13 +22,14 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import container, copy, symlink, tempurl, versioning
+from nubis.api.proxy import bulk, container, copy, staticweb, symlink, tempurl, versioning
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.constraints import Limits, check_account_name, check_client_timestamp
 from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
+from nubis.api.proxy.domains import DomainRemap, crossdomain_response
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.api.proxy.s3.auth import CredentialSource
 from nubis.api.proxy.s3.router import S3Api, wants_s3
@@ -69,6 +70,9 @@ class ProxyApp:
         self.state = state
         self.info = info
         self.s3 = s3
+        conf = state.conf
+        self.remap = DomainRemap.of(conf.storage_domain, conf.remap_reseller_prefixes,
+                                    conf.default_reseller_prefix)
 
     async def sink(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                    **_: Any) -> None:
@@ -135,8 +139,18 @@ class ProxyApp:
                 raise HTTPError(405, headers={"Allow": "GET, HEAD"})
             return Resp(200, {"Content-Type": "application/json; charset=UTF-8"},
                         json.dumps(self.info).encode())
+        if path == "/crossdomain.xml" and ctx.method == "GET":
+            return crossdomain_response(self.state.conf.cross_domain_policy)
+        if self.remap is not None:
+            remapped = self.remap.remap(ctx.headers.get("host", ""), path)
+            if remapped is not None:
+                ctx.path = remapped.path
+                return remapped.fix_location(await self._api(ctx))
         if path.startswith(("/auth/v1", "/v1.0")):
             return self._login(ctx)
+        return await self._api(ctx)
+
+    async def _api(self, ctx: Ctx) -> Resp:
         parts = split_path(ctx.path.encode("latin-1"))
         if parts == ["v1"]:
             raise HTTPError(412, "Bad URL")
@@ -152,6 +166,17 @@ class ProxyApp:
         return await self._route(ctx)
 
     async def _route(self, ctx: Ctx) -> Resp:
+        if ctx.container is not None and staticweb.wanted(ctx):
+            web = await staticweb.serve(ctx, self._api_route)
+            if web is not None:
+                return web
+        if ctx.tempurl is not None and ctx.obj is None:
+            raise HTTPError(401, "Unauthorized: temp URLs are for objects only")
+        if bulk.wanted(ctx):
+            return await bulk.handle(ctx, self._api_route)
+        return await self._api_route(ctx)
+
+    async def _api_route(self, ctx: Ctx) -> Resp:
         if ctx.container is not None and ctx.obj is not None:
             return await copy.handle(ObjectCtx.of(ctx, container=ctx.container, obj=ctx.obj))
         if ctx.container is not None:
@@ -183,7 +208,10 @@ class ProxyApp:
 
     async def _tempurl(self, ctx: Ctx) -> None:
         tu = tempurl.parse_params(ctx.query)
-        if tu is None or ctx.container is None or ctx.obj is None:
+        # A container root is allowed for GET/HEAD with an empty prefix: staticweb
+        # may list it (Swift's tempurl); anything else there is refused later.
+        root = ctx.method in ("GET", "HEAD") and tu is not None and tu.prefix == ""
+        if tu is None or ctx.container is None or (ctx.obj is None and not root):
             raise HTTPError(401, "Unauthorized: temp URLs are for objects only")
         if ctx.method not in tempurl.METHODS:
             raise HTTPError(401)
@@ -192,6 +220,8 @@ class ProxyApp:
         cinfo = await container_info(self.state, ctx.account, ctx.container)
         ckeys = list(cinfo.meta("x-container-meta-temp-url-key").values())
         path = urllib.parse.unquote(ctx.path.split("?", 1)[0])
+        if ctx.obj is None:
+            path = path.rstrip("/") + "/"
         if not tempurl.verify(tu, ctx.method, path, akeys):
             if not tempurl.verify(tu, ctx.method, path, ckeys):
                 raise HTTPError(401, "Unauthorized: temp URL invalid or expired")
@@ -292,7 +322,12 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
         "container_quotas": {}, "account_quotas": {},
         "versioned_writes": versioning.INFO,
         "symlink": symlink.INFO,
+        "staticweb": staticweb.INFO,
+        "crossdomain": {},
+        **bulk.INFO,
     }
+    if conf.storage_domain:
+        doc["domain_remap"] = {"default_reseller_prefix": conf.default_reseller_prefix or None}
     if tempauth_on:
         doc["tempauth"] = {"account_acls": False}
     return doc

@@ -83,5 +83,14 @@ class ProxyConfig:
     s3_credentials: str = ""
     #: Virtual-hosted-style S3 domain (``bucket.s3.localhost``).
     s3_domain: str = "s3.localhost"
+    #: Swift's domain_remap: hosts ``[<container>.]<account>.<domain>`` address
+    #: ``/v1/<account>[/<container>]`` (empty list: off).
+    storage_domain: list[str] = field(default_factory=lambda: ["swift.localhost"])
+    #: Reseller prefixes a remapped account name may start with (``auth-x`` = ``AUTH_x``).
+    remap_reseller_prefixes: list[str] = field(default_factory=lambda: ["AUTH"])
+    #: Prefix added to remapped account names without one (empty: such hosts pass through).
+    default_reseller_prefix: str = ""
+    #: The ``<allow-access-from ...>`` lines ``GET /crossdomain.xml`` serves.
+    cross_domain_policy: str = '<allow-access-from domain="*" secure="false" />'
     #: The region S3 clients sign for and GetBucketLocation names.
     s3_region: str = "us-east-1"

@@ -63,7 +63,7 @@ username3 = tester3
 password3 = testing3
 collate = C
 insecure = no
-storage_domain =
+storage_domain = swift.localhost
 
 [unit_test]
 fake_syslog = False
