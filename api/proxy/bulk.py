@@ -54,6 +54,7 @@ INFO: dict[str, dict[str, Any]] = {
     "bulk_delete": {"max_deletes_per_request": MAX_DELETES_PER_REQUEST,
                     "max_failed_deletes": MAX_FAILED_DELETES},
 }
+_MORE_REASONS = {406: "Not Acceptable", 502: "Bad Gateway"}
 _ARCHIVES = {"tar": "", "tar.gz": "gz", "tar.bz2": "bz2"}
 _FORMATS = ("text/plain", "application/json", "application/xml", "text/xml")
 
@@ -69,7 +70,7 @@ def wanted(ctx: Ctx) -> bool:
 
 def status_line(status: int) -> str:
     """Return ``"201 Created"`` for 201 (the form Swift's summaries use)."""
-    return f"{status} {REASONS.get(status, 'Unknown')}"
+    return f"{status} {REASONS.get(status) or _MORE_REASONS.get(status, 'Unknown')}"
 
 
 def out_format(accept: str) -> str | None:
@@ -123,8 +124,11 @@ class _Job:
         self.fmt = fmt or "text/plain"
         self.errors: list[list[str]] = []
         self.last_yield = time.monotonic()
-        self.beat = b'<?xml version="1.0" encoding="UTF-8"?>\n' if fmt.endswith("/xml") else b" "
+        self.beat = (b'<?xml version="1.0" encoding="UTF-8"?>\n' if self.fmt.endswith("/xml")
+                     else b" ")
         self.separator = b""
+        #: A refusal found while reading the request body (reported in the summary).
+        self.early: HTTPError | None = None
 
     def heartbeat(self) -> bytes:
         """Return whitespace to send when the last one is old enough, else ``b""``."""
@@ -134,9 +138,20 @@ class _Job:
         beat, self.beat, self.separator = self.beat, b" ", b"\r\n\r\n"
         return beat
 
+    async def prepare(self) -> None:
+        """Read the request body before the answer starts (front ends need it read first)."""
+        raise NotImplementedError
+
     def run(self) -> AsyncIterator[bytes]:
         """Stream the answer: heartbeats, then the summary."""
         raise NotImplementedError
+
+    def check_request(self) -> None:
+        """Raise 406/411 like Swift for an unusable Accept or a body of unknown size."""
+        if not self.acceptable:
+            raise HTTPError(406)
+        if self.ctx.body.length is None and "transfer-encoding" not in self.ctx.headers:
+            raise HTTPError(411)
 
     async def sub(self, method: str, container: str, obj: str | None,
                   headers: dict[str, str] | None = None, body: Body | None = None) -> int:
@@ -216,6 +231,15 @@ def _member_body(fileobj: IO[bytes], size: int, timeout: float) -> Body:
     return Body(None, receive, size, timeout)
 
 
+def _open_tar(spool: IO[bytes], compression: str) -> tarfile.TarFile:
+    """Open a spooled archive for streaming reads (closed with the spool)."""
+    if compression == "gz":
+        return tarfile.open(mode="r|gz", fileobj=spool)
+    if compression == "bz2":
+        return tarfile.open(mode="r|bz2", fileobj=spool)
+    return tarfile.open(mode="r|", fileobj=spool)
+
+
 async def _spool(body: Body, limit: int) -> IO[bytes]:
     """Copy the request body to a temporary file (at most ``limit`` bytes)."""
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
@@ -239,9 +263,10 @@ async def _spool(body: Body, limit: int) -> IO[bytes]:
 class _Extract(_Job):
     """One ``?extract-archive`` request."""
 
-    def __init__(self, ctx: Ctx, route: Route, fmt: str, compression: str) -> None:
+    def __init__(self, ctx: Ctx, route: Route, fmt: str | None, compression: str) -> None:
         super().__init__(ctx, route, fmt)
         self.compression = compression
+        self.spool: IO[bytes] | None = None
         self.created = 0
         self.containers_created = 0
         self.containers: set[str] = set()
@@ -253,19 +278,13 @@ class _Extract(_Job):
         """Stream the answer: heartbeats, then the summary."""
         result: dict[str, Any] = {"Response Status": status_line(201), "Response Body": "",
                                   "Number Files Created": 0}
+        spool = self.spool
         try:
-            if not self.acceptable:
-                raise HTTPError(406)
-            if self.ctx.body.length is None and "transfer-encoding" not in self.ctx.headers:
-                raise HTTPError(411)
-            spool = await _spool(self.ctx.body, self.ctx.state.limits.max_file_size)
-            try:
-                tar = await asyncio.to_thread(tarfile.open, mode="r|" + self.compression,
-                                              fileobj=spool)
-                async for beat in self._members(tar):
-                    yield beat
-            finally:
-                spool.close()
+            if self.early is not None or spool is None:
+                raise self.early or HTTPError(400)
+            tar = await asyncio.to_thread(_open_tar, spool, self.compression)
+            async for beat in self._members(tar):
+                yield beat
             result["Number Files Created"] = self.created
             if self.errors:
                 result["Response Status"] = status_line(self.failed_status)
@@ -279,7 +298,18 @@ class _Extract(_Job):
         except (tarfile.TarError, zlib.error, EOFError, OSError, ValueError) as exc:
             result["Response Status"] = status_line(400)
             result["Response Body"] = f"Invalid Tar File: {exc}"
+        finally:
+            if spool is not None:
+                spool.close()
         yield self.finish(result, "extract")
+
+    async def prepare(self) -> None:
+        """Spool the archive (bounded by the object size limit)."""
+        try:
+            self.check_request()
+            self.spool = await _spool(self.ctx.body, self.ctx.state.limits.max_file_size)
+        except HTTPError as exc:
+            self.early = exc
 
     async def _members(self, tar: tarfile.TarFile) -> AsyncIterator[bytes]:
         base = (self.ctx.container or "") + ("/" + self.ctx.obj if self.ctx.obj else "")
@@ -376,20 +406,28 @@ async def _names(body: Body) -> list[str]:
 class _Delete(_Job):
     """One ``?bulk-delete`` request."""
 
+    names: list[str] = []
+
+    async def prepare(self) -> None:
+        """Read the names to delete (bounded in count and line length)."""
+        try:
+            ctype = self.ctx.header("content-type")
+            if ctype and not ctype.startswith("text/plain") and self.acceptable:
+                raise HTTPError(406)
+            self.check_request()
+            self.names = await _names(self.ctx.body)
+        except HTTPError as exc:
+            self.early = exc
+
     async def run(self) -> AsyncIterator[bytes]:
         """Stream the answer: heartbeats, then the summary."""
         result: dict[str, Any] = {"Response Status": status_line(200), "Response Body": "",
                                   "Number Deleted": 0, "Number Not Found": 0}
         self.failed_status = 400
         try:
-            if not self.acceptable:
-                raise HTTPError(406)
-            ctype = self.ctx.header("content-type")
-            if ctype and not ctype.startswith("text/plain"):
-                raise HTTPError(406)
-            if self.ctx.body.length is None and "transfer-encoding" not in self.ctx.headers:
-                raise HTTPError(411)
-            names = await _names(self.ctx.body)
+            if self.early is not None:
+                raise self.early
+            names = self.names
             objects = [n for n in names if "/" in n.strip("/")]
             containers = [n for n in names if "/" not in n.strip("/")]
             for group in (objects, containers):
@@ -452,5 +490,6 @@ async def handle(ctx: Ctx, route: Route) -> Resp:
         job: _Job = _Extract(ctx, route, fmt, _ARCHIVES[kind])
     else:
         job = _Delete(ctx, route, fmt)
+    await job.prepare()
     return Resp(200, {"Content-Type": fmt or "text/plain; charset=UTF-8"}, job.run())
 
