@@ -22,7 +22,16 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import bulk, container, copy, staticweb, symlink, tempurl, versioning
+from nubis.api.proxy import (
+    bulk,
+    container,
+    copy,
+    cors,
+    staticweb,
+    symlink,
+    tempurl,
+    versioning,
+)
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
@@ -166,6 +175,20 @@ class ProxyApp:
         return await self._route(ctx)
 
     async def _route(self, ctx: Ctx) -> Resp:
+        if ctx.method == "OPTIONS":
+            return await cors.options(ctx)
+        origin = ctx.headers.get("origin")
+        if origin is None or ctx.container is None:
+            return await self._web_route(ctx)
+        try:
+            resp = await self._web_route(ctx)
+        except HTTPError as exc:
+            await cors.answer(ctx, origin, exc)
+            raise
+        await cors.answer(ctx, origin, resp)
+        return resp
+
+    async def _web_route(self, ctx: Ctx) -> Resp:
         if ctx.container is not None and staticweb.wanted(ctx):
             web = await staticweb.serve(ctx, self._api_route)
             if web is not None:

@@ -238,7 +238,7 @@ PROXY_CASES: list[tuple[str, str, dict[str, str], bytes | None, int]] = [
     # unsupported methods
     ("PROPFIND", "/v1/AUTH_admin", {}, None, 405),
     ("TRACE", "/v1/AUTH_admin", {}, None, 405),
-    ("OPTIONS", f"{C}/o", {}, None, 405),
+    ("MKCOL", f"{C}/o", {}, None, 405),
     ("PATCH", f"{C}/o", {}, None, 405),
     ("PUT", "/v1/AUTH_admin", {}, b"", 405),
     ("POST", "/info", {}, b"", 405),

@@ -212,3 +212,42 @@ def test_bulk_delete_objects_then_containers(cloud: Cloud, conn: sc.Connection) 
     result = _bulk(cloud, "POST", "/v1/AUTH_test?bulk-delete", b"c/o",
                    **{"Content-Type": "application/json"})
     assert result["Response Status"] == "406 Not Acceptable"
+
+
+# --- CORS ------------------------------------------------------------------------
+
+def test_cors_preflight_and_actual_requests(cloud: Cloud, conn: sc.Connection) -> None:
+    c = "cors-" + uuid.uuid4().hex[:8]
+    conn.put_container(c, {"X-Container-Meta-Access-Control-Allow-Origin":
+                           "http://good.example http://other.example",
+                           "X-Container-Meta-Access-Control-Max-Age": "600",
+                           "X-Container-Meta-Access-Control-Expose-Headers": "X-Custom"})
+    conn.put_object(c, "o", b"x", headers={"X-Object-Meta-Color": "red"})
+    status, headers, _ = raw(cloud, "OPTIONS", f"/v1/AUTH_test/{c}/o")
+    assert status == 200 and "GET" in headers["allow"]
+    status, headers, _ = raw(cloud, "OPTIONS", f"/v1/AUTH_test/{c}/o", {
+        "Origin": "http://good.example", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "x-auth-token, content-type"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "http://good.example"
+    assert headers["access-control-max-age"] == "600"
+    assert headers["access-control-allow-headers"] == "x-auth-token, content-type"
+    assert "PUT" in headers["access-control-allow-methods"]
+    # Bad input: an origin not listed, a method the resource lacks.
+    assert raw(cloud, "OPTIONS", f"/v1/AUTH_test/{c}/o", {
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "GET"})[0] == 401
+    assert raw(cloud, "OPTIONS", f"/v1/AUTH_test/{c}/o", {
+        "Origin": "http://good.example", "Access-Control-Request-Method": "TRACE"})[0] == 401
+    # The actual request: allowed origins see the headers, others do not; auth still applies.
+    _, token = cloud.login()
+    status, headers, _ = raw(cloud, "GET", f"/v1/AUTH_test/{c}/o",
+                             {"Origin": "http://good.example", "X-Auth-Token": token})
+    assert status == 200 and headers["access-control-allow-origin"] == "http://good.example"
+    exposed = headers["access-control-expose-headers"].split(", ")
+    assert "x-object-meta-color" in exposed and "x-custom" in exposed and "etag" in exposed
+    status, headers, _ = raw(cloud, "GET", f"/v1/AUTH_test/{c}/o",
+                             {"Origin": "http://evil.example", "X-Auth-Token": token})
+    assert status == 200 and "access-control-allow-origin" not in headers
+    status, headers, _ = raw(cloud, "GET", f"/v1/AUTH_test/{c}/o",
+                             {"Origin": "http://good.example"})
+    assert status == 401 and headers["access-control-allow-origin"] == "http://good.example"
