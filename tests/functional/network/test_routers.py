@@ -209,3 +209,17 @@ def test_router_and_floating_ip_with_openstack_cli(net: NetCloud, l3: L3) -> Non
     net.osc("floating", "ip", "delete", fip["id"])
     net.osc("router", "remove", "subnet", name, l3.subnet_id)
     net.osc("router", "delete", router["id"])
+
+
+def test_server_addresses_show_the_floating_ip(net: NetCloud, l3: L3) -> None:
+    from tests.functional.network.test_compute_ports import _on
+
+    conn = l3.conn
+    server = conn.network.get_port(l3.port_id).device_id
+    router = conn.network.create_router(name=_name("r"),
+                                        external_gateway_info={"network_id": l3.ext_id})
+    conn.network.add_interface_to_router(router, subnet=l3.subnet_id)
+    fip = conn.network.create_ip(floating_network_id=l3.ext_id, port_id=l3.port_id)
+    addrs = _on(net)(lambda c: c.addresses([server], conn.auth_token))[server]
+    kinds = [(a["OS-EXT-IPS:type"], a["addr"]) for a in next(iter(addrs.values()))]
+    assert kinds[1] == ("floating", fip.floating_ip_address) and kinds[0][0] == "fixed"
