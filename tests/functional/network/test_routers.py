@@ -223,3 +223,36 @@ def test_server_addresses_show_the_floating_ip(net: NetCloud, l3: L3) -> None:
     addrs = _on(net)(lambda c: c.addresses([server], conn.auth_token))[server]
     kinds = [(a["OS-EXT-IPS:type"], a["addr"]) for a in next(iter(addrs.values()))]
     assert kinds[1] == ("floating", fip.floating_ip_address) and kinds[0][0] == "fixed"
+
+
+def test_up_hook_makes_public_and_router1_once(net: NetCloud) -> None:
+    from nubis import networkboot as nb
+
+    conn, admin = net.sdk(), net.sdk("nubis-admin")
+    made_private = nb.ensure_private_network(net.server.state)
+    try:
+        assert nb.ensure_public_router(net.server.state) is True
+        assert nb.ensure_public_router(net.server.state) is False
+        public = admin.network.find_network(nb.PUBLIC_NETWORK)
+        assert public is not None and public.is_router_external
+        assert [s.cidr for s in admin.network.subnets(network_id=public.id)] == [nb.PUBLIC_CIDR]
+        router = conn.network.find_router(nb.ROUTER)
+        assert router is not None and router.project_id == conn.current_project_id
+        assert router.external_gateway_info["network_id"] == public.id
+        private = conn.network.find_network(nb.PRIVATE_NETWORK)
+        assert private is not None
+        ifaces = list(conn.network.ports(device_id=router.id,
+                                         device_owner="network:router_interface"))
+        assert [p.network_id for p in ifaces] == [private.id]
+    finally:
+        router = conn.network.find_router(nb.ROUTER)
+        if router is not None:
+            for p in conn.network.ports(device_id=router.id,
+                                        device_owner="network:router_interface"):
+                conn.network.remove_interface_from_router(router, port=p.id)
+            conn.network.delete_router(router)
+        public = admin.network.find_network(nb.PUBLIC_NETWORK)
+        if public is not None:
+            admin.network.delete_network(public)
+        if made_private:
+            conn.network.delete_network(conn.network.find_network(nb.PRIVATE_NETWORK))
