@@ -256,3 +256,25 @@ def test_up_hook_makes_public_and_router1_once(net: NetCloud) -> None:
             admin.network.delete_network(public)
         if made_private:
             conn.network.delete_network(conn.network.find_network(nb.PRIVATE_NETWORK))
+
+
+def test_router_and_floating_ip_quotas(net: NetCloud, l3: L3, alt: Project) -> None:
+    admin = net.sdk("nubis-admin")
+    admin_token = admin.auth_token
+    r = net.http("PUT", f"/quotas/{alt.id}", admin_token,
+                 json={"quota": {"floatingip": 1, "router": 0}})
+    assert r.status_code == 200 and r.json()["quota"]["floatingip"] == 1
+    token = net.project_sdk(alt).auth_token
+    try:
+        first = net.http("POST", "/floatingips", token,
+                         json={"floatingip": {"floating_network_id": l3.ext_id}})
+        assert first.status_code == 201, first.text
+        r = net.http("POST", "/floatingips", token,
+                     json={"floatingip": {"floating_network_id": l3.ext_id}})
+        assert _fault(r) == (409, "OverQuota")
+        r = net.http("POST", "/routers", token, json={"router": {"name": "r-quota"}})
+        assert _fault(r) == (409, "OverQuota")
+        assert net.http("DELETE", f"/floatingips/{first.json()['floatingip']['id']}",
+                        token).status_code == 204
+    finally:
+        net.http("DELETE", f"/quotas/{alt.id}", admin_token)

@@ -22,7 +22,7 @@ from nubis.networkboot import PUBLIC_NETWORK
 from nubis.testimage.initramfs import PING_LINE
 from tests.probe.compute.cloud import ComputeCloud, wait_for
 
-pytestmark = pytest.mark.probe
+pytestmark = [pytest.mark.probe, pytest.mark.timeout(1500)]
 EXTERNAL_GATEWAY = "172.24.4.1"
 
 
