@@ -5,7 +5,7 @@ as Nova's "get me a network" finds it) or a list of ``{"uuid"[, "fixed_ip"]}`` /
 ``{"port"}``. Ports are created (or claimed) with the caller's token before the
 instances are recorded, ``device_id`` = the instance id, so a refused request leaves
 no port behind; deleting a server deletes the ports it created. Addresses for the
-server views are read back from the ports.
+server views are read back from the ports and their floating IPs (``floating``).
 """
 
 from __future__ import annotations
@@ -178,6 +178,7 @@ class NetworkClient:
         try:
             ports = await self.ports_of(list(uuids), token)
             names = {n["id"]: n["name"] or n["id"] for n in await self._networks(token)}
+            floating = await self._floating_of([p["id"] for p in ports], token)
         except ApiError:
             return {}
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -187,6 +188,20 @@ class NetworkClient:
                 out.setdefault(port["device_id"], {}).setdefault(net, []).append({
                     "version": 4, "addr": ip["ip_address"], "OS-EXT-IPS:type": "fixed",
                     "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
+            for fip in floating.get(port["id"], []):
+                out.setdefault(port["device_id"], {}).setdefault(net, []).append({
+                    "version": 4, "addr": fip, "OS-EXT-IPS:type": "floating",
+                    "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
+        return out
+
+    async def _floating_of(self, port_ids: Sequence[str], token: str) -> dict[str, list[str]]:
+        """Return the floating addresses associated with each of ``port_ids``."""
+        if not port_ids:
+            return {}
+        query = urllib.parse.urlencode([("port_id", p) for p in port_ids])
+        out: dict[str, list[str]] = {}
+        for fip in (await self._call("GET", f"/floatingips?{query}", token))["floatingips"]:
+            out.setdefault(fip["port_id"], []).append(fip["floating_ip_address"])
         return out
 
 

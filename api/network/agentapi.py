@@ -1,7 +1,8 @@
 """What the network agents read: ``GET /network/agent/v1/state`` (service token only).
 
 One document with every network that has a subnet, its subnets and its ports (MAC,
-fixed IPs, owner), so an agent can rebuild a host from scratch. Agents present the
+fixed IPs, owner), and every router (gateway, interfaces, floating IPs), so an agent
+can rebuild a host from scratch. Agents present the
 shared service token in ``X-Nubis-Agent-Token``; Keystone tokens are not accepted here.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 from nubis.api.network.errors import NeutronError
+from nubis.api.network.l3store import agent_routers
 from nubis.api.network.service import NetworkService
 
 TOKEN_HEADER = "X-Nubis-Agent-Token"
@@ -58,4 +60,4 @@ def state_document(svc: NetworkService) -> dict[str, Any]:
                     "network_type": r["network_type"], "segmentation_id": r["segmentation_id"],
                     "external": net.external, "subnets": subnets_by_net[net.id],
                     "ports": ports_by_net.get(net.id, [])})
-    return {"networks": out}
+    return {"networks": out, "routers": agent_routers(svc.l3)}

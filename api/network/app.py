@@ -16,6 +16,7 @@ from nubis.api.network.config import NetworkApiConfig
 from nubis.api.network.errors import bad_request, install_neutron_errors, policy_denied
 from nubis.api.network.networks import Networks, Subnets
 from nubis.api.network.ports import Ports
+from nubis.api.network.routers import FloatingIPs, Routers
 from nubis.api.network.secgroups import SecurityGroupRules, SecurityGroups
 from nubis.api.network.service import NetworkService, auth, body_of, project_of
 from nubis.api.network.store import NetworkStore
@@ -34,6 +35,10 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
      "networks"),
     ("external-net", "Neutron external network", "Adds external network attribute to "
      "network resource."),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between "
+     "L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the "
+     "router abstraction for specifying whether SNAT should occur on the external gateway"),
     ("quotas", "Quota management support", "Expose functions for quotas management per "
      "tenant"),
     ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
@@ -81,7 +86,8 @@ class Versions:
             for name, coll in (("network", "networks"), ("subnet", "subnets"),
                                ("port", "ports"), ("security_group", "security-groups"),
                                ("security_group_rule", "security-group-rules"),
-                               ("quota", "quotas"))]}
+                               ("quota", "quotas"), ("router", "routers"),
+                               ("floatingip", "floatingips"))]}
 
 
 class Extensions:
@@ -151,7 +157,9 @@ def build_service(services: ApiServices, cfg: NetworkApiConfig, prefix: str) -> 
     """Create the store (migrating it) of the network API."""
     store = NetworkStore(services.engine, base_mac=cfg.base_mac)
     store.migrate()
-    return NetworkService(cfg, store, f"{services.public_url}{prefix}")
+    svc = NetworkService(cfg, store, f"{services.public_url}{prefix}")
+    svc.l3.migrate()
+    return svc
 
 
 def create_app(prefix: str, services: ApiServices,
@@ -179,9 +187,14 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: NetworkService)
                                 ("subnets", Subnets(svc), "subnet_id"),
                                 ("ports", Ports(svc), "port_id"),
                                 ("security-groups", SecurityGroups(svc), "sg_id"),
-                                ("security-group-rules", SecurityGroupRules(svc), "rule_id")):
+                                ("security-group-rules", SecurityGroupRules(svc), "rule_id"),
+                                ("routers", Routers(svc), "router_id"),
+                                ("floatingips", FloatingIPs(svc), "fip_id")):
         app.add_route(f"{v}/{path}", resource)
         app.add_route(f"{v}/{path}/{{{key}}}", resource, suffix="one")
+    for action in ("add", "remove"):
+        app.add_route(f"{v}/routers/{{router_id}}/{action}_router_interface",
+                      Routers(svc), suffix=action)
     quotas = Quotas(svc)
     app.add_route(f"{v}/quotas/{{project_id}}", quotas, suffix="one")
     app.add_route(f"{v}/quotas/{{project_id}}/default", quotas, suffix="default")

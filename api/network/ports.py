@@ -24,6 +24,7 @@ from nubis.api.network.errors import (
     policy_denied,
     port_not_found,
 )
+from nubis.api.network.l3store import L3_OWNERS
 from nubis.api.network.model import Port
 from nubis.api.network.networks import find_network
 from nubis.api.network.service import (
@@ -211,7 +212,11 @@ class Ports:
 
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                             port_id: str) -> None:
-        """Delete a port and release its addresses."""
-        find_port(self.svc, req, port_id)
+        """Delete a port and release its addresses (its floating IPs are disassociated)."""
+        port = find_port(self.svc, req, port_id)
+        if port.device_owner in L3_OWNERS:
+            raise conflict("L3PortInUse", f"Port {port_id} cannot be deleted directly via "
+                           f"the port API: has device owner {port.device_owner}.")
+        self.svc.l3.port_deleted(port_id)
         self.svc.store.delete_port(port_id)
         resp.status = falcon.HTTP_204

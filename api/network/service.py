@@ -14,6 +14,7 @@ from typing import Any
 import falcon.asgi
 from nubis.api.network.config import NetworkApiConfig
 from nubis.api.network.errors import NeutronError, bad_request, over_quota, policy_denied
+from nubis.api.network.l3store import L3Store
 from nubis.api.network.sgstore import SecurityGroupStore
 from nubis.api.network.store import NetworkStore
 from nubis.api.shared.auth import AuthContext
@@ -83,6 +84,7 @@ class NetworkService:
         self.cfg = cfg
         self.store = store
         self.groups = SecurityGroupStore(store)
+        self.l3 = L3Store(store)
         #: ``http://host:port/network`` (links are under ``/v2.0``).
         self.root_url = base_url
         self.base_url = f"{base_url}/v2.0"

@@ -36,6 +36,8 @@ from sqlalchemy.engine import Connection, Engine
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
+#: ``device_owner`` of a router's interface port (the one port that holds the gateway).
+ROUTER_INTERFACE = "network:router_interface"
 #: Whole-transaction attempts before a write that keeps losing races gives up (409).
 ATTEMPTS = 40
 
@@ -245,7 +247,8 @@ class NetworkStore:
             row = {"mac_address": ipam.random_mac(self.base_mac, self.rng), **values}
             conn.execute(s.ports.insert().values(id=port_id, **row, created_at=now,
                                                  updated_at=now, revision_number=0))
-            self._allocate(conn, port_id, net_id, subnets, fixed_ips, attempt)
+            self._allocate(conn, port_id, net_id, subnets, fixed_ips, attempt,
+                           values.get("device_owner") == ROUTER_INTERFACE)
             for sg in groups:
                 conn.execute(s.port_groups.insert().values(port_id=port_id,
                                                            security_group_id=sg))
@@ -256,8 +259,9 @@ class NetworkStore:
         return port
 
     def _allocate(self, conn: Connection, port_id: str, net_id: str, subnets: list[Subnet],
-                  requests: list[dict[str, str]] | None, attempt: int) -> None:
-        """Insert the port's address rows (inside the port's transaction)."""
+                  requests: list[dict[str, str]] | None, attempt: int,
+                  gateway_ok: bool = False) -> None:
+        """Insert the port's address rows (a router interface may take the gateway)."""
         if requests is None:
             self._allocate_any(conn, port_id, net_id, subnets, attempt)
             return
@@ -266,7 +270,7 @@ class NetworkStore:
             used = self._used(conn, subnet.id)
             if "ip_address" in req:
                 ip = ipam.parse_ip(req["ip_address"])
-                check_fixed_ip(ip, subnet)
+                check_fixed_ip(ip, subnet, gateway_ok)
                 if int(ip) in used:
                     raise conflict("IpAddressAlreadyAllocated", f"IP address {ip} already "
                                    f"allocated in subnet {subnet.id}")
@@ -404,13 +408,13 @@ def check_mac_free(conn: Connection, net_id: str, mac: str) -> None:
                        f"{net_id}. The mac address {mac} is in use.")
 
 
-def check_fixed_ip(ip: ipam.IPv4, subnet: Subnet) -> None:
+def check_fixed_ip(ip: ipam.IPv4, subnet: Subnet, gateway_ok: bool = False) -> None:
     """Refuse an address outside the subnet, its network/broadcast address or its gateway."""
     net = ipam.parse_cidr(subnet.cidr)
     if ip not in net or ip in (net.network_address, net.broadcast_address):
         raise NeutronError(400, "InvalidIpForSubnet",
                            f"IP address {ip} is not a valid IP for the specified subnet.")
-    if subnet.row["gateway_ip"] == str(ip):
+    if subnet.row["gateway_ip"] == str(ip) and not gateway_ok:
         raise conflict("IpAddressAlreadyAllocated",
                        f"IP address {ip} already allocated in subnet {subnet.id}")
 

@@ -3,8 +3,9 @@
 Each pass reads ``/network/agent/v1/state`` (every network with a subnet, its
 subnets and ports) and reconciles this host: one bridge per network
 (:mod:`nubis.common.netdev`), one DHCP namespace + veth + dnsmasq per DHCP-enabled
-subnet (:mod:`.linux`, :mod:`.dhcp`), and a metadata proxy in each namespace
-(:mod:`.metadata`). Only what this agent's state directory records as its own
+subnet (:mod:`.linux`, :mod:`.dhcp`), a metadata proxy in each namespace
+(:mod:`.metadata`), and a namespace per router with its NAT plus the far end of each
+external network (:mod:`.router`). Only what this agent's state directory records as its own
 (``<state>/network/``: bridge markers, dnsmasq directories) is ever removed, so
 several clouds on one machine never touch each other's devices. A restarted agent
 stops the dnsmasq processes its predecessor left and rebuilds; SIGTERM (``nubis
@@ -29,6 +30,7 @@ from nubis.common.httpclient import HTTPClient, HTTPClientError
 from nubis.daemons.network import dhcp, linux
 from nubis.daemons.network.config import NetworkAgentConfig
 from nubis.daemons.network.metadata import MetadataProxy, Upstream
+from nubis.daemons.network.router import Routers
 
 LOG = logging.getLogger("nubis.daemons.network")
 TOKEN_HEADER = "X-Nubis-Agent-Token"
@@ -49,6 +51,7 @@ class NetworkAgent(Daemon):
         self.root = root
         self.bridges_dir = root / "bridges"
         self.dhcp = dhcp.DhcpServers(root / "dhcp")
+        self.routers = Routers(root)
         self.http = HTTPClient(timeout=30)
         self.teardown_on_close = teardown_on_close
         self.instances: dict[tuple[str, str], str] = {}
@@ -115,6 +118,7 @@ class NetworkAgent(Daemon):
             self._mark_bridge(net["id"])
             netdev.ensure_bridge(net["id"], int(net["mtu"]))
             served += self._wire_dhcp(net, stats)
+        stats.update(self.routers.reconcile(state))  # router + external namespaces, NAT
         gone = self._remove(wanted_nets, {sub for sub, _ns in served}, stats)
         return stats, served, gone
 
@@ -171,6 +175,7 @@ class NetworkAgent(Daemon):
         self.dhcp.forget(subnet_id)
 
     def _teardown_sync(self) -> None:
+        self.routers.teardown()
         for subnet_id in self.dhcp.known():
             self._remove_subnet(subnet_id)
         for net_id in self._marked_bridges():

@@ -43,6 +43,9 @@ POWEROFF_ARG = "nubis.poweroff"
 IP_LINE = "nubis-test-image ip="
 #: Printed with the ``uuid`` of the metadata service's ``meta_data.json``.
 METADATA_LINE = "nubis-test-image metadata uuid: "
+#: ``nubis-ping=<IPv4>`` in user_data: ``/init`` pings it after its lease and prints
+#: ``nubis-test-image ping <IPv4>: ok`` (or ``failed``).
+PING_LINE = "nubis-test-image ping "
 #: First bytes of the test image's root disk; ``/init`` prints them.
 DISK_MARKER = b"nubis-test-disk v1\n"
 
@@ -150,6 +153,13 @@ if [ -e /sys/class/net/eth0 ]; then
         else
             echo "nubis-test-image metadata: unreachable"
         fi
+        target=$(sed -n 's/^nubis-ping=\([0-9.]*\)$/\1/p' \
+            /mnt/config/openstack/latest/user_data 2>/dev/null | head -n 1)
+        if [ -n "$target" ]; then
+            r=failed
+            ping -c 5 -W 2 "$target" >/dev/null 2>&1 && r=ok
+            echo "@PING_LINE@$target: $r"
+        fi
     else
         echo "@IP_LINE@none"
     fi
@@ -166,7 +176,8 @@ while :; do
 done
 """.replace("@BOOT_LINE@", BOOT_LINE).replace("@READY_LINE@", READY_LINE).replace(
     "@POWEROFF_ARG@", POWEROFF_ARG).replace("@DISKS_LINE@", DISKS_LINE).replace(
-    "@IP_LINE@", IP_LINE).replace("@METADATA_LINE@", METADATA_LINE)
+    "@IP_LINE@", IP_LINE).replace("@METADATA_LINE@", METADATA_LINE).replace(
+    "@PING_LINE@", PING_LINE)
 
 # busybox udhcpc's hook (``-s``): address, MTU, and the classless static routes
 # (option 121: the metadata route via the DHCP port, the default route) or the router.

@@ -172,7 +172,7 @@ def test_extensions_and_faults(net: NetCloud) -> None:
     conn = net.sdk()
     aliases = {e.alias for e in conn.network.extensions()}
     assert {"security-group", "binding", "port-security", "quotas", "external-net"} <= aliases
-    assert "router" not in aliases
+    assert {"router", "ext-gw-mode"} <= aliases
     tok = conn.auth_token
     assert _fault(net.http("GET", f"/networks/{uuid.uuid4()}", tok))[:2] == (
         404, "NetworkNotFound")
