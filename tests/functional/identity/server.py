@@ -71,15 +71,17 @@ class ApiServer:
                                 stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port or self.port}/identity/v3"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: CI machines are shared and loaded
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"nubis api exited: {(self.root / log.name).read_text()}")
             try:
-                if requests.get(url, timeout=1).status_code == 200:
+                if requests.get(url, timeout=2).status_code == 200:
                     return proc
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.05)
+        terminate(proc)  # never leave an orphaned api server behind a failed fixture
+        self.procs.remove(proc)
         raise RuntimeError("nubis api did not start")
 
     def stop(self) -> None:
