@@ -4,7 +4,8 @@ Each pass reads ``/network/agent/v1/state`` (every network with a subnet, its
 subnets and ports) and reconciles this host: one bridge per network
 (:mod:`nubis.common.netdev`), one DHCP namespace + veth + dnsmasq per DHCP-enabled
 subnet (:mod:`.linux`, :mod:`.dhcp`), and a metadata proxy in each namespace
-(:mod:`.metadata`). Only what this agent's state directory records as its own
+(:mod:`.metadata`), and the security groups of the guest ports as nftables
+tables (:mod:`.secgroups`). Only what this agent's state directory records as its own
 (``<state>/network/``: bridge markers, dnsmasq directories) is ever removed, so
 several clouds on one machine never touch each other's devices. A restarted agent
 stops the dnsmasq processes its predecessor left and rebuilds; SIGTERM (``nubis
@@ -26,7 +27,7 @@ from nubis.common import netdev
 from nubis.common.cluster import ClusterConfig
 from nubis.common.daemon import Daemon, one_pass, run_forever, status_path
 from nubis.common.httpclient import HTTPClient, HTTPClientError
-from nubis.daemons.network import dhcp, linux
+from nubis.daemons.network import dhcp, linux, secgroups
 from nubis.daemons.network.config import NetworkAgentConfig
 from nubis.daemons.network.metadata import MetadataProxy, Upstream
 
@@ -49,6 +50,7 @@ class NetworkAgent(Daemon):
         self.root = root
         self.bridges_dir = root / "bridges"
         self.dhcp = dhcp.DhcpServers(root / "dhcp")
+        self.firewall = secgroups.Firewall(root)
         self.http = HTTPClient(timeout=30)
         self.teardown_on_close = teardown_on_close
         self.instances: dict[tuple[str, str], str] = {}
@@ -116,6 +118,7 @@ class NetworkAgent(Daemon):
             netdev.ensure_bridge(net["id"], int(net["mtu"]))
             served += self._wire_dhcp(net, stats)
         gone = self._remove(wanted_nets, {sub for sub, _ns in served}, stats)
+        stats["firewall"] = int(self.firewall.apply(state))  # security groups (nftables)
         return stats, served, gone
 
     def _wire_dhcp(self, net: dict[str, Any], stats: dict[str, int]) -> list[tuple[str, str]]:
@@ -171,6 +174,7 @@ class NetworkAgent(Daemon):
         self.dhcp.forget(subnet_id)
 
     def _teardown_sync(self) -> None:
+        self.firewall.remove()
         for subnet_id in self.dhcp.known():
             self._remove_subnet(subnet_id)
         for net_id in self._marked_bridges():
