@@ -41,6 +41,7 @@ def _taps() -> set[str]:
         return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
 
+@pytest.mark.timeout(1200)  # two TCG boots and three phases on a loaded machine
 def test_guests_ping_each_other_as_the_group_allows(compute: ComputeCloud) -> None:
     conn = compute.sdk("nubis-demo")
     image = conn.image.find_image("nubis-test")

@@ -11,8 +11,10 @@ agent's bridge. The guests under QEMU are in ``test_guest_secgroups.py``.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +49,13 @@ try:
     print(c.recv(5).decode())
 except OSError as exc:
     print("failed", exc)
+"""
+OFFER = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("0.0.0.0", 67))
+s.sendto(b"not really an offer", ("255.255.255.255", 68))
 """
 
 
@@ -117,7 +126,7 @@ def _tcp(server: Guest, client: Guest, port: int) -> str:
 
 
 @pytest.fixture
-def guests(cloud: NetCloud, tmp_path: Path,  # noqa: F811
+def guests(cloud: NetCloud,  # noqa: F811
            loop: asyncio.AbstractEventLoop) -> Iterator[tuple[Any, Any, list[Guest], Any]]:  # noqa: F811
     """A network, a group allowing ICMP and TCP 8000-8100 in, two ports, two guests."""
     conn = cloud.sdk()
@@ -132,7 +141,10 @@ def guests(cloud: NetCloud, tmp_path: Path,  # noqa: F811
     ports = [conn.network.create_port(network_id=net.id, device_owner="compute:nova",
                                       device_id=str(uuid.uuid4()), security_groups=[group.id])
              for _ in range(2)]
-    agent = _agent(cloud, tmp_path / "network")
+    # dnsmasq reads its hosts file as an unprivileged user: not under pytest's 0700 tmp.
+    top = Path(tempfile.mkdtemp(prefix="nubis-sg-", dir="/var/tmp"))
+    top.chmod(0o711)
+    agent = _agent(cloud, top / "network")
     made: list[Guest] = []
     try:
         loop.run_until_complete(agent.run_once())
@@ -147,16 +159,18 @@ def guests(cloud: NetCloud, tmp_path: Path,  # noqa: F811
             conn.network.delete_port(p)
         conn.network.delete_network(net)
         conn.network.delete_security_group(group)
+        shutil.rmtree(top, ignore_errors=True)
     assert agent.firewall.exists() == []
     assert not {g.tap for g in made} & set(netdev.links_with_prefix((netdev.TAP_PREFIX,)))
 
 
-def _drops(agent: Any, chain: str) -> int:
-    """Return the packets counted by a chain's final drop rule."""
+def _drops(agent: Any, chain: str, rule: str = "") -> int:
+    """Return the packets counted by a chain's final drop rule (or the one starting ``rule``)."""
     out = subprocess.run(["nft", "list", "chain", "bridge", agent.firewall.tables.sg, chain],
                          capture_output=True, text=True, timeout=30, check=True).stdout
-    last = [line for line in out.splitlines() if line.strip().startswith("counter packets")]
-    return int(last[-1].split()[2])
+    start = rule or "counter packets"
+    found = [line.strip() for line in out.splitlines() if line.strip().startswith(start)]
+    return int(found[-1].split("counter packets ")[1].split()[0])
 
 
 def test_rules_follow_the_api(guests: tuple[Any, Any, list[Guest], Any],
@@ -224,3 +238,18 @@ def test_anti_spoofing_and_port_security(guests: tuple[Any, Any, list[Guest], An
     g2.add_address("10.81.0.201")
     assert g2.pings(g1.ip, source="10.81.0.201")
 
+
+def test_dhcp_passes_the_filter(guests: tuple[Any, Any, list[Guest], Any]) -> None:
+    _conn, agent, (g1, _g2), _group = guests
+    with NetNS(g1.ns) as ns:
+        idx = ns.link_lookup(ifname=g1.inner)[0]
+        ns.addr("del", index=idx, address=g1.ip, prefixlen=24)
+    got = g1.run("busybox", "udhcpc", "-i", g1.inner, "-f", "-q", "-n", "-t", "10", "-T", "1",
+                 "-s", "/bin/true", timeout=60)
+    assert f"lease of {g1.ip} obtained" in got.stderr + got.stdout, got.stderr
+    # A guest cannot answer as a DHCP server (counted by its egress chain).
+    g1.add_address(g1.ip)
+    before = _drops(agent, f"e_{g1.tap}", "udp sport 67")
+    sent = g1.run(sys.executable, "-c", OFFER, timeout=30)
+    assert sent.returncode == 0, sent.stderr
+    assert _drops(agent, f"e_{g1.tap}", "udp sport 67") == before + 1
