@@ -121,11 +121,14 @@ def run(rounds: int, interval: float, tmp: Path) -> dict[str, Any]:
         while not netdev.links_with_prefix((bridge,)) and time.monotonic() < deadline:
             time.sleep(0.1)
         times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
+        ports = []
+        for _ in range(rounds):  # ports kept to the end: dnsmasq still holds a deleted
+            t0 = time.perf_counter()  # port's lease, so its address must not come back
             port = conn.network.create_port(network_id=net.id, device_owner="compute:nova",
                                             device_id=str(uuid.uuid4()))
+            ports.append(port)
             times.append(_lease(port, bridge) - t0)
+        for port in ports:
             conn.network.delete_port(port)
         conn.network.delete_network(net)
     finally:
@@ -147,7 +150,9 @@ def main(argv: list[str]) -> int:
                         help="the agent's pass interval (its default: 2 s)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="nubis-bench-lease-") as tmp:
+    # dnsmasq reads its hosts file as an unprivileged user: a 0711 directory.
+    with tempfile.TemporaryDirectory(prefix="nubis-bench-lease-", dir="/var/tmp") as tmp:
+        Path(tmp).chmod(0o711)
         row = run(args.rounds, args.interval, Path(tmp))
     if args.json:
         print(json.dumps(row, indent=2))
