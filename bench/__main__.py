@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "volume": "nubis.bench.volume",
     "network": "nubis.bench.network",
     "scale": "nubis.bench.scale",
+    "netlease": "nubis.bench.netlease",
 }
 
 

@@ -1,7 +1,8 @@
 """What the network agents read: ``GET /network/agent/v1/state`` (service token only).
 
 One document with every network that has a subnet, its subnets and its ports (MAC,
-fixed IPs, owner), and every router (gateway, interfaces, floating IPs), so an agent
+fixed IPs, owner, security groups, port security, allowed address pairs), every
+security group's rules, and every router (gateway, interfaces, floating IPs), so an agent
 can rebuild a host from scratch. Agents present the
 shared service token in ``X-Nubis-Agent-Token``; Keystone tokens are not accepted here.
 """
@@ -50,7 +51,8 @@ def state_document(svc: NetworkService) -> dict[str, Any]:
         v = port.view()
         ports_by_net.setdefault(port.network_id, []).append({
             k: v[k] for k in ("id", "mac_address", "device_id", "device_owner", "fixed_ips",
-                              "admin_state_up", "project_id")})
+                              "admin_state_up", "project_id", "security_groups",
+                              "port_security_enabled", "allowed_address_pairs")})
     out = []
     for net in svc.store.list_networks():
         if net.id not in subnets_by_net:
@@ -60,4 +62,13 @@ def state_document(svc: NetworkService) -> dict[str, Any]:
                     "network_type": r["network_type"], "segmentation_id": r["segmentation_id"],
                     "external": net.external, "subnets": subnets_by_net[net.id],
                     "ports": ports_by_net.get(net.id, [])})
-    return {"networks": out, "routers": agent_routers(svc.l3)}
+    return {"networks": out, "routers": agent_routers(svc.l3),
+            "security_groups": groups_document(svc)}
+
+
+def groups_document(svc: NetworkService) -> list[dict[str, Any]]:
+    """Return every security group with its rules (what the agents' firewalls enforce)."""
+    keys = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
+            "remote_ip_prefix", "remote_group_id")
+    return [{"id": g.id, "rules": [{k: r.row[k] for k in keys} for r in g.rules]}
+            for g in svc.groups.list_groups()]

@@ -10,6 +10,7 @@ project's ``default`` group (DHCP and router ports, ``network:*`` owners, join n
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -100,6 +101,13 @@ def parse_pairs(raw: Any) -> list[dict[str, str]]:
     return out
 
 
+def pairs_need_security(secure: bool, pairs: str) -> None:
+    """Refuse allowed address pairs on a port without port security (Neutron's 409)."""
+    if not secure and json.loads(pairs):
+        raise conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled "
+                       "in order to have allowed address pairs on a port.")
+
+
 def parse_mac(raw: Any) -> str:
     """Return a unicast MAC address in lower case, or Neutron's 400."""
     value = str(raw).lower()
@@ -135,6 +143,8 @@ class Ports:
             values["mac_address"] = parse_mac(body["mac_address"])
         fixed = parse_fixed_ips(body["fixed_ips"]) if "fixed_ips" in body else None
         groups = self._groups(req, body, project, values)
+        pairs_need_security(values["port_security_enabled"],
+                            values.get("allowed_address_pairs", "[]"))
         self.svc.check_quota(project, "port", s.ports)
         port = self.svc.store.create_port(
             {**values, "network_id": net.id, "project_id": project}, fixed, groups)
@@ -208,6 +218,10 @@ class Ports:
             raise conflict("PortSecurityPortHasSecurityGroup", "Port has security group "
                            "associated. Cannot disable port security or ip address until "
                            "security group is removed")
+        pairs_need_security(values.get("port_security_enabled",
+                                       port.row["port_security_enabled"]),
+                            values.get("allowed_address_pairs",
+                                       port.row["allowed_address_pairs"]))
         resp.media = {"port": self.svc.store.update_port(port_id, values, groups).view()}
 
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,

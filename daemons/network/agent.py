@@ -4,8 +4,9 @@ Each pass reads ``/network/agent/v1/state`` (every network with a subnet, its
 subnets and ports) and reconciles this host: one bridge per network
 (:mod:`nubis.common.netdev`), one DHCP namespace + veth + dnsmasq per DHCP-enabled
 subnet (:mod:`.linux`, :mod:`.dhcp`), a metadata proxy in each namespace
-(:mod:`.metadata`), and a namespace per router with its NAT plus the far end of each
-external network (:mod:`.router`). Only what this agent's state directory records as its own
+(:mod:`.metadata`), a namespace per router with its NAT plus the far end of each
+external network (:mod:`.router`), and the security groups of the guest ports as
+nftables tables (:mod:`.secgroups`). Only what this agent's state directory records as its own
 (``<state>/network/``: bridge markers, dnsmasq directories) is ever removed, so
 several clouds on one machine never touch each other's devices. A restarted agent
 stops the dnsmasq processes its predecessor left and rebuilds; SIGTERM (``nubis
@@ -27,7 +28,7 @@ from nubis.common import netdev
 from nubis.common.cluster import ClusterConfig
 from nubis.common.daemon import Daemon, one_pass, run_forever, status_path
 from nubis.common.httpclient import HTTPClient, HTTPClientError
-from nubis.daemons.network import dhcp, linux
+from nubis.daemons.network import dhcp, linux, secgroups
 from nubis.daemons.network.config import NetworkAgentConfig
 from nubis.daemons.network.metadata import MetadataProxy, Upstream
 from nubis.daemons.network.router import Routers
@@ -52,6 +53,7 @@ class NetworkAgent(Daemon):
         self.bridges_dir = root / "bridges"
         self.dhcp = dhcp.DhcpServers(root / "dhcp")
         self.routers = Routers(root)
+        self.firewall = secgroups.Firewall(root)
         self.http = HTTPClient(timeout=30)
         self.teardown_on_close = teardown_on_close
         self.instances: dict[tuple[str, str], str] = {}
@@ -120,6 +122,7 @@ class NetworkAgent(Daemon):
             served += self._wire_dhcp(net, stats)
         stats.update(self.routers.reconcile(state))  # router + external namespaces, NAT
         gone = self._remove(wanted_nets, {sub for sub, _ns in served}, stats)
+        stats["firewall"] = int(self.firewall.apply(state))  # security groups (nftables)
         return stats, served, gone
 
     def _wire_dhcp(self, net: dict[str, Any], stats: dict[str, int]) -> list[tuple[str, str]]:
@@ -176,6 +179,7 @@ class NetworkAgent(Daemon):
 
     def _teardown_sync(self) -> None:
         self.routers.teardown()
+        self.firewall.remove()
         for subnet_id in self.dhcp.known():
             self._remove_subnet(subnet_id)
         for net_id in self._marked_bridges():

@@ -28,7 +28,7 @@ from nubis.testimage import debs, initramfs
 from nubis.testimage.errors import TestImageError
 
 MANIFEST = "manifest.json"
-FORMAT = 4
+FORMAT = 5
 KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 #: Virtual size of the root disk (fits the smallest flavor, m1.nano's 1 GB).

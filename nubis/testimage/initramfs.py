@@ -43,9 +43,13 @@ POWEROFF_ARG = "nubis.poweroff"
 IP_LINE = "nubis-test-image ip="
 #: Printed with the ``uuid`` of the metadata service's ``meta_data.json``.
 METADATA_LINE = "nubis-test-image metadata uuid: "
-#: ``nubis-ping=<IPv4>`` in user_data: ``/init`` pings it after its lease and prints
-#: ``nubis-test-image ping <IPv4>: ok`` (or ``failed``).
+#: Ping results on the console. ``nubis-ping=<IPv4>`` in user_data: ``/init`` pings it
+#: once after its lease and prints ``<IPv4>: ok`` (or ``: failed``). ``nubis-ping <IPv4>``
+#: lines name peers pinged all along: ``<address> ok`` or ``<address> fail`` is printed
+#: whenever one starts or stops answering.
 PING_LINE = "nubis-test-image ping "
+#: The user_data line that names a peer to ping (at most 8 are read).
+PING_PEER = "nubis-ping "
 #: First bytes of the test image's root disk; ``/init`` prints them.
 DISK_MARKER = b"nubis-test-disk v1\n"
 
@@ -165,7 +169,17 @@ if [ -e /sys/class/net/eth0 ]; then
     fi
 fi
 
+# Peers to ping (network tests): the "nubis-ping <IPv4>" lines of user_data. Only a
+# dotted quad is taken from a line; a result is printed when it changes.
+peers=""
+if [ -f /mnt/config/openstack/latest/user_data ]; then
+    q='[0-9]\{1,3\}'
+    peers=$(head -c 65536 /mnt/config/openstack/latest/user_data | tr -d '\r' \
+        | sed -n "s/^@PING_PEER@\($q\.$q\.$q\.$q\)\$/\1/p" | head -n 8)
+fi
+
 echo "@READY_LINE@"
+tick=0
 while :; do
     usleep 500000
     now=$(disks)
@@ -173,11 +187,20 @@ while :; do
         seen=$now
         echo "@DISKS_LINE@$seen"
     fi
+    tick=$((tick + 1))
+    [ -n "$peers" ] && [ $((tick % 4)) -eq 0 ] || continue
+    for peer in $peers; do
+        if ping -c 1 -W 1 "$peer" >/dev/null 2>&1; then r=ok; else r=fail; fi
+        if [ "$r" != "$(cat "/tmp/ping.$peer" 2>/dev/null)" ]; then
+            echo "$r" > "/tmp/ping.$peer"
+            echo "@PING_LINE@$peer $r"
+        fi
+    done
 done
 """.replace("@BOOT_LINE@", BOOT_LINE).replace("@READY_LINE@", READY_LINE).replace(
     "@POWEROFF_ARG@", POWEROFF_ARG).replace("@DISKS_LINE@", DISKS_LINE).replace(
     "@IP_LINE@", IP_LINE).replace("@METADATA_LINE@", METADATA_LINE).replace(
-    "@PING_LINE@", PING_LINE)
+    "@PING_LINE@", PING_LINE).replace("@PING_PEER@", PING_PEER)
 
 # busybox udhcpc's hook (``-s``): address, MTU, and the classless static routes
 # (option 121: the metadata route via the DHCP port, the default route) or the router.

@@ -50,12 +50,20 @@ def test_guest_snat_and_floating_ip(compute: ComputeCloud, tmp_path: Path) -> No
     server = compute.osc("server", "create", "--image", "nubis-test", "--flavor", "m1.nano",
                          "--network", "private", "--user-data", str(user_data), "--wait",
                          "fipvm1", "-f", "json", cloud="nubis-demo")
+    icmp = None
     try:
         assert server["status"] == "ACTIVE"
         # SNAT: the guest reaches the external namespace (which has no route to it).
         log = wait_for(lambda: (lambda t: t if PING_LINE in t else None)(
             _console(compute, "fipvm1")), "the guest's ping line")
         assert f"{PING_LINE}{EXTERNAL_GATEWAY}: ok" in log, log[-2000:]
+        # The external side may ping in once the project's default group lets ICMP in
+        # (security groups are enforced on the guest's tap).
+        default = next(conn.network.security_groups(name="default",
+                                                    project_id=conn.current_project_id))
+        icmp = conn.network.create_security_group_rule(
+            security_group_id=default.id, direction="ingress", ethertype="IPv4",
+            protocol="icmp", remote_ip_prefix="0.0.0.0/0")
         # The CLI's `server add floating ip` (a port update through the network API).
         compute.osc("server", "add", "floating", "ip", "fipvm1", address, cloud="nubis-demo")
         shown = compute.osc("server", "show", "fipvm1", "-f", "json", cloud="nubis-demo")
@@ -72,5 +80,7 @@ def test_guest_snat_and_floating_ip(compute: ComputeCloud, tmp_path: Path) -> No
         assert wait_for(lambda: not _ping_from(ext_ns, address), "the floating IP to go",
                         bound=120)
     finally:
+        if icmp is not None:
+            conn.network.delete_security_group_rule(icmp)
         compute.osc("server", "delete", "--wait", "fipvm1", cloud="nubis-demo")
         compute.osc("floating", "ip", "delete", fip["id"], cloud="nubis-demo")

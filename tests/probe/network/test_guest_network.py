@@ -49,6 +49,7 @@ def test_server_on_private_network_gets_lease_and_metadata(compute: ComputeCloud
     assert len(ports) == 1 and ports[0].device_owner == "compute:nova"
     ip = ports[0].fixed_ips[0]["ip_address"]
     tap = netdev.tap_name(ports[0].id)
+    icmp = None
     try:
         shown = compute.osc("server", "show", "netvm1", "-f", "json", cloud="nubis-demo")
         assert ip in str(shown["addresses"])
@@ -57,7 +58,13 @@ def test_server_on_private_network_gets_lease_and_metadata(compute: ComputeCloud
                        "the guest's DHCP lease and metadata lines")
         assert f"{IP_LINE}{ip}" in log, log[-2000:]
         assert f"{METADATA_LINE}{server['id']}" in log, log[-2000:]
-        # The guest answers ping from its subnet's DHCP namespace.
+        # The guest answers ping from its subnet's DHCP namespace (not a member of the
+        # default group, so only once the group lets ICMP in).
+        default = next(conn.network.security_groups(name="default",
+                                                    project_id=conn.current_project_id))
+        icmp = conn.network.create_security_group_rule(
+            security_group_id=default.id, direction="ingress", ethertype="IPv4",
+            protocol="icmp", remote_ip_prefix="0.0.0.0/0")
         subnet_id = ports[0].fixed_ips[0]["subnet_id"]
         ns_name = netdev.dhcp_names(subnet_id)[0]
         ping = subprocess.run(["ping", "-c", "2", "-W", "3", ip], capture_output=True,
@@ -69,6 +76,8 @@ def test_server_on_private_network_gets_lease_and_metadata(compute: ComputeCloud
                                 text=True, timeout=10, check=False).stdout
         assert netdev.bridge_name(private.id) not in routes
     finally:
+        if icmp is not None:
+            conn.network.delete_security_group_rule(icmp)
         compute.osc("server", "delete", "--wait", "netvm1", cloud="nubis-demo")
     assert not list(conn.network.ports(device_id=server["id"]))
     wait_for(lambda: tap not in _links(), "the guest's tap to go")
