@@ -94,23 +94,20 @@ def resize(path: Path, size_bytes: int) -> bool:
         return True
 
 
-def snapshot(path: Path, name: str) -> bool:
-    """Take an internal snapshot through the guest holding the file (False: none does)."""
+def _internal(path: Path, command: str, name: str) -> bool:
     with _domain_of(path) as found:
         if found is None:
             return False
         dom = found[0]
-        _qmp(dom, "blockdev-snapshot-internal-sync", {"device": _node(dom, path),
-                                                      "name": name})
+        _qmp(dom, command, {"device": _node(dom, path), "name": name})
         return True
+
+
+def snapshot(path: Path, name: str) -> bool:
+    """Take an internal snapshot through the guest holding the file (False: none does)."""
+    return _internal(path, "blockdev-snapshot-internal-sync", name)
 
 
 def delete_snapshot(path: Path, name: str) -> bool:
     """Drop an internal snapshot through the guest holding the file (False: none does)."""
-    with _domain_of(path) as found:
-        if found is None:
-            return False
-        dom = found[0]
-        _qmp(dom, "blockdev-snapshot-delete-internal-sync", {"device": _node(dom, path),
-                                                             "name": name})
-        return True
+    return _internal(path, "blockdev-snapshot-delete-internal-sync", name)
