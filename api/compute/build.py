@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nubis.api.compute import bdm
 from nubis.api.compute import schema as s
+from nubis.api.compute.bdm import BlockDevice, root_volume
+from nubis.api.compute.cinder import CinderClient, CinderError, cinder_for
 from nubis.api.compute.clients import NoValidHostError, PeerError
 from nubis.api.compute.migrations import MigrationStore, release_open_resize
 from nubis.api.compute.model import RUNNING, SHUTDOWN, Instance
@@ -46,6 +49,13 @@ class BuildPlan:
     action_ids: dict[str, int] = field(default_factory=dict)
     #: instance uuid -> its NICs (``VifInfo.as_dict``) for the compute daemon.
     vifs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: ``block_device_mapping_v2`` (volumes to make and attach; boot from volume).
+    block_devices: tuple[BlockDevice, ...] = ()
+
+    @property
+    def volume_backed(self) -> bool:
+        """Whether the instances boot from a volume (no root disk from the image)."""
+        return root_volume(self.block_devices) is not None
 
 
 def fault(message: str, code: int = 500, details: str = "") -> dict[str, Any]:
@@ -72,7 +82,8 @@ def request_spec(instances: list[Instance], plan: BuildPlan) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "instance_uuids": [i.uuid for i in instances], "min_count": len(instances),
         "project_id": first.project_id, "user_id": first.user_id,
-        "flavor": {"vcpus": f["vcpus"], "memory_mb": f["ram"], "root_gb": f["disk"],
+        "flavor": {"vcpus": f["vcpus"], "memory_mb": f["ram"],
+                   "root_gb": 0 if plan.volume_backed else f["disk"],
                    "ephemeral_gb": f["ephemeral"], "swap": f["swap"],
                    "extra_specs": dict(f.get("extra_specs") or {})},
         "image": {"id": image.get("id"), "properties": props},
@@ -91,6 +102,12 @@ class Builder:
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
         self.migrations = MigrationStore(svc.store.engine)
+        self.mappings = bdm.MappingStore(svc.store.engine)
+
+    @property
+    def cinder(self) -> CinderClient:
+        """The client of the volume API (with the caller's token on every call)."""
+        return cinder_for(self.svc.computes.http, self.svc.root_url)
 
     async def host_url(self, host: str) -> str:
         """Return the compute daemon URL of ``host`` (reported to the scheduler)."""
@@ -130,14 +147,25 @@ class Builder:
         moved = self.svc.store.update_instance(inst.uuid, expected_task_state="scheduling",
                                                task_state="spawning", host=host, node=node)
         tried = {host}
+        attached: list[bdm.Attached] = []
+        if moved is not None and plan.block_devices:
+            try:
+                attached = await self._volumes(moved, host, plan)
+            except CinderError as exc:
+                await self._release_volumes(inst.uuid, plan)
+                await self._fail(inst.uuid, f"Build of instance {inst.uuid} aborted: "
+                                 f"block device setup failed: {exc}", "spawning", host=host)
+                return
         while True:
             if moved is None:
+                await self._release_volumes(inst.uuid, plan)
                 await self._finish_deleted(inst.uuid, host)
                 return
             t0 = utcnow()
             try:
                 url = await self.host_url(host)
-                answer = await self.svc.computes.build(url, self._build_body(moved, plan))
+                answer = await self.svc.computes.build(
+                    url, self._build_body(moved, plan, attached))
                 break
             except PeerError as exc:
                 message = f"Build of instance {inst.uuid} aborted: {exc}"
@@ -148,16 +176,23 @@ class Builder:
                     if len(tried) > 1:
                         message += (f" (tried hosts: {', '.join(sorted(tried))}; "
                                     "no alternate host is left)")
+                    await self._release_volumes(inst.uuid, plan)
                     await self._fail(inst.uuid, message, "spawning", host=host)
                     return
             host, node = alt.host, alt.node
             moved = self.svc.store.update_instance(inst.uuid, expected_task_state="spawning",
                                                    host=host, node=node)
         self._build_events(plan, inst.uuid, t0, answer.get("timings") or {})
+        if attached:
+            try:
+                await bdm.complete(self.cinder, plan.token, host, attached)
+            except CinderError as exc:
+                LOG.warning("could not complete the attachments of %s: %s", inst.uuid, exc)
         done = self.svc.store.update_instance(
             inst.uuid, expected_task_state="spawning", vm_state="active", task_state=None,
             power_state=int(answer.get("power_state", RUNNING)), launched_at=utcnow())
         if done is None:
+            await self._release_volumes(inst.uuid, plan)
             await self._finish_deleted(inst.uuid, host)
 
     async def _reschedule(self, inst: Instance, sel: dict[str, Any], tried: set[str],
@@ -193,11 +228,41 @@ class Builder:
         self.svc.store.add_event(action_id, "compute__do_build_and_run_instance", start,
                                  utcnow(), "Success")
 
-    def _build_body(self, inst: Instance, plan: BuildPlan) -> dict[str, Any]:
+    async def _volumes(self, inst: Instance, host: str,
+                       plan: BuildPlan) -> list[bdm.Attached]:
+        """Create the volumes the mappings ask for and attach every volume (in order)."""
+        attached = []
+        for b in plan.block_devices:
+            if b.destination_type != "volume":
+                continue
+            volume_id = b.uuid
+            if b.source_type != "volume":
+                volume_id = await bdm.create_volume(self.cinder, plan.token, inst.name, b)
+                self.mappings.add([bdm.Mapping(inst.uuid, volume_id, b.boot_index,
+                                               b.source_type, b.delete_on_termination)])
+            assert volume_id is not None
+            attached.append(await bdm.attach(self.cinder, plan.token, inst.uuid, host,
+                                             volume_id, b.boot_index))
+        return attached
+
+    async def _release_volumes(self, uuid: str, plan: BuildPlan) -> None:
+        """Detach the volumes of a build that failed; delete those marked so."""
+        if not plan.block_devices:
+            return
+        try:
+            await bdm.release(self.cinder, self.mappings, plan.token, uuid)
+        except CinderError as exc:
+            LOG.warning("could not release the volumes of %s: %s", uuid, exc)
+
+    def _build_body(self, inst: Instance, plan: BuildPlan,
+                    attached: tuple[bdm.Attached, ...] | list[bdm.Attached] = ()
+                    ) -> dict[str, Any]:
         return {
             "uuid": inst.uuid, "name": inst.name, "hostname": inst.hostname,
             "project_id": inst.project_id, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
-            "root_gb": inst.root_gb, "image": _image_ref(plan.image),
+            "root_gb": inst.root_gb,
+            "image": None if plan.volume_backed else _image_ref(plan.image),
+            "volumes": [a.for_host() for a in attached],
             "kernel": _image_ref(plan.kernel), "ramdisk": _image_ref(plan.ramdisk),
             "cmdline": plan.cmdline, "image_url": self.svc.images.url, "token": plan.token,
             "config_drive": True, "user_data": inst.user_data,

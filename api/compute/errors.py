@@ -17,7 +17,12 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.shared.errors import ApiError, BadRequestError, NotAcceptableError
+from nubis.api.shared.errors import (
+    ApiError,
+    BadRequestError,
+    NotAcceptableError,
+    install_fault_errors,
+)
 
 LOG = logging.getLogger("nubis.api.compute")
 
@@ -50,38 +55,9 @@ def fault_body(status: int, message: str) -> bytes:
 
 def install_nova_errors(app: falcon.asgi.App[Any, Any]) -> None:
     """Render every error raised under ``app`` as a Nova fault."""
-
-    def finish(resp: falcon.asgi.Response, status: int, message: str,
-               headers: dict[str, str] | None = None) -> None:
-        resp.status = status
-        resp.content_type = "application/json"
-        resp.data = fault_body(status, message)
-        for key, value in (headers or {}).items():
-            resp.set_header(key, value)
-
-    async def on_api_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                           ex: ApiError, params: dict[str, Any]) -> None:
-        finish(resp, ex.status, ex.message, ex.headers)
-
-    async def on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                            ex: falcon.HTTPError, params: dict[str, Any]) -> None:
-        status = ex.status_code
-        message = str(ex.description or ex.title or "Error")
-        if status == 404 and not ex.description:
-            message = "The resource could not be found."
-        elif status == 405:
-            message = "The method is not allowed for the requested URL."
-        finish(resp, status, message, dict(ex.headers or {}))
-
-    async def on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                            ex: Exception, params: dict[str, Any]) -> None:
-        LOG.exception("unexpected error on %s %s", req.method, req.path)
-        finish(resp, 500, "Unexpected API Error. Please report this at "
-               "https://github.com/nubis and attach the compute API log if possible.")
-
-    app.add_error_handler(Exception, on_unexpected)
-    app.add_error_handler(falcon.HTTPError, on_http_error)
-    app.add_error_handler(ApiError, on_api_error)
+    install_fault_errors(app, fault_body, LOG, "Unexpected API Error. Please report this "
+                         "at https://github.com/nubis and attach the compute API log if "
+                         "possible.")
 
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)$")

@@ -209,6 +209,8 @@ class LifecycleActions:
                                   f"Value: {ref}. must be a non-empty string")
         _only(arg, _rebuild_keys(mv_of(req)), "rebuild")
         image_id = ref.rstrip("/").rsplit("/", 1)[-1]
+        if not inst.image_ref:  # volume-backed: the root volume would be replaced
+            raise BadRequestError("Unable to rebuild a volume-backed server on this cloud.")
         values: dict[str, Any] = {}
         if "key_name" in arg:
             values.update(self._key(req, arg["key_name"]))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import falcon.asgi
+from nubis.api.compute import bdm
 from nubis.api.compute import schema as s
 from nubis.api.compute.build import Builder, BuildPlan, encode_user_data
 from nubis.api.compute.cinder import CinderError, cinder_for
@@ -60,6 +61,13 @@ class CreateRequest:
     tags: tuple[str, ...]
     #: ``none``, ``auto`` or a list of ``{uuid[, fixed_ip]}`` / ``{port}``.
     networks: NetworkRequest = "none"
+    #: ``block_device_mapping_v2``, validated.
+    block_devices: tuple[bdm.BlockDevice, ...] = ()
+
+    @property
+    def volume_backed(self) -> bool:
+        """Whether the instance boots from a volume."""
+        return bdm.root_volume(self.block_devices) is not None
 
 
 def _bad(field: str, why: str) -> BadRequestError:
@@ -117,15 +125,20 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
         raise _bad("server", "'flavorRef' is a required property")
     networks = check_networks(body.get("networks"), mv, "networks" in body)
     image_ref = body.get("imageRef", "")
-    bdms = body.get("block_device_mapping_v2")
-    if bdms is not None:
-        image_ref = _image_from_bdm(bdms) or image_ref
-    if not image_ref:
-        raise _bad("server", "'imageRef' is a required property")
     min_count = _count(body.get("min_count", 1), "min_count")
     max_count = _count(body.get("max_count", min_count), "max_count")
     if min_count > max_count:
         raise BadRequestError("min_count must be <= max_count")
+    bdms = bdm.parse(body.get("block_device_mapping_v2") or [], max_count)
+    if bdm.root_volume(bdms) is not None:
+        image_ref = ""
+    elif bdms and image_ref == "" and bdm.boot_image(bdms) is None:
+        raise BadRequestError("Block Device Mapping is Invalid: Boot sequence for the "
+                              "instance and image/block device mapping combination is not "
+                              "valid.")
+    image_ref = bdm.boot_image(bdms) or image_ref
+    if not image_ref and not bdms:
+        raise _bad("server", "'imageRef' is a required property")
     az = body.get("availability_zone")
     if az is not None and (not isinstance(az, str) or not 1 <= len(az) <= 255):
         raise _bad("availability_zone", "must be a string of 1-255 characters")
@@ -146,29 +159,14 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
     if hostname is not None and (mv < (2, 90) or not isinstance(hostname, str)):
         raise _bad("hostname", "must be a string")
     return CreateRequest(
-        name=name, image_ref=_ref(image_ref, "imageRef"),
+        name=name, image_ref=_ref(image_ref, "imageRef") if image_ref else "",
         flavor_ref=_ref(body["flavorRef"], "flavorRef"), key_name=key_name,
         user_data=encode_user_data(body.get("user_data")),
         metadata=check_metadata(body.get("metadata", {})), availability_zone=az,
         min_count=min_count, max_count=max_count,
         return_reservation_id=bool(body.get("return_reservation_id", False)),
         description=desc, hostname=hostname, hints=dict(hints), tags=tuple(tags),
-        networks=networks), hints
-
-
-def _image_from_bdm(bdms: Any) -> str | None:
-    if not isinstance(bdms, list) or not all(isinstance(b, dict) for b in bdms):
-        raise _bad("block_device_mapping_v2", "must be a list of objects")
-    for bdm in bdms:
-        if bdm.get("source_type") == "image" and str(bdm.get("boot_index", "")) == "0":
-            uid = bdm.get("uuid")
-            if not isinstance(uid, str):
-                raise _bad("block_device_mapping_v2", "uuid must be an image id")
-            return uid
-    if bdms:
-        raise BadRequestError("Block device mappings other than an image boot source "
-                              "need the volume service, which is not configured.")
-    return None
+        networks=networks, block_devices=bdms), hints
 
 
 def sanitize_hostname(name: str, fallback: str) -> str:
@@ -194,7 +192,12 @@ class Servers:
         create, hints = parse_create(await read_json(req), mv)
         flavor = self._flavor(req, create.flavor_ref)
         token = req.get_header("X-Auth-Token") or ""
-        image, kernel, ramdisk = await self._images(create.image_ref, token, flavor)
+        if create.block_devices:
+            boot = await self._bdm_sources(create.block_devices, token)
+            image, kernel, ramdisk = await self._images(boot or create.image_ref, token,
+                                                        flavor, create.volume_backed)
+        else:
+            image, kernel, ramdisk = await self._images(create.image_ref, token, flavor)
         public_keys: dict[str, str] = {}
         key_data = None
         if create.key_name is not None:
@@ -208,6 +211,9 @@ class Servers:
         rows = self._rows(create, count, flavor, image, ctx.user_id, project, key_data)
         vifs = await self._ports(create, [r["uuid"] for r in rows], token, project)
         self.svc.store.create_instances(rows)
+        self.builder.mappings.add([bdm.Mapping(rows[0]["uuid"], str(b.uuid), b.boot_index,
+                                               "volume", b.delete_on_termination)
+                                   for b in create.block_devices if b.source_type == "volume"])
         if group is not None:
             self.svc.store.add_members(group["uuid"], [r["uuid"] for r in rows])
         instances = [i for i in (self.svc.store.get_instance(r["uuid"]) for r in rows) if i]
@@ -220,7 +226,8 @@ class Servers:
                              "uuid": group["uuid"], "policy": group["policy"],
                              "rules": group["rules"], "members": group["members"],
                              "hosts": group["hosts"]},
-                         vifs={u: [v.as_dict() for v in vs] for u, vs in vifs.items()})
+                         vifs={u: [v.as_dict() for v in vs] for u, vs in vifs.items()},
+                         block_devices=create.block_devices)
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202
@@ -231,6 +238,14 @@ class Servers:
         resp.media = {"server": {"id": first.uuid, "links": server_brief(
             first, self.svc.base_url)["links"], "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}], "adminPass": secrets.token_urlsafe(9)}}
+
+    async def _bdm_sources(self, bdms: tuple[bdm.BlockDevice, ...],
+                           token: str) -> str | dict[str, Any] | None:
+        try:
+            return await bdm.check_sources(
+                cinder_for(self.svc.computes.http, self.svc.root_url), token, bdms)
+        except CinderError as exc:
+            raise ServiceUnavailableError(f"The volume service is unavailable: {exc}") from None
 
     async def _ports(self, create: CreateRequest, uuids: list[str], token: str,
                      project: str) -> dict[str, list[VifInfo]]:
@@ -278,17 +293,20 @@ class Servers:
             raise BadRequestError(f"Image {image_id} is not active.")
         return doc
 
-    async def _images(self, image_ref: str, token: str, flavor: Flavor
+    async def _images(self, image_ref: str | dict[str, Any], token: str, flavor: Flavor,
+                      volume_backed: bool = False
                       ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
-        image = await self._image(image_ref, token, "Image")
+        """Return the boot image and its kernel and ramdisk (a volume's image metadata)."""
+        image = (image_ref if isinstance(image_ref, dict)
+                 else await self._image(image_ref, token, "Image"))
         if (image.get("disk_format") or "") not in ("qcow2", "raw", "ami"):
-            raise BadRequestError(f"Image {image_ref} has disk format "
+            raise BadRequestError(f"Image {image.get('id')} has disk format "
                                   f"{image.get('disk_format')!r}, which cannot boot.")
         if int(image.get("min_ram") or 0) > flavor.memory_mb:
             raise BadRequestError("Flavor's memory is too small for requested image.")
         size = int(image.get("size") or 0)
-        if int(image.get("min_disk") or 0) > flavor.root_gb or (
-                flavor.root_gb and size > flavor.root_gb << 30):
+        if not volume_backed and (int(image.get("min_disk") or 0) > flavor.root_gb or (
+                flavor.root_gb and size > flavor.root_gb << 30)):
             raise BadRequestError("Flavor's disk is too small for requested image.")
         kernel = ramdisk = None
         if image.get("kernel_id"):
@@ -328,7 +346,8 @@ class Servers:
             rows.append({
                 "uuid": uuid, "project_id": project, "user_id": user_id, "name": name,
                 "hostname": hostname, "description": create.description,
-                "image_ref": image["id"], "kernel_id": image.get("kernel_id") or "",
+                "image_ref": "" if create.volume_backed else image["id"],
+                "kernel_id": image.get("kernel_id") or "",
                 "ramdisk_id": image.get("ramdisk_id") or "", "flavor": flavor.snapshot(),
                 "vcpus": flavor.vcpus, "memory_mb": flavor.memory_mb,
                 "root_gb": flavor.root_gb, "vm_state": "building",
@@ -554,10 +573,10 @@ class ServerItem:
         resp.status = 204
 
     async def _delete(self, inst: Instance, token: str) -> None:
-        """Delete the instance, then release its volumes (they become ``available``)."""
+        """Delete the instance, then release its volumes (``delete_on_termination``)."""
         await self.builder.delete(inst)
         try:
-            await cinder_for(self.svc.computes.http, self.svc.root_url).release(token, inst.uuid)
+            await bdm.release(self.builder.cinder, self.builder.mappings, token, inst.uuid)
         except CinderError as exc:
             logging.getLogger("nubis.api.compute").warning(
                 "could not release the volumes of %s: %s", inst.uuid, exc)

@@ -53,7 +53,8 @@ class VolumeAttachments:
         return json.loads(raw) if raw else None
 
     def _view(self, req: falcon.asgi.Request, server_id: str, volume_id: str,
-              device: str | None, attachment_id: str | None) -> dict[str, Any]:
+              device: str | None, attachment_id: str | None,
+              delete_on_termination: bool = False) -> dict[str, Any]:
         view: dict[str, Any] = {"device": device, "serverId": server_id, "volumeId": volume_id}
         mv = mv_of(req)
         if mv < (2, 89):
@@ -61,7 +62,7 @@ class VolumeAttachments:
         if mv >= (2, 70):
             view["tag"] = None
         if mv >= (2, 79):
-            view["delete_on_termination"] = False
+            view["delete_on_termination"] = delete_on_termination
         if mv >= (2, 89):
             view["attachment_id"] = attachment_id
             view["bdm_uuid"] = attachment_id
@@ -70,12 +71,14 @@ class VolumeAttachments:
     async def _attached(self, req: falcon.asgi.Request,
                         server_id: str) -> list[dict[str, Any]]:
         doc = await self._cinder(req, "GET", "/volumes/detail")
+        dot = {m.volume_id for m in self.builder.mappings.of(server_id)
+               if m.delete_on_termination}
         out = []
         for vol in (doc or {}).get("volumes") or []:
             for att in vol.get("attachments") or []:
                 if att.get("server_id") == server_id:
                     out.append(self._view(req, server_id, vol["id"], att.get("device"),
-                                          att.get("attachment_id")))
+                                          att.get("attachment_id"), vol["id"] in dot))
         return out
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
@@ -133,6 +136,9 @@ class VolumeAttachments:
                                    f"&volume_id={volume_id}") or {}).get("attachments") or []
         if not atts:
             raise NotFoundError(f"volume_id not found: {volume_id}")
+        if any(m.volume_id == volume_id and m.boot_index == 0
+               for m in self.builder.mappings.of(inst.uuid)):
+            raise BadRequestError("Cannot detach a root device volume")
         if inst.host:
             try:
                 url = await self.builder.host_url(inst.host)
@@ -144,5 +150,6 @@ class VolumeAttachments:
                                                   f"the compute host: {exc}") from None
         for att in atts:
             await self._cinder(req, "DELETE", f"/attachments/{att['id']}")
+        self.builder.mappings.remove(inst.uuid, volume_id)
         resp.status = 202
 

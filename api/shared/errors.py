@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -154,6 +155,47 @@ def install_keystone_errors(app: falcon.asgi.App[Any, Any], www_authenticate: st
         LOG.exception("unexpected error on %s %s", req.method, req.path)
         finish(resp, 500, "Internal Server Error",
                "An unexpected error prevented the server from fulfilling your request.")
+
+    app.add_error_handler(Exception, on_unexpected)
+    app.add_error_handler(falcon.HTTPError, on_http_error)
+    app.add_error_handler(ApiError, on_api_error)
+
+
+def install_fault_errors(app: falcon.asgi.App[Any, Any], render: Callable[[int, str], bytes],
+                        log: logging.Logger, unexpected: str) -> None:
+    """Render every error raised under ``app`` with ``render(status, message)``.
+
+    The shape Nova and Cinder share: ``{"<faultName>": {"code", "message"}}``
+    documents (``render`` picks the names), Falcon's own 404/405 with the
+    services' wording, and a 500 saying ``unexpected`` (traceback to ``log`` only).
+    """
+
+    def finish(resp: falcon.asgi.Response, status: int, message: str,
+               headers: dict[str, str] | None = None) -> None:
+        resp.status = status
+        resp.content_type = "application/json"
+        resp.data = render(status, message)
+        for key, value in (headers or {}).items():
+            resp.set_header(key, value)
+
+    async def on_api_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                           ex: ApiError, params: dict[str, Any]) -> None:
+        finish(resp, ex.status, ex.message, ex.headers)
+
+    async def on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            ex: falcon.HTTPError, params: dict[str, Any]) -> None:
+        status = ex.status_code
+        message = str(ex.description or ex.title or "Error")
+        if status == 404 and not ex.description:
+            message = "The resource could not be found."
+        elif status == 405:
+            message = "The method is not allowed for the requested URL."
+        finish(resp, status, message, dict(ex.headers or {}))
+
+    async def on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            ex: Exception, params: dict[str, Any]) -> None:
+        log.exception("unexpected error on %s %s", req.method, req.path)
+        finish(resp, 500, unexpected)
 
     app.add_error_handler(Exception, on_unexpected)
     app.add_error_handler(falcon.HTTPError, on_http_error)

@@ -19,7 +19,7 @@ from nubis.api.shared.errors import BadRequestError, NotFoundError
 from nubis.api.shared.rest import read_json
 from nubis.api.volume.clients import PeerError
 from nubis.api.volume.errors import InvalidStateError
-from nubis.api.volume.service import VolumeService, body_of, project_of, size_of
+from nubis.api.volume.service import VolumeService, body_of, mv_of, project_of, size_of
 from nubis.api.volume.store import Record
 from nubis.api.volume.volumes import delete_volume, fail
 
@@ -60,17 +60,21 @@ class VolumeActions:
         """Grow the volume (400 when not larger, or not available)."""
         new_size = size_of(arg.get("new_size"), "new_size")
         old = int(rec.get("size"))
-        if rec.status != "available":
+        # Cinder extends attached volumes from 3.42 (the guest is told through libvirt).
+        allowed = ("available", "in-use") if mv_of(req) >= (3, 42) else ("available",)
+        if rec.status not in allowed:
+            need = "' or '".join(allowed)
             raise InvalidStateError(f"Invalid volume: Volume {rec.id} status must be "
-                                    f"'available' to extend, currently {rec.status}.")
+                                    f"'{need}' to extend, currently {rec.status}.")
         if new_size <= old:
             raise BadRequestError(f"Invalid input received: New size for extend must be "
                                   f"greater than current size. (current: {old}, extended: "
                                   f"{new_size}).")
         self.svc.check_quota(rec.project_id, gigabytes=new_size - old)
-        cur = self.svc.store.update(rec, status="extending", expected=("available",))
+        cur = self.svc.store.update(rec, status="extending", expected=(rec.status,))
         if cur is None:
             raise InvalidStateError("Invalid volume: the volume changed state.")
+        back = rec.status
 
         async def work() -> None:
             try:
@@ -78,7 +82,7 @@ class VolumeActions:
             except PeerError as exc:
                 await fail(self.svc, cur, "extend volume", str(exc), "error_extending")
                 return
-            self.svc.store.update(cur, status="available", size=new_size)
+            self.svc.store.update(cur, status=back, size=new_size)
         self.svc.spawn(work(), f"extend volume {rec.id}")
 
     async def do_reset_status(self, req: falcon.asgi.Request, rec: Record,

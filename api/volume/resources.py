@@ -278,6 +278,11 @@ class Snapshots:
             force = force.lower() == "true"
         if not isinstance(force, bool):
             raise BadRequestError("Invalid input received: force must be a boolean.")
+        if mv_of(req) >= (3, 66):  # in-use volumes without force; force=false is refused
+            if "force" in body and not force:
+                raise BadRequestError("Invalid input received: force may only be true "
+                                      "from volume API 3.66.")
+            force = True
         allowed = ("available", "in-use") if force else ("available",)
         if vol.status not in allowed:
             raise InvalidStateError(f"Invalid volume: Volume {vol.id} status must be "

@@ -179,7 +179,8 @@ class Volumes:
                                   f"is larger than the volume size {size}.")
         meta = {k: str(v) for k, v in image.items()
                 if k in ("container_format", "disk_format", "min_disk", "min_ram", "size",
-                         "checksum", "kernel_id", "ramdisk_id") and v is not None}
+                         "checksum", "kernel_id", "ramdisk_id", "os_command_line")
+                and v is not None}
         meta.update({"image_id": image_id, "image_name": str(image.get("name") or "")})
         meta.update({k: str(v) for k, v in image.items() if k.startswith("hw_")})
         source = {"image": {"url": f"{self.svc.images.url}/v2/images/{image_id}/file",

@@ -25,6 +25,8 @@ DomainType = Literal["kvm", "qemu"]
 METADATA_NS = "https://nubis.dev/xmlns/libvirt/instance/1.0"
 MAX_VCPUS = 64
 MAX_MEMORY_MIB = 1024 * 1024
+#: Volume serial numbers are cut to 20 characters, as virtio-blk reports them.
+SERIAL_LEN = 20
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,16 @@ class DirectBoot:
     kernel: Path
     initrd: Path | None
     cmdline: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeDisk:
+    """A block storage volume file given to the guest as a virtio disk."""
+
+    volume_id: str
+    path: Path
+    #: ``qcow2`` or ``raw``.
+    fmt: str = "qcow2"
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,10 @@ class DomainSpec:
     console_log: Path
     #: qcow2 root disk (the instance's overlay), attached as virtio ``vda``.
     root_disk: Path | None = None
+    #: The root volume of a volume-backed instance (``vda`` instead of ``root_disk``).
+    root_volume: VolumeDisk | None = None
+    #: Further volumes of the block device mapping, as ``vdb``, ``vdc``, ... in order.
+    volumes: tuple[VolumeDisk, ...] = ()
     #: Config drive ISO; ``ide`` CD-ROM as Nova attaches it, or a read-only virtio disk.
     config_drive: Path | None = None
     config_drive_bus: Literal["ide", "virtio"] = "ide"
@@ -76,7 +92,11 @@ class DomainSpec:
             raise ComputeError(f"vcpus must be 1..{MAX_VCPUS}, not {self.vcpus}")
         if not 16 <= self.memory_mib <= MAX_MEMORY_MIB:
             raise ComputeError(f"memory must be 16..{MAX_MEMORY_MIB} MiB, not {self.memory_mib}")
-        if self.root_disk is None and self.boot is None:
+        if self.root_disk is not None and self.root_volume is not None:
+            raise ComputeError("a domain has either a root disk or a root volume")
+        if len(self.volumes) > 24:
+            raise ComputeError("at most 24 volumes can be given at boot")
+        if self.root_disk is None and self.root_volume is None and self.boot is None:
             raise ComputeError("a domain needs a root disk or a kernel to boot")
         for path in self._paths():
             if not path.is_absolute():
@@ -85,6 +105,7 @@ class DomainSpec:
     def _paths(self) -> list[Path]:
         paths = [self.console_log]
         paths += [p for p in (self.root_disk, self.config_drive) if p is not None]
+        paths += [v.path for v in (self.root_volume, *self.volumes) if v is not None]
         if self.boot is not None:
             paths += [p for p in (self.boot.kernel, self.boot.initrd) if p is not None]
         return paths
@@ -111,19 +132,31 @@ def _os(root: ET.Element, spec: DomainSpec) -> None:
 
 
 def _disk(devices: ET.Element, path: Path, fmt: str, device: str, target: str,
-          bus: str, readonly: bool) -> None:
+          bus: str, readonly: bool) -> ET.Element:
     disk = _sub(devices, "disk", type="file", device=device)
     _sub(disk, "driver", name="qemu", type=fmt)
     _sub(disk, "source", file=str(path))
     _sub(disk, "target", dev=target, bus=bus)
     if readonly:
         _sub(disk, "readonly")
+    return disk
+
+
+def _volume(devices: ET.Element, vol: VolumeDisk, target: str) -> None:
+    """Add a volume as a virtio disk whose serial is its id (cut to 20, as virtio)."""
+    disk = _disk(devices, vol.path, vol.fmt, "disk", target, "virtio", readonly=False)
+    disk.find("driver").set("cache", "none")  # type: ignore[union-attr]
+    _sub(disk, "serial", vol.volume_id[:SERIAL_LEN])
 
 
 def _devices(root: ET.Element, spec: DomainSpec) -> None:
     devices = _sub(root, "devices")
     if spec.root_disk is not None:
         _disk(devices, spec.root_disk, "qcow2", "disk", "vda", "virtio", readonly=False)
+    if spec.root_volume is not None:
+        _volume(devices, spec.root_volume, "vda")
+    for letter, vol in zip("bcdefghijklmnopqrstuvwxy", spec.volumes, strict=False):
+        _volume(devices, vol, f"vd{letter}")
     if spec.config_drive is not None:
         if spec.config_drive_bus == "ide":
             _disk(devices, spec.config_drive, "raw", "cdrom", "hdd", "ide", readonly=True)

@@ -28,7 +28,13 @@ from typing import Literal
 
 import libvirt
 from nubis.daemons.compute import configdrive, disks
-from nubis.daemons.compute.domain import DirectBoot, DomainSpec, DomainType, domain_xml
+from nubis.daemons.compute.domain import (
+    DirectBoot,
+    DomainSpec,
+    DomainType,
+    VolumeDisk,
+    domain_xml,
+)
 from nubis.daemons.compute.errors import (
     ComputeError,
     ImageCacheError,
@@ -122,6 +128,10 @@ class InstanceSpec:
     config_drive_bus: Literal["ide", "virtio"] = "ide"
     #: Guest NICs (their bridges must exist: ``vif.plug``).
     vifs: tuple[Vif, ...] = ()
+    #: Root volume of a volume-backed instance (then ``disk`` is None).
+    root_volume: VolumeDisk | None = None
+    #: Further volumes of the block device mapping (``vdb``, ``vdc``, ...).
+    volumes: tuple[VolumeDisk, ...] = ()
 
 
 def canonical_uuid(value: str) -> str:
@@ -279,7 +289,8 @@ class LibvirtDriver:
                           console_log=inst / "console.log", root_disk=root,
                           config_drive=drive, config_drive_bus=spec.config_drive_bus,
                           boot=boot, display_name=spec.name, project_id=spec.project_id,
-                          vifs=spec.vifs)
+                          vifs=spec.vifs, root_volume=spec.root_volume,
+                          volumes=spec.volumes)
 
     # --- power ---------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from nubis.daemons.compute import configdrive, vif
 from nubis.daemons.compute.config import ComputeConfig
+from nubis.daemons.compute.domain import VolumeDisk
 from nubis.daemons.compute.driver import (
     DiskImage,
     InstanceSpec,
@@ -42,6 +43,7 @@ from nubis.daemons.compute.errors import (
     InstanceNotFound,
     ShutdownTimeout,
 )
+from nubis.daemons.compute.volumes import VolumeAttachError, boot_volumes
 
 LOG = logging.getLogger("nubis.compute")
 _SHA512 = re.compile(r"^[0-9a-f]{128}$")
@@ -87,6 +89,10 @@ class BuildRequest:
     launch_index: int = 0
     #: Guest NICs (ports on tenant networks).
     vifs: tuple[vif.Vif, ...] = ()
+    #: Root volume of a volume-backed instance (``image`` is then None).
+    root_volume: VolumeDisk | None = None
+    #: Further volumes of the block device mapping.
+    volumes: tuple[VolumeDisk, ...] = ()
 
 
 def _field(d: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
@@ -148,7 +154,18 @@ def parse_build(data: Any) -> BuildRequest:
         config_drive=bool(data.get("config_drive", True)), user_data=user_data,
         meta=_str_map(data, "metadata"), public_keys=_str_map(data, "public_keys"),
         availability_zone=_field(data, "availability_zone", str, "nova"),
-        launch_index=_field(data, "launch_index", int, 0), vifs=_vifs(data))
+        launch_index=_field(data, "launch_index", int, 0), vifs=_vifs(data),
+        **_volumes(data, image))
+
+
+def _volumes(data: Mapping[str, Any], image: ImageRef | None) -> dict[str, Any]:
+    try:
+        root, others = boot_volumes(data.get("volumes"))
+    except VolumeAttachError as exc:
+        raise BadBuildRequestError(str(exc)) from None
+    if root is not None and image is not None:
+        raise BadBuildRequestError("a root volume and a root image exclude each other")
+    return {"root_volume": root, "volumes": others}
 
 
 def _vifs(data: Mapping[str, Any]) -> tuple[vif.Vif, ...]:
@@ -243,7 +260,8 @@ class ComputeService:
                 root_gb=req.root_gb,
                 kernel_sha512=req.kernel.sha512 if req.kernel else None,
                 ramdisk_sha512=req.ramdisk.sha512 if req.ramdisk else None,
-                cmdline=req.cmdline, metadata=md, vifs=req.vifs)
+                cmdline=req.cmdline, metadata=md, vifs=req.vifs,
+                root_volume=req.root_volume, volumes=req.volumes)
             vif.plug(req.vifs)
             self.driver.spawn(spec)
             t2 = time.monotonic()

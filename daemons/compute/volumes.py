@@ -23,11 +23,10 @@ import falcon
 import falcon.asgi
 import libvirt
 from nubis.api.shared.rest import read_json
+from nubis.daemons.compute.domain import SERIAL_LEN, VolumeDisk
 from nubis.daemons.compute.driver import LibvirtDriver
 from nubis.daemons.compute.errors import ComputeError, LibvirtError
 
-#: Serial numbers are cut to 20 characters, as virtio-blk reports them.
-SERIAL_LEN = 20
 _FORMATS = ("qcow2", "raw")
 
 
@@ -127,6 +126,39 @@ def _volume_id(value: Any) -> str:
         raise VolumeAttachError(f"not a volume id: {value!r}") from None
 
 
+def file_connection(volume_id: Any, conn: Any) -> VolumeDisk:
+    """Return the volume a Cinder ``file`` connection names (VolumeAttachError if bad)."""
+    vid = _volume_id(volume_id)
+    data = conn.get("data") if isinstance(conn, dict) else None
+    if not isinstance(data, dict) or conn.get("driver_volume_type") != "file":
+        raise VolumeAttachError("only file volumes can be attached")
+    path, fmt = data.get("path"), data.get("format", "qcow2")
+    if not isinstance(path, str) or not path.startswith("/") or fmt not in _FORMATS:
+        raise VolumeAttachError("bad connection info")
+    return VolumeDisk(vid, Path(path), fmt)
+
+
+def boot_volumes(raw: Any) -> tuple[VolumeDisk | None, tuple[VolumeDisk, ...]]:
+    """Return the root volume (``boot_index`` 0) and the others of a build request.
+
+    ``raw`` is a list of ``{volume_id, boot_index, connection_info}`` in device order.
+    """
+    if raw is None:
+        return None, ()
+    if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+        raise VolumeAttachError("volumes: must be a list of objects")
+    root, others = None, []
+    for item in raw:
+        disk = file_connection(item.get("volume_id"), item.get("connection_info"))
+        if item.get("boot_index") == 0:
+            if root is not None:
+                raise VolumeAttachError("volumes: only one can have boot_index 0")
+            root = disk
+        else:
+            others.append(disk)
+    return root, tuple(others)
+
+
 class VolumeRoutes:
     """``/v1/instances/{uuid}/volumes[/{volume_id}]`` of the compute daemon."""
 
@@ -139,15 +171,12 @@ class VolumeRoutes:
         doc = await read_json(req)
         if not isinstance(doc, dict):
             raise falcon.HTTPBadRequest(description="a JSON object is required")
-        volume_id = _volume_id(doc.get("volume_id"))
-        conn = doc.get("connection_info") or {}
-        data = conn.get("data") if isinstance(conn, dict) else None
-        if not isinstance(data, dict) or conn.get("driver_volume_type") != "file":
-            raise falcon.HTTPBadRequest(description="only file volumes can be attached")
-        path, fmt = data.get("path"), data.get("format", "qcow2")
-        if not isinstance(path, str) or not path.startswith("/") or fmt not in _FORMATS:
-            raise falcon.HTTPBadRequest(description="bad connection info")
-        device = await asyncio.to_thread(attach, self.driver, uuid, volume_id, Path(path), fmt)
+        try:
+            disk = file_connection(doc.get("volume_id"), doc.get("connection_info") or {})
+        except VolumeAttachError as exc:
+            raise falcon.HTTPBadRequest(description=str(exc)) from None
+        device = await asyncio.to_thread(attach, self.driver, uuid, disk.volume_id,
+                                         disk.path, disk.fmt)
         resp.media = {"device": device}
 
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,

@@ -22,10 +22,11 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nubis.daemons.volume import qemuimg
+from nubis.daemons.volume import online, qemuimg
 from nubis.daemons.volume.errors import (
     BadRequest,
     ImageFetchError,
@@ -37,6 +38,8 @@ from nubis.daemons.volume.errors import (
 
 LOG = logging.getLogger("nubis.volume")
 GiB = qemuimg.GiB
+#: Bytes of a raw image converted into the volume at a time while the rest downloads.
+SEGMENT = 128 * 1024 * 1024
 _IMAGE_FORMATS = ("qcow2", "raw")
 
 
@@ -184,7 +187,8 @@ class FileBackend:
         final, part = self._new(volume_id, size_gb)
         snap = None if snapshot_id is None else f"snapshot-{canonical(snapshot_id)}"
         try:
-            qemuimg.convert(src, part, "qcow2", snapshot=snap, force_share=snap is None)
+            # -U: the source may be open in a running guest (a snapshot never changes)
+            qemuimg.convert(src, part, "qcow2", snapshot=snap, force_share=True)
             self._check_size(part, size_gb)
             self._finish(part, final, size_gb)
         finally:
@@ -198,13 +202,63 @@ class FileBackend:
         final, part = self._new(volume_id, size_gb)
         download = final.with_name(final.name + ".image.part")
         try:
-            self._download(image, download)
-            qemuimg.convert(download, part, image.disk_format)
-            self._check_size(part, size_gb)
+            if image.disk_format == "raw":
+                self._stream_raw(image, download, part, size_gb)
+            else:
+                self._download(image, download)
+                qemuimg.convert(download, part, image.disk_format)
+                self._check_size(part, size_gb)
             self._finish(part, final, size_gb)
         finally:
             download.unlink(missing_ok=True)
             part.unlink(missing_ok=True)
+
+    def _stream_raw(self, image: ImageSource, download: Path, part: Path,
+                    size_gb: int) -> None:
+        """Fill the new qcow2 ``part`` from a raw image while it downloads.
+
+        PERF (python -m nubis.bench volume): every ``SEGMENT`` bytes that have
+        arrived are converted into the same range of the volume by one
+        ``qemu-img convert`` (in a second thread) while the next segment
+        downloads, so the volume is ready a segment after the last byte instead
+        of a whole conversion later. The sha512 is still checked over every byte
+        before the volume exists.
+        """
+        limit = size_gb * GiB
+        qemuimg.create(part, size_gb)
+        digest = hashlib.sha512()
+        converted = written = 0
+        req = urllib.request.Request(image.url, headers={"X-Auth-Token": image.token})
+        with ThreadPoolExecutor(1, thread_name_prefix="convert") as pool:
+            job: Future[None] | None = None
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp, \
+                        download.open("wb") as out:
+                    while chunk := resp.read(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        written += len(chunk)
+                        if written > limit:
+                            raise BadRequest(f"Image virtual size is larger than the "
+                                             f"volume ({size_gb}GB).")
+                        if written - converted >= SEGMENT:
+                            out.flush()
+                            if job is not None:
+                                job.result()
+                            job = pool.submit(qemuimg.convert_range, download, part,
+                                              converted, SEGMENT)
+                            converted += SEGMENT
+                    tail = -(-written // 512) * 512  # qemu reads raw files in sectors
+                    out.truncate(tail)
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                raise ImageFetchError(f"image download failed: {exc}") from None
+            finally:
+                if job is not None:
+                    job.result()
+        if image.sha512 and digest.hexdigest() != image.sha512:
+            raise ImageFetchError("image data does not match its os_hash_value (sha512)")
+        if tail > converted:
+            qemuimg.convert_range(download, part, converted, tail - converted)
 
     @staticmethod
     def _check_size(path: Path, size_gb: int) -> None:
@@ -240,17 +294,21 @@ class FileBackend:
                              f"(current: {current // GiB}, extended: {size_gb}).")
         with self._lock:
             self._check_fits(size_gb - current // GiB)
-        qemuimg.resize(path, size_gb)
+        if not online.resize(path, size_gb * GiB):  # attached to a running guest: live
+            qemuimg.resize(path, size_gb)
 
     def snapshot(self, volume_id: str, snapshot_id: str) -> None:
-        """Take a snapshot of a volume (an internal qcow2 snapshot)."""
-        qemuimg.snapshot_create(self.existing(volume_id), f"snapshot-{canonical(snapshot_id)}")
+        """Take a snapshot of a volume (an internal qcow2 snapshot; live when in use)."""
+        path, name = self.existing(volume_id), f"snapshot-{canonical(snapshot_id)}"
+        if not online.snapshot(path, name):
+            qemuimg.snapshot_create(path, name)
 
     def delete_snapshot(self, volume_id: str, snapshot_id: str) -> None:
         """Delete a snapshot, merging its clusters back (idempotent)."""
         path = self.path(volume_id)
         name = f"snapshot-{canonical(snapshot_id)}"
-        if path.exists() and name in qemuimg.snapshots(path):
+        if (path.exists() and name in qemuimg.snapshots(path)
+                and not online.delete_snapshot(path, name)):
             qemuimg.snapshot_delete(path, name)
 
     def export_raw(self, volume_id: str, dest: Path, force: bool = False) -> None:

@@ -66,6 +66,25 @@ def convert(src: Path, dst: Path, src_format: str, dst_format: str = "qcow2",
     run(*args, str(src), str(dst))
 
 
+def _opts(path: Path) -> str:
+    """Return a path as an ``--image-opts`` value (commas doubled)."""
+    return str(path).replace(",", ",,")
+
+
+def convert_range(src: Path, dst: Path, offset: int, length: int) -> None:
+    """Copy one byte range of the raw ``src`` into the same range of the qcow2 ``dst``.
+
+    ``dst`` exists and that range is still empty (``-n --target-is-zero``: zeros
+    are not written).
+    """
+    run("convert", "-q", "-n", "--target-is-zero", "-W", "--image-opts",
+        f"driver=raw,offset={offset},size={length},file.driver=file,"
+        f"file.filename={_opts(src)}",
+        "--target-image-opts",
+        f"driver=raw,offset={offset},size={length},file.driver=qcow2,"
+        f"file.file.driver=file,file.file.filename={_opts(dst)}")
+
+
 def resize(path: Path, size_gb: int) -> None:
     """Grow a qcow2 file to ``size_gb`` GiB."""
     run("resize", "-q", "-f", "qcow2", str(path), f"{size_gb}G")

@@ -36,6 +36,7 @@ from nubis.api.shared.rest import read_json
 from nubis.common.cluster import ClusterConfig
 from nubis.common.servicetoken import load_or_create
 from nubis.daemons.volume import backup as bk
+from nubis.daemons.volume import extents
 from nubis.daemons.volume.backend import FileBackend, ImageSource, canonical
 from nubis.daemons.volume.config import VolumeConfig
 from nubis.daemons.volume.errors import BadRequest, VolumeError
@@ -110,12 +111,21 @@ class VolumeHost:
                              self.cfg.backup_chunk_size, self.cfg.backup_compression,
                              str(doc.get("parent_metadata") or ""),
                              self.cfg.backup_concurrency)
-        raw = self._scratch()
-        try:
-            self.backend.export_raw(vid, raw, force=bool(doc.get("force")))
-            meta = bk.backup(raw, spec, bk.ObjectStore(self._target(doc)))
-        finally:
-            raw.unlink(missing_ok=True)
+        store = bk.ObjectStore(self._target(doc))
+        # PERF (python -m nubis.bench volume): chunks are read from the qcow2 file
+        # itself at the offsets qemu-img map gives, not from a raw export of it.
+        reader = extents.open_volume(self.backend.existing(vid))
+        if reader is not None:
+            with reader:
+                meta = bk.backup(reader, spec, store)
+        else:
+            raw = self._scratch()
+            try:
+                self.backend.export_raw(vid, raw, force=bool(doc.get("force")))
+                with extents.open_raw(raw) as source:
+                    meta = bk.backup(source, spec, store)
+            finally:
+                raw.unlink(missing_ok=True)
         return {"metadata": bk.metadata_name(vid, spec.backup_id),
                 "size_bytes": meta["size_bytes"], "object_count": meta["stored_chunks"] + 1}
 

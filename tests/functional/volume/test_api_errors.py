@@ -9,7 +9,7 @@ import openstack.exceptions
 import pytest
 import requests
 
-from tests.functional.volume.conftest import VolumeCloud
+from tests.functional.volume.conftest import VolumeCloud, wait_gone
 
 pytestmark = pytest.mark.functional
 
@@ -103,4 +103,42 @@ def test_attached_volume_cannot_be_deleted(volumes: VolumeCloud) -> None:
     gone = _http(volumes, "DELETE", f"/attachments/{att['id']}", headers=headers)
     assert gone.status_code == 200
     assert conn.block_storage.get_volume(vol.id).status == "available"
+    conn.block_storage.delete_volume(vol.id)
+
+
+def test_in_use_extend_from_342_and_snapshot_from_366(volumes: VolumeCloud) -> None:
+    conn = volumes.sdk()
+    vol = conn.block_storage.create_volume(size=1, name=f"use-{uuid.uuid4().hex[:6]}")
+    conn.block_storage.wait_for_status(vol, "available", wait=60)
+    v344 = {"OpenStack-API-Version": "volume 3.44"}
+    att = _http(volumes, "POST", "/attachments", headers=v344, json={"attachment": {
+        "volume_uuid": vol.id, "instance_uuid": str(uuid.uuid4()),
+        "connector": {"host": "h"}}}).json()["attachment"]
+    _http(volumes, "POST", f"/attachments/{att['id']}/action", headers=v344,
+          json={"os-complete": None})
+    assert conn.block_storage.get_volume(vol.id).status == "in-use"
+    extend = {"os-extend": {"new_size": 2}}
+    old = _http(volumes, "POST", f"/volumes/{vol.id}/action", json=extend)
+    assert old.status_code == 400 and "'available' to extend" in old.text
+    new = _http(volumes, "POST", f"/volumes/{vol.id}/action", json=extend,
+                headers={"OpenStack-API-Version": "volume 3.42"})
+    assert new.status_code == 202, new.text
+    conn.block_storage.wait_for_status(vol, "in-use", wait=60)  # not attached to a guest:
+    assert conn.block_storage.get_volume(vol.id).size == 2      # qemu-img resize did it
+    snap = {"snapshot": {"volume_id": vol.id, "name": "s"}}
+    refused = _http(volumes, "POST", "/snapshots", json=snap)
+    assert refused.status_code == 400 and "in-use" in refused.text
+    no_false = _http(volumes, "POST", "/snapshots", headers={
+        "OpenStack-API-Version": "volume 3.66"},
+        json={"snapshot": {**snap["snapshot"], "force": False}})
+    assert no_false.status_code == 400
+    made = _http(volumes, "POST", "/snapshots", json=snap,
+                 headers={"OpenStack-API-Version": "volume 3.66"})
+    assert made.status_code == 202, made.text
+    sid = made.json()["snapshot"]["id"]
+    conn.block_storage.wait_for_status(conn.block_storage.get_snapshot(sid), "available",
+                                       wait=60)
+    conn.block_storage.delete_snapshot(sid)
+    _http(volumes, "DELETE", f"/attachments/{att['id']}", headers=v344)
+    wait_gone(conn.block_storage.find_snapshot, sid)
     conn.block_storage.delete_volume(vol.id)

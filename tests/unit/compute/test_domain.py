@@ -86,3 +86,22 @@ def test_kvm_uses_the_host_cpu() -> None:
 def test_invalid_specs(bad: dict[str, object]) -> None:
     with pytest.raises(ComputeError):
         domain_xml(spec(**bad))
+
+
+def test_volume_backed_domain_boots_from_its_volume() -> None:
+    from nubis.daemons.compute.domain import VolumeDisk
+
+    root_vol = VolumeDisk("0f6ee1b6-8f93-4f6b-9a5b-2a3f6d8e1c55", Path("/srv/v/root"))
+    data = VolumeDisk("5b0e2f7c-2b6a-47f4-8f0d-2f1e9c7d3a10", Path("/srv/v/data"), "raw")
+    root = parse(spec(root_disk=None, root_volume=root_vol, volumes=(data,)))
+    disks = {d.find("target").get("dev"): d for d in root.findall("devices/disk")}
+    assert disks["vda"].find("source").get("file") == "/srv/v/root"
+    assert disks["vda"].findtext("serial") == root_vol.volume_id[:20]
+    assert disks["vdb"].find("driver").get("type") == "raw"
+    assert disks["vdb"].find("driver").get("cache") == "none"
+    assert disks["vdb"].findtext("serial") == data.volume_id[:20]
+    with pytest.raises(ComputeError):
+        domain_xml(spec(root_volume=root_vol))  # a root disk and a root volume
+    with pytest.raises(ComputeError):
+        domain_xml(spec(root_disk=None, root_volume=dataclasses.replace(
+            root_vol, path=Path("rel/path"))))

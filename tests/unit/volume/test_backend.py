@@ -54,3 +54,34 @@ def test_ids_must_be_uuids(tmp_path: Path) -> None:
     be = FileBackend(tmp_path / "vols")
     with pytest.raises(BadRequest):
         be.path("../../etc/passwd")
+
+
+@pytest.mark.parametrize("length", [3 * 1024 * 1024 + 100, 2 * 1024 * 1024])
+def test_raw_image_is_converted_while_it_downloads(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   length: int) -> None:
+    import hashlib
+    import os
+
+    from nubis.daemons.volume import backend
+    from nubis.daemons.volume.backend import ImageSource
+    from nubis.daemons.volume.errors import ImageFetchError
+
+    monkeypatch.setattr(backend, "SEGMENT", 1024 * 1024)
+    data = bytearray(os.urandom(length))
+    data[1024 * 1024:2 * 1024 * 1024] = bytes(1024 * 1024)  # a zero segment
+    src = tmp_path / "image.raw"
+    src.write_bytes(data)
+    be = FileBackend(tmp_path / "vols")
+    be.setup()
+    vid = str(uuid.uuid4())
+    sha = hashlib.sha512(data).hexdigest()
+    be.from_image(vid, 1, ImageSource(src.as_uri(), "t", "raw", sha))
+    out = tmp_path / "out.raw"
+    qemuimg.convert(be.path(vid), out, "qcow2", "raw")
+    assert out.read_bytes()[:length] == bytes(data)
+    assert qemuimg.virtual_size(be.path(vid)) == qemuimg.GiB
+    bad = str(uuid.uuid4())
+    with pytest.raises(ImageFetchError, match="sha512"):
+        be.from_image(bad, 1, ImageSource(src.as_uri(), "t", "raw", "0" * 128))
+    assert not be.path(bad).exists() and set(be.volumes()) == {vid}

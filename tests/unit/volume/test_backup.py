@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nubis.daemons.volume import backup as bk
+from nubis.daemons.volume import extents, qemuimg
 from nubis.daemons.volume.errors import BackupError
 
 CHUNK = 64 * 1024
@@ -40,6 +42,11 @@ def _spec(backup_id: str, parent: str = "", compression: str = "zlib") -> bk.Bac
     return bk.BackupSpec(backup_id, "vol", CHUNK, compression, parent, 2)
 
 
+def _backup(path: Path, spec: bk.BackupSpec, store: MemoryStore) -> dict[str, Any]:
+    with extents.open_raw(path) as source:
+        return bk.backup(source, spec, store)
+
+
 def _image(path: Path) -> bytes:
     data = bytearray(10 * CHUNK + 123)
     data[0:CHUNK] = os.urandom(CHUNK)
@@ -53,7 +60,7 @@ def test_full_backup_stores_non_zero_chunks_and_restores(tmp_path: Path,
                                                           compression: str) -> None:
     data = _image(tmp_path / "raw")
     store = MemoryStore()
-    doc = bk.backup(tmp_path / "raw", _spec("b1", compression=compression), store)
+    doc = _backup(tmp_path / "raw", _spec("b1", compression=compression), store)
     assert doc["stored_chunks"] == 2 and len(doc["chunks"]) == 11
     assert set(store.objects) == {"volume_vol/backup_b1/chunk-00000",
                                   "volume_vol/backup_b1/chunk-00005",
@@ -66,11 +73,11 @@ def test_incremental_uploads_only_changed_chunks(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     data = bytearray(_image(raw))
     store = MemoryStore()
-    bk.backup(raw, _spec("b1"), store)
+    _backup(raw, _spec("b1"), store)
     data[7 * CHUNK] = 7
     raw.write_bytes(data)
     before = store.puts
-    doc = bk.backup(raw, _spec("b2", parent="volume_vol/backup_b1/metadata"), store)
+    doc = _backup(raw, _spec("b2", parent="volume_vol/backup_b1/metadata"), store)
     assert doc["stored_chunks"] == 1 and store.puts - before == 2
     assert doc["chunks"][0]["object"] == "volume_vol/backup_b1/chunk-00000"
     bk.restore("volume_vol/backup_b2/metadata", tmp_path / "out", store)
@@ -83,7 +90,7 @@ def test_incremental_uploads_only_changed_chunks(tmp_path: Path) -> None:
 def test_restore_refuses_a_corrupt_chunk(tmp_path: Path) -> None:
     _image(tmp_path / "raw")
     store = MemoryStore()
-    bk.backup(tmp_path / "raw", _spec("b1", compression="none"), store)
+    _backup(tmp_path / "raw", _spec("b1", compression="none"), store)
     name = "volume_vol/backup_b1/chunk-00005"
     store.objects[name] = b"y" + store.objects[name][1:]
     with pytest.raises(BackupError, match="sha256"):
@@ -95,3 +102,31 @@ def test_metadata_of_another_format_is_refused(tmp_path: Path) -> None:
     store.objects["m"] = b'{"version": 99}'
     with pytest.raises(BackupError, match="unknown format"):
         bk.restore("m", tmp_path / "out", store)
+
+
+def test_incompressible_chunks_are_stored_as_they_are(tmp_path: Path) -> None:
+    data = _image(tmp_path / "raw")
+    store = MemoryStore()
+    doc = _backup(tmp_path / "raw", _spec("b1"), store)
+    assert doc["chunks"][0]["compression"] == "none"  # random bytes
+    assert "compression" not in doc["chunks"][5]  # mostly zeros: zlib
+    assert store.objects["volume_vol/backup_b1/chunk-00000"] == data[:CHUNK]
+    assert len(store.objects["volume_vol/backup_b1/chunk-00005"]) < CHUNK // 10
+    big = os.urandom(bk.SAMPLE) * 4
+    assert bk.compress(big, "zlib") == (big, "none")
+    assert bk.compress(b"a" * 4 * bk.SAMPLE, "zlib")[1] == "zlib"
+
+
+def test_qcow2_is_read_in_place_and_matches_its_raw_export(tmp_path: Path) -> None:
+    data = _image(tmp_path / "raw")[:10 * CHUNK]  # a whole number of sectors
+    (tmp_path / "raw").write_bytes(data)
+    qcow2 = tmp_path / "vol.qcow2"
+    qemuimg.convert(tmp_path / "raw", qcow2, "raw")
+    reader = extents.open_volume(qcow2)
+    assert reader is not None
+    with reader:
+        assert reader.size == len(data)
+        assert reader.read(3 * CHUNK, CHUNK) is None  # a zero extent: not read
+        doc = bk.backup(reader, _spec("b1"), MemoryStore())
+    raw_doc = _backup(tmp_path / "raw", _spec("b1"), MemoryStore())
+    assert [c["sha256"] for c in doc["chunks"]] == [c["sha256"] for c in raw_doc["chunks"]]
