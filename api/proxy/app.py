@@ -34,7 +34,7 @@ from nubis.api.proxy import (
 )
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
-from nubis.api.proxy.base import account_info, container_info
+from nubis.api.proxy.base import account_info, container_info, load_account_level
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.constraints import Limits, check_account_name, check_client_timestamp
 from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
@@ -225,7 +225,9 @@ class ProxyApp:
 
     async def _authenticate(self, ctx: Ctx) -> None:
         token = ctx.header("x-auth-token") or ctx.header("x-storage-token")
-        ctx.identity = await self.state.auth.identify(token)
+        ctx.identity = await self.state.auth.identify(token, ctx.header("x-service-token"))
+        if ctx.identity is not None:
+            await load_account_level(ctx, ctx.account)
         if "temp_url_sig" in ctx.query or "temp_url_expires" in ctx.query:
             await self._tempurl(ctx)
 
@@ -352,7 +354,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
     if conf.storage_domain:
         doc["domain_remap"] = {"default_reseller_prefix": conf.default_reseller_prefix or None}
     if tempauth_on:
-        doc["tempauth"] = {"account_acls": False}
+        doc["tempauth"] = {"account_acls": True}
     return doc
 
 
@@ -392,7 +394,8 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
         verifiers.append(tempauth)
     verifiers.extend(extra_verifiers or [])
     pset = policies or PolicySet.from_config(DEFAULT_POLICIES)
-    state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth, pset)
+    chain = AuthChain(verifiers, require_group=ta_conf.require_group)
+    state = ProxyState(conf, limits, backend, chain, tempauth, pset)
     return ProxyApp(state, info_document(conf, limits, tempauth is not None, pset),
                     S3Api(s3_source, ta_conf.reseller_prefix))
 

@@ -265,8 +265,10 @@ def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
             raise HTTPError(401, "Unauthorized: the temp URL's container key does not "
                                  "reach this segment")
         return
-    auth.authorize(ctx.identity, "GET", account or ctx.account, container, obj,
-                   cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
+    acct = account or ctx.account
+    auth.authorize(ctx.identity, "GET", acct, container, obj,
+                   cinfo.headers.get("x-container-read"), ctx.header("referer") or None,
+                   ctx.account_levels.get(acct))
 
 
 # --- SLO GET / DELETE ----------------------------------------------------------
