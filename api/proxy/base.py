@@ -30,7 +30,9 @@ async def account_info(state: ProxyState, account: str) -> Info:
         return info
     ring = state.backend.rings.get("account")
     part, nodes = ring.get_nodes(account)
-    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,), {})
+    names = ",".join(f"{i}:{n}" for i, n in state.policy_names.items())
+    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,),
+                                     {hdr.X_POLICY_NAMES: names})  # per-policy usage
     return state.store_info(key, reply)
 
 

@@ -70,6 +70,8 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
         out["X-Storage-Policy"] = ctx.state.policy_names.get(int(idx), idx)
     out.pop("X-Storage-Policy-Index", None)
     versioning.show(reply.headers, out)
+    if ctx.container is None:
+        quotas.show_account_quotas(reply.headers, ctx.state.policy_names, out)
     if ctx.container is None and is_owner(ctx):
         acl = accountacl.shown(reply.headers)
         if acl is not None:
@@ -153,6 +155,10 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
             meta[name] = clean_acl(ctx.headers[name], name)
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
+    if "x-container-sync-key" in ctx.headers:  # kept and shown to owners (no sync daemon)
+        meta["x-container-sync-key"] = ctx.headers["x-container-sync-key"]
+    if "x-remove-container-sync-key" in ctx.headers:
+        meta["x-container-sync-key"] = ""
     quotas.check_headers(ctx.headers, "container")
     meta.update(versioning.container_headers(ctx.headers))
     return meta
@@ -315,6 +321,7 @@ async def account_post(ctx: Ctx) -> Resp:
     check_metadata(ctx.headers, "account", ctx.state.limits)
     quotas.check_headers(ctx.headers, "account")
     meta = meta_headers(ctx.headers, "account")
+    meta.update(quotas.account_quota_headers(ctx))
     if stored_acl is not None and is_owner(ctx):
         meta[accountacl.SYSMETA] = stored_acl
     await _ensure_account(ctx)
