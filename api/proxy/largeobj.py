@@ -158,6 +158,26 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     return resp
 
 
+async def check_copied_manifest(ctx: ObjectCtx, data: bytes) -> None:
+    """Check a manifest copied as itself against its segments at the destination.
+
+    Swift's copy turns ``?multipart-manifest=get`` into a manifest PUT there, so
+    the caller must be able to read every segment in the destination account
+    (400 listing each failing segment otherwise).
+    """
+    try:
+        manifest = json.loads(data)
+        items = [{"data": seg["data"]} if "data" in seg else {
+            "container": seg["name"].lstrip("/").partition("/")[0],
+            "obj": seg["name"].lstrip("/").partition("/")[2],
+            "size_bytes": None, "etag": None, "range": None} for seg in manifest]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise HTTPError(400, "Invalid SLO manifest") from None
+    _stored, errors = await _check_segments(ctx, items)
+    if errors:
+        raise HTTPError(400, "Errors:\n" + "\n".join(errors))
+
+
 def manifest_sysmeta(data: bytes, manifest: list[dict[str, Any]] | None = None
                      ) -> dict[str, str]:
     """Return the sysmeta stored with the SLO manifest ``data`` (as Swift's slo does).
@@ -364,7 +384,8 @@ async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
         answer = _part_answer(ctx, out, _slo_segments(manifest), part)
         if answer is not None:
             return answer
-    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers),
+                                   slo=True)
 
 
 def _part_number(ctx: ObjectCtx) -> int | None:
@@ -540,18 +561,25 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
 # --- streaming segments --------------------------------------------------------
 
 async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: list[Segment],
-                            etag: str, modified: float, *, multi_range: bool = True
-                            ) -> Resp:
+                            etag: str, modified: float, *, multi_range: bool = True,
+                            slo: bool = False) -> Resp:
     """Answer with the concatenated segments (conditions, ranges).
 
     A DLO ignores multi-range requests and answers them whole, as Swift's dlo does.
+    An SLO whose segments the caller may not read is a 409 (Swift's segment error).
     """
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
     for container in sorted({s.container for s in segments if s.data is None}):
         cinfo = await container_info(ctx.state, ctx.account, container)
         first = next(s for s in segments if s.container == container)
-        _check_segment_read(ctx, cinfo, container, first.obj)
+        try:
+            _check_segment_read(ctx, cinfo, container, first.obj)
+        except HTTPError as exc:
+            if not slo or exc.status not in (401, 403):
+                raise
+            raise HTTPError(409, _CONFLICT, {"Content-Type": "text/html; charset=UTF-8"}
+                            ) from None
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond == 304:
         return Resp(304, {**{k: v for k, v in headers.items() if k != "Content-Length"},
