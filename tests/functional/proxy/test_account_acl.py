@@ -186,6 +186,8 @@ def test_service_account_needs_user_and_service_token(cloud: Cloud) -> None:
     # A service token never stands in for a missing X-Auth-Token.
     path = urllib.parse.urlparse(service_url).path
     assert raw(cloud, "HEAD", path, {"X-Service-Token": svc_token})[0] == 401
+    status_code, headers, _ = raw(cloud, "OPTIONS", path)  # no Origin: Swift's Allow
+    assert status_code == 200 and "POST" in headers["allow"]
     # Both together: the user owns its service account.
     sc.put_container(service_url, user_token, name, service_token=svc_token)
     sc.put_object(service_url, user_token, name, "o", b"svc", service_token=svc_token)
