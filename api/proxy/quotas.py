@@ -95,13 +95,13 @@ async def check_put(ctx: ObjectCtx, info: Info, length: int | None) -> None:
     if any(k.startswith((_A_BYTES, _A_COUNT, _SYSMETA + "quota-")) for k in ainfo.headers) \
             and (ctx.identity is None or not ctx.identity.reseller_admin):
         ctx.state.forget_info(ctx.account)
-        fresh = (await account_info(ctx.state, ctx.account)).headers
-        limits = {**fresh,  # the sysmeta quotas win over the legacy metadata
-                  _A_BYTES: fresh.get(_SYSMETA + "quota-bytes", fresh.get(_A_BYTES, "")),
-                  _A_COUNT: fresh.get(_SYSMETA + "quota-count", fresh.get(_A_COUNT, ""))}
+        usage = (await account_info(ctx.state, ctx.account)).headers
+        limits = {**usage,  # the sysmeta quotas win over the legacy metadata
+                  _A_BYTES: usage.get(_SYSMETA + "quota-bytes", usage.get(_A_BYTES, "")),
+                  _A_COUNT: usage.get(_SYSMETA + "quota-count", usage.get(_A_COUNT, ""))}
         _check(limits, _A_BYTES, _A_COUNT, "x-account-bytes-used", "x-account-object-count",
                length)
-        _check_policy(ctx, fresh, policy_of(info), length)
+        _check_policy(ctx, usage, policy_of(info), length)
 
 
 def _check_policy(ctx: ObjectCtx, headers: Mapping[str, str], policy: int,
