@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,9 @@ from nubis.api.proxy.config import TempAuthConfig
 from nubis.api.proxy.errors import HTTPError
 
 TOKEN_PREFIX = "AUTH_tk"
+#: Account ACL levels (``X-Account-Access-Control``; see :mod:`.accountacl`).
+ADMIN, READ_WRITE, READ_ONLY = "admin", "read-write", "read-only"
+_READS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,36 @@ class AuthChain:
     """
 
     def __init__(self, verifiers: list[TokenVerifier], cache_seconds: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 require_group: Mapping[str, str] | None = None) -> None:
         self.verifiers = list(verifiers)
         self.cache_seconds = cache_seconds
         self.clock = clock
+        self.require_group = dict(require_group or {})
         self._cache: dict[str, tuple[float, Identity]] = {}
 
-    async def identify(self, token: str | None) -> Identity | None:
-        """Return the identity for ``token`` (``None`` when absent or unknown)."""
+    async def identify(self, token: str | None,
+                       service_token: str | None = None) -> Identity | None:
+        """Return the caller behind ``X-Auth-Token`` (and ``X-Service-Token``).
+
+        As Swift's tempauth: the service token counts only beside a valid
+        ``token``; its groups, owned accounts and reseller-admin right join the
+        caller's. Accounts under a prefix with a required group stay owned only
+        when the (joined) groups hold it.
+        """
+        ident = await self._lookup(token)
+        if ident is None:
+            return None
+        if service_token:
+            service = await self._lookup(service_token)
+            if service is not None:
+                ident = joined(ident, service)
+        if self.require_group:
+            ident = gated(ident, self.require_group)
+        return ident
+
+    async def _lookup(self, token: str | None) -> Identity | None:
+        """Return the identity for one token (``None`` when absent or unknown)."""
         if not token:
             return None
         now = self.clock()
@@ -84,6 +109,27 @@ class AuthChain:
                 self._cache[token] = (until, ident)
                 return ident
         return None
+
+
+def joined(ident: Identity, service: Identity) -> Identity:
+    """Return ``ident`` with the rights a service token adds (Swift's group union)."""
+    expires = min(e for e in (ident.expires, service.expires) if e) if (
+        ident.expires or service.expires) else 0.0
+    return Identity(user=ident.user, groups=ident.groups | service.groups,
+                    owned_accounts=ident.owned_accounts | service.owned_accounts,
+                    reseller_admin=ident.reseller_admin or service.reseller_admin,
+                    expires=expires)
+
+
+def gated(ident: Identity, require_group: Mapping[str, str]) -> Identity:
+    """Return ``ident`` without the owned accounts whose prefix needs a missing group."""
+    keep = frozenset(a for a in ident.owned_accounts if all(
+        group in ident.groups for prefix, group in require_group.items()
+        if a.startswith(prefix)))
+    if keep == ident.owned_accounts:
+        return ident
+    return Identity(user=ident.user, groups=ident.groups, owned_accounts=keep,
+                    reseller_admin=ident.reseller_admin, expires=ident.expires)
 
 
 class TempAuth:
@@ -121,7 +167,8 @@ class TempAuth:
     def _identity(self, user: str, extra: list[str], expires: float) -> Identity:
         account = user.split(":", 1)[0]
         groups = {account, user, *(g for g in extra if not g.startswith("."))}
-        owned = {self.account_id(account)} if ".admin" in extra else set()
+        owned = ({f"{p}{account}" for p in self.conf.reseller_prefixes}
+                 if ".admin" in extra else set())
         return Identity(user=user, groups=frozenset(groups), owned_accounts=frozenset(owned),
                         reseller_admin=".reseller_admin" in extra, expires=expires)
 
@@ -237,8 +284,13 @@ def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
 
 
 def authorize(ident: Identity | None, method: str, account: str, container: str | None,
-              obj: str | None, acl: str | None, referrer: str | None = None) -> None:
-    """Decide like tempauth; raise 401 (anonymous) or 403 (known caller) to deny."""
+              obj: str | None, acl: str | None, referrer: str | None = None,
+              account_level: str | None = None) -> None:
+    """Decide like tempauth; raise 401 (anonymous) or 403 (known caller) to deny.
+
+    ``account_level`` is the caller's ``X-Account-Access-Control`` level on
+    ``account`` (``admin``, ``read-write``, ``read-only`` or None).
+    """
     if ident is not None:
         if ident.reseller_admin:
             return
@@ -254,4 +306,19 @@ def authorize(ident: Identity | None, method: str, account: str, container: str 
         raise HTTPError(401)
     if any(g in ident.groups for g in groups):
         return
+    if account_level_allows(account_level, method, container):
+        return
     raise HTTPError(403)
+
+
+def account_level_allows(level: str | None, method: str, container: str | None) -> bool:
+    """Return whether an account ACL level permits a request (as tempauth).
+
+    ``admin`` permits everything an owner may do; ``read-write`` everything on
+    containers and objects plus account GET/HEAD; ``read-only`` GET/HEAD only.
+    """
+    if level == ADMIN:
+        return container is not None or method not in ("PUT", "DELETE")
+    if level == READ_WRITE:
+        return container is not None or method in _READS
+    return level == READ_ONLY and method in _READS

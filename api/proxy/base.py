@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from nubis.api.proxy import auth
+from nubis.api.proxy import accountacl, auth
 from nubis.api.proxy.backend import Reply, normalize_timestamp
 from nubis.api.proxy.context import Ctx, Info, ProxyState
 from nubis.api.proxy.errors import HTTPError
@@ -30,7 +30,9 @@ async def account_info(state: ProxyState, account: str) -> Info:
         return info
     ring = state.backend.rings.get("account")
     part, nodes = ring.get_nodes(account)
-    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,), {})
+    names = ",".join(f"{i}:{n}" for i, n in state.policy_names.items())
+    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,),
+                                     {hdr.X_POLICY_NAMES: names})  # per-policy usage
     return state.store_info(key, reply)
 
 
@@ -68,13 +70,28 @@ def check_access_to(ctx: Ctx, acl: str | None, method: str, container: str | Non
     if ctx.tempurl is not None:
         return
     auth.authorize(ctx.identity, method, ctx.account, container, obj, acl,
-                   ctx.header("referer") or None)
+                   ctx.header("referer") or None, ctx.account_levels.get(ctx.account))
+
+
+async def load_account_level(ctx: Ctx, account: str) -> None:
+    """Note the caller's account-ACL level on ``account`` (for the checks above).
+
+    Only an authenticated caller who does not own the account costs a
+    (cached) account lookup. PERF: owners skip it (bench swift 4 KiB).
+    """
+    ident = ctx.identity
+    if (ident is None or ident.reseller_admin or account in ident.owned_accounts
+            or account in ctx.account_levels):
+        return
+    acl = accountacl.from_headers((await account_info(ctx.state, account)).headers)
+    ctx.account_levels[account] = acl.level_of(ident) if acl is not None else None
 
 
 def is_owner(ctx: Ctx) -> bool:
-    """Return whether the caller controls the whole account."""
+    """Return whether the caller controls the whole account (Swift's swift_owner)."""
     ident = ctx.identity
-    return ident is not None and (ident.reseller_admin or ctx.account in ident.owned_accounts)
+    return ident is not None and (ident.reseller_admin or ctx.account in ident.owned_accounts
+                                  or ctx.account_levels.get(ctx.account) == auth.ADMIN)
 
 
 def client_headers(backend: Mapping[str, str]) -> dict[str, str]:

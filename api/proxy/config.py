@@ -16,6 +16,11 @@ def _frontend_ok(value: str) -> str | None:
     return None if value in FRONTENDS else f"must be one of {', '.join(FRONTENDS)}"
 
 
+def _prefixes_ok(value: list[str]) -> str | None:
+    bad = [p for p in value if not p or not p.replace("_", "").isalnum()]
+    return f"bad reseller prefix {bad[0]!r}" if bad else None
+
+
 FRONTENDS = ("asgi", "native")
 
 
@@ -41,6 +46,19 @@ class TempAuthConfig:
     #: derive one from the cluster hash prefix/suffix.
     token_secret: str = ""
     users: dict[str, TempAuthUser] = field(default_factory=dict)
+    #: More reseller prefixes (Swift's ``reseller_prefix = AUTH, SERVICE``): an
+    #: ``.admin`` user owns ``<prefix><account>`` under each one as well.
+    extra_reseller_prefixes: list[str] = field(default_factory=list,
+                                               metadata=check(_prefixes_ok))
+    #: ``prefix -> group`` (Swift's ``<prefix>_require_group``): owning an account
+    #: under that prefix also needs the group, from ``X-Auth-Token`` or from an
+    #: ``X-Service-Token`` (``SERVICE_ = "service"``).
+    require_group: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reseller_prefixes(self) -> tuple[str, ...]:
+        """Return every reseller prefix, the primary one first."""
+        return (self.reseller_prefix, *self.extra_reseller_prefixes)
 
 
 @dataclass(frozen=True)

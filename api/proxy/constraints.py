@@ -213,19 +213,6 @@ def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> N
 MAX_TIMESTAMP = 9_999_999_999
 
 
-def check_client_timestamp(value: str | None) -> None:
-    """Reject a client-supplied ``X-Timestamp`` that is not a valid UNIX time."""
-    if value is None:
-        return
-    try:
-        ts = float(value)
-    except ValueError:
-        ts = -1.0
-    if not 0 <= ts <= MAX_TIMESTAMP:  # also rejects nan and inf
-        raise HTTPError(400, "X-Timestamp should be a UNIX timestamp float value; "
-                             f"was {value!r}")
-
-
 def check_content_length(headers: Mapping[str, str], limits: Limits) -> int | None:
     """Return the announced body length (``None`` when chunked).
 

@@ -6,7 +6,7 @@ import contextlib
 import math
 import urllib.parse
 
-from nubis.api.proxy import quotas, versioning
+from nubis.api.proxy import accountacl, quotas, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -34,6 +34,10 @@ from nubis.common.backend import X_POLICY_NAMES as POLICY_NAMES_HEADER
 _QUOTA_HEADERS = ("x-account-meta-quota-bytes", "x-remove-account-meta-quota-bytes",
                   "x-account-meta-quota-count", "x-remove-account-meta-quota-count",
                   "x-account-quota-", "x-remove-account-quota-")
+#: Headers only the account's owners see or set (Swift's swift_owner_headers).
+_OWNER_HEADERS = ("x-container-read", "x-container-write", "x-container-sync-key",
+                  "x-container-sync-to", "x-account-access-control")
+_OWNER_META = ("x-container-meta-temp-url-key", "x-account-meta-temp-url-key")
 _LISTING_PARAMS = ("prefix", "delimiter", "marker", "end_marker", "limit", "reverse",
                    "format", "path", "states")
 
@@ -66,12 +70,16 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
         out["X-Storage-Policy"] = ctx.state.policy_names.get(int(idx), idx)
     out.pop("X-Storage-Policy-Index", None)
     versioning.show(reply.headers, out)
-    if not is_owner(ctx):
-        for k in ("X-Container-Read", "X-Container-Write", "X-Container-Sync-Key",
-                  "X-Container-Sync-To"):
-            out.pop(k, None)
-        for k in [k for k in out if k.lower().startswith(("x-container-meta-temp-url-key",
-                                                          "x-account-meta-temp-url-key"))]:
+    if ctx.container is None:
+        quotas.show_account_quotas(reply.headers, ctx.state.policy_names, out)
+    if ctx.container is None and is_owner(ctx):
+        acl = accountacl.shown(reply.headers)
+        if acl is not None:
+            out["X-Account-Access-Control"] = acl
+    elif not is_owner(ctx):
+        for k in _OWNER_HEADERS:
+            out.pop(k.title(), None)
+        for k in [k for k in out if k.lower().startswith(_OWNER_META)]:
             out.pop(k)
     return out
 
@@ -139,14 +147,28 @@ async def container_get(ctx: ContainerCtx) -> Resp:
 def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
     check_metadata(ctx.headers, "container", ctx.state.limits)
     meta = meta_headers(ctx.headers, "container")
+    if not is_owner(ctx):  # an account-ACL grantee: Swift drops the owner-only headers
+        meta = {k: v for k, v in meta.items() if not k.startswith(_OWNER_META)}
+        _drop_owner_headers(ctx)
     for name in ("x-container-read", "x-container-write"):
         if name in ctx.headers:
             meta[name] = clean_acl(ctx.headers[name], name)
         if f"x-remove-{name[2:]}" in ctx.headers:
             meta[name] = ""
+    if "x-container-sync-key" in ctx.headers:  # kept and shown to owners (no sync daemon)
+        meta["x-container-sync-key"] = ctx.headers["x-container-sync-key"]
+    if "x-remove-container-sync-key" in ctx.headers:
+        meta["x-container-sync-key"] = ""
     quotas.check_headers(ctx.headers, "container")
     meta.update(versioning.container_headers(ctx.headers))
     return meta
+
+
+def _drop_owner_headers(ctx: Ctx) -> None:
+    """Forget the owner-only headers a non-owner sent (Swift ignores them too)."""
+    for name in _OWNER_HEADERS:
+        ctx.headers.pop(name, None)
+        ctx.headers.pop(f"x-remove-{name[2:]}", None)
 
 
 async def _ensure_account(ctx: Ctx) -> None:
@@ -289,7 +311,9 @@ async def account_get(ctx: Ctx) -> Resp:
 
 
 async def account_post(ctx: Ctx) -> Resp:
-    """Update an account's metadata (including Temp-URL keys)."""
+    """Update an account's metadata (including Temp-URL keys and its ACL)."""
+    acl = ctx.headers.get(accountacl.HEADER)
+    stored_acl = accountacl.clean(acl) if acl is not None else None  # 400 before 403
     check_access(ctx, None)
     if (ctx.identity is None or not ctx.identity.reseller_admin) and any(
             name.startswith(_QUOTA_HEADERS) for name in ctx.headers):
@@ -297,6 +321,9 @@ async def account_post(ctx: Ctx) -> Resp:
     check_metadata(ctx.headers, "account", ctx.state.limits)
     quotas.check_headers(ctx.headers, "account")
     meta = meta_headers(ctx.headers, "account")
+    meta.update(quotas.account_quota_headers(ctx))
+    if stored_acl is not None and is_owner(ctx):
+        meta[accountacl.SYSMETA] = stored_acl
     await _ensure_account(ctx)
     ring = ctx.state.backend.rings.get("account")
     part, nodes = ring.get_nodes(ctx.account)

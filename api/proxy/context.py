@@ -190,6 +190,9 @@ class Ctx:
     tempurl_container: str | None = None
     #: The query string as sent (S3 signatures are computed over it).
     raw_query: bytes = b""
+    #: The caller's ``X-Account-Access-Control`` level per account looked at
+    #: (shared by the sub-request contexts :meth:`of` makes).
+    account_levels: dict[str, str | None] = field(default_factory=dict)
     trans_id: str = field(default_factory=lambda: new_trans_id())
 
     def header(self, name: str, default: str = "") -> str:

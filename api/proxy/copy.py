@@ -12,7 +12,7 @@ from __future__ import annotations
 import urllib.parse
 
 from nubis.api.proxy import largeobj, obj, quotas, symlink, versioning
-from nubis.api.proxy.base import check_access, require_found
+from nubis.api.proxy.base import check_access, load_account_level, require_found
 from nubis.api.proxy.constraints import (
     check_account_header,
     check_container_name,
@@ -82,6 +82,8 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     if ctx.tempurl is not None and src[0] != ctx.account:
         raise HTTPError(401)  # a TempURL signs one path: never another account's
     dinfo = await container_of(ctx)
+    for account in {ctx.account, src[0]}:  # either may be another account (its ACL counts)
+        await load_account_level(ctx, account)
     check_access(ctx, dinfo.headers.get("x-container-write"))
     require_found(dinfo)
     got = await _read_source(ctx, src)
@@ -100,6 +102,7 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
         data = body if isinstance(body, bytes) else b"".join([c async for c in body])
         meta["x-static-large-object"] = "True"
         extra = largeobj.manifest_sysmeta(data)
+        await largeobj.check_copied_manifest(ctx, data)
         body = data
     if "x-symlink-target" in src_meta:  # a link copied as itself (?symlink=get)
         for name in ("x-symlink-target", "x-symlink-target-account", "x-symlink-target-etag"):

@@ -267,6 +267,11 @@ async def _finish(a: _Archive) -> None:
     a.failed = not ok
 
 
+_OVERRIDE_SIZE = "x-object-sysmeta-container-update-override-size"
+_OVERRIDE_ETAG = "x-object-sysmeta-container-update-override-etag"
+_OVERRIDES = (_OVERRIDE_SIZE, _OVERRIDE_ETAG)
+
+
 async def _commit(backend: Backend, policy: ECPolicy, part: int, names: tuple[str, ...],
                   archives: list[_Archive], ts: str, etag: str, size: int) -> None:
     """Phase 2: mark the stored archives durable once ``k + 1`` nodes hold them."""
@@ -280,9 +285,12 @@ async def _commit(backend: Backend, policy: ECPolicy, part: int, names: tuple[st
         h = {k: v for k, v in a.headers.items()
              if k.lower() in ("x-trans-id", hdr.X_POLICY_INDEX, hdr.X_CONTAINER_HOST,
                               hdr.X_CONTAINER_PARTITION, hdr.X_CONTAINER_DEVICE)}
+        # A listing override the PUT already carries (a static symlink's or an SLO's
+        # etag with parameters) wins over the archive's own etag and size.
+        given = {k.lower(): v for k, v in a.headers.items() if k.lower() in _OVERRIDES}
         h.update({hdr.X_EC_COMMIT: ts, hdr.EC_ETAG: etag, hdr.EC_CONTENT_LENGTH: str(size),
-                  "x-object-sysmeta-container-update-override-size": str(size),
-                  "x-object-sysmeta-container-update-override-etag": etag})
+                  _OVERRIDE_SIZE: given.get(_OVERRIDE_SIZE, str(size)),
+                  _OVERRIDE_ETAG: given.get(_OVERRIDE_ETAG, etag)})
         try:
             resp = await backend.client.request(a.node["ip"], int(a.node["port"]), "POST",
                                                  node_path(a.node, part, *names), h,

@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from nubis.api.proxy import auth, symlink, versioning
 from nubis.api.proxy.backend import Reply
@@ -26,7 +27,7 @@ from nubis.api.proxy.base import (
 from nubis.api.proxy.constraints import header_path
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.ec import Fetched
-from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.errors import REASONS, HTTPError
 from nubis.api.proxy.httputil import (
     check_conditions,
     http_date,
@@ -120,7 +121,8 @@ def parse_manifest(body: bytes, max_segments: int) -> list[dict[str, Any]]:
         if rng is not None and not isinstance(rng, str):
             raise HTTPError(400, f"Index {i}: invalid range")
         out.append({"container": container, "obj": obj, "size_bytes": size,
-                    "etag": etag.strip('"').lower() if etag else None, "range": rng})
+                    "etag": etag.strip('"').lower() if etag else None, "range": rng,
+                    "path": item["path"]})
     return out
 
 
@@ -144,18 +146,104 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     for i, item in enumerate(items):
         if (item.get("container"), item.get("obj")) == (ctx.container, ctx.obj):
             raise HTTPError(400, f"Index {i}: manifest must not include itself as a segment")
+    if ctx.query.get("heartbeat", "").lower() in ("on", "true", "1", "yes"):
+        fmt = _heartbeat_format(ctx.header("accept"))
+        return Resp(202, {"Content-Type": fmt}, _heartbeat_put(ctx, info, items, fmt))
     stored, errors = await _check_segments(ctx, items)
     if errors:
         raise HTTPError(400, "Errors:\n" + "\n".join(errors))
+    return await _store_manifest(ctx, info, stored)
+
+
+async def _store_manifest(ctx: ObjectCtx, info: Info, stored: list[dict[str, Any]]) -> Resp:
+    """Store a checked manifest (answer 201 with the SLO ETag)."""
     data = json.dumps(stored).encode()
     meta = object_metadata(ctx)
     meta["x-static-large-object"] = "True"
     extra = manifest_sysmeta(data, stored)
+    client = ctx.header("etag").strip('"').lower()
+    if client and client != extra[SLO_ETAG]:
+        raise HTTPError(422)
     await versioning.before_put(ctx, info)
     resp = await store(ctx, info, ctx.container, ctx.obj, meta,
                                one(data), len(data), None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
     return resp
+
+
+_BAD_REQUEST = ("Bad Request\nThe server could not comply with the request since it is "
+                "either malformed or otherwise incorrect.")
+_UNPROCESSABLE = "Unprocessable Entity\nUnable to process the contained instructions"
+
+
+def _heartbeat_format(accept: str) -> str:
+    """Return the result format of a heartbeat PUT (Swift's best Accept match)."""
+    for fmt in ("application/json", "application/xml", "text/xml"):
+        if fmt in accept:
+            return fmt
+    return "text/plain"
+
+
+async def _heartbeat_put(ctx: ObjectCtx, info: Info, items: list[dict[str, Any]],
+                         fmt: str) -> AsyncIterator[bytes]:
+    """Stream a ``heartbeat=on`` manifest PUT: spaces, then the result as a body."""
+    yield b" "
+    stored, errors = await _check_segments(ctx, items)
+    result: dict[str, Any] = {}
+    problems = [e.rsplit(", ", 1) for e in errors]
+    if problems:
+        result = {"Response Status": "400 Bad Request", "Response Body": _BAD_REQUEST}
+    else:
+        try:
+            resp = await _store_manifest(ctx, info, stored)
+        except HTTPError as exc:
+            body = _UNPROCESSABLE if exc.status == 422 else exc.body
+            result = {"Response Status": f"{exc.status} {REASONS.get(exc.status, '')}",
+                      "Response Body": body}
+        else:
+            result = {"Response Status": "201 Created", "Response Body": "",
+                      "Etag": resp.headers["Etag"],
+                      "Last Modified": resp.headers.get("Last-Modified", "")}
+    yield b"\r\n\r\n" + _heartbeat_body(fmt, result, problems)
+
+
+def _heartbeat_body(fmt: str, result: dict[str, Any], problems: list[list[str]]) -> bytes:
+    """Render a heartbeat result like Swift's ``get_heartbeat_response_body``."""
+    if fmt == "application/json":
+        return json.dumps({**result, "Errors": problems}).encode("ascii")
+    if fmt.endswith("/xml"):
+        out = ["<upload>\n"]
+        out += [f"<{k.replace(' ', '_').lower()}>{xml_escape(str(v))}"
+                f"</{k.replace(' ', '_').lower()}>\n" for k, v in sorted(result.items())]
+        out.append("<errors>\n")
+        out += [f"<object><name>{xml_escape(n)}</name><status>{xml_escape(st)}</status>"
+                "</object>\n" for n, st in problems]
+        out.append("</errors>\n</upload>\n")
+        return "".join(out).encode()
+    lines = [f"{k}: {v}\n" for k, v in sorted(result.items())]
+    lines.append("Errors:\n")
+    lines += [f"{n}, {st}\n" for n, st in problems]
+    return "".join(lines).encode()
+
+
+async def check_copied_manifest(ctx: ObjectCtx, data: bytes) -> None:
+    """Check a manifest copied as itself against its segments at the destination.
+
+    Swift's copy turns ``?multipart-manifest=get`` into a manifest PUT there, so
+    the caller must be able to read every segment in the destination account
+    (400 listing each failing segment otherwise).
+    """
+    try:
+        manifest = json.loads(data)
+        items = [{"data": seg["data"]} if "data" in seg else {
+            "container": seg["name"].lstrip("/").partition("/")[0],
+            "obj": seg["name"].lstrip("/").partition("/")[2],
+            "size_bytes": None, "etag": None, "range": None} for seg in manifest]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise HTTPError(400, "Invalid SLO manifest") from None
+    _stored, errors = await _check_segments(ctx, items)
+    if errors:
+        raise HTTPError(400, "Errors:\n" + "\n".join(errors))
 
 
 def manifest_sysmeta(data: bytes, manifest: list[dict[str, Any]] | None = None
@@ -208,7 +296,8 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         if "data" in item:
             stored.append(item)
             continue
-        path = f"/{item['container']}/{item['obj']}"
+        name = f"/{item['container']}/{item['obj']}"
+        path = item.get("path") or name  # errors name the segment as the client did
         cinfo = await container_info(ctx.state, ctx.account, item["container"])
         try:
             _check_segment_read(ctx, cinfo, item["container"], item["obj"])
@@ -239,7 +328,7 @@ async def _check_segments(ctx: ObjectCtx, items: list[dict[str, Any]]
         if size < 1 and i < len(items) - 1:
             errors.append(f"{urllib.parse.quote(path)}, Too small; each segment must be "
                           f"at least 1 byte.")
-        seg = {"name": path, "hash": etag, "bytes": size,
+        seg = {"name": name, "hash": etag, "bytes": size,
                "content_type": h.get("content-type", "application/octet-stream"),
                "last_modified": http_date(last_modified(h))}
         if sub_slo:
@@ -265,8 +354,10 @@ def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
             raise HTTPError(401, "Unauthorized: the temp URL's container key does not "
                                  "reach this segment")
         return
-    auth.authorize(ctx.identity, "GET", account or ctx.account, container, obj,
-                   cinfo.headers.get("x-container-read"), ctx.header("referer") or None)
+    acct = account or ctx.account
+    auth.authorize(ctx.identity, "GET", acct, container, obj,
+                   cinfo.headers.get("x-container-read"), ctx.header("referer") or None,
+                   ctx.account_levels.get(acct))
 
 
 # --- SLO GET / DELETE ----------------------------------------------------------
@@ -362,7 +453,8 @@ async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
         answer = _part_answer(ctx, out, _slo_segments(manifest), part)
         if answer is not None:
             return answer
-    return await _respond_segments(ctx, out, segments, etag, last_modified(headers))
+    return await _respond_segments(ctx, out, segments, etag, last_modified(headers),
+                                   slo=True)
 
 
 def _part_number(ctx: ObjectCtx) -> int | None:
@@ -538,18 +630,25 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
 # --- streaming segments --------------------------------------------------------
 
 async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: list[Segment],
-                            etag: str, modified: float, *, multi_range: bool = True
-                            ) -> Resp:
+                            etag: str, modified: float, *, multi_range: bool = True,
+                            slo: bool = False) -> Resp:
     """Answer with the concatenated segments (conditions, ranges).
 
     A DLO ignores multi-range requests and answers them whole, as Swift's dlo does.
+    An SLO whose segments the caller may not read is a 409 (Swift's segment error).
     """
     length = sum(s.length for s in segments)
     # Authorise every segment container before any byte is sent.
     for container in sorted({s.container for s in segments if s.data is None}):
         cinfo = await container_info(ctx.state, ctx.account, container)
         first = next(s for s in segments if s.container == container)
-        _check_segment_read(ctx, cinfo, container, first.obj)
+        try:
+            _check_segment_read(ctx, cinfo, container, first.obj)
+        except HTTPError as exc:
+            if not slo or exc.status not in (401, 403):
+                raise
+            raise HTTPError(409, _CONFLICT, {"Content-Type": "text/html; charset=UTF-8"}
+                            ) from None
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond == 304:
         return Resp(304, {**{k: v for k, v in headers.items() if k != "Content-Length"},

@@ -22,7 +22,7 @@ import urllib.parse
 from typing import Any
 
 from nubis.api.proxy.backend import Reply
-from nubis.api.proxy.base import check_access, container_info, policy_of
+from nubis.api.proxy.base import check_access, container_info, load_account_level, policy_of
 from nubis.api.proxy.constraints import check_account_header, check_path_header
 from nubis.api.proxy.context import Info, ObjectCtx
 from nubis.api.proxy.ec import Fetched
@@ -151,9 +151,13 @@ async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
     etag = got.headers.get(TARGET_ETAG)
     got.close()
     location = _location(ctx, target, account)
-    final, info, location = await _walk(ctx, _split(location), method or ctx.method, etag,
-                                        location,
-                                        follow_dynamic=True, loops=1)
+    try:
+        final, info, location = await _walk(ctx, _split(location), method or ctx.method,
+                                            etag, location, follow_dynamic=True, loops=1)
+    except HTTPError as exc:  # a target the caller may not read: still say where it is
+        if exc.status in (401, 403):
+            exc.headers.setdefault("Content-Location", location)
+        raise
     if isinstance(final, Reply):
         raise HTTPError(final.status if final.status < 500 else 503,
                         headers={"Content-Location": location})
@@ -209,6 +213,7 @@ async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str
     account, container, obj = loc
     sub = ObjectCtx.of(ctx, account=account, container=container, obj=obj, method=method)
     info = await container_info(ctx.state, account, container)
+    await load_account_level(sub, account)
     check_access(sub, info.headers.get("x-container-read"))
     if not info.exists:
         return info, Reply(404 if info.status == 404 else 503)

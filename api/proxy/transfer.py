@@ -56,16 +56,22 @@ async def container_of(ctx: ObjectCtx) -> Info:
 
 
 def update_headers(ctx: Ctx, container: str, n: int) -> list[dict[str, str]]:
-    """Return per-node container-update headers for ``n`` object nodes."""
+    """Return per-node container-update headers for ``n`` object nodes.
+
+    Every container replica gets an update even when the object has fewer
+    replicas than the container (``rep2``): like Swift, an object node may be
+    asked to update several container nodes (comma-separated lists).
+    """
     ring = ctx.state.backend.rings.get("container")
     cpart, cnodes = ring.get_nodes(ctx.account, container)
-    out = []
-    for i in range(n):
+    hosts: list[list[str]] = [[] for _ in range(n)]
+    devices: list[list[str]] = [[] for _ in range(n)]
+    for i in range(max(n, len(cnodes)) if n else 0):
         cn = cnodes[i % len(cnodes)]
-        out.append({hdr.X_CONTAINER_HOST: f"{cn['ip']}:{cn['port']}",
-                    hdr.X_CONTAINER_PARTITION: str(cpart),
-                    hdr.X_CONTAINER_DEVICE: str(cn["device"])})
-    return out
+        hosts[i % n].append(f"{cn['ip']}:{cn['port']}")
+        devices[i % n].append(str(cn["device"]))
+    return [{hdr.X_CONTAINER_HOST: ",".join(h), hdr.X_CONTAINER_PARTITION: str(cpart),
+             hdr.X_CONTAINER_DEVICE: ",".join(d)} for h, d in zip(hosts, devices, strict=True)]
 
 
 async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,

@@ -23,14 +23,40 @@ _ACCEPTABLE = {"application/json": JSON, "application/xml": XML, "text/xml": XML
                "text/plain": PLAIN}
 
 
+#: Swift's limits on a database's user metadata as a whole (after a merge).
+MAX_META_COUNT = 90
+MAX_META_OVERALL_SIZE = 4096
+_USER_META = ("x-account-meta-", "x-container-meta-")
+
+
 def merge_metadata(stored: Metadata, incoming: dict[str, str], ts: str) -> Metadata:
-    """Return ``stored`` updated with ``incoming`` values newer than theirs."""
+    """Return ``stored`` updated with ``incoming`` values newer than theirs.
+
+    Raises:
+        ProtocolError: 400 when the merged user metadata exceeds Swift's count or
+            overall size (each request may be within limits, the sum not).
+    """
     out = dict(stored)
     for name, value in incoming.items():
         old = out.get(name)
         if old is None or old[1] < ts:
             out[name] = [value, ts]
+    if incoming:
+        check_metadata_totals(out)
     return out
+
+
+def check_metadata_totals(meta: Metadata) -> None:
+    """Refuse user metadata over Swift's totals (like ``DatabaseBroker.validate_metadata``)."""
+    count = size = 0
+    for key, (value, _ts) in meta.items():
+        if value and key.startswith(_USER_META):
+            count += 1
+            size += len(key) - len(_USER_META[0 if key[2] == "a" else 1]) + len(value)
+    if count > MAX_META_COUNT:
+        raise ProtocolError(400, f"Too many metadata items; max {MAX_META_COUNT}")
+    if size > MAX_META_OVERALL_SIZE:
+        raise ProtocolError(400, f"Total metadata too large; max {MAX_META_OVERALL_SIZE}")
 
 
 def metadata_headers(meta: Metadata) -> list[tuple[str, str]]:

@@ -45,7 +45,12 @@ groups = [".admin"]
 [tempauth.users."test5:tester5"]
 key = "testing5"
 groups = ["service"]
+
+[tempauth.require_group]
+SERVICE_ = "service"
 """
+#: Lines of the existing ``[tempauth]`` section: SAIO's ``reseller_prefix = AUTH, SERVICE``.
+TEMPAUTH_LINES = 'extra_reseller_prefixes = ["SERVICE_"]'
 
 
 def test_conf(cloud: Cloud) -> str:
@@ -61,6 +66,13 @@ username2 = tester2
 password2 = testing2
 username3 = tester3
 password3 = testing3
+account5 = test5
+username5 = tester5
+password5 = testing5
+service_prefix = SERVICE
+account6 = admin
+username6 = admin
+password6 = admin
 collate = C
 insecure = no
 storage_domain = swift.localhost
@@ -189,7 +201,8 @@ def main(argv: list[str]) -> int:
     venv = suite.ensure_venv()
     with tempfile.TemporaryDirectory(prefix="nubis-compat-") as tmp:
         cloud = start_cloud(Path(tmp) / "state", frontend=args.frontend,
-                            extra_config=EXTRA_USERS)
+                            extra_config=EXTRA_USERS,
+                            section_lines={"tempauth": TEMPAUTH_LINES})
         try:
             conf = Path(tmp) / "test.conf"
             conf.write_text(test_conf(cloud))

@@ -102,7 +102,8 @@ class Cloud:
 
 
 def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
-                extra_config: str = "", test_image: bool = False) -> Cloud:
+                extra_config: str = "", test_image: bool = False,
+                section_lines: dict[str, str] | None = None) -> Cloud:
     """Write a config with free ports into ``state`` and run ``nubis up``.
 
     Args:
@@ -111,6 +112,8 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
         frontend: ``[proxy] frontend`` (``asgi`` or ``native``).
         extra_config: TOML appended to the config (whole sections only).
         test_image: build (cached) and upload the test image set (``nubis up``'s hook).
+        section_lines: TOML lines put at the top of existing sections (``{"tempauth":
+            'extra_reseller_prefixes = ["SERVICE_"]'}``).
     """
     ports, others = free_ports()
     conf = state / "nubis.toml"
@@ -118,6 +121,9 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
     conf.write_text(conf.read_text().replace("[proxy]\n",
                                              f'[proxy]\nfrontend = "{frontend}"\n', 1)
                     + extra_config)
+    for section, lines in (section_lines or {}).items():
+        conf.write_text(conf.read_text().replace(f"[{section}]\n",
+                                                 f"[{section}]\n{lines}\n", 1))
     cloud = Cloud(state, load_config(state / "nubis.toml"))
     proc = cloud.up(test_image)
     if proc.returncode != 0:
