@@ -22,7 +22,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.proxy import container, copy, symlink, tempurl, versioning
+from nubis.api.proxy import container, copy, objver, symlink, tempurl, versioning
 from nubis.api.proxy.auth import AuthChain, TempAuth, TokenVerifier, tempauth_secret
 from nubis.api.proxy.backend import Backend, Rings
 from nubis.api.proxy.base import account_info, container_info
@@ -291,6 +291,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
                     "allowed_digests": ["sha1", "sha256", "sha512"]},
         "container_quotas": {}, "account_quotas": {},
         "versioned_writes": versioning.INFO,
+        "object_versioning": objver.INFO,
         "symlink": symlink.INFO,
     }
     if tempauth_on:

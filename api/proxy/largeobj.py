@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from nubis.api.proxy import auth, symlink, versioning
+from nubis.api.proxy import auth, objver, symlink, versioning
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
@@ -151,9 +151,12 @@ async def slo_put(ctx: ObjectCtx, info: Info) -> Resp:
     meta = object_metadata(ctx)
     meta["x-static-large-object"] = "True"
     extra = manifest_sysmeta(data, stored)
-    await versioning.before_put(ctx, info)
-    resp = await store(ctx, info, ctx.container, ctx.obj, meta,
-                               one(data), len(data), None, extra)
+    if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
+        resp = await objver.put(ctx, info, meta, one(data), len(data), None, extra)
+    else:
+        await versioning.before_put(ctx, info)
+        resp = await store(ctx, info, ctx.container, ctx.obj, meta, one(data), len(data),
+                           None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
     return resp
 
