@@ -532,6 +532,8 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
                                                      "format": "json", "limit": "10000"})
         if not page:
             return out
+        if objver.SYSMETA_CONT in info.headers:  # segments that are version links
+            objver.show_targets(page)
         out.extend(page)
         marker = str(page[-1]["name"])
         if len(page) < 10000:

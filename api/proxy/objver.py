@@ -29,7 +29,13 @@ from typing import Any
 
 from nubis.api.proxy import putter, symlink
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
-from nubis.api.proxy.base import container_info, new_timestamp, policy_of, timestamp_headers
+from nubis.api.proxy.base import (
+    check_access,
+    container_info,
+    new_timestamp,
+    policy_of,
+    timestamp_headers,
+)
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
@@ -274,7 +280,8 @@ async def post(ctx: ObjectCtx, info: Info, replies: list[Any],
                 return False
             vinfo = await _vinfo(ctx, vcont)
             sub = ObjectCtx.of(ctx, container=vcont, obj=vname)
-            out = await to_all(sub, vinfo, "POST", {**meta, **ALLOW})
+            keep = {k: v for k, v in meta.items() if k != "x-delete-at"}
+            out = await to_all(sub, vinfo, "POST", {**keep, **ALLOW})
             _check(best_status(out, quorum_size(len(out))))
             return True
     return False
@@ -305,6 +312,7 @@ async def read_version(ctx: ObjectCtx, info: Info, version_id: str, read: Reader
         return resp
     vinfo = await container_info(ctx.state, ctx.account, vcont)
     sub = ObjectCtx.of(ctx, container=vcont, obj=version_object(ctx.obj, version_id))
+    check_access(sub, None)  # versions are the owner's (container ACLs do not reach them)
     try:
         resp = await read(sub, vinfo)
     except HTTPError as exc:
@@ -323,6 +331,7 @@ async def delete_version(ctx: ObjectCtx, info: Info, version_id: str) -> Resp:
     vcont = check_version_request(ctx, info, version_id)
     if version_id == "null":
         return await delete_object(ctx, info)
+    check_access(ObjectCtx.of(ctx, container=versions_container(ctx.container)), None)
     current = await _current_target(ctx, info)
     vname = version_object(ctx.obj, version_id)
     resp_version = "null"
@@ -418,7 +427,17 @@ async def follow(ctx: ObjectCtx, got: Fetched, info: Info) -> tuple[Fetched, Inf
     if isinstance(final, Reply):
         raise HTTPError(final.status if final.status < 500 else 503,
                         headers={"Content-Location": location})
+    if symlink.TARGET in final.headers:  # a versioned symlink: on to its target, as the caller
+        return await symlink.follow(ctx, final)
     return final, vinfo, location
+
+
+def show_targets(rows: list[dict[str, Any]]) -> None:
+    """Give listing rows of version links their version's bytes and ETag."""
+    for row in rows:
+        if "symlink_bytes" in row and "/%00versions%00" in str(row.get("symlink_path", "")):
+            row["bytes"] = int(row["symlink_bytes"])
+            row["hash"] = row.get("symlink_etag", row["hash"])
 
 
 def annotate(info: Info, link: dict[str, str] | None, out: dict[str, str], container: str,
