@@ -57,7 +57,7 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-read"))
     require_found(info)
-    if "version-id" in ctx.query:
+    if ctx.query.get("version-id") and ctx.tempurl is None:  # a TempURL reads the latest
         return await objver.read_version(ctx, info, ctx.query["version-id"], read_object)
     return await read_object(ctx, info)
 
@@ -75,17 +75,19 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
         raise HTTPError(404)
     location = ""
     link: dict[str, str] | None = None
-    cinfo = info
+    cinfo, actx = info, ctx
     if symlink.TARGET in headers:
         link = headers
         if ctx.query.get("symlink") == "get":
             pass
         elif objver.SYSMETA_SYMLINK in headers:
-            got, info, location = await objver.follow(ctx, got, info)
+            got, info, location, vctx = await objver.follow(ctx, got, info)
+            if "x-static-large-object" in got.headers:
+                actx = vctx  # the manifest is re-read from the version
         else:
             got, info, location = await symlink.follow(ctx, got)
     try:
-        resp = await _answer(ctx, got, info)
+        resp = await _answer(actx, got, info)
     except HTTPError as exc:
         if location:
             exc.headers["Content-Location"] = location
@@ -147,7 +149,7 @@ async def put(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if "version-id" in ctx.query:
+    if ctx.query.get("version-id"):
         return await objver.put_version(ctx, info, ctx.query["version-id"])
     inm = ctx.header("if-none-match").strip()
     if inm and inm != "*":
@@ -183,7 +185,7 @@ async def post(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if "version-id" in ctx.query:
+    if ctx.query.get("version-id"):
         objver.check_version_request(ctx, info, ctx.query["version-id"])
     delete_at = delete_at_from_headers(ctx.headers)
     meta = {k: v for k, v in meta_headers(ctx.headers, "object").items() if v}
@@ -218,8 +220,13 @@ async def delete(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
-    if "version-id" in ctx.query:
-        return await objver.delete_version(ctx, info, ctx.query["version-id"])
+    vid = ctx.query.get("version-id")
+    if vid and vid != "null":
+        return await objver.delete_version(ctx, info, vid)
+    if vid:  # the null version: the object itself, no delete marker
+        objver.check_version_request(ctx, info, vid)
+        versioned = await versioning.delete(ctx, info)
+        return versioned if versioned is not None else await delete_object(ctx, info, extra)
     if ctx.query.get("multipart-manifest") == "delete":
         return await largeobj.slo_delete(ctx, info)
     if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):

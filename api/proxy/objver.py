@@ -182,12 +182,13 @@ async def put(ctx: ObjectCtx, info: Info, meta: dict[str, str], source: putter.S
     resp = await store(ctx, vinfo, vcont, vname, data_meta, source, length, etag,
                        {**(extra or {}), **ALLOW}, ts=ts)
     put_etag = resp.headers.get("Etag", "").strip('"')
-    size = (extra or {}).get("x-object-sysmeta-slo-size")
+    lower = {k.lower(): v for k, v in (extra or {}).items()}
+    size = lower.get("x-object-sysmeta-slo-size")
     if size is None:
         size = str(length if length is not None else await _stored_size(ctx, vinfo, vcont,
                                                                         vname))
     ctype = data_meta.get("content-type", "application/octet-stream").split(";")[0]
-    slo_etag = (extra or {}).get("x-object-sysmeta-slo-etag")
+    slo_etag = lower.get("x-object-sysmeta-slo-etag")
     return await _link(ctx, info, meta, vcont, vname, ts, put_etag, size, ctype, slo_etag)
 
 
@@ -412,8 +413,13 @@ async def put_version(ctx: ObjectCtx, info: Info, version_id: str) -> Resp:
 
 # --- reads of the current object ---------------------------------------------
 
-async def follow(ctx: ObjectCtx, got: Fetched, info: Info) -> tuple[Fetched, Info, str]:
-    """Open the version a link points at (as the container's reader, no second ACL)."""
+async def follow(ctx: ObjectCtx, got: Fetched, info: Info
+                 ) -> tuple[Fetched, Info, str, ObjectCtx]:
+    """Open the version a link points at (as the container's reader, no second ACL).
+
+    Returns the opened object, its container's info, the ``Content-Location``
+    and the request as if made for the version (an SLO's manifest is read there).
+    """
     target = urllib.parse.unquote(got.headers[symlink.TARGET])
     got.close()
     vcont, _, vname = target.partition("/")
@@ -428,8 +434,8 @@ async def follow(ctx: ObjectCtx, got: Fetched, info: Info) -> tuple[Fetched, Inf
         raise HTTPError(final.status if final.status < 500 else 503,
                         headers={"Content-Location": location})
     if symlink.TARGET in final.headers:  # a versioned symlink: on to its target, as the caller
-        return await symlink.follow(ctx, final)
-    return final, vinfo, location
+        return (*await symlink.follow(ctx, final), ctx)
+    return final, vinfo, location, ObjectCtx.of(ctx, container=vcont, obj=vname)
 
 
 def show_targets(rows: list[dict[str, Any]]) -> None:
