@@ -86,6 +86,9 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
                 actx = vctx  # the manifest is re-read from the version
         else:
             got, info, location = await symlink.follow(ctx, got)
+            if "x-static-large-object" in got.headers:  # its manifest is re-read there
+                acct, cont, name = symlink.split_location(location.split("?", 1)[0])
+                actx = ObjectCtx.of(ctx, account=acct, container=cont, obj=name)
     try:
         resp = await _answer(actx, got, info)
     except HTTPError as exc:
