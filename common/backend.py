@@ -16,6 +16,10 @@ X_POLICY_DEFAULT = "x-backend-storage-policy-default"
 #: ``index:name,...`` of the proxy's storage policies, sent with account listings so the
 #: account server can name each container's policy (``storage_policy``), as Swift does.
 X_POLICY_NAMES = "x-backend-storage-policy-names"
+#: Sent by the proxy (and between storage servers) on requests for names in the reserved
+#: namespace (starting with NUL, e.g. the hidden ``\x00versions\x00<c>`` containers of
+#: object versioning); without it servers refuse such names and listings hide them.
+X_ALLOW_RESERVED = "x-backend-allow-reserved-names"
 X_CONTAINER_HOST = "x-container-host"
 X_CONTAINER_PARTITION = "x-container-partition"
 X_CONTAINER_DEVICE = "x-container-device"

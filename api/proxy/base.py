@@ -44,7 +44,8 @@ async def container_info(state: ProxyState, account: str, container: str) -> Inf
         return info
     ring = state.backend.rings.get("container")
     part, nodes = ring.get_nodes(account, container)
-    reply = await state.backend.read(ring, part, nodes, "HEAD", (account, container), {})
+    headers = {hdr.X_ALLOW_RESERVED: "true"} if container[:1] == "\x00" else {}
+    reply = await state.backend.read(ring, part, nodes, "HEAD", (account, container), headers)
     if reply.status == 204:
         reply = Reply(200, reply.headers)
     return state.store_info(key, reply)

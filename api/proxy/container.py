@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import urllib.parse
 
-from nubis.api.proxy import accountacl, quotas, versioning
+from nubis.api.proxy import accountacl, objver, quotas, verlist, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -24,7 +25,7 @@ from nubis.api.proxy.constraints import (
     check_listing_limit,
     check_metadata,
 )
-from nubis.api.proxy.context import ContainerCtx, Ctx, Resp
+from nubis.api.proxy.context import ContainerCtx, Ctx, Info, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.common.backend import X_POLICY_DEFAULT as POLICY_DEFAULT_HEADER
@@ -70,6 +71,7 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
         out["X-Storage-Policy"] = ctx.state.policy_names.get(int(idx), idx)
     out.pop("X-Storage-Policy-Index", None)
     versioning.show(reply.headers, out)
+    verlist.show(reply.headers, out)
     if ctx.container is None:
         quotas.show_account_quotas(reply.headers, ctx.state.policy_names, out)
     if ctx.container is None and is_owner(ctx):
@@ -128,6 +130,8 @@ async def container_get(ctx: ContainerCtx) -> Resp:
     """List a container (GET) or show its metadata (HEAD)."""
     info = await container_info(ctx.state, ctx.account, ctx.container)
     check_access(ctx, info.headers.get("x-container-read"))
+    if objver.SYSMETA_CONT in info.headers or "versions" in ctx.query:
+        return await _versioned_get(ctx)
     params = _listing_query(ctx, ctx.state.limits.container_listing_limit)
     ring = ctx.state.backend.rings.get("container")
     part, nodes = ring.get_nodes(ctx.account, ctx.container)
@@ -142,6 +146,39 @@ async def container_get(ctx: ContainerCtx) -> Resp:
         raise HTTPError(404)
     _check_listing_reply(reply)
     return _listing_response(ctx, reply, params["format"])
+
+
+async def _versioned_get(ctx: ContainerCtx) -> Resp:
+    """List a container that has (or may have) versions; HEAD it with their bytes."""
+    params = _listing_query(ctx, ctx.state.limits.container_listing_limit)
+    fmt = params["format"]
+    versions = "versions" in ctx.query
+    if versions and ctx.method == "GET":
+        verlist.check_versions_format(ctx)
+        fmt = "json"
+    params["format"] = "json"
+    ring = ctx.state.backend.rings.get("container")
+    part, nodes = ring.get_nodes(ctx.account, ctx.container)
+    query = urllib.parse.urlencode(params) if ctx.method == "GET" else ""
+    reply = await ctx.state.backend.read(ring, part, nodes, ctx.method,
+                                         (ctx.account, ctx.container), {}, query)
+    if reply.status == 404:
+        raise HTTPError(404)
+    _check_listing_reply(reply)
+    resp = _listing_response(ctx, reply, fmt)
+    await verlist.add_bytes(ctx, reply.headers, resp.headers)
+    if ctx.method == "HEAD":
+        return resp
+    items = json.loads(reply.body) if reply.body else []
+    vcont = objver.vcont_of(Info(200, reply.headers, 0.0)) or \
+        objver.versions_container(ctx.container)
+    verlist.rewrite(items, ctx.account, ctx.container, vcont, versions)
+    if versions:
+        items = await verlist.list_versions(ctx, items, vcont, int(params["limit"]))
+    body = verlist.render(items, fmt, ctx.container)
+    if fmt == "plain" and not items:
+        return Resp(204, resp.headers)
+    return Resp(200, resp.headers, body)
 
 
 def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
@@ -236,6 +273,8 @@ async def container_put(ctx: ContainerCtx) -> Resp:
     meta = _container_meta(ctx)
     policy = _policy_header(ctx)
     await _ensure_account(ctx)
+    if objver.CLIENT_ENABLED in ctx.headers:
+        meta.update(await verlist.enable(ctx, _container_write))
     status = await _container_write(ctx, "PUT", {**meta, **policy})
     if status == 409:
         raise HTTPError(409, "Conflict: the container exists with another storage policy.")
@@ -249,6 +288,8 @@ async def container_post(ctx: ContainerCtx) -> Resp:
     """Update a container's metadata and ACLs."""
     check_access(ctx, None)
     meta = _container_meta(ctx)
+    if objver.CLIENT_ENABLED in ctx.headers:
+        meta.update(await verlist.enable(ctx, _container_write))
     status = await _container_write(ctx, "POST", meta)
     if status == 404:
         raise HTTPError(404)
@@ -260,6 +301,7 @@ async def container_post(ctx: ContainerCtx) -> Resp:
 async def container_delete(ctx: ContainerCtx) -> Resp:
     """Delete an empty container."""
     check_access(ctx, None)
+    await verlist.before_delete(ctx, _container_write)
     status = await _container_write(ctx, "DELETE", {})
     if status == 409:
         raise HTTPError(409, "Conflict: there was a conflict when trying to complete "

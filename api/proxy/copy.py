@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from nubis.api.proxy import largeobj, obj, quotas, symlink, versioning
+from nubis.api.proxy import largeobj, obj, objver, quotas, symlink, versioning
 from nubis.api.proxy.base import check_access, load_account_level, require_found
 from nubis.api.proxy.constraints import (
     check_account_header,
@@ -111,8 +111,12 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
         extra = {**extra, **await symlink.prepare_put(ctx, 0)}
     source = body if not isinstance(body, bytes) else one(body)
     await quotas.check_put(ctx, dinfo, length)
-    await versioning.before_put(ctx, dinfo)
-    resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None, extra)
+    if objver.SYSMETA_ENABLED in dinfo.headers and objver.enabled(dinfo):
+        resp = await objver.put(ctx, dinfo, meta, source, length, None, extra)
+    else:
+        await versioning.before_put(ctx, dinfo)
+        resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None,
+                           extra)
     resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
     resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")
     if "Last-Modified" in got.headers:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
-from nubis.api.proxy import auth, symlink, versioning
+from nubis.api.proxy import auth, objver, symlink, versioning
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import (
     check_access,
@@ -164,9 +164,12 @@ async def _store_manifest(ctx: ObjectCtx, info: Info, stored: list[dict[str, Any
     client = ctx.header("etag").strip('"').lower()
     if client and client != extra[SLO_ETAG]:
         raise HTTPError(422)
-    await versioning.before_put(ctx, info)
-    resp = await store(ctx, info, ctx.container, ctx.obj, meta,
-                               one(data), len(data), None, extra)
+    if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
+        resp = await objver.put(ctx, info, meta, one(data), len(data), None, extra)
+    else:
+        await versioning.before_put(ctx, info)
+        resp = await store(ctx, info, ctx.container, ctx.obj, meta, one(data), len(data),
+                           None, extra)
     resp.headers["Etag"] = f'"{extra[SLO_ETAG]}"'
     return resp
 
@@ -621,6 +624,8 @@ async def _list_prefix(ctx: ObjectCtx, info: Info, container: str, prefix: str
                                                      "format": "json", "limit": "10000"})
         if not page:
             return out
+        if objver.SYSMETA_CONT in info.headers:  # segments that are version links
+            objver.show_targets(page)
         out.extend(page)
         marker = str(page[-1]["name"])
         if len(page) < 10000:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj, quotas, symlink, versioning
+from nubis.api.proxy import largeobj, objver, quotas, symlink, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -57,6 +57,13 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-read"))
     require_found(info)
+    if ctx.query.get("version-id") and ctx.tempurl is None:  # a TempURL reads the latest
+        return await objver.read_version(ctx, info, ctx.query["version-id"], read_object)
+    return await read_object(ctx, info)
+
+
+async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
+    """Answer a GET or HEAD of an object of a container the caller may read."""
     got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), ctx.method)
     if isinstance(got, Reply):
         if got.status == 404:
@@ -67,16 +74,30 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
         got.close()
         raise HTTPError(404)
     location = ""
-    if symlink.TARGET in headers and ctx.query.get("symlink") != "get":
-        got, info, location = await symlink.follow(ctx, got)
+    link: dict[str, str] | None = None
+    cinfo, actx = info, ctx
+    if symlink.TARGET in headers:
+        link = headers
+        if ctx.query.get("symlink") == "get":
+            pass
+        elif objver.SYSMETA_SYMLINK in headers:
+            got, info, location, vctx = await objver.follow(ctx, got, info)
+            if "x-static-large-object" in got.headers:
+                actx = vctx  # the manifest is re-read from the version
+        else:
+            got, info, location = await symlink.follow(ctx, got)
+            if "x-static-large-object" in got.headers:  # its manifest is re-read there
+                acct, cont, name = symlink.split_location(location.split("?", 1)[0])
+                actx = ObjectCtx.of(ctx, account=acct, container=cont, obj=name)
     try:
-        resp = await _answer(ctx, got, info)
+        resp = await _answer(actx, got, info)
     except HTTPError as exc:
         if location:
             exc.headers["Content-Location"] = location
         raise
     if location:
         resp.headers["Content-Location"] = location
+    objver.annotate(cinfo, link, resp.headers, ctx.container, ctx.obj)
     return resp
 
 
@@ -131,6 +152,8 @@ async def put(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
+    if ctx.query.get("version-id"):
+        return await objver.put_version(ctx, info, ctx.query["version-id"])
     inm = ctx.header("if-none-match").strip()
     if inm and inm != "*":
         raise HTTPError(400, "If-None-Match only supports *")
@@ -147,6 +170,9 @@ async def put(ctx: ObjectCtx) -> Resp:
     if "x-symlink-target" in ctx.headers:
         link = await symlink.prepare_put(ctx, length)
     headers = object_metadata(ctx)
+    if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
+        return await objver.put(ctx, info, headers, ctx.body, length,
+                                ctx.header("etag") or None, link)
     await versioning.before_put(ctx, info)
     return await store(ctx, info, ctx.container, ctx.obj, headers, ctx.body, length,
                        ctx.header("etag") or None, link)
@@ -162,6 +188,8 @@ async def post(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
+    if ctx.query.get("version-id"):
+        objver.check_version_request(ctx, info, ctx.query["version-id"])
     delete_at = delete_at_from_headers(ctx.headers)
     meta = {k: v for k, v in meta_headers(ctx.headers, "object").items() if v}
     for k in ("content-type", "content-disposition", "content-encoding", "x-object-manifest"):
@@ -176,7 +204,8 @@ async def post(ctx: ObjectCtx) -> Resp:
     if status >= 300:
         raise HTTPError(503 if status >= 500 else status)
     redirect = symlink.post_redirect(ctx, replies)
-    if redirect is not None:
+    if redirect is not None and not (objver.SYSMETA_CONT in info.headers
+                                     and await objver.post(ctx, info, replies, meta)):
         raise redirect
     return Resp(202, {"Content-Type": "text/html; charset=UTF-8"},
                 b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p>"
@@ -194,8 +223,17 @@ async def delete(ctx: ObjectCtx) -> Resp:
     info = await container_of(ctx)
     check_access(ctx, info.headers.get("x-container-write"))
     require_found(info)
+    vid = ctx.query.get("version-id")
+    if vid and vid != "null":
+        return await objver.delete_version(ctx, info, vid)
+    if vid:  # the null version: the object itself, no delete marker
+        objver.check_version_request(ctx, info, vid)
+        versioned = await versioning.delete(ctx, info)
+        return versioned if versioned is not None else await delete_object(ctx, info, extra)
     if ctx.query.get("multipart-manifest") == "delete":
         return await largeobj.slo_delete(ctx, info)
+    if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
+        return await objver.delete(ctx, info)
     versioned = await versioning.delete(ctx, info)
     return versioned if versioned is not None else await delete_object(ctx, info, extra)
 

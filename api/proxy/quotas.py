@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from nubis.api.proxy import objver
 from nubis.api.proxy.base import account_info, container_info, policy_of
 from nubis.api.proxy.context import Ctx, Info, ObjectCtx
 from nubis.api.proxy.errors import HTTPError
@@ -89,7 +90,15 @@ async def check_put(ctx: ObjectCtx, info: Info, length: int | None) -> None:
     if _C_BYTES in info.headers or _C_COUNT in info.headers:
         ctx.state.forget_info(ctx.account, ctx.container)
         fresh = await container_info(ctx.state, ctx.account, ctx.container)
-        _check(fresh.headers, _C_BYTES, _C_COUNT, "x-container-bytes-used",
+        headers = dict(fresh.headers)
+        vcont = objver.vcont_of(fresh)
+        if vcont:  # object versions count against the container's quota (as in Swift)
+            ctx.state.forget_info(ctx.account, vcont)
+            vinfo = await container_info(ctx.state, ctx.account, vcont)
+            headers["x-container-bytes-used"] = str(
+                int(headers.get("x-container-bytes-used", "0") or 0)
+                + int(vinfo.headers.get("x-container-bytes-used", "0") or 0))
+        _check(headers, _C_BYTES, _C_COUNT, "x-container-bytes-used",
                "x-container-object-count", length)
     ainfo = await account_info(ctx.state, ctx.account)
     if any(k.startswith((_A_BYTES, _A_COUNT, _SYSMETA + "quota-")) for k in ainfo.headers) \

@@ -168,6 +168,11 @@ def _location(ctx: ObjectCtx, target: str, account: str | None) -> str:
     return f"/v1/{account or _quote(ctx.account)}/{target.lstrip('/')}"
 
 
+def split_location(location: str) -> tuple[str, str, str]:
+    """Return ``(account, container, object)`` of a ``/v1/a/c/o`` location."""
+    return _split(location)
+
+
 def _split(location: str) -> tuple[str, str, str]:
     _, _, account, container, obj = location.split("/", 4)
     return (urllib.parse.unquote(account), urllib.parse.unquote(container),

@@ -83,6 +83,8 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
         return await ec.fetch(ctx, pol, ring, (account, container, obj), method)
     part, nodes = ring.get_nodes(account, container, obj)
     headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id}
+    if container[:1] == "\x00":  # the reserved namespace (object versioning)
+        headers[hdr.X_ALLOW_RESERVED] = "true"
     return await ctx.state.backend.open_read(ring, part, nodes, method,
                                              (account, container, obj), headers)
 
@@ -207,12 +209,15 @@ def object_metadata(ctx: ObjectCtx, src: dict[str, str] | None = None) -> dict[s
 
 async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, str],
                 source: putter.Source, length: int | None, client_etag: str | None,
-                extra: dict[str, str] | None = None) -> Resp:
-    """Write an object body plus metadata to a quorum of nodes; answer 201."""
+                extra: dict[str, str] | None = None, ts: str | None = None) -> Resp:
+    """Write an object body plus metadata to a quorum of nodes; answer 201.
+
+    ``ts`` is the object's timestamp (default: now).
+    """
     policy = policy_of(info)
     ring = ctx.state.backend.rings.get("object", policy)
     part, nodes = ring.get_nodes(ctx.account, container, obj)
-    ts = new_timestamp()
+    ts = ts or new_timestamp()
     updates = update_headers(ctx, container, len(nodes))
     per_node = []
     for upd in updates:
@@ -266,8 +271,9 @@ async def backend_listing(ctx: Ctx, container: str, params: dict[str, str]
     """Return one JSON listing page of a container (empty when missing)."""
     ring = ctx.state.backend.rings.get("container")
     part, nodes = ring.get_nodes(ctx.account, container)
+    headers = {hdr.X_ALLOW_RESERVED: "true"} if container[:1] == "\x00" else {}
     reply = await ctx.state.backend.read(ring, part, nodes, "GET", (ctx.account, container),
-                                         {}, urllib.parse.urlencode(params))
+                                         headers, urllib.parse.urlencode(params))
     if reply.status == 404:
         return []
     if not 200 <= reply.status < 300:

@@ -122,7 +122,7 @@ class AccountServer(DatabaseServer[AccountDB]):
             answer = await self.replication_request(req)
             if answer is not None:
                 return answer
-        p = proto.parse_path(req.path, 1, 2)
+        p = proto.parse_path(req.path, 1, 2, proto.allows_reserved(req.headers))
         db = self.devices.get(p.device)
         if db is None:
             return INSUFFICIENT_STORAGE

@@ -74,7 +74,8 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
         method, path, headers = item
         if method not in ("PUT", "DELETE") or not isinstance(headers, dict):
             return None
-        p = proto.parse_path(f"/{device}/0{path}", 3, 3)
+        # object servers checked the names: rows may be in the reserved namespace
+        p = proto.parse_path(f"/{device}/0{path}", 3, 3, allow_reserved=True)
         hdrs = {str(k).lower(): str(v) for k, v in headers.items()}
         ts = proto.parse_timestamp(hdrs).internal
         if method == "DELETE":
@@ -189,7 +190,7 @@ class ContainerServer(DatabaseServer[ContainerDB]):
             answer = await self.replication_request(req)
             if answer is not None:
                 return answer
-        p = proto.parse_path(req.path, 2, 3)
+        p = proto.parse_path(req.path, 2, 3, proto.allows_reserved(req.headers))
         db = self.devices.get(p.device)
         if db is None:
             return INSUFFICIENT_STORAGE
@@ -329,6 +330,8 @@ class ContainerServer(DatabaseServer[ContainerDB]):
                    "X-Timestamp": info.put_ts,
                    hdr.X_POLICY_INDEX: str(info.policy),
                    "User-Agent": "nubis-container-server"}
+        if info.container.startswith("\x00"):
+            headers[hdr.X_ALLOW_RESERVED] = "true"
         path = quote(f"/{info.account}/{info.container}")
         worst = 204
 

@@ -11,7 +11,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 from nubis.common.httpserver import Request, Response
 from nubis.daemons.storage.listing import Entry, ListingParams
-from nubis.daemons.storage.protocol import ProtocolError, Timestamp, title_header
+from nubis.daemons.storage.protocol import (
+    ProtocolError,
+    Timestamp,
+    allows_reserved,
+    title_header,
+)
 
 #: Metadata as stored: lower-case header name -> [value, internal timestamp].
 Metadata = dict[str, list[str]]
@@ -82,6 +87,10 @@ class ListingRequest:
     content_type: str
 
 
+#: Sorts after every reserved name (UTF-8 never holds 0xff) and before every other one.
+_PAST_RESERVED = b"\x00\xff"
+
+
 def parse_listing(req: Request, max_limit: int) -> ListingRequest:
     """Read ``prefix/delimiter/marker/end_marker/limit/reverse/format`` (Swift rules).
 
@@ -105,10 +114,14 @@ def parse_listing(req: Request, max_limit: int) -> ListingRequest:
     path = query.get("path")
     if path is not None:  # Swift's ``path``: the objects right below one "directory"
         prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
-    params = ListingParams(prefix.encode(), delimiter.encode(),
-                           query.get("marker", "").encode(),
-                           query.get("end_marker", "").encode(), limit, reverse,
-                           path is not None)
+    marker, end_marker = query.get("marker", "").encode(), query.get("end_marker", "").encode()
+    if not allows_reserved(req.headers):  # reserved names (NUL first) sort first: skip them
+        if reverse:
+            end_marker = max(end_marker, _PAST_RESERVED)
+        else:
+            marker = max(marker, _PAST_RESERVED)
+    params = ListingParams(prefix.encode(), delimiter.encode(), marker, end_marker, limit,
+                           reverse, path is not None)
     return ListingRequest(params, _content_type(query.get("format"), req.headers.get("accept")))
 
 

@@ -151,7 +151,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
 
     def _locate(self, req: Request) -> tuple[proto.BackendPath, DiskFile | None]:
         """Return the request's path and its object's place (None: no such device, 507)."""
-        p = proto.parse_path(req.path, 3, 3)
+        p = proto.parse_path(req.path, 3, 3, proto.allows_reserved(req.headers))
         dev = self.devices.get(p.device)
         if dev is None:
             return p, None
@@ -303,6 +303,8 @@ class ObjectServer(StorageServer[ObjectDevice]):
         trans = req.headers.get(hdr.X_TRANS_ID)
         if trans:
             headers["X-Trans-Id"] = trans
+        if p.container.startswith("\x00") or p.obj.startswith("\x00"):
+            headers[hdr.X_ALLOW_RESERVED] = "true"
         if rec is not None and ts is None:
             method = "PUT"
             headers.update({"X-Timestamp": rec.ts, "X-Size": str(rec.size),

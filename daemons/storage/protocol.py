@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from nubis.common.backend import X_POLICY_INDEX, X_TIMESTAMP
+from nubis.common.backend import X_ALLOW_RESERVED, X_POLICY_INDEX, X_TIMESTAMP
 from nubis.common.errors import NubisError
 from nubis.common.httpserver import Response, plain
 
@@ -193,10 +193,14 @@ class BackendPath:
     obj: str = ""
 
 
-def parse_path(raw_path: str, min_segs: int, max_segs: int) -> BackendPath:
+def parse_path(raw_path: str, min_segs: int, max_segs: int,
+               allow_reserved: bool = False) -> BackendPath:
     """Split ``/<dev>/<part>/<acct>[/<cont>[/<obj>]]`` (the object keeps its slashes).
 
-    ``min_segs``/``max_segs`` count account, container and object (1..3).
+    ``min_segs``/``max_segs`` count account, container and object (1..3). NUL is
+    refused unless ``allow_reserved`` (the request carried ``X-Backend-Allow-Reserved-
+    Names: true``): then container and object names may start with it (Swift's
+    reserved namespace), nothing else may hold it.
 
     Raises:
         ProtocolError: 400 for a malformed path, bad UTF-8 or a bad device/partition.
@@ -205,7 +209,7 @@ def parse_path(raw_path: str, min_segs: int, max_segs: int) -> BackendPath:
         path = unquote(raw_path, errors="strict")
     except UnicodeDecodeError:
         raise ProtocolError(412, "Invalid UTF8 or contains NULL") from None
-    if "\x00" in path:
+    if "\x00" in path and not (allow_reserved and _reserved_ok(path)):
         raise ProtocolError(412, "Invalid UTF8 or contains NULL")
     if not path.startswith("/"):
         raise ProtocolError(400, "Invalid path")
@@ -220,6 +224,19 @@ def parse_path(raw_path: str, min_segs: int, max_segs: int) -> BackendPath:
         raise ProtocolError(400, "Invalid device or partition")
     names += [""] * (3 - len(names))
     return BackendPath(device, int(part), names[0], names[1], names[2])
+
+
+def _reserved_ok(path: str) -> bool:
+    """Return whether NULs sit only in reserved container/object names."""
+    parts = path[1:].split("/", 4)
+    if any("\x00" in p for p in parts[:3]):
+        return False
+    return all(p.startswith("\x00") for p in parts[3:] if "\x00" in p)
+
+
+def allows_reserved(headers: dict[str, str]) -> bool:
+    """Return whether a request may name the reserved namespace."""
+    return headers.get(X_ALLOW_RESERVED, "").lower() == "true"
 
 
 def split_hosts(headers: dict[str, str], host_h: str, part_h: str,
