@@ -40,8 +40,8 @@ from nubis.api.proxy.constraints import Limits, check_account_name, check_client
 from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
 from nubis.api.proxy.domains import DomainRemap, crossdomain_response
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
-from nubis.api.proxy.s3.auth import CredentialSource
-from nubis.api.proxy.s3.router import S3Api, wants_s3
+from nubis.api.proxy.s3.auth import ChainedSource, CredentialSource, TempAuthKeys
+from nubis.api.proxy.s3.router import S3_INFO, S3Api, wants_s3
 from nubis.common.httpclient import HTTPClient
 from nubis.common.policies import DEFAULT_POLICIES, PolicySet
 
@@ -348,6 +348,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
         "staticweb": staticweb.INFO,
         "crossdomain": {},
         **bulk.INFO,
+        "s3api": S3_INFO,
     }
     if conf.storage_domain:
         doc["domain_remap"] = {"default_reseller_prefix": conf.default_reseller_prefix or None}
@@ -393,6 +394,8 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
     verifiers.extend(extra_verifiers or [])
     pset = policies or PolicySet.from_config(DEFAULT_POLICIES)
     state = ProxyState(conf, limits, backend, AuthChain(verifiers), tempauth, pset)
+    if ta_conf.enabled:
+        s3_source = ChainedSource(TempAuthKeys(ta_conf), s3_source)
     return ProxyApp(state, info_document(conf, limits, tempauth is not None, pset),
                     S3Api(s3_source, ta_conf.reseller_prefix))
 

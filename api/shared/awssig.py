@@ -58,6 +58,8 @@ class S3Credential:
     user_id: str
     project_id: str
     role_names: frozenset[str]
+    #: ``<Owner><ID>`` shown for this caller (default: the project id).
+    owner: str = ""
 
 
 @dataclass(frozen=True)

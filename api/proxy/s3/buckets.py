@@ -47,7 +47,7 @@ def check_bucket_name(name: str) -> None:
 
 def owner_xml(req: S3Req) -> str:
     """Return the ``<Owner>`` element of the caller."""
-    pid = req.caller.cred.project_id if req.caller else ""
+    pid = (req.caller.cred.owner or req.caller.cred.project_id) if req.caller else ""
     return f"<Owner>{el('ID', pid)}{el('DisplayName', pid)}</Owner>"
 
 
@@ -217,11 +217,56 @@ async def list_objects(req: S3Req) -> Resp:
             prefixes.append(f"<CommonPrefixes>{el('Prefix', enc(item['subdir']))}"
                             "</CommonPrefixes>")
             continue
-        parts.append("<Contents>" + el("Key", enc(item["name"]))
-                     + el("LastModified", _iso_listing(item["last_modified"]))
-                     + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
-                     + owner + el("StorageClass", "STANDARD") + "</Contents>")
+        parts.append("<Contents>" + el("Key", enc(item["name"])) + _entry(item, owner)
+                     + "</Contents>")
     return Resp(200, dict(XML), doc("ListBucketResult", parts + prefixes))
+
+
+def _entry(item: dict[str, Any], owner: str) -> str:
+    """Return the elements after ``<Key>`` of a listed object."""
+    return (el("LastModified", _iso_listing(item["last_modified"]))
+            + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
+            + owner + el("StorageClass", "STANDARD"))
+
+
+async def list_versions(req: S3Req) -> Resp:
+    """Answer ListObjectVersions of an unversioned bucket: each object is version ``null``."""
+    q = req.q
+    encode = q.get("encoding-type")
+    if encode not in (None, "url"):
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    if "version-id-marker" in q and "key-marker" not in q:
+        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
+                      "a key marker.", extra={"ArgumentName": "version-id-marker"})
+    max_keys = _max_keys(req)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    marker = q.get("key-marker", "")
+    items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)
+
+    def enc(value: str) -> str:
+        return urllib.parse.quote(value, safe="/") if encode else value
+
+    parts = [el("Name", req.bucket), el("Prefix", enc(prefix)), el("KeyMarker", enc(marker)),
+             el("VersionIdMarker", q.get("version-id-marker", ""))]
+    if truncated and items:
+        last = items[-1].get("name", items[-1].get("subdir", ""))
+        parts += [el("NextKeyMarker", enc(last)), el("NextVersionIdMarker", "null")]
+    parts.append(el("MaxKeys", max_keys))
+    if delimiter:
+        parts.append(el("Delimiter", enc(delimiter)))
+    if encode:
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", "true" if truncated else "false"))
+    owner, prefixes = owner_xml(req), []
+    for item in items:
+        if "subdir" in item:
+            prefixes.append(f"<CommonPrefixes>{el('Prefix', enc(item['subdir']))}"
+                            "</CommonPrefixes>")
+            continue
+        parts.append("<Version>" + el("Key", enc(item["name"])) + el("VersionId", "null")
+                     + el("IsLatest", "true") + _entry(item, owner) + "</Version>")
+    return Resp(200, dict(XML), doc("ListVersionsResult", parts + prefixes))
 
 
 def _etag(item: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ CODES: dict[str, tuple[int, str]] = {
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be "
                      "invalid, or the upload may have been aborted or completed."),
     "NotImplemented": (501, "A header you provided implies functionality that is not "

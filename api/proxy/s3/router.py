@@ -21,6 +21,14 @@ from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
 from nubis.api.shared import awssig
 
+#: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` false: ACLs are canned).
+S3_INFO: dict[str, object] = {
+    "max_bucket_listing": buckets.MAX_KEYS, "max_parts_listing": 1000,
+    "max_upload_part_num": multipart.MAX_PARTS, "max_multi_delete_objects": 1000,
+    "allow_multipart_uploads": True, "min_segment_size": multipart.MIN_PART,
+    "s3_acl": False,
+}
+
 
 def wants_s3(headers: Mapping[str, str], raw_query: bytes, domain: str) -> bool:
     """Tell whether a request is for the S3 API (PERF: bench s3 vs swift; no parsing)."""
@@ -118,6 +126,8 @@ class S3Api:
                             b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
             if "acl" in q:
                 return await buckets.acl(req)
+            if "versions" in q:
+                return await buckets.list_versions(req)
             if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
                            "logging", "notification", "replication", "encryption"}:
                 raise S3Error("NotImplemented", status=501)
@@ -143,6 +153,9 @@ class S3Api:
             return await multipart.create(req)
         if "acl" in q and method in ("GET", "PUT"):
             return await buckets.acl(req)
+        version = q.get("versionId")
+        if version is not None and version != "null":
+            raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":
