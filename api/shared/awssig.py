@@ -213,8 +213,7 @@ def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
                        "X-Amz-Expires must be non-negative", 400)
     if expires > MAX_EXPIRES:
         raise SigError("AuthorizationQueryParametersError",
-                       "X-Amz-Expires must be less than a week (in seconds) that is "
-                       "604800", 400)
+                       "X-Amz-Expires must be less than 604800 seconds (a week)", 400)
     return _signed(q["X-Amz-Credential"], q.get("X-Amz-Date", ""),
                    q.get("X-Amz-SignedHeaders", ""), q.get("X-Amz-Signature", ""),
                    UNSIGNED, True, expires)
@@ -360,6 +359,9 @@ def parse_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> Signed
 def check_time_v2(sreq: SignedRequest, now: float) -> None:
     """Refuse an expired SigV2 URL or a skewed SigV2 Date."""
     if sreq.presigned:
+        if sreq.expires >= 2 ** 31:
+            raise SigError("AccessDenied", "Invalid date (should be seconds since epoch): "
+                           f"{sreq.expires}")
         if now > sreq.expires:
             raise SigError("AccessDenied", "Request has expired",
                            extra={"Expires": _iso(sreq.expires), "ServerTime": _iso(now)})

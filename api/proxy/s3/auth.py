@@ -129,8 +129,9 @@ def identity_of(cred: S3Credential, reseller_prefix: str) -> Identity:
 
 def decoded_length(headers: Mapping[str, str]) -> int | None:
     """Return the payload length (``x-amz-decoded-content-length`` for aws-chunked)."""
-    if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or \
-            "aws-chunked" in headers.get("content-encoding", ""):
+    if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or (
+            "aws-chunked" in headers.get("content-encoding", "")
+            and "x-amz-decoded-content-length" in headers):
         value = headers.get("x-amz-decoded-content-length")
         if value is None:
             raise S3Error("MissingContentLength")

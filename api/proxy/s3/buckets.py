@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nubis.api.proxy.context import Resp
@@ -23,6 +24,7 @@ from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
 
+_LAX = re.compile(r"^[A-Za-z0-9._-]{3,255}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: Suffix of the container holding a bucket's multipart parts (hidden from S3).
 SEGMENTS = "+segments"
@@ -30,8 +32,18 @@ MAX_KEYS = 1000
 XML = {"Content-Type": "application/xml"}
 
 
-def check_bucket_name(name: str) -> None:
-    """Apply S3's bucket naming rules (InvalidBucketName)."""
+def check_bucket_name(name: str, strict: bool = True) -> None:
+    """Apply S3's bucket naming rules (InvalidBucketName).
+
+    Args:
+        name: The bucket.
+        strict: Creation's DNS-compliant rules; else only the characters and length
+            any existing container reachable through S3 may have.
+    """
+    if not strict:
+        if not _LAX.match(name):
+            raise S3Error("InvalidBucketName", extra={"BucketName": name})
+        return
     ok = bool(_NAME.match(name)) and ".." not in name and not name.startswith("xn--") \
         and not name.endswith(("-s3alias", "--ol-s3")) and ".-" not in name \
         and "-." not in name
@@ -79,8 +91,17 @@ def _bucket_xml(item: dict[str, Any]) -> str:
 
 
 def _iso_listing(value: str) -> str:
-    """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's."""
-    return value[:23] + "Z" if len(value) >= 23 else value + ".000Z"
+    """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's.
+
+    Whole seconds rounded up, as Swift's s3api does (agreeing with Last-Modified).
+    """
+    try:
+        when = datetime.fromisoformat(value[:26]).replace(tzinfo=UTC)
+    except ValueError:
+        return value[:19] + ".000Z"
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 async def create(req: S3Req, registry: Registry) -> Resp:
@@ -205,7 +226,7 @@ async def list_objects(req: S3Req) -> Resp:
     if v2:
         parts.append(el("KeyCount", len(items)))
     parts.append(el("MaxKeys", max_keys))
-    if delimiter:
+    if "delimiter" in q:
         parts.append(el("Delimiter", enc(delimiter)))
     if encode:
         parts.append(el("EncodingType", "url"))

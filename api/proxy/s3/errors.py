@@ -55,8 +55,12 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be "
                      "invalid, or the upload may have been aborted or completed."),
-    "NotImplemented": (501, "A header you provided implies functionality that is not "
-                       "implemented."),
+    "NotImplemented": (501, "The requested resource is not implemented"),
+    "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not "
+                                             "exist for this bucket"),
+    "UserKeyMustBeSpecified": (400, "The bucket POST must contain the specified field "
+                               "name. If it is specified, please check the order of the "
+                               "fields."),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not "
                            "hold"),
     "RequestTimeout": (400, "Your socket connection to the server was not read from or "

@@ -22,7 +22,13 @@ from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import SEGMENTS, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.objects import ETAG_META, copy_source, object_ctx, swift_metadata
+from nubis.api.proxy.s3.objects import (
+    ETAG_META,
+    copy_source,
+    object_ctx,
+    require_bucket,
+    swift_metadata,
+)
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, one, store
@@ -80,9 +86,17 @@ async def _marker(req: S3Req, upload_id: str) -> dict[str, str]:
 
 
 async def on_upload(req: S3Req) -> Resp:
-    """Dispatch a request naming ``uploadId``."""
+    """Dispatch a request naming ``uploadId`` (NoSuchBucket before NoSuchUpload)."""
+    try:
+        return await _on_upload(req, req.q["uploadId"])
+    except S3Error as exc:
+        if exc.code == "NoSuchUpload":
+            await require_bucket(req)
+        raise
+
+
+async def _on_upload(req: S3Req, upload_id: str) -> Resp:
     method = req.ctx.method
-    upload_id = req.q["uploadId"]
     if method == "PUT":
         return await upload_part(req, upload_id)
     if method == "GET":

@@ -21,6 +21,11 @@ from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
 from nubis.api.shared import awssig
 
+#: Query parameters of the signature, not sub-resources.
+AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                         "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+                         "AWSAccessKeyId", "Signature", "Expires"})
+
 #: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` false: ACLs are canned).
 S3_INFO: dict[str, object] = {
     "max_bucket_listing": buckets.MAX_KEYS, "max_parts_listing": 1000,
@@ -88,7 +93,8 @@ class S3Api:
     def _authenticated(self, ctx: Ctx, raw_query: bytes, bucket: str, key: str) -> S3Req:
         caller = authenticate(self.source, ctx.method, ctx.path.split("?", 1)[0],
                               raw_query.decode("latin-1"), ctx.headers, self.reseller_prefix)
-        return S3Req(ctx, caller, bucket, key, dict(ctx.query))
+        query = {k: v for k, v in ctx.query.items() if k not in AUTH_PARAMS}
+        return S3Req(ctx, caller, bucket, key, query)
 
     async def _dispatch(self, req: S3Req) -> Resp:
         try:
@@ -105,6 +111,7 @@ class S3Api:
             raise S3Error("MethodNotAllowed")
         if method == "PUT" and not req.key and not q:
             return await buckets.create(req, self.registry)
+        buckets.check_bucket_name(req.bucket, strict=False)
         owner = await self.registry.owner(req, req.bucket)
         if owner is not None and owner != req.account:
             raise S3Error("AccessDenied")
@@ -128,6 +135,10 @@ class S3Api:
                 return await buckets.acl(req)
             if "versions" in q:
                 return await buckets.list_versions(req)
+            if "object-lock" in q:
+                await buckets.head(req)
+                raise S3Error("ObjectLockConfigurationNotFoundError",
+                              extra={"BucketName": req.bucket})
             if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
                            "logging", "notification", "replication", "encryption"}:
                 raise S3Error("NotImplemented", status=501)
