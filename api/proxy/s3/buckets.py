@@ -86,11 +86,11 @@ async def list_buckets(req: S3Req) -> Resp:
 
 
 def _bucket_xml(item: dict[str, Any]) -> str:
-    created = _iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
+    created = iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
     return f"<Bucket>{el('Name', item['name'])}{el('CreationDate', created)}</Bucket>"
 
 
-def _iso_listing(value: str) -> str:
+def iso_listing(value: str) -> str:
     """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's.
 
     Whole seconds rounded up, as Swift's s3api does (agreeing with Last-Modified).
@@ -104,8 +104,11 @@ def _iso_listing(value: str) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-async def create(req: S3Req, registry: Registry) -> Resp:
-    """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou)."""
+async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = None) -> Resp:
+    """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou).
+
+    ``acl``: the container ACL headers of the request's canned ``x-amz-acl``.
+    """
     check_bucket_name(req.bucket)
     body = await req.ctx.body.read_all(64 * 1024)
     if body.strip():
@@ -118,7 +121,7 @@ async def create(req: S3Req, registry: Registry) -> Resp:
     if previous is not None and previous != req.account:
         raise S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
     try:
-        resp = await req.swift("PUT", req.bucket)
+        resp = await req.swift("PUT", req.bucket, headers=acl)
     except HTTPError as exc:
         if previous is None:
             await registry.release(req, req.bucket)
@@ -226,7 +229,7 @@ async def list_objects(req: S3Req) -> Resp:
     if v2:
         parts.append(el("KeyCount", len(items)))
     parts.append(el("MaxKeys", max_keys))
-    if "delimiter" in q:
+    if delimiter:
         parts.append(el("Delimiter", enc(delimiter)))
     if encode:
         parts.append(el("EncodingType", "url"))
@@ -245,7 +248,7 @@ async def list_objects(req: S3Req) -> Resp:
 
 def _entry(item: dict[str, Any], owner: str) -> str:
     """Return the elements after ``<Key>`` of a listed object."""
-    return (el("LastModified", _iso_listing(item["last_modified"]))
+    return (el("LastModified", iso_listing(item["last_modified"]))
             + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
             + owner + el("StorageClass", "STANDARD"))
 
@@ -274,7 +277,7 @@ async def list_versions(req: S3Req) -> Resp:
         last = items[-1].get("name", items[-1].get("subdir", ""))
         parts += [el("NextKeyMarker", enc(last)), el("NextVersionIdMarker", "null")]
     parts.append(el("MaxKeys", max_keys))
-    if delimiter:
+    if "delimiter" in q:
         parts.append(el("Delimiter", enc(delimiter)))
     if encode:
         parts.append(el("EncodingType", "url"))
@@ -306,23 +309,3 @@ def _token(token: str | None) -> str:
     except (binascii.Error, ValueError):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       extra={"ArgumentName": "continuation-token"}) from None
-
-
-async def acl(req: S3Req) -> Resp:
-    """Answer Get/PutBucketAcl and Get/PutObjectAcl: the canned ``private`` ACL only."""
-    if req.key:
-        await req.swift("HEAD", req.bucket, req.key)
-    else:
-        await head(req)
-    if req.ctx.method == "PUT":
-        canned = req.header("x-amz-acl", "private")
-        body = await req.ctx.body.read_all(64 * 1024)
-        if canned != "private" or body.strip():
-            raise S3Error("NotImplemented", "Only the canned ACL \"private\" is supported.",
-                          501)
-        return Resp(200, {})
-    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-             'xsi:type="CanonicalUser">' + owner_xml(req)[7:-8] + "</Grantee>"
-             + el("Permission", "FULL_CONTROL") + "</Grant>")
-    return Resp(200, dict(XML), doc("AccessControlPolicy", [
-        owner_xml(req), "<AccessControlList>", grant, "</AccessControlList>"]))

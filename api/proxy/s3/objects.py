@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
     content_md5,
@@ -93,9 +94,9 @@ async def put(req: S3Req) -> Resp:
         return await copy_object(req)
     _check_key(req.key)
     headers = req.ctx.headers
-    inm = headers.get("if-none-match", "").strip()
-    if (inm and inm != "*") or any(h in headers for h in _PUT_CONDITIONS):
-        raise S3Error("NotImplemented")
+    refuse_conditions(headers)
+    if "x-amz-acl" in headers:
+        check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
     meta = swift_metadata(headers)
     octx = object_ctx(req, "PUT")
@@ -103,11 +104,7 @@ async def put(req: S3Req) -> Resp:
     check_access(octx, info.headers.get("x-container-write"))
     if not info.exists:
         raise S3Error("NoSuchBucket")
-    if inm == "*":
-        got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
-        if not isinstance(got, Reply):
-            await got.release()
-            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
+    await no_overwrite(req, octx, info)
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, headers, result)
     try:
@@ -131,6 +128,23 @@ async def put(req: S3Req) -> Resp:
     if result.checksum:
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
     return Resp(200, out)
+
+
+def refuse_conditions(headers: Mapping[str, str]) -> None:
+    """Refuse the write conditions Swift's s3api does not do (all but If-None-Match: *)."""
+    inm = headers.get("if-none-match", "").strip()
+    if (inm and inm != "*") or any(h in headers for h in _PUT_CONDITIONS):
+        raise S3Error("NotImplemented")
+
+
+async def no_overwrite(req: S3Req, octx: ObjectCtx, info: Info) -> None:
+    """Honour ``If-None-Match: *``: PreconditionFailed when the key exists."""
+    if req.header("if-none-match").strip() != "*":
+        return
+    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
+    if not isinstance(got, Reply):
+        await got.release()
+        raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
 
 
 def _check_key(key: str) -> None:
@@ -264,7 +278,12 @@ async def require_bucket(req: S3Req) -> None:
 
 async def delete_many(req: S3Req) -> Resp:
     """Answer DeleteObjects (``POST ?delete``, quiet mode)."""
-    data = await req.ctx.body.read_all(MAX_XML)
+    try:
+        data = await req.ctx.body.read_all(MAX_XML)
+    except HTTPError as exc:
+        if exc.status != 413:
+            raise
+        raise S3Error("MalformedXML") from None
     md5 = content_md5(req.ctx.headers)
     if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
         raise S3Error("BadDigest")

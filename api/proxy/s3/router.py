@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import buckets, multipart, objects
+from nubis.api.proxy.s3 import acl, buckets, multipart, objects
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
 from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
@@ -110,7 +110,9 @@ class S3Api:
                 return await buckets.list_buckets(req)
             raise S3Error("MethodNotAllowed")
         if method == "PUT" and not req.key and not q:
-            return await buckets.create(req, self.registry)
+            canned = req.header("x-amz-acl")
+            return await buckets.create(req, self.registry,
+                                        acl.bucket_headers(canned) if canned else None)
         buckets.check_bucket_name(req.bucket, strict=False)
         owner = await self.registry.owner(req, req.bucket)
         if owner is not None and owner != req.account:
@@ -132,7 +134,7 @@ class S3Api:
                             b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration'
                             b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
             if "acl" in q:
-                return await buckets.acl(req)
+                return await acl.bucket_acl(req)
             if "versions" in q:
                 return await buckets.list_versions(req)
             if "object-lock" in q:
@@ -150,7 +152,7 @@ class S3Api:
         if method == "POST" and "delete" in q:
             return await objects.delete_many(req)
         if method == "PUT" and "acl" in q:
-            return await buckets.acl(req)
+            return await acl.bucket_acl(req)
         if method == "PUT":
             raise S3Error("NotImplemented", status=501)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
@@ -163,7 +165,7 @@ class S3Api:
         if method == "POST" and "uploads" in q:
             return await multipart.create(req)
         if "acl" in q and method in ("GET", "PUT"):
-            return await buckets.acl(req)
+            return await acl.object_acl(req)
         version = q.get("versionId")
         if version is not None and version != "null":
             raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
