@@ -205,6 +205,8 @@ def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
                        "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"", 400)
     try:
         expires = int(q.get("X-Amz-Expires", ""))
+        if expires >= 2 ** 63:  # not an int64, as S3 parses it
+            raise ValueError(expires)
     except ValueError:
         raise SigError("AuthorizationQueryParametersError",
                        "X-Amz-Expires should be a number", 400) from None

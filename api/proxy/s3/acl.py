@@ -2,10 +2,12 @@
 
 A bucket's ACL is its container's Swift ACLs, as Swift's s3api keeps it
 without ``s3_acl``: ``public-read`` is ``X-Container-Read: .r:*,.rlistings``,
-``public-read-write`` adds ``X-Container-Write: .r:*``, ``authenticated-read``
-is ``X-Container-Read: *:*`` (any authenticated project user), ``private``
-clears both. Reading the ACL back derives the grants from those headers, so an
-ACL set through the Swift API shows up too. Objects follow their bucket
+``authenticated-read`` is ``X-Container-Read: *:*`` (any authenticated
+user), ``public-read-write`` adds ``X-Container-Write: *:*`` (Swift has no
+anonymous writes, so writers must be authenticated: the ACL reads back as an
+AuthenticatedUsers WRITE grant), ``private`` clears both. Reading the ACL back
+derives the grants from those headers, so an ACL set through the Swift API
+shows up too. Objects follow their bucket
 (Swift has no per-object ACLs): their ACL shows the bucket's grants and only
 the owner-only canned ACLs can be put on them.
 """
@@ -27,12 +29,12 @@ AUTH_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 BUCKET_CANNED: dict[str, tuple[str, str]] = {
     "private": ("", ""),
     "public-read": (".r:*,.rlistings", ""),
-    "public-read-write": (".r:*,.rlistings", ".r:*"),
+    "public-read-write": (".r:*,.rlistings", "*:*"),
     "authenticated-read": ("*:*", ""),
 }
 #: Canned ACLs an object may carry (it shares its bucket's grants).
 OBJECT_CANNED = frozenset({"private", "bucket-owner-read", "bucket-owner-full-control"})
-#: Group grants of each canned bucket ACL (besides the owner's FULL_CONTROL).
+#: Group grants each canned bucket ACL states (besides the owner's FULL_CONTROL).
 _GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "private": (),
     "public-read": ((ALL_USERS, "READ"),),
@@ -41,15 +43,18 @@ _GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def canned_of(headers: Mapping[str, str]) -> str:
-    """Return the canned ACL a container's Swift ACL headers amount to."""
+def grants_of(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Return the group grants a container's Swift ACL headers amount to."""
     read = {g.strip() for g in headers.get("x-container-read", "").split(",")}
     write = {g.strip() for g in headers.get("x-container-write", "").split(",")}
+    out = []
     if ".r:*" in read:
-        return "public-read-write" if ".r:*" in write else "public-read"
-    if "*:*" in read:
-        return "authenticated-read"
-    return "private"
+        out.append((ALL_USERS, "READ"))
+    elif "*:*" in read:
+        out.append((AUTH_USERS, "READ"))
+    if "*:*" in write:
+        out.append((AUTH_USERS, "WRITE"))
+    return out
 
 
 def bucket_headers(canned: str) -> dict[str, str]:
@@ -74,13 +79,13 @@ def check_object_canned(canned: str) -> None:
                                             "ArgumentValue": canned})
 
 
-def policy_xml(req: S3Req, canned: str) -> bytes:
-    """Return the ``AccessControlPolicy`` document of a canned ACL."""
+def policy_xml(req: S3Req, group_grants: list[tuple[str, str]]) -> bytes:
+    """Return the ``AccessControlPolicy`` document: the owner's and ``group_grants``."""
     owner = owner_xml(req)
     xsi = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
     grants = [f'<Grant><Grantee {xsi} xsi:type="CanonicalUser">{owner[7:-8]}</Grantee>'
               + el("Permission", "FULL_CONTROL") + "</Grant>"]
-    for uri, perm in _GRANTS.get(canned, ()):
+    for uri, perm in group_grants:
         grants.append(f'<Grant><Grantee {xsi} xsi:type="Group">{el("URI", uri)}</Grantee>'
                       + el("Permission", perm) + "</Grant>")
     return doc("AccessControlPolicy", [owner, "<AccessControlList>", *grants,
@@ -105,6 +110,8 @@ def canned_of_policy(req: S3Req, body: bytes) -> str:
         elif ident != me or perm != "FULL_CONTROL":
             raise S3Error("NotImplemented", "Only grants to the owner and the AllUsers or "
                           "AuthenticatedUsers groups are supported.")
+    if (AUTH_USERS, "WRITE") in groups:  # how public-read-write reads back
+        groups = (groups - {(AUTH_USERS, "WRITE")}) | {(ALL_USERS, "WRITE")}
     for canned, wanted in _GRANTS.items():
         if groups == set(wanted):
             return canned
@@ -114,7 +121,7 @@ def canned_of_policy(req: S3Req, body: bytes) -> str:
 async def bucket_acl(req: S3Req) -> Resp:
     """Answer GetBucketAcl / PutBucketAcl."""
     if req.ctx.method == "GET":
-        return Resp(200, dict(XML), policy_xml(req, canned_of(await _bucket_headers(req))))
+        return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
     canned = await _requested(req)
     await _bucket_headers(req)
     await req.swift("POST", req.bucket, headers=bucket_headers(canned))
@@ -127,7 +134,7 @@ async def object_acl(req: S3Req) -> Resp:
     if req.ctx.method == "PUT":
         check_object_canned(await _requested(req))
         return Resp(200, {})
-    return Resp(200, dict(XML), policy_xml(req, canned_of(await _bucket_headers(req))))
+    return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
 
 
 async def _bucket_headers(req: S3Req) -> dict[str, str]:

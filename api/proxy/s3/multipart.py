@@ -251,8 +251,8 @@ async def list_uploads(req: S3Req) -> Resp:
     truncated = truncated or more
     parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
              el("UploadIdMarker", id_marker)]
-    if truncated and uploads:
-        parts += [el("NextKeyMarker", uploads[-1][0]), el("NextUploadIdMarker", uploads[-1][1])]
+    last = uploads[-1] if truncated and uploads else ("", "")
+    parts += [el("NextKeyMarker", last[0]), el("NextUploadIdMarker", last[1])]
     if delimiter:
         parts.append(el("Delimiter", delimiter))
     parts += [el("Prefix", prefix), el("MaxUploads", max_uploads),
@@ -345,5 +345,5 @@ async def abort(req: S3Req, upload_id: str) -> Resp:
         if not parts:
             break
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
-    return Resp(204, {})
+    return Resp(204, {"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 
