@@ -19,6 +19,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import tagging
 from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -99,6 +100,9 @@ async def put(req: S3Req) -> Resp:
         check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
     meta = swift_metadata(headers)
+    if "x-amz-tagging" in headers:
+        meta[tagging.OBJECT_META] = tagging.encode(tagging.tags_from_header(
+            headers["x-amz-tagging"]))
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))

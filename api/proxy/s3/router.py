@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import acl, buckets, multipart, objects
+from nubis.api.proxy.s3 import acl, buckets, multipart, objects, tagging
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
 from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
@@ -141,6 +141,8 @@ class S3Api:
                 await buckets.head(req)
                 raise S3Error("ObjectLockConfigurationNotFoundError",
                               extra={"BucketName": req.bucket})
+            if "tagging" in q:
+                return await tagging.bucket_tagging(req)
             if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
                            "logging", "notification", "replication", "encryption"}:
                 raise S3Error("NotImplemented", status=501)
@@ -153,6 +155,8 @@ class S3Api:
             return await objects.delete_many(req)
         if method == "PUT" and "acl" in q:
             return await acl.bucket_acl(req)
+        if method in ("PUT", "DELETE") and "tagging" in q:
+            return await tagging.bucket_tagging(req)
         if method == "PUT":
             raise S3Error("NotImplemented", status=501)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
@@ -169,6 +173,8 @@ class S3Api:
         version = q.get("versionId")
         if version is not None and version != "null":
             raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
+        if "tagging" in q and method in ("GET", "PUT", "DELETE"):
+            return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":
