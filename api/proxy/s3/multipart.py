@@ -142,7 +142,9 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc) from None
-    out = {"ETag": f'"{resp.headers["Etag"]}"'}
+    out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
+    if "Last-Modified" in resp.headers:
+        out["Last-Modified"] = resp.headers["Last-Modified"]
     if result.checksum:
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
     return Resp(200, out)
@@ -251,7 +253,8 @@ async def list_uploads(req: S3Req) -> Resp:
     truncated = truncated or more
     parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
              el("UploadIdMarker", id_marker)]
-    last = uploads[-1] if truncated and uploads else ("", "")
+    # Swift's s3api names the last upload whenever more than one is listed.
+    last = uploads[-1] if (truncated and uploads) or len(uploads) > 1 else ("", "", "")
     parts += [el("NextKeyMarker", last[0]), el("NextUploadIdMarker", last[1])]
     if delimiter:
         parts.append(el("Delimiter", delimiter))
