@@ -41,8 +41,8 @@ from nubis.api.proxy.constraints import Limits, check_account_name
 from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxyState, Resp
 from nubis.api.proxy.domains import DomainRemap, crossdomain_response
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
-from nubis.api.proxy.s3.auth import CredentialSource
-from nubis.api.proxy.s3.router import S3Api, wants_s3
+from nubis.api.proxy.s3.auth import ChainedSource, CredentialSource, TempAuthKeys
+from nubis.api.proxy.s3.router import S3_INFO, S3Api, wants_s3
 from nubis.common.httpclient import HTTPClient
 from nubis.common.policies import DEFAULT_POLICIES, PolicySet
 
@@ -352,6 +352,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
         "staticweb": staticweb.INFO,
         "crossdomain": {},
         **bulk.INFO,
+        "s3api": S3_INFO,
     }
     if conf.storage_domain:
         doc["domain_remap"] = {"default_reseller_prefix": conf.default_reseller_prefix or None}
@@ -398,6 +399,8 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
     pset = policies or PolicySet.from_config(DEFAULT_POLICIES)
     chain = AuthChain(verifiers, require_group=ta_conf.require_group)
     state = ProxyState(conf, limits, backend, chain, tempauth, pset)
+    if ta_conf.enabled:
+        s3_source = ChainedSource(TempAuthKeys(ta_conf), s3_source)
     return ProxyApp(state, info_document(conf, limits, tempauth is not None, pset),
                     S3Api(s3_source, ta_conf.reseller_prefix))
 

@@ -58,6 +58,8 @@ class S3Credential:
     user_id: str
     project_id: str
     role_names: frozenset[str]
+    #: ``<Owner><ID>`` shown for this caller (default: the project id).
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
                        "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"", 400)
     try:
         expires = int(q.get("X-Amz-Expires", ""))
+        if expires >= 2 ** 63:  # not an int64, as S3 parses it
+            raise ValueError(expires)
     except ValueError:
         raise SigError("AuthorizationQueryParametersError",
                        "X-Amz-Expires should be a number", 400) from None
@@ -211,8 +215,7 @@ def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
                        "X-Amz-Expires must be non-negative", 400)
     if expires > MAX_EXPIRES:
         raise SigError("AuthorizationQueryParametersError",
-                       "X-Amz-Expires must be less than a week (in seconds) that is "
-                       "604800", 400)
+                       "X-Amz-Expires must be less than 604800 seconds (a week)", 400)
     return _signed(q["X-Amz-Credential"], q.get("X-Amz-Date", ""),
                    q.get("X-Amz-SignedHeaders", ""), q.get("X-Amz-Signature", ""),
                    UNSIGNED, True, expires)
@@ -358,6 +361,9 @@ def parse_v2(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> Signed
 def check_time_v2(sreq: SignedRequest, now: float) -> None:
     """Refuse an expired SigV2 URL or a skewed SigV2 Date."""
     if sreq.presigned:
+        if sreq.expires >= 2 ** 31:
+            raise SigError("AccessDenied", "Invalid date (should be seconds since epoch): "
+                           f"{sreq.expires}")
         if now > sreq.expires:
             raise SigError("AccessDenied", "Request has expired",
                            extra={"Expires": _iso(sreq.expires), "ServerTime": _iso(now)})

@@ -26,7 +26,7 @@ ROWS_BATCH_MAX_BYTES = 16 << 20
 #: Object headers stored with the object besides ``X-Object-Meta-*``.
 OBJECT_STORED_HEADERS = frozenset({
     "content-disposition", "content-encoding", "content-language", "cache-control",
-    "expires", "x-delete-at", "x-object-manifest", "x-static-large-object",
+    "expires", "x-delete-at", "x-object-manifest", "x-static-large-object", "x-robots-tag",
 })
 #: Prefixes of object headers stored as metadata.
 OBJECT_META_PREFIXES = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")

@@ -3,7 +3,8 @@
 Steps: fetch the pinned ``swift`` sdist and its virtualenv (:mod:`tests.compat.suite`),
 start a cloud on free test ports with the users the suite expects (a test profile,
 not ``make up``'s users), write ``SWIFT_TEST_CONFIG_FILE``, run pytest over
-``test/functional`` (the s3api tests belong to the S3 issue), print
+``test/functional`` (the s3api package included: its S3 keys are tempauth's
+``account:user``/key pairs, as in Swift's SAIO), print
 passed/failed/errored/skipped per module, and check the ratchet: every test id in
 ``tests/compat/swift-passed.txt`` must still pass (``--update`` adds new passes;
 ids in ``swift-flaky.txt`` are reported but never fail the run).
@@ -73,6 +74,12 @@ service_prefix = SERVICE
 account6 = admin
 username6 = admin
 password6 = admin
+s3_access_key = test:tester
+s3_secret_key = testing
+s3_access_key2 = test:tester2
+s3_secret_key2 = testing2
+s3_access_key3 = test:tester3
+s3_secret_key3 = testing3
 collate = C
 insecure = no
 storage_domain = swift.localhost
@@ -85,9 +92,9 @@ fake_syslog = False
 def run_suite(root: Path, venv: Path, conf: Path, junit: Path,
               modules: list[str]) -> int:
     """Run pytest of the suite's venv over ``test/functional``; return its exit code."""
-    targets = [f"test/functional/{m}.py" for m in modules] or ["test/functional"]
+    targets = [target_of(root, m) for m in modules] or ["test/functional"]
     cmd = [str(venv / "bin" / "python"), "-m", "pytest", *targets,
-           "--ignore=test/functional/s3api", "-o", "python_files=test_*.py tests.py",
+           "-o", "python_files=test_*.py tests.py",
            "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
            f"--timeout={TEST_TIMEOUT}", f"--junitxml={junit}"]
     env = {**os.environ, "SWIFT_TEST_CONFIG_FILE": str(conf), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -99,6 +106,17 @@ def run_suite(root: Path, venv: Path, conf: Path, junit: Path,
         print(f"compat: suite exceeded {RUN_TIMEOUT}s", flush=True)
         return 124
     return proc.returncode
+
+
+def target_of(root: Path, module: str) -> str:
+    """Return the pytest target of a module (``tests``, ``s3api``, ``s3api.test_bucket``)."""
+    rel = "test/functional/" + module.replace(".", "/")
+    return rel if (root / rel).is_dir() else rel + ".py"
+
+
+def selected(module: str, modules: list[str]) -> bool:
+    """Tell whether ``module`` is one of ``modules`` (a package selects its modules)."""
+    return not modules or any(module == m or module.startswith(m + ".") for m in modules)
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -133,10 +151,16 @@ def causes(junit: Path, top: int = 25) -> list[tuple[int, str]]:
 
 
 def module_of(tid: str) -> str:
-    """Return the module of a test id (``test.functional.tests.TestAccount::x`` -> tests)."""
+    """Return the module of a test id (``test.functional.tests.TestAccount::x`` -> tests).
+
+    Modules of the ``s3api`` package keep it: ``s3api.test_bucket``.
+    """
     parts = tid.split("::")[0].split(".")
     if "functional" in parts and parts.index("functional") + 1 < len(parts):
-        return parts[parts.index("functional") + 1]
+        i = parts.index("functional") + 1
+        if parts[i] == "s3api" and i + 1 < len(parts):
+            return f"s3api.{parts[i + 1]}"
+        return parts[i]
     return parts[-1]
 
 
@@ -168,7 +192,7 @@ def ratchet(results: dict[str, str], modules: list[str], update: bool) -> int:
     """Compare with ``swift-passed.txt``; return 1 when a listed test stopped passing."""
     listed = read_ids(PASSED_FILE)
     flaky = read_ids(FLAKY_FILE)
-    ran = {t for t in listed if not modules or module_of(t) in modules}
+    ran = {t for t in listed if selected(module_of(t), modules)}
     lost = sorted(t for t in ran if results.get(t) != "passed" and t not in flaky)
     for t in lost:
         print(f"compat: REGRESSION {t}: {results.get(t, 'not run')}")
@@ -194,7 +218,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--causes", action="store_true",
                     help="print the most common failure messages")
     ap.add_argument("--modules", nargs="*", default=[],
-                    help="run only these modules of test/functional (e.g. tests test_object)")
+                    help="run only these modules of test/functional (e.g. tests test_object "
+                         "s3api s3api.test_bucket)")
     args = ap.parse_args(argv)
     started = time.monotonic()
     root = suite.ensure_suite(suite.cache_dir())

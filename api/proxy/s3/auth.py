@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nubis.api.proxy.auth import Identity
+from nubis.api.proxy.config import TempAuthConfig
 from nubis.api.proxy.context import Body
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.shared import awssig
@@ -37,6 +38,42 @@ class CredentialSource(Protocol):
     def lookup(self, access: str) -> S3Credential | None:
         """Return the credential of ``access`` (None: unknown, disabled or revoked)."""
         ...
+
+
+class TempAuthKeys:
+    """Swift tempauth's S3 keys: access ``account:user``, secret the user's key.
+
+    As Swift's tempauth does under s3api (the SAIO's ``test:tester``/``testing``):
+    the caller acts on ``<reseller_prefix><account>`` and owns it with ``.admin``.
+    """
+
+    def __init__(self, conf: TempAuthConfig) -> None:
+        self.conf = conf
+
+    def lookup(self, access: str) -> S3Credential | None:
+        """Return the tempauth user ``access`` as a credential (None if unknown)."""
+        entry = self.conf.users.get(access)
+        if entry is None or ":" not in access:
+            return None
+        roles = {"member"} if ".admin" in entry.groups else set()
+        if ".reseller_admin" in entry.groups:
+            roles.add("ResellerAdmin")
+        return S3Credential(access, entry.key, access, access.split(":", 1)[0],
+                            frozenset(roles), owner=access)
+
+
+class ChainedSource:
+    """Tempauth keys (``account:user``) first, then the configured source."""
+
+    def __init__(self, tempauth: TempAuthKeys, other: CredentialSource | None) -> None:
+        self.tempauth = tempauth
+        self.other = other
+
+    def lookup(self, access: str) -> S3Credential | None:
+        """Return the credential of ``access`` from whichever source knows it."""
+        if ":" in access:
+            return self.tempauth.lookup(access)
+        return self.other.lookup(access) if self.other is not None else None
 
 
 @dataclass(frozen=True)
@@ -92,8 +129,9 @@ def identity_of(cred: S3Credential, reseller_prefix: str) -> Identity:
 
 def decoded_length(headers: Mapping[str, str]) -> int | None:
     """Return the payload length (``x-amz-decoded-content-length`` for aws-chunked)."""
-    if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or \
-            "aws-chunked" in headers.get("content-encoding", ""):
+    if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or (
+            "aws-chunked" in headers.get("content-encoding", "")
+            and "x-amz-decoded-content-length" in headers):
         value = headers.get("x-amz-decoded-content-length")
         if value is None:
             raise S3Error("MissingContentLength")

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nubis.api.proxy.context import Resp
@@ -23,6 +24,7 @@ from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
 
+_LAX = re.compile(r"^[A-Za-z0-9._-]{3,255}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 #: Suffix of the container holding a bucket's multipart parts (hidden from S3).
 SEGMENTS = "+segments"
@@ -30,8 +32,18 @@ MAX_KEYS = 1000
 XML = {"Content-Type": "application/xml"}
 
 
-def check_bucket_name(name: str) -> None:
-    """Apply S3's bucket naming rules (InvalidBucketName)."""
+def check_bucket_name(name: str, strict: bool = True) -> None:
+    """Apply S3's bucket naming rules (InvalidBucketName).
+
+    Args:
+        name: The bucket.
+        strict: Creation's DNS-compliant rules; else only the characters and length
+            any existing container reachable through S3 may have.
+    """
+    if not strict:
+        if not _LAX.match(name):
+            raise S3Error("InvalidBucketName", extra={"BucketName": name})
+        return
     ok = bool(_NAME.match(name)) and ".." not in name and not name.startswith("xn--") \
         and not name.endswith(("-s3alias", "--ol-s3")) and ".-" not in name \
         and "-." not in name
@@ -47,7 +59,7 @@ def check_bucket_name(name: str) -> None:
 
 def owner_xml(req: S3Req) -> str:
     """Return the ``<Owner>`` element of the caller."""
-    pid = req.caller.cred.project_id if req.caller else ""
+    pid = (req.caller.cred.owner or req.caller.cred.project_id) if req.caller else ""
     return f"<Owner>{el('ID', pid)}{el('DisplayName', pid)}</Owner>"
 
 
@@ -74,17 +86,29 @@ async def list_buckets(req: S3Req) -> Resp:
 
 
 def _bucket_xml(item: dict[str, Any]) -> str:
-    created = _iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
+    created = iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
     return f"<Bucket>{el('Name', item['name'])}{el('CreationDate', created)}</Bucket>"
 
 
-def _iso_listing(value: str) -> str:
-    """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's."""
-    return value[:23] + "Z" if len(value) >= 23 else value + ".000Z"
+def iso_listing(value: str) -> str:
+    """Turn a Swift listing time (``2024-01-02T03:04:05.123456``) into S3's.
+
+    Whole seconds rounded up, as Swift's s3api does (agreeing with Last-Modified).
+    """
+    try:
+        when = datetime.fromisoformat(value[:26]).replace(tzinfo=UTC)
+    except ValueError:
+        return value[:19] + ".000Z"
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-async def create(req: S3Req, registry: Registry) -> Resp:
-    """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou)."""
+async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = None) -> Resp:
+    """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou).
+
+    ``acl``: the container ACL headers of the request's canned ``x-amz-acl``.
+    """
     check_bucket_name(req.bucket)
     body = await req.ctx.body.read_all(64 * 1024)
     if body.strip():
@@ -97,7 +121,7 @@ async def create(req: S3Req, registry: Registry) -> Resp:
     if previous is not None and previous != req.account:
         raise S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
     try:
-        resp = await req.swift("PUT", req.bucket)
+        resp = await req.swift("PUT", req.bucket, headers=acl)
     except HTTPError as exc:
         if previous is None:
             await registry.release(req, req.bucket)
@@ -217,11 +241,56 @@ async def list_objects(req: S3Req) -> Resp:
             prefixes.append(f"<CommonPrefixes>{el('Prefix', enc(item['subdir']))}"
                             "</CommonPrefixes>")
             continue
-        parts.append("<Contents>" + el("Key", enc(item["name"]))
-                     + el("LastModified", _iso_listing(item["last_modified"]))
-                     + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
-                     + owner + el("StorageClass", "STANDARD") + "</Contents>")
+        parts.append("<Contents>" + el("Key", enc(item["name"])) + _entry(item, owner)
+                     + "</Contents>")
     return Resp(200, dict(XML), doc("ListBucketResult", parts + prefixes))
+
+
+def _entry(item: dict[str, Any], owner: str) -> str:
+    """Return the elements after ``<Key>`` of a listed object."""
+    return (el("LastModified", iso_listing(item["last_modified"]))
+            + el("ETag", f'"{_etag(item)}"') + el("Size", item["bytes"])
+            + owner + el("StorageClass", "STANDARD"))
+
+
+async def list_versions(req: S3Req) -> Resp:
+    """Answer ListObjectVersions of an unversioned bucket: each object is version ``null``."""
+    q = req.q
+    encode = q.get("encoding-type")
+    if encode not in (None, "url"):
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    if "version-id-marker" in q and "key-marker" not in q:
+        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
+                      "a key marker.", extra={"ArgumentName": "version-id-marker"})
+    max_keys = _max_keys(req)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    marker = q.get("key-marker", "")
+    items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)
+
+    def enc(value: str) -> str:
+        return urllib.parse.quote(value, safe="/") if encode else value
+
+    parts = [el("Name", req.bucket), el("Prefix", enc(prefix)), el("KeyMarker", enc(marker)),
+             el("VersionIdMarker", q.get("version-id-marker", ""))]
+    if truncated and items:
+        last = items[-1].get("name", items[-1].get("subdir", ""))
+        parts += [el("NextKeyMarker", enc(last)), el("NextVersionIdMarker", "null")]
+    parts.append(el("MaxKeys", max_keys))
+    if "delimiter" in q:
+        parts.append(el("Delimiter", enc(delimiter)))
+    if encode:
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", "true" if truncated else "false"))
+    owner, prefixes = owner_xml(req), []
+    for item in items:
+        if "subdir" in item:
+            prefixes.append(f"<CommonPrefixes>{el('Prefix', enc(item['subdir']))}"
+                            "</CommonPrefixes>")
+            continue
+        parts.append("<Version>" + el("Key", enc(item["name"])) + el("VersionId", "null")
+                     + el("IsLatest", "true") + _entry(item, owner) + "</Version>")
+    return Resp(200, dict(XML), doc("ListVersionsResult", parts + prefixes))
 
 
 def _etag(item: dict[str, Any]) -> str:
@@ -240,23 +309,3 @@ def _token(token: str | None) -> str:
     except (binascii.Error, ValueError):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       extra={"ArgumentName": "continuation-token"}) from None
-
-
-async def acl(req: S3Req) -> Resp:
-    """Answer Get/PutBucketAcl and Get/PutObjectAcl: the canned ``private`` ACL only."""
-    if req.key:
-        await req.swift("HEAD", req.bucket, req.key)
-    else:
-        await head(req)
-    if req.ctx.method == "PUT":
-        canned = req.header("x-amz-acl", "private")
-        body = await req.ctx.body.read_all(64 * 1024)
-        if canned != "private" or body.strip():
-            raise S3Error("NotImplemented", "Only the canned ACL \"private\" is supported.",
-                          501)
-        return Resp(200, {})
-    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-             'xsi:type="CanonicalUser">' + owner_xml(req)[7:-8] + "</Grantee>"
-             + el("Permission", "FULL_CONTROL") + "</Grant>")
-    return Resp(200, dict(XML), doc("AccessControlPolicy", [
-        owner_xml(req), "<AccessControlList>", grant, "</AccessControlList>"]))

@@ -41,6 +41,7 @@ CODES: dict[str, tuple[int, str]] = {
                     "have matched the part's entity tag."),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order. The parts "
                          "list must be specified in order by part number."),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "KeyTooLongError": (400, "Your key is too long."),
@@ -52,10 +53,15 @@ CODES: dict[str, tuple[int, str]] = {
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be "
                      "invalid, or the upload may have been aborted or completed."),
-    "NotImplemented": (501, "A header you provided implies functionality that is not "
-                       "implemented."),
+    "NotImplemented": (501, "The requested resource is not implemented"),
+    "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not "
+                                             "exist for this bucket"),
+    "UserKeyMustBeSpecified": (400, "The bucket POST must contain the specified field "
+                               "name. If it is specified, please check the order of the "
+                               "fields."),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not "
                            "hold"),
     "RequestTimeout": (400, "Your socket connection to the server was not read from or "

@@ -9,6 +9,7 @@ with S3's ``md5-of-md5s-N`` ETag kept as sysmeta and shown in listings.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 import secrets
@@ -20,9 +21,17 @@ from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
-from nubis.api.proxy.s3.buckets import SEGMENTS, owner_xml, walk
+from nubis.api.proxy.s3.buckets import SEGMENTS, iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.objects import ETAG_META, copy_source, object_ctx, swift_metadata
+from nubis.api.proxy.s3.objects import (
+    ETAG_META,
+    copy_source,
+    no_overwrite,
+    object_ctx,
+    refuse_conditions,
+    require_bucket,
+    swift_metadata,
+)
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, one, store
@@ -80,9 +89,17 @@ async def _marker(req: S3Req, upload_id: str) -> dict[str, str]:
 
 
 async def on_upload(req: S3Req) -> Resp:
-    """Dispatch a request naming ``uploadId``."""
+    """Dispatch a request naming ``uploadId`` (NoSuchBucket before NoSuchUpload)."""
+    try:
+        return await _on_upload(req, req.q["uploadId"])
+    except S3Error as exc:
+        if exc.code == "NoSuchUpload":
+            await require_bucket(req)
+        raise
+
+
+async def _on_upload(req: S3Req, upload_id: str) -> Resp:
     method = req.ctx.method
-    upload_id = req.q["uploadId"]
     if method == "PUT":
         return await upload_part(req, upload_id)
     if method == "GET":
@@ -125,7 +142,9 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc) from None
-    out = {"ETag": f'"{resp.headers["Etag"]}"'}
+    out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
+    if "Last-Modified" in resp.headers:
+        out["Last-Modified"] = resp.headers["Last-Modified"]
     if result.checksum:
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
     return Resp(200, out)
@@ -152,8 +171,20 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     resp = await store(octx, info, octx.container, name, meta, source, got.length, None)
     etag = resp.headers["Etag"].strip('"')
     return Resp(200, dict(XML), doc("CopyPartResult", [
-        el("LastModified", iso(float(resp.headers.get("X-Timestamp", "0") or 0))),
+        el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),
         el("ETag", f'"{etag}"')]))
+
+
+def _http_to_iso(value: str) -> str:
+    """Return an HTTP date (whole seconds) as an S3 XML time."""
+    when = email.utils.parsedate_to_datetime(value).timestamp() if value else 0.0
+    return iso(when)
+
+
+def _location(req: S3Req) -> str:
+    """Return the completed object's URL (as Swift's s3api: host URL and path)."""
+    host = req.header("host") or "localhost"
+    return f"http://{host}{req.ctx.path.split('?', 1)[0]}"
 
 
 async def _parts(req: S3Req, upload_id: str, after: int = 0, limit: int = 1000
@@ -176,7 +207,7 @@ async def list_parts(req: S3Req, upload_id: str) -> Resp:
     for p in parts:
         number = int(p["name"].rsplit("/", 1)[1])
         items.append(f"<Part>{el('PartNumber', number)}"
-                     f"{el('LastModified', p['last_modified'][:23] + 'Z')}"
+                     f"{el('LastModified', iso_listing(p['last_modified']))}"
                      f"{el('ETag', chr(34) + p['hash'] + chr(34))}{el('Size', p['bytes'])}"
                      "</Part>")
     last = int(parts[-1]["name"].rsplit("/", 1)[1]) if parts else 0
@@ -222,16 +253,17 @@ async def list_uploads(req: S3Req) -> Resp:
     truncated = truncated or more
     parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
              el("UploadIdMarker", id_marker)]
-    if truncated and uploads:
-        parts += [el("NextKeyMarker", uploads[-1][0]), el("NextUploadIdMarker", uploads[-1][1])]
-    parts += [el("Prefix", prefix)]
+    # Swift's s3api names the last upload whenever more than one is listed.
+    last = uploads[-1] if (truncated and uploads) or len(uploads) > 1 else ("", "", "")
+    parts += [el("NextKeyMarker", last[0]), el("NextUploadIdMarker", last[1])]
     if delimiter:
         parts.append(el("Delimiter", delimiter))
-    parts += [el("MaxUploads", max_uploads), el("IsTruncated", "true" if truncated else "false")]
+    parts += [el("Prefix", prefix), el("MaxUploads", max_uploads),
+              el("IsTruncated", "true" if truncated else "false")]
     for key, uid, when in uploads:
         parts.append(f"<Upload>{el('Key', key)}{el('UploadId', uid)}"
                      + owner_xml(req).replace("Owner>", "Initiator>") + owner_xml(req)
-                     + f"{el('StorageClass', 'STANDARD')}{el('Initiated', when[:23] + 'Z')}"
+                     + f"{el('StorageClass', 'STANDARD')}{el('Initiated', iso_listing(when))}"
                      "</Upload>")
     parts += [f"<CommonPrefixes>{el('Prefix', p)}</CommonPrefixes>" for p in sorted(prefixes)]
     return Resp(200, dict(XML), doc("ListMultipartUploadsResult", parts))
@@ -254,6 +286,7 @@ def _requested_parts(data: bytes) -> list[tuple[int, str]]:
 
 async def complete(req: S3Req, upload_id: str) -> Resp:
     """Answer CompleteMultipartUpload: check parts, write the manifest (no byte copy)."""
+    refuse_conditions(req.ctx.headers)
     marker = await _marker(req, upload_id)
     wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
     numbers = [n for n, _ in wanted]
@@ -293,10 +326,11 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
+    await no_overwrite(req, octx, info)
     await store(octx, info, req.bucket, req.key, meta, one(data), len(data), None, extra)
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
     return Resp(200, dict(XML), doc("CompleteMultipartUploadResult", [
-        el("Location", f"/{req.bucket}/{req.key}"), el("Bucket", req.bucket),
+        el("Location", _location(req)), el("Bucket", req.bucket),
         el("Key", req.key), el("ETag", f'"{s3_etag}"')]))
 
 
@@ -314,5 +348,5 @@ async def abort(req: S3Req, upload_id: str) -> Resp:
         if not parts:
             break
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
-    return Resp(204, {})
+    return Resp(204, {"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 

@@ -16,8 +16,11 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import check_access, policy_of
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.constraints import delete_at_from_headers
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import tagging
+from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
     content_md5,
@@ -37,7 +40,9 @@ WHOLE = 1 << 20
 CHECKSUM_META = "x-object-sysmeta-s3-checksum"
 ETAG_META = "x-object-sysmeta-s3-etag"
 _PASS = ("content-type", "cache-control", "content-disposition", "content-language",
-         "expires")
+         "expires", "x-robots-tag")
+#: Request conditions Swift's s3api refuses on PUT (only ``If-None-Match: *`` works).
+_PUT_CONDITIONS = ("if-match", "if-modified-since", "if-unmodified-since")
 _OVERRIDES = {"response-content-type": "Content-Type",
               "response-content-language": "Content-Language",
               "response-expires": "Expires", "response-cache-control": "Cache-Control",
@@ -60,6 +65,12 @@ def swift_metadata(headers: Mapping[str, str]) -> dict[str, str]:
     for k in _PASS:
         if k in headers:
             out[k] = headers[k]
+    try:
+        delete_at = delete_at_from_headers(headers)
+    except HTTPError as exc:
+        raise S3Error("InvalidArgument", exc.body.strip()) from None
+    if delete_at is not None:
+        out["x-delete-at"] = str(delete_at)
     enc = ",".join(e for e in headers.get("content-encoding", "").split(",")
                    if e.strip() and e.strip() != "aws-chunked")
     if enc:
@@ -84,13 +95,20 @@ async def put(req: S3Req) -> Resp:
         return await copy_object(req)
     _check_key(req.key)
     headers = req.ctx.headers
+    refuse_conditions(headers)
+    if "x-amz-acl" in headers:
+        check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
     meta = swift_metadata(headers)
+    if "x-amz-tagging" in headers:
+        meta[tagging.OBJECT_META] = tagging.encode(tagging.tags_from_header(
+            headers["x-amz-tagging"]))
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
     if not info.exists:
         raise S3Error("NoSuchBucket")
+    await no_overwrite(req, octx, info)
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, headers, result)
     try:
@@ -116,6 +134,23 @@ async def put(req: S3Req) -> Resp:
     return Resp(200, out)
 
 
+def refuse_conditions(headers: Mapping[str, str]) -> None:
+    """Refuse the write conditions Swift's s3api does not do (all but If-None-Match: *)."""
+    inm = headers.get("if-none-match", "").strip()
+    if (inm and inm != "*") or any(h in headers for h in _PUT_CONDITIONS):
+        raise S3Error("NotImplemented")
+
+
+async def no_overwrite(req: S3Req, octx: ObjectCtx, info: Info) -> None:
+    """Honour ``If-None-Match: *``: PreconditionFailed when the key exists."""
+    if req.header("if-none-match").strip() != "*":
+        return
+    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
+    if not isinstance(got, Reply):
+        await got.release()
+        raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
+
+
 def _check_key(key: str) -> None:
     if len(key.encode("utf-8")) > 1024:
         raise S3Error("KeyTooLongError")
@@ -129,11 +164,13 @@ async def get_or_head(req: S3Req) -> Resp:
     method = req.ctx.method
     if "-" in swift_headers.get("if-match", "") + swift_headers.get("if-none-match", ""):
         await _multipart_conditions(req, swift_headers)
+    ranged_head = method == "HEAD" and "range" in swift_headers
     try:
-        resp = await req.swift(method, req.bucket, req.key, swift_headers)
+        resp = await req.swift("GET" if ranged_head else method, req.bucket, req.key,
+                               swift_headers)
     except HTTPError as exc:
         if exc.status == 404:
-            await _require_bucket(req)
+            await require_bucket(req)
             raise S3Error("NoSuchKey") from None
         if exc.status == 412:
             raise S3Error("PreconditionFailed", extra={"Condition": _condition(req)}) \
@@ -142,6 +179,11 @@ async def get_or_head(req: S3Req) -> Resp:
             raise S3Error("InvalidRange") from None
         raise from_swift(exc) from None
     out = _s3_headers(resp.headers)
+    if ranged_head:
+        size = len(resp.body) if isinstance(resp.body, bytes) else resp.length
+        await drain(resp.body)
+        out["Content-Length"] = str(size or 0)
+        return Resp(resp.status, out, b"")
     if resp.status == 304:
         await drain(resp.body)
         return Resp(304, out)
@@ -172,8 +214,11 @@ def _s3_headers(swift: Mapping[str, str]) -> dict[str, str]:
             out["ETag"] = v if v.startswith('"') else f'"{v}"'
         elif low in ("content-type", "content-length", "content-range", "last-modified",
                      "accept-ranges", "cache-control", "content-disposition",
-                     "content-encoding", "content-language", "expires"):
+                     "content-encoding", "content-language", "expires", "x-robots-tag"):
             out[k] = v
+        elif low == "x-delete-at" and v.isdigit():
+            when = email.utils.formatdate(int(v), usegmt=True)
+            out["x-amz-expiration"] = f'expiry-date="{when}", rule-id="swift-object-expiration"'
     return out
 
 
@@ -223,11 +268,12 @@ async def delete(req: S3Req) -> Resp:
     except HTTPError as exc:
         if exc.status != 404:
             raise from_swift(exc) from None
-        await _require_bucket(req)
+        await require_bucket(req)
     return Resp(204, {})
 
 
-async def _require_bucket(req: S3Req) -> None:
+async def require_bucket(req: S3Req) -> None:
+    """Raise NoSuchBucket unless the request's bucket exists."""
     try:
         await req.swift("HEAD", req.bucket)
     except HTTPError as exc:
@@ -236,7 +282,12 @@ async def _require_bucket(req: S3Req) -> None:
 
 async def delete_many(req: S3Req) -> Resp:
     """Answer DeleteObjects (``POST ?delete``, quiet mode)."""
-    data = await req.ctx.body.read_all(MAX_XML)
+    try:
+        data = await req.ctx.body.read_all(MAX_XML)
+    except HTTPError as exc:
+        if exc.status != 413:
+            raise
+        raise S3Error("MalformedXML") from None
     md5 = content_md5(req.ctx.headers)
     if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
         raise S3Error("BadDigest")
@@ -245,9 +296,11 @@ async def delete_many(req: S3Req) -> Resp:
         raise S3Error("MalformedXML")
     quiet = (text(root, "Quiet") or "").strip().lower() == "true"
     keys = [text(o, "Key") for o in root.findall("Object")]
-    if not keys or len(keys) > 1000 or any(k is None for k in keys):
+    if not keys or len(keys) > 1000:
         raise S3Error("MalformedXML")
-    await _require_bucket(req)
+    if any(not k for k in keys):
+        raise S3Error("UserKeyMustBeSpecified")
+    await require_bucket(req)
     parts: list[str] = []
     for key in keys:
         assert key is not None
@@ -266,8 +319,15 @@ async def delete_many(req: S3Req) -> Resp:
 
 def copy_source(req: S3Req) -> tuple[str, str]:
     """Return ``(bucket, key)`` of ``x-amz-copy-source``."""
-    raw = urllib.parse.unquote(req.header("x-amz-copy-source")).split("?", 1)[0]
-    bucket, _, key = raw.lstrip("/").partition("/")
+    raw, _, query = req.header("x-amz-copy-source").partition("?")
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    if set(params) - {"versionId"}:
+        raise S3Error("InvalidArgument", "Unsupported copy source parameter.",
+                      extra={"ArgumentName": "x-amz-copy-source"})
+    version = params.get("versionId", ["null"])[-1]
+    bucket, _, key = urllib.parse.unquote(raw).lstrip("/").partition("/")
+    if version != "null":
+        raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version})
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and "
                       "key: sourcebucket/sourcekey",
@@ -301,6 +361,8 @@ async def copy_object(req: S3Req) -> Resp:
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
+        if exc.status == 404:
+            await require_bucket(req)
         raise from_swift(exc) from None
     etag = resp.headers.get("Etag", "").strip('"')
     modified = resp.headers.get("Last-Modified", "")

@@ -15,11 +15,24 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import buckets, multipart, objects
+from nubis.api.proxy.s3 import acl, buckets, multipart, objects, tagging
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
 from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
 from nubis.api.shared import awssig
+
+#: Query parameters of the signature, not sub-resources.
+AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                         "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+                         "AWSAccessKeyId", "Signature", "Expires"})
+
+#: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` false: ACLs are canned).
+S3_INFO: dict[str, object] = {
+    "max_bucket_listing": buckets.MAX_KEYS, "max_parts_listing": 1000,
+    "max_upload_part_num": multipart.MAX_PARTS, "max_multi_delete_objects": 1000,
+    "allow_multipart_uploads": True, "min_segment_size": multipart.MIN_PART,
+    "s3_acl": False,
+}
 
 
 def wants_s3(headers: Mapping[str, str], raw_query: bytes, domain: str) -> bool:
@@ -80,7 +93,8 @@ class S3Api:
     def _authenticated(self, ctx: Ctx, raw_query: bytes, bucket: str, key: str) -> S3Req:
         caller = authenticate(self.source, ctx.method, ctx.path.split("?", 1)[0],
                               raw_query.decode("latin-1"), ctx.headers, self.reseller_prefix)
-        return S3Req(ctx, caller, bucket, key, dict(ctx.query))
+        query = {k: v for k, v in ctx.query.items() if k not in AUTH_PARAMS}
+        return S3Req(ctx, caller, bucket, key, query)
 
     async def _dispatch(self, req: S3Req) -> Resp:
         try:
@@ -96,7 +110,10 @@ class S3Api:
                 return await buckets.list_buckets(req)
             raise S3Error("MethodNotAllowed")
         if method == "PUT" and not req.key and not q:
-            return await buckets.create(req, self.registry)
+            canned = req.header("x-amz-acl")
+            return await buckets.create(req, self.registry,
+                                        acl.bucket_headers(canned) if canned else None)
+        buckets.check_bucket_name(req.bucket, strict=False)
         owner = await self.registry.owner(req, req.bucket)
         if owner is not None and owner != req.account:
             raise S3Error("AccessDenied")
@@ -117,7 +134,15 @@ class S3Api:
                             b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration'
                             b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
             if "acl" in q:
-                return await buckets.acl(req)
+                return await acl.bucket_acl(req)
+            if "versions" in q:
+                return await buckets.list_versions(req)
+            if "object-lock" in q:
+                await buckets.head(req)
+                raise S3Error("ObjectLockConfigurationNotFoundError",
+                              extra={"BucketName": req.bucket})
+            if "tagging" in q:
+                return await tagging.bucket_tagging(req)
             if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
                            "logging", "notification", "replication", "encryption"}:
                 raise S3Error("NotImplemented", status=501)
@@ -129,7 +154,9 @@ class S3Api:
         if method == "POST" and "delete" in q:
             return await objects.delete_many(req)
         if method == "PUT" and "acl" in q:
-            return await buckets.acl(req)
+            return await acl.bucket_acl(req)
+        if method in ("PUT", "DELETE") and "tagging" in q:
+            return await tagging.bucket_tagging(req)
         if method == "PUT":
             raise S3Error("NotImplemented", status=501)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
@@ -142,7 +169,12 @@ class S3Api:
         if method == "POST" and "uploads" in q:
             return await multipart.create(req)
         if "acl" in q and method in ("GET", "PUT"):
-            return await buckets.acl(req)
+            return await acl.object_acl(req)
+        version = q.get("versionId")
+        if version is not None and version != "null":
+            raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
+        if "tagging" in q and method in ("GET", "PUT", "DELETE"):
+            return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":

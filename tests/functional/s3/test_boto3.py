@@ -303,8 +303,8 @@ def test_canned_private_acls(s3cloud: S3Cloud) -> None:
         assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
     s3.put_bucket_acl(Bucket=b, ACL="private")
     with pytest.raises(ClientError) as exc:
-        s3.put_bucket_acl(Bucket=b, ACL="public-read")
-    assert _code(exc) == "NotImplemented"
+        s3.put_object_acl(Bucket=b, Key="k", ACL="public-read")
+    assert _code(exc) == "NotImplemented"  # objects share their bucket's ACL
     with pytest.raises(ClientError) as exc:
         s3.get_object_acl(Bucket=b, Key="missing")
     assert _code(exc) == "NoSuchKey"

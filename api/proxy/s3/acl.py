@@ -1,0 +1,160 @@
+"""Canned ACLs: Get/PutBucketAcl, Get/PutObjectAcl, ``x-amz-acl`` on create.
+
+A bucket's ACL is its container's Swift ACLs, as Swift's s3api keeps it
+without ``s3_acl``: ``public-read`` is ``X-Container-Read: .r:*,.rlistings``,
+``authenticated-read`` is ``X-Container-Read: *:*`` (any authenticated
+user), ``public-read-write`` adds ``X-Container-Write: *:*`` (Swift has no
+anonymous writes, so writers must be authenticated: the ACL reads back as an
+AuthenticatedUsers WRITE grant), ``private`` clears both. Reading the ACL back
+derives the grants from those headers, so an ACL set through the Swift API
+shows up too. Objects follow their bucket
+(Swift has no per-object ACLs): their ACL shows the bucket's grants and only
+the owner-only canned ACLs can be put on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nubis.api.proxy.context import Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.buckets import XML, owner_xml
+from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.request import S3Req
+from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, parse, text
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTH_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+#: Canned bucket ACL -> (X-Container-Read, X-Container-Write).
+BUCKET_CANNED: dict[str, tuple[str, str]] = {
+    "private": ("", ""),
+    "public-read": (".r:*,.rlistings", ""),
+    "public-read-write": (".r:*,.rlistings", "*:*"),
+    "authenticated-read": ("*:*", ""),
+}
+#: Canned ACLs an object may carry (it shares its bucket's grants).
+OBJECT_CANNED = frozenset({"private", "bucket-owner-read", "bucket-owner-full-control"})
+#: Group grants each canned bucket ACL states (besides the owner's FULL_CONTROL).
+_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "private": (),
+    "public-read": ((ALL_USERS, "READ"),),
+    "public-read-write": ((ALL_USERS, "READ"), (ALL_USERS, "WRITE")),
+    "authenticated-read": ((AUTH_USERS, "READ"),),
+}
+
+
+def grants_of(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Return the group grants a container's Swift ACL headers amount to."""
+    read = {g.strip() for g in headers.get("x-container-read", "").split(",")}
+    write = {g.strip() for g in headers.get("x-container-write", "").split(",")}
+    out = []
+    if ".r:*" in read:
+        out.append((ALL_USERS, "READ"))
+    elif "*:*" in read:
+        out.append((AUTH_USERS, "READ"))
+    if "*:*" in write:
+        out.append((AUTH_USERS, "WRITE"))
+    return out
+
+
+def bucket_headers(canned: str) -> dict[str, str]:
+    """Return the container headers of a canned bucket ACL (InvalidArgument if unknown)."""
+    if canned not in BUCKET_CANNED:
+        if canned in OBJECT_CANNED:
+            return {"x-container-read": "", "x-container-write": ""}
+        raise S3Error("InvalidArgument", extra={"ArgumentName": "x-amz-acl",
+                                                "ArgumentValue": canned})
+    read, write = BUCKET_CANNED[canned]
+    return {"x-container-read": read, "x-container-write": write}
+
+
+def check_object_canned(canned: str) -> None:
+    """Refuse a canned ACL an object cannot have apart from its bucket."""
+    if canned in OBJECT_CANNED:
+        return
+    if canned in BUCKET_CANNED:
+        raise S3Error("NotImplemented", "Objects share their bucket's ACL; set "
+                      f"{canned!r} on the bucket.")
+    raise S3Error("InvalidArgument", extra={"ArgumentName": "x-amz-acl",
+                                            "ArgumentValue": canned})
+
+
+def policy_xml(req: S3Req, group_grants: list[tuple[str, str]]) -> bytes:
+    """Return the ``AccessControlPolicy`` document: the owner's and ``group_grants``."""
+    owner = owner_xml(req)
+    xsi = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    grants = [f'<Grant><Grantee {xsi} xsi:type="CanonicalUser">{owner[7:-8]}</Grantee>'
+              + el("Permission", "FULL_CONTROL") + "</Grant>"]
+    for uri, perm in group_grants:
+        grants.append(f'<Grant><Grantee {xsi} xsi:type="Group">{el("URI", uri)}</Grantee>'
+                      + el("Permission", perm) + "</Grant>")
+    return doc("AccessControlPolicy", [owner, "<AccessControlList>", *grants,
+                                       "</AccessControlList>"])
+
+
+def canned_of_policy(req: S3Req, body: bytes) -> str:
+    """Return the canned ACL an ``AccessControlPolicy`` body states (else NotImplemented)."""
+    root = parse(body)
+    if root.tag != "AccessControlPolicy" or root.find("AccessControlList") is None:
+        raise S3Error("MalformedACLError", "The XML you provided was not well-formed or "
+                      "did not validate against our published schema", 400)
+    me = (req.caller.cred.owner or req.caller.cred.project_id) if req.caller else ""
+    groups: set[tuple[str, str]] = set()
+    for grant in root.iter("Grant"):
+        grantee, perm = grant.find("Grantee"), text(grant, "Permission") or ""
+        if grantee is None:
+            raise S3Error("MalformedACLError", status=400)
+        uri, ident = text(grantee, "URI"), text(grantee, "ID")
+        if uri is not None:
+            groups.add((uri, perm))
+        elif ident != me or perm != "FULL_CONTROL":
+            raise S3Error("NotImplemented", "Only grants to the owner and the AllUsers or "
+                          "AuthenticatedUsers groups are supported.")
+    if (AUTH_USERS, "WRITE") in groups:  # how public-read-write reads back
+        groups = (groups - {(AUTH_USERS, "WRITE")}) | {(ALL_USERS, "WRITE")}
+    for canned, wanted in _GRANTS.items():
+        if groups == set(wanted):
+            return canned
+    raise S3Error("NotImplemented", "This combination of grants is not supported.")
+
+
+async def bucket_acl(req: S3Req) -> Resp:
+    """Answer GetBucketAcl / PutBucketAcl."""
+    if req.ctx.method == "GET":
+        return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
+    canned = await _requested(req)
+    await _bucket_headers(req)
+    await req.swift("POST", req.bucket, headers=bucket_headers(canned))
+    return Resp(200, {})
+
+
+async def object_acl(req: S3Req) -> Resp:
+    """Answer GetObjectAcl / PutObjectAcl (the bucket's grants)."""
+    await req.swift("HEAD", req.bucket, req.key)
+    if req.ctx.method == "PUT":
+        check_object_canned(await _requested(req))
+        return Resp(200, {})
+    return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
+
+
+async def _bucket_headers(req: S3Req) -> dict[str, str]:
+    """Return the bucket's container headers (NoSuchBucket when missing)."""
+    try:
+        resp = await req.swift("HEAD", req.bucket)
+    except HTTPError as exc:
+        raise from_swift(exc, "NoSuchBucket") from None
+    return {k.lower(): v for k, v in resp.headers.items()}
+
+
+async def _requested(req: S3Req) -> str:
+    """Return the canned ACL a Put*Acl asks for (header or body, not both)."""
+    body = await req.ctx.body.read_all(MAX_XML)
+    canned = req.header("x-amz-acl")
+    if canned and body.strip():
+        raise S3Error("UnexpectedContent", "This request does not support content", 400)
+    if canned:
+        return canned
+    if not body.strip():
+        raise S3Error("MissingSecurityHeader", "Your request was missing a required "
+                      "header", 400, {"MissingHeaderName": "x-amz-acl"})
+    return canned_of_policy(req, body)

@@ -1,0 +1,109 @@
+"""Bucket and object tagging through boto3 and the ``aws`` CLI, bad input included."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.functional.s3.conftest import S3Cloud
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def _bucket(s3: Any) -> str:
+    name = f"tag-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def _tags(**kv: str) -> dict[str, Any]:
+    return {"TagSet": [{"Key": k, "Value": v} for k, v in kv.items()]}
+
+
+def test_object_tagging_round_trip(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"data", Tagging="team=blue&env=prod",
+                  Metadata={"m": "1"}, ContentType="text/x-mine")
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [
+        {"Key": "team", "Value": "blue"}, {"Key": "env", "Value": "prod"}]
+    s3.put_object_tagging(Bucket=b, Key="k", Tagging=_tags(only="one"))
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [
+        {"Key": "only", "Value": "one"}]
+    got = s3.get_object(Bucket=b, Key="k")
+    assert got["Body"].read() == b"data"  # the tag POST kept data and metadata
+    assert got["Metadata"] == {"m": "1"} and got["ContentType"] == "text/x-mine"
+    s3.delete_object_tagging(Bucket=b, Key="k")
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == []
+
+
+def test_object_tagging_bad_input(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=b, Key="k", Tagging={"TagSet": [
+            {"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]})
+    assert _code(exc) == "InvalidTag"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=b, Key="k", Tagging=_tags(**{"k" * 129: "v"}))
+    assert _code(exc) == "InvalidTag"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=b, Key="k", Tagging=_tags(
+            **{f"t{i}": "v" for i in range(11)}))
+    assert _code(exc) == "BadRequest"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=b, Key="missing")
+    assert _code(exc) == "NoSuchKey"
+    with pytest.raises(ClientError) as exc:
+        s3cloud.client(s3cloud.admin).get_object_tagging(Bucket=b, Key="k")
+    assert _code(exc) == "AccessDenied"
+
+
+def test_bucket_tagging_round_trip_and_errors(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=b)
+    assert _code(exc) == "NoSuchTagSet"
+    s3.put_bucket_tagging(Bucket=b, Tagging=_tags(cost="42"))
+    assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [{"Key": "cost", "Value": "42"}]
+    other = s3cloud.client(s3cloud.admin)
+    with pytest.raises(ClientError) as exc:
+        other.create_bucket(Bucket=b)  # the registry entry still names its owner
+    assert _code(exc) == "BucketAlreadyExists"
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [
+            {"Key": "aws:reserved", "Value": "x"}]})
+    assert _code(exc) == "InvalidTag"
+    s3.delete_bucket_tagging(Bucket=b)
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=b)
+    assert _code(exc) == "NoSuchTagSet"
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=f"missing-{uuid.uuid4().hex[:8]}")
+    assert _code(exc) == "NoSuchBucket"
+
+
+def test_tagging_with_the_aws_cli(s3cloud: S3Cloud) -> None:
+    b = f"tag-{uuid.uuid4().hex[:12]}"
+    s3cloud.aws("s3", "mb", f"s3://{b}")
+    s3cloud.aws("s3api", "put-object", "--bucket", b, "--key", "k", "--tagging", "a=1")
+    s3cloud.aws("s3api", "put-bucket-tagging", "--bucket", b, "--tagging",
+                "TagSet=[{Key=owner,Value=ops}]")
+    got = json.loads(s3cloud.aws("s3api", "get-bucket-tagging", "--bucket", b).stdout)
+    assert got["TagSet"] == [{"Key": "owner", "Value": "ops"}]
+    got = json.loads(s3cloud.aws("s3api", "get-object-tagging", "--bucket", b,
+                                 "--key", "k").stdout)
+    assert got["TagSet"] == [{"Key": "a", "Value": "1"}]
+    bad = s3cloud.aws("s3api", "put-object-tagging", "--bucket", b, "--key", "k",
+                      "--tagging", "TagSet=[{Key=x,Value=1},{Key=x,Value=2}]", check=False)
+    assert bad.returncode != 0 and "InvalidTag" in bad.stderr
+    s3cloud.aws("s3", "rm", "--recursive", f"s3://{b}")
+    s3cloud.aws("s3", "rb", f"s3://{b}")
