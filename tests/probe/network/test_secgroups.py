@@ -253,3 +253,37 @@ def test_dhcp_passes_the_filter(guests: tuple[Any, Any, list[Guest], Any]) -> No
     sent = g1.run(sys.executable, "-c", OFFER, timeout=30)
     assert sent.returncode == 0, sent.stderr
     assert _drops(agent, f"e_{g1.tap}", "udp sport 67") > before  # once per port flooded
+
+
+def _lease(g: Guest) -> str:
+    """Drop the guest's address and run one busybox udhcpc; return what it printed."""
+    with NetNS(g.ns) as ns:
+        idx = ns.link_lookup(ifname=g.inner)[0]
+        ns.addr("del", index=idx, address=g.ip, prefixlen=24)
+    got = g.run("busybox", "udhcpc", "-i", g.inner, "-f", "-q", "-n", "-t", "10", "-T", "1",
+                "-s", "/bin/true", timeout=60)
+    return got.stderr + got.stdout
+
+
+def test_a_freed_address_leases_to_its_next_port(guests: tuple[Any, Any, list[Guest], Any],
+                                                 loop: asyncio.AbstractEventLoop) -> None:  # noqa: F811
+    conn, agent, (g1, _g2), group = guests
+    assert f"lease of {g1.ip} obtained" in _lease(g1)
+    # The port goes; a new port (another MAC) gets the same address: dnsmasq still holds
+    # the old lease in memory, so the agent must restart it rather than reload it.
+    net_id, ip = g1.port.network_id, g1.ip
+    g1.remove()
+    conn.network.delete_port(g1.port)
+    port = conn.network.create_port(network_id=net_id, device_owner="compute:nova",
+                                    device_id=str(uuid.uuid4()), security_groups=[group.id],
+                                    fixed_ips=[{"ip_address": ip}])
+    g3 = None
+    try:
+        assert port.mac_address != g1.port.mac_address
+        loop.run_until_complete(agent.run_once())
+        g3 = Guest(port, netdev.bridge_name(net_id))
+        assert f"lease of {ip} obtained" in _lease(g3)
+    finally:
+        if g3 is not None:
+            g3.remove()
+        conn.network.delete_port(port)
