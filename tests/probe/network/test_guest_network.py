@@ -26,6 +26,13 @@ def _links() -> set[str]:
         return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
 
+def _ping_from(namespace: str, address: str) -> bool:
+    """Return whether one ping from ``namespace`` to ``address`` is answered."""
+    proc = subprocess.run(["ping", "-c", "1", "-W", "2", address], capture_output=True,
+                          timeout=30, check=False, preexec_fn=lambda: netns.setns(namespace))
+    return proc.returncode == 0
+
+
 def _console(compute: ComputeCloud, name: str) -> str:
     out: str = compute.osc("console", "log", "show", name, cloud="nubis-demo").stdout
     return out
@@ -67,10 +74,8 @@ def test_server_on_private_network_gets_lease_and_metadata(compute: ComputeCloud
             protocol="icmp", remote_ip_prefix="0.0.0.0/0")
         subnet_id = ports[0].fixed_ips[0]["subnet_id"]
         ns_name = netdev.dhcp_names(subnet_id)[0]
-        ping = subprocess.run(["ping", "-c", "2", "-W", "3", ip], capture_output=True,
-                              text=True, timeout=60, check=False,
-                              preexec_fn=lambda: netns.setns(ns_name))
-        assert ping.returncode == 0, ping.stdout
+        # The agent applies the new rule at its next pass (every 2 s, later under load).
+        wait_for(lambda: _ping_from(ns_name, ip), "the guest to answer ping", bound=120)
         # The root namespace has no address or route into the tenant network.
         routes = subprocess.run(["ip", "-4", "route", "get", ip], capture_output=True,
                                 text=True, timeout=10, check=False).stdout
