@@ -4,8 +4,8 @@ Files live in ``<state>/network/dhcp/<subnet id>/``: ``hosts`` (``mac,name,ip`` 
 exactly the ports that exist), ``opts`` (router, DNS servers, and a classless route
 to the metadata address via the DHCP port, as Neutron's isolated metadata does) and
 ``pid``. A change rewrites the files atomically and sends SIGHUP (dnsmasq re-reads
-both), or restarts dnsmasq when an address moves to another MAC (a lease it still
-holds would refuse the new port); nothing is leased dynamically (``static`` range,
+both), or restarts dnsmasq when a host goes (a lease it still holds would refuse
+the address to the next port); nothing is leased dynamically (``static`` range,
 read-only lease file). The process is started without a shell, in its namespace
 through ``setns`` before exec.
 """
@@ -106,7 +106,7 @@ class DhcpServers:
         proc = self.procs.get(cfg.subnet_id)
         old = self.configs.get(cfg.subnet_id)
         if proc is not None and proc.poll() is None and old is not None and (
-                _static(old) == _static(cfg)) and not reassigned(old, cfg):
+                _static(old) == _static(cfg)) and not removed(old, cfg):
             if old.hosts == cfg.hosts and opts_file(old) == opts_file(cfg):
                 return "unchanged"
             self._write(work, cfg)
@@ -177,16 +177,15 @@ def wait_started(proc: subprocess.Popen[bytes], work: Path, timeout: float = 5.0
     raise DhcpError(f"dnsmasq did not write {work / 'pid'} within {timeout} s")
 
 
-def reassigned(old: DhcpConfig, new: DhcpConfig) -> set[str]:
-    """Return the addresses that ``new`` gives to a different MAC than ``old`` did.
+def removed(old: DhcpConfig, new: DhcpConfig) -> set[tuple[str, str]]:
+    """Return the (mac, ip) host entries ``old`` served that ``new`` no longer has.
 
     dnsmasq keeps a lease in memory until it expires (``--leasefile-ro``, nothing
     releases it), and SIGHUP does not drop it: an address freed by a deleted port and
-    handed to a new port would be refused ("leased to <old MAC>"). Such a change
-    restarts the subnet's dnsmasq instead of reloading it.
+    handed to a new port later would be refused ("leased to <old MAC>"). So a change
+    that removes a host restarts the subnet's dnsmasq instead of reloading it.
     """
-    before = {ip: mac for mac, ip in old.hosts}
-    return {ip for mac, ip in new.hosts if before.get(ip, mac) != mac}
+    return set(old.hosts) - set(new.hosts)
 
 
 def _static(cfg: DhcpConfig) -> tuple[Any, ...]:

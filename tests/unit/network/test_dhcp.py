@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nubis.daemons.network.dhcp import DhcpConfig, hosts_file, reassigned
+from nubis.daemons.network.dhcp import DhcpConfig, hosts_file, removed
 
 
 def _cfg(*hosts: tuple[str, str]) -> DhcpConfig:
@@ -18,14 +18,15 @@ def test_hosts_file_has_one_static_line_per_port() -> None:
         "fa:16:3e:00:00:02,host-10-0-0-4,10.0.0.4"]
 
 
-def test_added_and_removed_ports_only_reload() -> None:
+def test_added_ports_only_reload() -> None:
     old = _cfg(("fa:16:3e:00:00:01", "10.0.0.3"))
-    assert reassigned(old, _cfg(("fa:16:3e:00:00:01", "10.0.0.3"),
-                                ("fa:16:3e:00:00:02", "10.0.0.4"))) == set()
-    assert reassigned(old, _cfg()) == set()
+    assert removed(old, _cfg(("fa:16:3e:00:00:01", "10.0.0.3"),
+                             ("fa:16:3e:00:00:02", "10.0.0.4"))) == set()
 
 
-def test_an_address_moving_to_another_mac_needs_a_restart() -> None:
+def test_a_removed_or_moved_host_needs_a_restart() -> None:
     old = _cfg(("fa:16:3e:00:00:01", "10.0.0.3"), ("fa:16:3e:00:00:02", "10.0.0.4"))
-    new = _cfg(("fa:16:3e:00:00:09", "10.0.0.3"), ("fa:16:3e:00:00:02", "10.0.0.4"))
-    assert reassigned(old, new) == {"10.0.0.3"}
+    assert removed(old, _cfg(("fa:16:3e:00:00:02", "10.0.0.4"))) == {
+        ("fa:16:3e:00:00:01", "10.0.0.3")}
+    moved = _cfg(("fa:16:3e:00:00:09", "10.0.0.3"), ("fa:16:3e:00:00:02", "10.0.0.4"))
+    assert removed(old, moved) == {("fa:16:3e:00:00:01", "10.0.0.3")}
