@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nubis.common import netdev
+from nubis.daemons.network.linux import remove_namespace
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -155,15 +156,6 @@ def ensure_namespace(name: str) -> None:
         lo = ns.link_lookup(ifname="lo")
         if lo:
             ns.link("set", index=lo[0], state="up")
-
-
-def remove_namespace(name: str) -> None:
-    """Delete a namespace (its veth ends go with it, taking the root ends too)."""
-    try:
-        netns.remove(name)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
 
 
 def forward_inside(namespace: str) -> None:

@@ -13,10 +13,11 @@ import subprocess
 
 import pytest
 from nubis.common import netdev
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from nubis.testimage.initramfs import IP_LINE, METADATA_LINE
 from tests.probe.compute.cloud import ComputeCloud, wait_for
+from tests.probe.network.test_guest_floating_ip import _console, _ping_from
 
 pytestmark = pytest.mark.probe
 
@@ -24,18 +25,6 @@ pytestmark = pytest.mark.probe
 def _links() -> set[str]:
     with IPRoute() as ipr:
         return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-
-
-def _ping_from(namespace: str, address: str) -> bool:
-    """Return whether one ping from ``namespace`` to ``address`` is answered."""
-    proc = subprocess.run(["ping", "-c", "1", "-W", "2", address], capture_output=True,
-                          timeout=30, check=False, preexec_fn=lambda: netns.setns(namespace))
-    return proc.returncode == 0
-
-
-def _console(compute: ComputeCloud, name: str) -> str:
-    out: str = compute.osc("console", "log", "show", name, cloud="nubis-demo").stdout
-    return out
 
 
 def _settled(log: str) -> str | None:
