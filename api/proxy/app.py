@@ -27,7 +27,10 @@ from nubis.api.proxy import (
     container,
     copy,
     cors,
+    etag_quoter,
+    formpost,
     objver,
+    ratelimit,
     staticweb,
     symlink,
     tempurl,
@@ -76,10 +79,12 @@ class ProxyApp:
     """Request handling for one worker (all state hangs off this object)."""
 
     def __init__(self, state: ProxyState, info: dict[str, Any],
-                 s3: S3Api | None = None) -> None:
+                 s3: S3Api | None = None,
+                 limiter: ratelimit.RateLimiter | None = None) -> None:
         self.state = state
         self.info = info
         self.s3 = s3
+        self.limiter = limiter if limiter is not None and limiter.active else None
         conf = state.conf
         self.remap = DomainRemap.of(conf.storage_domain, conf.remap_reseller_prefixes,
                                     conf.default_reseller_prefix)
@@ -172,8 +177,22 @@ class ProxyApp:
         if len(parts) > 3 and not parts[2]:
             raise HTTPError(404, "Not Found: the resource could not be found.")
         check_account_name(ctx.account, self.state.limits)
+        if self.limiter is not None:
+            await self.limiter.check(ctx)
+        boundary = formpost.boundary_of(ctx)
+        if boundary is not None:  # signed by its form fields, like a TempURL
+            return await formpost.handle(ctx, boundary, self._api_route)
         await self._authenticate(ctx)
-        return await self._route(ctx)
+        if ctx.obj is None:
+            return await self._route(ctx)
+        quote = self.state.conf.etag_quoter_enable_by_default
+        try:
+            resp = await self._route(ctx)
+        except HTTPError as exc:
+            await etag_quoter.apply(ctx, exc, quote)
+            raise
+        await etag_quoter.apply(ctx, resp, quote)
+        return resp
 
     async def _route(self, ctx: Ctx) -> Resp:
         if ctx.method == "OPTIONS":
@@ -351,6 +370,9 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
         "symlink": symlink.INFO,
         "staticweb": staticweb.INFO,
         "crossdomain": {},
+        "formpost": formpost.INFO,
+        "ratelimit": ratelimit.info(conf.ratelimit),
+        "etag_quoter": {"enable_by_default": conf.etag_quoter_enable_by_default},
         **bulk.INFO,
         "s3api": S3_INFO,
     }
@@ -401,8 +423,9 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
     state = ProxyState(conf, limits, backend, chain, tempauth, pset)
     if ta_conf.enabled:
         s3_source = ChainedSource(TempAuthKeys(ta_conf), s3_source)
+    limiter = ratelimit.RateLimiter(conf.ratelimit, ring_dir.parent / "ratelimit")
     return ProxyApp(state, info_document(conf, limits, tempauth is not None, pset),
-                    S3Api(s3_source, ta_conf.reseller_prefix))
+                    S3Api(s3_source, ta_conf.reseller_prefix), limiter)
 
 
 #: Longest request header line the proxy accepts (Swift's MAX_HEADER_SIZE).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nubis.common.config import check, port, positive
+from nubis.common.config import check, non_negative, port, positive
 
 
 def _groups_ok(value: list[str]) -> str | None:
@@ -22,6 +22,37 @@ def _prefixes_ok(value: list[str]) -> str | None:
 
 
 FRONTENDS = ("asgi", "native")
+
+
+def _sizes_ok(value: dict[str, float]) -> str | None:
+    bad = [k for k, v in value.items() if not k.isdigit() or v <= 0]
+    return f"bad container size or rate {bad[0]!r}" if bad else None
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """``[proxy.ratelimit]``: Swift's ratelimit settings."""
+
+    #: Container PUT/DELETE per second per account (0: unlimited).
+    account_ratelimit: float = field(default=0.0, metadata=check(non_negative))
+    #: ``object count -> requests/s`` for object writes (interpolated between points).
+    container_ratelimits: dict[str, float] = field(default_factory=dict,
+                                                   metadata=check(_sizes_ok))
+    #: ``object count -> requests/s`` for container listings.
+    container_listing_ratelimits: dict[str, float] = field(default_factory=dict,
+                                                           metadata=check(_sizes_ok))
+    #: Longest wait before a request is answered 498 instead.
+    max_sleep_time_seconds: float = field(default=60.0, metadata=check(positive))
+    #: Log waits longer than this (0: never).
+    log_sleep_time_seconds: float = field(default=0.0, metadata=check(non_negative))
+    #: Seconds of unused rate a quiet key may bank for a burst.
+    rate_buffer_seconds: int = field(default=5, metadata=check(non_negative))
+    #: Ticks per second of the schedule.
+    clock_accuracy: int = field(default=1000, metadata=check(positive))
+    account_whitelist: list[str] = field(default_factory=list)
+    account_blacklist: list[str] = field(default_factory=list)
+    #: Where the shared schedule lives; empty: next to the rings (``<state>/ratelimit``).
+    state_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,5 +141,10 @@ class ProxyConfig:
     default_reseller_prefix: str = ""
     #: The ``<allow-access-from ...>`` lines ``GET /crossdomain.xml`` serves.
     cross_domain_policy: str = '<allow-access-from domain="*" secure="false" />'
+    #: Quote object Etags (RFC 7232) unless an account or container says otherwise
+    #: (Swift's etag-quoter ``enable_by_default``).
+    etag_quoter_enable_by_default: bool = False
+    #: Swift's ratelimit (``[proxy.ratelimit]``; nothing is limited by default).
+    ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     #: The region S3 clients sign for and GetBucketLocation names.
     s3_region: str = "us-east-1"

@@ -7,7 +7,7 @@ import json
 import math
 import urllib.parse
 
-from nubis.api.proxy import accountacl, objver, quotas, verlist, versioning
+from nubis.api.proxy import accountacl, etag_quoter, objver, quotas, verlist, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -72,6 +72,7 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
     out.pop("X-Storage-Policy-Index", None)
     versioning.show(reply.headers, out)
     verlist.show(reply.headers, out)
+    etag_quoter.show(reply.headers, "account" if ctx.container is None else "container", out)
     if ctx.container is None:
         quotas.show_account_quotas(reply.headers, ctx.state.policy_names, out)
     if ctx.container is None and is_owner(ctx):
@@ -198,6 +199,7 @@ def _container_meta(ctx: ContainerCtx) -> dict[str, str]:
         meta["x-container-sync-key"] = ""
     quotas.check_headers(ctx.headers, "container")
     meta.update(versioning.container_headers(ctx.headers))
+    meta.update(etag_quoter.sysmeta_headers(ctx.headers, "container"))
     return meta
 
 
@@ -364,6 +366,7 @@ async def account_post(ctx: Ctx) -> Resp:
     quotas.check_headers(ctx.headers, "account")
     meta = meta_headers(ctx.headers, "account")
     meta.update(quotas.account_quota_headers(ctx))
+    meta.update(etag_quoter.sysmeta_headers(ctx.headers, "account"))
     if stored_acl is not None and is_owner(ctx):
         meta[accountacl.SYSMETA] = stored_acl
     await _ensure_account(ctx)

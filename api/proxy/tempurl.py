@@ -66,7 +66,8 @@ def sign(key: str, method: str, expires: int, path: str, digest: str = "sha256")
     return hmac.new(key.encode(), msg, DIGESTS[digest]).hexdigest()
 
 
-def _split_sig(sig: str) -> tuple[str, bytes] | None:
+def split_signature(sig: str) -> tuple[str, bytes] | None:
+    """Return ``(digest name, raw signature)`` of a hex or ``<digest>:<base64>`` one."""
     if ":" in sig:
         name, _, b64 = sig.partition(":")
         if name not in DIGESTS:
@@ -92,7 +93,7 @@ def verify(tu: TempUrlRequest, method: str, path: str, keys: Iterable[str]) -> b
     ``prefix:/v1/AUTH_x/c/<prefix>`` instead. HEAD is allowed by GET, PUT and
     POST signatures, as in Swift.
     """
-    split = _split_sig(tu.sig)
+    split = split_signature(tu.sig)
     if split is None:
         return False
     digest, raw = split
