@@ -158,3 +158,15 @@ def test_etag_quoter_by_account_and_container(conn: sc.Connection, box: str) -> 
     finally:
         conn.post_account({"X-Account-Rfc-Compliant-Etags": ""})
     assert conn.head_object(box, "o")["etag"] == bare
+
+
+def test_formpost_streams_large_files(cloud: Cloud, conn: sc.Connection, box: str) -> None:
+    path = _path(conn, box, "big/")
+    data = bytes(range(256)) * (3 * 4096 + 17)  # ~3 MiB: many reads, the streamed PUT path
+    resp = _post(cloud, path, _fields(path, max_size=len(data)), [("blob", data)])
+    assert resp.status_code == 201
+    headers, body = conn.get_object(box, "big/blob")
+    assert body == data and headers["etag"] == hashlib.md5(data).hexdigest()
+    resp = _post(cloud, path, _fields(path, max_size=len(data) - 1), [("blob2", data)])
+    assert resp.status_code == 400
+    assert status_of(conn.head_object, box, "big/blob2") == 404
