@@ -5,7 +5,6 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-
 from nubis.api.proxy.backend import quote_path
 
 
