@@ -311,9 +311,10 @@ def report(rows: list[Row], ceiling: float) -> None:
         print(f"| {w} | {op} |{cells(n)}|{cells(s)}| {ratio} |")
     print(f"\ndisk ceiling, 1 MiB objects as 3 x fsync'd 1 MiB writes (c{CONCURRENCY}): "
           f"{ceiling:.1f} objects/s = {ceiling * 1.048576:.1f} MB/s")
-    n1 = by.get(("nubis", "1MiB", "PUT"))
-    if n1 is not None and ceiling:
-        print(f"nubis 1 MiB PUT = {100 * n1.result.ops / ceiling:.0f}% of that ceiling")
+    for system in ("nubis", "swift"):
+        r1 = by.get((system, "1MiB", "PUT"))
+        if r1 is not None and ceiling:
+            print(f"{system} 1 MiB PUT = {100 * r1.result.ops / ceiling:.0f}% of that ceiling")
     print("\n" + (__doc__ or "").split("What differs (printed with the table):", 1)[-1])
 
 
