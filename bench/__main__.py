@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "network": "nubis.bench.network",
     "scale": "nubis.bench.scale",
     "netlease": "nubis.bench.netlease",
+    "flush": "nubis.bench.flush",
 }
 
 

@@ -147,8 +147,12 @@ class SwiftAIO:
                                        devices=devices, log_port=self.log_port) + body)
         return path
 
-    def start(self, timeout: float = 90.0) -> str:
-        """Build rings and configs, start every process; return the auth URL."""
+    def start(self, timeout: float = 300.0) -> str:
+        """Build rings and configs, start every process; return the auth URL.
+
+        Thirteen eventlet servers importing Swift on 2 cores: at load average
+        ~30 they were not all healthy after 90 s, hence the generous bound.
+        """
         venv = ensure_swift_venv()
         py = str(swift_python(venv))
         (self.root / "etc").mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -51,9 +52,19 @@ def normalize_timestamp(ts: float | None = None) -> str:
     return f"{time.time() if ts is None else ts:016.5f}"
 
 
+#: Characters ``urllib.parse.quote(p, safe="/")`` leaves as they are.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def quote_path(*parts: str) -> str:
-    """Percent-encode ``/a/c/o`` path pieces the way Swift does."""
-    return "/" + "/".join(urllib.parse.quote(p, safe="/") for p in parts)
+    """Percent-encode ``/a/c/o`` path pieces the way Swift does.
+
+    PERF: pieces that need no escaping (almost all) skip ``urllib.parse.quote``,
+    which was ~4% of the proxy's CPU per 4 KiB PUT (py-spy,
+    ``python -m nubis.bench swift``).
+    """
+    return "/" + "/".join(p if _UNQUOTED.fullmatch(p) else urllib.parse.quote(p, safe="/")
+                          for p in parts)
 
 
 def node_path(node: Node, part: int, *names: str) -> str:
