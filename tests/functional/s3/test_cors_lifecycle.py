@@ -118,6 +118,11 @@ def test_preflight_and_actual_request_headers(s3cloud: S3Cloud) -> None:
     r = _preflight(s3cloud, f"/nope-{uuid.uuid4().hex[:10]}/k", Origin=ORIGIN,
                    **{"Access-Control-Request-Method": "GET"})
     assert r.status_code == 404 and _raw_code(r) == "NoSuchBucket"
+    r = requests.options(s3cloud.endpoint + "/k", timeout=10, headers={
+        "Host": f"{b}.s3.localhost", "Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == ORIGIN
+    r = requests.options(s3cloud.endpoint + "/v1/AUTH_x/c", timeout=10)  # still Swift's
+    assert r.status_code == 200 and "Allow" in r.headers and "<Error>" not in r.text
     # Actual (signed) requests with an Origin get the matching rule's headers.
     r = _raw(s3cloud, "GET", f"/{b}/k", headers={"Origin": ORIGIN})
     assert r.status_code == 200 and r.content == b"hello"
