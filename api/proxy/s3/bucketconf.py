@@ -9,9 +9,12 @@ replica and drop this worker's cached info.
 
 from __future__ import annotations
 
+import hashlib
+
 from nubis.api.proxy import container
 from nubis.api.proxy.base import container_info
 from nubis.api.proxy.context import ContainerCtx
+from nubis.api.proxy.s3.auth import content_md5
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 
@@ -45,8 +48,11 @@ async def write(req: S3Req, name: str, value: str) -> None:
 
 
 async def read_body(req: S3Req) -> bytes:
-    """Return a configuration request's body (MalformedXML when missing or too large)."""
+    """Return a configuration request's body (``Content-MD5`` checked when sent)."""
+    want = content_md5(req.ctx.headers)
     body = await req.ctx.body.read_all(MAX_DOC)
     if not body:
         raise S3Error("MissingRequestBodyError", "Request Body is empty", 400)
+    if want is not None and hashlib.md5(body).hexdigest() != want:
+        raise S3Error("BadDigest")
     return body

@@ -74,6 +74,12 @@ def test_bucket_cors_bad_input(s3cloud: S3Cloud) -> None:
                  b"<CORSConfiguration><CORSRule>", b"<Nope/>"):
         r = _raw(s3cloud, "PUT", f"/{b}?cors", body)
         assert r.status_code == 400 and _raw_code(r) == "MalformedXML", body
+    good = b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>" \
+        b"GET</AllowedMethod></CORSRule></CORSConfiguration>"
+    r = _raw(s3cloud, "PUT", f"/{b}?cors", good, {"Content-MD5": "AAAAAAAAAAAAAAAAAAAAAA=="})
+    assert r.status_code == 400 and _raw_code(r) == "BadDigest"
+    r = _raw(s3cloud, "PUT", f"/{b}?cors", good, {"Content-MD5": "nope"})
+    assert r.status_code == 400 and _raw_code(r) == "InvalidDigest"
     with pytest.raises(ClientError) as exc:
         s3cloud.client(s3cloud.admin).put_bucket_cors(
             Bucket=b, CORSConfiguration={"CORSRules": [_rule()]})
