@@ -163,6 +163,8 @@ class ProxyApp:
                 return remapped.fix_location(await self._api(ctx))
         if path.startswith(("/auth/v1", "/v1.0")):
             return self._login(ctx)
+        if self.s3 is not None and ctx.method == "OPTIONS" and path.split("/", 2)[1:2] != ["v1"]:
+            return await self.s3.handle(ctx, ctx.raw_query)  # an S3 (path-style) preflight
         return await self._api(ctx)
 
     async def _api(self, ctx: Ctx) -> Resp:

@@ -269,6 +269,10 @@ async def _container_write(ctx: ContainerCtx, method: str, extra: dict[str, str]
     return best_status(replies, quorum_size(len(nodes)))
 
 
+#: Write container metadata/sysmeta to every replica (the S3 API's bucket configurations).
+write_container = _container_write
+
+
 async def container_put(ctx: ContainerCtx) -> Resp:
     """Create a container (or update its metadata: 202)."""
     check_access(ctx, None)

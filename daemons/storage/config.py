@@ -168,6 +168,10 @@ class ExpirerConfig:
     concurrency: int = field(default=8, metadata=check(positive))
     #: Seconds to wait for an object server.
     http_timeout: float = field(default=10.0, metadata=check(positive))
+    #: Object records per device a pass checks against S3 lifecycle rules.
+    lifecycle_batch: int = field(default=10000, metadata=check(positive))
+    #: Seconds a container's lifecycle rules are trusted once read.
+    lifecycle_cache: float = field(default=60.0, metadata=check(positive))
 
 
 @dataclass(frozen=True)

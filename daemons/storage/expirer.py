@@ -1,4 +1,4 @@
-"""The object expirer: deletes objects whose ``X-Delete-At`` has passed.
+"""The object expirer: deletes objects whose ``X-Delete-At`` has passed (and S3 lifecycle's).
 
 Reads already refuse such objects (404); the expirer makes the deletion
 real. Each device keeps an ``expiry`` index (``delete_at`` + object key)
@@ -12,6 +12,10 @@ timestamp is ``X-Delete-At`` itself (Swift's choice), or just after the
 record's own timestamp when that is later. An entry stays in the index until
 this device's DELETE succeeded (the tombstone's commit removes it), so a
 failed deletion is retried by the next pass.
+
+Each pass also walks a slice of each device's records for objects an S3
+bucket lifecycle rule has expired (:mod:`nubis.daemons.storage.lifecycle`)
+and deletes them the same way, at a timestamp just after the record's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from nubis.common.httpclient import HTTPClientError
 from nubis.daemons.storage.background import NodeDaemon, run_node_daemon
 from nubis.daemons.storage.config import ExpirerConfig, NodeSettings, StorageConfig
 from nubis.daemons.storage.diskfile import ObjectDevice, ObjectRecord
+from nubis.daemons.storage.lifecycle import LifecycleScanner
 from nubis.daemons.storage.protocol import Timestamp
 from nubis.ring.ring import DevDict
 
@@ -40,12 +45,14 @@ class ObjectExpirer(NodeDaemon):
     """Delete expired objects on all their nodes, in bounded batches."""
 
     name = "object-expirer"
-    counters = ("due", "expired", "failures")
+    counters = ("due", "expired", "failures", "lifecycle_scanned", "lifecycle_expired")
 
     def __init__(self, section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
                  ring_dir: Path, node: NodeSettings) -> None:
         super().__init__(section, storage, cluster, ring_dir, node)
         self.conf = section
+        self.lifecycle = LifecycleScanner(self, self.client, section.lifecycle_batch,
+                                          section.lifecycle_cache)
 
     async def run_once(self) -> dict[str, int]:
         """Delete up to ``batch_size`` due objects per device."""
@@ -65,11 +72,28 @@ class ObjectExpirer(NodeDaemon):
             due = device.expiring(now, self.conf.batch_size)
             stats["due"] += len(due)
             await asyncio.gather(*(one(at, key) for at, key in due))
+            await self._lifecycle(device, sem, stats)
         return dict(stats)
 
+    async def _lifecycle(self, device: ObjectDevice, sem: asyncio.Semaphore,
+                         stats: Counter[str]) -> None:
+        """Delete the objects of the device's next slice that S3 lifecycle rules expired."""
+        seen, due = await self.lifecycle.due(device, time.time())
+        stats["lifecycle_scanned"] += seen
+
+        async def one(policy: int, rec: ObjectRecord) -> None:
+            async with sem:
+                ok = await self.expire(device, policy, rec, None)
+                stats["lifecycle_expired" if ok else "failures"] += 1
+
+        await asyncio.gather(*(one(d.policy, d.record) for d in due))
+
     async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
-                     delete_at: int) -> bool:
-        """Send the DELETE to the object's primaries and this device; True when settled."""
+                     delete_at: int | None) -> bool:
+        """Send the DELETE to the object's primaries and this device; True when settled.
+
+        ``delete_at`` None: a lifecycle expiration, timed just after the record.
+        """
         ring = self.object_ring(policy)
         cring = self.ring("container")
         _, account, container, _obj = rec.name.split("/", 3)
@@ -77,12 +101,14 @@ class ObjectExpirer(NodeDaemon):
         if not any(self.is_local(n, device.name) for n in nodes):
             nodes.append({"ip": self.node.bind_ip, "port": self.node.object_port,
                           "device": device.name})
-        ts = Timestamp.parse(str(delete_at))
         mine = Timestamp.parse(rec.ts)
+        ts = Timestamp.parse(str(delete_at)) if delete_at is not None else mine
         if (mine.ticks, mine.offset) >= (ts.ticks, ts.offset):
             ts = Timestamp(mine.ticks, mine.offset + 1)
-        headers = {"X-Timestamp": ts.internal, "X-If-Delete-At": str(delete_at),
-                   hdr.X_POLICY_INDEX: str(policy), "User-Agent": "nubis-object-expirer"}
+        headers = {"X-Timestamp": ts.internal, hdr.X_POLICY_INDEX: str(policy),
+                   "User-Agent": "nubis-object-expirer"}
+        if delete_at is not None:
+            headers["X-If-Delete-At"] = str(delete_at)
         updates: list[dict[str, str]] = [{} for _ in nodes]
         if cring is not None:
             cpart, cnodes = cring.get_nodes(account, container)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import acl, buckets, multipart, objects, tagging
+from nubis.api.proxy.s3 import acl, buckets, cors, lifecycle, multipart, objects, tagging
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
 from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
@@ -66,8 +66,10 @@ class S3Api:
         bucket, key = self._address(ctx)
         resource = f"/{bucket}/{key}" if key else (f"/{bucket}" if bucket else "/")
         try:
-            req = self._authenticated(ctx, raw_query, bucket, key)
-            resp = await self._dispatch(req)
+            if ctx.method == "OPTIONS":  # a CORS preflight: unauthenticated, as in S3
+                resp = await cors.preflight(S3Req(ctx, None, bucket, key), self.registry)
+            else:
+                resp = await self._dispatch(self._authenticated(ctx, raw_query, bucket, key))
         except Exception as exc:
             err = to_s3(exc, resource)
             body = error_body(err, resource, ctx.trans_id)
@@ -75,6 +77,8 @@ class S3Api:
             if ctx.method == "HEAD" or err.status == 304:
                 body = b""
             resp = Resp(err.status, headers, body)
+        if bucket and "origin" in ctx.headers and ctx.method != "OPTIONS":
+            await cors.decorate(S3Req(ctx, None, bucket, key), self.registry, resp)
         resp.headers["x-amz-request-id"] = ctx.trans_id
         resp.headers["x-amz-id-2"] = ctx.trans_id
         if isinstance(resp.body, bytes) and "Content-Length" not in resp.headers:
@@ -123,6 +127,8 @@ class S3Api:
 
     async def _bucket(self, req: S3Req) -> Resp:
         method, q = req.ctx.method, req.q
+        if q.keys() & {"cors", "lifecycle"} and method in ("GET", "PUT", "DELETE"):
+            return await (cors.handle(req) if "cors" in q else lifecycle.handle(req))
         if method == "GET":
             if "location" in q:
                 return await buckets.location(req)
