@@ -30,7 +30,7 @@ from nubis.api.proxy.s3.auth import (
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, fetch, one, to_all
+from nubis.api.proxy.transfer import container_of, fetch, one
 
 #: S3's limit on the user metadata of one object (names + values).
 MAX_META = 2048
@@ -122,8 +122,8 @@ async def put(req: S3Req) -> Resp:
             resp = await versioning.store_current(octx, info, meta, source, length,
                                                   content_md5(headers))
             if result.checksum:
-                await to_all(octx, info, "POST",
-                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
+                await versioning.post_stored(octx, info, resp,
+                                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
     except HTTPError as exc:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
@@ -264,7 +264,7 @@ async def delete(req: S3Req) -> Resp:
     """Answer DeleteObject (204 whether or not the key existed, as S3 does)."""
     version = versioning.requested(req)
     if version is not None or await versioning.versioned(req):
-        return await versioning.delete(req, version, {})
+        return await versioning.delete(req, version)
     stored = await _raw_head(req)
     query = {"multipart-manifest": "delete"} \
         if stored.get("x-static-large-object", "").lower() == "true" else {}
@@ -300,15 +300,20 @@ async def delete_many(req: S3Req) -> Resp:
     if root.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (text(root, "Quiet") or "").strip().lower() == "true"
-    keys = [text(o, "Key") for o in root.findall("Object")]
+    objs = [(text(o, "Key"), text(o, "VersionId")) for o in root.findall("Object")]
+    keys = [k for k, _ in objs]
     if not keys or len(keys) > 1000:
         raise S3Error("MalformedXML")
     if any(not k for k in keys):
         raise S3Error("UserKeyMustBeSpecified")
     await require_bucket(req)
     parts: list[str] = []
-    for key in keys:
+    versioned = await versioning.versioned(req)
+    for key, version in objs:
         assert key is not None
+        if version is not None or versioned:
+            parts += await versioning.delete_entry(req, key, version, quiet)
+            continue
         try:
             await req.swift("DELETE", req.bucket, key)
         except HTTPError as exc:

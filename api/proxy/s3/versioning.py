@@ -13,6 +13,7 @@ one current again (:func:`_restore`), as S3 does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ from nubis.api.proxy.putter import Source
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, drain, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, parse, text
-from nubis.api.proxy.transfer import container_of, fetch, store
+from nubis.api.proxy.transfer import container_of, fetch, store, to_all
 
 XML = {"Content-Type": "application/xml"}
 #: Response header of the version an answer is about.
@@ -79,6 +80,17 @@ async def store_current(octx: ObjectCtx, info: Info, meta: dict[str, str], sourc
                        extra)
 
 
+async def post_stored(octx: ObjectCtx, info: Info, stored: Resp, meta: dict[str, str]) -> None:
+    """Add metadata to an object just stored (to its version's data when one was made)."""
+    await to_all(octx, info, "POST", meta)
+    version = stored.headers.get("X-Object-Version-Id")
+    vcont = objver.vcont_of(info)
+    if version and vcont:
+        vctx = ObjectCtx.of(octx, container=vcont, obj=objver.version_object(octx.obj, version))
+        vinfo = await container_of(vctx)
+        await to_all(vctx, vinfo, "POST", {**meta, **objver.ALLOW})
+
+
 def s3_headers(swift: Mapping[str, str]) -> dict[str, str]:
     """Return ``x-amz-version-id`` of a Swift answer naming a version (else nothing)."""
     version = swift.get("X-Object-Version-Id")
@@ -120,14 +132,10 @@ def _object_ctx(req: S3Req) -> ObjectCtx:
 
 def read_error(exc: HTTPError, req: S3Req, version: str) -> S3Error:
     """Translate a failed read of version ``version``."""
-    marker = exc.headers.get("Content-Type") == objver.DELETE_MARKER
-    if exc.status == 404 and marker:
+    if exc.status == 404 and exc.headers.get("Content-Type") == objver.DELETE_MARKER:
         return S3Error("MethodNotAllowed", extra={"Method": req.ctx.method,
                                                   "ResourceType": "DeleteMarker"},
-                       headers={MARKER_HEADER: "true", VERSION_HEADER: version,
-                                "Last-Modified": exc.headers.get("Last-Modified", "")
-                                } if exc.headers.get("Last-Modified") else
-                       {MARKER_HEADER: "true", VERSION_HEADER: version})
+                       headers={MARKER_HEADER: "true", VERSION_HEADER: version})
     if exc.status == 404:
         return S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
     if exc.status == 400:
@@ -180,13 +188,19 @@ async def raw_version_head(req: S3Req, version: str | None) -> dict[str, str]:
 
 # --- deletes -------------------------------------------------------------------
 
-async def delete(req: S3Req, version: str | None, query: dict[str, str]) -> Resp:
+async def delete(req: S3Req, version: str | None) -> Resp:
     """Answer DeleteObject of a bucket that has versions, or any with ``versionId``."""
     out: dict[str, str] = {}
+    query: dict[str, str] = {}
     if version is not None:
-        await check_version(req, req.bucket, req.key, version)
+        try:
+            await check_version(req, req.bucket, req.key, version)
+        except S3Error as err:
+            if err.code != "NoSuchVersion":
+                raise
+            return Resp(204, {VERSION_HEADER: version})  # never versioned: nothing to do
         out = await _version_kind(req, version)
-        query = {**query, "version-id": version}
+        query["version-id"] = version
     try:
         resp = await req.swift("DELETE", req.bucket, req.key, query=query)
         await drain(resp.body)
@@ -205,6 +219,25 @@ async def delete(req: S3Req, version: str | None, query: dict[str, str]) -> Resp
     if resp.headers.get("X-Object-Current-Version-Id") == "null" or version == "null":
         await _restore(req)
     return Resp(204, out)
+
+
+async def delete_entry(req: S3Req, key: str, version: str | None, quiet: bool) -> list[str]:
+    """Delete one object of DeleteObjects; return its ``<Deleted>``/``<Error>`` element."""
+    try:
+        done = await delete(dataclasses.replace(req, key=key), version)
+    except S3Error as err:
+        return [f"<Error>{el('Key', key)}"
+                + (el("VersionId", version) if version is not None else "")
+                + f"{el('Code', err.code)}{el('Message', err.message)}</Error>"]
+    if quiet:
+        return []
+    parts = [el("Key", key)]
+    if version is not None:
+        parts.append(el("VersionId", version))
+    if done.headers.get(MARKER_HEADER) == "true":
+        parts += [el("DeleteMarker", "true"),
+                  el("DeleteMarkerVersionId", done.headers.get(VERSION_HEADER, "null"))]
+    return ["<Deleted>" + "".join(parts) + "</Deleted>"]
 
 
 async def _version_kind(req: S3Req, version: str) -> dict[str, str]:

@@ -195,6 +195,11 @@ def test_multipart_completion_is_a_version(s3cloud: S3Cloud) -> None:
         (done["VersionId"], True, 5 * MIB + 10), (first, False, 5)]
     assert rows[0]["ETag"] == done["ETag"]
     assert s3.get_object(Bucket=b, Key="big", VersionId=first)["Body"].read() == b"small"
+    # a streamed body's checksum is kept with its version
+    put = s3.put_object(Bucket=b, Key="sum", Body=b"c" * (2 * MIB), ChecksumAlgorithm="SHA256")
+    for kw in ({}, {"VersionId": put["VersionId"]}):
+        head = s3.head_object(Bucket=b, Key="sum", ChecksumMode="ENABLED", **kw)
+        assert head["ChecksumSHA256"] == put["ChecksumSHA256"]
     _empty(s3, b)
 
 
@@ -216,4 +221,27 @@ def test_version_errors(s3cloud: S3Cloud) -> None:
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket=b)
     assert _code(exc) == "BucketNotEmpty"
+    _empty(s3, b)
+
+
+def test_delete_objects_with_versions(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _versioned_bucket(s3)
+    v1 = s3.put_object(Bucket=b, Key="a", Body=b"1")["VersionId"]
+    v2 = s3.put_object(Bucket=b, Key="a", Body=b"2")["VersionId"]
+    s3.put_object(Bucket=b, Key="b", Body=b"x")
+    got = s3.delete_objects(Bucket=b, Delete={"Objects": [
+        {"Key": "a", "VersionId": v2}, {"Key": "b"}]})
+    deleted = {d["Key"]: d for d in got["Deleted"]}
+    assert deleted["a"]["VersionId"] == v2 and "DeleteMarker" not in deleted["a"]
+    marker = deleted["b"]["DeleteMarkerVersionId"]
+    assert deleted["b"]["DeleteMarker"] is True and marker
+    assert s3.get_object(Bucket=b, Key="a")["Body"].read() == b"1"
+    got = s3.delete_objects(Bucket=b, Delete={"Objects": [
+        {"Key": "b", "VersionId": marker}, {"Key": "a", "VersionId": "bad id"}]})
+    assert got["Deleted"] == [{"Key": "b", "VersionId": marker, "DeleteMarker": True,
+                               "DeleteMarkerVersionId": marker}]
+    assert [(e["Key"], e["Code"]) for e in got["Errors"]] == [("a", "InvalidArgument")]
+    assert s3.get_object(Bucket=b, Key="b")["Body"].read() == b"x"
+    assert ("a", v1, True, False) in _versions(s3, b)
     _empty(s3, b)
