@@ -20,6 +20,7 @@ from typing import Any
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
@@ -254,7 +255,7 @@ def _entry(item: dict[str, Any], owner: str) -> str:
 
 
 async def list_versions(req: S3Req) -> Resp:
-    """Answer ListObjectVersions of an unversioned bucket: each object is version ``null``."""
+    """Answer ListObjectVersions (unversioned bucket: each object is version ``null``)."""
     q = req.q
     encode = q.get("encoding-type")
     if encode not in (None, "url"):
@@ -264,6 +265,8 @@ async def list_versions(req: S3Req) -> Resp:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
                       "a key marker.", extra={"ArgumentName": "version-id-marker"})
     max_keys = _max_keys(req)
+    if await versioning.versioned(req):
+        return await versioning.list_versions(req, max_keys, _entry, iso_listing, owner_xml(req))
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     marker = q.get("key-marker", "")
     items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)

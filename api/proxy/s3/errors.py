@@ -74,6 +74,11 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+#: Errors whose document names no ``<Resource>`` (as S3 and Swift's s3api answer them:
+#: the request body or the upload id is what is wrong, not the addressed resource).
+NO_RESOURCE = frozenset({"MalformedXML", "NoSuchUpload"})
+
+
 class S3Error(Exception):
     """An S3 error answer."""
 
@@ -135,7 +140,8 @@ def error_body(err: S3Error, resource: str, request_id: str) -> bytes:
     """Return the ``<Error>`` document."""
     parts = [f"<Code>{err.code}</Code>", f"<Message>{escape(err.message)}</Message>"]
     parts += [f"<{k}>{escape(v)}</{k}>" for k, v in err.extra.items()]
-    parts += [f"<Resource>{escape(resource)}</Resource>",
-              f"<RequestId>{request_id}</RequestId>"]
+    if err.code not in NO_RESOURCE:
+        parts.append(f"<Resource>{escape(resource)}</Resource>")
+    parts.append(f"<RequestId>{request_id}</RequestId>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts)
             + "</Error>").encode("utf-8")

@@ -20,6 +20,7 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
+from nubis.api.proxy.s3 import versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import SEGMENTS, iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
@@ -152,7 +153,9 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
 
 async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
                      meta: dict[str, str]) -> Resp:
-    src_bucket, src_key = copy_source(req)
+    src_bucket, src_key, version = copy_source(req)
+    if version is not None:
+        await versioning.check_version(req, src_bucket, src_key, version)
     headers = {}
     rng = req.header("x-amz-copy-source-range")
     if rng:
@@ -161,10 +164,13 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
         if req.header(f"x-amz-copy-source-{cond}"):
             headers[cond] = req.header(f"x-amz-copy-source-{cond}")
     try:
-        got = await req.swift("GET", src_bucket, src_key, headers)
+        got = await req.swift("GET", src_bucket, src_key, headers,
+                              {"version-id": version} if version is not None else None)
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
+        if version is not None and exc.status in (400, 404):
+            raise versioning.read_error(exc, req, version) from None
         raise from_swift(exc) from None
     body = got.body
     source = one(body) if isinstance(body, bytes) else body
@@ -327,9 +333,10 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
     await no_overwrite(req, octx, info)
-    await store(octx, info, req.bucket, req.key, meta, one(data), len(data), None, extra)
+    resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra)
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
-    return Resp(200, dict(XML), doc("CompleteMultipartUploadResult", [
+    out = {**XML, **versioning.s3_headers(resp.headers)}
+    return Resp(200, out, doc("CompleteMultipartUploadResult", [
         el("Location", _location(req)), el("Bucket", req.bucket),
         el("Key", req.key), el("ETag", f'"{s3_etag}"')]))
 

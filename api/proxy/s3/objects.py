@@ -19,7 +19,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import tagging
+from nubis.api.proxy.s3 import tagging, versioning
 from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -30,7 +30,7 @@ from nubis.api.proxy.s3.auth import (
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, fetch, one, store, to_all
+from nubis.api.proxy.transfer import container_of, fetch, one
 
 #: S3's limit on the user metadata of one object (names + values).
 MAX_META = 2048
@@ -116,19 +116,20 @@ async def put(req: S3Req) -> Resp:
             data = b"".join([c async for c in source])
             if result.checksum:
                 meta[CHECKSUM_META] = ":".join(result.checksum)
-            resp = await store(octx, info, req.bucket, req.key, meta, one(data), len(data),
-                               content_md5(headers))
+            resp = await versioning.store_current(octx, info, meta, one(data), len(data),
+                                                  content_md5(headers))
         else:
-            resp = await store(octx, info, req.bucket, req.key, meta, source, length,
-                               content_md5(headers))
+            resp = await versioning.store_current(octx, info, meta, source, length,
+                                                  content_md5(headers))
             if result.checksum:
-                await to_all(octx, info, "POST",
-                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
+                await versioning.post_stored(octx, info, resp,
+                                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
     except HTTPError as exc:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc, "NoSuchBucket") from None
-    out = {"ETag": f'"{resp.headers["Etag"]}"'}
+    etag = resp.headers["Etag"].strip('"')
+    out = {"ETag": f'"{etag}"', **versioning.s3_headers(resp.headers)}
     if result.checksum:
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
     return Resp(200, out)
@@ -165,20 +166,27 @@ async def get_or_head(req: S3Req) -> Resp:
     if "-" in swift_headers.get("if-match", "") + swift_headers.get("if-none-match", ""):
         await _multipart_conditions(req, swift_headers)
     ranged_head = method == "HEAD" and "range" in swift_headers
+    version = versioning.requested(req)
+    if version is not None:
+        await versioning.check_version(req, req.bucket, req.key, version)
     try:
         resp = await req.swift("GET" if ranged_head else method, req.bucket, req.key,
-                               swift_headers)
+                               swift_headers,
+                               {"version-id": version} if version is not None else None)
     except HTTPError as exc:
+        if version is not None and exc.status in (400, 404):
+            await require_bucket(req)
+            raise versioning.read_error(exc, req, version) from None
         if exc.status == 404:
             await require_bucket(req)
-            raise S3Error("NoSuchKey") from None
+            raise S3Error("NoSuchKey", headers=await versioning.latest_marker(req)) from None
         if exc.status == 412:
             raise S3Error("PreconditionFailed", extra={"Condition": _condition(req)}) \
                 from None
         if exc.status == 416:
             raise S3Error("InvalidRange") from None
         raise from_swift(exc) from None
-    out = _s3_headers(resp.headers)
+    out = {**_s3_headers(resp.headers), **versioning.s3_headers(resp.headers)}
     if ranged_head:
         size = len(resp.body) if isinstance(resp.body, bytes) else resp.length
         await drain(resp.body)
@@ -223,14 +231,8 @@ def _s3_headers(swift: Mapping[str, str]) -> dict[str, str]:
 
 
 async def _raw_head(req: S3Req) -> dict[str, str]:
-    """Return the object's stored headers (sysmeta included); empty if absent."""
-    octx = object_ctx(req, "HEAD")
-    info = await container_of(octx)
-    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
-    if isinstance(got, Reply):
-        return {}
-    await got.release()
-    return dict(got.headers)
+    """Return the object's (or the asked version's) stored headers; empty if absent."""
+    return await versioning.raw_version_head(req, versioning.requested(req))
 
 
 async def _multipart_conditions(req: S3Req, swift_headers: dict[str, str]) -> None:
@@ -260,6 +262,9 @@ async def _sysmeta_headers(req: S3Req, out: dict[str, str]) -> None:
 
 async def delete(req: S3Req) -> Resp:
     """Answer DeleteObject (204 whether or not the key existed, as S3 does)."""
+    version = versioning.requested(req)
+    if version is not None or await versioning.versioned(req):
+        return await versioning.delete(req, version)
     stored = await _raw_head(req)
     query = {"multipart-manifest": "delete"} \
         if stored.get("x-static-large-object", "").lower() == "true" else {}
@@ -295,15 +300,20 @@ async def delete_many(req: S3Req) -> Resp:
     if root.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (text(root, "Quiet") or "").strip().lower() == "true"
-    keys = [text(o, "Key") for o in root.findall("Object")]
+    objs = [(text(o, "Key"), text(o, "VersionId")) for o in root.findall("Object")]
+    keys = [k for k, _ in objs]
     if not keys or len(keys) > 1000:
         raise S3Error("MalformedXML")
     if any(not k for k in keys):
         raise S3Error("UserKeyMustBeSpecified")
     await require_bucket(req)
     parts: list[str] = []
-    for key in keys:
+    versioned = await versioning.versioned(req)
+    for key, version in objs:
         assert key is not None
+        if version is not None or versioned:
+            parts += await versioning.delete_entry(req, key, version, quiet)
+            continue
         try:
             await req.swift("DELETE", req.bucket, key)
         except HTTPError as exc:
@@ -317,33 +327,34 @@ async def delete_many(req: S3Req) -> Resp:
     return Resp(200, {"Content-Type": "application/xml"}, doc("DeleteResult", parts))
 
 
-def copy_source(req: S3Req) -> tuple[str, str]:
-    """Return ``(bucket, key)`` of ``x-amz-copy-source``."""
+def copy_source(req: S3Req) -> tuple[str, str, str | None]:
+    """Return ``(bucket, key, version id or None)`` of ``x-amz-copy-source``."""
     raw, _, query = req.header("x-amz-copy-source").partition("?")
     params = urllib.parse.parse_qs(query, keep_blank_values=True)
     if set(params) - {"versionId"}:
         raise S3Error("InvalidArgument", "Unsupported copy source parameter.",
                       extra={"ArgumentName": "x-amz-copy-source"})
-    version = params.get("versionId", ["null"])[-1]
+    version = params["versionId"][-1] if "versionId" in params else None
     bucket, _, key = urllib.parse.unquote(raw).lstrip("/").partition("/")
-    if version != "null":
-        raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version})
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and "
                       "key: sourcebucket/sourcekey",
                       extra={"ArgumentName": "x-amz-copy-source"})
-    return bucket, key
+    return bucket, key, version
 
 
 async def copy_object(req: S3Req) -> Resp:
     """Answer CopyObject (metadata directive COPY/REPLACE, copy conditionals)."""
     _check_key(req.key)
-    src_bucket, src_key = copy_source(req)
+    src_bucket, src_key, version = copy_source(req)
+    if version is not None:
+        await versioning.check_version(req, src_bucket, src_key, version)
     directive = req.header("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.",
                       extra={"ArgumentName": "x-amz-metadata-directive"})
-    if (src_bucket, src_key) == (req.bucket, req.key) and directive == "COPY":
+    if (src_bucket, src_key) == (req.bucket, req.key) and directive == "COPY" \
+            and version is None:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying "
                       "to copy an object to itself without changing the object's metadata, "
                       "storage class, website redirect location or encryption attributes.")
@@ -357,17 +368,24 @@ async def copy_object(req: S3Req) -> Resp:
         headers["x-fresh-metadata"] = "true"
     try:
         resp = await req.swift("PUT", req.bucket, req.key, headers,
-                               body=bytes_body(b"", req.ctx.state.conf.client_timeout))
+                               {"version-id": version} if version is not None else None,
+                               bytes_body(b"", req.ctx.state.conf.client_timeout))
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
+        if version is not None and exc.status in (400, 404):
+            await require_bucket(req)
+            raise versioning.read_error(exc, req, version) from None
         if exc.status == 404:
             await require_bucket(req)
         raise from_swift(exc) from None
     etag = resp.headers.get("Etag", "").strip('"')
     modified = resp.headers.get("Last-Modified", "")
     when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
-    return Resp(200, {"Content-Type": "application/xml"},
+    out = {"Content-Type": "application/xml", **versioning.s3_headers(resp.headers)}
+    if version is not None:
+        out["x-amz-copy-source-version-id"] = version
+    return Resp(200, out,
                 doc("CopyObjectResult", [el("LastModified", iso(when)),
                                          el("ETag", f'"{etag}"')]))
 

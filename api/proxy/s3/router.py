@@ -15,7 +15,16 @@ from collections.abc import Mapping
 
 from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import acl, buckets, cors, lifecycle, multipart, objects, tagging
+from nubis.api.proxy.s3 import (
+    acl,
+    buckets,
+    cors,
+    lifecycle,
+    multipart,
+    objects,
+    tagging,
+    versioning,
+)
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
 from nubis.api.proxy.s3.errors import S3Error, error_body, from_swift, to_s3
 from nubis.api.proxy.s3.request import Registry, S3Req
@@ -135,10 +144,7 @@ class S3Api:
             if "uploads" in q:
                 return await multipart.list_uploads(req)
             if "versioning" in q:
-                await buckets.head(req)
-                return Resp(200, {"Content-Type": "application/xml"},
-                            b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration'
-                            b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+                return await versioning.get_config(req)
             if "acl" in q:
                 return await acl.bucket_acl(req)
             if "versions" in q:
@@ -163,6 +169,8 @@ class S3Api:
             return await acl.bucket_acl(req)
         if method in ("PUT", "DELETE") and "tagging" in q:
             return await tagging.bucket_tagging(req)
+        if method == "PUT" and "versioning" in q:
+            return await versioning.put_config(req)
         if method == "PUT":
             raise S3Error("NotImplemented", status=501)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
@@ -177,7 +185,7 @@ class S3Api:
         if "acl" in q and method in ("GET", "PUT"):
             return await acl.object_acl(req)
         version = q.get("versionId")
-        if version is not None and version != "null":
+        if version is not None and version != "null" and "tagging" in q:
             raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
         if "tagging" in q and method in ("GET", "PUT", "DELETE"):
             return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
