@@ -64,7 +64,7 @@ status:
 # --- tests ------------------------------------------------------------------
 # pytest exits 5 when no test ran: that fails `make test` like any other error.
 test: build lint-imports
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests --durations=30 $(PYTEST_ARGS)
 	NUBIS_NO_EXTENSIONS=1 $(PY) -m pytest tests/unit -q -p no:randomly $(PYTEST_ARGS)
 	$(MAKE) test-swift-compat
 

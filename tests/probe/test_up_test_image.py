@@ -2,35 +2,28 @@
 
 The set is built from Debian packages into ``var/cache/test-image`` of the checkout
 (``$NUBIS_TEST_IMAGE_CACHE``, shared with the compute probes), so only the first
-run of the suite downloads anything.
+run of the suite downloads anything. The cloud is the probe suite's session one
+(shared with the compute and network probes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.functional.image.conftest import ImageCloud
-from tests.functional.proxy.cloud import start_cloud
+from tests.probe.compute.cloud import ComputeCloud
 
 pytestmark = pytest.mark.probe
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
-    os.environ.setdefault("NUBIS_TEST_IMAGE_CACHE", str(REPO / "var" / "cache" / "test-image"))
-    c = start_cloud(tmp_path_factory.mktemp("testimage") / "state", test_image=True)
-    public = c.config.api.resolved_public_url(c.config.cluster.bind_ip)
-    try:
-        yield ImageCloud(c, f"{public}/image")
-    finally:
-        c.down()
+def cloud(compute: ComputeCloud) -> ImageCloud:
+    """The probe suite's session cloud (``nubis up --test-image``), not one more cloud."""
+    c = compute.cloud
+    return ImageCloud(c, f"{c.config.api.resolved_public_url(c.config.cluster.bind_ip)}/image")
 
 
 def test_up_uploads_the_three_test_images(cloud: ImageCloud, tmp_path: Path) -> None:

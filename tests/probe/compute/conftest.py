@@ -54,8 +54,3 @@ def driver(libvirt_host: HostStatus, compute_dir: Path, test_image: TestImageSet
     for f in test_image.files():
         drv.images.add_file(f.path, f.sha512)
     return drv
-
-
-
-
-from tests.probe.compute.cloud import compute  # noqa: E402,F401 (the session cloud fixture)
