@@ -15,7 +15,7 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from nubis.api.shared.errors import ApiError
+from nubis.api.shared.errors import ApiError, install_fault_errors
 
 LOG = logging.getLogger("nubis.api.network")
 
@@ -101,38 +101,23 @@ def fault_body(status: int, kind: str, message: str) -> bytes:
 
 
 def install_neutron_errors(app: falcon.asgi.App[Any, Any]) -> None:
-    """Render every error raised under ``app`` as a Neutron fault."""
+    """Render every error raised under ``app`` as a Neutron fault.
 
-    def finish(resp: falcon.asgi.Response, status: int, kind: str, message: str,
-               headers: dict[str, str] | None = None) -> None:
-        resp.status = status
-        resp.content_type = "application/json"
-        resp.data = fault_body(status, kind, message)
-        for key, value in (headers or {}).items():
-            resp.set_header(key, value)
+    The shared installer does Falcon's 404/405 and the 500; Neutron's own errors
+    carry their exception class name (``type``), so their handler is replaced.
+    """
+    install_fault_errors(
+        app, lambda status, message: fault_body(status, GENERIC_TYPES.get(status, "HTTPError"),
+                                                message),
+        LOG, "Request Failed: internal server error while processing your request.")
 
     async def on_api_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
                            ex: ApiError, params: dict[str, Any]) -> None:
         kind = getattr(ex, "kind", None) or GENERIC_TYPES.get(ex.status, "HTTPError")
-        finish(resp, ex.status, kind, ex.message, ex.headers)
+        resp.status = ex.status
+        resp.content_type = "application/json"
+        resp.data = fault_body(ex.status, kind, ex.message)
+        for key, value in (ex.headers or {}).items():
+            resp.set_header(key, value)
 
-    async def on_http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                            ex: falcon.HTTPError, params: dict[str, Any]) -> None:
-        status = ex.status_code
-        message = str(ex.description or ex.title or "Error")
-        if status == 404 and not ex.description:
-            message = "The resource could not be found."
-        elif status == 405:
-            message = "The method is not allowed for the requested URL."
-        finish(resp, status, GENERIC_TYPES.get(status, "HTTPError"), message,
-               dict(ex.headers or {}))
-
-    async def on_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                            ex: Exception, params: dict[str, Any]) -> None:
-        LOG.exception("unexpected error on %s %s", req.method, req.path)
-        finish(resp, 500, "HTTPInternalServerError",
-               "Request Failed: internal server error while processing your request.")
-
-    app.add_error_handler(Exception, on_unexpected)
-    app.add_error_handler(falcon.HTTPError, on_http_error)
     app.add_error_handler(ApiError, on_api_error)

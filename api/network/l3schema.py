@@ -12,32 +12,24 @@ even under concurrent associations.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from nubis.api.network.schema import ID, NAME, named, owned, revisioned
 from sqlalchemy.engine import Connection
 
 metadata = sa.MetaData()
 
-ID = 36
-NAME = 255
-
 routers = sa.Table(
     "network_router", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
-    sa.Column("name", sa.String(NAME), nullable=False, default=""),
-    sa.Column("description", sa.String(NAME), nullable=False, default=""),
+    *owned(), *named(),
     sa.Column("admin_state_up", sa.Boolean, nullable=False, default=True),
     sa.Column("gw_network_id", sa.String(ID), nullable=True, index=True),
     sa.Column("gw_port_id", sa.String(ID), nullable=True),
     sa.Column("enable_snat", sa.Boolean, nullable=False, default=True),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
 )
 
 floating_ips = sa.Table(
     "network_floating_ip", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
+    *owned(),
     sa.Column("description", sa.String(NAME), nullable=False, default=""),
     sa.Column("floating_network_id", sa.String(ID), nullable=False, index=True),
     sa.Column("floating_port_id", sa.String(ID), nullable=False),
@@ -45,9 +37,7 @@ floating_ips = sa.Table(
     sa.Column("fixed_port_id", sa.String(ID), nullable=True, index=True),
     sa.Column("fixed_ip_address", sa.String(64), nullable=True),
     sa.Column("router_id", sa.String(ID), nullable=True, index=True),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
     sa.UniqueConstraint("fixed_port_id", "fixed_ip_address", name="uq_fip_fixed"),
 )
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from nubis.api.network import l3schema as t
 from nubis.api.network import schema as s
 from nubis.api.network.errors import NeutronError, conflict, not_found
-from nubis.api.network.model import Port, Subnet, stamp
+from nubis.api.network.model import Port, Record, Subnet, common_view
 from nubis.api.network.store import NetworkStore, new_id
 from nubis.common.db import migrate
 
@@ -37,29 +37,11 @@ def floatingip_not_found(fip_id: str) -> NeutronError:
     return not_found("FloatingIPNotFound", f"Floating IP {fip_id} could not be found")
 
 
-def _stamps(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "project_id": row["project_id"], "tenant_id": row["project_id"],
-            "description": row["description"], "tags": [],
-            "created_at": stamp(row["created_at"]), "updated_at": stamp(row["updated_at"]),
-            "revision_number": row["revision_number"]}
-
-
 @dataclass(frozen=True)
-class Router:
+class Router(Record):
     """A router row with its gateway port (if any)."""
 
-    row: Mapping[str, Any]
     gateway: Port | None = None
-
-    @property
-    def id(self) -> str:
-        """Return the id."""
-        return str(self.row["id"])
-
-    @property
-    def project_id(self) -> str:
-        """Return the project id."""
-        return str(self.row["project_id"])
 
     def gateway_info(self) -> dict[str, Any] | None:
         """Return Neutron's ``external_gateway_info`` (None without a gateway)."""
@@ -72,27 +54,15 @@ class Router:
     def view(self) -> dict[str, Any]:
         """Render Neutron's router."""
         r = self.row
-        return {**_stamps(r), "name": r["name"], "admin_state_up": r["admin_state_up"],
+        return {**common_view(r), "name": r["name"], "admin_state_up": r["admin_state_up"],
                 "status": "ACTIVE", "external_gateway_info": self.gateway_info(),
                 "routes": [], "availability_zone_hints": [], "availability_zones": ["nova"],
                 "flavor_id": None}
 
 
 @dataclass(frozen=True)
-class FloatingIP:
+class FloatingIP(Record):
     """A floating IP row."""
-
-    row: Mapping[str, Any]
-
-    @property
-    def id(self) -> str:
-        """Return the id."""
-        return str(self.row["id"])
-
-    @property
-    def project_id(self) -> str:
-        """Return the project id."""
-        return str(self.row["project_id"])
 
     @property
     def network_id(self) -> str:
@@ -102,7 +72,7 @@ class FloatingIP:
     def view(self) -> dict[str, Any]:
         """Render Neutron's floating IP (``ACTIVE`` while associated)."""
         r = self.row
-        return {**_stamps(r), "floating_network_id": r["floating_network_id"],
+        return {**common_view(r), "floating_network_id": r["floating_network_id"],
                 "floating_ip_address": r["floating_ip_address"],
                 "fixed_ip_address": r["fixed_ip_address"], "port_id": r["fixed_port_id"],
                 "router_id": r["router_id"],

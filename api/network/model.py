@@ -16,7 +16,8 @@ def stamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _common(row: Mapping[str, Any]) -> dict[str, Any]:
+def common_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the attributes every Neutron resource view starts with."""
     return {"id": row["id"], "project_id": row["project_id"], "tenant_id": row["project_id"],
             "description": row["description"], "tags": [],
             "created_at": stamp(row["created_at"]), "updated_at": stamp(row["updated_at"]),
@@ -24,11 +25,10 @@ def _common(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Network:
-    """A network row with its subnet ids."""
+class Record:
+    """A database row behind a Neutron resource (``id`` and ``project_id`` columns)."""
 
     row: Mapping[str, Any]
-    subnets: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -39,6 +39,13 @@ class Network:
     def project_id(self) -> str:
         """Return the project id."""
         return str(self.row["project_id"])
+
+
+@dataclass(frozen=True)
+class Network(Record):
+    """A network row with its subnet ids."""
+
+    subnets: tuple[str, ...] = ()
 
     @property
     def shared(self) -> bool:
@@ -53,7 +60,7 @@ class Network:
     def view(self, admin: bool) -> dict[str, Any]:
         """Render Neutron's network (provider attributes for admins only)."""
         r = self.row
-        out = {**_common(r), "name": r["name"], "admin_state_up": r["admin_state_up"],
+        out = {**common_view(r), "name": r["name"], "admin_state_up": r["admin_state_up"],
                "status": "ACTIVE", "subnets": list(self.subnets), "shared": r["shared"],
                "router:external": r["external"], "mtu": r["mtu"],
                "port_security_enabled": r["port_security_enabled"],
@@ -68,15 +75,8 @@ class Network:
 
 
 @dataclass(frozen=True)
-class Subnet:
+class Subnet(Record):
     """A subnet row, with its pools, DNS servers and routes decoded."""
-
-    row: Mapping[str, Any]
-
-    @property
-    def id(self) -> str:
-        """Return the id."""
-        return str(self.row["id"])
 
     @property
     def network_id(self) -> str:
@@ -97,7 +97,7 @@ class Subnet:
     def view(self) -> dict[str, Any]:
         """Render Neutron's subnet."""
         r = self.row
-        return {**_common(r), "name": r["name"], "network_id": r["network_id"],
+        return {**common_view(r), "name": r["name"], "network_id": r["network_id"],
                 "ip_version": r["ip_version"], "cidr": r["cidr"],
                 "gateway_ip": r["gateway_ip"], "enable_dhcp": r["enable_dhcp"],
                 "allocation_pools": json.loads(r["allocation_pools"]),
@@ -108,27 +108,16 @@ class Subnet:
 
 
 @dataclass(frozen=True)
-class Port:
+class Port(Record):
     """A port row with its fixed IPs and security groups."""
 
-    row: Mapping[str, Any]
     fixed_ips: tuple[tuple[str, str], ...] = ()
     security_groups: tuple[str, ...] = ()
-
-    @property
-    def id(self) -> str:
-        """Return the id."""
-        return str(self.row["id"])
 
     @property
     def network_id(self) -> str:
         """Return the network id."""
         return str(self.row["network_id"])
-
-    @property
-    def project_id(self) -> str:
-        """Return the project id."""
-        return str(self.row["project_id"])
 
     @property
     def mac_address(self) -> str:
@@ -144,7 +133,7 @@ class Port:
         """Render Neutron's port (with the ``binding`` attributes)."""
         r = self.row
         host = r["host_id"]
-        return {**_common(r), "name": r["name"], "network_id": r["network_id"],
+        return {**common_view(r), "name": r["name"], "network_id": r["network_id"],
                 "mac_address": r["mac_address"], "admin_state_up": r["admin_state_up"],
                 "status": r["status"], "device_id": r["device_id"],
                 "device_owner": r["device_owner"],
@@ -167,7 +156,7 @@ class Rule:
     def view(self) -> dict[str, Any]:
         """Render Neutron's security group rule."""
         r = self.row
-        out = _common(r)
+        out = common_view(r)
         del out["tags"]
         return {**out, "security_group_id": r["security_group_id"],
                 "direction": r["direction"], "ethertype": r["ethertype"],
@@ -179,21 +168,10 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class SecurityGroup:
+class SecurityGroup(Record):
     """A security group row with its rules."""
 
-    row: Mapping[str, Any]
     rules: tuple[Rule, ...] = field(default=())
-
-    @property
-    def id(self) -> str:
-        """Return the id."""
-        return str(self.row["id"])
-
-    @property
-    def project_id(self) -> str:
-        """Return the project id."""
-        return str(self.row["project_id"])
 
     @property
     def name(self) -> str:
@@ -203,5 +181,5 @@ class SecurityGroup:
     def view(self) -> dict[str, Any]:
         """Render Neutron's security group with its rules."""
         r = self.row
-        return {**_common(r), "name": r["name"], "stateful": r["stateful"], "shared": False,
+        return {**common_view(r), "name": r["name"], "stateful": r["stateful"], "shared": False,
                 "security_group_rules": [rule.view() for rule in self.rules]}

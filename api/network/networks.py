@@ -24,6 +24,7 @@ from nubis.api.network.errors import (
 )
 from nubis.api.network.model import Network, Subnet
 from nubis.api.network.service import (
+    Handler,
     NetworkService,
     auth,
     body_of,
@@ -31,6 +32,7 @@ from nubis.api.network.service import (
     only,
     project_of,
     text,
+    update_body,
 )
 from nubis.api.network.store import encode
 from nubis.api.shared.rest import read_json
@@ -119,11 +121,8 @@ def network_values(svc: NetworkService, req: falcon.asgi.Request,
     return out
 
 
-class Networks:
+class Networks(Handler):
     """``/v2.0/networks`` and ``/v2.0/networks/{id}``."""
-
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List visible networks."""
@@ -219,11 +218,8 @@ def subnet_values(body: dict[str, Any], cidr: ipam.Net4,
     return encode(out)
 
 
-class Subnets:
+class Subnets(Handler):
     """``/v2.0/subnets`` and ``/v2.0/subnets/{id}``."""
-
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the subnets of visible networks."""
@@ -270,10 +266,7 @@ class Subnets:
         """Update a subnet's name, gateway, pools, DNS servers, routes or DHCP flag."""
         subnet = find_subnet(self.svc, req, subnet_id)
         self._check_owner(req, subnet)
-        body = body_of(await read_json(req), "subnet")
-        for key in body:
-            if key not in SUBNET_UPDATABLE:
-                raise bad_request("subnet", f"Cannot update read-only attribute {key}")
+        body = update_body(await read_json(req), "subnet", SUBNET_UPDATABLE)
         values = subnet_values(body, ipam.parse_cidr(subnet.cidr), subnet)
         changed = {k: v for k, v in values.items() if k in body or (
             k == "allocation_pools" and "gateway_ip" in body)}

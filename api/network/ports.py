@@ -26,16 +26,18 @@ from nubis.api.network.errors import (
     port_not_found,
 )
 from nubis.api.network.l3store import L3_OWNERS
-from nubis.api.network.model import Port
+from nubis.api.network.model import Network, Port
 from nubis.api.network.networks import find_network
 from nubis.api.network.service import (
+    Handler,
     NetworkService,
     auth,
     body_of,
     flag,
     only,
-    project_of,
+    owned_where,
     text,
+    update_body,
 )
 from nubis.api.network.store import encode
 from nubis.api.shared.rest import read_json
@@ -116,15 +118,25 @@ def parse_mac(raw: Any) -> str:
     return value
 
 
-class Ports:
-    """``/v2.0/ports`` and ``/v2.0/ports/{id}``."""
+def check_network_owner(req: falcon.asgi.Request, net: Network, project: str) -> None:
+    """Refuse a non-admin's port on a network neither shared nor the port's project's.
 
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
+    Neutron's ownership check (before its policy): an external network is visible
+    to every project, but only its owner or an admin puts ports on it; the router
+    gateway and floating IP ports the L3 calls make are not created through here.
+    """
+    if auth(req).is_admin or net.shared or net.project_id == project:
+        return
+    raise NeutronError(403, "HTTPForbidden",
+                       f"Tenant {project} not allowed to create port on this network")
+
+
+class Ports(Handler):
+    """``/v2.0/ports`` and ``/v2.0/ports/{id}``."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's ports (every port for admins)."""
-        where = [] if auth(req).is_admin else [s.ports.c.project_id == project_of(req)]
+        where = owned_where(req, s.ports.c.project_id)
         ports = self.svc.store.list_ports(where)
         resp.media = self.svc.listing(req, "ports", [p.view() for p in ports])
 
@@ -136,6 +148,7 @@ class Ports:
             raise bad_request("port", "'network_id' is required")
         net = find_network(self.svc, req, str(body["network_id"]))
         project = self.svc.owner_for_create(req, body, "create_port")
+        check_network_owner(req, net, project)
         values = self._values(req, body, create=True)
         values["port_security_enabled"] = flag(body, "port_security_enabled",
                                                bool(net.row["port_security_enabled"]))
@@ -204,10 +217,7 @@ class Ports:
                          port_id: str) -> None:
         """Update a port (not its network, MAC or fixed IPs)."""
         port = find_port(self.svc, req, port_id)
-        body = body_of(await read_json(req), "port")
-        for key in body:
-            if key not in UPDATABLE:
-                raise bad_request("port", f"Cannot update read-only attribute {key}")
+        body = update_body(await read_json(req), "port", UPDATABLE)
         values = self._values(req, body, create=False)
         groups = None
         if "security_groups" in body:

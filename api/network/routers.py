@@ -30,13 +30,15 @@ from nubis.api.network.model import Network, Port
 from nubis.api.network.networks import find_network, find_subnet
 from nubis.api.network.ports import find_port, parse_fixed_ips
 from nubis.api.network.service import (
+    Handler,
     NetworkService,
     auth,
     body_of,
     flag,
     only,
-    project_of,
+    owned_where,
     text,
+    update_body,
 )
 from nubis.api.shared.rest import read_json
 
@@ -118,15 +120,12 @@ def router_values(body: dict[str, Any], create: bool) -> dict[str, Any]:
     return out
 
 
-class Routers:
+class Routers(Handler):
     """``/v2.0/routers``, ``/v2.0/routers/{id}`` and its interface actions."""
-
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's routers (every router for admins)."""
-        where = [] if auth(req).is_admin else [t.routers.c.project_id == project_of(req)]
+        where = owned_where(req, t.routers.c.project_id)
         items = [r.view() for r in self.svc.l3.list_routers(where)]
         resp.media = self.svc.listing(req, "routers", items)
 
@@ -153,10 +152,7 @@ class Routers:
                          router_id: str) -> None:
         """Update a router's attributes or its gateway."""
         router = find_router(self.svc, req, router_id)
-        body = body_of(await read_json(req), "router")
-        for key in body:
-            if key not in ROUTER_UPDATABLE:
-                raise bad_request("router", f"Cannot update read-only attribute {key}")
+        body = update_body(await read_json(req), "router", ROUTER_UPDATABLE)
         values = router_values(body, create=False)
         if "external_gateway_info" in body:
             net_id, fixed, snat = parse_gateway(self.svc, req, body["external_gateway_info"])
@@ -226,11 +222,8 @@ def interface_doc(router: Router, port: Port) -> dict[str, Any]:
             "subnet_id": subnets[0] if subnets else None, "subnet_ids": subnets}
 
 
-class FloatingIPs:
+class FloatingIPs(Handler):
     """``/v2.0/floatingips`` and ``/v2.0/floatingips/{id}``."""
-
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
 
     def _find(self, req: falcon.asgi.Request, fip_id: str) -> FloatingIP:
         fip = self.svc.l3.get_floating_ip(fip_id)
@@ -242,7 +235,7 @@ class FloatingIPs:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's floating IPs (every one for admins)."""
         f = t.floating_ips
-        where = [] if auth(req).is_admin else [f.c.project_id == project_of(req)]
+        where = owned_where(req, f.c.project_id)
         items = [x.view() for x in self.svc.l3.list_floating_ips(where)]
         resp.media = self.svc.listing(req, "floatingips", items)
 
@@ -331,10 +324,7 @@ class FloatingIPs:
                          fip_id: str) -> None:
         """Associate (``port_id``), disassociate (``port_id: null``) or describe."""
         fip = self._find(req, fip_id)
-        body = body_of(await read_json(req), "floatingip")
-        for key in body:
-            if key not in FIP_UPDATABLE:
-                raise bad_request("floatingip", f"Cannot update read-only attribute {key}")
+        body = update_body(await read_json(req), "floatingip", FIP_UPDATABLE)
         if "description" in body:
             fip = self.svc.l3.describe(fip, text(body, "description"))
         if "port_id" in body:

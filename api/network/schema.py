@@ -11,6 +11,8 @@ with their row.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -19,12 +21,28 @@ metadata = sa.MetaData()
 ID = 36
 NAME = 255
 
+
+def owned() -> list[sa.Column[Any]]:
+    """Return the ``id`` and (indexed) ``project_id`` columns of a project's resource."""
+    return [sa.Column("id", sa.String(ID), primary_key=True),
+            sa.Column("project_id", sa.String(NAME), nullable=False, index=True)]
+
+
+def named() -> list[sa.Column[Any]]:
+    """Return the ``name`` and ``description`` columns."""
+    return [sa.Column("name", sa.String(NAME), nullable=False, default=""),
+            sa.Column("description", sa.String(NAME), nullable=False, default="")]
+
+
+def revisioned() -> list[sa.Column[Any]]:
+    """Return the ``revision_number``, ``created_at`` and ``updated_at`` columns."""
+    return [sa.Column("revision_number", sa.Integer, nullable=False, default=0),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+            sa.Column("updated_at", sa.DateTime, nullable=False)]
+
 networks = sa.Table(
     "network_network", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
-    sa.Column("name", sa.String(NAME), nullable=False, default=""),
-    sa.Column("description", sa.String(NAME), nullable=False, default=""),
+    *owned(), *named(),
     sa.Column("admin_state_up", sa.Boolean, nullable=False, default=True),
     sa.Column("shared", sa.Boolean, nullable=False, default=False),
     sa.Column("external", sa.Boolean, nullable=False, default=False),
@@ -33,15 +51,12 @@ networks = sa.Table(
     sa.Column("physical_network", sa.String(NAME), nullable=True),
     sa.Column("segmentation_id", sa.Integer, nullable=True, unique=True),
     sa.Column("mtu", sa.Integer, nullable=False),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
 )
 
 subnets = sa.Table(
     "network_subnet", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
+    *owned(),
     sa.Column("network_id", sa.String(ID), sa.ForeignKey("network_network.id"),
               nullable=False, index=True),
     sa.Column("name", sa.String(NAME), nullable=False, default=""),
@@ -53,15 +68,12 @@ subnets = sa.Table(
     sa.Column("allocation_pools", sa.Text, nullable=False, default="[]"),
     sa.Column("dns_nameservers", sa.Text, nullable=False, default="[]"),
     sa.Column("host_routes", sa.Text, nullable=False, default="[]"),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
 )
 
 ports = sa.Table(
     "network_port", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
+    *owned(),
     sa.Column("network_id", sa.String(ID), sa.ForeignKey("network_network.id"),
               nullable=False, index=True),
     sa.Column("name", sa.String(NAME), nullable=False, default=""),
@@ -74,9 +86,7 @@ ports = sa.Table(
     sa.Column("host_id", sa.String(NAME), nullable=False, default=""),
     sa.Column("port_security_enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("allowed_address_pairs", sa.Text, nullable=False, default="[]"),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
     sa.UniqueConstraint("network_id", "mac_address", name="uq_network_port_mac"),
 )
 
@@ -92,14 +102,9 @@ ip_allocations = sa.Table(
 
 security_groups = sa.Table(
     "network_security_group", metadata,
-    sa.Column("id", sa.String(ID), primary_key=True),
-    sa.Column("project_id", sa.String(NAME), nullable=False, index=True),
-    sa.Column("name", sa.String(NAME), nullable=False, default=""),
-    sa.Column("description", sa.String(NAME), nullable=False, default=""),
+    *owned(), *named(),
     sa.Column("stateful", sa.Boolean, nullable=False, default=True),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
 )
 
 #: One row per project: its ``default`` group (the primary key makes creating it race-free).
@@ -126,9 +131,7 @@ sg_rules = sa.Table(
     sa.Column("remote_group_id", sa.String(ID),
               sa.ForeignKey("network_security_group.id", ondelete="CASCADE"), nullable=True),
     sa.Column("description", sa.String(NAME), nullable=False, default=""),
-    sa.Column("revision_number", sa.Integer, nullable=False, default=0),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *revisioned(),
 )
 
 port_groups = sa.Table(

@@ -22,11 +22,13 @@ from nubis.api.network.errors import (
 )
 from nubis.api.network.model import Rule, SecurityGroup
 from nubis.api.network.service import (
+    Handler,
     NetworkService,
     auth,
     body_of,
     flag,
     only,
+    owned_where,
     project_of,
     text,
 )
@@ -49,17 +51,14 @@ def find_group(svc: NetworkService, req: falcon.asgi.Request, sg_id: str) -> Sec
     return group
 
 
-class SecurityGroups:
+class SecurityGroups(Handler):
     """``/v2.0/security-groups`` and ``/v2.0/security-groups/{id}``."""
-
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List groups (the caller's project gets its ``default`` group first)."""
         project = project_of(req)
         self.svc.groups.ensure_default(project)
-        where = [] if auth(req).is_admin else [s.security_groups.c.project_id == project]
+        where = owned_where(req, s.security_groups.c.project_id)
         groups = self.svc.groups.list_groups(where)
         resp.media = self.svc.listing(req, "security_groups", [g.view() for g in groups])
 
@@ -197,16 +196,11 @@ def rule_values(body: dict[str, Any]) -> dict[str, Any]:
             "description": text(body, "description")}
 
 
-class SecurityGroupRules:
+class SecurityGroupRules(Handler):
     """``/v2.0/security-group-rules`` and ``/v2.0/security-group-rules/{id}``."""
 
-    def __init__(self, svc: NetworkService) -> None:
-        self.svc = svc
-
     def _visible(self, req: falcon.asgi.Request) -> list[Rule]:
-        if auth(req).is_admin:
-            return self.svc.groups.list_rules()
-        return self.svc.groups.list_rules([s.sg_rules.c.project_id == project_of(req)])
+        return self.svc.groups.list_rules(owned_where(req, s.sg_rules.c.project_id))
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's rules."""

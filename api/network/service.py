@@ -56,6 +56,15 @@ def only(body: Mapping[str, Any], allowed: Sequence[str], resource: str) -> None
                                f"Unrecognized attribute(s) '{key}'")
 
 
+def update_body(doc: Any, key: str, updatable: Sequence[str]) -> dict[str, Any]:
+    """Return an update's ``doc[key]``, refusing read-only attributes (Neutron's 400)."""
+    body = body_of(doc, key)
+    for name in body:
+        if name not in updatable:
+            raise bad_request(key, f"Cannot update read-only attribute {name}")
+    return body
+
+
 def text(body: Mapping[str, Any], key: str, default: str = "", limit: int = 255) -> str:
     """Return a string attribute (at most ``limit`` characters)."""
     value = body.get(key, default)
@@ -75,6 +84,11 @@ def flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise bad_request(key, f"'{value}' cannot be converted to boolean")
+
+
+def owned_where(req: falcon.asgi.Request, column: Any) -> list[Any]:
+    """Return the clauses limiting a listing to the caller's rows (none for admins)."""
+    return [] if auth(req).is_admin else [column == project_of(req)]
 
 
 class NetworkService:
@@ -233,3 +247,10 @@ def _sort_value(key: str) -> Callable[[dict[str, Any]], tuple[int, str]]:
         v = item.get(key)
         return (0, "") if v is None else (1, str(v))
     return value
+
+
+class Handler:
+    """A Falcon resource of the network API, holding the shared service."""
+
+    def __init__(self, svc: NetworkService) -> None:
+        self.svc = svc

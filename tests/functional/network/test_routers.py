@@ -278,3 +278,38 @@ def test_router_and_floating_ip_quotas(net: NetCloud, l3: L3, alt: Project) -> N
                         token).status_code == 204
     finally:
         net.http("DELETE", f"/quotas/{alt.id}", admin_token)
+
+
+def test_ports_on_an_external_network_are_its_owners(net: NetCloud, l3: L3) -> None:
+    """Neutron's ownership check: only the network's owner (or an admin) adds ports.
+
+    The external network is visible to the demo project (it makes floating IPs and
+    router gateways on it, whose ports the L3 calls make), but its own port create
+    on it is a 403 ``HTTPForbidden`` fault; on a shared network it is allowed.
+    """
+    conn, admin = l3.conn, net.sdk("nubis-admin")
+    assert conn.network.get_network(l3.ext_id).is_router_external
+    with pytest.raises(openstack.exceptions.ForbiddenException) as refused:
+        conn.network.create_port(network_id=l3.ext_id)
+    assert refused.value.status_code == 403
+    project = conn.current_project_id
+    r = net.http("POST", "/ports", net.token(), json={"port": {"network_id": l3.ext_id}})
+    assert _fault(r) == (403, "HTTPForbidden")
+    assert r.json()["NeutronError"]["message"] == (
+        f"Tenant {project} not allowed to create port on this network")
+    assert not list(conn.network.ports(network_id=l3.ext_id))
+    # The L3 calls still make their ports on it; the admin may add one itself.
+    fip = conn.network.create_ip(floating_network_id=l3.ext_id)
+    assert fip.floating_ip_address.startswith("203.0.113.")
+    own = admin.network.create_port(network_id=l3.ext_id)
+    admin.network.delete_port(own)
+    # A shared network (the admin's) takes the demo project's ports.
+    shared = admin.network.create_network(name=_name("shared"), is_shared=True)
+    try:
+        admin.network.create_subnet(network_id=shared.id, ip_version=4, cidr="10.45.0.0/24",
+                                    is_dhcp_enabled=False)
+        port = conn.network.create_port(network_id=shared.id)
+        assert port.project_id == project
+        conn.network.delete_port(port)
+    finally:
+        admin.network.delete_network(shared.id)
