@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nubis.common.config import read_toml
 from nubis.common.fileutil import atomic_write
 from nubis.settings import Config
 
@@ -113,6 +115,44 @@ def write_default_config(path: Path, state_dir: Path, ports: Ports | None = None
         default_document(state_dir, ports, proxy_workers, section_ports))
     atomic_write(path, [text.encode()], mode=0o600)
     return True
+
+
+def missing_defaults(doc: dict[str, Any], defaults: dict[str, dict[str, Any]]
+                     ) -> dict[str, dict[str, Any]]:
+    """Return the keys of ``defaults`` that ``doc`` lacks, by section (values untouched)."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, table in defaults.items():
+        have = doc.get(section)
+        if not isinstance(have, dict):
+            have = {}
+        add = {k: v for k, v in table.items() if k not in have}
+        if add:
+            out[section] = add
+    return out
+
+
+def add_missing_defaults(path: Path, state_dir: Path) -> list[str]:
+    """Add to an existing config the default keys it lacks; return them as ``section.key``.
+
+    A state dir written by an older ``nubis up`` keeps its ``nubis.toml``; keys the
+    defaults gained since (e.g. the proxy's S3 credential lookup) are added with their
+    default values, every value already there (secrets, ports, users) is kept. The
+    file is rewritten only when something is added.
+    """
+    doc = read_toml(path)
+    add = missing_defaults(doc, default_document(state_dir))
+    if not add:
+        return []
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in doc.items()}
+    for section, keys in add.items():
+        merged.setdefault(section, {}).update(keys)
+    try:
+        text = "# nubis all-in-one configuration (written by `nubis up`)\n\n" + to_toml(merged)
+    except TypeError as exc:  # a form to_toml does not write (an array of tables)
+        print(f"{path}: not adding default keys ({exc})", file=sys.stderr)
+        return []
+    atomic_write(path, [text.encode()], mode=0o600)
+    return [f"{section}.{key}" for section, keys in add.items() for key in keys]
 
 
 def ring_dir(config: Config) -> Path:

@@ -77,6 +77,9 @@ def _run(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     if defaults.write_default_config(state / CONFIG_NAME, state):
         print(f"wrote {state / CONFIG_NAME}")
+    elif added := exit_on_config_error(
+            lambda: defaults.add_missing_defaults(state / CONFIG_NAME, state)):
+        print(f"added to {state / CONFIG_NAME}: {', '.join(added)}")
     sup, procs = open_supervisor(state)
     config = sup.config
     exit_on_config_error(lambda: defaults.ensure_devices(config))
