@@ -16,7 +16,7 @@ import pytest
 from tests.functional.image.conftest import ImageCloud
 from tests.probe.compute.cloud import ComputeCloud
 
-pytestmark = pytest.mark.probe
+pytestmark = [pytest.mark.probe, pytest.mark.timeout(900)]  # a second `nubis up`
 
 
 @pytest.fixture(scope="module")
