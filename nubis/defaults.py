@@ -17,7 +17,7 @@ from typing import Any
 
 from nubis.common.config import read_toml
 from nubis.common.fileutil import atomic_write
-from nubis.settings import Config
+from nubis.settings import Config, load_config
 
 NODE_COUNT = 4
 REPLICAS = 3
@@ -117,15 +117,26 @@ def write_default_config(path: Path, state_dir: Path, ports: Ports | None = None
     return True
 
 
+#: Default keys never added to an existing config: without them the cloud has been
+#: running on the built-in values (a new hash secret would move every object; users
+#: an operator removed stay removed).
+NEVER_ADDED = frozenset({("cluster", "hash_path_prefix"), ("cluster", "hash_path_suffix"),
+                         ("tempauth", "token_secret"), ("tempauth", "users")})
+
+
 def missing_defaults(doc: dict[str, Any], defaults: dict[str, dict[str, Any]]
                      ) -> dict[str, dict[str, Any]]:
-    """Return the keys of ``defaults`` that ``doc`` lacks, by section (values untouched)."""
+    """Return the keys of ``defaults`` that ``doc`` lacks, by section (values untouched).
+
+    Keys in :data:`NEVER_ADDED` are left out.
+    """
     out: dict[str, dict[str, Any]] = {}
     for section, table in defaults.items():
         have = doc.get(section)
         if not isinstance(have, dict):
             have = {}
-        add = {k: v for k, v in table.items() if k not in have}
+        add = {k: v for k, v in table.items()
+               if k not in have and (section, k) not in NEVER_ADDED}
         if add:
             out[section] = add
     return out
@@ -137,8 +148,10 @@ def add_missing_defaults(path: Path, state_dir: Path) -> list[str]:
     A state dir written by an older ``nubis up`` keeps its ``nubis.toml``; keys the
     defaults gained since (e.g. the proxy's S3 credential lookup) are added with their
     default values, every value already there (secrets, ports, users) is kept. The
-    file is rewritten only when something is added.
+    file is rewritten only when something is added, and only when it loads as it is
+    (a broken config stays untouched: its ConfigError is raised).
     """
+    load_config(path)
     doc = read_toml(path)
     add = missing_defaults(doc, default_document(state_dir))
     if not add:

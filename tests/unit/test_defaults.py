@@ -5,6 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+from nubis.common.errors import ConfigError
+
 from nubis import defaults
 from nubis.settings import load_config
 
@@ -16,8 +19,10 @@ def _read(path: Path) -> dict[str, dict[str, object]]:
 
 def test_missing_defaults_lists_only_absent_keys() -> None:
     doc = {"proxy": {"port": 9000}, "cluster": "not a table"}
-    wanted = {"proxy": {"port": 8080, "workers": 2}, "cluster": {"bind_ip": "127.0.0.1"},
-              "tempauth": {"token_life": 86400}}
+    wanted = {"proxy": {"port": 8080, "workers": 2},
+              "cluster": {"bind_ip": "127.0.0.1", "hash_path_prefix": "new"},
+              "tempauth": {"token_life": 86400, "token_secret": "s", "users": {}}}
+    # Never a new hash secret, token secret or user table for a running cloud.
     assert defaults.missing_defaults(doc, wanted) == {
         "proxy": {"workers": 2}, "cluster": {"bind_ip": "127.0.0.1"},
         "tempauth": {"token_life": 86400}}
@@ -47,3 +52,18 @@ def test_old_config_gains_new_keys_and_keeps_its_values(tmp_path: Path) -> None:
     before = path.read_bytes()
     assert defaults.add_missing_defaults(path, tmp_path) == []
     assert path.read_bytes() == before
+
+
+def test_hash_secrets_stay_as_they_were_and_a_broken_config_is_untouched(
+        tmp_path: Path) -> None:
+    path = tmp_path / "nubis.toml"
+    path.write_text("[proxy]\nport = 18081\n")  # a hand-written config: built-in secrets
+    added = defaults.add_missing_defaults(path, tmp_path)
+    assert "proxy.workers" in added and "cluster.state_dir" in added
+    doc = _read(path)
+    assert "hash_path_prefix" not in doc["cluster"] and "users" not in doc["tempauth"]
+    assert load_config(path).cluster.hash_path_suffix == "nubis"  # the built-in one
+    path.write_text("[proxy]\nport = 0\n")
+    with pytest.raises(ConfigError):
+        defaults.add_missing_defaults(path, tmp_path)
+    assert path.read_text() == "[proxy]\nport = 0\n"
