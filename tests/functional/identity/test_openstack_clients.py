@@ -55,6 +55,7 @@ def test_token_issue_revoke_and_catalog(identity: ApiServer) -> None:
     assert proc.returncode != 0 and "401" in proc.stderr
 
 
+@pytest.mark.timeout(900)  # some 25 `openstack` CLI runs, each seconds on a loaded machine
 def test_domain_project_user_group_role_lifecycle(identity: ApiServer) -> None:
     sfx = uuid.uuid4().hex[:6]
     dom, proj, user, group, role = (f"d-{sfx}", f"p-{sfx}", f"u-{sfx}", f"g-{sfx}",
