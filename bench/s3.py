@@ -1,15 +1,21 @@
 """S3 benchmark: PUT/GET through the S3 API vs the Swift API on the same nubis, same run.
 
-``python -m nubis.bench s3 [--small N] [--large N] [--concurrency C] [--rounds R]``
+``python -m nubis.bench s3 [--small N] [--large N] [--concurrency C] [--rounds R]
+[--reference rgw]``
 
 A whole cloud from ``nubis up``; EC2 credentials from ``openstack ec2
 credentials create``; a Keystone token for the same project. The raw load
 generator (:mod:`nubis.bench.loadgen`) sends 4 KiB and 1 MiB PUTs then GETs
 over keep-alive connections: Swift requests carry ``X-Auth-Token``, S3 requests
 are SigV4 header-signed by botocore's signer (payload SHA-256 included, signed
-before the clock starts). Rounds interleave Swift and S3 to cancel drift; the
+before the clock starts). Rounds interleave the targets to cancel drift; the
 best round of each is reported, with the S3/Swift ratio (target: SigV4 costs
 at most 15 %, i.e. ratio >= 0.85).
+
+``--reference rgw`` adds Ceph RGW (:mod:`nubis.bench.refrgw`: one mon, one
+BlueStore OSD, pools of size 1) as a third target in the same rounds, and runs
+nubis with a one-replica default policy (equal copy count); it prints
+nubis-S3/RGW ratios (targets: 4 KiB PUT >= 2x, GET >= 3x, 1 MiB >= 1x).
 """
 
 from __future__ import annotations
@@ -19,11 +25,33 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nubis.bench import loadgen
+from nubis.bench import loadgen, refrgw
+
+#: The nubis cloud of ``--reference rgw``: one copy per object, like RGW's size-1 pools.
+ONE_REPLICA = """
+[cluster.storage_policies.rep1]
+index = 0
+type = "replication"
+replicas = 1
+default = true
+"""
+SIZES = (("4KiB", 4096), ("1MiB", 1 << 20))
+MakeRequests = Callable[[str, list[str], list[bytes]], list[loadgen.Request]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One system under test: a label, its port and how to build its requests."""
+
+    label: str
+    port: int
+    make: MakeRequests
 
 
 def _s3_requests(endpoint: str, access: str, secret: str, method: str, bucket: str,
@@ -63,86 +91,146 @@ def _measure(port: int, puts: list[loadgen.Request], gets: list[loadgen.Request]
     return put, get
 
 
-def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int
-              ) -> dict[str, Any]:
-    """Run the comparison; return the best ops/s and MB/s per API and size."""
+def _s3_target(label: str, endpoint: str, access: str, secret: str) -> Target:
+    """Return an S3 target (creates its bucket ``bench``)."""
     import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id=access,
+                 aws_secret_access_key=secret).create_bucket(Bucket="bench")
+
+    def make(method: str, names: list[str], bodies: list[bytes]) -> list[loadgen.Request]:
+        return _s3_requests(endpoint, access, secret, method, "bench", names, bodies)
+
+    port = urlsplit(endpoint).port
+    assert port is not None
+    return Target(label, port, make)
+
+
+def _swift_target(cloud: Any) -> Target:
+    """Return the Swift API target (the S3 bucket ``bench`` is its container)."""
     import swiftclient
     import yaml
 
+    auth: dict[str, Any] = yaml.safe_load((cloud.state / "clouds.yaml").read_text())[
+        "clouds"]["nubis-demo"]["auth"]
+    url, token = swiftclient.Connection(
+        authurl=auth["auth_url"], user=auth["username"], key=auth["password"],
+        auth_version="3", os_options={"project_name": auth["project_name"],
+                                      "user_domain_name": "Default",
+                                      "project_domain_name": "Default"}).get_auth()
+    path = urlsplit(url).path + "/bench"
+
+    def make(method: str, names: list[str], bodies: list[bytes]) -> list[loadgen.Request]:
+        return _swift_requests(path, token, method, names, bodies)
+
+    return Target("swift", cloud.config.proxy.port, make)
+
+
+def _rounds(targets: list[Target], small: int, large: int, concurrency: int, rounds: int
+            ) -> dict[str, Any]:
+    """Run every size on every target, rounds interleaved; keep each one's best."""
+    results: dict[str, Any] = {}
+    for label, size, n in ((lbl, sz, small if sz < 65536 else large) for lbl, sz in SIZES):
+        bodies = [os.urandom(size) for _ in range(min(n, 64))]
+        bodies = [bodies[i % len(bodies)] for i in range(n)]
+        best: dict[str, dict[str, float]] = {}
+        for r in range(rounds):
+            names = [f"{label}-r{r}-{i:06d}" for i in range(n)]
+            for t in targets:
+                keyed = [f"{t.label}-{x}" for x in names]
+                put, get = _measure(t.port, t.make("PUT", keyed, bodies),
+                                    t.make("GET", keyed, bodies), bodies, concurrency)
+                cur = best.setdefault(t.label, {"put_ops": 0.0, "get_ops": 0.0,
+                                                 "put_mbps": 0.0, "get_mbps": 0.0})
+                cur["put_ops"] = max(cur["put_ops"], put.ops)
+                cur["get_ops"] = max(cur["get_ops"], get.ops)
+                cur["put_mbps"] = max(cur["put_mbps"], put.mbps)
+                cur["get_mbps"] = max(cur["get_mbps"], get.mbps)
+        results[label] = {**best, **ratios(best)}
+    return results
+
+
+def ratios(best: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Return S3/Swift and (when measured) nubis-S3/RGW ratios of PUT and GET ops/s."""
+    out: dict[str, float] = {}
+    for other in ("swift", "rgw"):
+        if other not in best or "s3" not in best:
+            continue
+        for op in ("put", "get"):
+            theirs = best[other][f"{op}_ops"]
+            out[f"s3_over_{other}_{op}"] = best["s3"][f"{op}_ops"] / theirs if theirs else 0.0
+    return out
+
+
+def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
+              reference: str = "") -> dict[str, Any]:
+    """Run the comparison; return the best ops/s and MB/s per target and size."""
     from tests.functional.proxy.cloud import start_cloud
     from tests.functional.s3.conftest import ec2_credentials
 
-    cloud = start_cloud(tmp / "cloud")
+    cloud = start_cloud(tmp / "cloud", extra_config=ONE_REPLICA if reference else "")
+    rgw: refrgw.RgwCluster | None = None
     try:
         keys = ec2_credentials(cloud, "nubis-demo")
-        auth: dict[str, Any] = yaml.safe_load((cloud.state / "clouds.yaml").read_text())[
-            "clouds"]["nubis-demo"]["auth"]
-        url, token = swiftclient.Connection(
-            authurl=auth["auth_url"], user=auth["username"], key=auth["password"],
-            auth_version="3", os_options={"project_name": auth["project_name"],
-                                          "user_domain_name": "Default",
-                                          "project_domain_name": "Default"}).get_auth()
-        endpoint = cloud.proxy_url
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                     aws_access_key_id=keys.access,
-                     aws_secret_access_key=keys.secret).create_bucket(Bucket="bench")
-        swift_path = urlsplit(url).path + "/bench"
-        port = cloud.config.proxy.port
-        results: dict[str, Any] = {}
-        for label, size, n in (("4KiB", 4096, small), ("1MiB", 1 << 20, large)):
-            bodies = [os.urandom(size) for _ in range(min(n, 64))]
-            bodies = [bodies[i % len(bodies)] for i in range(n)]
-            best: dict[str, dict[str, float]] = {}
-            for r in range(rounds):
-                names = [f"{label}-r{r}-{i:06d}" for i in range(n)]
-                for api in ("swift", "s3"):
-                    keyed = [f"{api}-{x}" for x in names]
-                    if api == "s3":
-                        puts = _s3_requests(endpoint, keys.access, keys.secret, "PUT",
-                                            "bench", keyed, bodies)
-                        gets = _s3_requests(endpoint, keys.access, keys.secret, "GET",
-                                            "bench", keyed, bodies)
-                    else:
-                        puts = _swift_requests(swift_path, token, "PUT", keyed, bodies)
-                        gets = _swift_requests(swift_path, token, "GET", keyed, bodies)
-                    put, get = _measure(port, puts, gets, bodies, concurrency)
-                    cur = best.setdefault(api, {"put_ops": 0.0, "get_ops": 0.0,
-                                                "put_mbps": 0.0, "get_mbps": 0.0})
-                    cur["put_ops"] = max(cur["put_ops"], put.ops)
-                    cur["get_ops"] = max(cur["get_ops"], get.ops)
-                    cur["put_mbps"] = max(cur["put_mbps"], put.mbps)
-                    cur["get_mbps"] = max(cur["get_mbps"], get.mbps)
-            results[label] = {**best, "s3_over_swift_put": best["s3"]["put_ops"] /
-                              best["swift"]["put_ops"],
-                              "s3_over_swift_get": best["s3"]["get_ops"] /
-                              best["swift"]["get_ops"]}
+        s3 = _s3_target("s3", cloud.proxy_url, keys.access, keys.secret)  # makes "bench"
+        targets = [_swift_target(cloud), s3]
+        if reference == "rgw":
+            rgw = refrgw.start(tmp)
+            targets.append(_s3_target("rgw", rgw.endpoint, refrgw.ACCESS, refrgw.SECRET))
+        load_before = os.getloadavg()
+        results = _rounds(targets, small, large, concurrency, rounds)
+        results["load_average"] = {"before": load_before, "after": os.getloadavg()}
         return results
     finally:
+        if rgw is not None:
+            rgw.stop()
         cloud.down()
 
 
 def main(argv: list[str]) -> int:
-    """Run the S3 vs Swift benchmark and print a table."""
+    """Run the S3 vs Swift (and optionally vs RGW) benchmark and print a table."""
     ap = argparse.ArgumentParser(prog="python -m nubis.bench s3")
     ap.add_argument("--small", type=int, default=2000, help="4 KiB objects per round")
     ap.add_argument("--large", type=int, default=100, help="1 MiB objects per round")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--reference", choices=("rgw",), default="",
+                    help="also measure Ceph RGW (size-1 pools) vs a one-replica nubis")
+    ap.add_argument("--rgw", dest="reference", action="store_const", const="rgw",
+                    help="same as --reference rgw")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.reference == "rgw" and (missing := refrgw.missing_binaries()):
+        print(f"{refrgw.INSTALL_HINT}\n(missing: {', '.join(missing)})")
+        return 2
     with tempfile.TemporaryDirectory(prefix="nubis-bench-s3-") as tmp:
-        res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds)
+        res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds,
+                        args.reference)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"{'size':6} {'api':6} {'PUT ops/s':>10} {'GET ops/s':>10} {'PUT MB/s':>9} "
-          f"{'GET MB/s':>9}")
-    for label, row in res.items():
-        for api in ("swift", "s3"):
-            r = row[api]
-            print(f"{label:6} {api:6} {r['put_ops']:10.0f} {r['get_ops']:10.0f} "
-                  f"{r['put_mbps']:9.1f} {r['get_mbps']:9.1f}")
-        print(f"{label:6} s3/swift PUT {row['s3_over_swift_put']:.2f}  "
-              f"GET {row['s3_over_swift_get']:.2f}")
+    print(format_table(res))
     return 0
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """Return the results as a text table with the ratio lines."""
+    lines = [f"{'size':6} {'target':7} {'PUT ops/s':>10} {'GET ops/s':>10} {'PUT MB/s':>9} "
+             f"{'GET MB/s':>9}"]
+    for label, _size in SIZES:
+        row = res[label]
+        for name in ("swift", "s3", "rgw"):
+            if name in row:
+                r = row[name]
+                lines.append(f"{label:6} {name:7} {r['put_ops']:10.0f} {r['get_ops']:10.0f} "
+                             f"{r['put_mbps']:9.1f} {r['get_mbps']:9.1f}")
+        for other in ("swift", "rgw"):
+            if f"s3_over_{other}_put" in row:
+                lines.append(f"{label:6} s3/{other} PUT {row[f's3_over_{other}_put']:.2f}  "
+                             f"GET {row[f's3_over_{other}_get']:.2f}")
+    load = res.get("load_average")
+    if load:
+        lines.append("load average before {:.1f} {:.1f} {:.1f}, after {:.1f} {:.1f} {:.1f}"
+                     .format(*load["before"], *load["after"]))
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import time
@@ -112,19 +113,35 @@ def authenticate(source: CredentialSource | None, method: str, raw_path: str,
         key = b""
     else:
         key = awssig.verify(sreq, cred.secret, method, raw_path, pairs, headers)
-    return Caller(cred, sreq, key, identity_of(cred, reseller_prefix),
+    return Caller(cred, sreq, key, identity_of(cred, reseller_prefix, when),
                   f"{reseller_prefix}{cred.project_id}")
 
 
-def identity_of(cred: S3Credential, reseller_prefix: str) -> Identity:
-    """Map a credential to the proxy's identity (as a Keystone token would map)."""
+#: Seconds of one identity-cache period; a mapped identity stays valid 300 s past it.
+IDENTITY_PERIOD = 60
+
+
+def identity_of(cred: S3Credential, reseller_prefix: str, now: float | None = None
+                ) -> Identity:
+    """Map a credential to the proxy's identity (as a Keystone token would map).
+
+    PERF: bench s3 -- the mapping is cached per credential and minute (a changed
+    secret or role set is a different credential, so the credential source's
+    own TTL still bounds revocation).
+    """
+    when = time.time() if now is None else now
+    return _identity(cred, reseller_prefix, int(when // IDENTITY_PERIOD))
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity(cred: S3Credential, reseller_prefix: str, period: int) -> Identity:
     pid, uid = cred.project_id, cred.user_id
     groups = frozenset({uid, f"*:{uid}", "*:*", f"{pid}:{uid}", f"{pid}:*"})
     owned = frozenset({f"{reseller_prefix}{pid}"}) if cred.role_names & OPERATOR_ROLES \
         else frozenset()
     return Identity(user=uid, groups=groups, owned_accounts=owned,
                     reseller_admin="ResellerAdmin" in cred.role_names,
-                    expires=time.time() + 300)
+                    expires=(period + 1) * IDENTITY_PERIOD + 300.0)
 
 
 def decoded_length(headers: Mapping[str, str]) -> int | None:
