@@ -10,7 +10,8 @@ over keep-alive connections: Swift requests carry ``X-Auth-Token``, S3 requests
 are SigV4 header-signed by botocore's signer (payload SHA-256 included, signed
 before the clock starts). Rounds interleave the targets to cancel drift; the
 best round of each is reported, with the S3/Swift ratio (target: SigV4 costs
-at most 15 %, i.e. ratio >= 0.85).
+at most 15 %, i.e. ratio >= 0.85), and the proxy's CPU time per request (from
+``/proc``; on a shared machine it shows the SigV4 cost better than ops/s).
 
 ``--reference rgw`` adds Ceph RGW (:mod:`nubis.bench.refrgw`: one mon, one
 BlueStore OSD, pools of size 1) as a third target in the same rounds, and runs
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nubis.bench import loadgen, refrgw
+from nubis.bench import loadgen, procstat, refrgw
 
 #: The nubis cloud of ``--reference rgw``: one copy per object, like RGW's size-1 pools.
 ONE_REPLICA = """
@@ -52,6 +53,24 @@ class Target:
     label: str
     port: int
     make: MakeRequests
+    #: The processes whose CPU time per request is reported (empty: not measured).
+    pids: Callable[[], list[int]] = list
+
+
+def proxy_pids(state: Path) -> list[int]:
+    """Return the proxy processes of the cloud in ``state`` (its workers included)."""
+    leaders = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv]
+        if "daemon" in words and "proxy" in words and any(str(state) in w for w in words):
+            leaders.append(int(entry.name))
+    return sorted(set(leaders) | set(procstat.group_pids(leaders)))
 
 
 def _s3_requests(endpoint: str, access: str, secret: str, method: str, bucket: str,
@@ -80,18 +99,30 @@ def _swift_requests(path: str, token: str, method: str, names: list[str],
                                                                            strict=True)]
 
 
-def _measure(port: int, puts: list[loadgen.Request], gets: list[loadgen.Request],
-             bodies: list[bytes], concurrency: int) -> tuple[loadgen.Result, loadgen.Result]:
-    put = loadgen.run_loop(loadgen.run("127.0.0.1", port, puts, concurrency,
+def _measure(target: Target, puts: list[loadgen.Request], gets: list[loadgen.Request],
+             bodies: list[bytes], concurrency: int
+             ) -> tuple[loadgen.Result, loadgen.Result, float, float]:
+    """Run the PUTs then the GETs; return both results and CPU seconds per op of each."""
+    pids = target.pids()
+    cpu = [_cpu(pids)]
+    put = loadgen.run_loop(loadgen.run("127.0.0.1", target.port, puts, concurrency,
                                        expect=(200, 201)))
-    get = loadgen.run_loop(loadgen.run("127.0.0.1", port, gets, concurrency,
+    cpu.append(_cpu(pids))
+    get = loadgen.run_loop(loadgen.run("127.0.0.1", target.port, gets, concurrency,
                                        loadgen.bytes_verifier(bodies)))
+    cpu.append(_cpu(pids))
     if put.failed or get.failed:
         raise RuntimeError(f"failures: put {put.statuses} get {get.statuses}")
-    return put, get
+    return (put, get, (cpu[1] - cpu[0]) / max(put.ok, 1),
+            (cpu[2] - cpu[1]) / max(get.ok, 1))
 
 
-def _s3_target(label: str, endpoint: str, access: str, secret: str) -> Target:
+def _cpu(pids: list[int]) -> float:
+    return sum(u.cpu for u in procstat.snapshot(pids).values())
+
+
+def _s3_target(label: str, endpoint: str, access: str, secret: str,
+               pids: Callable[[], list[int]] = list) -> Target:
     """Return an S3 target (creates its bucket ``bench``)."""
     import boto3
 
@@ -104,7 +135,7 @@ def _s3_target(label: str, endpoint: str, access: str, secret: str) -> Target:
 
     port = urlsplit(endpoint).port
     assert port is not None
-    return Target(label, port, make)
+    return Target(label, port, make, pids)
 
 
 def _swift_target(cloud: Any) -> Target:
@@ -124,7 +155,7 @@ def _swift_target(cloud: Any) -> Target:
     def make(method: str, names: list[str], bodies: list[bytes]) -> list[loadgen.Request]:
         return _swift_requests(path, token, method, names, bodies)
 
-    return Target("swift", cloud.config.proxy.port, make)
+    return Target("swift", cloud.config.proxy.port, make, lambda: proxy_pids(cloud.state))
 
 
 def _rounds(targets: list[Target], small: int, large: int, concurrency: int, rounds: int
@@ -139,10 +170,15 @@ def _rounds(targets: list[Target], small: int, large: int, concurrency: int, rou
             names = [f"{label}-r{r}-{i:06d}" for i in range(n)]
             for t in targets:
                 keyed = [f"{t.label}-{x}" for x in names]
-                put, get = _measure(t.port, t.make("PUT", keyed, bodies),
-                                    t.make("GET", keyed, bodies), bodies, concurrency)
+                put, get, put_cpu, get_cpu = _measure(
+                    t, t.make("PUT", keyed, bodies), t.make("GET", keyed, bodies), bodies,
+                    concurrency)
                 cur = best.setdefault(t.label, {"put_ops": 0.0, "get_ops": 0.0,
-                                                 "put_mbps": 0.0, "get_mbps": 0.0})
+                                                 "put_mbps": 0.0, "get_mbps": 0.0,
+                                                 "put_cpu_us": float("inf"),
+                                                 "get_cpu_us": float("inf")})
+                cur["put_cpu_us"] = min(cur["put_cpu_us"], put_cpu * 1e6)
+                cur["get_cpu_us"] = min(cur["get_cpu_us"], get_cpu * 1e6)
                 cur["put_ops"] = max(cur["put_ops"], put.ops)
                 cur["get_ops"] = max(cur["get_ops"], get.ops)
                 cur["put_mbps"] = max(cur["put_mbps"], put.mbps)
@@ -160,20 +196,27 @@ def ratios(best: dict[str, dict[str, float]]) -> dict[str, float]:
         for op in ("put", "get"):
             theirs = best[other][f"{op}_ops"]
             out[f"s3_over_{other}_{op}"] = best["s3"][f"{op}_ops"] / theirs if theirs else 0.0
+    mine, swift = best.get("s3", {}), best.get("swift", {})
+    for op in ("put", "get"):
+        cpu = f"{op}_cpu_us"
+        if 0 < swift.get(cpu, 0) < float("inf") and 0 < mine.get(cpu, 0) < float("inf"):
+            out[f"s3_cpu_over_swift_{op}"] = mine[cpu] / swift[cpu]
     return out
 
 
 def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
-              reference: str = "") -> dict[str, Any]:
+              reference: str = "", workers: int = 1) -> dict[str, Any]:
     """Run the comparison; return the best ops/s and MB/s per target and size."""
     from tests.functional.proxy.cloud import start_cloud
     from tests.functional.s3.conftest import ec2_credentials
 
-    cloud = start_cloud(tmp / "cloud", extra_config=ONE_REPLICA if reference else "")
+    cloud = start_cloud(tmp / "cloud", proxy_workers=workers,
+                        extra_config=ONE_REPLICA if reference else "")
     rgw: refrgw.RgwCluster | None = None
     try:
         keys = ec2_credentials(cloud, "nubis-demo")
-        s3 = _s3_target("s3", cloud.proxy_url, keys.access, keys.secret)  # makes "bench"
+        s3 = _s3_target("s3", cloud.proxy_url, keys.access, keys.secret,  # makes "bench"
+                        lambda: proxy_pids(cloud.state))
         targets = [_swift_target(cloud), s3]
         if reference == "rgw":
             rgw = refrgw.start(tmp)
@@ -199,6 +242,8 @@ def main(argv: list[str]) -> int:
                     help="also measure Ceph RGW (size-1 pools) vs a one-replica nubis")
     ap.add_argument("--rgw", dest="reference", action="store_const", const="rgw",
                     help="same as --reference rgw")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="proxy workers (default: 1; 2, as `nubis up`, with --reference)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.reference == "rgw" and (missing := refrgw.missing_binaries()):
@@ -206,7 +251,7 @@ def main(argv: list[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="nubis-bench-s3-") as tmp:
         res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds,
-                        args.reference)
+                        args.reference, args.workers or (2 if args.reference else 1))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -217,18 +262,24 @@ def main(argv: list[str]) -> int:
 def format_table(res: dict[str, Any]) -> str:
     """Return the results as a text table with the ratio lines."""
     lines = [f"{'size':6} {'target':7} {'PUT ops/s':>10} {'GET ops/s':>10} {'PUT MB/s':>9} "
-             f"{'GET MB/s':>9}"]
+             f"{'GET MB/s':>9} {'PUT µs':>9} {'GET µs':>9}"]
     for label, _size in SIZES:
         row = res[label]
         for name in ("swift", "s3", "rgw"):
             if name in row:
                 r = row[name]
+                cpu = "" if r.get("get_cpu_us", float("inf")) == float("inf") else (
+                    f" {r['put_cpu_us']:9.0f} {r['get_cpu_us']:9.0f}")
                 lines.append(f"{label:6} {name:7} {r['put_ops']:10.0f} {r['get_ops']:10.0f} "
-                             f"{r['put_mbps']:9.1f} {r['get_mbps']:9.1f}")
+                             f"{r['put_mbps']:9.1f} {r['get_mbps']:9.1f}{cpu}")
         for other in ("swift", "rgw"):
             if f"s3_over_{other}_put" in row:
                 lines.append(f"{label:6} s3/{other} PUT {row[f's3_over_{other}_put']:.2f}  "
                              f"GET {row[f's3_over_{other}_get']:.2f}")
+        if "s3_cpu_over_swift_get" in row:
+            lines.append(f"{label:6} proxy CPU per request s3/swift PUT "
+                         f"{row['s3_cpu_over_swift_put']:.2f}  "
+                         f"GET {row['s3_cpu_over_swift_get']:.2f}")
     load = res.get("load_average")
     if load:
         lines.append("load average before {:.1f} {:.1f} {:.1f}, after {:.1f} {:.1f} {:.1f}"

@@ -18,6 +18,20 @@ def test_ratios_against_swift_and_rgw() -> None:
     assert s3.ratios({"swift": _row(100, 0), "s3": _row(90, 900)})["s3_over_swift_get"] == 0
 
 
+def test_cpu_ratio_only_when_both_measured() -> None:
+    swift = {**_row(100, 1000), "put_cpu_us": 400.0, "get_cpu_us": 200.0}
+    s3_row = {**_row(90, 900), "put_cpu_us": 440.0, "get_cpu_us": 230.0}
+    out = s3.ratios({"swift": swift, "s3": s3_row})
+    assert out["s3_cpu_over_swift_put"] == 1.1
+    assert round(out["s3_cpu_over_swift_get"], 2) == 1.15
+    unmeasured = {**s3_row, "get_cpu_us": float("inf")}
+    assert "s3_cpu_over_swift_get" not in s3.ratios({"swift": swift, "s3": unmeasured})
+    line = s3.format_table({label: {"swift": swift, "s3": s3_row,
+                                    **s3.ratios({"swift": swift, "s3": s3_row})}
+                            for label, _ in s3.SIZES})
+    assert "4KiB   proxy CPU per request s3/swift PUT 1.10  GET 1.15" in line
+
+
 def test_table_lists_each_target_ratio_and_load() -> None:
     res = {label: {"swift": _row(100, 1000), "s3": _row(90, 900), "rgw": _row(45, 300),
                    **s3.ratios({"swift": _row(100, 1000), "s3": _row(90, 900),
