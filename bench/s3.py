@@ -102,7 +102,10 @@ def _swift_requests(path: str, token: str, method: str, names: list[str],
 def _measure(target: Target, puts: list[loadgen.Request], gets: list[loadgen.Request],
              bodies: list[bytes], concurrency: int
              ) -> tuple[loadgen.Result, loadgen.Result, float, float]:
-    """Run the PUTs then the GETs; return both results and CPU seconds per op of each."""
+    """Run the PUTs then the GETs; return both results and CPU seconds per op of each.
+
+    The CPU figures are 0 for a target without ``pids`` (not measured).
+    """
     pids = target.pids()
     cpu = [_cpu(pids)]
     put = loadgen.run_loop(loadgen.run("127.0.0.1", target.port, puts, concurrency,
@@ -111,10 +114,14 @@ def _measure(target: Target, puts: list[loadgen.Request], gets: list[loadgen.Req
     get = loadgen.run_loop(loadgen.run("127.0.0.1", target.port, gets, concurrency,
                                        loadgen.bytes_verifier(bodies)))
     cpu.append(_cpu(pids))
-    if put.failed or get.failed:
-        raise RuntimeError(f"failures: put {put.statuses} get {get.statuses}")
+    _check(put, get)
     return (put, get, (cpu[1] - cpu[0]) / max(put.ok, 1),
             (cpu[2] - cpu[1]) / max(get.ok, 1))
+
+
+def _check(put: loadgen.Result, get: loadgen.Result) -> None:
+    if put.failed or get.failed:
+        raise RuntimeError(f"failures: put {put.statuses} get {get.statuses}")
 
 
 def _cpu(pids: list[int]) -> float:
@@ -268,7 +275,7 @@ def format_table(res: dict[str, Any]) -> str:
         for name in ("swift", "s3", "rgw"):
             if name in row:
                 r = row[name]
-                cpu = "" if r.get("get_cpu_us", float("inf")) == float("inf") else (
+                cpu = "" if r.get("get_cpu_us", float("inf")) in (float("inf"), 0) else (
                     f" {r['put_cpu_us']:9.0f} {r['get_cpu_us']:9.0f}")
                 lines.append(f"{label:6} {name:7} {r['put_ops']:10.0f} {r['get_ops']:10.0f} "
                              f"{r['put_mbps']:9.1f} {r['get_mbps']:9.1f}{cpu}")
