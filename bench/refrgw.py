@@ -7,7 +7,8 @@ the beast front end (``tcp_nodelay=1``, or Nagle adds ~40 ms to small
 requests), pools of size 1 (compare with a one-replica nubis policy), cephx
 on, all daemons bound to 127.0.0.1 and living in one temporary directory.
 Bootstrapping takes ~25 s. :meth:`RgwCluster.stop` kills each daemon by the
-pid recorded at start and removes the directory.
+pid recorded at start and removes the directory (``NUBIS_KEEP_RGW=1`` keeps it,
+logs included, for a post-mortem).
 
 The packages are not part of ``make up`` (hundreds of MB, only this
 benchmark needs them); :data:`INSTALL_HINT` says how to get them.
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,9 +247,8 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _wait(check: object, deadline: float, what: str,
+def _wait(check: Callable[[], bool], deadline: float, what: str,
           proc: subprocess.Popen[bytes] | None = None) -> None:
-    assert callable(check)
     while not check():
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what}: the process exited ({proc.returncode})")
