@@ -168,6 +168,14 @@ def check_object_manifest(value: str) -> None:
         raise HTTPError(400, "X-Object-Manifest must be in the format container/prefix")
 
 
+def _raw_bytes(value: str) -> bytes:
+    """Return the bytes a header value arrived as (latin-1; else decoded text's UTF-8)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
 def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> None:
     """Check the ``X-<target>-Meta-*`` headers against Swift's limits.
 
@@ -188,18 +196,18 @@ def check_metadata(headers: Mapping[str, str], target: str, limits: Limits) -> N
             continue
         if not name:
             raise HTTPError(400, "Metadata name cannot be empty")
-        try:  # header values arrive as latin-1; their bytes must be UTF-8
-            value.encode("latin-1").decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPError(400, "Metadata must be valid UTF-8") from None
-        except UnicodeEncodeError:
-            pass  # already decoded text
+        raw = _raw_bytes(value)
+        if target != "object":  # Swift stores any bytes as object metadata
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HTTPError(400, "Metadata must be valid UTF-8") from None
         count += 1
-        size += len(name) + len(value.encode("utf-8"))
-        if len(name) > limits.max_meta_name_length:
+        size += len(_raw_bytes(name)) + len(raw)
+        if len(_raw_bytes(name)) > limits.max_meta_name_length:
             raise HTTPError(400, f"Metadata name too long: {key}; max "
                                  f"{limits.max_meta_name_length}")
-        if len(value.encode("utf-8")) > limits.max_meta_value_length:
+        if len(raw) > limits.max_meta_value_length:
             raise HTTPError(400, f"Metadata value longer than "
                                  f"{limits.max_meta_value_length}: {key}")
         if count > limits.max_meta_count:

@@ -81,12 +81,17 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     check_object_name(src[2], ctx.state.limits)
     if ctx.tempurl is not None and src[0] != ctx.account:
         raise HTTPError(401)  # a TempURL signs one path: never another account's
-    dinfo = await container_of(ctx)
     for account in {ctx.account, src[0]}:  # either may be another account (its ACL counts)
         await load_account_level(ctx, account)
-    check_access(ctx, dinfo.headers.get("x-container-write"))
-    require_found(dinfo)
+    # Swift's order: the source GET first (its 403/404 wins), then the destination PUT.
     got = await _read_source(ctx, src)
+    try:
+        dinfo = await container_of(ctx)
+        check_access(ctx, dinfo.headers.get("x-container-write"))
+        require_found(dinfo)
+    except BaseException:
+        await _close(got.body)
+        raise
     src_meta = {k.lower(): v for k, v in got.headers.items()}
     raw_manifest = ctx.query.get("multipart-manifest") == "get"
     keep_slo = raw_manifest and "x-static-large-object" in src_meta
@@ -139,3 +144,10 @@ async def _read_source(ctx: ObjectCtx, src: Loc) -> Resp:
     return got
 
 
+
+
+async def _close(body: object) -> None:
+    """Close a source body that will not be read (a refused destination)."""
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -550,6 +550,49 @@ async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
         await got.release()
         raise HTTPError(400, "Not an SLO manifest")
     manifest = await _read_manifest(ctx, got, policy_of(info))
+    deleted, missing, errors = await _delete_segments(ctx, manifest)
+    try:
+        await delete_object(ctx, info)
+        deleted += 1
+    except HTTPError as exc:
+        if exc.status != 404:
+            raise
+        missing += 1
+    return _bulk_result(ctx, deleted, missing, errors)
+
+
+async def slo_delete_version(ctx: ObjectCtx, info: Info, version_id: str) -> Resp:
+    """Answer DELETE ``?version-id&multipart-manifest=delete``: a version with its segments.
+
+    A version that is not an SLO manifest is deleted as the plain ``?version-id``
+    DELETE does (Swift's SLO middleware passes it on).
+    """
+    vcont = objver.check_version_request(ctx, info, version_id)
+    vinfo = await container_info(ctx.state, ctx.account, vcont)
+    vname = objver.version_object(ctx.obj, version_id)
+    got = (await fetch(ctx, ctx.account, vcont, vname, policy_of(vinfo))
+           if vinfo.exists else None)
+    if got is None or isinstance(got, Reply):
+        return await objver.delete_version(ctx, info, version_id)
+    if got.headers.get("x-static-large-object", "").lower() != "true":
+        await got.release()
+        return await objver.delete_version(ctx, info, version_id)
+    manifest = await _read_manifest(ObjectCtx.of(ctx, container=vcont, obj=vname), got,
+                                    policy_of(vinfo))
+    deleted, missing, errors = await _delete_segments(ctx, manifest)
+    try:
+        await objver.delete_version(ctx, info, version_id)
+        deleted += 1
+    except HTTPError as exc:
+        if exc.status != 404:
+            raise
+        missing += 1
+    return _bulk_result(ctx, deleted, missing, errors)
+
+
+async def _delete_segments(ctx: ObjectCtx, manifest: list[dict[str, Any]]
+                           ) -> tuple[int, int, list[list[str]]]:
+    """Delete an SLO's segments as the caller; return (deleted, not found, errors)."""
     deleted, missing, errors = 0, 0, []
     saved = (ctx.container, ctx.obj)
     for seg in _slo_segments(manifest):
@@ -568,14 +611,7 @@ async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
             else:
                 errors.append([f"/{seg.container}/{seg.obj}", f"{exc.status}"])
     ctx.container, ctx.obj = saved
-    try:
-        await delete_object(ctx, info)
-        deleted += 1
-    except HTTPError as exc:
-        if exc.status != 404:
-            raise
-        missing += 1
-    return _bulk_result(ctx, deleted, missing, errors)
+    return deleted, missing, errors
 
 
 def _bulk_result(ctx: ObjectCtx, deleted: int, missing: int, errors: list[list[str]]) -> Resp:

@@ -225,6 +225,8 @@ async def delete(ctx: ObjectCtx) -> Resp:
     require_found(info)
     vid = ctx.query.get("version-id")
     if vid and vid != "null":
+        if ctx.query.get("multipart-manifest") == "delete":
+            return await largeobj.slo_delete_version(ctx, info, vid)
         return await objver.delete_version(ctx, info, vid)
     if vid:  # the null version: the object itself, no delete marker
         objver.check_version_request(ctx, info, vid)

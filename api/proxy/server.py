@@ -155,11 +155,57 @@ def _serve_uvicorn(settings: ProxySettings, sock: socket.socket) -> None:
     # PERF: no X-Forwarded-* rewriting: the proxy never reads the client address,
     # and the middleware's header scan cost ~5% of the proxy's CPU per 4 KiB PUT
     # (py-spy, python -m nubis.bench swift). It also stops local clients spoofing it.
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", proxy_headers=False,
+    config = uvicorn.Config(app, loop="uvloop", http=utf8_httptools_protocol(),
+                            proxy_headers=False,
                             lifespan="off", access_log=False, server_header=False,
                             log_level=conf.log_level.lower(), timeout_keep_alive=75,
                             h11_max_incomplete_event_size=16384)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def utf8_httptools_protocol() -> type[Any]:
+    """Return uvicorn's httptools protocol that accepts raw UTF-8 in request lines.
+
+    Swift's clients may send unescaped UTF-8 paths (its suite's ``no_path_quote``);
+    :class:`~nubis.common.httpserver.RequestLines` percent-encodes them before
+    llhttp, which refuses them, parses the line. Bytes sent after a complete
+    request that do not parse as one (the body of a ``PUT`` without
+    ``Content-Length``) close the connection after that request's answer (411)
+    instead of replacing it with a 400, as in nubis' own server.
+    """
+    from nubis.common.httpserver import RequestLines
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Utf8HttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.request_lines = RequestLines()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(self.request_lines.prepare(data))
+
+        def on_message_begin(self) -> None:
+            self.request_lines.message_begin()
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self.request_lines.head_complete()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self.request_lines.message_complete()
+            super().on_message_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            cycle = self.cycle
+            if (cycle is not None and not cycle.response_complete
+                    and self.request_lines.garbage_after()):
+                cycle.keep_alive = False  # answer the request read so far, then close
+                self.flow.pause_reading()
+                return
+            super().send_400_response(msg)
+
+    return Utf8HttpToolsProtocol
 
 
 def _supervise(children: list[int]) -> int:

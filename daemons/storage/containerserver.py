@@ -88,8 +88,22 @@ def _row_from_item(device: str, item: Any) -> RowUpdate | None:
         return None
 
 
+def header_text(value: str) -> str:
+    """Return a header value received as latin-1 as the text its UTF-8 bytes spell.
+
+    A ``Content-Type`` of UTF-8 bytes is listed as text, as Swift's container
+    server does; bytes that are not UTF-8 are listed as received.
+    """
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def _object_row(name: str, raw: bytes, account: str = "") -> dict[str, Any]:
     ts, size, ctype, etag = unpack_row(raw)
+    if not ctype.isascii():
+        ctype = header_text(ctype)
     row = {"name": name, "hash": etag, "bytes": size, "content_type": ctype,
            "last_modified": proto.listing_isoformat(ts)}
     if ";" in ctype or ";" in etag:

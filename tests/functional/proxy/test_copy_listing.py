@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import urllib.parse
 import uuid
@@ -149,3 +150,59 @@ def test_copied_slo_manifest_lists_its_total_size(cloud: Cloud) -> None:
     assert len(body) == total and headers["etag"] == slo_etag
     item = _listed(conn, container, "slo-copy")
     assert item["bytes"] == total and item["slo_etag"] == slo_etag
+
+
+def test_copy_reads_the_source_before_checking_the_destination(cloud: Cloud) -> None:
+    """Swift's order: the source GET's 403/404 wins over the destination's answer."""
+    tester, tester2 = conn_for(cloud), conn_for(cloud, "test2:tester2")
+    theirs, mine = _name("osrc"), _name("odst")
+    tester2.put_container(theirs)  # test:tester may not read it
+    tester2.put_object(theirs, "o", b"private")
+    tester.put_container(mine)
+    pull = {"X-Copy-From-Account": "AUTH_test2"}
+    # No read access: 403 even when the destination container does not exist.
+    assert _status(tester.put_object, _name("nowhere"), "o", b"", headers={
+        **pull, "X-Copy-From": f"{theirs}/o"}) == 403
+    assert _status(tester.put_object, mine, "o", b"", headers={
+        **pull, "X-Copy-From": f"{_name('none')}/o"}) == 403
+    # A readable source that is missing: 404 even when the destination is not writable.
+    assert _status(tester.copy_object, mine, "missing", destination=f"/{theirs}/o",
+                   headers={"Destination-Account": "AUTH_test2"}) == 404
+    # A readable source, a destination the caller may not write: 403.
+    tester.put_object(mine, "o", b"mine")
+    assert _status(tester.copy_object, mine, "o", destination=f"/{_name('none')}/o",
+                   headers={"Destination-Account": "AUTH_test2"}) == 403
+
+
+def test_raw_utf8_request_line_and_utf8_content_type(cloud: Cloud) -> None:
+    """Unescaped UTF-8 in the request line names the same object; listings show text."""
+    tester = conn_for(cloud)
+    cont = _name("utf8")
+    tester.put_container(cont)
+    url, token = tester.get_auth()
+    path = urllib.parse.urlparse(url).path
+    c = http.client.HTTPConnection("127.0.0.1", cloud.config.proxy.port, timeout=30)
+    try:
+        # http.client refuses non-ASCII in request lines: write the head by hand.
+        c.putrequest("PUT", "/", skip_host=True, skip_accept_encoding=True)
+        c._buffer[0] = f"PUT {path}/{cont}/caf\u00e9 HTTP/1.1".encode()
+        for k, v in (("Host", "localhost"), ("X-Auth-Token", token),
+                     ("Content-Length", "2"), ("Content-Type", "text/\u00e9t\u00e9")):
+            c.putheader(k, v.encode())
+        c.endheaders(b"ok")
+        resp = c.getresponse()
+        assert resp.status == 201, resp.read()
+        resp.read()
+        c.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+        # Bytes that are not UTF-8: Swift's 412.
+        c._buffer[0] = f"GET {path}/\xa9\xc3 HTTP/1.1".encode("latin-1")
+        c.putheader("Host", "localhost")
+        c.putheader("X-Auth-Token", token)
+        c.endheaders()
+        bad = c.getresponse()
+        assert (bad.status, bad.read()) == (412, b"Invalid UTF8 or contains NULL")
+    finally:
+        c.close()
+    assert tester.get_object(cont, "caf\u00e9")[1] == b"ok"
+    [row] = tester.get_container(cont)[1]
+    assert (row["name"], row["content_type"]) == ("caf\u00e9", "text/\u00e9t\u00e9")

@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
-from nubis.common.httpserver import BodyError, BodyTimeoutError, HTTPServer, Request, Response
+from nubis.common.httpserver import (
+    BodyError,
+    BodyTimeoutError,
+    HTTPServer,
+    Request,
+    Response,
+    escape_non_ascii,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -272,3 +279,48 @@ def test_body_timeout_is_told_apart_from_a_disconnect() -> None:
         assert (status, body) == (408, b"slow")
         writer.close()
     uvloop.run(serve(handler, scenario, body_timeout=0.2))
+
+
+def test_escape_non_ascii_keeps_ascii_and_encodes_the_rest() -> None:
+    assert escape_non_ascii(b"/v1/a/c/\xc3\xa9?x=\xff%20") == b"/v1/a/c/%C3%A9?x=%FF%20"
+    assert escape_non_ascii(b"") == b""
+
+
+def test_raw_utf8_request_lines_are_percent_encoded() -> None:
+    """Swift's clients may send unescaped UTF-8 (or any byte >= 0x80) in the path."""
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write("GET /v1/a/c/\u00e9\u2603?q=\u00e9 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        status, headers, _ = await read_response(reader)
+        assert (status, headers["x-path"], headers["x-query"]) == (
+            200, "/v1/a/c/%C3%A9%E2%98%83", "q=%C3%A9")
+        # A line split over two reads, then a binary body that is left untouched.
+        body = bytes(range(256))
+        writer.write(b"PUT /v1/\xe2")
+        await writer.drain()
+        await asyncio.sleep(0)
+        writer.write(b"\x98\x83 HTTP/1.1\r\nHost: h\r\nContent-Length: 256\r\n\r\n" + body)
+        status, headers, echoed = await read_response(reader)
+        assert (status, headers["x-path"], echoed) == (200, "/v1/%E2%98%83", body)
+        # Invalid UTF-8 is escaped too: the application decides (Swift: 412).
+        writer.write(b"GET /v1/\xa9\xc3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert (status, headers["x-path"]) == (200, "/v1/%A9%C3")
+        writer.close()
+    uvloop.run(serve(echo, scenario))
+
+
+def test_bytes_after_a_bodyless_put_do_not_replace_its_answer() -> None:
+    """A PUT without Content-Length has no body: its handler answers, then the line closes."""
+    async def length_required(req: Request) -> Response:
+        await req.read()
+        return Response(411 if "content-length" not in req.headers else 200, [], b"")
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /v1/a/c/o HTTP/1.1\r\nHost: h\r\n\r\ntesting")
+        status, _, _ = await read_response(reader)
+        assert status == 411
+        assert await reader.read() == b""  # closed after the answer
+        writer.close()
+    uvloop.run(serve(length_required, scenario))

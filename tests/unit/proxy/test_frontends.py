@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
+from typing import Any
 
 import falcon.testing
 import uvloop
 from nubis.api.proxy.app import build_app, build_proxy
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.native import NativeFrontEnd
+from nubis.api.proxy.server import utf8_httptools_protocol
 from nubis.common.httpclient import HTTPClient
 
 
@@ -40,3 +43,51 @@ def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
     assert (status, json.loads(body)) == (200, info.json)
     assert (nstatus, nbody) == (412, missing.content)
     assert ctype == missing.headers["content-type"]
+
+
+async def _raw_path_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer 411 to a PUT without Content-Length, else 200 with the raw path."""
+    body = b""
+    while True:
+        event = await receive()
+        body += event.get("body", b"")
+        if not event.get("more_body"):
+            break
+    names = {k for k, _ in scope["headers"]}
+    status = 411 if scope["method"] == "PUT" and b"content-length" not in names else 200
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(scope["raw_path"])).encode())]})
+    await send({"type": "http.response.body", "body": scope["raw_path"]})
+
+
+def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
+    """uvicorn's protocol of the ASGI front end escapes raw UTF-8 like the native server."""
+    import uvicorn
+
+    async def main() -> None:
+        sock = socket.create_server(("127.0.0.1", 0))
+        config = uvicorn.Config(_raw_path_app, http=utf8_httptools_protocol(), lifespan="off",
+                                log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        try:
+            for _ in range(200):  # bounded wait for startup
+                if server.started:
+                    break
+                await asyncio.sleep(0.05)
+            port = sock.getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write("GET /v1/a/\u00e9\u2603 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert await reader.readexactly(len(b"/v1/a/%C3%A9%E2%98%83")) \
+                == b"/v1/a/%C3%A9%E2%98%83"
+            writer.write(b"PUT /v1/a/c/o HTTP/1.1\r\nHost: h\r\n\r\ntesting")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 411")
+            writer.close()
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+
+    uvloop.run(main())

@@ -48,6 +48,20 @@ def test_metadata_limits():
     constraints.check_metadata({"x-account-meta-temp-url-key": "k" * 300}, "account", LIMITS)
 
 
+def test_metadata_bytes_as_swift_counts_them():
+    """Values arrive latin-1 decoded: limits count their bytes; only objects take non-UTF-8."""
+    not_utf8 = {"x-object-meta-k": "\xe9\xa9"}  # the bytes e9 a9: not UTF-8
+    constraints.check_metadata(not_utf8, "object", LIMITS)
+    for target in ("container", "account"):
+        bad = {f"x-{target}-meta-k": "\xe9\xa9"}
+        assert status_of(constraints.check_metadata, bad, target, LIMITS) == 400
+        constraints.check_metadata({f"x-{target}-meta-k": "caf\xc3\xa9"}, target, LIMITS)
+    # 128 two-byte characters are 256 bytes: the value limit, not twice it.
+    constraints.check_metadata({"x-object-meta-k": "\xc3\xa9" * 128}, "object", LIMITS)
+    too_long = {"x-object-meta-k": "\xc3\xa9" * 128 + "x"}
+    assert status_of(constraints.check_metadata, too_long, "object", LIMITS) == 400
+
+
 def test_content_length():
     assert constraints.check_content_length({"content-length": "5"}, LIMITS) == 5
     assert constraints.check_content_length({"transfer-encoding": "chunked"}, LIMITS) is None
