@@ -290,7 +290,6 @@ def _request(sweep: Sweep, head: str, extra: bytes = b"") -> bytes:
 
 
 WIRE_CASES: list[tuple[str, bytes, bytes]] = [
-    ("raw-ff-in-path", b"GET /v1/AUTH_admin/sweep/\xff\xfe HTTP/1.1", b""),
     ("nul-in-path", b"GET /v1/AUTH_admin/sweep/a\x00b HTTP/1.1", b""),
     ("ff-in-header-name", b"POST /v1/AUTH_admin/sweep/o HTTP/1.1",
      b"X-Object-Meta-\xff: v\r\nContent-Length: 0\r\n"),
@@ -511,10 +510,22 @@ def test_proxy_acl_errors_are_swifts(sweep: Sweep, header: str, value: str, want
     assert reply[2].decode().strip() == want
 
 
-def test_proxy_invalid_utf8_metadata_value_is_400(sweep: Sweep) -> None:
+def test_proxy_raw_invalid_utf8_path_is_swifts_412(sweep: Sweep) -> None:
+    """Raw bytes in the request line are read as a path; invalid UTF-8 is Swift's 412."""
+    reply = wire(sweep.proxy, _request(sweep, "GET /v1/AUTH_admin/sweep/\xff\xfe HTTP/1.1"))
+    assert wire_status(reply) == 412, reply[:300]
+    assert reply.endswith(b"\r\n\r\nInvalid UTF8 or contains NULL"), reply[-200:]
+
+
+def test_proxy_invalid_utf8_metadata_value_is_400_for_containers_only(sweep: Sweep) -> None:
+    """Swift requires UTF-8 metadata of accounts and containers; objects keep raw bytes."""
+    reply = wire(sweep.proxy, _request(sweep, "POST /v1/AUTH_admin/sweep HTTP/1.1",
+                                       b"X-Container-Meta-K: \xff\xfe\r\nContent-Length: 0\r\n"))
+    assert wire_status(reply) == 400, reply[:300]
+    assert reply.endswith(b"\r\n\r\nMetadata must be valid UTF-8"), reply[-200:]
     reply = wire(sweep.proxy, _request(sweep, "POST /v1/AUTH_admin/sweep/o HTTP/1.1",
                                        b"X-Object-Meta-K: \xff\xfe\r\nContent-Length: 0\r\n"))
-    assert wire_status(reply) == 400, reply[:300]
+    assert wire_status(reply) == 202, reply[:300]
 
 
 def test_proxy_huge_header_is_400(sweep: Sweep) -> None:
