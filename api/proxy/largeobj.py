@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
@@ -550,15 +550,7 @@ async def slo_delete(ctx: ObjectCtx, info: Info) -> Resp:
         await got.release()
         raise HTTPError(400, "Not an SLO manifest")
     manifest = await _read_manifest(ctx, got, policy_of(info))
-    deleted, missing, errors = await _delete_segments(ctx, manifest)
-    try:
-        await delete_object(ctx, info)
-        deleted += 1
-    except HTTPError as exc:
-        if exc.status != 404:
-            raise
-        missing += 1
-    return _bulk_result(ctx, deleted, missing, errors)
+    return await _delete_manifest_and_segments(ctx, manifest, lambda: delete_object(ctx, info))
 
 
 async def slo_delete_version(ctx: ObjectCtx, info: Info, version_id: str) -> Resp:
@@ -579,9 +571,16 @@ async def slo_delete_version(ctx: ObjectCtx, info: Info, version_id: str) -> Res
         return await objver.delete_version(ctx, info, version_id)
     manifest = await _read_manifest(ObjectCtx.of(ctx, container=vcont, obj=vname), got,
                                     policy_of(vinfo))
+    return await _delete_manifest_and_segments(ctx, manifest,
+                                               lambda: objver.delete_version(ctx, info, version_id))
+
+
+async def _delete_manifest_and_segments(ctx: ObjectCtx, manifest: list[dict[str, Any]],
+                                        delete_manifest: Callable[[], Awaitable[Any]]) -> Resp:
+    """Delete the segments, then the manifest itself; report like Swift's bulk delete."""
     deleted, missing, errors = await _delete_segments(ctx, manifest)
     try:
-        await objver.delete_version(ctx, info, version_id)
+        await delete_manifest()
         deleted += 1
     except HTTPError as exc:
         if exc.status != 404:
