@@ -129,6 +129,21 @@ class RequestLines:
         self.open_line = False
 
 
+def coding_refused(transfer_encoding: str | bytes | None) -> bool:
+    """Tell whether a request's ``Transfer-Encoding`` is anything but plain ``chunked``.
+
+    llhttp frames ``gzip, chunked`` as chunked and refuses ``gzip`` with a 400;
+    Swift (eventlet) frames neither (the body is empty) and lets the application
+    answer (``501``/``400``). Servers that pass such requests on hand them an
+    empty body and close the connection after the answer: the bytes that follow
+    the head are never parsed as a request.
+    """
+    if not transfer_encoding:
+        return False
+    value = transfer_encoding.strip().lower()
+    return value not in ("chunked", b"chunked")
+
+
 class BodyError(Exception):
     """The request body was cut off (client disconnected or bad framing)."""
 
@@ -338,6 +353,8 @@ class _Connection(asyncio.Protocol):
         self.broken = False
         #: The request whose handler is running.
         self.serving: Request | None = None
+        #: A request with a refused transfer coding (see :func:`coding_refused`).
+        self.unframed: Request | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -414,6 +431,9 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         method = parser.get_method().decode("ascii")
         req = Request(self, method, self.url, self.raw_headers, parser.should_keep_alive())
+        if self.server.pass_refused_codings and coding_refused(
+                req.headers.get("transfer-encoding")):
+            self._unframe(req)
         if self.current is None and self.runner is None:
             self.current = req
             self.runner = self.loop.create_task(self._run(req))
@@ -423,9 +443,18 @@ class _Connection(asyncio.Protocol):
                 self._pause_reading()
         self._last = req
 
+    def _unframe(self, req: Request) -> None:
+        """Give ``req`` an empty body; close after its answer, parse nothing after it."""
+        req.keep_alive = False
+        req._feed_eof()
+        self.unframed = req
+        self._pause_reading()
+
     def on_body(self, body: bytes) -> None:
         req = self._last
         assert req is not None
+        if req is self.unframed:
+            return
         req._feed(body)
         if req._body_size >= _BODY_HIGH_WATER:
             self._pause_reading()
@@ -459,6 +488,9 @@ class _Connection(asyncio.Protocol):
             await self.drain_waiter
 
     def _fail(self, payload: bytes) -> None:
+        if self.unframed is not None and not self.closed:
+            self._pause_reading()  # what follows a refused coding: answer, then close
+            return
         if self.current is not None and self.lines.garbage_after() and not self.closed:
             self.broken = True  # answer the requests read so far, then close
             self._pause_reading()
@@ -637,7 +669,8 @@ class HTTPServer:
                  max_header_size: int = 16384, max_header_count: int = 128,
                  keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
                  body_timeout: float = 60.0, max_connections: int = 4096,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, pass_refused_codings: bool = False) -> None:
+        """Configure the server (``pass_refused_codings``: see :func:`coding_refused`)."""
         self.handler = handler
         self.host = host
         self.port = port
@@ -648,6 +681,7 @@ class HTTPServer:
         self.max_connections = max_connections
         self.max_discard = max_discard
         self.backlog = backlog
+        self.pass_refused_codings = pass_refused_codings
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
 

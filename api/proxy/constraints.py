@@ -225,13 +225,19 @@ def check_content_length(headers: Mapping[str, str], limits: Limits) -> int | No
     """Return the announced body length (``None`` when chunked).
 
     Raises:
-        HTTPError: 411 without a length, 400 on a bad one, 413 when too large.
+        HTTPError: 411 without a length, 400 on a bad one, 413 when too large;
+            for a ``Transfer-Encoding`` other than ``chunked``, as Swift: 501 for
+            several codings (``gzip, chunked``), 400 for another single one.
     """
-    te = headers.get("transfer-encoding", "").lower()
+    te = headers.get("transfer-encoding", "")
     cl = headers.get("content-length")
     if te:
-        if te != "chunked":
-            raise HTTPError(501, "Not Implemented: unsupported transfer encoding")
+        codings = te.split(",")
+        if len(codings) > 1:
+            raise HTTPError(501, "Unsupported Transfer-Coding header value specified "
+                                 "in Transfer-Encoding header")
+        if codings[0].strip().lower() != "chunked":
+            raise HTTPError(400, "Invalid Transfer-Encoding header value")
         return None
     if cl is None:
         raise HTTPError(411, "Length Required: missing Content-Length header.")

@@ -1,10 +1,10 @@
-"""The proxy on nubis' own HTTP/1.1 server (``[proxy] frontend = "native"``).
+"""The proxy on nubis' own HTTP/1.1 server (``[proxy] frontend = "native"``, the default).
 
 :class:`NativeFrontEnd` adapts :class:`~nubis.common.httpserver.Request` /
 ``Response`` to the framework-free core of :class:`~nubis.api.proxy.app.ProxyApp`
-(``make_context`` -> ``respond`` -> ``final_headers``). The default front end is
+(``make_context`` -> ``respond`` -> ``final_headers``). The other front end is
 the ASGI app of :func:`~nubis.api.proxy.app.build_app` (Falcon on uvicorn); both
-give clients the same answers.
+give clients the same answers, except that it lowercases header names.
 
 PERF: uvicorn + Falcon cost the proxy about a third of its CPU per small
 request and wrote every response with two ``send`` calls; the native server
@@ -98,7 +98,7 @@ class NativeFrontEnd:
         """Return an (unstarted) HTTP server for this front-end."""
         return HTTPServer(self.handle, host, port, max_header_size=MAX_HEAD_BYTES,
                           max_header_count=MAX_HEADER_COUNT, keepalive_timeout=75.0,
-                          body_timeout=self.timeout)
+                          body_timeout=self.timeout, pass_refused_codings=True)
 
     async def handle(self, req: Request) -> Response:
         """Answer one client request."""

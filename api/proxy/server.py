@@ -171,26 +171,47 @@ def utf8_httptools_protocol() -> type[Any]:
     llhttp, which refuses them, parses the line. Bytes sent after a complete
     request that do not parse as one (the body of a ``PUT`` without
     ``Content-Length``) close the connection after that request's answer (411)
-    instead of replacing it with a 400, as in nubis' own server.
+    instead of replacing it with a 400, as in nubis' own server. A request whose
+    ``Transfer-Encoding`` is not plain ``chunked`` reaches the app with an empty
+    body (Swift answers 501 or 400) and the connection closes after its answer
+    (:func:`~nubis.common.httpserver.coding_refused`).
     """
-    from nubis.common.httpserver import RequestLines
+    from nubis.common.httpserver import RequestLines, coding_refused
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class Utf8HttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.request_lines = RequestLines()
+            self.codings: list[bytes] = []
+            self.unframed: Any = None  # the cycle of a refused transfer coding
 
         def data_received(self, data: bytes) -> None:
             super().data_received(self.request_lines.prepare(data))
 
         def on_message_begin(self) -> None:
             self.request_lines.message_begin()
+            self.codings = []
             super().on_message_begin()
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            if len(name) == 17 and name.lower() == b"transfer-encoding":
+                self.codings.append(value.strip())
+            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self.request_lines.head_complete()
             super().on_headers_complete()
+            if self.codings and coding_refused(b", ".join(self.codings)):
+                cycle = self.unframed = self.cycle
+                cycle.keep_alive = False
+                cycle.more_body = False
+                cycle.message_event.set()
+                self.flow.pause_reading()
+
+        def on_body(self, body: bytes) -> None:
+            if self.cycle is not self.unframed:
+                super().on_body(body)
 
         def on_message_complete(self) -> None:
             self.request_lines.message_complete()
@@ -198,6 +219,9 @@ def utf8_httptools_protocol() -> type[Any]:
 
         def send_400_response(self, msg: str) -> None:
             cycle = self.cycle
+            if self.unframed is not None:
+                self.flow.pause_reading()  # what follows a refused coding: answer, close
+                return
             if (cycle is not None and not cycle.response_complete
                     and self.request_lines.garbage_after()):
                 cycle.keep_alive = False  # answer the request read so far, then close

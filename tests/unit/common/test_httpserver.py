@@ -324,3 +324,36 @@ def test_bytes_after_a_bodyless_put_do_not_replace_its_answer() -> None:
         assert await reader.read() == b""  # closed after the answer
         writer.close()
     uvloop.run(serve(length_required, scenario))
+
+
+def test_refused_codings_reach_the_handler_with_no_body_then_close() -> None:
+    """With ``pass_refused_codings``, Swift's way: no body framed, answer, close."""
+    seen: list[tuple[str, str, bytes]] = []
+
+    async def handler(req: Request) -> Response:
+        body = await req.read()
+        seen.append((req.path, req.headers["transfer-encoding"], body))
+        return Response(501, [], b"unsupported")
+
+    async def scenario(port: int) -> None:
+        for coding in (b"gzip,chunked", b"gzip"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            # Chunk-like bytes, then a request that must never run.
+            writer.write(b"PUT /te HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: " + coding
+                         + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n"
+                         b"Host: h\r\n\r\n")
+            status, headers, body = await read_response(reader)
+            assert (status, body, headers["connection"]) == (501, b"unsupported", "close")
+            assert await reader.read() == b""
+            writer.close()
+        # Bytes that are no chunks at all do not replace the handler's answer.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT /raw HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n"
+                     b"\r\n" + bytes(range(256)))
+        status, _, body = await read_response(reader)
+        assert (status, body) == (501, b"unsupported")
+        assert await reader.read() == b""
+        writer.close()
+    uvloop.run(serve(handler, scenario, pass_refused_codings=True))
+    assert seen == [("/te", "gzip,chunked", b""), ("/te", "gzip", b""),
+                    ("/raw", "gzip, chunked", b"")]

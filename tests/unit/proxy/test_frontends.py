@@ -55,13 +55,19 @@ async def _raw_path_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     names = {k for k, _ in scope["headers"]}
     status = 411 if scope["method"] == "PUT" and b"content-length" not in names else 200
+    if b"transfer-encoding" in names:  # a refused coding: the body is empty
+        status = 501 if body == b"" else 500
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", str(len(scope["raw_path"])).encode())]})
     await send({"type": "http.response.body", "body": scope["raw_path"]})
 
 
 def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
-    """uvicorn's protocol of the ASGI front end escapes raw UTF-8 like the native server."""
+    """uvicorn's protocol of the ASGI front end escapes raw UTF-8 like the native server.
+
+    It also hands a request with a refused transfer coding to the app with an
+    empty body and closes the connection after the answer.
+    """
     import uvicorn
 
     async def main() -> None:
@@ -86,6 +92,16 @@ def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 411")
             writer.close()
+            for coding, rest in ((b"gzip,chunked", bytes(range(256))), (b"gzip", b"abc"),
+                                 (b"gzip, chunked", b"3\r\nabc\r\n0\r\n\r\n"
+                                                    b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"PUT /v1/a/c/o HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                             + coding + b"\r\n\r\n" + rest)
+                answer = await reader.read()  # closed after the one answer
+                assert answer.startswith(b"HTTP/1.1 501"), (coding, answer)
+                assert answer.count(b"HTTP/1.1") == 1, (coding, answer)
+                writer.close()
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 10)
