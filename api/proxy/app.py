@@ -4,9 +4,9 @@ One sink receives every request: it splits the raw path into version /
 account / container / object, authenticates (token chain or TempURL), calls
 the right controller and turns whatever it returns or raises into a response.
 That last step (:meth:`ProxyApp.respond`) is the only place exceptions become
-HTTP answers. :func:`build_app` wraps the core as a Falcon ASGI app (on uvicorn,
-``[proxy] frontend = "asgi"``); :mod:`nubis.api.proxy.native` serves the same core
-on nubis' own HTTP server (``native``, the default). Both refuse oversized
+HTTP answers. :func:`build_app` wraps the core as a Falcon ASGI app (the default
+front end, on uvicorn); :mod:`nubis.api.proxy.native` serves the same core on
+nubis' own HTTP server (``[proxy] frontend = "native"``). Both refuse oversized
 heads with :func:`head_problem` before anything reads a body.
 """
 

@@ -1,10 +1,10 @@
-"""The proxy on nubis' own HTTP/1.1 server (``[proxy] frontend = "native"``, the default).
+"""The proxy on nubis' own HTTP/1.1 server (``[proxy] frontend = "native"``).
 
 :class:`NativeFrontEnd` adapts :class:`~nubis.common.httpserver.Request` /
 ``Response`` to the framework-free core of :class:`~nubis.api.proxy.app.ProxyApp`
-(``make_context`` -> ``respond`` -> ``final_headers``). The other front end is
+(``make_context`` -> ``respond`` -> ``final_headers``). The default front end is
 the ASGI app of :func:`~nubis.api.proxy.app.build_app` (Falcon on uvicorn); both
-give clients the same answers, except that it lowercases header names.
+give clients the same answers.
 
 PERF: uvicorn + Falcon cost the proxy about a third of its CPU per small
 request and wrote every response with two ``send`` calls; the native server

@@ -101,7 +101,7 @@ class Cloud:
         return nubis("down", "--state-dir", str(self.state), "--timeout", "5")
 
 
-def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "native",
+def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
                 extra_config: str = "", test_image: bool = False,
                 section_lines: dict[str, str] | None = None) -> Cloud:
     """Write a config with free ports into ``state`` and run ``nubis up``.

@@ -1,7 +1,7 @@
 """A session-wide all-in-one cloud for the proxy's functional tests.
 
 Every test runs against both proxy front ends: the Falcon ASGI app on uvicorn
-(``[proxy] frontend = "asgi"``) and nubis' own HTTP server (``native``, the default).
+(the default) and nubis' own HTTP server (``[proxy] frontend = "native"``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from tests.functional.proxy.cloud import Cloud, start_cloud
 
 
-@pytest.fixture(scope="session", params=["native", "asgi"])
+@pytest.fixture(scope="session", params=["asgi", "native"])
 def cloud(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     c = start_cloud(tmp_path_factory.mktemp("nubis-cloud"), frontend=str(request.param))
