@@ -45,9 +45,11 @@ from nubis.common.policies import ECPolicy
 #: Bodies up to this size are buffered on GET instead of streamed.
 SMALL_GET = 64 * 1024
 
-#: Request headers copied onto the stored object.
+#: Request headers copied onto the stored object (Swift's object server
+#: ``allowed_headers`` default, with the content type).
 _STORED = ("content-type", "content-disposition", "content-encoding", "x-delete-at",
-           "x-object-manifest", "x-static-large-object")
+           "x-object-manifest", "x-static-large-object", "cache-control", "content-language",
+           "expires", "x-robots-tag")
 
 
 async def container_of(ctx: ObjectCtx) -> Info:

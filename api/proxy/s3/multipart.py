@@ -41,6 +41,9 @@ MARKER_TYPE = "application/x-nubis-s3-upload"
 MIN_PART = 5 * 1024 * 1024
 MAX_PARTS = 10000
 XML = {"Content-Type": "application/xml"}
+#: Headers of CreateMultipartUpload the completed object keeps (as Swift's s3api).
+KEPT = ("content-encoding", "content-language", "content-disposition", "expires",
+        "cache-control", "x-robots-tag")
 
 
 def _segments(req: S3Req) -> str:
@@ -321,7 +324,7 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
                          "bytes": part["bytes"], "content_type": "application/octet-stream",
                          "last_modified": http_date(0)})
     s3_etag = f"{md5s.hexdigest()}-{len(wanted)}"
-    meta = {k: v for k, v in marker.items() if k.startswith("x-object-meta-")
+    meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
             and k != "x-object-meta-s3-content-type"}
     meta["content-type"] = marker.get("x-object-meta-s3-content-type", "binary/octet-stream")
     meta["x-static-large-object"] = "True"

@@ -191,6 +191,26 @@ def test_swift_parity_answers(s3cloud: S3Cloud) -> None:
     assert when.microsecond == 0  # whole seconds, as Swift's s3api lists them
 
 
+def test_multipart_keeps_content_headers(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    uid = s3.create_multipart_upload(
+        Bucket=b, Key="mp", ContentType="foo/bar", ContentEncoding="gzip",
+        ContentLanguage="en-US", ContentDisposition="attachment", CacheControl="no-cache",
+        Expires="Thu, 01 Dec 1994 16:00:00 GMT", Metadata={"baz": "quux"})["UploadId"]
+    etag = s3.upload_part(Bucket=b, Key="mp", UploadId=uid, PartNumber=1,
+                          Body=b"z" * 10)["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    head = s3.head_object(Bucket=b, Key="mp")["ResponseMetadata"]["HTTPHeaders"]
+    assert {k: head.get(k) for k in ("content-type", "content-encoding", "content-language",
+                                     "content-disposition", "cache-control", "expires",
+                                     "x-amz-meta-baz")} == {
+        "content-type": "foo/bar", "content-encoding": "gzip", "content-language": "en-US",
+        "content-disposition": "attachment", "cache-control": "no-cache",
+        "expires": "Thu, 01 Dec 1994 16:00:00 GMT", "x-amz-meta-baz": "quux"}
+
+
 def _put_with(s3: Any, bucket: str, headers: dict[str, str]) -> Any:
     """PutObject with extra raw request headers (boto3 has no parameter for them)."""
     def add(request: Any, **_: Any) -> None:
