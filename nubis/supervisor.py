@@ -267,13 +267,22 @@ class Supervisor:
     # -- stop --------------------------------------------------------------
     def stop(self, proc: Process, timeout: float = 10.0) -> bool:
         """Stop ``proc`` and its process group; True if any of it ran."""
-        try:
-            pid = int(self.pid_file(proc).read_text().strip())
-        except (OSError, ValueError):
-            pid = None
-        ran = pid is not None and stop_group(pid, timeout)
-        self.pid_file(proc).unlink(missing_ok=True)
-        return ran
+        return bool(self.stop_all([proc], timeout))
+
+    def stop_all(self, procs: list[Process], timeout: float = 10.0) -> list[Process]:
+        """Stop several processes and their groups at once; return those that ran.
+
+        All are signalled together and share one ``timeout``, so stopping a whole
+        cloud takes about as long as its slowest process, not the sum of all.
+        """
+        pids: dict[Process, int] = {}
+        for proc in procs:
+            with contextlib.suppress(OSError, ValueError):
+                pids[proc] = int(self.pid_file(proc).read_text().strip())
+        ran = stop_groups(set(pids.values()), timeout)
+        for proc in procs:
+            self.pid_file(proc).unlink(missing_ok=True)
+        return [proc for proc in procs if pids.get(proc) in ran]
 
     def status(self, procs: list[Process]) -> list[ProcessStatus]:
         """Return the status of every process."""
@@ -292,66 +301,81 @@ def hold_path(state_dir: Path, label: str) -> Path:
 
 
 def stop_by_pid_files(run_dir: Path, timeout: float = 10.0) -> list[str]:
-    """Stop every process group named by a pid file (no config needed).
+    """Stop every process group named by a pid file, all at once (no config needed).
 
     Used by ``nubis down`` when the config file cannot be read any more, and
     for the watchdog's own pid file.
     """
-    stopped = []
-    for pid_file in sorted(run_dir.glob("*.pid")):
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            pid = None
-        if pid is not None and stop_group(pid, timeout):
-            stopped.append(pid_file.stem)
+    pids: dict[str, int] = {}
+    files = sorted(run_dir.glob("*.pid"))
+    for pid_file in files:
+        with contextlib.suppress(OSError, ValueError):
+            pids[pid_file.stem] = int(pid_file.read_text().strip())
+    ran = stop_groups(set(pids.values()), timeout)
+    for pid_file in files:
         pid_file.unlink(missing_ok=True)
-    return stopped
+    return [label for label, pid in pids.items() if pid in ran]
 
 
 def stop_group(pgid: int, timeout: float = 10.0) -> bool:
     """Stop the nubis processes of process group ``pgid`` (SIGTERM, then SIGKILL).
 
-    Only processes that are ``python -m nubis ...`` and in that group are
-    signalled, so a reused pid never hits a stranger. The group leader may be
-    gone already (orphaned workers of a killed server are still found).
-
     Returns:
         Whether any process of the group was running.
     """
-    members = group_members(pgid)
+    return bool(stop_groups({pgid}, timeout))
+
+
+def stop_groups(pgids: set[int], timeout: float = 10.0) -> set[int]:
+    """Stop the nubis processes of several process groups (SIGTERM, then SIGKILL).
+
+    Only processes that are ``python -m nubis ...`` and in one of those groups are
+    signalled, so a reused pid never hits a stranger. A group leader may be
+    gone already (orphaned workers of a killed server are still found). Every
+    group is signalled at once and ``timeout`` bounds the wait of all of them.
+
+    Returns:
+        The groups that had a running process.
+    """
+    by_group = group_members(pgids)
+    members = [pid for pids in by_group.values() for pid in pids]
     if not members:
-        return False
+        return set()
     for pid in members:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(p) for p in members):
         time.sleep(0.05)
-    for pid in group_members(pgid):
+    # Again by group: a process forked after the first look is stopped too.
+    left = [pid for pids in group_members(pgids).values() for pid in pids]
+    for pid in left:
         _signal(pid, signal.SIGKILL)
     for _ in range(100):
-        if not any(_alive(p) for p in members):
+        if not any(_alive(p) for p in {*members, *left}):
             break
         time.sleep(0.05)
-    return True
+    return set(by_group)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Return the live nubis processes whose process group is ``pgid``."""
-    out = []
+def group_members(pgids: set[int]) -> dict[int, list[int]]:
+    """Return the live nubis processes of each of the process groups ``pgids`` that has any."""
+    out: dict[int, list[int]] = {}
+    if not pgids:
+        return out
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         try:
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) != pgid or stat[0] == "Z":
+            pgid = int(stat[2])
+            if pgid not in pgids or stat[0] == "Z":
                 continue
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError, ValueError):
             continue
         if b"nubis" in argv:
-            out.append(pid)
+            out.setdefault(pgid, []).append(pid)
     return out
 
 

@@ -44,9 +44,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"stopped {label}")
         return 0
     sup, procs = open_supervisor(state)
-    # Stop the front ends first, the storage servers last.
-    for proc in sorted(procs, key=lambda p: p.node is not None):
-        if sup.stop(proc, args.timeout):
+    # The front ends first, then the storage nodes' processes; each set all at once.
+    for tier in ([p for p in procs if p.node is None], [p for p in procs if p.node is not None]):
+        for proc in sup.stop_all(tier, args.timeout):
             print(f"stopped {proc.label}")
     # Whatever else a pid file names (a daemon no longer in the plan).
     for label in stop_by_pid_files(state / "run", args.timeout):
@@ -65,8 +65,7 @@ def _stop_some(state: object, labels: list[str], timeout: float) -> int:
               f"(one of: {', '.join(by_label)})", file=sys.stderr)
         return 2
     for name in labels:
-        proc = by_label[name]
-        sup.hold(proc)
-        if sup.stop(proc, timeout):
-            print(f"stopped {name} (held until `nubis up`)")
+        sup.hold(by_label[name])
+    for proc in sup.stop_all([by_label[name] for name in labels], timeout):
+        print(f"stopped {proc.label} (held until `nubis up`)")
     return 0

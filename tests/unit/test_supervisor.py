@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import tomllib
 from pathlib import Path
 
 from nubis import defaults
 from nubis.settings import load_config
-from nubis.supervisor import Process, Supervisor, health_ok, plan
+from nubis.supervisor import Process, Supervisor, health_ok, plan, stop_groups
 from tests.ports import free_port
 
 
@@ -87,3 +90,31 @@ def test_garbled_health_answer_is_unhealthy_not_a_crash() -> None:
         t.start()
         assert health_ok(Process("proxy", None, "127.0.0.1", port)) is False
         t.join(5)
+
+
+def _session(code: str) -> subprocess.Popen[bytes]:
+    """Start ``python -c code nubis`` in its own session (``nubis`` marks it as ours)."""
+    return subprocess.Popen([sys.executable, "-c", code, "nubis"], start_new_session=True,
+                            stdout=subprocess.PIPE)
+
+
+def test_stop_groups_stops_every_group_at_once() -> None:
+    """One call stops several groups: the polite ones on SIGTERM, one ignoring it killed."""
+    ready = "print('ready', flush=True); time.sleep(60)"
+    polite = [_session(f"import time; {ready}") for _ in range(3)]
+    stubborn = _session("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                        + ready)
+    procs = [*polite, stubborn]
+    try:
+        for p in procs:  # each has its handlers and argv in place
+            assert p.stdout is not None and p.stdout.readline() == b"ready\n"
+        ran = stop_groups({p.pid for p in procs} | {2**22 + 1}, timeout=0.5)
+        assert ran == {p.pid for p in procs}
+        # stop_groups reaps its own children while it waits: gone from /proc
+        assert not [p.pid for p in procs if Path(f"/proc/{p.pid}").exists()]
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            with contextlib.suppress(ChildProcessError):
+                p.wait(5)
