@@ -125,7 +125,11 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
         conf.write_text(conf.read_text().replace(f"[{section}]\n",
                                                  f"[{section}]\n{lines}\n", 1))
     cloud = Cloud(state, load_config(state / "nubis.toml"))
-    proc = cloud.up(test_image)
+    try:
+        proc = cloud.up(test_image)
+    except BaseException:  # timed out or interrupted: leave no daemons behind
+        cloud.down()
+        raise
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
                          for p in sorted((state / "log").glob("*.log")))
