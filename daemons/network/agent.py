@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ class NetworkAgent(Daemon):
         self.proxy = MetadataProxy(Upstream.parse(cfg.compute_url, cfg.compute_token),
                                    self.lookup, self.http) if cfg.metadata else None
         self.fresh = True
+        #: The state last reconciled in full, and when (monotonic seconds).
+        self.applied: tuple[bytes, float] | None = None
 
     def lookup(self, subnet_id: str, ip: str) -> str | None:
         """Return the instance behind a guest address on a subnet (metadata requests)."""
@@ -81,7 +84,13 @@ class NetworkAgent(Daemon):
         return doc
 
     async def run_once(self) -> dict[str, int]:
-        """Do one reconcile pass (netlink and processes on a worker thread)."""
+        """Do one reconcile pass (netlink and processes on a worker thread).
+
+        A pass whose state equals the last one reconciled, with every dnsmasq
+        alive, changes nothing and is skipped, up to ``resync_interval`` after
+        the last full pass. PERF: an idle cloud's agent rebuilt every 2 s (~4-8 %
+        of a core, pyroute2 forking a helper per namespace call); measured with /proc.
+        """
         try:
             state = await self.fetch()
         except AgentError as exc:  # the api process starting or restarting: next pass
@@ -91,6 +100,9 @@ class NetworkAgent(Daemon):
                           for n in state["networks"] for p in n["ports"]
                           if p["device_owner"].startswith("compute:")
                           for ip in p["fixed_ips"]}
+        key = json.dumps(state, sort_keys=True).encode()
+        if self._unchanged(key):
+            return {"unchanged": 1}
         # pyroute2's synchronous sockets run their own event loop: never on this thread.
         stats, served, gone = await asyncio.to_thread(self.reconcile, state)
         if self.proxy is not None:
@@ -98,7 +110,16 @@ class NetworkAgent(Daemon):
                 await self.proxy.stop(subnet_id)
             for subnet_id, namespace in served:
                 await self.proxy.ensure(subnet_id, namespace)
+        self.applied = (key, time.monotonic())
         return stats
+
+    def _unchanged(self, key: bytes) -> bool:
+        """Tell whether the last full pass applied ``key`` recently and still holds."""
+        if self.applied is None or self.applied[0] != key:
+            return False
+        if time.monotonic() - self.applied[1] >= self.cfg.resync_interval:
+            return False
+        return self.dhcp.all_running()
 
     def reconcile(self, state: dict[str, Any]) -> tuple[
             dict[str, int], list[tuple[str, str]], list[str]]:

@@ -14,6 +14,10 @@ class NetworkAgentConfig:
     enabled: bool = True
     #: Seconds between reconcile passes.
     interval: float = field(default=2.0, metadata=check(positive))
+    #: Seconds after which a pass rebuilds even when the API's state is unchanged
+    #: (repairs devices removed behind the agent's back; a dead dnsmasq and any
+    #: state change are handled on the next pass).
+    resync_interval: float = field(default=30.0, metadata=check(positive))
     #: Base URL of the network API (``.../network``); empty: this cloud's ``nubis api``.
     network_url: str = ""
     #: The agents' shared service token (resolved by the CLI layer when empty).

@@ -145,6 +145,10 @@ class DhcpServers:
             _terminate(stale, timeout)
         return ran
 
+    def all_running(self) -> bool:
+        """Tell whether every dnsmasq this agent started still runs."""
+        return all(proc.poll() is None for proc in self.procs.values())
+
     def known(self) -> list[str]:
         """Return every subnet with a dnsmasq directory (running or left over)."""
         if not self.root.is_dir():
