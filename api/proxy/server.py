@@ -163,6 +163,46 @@ def _serve_uvicorn(settings: ProxySettings, sock: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+class SwiftCaseHead:
+    """Write a response head's header names in Swift's case, the rest unchanged.
+
+    Swift (swob's ``HeaderKeyDict``) title-cases every response header name
+    (``X-Object-Meta-Color``); uvicorn lowercases them. This view of the
+    connection's transport rewrites the first write that is not
+    ``100 Continue``, which is uvicorn's whole response head, and passes every
+    later write (the body) through untouched.
+    """
+
+    __slots__ = ("_transport", "_head_sent")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._head_sent = False
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``, title-casing header names if it is the response head."""
+        if not self._head_sent and not data.startswith(CONTINUE_LINE):
+            self._head_sent = True
+            data = title_case_head(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+CONTINUE_LINE = b"HTTP/1.1 100 "
+
+
+def title_case_head(head: bytes) -> bytes:
+    """Return an HTTP response head with each header name title-cased."""
+    lines = head.split(b"\r\n")
+    for i in range(1, len(lines)):
+        name, sep, value = lines[i].partition(b":")
+        if sep:
+            lines[i] = name.title() + sep + value
+    return b"\r\n".join(lines)
+
+
 def utf8_httptools_protocol() -> type[Any]:
     """Return uvicorn's httptools protocol that accepts raw UTF-8 in request lines.
 
@@ -202,6 +242,7 @@ def utf8_httptools_protocol() -> type[Any]:
         def on_headers_complete(self) -> None:
             self.request_lines.head_complete()
             super().on_headers_complete()
+            self.cycle.transport = SwiftCaseHead(self.transport)
             if self.codings and coding_refused(b", ".join(self.codings)):
                 cycle = self.unframed = self.cycle
                 cycle.keep_alive = False

@@ -13,7 +13,7 @@ import uvloop
 from nubis.api.proxy.app import build_app, build_proxy
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.native import NativeFrontEnd
-from nubis.api.proxy.server import utf8_httptools_protocol
+from nubis.api.proxy.server import SwiftCaseHead, utf8_httptools_protocol
 from nubis.common.httpclient import HTTPClient
 
 
@@ -86,6 +86,7 @@ def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
             writer.write("GET /v1/a/\u00e9\u2603 HTTP/1.1\r\nHost: h\r\n\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200")
+            assert b"\r\nContent-Length: " in head  # Swift's case, not uvicorn's
             assert await reader.readexactly(len(b"/v1/a/%C3%A9%E2%98%83")) \
                 == b"/v1/a/%C3%A9%E2%98%83"
             writer.write(b"PUT /v1/a/c/o HTTP/1.1\r\nHost: h\r\n\r\ntesting")
@@ -107,3 +108,30 @@ def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
             await asyncio.wait_for(task, 10)
 
     uvloop.run(main())
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_swift_case_head_title_cases_only_the_response_head() -> None:
+    """The head's names are title-cased; 100 Continue, values and bodies are not touched."""
+    transport = _Transport()
+    view = SwiftCaseHead(transport)
+    view.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    view.write(b"HTTP/1.1 200 OK\r\nx-object-meta-color: blUe\r\n"
+               b"etag: \"a:b\"\r\ncontent-length: 9\r\n\r\n")
+    view.write(b"HTTP/1.1 x")
+    assert transport.written == [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Object-Meta-Color: blUe\r\n"
+        b"Etag: \"a:b\"\r\nContent-Length: 9\r\n\r\n",
+        b"HTTP/1.1 x"]
+    assert view.is_closing() is False
