@@ -173,7 +173,7 @@ class SwiftCaseHead:
     later write (the body) through untouched.
     """
 
-    __slots__ = ("_transport", "_head_sent")
+    __slots__ = ("_head_sent", "_transport")
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
