@@ -180,13 +180,17 @@ for _name, _module, _section, _summary in (
          "verifies stored objects' checksums, quarantines bad ones"),
         ("object-updater", "updater", lambda c: c.object_updater,
          "sends queued container updates (async pendings)"),
-        ("object-expirer", "expirer", lambda c: c.object_expirer,
-         "deletes objects whose X-Delete-At has passed"),
         ("object-reconstructor", "reconstructor", lambda c: c.object_reconstructor,
          "rebuilds missing or corrupt EC fragment archives, reverts handoffs")):
     register(DaemonSpec(_name, f"nubis.daemons.storage.{_module}:run", "background",
                         f"{_summary} (one storage node; $NUBIS_STORAGE_NODE)",
                         _object_daemon(_section)))
+# The expirer also applies S3 lifecycle rules, with the S3 API's code in its process.
+register(DaemonSpec("object-expirer", "nubis.expirerboot:run", "background",
+                    "deletes objects whose X-Delete-At has passed, applies S3 lifecycle rules "
+                    "(one storage node; $NUBIS_STORAGE_NODE)",
+                    lambda c: (c.object_expirer, c.storage, c.cluster, ring_dir(c), c.proxy,
+                               c.tempauth)))
 # Container/account database replicators: one per storage node, like the servers.
 for _kind, _db_section in (("container", lambda c: c.container_replicator),
                            ("account", lambda c: c.account_replicator)):

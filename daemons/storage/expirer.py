@@ -13,16 +13,23 @@ record's own timestamp when that is later. An entry stays in the index until
 this device's DELETE succeeded (the tombstone's commit removes it), so a
 failed deletion is retried by the next pass.
 
-Each pass also walks a slice of each device's records for objects an S3
-bucket lifecycle rule has expired (:mod:`nubis.daemons.storage.lifecycle`)
-and deletes them the same way, at a timestamp just after the record's.
+Each pass also walks a slice of each device's records for what an S3 bucket
+lifecycle rule made due (:mod:`nubis.daemons.storage.lifecycle`): a plain
+object of a never-versioned bucket is deleted the same way, at a timestamp
+just after the record's; the rest (delete markers, noncurrent versions,
+segments, upload parts) goes to the daemon's :class:`Actions`, the S3 API's
+own code run in process (``nubis.expirerboot`` wires it). Lifecycle time is
+the daemon's ``clock`` (``$NUBIS_LIFECYCLE_NOW``, epoch seconds, sets it for a
+test run: rules are judged as at that moment).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +40,7 @@ from nubis.common.httpclient import HTTPClientError
 from nubis.daemons.storage.background import NodeDaemon, run_node_daemon
 from nubis.daemons.storage.config import ExpirerConfig, NodeSettings, StorageConfig
 from nubis.daemons.storage.diskfile import ObjectDevice, ObjectRecord
-from nubis.daemons.storage.lifecycle import LifecycleScanner
+from nubis.daemons.storage.lifecycle import Actions, Due, LifecycleScanner
 from nubis.daemons.storage.protocol import Timestamp
 from nubis.ring.ring import DevDict
 
@@ -48,9 +55,12 @@ class ObjectExpirer(NodeDaemon):
     counters = ("due", "expired", "failures", "lifecycle_scanned", "lifecycle_expired")
 
     def __init__(self, section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
-                 ring_dir: Path, node: NodeSettings) -> None:
+                 ring_dir: Path, node: NodeSettings, actions: Actions | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(section, storage, cluster, ring_dir, node)
         self.conf = section
+        self.actions = actions
+        self.clock = clock
         self.lifecycle = LifecycleScanner(self, self.client, section.lifecycle_batch,
                                           section.lifecycle_cache)
 
@@ -78,15 +88,21 @@ class ObjectExpirer(NodeDaemon):
     async def _lifecycle(self, device: ObjectDevice, sem: asyncio.Semaphore,
                          stats: Counter[str]) -> None:
         """Delete the objects of the device's next slice that S3 lifecycle rules expired."""
-        seen, due = await self.lifecycle.due(device, time.time())
+        now = self.clock()
+        seen, due = await self.lifecycle.due(device, now)
         stats["lifecycle_scanned"] += seen
 
-        async def one(policy: int, rec: ObjectRecord) -> None:
+        async def one(item: Due) -> None:
             async with sem:
-                ok = await self.expire(device, policy, rec, None)
+                if item.simple or self.actions is None:
+                    if item.kind != "current":
+                        return
+                    ok = await self.expire(device, item.policy, item.record, None)
+                else:
+                    ok = await self.actions.apply(item, now)
                 stats["lifecycle_expired" if ok else "failures"] += 1
 
-        await asyncio.gather(*(one(d.policy, d.record) for d in due))
+        await asyncio.gather(*(one(d) for d in due))
 
     async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
                      delete_at: int | None) -> bool:
@@ -131,7 +147,29 @@ class ObjectExpirer(NodeDaemon):
         return resp.status in _SETTLED
 
 
+def lifecycle_clock() -> Callable[[], float]:
+    """Return the lifecycle clock: ``$NUBIS_LIFECYCLE_NOW`` when set, else the real time."""
+    fixed = os.environ.get("NUBIS_LIFECYCLE_NOW", "").strip()
+    if not fixed:
+        return time.time
+    value = float(fixed)
+    return lambda: value
+
+
 def run(section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
-        ring_dir: Path, once: bool = False) -> int:
-    """Daemon entry point (``nubis daemon object-expirer``); node from the environment."""
-    return run_node_daemon(ObjectExpirer, section, storage, cluster, ring_dir, once)
+        ring_dir: Path, once: bool = False,
+        actions: Callable[[], Actions | None] | None = None) -> int:
+    """Daemon entry point (``nubis daemon object-expirer``); node from the environment.
+
+    ``actions`` builds the S3 lifecycle actions in the daemon's process (None: a
+    lifecycle pass only deletes plain objects of unversioned buckets).
+    """
+    clock = lifecycle_clock()
+
+    class Expirer(ObjectExpirer):
+        def __init__(self, section: ExpirerConfig, storage: StorageConfig,
+                     cluster: ClusterConfig, ring_dir: Path, node: NodeSettings) -> None:
+            super().__init__(section, storage, cluster, ring_dir, node,
+                             actions() if actions else None, clock)
+
+    return run_node_daemon(Expirer, section, storage, cluster, ring_dir, once)

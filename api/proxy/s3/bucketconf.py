@@ -10,10 +10,12 @@ replica and drop this worker's cached info.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from nubis.api.proxy import container
 from nubis.api.proxy.base import container_info
-from nubis.api.proxy.context import ContainerCtx
+from nubis.api.proxy.context import ContainerCtx, Resp
 from nubis.api.proxy.s3.auth import content_md5
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req, bytes_body
@@ -56,3 +58,32 @@ async def read_body(req: S3Req) -> bytes:
     if want is not None and hashlib.md5(body).hexdigest() != want:
         raise S3Error("BadDigest")
     return body
+
+
+async def handle(req: S3Req, name: str, parse: Callable[[bytes], Sequence[Any]],
+                 encode: Callable[[Any], str], decode: Callable[[str | None], Sequence[Any]],
+                 render: Callable[[Any], bytes], missing: tuple[str, str]) -> Resp:
+    """Answer Get/Put/Delete of the bucket configuration kept in sysmeta ``name``.
+
+    Args:
+        req: The request.
+        name: The container sysmeta holding the configuration.
+        parse: Checks a PUT document; returns its rules (S3Error when bad).
+        encode: Returns the stored form of rules.
+        decode: Returns the rules of a stored form (empty: none).
+        render: Returns the GET document of rules.
+        missing: The error code and message of a bucket without the configuration.
+    """
+    method = req.ctx.method
+    if method == "GET":
+        rules = decode(await read(req, req.account, name))
+        if not rules:
+            raise S3Error(missing[0], missing[1], 404, {"BucketName": req.bucket})
+        return Resp(200, {"Content-Type": "application/xml"}, render(rules))
+    if method == "PUT":
+        await write(req, name, encode(parse(await read_body(req))))
+        return Resp(200, {})
+    if method == "DELETE":
+        await write(req, name, "")
+        return Resp(204, {})
+    raise S3Error("MethodNotAllowed", extra={"Method": method, "ResourceType": "BUCKET"})

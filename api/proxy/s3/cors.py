@@ -130,21 +130,9 @@ def rules_xml(rules: list[CorsRule]) -> bytes:
 
 async def handle(req: S3Req) -> Resp:
     """Answer Get/Put/DeleteBucketCors."""
-    method = req.ctx.method
-    if method == "GET":
-        rules = decode(await bucketconf.read(req, req.account, SYSMETA))
-        if not rules:
-            raise S3Error("NoSuchCORSConfiguration", "The CORS configuration does not exist",
-                          404, {"BucketName": req.bucket})
-        return Resp(200, {"Content-Type": "application/xml"}, rules_xml(rules))
-    if method == "PUT":
-        rules = parse_rules(await bucketconf.read_body(req))
-        await bucketconf.write(req, SYSMETA, encode(rules))
-        return Resp(200, {})
-    if method == "DELETE":
-        await bucketconf.write(req, SYSMETA, "")
-        return Resp(204, {})
-    raise S3Error("MethodNotAllowed", extra={"Method": method, "ResourceType": "BUCKET"})
+    return await bucketconf.handle(req, SYSMETA, parse_rules, encode, decode, rules_xml,
+                                   ("NoSuchCORSConfiguration",
+                                    "The CORS configuration does not exist"))
 
 
 def _answer(rule: CorsRule, origin: str, method: str, headers: dict[str, str]) -> None:

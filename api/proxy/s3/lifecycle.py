@@ -1,12 +1,13 @@
 """Bucket lifecycle expiration: Put/Get/DeleteBucketLifecycleConfiguration.
 
-The rules (``Expiration`` with ``Days`` or ``Date``, filtered by prefix, tags
-and size, ``Status`` Enabled or Disabled) are parsed and checked here with
-S3's errors, then stored as container sysmeta in the form of
-:mod:`nubis.api.shared.s3lifecycle`; the object expirer applies them (see
-:mod:`nubis.daemons.storage.lifecycle`). Actions nubis does not carry out
-(transitions, noncurrent versions, incomplete uploads, delete markers) are
-refused with ``NotImplemented`` rather than stored and ignored.
+The rules (``Expiration`` with ``Days``, ``Date`` or ``ExpiredObjectDeleteMarker``,
+``NoncurrentVersionExpiration``, ``AbortIncompleteMultipartUpload``; filtered
+by prefix, tags and size; ``Status`` Enabled or Disabled) are parsed and
+checked here with S3's errors, then stored as container sysmeta in the form
+of :mod:`nubis.api.shared.s3lifecycle`; the object expirer applies them (see
+:mod:`nubis.daemons.storage.lifecycle` and :mod:`nubis.api.proxy.s3.lifecycle_apply`).
+Storage-class transitions (nubis has one class) are refused with S3's
+``NotImplemented`` rather than stored and ignored.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from nubis.api.shared.s3lifecycle import DAY, SYSMETA, Rule, decode, encode
 
 MAX_RULES = 1000
 MAX_ID = 255
-_UNSUPPORTED = ("Transition", "NoncurrentVersionTransition", "NoncurrentVersionExpiration",
-                "AbortIncompleteMultipartUpload")
+#: Storage-class transitions: nubis has one storage class, so they are refused (501).
+_UNSUPPORTED = ("Transition", "NoncurrentVersionTransition")
 _FILTER_KEYS = ("Prefix", "Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
 
 
@@ -89,24 +90,58 @@ def _date(value: str) -> int:
     return epoch
 
 
-def _expiration(rule: ET.Element) -> dict[str, int | None]:
-    """Return the ``days``/``date`` of a rule's ``Expiration`` (InvalidRequest: no action)."""
-    for name in _UNSUPPORTED:
-        if rule.find(name) is not None:
-            raise S3Error("NotImplemented", f"Lifecycle action {name} is not implemented",
-                          501)
-    exp = rule.find("Expiration")
-    if exp is None:
-        raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
-    if exp.find("ExpiredObjectDeleteMarker") is not None:
-        raise S3Error("NotImplemented", "ExpiredObjectDeleteMarker is not implemented", 501)
-    days, date = _int(exp, "Days"), text(exp, "Date")
-    if (days is None) == (date is None):
+def _days(node: ET.Element, name: str, what: str) -> int:
+    value = _int(node, name)
+    if value is None:
         raise S3Error("MalformedXML")
+    if value <= 0:
+        raise S3Error("InvalidArgument", f"'{name}' for {what} action must be a positive "
+                      "integer")
+    return value
+
+
+def _expiration(exp: ET.Element) -> dict[str, object]:
+    """Return the fields of an ``Expiration`` (Days, Date or ExpiredObjectDeleteMarker)."""
+    days, date = _int(exp, "Days"), text(exp, "Date")
+    marker = text(exp, "ExpiredObjectDeleteMarker")
+    given = sum(x is not None for x in (days, date, marker))
+    if given != 1:
+        raise S3Error("MalformedXML")
+    if marker is not None:
+        if marker.strip().lower() not in ("true", "false"):
+            raise S3Error("MalformedXML")
+        return {"marker": marker.strip().lower() == "true"}
     if days is not None and days <= 0:
         raise S3Error("InvalidArgument", "'Days' for Expiration action must be a positive "
                       "integer")
     return {"days": days, "date": _date(date) if date is not None else None}
+
+
+def _actions(rule: ET.Element, tagged: bool) -> dict[str, object]:
+    """Return a rule's action fields (InvalidRequest: none; NotImplemented: transitions)."""
+    for name in _UNSUPPORTED:
+        if rule.find(name) is not None:
+            raise S3Error("NotImplemented", f"Lifecycle action {name} is not implemented "
+                          "(nubis has one storage class)", 501)
+    out: dict[str, object] = {}
+    exp = rule.find("Expiration")
+    if exp is not None:
+        out.update(_expiration(exp))
+    nve = rule.find("NoncurrentVersionExpiration")
+    if nve is not None:
+        if nve.find("NewerNoncurrentVersions") is not None:
+            raise S3Error("NotImplemented", "NewerNoncurrentVersions is not implemented", 501)
+        out["noncurrent_days"] = _days(nve, "NoncurrentDays", "NoncurrentVersionExpiration")
+    abort = rule.find("AbortIncompleteMultipartUpload")
+    if abort is not None:
+        if tagged:
+            raise S3Error("InvalidRequest", "Tag-based filter cannot be used with "
+                          "AbortIncompleteMultipartUpload action")
+        out["abort_days"] = _days(abort, "DaysAfterInitiation",
+                                  "AbortIncompleteMultipartUpload")
+    if not out:
+        raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
+    return out
 
 
 def parse_rules(body: bytes) -> list[Rule]:
@@ -125,7 +160,8 @@ def parse_rules(body: bytes) -> list[Rule]:
         status = text(node, "Status")
         if status not in ("Enabled", "Disabled"):
             raise S3Error("MalformedXML")
-        fields = {**_filter(node), **_expiration(node)}
+        filt = _filter(node)
+        fields = {**filt, **_actions(node, bool(filt.get("tags")))}
         rules.append(Rule(id=rid, enabled=status == "Enabled", **fields))  # type: ignore[arg-type]
     if len({r.id for r in rules}) != len(rules):
         raise S3Error("InvalidArgument", "Rule ID must be unique. Found same ID for more "
@@ -150,12 +186,28 @@ def _filter_xml(r: Rule) -> str:
     return f"<Filter>{inner}</Filter>"
 
 
+def _actions_xml(r: Rule) -> str:
+    out = ""
+    if r.days is not None:
+        out += f"<Expiration>{el('Days', r.days)}</Expiration>"
+    elif r.date is not None:
+        out += f"<Expiration>{el('Date', iso(r.date))}</Expiration>"
+    elif r.marker:
+        out += f"<Expiration>{el('ExpiredObjectDeleteMarker', 'true')}</Expiration>"
+    if r.noncurrent_days is not None:
+        out += ("<NoncurrentVersionExpiration>"
+                f"{el('NoncurrentDays', r.noncurrent_days)}</NoncurrentVersionExpiration>")
+    if r.abort_days is not None:
+        out += ("<AbortIncompleteMultipartUpload>"
+                f"{el('DaysAfterInitiation', r.abort_days)}</AbortIncompleteMultipartUpload>")
+    return out
+
+
 def rules_xml(rules: list[Rule]) -> bytes:
     """Return the ``LifecycleConfiguration`` document of stored rules."""
     parts = []
     for r in rules:
-        action = el("Days", r.days) if r.days is not None else el("Date", iso(r.date or 0))
-        parts.append(f"<Rule><Expiration>{action}</Expiration>{el('ID', r.id)}"
+        parts.append(f"<Rule>{_actions_xml(r)}{el('ID', r.id)}"
                      f"{_filter_xml(r)}{el('Status', 'Enabled' if r.enabled else 'Disabled')}"
                      "</Rule>")
     return doc("LifecycleConfiguration", parts)
@@ -163,18 +215,6 @@ def rules_xml(rules: list[Rule]) -> bytes:
 
 async def handle(req: S3Req) -> Resp:
     """Answer Get/Put/DeleteBucketLifecycleConfiguration."""
-    method = req.ctx.method
-    if method == "GET":
-        rules = decode(await bucketconf.read(req, req.account, SYSMETA))
-        if not rules:
-            raise S3Error("NoSuchLifecycleConfiguration", "The lifecycle configuration does "
-                          "not exist", 404, {"BucketName": req.bucket})
-        return Resp(200, {"Content-Type": "application/xml"}, rules_xml(rules))
-    if method == "PUT":
-        rules = parse_rules(await bucketconf.read_body(req))
-        await bucketconf.write(req, SYSMETA, encode(rules))
-        return Resp(200, {})
-    if method == "DELETE":
-        await bucketconf.write(req, SYSMETA, "")
-        return Resp(204, {})
-    raise S3Error("MethodNotAllowed", extra={"Method": method, "ResourceType": "BUCKET"})
+    return await bucketconf.handle(req, SYSMETA, parse_rules, encode, decode, rules_xml,
+                                   ("NoSuchLifecycleConfiguration",
+                                    "The lifecycle configuration does not exist"))

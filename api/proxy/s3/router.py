@@ -184,9 +184,6 @@ class S3Api:
             return await multipart.create(req)
         if "acl" in q and method in ("GET", "PUT"):
             return await acl.object_acl(req)
-        version = q.get("versionId")
-        if version is not None and version != "null" and "tagging" in q:
-            raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
         if "tagging" in q and method in ("GET", "PUT", "DELETE"):
             return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:

@@ -5,6 +5,9 @@ JSON pairs), set by ``x-amz-tagging`` on PutObject or by PutObjectTagging (a
 metadata POST carrying the object's other stored metadata unchanged). A
 bucket's tag set is metadata of its entry in the bucket registry (the system
 account's object naming the bucket), so Swift users of the account cannot edit it.
+With ``versionId`` the tags are those of that version (its data object in the
+bucket's versions container; the current version's link carries a copy, which
+the expirer's lifecycle filters read); a delete marker has none (405).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 
+from nubis.api.proxy import objver, symlink
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import policy_of
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.request import S3Req
+from nubis.api.proxy.s3.request import S3Req, drain
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
 from nubis.api.proxy.transfer import container_of, fetch, to_all
 
@@ -93,6 +98,9 @@ async def object_tagging(req: S3Req, octx: ObjectCtx) -> Resp:
     info = await container_of(octx)
     if not info.exists:
         raise S3Error("NoSuchBucket")
+    version = versioning.requested(req)
+    if version is not None and version != "null":
+        return await _version_tagging(req, octx, info, version)
     await req.swift("HEAD", req.bucket, req.key)  # access check, NoSuchKey
     got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
     if isinstance(got, Reply):
@@ -113,6 +121,50 @@ async def object_tagging(req: S3Req, octx: ObjectCtx) -> Resp:
     if not any(200 <= r.status < 300 for r in replies):
         raise S3Error("ServiceUnavailable")
     return Resp(204 if method == "DELETE" else 200, {})
+
+
+async def _new_value(req: S3Req) -> str:
+    """Return the stored tag set a Put/DeleteObjectTagging asks for."""
+    method = req.ctx.method
+    if method == "PUT":
+        return encode(tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_OBJECT_TAGS))
+    if method == "DELETE":
+        return ""
+    raise S3Error("MethodNotAllowed")
+
+
+async def _version_tagging(req: S3Req, octx: ObjectCtx, info: Info, version: str) -> Resp:
+    """Answer Get/Put/DeleteObjectTagging of one version (``versionId``)."""
+    await versioning.check_version(req, req.bucket, req.key, version)
+    try:  # access check; NoSuchVersion, or 405 for a delete marker
+        await drain((await req.swift("HEAD", req.bucket, req.key,
+                                     query={"version-id": version})).body)
+    except HTTPError as exc:
+        raise versioning.read_error(exc, req, version) from None
+    vcont = objver.vcont_of(info)
+    vctx = ObjectCtx.of(octx, container=vcont, obj=objver.version_object(req.key, version))
+    vinfo = await container_of(vctx)
+    got = await fetch(vctx, req.account, vcont, vctx.obj, policy_of(vinfo), "HEAD")
+    if isinstance(got, Reply):
+        raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
+    await got.release()
+    stored = {k.lower(): v for k, v in got.headers.items()}
+    out = {versioning.VERSION_HEADER: version}
+    if req.ctx.method == "GET":
+        return Resp(200, {**XML, **out}, tagging_xml(stored.get(OBJECT_META)))
+    value = await _new_value(req)
+    replies = await to_all(vctx, vinfo, "POST", {**_kept(stored), OBJECT_META: value,
+                                                 **objver.ALLOW})
+    if not any(200 <= r.status < 300 for r in replies):
+        raise S3Error("ServiceUnavailable")
+    link = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
+    if not isinstance(link, Reply):
+        await link.release()
+        lhead = {k.lower(): v for k, v in link.headers.items()}
+        target = urllib.parse.unquote(lhead.get(symlink.TARGET, ""))
+        if lhead.get(objver.SYSMETA_SYMLINK) == "true" and target == f"{vcont}/{vctx.obj}":
+            await to_all(octx, info, "POST", {**_kept(lhead), OBJECT_META: value})
+    return Resp(204 if req.ctx.method == "DELETE" else 200, out)
 
 
 def _kept(stored: Mapping[str, str]) -> dict[str, str]:

@@ -190,19 +190,33 @@ def test_lifecycle_bad_input(s3cloud: S3Cloud) -> None:
     assert r.status_code == 400 and _raw_code(r) == "MalformedXML"  # neither Filter nor Prefix
 
 
-def _expirer_pass(s3cloud: S3Cloud) -> None:
-    """Run one pass of the object expirer on every storage node of the cloud."""
+def expirer_pass(s3cloud: S3Cloud, now: float | None = None) -> None:
+    """Run one pass of the object expirer on every storage node of the cloud (in parallel).
+
+    ``now``: the moment lifecycle rules are judged at (``$NUBIS_LIFECYCLE_NOW``).
+    """
     cloud = s3cloud.cloud
+    procs = []
     for node in range(cloud.config.storage.node_count):
         env = {**os.environ, "NUBIS_STORAGE_NODE": str(node)}
-        proc = subprocess.run([sys.executable, "-m", "nubis", "daemon", "object-expirer",
-                               "--once", "--config", str(cloud.state / "nubis.toml")],
-                              capture_output=True, text=True, timeout=300, check=False,
-                              env=env)
-        assert proc.returncode == 0, proc.stderr
+        if now is not None:
+            env["NUBIS_LIFECYCLE_NOW"] = str(now)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "nubis", "daemon", "object-expirer", "--once", "--config",
+             str(cloud.state / "nubis.toml")], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, env=env))
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -230,10 +244,10 @@ def test_lifecycle_expiration_by_the_expirer(s3cloud: S3Cloud) -> None:
          "Expiration": {"Days": 1}}]})
     gone = {"logs/a", "logs/b", "tmp/d"}
     for _ in range(3):  # a pass walks a bounded slice; a few cover this small cloud
-        _expirer_pass(s3cloud)
-        if not any(_exists(s3, b, k) for k in gone):
+        expirer_pass(s3cloud)
+        if not any(exists(s3, b, k) for k in gone):
             break
-    assert [k for k in sorted(gone) if _exists(s3, b, k)] == []
+    assert [k for k in sorted(gone) if exists(s3, b, k)] == []
     for key in ("keep/c", "tmp/e", "young/f"):
-        assert _exists(s3, b, key), key
+        assert exists(s3, b, key), key
         assert s3.get_object(Bucket=b, Key=key)["Body"].read() == b"x" * 10

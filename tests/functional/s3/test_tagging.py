@@ -107,3 +107,39 @@ def test_tagging_with_the_aws_cli(s3cloud: S3Cloud) -> None:
     assert bad.returncode != 0 and "InvalidTag" in bad.stderr
     s3cloud.aws("s3", "rm", "--recursive", f"s3://{b}")
     s3cloud.aws("s3", "rb", f"s3://{b}")
+
+
+def test_object_tagging_by_version_id(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=b, Key="k", Body=b"one", Tagging="gen=1")["VersionId"]
+    v2 = s3.put_object(Bucket=b, Key="k", Body=b"two", Tagging="gen=2")["VersionId"]
+    got = s3.get_object_tagging(Bucket=b, Key="k", VersionId=v1)
+    assert got["TagSet"] == [{"Key": "gen", "Value": "1"}] and got["VersionId"] == v1
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [
+        {"Key": "gen", "Value": "2"}]
+    put = s3.put_object_tagging(Bucket=b, Key="k", VersionId=v1, Tagging=_tags(old="yes"))
+    assert put["VersionId"] == v1
+    assert s3.get_object_tagging(Bucket=b, Key="k", VersionId=v1)["TagSet"] == [
+        {"Key": "old", "Value": "yes"}]
+    assert s3.get_object_tagging(Bucket=b, Key="k", VersionId=v2)["TagSet"] == [
+        {"Key": "gen", "Value": "2"}]  # other versions untouched
+    assert s3.get_object(Bucket=b, Key="k", VersionId=v1)["Body"].read() == b"one"
+    # The current version tagged by id: the current object's tags follow.
+    s3.put_object_tagging(Bucket=b, Key="k", VersionId=v2, Tagging=_tags(now="2"))
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == [{"Key": "now", "Value": "2"}]
+    s3.delete_object_tagging(Bucket=b, Key="k", VersionId=v2)
+    assert s3.get_object_tagging(Bucket=b, Key="k")["TagSet"] == []
+    assert s3.get_object_tagging(Bucket=b, Key="k", VersionId=v1)["TagSet"] == [
+        {"Key": "old", "Value": "yes"}]
+    marker = s3.delete_object(Bucket=b, Key="k")["VersionId"]
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=b, Key="k", VersionId=marker)
+    assert _code(exc) == "MethodNotAllowed"
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_tagging(Bucket=b, Key="k", VersionId="1234567890.12345")
+    assert _code(exc) == "NoSuchVersion"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_tagging(Bucket=b, Key="k", VersionId="nope", Tagging=_tags(a="b"))
+    assert _code(exc) == "InvalidArgument"

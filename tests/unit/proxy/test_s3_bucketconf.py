@@ -92,11 +92,36 @@ def test_lifecycle_rules_parse_and_render_as_set() -> None:
     ("<Filter><And><Tag><Key>k</Key><Value>v</Value></Tag><Tag><Key>k</Key><Value>w</Value>"
      "</Tag></And></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration>",
      "InvalidRequest"),
+    ("<Filter/><Status>Enabled</Status><Transition><Days>1</Days><StorageClass>GLACIER"
+     "</StorageClass></Transition>", "NotImplemented"),
     ("<Filter/><Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>"
-     "1</DaysAfterInitiation></AbortIncompleteMultipartUpload>", "NotImplemented"),
+     "0</DaysAfterInitiation></AbortIncompleteMultipartUpload>", "InvalidArgument"),
+    ("<Filter><Tag><Key>k</Key><Value>v</Value></Tag></Filter><Status>Enabled</Status>"
+     "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>"
+     "</AbortIncompleteMultipartUpload>", "InvalidRequest"),
+    ("<Filter/><Status>Enabled</Status><NoncurrentVersionExpiration></NoncurrentVersionExpiration>",
+     "MalformedXML"),
+    ("<Filter/><Status>Enabled</Status><Expiration><Days>1</Days><ExpiredObjectDeleteMarker>"
+     "true</ExpiredObjectDeleteMarker></Expiration>", "MalformedXML"),
 ])
 def test_lifecycle_bad_documents(rule: str, code: str) -> None:
     assert _code(_lc(rule), lifecycle.parse_rules) == code
+
+
+def test_lifecycle_version_and_upload_actions_parse_and_render() -> None:
+    body = _lc("<ID>v</ID><Filter><Prefix>p/</Prefix></Filter><Status>Enabled</Status>"
+               "<Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker>"
+               "</Expiration><NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays>"
+               "</NoncurrentVersionExpiration><AbortIncompleteMultipartUpload>"
+               "<DaysAfterInitiation>2</DaysAfterInitiation></AbortIncompleteMultipartUpload>")
+    (rule,) = lifecycle.parse_rules(body)
+    assert (rule.marker, rule.noncurrent_days, rule.abort_days, rule.days) == (True, 7, 2, None)
+    xml = lifecycle.rules_xml([rule])
+    assert (b"<Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker>"
+            b"</Expiration><NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays>"
+            b"</NoncurrentVersionExpiration><AbortIncompleteMultipartUpload>"
+            b"<DaysAfterInitiation>2</DaysAfterInitiation>") in xml
+    assert lifecycle.parse_rules(lifecycle.rules_xml([rule])) == [rule]
 
 
 def test_lifecycle_rule_ids_are_unique() -> None:

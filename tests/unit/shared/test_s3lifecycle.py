@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import calendar
 
-from nubis.api.shared.s3lifecycle import DAY, Rule, decode, due_at, encode, object_tags
+from nubis.api.proxy import objver
+from nubis.api.proxy.s3 import buckets, multipart
+from nubis.api.shared import s3lifecycle
+from nubis.api.shared.s3lifecycle import (
+    DAY,
+    Rule,
+    abort_due_at,
+    decode,
+    due_at,
+    encode,
+    noncurrent_due_at,
+    object_tags,
+    removes_markers,
+)
 
 JAN1 = calendar.timegm((2030, 1, 1, 0, 0, 0))
 
@@ -45,3 +58,25 @@ def test_stored_form_round_trips_and_bad_values_read_as_none() -> None:
     assert decode("") == [] and decode("{not json") == [] and decode('[{"x": 1}]') == []
     assert object_tags('[["k","v"]]') == [("k", "v")]
     assert object_tags(None) == [] and object_tags("nope") == []
+
+
+def test_noncurrent_marker_and_upload_times() -> None:
+    rules = [Rule("nc", True, prefix="a", noncurrent_days=2),
+             Rule("mp", True, prefix="up/", abort_days=1), Rule("m", True, prefix="m", marker=True),
+             Rule("exp", True, prefix="d", days=5), Rule("date", True, prefix="z", date=JAN1)]
+    assert noncurrent_due_at(rules, "a1", [], 1, JAN1 + 10) == JAN1 + 3 * DAY
+    assert noncurrent_due_at(rules, "b1", [], 1, JAN1) is None
+    assert abort_due_at(rules, "up/k", JAN1 + 1) == JAN1 + 2 * DAY
+    assert abort_due_at(rules, "k", JAN1) is None
+    assert removes_markers(rules, "m1") and removes_markers(rules, "d1")  # Days rules too
+    assert not removes_markers(rules, "z1") and not removes_markers(rules, "a1")
+    assert due_at(rules, "a1", [], 1, JAN1) is None  # no current-version action
+    assert decode(encode(rules)) == rules
+
+
+def test_storage_layout_names_match_the_proxy() -> None:
+    assert s3lifecycle.DELETE_MARKER == objver.DELETE_MARKER
+    assert s3lifecycle.VERSIONS_SYSMETA == objver.SYSMETA_CONT
+    assert objver.versions_container("b") == s3lifecycle.VERSIONS_PREFIX + "b"
+    assert s3lifecycle.SEGMENTS_SUFFIX == buckets.SEGMENTS
+    assert s3lifecycle.UPLOAD_MARKER == multipart.MARKER_TYPE

@@ -9,7 +9,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from nubis.api.shared.s3lifecycle import SYSMETA, TAGGING_META, Rule, encode
+from nubis.api.shared.s3lifecycle import (
+    DELETE_MARKER,
+    SYSMETA,
+    TAGGING_META,
+    UPLOAD_MARKER,
+    VERSIONS_SYSMETA,
+    Rule,
+    encode,
+)
 from nubis.daemons.storage.diskfile import ObjectDevice, ObjectRecord
 from nubis.daemons.storage.lifecycle import LifecycleScanner
 
@@ -40,14 +48,18 @@ class _Client:
         rules = self.by_container.get(container)
         if rules is None:
             return SimpleNamespace(status=404, headers={})
-        return SimpleNamespace(status=204, headers={SYSMETA.title(): encode(rules)})
+        headers = {SYSMETA.title(): encode(rules)}
+        if container.startswith("v"):
+            headers[VERSIONS_SYSMETA] = "%00versions%00" + container
+        return SimpleNamespace(status=204, headers=headers)
 
 
 async def _put(dev: ObjectDevice, name: str, ts: float, size: int = 5,
-               meta: dict[str, str] | None = None, deleted: bool = False) -> None:
+               meta: dict[str, str] | None = None, deleted: bool = False,
+               content_type: str = "") -> None:
     hash_hex = hashlib.md5(name.encode()).hexdigest()
     rec = ObjectRecord(ts=f"{ts:016.5f}", size=size, meta=meta or {}, deleted=deleted,
-                       name=name, data_ts=f"{ts:016.5f}")
+                       name=name, data_ts=f"{ts:016.5f}", content_type=content_type)
     await dev.commit_record(0, hash_hex, rec, [])
 
 
@@ -89,3 +101,39 @@ def test_scanner_finds_due_objects_in_one_slice(tmp_path: Path) -> None:
 
 def test_scanner_walks_in_slices_and_wraps(tmp_path: Path) -> None:
     _scan(tmp_path, 2)
+
+
+def test_scanner_finds_versions_markers_and_uploads(tmp_path: Path) -> None:
+    async def go() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            dev = ObjectDevice(tmp_path / "d1", pool, fsync=False, map_mib=64, window=0.0,
+                               max_batch=64)
+            old, young = NOW - 10 * 86400, NOW - 3600
+            await _put(dev, "/AUTH_a/vb/k", old, meta={
+                "x-object-sysmeta-versions-symlink": "true",
+                "x-object-sysmeta-symlink-target-bytes": "7"})
+            await _put(dev, "/AUTH_a/\x00versions\x00vb/\x00k\x009999", old)
+            await _put(dev, "/AUTH_a/\x00versions\x00vb/\x00k\x009998", young)
+            await _put(dev, "/AUTH_a/\x00versions\x00vb/\x00m\x009997", young,
+                       content_type=DELETE_MARKER)
+            await _put(dev, "/AUTH_a/vb+segments/up/k/ID1", old, content_type=UPLOAD_MARKER)
+            await _put(dev, "/AUTH_a/vb+segments/up/k/ID1/00001", old)
+            await _put(dev, "/AUTH_a/vb+segments/up/y/ID2", young, content_type=UPLOAD_MARKER)
+            await _put(dev, "/AUTH_a/plain/k", old)
+            await _put(dev, "/AUTH_a/plain/big", old, meta={"x-static-large-object": "True"})
+            rules = [Rule("r", True, days=2, noncurrent_days=2, abort_days=2)]
+            client = _Client({"vb": rules, "plain": rules})
+            scanner = LifecycleScanner(_Rings(), client, 1000, 60.0)  # type: ignore[arg-type]
+            _, due = await scanner.due(dev, NOW)
+            got = {(d.kind, d.bucket, d.key, d.ident, d.simple) for d in due}
+            assert got == {
+                ("current", "vb", "k", "", False),  # a version link: a delete marker
+                ("version", "vb", "k", f"{old:016.5f}", False),  # old enough to judge
+                ("version", "vb", "m", f"{young:016.5f}", False),  # a marker (Days rule)
+                ("upload", "vb", "up/k", "ID1", False),
+                ("current", "plain", "k", "", True),  # deleted at storage level
+                ("current", "plain", "big", "", False)}  # a manifest: its segments too
+            assert {d.conf.versioned for d in due if d.conf} == {True, False}
+            await dev.committer.close()
+            dev.env.close()
+    asyncio.run(go())
