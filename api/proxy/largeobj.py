@@ -705,50 +705,82 @@ async def _respond_segments(ctx: ObjectCtx, headers: dict[str, str], segments: l
             a, b = spans[0]
             headers["Content-Range"] = f"bytes {a}-{b - 1}/{length}"
             headers["Content-Length"] = str(b - a)
-            return Resp(206, headers, stream_segments(ctx, segments, a, b), b - a)
-        return await shape_response(ctx, headers, stream_segments(ctx, segments, 0, length),
+            return Resp(206, headers, await _open_segments(ctx, segments, a, b), b - a)
+        return await shape_response(ctx, headers, await _open_segments(ctx, segments, 0, length),
                                     length, etag, modified, None)
     headers["Content-Length"] = str(length)
     if ctx.method == "HEAD":
         return Resp(200, headers, b"", length)
-    return Resp(200, headers, stream_segments(ctx, segments, 0, length), length)
+    return Resp(200, headers, await _open_segments(ctx, segments, 0, length), length)
 
 
-def stream_segments(ctx: ObjectCtx, segments: list[Segment], start: int,
-                    stop: int) -> AsyncIterator[bytes]:
-    """Return bytes ``[start, stop)`` of the concatenation of ``segments``.
+async def _open_segments(ctx: ObjectCtx, segments: list[Segment], start: int,
+                        stop: int) -> AsyncIterator[bytes]:
+    """Open the first segment of bytes ``[start, stop)``; return the stream of them all.
 
-    The account is fixed now: a copy reads its source under another account
-    and restores ``ctx`` before the body is streamed.
+    As Swift's ``validate_first_segment``: a first segment that is missing or
+    changed is the client's 409 before any header is sent, not a cut body. The
+    account is fixed now: a copy reads its source under another account and
+    restores ``ctx`` before the body is streamed.
+
+    Raises:
+        HTTPError: 409 (Swift's body) when the first stored segment cannot be read.
     """
-    return _stream_segments(ctx, ctx.account, segments, start, stop)
+    first: tuple[int, Fetched] | None = None
+    pos = 0
+    for index, seg in enumerate(segments):
+        pos += seg.length
+        if pos <= start or seg.length == 0:
+            continue
+        if seg.data is None:
+            try:
+                first = (index, await _open_segment(ctx, ctx.account, seg))
+            except HTTPError:
+                raise HTTPError(409, _CONFLICT,
+                                {"Content-Type": "text/html; charset=UTF-8"}) from None
+        break
+    return _stream_segments(ctx, ctx.account, segments, start, stop, first)
+
+
+async def _open_segment(ctx: ObjectCtx, account: str, seg: Segment) -> Fetched:
+    """GET one stored segment as the caller (409 when missing or changed)."""
+    cinfo = await container_info(ctx.state, account, seg.container)
+    _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
+    got = await symlink.resolve(ctx, await fetch(
+        ctx, account, seg.container, seg.obj, policy_of(cinfo)), "GET")
+    if isinstance(got, Reply):
+        raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
+    if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:
+        got.close()
+        raise HTTPError(409, f"Segment {seg.container}/{seg.obj} changed")
+    return got
 
 
 async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment], start: int,
-                           stop: int) -> AsyncIterator[bytes]:
+                           stop: int, first: tuple[int, Fetched] | None = None
+                           ) -> AsyncIterator[bytes]:
     pos = 0
     deadline = time.monotonic() + 24 * 3600
-    for seg in segments:
-        seg_start, seg_stop = pos, pos + seg.length
-        pos = seg_stop
-        if seg_stop <= start or seg.length == 0:
-            continue
-        if seg_start >= stop or time.monotonic() > deadline:
-            return
-        lo = seg.first + max(0, start - seg_start)
-        hi = seg.first + min(seg.length, stop - seg_start)
-        if seg.data is not None:
-            yield seg.data[lo:hi]
-            continue
-        cinfo = await container_info(ctx.state, account, seg.container)
-        _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
-        got = await symlink.resolve(ctx, await fetch(
-            ctx, account, seg.container, seg.obj, policy_of(cinfo)), "GET")
-        if isinstance(got, Reply):
-            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
-        if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:
+    try:
+        for index, seg in enumerate(segments):
+            seg_start, seg_stop = pos, pos + seg.length
+            pos = seg_stop
+            if seg_stop <= start or seg.length == 0:
+                continue
+            if seg_start >= stop or time.monotonic() > deadline:
+                return
+            lo = seg.first + max(0, start - seg_start)
+            hi = seg.first + min(seg.length, stop - seg_start)
+            if seg.data is not None:
+                yield seg.data[lo:hi]
+                continue
+            if first is not None and first[0] == index:
+                got, first = first[1], None
+            else:
+                got = await _open_segment(ctx, account, seg)
+            async for chunk in slice_stream(got.iter_body(), lo, hi):
+                yield chunk
             got.close()
-            raise HTTPError(409, f"Segment {seg.container}/{seg.obj} changed")
-        async for chunk in slice_stream(got.iter_body(), lo, hi):
-            yield chunk
-        got.close()
+    finally:
+        if first is not None:  # opened ahead but never streamed
+            first[1].close()

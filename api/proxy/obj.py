@@ -78,17 +78,18 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
     cinfo, actx = info, ctx
     if symlink.TARGET in headers:
         link = headers
-        if ctx.query.get("symlink") == "get":
-            pass
-        elif objver.SYSMETA_SYMLINK in headers:
-            got, info, location, vctx = await objver.follow(ctx, got, info)
-            if "x-static-large-object" in got.headers:
-                actx = vctx  # the manifest is re-read from the version
-        else:
-            got, info, location = await symlink.follow(ctx, got)
+        if ctx.query.get("symlink") != "get":
+            try:
+                got, info, location = await symlink.follow(ctx, got)
+            except HTTPError as exc:
+                if "Content-Location" in exc.headers:
+                    exc.headers["Content-Location"] = objver.content_location(
+                        cinfo, ctx, exc.headers["Content-Location"])
+                raise
             if "x-static-large-object" in got.headers:  # its manifest is re-read there
-                acct, cont, name = symlink.split_location(location.split("?", 1)[0])
+                acct, cont, name = symlink.split_location(location)
                 actx = ObjectCtx.of(ctx, account=acct, container=cont, obj=name)
+            location = objver.content_location(cinfo, ctx, location)
     try:
         resp = await _answer(actx, got, info)
     except HTTPError as exc:

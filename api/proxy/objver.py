@@ -37,7 +37,6 @@ from nubis.api.proxy.base import (
     timestamp_headers,
 )
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
-from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import delete_object, fetch, store, to_all
 from nubis.common import backend as hdr
@@ -46,7 +45,7 @@ RESERVED = "\x00"
 CLIENT_ENABLED = "x-versions-enabled"
 SYSMETA_ENABLED = "x-container-sysmeta-versions-enabled"
 SYSMETA_CONT = "x-container-sysmeta-versions-container"
-SYSMETA_SYMLINK = "x-object-sysmeta-versions-symlink"
+SYSMETA_SYMLINK = symlink.VERSIONS_LINK
 DELETE_MARKER = "application/x-deleted;swift_versions_deleted=1"
 ALLOW = {hdr.X_ALLOW_RESERVED: "true"}
 #: What ``/info`` announces (Swift's ``object_versioning`` key).
@@ -189,7 +188,21 @@ async def put(ctx: ObjectCtx, info: Info, meta: dict[str, str], source: putter.S
                                                                         vname))
     ctype = data_meta.get("content-type", "application/octet-stream").split(";")[0]
     slo_etag = lower.get("x-object-sysmeta-slo-etag")
+    if symlink.TARGET_ETAG in lower:
+        # A static link: as Swift (the client's X-Symlink-Target-Etag is checked again
+        # on the link's own PUT) its version link pins the final target's ETag and size.
+        put_etag, size = lower[symlink.TARGET_ETAG], lower[symlink.TARGET_BYTES]
+        slo_etag = _param(lower.get(symlink.OVERRIDE_ETAG, ""), "slo_etag")
     return await _link(ctx, info, meta, vcont, vname, ts, put_etag, size, ctype, slo_etag)
+
+
+def _param(value: str, name: str) -> str | None:
+    """Return parameter ``name`` of a ``value; k=v; ...`` header (None when absent)."""
+    for part in value.split(";")[1:]:
+        key, _, found = part.strip().partition("=")
+        if key == name:
+            return found
+    return None
 
 
 async def _stored_size(ctx: ObjectCtx, vinfo: Info, vcont: str, vname: str) -> int:
@@ -413,29 +426,22 @@ async def put_version(ctx: ObjectCtx, info: Info, version_id: str) -> Resp:
 
 # --- reads of the current object ---------------------------------------------
 
-async def follow(ctx: ObjectCtx, got: Fetched, info: Info
-                 ) -> tuple[Fetched, Info, str, ObjectCtx]:
-    """Open the version a link points at (as the container's reader, no second ACL).
+def content_location(info: Info, ctx: ObjectCtx, location: str) -> str:
+    """Return the ``Content-Location`` of a read of ``ctx`` that ended at ``location``.
 
-    Returns the opened object, its container's info, the ``Content-Location``
-    and the request as if made for the version (an SLO's manifest is read there).
+    A version in the container's own versions container shows as
+    ``/v1/<account>/<container>/<object>?version-id=<id>`` (Swift names the
+    requested object there, even when a symlink led to another one).
     """
-    target = urllib.parse.unquote(got.headers[symlink.TARGET])
-    got.close()
-    vcont, _, vname = target.partition("/")
-    if vcont != vcont_of(info):
-        raise HTTPError(409, "Versions symlink points outside the versions container")
-    vinfo = await container_info(ctx.state, ctx.account, vcont)
-    version_id = parse_version_object(vname)[1] or "null"
-    location = (urllib.parse.quote(f"/v1/{ctx.account}/{ctx.container}/{ctx.obj}")
-                + f"?version-id={version_id}")
-    final = await fetch(ctx, ctx.account, vcont, vname, policy_of(vinfo), ctx.method)
-    if isinstance(final, Reply):
-        raise HTTPError(final.status if final.status < 500 else 503,
-                        headers={"Content-Location": location})
-    if symlink.TARGET in final.headers:  # a versioned symlink: on to its target, as the caller
-        return (*await symlink.follow(ctx, final), ctx)
-    return final, vinfo, location, ObjectCtx.of(ctx, container=vcont, obj=vname)
+    vcont = vcont_of(info)
+    if not vcont or not location.startswith("/v1/"):
+        return location
+    account, container, vname = symlink.split_location(location)
+    version_id = parse_version_object(vname)[1]
+    if (account, container) != (ctx.account, vcont) or version_id is None:
+        return location
+    return (urllib.parse.quote(f"/v1/{ctx.account}/{ctx.container}/{ctx.obj}")
+            + f"?version-id={version_id}")
 
 
 def show_targets(rows: list[dict[str, Any]]) -> None:
@@ -455,10 +461,11 @@ def annotate(info: Info, link: dict[str, str] | None, out: dict[str, str], conta
     version_id = "null"
     if "?version-id=" in loc:
         version_id = loc.rpartition("=")[2]
-    if link is not None and link.get(SYSMETA_SYMLINK) == "true":
-        vname = urllib.parse.unquote(link.get(symlink.TARGET, "")).partition("/")[2]
-        version_id = parse_version_object(vname)[1] or "null"
-        if "X-Symlink-Target" in out:
+    if link is not None and "X-Symlink-Target" in out:  # ?symlink=get of a version link
+        vcont, _, vname = urllib.parse.unquote(link.get(symlink.TARGET, "")).partition("/")
+        linked = parse_version_object(vname)[1]
+        if vcont == vcont_of(info) and linked is not None:
+            version_id = linked
             out["X-Symlink-Target"] = (urllib.parse.quote(f"{container}/{obj}")
                                        + f"?version-id={version_id}")
     out["X-Object-Version-Id"] = version_id

@@ -34,6 +34,11 @@ TARGET_ACCOUNT = "x-object-sysmeta-symlink-target-account"
 TARGET_ETAG = "x-object-sysmeta-symlink-target-etag"
 TARGET_BYTES = "x-object-sysmeta-symlink-target-bytes"
 OVERRIDE_ETAG = "x-object-sysmeta-container-update-override-etag"
+#: Marks a link object versioning wrote (:mod:`objver`): it points into the reserved
+#: namespace, is followed without a second ACL check and does not count as a loop
+#: (Swift's ``allow-reserved-names`` and ``symloop-extend`` sysmeta).
+VERSIONS_LINK = "x-object-sysmeta-versions-symlink"
+RESERVED = "\x00"
 SYMLOOP_MAX = 2
 #: What ``/info`` announces (Swift's ``symlink`` key).
 INFO = {"symloop_max": SYMLOOP_MAX, "static_links": True}
@@ -141,7 +146,11 @@ async def resolve(ctx: ObjectCtx, got: Fetched | Reply, method: str
 
 async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
                  ) -> tuple[Fetched, Info, str]:
-    """Follow the symlink ``got`` to its final object; return it, its container, its path.
+    """Follow the link ``got`` to its final object; return it, its container, its path.
+
+    The path is the last hop's (``/v1/<account>/<container>/<object>``, quoted), as
+    Swift's ``Content-Location``; a version link (:data:`VERSIONS_LINK`) is a hop
+    that does not count towards :data:`SYMLOOP_MAX`.
 
     Raises:
         HTTPError: 409 past :data:`SYMLOOP_MAX` links or on an ETag mismatch;
@@ -149,11 +158,13 @@ async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
     """
     target, account = got.headers[TARGET], got.headers.get(TARGET_ACCOUNT)
     etag = got.headers.get(TARGET_ETAG)
+    trusted = _is_version_link(got.headers, target)
     got.close()
     location = _location(ctx, target, account)
     try:
         final, info, location = await _walk(ctx, _split(location), method or ctx.method,
-                                            etag, location, follow_dynamic=True, loops=1)
+                                            etag, location, follow_dynamic=True,
+                                            loops=0 if trusted else 1, trusted=trusted)
     except HTTPError as exc:  # a target the caller may not read: still say where it is
         if exc.status in (401, 403):
             exc.headers.setdefault("Content-Location", location)
@@ -162,6 +173,12 @@ async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
         raise HTTPError(final.status if final.status < 500 else 503,
                         headers={"Content-Location": location})
     return final, info, location
+
+
+def _is_version_link(headers: dict[str, str], target: str) -> bool:
+    """Return whether a link is object versioning's (it may point at reserved names)."""
+    return headers.get(VERSIONS_LINK) == "true" and \
+        urllib.parse.unquote(target).startswith(RESERVED)
 
 
 def _location(ctx: ObjectCtx, target: str, account: str | None) -> str:
@@ -180,11 +197,15 @@ def _split(location: str) -> tuple[str, str, str]:
 
 
 async def _walk(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, want: str | None,
-                location: str, *, follow_dynamic: bool, loops: int = 0
+                location: str, *, follow_dynamic: bool, loops: int = 0, trusted: bool = False
                 ) -> tuple[Fetched | Reply, Info, str]:
-    """Open ``loc`` as the caller and follow links from there (Swift's recursion)."""
+    """Open ``loc`` as the caller and follow links from there (Swift's recursion).
+
+    ``trusted``: ``loc`` is a version link's target (the proxy's own reserved
+    name, read without a second ACL check).
+    """
     while True:
-        info, got = await _open(ctx, loc, method)
+        info, got = await _open(ctx, loc, method, trusted)
         if isinstance(got, Reply):
             return got, info, location
         target = got.headers.get(TARGET)
@@ -202,24 +223,31 @@ async def _walk(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, want: st
         if want and want != found:
             raise HTTPError(409, "X-Symlink-Target-Etag headers do not match",
                             {"Content-Location": location})
+        trusted = _is_version_link(got.headers, target)
         if loops >= SYMLOOP_MAX:
             raise HTTPError(409, "Too many levels of symbolic links, maximum allowed is "
                                  f"{SYMLOOP_MAX}")
-        loops += 1
+        if not trusted:
+            loops += 1
         want = pinned
         acct = got.headers.get(TARGET_ACCOUNT) or _quote(loc[0])
         location = f"/v1/{acct}/{target.lstrip('/')}"
         loc = _split(location)
 
 
-async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str
+async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, trusted: bool
                 ) -> tuple[Info, Fetched | Reply]:
-    """GET/HEAD one object as the caller would (its container's read ACL applies)."""
+    """GET/HEAD one object as the caller would (its container's read ACL applies).
+
+    A ``trusted`` (version link's) target is read as the proxy: the link's own
+    container already admitted the caller.
+    """
     account, container, obj = loc
     sub = ObjectCtx.of(ctx, account=account, container=container, obj=obj, method=method)
     info = await container_info(ctx.state, account, container)
-    await load_account_level(sub, account)
-    check_access(sub, info.headers.get("x-container-read"))
+    if not trusted:
+        await load_account_level(sub, account)
+        check_access(sub, info.headers.get("x-container-read"))
     if not info.exists:
         return info, Reply(404 if info.status == 404 else 503)
     return info, await fetch(sub, account, container, obj, policy_of(info), method)

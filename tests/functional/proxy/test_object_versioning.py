@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
 import pytest
 from swiftclient import client as sc
 from swiftclient.exceptions import ClientException
 
-from tests.functional.proxy.cloud import Cloud
+from tests.functional.proxy.cloud import Cloud, eventually
 from tests.functional.proxy.test_core import conn_for
 
 pytestmark = pytest.mark.functional
@@ -121,3 +123,75 @@ def test_versioning_bad_input(conn: sc.Connection) -> None:
     assert _status(conn.get_container, base + "-new",
                    query_string="versions&version_marker=1") == 400
     assert _status(conn.get_object, base, "o", query_string="version-id=1.0") == 400
+
+
+def _slo_in_versioned_container(conn: sc.Connection, tag: str) -> tuple[str, str, str]:
+    """Put segments ``a``, ``b`` (64 KiB each) and an SLO of ``a`` in a versioned container.
+
+    Returns the versioned container, the segments container and the manifest's
+    version id.
+    """
+    base = tag + "-" + uuid.uuid4().hex[:8]
+    conn.put_container(base, {"X-Versions-Enabled": "true"})
+    conn.put_container(base + "-segs")
+    for letter in "ab":
+        conn.put_object(base + "-segs", letter, letter.encode() * 65536)
+    manifest = [{"path": f"/{base}-segs/a", "size_bytes": 65536,
+                 "etag": hashlib.md5(b"a" * 65536, usedforsecurity=False).hexdigest()}]
+    out: dict[str, object] = {}
+    conn.put_object(base, "slo", json.dumps(manifest), response_dict=out,
+                    query_string="multipart-manifest=put")
+    return base, base + "-segs", str(out["headers"]["x-object-version-id"])  # type: ignore[index]
+
+
+def _assert_equal(got: object, want: object) -> None:
+    assert got == want
+
+
+_SHOWN = ("content-length", "content-type", "etag", "last-modified", "x-manifest-etag",
+          "x-object-version-id", "x-static-large-object")
+
+
+def test_symlinks_to_an_slo_in_a_versioned_container(cloud: Cloud, conn: sc.Connection
+                                                     ) -> None:
+    base, _segs, v1 = _slo_in_versioned_container(conn, "ovsl")
+    slo = conn.head_object(base, "slo")
+    assert slo["x-object-version-id"] == v1 and slo["content-length"] == "65536"
+    # A symlink (itself versioned) to the SLO: version link, link, version link, manifest.
+    conn.put_object(base, "link", b"", headers={"X-Symlink-Target": f"{base}/slo"})
+    head = conn.head_object(base, "link")
+    assert {k: head.get(k) for k in _SHOWN} == {k: slo.get(k) for k in _SHOWN}
+    assert head["content-location"] == f"/v1/AUTH_test/{base}/link?version-id={v1}"
+    assert conn.get_object(base, "link")[1] == b"a" * 65536
+    # A static link pinned to the manifest's ETag reads the same.
+    conn.put_object(base, "link", b"", headers={
+        "X-Symlink-Target": f"{base}/slo", "X-Symlink-Target-Etag": slo["x-manifest-etag"]})
+    head = conn.head_object(base, "link")
+    assert {k: head.get(k) for k in _SHOWN} == {k: slo.get(k) for k in _SHOWN}
+    # A reader the container's ACL admits follows the version links too.
+    conn.post_container(base, {"X-Container-Read": "test:tester3"})
+    conn.post_container(base + "-segs", {"X-Container-Read": "test:tester3"})
+    reader = conn_for(cloud, "test:tester3")
+    assert reader.get_object(base, "link")[1] == b"a" * 65536
+
+
+def test_slo_whose_first_segment_is_gone_is_409(conn: sc.Connection) -> None:
+    base, segs, v1 = _slo_in_versioned_container(conn, "ovsd")
+    # Version 2 is the same manifest (segment a), as a restored copy would be.
+    manifest = conn.get_object(base, "slo", query_string="multipart-manifest=get")[1]
+    conn.put_object(base, "slo", json.dumps([{"path": row["name"], "etag": row["hash"],
+                                              "size_bytes": row["bytes"]}
+                                             for row in json.loads(manifest)]),
+                    query_string="multipart-manifest=put")
+    assert conn.get_object(base, "slo")[1] == b"a" * 65536
+    # Deleting version 1 with its segments removes segment a, which version 2 names.
+    out: dict[str, object] = {}
+    conn.delete_object(base, "slo", response_dict=out, headers={"Accept": "application/json"},
+                       query_string=f"multipart-manifest=delete&version-id={v1}")
+    assert out["status"] == 200
+    eventually(lambda: _assert_equal([r["name"] for r in conn.get_container(segs)[1]], ["b"]))
+    eventually(lambda: _assert_equal(len(_versions(conn, base)), 1))
+    # The GET fails before any byte is sent (a range too); HEAD answers from the manifest.
+    assert _status(conn.get_object, base, "slo") == 409
+    assert _status(conn.get_object, base, "slo", headers={"Range": "bytes=10-20"}) == 409
+    assert conn.head_object(base, "slo")["content-length"] == "65536"
