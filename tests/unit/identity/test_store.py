@@ -131,3 +131,38 @@ def test_ec2_lookup_for_s3(store: IdentityStore) -> None:
     assert lookup.lookup(blob["access"]) is not None  # cached for ttl
     now[0] = 6.0
     assert lookup.lookup(blob["access"]) is None
+
+
+def test_ec2_lookup_renews_unchanged_and_reloads_changed(store: IdentityStore,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from nubis.api.identity.ec2 import Ec2Lookup
+
+    r = roles(store)
+    proj = store.create_project({"name": "p"})
+    user = store.create_user({"name": "u"})
+    cred = store.create_ec2(user["id"], proj["id"])
+    access = json.loads(cred["blob"])["access"]
+    now = [0.0]
+    lookup = Ec2Lookup(store.engine, ttl=5, clock=lambda: now[0], max_age=60)
+    loads: list[str] = []
+    real_load = lookup._load
+    monkeypatch.setattr(lookup, "_load", lambda a: loads.append(a) or real_load(a))
+    first = lookup.lookup(access)
+    assert first is not None and first.role_names == frozenset() and len(loads) == 1
+    now[0] = 6.0  # past ttl, nothing changed: renewed without a reload
+    assert lookup.lookup(access) == first and len(loads) == 1
+    store.grant("user", user["id"], "project", proj["id"], r["member"])  # a grant added
+    assert lookup.lookup(access) == first  # trusted for ttl
+    now[0] = 12.0
+    found = lookup.lookup(access)
+    assert found is not None and "member" in found.role_names and len(loads) == 2
+    now[0] = 75.0  # past max_age: reloaded even though nothing changed
+    assert lookup.lookup(access) == found and len(loads) == 3
+    store.revoke_grant("user", user["id"], "project", proj["id"], r["member"])  # an event
+    now[0] = 81.0
+    found = lookup.lookup(access)
+    assert found is not None and "member" not in found.role_names and len(loads) == 4
+    store.delete_credential(cred["id"])  # the key itself deleted
+    now[0] = 87.0
+    assert lookup.lookup(access) is None
