@@ -242,7 +242,8 @@ def utf8_httptools_protocol() -> type[Any]:
         def on_headers_complete(self) -> None:
             self.request_lines.head_complete()
             super().on_headers_complete()
-            self.cycle.transport = SwiftCaseHead(self.transport)
+            view: Any = SwiftCaseHead(self.transport)  # the cycle's writes go through it
+            self.cycle.transport = view
             if self.codings and coding_refused(b", ".join(self.codings)):
                 cycle = self.unframed = self.cycle
                 cycle.keep_alive = False
