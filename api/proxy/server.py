@@ -191,14 +191,17 @@ class SwiftCaseHead:
 
 
 CONTINUE_LINE = b"HTTP/1.1 100 "
+#: S3 names stay lowercase, as AWS and Swift's s3api send them (clients such as
+#: botocore keep the case of ``x-amz-meta-*`` keys).
+AMZ_PREFIX = b"x-amz-"
 
 
 def title_case_head(head: bytes) -> bytes:
-    """Return an HTTP response head with each header name title-cased."""
+    """Return an HTTP response head with each header name title-cased (but ``x-amz-*``)."""
     lines = head.split(b"\r\n")
     for i in range(1, len(lines)):
         name, sep, value = lines[i].partition(b":")
-        if sep:
+        if sep and not name.startswith(AMZ_PREFIX):
             lines[i] = name.title() + sep + value
     return b"\r\n".join(lines)
 

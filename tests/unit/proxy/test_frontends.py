@@ -127,11 +127,11 @@ def test_swift_case_head_title_cases_only_the_response_head() -> None:
     view = SwiftCaseHead(transport)
     view.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     view.write(b"HTTP/1.1 200 OK\r\nx-object-meta-color: blUe\r\n"
-               b"etag: \"a:b\"\r\ncontent-length: 9\r\n\r\n")
+               b"etag: \"a:b\"\r\nx-amz-meta-color: red\r\ncontent-length: 9\r\n\r\n")
     view.write(b"HTTP/1.1 x")
     assert transport.written == [
         b"HTTP/1.1 100 Continue\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX-Object-Meta-Color: blUe\r\n"
-        b"Etag: \"a:b\"\r\nContent-Length: 9\r\n\r\n",
+        b"Etag: \"a:b\"\r\nx-amz-meta-color: red\r\nContent-Length: 9\r\n\r\n",
         b"HTTP/1.1 x"]
     assert view.is_closing() is False
