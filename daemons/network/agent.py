@@ -42,6 +42,10 @@ class AgentError(Exception):
     """The network API could not be read."""
 
 
+#: What a skipped pass reports: nothing rebuilt, no ``nft`` run.
+SKIPPED_PASS = {"unchanged": 1, "firewall": 0}
+
+
 class NetworkAgent(Daemon):
     """Reconcile this host's bridges, DHCP namespaces and dnsmasq with the network API."""
 
@@ -102,7 +106,7 @@ class NetworkAgent(Daemon):
                           for ip in p["fixed_ips"]}
         key = json.dumps(state, sort_keys=True).encode()
         if self._unchanged(key):
-            return {"unchanged": 1}
+            return dict(SKIPPED_PASS)
         # pyroute2's synchronous sockets run their own event loop: never on this thread.
         stats, served, gone = await asyncio.to_thread(self.reconcile, state)
         if self.proxy is not None:

@@ -41,7 +41,8 @@ def test_only_a_changed_state_is_rebuilt(tmp_path: Path) -> None:
     states = [_state("a"), _state("a"), _state("b"), _state("b")]
     agent, built = _agent(tmp_path, states)
     passes = [asyncio.run(agent.run_once()) for _ in range(4)]
-    assert passes == [{"networks": 1}, {"unchanged": 1}, {"networks": 1}, {"unchanged": 1}]
+    skipped = {"unchanged": 1, "firewall": 0}
+    assert passes == [{"networks": 1}, skipped, {"networks": 1}, skipped]
     assert [s["networks"][0]["id"] for s in built] == ["a", "b"]
 
 
@@ -51,7 +52,7 @@ def test_resync_interval_and_a_dead_dnsmasq_force_a_rebuild(tmp_path: Path) -> N
     assert agent.applied is not None
     agent.applied = (agent.applied[0], time.monotonic() - agent.cfg.resync_interval)
     assert asyncio.run(agent.run_once()) == {"networks": 1}  # the interval is up
-    assert asyncio.run(agent.run_once()) == {"unchanged": 1}
+    assert asyncio.run(agent.run_once()) == {"unchanged": 1, "firewall": 0}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(30)
     agent.dhcp.procs["subnet"] = dead  # a dnsmasq that exited
