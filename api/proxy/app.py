@@ -29,6 +29,7 @@ from nubis.api.proxy import (
     cors,
     etag_quoter,
     formpost,
+    obj,
     objver,
     ratelimit,
     staticweb,
@@ -53,6 +54,10 @@ log = logging.getLogger("nubis.proxy")
 
 VERSION = "2.38.0-nubis"
 _BODY_METHODS = ("PUT", "POST")
+#: Methods some Swift API controller serves; any other is answered 405 before
+#: authentication, as Swift's proxy checks its controller's methods first
+#: (PERF: one frozenset lookup, ``python -m nubis.bench swift``).
+_SWIFT_METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"))
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -130,7 +135,7 @@ class ProxyApp:
             except ValueError:
                 raise HTTPError(400, "Invalid Content-Length header value") from None
         headers.pop("x-timestamp", None)  # Swift's gatekeeper shunts it: the proxy's clock
-        method = method.upper()
+        # The method as sent (case-sensitive, as Swift: ``get`` is a 405).
         if method in _BODY_METHODS or length:
             reader = body(length)
         else:
@@ -178,6 +183,10 @@ class ProxyApp:
         ctx.obj = parts[3] if len(parts) > 3 and parts[3] != "" else None
         if len(parts) > 3 and not parts[2]:
             raise HTTPError(404, "Not Found: the resource could not be found.")
+        if ctx.method not in _SWIFT_METHODS:
+            allow = (container.ACCOUNT_ALLOW if ctx.container is None else
+                     container.CONTAINER_ALLOW if ctx.obj is None else obj.OBJECT_ALLOW)
+            raise HTTPError(405, headers={"Allow": allow})
         check_account_name(ctx.account, self.state.limits)
         if self.limiter is not None:
             await self.limiter.check(ctx)

@@ -23,6 +23,8 @@ def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
     info = asgi.simulate_get("/info")
     missing = asgi.simulate_get("/v2")  # no account: Swift's 412 "Bad URL"
     assert info.status_code == 200 and missing.status_code == 412
+    lick = asgi.simulate_request("LICK", "/v1/AUTH_test/c")  # unknown to llhttp: 405
+    assert (lick.status_code, lick.headers["allow"]) == (405, "GET, HEAD, PUT, POST, DELETE")
 
     async def native() -> tuple[int, bytes, int, bytes, str]:
         server = NativeFrontEnd(build_proxy(conf, ta, tmp_path, "", "nubis")).server(
@@ -34,6 +36,9 @@ def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
             b = await client.fetch("127.0.0.1", port, "GET", "/v2")
             h = await client.fetch("127.0.0.1", port, "HEAD", "/info")
             assert h.status == 200 and h.body == b""
+            n = await client.fetch("127.0.0.1", port, "LICK", "/v1/AUTH_test/c")
+            assert (n.status, n.headers["allow"], n.body) == (405, lick.headers["allow"],
+                                                              lick.content)
             return a.status, a.body, b.status, b.body, b.headers["content-type"]
         finally:
             await client.close()
@@ -58,7 +63,8 @@ async def _raw_path_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if b"transfer-encoding" in names:  # a refused coding: the body is empty
         status = 501 if body == b"" else 500
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-length", str(len(scope["raw_path"])).encode())]})
+                "headers": [(b"content-length", str(len(scope["raw_path"])).encode()),
+                            (b"x-method", scope["method"].encode())]})
     await send({"type": "http.response.body", "body": scope["raw_path"]})
 
 
@@ -89,6 +95,11 @@ def test_uvicorn_front_end_takes_raw_utf8_request_lines() -> None:
             assert b"\r\nContent-Length: " in head  # Swift's case, not uvicorn's
             assert await reader.readexactly(len(b"/v1/a/%C3%A9%E2%98%83")) \
                 == b"/v1/a/%C3%A9%E2%98%83"
+            for method in (b"LICK", b"GETorHEAD_base", b"GET"):  # llhttp knows only GET
+                writer.write(method + b" /v1/a HTTP/1.1\r\nHost: h\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200") and b"\r\nX-Method: " + method in head
+                assert await reader.readexactly(5) == b"/v1/a"
             writer.write(b"PUT /v1/a/c/o HTTP/1.1\r\nHost: h\r\n\r\ntesting")
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 411")
