@@ -69,6 +69,20 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return out
 
 
+def joined_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Return headers by lower-case name, repeated ones joined with ``", "``.
+
+    As the native server's :class:`~nubis.common.httpserver.Request` (and Swift's
+    WSGI server): a request with ``x-amz-date`` twice sees both values.
+    """
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key, val = name.decode("latin-1").lower(), value.decode("latin-1")
+        old = out.get(key)
+        out[key] = val if old is None else f"{old}, {val}"
+    return out
+
+
 def split_path(raw: bytes) -> list[str]:
     """Split ``/v1/a/c/o`` into decoded pieces (the object part keeps its slashes)."""
     try:
@@ -107,8 +121,12 @@ class ProxyApp:
 
     def _context(self, req: falcon.asgi.Request) -> Ctx:
         scope = req.scope
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        raw = scope.get("headers", [])
+        if not isinstance(raw, list):  # ASGI allows any iterable (uvicorn: a list)
+            raw = [tuple(pair) for pair in raw]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+        if len(headers) != len(raw):  # PERF: a repeated header is rare (bench swift)
+            headers = joined_headers(raw)
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
 
         channel: ReceiveChannel = scope["nubis.receive"]

@@ -140,3 +140,16 @@ def test_unknown_methods_get_405_on_a_kept_connection(cloud: Cloud, conn: sc.Con
             assert b"Method Not Allowed" in body and r.getheader("X-Trans-Id")
     finally:
         c.close()
+
+
+def test_repeated_request_headers_are_joined(cloud: Cloud) -> None:
+    """Swift's WSGI server joins a repeated header: two ``x-amz-date`` are no valid date."""
+    head = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/"
+            "aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\n"
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nx-amz-date: \r\n"
+            "X-Amz-Date: 20260101T000000Z\r\n")
+    line, rest = _exchange(cloud, head, b"")
+    assert line.split(b" ", 2)[1] == b"403", (line, rest)
+    assert b"<Code>AccessDenied</Code>" in rest
+    assert b"requires a valid Date or x-amz-date header" in rest
