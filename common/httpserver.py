@@ -20,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import socket
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -61,6 +62,20 @@ _NAME_CACHE_MAX = 512
 _PERCENT = [b"%%%02X" % i for i in range(256)]
 
 
+#: Request methods llhttp parses (``CONNECT`` and the newer ``QUERY`` left out:
+#: they are swapped like unknown ones, so they reach the handler as sent).
+LLHTTP_METHODS = frozenset(
+    b"GET HEAD PUT POST DELETE OPTIONS COPY TRACE PATCH LOCK UNLOCK MKCOL MOVE "
+    b"PROPFIND PROPPATCH SEARCH BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT "
+    b"MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK "
+    b"SOURCE".split())
+#: What an unknown method is parsed as (the original is restored after the head).
+PLACEHOLDER_METHOD = b"MKCALENDAR"
+#: Longest method token that is swapped; a longer one stays a 400.
+MAX_METHOD = 64
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def escape_non_ascii(data: bytes) -> bytes:
     """Percent-encode the bytes >= 0x80 of ``data`` (ASCII bytes stay as they are)."""
     return b"".join(_PERCENT[b] if b >= 0x80 else data[i:i + 1] for i, b in enumerate(data))
@@ -77,12 +92,21 @@ class RequestLines:
     touched; the line of a pipelined request that begins in the middle of a
     read is parsed as sent.
 
-    PERF: one ``find`` and ``isascii`` per request head (``python -m nubis.bench swift``).
+    With ``methods``, a method llhttp does not know (Swift's suite sends
+    ``LICK``; Swift answers 405) is parsed as :data:`PLACEHOLDER_METHOD`;
+    :meth:`head_complete` returns the original for the front end to restore.
+
+    PERF: one ``find`` and ``isascii`` per request head, plus one ``find`` and a
+    frozenset lookup with ``methods`` (``python -m nubis.bench swift``).
     """
 
-    __slots__ = ("at_line", "in_head", "open_line")
+    __slots__ = ("at_line", "in_head", "method", "methods", "open_line")
 
-    def __init__(self) -> None:
+    def __init__(self, methods: bool = False) -> None:
+        #: Swap unknown methods for the placeholder.
+        self.methods = methods
+        #: The swapped method of the line being parsed.
+        self.method: str | None = None
         #: A message began whose head is not complete yet.
         self.in_head = False
         #: The next byte received belongs to a request line.
@@ -94,6 +118,8 @@ class RequestLines:
         """Return ``data`` with the non-ASCII bytes of a leading request line escaped."""
         if not self.at_line:
             return data
+        if self.methods and not self.open_line:
+            data = self._swap_method(data)
         nl = data.find(b"\n")
         self.open_line = nl < 0
         if self.open_line:
@@ -103,15 +129,31 @@ class RequestLines:
             return data
         return escape_non_ascii(data[:nl]) + data[nl:]
 
+    def _swap_method(self, data: bytes) -> bytes:
+        """Return ``data`` with an unknown leading method token replaced by the placeholder."""
+        sp = data.find(b" ", 0, MAX_METHOD + 1)
+        if sp <= 0:
+            return data
+        token = data[:sp]
+        if token in LLHTTP_METHODS or _TOKEN.fullmatch(token) is None:
+            return data
+        self.method = token.decode("ascii")
+        return PLACEHOLDER_METHOD + data[sp:]
+
     def message_begin(self) -> None:
         """Note that the parser started a message (call from ``on_message_begin``)."""
         self.in_head = True
         if not self.open_line:
             self.at_line = False
 
-    def head_complete(self) -> None:
-        """Note that the message's head was parsed (call from ``on_headers_complete``)."""
+    def head_complete(self) -> str | None:
+        """Note that the message's head was parsed (call from ``on_headers_complete``).
+
+        Return the method the placeholder stands for, None if it was not swapped.
+        """
         self.in_head = False
+        method, self.method = self.method, None
+        return method
 
     def garbage_after(self) -> bool:
         """Tell whether a parse error hit the head of a message after complete ones.
@@ -335,7 +377,7 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.lines = RequestLines()
+        self.lines = RequestLines(server.pass_unknown_methods)
         self.url = b""
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
@@ -427,9 +469,9 @@ class _Connection(asyncio.Protocol):
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.lines.head_complete()
+        swapped = self.lines.head_complete()
         parser = self.parser
-        method = parser.get_method().decode("ascii")
+        method = swapped or parser.get_method().decode("ascii")
         req = Request(self, method, self.url, self.raw_headers, parser.should_keep_alive())
         if self.server.pass_refused_codings and coding_refused(
                 req.headers.get("transfer-encoding")):
@@ -669,8 +711,14 @@ class HTTPServer:
                  max_header_size: int = 16384, max_header_count: int = 128,
                  keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
                  body_timeout: float = 60.0, max_connections: int = 4096,
-                 backlog: int = 1024, pass_refused_codings: bool = False) -> None:
-        """Configure the server (``pass_refused_codings``: see :func:`coding_refused`)."""
+                 backlog: int = 1024, pass_refused_codings: bool = False,
+                 pass_unknown_methods: bool = False) -> None:
+        """Configure the server.
+
+        ``pass_refused_codings``: see :func:`coding_refused`; ``pass_unknown_methods``:
+        requests with methods llhttp does not know reach the handler (see
+        :class:`RequestLines`) instead of getting a 400.
+        """
         self.handler = handler
         self.host = host
         self.port = port
@@ -682,6 +730,7 @@ class HTTPServer:
         self.max_discard = max_discard
         self.backlog = backlog
         self.pass_refused_codings = pass_refused_codings
+        self.pass_unknown_methods = pass_unknown_methods
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
 

@@ -29,6 +29,7 @@ from nubis.api.proxy import (
     cors,
     etag_quoter,
     formpost,
+    obj,
     objver,
     ratelimit,
     staticweb,
@@ -53,6 +54,10 @@ log = logging.getLogger("nubis.proxy")
 
 VERSION = "2.38.0-nubis"
 _BODY_METHODS = ("PUT", "POST")
+#: Methods some Swift API controller serves; any other is answered 405 before
+#: authentication, as Swift's proxy checks its controller's methods first
+#: (PERF: one frozenset lookup, ``python -m nubis.bench swift``).
+_SWIFT_METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"))
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -61,6 +66,20 @@ def parse_query(raw: bytes) -> dict[str, str]:
     for key, value in urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True,
                                              encoding="utf-8", errors="strict"):
         out[key] = value
+    return out
+
+
+def joined_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Return headers by lower-case name, repeated ones joined with ``", "``.
+
+    As the native server's :class:`~nubis.common.httpserver.Request` (and Swift's
+    WSGI server): a request with ``x-amz-date`` twice sees both values.
+    """
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key, val = name.decode("latin-1").lower(), value.decode("latin-1")
+        old = out.get(key)
+        out[key] = val if old is None else f"{old}, {val}"
     return out
 
 
@@ -102,8 +121,12 @@ class ProxyApp:
 
     def _context(self, req: falcon.asgi.Request) -> Ctx:
         scope = req.scope
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        raw = scope.get("headers", [])
+        if not isinstance(raw, list):  # ASGI allows any iterable (uvicorn: a list)
+            raw = [tuple(pair) for pair in raw]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+        if len(headers) != len(raw):  # PERF: a repeated header is rare (bench swift)
+            headers = joined_headers(raw)
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
 
         channel: ReceiveChannel = scope["nubis.receive"]
@@ -130,7 +153,7 @@ class ProxyApp:
             except ValueError:
                 raise HTTPError(400, "Invalid Content-Length header value") from None
         headers.pop("x-timestamp", None)  # Swift's gatekeeper shunts it: the proxy's clock
-        method = method.upper()
+        # The method as sent (case-sensitive, as Swift: ``get`` is a 405).
         if method in _BODY_METHODS or length:
             reader = body(length)
         else:
@@ -178,6 +201,10 @@ class ProxyApp:
         ctx.obj = parts[3] if len(parts) > 3 and parts[3] != "" else None
         if len(parts) > 3 and not parts[2]:
             raise HTTPError(404, "Not Found: the resource could not be found.")
+        if ctx.method not in _SWIFT_METHODS:
+            allow = (container.ACCOUNT_ALLOW if ctx.container is None else
+                     container.CONTAINER_ALLOW if ctx.obj is None else obj.OBJECT_ALLOW)
+            raise HTTPError(405, headers={"Allow": allow})
         check_account_name(ctx.account, self.state.limits)
         if self.limiter is not None:
             await self.limiter.check(ctx)

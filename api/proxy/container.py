@@ -113,6 +113,11 @@ def _listing_response(ctx: Ctx, reply: Reply, fmt: str) -> Resp:
 
 # --- container ---------------------------------------------------------------
 
+#: The ``Allow`` header of a 405 on an account / a container.
+ACCOUNT_ALLOW = "GET, HEAD, POST"
+CONTAINER_ALLOW = "GET, HEAD, PUT, POST, DELETE"
+
+
 async def handle_container(ctx: ContainerCtx) -> Resp:
     """Dispatch a container request."""
     check_container_name(ctx.container, ctx.state.limits)
@@ -124,7 +129,7 @@ async def handle_container(ctx: ContainerCtx) -> Resp:
         return await container_post(ctx)
     if ctx.method == "DELETE":
         return await container_delete(ctx)
-    raise HTTPError(405, headers={"Allow": "GET, HEAD, PUT, POST, DELETE"})
+    raise HTTPError(405, headers={"Allow": CONTAINER_ALLOW})
 
 
 async def container_get(ctx: ContainerCtx) -> Resp:
@@ -327,9 +332,7 @@ async def handle_account(ctx: Ctx) -> Resp:
         return await account_get(ctx)
     if ctx.method == "POST":
         return await account_post(ctx)
-    if ctx.method in ("PUT", "DELETE"):
-        raise HTTPError(405, headers={"Allow": "GET, HEAD, POST"})
-    raise HTTPError(405, headers={"Allow": "GET, HEAD, POST"})
+    raise HTTPError(405, headers={"Allow": ACCOUNT_ALLOW})
 
 
 async def account_get(ctx: Ctx) -> Resp:

@@ -98,7 +98,8 @@ class NativeFrontEnd:
         """Return an (unstarted) HTTP server for this front-end."""
         return HTTPServer(self.handle, host, port, max_header_size=MAX_HEAD_BYTES,
                           max_header_count=MAX_HEADER_COUNT, keepalive_timeout=75.0,
-                          body_timeout=self.timeout, pass_refused_codings=True)
+                          body_timeout=self.timeout, pass_refused_codings=True,
+                          pass_unknown_methods=True)
 
     async def handle(self, req: Request) -> Response:
         """Answer one client request."""

@@ -36,6 +36,9 @@ from nubis.api.proxy.transfer import (
     to_all,
 )
 
+#: The ``Allow`` header of a 405 on an object.
+OBJECT_ALLOW = "GET, HEAD, PUT, POST, DELETE, COPY"
+
 
 async def handle(ctx: ObjectCtx) -> Resp:
     """Dispatch an object request by method."""
@@ -49,7 +52,7 @@ async def handle(ctx: ObjectCtx) -> Resp:
         return await post(ctx)
     if method == "DELETE":
         return await delete(ctx)
-    raise HTTPError(405, headers={"Allow": "GET, HEAD, PUT, POST, DELETE, COPY"})
+    raise HTTPError(405, headers={"Allow": OBJECT_ALLOW})
 
 
 async def get_or_head(ctx: ObjectCtx) -> Resp:

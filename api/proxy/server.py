@@ -217,7 +217,8 @@ def utf8_httptools_protocol() -> type[Any]:
     instead of replacing it with a 400, as in nubis' own server. A request whose
     ``Transfer-Encoding`` is not plain ``chunked`` reaches the app with an empty
     body (Swift answers 501 or 400) and the connection closes after its answer
-    (:func:`~nubis.common.httpserver.coding_refused`).
+    (:func:`~nubis.common.httpserver.coding_refused`). A method llhttp does not
+    know (``LICK``) reaches the app as sent, for its 405.
     """
     from nubis.common.httpserver import RequestLines, coding_refused
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -225,7 +226,7 @@ def utf8_httptools_protocol() -> type[Any]:
     class Utf8HttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.request_lines = RequestLines()
+            self.request_lines = RequestLines(methods=True)
             self.codings: list[bytes] = []
             self.unframed: Any = None  # the cycle of a refused transfer coding
 
@@ -243,8 +244,10 @@ def utf8_httptools_protocol() -> type[Any]:
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
-            self.request_lines.head_complete()
+            swapped = self.request_lines.head_complete()
             super().on_headers_complete()
+            if swapped is not None:
+                self.scope["method"] = swapped  # parsed as the placeholder
             view: Any = SwiftCaseHead(self.transport)  # the cycle's writes go through it
             self.cycle.transport = view
             if self.codings and coding_refused(b", ".join(self.codings)):

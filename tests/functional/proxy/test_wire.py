@@ -116,3 +116,40 @@ def test_nothing_after_a_refused_coding_is_run(cloud: Cloud, conn: sc.Connection
     line, _ = _exchange(cloud, _put_head(f"{path}/o", token, "gzip, chunked"), body + smuggled)
     assert line.split(b" ", 2)[1] == b"501"
     assert _request(cloud, "HEAD", f"{path}/keep", {"X-Auth-Token": token})[0] == 200
+
+
+def test_unknown_methods_get_405_on_a_kept_connection(cloud: Cloud, conn: sc.Connection,
+                                                      target: tuple[str, str]) -> None:
+    """Methods llhttp does not know reach the proxy: Swift's 405, even without a token."""
+    path, token = target
+    account = path.rsplit("/", 1)[0]
+    c = http.client.HTTPConnection("127.0.0.1", cloud.config.proxy.port, timeout=30)
+    try:
+        for method, where, auth, allow in (
+                ("LICK", account, {"X-Auth-Token": token}, "GET, HEAD, POST"),
+                ("GETorHEAD_base", account, {"X-Auth-Token": token}, "GET, HEAD, POST"),
+                ("LICK", f"{path}/o", {}, "GET, HEAD, PUT, POST, DELETE, COPY"),
+                ("HEAD", path, {"X-Auth-Token": token}, None)):
+            c.request(method, where, headers=auth)
+            r = c.getresponse()
+            body = r.read()
+            if allow is None:  # the connection still serves known methods
+                assert r.status == 204
+                continue
+            assert (r.status, r.getheader("Allow")) == (405, allow), body
+            assert b"Method Not Allowed" in body and r.getheader("X-Trans-Id")
+    finally:
+        c.close()
+
+
+def test_repeated_request_headers_are_joined(cloud: Cloud) -> None:
+    """Swift's WSGI server joins a repeated header: two ``x-amz-date`` are no valid date."""
+    head = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/"
+            "aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\n"
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nx-amz-date: \r\n"
+            "X-Amz-Date: 20260101T000000Z\r\n")
+    line, rest = _exchange(cloud, head, b"")
+    assert line.split(b" ", 2)[1] == b"403", (line, rest)
+    assert b"<Code>AccessDenied</Code>" in rest
+    assert b"requires a valid Date or x-amz-date header" in rest

@@ -95,8 +95,11 @@ def test_s3_and_swift_see_the_same_objects(s3cloud: S3Cloud) -> None:
 
 def _raw(s3cloud: S3Cloud, method: str, path: str, body: bytes = b"",
          headers: dict[str, str] | None = None, when: float | None = None,
-         host: str | None = None) -> requests.Response:
-    """Send a request signed by botocore's SigV4 signer (for edge cases boto3 won't make)."""
+         host: str | None = None, send_as: str | None = None) -> requests.Response:
+    """Send a request signed by botocore's SigV4 signer (for edge cases boto3 won't make).
+
+    With ``send_as``, the request signed for ``method`` is sent with that method.
+    """
     url = s3cloud.endpoint + path
     if host is not None:
         url = f"http://{host}{path}"
@@ -115,7 +118,7 @@ def _raw(s3cloud: S3Cloud, method: str, path: str, body: bytes = b"",
         out["Host"] = host
     target = s3cloud.endpoint + urlsplit(req.url).path + (
         "?" + urlsplit(req.url).query if urlsplit(req.url).query else "")
-    return requests.request(method, target, data=body, headers=out, timeout=10)
+    return requests.request(send_as or method, target, data=body, headers=out, timeout=10)
 
 
 def _code(r: requests.Response) -> str:
@@ -138,6 +141,21 @@ def test_skewed_clock_and_tampered_body(s3cloud: S3Cloud) -> None:
     r = requests.put(url, data=b"evil", headers=dict(req.headers.items()), timeout=10)
     assert r.status_code == 400 and _code(r) == "XAmzContentSHA256Mismatch"
     assert _raw(s3cloud, "GET", f"/{bucket}/k").status_code == 404
+
+
+def test_unknown_methods_are_refused_before_the_signature(s3cloud: S3Cloud) -> None:
+    """S3's MethodNotAllowed (Swift's s3api: even for a request signed for another method)."""
+    bucket = f"lick-{uuid.uuid4().hex[:10]}"
+    for method, send_as, path, kind in (("PUT", "GETPUT", f"/{bucket}", "BUCKET"),
+                                        ("LICK", None, f"/{bucket}/k", "OBJECT"),
+                                        ("PATCHY", None, "/", "SERVICE")):
+        r = _raw(s3cloud, method, path, send_as=send_as)
+        assert r.status_code == 405 and _code(r) == "MethodNotAllowed", r.text
+        assert (f"<Method>{send_as or method}</Method><ResourceType>{kind}</ResourceType>"
+                in r.text)
+        assert r.headers["x-amz-request-id"]
+    r = _raw(s3cloud, "HEAD", f"/{bucket}")
+    assert r.status_code == 404  # nothing was created
 
 
 def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvloop
 from nubis.common.httpserver import (
+    LLHTTP_METHODS,
+    PLACEHOLDER_METHOD,
     BodyError,
     BodyTimeoutError,
     HTTPServer,
     Request,
+    RequestLines,
     Response,
     escape_non_ascii,
 )
@@ -357,3 +361,63 @@ def test_refused_codings_reach_the_handler_with_no_body_then_close() -> None:
     uvloop.run(serve(handler, scenario, pass_refused_codings=True))
     assert seen == [("/te", "gzip,chunked", b""), ("/te", "gzip", b""),
                     ("/raw", "gzip, chunked", b"")]
+
+
+def test_llhttp_parses_the_methods_that_are_not_swapped() -> None:
+    """Every method left as sent is one llhttp knows; ``LICK`` is not."""
+    import httptools
+
+    class Sink:
+        def on_headers_complete(self) -> None:
+            pass
+
+    for method in (*LLHTTP_METHODS, PLACEHOLDER_METHOD):
+        httptools.HttpRequestParser(Sink()).feed_data(method + b" / HTTP/1.1\r\n\r\n")
+    with contextlib.suppress(httptools.HttpParserError):
+        httptools.HttpRequestParser(Sink()).feed_data(b"LICK / HTTP/1.1\r\n\r\n")
+        raise AssertionError("llhttp learnt LICK: the swap test needs another method")
+
+
+def test_request_lines_swap_unknown_methods_only_when_asked() -> None:
+    lines = RequestLines(methods=True)
+    assert lines.prepare(b"LICK /v1/a HTTP/1.1\r\n\r\n") == (
+        PLACEHOLDER_METHOD + b" /v1/a HTTP/1.1\r\n\r\n")
+    lines.message_begin()
+    assert lines.head_complete() == "LICK"
+    lines.message_complete()
+    for line in (b"GET / HTTP/1.1\r\n", b"PROPFIND / HTTP/1.1\r\n",
+                 b"L{CK / HTTP/1.1\r\n", b" / HTTP/1.1\r\n", b"X" * 65 + b" / HTTP/1.1\r\n"):
+        assert lines.prepare(line) == line  # known, not a token, empty, too long
+        lines.message_begin()
+        assert lines.head_complete() is None
+        lines.message_complete()
+    # A line split over reads: only the read that starts it is looked at.
+    assert lines.prepare(b"GETorHEAD_base /v1/") == PLACEHOLDER_METHOD + b" /v1/"
+    lines.message_begin()
+    assert lines.prepare(b"LICK HTTP/1.1\r\n\r\n") == b"LICK HTTP/1.1\r\n\r\n"
+    assert lines.head_complete() == "GETorHEAD_base"
+    plain = RequestLines()
+    assert plain.prepare(b"LICK / HTTP/1.1\r\n\r\n") == b"LICK / HTTP/1.1\r\n\r\n"
+    assert plain.head_complete() is None
+
+
+def test_unknown_methods_reach_the_handler_when_passed() -> None:
+    """With ``pass_unknown_methods`` the handler sees ``LICK``; otherwise llhttp's 400."""
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for method in ("LICK", "_delete_segments_bucket", "GET", "MKCALENDAR", "GETPUT"):
+            writer.write(f"{method} /v1/a?x=1 HTTP/1.1\r\nHost: h\r\n"
+                         "Content-Length: 3\r\n\r\nabc".encode())
+            status, headers, body = await read_response(reader)
+            assert (status, headers["x-method"], headers["x-path"], body) == (
+                200, method, "/v1/a", b"abc")
+        writer.close()
+
+    async def refused(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"LICK / HTTP/1.1\r\nHost: h\r\n\r\n")
+        status, _, _ = await read_response(reader)
+        assert status == 400
+        writer.close()
+    uvloop.run(serve(echo, scenario, pass_unknown_methods=True))
+    uvloop.run(serve(echo, refused))
