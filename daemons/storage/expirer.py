@@ -98,11 +98,26 @@ class ObjectExpirer(NodeDaemon):
                     if item.kind != "current":
                         return
                     ok = await self.expire(device, item.policy, item.record, None)
-                else:
+                elif self._leads(device, item):
                     ok = await self.actions.apply(item, now)
+                else:
+                    return
                 stats["lifecycle_expired" if ok else "failures"] += 1
 
         await asyncio.gather(*(one(d) for d in due))
+
+    def _leads(self, device: ObjectDevice, item: Due) -> bool:
+        """Tell whether this device is the first primary of the record's partition.
+
+        An S3 action (a delete marker, an abort) goes through the proxy and is not
+        idempotent, and every replica's expirer finds the record: only the first
+        primary's acts (the others would stack a second delete marker).
+        """
+        ring = self.object_ring(item.policy)
+        if ring is None:
+            return True
+        nodes = ring.get_part_nodes(item.record.part)
+        return bool(nodes) and self.is_local(nodes[0], device.name)
 
     async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
                      delete_at: int | None) -> bool:
