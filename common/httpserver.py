@@ -81,6 +81,25 @@ def escape_non_ascii(data: bytes) -> bytes:
     return b"".join(_PERCENT[b] if b >= 0x80 else data[i:i + 1] for i, b in enumerate(data))
 
 
+def joined_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Return headers by lower-case name, repeated ones joined with ``", "``.
+
+    As Swift's WSGI server: a request with ``x-amz-date`` twice sees both values.
+    """
+    headers: dict[str, str] = {}
+    names = _NAME_CACHE
+    for name, value in raw_headers:
+        key = names.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(names) < _NAME_CACHE_MAX:
+                names[name] = key
+        val = value.decode("latin-1")
+        old = headers.get(key)
+        headers[key] = val if old is None else f"{old}, {val}"
+    return headers
+
+
 class RequestLines:
     r"""Escape raw UTF-8 in request lines before httptools' strict parser sees them.
 
@@ -224,19 +243,8 @@ class Request:
         #: Raw query string (no leading ``?``).
         self.query = query.decode("latin-1")
         self.raw_headers = raw_headers
-        headers: dict[str, str] = {}
-        names = _NAME_CACHE
-        for name, value in raw_headers:
-            key = names.get(name)
-            if key is None:
-                key = name.decode("latin-1").lower()
-                if len(names) < _NAME_CACHE_MAX:
-                    names[name] = key
-            val = value.decode("latin-1")
-            old = headers.get(key)
-            headers[key] = val if old is None else f"{old}, {val}"
         #: Headers with lower-case names; repeated headers are joined with ", ".
-        self.headers = headers
+        self.headers = headers = joined_headers(raw_headers)
         self.keep_alive = keep_alive
         self.expect_continue = headers.get("expect", "").lower() == "100-continue"
         self._continue_sent = False

@@ -48,6 +48,7 @@ from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_respo
 from nubis.api.proxy.s3.auth import ChainedSource, CredentialSource, TempAuthKeys
 from nubis.api.proxy.s3.router import S3_INFO, S3Api, wants_s3
 from nubis.common.httpclient import HTTPClient
+from nubis.common.httpserver import joined_headers
 from nubis.common.policies import DEFAULT_POLICIES, PolicySet
 
 log = logging.getLogger("nubis.proxy")
@@ -66,20 +67,6 @@ def parse_query(raw: bytes) -> dict[str, str]:
     for key, value in urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True,
                                              encoding="utf-8", errors="strict"):
         out[key] = value
-    return out
-
-
-def joined_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Return headers by lower-case name, repeated ones joined with ``", "``.
-
-    As the native server's :class:`~nubis.common.httpserver.Request` (and Swift's
-    WSGI server): a request with ``x-amz-date`` twice sees both values.
-    """
-    out: dict[str, str] = {}
-    for name, value in raw:
-        key, val = name.decode("latin-1").lower(), value.decode("latin-1")
-        old = out.get(key)
-        out[key] = val if old is None else f"{old}, {val}"
     return out
 
 

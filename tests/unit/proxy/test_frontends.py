@@ -12,11 +12,12 @@ from typing import Any
 
 import falcon.testing
 import uvloop
-from nubis.api.proxy.app import build_app, build_proxy, joined_headers
+from nubis.api.proxy.app import build_app, build_proxy
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.native import NativeFrontEnd
 from nubis.api.proxy.server import SwiftCaseHead, utf8_httptools_protocol
 from nubis.common.httpclient import HTTPClient
+from nubis.common.httpserver import joined_headers
 
 
 def test_info_and_errors_match_across_front_ends(tmp_path: Path) -> None:
