@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import httptools
 from nubis.common.errors import NubisError
+from nubis.common.headnames import escape_head, unescape_name
 
 #: Bodies up to this size are copied behind the head and sent in one write.
 _JOIN_MAX = 256 * 1024
@@ -117,6 +118,7 @@ class _Conn(asyncio.Protocol):
         self.error: BaseException | None = None
         self.swap_parser = False
         self.any_bytes = False
+        self.renamed = False
 
     def begin(self, head_method: bool, expect_continue: bool) -> None:
         """Prepare for the response to a request being sent now."""
@@ -142,6 +144,9 @@ class _Conn(asyncio.Protocol):
             self.drain_waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if not self.got_headers:  # odd header names (x-object-meta-() past llhttp
+            data, renamed = escape_head(data, self._head_start(data))
+            self.renamed = self.renamed or renamed
         self.any_bytes = True
         try:
             self.parser.feed_data(data)
@@ -153,6 +158,17 @@ class _Conn(asyncio.Protocol):
         if self.swap_parser:
             self.swap_parser = False
             self.parser = httptools.HttpResponseParser(self)
+
+    def _head_start(self, data: bytes) -> int:
+        """Return where the head that is not parsed yet starts in ``data``.
+
+        That is 0, but after an interim ``100 Continue`` that ``data`` holds
+        whole: where the final response begins.
+        """
+        if not data.startswith(b"HTTP/1.1 100"):
+            return 0
+        end = data.find(b"\r\n\r\n")
+        return 0 if end < 0 else end + 4
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -242,8 +258,10 @@ class ClientResponse:
         self._timeout = timeout
         self._done = False
         self.status = conn.status
-        self.raw_headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                            for k, v in conn.raw_headers]
+        raw = conn.raw_headers
+        if conn.renamed:
+            raw = [(unescape_name(k), v) for k, v in raw]
+        self.raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         headers: dict[str, str] = {}
         for k, v in self.raw_headers:
             key = k.lower()

@@ -29,6 +29,7 @@ from http import HTTPStatus
 from typing import Any
 
 import httptools
+from nubis.common.headnames import escape_head, unescape_name
 
 LOG = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def joined_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]
     for name, value in raw_headers:
         key = names.get(name)
         if key is None:
-            key = name.decode("latin-1").lower()
+            key = unescape_name(name).decode("latin-1").lower()
             if len(names) < _NAME_CACHE_MAX:
                 names[name] = key
         val = value.decode("latin-1")
@@ -111,6 +112,10 @@ class RequestLines:
     touched; the line of a pipelined request that begins in the middle of a
     read is parsed as sent.
 
+    Header names llhttp refuses (``x-amz-meta-(``) of a head that arrives in
+    the same read are escaped (:func:`~nubis.common.headnames.escape_head`) and
+    :attr:`renamed` is set.
+
     With ``methods``, a method llhttp does not know (Swift's suite sends
     ``LICK``; Swift answers 405) is parsed as :data:`PLACEHOLDER_METHOD`;
     :meth:`head_complete` returns the original for the front end to restore.
@@ -119,11 +124,14 @@ class RequestLines:
     frozenset lookup with ``methods`` (``python -m nubis.bench swift``).
     """
 
-    __slots__ = ("at_line", "in_head", "method", "methods", "open_line")
+    __slots__ = ("at_line", "in_head", "method", "methods", "open_line", "renamed")
 
     def __init__(self, methods: bool = False) -> None:
         #: Swap unknown methods for the placeholder.
         self.methods = methods
+        #: Header names of the head being parsed were escaped
+        #: (:mod:`nubis.common.headnames`); the front end gives them back and clears this.
+        self.renamed = False
         #: The swapped method of the line being parsed.
         self.method: str | None = None
         #: A message began whose head is not complete yet.
@@ -137,8 +145,10 @@ class RequestLines:
         """Return ``data`` with the non-ASCII bytes of a leading request line escaped."""
         if not self.at_line:
             return data
-        if self.methods and not self.open_line:
-            data = self._swap_method(data)
+        if not self.open_line:
+            if self.methods:
+                data = self._swap_method(data)
+            data, self.renamed = escape_head(data)
         nl = data.find(b"\n")
         self.open_line = nl < 0
         if self.open_line:

@@ -47,6 +47,7 @@ from nubis.api.proxy.domains import DomainRemap, crossdomain_response
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.api.proxy.s3.auth import ChainedSource, CredentialSource, TempAuthKeys
 from nubis.api.proxy.s3.router import S3_INFO, S3Api, wants_s3
+from nubis.common.headnames import escape_response_names
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import joined_headers
 from nubis.common.policies import DEFAULT_POLICIES, PolicySet
@@ -523,5 +524,24 @@ class TooLargeGuard:
             channel = ReceiveChannel(receive)
             scope["nubis.receive"] = channel
             receive = channel
+            send = _OddNameSend(send)
         await self.app(scope, receive, send)
+
+
+class _OddNameSend:
+    """Escape odd metadata names of a response head (uvicorn refuses to send them).
+
+    The front end's :class:`~nubis.api.proxy.server.SwiftCaseHead` writes them
+    back as they were (:mod:`nubis.common.headnames`).
+    """
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = escape_response_names(message["headers"])  # a list (Falcon)
+        await self.send(message)
 

@@ -25,6 +25,7 @@ from nubis.api.proxy.auth import TokenVerifier
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import TokenSettings
 from nubis.common.cluster import ClusterConfig
+from nubis.common.headnames import PREFIX, unescape_name
 from nubis.common.metrics import Metrics, MetricsMiddleware
 from nubis.common.procutil import die_with_parent
 
@@ -201,8 +202,13 @@ def title_case_head(head: bytes) -> bytes:
     lines = head.split(b"\r\n")
     for i in range(1, len(lines)):
         name, sep, value = lines[i].partition(b":")
-        if sep and not name.startswith(AMZ_PREFIX):
-            lines[i] = name.title() + sep + value
+        if not sep:
+            continue
+        if name.startswith(PREFIX):  # an odd name, escaped for uvicorn (headnames)
+            name = unescape_name(name)
+        elif name.startswith(AMZ_PREFIX):
+            continue
+        lines[i] = (name if name.startswith(AMZ_PREFIX) else name.title()) + sep + value
     return b"\r\n".join(lines)
 
 
@@ -218,8 +224,10 @@ def utf8_httptools_protocol() -> type[Any]:
     ``Transfer-Encoding`` is not plain ``chunked`` reaches the app with an empty
     body (Swift answers 501 or 400) and the connection closes after its answer
     (:func:`~nubis.common.httpserver.coding_refused`). A method llhttp does not
-    know (``LICK``) reaches the app as sent, for its 405.
+    know (``LICK``) reaches the app as sent, for its 405; so do header names
+    llhttp refuses (``x-amz-meta-(``, :mod:`nubis.common.headnames`).
     """
+    from nubis.common.headnames import unescape_pairs
     from nubis.common.httpserver import RequestLines, coding_refused
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -248,6 +256,9 @@ def utf8_httptools_protocol() -> type[Any]:
             super().on_headers_complete()
             if swapped is not None:
                 self.scope["method"] = swapped  # parsed as the placeholder
+            if self.request_lines.renamed:  # odd names were escaped for llhttp
+                self.request_lines.renamed = False
+                self.scope["headers"] = unescape_pairs(self.scope["headers"])
             view: Any = SwiftCaseHead(self.transport)  # the cycle's writes go through it
             self.cycle.transport = view
             if self.codings and coding_refused(b", ".join(self.codings)):

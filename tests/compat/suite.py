@@ -21,10 +21,12 @@ SWIFT_VERSION = "2.38.3"
 #: sha256 of ``swift-2.38.3.tar.gz`` as published on PyPI.
 SDIST_SHA256 = "561b2f8acc5ce834a0a2bac200e8ccd8784cb5c4a9e3731881d2e66dec4b6006"
 #: What the suite imports (boto 2.49 for the legacy s3api tests, pytest-timeout to
-#: bound each test).
+#: bound each test). ``awscrt`` lets botocore sign lower-case methods (the s3api
+#: invalid-method tests skip without it); with it, botocore signs every SigV4
+#: request with the CRT signer, as an ``pip install boto3[crt]`` user's does.
 REQUIREMENTS: tuple[str, ...] = (
-    f"swift=={SWIFT_VERSION}", "python-swiftclient", "boto3", "botocore", "boto==2.49.0",
-    "pytest", "pytest-timeout",
+    f"swift=={SWIFT_VERSION}", "python-swiftclient", "boto3", "botocore", "awscrt",
+    "boto==2.49.0", "pytest", "pytest-timeout",
 )
 MARKER = ".nubis-compat-complete"
 

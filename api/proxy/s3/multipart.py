@@ -38,6 +38,9 @@ from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, one, store
 
 MARKER_TYPE = "application/x-nubis-s3-upload"
+#: Sysmeta of a completed object: the upload it was completed from (a retried
+#: Complete of that upload answers again instead of NoSuchUpload, as Swift's s3api).
+UPLOAD_META = "x-object-sysmeta-s3-upload-id"
 MIN_PART = 5 * 1024 * 1024
 MAX_PARTS = 10000
 XML = {"Content-Type": "application/xml"}
@@ -296,11 +299,14 @@ def _requested_parts(data: bytes) -> list[tuple[int, str]]:
 async def complete(req: S3Req, upload_id: str) -> Resp:
     """Answer CompleteMultipartUpload: check parts, write the manifest (no byte copy)."""
     refuse_conditions(req.ctx.headers)
-    marker = await _marker(req, upload_id)
+    try:
+        marker = await _marker(req, upload_id)
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload":
+            raise
+        return await _completed_again(req, upload_id, exc)
     wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
-    numbers = [n for n, _ in wanted]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
-        raise S3Error("InvalidPartOrder", extra={"UploadId": upload_id})
+    _check_order(wanted, upload_id)
     have: dict[int, dict[str, Any]] = {}
     more, after = True, 0
     while more:
@@ -309,7 +315,6 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
         after = max(have) if have else 0
         more = more and bool(stored)
     manifest: list[dict[str, Any]] = []
-    md5s = hashlib.md5(usedforsecurity=False)
     for i, (number, etag) in enumerate(wanted):
         part = have.get(number)
         if part is None or part["hash"] != etag:
@@ -319,11 +324,10 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
             raise S3Error("EntityTooSmall", extra={"ProposedSize": str(part["bytes"]),
                                                    "MinSizeAllowed": str(MIN_PART),
                                                    "PartNumber": str(number)})
-        md5s.update(bytes.fromhex(etag))
         manifest.append({"name": f"/{_segments(req)}/{part['name']}", "hash": etag,
                          "bytes": part["bytes"], "content_type": "application/octet-stream",
                          "last_modified": http_date(0)})
-    s3_etag = f"{md5s.hexdigest()}-{len(wanted)}"
+    s3_etag = _s3_etag(wanted)
     meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
             and k != "x-object-meta-s3-content-type"}
     meta["content-type"] = marker.get("x-object-meta-s3-content-type", "binary/octet-stream")
@@ -332,16 +336,57 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     extra = manifest_sysmeta(data, manifest)
     extra[OVERRIDE_ETAG] = s3_etag
     extra[ETAG_META] = s3_etag
+    extra[UPLOAD_META] = upload_id
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
     await no_overwrite(req, octx, info)
     resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra)
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
-    out = {**XML, **versioning.s3_headers(resp.headers)}
-    return Resp(200, out, doc("CompleteMultipartUploadResult", [
+    return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers))
+
+
+def _check_order(wanted: list[tuple[int, str]], upload_id: str) -> None:
+    """Refuse part numbers that are not strictly ascending (``InvalidPartOrder``)."""
+    numbers = [n for n, _ in wanted]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder", extra={"UploadId": upload_id})
+
+
+def _s3_etag(wanted: list[tuple[int, str]]) -> str:
+    """Return S3's multipart ETag (``md5-of-md5s-N``) of the listed parts."""
+    md5s = hashlib.md5(usedforsecurity=False)
+    for _, etag in wanted:
+        try:
+            md5s.update(bytes.fromhex(etag))
+        except ValueError:
+            raise S3Error("InvalidPart", extra={"ETag": etag}) from None
+    return f"{md5s.hexdigest()}-{len(wanted)}"
+
+
+def _complete_result(req: S3Req, s3_etag: str, headers: dict[str, str]) -> Resp:
+    return Resp(200, {**XML, **headers}, doc("CompleteMultipartUploadResult", [
         el("Location", _location(req)), el("Bucket", req.bucket),
         el("Key", req.key), el("ETag", f'"{s3_etag}"')]))
+
+
+async def _completed_again(req: S3Req, upload_id: str, missing: S3Error) -> Resp:
+    """Answer a Complete whose upload is gone: the same answer if it made the current object.
+
+    A client that lost the first answer retries; the object completed from this
+    upload with these parts (same ``md5-of-md5s-N``) answers 200 again, anything
+    else is ``NoSuchUpload`` (Swift's s3api does the same).
+    """
+    headers = {k.lower(): v for k, v in
+               (await versioning.raw_version_head(req, None)).items()}
+    if headers.get(UPLOAD_META) != upload_id:
+        raise missing
+    wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
+    _check_order(wanted, upload_id)
+    s3_etag = _s3_etag(wanted)
+    if headers.get(ETAG_META) != s3_etag:
+        raise missing
+    return _complete_result(req, s3_etag, {})
 
 
 async def abort(req: S3Req, upload_id: str) -> Resp:

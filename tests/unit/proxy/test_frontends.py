@@ -16,6 +16,7 @@ from nubis.api.proxy.app import build_app, build_proxy
 from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.proxy.native import NativeFrontEnd
 from nubis.api.proxy.server import SwiftCaseHead, utf8_httptools_protocol
+from nubis.common.headnames import PREFIX
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import joined_headers
 
@@ -192,3 +193,13 @@ def test_swift_case_head_title_cases_only_the_response_head() -> None:
         b"Etag: \"a:b\"\r\nx-amz-meta-color: red\r\nContent-Length: 9\r\n\r\n",
         b"HTTP/1.1 x"]
     assert view.is_closing() is False
+
+
+def test_swift_case_head_gives_odd_names_back() -> None:
+    """Names escaped for uvicorn are written as they were (title-cased but ``x-amz-*``)."""
+    transport = _Transport()
+    view = SwiftCaseHead(transport)
+    view.write(b"HTTP/1.1 200 OK\r\n" + PREFIX + b"x-object-meta-(".hex().encode()
+               + b": (\r\n" + PREFIX + b"x-amz-meta-@".hex().encode() + b": @\r\n\r\n")
+    assert transport.written == [
+        b"HTTP/1.1 200 OK\r\nX-Object-Meta-(: (\r\nx-amz-meta-@: @\r\n\r\n"]
