@@ -1,7 +1,7 @@
 """S3 benchmark: PUT/GET through the S3 API vs the Swift API on the same nubis, same run.
 
 ``python -m nubis.bench s3 [--small N] [--large N] [--concurrency C] [--rounds R]
-[--reference rgw]``
+[--reference rgw] [--multipart-mib 1024]``
 
 A whole cloud from ``nubis up``; EC2 credentials from ``openstack ec2
 credentials create``; a Keystone token for the same project. The raw load
@@ -17,6 +17,9 @@ at most 15 %, i.e. ratio >= 0.85), and the proxy's CPU time per request (from
 BlueStore OSD, pools of size 1) as a third target in the same rounds, and runs
 nubis with a one-replica default policy (equal copy count); it prints
 nubis-S3/RGW ratios (targets: 4 KiB PUT >= 2x, GET >= 3x, 1 MiB >= 1x).
+
+``--multipart-mib N`` also uploads N MiB through S3 as one PutObject and as a
+multipart upload (boto3's transfer manager, the ``aws`` CLI's 8 MiB parts).
 """
 
 from __future__ import annotations
@@ -211,8 +214,48 @@ def ratios(best: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
+def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, rounds: int,
+                        part_mib: int = 8, threads: int = 4) -> dict[str, float]:
+    """Upload ``mib`` MiB as one PutObject and as a multipart upload; best MB/s of each.
+
+    The multipart upload is boto3's transfer manager with the ``aws`` CLI's
+    defaults (8 MiB parts, here ``threads`` at a time); rounds interleave both.
+    Each upload is checked by a HEAD (size, and the ``-N`` ETag of a multipart).
+    """
+    import time
+    from io import BytesIO
+
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id=access, aws_secret_access_key=secret)
+    data = os.urandom(1 << 20) * mib  # distinct MiBs do not matter: nothing dedups
+    cfg = TransferConfig(multipart_threshold=part_mib << 20, multipart_chunksize=part_mib << 20,
+                         max_concurrency=threads)
+    best = {"single_mbps": 0.0, "multipart_mbps": 0.0}
+    for r in range(rounds):
+        for kind in ("single", "multipart"):
+            key = f"big-{kind}-{r}"
+            started = time.perf_counter()
+            if kind == "single":
+                s3.put_object(Bucket="bench", Key=key, Body=data)
+            else:
+                s3.upload_fileobj(BytesIO(data), "bench", key, Config=cfg)
+            took = time.perf_counter() - started
+            head = s3.head_object(Bucket="bench", Key=key)
+            if head["ContentLength"] != len(data) or (
+                    kind == "multipart" and "-" not in head["ETag"]):
+                raise RuntimeError(f"{kind} upload stored {head['ContentLength']} bytes")
+            s3.delete_object(Bucket="bench", Key=key)
+            best[f"{kind}_mbps"] = max(best[f"{kind}_mbps"], len(data) / took / 1e6)
+    best["multipart_over_single"] = best["multipart_mbps"] / best["single_mbps"]
+    return best
+
+
 def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
-              reference: str = "", workers: int = 1) -> dict[str, Any]:
+              reference: str = "", workers: int = 1, multipart_mib: int = 0
+              ) -> dict[str, Any]:
     """Run the comparison; return the best ops/s and MB/s per target and size."""
     from tests.functional.proxy.cloud import start_cloud
     from tests.functional.s3.conftest import ec2_credentials
@@ -230,6 +273,9 @@ def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
             targets.append(_s3_target("rgw", rgw.endpoint, refrgw.ACCESS, refrgw.SECRET))
         load_before = os.getloadavg()
         results = _rounds(targets, small, large, concurrency, rounds)
+        if multipart_mib:
+            results["multipart"] = {"mib": multipart_mib, **multipart_vs_single(
+                cloud.proxy_url, keys.access, keys.secret, multipart_mib, rounds)}
         results["load_average"] = {"before": load_before, "after": os.getloadavg()}
         return results
     finally:
@@ -251,6 +297,9 @@ def main(argv: list[str]) -> int:
                     help="same as --reference rgw")
     ap.add_argument("--workers", type=int, default=0,
                     help="proxy workers (default: 1; 2, as `nubis up`, with --reference)")
+    ap.add_argument("--multipart-mib", type=int, default=0,
+                    help="also upload this many MiB as one PUT and as a multipart upload "
+                         "(the issue's figure: 1024)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.reference == "rgw" and (missing := refrgw.missing_binaries()):
@@ -258,7 +307,8 @@ def main(argv: list[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="nubis-bench-s3-") as tmp:
         res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds,
-                        args.reference, args.workers or (2 if args.reference else 1))
+                        args.reference, args.workers or (2 if args.reference else 1),
+                        args.multipart_mib)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -287,6 +337,11 @@ def format_table(res: dict[str, Any]) -> str:
             lines.append(f"{label:6} proxy CPU per request s3/swift PUT "
                          f"{row['s3_cpu_over_swift_put']:.2f}  "
                          f"GET {row['s3_cpu_over_swift_get']:.2f}")
+    mp = res.get("multipart")
+    if mp:
+        lines.append(f"{mp['mib']} MiB upload: one PUT {mp['single_mbps']:.1f} MB/s, multipart "
+                     f"(8 MiB parts, 4 at a time) {mp['multipart_mbps']:.1f} MB/s "
+                     f"({mp['multipart_over_single']:.2f}x)")
     load = res.get("load_average")
     if load:
         lines.append("load average before {:.1f} {:.1f} {:.1f}, after {:.1f} {:.1f} {:.1f}"

@@ -37,8 +37,12 @@ def test_table_lists_each_target_ratio_and_load() -> None:
                    **s3.ratios({"swift": _row(100, 1000), "s3": _row(90, 900),
                                 "rgw": _row(45, 300)})}
            for label, _ in s3.SIZES}
+    res["multipart"] = {"mib": 1024, "single_mbps": 50.0, "multipart_mbps": 75.0,
+                        "multipart_over_single": 1.5}
     res["load_average"] = {"before": (1.0, 2.0, 3.0), "after": (4.0, 5.0, 6.0)}
     text = s3.format_table(res)
+    assert ("1024 MiB upload: one PUT 50.0 MB/s, multipart (8 MiB parts, 4 at a time) "
+            "75.0 MB/s (1.50x)") in text
     assert "4KiB   rgw" in text and "1MiB   s3/rgw PUT 2.00  GET 3.00" in text
     assert "4KiB   s3/swift PUT 0.90  GET 0.90" in text
     assert text.endswith("load average before 1.0 2.0 3.0, after 4.0 5.0 6.0")
