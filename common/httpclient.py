@@ -145,7 +145,9 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if not self.got_headers:  # odd header names (x-object-meta-() past llhttp
-            data, renamed = escape_head(data, self._head_start(data))
+            # (a final head that follows a 100 Continue in the same read is not
+            # looked at: answers to PUTs carry no metadata names)
+            data, renamed = escape_head(data)
             self.renamed = self.renamed or renamed
         self.any_bytes = True
         try:
@@ -158,17 +160,6 @@ class _Conn(asyncio.Protocol):
         if self.swap_parser:
             self.swap_parser = False
             self.parser = httptools.HttpResponseParser(self)
-
-    def _head_start(self, data: bytes) -> int:
-        """Return where the head that is not parsed yet starts in ``data``.
-
-        That is 0, but after an interim ``100 Continue`` that ``data`` holds
-        whole: where the final response begins.
-        """
-        if not data.startswith(b"HTTP/1.1 100"):
-            return 0
-        end = data.find(b"\r\n\r\n")
-        return 0 if end < 0 else end + 4
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -39,6 +39,9 @@ class Recorder:
             return Response(200, [("X-Kind", "stream")], gen())
         if req.path == "/close":
             return Response(200, [], b"bye", close=True)
+        if req.path == "/meta":  # odd names travel both ways (nubis.common.headnames)
+            return Response(200, [(k, v) for k, v in req.headers.items()
+                                  if k.startswith("x-object-meta-")], b"")
         return Response(200, [("X-Len", str(len(body))), ("X-Method", req.method),
                               ("X-Chunked", req.headers.get("transfer-encoding", ""))], body)
 
@@ -182,4 +185,15 @@ def test_header_injection_is_refused() -> None:
             await client.fetch(HOST, port, "GET", "/", {"X-Meta": "a\r\nX-Evil: 1"})
         r = await client.fetch(HOST, port, "GET", "/", {"X-Meta": "caf\u00e9 \u2603"})
         assert r.status == 200
+    uvloop.run(with_server(scenario))
+
+
+def test_odd_header_names_cross_server_and_client() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        sent = {"X-Object-Meta-(": "open", "X-Object-Meta-a@b": "at", "X-Object-Meta-ok": "1"}
+        for method in ("GET", "HEAD"):
+            r = await client.fetch(HOST, port, method, "/meta", sent)
+            assert r.status == 200
+            assert {k: v for k, v in r.headers.items() if k.startswith("x-object-meta-")} == {
+                "x-object-meta-(": "open", "x-object-meta-a@b": "at", "x-object-meta-ok": "1"}
     uvloop.run(with_server(scenario))
