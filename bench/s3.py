@@ -254,13 +254,13 @@ def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, round
 
 
 def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
-              reference: str = "", workers: int = 1, multipart_mib: int = 0
-              ) -> dict[str, Any]:
+              reference: str = "", workers: int = 1, multipart_mib: int = 0,
+              frontend: str = "asgi") -> dict[str, Any]:
     """Run the comparison; return the best ops/s and MB/s per target and size."""
     from tests.functional.proxy.cloud import start_cloud
     from tests.functional.s3.conftest import ec2_credentials
 
-    cloud = start_cloud(tmp / "cloud", proxy_workers=workers,
+    cloud = start_cloud(tmp / "cloud", proxy_workers=workers, frontend=frontend,
                         extra_config=ONE_REPLICA if reference else "")
     rgw: refrgw.RgwCluster | None = None
     try:
@@ -300,6 +300,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--multipart-mib", type=int, default=0,
                     help="also upload this many MiB as one PUT and as a multipart upload "
                          "(the issue's figure: 1024)")
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+                    help="the proxy front end ([proxy] frontend)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.reference == "rgw" and (missing := refrgw.missing_binaries()):
@@ -308,7 +310,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="nubis-bench-s3-") as tmp:
         res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds,
                         args.reference, args.workers or (2 if args.reference else 1),
-                        args.multipart_mib)
+                        args.multipart_mib, args.frontend)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
