@@ -28,12 +28,15 @@ async def account_info(state: ProxyState, account: str) -> Info:
     info = state.cached_info(key)
     if info is not None:
         return info
-    ring = state.backend.rings.get("account")
-    part, nodes = ring.get_nodes(account)
-    names = ",".join(f"{i}:{n}" for i, n in state.policy_names.items())
-    reply = await state.backend.read(ring, part, nodes, "HEAD", (account,),
-                                     {hdr.X_POLICY_NAMES: names})  # per-policy usage
-    return state.store_info(key, reply)
+
+    async def head() -> Reply:
+        ring = state.backend.rings.get("account")
+        part, nodes = ring.get_nodes(account)
+        names = ",".join(f"{i}:{n}" for i, n in state.policy_names.items())
+        return await state.backend.read(ring, part, nodes, "HEAD", (account,),
+                                        {hdr.X_POLICY_NAMES: names})  # per-policy usage
+
+    return await state.info(key, head)
 
 
 async def container_info(state: ProxyState, account: str, container: str) -> Info:
@@ -42,13 +45,16 @@ async def container_info(state: ProxyState, account: str, container: str) -> Inf
     info = state.cached_info(key)
     if info is not None:
         return info
-    ring = state.backend.rings.get("container")
-    part, nodes = ring.get_nodes(account, container)
-    headers = {hdr.X_ALLOW_RESERVED: "true"} if container[:1] == "\x00" else {}
-    reply = await state.backend.read(ring, part, nodes, "HEAD", (account, container), headers)
-    if reply.status == 204:
-        reply = Reply(200, reply.headers)
-    return state.store_info(key, reply)
+
+    async def head() -> Reply:
+        ring = state.backend.rings.get("container")
+        part, nodes = ring.get_nodes(account, container)
+        headers = {hdr.X_ALLOW_RESERVED: "true"} if container[:1] == "\x00" else {}
+        reply = await state.backend.read(ring, part, nodes, "HEAD", (account, container),
+                                         headers)
+        return Reply(200, reply.headers) if reply.status == 204 else reply
+
+    return await state.info(key, head)
 
 
 def policy_of(info: Info) -> int:
