@@ -172,6 +172,10 @@ class ExpirerConfig:
     lifecycle_batch: int = field(default=10000, metadata=check(positive))
     #: Seconds a container's lifecycle rules are trusted once read.
     lifecycle_cache: float = field(default=60.0, metadata=check(positive))
+    #: An S3 lifecycle action is taken by the expirer of the record's first
+    #: primary; the i-th primary's takes it over once it is due for i times this
+    #: long (its first primary's node is down).
+    lifecycle_takeover: float = field(default=3600.0, metadata=check(positive))
 
 
 @dataclass(frozen=True)

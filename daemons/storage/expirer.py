@@ -98,7 +98,7 @@ class ObjectExpirer(NodeDaemon):
                     if item.kind != "current":
                         return
                     ok = await self.expire(device, item.policy, item.record, None)
-                elif self._leads(device, item):
+                elif self._leads(device, item, now):
                     ok = await self.actions.apply(item, now)
                 else:
                     return
@@ -106,18 +106,25 @@ class ObjectExpirer(NodeDaemon):
 
         await asyncio.gather(*(one(d) for d in due))
 
-    def _leads(self, device: ObjectDevice, item: Due) -> bool:
-        """Tell whether this device is the first primary of the record's partition.
+    def _leads(self, device: ObjectDevice, item: Due, now: float) -> bool:
+        """Tell whether this device's expirer takes the S3 action of ``item`` now.
 
         An S3 action (a delete marker, an abort) goes through the proxy and is not
-        idempotent, and every replica's expirer finds the record: only the first
-        primary's acts (the others would stack a second delete marker).
+        idempotent, and every replica's expirer finds the record: the first
+        primary's acts (two acting at once would stack a second delete marker).
+        The i-th primary's takes over once the action is due for i times
+        ``lifecycle_takeover`` (the first primary's node is down); by then the
+        first action, if any, has replicated and the re-check before acting
+        (``Actions.apply``) finds nothing left to do. Handoffs never act.
         """
         ring = self.object_ring(item.policy)
         if ring is None:
             return True
         nodes = ring.get_part_nodes(item.record.part)
-        return bool(nodes) and self.is_local(nodes[0], device.name)
+        for i, node in enumerate(nodes):
+            if self.is_local(node, device.name):
+                return i == 0 or now - item.since >= i * self.conf.lifecycle_takeover
+        return False
 
     async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
                      delete_at: int | None) -> bool:

@@ -90,6 +90,8 @@ class Due:
     #: A version's id; an upload's id.
     ident: str = ""
     conf: Bucket | None = None
+    #: When the rule made it due (epoch seconds; 0: as soon as seen).
+    since: float = 0.0
 
     @property
     def simple(self) -> bool:
@@ -179,19 +181,20 @@ class LifecycleScanner:
         if kind == "upload":
             key, _, upload = obj.rpartition("/")
             when = abort_due_at(rules, key, created)
-            return Due(policy, rec, "upload", account, bucket, key, upload, conf) \
+            return Due(policy, rec, "upload", account, bucket, key, upload, conf, when) \
                 if when is not None and when <= now else None
         tags, size = object_tags(rec.meta.get(TAGGING_META)), size_of(rec)
         if kind == "current":
             when = due_at(rules, obj, tags, size, created)
-            return Due(policy, rec, "current", account, bucket, obj, "", conf) \
+            return Due(policy, rec, "current", account, bucket, obj, "", conf, when) \
                 if when is not None and when <= now else None
         # A version can have been noncurrent at most since it was written.
         when = noncurrent_due_at(rules, obj, tags, size, created)
         if (when is not None and when <= now) or (
                 rec.content_type == DELETE_MARKER and removes_markers(rules, obj)):
+            since = when if when is not None and when <= now else created
             return Due(policy, rec, "version", account, bucket, obj,
-                       version_id(rec.data_timestamp), conf)
+                       version_id(rec.data_timestamp), conf, since)
         return None
 
     async def rules(self, account: str, container: str) -> list[Rule]:

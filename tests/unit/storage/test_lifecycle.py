@@ -137,3 +137,26 @@ def test_scanner_finds_versions_markers_and_uploads(tmp_path: Path) -> None:
             await dev.committer.close()
             dev.env.close()
     asyncio.run(go())
+
+
+def test_first_primary_acts_and_the_others_take_over_later() -> None:
+    from nubis.daemons.storage.expirer import ObjectExpirer
+    from nubis.daemons.storage.lifecycle import Due
+
+    nodes = [{"ip": "127.0.0.1", "port": 6200 + i, "device": f"d{i}"} for i in range(3)]
+    exp = ObjectExpirer.__new__(ObjectExpirer)
+    exp.conf = SimpleNamespace(lifecycle_takeover=3600.0)  # type: ignore[assignment]
+    exp.object_ring = lambda policy: SimpleNamespace(  # type: ignore[method-assign]
+        get_part_nodes=lambda part: nodes)
+    local: list[str] = []
+    exp.is_local = lambda node, name: node["device"] in local  # type: ignore[method-assign]
+    item = Due(0, SimpleNamespace(part=7), since=1000.0)  # type: ignore[arg-type]
+
+    def leads(device: str, now: float) -> bool:
+        local[:] = [device]
+        return exp._leads(SimpleNamespace(name=device), item, now)  # type: ignore[arg-type]
+
+    assert leads("d0", 1000.0)
+    assert not leads("d1", 1000.0 + 3599) and leads("d1", 1000.0 + 3600)
+    assert not leads("d2", 1000.0 + 7199) and leads("d2", 1000.0 + 7200)
+    assert not leads("handoff", 1e12)  # not a primary: never
