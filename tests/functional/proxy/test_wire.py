@@ -153,3 +153,16 @@ def test_repeated_request_headers_are_joined(cloud: Cloud) -> None:
     assert line.split(b" ", 2)[1] == b"403", (line, rest)
     assert b"<Code>AccessDenied</Code>" in rest
     assert b"requires a valid Date or x-amz-date header" in rest
+
+
+def test_absolute_form_request_lines_name_the_path(cloud: Cloud,
+                                                   target: tuple[str, str]) -> None:
+    """``PUT http://host:port/v1/...`` is a request for ``/v1/...`` (Swift's presigned tests)."""
+    path, token = target
+    url = f"http://127.0.0.1:{cloud.config.proxy.port}{path}/abs?x=1"
+    head = (f"PUT {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n"
+            "Content-Length: 2\r\nConnection: close\r\n")
+    line, rest = _exchange(cloud, head, b"hi")
+    assert line.split(b" ", 2)[1] == b"201", (line, rest)
+    assert _request(cloud, "HEAD", f"{path}/abs", {"X-Auth-Token": token})[0] == 200
+

@@ -9,15 +9,18 @@ from typing import Any
 
 import uvloop
 from nubis.common.httpserver import (
-    LLHTTP_METHODS,
-    PLACEHOLDER_METHOD,
     BodyError,
     BodyTimeoutError,
     HTTPServer,
     Request,
-    RequestLines,
     Response,
+)
+from nubis.common.requestlines import (
+    LLHTTP_METHODS,
+    PLACEHOLDER_METHOD,
+    RequestLines,
     escape_non_ascii,
+    origin_form,
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -421,3 +424,24 @@ def test_unknown_methods_reach_the_handler_when_passed() -> None:
         writer.close()
     uvloop.run(serve(echo, scenario, pass_unknown_methods=True))
     uvloop.run(serve(echo, refused))
+
+
+def test_origin_form_drops_scheme_and_authority() -> None:
+    assert origin_form(b"http://h:8080/b/o?X-Amz-Date=1") == b"/b/o?X-Amz-Date=1"
+    assert origin_form(b"https://h/") == b"/"
+    assert origin_form(b"http://h?x=1") == b"http://h?x=1"  # no path: left as sent
+    assert origin_form(b"/http://h/o") == b"/http://h/o"
+    assert origin_form(b"*") == b"*"
+
+
+def test_absolute_form_request_lines_reach_the_handler_as_paths() -> None:
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT http://127.0.0.1:%d/b/o?x=1 HTTP/1.1\r\nHost: h\r\n"
+                     b"Content-Length: 2\r\n\r\nhi" % port)
+        status, headers, body = await read_response(reader)
+        assert (status, headers["x-path"], headers["x-query"], body) == (200, "/b/o", "x=1",
+                                                                         b"hi")
+        writer.close()
+    uvloop.run(serve(echo, scenario))
+
