@@ -223,7 +223,8 @@ class Response:
 
     ``content_length`` is required for a streamed body sent without chunking
     and for HEAD replies (where the body is never sent); for bytes bodies it is
-    computed. ``on_sent`` runs after the last byte was handed to the socket.
+    computed, except for 204 and 304 replies, which carry ``Content-Length``
+    only when it is given. ``on_sent`` runs after the last byte was handed to the socket.
     """
 
     status: int = 200
@@ -527,7 +528,9 @@ class _Connection(asyncio.Protocol):
             parts.append(b"Connection: close\r\n")
         if isinstance(body, bytes):
             length = resp.content_length if resp.content_length is not None else len(body)
-            if resp.status != 204 and resp.status != 304:
+            if (resp.status != 204 and resp.status != 304) or resp.content_length is not None:
+                # A 204/304 announces a length only when the handler gives one
+                # (Swift's 204s carry ``Content-Length: 0``).
                 parts.append(b"Content-Length: %d\r\n\r\n" % length)
             else:
                 parts.append(b"\r\n")

@@ -155,6 +155,19 @@ def test_repeated_request_headers_are_joined(cloud: Cloud) -> None:
     assert b"requires a valid Date or x-amz-date header" in rest
 
 
+def test_empty_listings_announce_a_zero_length(cloud: Cloud, target: tuple[str, str]) -> None:
+    """Swift's 204s carry ``Content-Length: 0`` (its ``test_GET_HEAD_content_type``)."""
+    path, token = target
+    for where in (path, path.rsplit("/", 1)[0]):  # empty container; the account
+        for method in ("GET", "HEAD"):
+            status, headers = _request(cloud, method, where, {"X-Auth-Token": token})
+            lengths = [v for k, v in headers if k.lower() == "content-length"]
+            if status == 204:
+                assert lengths == ["0"], (method, where, headers)
+    status, headers = _request(cloud, "HEAD", path, {"X-Auth-Token": token})
+    assert status == 204 and ("Content-Length", "0") in headers
+
+
 def test_absolute_form_request_lines_name_the_path(cloud: Cloud,
                                                    target: tuple[str, str]) -> None:
     """``PUT http://host:port/v1/...`` is a request for ``/v1/...`` (Swift's presigned tests)."""

@@ -445,3 +445,20 @@ def test_absolute_form_request_lines_reach_the_handler_as_paths() -> None:
         writer.close()
     uvloop.run(serve(echo, scenario))
 
+
+def test_204_and_304_carry_content_length_only_when_given() -> None:
+    async def handler(req: Request) -> Response:
+        length = 0 if req.path == "/given" else None
+        return Response(int(req.query), [], b"", content_length=length)
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for status in (204, 304):
+            for path, expected in (("/given", "0"), ("/not", None)):
+                writer.write(b"GET %s?%d HTTP/1.1\r\nHost: h\r\n\r\n"
+                             % (path.encode(), status))
+                got, headers, body = await read_response(reader)
+                assert (got, headers.get("content-length"), body) == (status, expected, b"")
+        writer.close()
+    uvloop.run(serve(handler, scenario))
+
