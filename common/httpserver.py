@@ -500,7 +500,35 @@ class _Connection(asyncio.Protocol):
             return False
         if resp.on_sent is not None:
             resp.on_sent()
+        if not keep:
+            await self._linger(req)
         return keep
+
+    async def _linger(self, req: Request) -> None:
+        """Read and drop what the client still sends of a body before closing.
+
+        Closing a socket with unread bytes makes the kernel reset the
+        connection, and a client still sending its body (a 100 MB multi-delete
+        answered after its first 2 MiB) then gets ``ECONNRESET`` instead of
+        the answer. As eventlet and uvicorn do, the rest of the body is read
+        (up to ``max_linger`` bytes, each piece within the body timeout) after
+        the answer, whose end is marked with a half-close.
+        """
+        if (req.body_complete or self.closed or self.transport is None
+                or (req.expect_continue and not req._continue_sent)):
+            return  # nothing more to come (or never invited)
+        with contextlib.suppress(OSError, RuntimeError):
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+        budget = self.server.max_linger
+        try:
+            while budget > 0 and not self.closed:
+                chunk = await req.read_chunk()
+                if not chunk:
+                    return
+                budget -= len(chunk)
+        except BodyError:
+            return
 
     async def _discard_body(self, req: Request) -> bool:
         """Drop an unread request body so the connection can be reused."""
@@ -596,6 +624,7 @@ class HTTPServer:
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
                  max_header_size: int = 16384, max_header_count: int = 128,
                  keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
+                 max_linger: int = 1 << 30,
                  body_timeout: float = 60.0, max_connections: int = 4096,
                  backlog: int = 1024, pass_refused_codings: bool = False,
                  pass_unknown_methods: bool = False) -> None:
@@ -614,6 +643,8 @@ class HTTPServer:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.max_discard = max_discard
+        #: Body bytes read and dropped after a closing answer (see ``_linger``).
+        self.max_linger = max_linger
         self.backlog = backlog
         self.pass_refused_codings = pass_refused_codings
         self.pass_unknown_methods = pass_unknown_methods

@@ -179,3 +179,16 @@ def test_absolute_form_request_lines_name_the_path(cloud: Cloud,
     assert line.split(b" ", 2)[1] == b"201", (line, rest)
     assert _request(cloud, "HEAD", f"{path}/abs", {"X-Auth-Token": token})[0] == 200
 
+
+def test_a_body_answered_early_is_read_not_reset(cloud: Cloud, target: tuple[str, str]) -> None:
+    """A client still sending a body the proxy refused gets the answer, not a reset."""
+    path, _ = target
+    c = http.client.HTTPConnection("127.0.0.1", cloud.config.proxy.port, timeout=30)
+    try:  # 16 MiB with a bad token: refused before the body is read
+        c.request("PUT", f"{path}/o", body=b"x" * (16 << 20),
+                  headers={"X-Auth-Token": "AUTH_tk-bad"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 401
+    finally:
+        c.close()

@@ -462,3 +462,24 @@ def test_204_and_304_carry_content_length_only_when_given() -> None:
         writer.close()
     uvloop.run(serve(handler, scenario))
 
+
+def test_an_early_answer_lets_the_client_send_its_whole_body() -> None:
+    """A body left unread is drained after a closing answer, not reset mid-send."""
+    async def handler(req: Request) -> Response:
+        await req.read_chunk()  # like a multi-delete refusing a too-large document
+        return Response(400, [], b"no", close=req.path == "/close")
+
+    async def scenario(port: int) -> None:
+        size, block = 16 << 20, b"x" * 65536
+        for path in (b"/keep", b"/close"):  # over max_discard; answered with close
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n"
+                         % (path, size))
+            for _ in range(size // len(block)):
+                writer.write(block)
+                await writer.drain()  # ConnectionResetError if the server closed early
+            status, headers, body = await read_response(reader)
+            assert (status, headers["connection"], body) == (400, "close", b"no")
+            assert await reader.read() == b""
+            writer.close()
+    uvloop.run(serve(handler, scenario, max_discard=1024))
