@@ -20,7 +20,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import re
 import socket
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -29,7 +28,8 @@ from http import HTTPStatus
 from typing import Any
 
 import httptools
-from nubis.common.headnames import escape_head, unescape_name
+from nubis.common.headnames import unescape_name
+from nubis.common.requestlines import RequestLines, coding_refused, origin_form
 
 LOG = logging.getLogger(__name__)
 
@@ -59,29 +59,6 @@ _NAME_CACHE: dict[bytes, str] = {}
 _NAME_CACHE_MAX = 512
 
 
-#: ``%XX`` of every byte value, for :func:`escape_non_ascii`.
-_PERCENT = [b"%%%02X" % i for i in range(256)]
-
-
-#: Request methods llhttp parses (``CONNECT`` and the newer ``QUERY`` left out:
-#: they are swapped like unknown ones, so they reach the handler as sent).
-LLHTTP_METHODS = frozenset(
-    b"GET HEAD PUT POST DELETE OPTIONS COPY TRACE PATCH LOCK UNLOCK MKCOL MOVE "
-    b"PROPFIND PROPPATCH SEARCH BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT "
-    b"MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PURGE MKCALENDAR LINK UNLINK "
-    b"SOURCE".split())
-#: What an unknown method is parsed as (the original is restored after the head).
-PLACEHOLDER_METHOD = b"MKCALENDAR"
-#: Longest method token that is swapped; a longer one stays a 400.
-MAX_METHOD = 64
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def escape_non_ascii(data: bytes) -> bytes:
-    """Percent-encode the bytes >= 0x80 of ``data`` (ASCII bytes stay as they are)."""
-    return b"".join(_PERCENT[b] if b >= 0x80 else data[i:i + 1] for i, b in enumerate(data))
-
-
 def joined_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """Return headers by lower-case name, repeated ones joined with ``", "``.
 
@@ -99,120 +76,6 @@ def joined_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]
         old = headers.get(key)
         headers[key] = val if old is None else f"{old}, {val}"
     return headers
-
-
-class RequestLines:
-    r"""Escape raw UTF-8 in request lines before httptools' strict parser sees them.
-
-    Swift (eventlet) accepts request lines whose path or query carry raw bytes
-    >= 0x80 (``GET /v1/a/c/\xc3\xa9``); llhttp refuses them. Those bytes are
-    percent-encoded, which names the same object: the path is unquoted to bytes
-    anyway. Only a line the connection's next read starts with is rewritten
-    (the state follows the parser's message callbacks), so bodies are never
-    touched; the line of a pipelined request that begins in the middle of a
-    read is parsed as sent.
-
-    Header names llhttp refuses (``x-amz-meta-(``) of a head that arrives in
-    the same read are escaped (:func:`~nubis.common.headnames.escape_head`) and
-    :attr:`renamed` is set.
-
-    With ``methods``, a method llhttp does not know (Swift's suite sends
-    ``LICK``; Swift answers 405) is parsed as :data:`PLACEHOLDER_METHOD`;
-    :meth:`head_complete` returns the original for the front end to restore.
-
-    PERF: one ``find`` and ``isascii`` per request head, plus one ``find`` and a
-    frozenset lookup with ``methods`` (``python -m nubis.bench swift``).
-    """
-
-    __slots__ = ("at_line", "in_head", "method", "methods", "open_line", "renamed")
-
-    def __init__(self, methods: bool = False) -> None:
-        #: Swap unknown methods for the placeholder.
-        self.methods = methods
-        #: Header names of the head being parsed were escaped
-        #: (:mod:`nubis.common.headnames`); the front end gives them back and clears this.
-        self.renamed = False
-        #: The swapped method of the line being parsed.
-        self.method: str | None = None
-        #: A message began whose head is not complete yet.
-        self.in_head = False
-        #: The next byte received belongs to a request line.
-        self.at_line = True
-        #: This read started a request line that it does not finish.
-        self.open_line = False
-
-    def prepare(self, data: bytes) -> bytes:
-        """Return ``data`` with the non-ASCII bytes of a leading request line escaped."""
-        if not self.at_line:
-            return data
-        if not self.open_line:
-            if self.methods:
-                data = self._swap_method(data)
-            data, self.renamed = escape_head(data)
-        nl = data.find(b"\n")
-        self.open_line = nl < 0
-        if self.open_line:
-            return data if data.isascii() else escape_non_ascii(data)
-        self.at_line = False
-        if data[:nl].isascii():
-            return data
-        return escape_non_ascii(data[:nl]) + data[nl:]
-
-    def _swap_method(self, data: bytes) -> bytes:
-        """Return ``data`` with an unknown leading method token replaced by the placeholder."""
-        sp = data.find(b" ", 0, MAX_METHOD + 1)
-        if sp <= 0:
-            return data
-        token = data[:sp]
-        if token in LLHTTP_METHODS or _TOKEN.fullmatch(token) is None:
-            return data
-        self.method = token.decode("ascii")
-        return PLACEHOLDER_METHOD + data[sp:]
-
-    def message_begin(self) -> None:
-        """Note that the parser started a message (call from ``on_message_begin``)."""
-        self.in_head = True
-        if not self.open_line:
-            self.at_line = False
-
-    def head_complete(self) -> str | None:
-        """Note that the message's head was parsed (call from ``on_headers_complete``).
-
-        Return the method the placeholder stands for, None if it was not swapped.
-        """
-        self.in_head = False
-        method, self.method = self.method, None
-        return method
-
-    def garbage_after(self) -> bool:
-        """Tell whether a parse error hit the head of a message after complete ones.
-
-        Bytes a client sent after a body-less request (``PUT`` with neither
-        ``Content-Length`` nor chunked encoding) are not a request: the requests
-        before them are answered (411 for that ``PUT``, as Swift), then the
-        connection closes.
-        """
-        return self.in_head
-
-    def message_complete(self) -> None:
-        """Note that a message ended: the next read starts a request line."""
-        self.at_line = True
-        self.open_line = False
-
-
-def coding_refused(transfer_encoding: str | bytes | None) -> bool:
-    """Tell whether a request's ``Transfer-Encoding`` is anything but plain ``chunked``.
-
-    llhttp frames ``gzip, chunked`` as chunked and refuses ``gzip`` with a 400;
-    Swift (eventlet) frames neither (the body is empty) and lets the application
-    answer (``501``/``400``). Servers that pass such requests on hand them an
-    empty body and close the connection after the answer: the bytes that follow
-    the head are never parsed as a request.
-    """
-    if not transfer_encoding:
-        return False
-    value = transfer_encoding.strip().lower()
-    return value not in ("chunked", b"chunked")
 
 
 class BodyError(Exception):
@@ -247,6 +110,8 @@ class Request:
                  raw_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
         self._conn = conn
         self.method = method
+        if url[:1] != b"/":
+            url = origin_form(url)
         path, _, query = url.partition(b"?")
         #: Raw (still percent-encoded) path, decoded as latin-1.
         self.path = path.decode("latin-1")
@@ -358,7 +223,8 @@ class Response:
 
     ``content_length`` is required for a streamed body sent without chunking
     and for HEAD replies (where the body is never sent); for bytes bodies it is
-    computed. ``on_sent`` runs after the last byte was handed to the socket.
+    computed, except for 204 and 304 replies, which carry ``Content-Length``
+    only when it is given. ``on_sent`` runs after the last byte was handed to the socket.
     """
 
     status: int = 200
@@ -634,7 +500,35 @@ class _Connection(asyncio.Protocol):
             return False
         if resp.on_sent is not None:
             resp.on_sent()
+        if not keep:
+            await self._linger(req)
         return keep
+
+    async def _linger(self, req: Request) -> None:
+        """Read and drop what the client still sends of a body before closing.
+
+        Closing a socket with unread bytes makes the kernel reset the
+        connection, and a client still sending its body (a 100 MB multi-delete
+        answered after its first 2 MiB) then gets ``ECONNRESET`` instead of
+        the answer. As eventlet and uvicorn do, the rest of the body is read
+        (up to ``max_linger`` bytes, each piece within the body timeout) after
+        the answer, whose end is marked with a half-close.
+        """
+        if (req.body_complete or self.closed or self.transport is None
+                or (req.expect_continue and not req._continue_sent)):
+            return  # nothing more to come (or never invited)
+        with contextlib.suppress(OSError, RuntimeError):
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+        budget = self.server.max_linger
+        try:
+            while budget > 0 and not self.closed:
+                chunk = await req.read_chunk()
+                if not chunk:
+                    return
+                budget -= len(chunk)
+        except BodyError:
+            return
 
     async def _discard_body(self, req: Request) -> bool:
         """Drop an unread request body so the connection can be reused."""
@@ -662,7 +556,9 @@ class _Connection(asyncio.Protocol):
             parts.append(b"Connection: close\r\n")
         if isinstance(body, bytes):
             length = resp.content_length if resp.content_length is not None else len(body)
-            if resp.status != 204 and resp.status != 304:
+            if (resp.status != 204 and resp.status != 304) or resp.content_length is not None:
+                # A 204/304 announces a length only when the handler gives one
+                # (Swift's 204s carry ``Content-Length: 0``).
                 parts.append(b"Content-Length: %d\r\n\r\n" % length)
             else:
                 parts.append(b"\r\n")
@@ -728,6 +624,7 @@ class HTTPServer:
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
                  max_header_size: int = 16384, max_header_count: int = 128,
                  keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
+                 max_linger: int = 1 << 30,
                  body_timeout: float = 60.0, max_connections: int = 4096,
                  backlog: int = 1024, pass_refused_codings: bool = False,
                  pass_unknown_methods: bool = False) -> None:
@@ -746,6 +643,8 @@ class HTTPServer:
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.max_discard = max_discard
+        #: Body bytes read and dropped after a closing answer (see ``_linger``).
+        self.max_linger = max_linger
         self.backlog = backlog
         self.pass_refused_codings = pass_refused_codings
         self.pass_unknown_methods = pass_unknown_methods

@@ -128,8 +128,9 @@ class NativeFrontEnd:
         body = result.body
         status = result.status
         if isinstance(body, bytes):
-            if status in (204, 304):
-                return Response(status, pairs, b"")
+            if status in (204, 304):  # keeps the length it declares (Swift's 204: 0)
+                size = int(declared) if declared and declared.isdigit() else None
+                return Response(status, pairs, b"", content_length=size)
             if req.method == "HEAD":
                 size = int(declared) if declared and declared.isdigit() else 0
                 return Response(status, pairs, b"", content_length=size)

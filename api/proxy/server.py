@@ -216,19 +216,19 @@ def utf8_httptools_protocol() -> type[Any]:
     """Return uvicorn's httptools protocol that accepts raw UTF-8 in request lines.
 
     Swift's clients may send unescaped UTF-8 paths (its suite's ``no_path_quote``);
-    :class:`~nubis.common.httpserver.RequestLines` percent-encodes them before
+    :class:`~nubis.common.requestlines.RequestLines` percent-encodes them before
     llhttp, which refuses them, parses the line. Bytes sent after a complete
     request that do not parse as one (the body of a ``PUT`` without
     ``Content-Length``) close the connection after that request's answer (411)
     instead of replacing it with a 400, as in nubis' own server. A request whose
     ``Transfer-Encoding`` is not plain ``chunked`` reaches the app with an empty
     body (Swift answers 501 or 400) and the connection closes after its answer
-    (:func:`~nubis.common.httpserver.coding_refused`). A method llhttp does not
+    (:func:`~nubis.common.requestlines.coding_refused`). A method llhttp does not
     know (``LICK``) reaches the app as sent, for its 405; so do header names
     llhttp refuses (``x-amz-meta-(``, :mod:`nubis.common.headnames`).
     """
     from nubis.common.headnames import unescape_pairs
-    from nubis.common.httpserver import RequestLines, coding_refused
+    from nubis.common.requestlines import RequestLines, coding_refused
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class Utf8HttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]

@@ -153,3 +153,42 @@ def test_repeated_request_headers_are_joined(cloud: Cloud) -> None:
     assert line.split(b" ", 2)[1] == b"403", (line, rest)
     assert b"<Code>AccessDenied</Code>" in rest
     assert b"requires a valid Date or x-amz-date header" in rest
+
+
+def test_empty_listings_announce_a_zero_length(cloud: Cloud, target: tuple[str, str]) -> None:
+    """Swift's 204s carry ``Content-Length: 0`` (its ``test_GET_HEAD_content_type``)."""
+    path, token = target
+    for where in (path, path.rsplit("/", 1)[0]):  # empty container; the account
+        for method in ("GET", "HEAD"):
+            status, headers = _request(cloud, method, where, {"X-Auth-Token": token})
+            lengths = [v for k, v in headers if k.lower() == "content-length"]
+            if status == 204:
+                assert lengths == ["0"], (method, where, headers)
+    status, headers = _request(cloud, "HEAD", path, {"X-Auth-Token": token})
+    assert status == 204 and ("Content-Length", "0") in headers
+
+
+def test_absolute_form_request_lines_name_the_path(cloud: Cloud,
+                                                   target: tuple[str, str]) -> None:
+    """``PUT http://host:port/v1/...`` is a request for ``/v1/...`` (Swift's presigned tests)."""
+    path, token = target
+    url = f"http://127.0.0.1:{cloud.config.proxy.port}{path}/abs?x=1"
+    head = (f"PUT {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n"
+            "Content-Length: 2\r\nConnection: close\r\n")
+    line, rest = _exchange(cloud, head, b"hi")
+    assert line.split(b" ", 2)[1] == b"201", (line, rest)
+    assert _request(cloud, "HEAD", f"{path}/abs", {"X-Auth-Token": token})[0] == 200
+
+
+def test_a_body_answered_early_is_read_not_reset(cloud: Cloud, target: tuple[str, str]) -> None:
+    """A client still sending a body the proxy refused gets the answer, not a reset."""
+    path, _ = target
+    c = http.client.HTTPConnection("127.0.0.1", cloud.config.proxy.port, timeout=30)
+    try:  # 16 MiB with a bad token: refused before the body is read
+        c.request("PUT", f"{path}/o", body=b"x" * (16 << 20),
+                  headers={"X-Auth-Token": "AUTH_tk-bad"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 401
+    finally:
+        c.close()

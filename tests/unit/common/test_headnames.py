@@ -11,7 +11,8 @@ from nubis.common.headnames import (
     unescape_pairs,
     unescape_str,
 )
-from nubis.common.httpserver import RequestLines, joined_headers
+from nubis.common.httpserver import joined_headers
+from nubis.common.requestlines import RequestLines
 
 ODD_HEAD = (b"PUT /b/o HTTP/1.1\r\nHost: h\r\nx-amz-meta-(: (\r\nX-Object-Meta-a@b: @\r\n"
             b"x-amz-meta-ok: fine\r\nContent-Length: 9\r\n\r\nbody: (x)")

@@ -9,15 +9,18 @@ from typing import Any
 
 import uvloop
 from nubis.common.httpserver import (
-    LLHTTP_METHODS,
-    PLACEHOLDER_METHOD,
     BodyError,
     BodyTimeoutError,
     HTTPServer,
     Request,
-    RequestLines,
     Response,
+)
+from nubis.common.requestlines import (
+    LLHTTP_METHODS,
+    PLACEHOLDER_METHOD,
+    RequestLines,
     escape_non_ascii,
+    origin_form,
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -421,3 +424,62 @@ def test_unknown_methods_reach_the_handler_when_passed() -> None:
         writer.close()
     uvloop.run(serve(echo, scenario, pass_unknown_methods=True))
     uvloop.run(serve(echo, refused))
+
+
+def test_origin_form_drops_scheme_and_authority() -> None:
+    assert origin_form(b"http://h:8080/b/o?X-Amz-Date=1") == b"/b/o?X-Amz-Date=1"
+    assert origin_form(b"https://h/") == b"/"
+    assert origin_form(b"http://h?x=1") == b"http://h?x=1"  # no path: left as sent
+    assert origin_form(b"/http://h/o") == b"/http://h/o"
+    assert origin_form(b"*") == b"*"
+
+
+def test_absolute_form_request_lines_reach_the_handler_as_paths() -> None:
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"PUT http://127.0.0.1:%d/b/o?x=1 HTTP/1.1\r\nHost: h\r\n"
+                     b"Content-Length: 2\r\n\r\nhi" % port)
+        status, headers, body = await read_response(reader)
+        assert (status, headers["x-path"], headers["x-query"], body) == (200, "/b/o", "x=1",
+                                                                         b"hi")
+        writer.close()
+    uvloop.run(serve(echo, scenario))
+
+
+def test_204_and_304_carry_content_length_only_when_given() -> None:
+    async def handler(req: Request) -> Response:
+        length = 0 if req.path == "/given" else None
+        return Response(int(req.query), [], b"", content_length=length)
+
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for status in (204, 304):
+            for path, expected in (("/given", "0"), ("/not", None)):
+                writer.write(b"GET %s?%d HTTP/1.1\r\nHost: h\r\n\r\n"
+                             % (path.encode(), status))
+                got, headers, body = await read_response(reader)
+                assert (got, headers.get("content-length"), body) == (status, expected, b"")
+        writer.close()
+    uvloop.run(serve(handler, scenario))
+
+
+def test_an_early_answer_lets_the_client_send_its_whole_body() -> None:
+    """A body left unread is drained after a closing answer, not reset mid-send."""
+    async def handler(req: Request) -> Response:
+        await req.read_chunk()  # like a multi-delete refusing a too-large document
+        return Response(400, [], b"no", close=req.path == "/close")
+
+    async def scenario(port: int) -> None:
+        size, block = 16 << 20, b"x" * 65536
+        for path in (b"/keep", b"/close"):  # over max_discard; answered with close
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n"
+                         % (path, size))
+            for _ in range(size // len(block)):
+                writer.write(block)
+                await writer.drain()  # ConnectionResetError if the server closed early
+            status, headers, body = await read_response(reader)
+            assert (status, headers["connection"], body) == (400, "close", b"no")
+            assert await reader.read() == b""
+            writer.close()
+    uvloop.run(serve(handler, scenario, max_discard=1024))
