@@ -195,7 +195,8 @@ class S3Api:
             return await acl.object_acl(req)
         if "tagging" in q and method in ("GET", "PUT", "DELETE"):
             return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
-        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent"}:
+        # GetObjectAttributes (``?attributes``) too: never answered as a GetObject
+        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":
             return await objects.put(req)
