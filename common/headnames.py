@@ -21,20 +21,22 @@ from collections.abc import Iterable
 #: What an escaped name starts with (lower case: the parsers lower-case names).
 PREFIX = b"x-nubis-hn-"
 _PREFIX_STR = PREFIX.decode("ascii")
-#: A header line whose name holds a byte that is not a token character (white
-#: space and ``:`` excepted: a folded line or ``name :`` stays llhttp's 400).
+#: A header line whose name holds a printable ASCII byte that is not a token
+#: character (``"(),/;<=>?@[\\]{}``; ``:`` ends the name, white space and other
+#: bytes keep llhttp's 400: a folded line, ``name :``, ``X-Meta-\\xff``).
 #: PERF: possessive (``*+``): a line is scanned once, no backtracking (3.0 -> 0.9 µs
 #: a head, ``python -m nubis.bench swift``).
-_ODD_NAME = re.compile(rb"\n[!#$%&'*+\-.^_`|~0-9A-Za-z]*+[^!#$%&'*+\-.^_`|~0-9A-Za-z:\r\n \t]")
+_ODD_NAME = re.compile(rb"\n[!#$%&'*+\-.^_`|~0-9A-Za-z]*+[\"(),/;<=>?@\[\\\]{}]")
 _LINE_NAME = re.compile(rb"\n([^:\r\n \t]+):")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PRINTABLE = re.compile(rb"[\x21-\x7e]+")
 #: Longest name that is escaped (its hex is twice as long).
 MAX_NAME = 256
 
 
 def _escape_line(match: re.Match[bytes]) -> bytes:
     name = match.group(1)
-    if _TOKEN.fullmatch(name) or len(name) > MAX_NAME:
+    if _TOKEN.fullmatch(name) or len(name) > MAX_NAME or not _PRINTABLE.fullmatch(name):
         return match.group(0)
     return b"\n" + PREFIX + name.hex().encode("ascii") + b":"
 

@@ -46,6 +46,9 @@ def test_plain_split_and_folded_heads_are_left_alone() -> None:
     assert escape_head(split) == (split, False)  # the head does not end in this read
     folded = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n  more\r\n\r\n"
     assert escape_head(folded) == (folded, False)
+    for name in (b"X-Object-Meta-\xff", b"x-(\xff", b"x-\x01(", b"x-(y z"):
+        bad = b"GET / HTTP/1.1\r\nHost: h\r\n" + name + b": v\r\n\r\n"
+        assert escape_head(bad)[0] == bad  # not printable ASCII: llhttp's 400 stays
 
 
 def test_unescape_leaves_other_names_and_bad_hex() -> None:
