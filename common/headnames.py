@@ -20,7 +20,6 @@ from collections.abc import Iterable
 
 #: What an escaped name starts with (lower case: the parsers lower-case names).
 PREFIX = b"x-nubis-hn-"
-_PREFIX_STR = PREFIX.decode("ascii")
 #: A header line whose name holds a printable ASCII byte that is not a token
 #: character (``"(),/;<=>?@[\\]{}``; ``:`` ends the name, white space and other
 #: bytes keep llhttp's 400: a folded line, ``name :``, ``X-Meta-\\xff``).
@@ -34,11 +33,15 @@ _PRINTABLE = re.compile(rb"[\x21-\x7e]+")
 MAX_NAME = 256
 
 
+def _escaped(name: bytes) -> bytes:
+    return PREFIX + name.hex().encode("ascii")
+
+
 def _escape_line(match: re.Match[bytes]) -> bytes:
     name = match.group(1)
     if _TOKEN.fullmatch(name) or len(name) > MAX_NAME or not _PRINTABLE.fullmatch(name):
         return match.group(0)
-    return b"\n" + PREFIX + name.hex().encode("ascii") + b":"
+    return b"\n" + _escaped(name) + b":"
 
 
 def escape_head(data: bytes, start: int = 0) -> tuple[bytes, bool]:
@@ -65,7 +68,7 @@ def escape_response_names(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
     if not any(b"meta-" in n and _TOKEN.fullmatch(n) is None for n, _ in headers):
         return headers
     return [(n if _TOKEN.fullmatch(n) or len(n) > MAX_NAME
-             else PREFIX + n.hex().encode("ascii"), v) for n, v in headers]
+             else _escaped(n), v) for n, v in headers]
 
 
 def unescape_name(name: bytes) -> bytes:
@@ -76,13 +79,6 @@ def unescape_name(name: bytes) -> bytes:
         return bytes.fromhex(name[len(PREFIX):].decode("ascii"))
     except ValueError:
         return name
-
-
-def unescape_str(name: str) -> str:
-    """Return the (latin-1) name an escaped one stands for (any other name as it is)."""
-    if not name.lower().startswith(_PREFIX_STR):
-        return name
-    return unescape_name(name.encode("latin-1")).decode("latin-1")
 
 
 def unescape_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
