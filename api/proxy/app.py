@@ -391,7 +391,7 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
         "ratelimit": ratelimit.info(conf.ratelimit),
         "etag_quoter": {"enable_by_default": conf.etag_quoter_enable_by_default},
         **bulk.INFO,
-        "s3api": S3_INFO,
+        "s3api": {**S3_INFO, "s3_acl": conf.s3_acl},
     }
     if conf.storage_domain:
         doc["domain_remap"] = {"default_reseller_prefix": conf.default_reseller_prefix or None}

@@ -148,3 +148,7 @@ class ProxyConfig:
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     #: The region S3 clients sign for and GetBucketLocation names.
     s3_region: str = "us-east-1"
+    #: Swift s3api's ``s3_acl``: per-user S3 ACLs stored with each bucket and object and
+    #: enforced by the S3 layer (see :mod:`nubis.api.proxy.s3.grants`). Off: canned
+    #: ACLs only, mapped onto the containers' Swift ACLs.
+    s3_acl: bool = False

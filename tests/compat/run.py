@@ -52,6 +52,9 @@ SERVICE_ = "service"
 """
 #: Lines of the existing ``[tempauth]`` section: SAIO's ``reseller_prefix = AUTH, SERVICE``.
 TEMPAUTH_LINES = 'extra_reseller_prefixes = ["SERVICE_"]'
+#: Lines put at the top of existing sections: the tempauth line above, and S3 ACLs
+#: enforced per user (s3api's ``s3_acl``, which the xxe ``put_bucket_acl`` test needs).
+SECTION_LINES = {"tempauth": TEMPAUTH_LINES, "proxy": "s3_acl = true"}
 
 
 def test_conf(cloud: Cloud) -> str:
@@ -227,7 +230,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="nubis-compat-") as tmp:
         cloud = start_cloud(Path(tmp) / "state", frontend=args.frontend,
                             extra_config=EXTRA_USERS,
-                            section_lines={"tempauth": TEMPAUTH_LINES})
+                            section_lines=SECTION_LINES)
         try:
             conf = Path(tmp) / "test.conf"
             conf.write_text(test_conf(cloud))

@@ -14,7 +14,8 @@ the owner-only canned ACLs can be put on them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
@@ -98,7 +99,7 @@ def canned_of_policy(req: S3Req, body: bytes) -> str:
     if root.tag != "AccessControlPolicy" or root.find("AccessControlList") is None:
         raise S3Error("MalformedACLError", "The XML you provided was not well-formed or "
                       "did not validate against our published schema", 400)
-    me = (req.caller.cred.owner or req.caller.cred.project_id) if req.caller else ""
+    me = req.user
     groups: set[tuple[str, str]] = set()
     for grant in root.iter("Grant"):
         grantee, perm = grant.find("Grantee"), text(grant, "Permission") or ""
@@ -158,3 +159,14 @@ async def _requested(req: S3Req) -> str:
         raise S3Error("MissingSecurityHeader", "Your request was missing a required "
                       "header", 400, {"MissingHeaderName": "x-amz-acl"})
     return canned_of_policy(req, body)
+
+
+@dataclass(frozen=True)
+class AclApi:
+    """The ``?acl`` handlers of one ACL mode (canned here, per-user grants in ``grants``)."""
+
+    bucket_acl: Callable[[S3Req], Awaitable[Resp]]
+    object_acl: Callable[[S3Req], Awaitable[Resp]]
+
+
+CANNED_API = AclApi(bucket_acl, object_acl)

@@ -20,7 +20,7 @@ from typing import Any
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import versioning
+from nubis.api.proxy.s3 import bucketconf, versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
@@ -31,6 +31,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SEGMENTS = "+segments"
 MAX_KEYS = 1000
 XML = {"Content-Type": "application/xml"}
+#: A bucket's policy in ACL mode (:mod:`~nubis.api.proxy.s3.grants`, Swift s3api's name).
+ACL_META = "x-container-sysmeta-s3api-acl"
 
 
 def check_bucket_name(name: str, strict: bool = True) -> None:
@@ -60,8 +62,7 @@ def check_bucket_name(name: str, strict: bool = True) -> None:
 
 def owner_xml(req: S3Req) -> str:
     """Return the ``<Owner>`` element of the caller."""
-    pid = (req.caller.cred.owner or req.caller.cred.project_id) if req.caller else ""
-    return f"<Owner>{el('ID', pid)}{el('DisplayName', pid)}</Owner>"
+    return f"<Owner>{el('ID', req.user)}{el('DisplayName', req.user)}</Owner>"
 
 
 async def list_buckets(req: S3Req) -> Resp:
@@ -108,8 +109,13 @@ def iso_listing(value: str) -> str:
 async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = None) -> Resp:
     """Answer CreateBucket (BucketAlreadyExists / BucketAlreadyOwnedByYou).
 
-    ``acl``: the container ACL headers of the request's canned ``x-amz-acl``.
+    ``acl``: the container headers of the request's ACL, set only on a bucket this
+    request created (an existing bucket's ACL is left alone). In ACL mode only the
+    account's owners create buckets, and the bucket's owner is its creator: another
+    user of the project gets BucketAlreadyExists, as in Swift's s3api.
     """
+    if req.acl_mode and not req.owns_account:
+        raise S3Error("AccessDenied")
     check_bucket_name(req.bucket)
     body = await req.ctx.body.read_all(64 * 1024)
     if body.strip():
@@ -122,14 +128,37 @@ async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = No
     if previous is not None and previous != req.account:
         raise S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
     try:
-        resp = await req.swift("PUT", req.bucket, headers=acl)
+        resp = await req.swift("PUT", req.bucket)
     except HTTPError as exc:
         if previous is None:
             await registry.release(req, req.bucket)
         raise from_swift(exc) from None
     if previous is not None or resp.status == 202:
-        raise S3Error("BucketAlreadyOwnedByYou", extra={"BucketName": req.bucket})
+        raise await _already(req)
+    if acl:
+        await _set_acl(req, acl)
     return Resp(200, {"Location": f"/{req.bucket}", "Content-Length": "0"})
+
+
+async def _already(req: S3Req) -> S3Error:
+    """Return the error for creating an existing bucket of the caller's account."""
+    if req.acl_mode:
+        stored = await bucketconf.read(req, req.account, ACL_META)
+        try:
+            owner = json.loads(stored or "{}").get("Owner")
+        except (ValueError, AttributeError):
+            owner = None
+        if owner and owner != req.user:
+            return S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
+    return S3Error("BucketAlreadyOwnedByYou", extra={"BucketName": req.bucket})
+
+
+async def _set_acl(req: S3Req, acl: dict[str, str]) -> None:
+    """Give a new bucket its ACL (container ACLs, or the ACL-mode policy sysmeta)."""
+    if ACL_META in acl:
+        await bucketconf.write(req, ACL_META, acl[ACL_META])
+    else:
+        await req.swift("POST", req.bucket, headers=acl)
 
 
 async def head(req: S3Req) -> Resp:

@@ -20,7 +20,7 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
-from nubis.api.proxy.s3 import versioning
+from nubis.api.proxy.s3 import grants, versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import SEGMENTS, iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
@@ -45,6 +45,9 @@ MIN_PART = 5 * 1024 * 1024
 MAX_PARTS = 10000
 XML = {"Content-Type": "application/xml"}
 #: Headers of CreateMultipartUpload the completed object keeps (as Swift's s3api).
+#: Upload-marker headers holding the object's content type and (ACL mode) policy.
+MARKER_CTYPE = "x-object-meta-s3-content-type"
+MARKER_ACL = "x-object-meta-s3-acl"
 KEPT = ("content-encoding", "content-language", "content-disposition", "expires",
         "cache-control", "x-robots-tag")
 
@@ -68,8 +71,11 @@ async def create(req: S3Req) -> Resp:
     except HTTPError as exc:
         raise from_swift(exc, "NoSuchBucket") from None
     upload_id = secrets.token_urlsafe(24)
-    marker = {"x-object-meta-s3-content-type": meta.pop("content-type"),
-              **meta, "content-type": MARKER_TYPE, "content-length": "0"}
+    marker = {MARKER_CTYPE: meta.pop("content-type"), **meta,
+              "content-type": MARKER_TYPE, "content-length": "0"}
+    acl = await grants.new_object_headers(req)
+    if acl:
+        marker[MARKER_ACL] = acl[grants.OBJECT_META]
     await req.swift("PUT", _segments(req), _upload_name(req, upload_id), marker,
                     body=bytes_body(b"", req.ctx.state.conf.client_timeout))
     return Resp(200, dict(XML), doc("InitiateMultipartUploadResult", [
@@ -329,14 +335,16 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
                          "last_modified": http_date(0)})
     s3_etag = _s3_etag(wanted)
     meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
-            and k != "x-object-meta-s3-content-type"}
-    meta["content-type"] = marker.get("x-object-meta-s3-content-type", "binary/octet-stream")
+            and k not in (MARKER_CTYPE, MARKER_ACL)}
+    meta["content-type"] = marker.get(MARKER_CTYPE, "binary/octet-stream")
     meta["x-static-large-object"] = "True"
     data = json.dumps(manifest).encode()
     extra = manifest_sysmeta(data, manifest)
     extra[OVERRIDE_ETAG] = s3_etag
     extra[ETAG_META] = s3_etag
     extra[UPLOAD_META] = upload_id
+    if MARKER_ACL in marker:
+        extra[grants.OBJECT_META] = marker[MARKER_ACL]
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))

@@ -19,7 +19,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import tagging, versioning
+from nubis.api.proxy.s3 import grants, tagging, versioning
 from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -85,7 +85,7 @@ def object_ctx(req: S3Req, method: str, key: str | None = None) -> ObjectCtx:
     assert req.caller is not None
     return ObjectCtx(state=base.state, method=method, path=base.path, query={},
                      headers={}, body=base.body, account=req.account,
-                     identity=req.caller.identity, trans_id=base.trans_id,
+                     identity=req.identity, trans_id=base.trans_id,
                      container=req.bucket, obj=key if key is not None else req.key)
 
 
@@ -96,10 +96,11 @@ async def put(req: S3Req) -> Resp:
     _check_key(req.key)
     headers = req.ctx.headers
     refuse_conditions(headers)
-    if "x-amz-acl" in headers:
+    if "x-amz-acl" in headers and not req.acl_mode:
         check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
     meta = swift_metadata(headers)
+    meta.update(await grants.new_object_headers(req))
     if "x-amz-tagging" in headers:
         meta[tagging.OBJECT_META] = tagging.encode(tagging.tags_from_header(
             headers["x-amz-tagging"]))
@@ -376,6 +377,7 @@ async def copy_object(req: S3Req) -> Resp:
     if directive == "REPLACE":
         headers.update(swift_metadata(req.ctx.headers))
         headers["x-fresh-metadata"] = "true"
+    acl = await grants.new_object_headers(req)
     try:
         resp = await req.swift("PUT", req.bucket, req.key, headers,
                                {"version-id": version} if version is not None else None,
@@ -389,6 +391,8 @@ async def copy_object(req: S3Req) -> Resp:
         if exc.status == 404:
             await require_bucket(req)
         raise from_swift(exc) from None
+    if acl:  # a copy is its copier's (a Swift copy carries no sysmeta over)
+        await tagging.update_object_sysmeta(req, acl)
     etag = resp.headers.get("Etag", "").strip('"')
     modified = resp.headers.get("Last-Modified", "")
     when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0

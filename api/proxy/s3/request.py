@@ -10,6 +10,8 @@ registry). Controllers raise :class:`HTTPError`; callers translate it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ class S3Req:
     key: str
     #: Decoded query, all values of each key (last one wins in ``q``).
     q: dict[str, str] = field(default_factory=dict)
+    #: ACL mode: the request's :class:`~nubis.api.proxy.s3.grants.Gate` (policy cache).
+    gate: Any = None
 
     @property
     def account(self) -> str:
@@ -55,6 +59,49 @@ class S3Req:
         if self.caller is None:
             raise S3Error("AccessDenied")
         return self.caller.account
+
+    @property
+    def acl_mode(self) -> bool:
+        """Tell whether S3 ACLs are enforced per user (``[proxy] s3_acl``)."""
+        return bool(self.ctx.state.conf.s3_acl)
+
+    @property
+    def owns_account(self) -> bool:
+        """Tell whether the caller owns its storage account (may create buckets)."""
+        if self.caller is None:
+            return False
+        ident = self.caller.identity
+        return ident.reseller_admin or self.caller.account in ident.owned_accounts
+
+    @property
+    def user(self) -> str:
+        """Return the caller's S3 user id (``<Owner><ID>``; grants name it in ACL mode).
+
+        A tempauth key's own name; else the project id, or ``project:user`` in
+        ACL mode (grants are per user there).
+        """
+        if self.caller is None:
+            return ""
+        cred = self.caller.cred
+        if cred.owner:
+            return cred.owner
+        return f"{cred.project_id}:{cred.user_id}" if self.acl_mode else cred.project_id
+
+    @functools.cached_property
+    def identity(self) -> Identity | None:
+        """Return who the request's Swift operations run as.
+
+        In ACL mode the S3 layer authorizes each request itself
+        (:mod:`~nubis.api.proxy.s3.grants`), so its Swift operations run with the
+        rights of the account's owner, as Swift's s3api's do in that mode.
+        """
+        if self.caller is None:
+            return None
+        ident = self.caller.identity
+        if self.acl_mode and not self.owns_account:
+            return dataclasses.replace(
+                ident, owned_accounts=ident.owned_accounts | {self.caller.account})
+        return ident
 
     @property
     def resource(self) -> str:
@@ -78,7 +125,7 @@ class S3Req:
             "query": dict(query or {}), "headers": dict(headers or {}),
             "body": body if body is not None else bytes_body(b"", base.state.conf.client_timeout),
             "account": account or self.account,
-            "identity": identity or (self.caller.identity if self.caller else None),
+            "identity": identity or self.identity,
             "trans_id": base.trans_id,
         }
         if container_name is None:

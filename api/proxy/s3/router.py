@@ -9,6 +9,7 @@ failure is S3's ``<Error>`` document (:func:`errors.to_s3`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import urllib.parse
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from nubis.api.proxy.s3 import (
     acl,
     buckets,
     cors,
+    grants,
     lifecycle,
     multipart,
     objects,
@@ -35,7 +37,7 @@ AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X
                          "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
                          "AWSAccessKeyId", "Signature", "Expires"})
 
-#: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` false: ACLs are canned).
+#: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` is ``[proxy] s3_acl``).
 S3_INFO: dict[str, object] = {
     "max_bucket_listing": buckets.MAX_KEYS, "max_parts_listing": 1000,
     "max_upload_part_num": multipart.MAX_PARTS, "max_multi_delete_objects": 1000,
@@ -132,13 +134,13 @@ class S3Api:
                 return await buckets.list_buckets(req)
             raise S3Error("MethodNotAllowed")
         if method == "PUT" and not req.key and not q:
-            canned = req.header("x-amz-acl")
-            return await buckets.create(req, self.registry,
-                                        acl.bucket_headers(canned) if canned else None)
+            return await buckets.create(req, self.registry, _bucket_acl_headers(req))
         buckets.check_bucket_name(req.bucket, strict=False)
         owner = await self.registry.owner(req, req.bucket)
         if owner is not None and owner != req.account:
             raise S3Error("AccessDenied")
+        if req.acl_mode:
+            await _authorize(req)
         if not req.key:
             return await self._bucket(req)
         return await self._object(req)
@@ -155,7 +157,7 @@ class S3Api:
             if "versioning" in q:
                 return await versioning.get_config(req)
             if "acl" in q:
-                return await acl.bucket_acl(req)
+                return await _acl_api(req).bucket_acl(req)
             if "versions" in q:
                 return await buckets.list_versions(req)
             if "object-lock" in q:
@@ -175,7 +177,7 @@ class S3Api:
         if method == "POST" and "delete" in q:
             return await objects.delete_many(req)
         if method == "PUT" and "acl" in q:
-            return await acl.bucket_acl(req)
+            return await _acl_api(req).bucket_acl(req)
         if method in ("PUT", "DELETE") and "tagging" in q:
             return await tagging.bucket_tagging(req)
         if method == "PUT" and "versioning" in q:
@@ -192,7 +194,7 @@ class S3Api:
         if method == "POST" and "uploads" in q:
             return await multipart.create(req)
         if "acl" in q and method in ("GET", "PUT"):
-            return await acl.object_acl(req)
+            return await _acl_api(req).object_acl(req)
         if "tagging" in q and method in ("GET", "PUT", "DELETE"):
             return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
         # GetObjectAttributes (``?attributes``) too: never answered as a GetObject
@@ -206,3 +208,44 @@ class S3Api:
             return await objects.delete(req)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
                                                  "ResourceType": "OBJECT"})
+
+
+def _acl_api(req: S3Req) -> acl.AclApi:
+    """Return the ACL sub-resource handlers of the request's mode."""
+    return grants.GRANTS_API if req.acl_mode else acl.CANNED_API
+
+
+def _bucket_acl_headers(req: S3Req) -> dict[str, str] | None:
+    """Return the container headers a CreateBucket's ACL asks for (None: none asked)."""
+    if req.acl_mode:
+        policy = grants.from_headers(req.ctx.headers, req.user)
+        assert policy is not None
+        return {grants.BUCKET_META: policy.encode()}
+    canned = req.header("x-amz-acl")
+    return acl.bucket_headers(canned) if canned else None
+
+
+async def _authorize(req: S3Req) -> None:
+    """Check the caller's grants for the request (ACL mode), its copy source's too."""
+    gate = req.gate = grants.Gate(req)
+    resource, _ = grants.required(req.ctx.method, req.q, bool(req.key))
+    stored = await _stored(req) if resource == "object" else None
+    await gate.authorize(stored)
+    if req.key and req.ctx.method == "PUT" and "x-amz-copy-source" in req.ctx.headers:
+        bucket, key, version = objects.copy_source(req)
+        source = dataclasses.replace(req, bucket=bucket, key=key, q=(
+            {"versionId": version} if version is not None else {}), gate=None)
+        source_gate = grants.Gate(source)
+        stored = await _stored(source)
+        if stored:
+            source_gate.check(await source_gate.object_policy(stored), "READ")
+        else:
+            source_gate.check(await source_gate.bucket_policy(), "READ")
+
+
+async def _stored(req: S3Req) -> dict[str, str]:
+    """Return the object's stored headers (empty when absent or unreadable)."""
+    try:
+        return await versioning.raw_version_head(req, versioning.requested(req))
+    except (HTTPError, S3Error, ValueError):
+        return {}

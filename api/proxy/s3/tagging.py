@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from nubis.api.proxy import objver, symlink
 from nubis.api.proxy.backend import Reply
@@ -95,46 +96,51 @@ def tagging_xml(stored: str | None) -> bytes:
 
 async def object_tagging(req: S3Req, octx: ObjectCtx) -> Resp:
     """Answer Get/Put/DeleteObjectTagging (``octx``: the object's Swift context)."""
+    method = req.ctx.method
+    if method not in ("GET", "PUT", "DELETE"):
+        raise S3Error("MethodNotAllowed")
+    target = await _target(req, octx)
+    out = {versioning.VERSION_HEADER: target.version} if target.version else {}
+    if method == "GET":
+        return Resp(200, {**XML, **out}, tagging_xml(target.stored.get(OBJECT_META)))
+    await _write(req, target, {OBJECT_META: await _new_value(req)})
+    return Resp(204 if method == "DELETE" else 200, out)
+
+
+async def update_object_sysmeta(req: S3Req, updates: dict[str, str]) -> None:
+    """Set ``updates`` on the object (or its ``versionId``), other stored metadata kept."""
+    base = req.ctx
+    octx = ObjectCtx(state=base.state, method="POST", path=base.path, query={}, headers={},
+                     body=base.body, account=req.account, identity=req.identity,
+                     trans_id=base.trans_id, container=req.bucket, obj=req.key)
+    await _write(req, await _target(req, octx), updates)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The stored object a metadata update reads and rewrites."""
+
+    octx: ObjectCtx  # the key's context (its bucket's info: ``info``)
+    info: Info
+    stored: dict[str, str]
+    version: str | None = None  # a version id other than ``null``
+    vctx: ObjectCtx | None = None  # that version's data object and its container
+    vinfo: Info | None = None
+
+
+async def _target(req: S3Req, octx: ObjectCtx) -> _Target:
+    """Find the object or version a tagging/ACL request names (NoSuchKey/NoSuchVersion)."""
     info = await container_of(octx)
     if not info.exists:
         raise S3Error("NoSuchBucket")
     version = versioning.requested(req)
-    if version is not None and version != "null":
-        return await _version_tagging(req, octx, info, version)
-    await req.swift("HEAD", req.bucket, req.key)  # access check, NoSuchKey
-    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
-    if isinstance(got, Reply):
-        raise S3Error("NoSuchKey")
-    await got.release()
-    stored = {k.lower(): v for k, v in got.headers.items()}
-    method = req.ctx.method
-    if method == "GET":
-        return Resp(200, dict(XML), tagging_xml(stored.get(OBJECT_META)))
-    if method == "PUT":
-        tags = tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_OBJECT_TAGS)
-        value = encode(tags)
-    elif method == "DELETE":
-        value = ""
-    else:
-        raise S3Error("MethodNotAllowed")
-    replies = await to_all(octx, info, "POST", {**_kept(stored), OBJECT_META: value})
-    if not any(200 <= r.status < 300 for r in replies):
-        raise S3Error("ServiceUnavailable")
-    return Resp(204 if method == "DELETE" else 200, {})
-
-
-async def _new_value(req: S3Req) -> str:
-    """Return the stored tag set a Put/DeleteObjectTagging asks for."""
-    method = req.ctx.method
-    if method == "PUT":
-        return encode(tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_OBJECT_TAGS))
-    if method == "DELETE":
-        return ""
-    raise S3Error("MethodNotAllowed")
-
-
-async def _version_tagging(req: S3Req, octx: ObjectCtx, info: Info, version: str) -> Resp:
-    """Answer Get/Put/DeleteObjectTagging of one version (``versionId``)."""
+    if version is None or version == "null":
+        await req.swift("HEAD", req.bucket, req.key)  # access check, NoSuchKey
+        got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
+        if isinstance(got, Reply):
+            raise S3Error("NoSuchKey")
+        await got.release()
+        return _Target(octx, info, {k.lower(): v for k, v in got.headers.items()})
     await versioning.check_version(req, req.bucket, req.key, version)
     try:  # access check; NoSuchVersion, or 405 for a delete marker
         await drain((await req.swift("HEAD", req.bucket, req.key,
@@ -148,23 +154,38 @@ async def _version_tagging(req: S3Req, octx: ObjectCtx, info: Info, version: str
     if isinstance(got, Reply):
         raise S3Error("NoSuchVersion", extra={"Key": req.key, "VersionId": version})
     await got.release()
-    stored = {k.lower(): v for k, v in got.headers.items()}
-    out = {versioning.VERSION_HEADER: version}
-    if req.ctx.method == "GET":
-        return Resp(200, {**XML, **out}, tagging_xml(stored.get(OBJECT_META)))
-    value = await _new_value(req)
-    replies = await to_all(vctx, vinfo, "POST", {**_kept(stored), OBJECT_META: value,
-                                                 **objver.ALLOW})
+    return _Target(octx, info, {k.lower(): v for k, v in got.headers.items()}, version,
+                   vctx, vinfo)
+
+
+async def _new_value(req: S3Req) -> str:
+    """Return the stored tag set a Put/DeleteObjectTagging asks for."""
+    if req.ctx.method == "PUT":
+        return encode(tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_OBJECT_TAGS))
+    return ""
+
+
+async def _write(req: S3Req, target: _Target, updates: dict[str, str]) -> None:
+    """Rewrite the target's metadata with ``updates`` (a version's link gets a copy)."""
+    if target.vctx is None or target.vinfo is None:
+        replies = await to_all(target.octx, target.info, "POST",
+                               {**_kept(target.stored), **updates})
+        if not any(200 <= r.status < 300 for r in replies):
+            raise S3Error("ServiceUnavailable")
+        return
+    vctx, octx, info = target.vctx, target.octx, target.info
+    replies = await to_all(vctx, target.vinfo, "POST", {**_kept(target.stored), **updates,
+                                                        **objver.ALLOW})
     if not any(200 <= r.status < 300 for r in replies):
         raise S3Error("ServiceUnavailable")
     link = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
     if not isinstance(link, Reply):
         await link.release()
         lhead = {k.lower(): v for k, v in link.headers.items()}
-        target = urllib.parse.unquote(lhead.get(symlink.TARGET, ""))
-        if lhead.get(objver.SYSMETA_SYMLINK) == "true" and target == f"{vcont}/{vctx.obj}":
-            await to_all(octx, info, "POST", {**_kept(lhead), OBJECT_META: value})
-    return Resp(204 if req.ctx.method == "DELETE" else 200, out)
+        target_path = urllib.parse.unquote(lhead.get(symlink.TARGET, ""))
+        if lhead.get(objver.SYSMETA_SYMLINK) == "true" \
+                and target_path == f"{vctx.container}/{vctx.obj}":
+            await to_all(octx, info, "POST", {**_kept(lhead), **updates})
 
 
 def _kept(stored: Mapping[str, str]) -> dict[str, str]:

@@ -126,7 +126,7 @@ def _object_ctx(req: S3Req) -> ObjectCtx:
     base = req.ctx
     assert req.caller is not None
     return ObjectCtx(state=base.state, method="HEAD", path=base.path, query={}, headers={},
-                     body=base.body, account=req.account, identity=req.caller.identity,
+                     body=base.body, account=req.account, identity=req.identity,
                      trans_id=base.trans_id, container=req.bucket, obj=req.key)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -30,18 +31,34 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def parse(data: bytes) -> ET.Element:
-    """Parse a request body as XML, namespaces dropped (MalformedXML when not XML)."""
+#: A document type declaration with its internal subset (dropped by :func:`parse_untrusted`).
+_DOCTYPE = re.compile(rb"<!DOCTYPE\s[^\[>]*(?:\[.*?\]\s*)?>", re.S)
+#: A reference to an entity other than XML's five and character references.
+_ENTITY_REF = re.compile(rb"&(?!(?:lt|gt|amp|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s<&]*;")
+
+
+def parse(data: bytes, code: str = "MalformedXML") -> ET.Element:
+    """Parse a request body as XML, namespaces dropped (``code`` when not XML or a DTD)."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise S3Error("MalformedXML")
+        raise S3Error(code)
     try:
         root = ET.fromstring(data)
     except ET.ParseError:
-        raise S3Error("MalformedXML") from None
+        raise S3Error(code) from None
     for node in root.iter():
         if isinstance(node.tag, str) and "}" in node.tag:
             node.tag = node.tag.split("}", 1)[1]
     return root
+
+
+def parse_untrusted(data: bytes, code: str = "MalformedXML") -> ET.Element:
+    """Parse XML that may carry a DOCTYPE: drop it and every entity reference unexpanded.
+
+    What Swift's s3api's lxml parser (``resolve_entities=False``) reads from such
+    a document, without ever loading a file or expanding an entity.
+    """
+    cleaned = _ENTITY_REF.sub(b"", _DOCTYPE.sub(b"", data, count=1))
+    return parse(cleaned, code)
 
 
 def text(node: ET.Element, name: str) -> str | None:
