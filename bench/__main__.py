@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "scale": "nubis.bench.scale",
     "netlease": "nubis.bench.netlease",
     "flush": "nubis.bench.flush",
+    "loopback": "nubis.bench.loopback",
 }
 
 
