@@ -15,7 +15,9 @@ at most 15 %, i.e. ratio >= 0.85), and the proxy's CPU time per request (from
 
 ``--reference rgw`` adds Ceph RGW (:mod:`nubis.bench.refrgw`: one mon, one
 BlueStore OSD, pools of size 1) as a third target in the same rounds, and runs
-nubis with a one-replica default policy (equal copy count); it prints
+nubis with a one-replica default policy (equal copy count) on one storage node
+(one object, container and account server: equal device count, as RGW's one
+OSD; ``--storage-nodes 4`` for the all-in-one's layout); it prints
 nubis-S3/RGW ratios (targets: 4 KiB PUT >= 2x, GET >= 3x, 1 MiB >= 1x).
 
 ``--multipart-mib N`` also uploads N MiB through S3 as one PutObject and as a
@@ -255,13 +257,17 @@ def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, round
 
 def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
               reference: str = "", workers: int = 1, multipart_mib: int = 0,
-              frontend: str = "asgi") -> dict[str, Any]:
-    """Run the comparison; return the best ops/s and MB/s per target and size."""
+              frontend: str = "asgi", storage_nodes: int = 0) -> dict[str, Any]:
+    """Run the comparison; return the best ops/s and MB/s per target and size.
+
+    ``storage_nodes``: the cloud's ``[storage] node_count`` (0: the all-in-one's).
+    """
     from tests.functional.proxy.cloud import start_cloud
     from tests.functional.s3.conftest import ec2_credentials
 
     cloud = start_cloud(tmp / "cloud", proxy_workers=workers, frontend=frontend,
-                        extra_config=ONE_REPLICA if reference else "")
+                        extra_config=ONE_REPLICA if reference else "",
+                        node_count=storage_nodes or None)
     rgw: refrgw.RgwCluster | None = None
     try:
         keys = ec2_credentials(cloud, "nubis-demo")
@@ -302,6 +308,10 @@ def main(argv: list[str]) -> int:
                          "(the issue's figure: 1024)")
     ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
                     help="the proxy front end ([proxy] frontend)")
+    ap.add_argument("--storage-nodes", type=int, default=0,
+                    help="storage nodes of the nubis cloud (default: 1 with --reference, "
+                         "one object, container and account server as RGW has one OSD; "
+                         "else the all-in-one's 4)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.reference == "rgw" and (missing := refrgw.missing_binaries()):
@@ -310,7 +320,8 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="nubis-bench-s3-") as tmp:
         res = run_bench(Path(tmp), args.small, args.large, args.concurrency, args.rounds,
                         args.reference, args.workers or (2 if args.reference else 1),
-                        args.multipart_mib, args.frontend)
+                        args.multipart_mib, args.frontend,
+                        args.storage_nodes or (1 if args.reference else 0))
     if args.json:
         print(json.dumps(res, indent=2))
         return 0

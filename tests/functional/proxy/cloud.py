@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,7 +104,8 @@ class Cloud:
 
 def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
                 extra_config: str = "", test_image: bool = False,
-                section_lines: dict[str, str] | None = None) -> Cloud:
+                section_lines: dict[str, str] | None = None,
+                node_count: int | None = None) -> Cloud:
     """Write a config with free ports into ``state`` and run ``nubis up``.
 
     Args:
@@ -114,6 +116,7 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
         test_image: build (cached) and upload the test image set (``nubis up``'s hook).
         section_lines: TOML lines put at the top of existing sections (``{"tempauth":
             'extra_reseller_prefixes = ["SERVICE_"]'}``).
+        node_count: ``[storage] node_count`` (default: the all-in-one's four nodes).
     """
     ports, others = free_ports()
     conf = state / "nubis.toml"
@@ -124,6 +127,9 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
     for section, lines in (section_lines or {}).items():
         conf.write_text(conf.read_text().replace(f"[{section}]\n",
                                                  f"[{section}]\n{lines}\n", 1))
+    if node_count is not None:
+        conf.write_text(re.sub(r"(?m)^node_count = \d+$", f"node_count = {node_count}",
+                               conf.read_text(), count=1))
     cloud = Cloud(state, load_config(state / "nubis.toml"))
     try:
         proc = cloud.up(test_image)
