@@ -275,10 +275,6 @@ class Gate:
             self._bucket = Policy.decode(await bucketconf.read(req, req.account, BUCKET_META))
         return self._bucket
 
-    async def object_policy(self, stored: Mapping[str, str]) -> Policy:
-        """Return an object's policy from its stored headers."""
-        return Policy.decode(_header(stored, OBJECT_META))
-
     def check(self, policy: Policy, permission: str) -> None:
         """Raise AccessDenied unless the caller holds ``permission`` under ``policy``."""
         if not policy.allows(self.req.user, permission, self.req.owns_account):
@@ -294,11 +290,20 @@ class Gate:
         resource, permission = required(req.ctx.method, req.q, bool(req.key))
         if resource == "bucket" or stored_object is None:
             self.check(await self.bucket_policy(), permission)
-            return
-        if not stored_object:
+        else:
+            await self.check_object(stored_object, permission)
+
+    async def check_object(self, stored: Mapping[str, str], permission: str) -> None:
+        """Check ``permission`` on an object (``stored`` empty: absent, READ on the bucket)."""
+        if stored:
+            self.check(object_policy(stored), permission)
+        else:
             self.check(await self.bucket_policy(), "READ")
-            return
-        self.check(await self.object_policy(stored_object), permission)
+
+
+def object_policy(stored: Mapping[str, str]) -> Policy:
+    """Return an object's policy from its stored headers."""
+    return Policy.decode(_header(stored, OBJECT_META))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -362,7 +367,7 @@ async def object_acl(req: S3Req) -> Resp:
     stored = await versioning.raw_version_head(req, versioning.requested(req))
     if not stored:
         raise S3Error("NoSuchKey")
-    current = Policy.decode(_header(stored, OBJECT_META))
+    current = object_policy(stored)
     bucket_owner = (await gate_of(req).bucket_policy()).owner or req.account
     if req.ctx.method == "GET":
         return Resp(200, {"Content-Type": "application/xml"}, current.xml(bucket_owner))

@@ -235,12 +235,7 @@ async def _authorize(req: S3Req) -> None:
         bucket, key, version = objects.copy_source(req)
         source = dataclasses.replace(req, bucket=bucket, key=key, q=(
             {"versionId": version} if version is not None else {}), gate=None)
-        source_gate = grants.Gate(source)
-        stored = await _stored(source)
-        if stored:
-            source_gate.check(await source_gate.object_policy(stored), "READ")
-        else:
-            source_gate.check(await source_gate.bucket_policy(), "READ")
+        await grants.Gate(source).check_object(await _stored(source), "READ")
 
 
 async def _stored(req: S3Req) -> dict[str, str]:
