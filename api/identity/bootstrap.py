@@ -90,15 +90,27 @@ def bootstrap(cfg: IdentityConfig, database_url: str, public_url: str, state_dir
     return admin_project
 
 
+def _new_password() -> str:
+    """Return a fresh random password a command line takes as one argument.
+
+    A urlsafe token may start with ``-``; ``openstack --os-password -x…`` and
+    ``swift --os-password -x…`` then read it as an option, so such draws are redrawn.
+    """
+    while True:
+        token = secrets.token_urlsafe(18)
+        if not token.startswith("-"):
+            return token
+
+
 def _passwords(cfg: IdentityConfig, state_dir: Path) -> dict[str, str]:
     path = state_dir / "identity-passwords.json"
     saved: dict[str, str] = {}
     if path.exists():
         saved = json.loads(path.read_text())
     out = {"admin": cfg.admin_password or saved.get("admin")
-           or secrets.token_urlsafe(18),
+           or _new_password(),
            "demo": cfg.demo_password or saved.get("demo")
-           or secrets.token_urlsafe(18)}
+           or _new_password()}
     if out != saved:
         _write_private(path, json.dumps(out, indent=2) + "\n")
     return out

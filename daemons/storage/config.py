@@ -174,7 +174,7 @@ class ExpirerConfig:
     lifecycle_cache: float = field(default=60.0, metadata=check(positive))
     #: An S3 lifecycle action is taken by the expirer of the record's first
     #: primary; the i-th primary's takes it over once it is due for i times this
-    #: long (its first primary's node is down).
+    #: long and no earlier primary's device answers (their nodes are down).
     lifecycle_takeover: float = field(default=3600.0, metadata=check(positive))
 
 

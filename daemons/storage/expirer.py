@@ -98,7 +98,7 @@ class ObjectExpirer(NodeDaemon):
                     if item.kind != "current":
                         return
                     ok = await self.expire(device, item.policy, item.record, None)
-                elif self._leads(device, item, now):
+                elif await self._leads(device, item, now):
                     ok = await self.actions.apply(item, now)
                 else:
                     return
@@ -106,25 +106,43 @@ class ObjectExpirer(NodeDaemon):
 
         await asyncio.gather(*(one(d) for d in due))
 
-    def _leads(self, device: ObjectDevice, item: Due, now: float) -> bool:
+    async def _leads(self, device: ObjectDevice, item: Due, now: float) -> bool:
         """Tell whether this device's expirer takes the S3 action of ``item`` now.
 
         An S3 action (a delete marker, an abort) goes through the proxy and is not
         idempotent, and every replica's expirer finds the record: the first
         primary's acts (two acting at once would stack a second delete marker).
-        The i-th primary's takes over once the action is due for i times
-        ``lifecycle_takeover`` (the first primary's node is down); by then the
-        first action, if any, has replicated and the re-check before acting
-        (``Actions.apply``) finds nothing left to do. Handoffs never act.
+        The i-th primary's takes over only when the action has been due for i
+        times ``lifecycle_takeover`` *and* no earlier primary's device answers
+        (its node is down): a rule that made an old object due long ago must
+        not set every replica's expirer acting at once. The re-check before
+        acting (``Actions.apply``) then finds nothing left to do when an earlier
+        primary acted before it went down. Handoffs never act.
         """
         ring = self.object_ring(item.policy)
         if ring is None:
             return True
-        nodes = ring.get_part_nodes(item.record.part)
+        nodes = list(ring.get_part_nodes(item.record.part))
         for i, node in enumerate(nodes):
             if self.is_local(node, device.name):
-                return i == 0 or now - item.since >= i * self.conf.lifecycle_takeover
+                if i == 0:
+                    return True
+                if now - item.since < i * self.conf.lifecycle_takeover:
+                    return False
+                alive = await asyncio.gather(*(self._serves(n, item) for n in nodes[:i]))
+                return not any(alive)
         return False
+
+    async def _serves(self, node: DevDict, item: Due) -> bool:
+        """Tell whether ``node``'s device answers for the record (its expirer would act)."""
+        path = quote(f"/{node['device']}/{item.record.part}{item.record.name}")
+        headers = {hdr.X_POLICY_INDEX: str(item.policy), "User-Agent": "nubis-object-expirer"}
+        try:
+            resp = await self.client.fetch(node["ip"], int(node["port"]), "HEAD", path,
+                                           headers)
+        except (HTTPClientError, OSError):
+            return False
+        return resp.status < 500
 
     async def expire(self, device: ObjectDevice, policy: int, rec: ObjectRecord,
                      delete_at: int | None) -> bool:

@@ -66,3 +66,11 @@ def test_failure_limiter_window() -> None:
     off = FailureLimiter(limit=1, window=0)
     off.fail("k")
     assert not off.blocked("k")
+
+
+def test_generated_password_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nubis.api.identity import bootstrap
+
+    draws = iter(["-looks-like-an-option", "_fine-token"])
+    monkeypatch.setattr(bootstrap.secrets, "token_urlsafe", lambda n: next(draws))
+    assert bootstrap._new_password() == "_fine-token"

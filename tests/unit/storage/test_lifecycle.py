@@ -139,7 +139,7 @@ def test_scanner_finds_versions_markers_and_uploads(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_first_primary_acts_and_the_others_take_over_later() -> None:
+def test_first_primary_acts_and_the_others_take_over_when_it_is_down() -> None:
     from nubis.daemons.storage.expirer import ObjectExpirer
     from nubis.daemons.storage.lifecycle import Due
 
@@ -149,14 +149,31 @@ def test_first_primary_acts_and_the_others_take_over_later() -> None:
     exp.object_ring = lambda policy: SimpleNamespace(  # type: ignore[method-assign]
         get_part_nodes=lambda part: nodes)
     local: list[str] = []
+    down: set[str] = set()
+    asked: list[str] = []
     exp.is_local = lambda node, name: node["device"] in local  # type: ignore[method-assign]
+
+    async def serves(node: dict[str, str], item: object) -> bool:
+        asked.append(node["device"])
+        return node["device"] not in down
+
+    exp._serves = serves  # type: ignore[assignment, method-assign]
     item = Due(0, SimpleNamespace(part=7), since=1000.0)  # type: ignore[arg-type]
 
     def leads(device: str, now: float) -> bool:
         local[:] = [device]
-        return exp._leads(SimpleNamespace(name=device), item, now)  # type: ignore[arg-type]
+        return asyncio.run(exp._leads(SimpleNamespace(name=device),  # type: ignore[arg-type]
+                                      item, now))
 
-    assert leads("d0", 1000.0)
+    assert leads("d0", 1000.0) and leads("d0", 1e12)
+    # Long due (a rule added over old objects): the first primary is up, so it alone acts.
+    assert not leads("d1", 1e12) and not leads("d2", 1e12)
+    down.add("d0")
     assert not leads("d1", 1000.0 + 3599) and leads("d1", 1000.0 + 3600)
-    assert not leads("d2", 1000.0 + 7199) and leads("d2", 1000.0 + 7200)
+    assert not leads("d2", 1000.0 + 7199)
+    assert not leads("d2", 1000.0 + 7200)  # d1 is up: it takes over, not d2
+    down.add("d1")
+    assert leads("d2", 1000.0 + 7200)
+    asked.clear()
+    assert not leads("d1", 1000.0 + 3599) and asked == []  # not yet due: nobody asked
     assert not leads("handoff", 1e12)  # not a primary: never
