@@ -257,7 +257,7 @@ def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, round
 
 def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
               reference: str = "", workers: int = 1, multipart_mib: int = 0,
-              frontend: str = "asgi", storage_nodes: int = 0) -> dict[str, Any]:
+              frontend: str = "native", storage_nodes: int = 0) -> dict[str, Any]:
     """Run the comparison; return the best ops/s and MB/s per target and size.
 
     ``storage_nodes``: the cloud's ``[storage] node_count`` (0: the all-in-one's).
@@ -306,7 +306,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--multipart-mib", type=int, default=0,
                     help="also upload this many MiB as one PUT and as a multipart upload "
                          "(the issue's figure: 1024)")
-    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="native",
                     help="the proxy front end ([proxy] frontend)")
     ap.add_argument("--storage-nodes", type=int, default=0,
                     help="storage nodes of the nubis cloud (default: 1 with --reference, "

@@ -31,8 +31,8 @@ What differs (printed with the table):
 * the nubis proxy keeps pooled keep-alive backend connections; Swift opens a new
   TCP connection for every backend request.
 * the nubis storage servers run on nubis' own asyncio HTTP/1.1 server (uvloop +
-  httptools); the proxy runs its ``[proxy] frontend``: by default the Falcon ASGI
-  app on uvicorn, with ``--frontend native`` the same proxy on nubis' own server.
+  httptools); the proxy runs its ``[proxy] frontend``: by default nubis' own
+  server, with ``--frontend asgi`` the same proxy as a Falcon ASGI app on uvicorn.
   Swift's servers run on eventlet's WSGI server.
 * with ``--policy ec42`` both write erasure-coded 4+2 objects with ISA-L (nubis:
   Cauchy, ``isa_l_rs_cauchy``; Swift: ``isa_l_rs_vand``; encoding costs the same),
@@ -198,7 +198,7 @@ BACKGROUND_OFF = "".join(f"\n[{s}]\nenabled = false\n" for s in (
 class NubisAIO:
     """A nubis all-in-one started with ``nubis up`` in a scratch state dir."""
 
-    def __init__(self, root: Path, proxy_workers: int, frontend: str = "asgi",
+    def __init__(self, root: Path, proxy_workers: int, frontend: str = "native",
                  extra_config: str = BACKGROUND_OFF) -> None:
         self.state = root / "nubis"
         self.proxy_workers = proxy_workers
@@ -325,7 +325,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", choices=("nubis", "swift"), help="measure one system")
     ap.add_argument("--proxy-workers", type=int, default=1,
                     help="proxy workers (the same number for nubis and Swift)")
-    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="native",
                     help="nubis proxy front end ([proxy] frontend)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--policy", choices=("rep3", "ec42"), default="rep3",

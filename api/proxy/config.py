@@ -100,10 +100,10 @@ class ProxyConfig:
     bind_ip: str = ""
     port: int = field(default=8080, metadata=check(port))
     workers: int = field(default=1, metadata=check(positive))
-    #: ``"asgi"``: the Falcon ASGI app on uvicorn + uvloop; ``"native"``: the same
-    #: proxy on nubis' own HTTP server (one write per response, less CPU per request;
-    #: see the README's object store benchmark).
-    frontend: str = field(default="asgi", metadata=check(_frontend_ok))
+    #: ``"native"`` (the default): the proxy on nubis' own HTTP server (one write per
+    #: response, ~27 % less proxy CPU per 4 KiB S3 request: the README's S3 benchmark);
+    #: ``"asgi"``: the same proxy as a Falcon ASGI app on uvicorn + uvloop.
+    frontend: str = field(default="native", metadata=check(_frontend_ok))
     #: Seconds to connect to a storage node.
     conn_timeout: float = field(default=2.0, metadata=check(positive))
     #: Seconds a storage node may take to answer or to accept/produce a chunk.

@@ -2,9 +2,9 @@
 
 :class:`NativeFrontEnd` adapts :class:`~nubis.common.httpserver.Request` /
 ``Response`` to the framework-free core of :class:`~nubis.api.proxy.app.ProxyApp`
-(``make_context`` -> ``respond`` -> ``final_headers``). The default front end is
-the ASGI app of :func:`~nubis.api.proxy.app.build_app` (Falcon on uvicorn); both
-give clients the same answers.
+(``make_context`` -> ``respond`` -> ``final_headers``). It is the default front
+end; the other is the ASGI app of :func:`~nubis.api.proxy.app.build_app` (Falcon on
+uvicorn, ``[proxy] frontend = "asgi"``); both give clients the same answers.
 
 PERF: uvicorn + Falcon cost the proxy about a third of its CPU per small
 request and wrote every response with two ``send`` calls; the native server

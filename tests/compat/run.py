@@ -216,7 +216,7 @@ def main(argv: list[str]) -> int:
     """Run the suite; exit 1 on a ratchet regression, 0 otherwise."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--update", action="store_true", help="add new passes to the ratchet")
-    ap.add_argument("--frontend", choices=("asgi", "native"), default="asgi",
+    ap.add_argument("--frontend", choices=("asgi", "native"), default="native",
                     help="the proxy front end of the test cloud")
     ap.add_argument("--causes", action="store_true",
                     help="print the most common failure messages")

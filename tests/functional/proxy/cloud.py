@@ -102,7 +102,7 @@ class Cloud:
         return nubis("down", "--state-dir", str(self.state), "--timeout", "5")
 
 
-def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "asgi",
+def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "native",
                 extra_config: str = "", test_image: bool = False,
                 section_lines: dict[str, str] | None = None,
                 node_count: int | None = None) -> Cloud:

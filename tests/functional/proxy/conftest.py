@@ -1,7 +1,7 @@
 """A session-wide all-in-one cloud for the proxy's functional tests.
 
-Every test runs against both proxy front ends: the Falcon ASGI app on uvicorn
-(the default) and nubis' own HTTP server (``[proxy] frontend = "native"``).
+Every test runs against both proxy front ends: nubis' own HTTP server (the
+default, ``[proxy] frontend = "native"``) and the Falcon ASGI app on uvicorn.
 """
 
 from __future__ import annotations
