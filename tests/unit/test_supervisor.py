@@ -13,7 +13,6 @@ from pathlib import Path
 from nubis import defaults
 from nubis.settings import load_config
 from nubis.supervisor import Process, Supervisor, health_ok, plan, stop_groups
-from tests.ports import free_port
 
 
 def test_default_config_round_trips(tmp_path: Path) -> None:
@@ -76,7 +75,7 @@ def test_stale_pid_file_is_not_running(tmp_path: Path) -> None:
 def test_garbled_health_answer_is_unhealthy_not_a_crash() -> None:
     """A poll the kernel connected to itself reads back ``GET /healthcheck``."""
     with socket.socket() as srv:
-        srv.bind(("127.0.0.1", free_port()))
+        srv.bind(("127.0.0.1", 0))  # the kernel's free port: no race with other tests
         srv.listen(1)
         port = srv.getsockname()[1]
 
