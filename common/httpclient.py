@@ -418,10 +418,14 @@ class Exchange:
             raise conn.error or ConnectionClosedError(f"connection to {conn.key} closed")
         if not data:
             return
-        if self._chunked:
-            conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-        else:
-            conn.transport.write(data)
+        try:
+            if self._chunked:
+                conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            else:
+                conn.transport.write(data)
+        except RuntimeError:  # uvloop: the handle closed before connection_lost ran
+            conn.close()
+            raise ConnectionClosedError(f"connection to {conn.key} closed") from None
         if conn.write_paused:
             await conn.drain()
 
@@ -432,7 +436,10 @@ class Exchange:
         self._finished = True
         conn = self._conn
         if self._chunked and not conn.closed and conn.transport is not None:
-            conn.transport.write(b"0\r\n\r\n")
+            try:
+                conn.transport.write(b"0\r\n\r\n")
+            except RuntimeError:  # gone: response() reports the closed connection
+                conn.close()
 
     async def response(self) -> ClientResponse:
         """Wait for the response headers and return the response."""
@@ -458,6 +465,29 @@ class Exchange:
     def abort(self) -> None:
         """Drop the connection (e.g. the client's upload was cut off)."""
         self._conn.close()
+
+
+def _send_head(conn: _Conn, head: bytes, first: bytes, is_head: bool,
+               expect_continue: bool) -> bool:
+    """Write a request head (and ``first``) on ``conn``; False when it is already gone.
+
+    A pooled connection can lose its transport between the pool's check and this
+    write (the peer died): uvloop then raises ``RuntimeError`` from ``write``.
+    """
+    transport = conn.transport
+    if conn.closed or transport is None or transport.is_closing():
+        return False
+    conn.begin(is_head, expect_continue)
+    try:
+        if len(first) <= _JOIN_MAX:
+            transport.write(head + first if first else head)
+        else:
+            transport.write(head)
+            transport.write(first)
+    except RuntimeError:
+        conn.close()
+        return False
+    return True
 
 
 class HTTPClient:
@@ -539,22 +569,21 @@ class HTTPClient:
         PUT, ``python -m nubis.bench swift``).
         """
         key = (host, port)
-        conn = None if fresh else self._take_idle(key)
-        if conn is None:
-            conn = await self._connect(key)
         chunked = content_length is None
         if chunked:
             framing = b"Transfer-Encoding: chunked\r\n\r\n"
         else:
             framing = b"Content-Length: %d\r\n\r\n" % (content_length or 0)
         head = _header_block(method, path, host, headers, framing, expect_continue)
-        conn.begin(method == "HEAD", expect_continue)
-        assert conn.transport is not None
-        if len(first) <= _JOIN_MAX:
-            conn.transport.write(head + first if first else head)
-        else:
-            conn.transport.write(head)
-            conn.transport.write(first)
+        conn = None if fresh else self._take_idle(key)
+        while True:
+            if conn is None:
+                conn = await self._connect(key)
+            if _send_head(conn, head, first, method == "HEAD", expect_continue):
+                break
+            if not conn.reused:
+                raise ConnectError(f"connection to {host}:{port} closed before the request")
+            conn = None  # a pooled connection the peer closed: once more on a new one
         return Exchange(self, conn, chunked, self.timeout if timeout == -1.0 else timeout)
 
     async def request(self, host: str, port: int, method: str, path: str,

@@ -13,6 +13,7 @@ from nubis.common.httpclient import (
     ConnectError,
     ConnectionClosedError,
     HTTPClient,
+    _send_head,
 )
 from nubis.common.httpserver import HTTPServer, Request, Response
 
@@ -131,6 +132,37 @@ def test_stale_pooled_connection_is_retried() -> None:
         conn.closed = False  # pretend we did not notice yet
         r = await client.fetch(HOST, port, "GET", "/again")
         assert r.status == 200
+    uvloop.run(with_server(scenario))
+
+
+class _DeadHandle:
+    """A uvloop transport whose handle closed before the pool noticed: write raises."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_pooled_connection_whose_handle_closed_is_replaced() -> None:
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        assert (await client.fetch(HOST, port, "PUT", "/", body=b"one")).status == 200
+        conn = client._idle[(HOST, port)][0]
+        conn.transport = _DeadHandle(conn.transport)  # type: ignore[assignment]
+        r = await client.fetch(HOST, port, "PUT", "/again", body=b"two")
+        assert r.status == 200 and r.body == b"two"
+        assert conn.closed and len(set(rec.peers)) == 2
+        other = client._idle[(HOST, port)][0]
+        other.transport = _DeadHandle(other.transport)  # type: ignore[assignment]
+        assert not _send_head(other, b"GET / HTTP/1.1\r\n\r\n", b"", False, False)
+        assert other.closed
     uvloop.run(with_server(scenario))
 
 
