@@ -231,6 +231,22 @@ class _Conn(asyncio.Protocol):
             self.drain_waiter = self.loop.create_future()
             await self.drain_waiter
 
+    def send(self, data: bytes) -> bool:
+        """Write ``data``; False (and the connection closed) when it is already gone.
+
+        uvloop raises ``RuntimeError`` from ``write`` once its handle has closed,
+        which can happen before ``connection_lost`` reaches this protocol (the
+        peer died while the connection sat in the pool).
+        """
+        if self.closed or self.transport is None:
+            return False
+        try:
+            self.transport.write(data)
+        except RuntimeError:
+            self.close()
+            return False
+        return True
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
@@ -418,14 +434,8 @@ class Exchange:
             raise conn.error or ConnectionClosedError(f"connection to {conn.key} closed")
         if not data:
             return
-        try:
-            if self._chunked:
-                conn.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
-            else:
-                conn.transport.write(data)
-        except RuntimeError:  # uvloop: the handle closed before connection_lost ran
-            conn.close()
-            raise ConnectionClosedError(f"connection to {conn.key} closed") from None
+        if not conn.send(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data):
+            raise ConnectionClosedError(f"connection to {conn.key} closed")
         if conn.write_paused:
             await conn.drain()
 
@@ -435,11 +445,8 @@ class Exchange:
             return
         self._finished = True
         conn = self._conn
-        if self._chunked and not conn.closed and conn.transport is not None:
-            try:
-                conn.transport.write(b"0\r\n\r\n")
-            except RuntimeError:  # gone: response() reports the closed connection
-                conn.close()
+        if self._chunked:
+            conn.send(b"0\r\n\r\n")  # when gone, response() reports the closed connection
 
     async def response(self) -> ClientResponse:
         """Wait for the response headers and return the response."""
@@ -469,25 +476,13 @@ class Exchange:
 
 def _send_head(conn: _Conn, head: bytes, first: bytes, is_head: bool,
                expect_continue: bool) -> bool:
-    """Write a request head (and ``first``) on ``conn``; False when it is already gone.
-
-    A pooled connection can lose its transport between the pool's check and this
-    write (the peer died): uvloop then raises ``RuntimeError`` from ``write``.
-    """
-    transport = conn.transport
-    if conn.closed or transport is None or transport.is_closing():
+    """Write a request head (and ``first``) on ``conn``; False when it is already gone."""
+    if conn.closed or conn.transport is None or conn.transport.is_closing():
         return False
     conn.begin(is_head, expect_continue)
-    try:
-        if len(first) <= _JOIN_MAX:
-            transport.write(head + first if first else head)
-        else:
-            transport.write(head)
-            transport.write(first)
-    except RuntimeError:
-        conn.close()
-        return False
-    return True
+    if len(first) <= _JOIN_MAX:
+        return conn.send(head + first if first else head)
+    return conn.send(head) and conn.send(first)
 
 
 class HTTPClient:
