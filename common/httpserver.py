@@ -618,12 +618,18 @@ class _HeaderTooLargeError(Exception):
     pass
 
 
+#: Seconds an idle keep-alive connection stays open. uvicorn's default (5 s) equals the
+#: status-poll interval of ``openstack ... --wait``, so a poll raced the server's close
+#: and got "connection reset by peer"; every server of nubis uses this instead.
+KEEPALIVE_TIMEOUT = 75
+
+
 class HTTPServer:
     """Serve ``handler`` on ``host:port`` (port 0 picks a free one)."""
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
                  max_header_size: int = 16384, max_header_count: int = 128,
-                 keepalive_timeout: float = 75.0, max_discard: int = 1 << 20,
+                 keepalive_timeout: float = KEEPALIVE_TIMEOUT, max_discard: int = 1 << 20,
                  max_linger: int = 1 << 30,
                  body_timeout: float = 60.0, max_connections: int = 4096,
                  backlog: int = 1024, pass_refused_codings: bool = False,

@@ -26,6 +26,7 @@ from nubis.api.proxy.config import ProxyConfig, TempAuthConfig
 from nubis.api.shared.config import TokenSettings
 from nubis.common.cluster import ClusterConfig
 from nubis.common.headnames import PREFIX, unescape_name
+from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.metrics import Metrics, MetricsMiddleware
 from nubis.common.procutil import die_with_parent
 
@@ -159,7 +160,7 @@ def _serve_uvicorn(settings: ProxySettings, sock: socket.socket) -> None:
     config = uvicorn.Config(app, loop="uvloop", http=utf8_httptools_protocol(),
                             proxy_headers=False,
                             lifespan="off", access_log=False, server_header=False,
-                            log_level=conf.log_level.lower(), timeout_keep_alive=75,
+                            log_level=conf.log_level.lower(), timeout_keep_alive=KEEPALIVE_TIMEOUT,
                             h11_max_incomplete_event_size=16384)
     uvicorn.Server(config).run(sockets=[sock])
 

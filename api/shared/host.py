@@ -19,6 +19,7 @@ from typing import Any
 from nubis.api.shared.config import ApiConfig, Mount, TokenSettings
 from nubis.api.shared.services import ApiServices, build_services
 from nubis.common.cluster import ClusterConfig
+from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.metrics import Metrics, MetricsMiddleware
 
 LOG = logging.getLogger("nubis.api")
@@ -105,5 +106,6 @@ def run(api: ApiConfig, cluster: ClusterConfig, tokens: TokenSettings,
     app, _services = create_app(api, cluster, tokens, mounts)
     uvicorn.run(MetricsMiddleware(app, Metrics("api")),
                 host=api.resolved_bind_ip(cluster.bind_ip), port=api.port, loop="uvloop",
-                http="httptools", log_level="warning", lifespan="on", access_log=False)
+                http="httptools", log_level="warning", lifespan="on", access_log=False,
+                timeout_keep_alive=KEEPALIVE_TIMEOUT)
     return 0

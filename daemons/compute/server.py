@@ -32,6 +32,7 @@ import falcon
 import falcon.asgi
 from nubis.api.shared.rest import read_json
 from nubis.common.cluster import ClusterConfig
+from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.net import http_base
 from nubis.common.servicetoken import load_or_create
 from nubis.daemons.compute.config import ComputeConfig
@@ -294,7 +295,8 @@ def run(cfg: ComputeConfig, cluster: ClusterConfig, peers: Peers | None,
                          name="resource-tracker").start()
     server = uvicorn.Server(uvicorn.Config(app, host=host_ip, port=cfg.port, loop="uvloop",
                                            http="httptools", lifespan="off",
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False,
+                                           timeout_keep_alive=KEEPALIVE_TIMEOUT))
     try:
         server.run()
     finally:

@@ -36,6 +36,7 @@ from nubis.api.shared.rest import MAX_BODY, error_body, read_json
 from nubis.common.cluster import ClusterConfig
 from nubis.common.db import is_busy
 from nubis.common.errors import ConfigError
+from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.servicetoken import load_or_create
 from nubis.daemons.scheduler import placement
 from nubis.daemons.scheduler.config import SchedulerConfig
@@ -328,6 +329,7 @@ def run(cfg: SchedulerConfig, cluster: ClusterConfig, tokens: TokenSettings | No
     host = cfg.bind_ip or cluster.bind_ip
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=cfg.port, loop="uvloop",
                                            http="httptools", lifespan="off",
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False,
+                                           timeout_keep_alive=KEEPALIVE_TIMEOUT))
     server.run()
     return 0

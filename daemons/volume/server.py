@@ -34,6 +34,7 @@ import falcon
 import falcon.asgi
 from nubis.api.shared.rest import read_json
 from nubis.common.cluster import ClusterConfig
+from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.servicetoken import load_or_create
 from nubis.daemons.volume import backup as bk
 from nubis.daemons.volume import extents
@@ -312,5 +313,6 @@ def run(cfg: VolumeConfig, cluster: ClusterConfig, once: bool = False) -> int:
     if once:
         return 0
     uvicorn.run(app, host=cfg.bind_ip or cluster.bind_ip, port=cfg.port, loop="uvloop",
-                http="httptools", lifespan="off", log_level="warning", access_log=False)
+                http="httptools", lifespan="off", log_level="warning", access_log=False,
+                timeout_keep_alive=KEEPALIVE_TIMEOUT)
     return 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import openstack
 import pytest
@@ -77,3 +80,26 @@ class UpCloudLogins:
 def test_keystone_parity_done_when_on_nubis_up(cloud: Cloud) -> None:
     """Issue 15's acceptance scenario against the cloud ``nubis up`` made."""
     done_when_scenario(UpCloudLogins(cloud.state))  # type: ignore[arg-type]
+
+
+def test_idle_keep_alive_connections_outlive_a_cli_poll(cloud: Cloud) -> None:
+    """A connection idle longer than ``openstack --wait``'s 5 s poll is still served.
+
+    uvicorn's default keep-alive (5 s) raced that poll: the CLI reused the
+    connection as the server closed it and failed with "connection reset by peer".
+    """
+    conn = connect(cloud.state, "nubis-admin")
+    urls = [conn.session.get_endpoint(service_type=kind, interface="public")
+            for kind in ("identity", "placement")]
+    pooled = [http.client.HTTPConnection(urlsplit(u).hostname, urlsplit(u).port, timeout=30)
+              for u in urls]
+    for c, u in zip(pooled, urls, strict=True):
+        c.request("GET", urlsplit(u).path or "/")
+        c.getresponse().read()
+    time.sleep(6)  # idle past uvicorn's default keep-alive; not a speed threshold
+    for c, u in zip(pooled, urls, strict=True):
+        c.request("GET", urlsplit(u).path or "/")
+        resp = c.getresponse()
+        resp.read()
+        assert resp.status < 500 and c.sock is not None
+        c.close()
