@@ -23,6 +23,7 @@ from nubis.api.proxy.app import ProxyApp, _guard, head_problem
 from nubis.api.proxy.context import Body, Ctx, Resp
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.common.httpserver import (
+    KEEPALIVE_TIMEOUT,
     BodyError,
     BodyTimeoutError,
     HTTPServer,
@@ -97,9 +98,9 @@ class NativeFrontEnd:
     def server(self, host: str, port: int) -> HTTPServer:
         """Return an (unstarted) HTTP server for this front-end."""
         return HTTPServer(self.handle, host, port, max_header_size=MAX_HEAD_BYTES,
-                          max_header_count=MAX_HEADER_COUNT, keepalive_timeout=75.0,
-                          body_timeout=self.timeout, pass_refused_codings=True,
-                          pass_unknown_methods=True)
+                          max_header_count=MAX_HEADER_COUNT,
+                          keepalive_timeout=KEEPALIVE_TIMEOUT, body_timeout=self.timeout,
+                          pass_refused_codings=True, pass_unknown_methods=True)
 
     async def handle(self, req: Request) -> Response:
         """Answer one client request."""
