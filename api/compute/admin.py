@@ -183,10 +183,12 @@ class Services:
         self.svc.require_admin(req, "os_compute_api:os-services:list")
         mv = mv_of(req)
         out = []
+        zones = self.svc.store.host_zones()
+        default = self.svc.cfg.default_availability_zone
         for h in await _hosts(self.svc):
             sid = _ident("svc:" + h["host"], mv)
             svc = {"id": sid, "binary": "nova-compute", "host": h["host"],
-                   "zone": self.svc.cfg.default_availability_zone,
+                   "zone": zones.get(h["host"], default),
                    "status": "enabled" if h.get("enabled", True) else "disabled",
                    "state": "up" if h["up"] else "down", "updated_at": None,
                    "disabled_reason": None}
@@ -200,30 +202,46 @@ class Services:
 
 
 class AvailabilityZones:
-    """``GET /os-availability-zone[/detail]``."""
+    """``GET /os-availability-zone[/detail]``.
+
+    As in Nova, a compute host is in its aggregate's ``availability_zone`` or else
+    in the default zone; a zone is available while one of its hosts is enabled,
+    and zones whose hosts are all disabled are listed after them as unavailable.
+    """
 
     def __init__(self, svc: ComputeService) -> None:
         self.svc = svc
 
+    def _zones(self, hosts: list[dict[str, Any]]) -> list[tuple[str, bool, list[dict[str, Any]]]]:
+        """Return ``(zone, available, hosts)``: available zones first, each by name."""
+        zones = self.svc.store.host_zones()
+        default = self.svc.cfg.default_availability_zone
+        members: dict[str, list[dict[str, Any]]] = {}
+        for h in hosts:
+            members.setdefault(zones.get(h["host"], default), []).append(h)
+        listed = [(name, any(h.get("enabled", True) for h in group), group)
+                  for name, group in sorted(members.items())]
+        return [z for z in listed if z[1]] + [z for z in listed if not z[1]]
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """List the zones that have an enabled compute host."""
-        zone = self.svc.cfg.default_availability_zone
+        """List the zones of the compute hosts (no hosts shown)."""
         try:
-            hosts = await self.svc.scheduler.hosts()
+            hosts = list((await self.svc.scheduler.hosts()).values())
         except PeerError:
-            hosts = {}
+            hosts = []
         resp.media = {"availabilityZoneInfo": [
-            {"zoneName": zone, "zoneState": {"available": bool(hosts)}, "hosts": None}]}
+            {"zoneName": name, "zoneState": {"available": available}, "hosts": None}
+            for name, available, _group in self._zones(hosts)]}
 
     async def on_get_detail(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List zones with their hosts and services (admin)."""
         self.svc.require_admin(req, "os_compute_api:os-availability-zone:detail")
-        zone = self.svc.cfg.default_availability_zone
-        hosts = await _hosts(self.svc)
         resp.media = {"availabilityZoneInfo": [{
-            "zoneName": zone, "zoneState": {"available": any(h["up"] for h in hosts)},
-            "hosts": {h["host"]: {"nova-compute": {"available": h["up"], "active": True,
-                                                   "updated_at": None}} for h in hosts}}]}
+            "zoneName": name, "zoneState": {"available": available},
+            "hosts": {h["host"]: {"nova-compute": {
+                "available": h["up"], "active": h.get("enabled", True), "updated_at": None}}
+                for h in group}}
+            for name, available, group in self._zones(await _hosts(self.svc))]}
 
 
 _POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")

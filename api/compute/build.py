@@ -145,7 +145,8 @@ class Builder:
             return
         host, node = str(sel["host"]), str(sel.get("nodename") or sel["host"])
         moved = self.svc.store.update_instance(inst.uuid, expected_task_state="scheduling",
-                                               task_state="spawning", host=host, node=node)
+                                               task_state="spawning", host=host, node=node,
+                                               **self._zone_of(inst, host))
         tried = {host}
         attached: list[bdm.Attached] = []
         if moved is not None and plan.block_devices:
@@ -181,7 +182,8 @@ class Builder:
                     return
             host, node = alt.host, alt.node
             moved = self.svc.store.update_instance(inst.uuid, expected_task_state="spawning",
-                                                   host=host, node=node)
+                                                   host=host, node=node,
+                                                   **self._zone_of(inst, host))
         self._build_events(plan, inst.uuid, t0, answer.get("timings") or {})
         if attached:
             try:
@@ -194,6 +196,18 @@ class Builder:
         if done is None:
             await self._release_volumes(inst.uuid, plan)
             await self._finish_deleted(inst.uuid, host)
+
+    def _zone_of(self, inst: Instance, host: str) -> dict[str, str]:
+        """Return the zone to record for an instance placed on ``host``.
+
+        As Nova's conductor does, an instance booted without a zone takes its
+        host's (an aggregate's ``availability_zone``, else the default zone), so
+        ``OS-EXT-AZ:availability_zone`` and the metadata service name it.
+        """
+        if inst.availability_zone:
+            return {}
+        zone = self.svc.store.host_zones().get(host, self.svc.cfg.default_availability_zone)
+        return {"availability_zone": zone}
 
     async def _reschedule(self, inst: Instance, sel: dict[str, Any], tried: set[str],
                           failed: str, exc: PeerError) -> Alternate | None:

@@ -248,6 +248,23 @@ class ComputeStore:
         assert row is not None
         return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
+    def host_zones(self) -> dict[str, str]:
+        """Return the availability zone of every host an aggregate gives one.
+
+        Hosts in no zoned aggregate are in the default zone. A host is in at most
+        one zone (the aggregates API refuses a second), so the first one found wins.
+        """
+        t = s.aggregates
+        zones: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for meta, hosts in conn.execute(sa.select(t.c.metadata, t.c.hosts)
+                                            .order_by(t.c.id)):
+                zone = json.loads(meta or "{}").get("availability_zone")
+                if zone:
+                    for host in json.loads(hosts or "[]"):
+                        zones.setdefault(host, zone)
+        return zones
+
     def count_keypairs(self, user_id: str) -> int:
         """Return how many keypairs a user has."""
         t = s.keypairs

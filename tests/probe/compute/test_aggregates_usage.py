@@ -35,6 +35,13 @@ def test_aggregate_cli_flow(compute: ComputeCloud) -> None:
     assert shown["hosts"] == [host]
     assert shown["properties"] == {"ssd": "true"} or shown["properties"] == "ssd='true'"
     assert shown["availability_zone"] == "zone-a"
+    zones = compute.osc("availability", "zone", "list", "--compute", "-f", "json")
+    assert {"Zone Name": "zone-a", "Zone Status": "available"} in zones
+    long = compute.osc("availability", "zone", "list", "--compute", "--long", "-f", "json")
+    assert any(z["Zone Name"] == "zone-a" and z["Host Name"] == host
+               and z["Service Name"] == "nova-compute" for z in long), long
+    services = compute.osc("compute", "service", "list", "--host", host, "-f", "json")
+    assert [s["Zone"] for s in services] == ["zone-a"]
 
     token, _ = compute.login("nubis-admin")
     agg_id = agg["id"]
@@ -51,6 +58,8 @@ def test_aggregate_cli_flow(compute: ComputeCloud) -> None:
 
     compute.osc("aggregate", "remove", "host", "agg1", host)
     assert compute.osc("aggregate", "show", "agg1", "-f", "json")["hosts"] == []
+    zones = compute.osc("availability", "zone", "list", "--compute", "-f", "json")
+    assert "zone-a" not in [z["Zone Name"] for z in zones]
     compute.osc("aggregate", "delete", "agg1")
     names = [a["Name"] for a in compute.osc("aggregate", "list", "-f", "json")]
     assert "agg1" not in names
@@ -61,6 +70,7 @@ def test_usage_list_and_show(compute: ComputeCloud) -> None:
                          "--nic", "none", "--wait", "usage1", "-f", "json",
                          cloud="nubis-demo")
     assert server["status"] == "ACTIVE"
+    assert server["OS-EXT-AZ:availability_zone"] == "nova"  # its host's zone (the default)
     sid = str(server["id"])
     compute.osc("server", "delete", "--wait", sid, cloud="nubis-demo")
     _token, project = compute.login("nubis-demo")

@@ -8,12 +8,13 @@ can make the chosen host fail and check where the claim and the instance go.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nubis.api.compute import reschedule
+from nubis.api.compute import reschedule, schema
 from nubis.api.compute.build import Builder, BuildPlan
 from nubis.api.compute.clients import PeerError
 from nubis.api.compute.store import ComputeStore
@@ -112,9 +113,15 @@ def _selection(uid: str, hosts: list[str]) -> dict[str, Any]:
 
 
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hosts: list[str],
-         failing: dict[str, PeerError], full: frozenset[str] = frozenset()
+         failing: dict[str, PeerError], full: frozenset[str] = frozenset(),
+         zones: dict[str, str] | None = None
          ) -> tuple[ComputeStore, str, FakeScheduler, FakeComputes]:
     store = _store(tmp_path)
+    with store.engine.begin() as conn:  # one zoned aggregate per host of ``zones``
+        for i, (host, zone) in enumerate((zones or {}).items()):
+            conn.execute(schema.aggregates.insert().values(
+                uuid=str(uuid.uuid4()), name=f"agg{i}", hosts=json.dumps([host]),
+                metadata=json.dumps({"availability_zone": zone}), created_at=store.clock()))
     uid = _instance(store)
     sched = FakeScheduler(hosts, {f"rp-{h}" for h in full})
     sched.allocations[uid] = f"rp-{hosts[0]}"
@@ -184,3 +191,20 @@ def test_single_host_fails_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert inst is not None and inst.vm_state == "error" and inst.fault is not None
     assert inst.fault["message"].startswith(f"Build of instance {uid} aborted: compute")
     assert sched.released == [uid]
+
+
+def test_instance_takes_its_hosts_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Booted without a zone, an instance records its (final) host's zone, as Nova's."""
+    store, uid, _, _ = _run(tmp_path, monkeypatch, ["h1", "h2"], {
+        "h1": PeerError("libvirt: domain crashed on start", 500)},
+        zones={"h1": "zone-a", "h2": "zone-b"})
+    inst = store.get_instance(uid)
+    assert inst is not None and inst.host == "h2" and inst.availability_zone == "zone-b"
+    assert store.host_zones() == {"h1": "zone-a", "h2": "zone-b"}
+
+
+def test_host_in_no_zoned_aggregate_is_in_the_default_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, uid, _, _ = _run(tmp_path, monkeypatch, ["h1"], {}, zones={"h9": "zone-z"})
+    inst = store.get_instance(uid)
+    assert inst is not None and inst.availability_zone == "nova"
