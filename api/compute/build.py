@@ -51,6 +51,8 @@ class BuildPlan:
     vifs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: ``block_device_mapping_v2`` (volumes to make and attach; boot from volume).
     block_devices: tuple[BlockDevice, ...] = ()
+    #: The only hosts the scheduler may pick (an admin's requested destination).
+    requested_hosts: tuple[str, ...] = ()
 
     @property
     def volume_backed(self) -> bool:
@@ -91,6 +93,8 @@ def request_spec(instances: list[Instance], plan: BuildPlan) -> dict[str, Any]:
     }
     if first.availability_zone:
         spec["availability_zone"] = first.availability_zone
+    if plan.requested_hosts:
+        spec["requested_hosts"] = list(plan.requested_hosts)
     if plan.instance_group is not None:
         spec["instance_group"] = plan.instance_group
     return spec

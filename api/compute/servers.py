@@ -42,6 +42,51 @@ class ServiceUnavailableError(ApiError):
 
 
 @dataclass(frozen=True)
+class Destination:
+    """A host an admin asks for: ``zone:host[:node]`` (forced) or 2.74's ``host``."""
+
+    host: str | None
+    node: str | None
+    #: From the ``availability_zone`` syntax (policy ``forced_host``), not 2.74's fields.
+    forced: bool
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Return the host names the scheduler may pick (hosts are their own nodes here)."""
+        return tuple(dict.fromkeys(n for n in (self.host, self.node) if n))
+
+
+def _zone_and_destination(body: dict[str, Any], mv: Version
+                          ) -> tuple[str | None, Destination | None]:
+    """Return the requested zone and host (Nova's ``zone:host:node`` and 2.74 fields)."""
+    raw = body.get("availability_zone")
+    if raw is not None and (not isinstance(raw, str) or not 1 <= len(raw) <= 255):
+        raise _bad("availability_zone", "must be a string of 1-255 characters")
+    az: str | None = raw
+    dest = None
+    if raw is not None and ":" in raw:
+        zone, forced_host, forced_node = [*raw.split(":", 2), ""][:3]
+        az = zone or None
+        if forced_host or forced_node:
+            dest = Destination(forced_host or None, forced_node or None, forced=True)
+    host, node = body.get("host"), body.get("hypervisor_hostname")
+    for field_name, value in (("host", host), ("hypervisor_hostname", node)):
+        if value is None:
+            continue
+        if mv < (2, 74):
+            raise _bad("server", f"Additional properties are not allowed "
+                                 f"('{field_name}' was unexpected)")
+        if not isinstance(value, str) or not 1 <= len(value) <= 255:
+            raise _bad(field_name, "must be a string of 1-255 characters")
+    if host is not None or node is not None:
+        if dest is not None:
+            raise BadRequestError("The availability_zone host and the host or "
+                                  "hypervisor_hostname parameters cannot be combined.")
+        dest = Destination(host, node, forced=False)
+    return az, dest
+
+
+@dataclass(frozen=True)
 class CreateRequest:
     """A validated ``POST /servers`` body."""
 
@@ -63,6 +108,8 @@ class CreateRequest:
     networks: NetworkRequest = "none"
     #: ``block_device_mapping_v2``, validated.
     block_devices: tuple[bdm.BlockDevice, ...] = ()
+    #: Where an admin asks the instances to go (see :class:`Destination`).
+    destination: Destination | None = None
 
     @property
     def volume_backed(self) -> bool:
@@ -139,9 +186,7 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
     image_ref = bdm.boot_image(bdms) or image_ref
     if not image_ref and not bdms:
         raise _bad("server", "'imageRef' is a required property")
-    az = body.get("availability_zone")
-    if az is not None and (not isinstance(az, str) or not 1 <= len(az) <= 255):
-        raise _bad("availability_zone", "must be a string of 1-255 characters")
+    az, destination = _zone_and_destination(body, mv)
     key_name = body.get("key_name")
     if key_name is not None and not isinstance(key_name, str):
         raise _bad("key_name", "must be a string")
@@ -166,7 +211,7 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
         min_count=min_count, max_count=max_count,
         return_reservation_id=bool(body.get("return_reservation_id", False)),
         description=desc, hostname=hostname, hints=dict(hints), tags=tuple(tags),
-        networks=networks, block_devices=bdms), hints
+        networks=networks, block_devices=bdms, destination=destination), hints
 
 
 def sanitize_hostname(name: str, fallback: str) -> str:
@@ -183,6 +228,23 @@ class Servers:
         self.builder = builder
 
     # --- create ------------------------------------------------------------------------
+    async def _check_destination(self, req: falcon.asgi.Request,
+                                 dest: Destination | None) -> None:
+        """Allow a requested host to admins only; 2.74's must exist (Nova's 400)."""
+        if dest is None:
+            return
+        if dest.forced:
+            self.svc.require_admin(req, "os_compute_api:servers:create:forced_host")
+            return  # as in Nova, an unknown forced host ends as "No valid host"
+        self.svc.require_admin(req, "compute:servers:create:requested_destination")
+        try:
+            known = await self.svc.scheduler.hosts(max_age=0.0)
+        except PeerError as exc:
+            raise ServiceUnavailableError(f"The scheduler is unavailable: {exc}") from None
+        for name in dest.hosts:
+            if name not in known:
+                raise BadRequestError(f"Compute host {name} could not be found.")
+
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Record the instances, answer 202 and build them in the background."""
@@ -190,6 +252,7 @@ class Servers:
         project = project_of(req)
         ctx = auth(req)
         create, hints = parse_create(await read_json(req), mv)
+        await self._check_destination(req, create.destination)
         flavor = self._flavor(req, create.flavor_ref)
         token = req.get_header("X-Auth-Token") or ""
         if create.block_devices:
@@ -227,7 +290,9 @@ class Servers:
                              "rules": group["rules"], "members": group["members"],
                              "hosts": group["hosts"]},
                          vifs={u: [v.as_dict() for v in vs] for u, vs in vifs.items()},
-                         block_devices=create.block_devices)
+                         block_devices=create.block_devices,
+                         requested_hosts=() if create.destination is None
+                         else create.destination.hosts)
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202

@@ -148,7 +148,7 @@ def prefilters(spec: RequestSpec) -> list[tuple[str, Filter]]:
 
 
 def placement_filters(spec: RequestSpec) -> list[tuple[str, Filter]]:
-    """Return the placement-side filters other than the resource fit (traits, ignores)."""
+    """Return the placement-side filters other than the resource fit (traits, hosts)."""
     out: list[tuple[str, Filter]] = []
     required, forbidden = spec.traits()
     if required:
@@ -161,6 +161,8 @@ def placement_filters(spec: RequestSpec) -> list[tuple[str, Filter]]:
                                                       ctx.state.n, ("forbidden", forbidden))))
     if spec.ignore_hosts:
         out.append(("ignore_hosts", _ignore_hosts))
+    if spec.requested_hosts:
+        out.append(("requested destination", _requested_hosts))
     return out
 
 
@@ -183,6 +185,11 @@ def _rows_mask(state: HostState, rows: list[int]) -> BoolArray:
 def _ignore_hosts(ctx: FilterContext) -> BoolArray:
     rows = [ctx.state.row_of[h] for h in ctx.spec.ignore_hosts if h in ctx.state.row_of]
     return ~_rows_mask(ctx.state, rows)
+
+
+def _requested_hosts(ctx: FilterContext) -> BoolArray:
+    rows = [ctx.state.row_of[h] for h in ctx.spec.requested_hosts if h in ctx.state.row_of]
+    return _rows_mask(ctx.state, rows)
 
 
 # -- Nova's filters ------------------------------------------------------------------------

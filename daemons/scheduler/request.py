@@ -69,6 +69,9 @@ class RequestSpec:
     scheduler_hints: Mapping[str, Any] = field(default_factory=dict)
     instance_group: InstanceGroup | None = None
     ignore_hosts: tuple[str, ...] = ()
+    #: Only these hosts may be chosen (Nova's requested destination: an admin's
+    #: ``host``/``hypervisor_hostname`` or ``zone:host``); the filters still run.
+    requested_hosts: tuple[str, ...] = ()
 
     def hint(self, name: str) -> Any:
         """Return a scheduler hint (``None`` when absent), like Nova's get_scheduler_hint."""
@@ -223,5 +226,6 @@ def parse_request_spec(data: Any) -> RequestSpec:
         image=Image(id=image.get("id"),
                     properties=_mapping(image.get("properties"), "image.properties")),
         availability_zone=az or None, scheduler_hints=hints, instance_group=group,
-        ignore_hosts=_str_list(d.get("ignore_hosts"), "ignore_hosts"))
+        ignore_hosts=_str_list(d.get("ignore_hosts"), "ignore_hosts"),
+        requested_hosts=_str_list(d.get("requested_hosts"), "requested_hosts"))
 

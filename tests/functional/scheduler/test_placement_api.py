@@ -184,6 +184,23 @@ def test_aggregate_az_through_api(client: falcon.testing.TestClient) -> None:
     assert "AvailabilityZoneFilter: 2 of 2 removed" in r.json["noValidHost"]["message"]
 
 
+def test_requested_destination_restricts_the_hosts(client: falcon.testing.TestClient) -> None:
+    for name in ("a", "b", "c"):
+        call(client, "PUT", f"/v1/hosts/{name}", {"inventories": {
+            "VCPU": {"total": 4}, "MEMORY_MB": {"total": 4096}, "DISK_GB": {"total": 40}}})
+    flavor = {"vcpus": 1, "memory_mb": 128}
+    for _ in range(3):  # the weighers would spread these; the request pins them
+        r = call(client, "POST", "/v1/select_destinations",
+                 {"requested_hosts": ["c"], "flavor": flavor})
+        assert r.json["destinations"][0]["host"] == "c"
+    r = call(client, "POST", "/v1/select_destinations",
+             {"requested_hosts": ["nowhere"], "flavor": flavor})
+    assert "requested destination" in r.json["noValidHost"]["message"]
+    r = call(client, "POST", "/v1/select_destinations",
+             {"requested_hosts": {"c": 1}, "flavor": flavor})
+    assert r.status_code == 400
+
+
 def test_keystone_tokens_need_admin(tmp_path: Path) -> None:
     import time
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.probe.compute.cloud import ComputeCloud
+from tests.probe.compute.cloud import ComputeCloud, wait_for
 
 pytestmark = pytest.mark.probe
 
@@ -99,3 +99,36 @@ def test_usage_list_and_show(compute: ComputeCloud) -> None:
     fault(compute.http("GET", "/v2.1/os-simple-tenant-usage", demo_token), 403, "forbidden")
     fault(compute.http("GET", "/v2.1/os-simple-tenant-usage?start=2030-01-01T00:00:00"
                        "&end=2020-01-01T00:00:00", token), 400, "badRequest")
+
+
+def test_admin_boots_on_a_requested_host(compute: ComputeCloud) -> None:
+    """2.74's ``host`` and the ``zone:host`` syntax: admins only, the host must exist."""
+    host = str(compute.osc("hypervisor", "list", "-f", "json")[0]["Hypervisor Hostname"])
+    base = ("--os-compute-api-version", "2.74", "server", "create", "--flavor", "m1.nano",
+            "--image", "nubis-test", "--nic", "none")
+    server = compute.osc(*base, "--host", host, "--wait", "pinned", "-f", "json")
+    assert server["status"] == "ACTIVE" and server["OS-EXT-SRV-ATTR:host"] == host
+    compute.osc("server", "delete", "--wait", "pinned")
+
+    unknown = compute.osc(*base, "--host", "no-such-host", "nope", check=False)
+    assert unknown.returncode != 0
+    assert "Compute host no-such-host could not be found" in unknown.stderr
+    member = compute.osc(*base, "--host", host, "nope", cloud="nubis-demo", check=False)
+    assert member.returncode != 0 and "requested_destination" in member.stderr
+    forced = compute.osc(*base, "--availability-zone", f"nova:{host}", "nope",
+                         cloud="nubis-demo", check=False)
+    assert forced.returncode != 0 and "forced_host" in forced.stderr
+
+    token, _ = compute.login("nubis-admin")  # a forced host that does not exist
+    image = compute.osc("image", "show", "nubis-test", "-f", "json")["id"]
+    flavor = compute.osc("flavor", "show", "m1.nano", "-f", "json")["id"]
+    r = compute.http("POST", "/v2.1/servers", token, json={"server": {
+        "name": "lost", "imageRef": image, "flavorRef": flavor, "networks": "none",
+        "availability_zone": "nova:no-such-host"}}, mv="2.37")
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    wait_for(lambda: compute.osc("server", "show", sid, "-f", "json")["status"] == "ERROR",
+             "the forced build to fail")
+    fault = compute.osc("server", "show", sid, "-f", "json")["fault"]
+    assert "No valid host" in str(fault) and "requested destination" in str(fault)
+    compute.osc("server", "delete", "--wait", sid)

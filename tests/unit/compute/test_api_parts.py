@@ -76,6 +76,29 @@ def test_parse_create() -> None:
     assert sanitize_hostname("!!!", "server-x") == "server-x"
 
 
+def test_parse_create_destination() -> None:
+    server = {"name": "vm", "imageRef": "abc", "flavorRef": "42", "networks": "none"}
+
+    def parse(mv: tuple[int, int], **extra: str):  # type: ignore[no-untyped-def]
+        return parse_create({"server": {**server, **extra}}, mv)[0]
+
+    req = parse((2, 37), availability_zone="zone-a:host1")
+    assert req.availability_zone == "zone-a" and req.destination is not None
+    assert (req.destination.hosts, req.destination.forced) == (("host1",), True)
+    req = parse((2, 37), availability_zone=":host1:host1")  # no zone, host and node
+    assert req.availability_zone is None and req.destination is not None
+    assert req.destination.hosts == ("host1",)
+    req = parse((2, 37), availability_zone="zone-a")
+    assert req.availability_zone == "zone-a" and req.destination is None
+    req = parse((2, 74), host="h2", hypervisor_hostname="h2")
+    assert req.destination is not None and req.destination.hosts == ("h2",)
+    assert not req.destination.forced
+    with pytest.raises(BadRequestError, match="'host' was unexpected"):
+        parse((2, 73), host="h2")
+    with pytest.raises(BadRequestError, match="cannot be combined"):
+        parse((2, 74), host="h2", availability_zone="nova:h1")
+
+
 def test_no_valid_host_message() -> None:
     text = no_valid_host_message({"message": "No valid host was found. RamFilter-equivalent: "
                                   "1 of 1 removed", "filters": [
