@@ -53,6 +53,8 @@ class BuildPlan:
     block_devices: tuple[BlockDevice, ...] = ()
     #: The only hosts the scheduler may pick (an admin's requested destination).
     requested_hosts: tuple[str, ...] = ()
+    #: Whether they are forced (``zone:host``): the scheduler then skips its filters.
+    force_hosts: bool = False
 
     @property
     def volume_backed(self) -> bool:
@@ -95,6 +97,7 @@ def request_spec(instances: list[Instance], plan: BuildPlan) -> dict[str, Any]:
         spec["availability_zone"] = first.availability_zone
     if plan.requested_hosts:
         spec["requested_hosts"] = list(plan.requested_hosts)
+        spec["force_hosts"] = plan.force_hosts
     if plan.instance_group is not None:
         spec["instance_group"] = plan.instance_group
     return spec

@@ -292,7 +292,9 @@ class Servers:
                          vifs={u: [v.as_dict() for v in vs] for u, vs in vifs.items()},
                          block_devices=create.block_devices,
                          requested_hosts=() if create.destination is None
-                         else create.destination.hosts)
+                         else create.destination.hosts,
+                         force_hosts=create.destination is not None
+                         and create.destination.forced)
         self.svc.spawn(self.builder.build_instances(instances, plan),
                        f"build {instances[0].uuid}")
         resp.status = 202

@@ -77,13 +77,17 @@ class Engine:
                     ctx.group_hosts.add(state.names[row])
         return ctx
 
+    def _filters_for(self, spec: RequestSpec) -> list[tuple[str, flt.Filter]]:
+        """Return the enabled filters, none for a forced host (as Nova's host manager)."""
+        return [] if spec.force_hosts and spec.requested_hosts else self.filters
+
     def run_filters(self, ctx: flt.FilterContext) -> tuple[np.ndarray, int,
                                                            list[tuple[str, int, int]]]:
         """Return the surviving-rows mask, how many survive, and the per-filter counts."""
         alive = ~ctx.state.retired[: ctx.state.n]
         entered = int(np.count_nonzero(alive))
         counts: list[tuple[str, int, int]] = []
-        for name, fn in flt.prefilters(ctx.spec) + self.filters:
+        for name, fn in flt.prefilters(ctx.spec) + self._filters_for(ctx.spec):
             mask = fn(ctx)
             if mask is None:  # every host passes
                 counts.append((name, 0, entered))
@@ -151,7 +155,7 @@ class Engine:
             return None
         placement = ctx.memo("placement_filters", lambda: flt.placement_filters(ctx.spec))
         key: list[Any] = [n, len(terms), *amounts]
-        for _name, fn in placement + self.filters:
+        for _name, fn in placement + self._filters_for(ctx.spec):
             mask = fn(ctx)
             if mask is not None:
                 alive &= mask

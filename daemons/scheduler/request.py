@@ -72,6 +72,9 @@ class RequestSpec:
     #: Only these hosts may be chosen (Nova's requested destination: an admin's
     #: ``host``/``hypervisor_hostname`` or ``zone:host``); the filters still run.
     requested_hosts: tuple[str, ...] = ()
+    #: Whether ``requested_hosts`` are forced (``zone:host``): as Nova does for a forced
+    #: host, the resources still have to fit but the enabled filters are skipped.
+    force_hosts: bool = False
 
     def hint(self, name: str) -> Any:
         """Return a scheduler hint (``None`` when absent), like Nova's get_scheduler_hint."""
@@ -119,6 +122,14 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
     if n < minimum or n > MAX_AMOUNT:
         raise BadRequest(f"{where}: must be between {minimum} and {MAX_AMOUNT}")
     return n
+
+
+def _flag(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{where}: must be a boolean")
+    return value
 
 
 def _str_list(value: Any, where: str) -> tuple[str, ...]:
@@ -227,5 +238,6 @@ def parse_request_spec(data: Any) -> RequestSpec:
                     properties=_mapping(image.get("properties"), "image.properties")),
         availability_zone=az or None, scheduler_hints=hints, instance_group=group,
         ignore_hosts=_str_list(d.get("ignore_hosts"), "ignore_hosts"),
-        requested_hosts=_str_list(d.get("requested_hosts"), "requested_hosts"))
+        requested_hosts=_str_list(d.get("requested_hosts"), "requested_hosts"),
+        force_hosts=_flag(d.get("force_hosts"), "force_hosts"))
 

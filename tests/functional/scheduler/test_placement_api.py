@@ -199,6 +199,30 @@ def test_requested_destination_restricts_the_hosts(client: falcon.testing.TestCl
     r = call(client, "POST", "/v1/select_destinations",
              {"requested_hosts": {"c": 1}, "flavor": flavor})
     assert r.status_code == 400
+    r = call(client, "POST", "/v1/select_destinations",
+             {"requested_hosts": ["c"], "force_hosts": "yes", "flavor": flavor})
+    assert r.status_code == 400
+
+
+def test_forced_host_skips_the_filters_but_not_the_resources(
+        client: falcon.testing.TestClient) -> None:
+    """As Nova's host manager: a forced host passes no filter, yet must fit the flavor."""
+    for name in ("a", "b"):
+        call(client, "PUT", f"/v1/hosts/{name}", {"inventories": {
+            "VCPU": {"total": 4}, "MEMORY_MB": {"total": 4096}, "DISK_GB": {"total": 40}}})
+    call(client, "PUT", "/v1/hosts/b", {"enabled": False, "inventories": {
+        "VCPU": {"total": 4}, "MEMORY_MB": {"total": 4096}, "DISK_GB": {"total": 40}}})
+    flavor = {"vcpus": 1, "memory_mb": 128}
+    r = call(client, "POST", "/v1/select_destinations",
+             {"requested_hosts": ["b"], "flavor": flavor})
+    assert "ComputeFilter" in r.json["noValidHost"]["message"]  # requested: filtered
+    r = call(client, "POST", "/v1/select_destinations",
+             {"requested_hosts": ["b"], "force_hosts": True, "flavor": flavor})
+    assert r.json["destinations"][0]["host"] == "b"  # forced: the disabled host is used
+    r = call(client, "POST", "/v1/select_destinations", {
+        "requested_hosts": ["b"], "force_hosts": True,
+        "flavor": {"vcpus": 64, "memory_mb": 128}})
+    assert "noValidHost" in r.json  # but it must still have room
 
 
 def test_keystone_tokens_need_admin(tmp_path: Path) -> None:
