@@ -51,8 +51,18 @@ class Destination:
     forced: bool
 
     @property
+    def mismatched(self) -> bool:
+        """Return whether a host and a node were both named and differ.
+
+        A nubis compute host is its own (only) node, so no host can be both.
+        """
+        return bool(self.host and self.node and self.host != self.node)
+
+    @property
     def hosts(self) -> tuple[str, ...]:
-        """Return the host names the scheduler may pick (hosts are their own nodes here)."""
+        """Return the host names the scheduler may pick (none: see :attr:`mismatched`)."""
+        if self.mismatched:
+            return ()
         return tuple(dict.fromkeys(n for n in (self.host, self.node) if n))
 
 
@@ -235,8 +245,12 @@ class Servers:
             return
         if dest.forced:
             self.svc.require_admin(req, "os_compute_api:servers:create:forced_host")
+            if dest.mismatched:
+                raise BadRequestError(f"Compute host {dest.host} has no node {dest.node}.")
             return  # as in Nova, an unknown forced host ends as "No valid host"
         self.svc.require_admin(req, "compute:servers:create:requested_destination")
+        if dest.mismatched:  # Nova looks the pair up and finds no such compute node
+            raise BadRequestError(f"Compute host {dest.host} could not be found.")
         try:
             known = await self.svc.scheduler.hosts(max_age=0.0)
         except PeerError as exc:

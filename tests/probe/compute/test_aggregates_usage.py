@@ -113,6 +113,9 @@ def test_admin_boots_on_a_requested_host(compute: ComputeCloud) -> None:
     unknown = compute.osc(*base, "--host", "no-such-host", "nope", check=False)
     assert unknown.returncode != 0
     assert "Compute host no-such-host could not be found" in unknown.stderr
+    pair = compute.osc(*base, "--host", host, "--hypervisor-hostname", "other", "nope",
+                       check=False)
+    assert pair.returncode != 0 and f"Compute host {host} could not be found" in pair.stderr
     member = compute.osc(*base, "--host", host, "nope", cloud="nubis-demo", check=False)
     assert member.returncode != 0 and "requested_destination" in member.stderr
     forced = compute.osc(*base, "--availability-zone", f"nova:{host}", "nope",

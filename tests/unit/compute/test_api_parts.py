@@ -93,6 +93,9 @@ def test_parse_create_destination() -> None:
     req = parse((2, 74), host="h2", hypervisor_hostname="h2")
     assert req.destination is not None and req.destination.hosts == ("h2",)
     assert not req.destination.forced
+    req = parse((2, 74), host="h2", hypervisor_hostname="h3")
+    assert req.destination is not None and req.destination.mismatched
+    assert req.destination.hosts == ()  # never "any host": the API refuses the pair
     with pytest.raises(BadRequestError, match="'host' was unexpected"):
         parse((2, 73), host="h2")
     with pytest.raises(BadRequestError, match="cannot be combined"):
