@@ -43,6 +43,11 @@ class QuotaExceededError(ApiError):
     title = "Forbidden"
 
 
+def invalid_field(field: str, why: str) -> BadRequestError:
+    """Return Nova's 400 for a request field that fails validation."""
+    return BadRequestError(f"Invalid input for field/attribute {field}. {why}")
+
+
 def fault_body(status: int, message: str) -> bytes:
     """Render Nova's fault document."""
     if status == 401:

@@ -16,7 +16,9 @@ from nubis.api.compute import schema as s
 from nubis.api.compute.build import Builder, BuildPlan, encode_user_data
 from nubis.api.compute.cinder import CinderError, cinder_for
 from nubis.api.compute.clients import PeerError
+from nubis.api.compute.destination import Destination, zone_and_destination
 from nubis.api.compute.errors import QuotaExceededError
+from nubis.api.compute.errors import invalid_field as _bad
 from nubis.api.compute.model import STATUS_VM_STATES, Flavor, Instance
 from nubis.api.compute.netclient import NetworkRequest, VifInfo, parse_networks
 from nubis.api.compute.service import ComputeService, Version, auth, body_of, mv_of, project_of
@@ -39,61 +41,6 @@ class ServiceUnavailableError(ApiError):
 
     status = 503
     title = "Service Unavailable"
-
-
-@dataclass(frozen=True)
-class Destination:
-    """A host an admin asks for: ``zone:host[:node]`` (forced) or 2.74's ``host``."""
-
-    host: str | None
-    node: str | None
-    #: From the ``availability_zone`` syntax (policy ``forced_host``), not 2.74's fields.
-    forced: bool
-
-    @property
-    def mismatched(self) -> bool:
-        """Return whether a host and a node were both named and differ.
-
-        A nubis compute host is its own (only) node, so no host can be both.
-        """
-        return bool(self.host and self.node and self.host != self.node)
-
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """Return the host names the scheduler may pick (none: see :attr:`mismatched`)."""
-        if self.mismatched:
-            return ()
-        return tuple(dict.fromkeys(n for n in (self.host, self.node) if n))
-
-
-def _zone_and_destination(body: dict[str, Any], mv: Version
-                          ) -> tuple[str | None, Destination | None]:
-    """Return the requested zone and host (Nova's ``zone:host:node`` and 2.74 fields)."""
-    raw = body.get("availability_zone")
-    if raw is not None and (not isinstance(raw, str) or not 1 <= len(raw) <= 255):
-        raise _bad("availability_zone", "must be a string of 1-255 characters")
-    az: str | None = raw
-    dest = None
-    if raw is not None and ":" in raw:
-        zone, forced_host, forced_node = [*raw.split(":", 2), ""][:3]
-        az = zone or None
-        if forced_host or forced_node:
-            dest = Destination(forced_host or None, forced_node or None, forced=True)
-    host, node = body.get("host"), body.get("hypervisor_hostname")
-    for field_name, value in (("host", host), ("hypervisor_hostname", node)):
-        if value is None:
-            continue
-        if mv < (2, 74):
-            raise _bad("server", f"Additional properties are not allowed "
-                                 f"('{field_name}' was unexpected)")
-        if not isinstance(value, str) or not 1 <= len(value) <= 255:
-            raise _bad(field_name, "must be a string of 1-255 characters")
-    if host is not None or node is not None:
-        if dest is not None:
-            raise BadRequestError("The availability_zone host and the host or "
-                                  "hypervisor_hostname parameters cannot be combined.")
-        dest = Destination(host, node, forced=False)
-    return az, dest
 
 
 @dataclass(frozen=True)
@@ -125,10 +72,6 @@ class CreateRequest:
     def volume_backed(self) -> bool:
         """Whether the instance boots from a volume."""
         return bdm.root_volume(self.block_devices) is not None
-
-
-def _bad(field: str, why: str) -> BadRequestError:
-    return BadRequestError(f"Invalid input for field/attribute {field}. {why}")
 
 
 def _count(raw: Any, field: str) -> int:
@@ -196,7 +139,7 @@ def parse_create(doc: Any, mv: Version) -> tuple[CreateRequest, dict[str, Any]]:
     image_ref = bdm.boot_image(bdms) or image_ref
     if not image_ref and not bdms:
         raise _bad("server", "'imageRef' is a required property")
-    az, destination = _zone_and_destination(body, mv)
+    az, destination = zone_and_destination(body, mv)
     key_name = body.get("key_name")
     if key_name is not None and not isinstance(key_name, str):
         raise _bad("key_name", "must be a string")
