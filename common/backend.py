@@ -34,6 +34,10 @@ X_DELETE_TIMESTAMP = "x-delete-timestamp"
 X_OBJECT_COUNT = "x-object-count"
 X_BYTES_USED = "x-bytes-used"
 X_DELETE_AT = "x-delete-at"
+#: Sent by a proxy with ``allow_open_expired`` on a client's GET/HEAD/POST that says
+#: ``X-Open-Expired: true``: the object server then serves (and updates) an object
+#: past its ``X-Delete-At`` that the expirer has not deleted yet, as Swift's.
+X_OPEN_EXPIRED = "x-backend-open-expired"
 X_TRANS_ID = "x-trans-id"
 #: xxh3-64 (16 hex digits) of the whole request body, sent by the nubis proxy
 #: with the ``ETag`` it computed; an object server that receives both checks
@@ -79,6 +83,7 @@ __all__ = [
     "X_EC_MULTIPHASE",
     "X_ETAG",
     "X_OBJECT_COUNT",
+    "X_OPEN_EXPIRED",
     "X_OVERRIDE_PREFIX",
     "X_POLICY_DEFAULT",
     "X_POLICY_INDEX",

@@ -293,6 +293,7 @@ class ProxyApp:
                 if name in ctx.headers:
                     raise HTTPError(400, f"The header {name.title()!r} is not allowed in "
                                          "this tempurl")
+        ctx.headers.pop("x-open-expired", None)  # Swift's tempurl incoming_remove_headers
         ctx.tempurl = tu
         ctx.identity = None
 
@@ -370,13 +371,14 @@ def info_document(conf: ProxyConfig, limits: Limits, tempauth_on: bool,
     doc: dict[str, Any] = {
         "swift": {"version": VERSION, "strict_cors_mode": True, "policies": policies,
                   "allow_account_management": False, "account_autocreate":
-                      conf.account_autocreate, **limits.as_info()},
+                      conf.account_autocreate, "allow_open_expired": conf.allow_open_expired,
+                  **limits.as_info()},
         "slo": {"max_manifest_segments": conf.max_manifest_segments,
                 "max_manifest_size": 8 * 1024 * 1024, "min_segment_size": 1,
                 "yield_frequency": 10},
         "dlo": {"max_get_time": 86400},
         "tempurl": {"methods": list(tempurl.METHODS),
-                    "incoming_remove_headers": ["x-timestamp"],
+                    "incoming_remove_headers": ["x-timestamp", "x-open-expired"],
                     "incoming_allow_headers": [],
                     "outgoing_remove_headers": ["x-object-meta-*"],
                     "outgoing_allow_headers": ["x-object-meta-public-*"],

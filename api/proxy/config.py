@@ -114,6 +114,10 @@ class ProxyConfig:
     recheck_info: float = field(default=5.0, metadata=check(positive))
     #: Create an account on its first container PUT (Swift's account_autocreate).
     account_autocreate: bool = True
+    #: Swift's ``allow_open_expired``: a GET, HEAD or POST of an object that says
+    #: ``X-Open-Expired: true`` reaches it past its ``X-Delete-At`` until the expirer
+    #: deletes it (a POST with a new ``X-Delete-At`` keeps it); never through a TempURL.
+    allow_open_expired: bool = False
     #: Handoff nodes tried beyond the primaries.
     max_handoffs: int = field(default=4, metadata=check(positive))
     max_file_size: int = field(default=5 * 1024 ** 3, metadata=check(positive))

@@ -20,6 +20,7 @@ from nubis.api.proxy.constraints import (
     check_object_manifest,
     check_object_name,
     check_path_header,
+    delete_at_from_headers,
 )
 from nubis.api.proxy.context import ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
@@ -99,6 +100,12 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     if not raw_manifest:
         src_meta.pop("x-object-manifest", None)
     meta = object_metadata(ctx, src_meta)
+    if "x-delete-at" in meta:  # a source read with X-Open-Expired carries a past one
+        try:
+            delete_at_from_headers({"x-delete-at": meta["x-delete-at"]})  # Swift's 400
+        except HTTPError:
+            await _close(got.body)
+            raise
     extra: dict[str, str] = {}
     body = got.body
     length = got.length

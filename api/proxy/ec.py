@@ -374,11 +374,15 @@ class ECResponse:
 
 
 async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
-                method: str) -> ECResponse | Reply:
-    """Open ``k`` durable fragment archives of the newest version of an object."""
+                method: str, extra: dict[str, str] | None = None) -> ECResponse | Reply:
+    """Open ``k`` durable fragment archives of the newest version of an object.
+
+    ``extra``: more headers for the object servers (``X-Backend-Open-Expired``).
+    """
     backend = ctx.state.backend
     part, nodes = ring.get_nodes(*names)
-    headers = {hdr.X_POLICY_INDEX: str(policy.index), "X-Trans-Id": ctx.trans_id}
+    headers = {hdr.X_POLICY_INDEX: str(policy.index), "X-Trans-Id": ctx.trans_id,
+               **(extra or {})}
     k = 1 if method == "HEAD" else policy.k  # any durable archive has the metadata
     candidates = iter([*nodes, *backend.handoffs(ring, part)])
     good: dict[str, list[_Fragment]] = {}

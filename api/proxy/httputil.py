@@ -13,6 +13,11 @@ from nubis.api.proxy.errors import HTTPError
 MAX_RANGES = 50
 
 
+def is_true(value: str | None) -> bool:
+    """Return Swift's ``config_true_value`` of a header or query value."""
+    return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
+
+
 @dataclass(frozen=True)
 class ByteRange:
     """One requested byte range, as written by the client (``end`` inclusive)."""

@@ -415,8 +415,12 @@ async def _expand(ctx: ObjectCtx, manifest: list[dict[str, Any]], depth: int = 1
             raise HTTPError(409, _CONFLICT, {"Content-Type": "text/html; charset=UTF-8"})
         cinfo = await container_info(ctx.state, ctx.account, seg.container)
         _check_segment_read(ctx, cinfo, seg.container, seg.obj)
-        got = await symlink.resolve(ctx, await fetch(
-            ctx, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET"), "GET")
+        # Swift's sub-manifest GET carries the token only: never X-Open-Expired
+        # (the leaf segments' GETs do).
+        sub = ObjectCtx.of(ctx)
+        sub.headers = {k: v for k, v in ctx.headers.items() if k != "x-open-expired"}
+        got = await symlink.resolve(sub, await fetch(
+            sub, ctx.account, seg.container, seg.obj, policy_of(cinfo), "GET"), "GET")
         if isinstance(got, Reply):
             raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
         try:

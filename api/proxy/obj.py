@@ -31,6 +31,8 @@ from nubis.api.proxy.transfer import (
     delete_object,
     fetch,
     object_metadata,
+    open_expired_headers,
+    opens_expired,
     shape_response,
     store,
     to_all,
@@ -73,7 +75,7 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
             raise HTTPError(404)
         raise HTTPError(503 if got.status >= 500 else got.status)
     headers = got.headers
-    if _expired(headers):
+    if _expired(headers) and not opens_expired(ctx):
         got.close()
         raise HTTPError(404)
     location = ""
@@ -201,7 +203,8 @@ async def post(ctx: ObjectCtx) -> Resp:
             meta[k] = ctx.headers[k]
     if delete_at is not None:
         meta["x-delete-at"] = str(delete_at)
-    replies = await to_all(ctx, info, "POST", meta)
+    # With X-Open-Expired an expired object takes the POST (a new X-Delete-At keeps it).
+    replies = await to_all(ctx, info, "POST", {**meta, **open_expired_headers(ctx)})
     status = best_status(replies, quorum_size(len(replies)))
     if status == 404:
         raise HTTPError(404)

@@ -38,6 +38,7 @@ from nubis.api.proxy.base import (
 )
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import is_true
 from nubis.api.proxy.transfer import delete_object, fetch, store, to_all
 from nubis.common import backend as hdr
 
@@ -129,11 +130,6 @@ def validate(version_id: str, allow_null: bool = True) -> None:
 def _version_id(ts: str) -> str:
     """Return the version id of a timestamp (its offset dropped)."""
     return format_ts(parse_ts(ts)[0])
-
-
-def is_true(value: str | None) -> bool:
-    """Return Swift's ``config_true_value``."""
-    return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
 
 
 def enabled(info: Info) -> bool:

@@ -31,6 +31,7 @@ from nubis.api.proxy.context import Ctx, Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import (
     check_conditions,
+    is_true,
     multipart_head,
     multipart_length,
     multipart_tail,
@@ -76,15 +77,37 @@ def update_headers(ctx: Ctx, container: str, n: int) -> list[dict[str, str]]:
              hdr.X_CONTAINER_DEVICE: ",".join(d)} for h, d in zip(hosts, devices, strict=True)]
 
 
+def opens_expired(ctx: Ctx) -> bool:
+    """Tell whether the request may reach objects past ``X-Delete-At`` not yet deleted.
+
+    Swift's ``is_open_expired``: the proxy allows it (``allow_open_expired``) and
+    the client says ``X-Open-Expired: true`` (a TempURL's request never does: the
+    header is dropped there).
+    """
+    return ctx.state.conf.allow_open_expired and is_true(ctx.headers.get("x-open-expired"))
+
+
+def open_expired_headers(ctx: Ctx) -> dict[str, str]:
+    """Return the backend header of :func:`opens_expired` (empty when it does not)."""
+    return {hdr.X_OPEN_EXPIRED: "true"} if opens_expired(ctx) else {}
+
+
 async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
                 method: str = "GET") -> ec.Fetched | Reply:
-    """Open a GET/HEAD of an object on the first node that has it."""
+    """Open a GET/HEAD of an object on the first node that has it.
+
+    For a client's GET or HEAD with ``X-Open-Expired`` (:func:`opens_expired`)
+    every read made for it opens expired objects too -- the object, its SLO/DLO
+    segments, a symlink's target, a copy's source -- as Swift's sub-requests
+    carry the header; the reads of a PUT, POST or DELETE never do.
+    """
     ring = ctx.state.backend.rings.get("object", policy)
     pol = ctx.state.policies.get(policy)
+    extra = open_expired_headers(ctx) if ctx.method in ("GET", "HEAD") else {}
     if isinstance(pol, ECPolicy):
-        return await ec.fetch(ctx, pol, ring, (account, container, obj), method)
+        return await ec.fetch(ctx, pol, ring, (account, container, obj), method, extra)
     part, nodes = ring.get_nodes(account, container, obj)
-    headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id}
+    headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id, **extra}
     if container[:1] == "\x00":  # the reserved namespace (object versioning)
         headers[hdr.X_ALLOW_RESERVED] = "true"
     return await ctx.state.backend.open_read(ring, part, nodes, method,

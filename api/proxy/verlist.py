@@ -22,6 +22,7 @@ from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import POLICY_HEADER, container_info
 from nubis.api.proxy.context import ContainerCtx, Ctx
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import is_true
 from nubis.api.proxy.objver import (
     ALLOW,
     CLIENT_ENABLED,
@@ -29,7 +30,6 @@ from nubis.api.proxy.objver import (
     RESERVED,
     SYSMETA_CONT,
     SYSMETA_ENABLED,
-    is_true,
     parse_ts,
     parse_version_object,
     version_object,

@@ -166,7 +166,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
         if df is None:
             return INSUFFICIENT_STORAGE
         rec = df.record()
-        missing = self._missing(rec)
+        missing = self._missing(rec, proto.opens_expired(req.headers))
         if missing is not None:
             return missing
         assert rec is not None
@@ -198,13 +198,20 @@ class ObjectServer(StorageServer[ObjectDevice]):
             return Response(status, headers, body)
         return Response(status, headers, _drop_on_corruption(body), content_length=length)
 
-    def _missing(self, rec: ObjectRecord | None) -> Response | None:
+    def _missing(self, rec: ObjectRecord | None, open_expired: bool = False) -> Response | None:
+        """Return the 404 for no object, a tombstone or an expired object, else None.
+
+        ``open_expired`` (``X-Backend-Open-Expired`` on a GET, HEAD or POST): an
+        object past its ``X-Delete-At`` that the expirer has not deleted yet is
+        still there.
+        """
         if rec is None:
             return self._not_found()
         if rec.deleted:
             return self._not_found(rec.ts)
         delete_at = rec.meta.get("x-delete-at")
-        if delete_at is not None and delete_at.isdigit() and int(delete_at) <= time.time():
+        if not open_expired and delete_at is not None and delete_at.isdigit() \
+                and int(delete_at) <= time.time():
             return self._not_found(rec.ts)
         return None
 
@@ -356,7 +363,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
         hdrs = req.headers
         ts = proto.parse_timestamp(hdrs)
         existing = df.record()
-        missing = self._missing(existing)
+        missing = self._missing(existing, proto.opens_expired(hdrs))
         if missing is not None:
             return missing
         assert existing is not None

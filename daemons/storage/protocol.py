@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from nubis.common.backend import X_ALLOW_RESERVED, X_POLICY_INDEX, X_TIMESTAMP
+from nubis.common.backend import X_ALLOW_RESERVED, X_OPEN_EXPIRED, X_POLICY_INDEX, X_TIMESTAMP
 from nubis.common.errors import NubisError
 from nubis.common.httpserver import Response, plain
 
@@ -237,6 +237,14 @@ def _reserved_ok(path: str) -> bool:
 def allows_reserved(headers: dict[str, str]) -> bool:
     """Return whether a request may name the reserved namespace."""
     return headers.get(X_ALLOW_RESERVED, "").lower() == "true"
+
+
+def opens_expired(headers: dict[str, str]) -> bool:
+    """Return whether a request reaches an object past its ``X-Delete-At``.
+
+    Swift's ``is_backend_open_expired``: ``X-Backend-Open-Expired`` is a true value.
+    """
+    return headers.get(X_OPEN_EXPIRED, "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
 
 
 def split_hosts(headers: dict[str, str], host_h: str, part_h: str,

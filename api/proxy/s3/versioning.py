@@ -24,6 +24,7 @@ from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import policy_of
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import is_true
 from nubis.api.proxy.putter import Source
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, drain, read_body
@@ -49,7 +50,7 @@ async def get_config(req: S3Req) -> Resp:
     value = resp.headers.get("X-Versions-Enabled")
     parts = []
     if value is not None:
-        parts.append(el("Status", "Enabled" if objver.is_true(value) else "Suspended"))
+        parts.append(el("Status", "Enabled" if is_true(value) else "Suspended"))
     return Resp(200, dict(XML), doc("VersioningConfiguration", parts))
 
 

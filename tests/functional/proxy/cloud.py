@@ -145,6 +145,31 @@ def start_cloud(state: Path, proxy_workers: int = 1, frontend: str = "native",
     return cloud
 
 
+def expirer_pass(cloud: Cloud, now: float | None = None) -> None:
+    """Run one pass of the object expirer on every storage node of the cloud (in parallel).
+
+    ``now``: the moment S3 lifecycle rules are judged at (``$NUBIS_LIFECYCLE_NOW``).
+    """
+    procs = []
+    for node in range(cloud.config.storage.node_count):
+        env = {**os.environ, "NUBIS_STORAGE_NODE": str(node)}
+        if now is not None:
+            env["NUBIS_LIFECYCLE_NOW"] = str(now)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "nubis", "daemon", "object-expirer", "--once", "--config",
+             str(cloud.state / "nubis.toml")], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, env=env))
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
 def eventually(check, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
     """Retry ``check()`` until it stops raising AssertionError (bounded in time).
 

@@ -8,9 +8,6 @@ objects are gone while the others stay.
 from __future__ import annotations
 
 import datetime
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -18,6 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from tests.functional.proxy.cloud import expirer_pass as cloud_expirer_pass
 from tests.functional.s3.conftest import S3Cloud
 from tests.functional.s3.test_cli_and_edges import _code as _raw_code
 from tests.functional.s3.test_cli_and_edges import _raw
@@ -195,25 +193,7 @@ def expirer_pass(s3cloud: S3Cloud, now: float | None = None) -> None:
 
     ``now``: the moment lifecycle rules are judged at (``$NUBIS_LIFECYCLE_NOW``).
     """
-    cloud = s3cloud.cloud
-    procs = []
-    for node in range(cloud.config.storage.node_count):
-        env = {**os.environ, "NUBIS_STORAGE_NODE": str(node)}
-        if now is not None:
-            env["NUBIS_LIFECYCLE_NOW"] = str(now)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "nubis", "daemon", "object-expirer", "--once", "--config",
-             str(cloud.state / "nubis.toml")], stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, env=env))
-    try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, err
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+    cloud_expirer_pass(s3cloud.cloud, now)
 
 
 def exists(s3: Any, bucket: str, key: str) -> bool:

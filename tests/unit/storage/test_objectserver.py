@@ -173,6 +173,50 @@ def test_expired_object_is_gone(tmp_path: Path) -> None:
             r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{"X-Delete-At": past}), b"x")
             assert r.status == 201
             assert (await st.req("object", "GET", OBJ)).status == 404
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{
+                "If-None-Match": "*", "X-Backend-Open-Expired": "true"}), b"y")
+            assert r.status == 201  # no object for a PUT, even with X-Backend-Open-Expired
+            assert (await st.req("object", "GET", OBJ)).body == b"y"
+    run(go())
+
+
+def test_open_expired_reaches_an_expired_object(tmp_path: Path) -> None:
+    """``X-Backend-Open-Expired`` (a true value) opens it on GET/HEAD/POST only."""
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            past = int(time.time()) - 10
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{
+                "X-Delete-At": str(past), "X-Object-Meta-Color": "blue"}), b"old")
+            assert r.status == 201
+            for method in ("GET", "HEAD"):
+                for value in ("false", "no", ""):
+                    r = await st.req("object", method, OBJ, {"X-Backend-Open-Expired": value})
+                    assert r.status == 404, (method, value)
+                for value in ("true", "True", "yes", "1"):
+                    r = await st.req("object", method, OBJ, {"X-Backend-Open-Expired": value})
+                    assert r.status == 200, (method, value)
+                    assert r.headers["x-delete-at"] == str(past)
+                    assert r.headers["x-object-meta-color"] == "blue"
+            r = await st.req("object", "GET", OBJ, {"X-Backend-Open-Expired": "true"})
+            assert r.body == b"old"
+            r = await st.req("object", "POST", OBJ, {"X-Timestamp": ts(),
+                                                     "X-Object-Meta-Color": "red"})
+            assert r.status == 404
+            later = int(time.time()) + 3600
+            r = await st.req("object", "POST", OBJ, {
+                "X-Timestamp": ts(), "X-Backend-Open-Expired": "true",
+                "X-Delete-At": str(later), "X-Object-Meta-Color": "green"})
+            assert r.status == 202
+            r = await st.req("object", "GET", OBJ)  # restored
+            assert (r.status, r.body) == (200, b"old")
+            assert r.headers["x-delete-at"] == str(later)
+            assert r.headers["x-object-meta-color"] == "green"
+            dev, h, _ = _record(st)
+            assert dev.expiring(later) == [(later, object_key(0, h))]  # the expirer's new time
+            r = await st.req("object", "PUT", OBJ, hdrs(ts(), **{
+                "X-Delete-At": str(past), "If-None-Match": "*",
+                "X-Backend-Open-Expired": "true"}), b"new")
+            assert r.status == 412  # restored: it exists for If-None-Match
     run(go())
 
 
