@@ -60,6 +60,8 @@ _BODY_METHODS = ("PUT", "POST")
 #: authentication, as Swift's proxy checks its controller's methods first
 #: (PERF: one frozenset lookup, ``python -m nubis.bench swift``).
 _SWIFT_METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"))
+#: What ``/info`` answers (Swift's InfoController).
+_INFO_ALLOW = "HEAD, GET, OPTIONS"
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -161,8 +163,11 @@ class ProxyApp:
         if path in ("/healthcheck", "/healthcheck/"):
             return Resp(200, {"Content-Type": "text/plain"}, b"OK")
         if path in ("/info", "/info/"):
+            if ctx.method == "OPTIONS":  # Swift's InfoController: anyone may ask
+                return Resp(200, {"Allow": _INFO_ALLOW, "Content-Type": "text/html; charset=UTF-8"},
+                            b"")
             if ctx.method not in ("GET", "HEAD"):
-                raise HTTPError(405, headers={"Allow": "GET, HEAD"})
+                raise HTTPError(405, headers={"Allow": _INFO_ALLOW})
             return Resp(200, {"Content-Type": "application/json; charset=UTF-8"},
                         json.dumps(self.info).encode())
         if path == "/crossdomain.xml" and ctx.method == "GET":

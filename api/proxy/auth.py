@@ -9,6 +9,7 @@ follows Swift's tempauth rules over that identity and container ACLs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -24,6 +25,13 @@ TOKEN_PREFIX = "AUTH_tk"
 #: Account ACL levels (``X-Account-Access-Control``; see :mod:`.accountacl`).
 ADMIN, READ_WRITE, READ_ONLY = "admin", "read-write", "read-only"
 _READS = ("GET", "HEAD")
+#: Keystone's default domain (Swift keystoneauth's ``default_domain_id``).
+DEFAULT_DOMAIN_ID = "default"
+#: Where an account records its Keystone project's domain, and how responses show it.
+PROJECT_DOMAIN_SYSMETA = "x-account-sysmeta-project-domain-id"
+PROJECT_DOMAIN_HEADER = "X-Account-Project-Domain-Id"
+#: Recorded when someone other than the project's own users creates its account.
+UNKNOWN_DOMAIN_ID = "_unknown"
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,15 @@ class Identity:
         owned_accounts: storage accounts this caller fully controls (``AUTH_test``).
         reseller_admin: may act on every account.
         expires: epoch second the credential stops being valid.
+        name_groups: ACL entries that name the caller by project or user *name*
+            (Keystone). They count only where :func:`names_allowed` says so.
+        project_accounts: the accounts of the caller's project, one per reseller
+            prefix, whether or not the caller owns them (Keystone).
+        project_domain_id: the domain of the caller's project (Keystone).
+        default_domain: whether the caller's user and project live in the
+            default domain (Keystone; tempauth callers always do).
+        roles: the token's roles (Keystone; ``None`` for tempauth callers).
+        service_roles: the roles of a Keystone ``X-Service-Token`` beside it.
     """
 
     user: str
@@ -43,6 +60,12 @@ class Identity:
     owned_accounts: frozenset[str] = field(default_factory=frozenset)
     reseller_admin: bool = False
     expires: float = 0.0
+    name_groups: frozenset[str] = field(default_factory=frozenset)
+    project_accounts: frozenset[str] = field(default_factory=frozenset)
+    project_domain_id: str | None = None
+    default_domain: bool = True
+    roles: frozenset[str] | None = None
+    service_roles: frozenset[str] = field(default_factory=frozenset)
 
 
 class TokenVerifier(Protocol):
@@ -112,24 +135,35 @@ class AuthChain:
 
 
 def joined(ident: Identity, service: Identity) -> Identity:
-    """Return ``ident`` with the rights a service token adds (Swift's group union)."""
+    """Return ``ident`` with the rights a service token adds.
+
+    Tempauth (Swift's group union): the service token's groups, owned accounts
+    and reseller-admin right join the caller's. Keystone (Swift's keystoneauth):
+    only its roles join, as the service roles :func:`gated` asks for.
+    """
     expires = min(e for e in (ident.expires, service.expires) if e) if (
         ident.expires or service.expires) else 0.0
-    return Identity(user=ident.user, groups=ident.groups | service.groups,
-                    owned_accounts=ident.owned_accounts | service.owned_accounts,
-                    reseller_admin=ident.reseller_admin or service.reseller_admin,
-                    expires=expires)
+    if ident.roles is not None and service.roles is not None:
+        return dataclasses.replace(ident, service_roles=service.roles, expires=expires)
+    return dataclasses.replace(ident, groups=ident.groups | service.groups,
+                               owned_accounts=ident.owned_accounts | service.owned_accounts,
+                               reseller_admin=ident.reseller_admin or service.reseller_admin,
+                               expires=expires)
 
 
 def gated(ident: Identity, require_group: Mapping[str, str]) -> Identity:
-    """Return ``ident`` without the owned accounts whose prefix needs a missing group."""
+    """Return ``ident`` without the owned accounts whose prefix needs a missing group.
+
+    For a Keystone caller the group names a role its ``X-Service-Token`` must
+    carry (Swift keystoneauth's ``<prefix>_service_roles``).
+    """
+    held = ident.groups if ident.roles is None else ident.service_roles
     keep = frozenset(a for a in ident.owned_accounts if all(
-        group in ident.groups for prefix, group in require_group.items()
+        group in held for prefix, group in require_group.items()
         if a.startswith(prefix)))
     if keep == ident.owned_accounts:
         return ident
-    return Identity(user=ident.user, groups=ident.groups, owned_accounts=keep,
-                    reseller_admin=ident.reseller_admin, expires=ident.expires)
+    return dataclasses.replace(ident, owned_accounts=keep)
 
 
 class TempAuth:
@@ -283,13 +317,50 @@ def referrer_allowed(referrer: str | None, referrers: list[str]) -> bool:
     return allow
 
 
+def names_allowed(ident: Identity, account: str, account_exists: bool,
+                  account_domain: str | None) -> bool:
+    """Tell whether ACL entries naming ``ident`` by name count on ``account``.
+
+    Swift's keystoneauth: names are ambiguous across domains, so they count
+    only for a caller whose user and project are in the default domain, on
+    the caller's own project's account or on an existing account whose
+    project is in the default domain (or not known to be elsewhere).
+    """
+    if not ident.default_domain:
+        return False
+    if account in ident.project_accounts:
+        return True
+    return account_exists and account_domain in (None, DEFAULT_DOMAIN_ID)
+
+
+def domain_to_record(ident: Identity | None, account: str, exists: bool,
+                     recorded: str | None) -> str | None:
+    """Return the project domain id an account PUT/POST should record, or None.
+
+    Swift keystoneauth's rules: a new account gets its creator's project domain
+    when the creator belongs to that project, ``_unknown`` otherwise; an
+    unknown or unrecorded one is filled in by the project's own users later.
+    """
+    if ident is None or ident.project_domain_id is None:
+        return None  # not a Keystone caller
+    mine = ident.project_domain_id if account in ident.project_accounts else None
+    if not exists:
+        return mine or UNKNOWN_DOMAIN_ID
+    if recorded is None and mine == DEFAULT_DOMAIN_ID:
+        return mine
+    if recorded == UNKNOWN_DOMAIN_ID and mine is not None:
+        return mine
+    return None
+
+
 def authorize(ident: Identity | None, method: str, account: str, container: str | None,
               obj: str | None, acl: str | None, referrer: str | None = None,
-              account_level: str | None = None) -> None:
+              account_level: str | None = None, names_ok: bool = False) -> None:
     """Decide like tempauth; raise 401 (anonymous) or 403 (known caller) to deny.
 
     ``account_level`` is the caller's ``X-Account-Access-Control`` level on
-    ``account`` (``admin``, ``read-write``, ``read-only`` or None).
+    ``account`` (``admin``, ``read-write``, ``read-only`` or None); ``names_ok``
+    whether the caller's :attr:`Identity.name_groups` count there.
     """
     if ident is not None:
         if ident.reseller_admin:
@@ -304,7 +375,7 @@ def authorize(ident: Identity | None, method: str, account: str, container: str 
         return
     if ident is None:
         raise HTTPError(401)
-    if any(g in ident.groups for g in groups):
+    if any(g in ident.groups or (names_ok and g in ident.name_groups) for g in groups):
         return
     if account_level_allows(account_level, method, container):
         return

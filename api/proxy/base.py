@@ -77,7 +77,8 @@ def check_access_to(ctx: Ctx, acl: str | None, method: str, container: str | Non
     if ctx.tempurl is not None:
         return
     auth.authorize(ctx.identity, method, ctx.account, container, obj, acl,
-                   ctx.header("referer") or None, ctx.account_levels.get(ctx.account))
+                   ctx.header("referer") or None, ctx.account_levels.get(ctx.account),
+                   ctx.account in ctx.acl_names)
 
 
 async def load_account_level(ctx: Ctx, account: str) -> None:
@@ -90,8 +91,12 @@ async def load_account_level(ctx: Ctx, account: str) -> None:
     if (ident is None or ident.reseller_admin or account in ident.owned_accounts
             or account in ctx.account_levels):
         return
-    acl = accountacl.from_headers((await account_info(ctx.state, account)).headers)
+    info = await account_info(ctx.state, account)
+    acl = accountacl.from_headers(info.headers)
     ctx.account_levels[account] = acl.level_of(ident) if acl is not None else None
+    if ident.name_groups and auth.names_allowed(
+            ident, account, info.exists, info.headers.get(auth.PROJECT_DOMAIN_SYSMETA)):
+        ctx.acl_names.add(account)
 
 
 def is_owner(ctx: Ctx) -> bool:

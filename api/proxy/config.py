@@ -83,7 +83,9 @@ class TempAuthConfig:
                                                metadata=check(_prefixes_ok))
     #: ``prefix -> group`` (Swift's ``<prefix>_require_group``): owning an account
     #: under that prefix also needs the group, from ``X-Auth-Token`` or from an
-    #: ``X-Service-Token`` (``SERVICE_ = "service"``).
+    #: ``X-Service-Token`` (``SERVICE_ = "service"``). Keystone callers (who own
+    #: ``<prefix><project_id>`` under every prefix) need it as a role of their
+    #: ``X-Service-Token`` (Swift keystoneauth's ``<prefix>_service_roles``).
     require_group: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -7,7 +7,7 @@ import json
 import math
 import urllib.parse
 
-from nubis.api.proxy import accountacl, etag_quoter, objver, quotas, verlist, versioning
+from nubis.api.proxy import accountacl, auth, etag_quoter, objver, quotas, verlist, versioning
 from nubis.api.proxy.auth import clean_acl
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
@@ -75,6 +75,9 @@ def _show_headers(ctx: Ctx, reply: Reply) -> dict[str, str]:
     etag_quoter.show(reply.headers, "account" if ctx.container is None else "container", out)
     if ctx.container is None:
         quotas.show_account_quotas(reply.headers, ctx.state.policy_names, out)
+        domain = reply.headers.get(auth.PROJECT_DOMAIN_SYSMETA)
+        if domain is not None:  # Swift keystoneauth shows it to every caller
+            out[auth.PROJECT_DOMAIN_HEADER] = domain
     if ctx.container is None and is_owner(ctx):
         acl = accountacl.shown(reply.headers)
         if acl is not None:
@@ -224,9 +227,13 @@ async def _ensure_account(ctx: Ctx) -> None:
     ring = ctx.state.backend.rings.get("account")
     part, nodes = ring.get_nodes(ctx.account)
     ts = new_timestamp()
+    extra: dict[str, str] = {}
+    domain = auth.domain_to_record(ctx.identity, ctx.account, False, None)
+    if domain is not None:
+        extra[auth.PROJECT_DOMAIN_SYSMETA] = domain
     replies = await ctx.state.backend.write_all(
         ring, part, nodes, "PUT", (ctx.account,),
-        [{"X-Timestamp": ts, "X-Trans-Id": ctx.trans_id} for _ in nodes])
+        [{"X-Timestamp": ts, "X-Trans-Id": ctx.trans_id, **extra} for _ in nodes])
     if best_status(replies, quorum_size(len(nodes))) >= 300:
         raise HTTPError(503)
     ctx.state.forget_info(ctx.account)
@@ -376,6 +383,11 @@ async def account_post(ctx: Ctx) -> Resp:
     meta.update(etag_quoter.sysmeta_headers(ctx.headers, "account"))
     if stored_acl is not None and is_owner(ctx):
         meta[accountacl.SYSMETA] = stored_acl
+    info = await account_info(ctx.state, ctx.account)
+    domain = auth.domain_to_record(ctx.identity, ctx.account, info.exists,
+                                   info.headers.get(auth.PROJECT_DOMAIN_SYSMETA))
+    if domain is not None and info.exists:
+        meta[auth.PROJECT_DOMAIN_SYSMETA] = domain
     await _ensure_account(ctx)
     ring = ctx.state.backend.rings.get("account")
     part, nodes = ring.get_nodes(ctx.account)

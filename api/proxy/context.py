@@ -229,6 +229,9 @@ class Ctx:
     #: The caller's ``X-Account-Access-Control`` level per account looked at
     #: (shared by the sub-request contexts :meth:`of` makes).
     account_levels: dict[str, str | None] = field(default_factory=dict)
+    #: Accounts where ACL entries naming the caller by name count (Keystone's rules:
+    #: :func:`nubis.api.proxy.auth.names_allowed`); shared like ``account_levels``.
+    acl_names: set[str] = field(default_factory=set)
     trans_id: str = field(default_factory=lambda: new_trans_id())
 
     def header(self, name: str, default: str = "") -> str:

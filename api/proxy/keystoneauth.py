@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nubis.api.proxy.auth import Identity
+from nubis.api.proxy.auth import DEFAULT_DOMAIN_ID, Identity
 from nubis.api.proxy.config import TempAuthConfig
 from nubis.api.shared.auth import AuthContext, TokenRejectedError, TokenVerifier, make_verifier
 from nubis.api.shared.config import TokenSettings
@@ -28,10 +28,12 @@ class SwiftKeystoneVerifier:
     """Adapt :class:`TokenVerifier` to the proxy chain's ``async verify(token)``."""
 
     def __init__(self, verifier: TokenVerifier, reseller_prefix: str = "AUTH_",
-                 operator_roles: tuple[str, ...] = OPERATOR_ROLES) -> None:
+                 operator_roles: tuple[str, ...] = OPERATOR_ROLES,
+                 reseller_prefixes: tuple[str, ...] = ()) -> None:
         self.verifier = verifier
         self.reseller_prefix = reseller_prefix
         self.operator_roles = operator_roles
+        self.reseller_prefixes = reseller_prefixes or (reseller_prefix,)
 
     async def verify(self, token: str) -> Identity | None:
         """Return the proxy identity of a valid Keystone token, else None."""
@@ -42,36 +44,52 @@ class SwiftKeystoneVerifier:
         except TokenRejectedError:
             return None
         fields: dict[str, Any] = swift_identity_fields(
-            ctx, reseller_prefix=self.reseller_prefix, operator_roles=self.operator_roles)
+            ctx, reseller_prefix=self.reseller_prefix, operator_roles=self.operator_roles,
+            reseller_prefixes=self.reseller_prefixes)
         return Identity(**fields)
 
 
 def proxy_verifier(tokens: TokenSettings, tempauth: TempAuthConfig) -> SwiftKeystoneVerifier:
     """Build the verifier (the proxy's ``token_verifiers`` hook)."""
-    return SwiftKeystoneVerifier(make_verifier(tokens), tempauth.reseller_prefix)
+    return SwiftKeystoneVerifier(make_verifier(tokens), tempauth.reseller_prefix,
+                                 reseller_prefixes=tuple(tempauth.reseller_prefixes))
 
 
 def swift_identity_fields(ctx: AuthContext, *, reseller_prefix: str = "AUTH_",
                           operator_roles: Iterable[str] = ("admin", "member"),
-                          reseller_admin_role: str = "ResellerAdmin") -> dict[str, Any]:
+                          reseller_admin_role: str = "ResellerAdmin",
+                          reseller_prefixes: Iterable[str] = ()) -> dict[str, Any]:
     """Map a Keystone context to the object proxy's identity fields.
 
     A project-scoped token owns account ``<reseller_prefix><project_id>`` when it
-    carries an operator role; its ACL groups follow Swift's keystoneauth
-    (``project:user`` by id and by name, with ``*`` wildcards).
+    carries an operator role. Its ACL groups follow Swift's keystoneauth:
+    ``project:user`` with ``*`` wildcards, by id always and by name only where
+    :func:`nubis.api.proxy.auth.names_allowed` says (names are unique only
+    within a domain).
 
     Returns:
         keyword arguments for ``nubis.api.proxy.auth.Identity``.
     """
-    groups = {ctx.user_id, ctx.user_name, f"*:{ctx.user_id}", f"*:{ctx.user_name}", "*:*"}
+    uid, uname = ctx.user_id, ctx.user_name
+    groups = {f"*:{uid}", "*:*"}
+    names = {f"*:{uname}"}
     owned: set[str] = set()
+    accounts: set[str] = set()
     if ctx.project_id is not None:
         pid, pname = ctx.project_id, ctx.project_name or ctx.project_id
-        groups |= {f"{pid}:{ctx.user_id}", f"{pname}:{ctx.user_name}", f"{pid}:*",
-                   f"{pname}:*", f"{pid}:{ctx.user_name}", f"{pname}:{ctx.user_id}"}
+        groups |= {f"{pid}:{uid}", f"{pid}:*"}
+        names |= {f"{pname}:{uname}", f"{pname}:*", f"{pid}:{uname}", f"{pname}:{uid}"}
+        accounts = {f"{p}{pid}" for p in (*reseller_prefixes, reseller_prefix)}
         if any(r in ctx.roles for r in operator_roles):
-            owned.add(f"{reseller_prefix}{pid}")
-    return {"user": ctx.user_id, "groups": frozenset(groups),
+            owned = set(accounts)  # a prefix's service roles are checked by auth.gated
+    default = DEFAULT_DOMAIN_ID
+    return {"user": uid, "groups": frozenset(groups),
             "owned_accounts": frozenset(owned),
             "reseller_admin": reseller_admin_role in ctx.roles,
-            "expires": ctx.expires_at}
+            "expires": ctx.expires_at,
+            "name_groups": frozenset(names - groups),
+            "project_accounts": frozenset(accounts),
+            "project_domain_id": ctx.project_domain_id,
+            "roles": ctx.roles,
+            "default_domain": ctx.user_domain_id == default
+            and ctx.project_domain_id in (None, default)}

@@ -360,7 +360,7 @@ def _check_segment_read(ctx: ObjectCtx, cinfo: Info, container: str, obj: str,
     acct = account or ctx.account
     auth.authorize(ctx.identity, "GET", acct, container, obj,
                    cinfo.headers.get("x-container-read"), ctx.header("referer") or None,
-                   ctx.account_levels.get(acct))
+                   ctx.account_levels.get(acct), acct in ctx.acl_names)
 
 
 # --- SLO GET / DELETE ----------------------------------------------------------

@@ -27,6 +27,8 @@ SDIST_SHA256 = "561b2f8acc5ce834a0a2bac200e8ccd8784cb5c4a9e3731881d2e66dec4b6006
 REQUIREMENTS: tuple[str, ...] = (
     f"swift=={SWIFT_VERSION}", "python-swiftclient", "boto3", "botocore", "awscrt",
     "boto==2.49.0", "pytest", "pytest-timeout",
+    # swiftclient's Keystone v3 auth and the RBAC tests (tests.compat.keystone).
+    "python-keystoneclient",
 )
 MARKER = ".nubis-compat-complete"
 

@@ -21,6 +21,7 @@ import requests
 import swiftclient
 import yaml
 
+from tests.compat import keystone
 from tests.functional.proxy.cloud import Cloud, start_cloud
 
 pytestmark = pytest.mark.probe
@@ -95,3 +96,59 @@ def test_swiftclient_v3_isolation_tempauth_and_revocation(cloud: Cloud) -> None:
             break
         time.sleep(0.1)
     assert status == 401
+
+
+def test_acl_names_only_within_the_default_domain(cloud: Cloud) -> None:
+    """Swift keystoneauth's rules: ACL ids work across domains, names only inside Default.
+
+    The account also records its project's domain (``X-Account-Project-Domain-Id``).
+    """
+    conn, _ = keystone.admin_connection(cloud)
+    idn = conn.identity
+    domain = idn.create_domain(name="acme")
+    project = idn.create_project(name="roadrunner", domain_id=domain.id)
+    user = idn.create_user(name="wile", password="coyote-1", domain_id=domain.id,
+                           default_project_id=project.id)
+    idn.assign_project_role_to_user(project, user, idn.find_role("member"))
+    wile = swiftclient.Connection(
+        authurl=_auth(cloud, "nubis-admin")["auth_url"], user="wile", key="coyote-1",
+        auth_version="3", retries=0, timeout=30,
+        os_options={"project_name": "roadrunner", "user_domain_name": "acme",
+                    "project_domain_name": "acme"})
+    demo = _conn(cloud, "nubis-demo")
+    demo_auth = _auth(cloud, "nubis-demo")
+    demo.put_container("for-acme")
+    demo.put_object("for-acme", "o", b"hello")
+    assert demo.head_account()["x-account-project-domain-id"] == "default"
+    wile.post_account({"X-Account-Meta-Color": "orange"})
+    assert wile.head_account()["x-account-project-domain-id"] == domain.id
+    wile.put_container("for-demo")
+    wile.put_object("for-demo", "o", b"beep")
+
+    def reads(reader: swiftclient.Connection, container: str) -> int:
+        """Return the status of ``reader`` reading ``container``/o in its owner's account."""
+        owner = demo if container == "for-acme" else wile
+        try:
+            swiftclient.get_object(owner.get_auth()[0], reader.get_auth()[1], container, "o")
+        except swiftclient.ClientException as exc:
+            return int(exc.http_status or 0)
+        return 200
+
+    # the reader's user and project live in another domain: its names are ambiguous
+    demo.post_container("for-acme", {"X-Container-Read": "roadrunner:wile"})
+    assert reads(wile, "for-acme") == 403
+    demo.post_container("for-acme", {"X-Container-Read": f"{project.id}:*"})
+    assert reads(wile, "for-acme") == 200
+    # the account's project lives in another domain: names do not reach it either
+    names = f"{demo_auth['project_name']}:{demo_auth['username']}"
+    wile.post_container("for-demo", {"X-Container-Read": names})
+    assert reads(demo, "for-demo") == 403
+    demo_project = demo.get_auth()[0].rsplit("AUTH_", 1)[1]
+    wile.post_container("for-demo", {"X-Container-Read": f"{demo_project}:*"})
+    assert reads(demo, "for-demo") == 200
+    # inside the default domain names work as before
+    admin = _conn(cloud, "nubis-admin")
+    admin_auth = _auth(cloud, "nubis-admin")
+    demo.post_container("for-acme", {
+        "X-Container-Read": f"{admin_auth['project_name']}:{admin_auth['username']}"})
+    assert reads(admin, "for-acme") == 200

@@ -82,6 +82,10 @@ def test_info_and_healthcheck(cloud: Cloud) -> None:
     assert info["swift"]["container_listing_limit"] == 10000
     assert "slo" in info and "tempurl" in info
     assert raw(cloud, "GET", "/healthcheck")[:3:2] == (200, b"OK")
+    # Swift's InfoController answers OPTIONS to anyone (its RBAC functional test).
+    status, headers, body = raw(cloud, "OPTIONS", "/info")
+    assert (status, headers["allow"], body) == (200, "HEAD, GET, OPTIONS", b"")
+    assert raw(cloud, "POST", "/info", {}, b"")[1]["allow"] == "HEAD, GET, OPTIONS"
 
 
 # --- containers --------------------------------------------------------------------
