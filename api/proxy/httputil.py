@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -87,7 +88,13 @@ def resolve_ranges(ranges: list[ByteRange], length: int) -> list[tuple[int, int]
 
 def http_date(ts: float) -> str:
     """Format an epoch time as an RFC 7231 date."""
-    return email.utils.formatdate(int(ts), usegmt=True)
+    return _http_date_seconds(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date_seconds(sec: int) -> str:
+    """Return an HTTP date; PERF: cached, every object GET/HEAD formats one (bench s3)."""
+    return email.utils.formatdate(sec, usegmt=True)
 
 
 def parse_http_date(value: str | None) -> float | None:
