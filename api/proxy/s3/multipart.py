@@ -351,7 +351,24 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     await no_overwrite(req, octx, info)
     resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra)
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
+    used = {number for number, _ in wanted}
+    await _delete_parts(req, [p for n, p in have.items() if n not in used], strict=False)
     return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers))
+
+
+async def _delete_parts(req: S3Req, parts: list[dict[str, Any]], strict: bool) -> None:
+    """Delete uploaded parts; a 404 is fine, other failures raise only when ``strict``.
+
+    Complete drops the parts its list left out, as S3 does (Swift's s3api keeps
+    them); the object is already complete then, so a part it fails to delete
+    stays behind rather than failing the answer.
+    """
+    for p in parts:
+        try:
+            await req.swift("DELETE", _segments(req), p["name"])
+        except HTTPError as exc:
+            if strict and exc.status != 404:
+                raise
 
 
 def _check_order(wanted: list[tuple[int, str]], upload_id: str) -> None:
@@ -402,12 +419,7 @@ async def abort(req: S3Req, upload_id: str) -> Resp:
     await _marker(req, upload_id)
     for _ in range(MAX_PARTS // 1000 + 1):
         parts, _ = await _parts(req, upload_id, limit=1000)
-        for p in parts:
-            try:
-                await req.swift("DELETE", _segments(req), p["name"])
-            except HTTPError as exc:
-                if exc.status != 404:
-                    raise
+        await _delete_parts(req, parts, strict=True)
         if not parts:
             break
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))

@@ -63,6 +63,16 @@ class S3Cloud:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
 
+    def segments(self, bucket: str) -> list[str]:
+        """List ``<bucket>+segments`` through the Swift API (``openstack object list``)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.cloud.state / "clouds.yaml")
+        osc = Path(sys.executable).with_name("openstack")
+        proc = subprocess.run([str(osc), "--os-cloud", "nubis-demo", "object", "list",
+                               f"{bucket}+segments", "-f", "json"], capture_output=True,
+                              text=True, env=env, timeout=300, check=True)
+        return sorted(o["Name"] for o in json.loads(proc.stdout))
+
 
 def ec2_credentials(cloud: Cloud, name: str) -> Keys:
     """Create EC2 credentials with the ``openstack`` CLI for cloud ``name``."""

@@ -218,6 +218,20 @@ def test_multipart(s3cloud: S3Cloud) -> None:
     assert _code(exc) == "NoSuchUpload"
 
 
+def test_complete_drops_the_parts_it_leaves_out(s3cloud: S3Cloud) -> None:
+    """As S3 (unlike Swift's s3api): parts not named by Complete do not linger."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    uid = s3.create_multipart_upload(Bucket=b, Key="k")["UploadId"]
+    etags = {n: s3.upload_part(Bucket=b, Key="k", UploadId=uid, PartNumber=n,
+                               Body=bytes([48 + n]) * (5 * MIB if n < 3 else 10))["ETag"]
+             for n in (1, 2, 3)}
+    s3.complete_multipart_upload(Bucket=b, Key="k", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in (1, 3)]})
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"1" * (5 * MIB) + b"3" * 10
+    assert s3cloud.segments(b) == [f"k/{uid}/00001", f"k/{uid}/00003"]
+
+
 def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)

@@ -7,14 +7,9 @@ ahead, so ``Days`` rules come due at once. Passes are bounded in number.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,17 +105,6 @@ def test_expiration_in_a_suspended_bucket_removes_the_null_version(s3cloud: S3Cl
     assert s3.get_object(Bucket=b, Key="exp/n", VersionId=v1)["Body"].read() == b"versioned"
 
 
-def _segments(s3cloud: S3Cloud, bucket: str) -> list[str]:
-    """List ``<bucket>+segments`` through the Swift API (``openstack object list``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env["OS_CLIENT_CONFIG_FILE"] = str(s3cloud.cloud.state / "clouds.yaml")
-    osc = Path(sys.executable).with_name("openstack")
-    proc = subprocess.run([str(osc), "--os-cloud", "nubis-demo", "object", "list",
-                           f"{bucket}+segments", "-f", "json"], capture_output=True,
-                          text=True, env=env, timeout=300, check=True)
-    return sorted(o["Name"] for o in json.loads(proc.stdout))
-
-
 def test_incomplete_uploads_are_aborted_and_multipart_segments_expire(
         s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
@@ -136,7 +120,7 @@ def test_incomplete_uploads_are_aborted_and_multipart_segments_expire(
         parts.append({"PartNumber": number, "ETag": etag})
     s3.complete_multipart_upload(Bucket=b, Key="mp/done", UploadId=done,
                                  MultipartUpload={"Parts": parts})
-    assert len(_segments(s3cloud, b)) == 5  # 2 upload markers, 3 parts
+    assert len(s3cloud.segments(b)) == 5  # 2 upload markers, 3 parts
     _rules(s3, b, {"ID": "mp", "Filter": {"Prefix": "mp/"}, "Status": "Enabled",
                    "Expiration": {"Days": 1},
                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}})
@@ -148,4 +132,4 @@ def test_incomplete_uploads_are_aborted_and_multipart_segments_expire(
     assert uploads() == ["mp/pending", "other/pending"] and exists(s3, b, "mp/done")
     _passes_until(s3cloud, lambda: uploads() == ["other/pending"]
                   and not exists(s3, b, "mp/done"))
-    assert _segments(s3cloud, b) == [f"other/pending/{other}"]  # parts and segments gone
+    assert s3cloud.segments(b) == [f"other/pending/{other}"]  # parts and segments gone
