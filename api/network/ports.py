@@ -50,7 +50,7 @@ PORT_KEYS = ("name", "description", "network_id", "admin_state_up", "mac_address
 UPDATABLE = ("name", "description", "admin_state_up", "device_id", "device_owner",
              "binding:host_id", "binding:vnic_type", "binding:profile",
              "port_security_enabled", "security_groups", "allowed_address_pairs",
-             "extra_dhcp_opts", "dns_name")
+             "extra_dhcp_opts", "dns_name", "fixed_ips")
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 #: Most allowed address pairs one port may carry (Neutron's ``max_allowed_address_pair``).
 MAX_PAIRS = 10
@@ -215,10 +215,12 @@ class Ports(Handler):
 
     async def on_put_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                          port_id: str) -> None:
-        """Update a port (not its network, MAC or fixed IPs)."""
+        """Update a port (not its network or MAC)."""
         port = find_port(self.svc, req, port_id)
         body = update_body(await read_json(req), "port", UPDATABLE)
         values = self._values(req, body, create=False)
+        if "fixed_ips" in body:
+            self._replace_fixed_ips(port, parse_fixed_ips(body["fixed_ips"]))
         groups = None
         if "security_groups" in body:
             secure = values.get("port_security_enabled", port.row["port_security_enabled"])
@@ -234,6 +236,23 @@ class Ports(Handler):
                                        port.row["allowed_address_pairs"]))
         resp.media = {"port": self.svc.store.update_port(port_id, values, groups).view()}
 
+    def _replace_fixed_ips(self, port: Port, requests: list[dict[str, str]]) -> None:
+        """Change a port's addresses; refuse what would strand routers or floating IPs.
+
+        The DHCP agent's next pass serves the new addresses (a guest sees them when
+        it renews its lease, as with Neutron).
+        """
+        if port.device_owner.startswith("network:"):
+            raise conflict("PortInUse", f"Port {port.id} has device owner "
+                           f"{port.device_owner}: its fixed IPs are managed by Neutron.")
+        for ip in _released(port, requests):
+            fip = self.svc.l3.associated_with(port.id, ip)
+            if fip is not None:
+                raise conflict("FixedIpAddressInUse", f"Fixed IP {ip} of port {port.id} "
+                               f"is associated with floating IP {fip.id}; disassociate "
+                               "it first.")
+        self.svc.store.replace_fixed_ips(port, requests)
+
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                             port_id: str) -> None:
         """Delete a port and release its addresses (its floating IPs are disassociated)."""
@@ -244,3 +263,24 @@ class Ports(Handler):
         self.svc.l3.port_deleted(port_id)
         self.svc.store.delete_port(port_id)
         resp.status = falcon.HTTP_204
+
+
+def _released(port: Port, requests: list[dict[str, str]]) -> list[str]:
+    """Return the port's addresses an update to ``requests`` gives up (as the store keeps).
+
+    A request naming an address keeps it; a bare ``subnet_id`` keeps the port's
+    first address in that subnet (an unparsable address is the store's 400).
+    """
+    held = list(port.fixed_ips)
+    for r in requests:
+        if "ip_address" in r:
+            try:
+                ip = str(ipaddress.IPv4Address(r["ip_address"]))
+            except ValueError:
+                continue
+            match = next((h for h in held if h[1] == ip), None)
+        else:
+            match = next((h for h in held if h[0] == r.get("subnet_id")), None)
+        if match is not None:
+            held.remove(match)
+    return [ip for _subnet, ip in held]

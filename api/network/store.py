@@ -343,6 +343,44 @@ class NetworkStore:
             raise port_not_found(port_id)
         return port
 
+    def replace_fixed_ips(self, port: Port, requests: list[dict[str, str]]) -> None:
+        """Give ``port`` exactly the addresses ``requests`` asks for (Neutron's update).
+
+        An ``ip_address`` the port already holds, or a bare ``subnet_id`` where it
+        holds one, keeps that address; anything else is allocated as on create; the
+        port's other addresses go back to the pool, in the same transaction.
+        """
+        net_id = port.network_id
+
+        def step(conn: Connection, attempt: int) -> None:
+            subnets = [Subnet(dict(r)) for r in conn.execute(sa.select(s.subnets).where(
+                s.subnets.c.network_id == net_id).order_by(s.subnets.c.created_at,
+                                                           s.subnets.c.id)).mappings()]
+            a = s.ip_allocations
+            held = sorted(((r[0], r[1]) for r in conn.execute(
+                sa.select(a.c.subnet_id, a.c.ip_address).where(a.c.port_id == port.id))),
+                key=_ip_order)
+            wanted: list[dict[str, str]] = []
+            for req in requests:
+                subnet = resolve_subnet(req, net_id, subnets)
+                if "ip_address" in req:
+                    mine = (subnet.id, str(ipam.parse_ip(req["ip_address"])))
+                else:
+                    mine = next((h for h in held if h[0] == subnet.id), ("", ""))
+                if mine in held:
+                    held.remove(mine)
+                else:
+                    wanted.append({**req, "subnet_id": subnet.id})
+            for subnet_id, ip in held:
+                conn.execute(a.delete().where(a.c.port_id == port.id,
+                                              a.c.subnet_id == subnet_id,
+                                              a.c.ip_address == ip))
+            self._allocate(conn, port.id, net_id, subnets, wanted, attempt)
+            conn.execute(s.ports.update().where(s.ports.c.id == port.id).values(
+                updated_at=self.clock(), revision_number=s.ports.c.revision_number + 1))
+
+        self.write(step)
+
     def delete_port(self, port_id: str) -> None:
         """Delete a port and release its addresses."""
         with self.engine.begin() as conn:

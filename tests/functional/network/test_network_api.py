@@ -96,6 +96,31 @@ def test_fixed_ip_outside_subnet_and_taken(net: NetCloud, network) -> None:  # t
     assert len(mine) == 1
 
 
+def test_port_fixed_ips_update(net: NetCloud, network) -> None:  # type: ignore[no-untyped-def]
+    """Neutron's update: named addresses and bare subnets kept, the rest released."""
+    conn, net_id, sub_id = network
+    port = conn.network.create_port(network_id=net_id)
+    first = port.fixed_ips[0]["ip_address"]
+    moved = conn.network.update_port(port, fixed_ips=[{"ip_address": "10.0.0.50"}])
+    assert moved.fixed_ips == [{"subnet_id": sub_id, "ip_address": "10.0.0.50"}]
+    taker = conn.network.create_port(network_id=net_id, fixed_ips=[{"ip_address": first}])
+    assert taker.fixed_ips[0]["ip_address"] == first  # the old address went back
+    two = conn.network.update_port(port, fixed_ips=[{"subnet_id": sub_id},
+                                                    {"ip_address": "10.0.0.51"}])
+    assert [ip["ip_address"] for ip in two.fixed_ips] == ["10.0.0.50", "10.0.0.51"]
+    tok = conn.auth_token
+    for ips, want in (([{"ip_address": first}], (409, "IpAddressAlreadyAllocated")),
+                      ([{"ip_address": "192.168.9.9"}], (400, "InvalidIpForNetwork")),
+                      ("10.0.0.9", (400, "HTTPBadRequest"))):
+        r = net.http("PUT", f"/ports/{port.id}", tok, json={"port": {"fixed_ips": ips}})
+        assert _fault(r)[:2] == want, r.text
+    assert conn.network.get_port(port.id).fixed_ips == two.fixed_ips  # nothing half-done
+    dhcp = next(iter(conn.network.ports(network_id=net_id, device_owner="network:dhcp")))
+    r = net.http("PUT", f"/ports/{dhcp.id}", tok, json={"port": {"fixed_ips": []}})
+    assert _fault(r)[:2] == (409, "PortInUse")
+    assert conn.network.update_port(port, fixed_ips=[]).fixed_ips == []
+
+
 def test_exhausted_pool(net: NetCloud) -> None:
     conn = net.sdk()
     n = conn.network.create_network(name=_name("small"))

@@ -17,6 +17,10 @@ def test_cli_network_flow(net: NetCloud) -> None:
     p = net.osc("port", "create", "--network", f"cli-{sfx}", "--fixed-ip",
                 "ip-address=10.0.0.50", f"cli-port-{sfx}", "-f", "json")
     assert p["fixed_ips"][0]["ip_address"] == "10.0.0.50"
+    net.osc("port", "set", "--fixed-ip", "ip-address=10.0.0.60", p["id"])
+    net.osc("port", "unset", "--fixed-ip", f"subnet={s['id']},ip-address=10.0.0.50", p["id"])
+    shown = net.osc("port", "show", p["id"], "-f", "json")
+    assert [ip["ip_address"] for ip in shown["fixed_ips"]] == ["10.0.0.60"]
     sg = net.osc("security", "group", "create", f"cli-sg-{sfx}", "-f", "json")
     rule = net.osc("security", "group", "rule", "create", "--protocol", "icmp",
                    "--ingress", sg["id"], "-f", "json")

@@ -89,6 +89,16 @@ def test_router_gateway_interface_and_floating_ip(net: NetCloud, l3: L3) -> None
                  json={"floatingip": {"port_id": l3.port_id}})
     assert _fault(r) == (409, "FloatingIPPortAlreadyAssociated")
     conn.network.delete_ip(other)
+    # The associated fixed address cannot be taken off the port; another can be added.
+    r = net.http("PUT", f"/ports/{l3.port_id}", net.token(), json={"port": {
+        "fixed_ips": [{"subnet_id": l3.subnet_id, "ip_address": "10.44.0.99"}]}})
+    assert _fault(r) == (409, "FixedIpAddressInUse")
+    both = conn.network.update_port(l3.port_id, fixed_ips=[
+        {"ip_address": fixed}, {"subnet_id": l3.subnet_id, "ip_address": "10.44.0.99"}])
+    assert [ip["ip_address"] for ip in both.fixed_ips] == [fixed, "10.44.0.99"]
+    r = net.http("PUT", f"/ports/{added['port_id']}", net.token(), json={"port": {
+        "fixed_ips": [{"subnet_id": l3.subnet_id, "ip_address": "10.44.0.98"}]}})
+    assert _fault(r) == (409, "PortInUse")  # a router's interface keeps its address
     # Interfaces in use: the router and the interface cannot go.
     r = net.http("DELETE", f"/routers/{router.id}", net.token())
     assert _fault(r) == (409, "RouterInUse")
