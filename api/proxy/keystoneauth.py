@@ -3,9 +3,11 @@
 Swift's keystoneauth middleware, for nubis. Enabled by listing
 ``"nubis.api.proxy.keystoneauth:proxy_verifier"`` in ``[proxy] token_verifiers``.
 A project-scoped token carrying an operator role (``admin`` or ``member``,
-implied roles included) owns account ``AUTH_<project_id>``; ``ResellerAdmin``
-may act on every account; ACL groups follow Swift's keystoneauth
-(``<project>:<user>`` by id or name, ``*`` wildcards). Tokens are verified
+implied roles included) owns account ``AUTH_<project_id>`` (and the project's
+account under every other reseller prefix, subject to its required service role);
+``ResellerAdmin`` may act on every account; ACL groups follow Swift's keystoneauth
+(``<project>:<user>`` by id, or by name inside the default domain; ``*``
+wildcards). Tokens are verified
 locally (see :mod:`nubis.api.shared.auth`); tempauth keeps working beside it
 because the chain tries each verifier in turn.
 """
@@ -61,8 +63,9 @@ def swift_identity_fields(ctx: AuthContext, *, reseller_prefix: str = "AUTH_",
                           reseller_prefixes: Iterable[str] = ()) -> dict[str, Any]:
     """Map a Keystone context to the object proxy's identity fields.
 
-    A project-scoped token owns account ``<reseller_prefix><project_id>`` when it
-    carries an operator role. Its ACL groups follow Swift's keystoneauth:
+    A project-scoped token owns ``<prefix><project_id>`` under every reseller prefix
+    when it carries an operator role (a prefix's required service role is checked
+    later, by ``auth.gated``). Its ACL groups follow Swift's keystoneauth:
     ``project:user`` with ``*`` wildcards, by id always and by name only where
     :func:`nubis.api.proxy.auth.names_allowed` says (names are unique only
     within a domain).
