@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,8 +66,9 @@ def owner_xml(req: S3Req) -> str:
     return f"<Owner>{el('ID', req.user)}{el('DisplayName', req.user)}</Owner>"
 
 
-async def list_buckets(req: S3Req) -> Resp:
-    """Answer ListBuckets: the project account's containers."""
+async def list_buckets(req: S3Req,
+                       visible: Callable[[S3Req, str], Awaitable[bool]] | None = None) -> Resp:
+    """Answer ListBuckets: the project account's containers (those ``visible`` admits)."""
     buckets: list[str] = []
     marker = ""
     while True:
@@ -80,7 +82,8 @@ async def list_buckets(req: S3Req) -> Resp:
         if not items:
             break
         for item in items:
-            if SEGMENTS not in item["name"]:
+            if SEGMENTS not in item["name"] and (
+                    visible is None or await visible(req, item["name"])):
                 buckets.append(_bucket_xml(item))
         marker = items[-1]["name"]
     return Resp(200, dict(XML), doc("ListAllMyBucketsResult",

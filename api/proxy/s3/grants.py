@@ -20,11 +20,13 @@ fully controlled by the account's owners and no one else.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nubis.api.proxy.context import Resp
+from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import bucketconf, buckets, tagging, versioning
 from nubis.api.proxy.s3.acl import AclApi
 from nubis.api.proxy.s3.errors import S3Error
@@ -299,6 +301,21 @@ class Gate:
             self.check(object_policy(stored), permission)
         else:
             self.check(await self.bucket_policy(), "READ")
+
+
+async def readable(req: S3Req, bucket: str) -> bool:
+    """Tell whether the caller may read ``bucket`` (ListBuckets in ``s3_acl`` mode).
+
+    A project's users own their buckets apart: ListBuckets shows only those
+    the caller may read, as Swift's s3api with ``check_bucket_owner`` (one
+    cached container read per bucket).
+    """
+    gate = Gate(dataclasses.replace(req, bucket=bucket, key="", q={}, gate=None))
+    try:
+        gate.check(await gate.bucket_policy(), "READ")
+    except (S3Error, HTTPError):
+        return False
+    return True
 
 
 def object_policy(stored: Mapping[str, str]) -> Policy:

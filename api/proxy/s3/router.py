@@ -131,7 +131,7 @@ class S3Api:
         method, q = req.ctx.method, req.q
         if not req.bucket:
             if method == "GET":
-                return await buckets.list_buckets(req)
+                return await buckets.list_buckets(req, grants.readable if req.acl_mode else None)
             raise S3Error("MethodNotAllowed")
         if method == "PUT" and not req.key and not q:
             return await buckets.create(req, self.registry, _bucket_acl_headers(req))

@@ -110,6 +110,22 @@ def test_buckets_belong_to_their_creator(users: dict[str, Any]) -> None:
     assert _grants(tester.get_bucket_acl(Bucket=b)) == {("test:tester", "FULL_CONTROL")}
 
 
+def test_list_buckets_shows_what_the_caller_may_read(users: dict[str, Any]) -> None:
+    """Swift s3api's ``check_bucket_owner``: another user's private bucket is not listed."""
+    tester, tester2, tester3 = users["tester"], users["tester2"], users["tester3"]
+    mine, shared = _bucket(tester), _bucket(tester)
+    tester.put_bucket_acl(Bucket=shared, GrantRead='id="test:tester3"',
+                          GrantFullControl='id="test:tester"')
+    theirs = _bucket(tester2)
+
+    def listed(s3: Any) -> set[str]:
+        return {x["Name"] for x in s3.list_buckets()["Buckets"]} & {mine, shared, theirs}
+
+    assert listed(tester) == {mine, shared}
+    assert listed(tester2) == {theirs}
+    assert listed(tester3) == {shared}
+
+
 def test_bucket_and_object_grants_take_effect(users: dict[str, Any]) -> None:
     tester, tester3 = users["tester"], users["tester3"]
     b = _bucket(tester)
