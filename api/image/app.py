@@ -12,6 +12,7 @@ from typing import Any
 
 import falcon.asgi
 from nubis.api.image import handlers as h
+from nubis.api.image import imports
 from nubis.api.image.config import ImageConfig
 from nubis.api.image.data import too_large
 from nubis.api.image.errors import install_glance_errors, render
@@ -125,10 +126,12 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, v2_url: str,
     app.add_route(f"{prefix}/versions", h.Versions(v2_url, 200))
     app.add_route(v2, h.Versions(v2_url, 300))
     app.add_route(f"{v2}/schemas/{{name}}", h.Schema())
-    app.add_route(f"{v2}/info/import", h.ImportInfo())
+    app.add_route(f"{v2}/info/import", imports.ImportInfo())
     app.add_route(f"{v2}/images", h.Images(svc))
     app.add_route(f"{v2}/images/{{image_id}}", h.ImageItem(svc))
     app.add_route(f"{v2}/images/{{image_id}}/file", ImageFile(svc))
+    app.add_route(f"{v2}/images/{{image_id}}/stage", imports.ImageStage(svc))
+    app.add_route(f"{v2}/images/{{image_id}}/import", imports.ImageImport(svc))
     app.add_route(f"{v2}/images/{{image_id}}/actions/{{action}}", h.Action(svc))
     app.add_route(f"{v2}/images/{{image_id}}/tags/{{tag}}", h.Tag(svc))
     app.add_route(f"{v2}/images/{{image_id}}/members", Members(svc))

@@ -11,6 +11,7 @@ from nubis.api.image import jsonschemas as js
 from nubis.api.image import views
 from nubis.api.image.data import delete_image_data
 from nubis.api.image.filters import parse_list_query
+from nubis.api.image.imports import METHODS as IMPORT_METHODS
 from nubis.api.image.patch import MAX_PROPERTY_NAME, apply_patch, parse_patch
 from nubis.api.image.policy import target
 from nubis.api.image.service import ImageService
@@ -54,15 +55,6 @@ class Schema:
         _json(resp, build())
 
 
-class ImportInfo:
-    """``GET /v2/info/import``: no interoperable import methods are enabled."""
-
-    async def on_get(self, req: Req, resp: Resp) -> None:
-        """Describe the (empty) import methods."""
-        _json(resp, {"import-methods": {"description": "Import methods available.",
-                                        "type": "array", "value": []}})
-
-
 class Images:
     """``/v2/images``: list and create."""
 
@@ -99,6 +91,8 @@ class Images:
         image = self.svc.store.create(columns, properties, tags)
         _json(resp, views.image_view(image), 201)
         resp.location = views.image_href(image.id)
+        # Glance's announcement of interoperable import (openstacksdk reads it).
+        resp.set_header("OpenStack-image-import-methods", ",".join(IMPORT_METHODS))
 
     def _parse_create(self, body: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """Split a create body into columns, free-form properties and tags (Glance's rules)."""

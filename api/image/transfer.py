@@ -66,6 +66,15 @@ class ImageFile:
 
     async def on_put(self, req: Req, resp: Resp, image_id: str) -> None:
         """Upload the image data."""
+        await self.receive(req, image_id, "saving", "active")
+        resp.status = falcon.HTTP_204
+
+    async def receive(self, req: Req, image_id: str, working: str, done: str) -> None:
+        """Store a queued image's data: ``queued`` → ``working`` → ``done``.
+
+        An upload ends ``active``; a stage (interoperable import) ends
+        ``uploading`` with the bytes already in place, for the import to finish.
+        """
         ctx = self.svc.caller(req)
         image, membership = self.svc.find(ctx, image_id)
         self.svc.policy.enforce("upload_image", ctx, target(image, membership))
@@ -80,12 +89,12 @@ class ImageFile:
         length = req.content_length
         if length is not None and length > self.svc.config.size_cap:
             raise too_large(self.svc.config.size_cap)
-        if not self.svc.store.transition(image.id, ["queued"], "saving"):
+        if not self.svc.store.transition(image.id, ["queued"], working):
             current = self.svc.store.get(image.id)
             raise _transition_refused(current.status if current else "deleted")
-        stored = await self._receive(req, image, length)
+        stored = await self._receive(req, image, length, working)
         if not self.svc.store.transition(
-                image.id, ["saving"], "active", size=stored.size, checksum=stored.checksum,
+                image.id, [working], done, size=stored.size, checksum=stored.checksum,
                 os_hash_algo="sha512", os_hash_value=stored.os_hash_value,
                 virtual_size=stored.virtual_size, location=stored.location,
                 segments=stored.segments):
@@ -93,9 +102,9 @@ class ImageFile:
             raise GoneError(f"Image {image.id} could not be found after upload. The image may "
                             "have been deleted during the upload, cleaning up the chunks "
                             "uploaded.")
-        resp.status = falcon.HTTP_204
 
-    async def _receive(self, req: Req, image: Image, length: int | None) -> StoredImage:
+    async def _receive(self, req: Req, image: Image, length: int | None,
+                       working: str) -> StoredImage:
         """Stream the body into the object store; on any failure undo and re-raise."""
         cfg = self.svc.config
         writer: ImageWriter | None = None
@@ -115,7 +124,7 @@ class ImageFile:
         except BaseException as exc:
             if writer is not None:
                 await writer.abort()
-            self.svc.store.transition(image.id, ["saving"], "queued")
+            self.svc.store.transition(image.id, [working], "queued")
             if isinstance(exc, StoreError):
                 LOG.warning("upload of image %s failed in the object store: %s", image.id, exc)
                 raise ServiceUnavailableError("Error in store: the object store could not "
