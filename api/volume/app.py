@@ -32,6 +32,7 @@ from nubis.api.volume.resources import (
 )
 from nubis.api.volume.service import MAX_VERSION, MIN_VERSION, VolumeService
 from nubis.api.volume.store import VolumeStore
+from nubis.api.volume.transfers import Transfers
 from nubis.api.volume.volumes import VolumeMetadata, Volumes
 from nubis.common.httpclient import HTTPClient
 
@@ -103,6 +104,12 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: VolumeService,
     app.add_route(f"{v}/attachments/{{attachment_id}}", atts, suffix="one")
     app.add_route(f"{v}/attachments/{{attachment_id}}/action", atts, suffix="action")
     quotas = Quotas(svc)
+    for collection in ("os-volume-transfer", "volume-transfers"):
+        xfers = Transfers(svc, collection)
+        app.add_route(f"{v}/{collection}", xfers)
+        app.add_route(f"{v}/{collection}/detail", xfers, suffix="detail")
+        app.add_route(f"{v}/{collection}/{{transfer_id}}", xfers, suffix="one")
+        app.add_route(f"{v}/{collection}/{{transfer_id}}/accept", xfers, suffix="accept")
     app.add_route(f"{v}/os-quota-sets/{{project_id}}", quotas)
     app.add_route(f"{v}/os-quota-sets/{{project_id}}/defaults", quotas, suffix="defaults")
     app.add_route(f"{v}/limits", Limits(svc))

@@ -45,6 +45,10 @@ class Record:
         return self.doc.get(key, default)
 
 
+class _LostRaceError(Exception):
+    """A concurrent writer changed what a transaction expected (it is rolled back)."""
+
+
 class VolumeStore:
     """Rows of the volume API on the shared control-plane engine."""
 
@@ -118,6 +122,33 @@ class VolumeStore:
         return Record(cur.id, cur.kind, cur.project_id,
                       values.get("name", cur.name), values.get("status", cur.status),
                       cur.created_at, values["updated_at"], doc)
+
+    def hand_over(self, transfer: Record, volume: Record, snapshots: Iterable[Record],
+                  project_id: str, user_id: str) -> bool:
+        """Accept a transfer in one transaction: the volume (and ``snapshots``) change owner.
+
+        False, with nothing changed, when the transfer is gone or the volume no
+        longer awaits it (a concurrent accept or delete won).
+        """
+        t = s.resources
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                gone = conn.execute(t.delete().where(t.c.id == transfer.id,
+                                                     t.c.kind == "transfer")).rowcount
+                moved = conn.execute(t.update().where(
+                    t.c.id == volume.id, t.c.status == "awaiting-transfer").values(
+                    project_id=project_id, status="available", updated_at=now,
+                    doc=json.dumps({**volume.doc, "user_id": user_id}))).rowcount
+                if gone != 1 or moved != 1:
+                    raise _LostRaceError  # rolls the transaction back
+                for snap in snapshots:
+                    conn.execute(t.update().where(t.c.id == snap.id).values(
+                        project_id=project_id, updated_at=now,
+                        doc=json.dumps({**snap.doc, "user_id": user_id})))
+        except _LostRaceError:
+            return False
+        return True
 
     def delete(self, ident: str) -> None:
         """Delete one resource row."""
