@@ -25,7 +25,7 @@ from nubis.api.volume.volumes import delete_volume, fail
 
 STATUSES = ("available", "error", "creating", "deleting", "in-use", "attaching",
             "detaching", "error_deleting", "maintenance", "reserved", "error_extending",
-            "error_restoring", "backing-up", "restoring-backup")
+            "error_restoring", "backing-up", "restoring-backup", "reverting")
 
 
 def _now() -> str:
@@ -84,6 +84,42 @@ class VolumeActions:
                 return
             self.svc.store.update(cur, status=back, size=new_size)
         self.svc.spawn(work(), f"extend volume {rec.id}")
+
+    async def do_revert(self, req: falcon.asgi.Request, rec: Record,
+                        arg: dict[str, Any]) -> None:
+        """Revert an available volume to its latest snapshot (3.40; the snapshot stays)."""
+        if mv_of(req) < (3, 40):
+            raise BadRequestError("There is no such action: revert")
+        snap_id = arg.get("snapshot_id")
+        snaps = [sn for sn in self.svc.store.select("snapshot", rec.project_id)
+                 if sn.get("volume_id") == rec.id]
+        latest = max(snaps, key=lambda sn: (sn.created_at, sn.id), default=None)
+        if latest is None or latest.id != snap_id:
+            raise BadRequestError(f"Specified snapshot {snap_id} is None or not the latest "
+                                  f"one of volume {rec.id}.")
+        if int(latest.get("size")) != int(rec.get("size")):
+            raise BadRequestError(f"Can't revert volume {rec.id} to its latest snapshot "
+                                  f"{latest.id}. The volume size must be equal to the "
+                                  "snapshot size.")
+        if latest.status != "available":
+            raise InvalidStateError(f"Invalid snapshot: Snapshot {latest.id} status must be "
+                                    f"available, currently {latest.status}.")
+        cur = self.svc.store.update(rec, status="reverting", expected=("available",))
+        if cur is None:
+            raise InvalidStateError(f"Invalid volume: Volume {rec.id} status must be "
+                                    f"available to revert, currently {rec.status}.")
+        snap = self.svc.store.update(latest, status="restoring", expected=("available",))
+
+        async def work() -> None:
+            try:
+                await self.svc.daemon.action(rec.id, "revert", {"snapshot_id": latest.id})
+            except PeerError as exc:
+                await fail(self.svc, cur, "revert volume", str(exc))
+            else:
+                self.svc.store.update(cur, status="available", expected=("reverting",))
+            if snap is not None:
+                self.svc.store.update(snap, status="available", expected=("restoring",))
+        self.svc.spawn(work(), f"revert volume {rec.id}")
 
     async def do_reset_status(self, req: falcon.asgi.Request, rec: Record,
                               arg: dict[str, Any]) -> None:

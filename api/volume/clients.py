@@ -90,7 +90,7 @@ class VolumeDaemonClient(JsonPeer):
         await self.call("DELETE", f"/v1/volumes/{volume_id}", timeout=self.timeout)
 
     async def action(self, volume_id: str, action: str, body: dict[str, Any]) -> Any:
-        """Run ``extend``, ``snapshots``, ``backup`` or ``restore`` on a volume."""
+        """Run ``extend``, ``snapshots``, ``revert``, ``backup`` or ``restore`` on a volume."""
         _, doc = await self.call("POST", f"/v1/volumes/{volume_id}/{action}", body,
                                  timeout=self.timeout)
         return doc

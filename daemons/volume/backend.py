@@ -303,6 +303,17 @@ class FileBackend:
         if not online.snapshot(path, name):
             qemuimg.snapshot_create(path, name)
 
+    def revert(self, volume_id: str, snapshot_id: str) -> None:
+        """Revert a detached volume to one of its snapshots (Cinder's revert-to-snapshot).
+
+        The snapshot stays. The file must not be open in a guest: the API only
+        reverts an ``available`` volume.
+        """
+        path, name = self.existing(volume_id), f"snapshot-{canonical(snapshot_id)}"
+        if name not in qemuimg.snapshots(path):
+            raise VolumeNotFound(f"volume {volume_id} has no snapshot {snapshot_id}")
+        qemuimg.snapshot_apply(path, name)
+
     def delete_snapshot(self, volume_id: str, snapshot_id: str) -> None:
         """Delete a snapshot, merging its clusters back (idempotent)."""
         path = self.path(volume_id)

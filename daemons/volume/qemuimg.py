@@ -100,6 +100,11 @@ def snapshot_delete(path: Path, name: str) -> None:
     run("snapshot", "-d", name, str(path))
 
 
+def snapshot_apply(path: Path, name: str) -> None:
+    """Revert an image to its internal snapshot ``name`` (size and contents)."""
+    run("snapshot", "-a", name, str(path))
+
+
 def snapshots(path: Path) -> list[str]:
     """Return the names of a file's internal snapshots."""
     return [str(s["name"]) for s in info(path).get("snapshots") or []]

@@ -9,7 +9,8 @@ Only the volume API calls it, with the shared service token in
 * ``POST /v1/volumes`` — create ``{id, size, source?}`` (``source``: ``{"volume": id}``,
   ``{"volume": id, "snapshot": id}`` or ``{"image": {url, token, disk_format, sha512}}``);
 * ``DELETE /v1/volumes/{id}``; ``POST /v1/volumes/{id}/extend`` ``{size}``;
-* ``POST|DELETE /v1/volumes/{id}/snapshots[/{sid}]``;
+* ``POST|DELETE /v1/volumes/{id}/snapshots[/{sid}]``; ``POST /v1/volumes/{id}/revert``
+  ``{snapshot_id}`` (back to that snapshot, which stays);
 * ``GET /v1/volumes/{id}/connection`` — the file a hypervisor attaches;
 * ``POST /v1/volumes/{id}/backup`` / ``restore`` and ``POST /v1/backups/delete`` — see
   :mod:`nubis.daemons.volume.backup`.
@@ -194,7 +195,7 @@ class Routes:
 
     async def on_post_action(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                              vid: str, action: str) -> None:
-        """Extend, snapshot, back up or restore a volume."""
+        """Extend, snapshot, revert, back up or restore a volume."""
         doc = await read_json(req)
         if action == "extend":
             await asyncio.to_thread(self.b.extend, vid, _field(doc, "size", int))
@@ -202,6 +203,9 @@ class Routes:
         elif action == "snapshots":
             await asyncio.to_thread(self.b.snapshot, vid, _field(doc, "snapshot_id", str))
             resp.status = 201
+        elif action == "revert":
+            await asyncio.to_thread(self.b.revert, vid, _field(doc, "snapshot_id", str))
+            resp.media = {}
         elif action == "backup":
             resp.media = await asyncio.to_thread(self.h.backup, vid, doc)
         elif action == "restore":
