@@ -17,6 +17,7 @@ from typing import Any
 import falcon.asgi
 from nubis.api.shared.errors import BadRequestError, NotFoundError
 from nubis.api.shared.rest import read_json
+from nubis.api.volume import toimage
 from nubis.api.volume.clients import PeerError
 from nubis.api.volume.errors import InvalidStateError
 from nubis.api.volume.service import VolumeService, body_of, mv_of, project_of, size_of
@@ -26,6 +27,10 @@ from nubis.api.volume.volumes import delete_volume, fail
 STATUSES = ("available", "error", "creating", "deleting", "in-use", "attaching",
             "detaching", "error_deleting", "maintenance", "reserved", "error_extending",
             "error_restoring", "backing-up", "restoring-backup", "reverting")
+
+
+#: Actions Cinder answers 202 with a body (the others: 202 without one, or 200).
+_ACCEPTED_WITH_BODY = frozenset({"os-volume_upload_image"})
 
 
 def _now() -> str:
@@ -50,9 +55,9 @@ class VolumeActions:
         if handler is None:
             raise BadRequestError(f"There is no such action: {action}")
         result = await handler(req, rec, arg if isinstance(arg, dict) else {})
-        if result is None:
+        if result is None or action in _ACCEPTED_WITH_BODY:
             resp.status = 202
-        else:
+        if result is not None:
             resp.media = result
 
     async def do_extend(self, req: falcon.asgi.Request, rec: Record,
@@ -120,6 +125,11 @@ class VolumeActions:
             if snap is not None:
                 self.svc.store.update(snap, status="available", expected=("restoring",))
         self.svc.spawn(work(), f"revert volume {rec.id}")
+
+    async def do_volume_upload_image(self, req: falcon.asgi.Request, rec: Record,
+                                     arg: dict[str, Any]) -> dict[str, Any]:
+        """Make an image of the volume's bytes (see :mod:`nubis.api.volume.toimage`)."""
+        return await toimage.upload(self.svc, req, rec, arg)
 
     async def do_reset_status(self, req: falcon.asgi.Request, rec: Record,
                               arg: dict[str, Any]) -> None:

@@ -121,7 +121,22 @@ class VolumeDaemonClient(JsonPeer):
 
 
 class ImageClient(JsonPeer):
-    """Image records from the image service, read with the caller's token."""
+    """Image records from the image service, read and written with the caller's token."""
+
+    async def create(self, record: dict[str, Any], token: str) -> dict[str, Any]:
+        """Create a queued image record; return it (PeerError with the service's answer)."""
+        _, doc = await self.call("POST", "/v2/images", record,
+                                 headers={"X-Auth-Token": token})
+        return dict(doc or {})
+
+    async def delete(self, image_id: str, token: str) -> None:
+        """Delete an image (a failed upload's); a missing one is fine."""
+        try:
+            await self.call("DELETE", f"/v2/images/{urllib.parse.quote(image_id)}",
+                            headers={"X-Auth-Token": token})
+        except PeerError as exc:
+            if exc.status != 404:
+                raise
 
     async def get(self, image_id: str, token: str) -> dict[str, Any] | None:
         """Return the image record, or None when the caller cannot see it."""

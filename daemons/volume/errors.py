@@ -43,5 +43,9 @@ class ImageFetchError(VolumeError):
     """The image could not be downloaded, or its bytes do not match its checksum."""
 
 
+class ImageUploadError(VolumeError):
+    """The image service refused a volume's bytes, or could not be reached."""
+
+
 class BackupError(VolumeError):
     """A backup or restore failed (object store refused, a chunk is corrupt, ...)."""

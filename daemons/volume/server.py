@@ -11,6 +11,8 @@ Only the volume API calls it, with the shared service token in
 * ``DELETE /v1/volumes/{id}``; ``POST /v1/volumes/{id}/extend`` ``{size}``;
 * ``POST|DELETE /v1/volumes/{id}/snapshots[/{sid}]``; ``POST /v1/volumes/{id}/revert``
   ``{snapshot_id}`` (back to that snapshot, which stays);
+* ``POST /v1/volumes/{id}/upload`` ``{url, token, disk_format}`` — the volume's bytes to
+  an image (:mod:`nubis.daemons.volume.toimage`);
 * ``GET /v1/volumes/{id}/connection`` — the file a hypervisor attaches;
 * ``POST /v1/volumes/{id}/backup`` / ``restore`` and ``POST /v1/backups/delete`` — see
   :mod:`nubis.daemons.volume.backup`.
@@ -38,10 +40,11 @@ from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import KEEPALIVE_TIMEOUT
 from nubis.common.servicetoken import load_or_create
 from nubis.daemons.volume import backup as bk
-from nubis.daemons.volume import extents
+from nubis.daemons.volume import extents, toimage
 from nubis.daemons.volume.backend import FileBackend, ImageSource, canonical
 from nubis.daemons.volume.config import VolumeConfig
 from nubis.daemons.volume.errors import BadRequest, VolumeError
+from nubis.daemons.volume.toimage import ImageTarget
 
 LOG = logging.getLogger("nubis.volume")
 
@@ -203,6 +206,12 @@ class Routes:
         elif action == "snapshots":
             await asyncio.to_thread(self.b.snapshot, vid, _field(doc, "snapshot_id", str))
             resp.status = 201
+        elif action == "upload":
+            target = ImageTarget(_field(doc, "url", str), _field(doc, "token", str),
+                                 _field(doc, "disk_format", str))
+            sent = await asyncio.to_thread(toimage.upload, self.b, vid, target,
+                                           self.b.timeout)
+            resp.media = {"size": sent}
         elif action == "revert":
             await asyncio.to_thread(self.b.revert, vid, _field(doc, "snapshot_id", str))
             resp.media = {}
