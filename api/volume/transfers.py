@@ -99,20 +99,20 @@ class Transfers:
         return [sn for sn in self.svc.store.select("snapshot", vol.project_id)
                 if sn.get("volume_id") == vol.id]
 
-    async def on_get(self, req: Req, resp: Resp) -> None:
-        """List the caller's project's transfers (all of them for an admin's ``all_tenants``)."""
+    def _listing(self, req: Req, detail: bool) -> dict[str, Any]:
+        """The caller's project's transfers (every project's for an admin's ``all_tenants``)."""
         every = req.get_param_as_bool("all_tenants") and auth(req).is_admin
         recs = self.svc.store.select("transfer", None if every else project_of(req))
-        resp.media = {"transfers": [transfer_view(self.svc, req, r, detail=False,
-                                                  collection=self.collection)
-                                    for r in recs]}
+        return {"transfers": [transfer_view(self.svc, req, r, detail=detail,
+                                            collection=self.collection) for r in recs]}
+
+    async def on_get(self, req: Req, resp: Resp) -> None:
+        """List transfers."""
+        resp.media = self._listing(req, detail=False)
 
     async def on_get_detail(self, req: Req, resp: Resp) -> None:
         """List transfers with their creation time."""
-        every = req.get_param_as_bool("all_tenants") and auth(req).is_admin
-        recs = self.svc.store.select("transfer", None if every else project_of(req))
-        resp.media = {"transfers": [transfer_view(self.svc, req, r, collection=self.collection)
-                                    for r in recs]}
+        resp.media = self._listing(req, detail=True)
 
     async def on_get_one(self, req: Req, resp: Resp, transfer_id: str) -> None:
         """Show a transfer of the caller's project."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import openstack
 import pytest
+import requests
 from nubis.daemons.volume.server import volumes_dir
 
 from tests.functional.proxy.cloud import Cloud, start_cloud
@@ -54,6 +55,14 @@ class VolumeCloud:
         if check and "-f" in args and "json" in args:
             return json.loads(proc.stdout)
         return proc
+
+    def http(self, method: str, path: str, cloud: str = "nubis-demo",
+             **kw: Any) -> requests.Response:
+        """Call the volume API directly as a clouds.yaml cloud (for what clients cannot send)."""
+        conn = self.sdk(cloud)
+        url = conn.block_storage.get_endpoint().rstrip("/")
+        headers = {"X-Auth-Token": conn.auth_token, **kw.pop("headers", {})}
+        return requests.request(method, f"{url}{path}", headers=headers, timeout=60, **kw)
 
     def wait(self, kind: str, ident: str, status: str = "available",
              timeout: float = 120.0) -> dict[str, Any]:

@@ -23,10 +23,8 @@ def _qemu_io(path: Path, command: str) -> subprocess.CompletedProcess[str]:
 
 def _action(volumes: VolumeCloud, vol: str, body: dict[str, Any],
             version: str = "3.40") -> requests.Response:
-    conn = volumes.sdk()
-    url = conn.block_storage.get_endpoint().rstrip("/")
-    return requests.post(f"{url}/volumes/{vol}/action", json=body, timeout=60, headers={
-        "X-Auth-Token": conn.auth_token, "OpenStack-API-Version": f"volume {version}"})
+    return volumes.http("POST", f"/volumes/{vol}/action", json=body,
+                        headers={"OpenStack-API-Version": f"volume {version}"})
 
 
 def test_revert_to_the_latest_snapshot(volumes: VolumeCloud) -> None:

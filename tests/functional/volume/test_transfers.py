@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import requests
 
 from tests.functional.volume.conftest import VolumeCloud
-
-
-def _http(volumes: VolumeCloud, method: str, path: str, cloud: str = "nubis-demo",
-          **kw: Any) -> requests.Response:
-    conn = volumes.sdk(cloud)
-    url = conn.block_storage.get_endpoint().rstrip("/")
-    headers = {"X-Auth-Token": conn.auth_token, **kw.pop("headers", {})}
-    return requests.request(method, f"{url}{path}", headers=headers, timeout=60, **kw)
 
 
 def _volume(volumes: VolumeCloud, snapshot: bool = False) -> tuple[str, str | None]:
@@ -41,7 +30,7 @@ def test_transfer_a_volume_and_its_snapshot_to_another_project(volumes: VolumeCl
     shown = volumes.osc("volume", "transfer", "request", "show", offer["id"], "-f", "json")
     assert shown["name"] == "gift" and "auth_key" not in shown
     # a wrong key is Cinder's 400; the right one hands the volume over
-    bad = _http(volumes, "POST", f"/os-volume-transfer/{offer['id']}/accept",
+    bad = volumes.http("POST", f"/os-volume-transfer/{offer['id']}/accept",
                 cloud="nubis-admin", json={"accept": {"auth_key": "not-the-key"}})
     assert bad.status_code == 400 and "Invalid auth key" in bad.text, bad.text
     volumes.osc("volume", "transfer", "request", "accept", "--auth-key", offer["auth_key"],
@@ -55,7 +44,7 @@ def test_transfer_a_volume_and_its_snapshot_to_another_project(volumes: VolumeCl
     snapped = volumes.osc("volume", "snapshot", "show", str(snap), "-f", "json",
                           cloud="nubis-admin")
     assert snapped["volume_id"] == vol
-    again = _http(volumes, "POST", f"/os-volume-transfer/{offer['id']}/accept",
+    again = volumes.http("POST", f"/os-volume-transfer/{offer['id']}/accept",
                   cloud="nubis-admin", json={"accept": {"auth_key": offer["auth_key"]}})
     assert again.status_code == 404  # a transfer is used once
     volumes.osc("volume", "snapshot", "delete", str(snap), cloud="nubis-admin")
@@ -65,21 +54,21 @@ def test_transfer_a_volume_and_its_snapshot_to_another_project(volumes: VolumeCl
 def test_withdrawn_transfer_and_refusals(volumes: VolumeCloud) -> None:
     vol, _ = _volume(volumes)
     offer = volumes.osc("volume", "transfer", "request", "create", vol, "-f", "json")
-    twice = _http(volumes, "POST", "/os-volume-transfer",
+    twice = volumes.http("POST", "/os-volume-transfer",
                   json={"transfer": {"volume_id": vol}})
     assert twice.status_code == 400 and "status must be available" in twice.text
-    deleting = _http(volumes, "DELETE", f"/volumes/{vol}")
+    deleting = volumes.http("DELETE", f"/volumes/{vol}")
     assert deleting.status_code == 400  # a volume on offer cannot be deleted
     volumes.osc("volume", "transfer", "request", "delete", offer["id"])
     assert volumes.osc("volume", "show", vol, "-f", "json")["status"] == "available"
-    missing = _http(volumes, "POST", "/os-volume-transfer", json={"transfer": {}})
+    missing = volumes.http("POST", "/os-volume-transfer", json={"transfer": {}})
     assert missing.status_code == 400
-    foreign = _http(volumes, "POST", "/os-volume-transfer", cloud="nubis-admin",
+    foreign = volumes.http("POST", "/os-volume-transfer", cloud="nubis-admin",
                     json={"transfer": {"volume_id": str(uuid.uuid4())}})
     assert foreign.status_code == 404
-    newer = _http(volumes, "POST", "/volume-transfers",
+    newer = volumes.http("POST", "/volume-transfers",
                   headers={"OpenStack-API-Version": "volume 3.55"},
                   json={"transfer": {"volume_id": vol, "no_snapshots": True}})
     assert newer.status_code == 202 and newer.json()["transfer"]["no_snapshots"] is True
-    _http(volumes, "DELETE", f"/volume-transfers/{newer.json()['transfer']['id']}")
+    volumes.http("DELETE", f"/volume-transfers/{newer.json()['transfer']['id']}")
     volumes.osc("volume", "delete", vol)
