@@ -379,7 +379,22 @@ def authorize(ident: Identity | None, method: str, account: str, container: str 
         return
     if account_level_allows(account_level, method, container):
         return
+    if role_named(ident, account, groups):
+        return
     raise HTTPError(403)
+
+
+def role_named(ident: Identity, account: str, entries: list[str]) -> bool:
+    """Tell whether an ACL entry names one of a Keystone caller's roles.
+
+    Swift keystoneauth's last check: on the account of the caller's own
+    project, an entry equal (case-insensitively) to one of the token's roles
+    grants access, whoever the user is.
+    """
+    if not ident.roles or account not in ident.project_accounts:
+        return False
+    mine = {role.lower() for role in ident.roles}
+    return any(entry.lower() in mine for entry in entries)
 
 
 def account_level_allows(level: str | None, method: str, container: str | None) -> bool:

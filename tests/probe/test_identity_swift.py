@@ -152,3 +152,43 @@ def test_acl_names_only_within_the_default_domain(cloud: Cloud) -> None:
     demo.post_container("for-acme", {
         "X-Container-Read": f"{admin_auth['project_name']}:{admin_auth['username']}"})
     assert reads(admin, "for-acme") == 200
+
+
+def test_acl_entry_naming_a_role(cloud: Cloud) -> None:
+    """Swift keystoneauth: a bare ACL entry is a role of the account's own project."""
+    conn, auth_url = keystone.admin_connection(cloud)
+    idn = conn.identity
+    demo_auth = _auth(cloud, "nubis-demo")
+    project = idn.find_project(demo_auth["project_name"], domain_id="default")
+    viewer = idn.create_user(name="viewer", password="look-only-1", domain_id="default",
+                             default_project_id=project.id)
+    idn.assign_project_role_to_user(project, viewer, idn.find_role("reader"))
+    outsider_project = idn.create_project(name="elsewhere", domain_id="default")
+    outsider = idn.create_user(name="outsider", password="look-only-2", domain_id="default")
+    idn.assign_project_role_to_user(outsider_project, outsider, idn.find_role("reader"))
+
+    def connect(user: str, password: str, project_name: str) -> swiftclient.Connection:
+        return swiftclient.Connection(
+            authurl=auth_url, user=user, key=password, auth_version="3", retries=0,
+            timeout=30, os_options={"project_name": project_name,
+                                    "user_domain_name": "Default",
+                                    "project_domain_name": "Default"})
+
+    demo = _conn(cloud, "nubis-demo")
+    demo.put_container("by-role")
+    demo.put_object("by-role", "o", b"for readers")
+    demo_url = demo.get_auth()[0]
+
+    def reads(reader: swiftclient.Connection) -> int:
+        try:
+            swiftclient.get_object(demo_url, reader.get_auth()[1], "by-role", "o")
+        except swiftclient.ClientException as exc:
+            return int(exc.http_status or 0)
+        return 200
+
+    view = connect("viewer", "look-only-1", demo_auth["project_name"])
+    other = connect("outsider", "look-only-2", "elsewhere")
+    assert reads(view) == 403  # the reader role owns nothing by itself
+    demo.post_container("by-role", {"X-Container-Read": "Reader"})
+    assert reads(view) == 200  # matched case-insensitively
+    assert reads(other) == 403  # the same role in another project does not count

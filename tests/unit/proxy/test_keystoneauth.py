@@ -59,6 +59,22 @@ def test_names_in_acls_only_within_the_default_domain() -> None:
         check("alice", names_ok=True)  # a bare name is a role in keystoneauth, not a user
 
 
+def test_acl_entry_naming_a_role_counts_on_the_callers_project_account() -> None:
+    """Swift keystoneauth's last check: a bare entry is a role, matched case-insensitively."""
+    reader = _ident(roles=(("r2", "Reader"),))
+    authorize(reader, "GET", "AUTH_p1", "c", "o", "READER")
+    authorize(reader, "PUT", "AUTH_p1", "c", "o", "other,reader")
+    for account, acl in (("AUTH_x", "reader"),  # another project's account
+                         ("AUTH_p1", "member"),  # a role the token lacks
+                         ("AUTH_p1", None)):
+        with pytest.raises(HTTPError) as err:
+            authorize(reader, "GET", account, "c", "o", acl)
+        assert err.value.status == 403
+    tempauth = Identity(user="test:tester", groups=frozenset({"test", "test:tester"}))
+    with pytest.raises(HTTPError):  # tempauth callers have no roles
+        authorize(tempauth, "GET", "AUTH_test2", "c", "o", "reader")
+
+
 def test_service_prefix_needs_a_service_token_role() -> None:
     """Swift keystoneauth's ``SERVICE_service_roles``: the role comes from X-Service-Token."""
     prefixes = ("AUTH_", "SERVICE_")
