@@ -43,6 +43,12 @@ X_TRANS_ID = "x-trans-id"
 #: with the ``ETag`` it computed; an object server that receives both checks
 #: the body against the xxh3 and stores that ETag instead of hashing MD5 itself.
 X_BODY_XXH3 = "x-backend-body-xxh3"
+#: Sent with an object PUT: the name of one metadata item (lower case). When the
+#: PUT replaced a live object holding it, the 201 answer carries its value in
+#: :data:`X_REPLACED` (the S3 layer learns which multipart upload an overwrite
+#: orphaned without a HEAD before every PUT).
+X_REPORT_REPLACED = "x-backend-report-replaced"
+X_REPLACED = "x-backend-replaced"
 #: Container-update overrides a proxy sends with an object PUT
 #: (``<prefix><key>`` replaces the update's ``X-<Key>``).
 X_OVERRIDE_PREFIX = "x-backend-container-update-override-"

@@ -234,10 +234,15 @@ def object_metadata(ctx: ObjectCtx, src: dict[str, str] | None = None) -> dict[s
 
 async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, str],
                 source: putter.Source, length: int | None, client_etag: str | None,
-                extra: dict[str, str] | None = None, ts: str | None = None) -> Resp:
+                extra: dict[str, str] | None = None, ts: str | None = None,
+                report: str | None = None) -> Resp:
     """Write an object body plus metadata to a quorum of nodes; answer 201.
 
-    ``ts`` is the object's timestamp (default: now).
+    ``ts`` is the object's timestamp (default: now). ``report`` names a metadata
+    item (lower case): the answer's internal ``x-backend-replaced`` header then
+    lists (comma-separated) its values in the live objects this write replaced
+    on the replicas; the caller removes it before answering (replicated policies
+    only).
     """
     policy = policy_of(info)
     ring = ctx.state.backend.rings.get("object", policy)
@@ -250,6 +255,8 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
         h.update(meta)
         h.update(extra or {})
         h.update(upd)
+        if report:
+            h[hdr.X_REPORT_REPLACED] = report
         per_node.append(h)
     pol = ctx.state.policies.get(policy)
     if isinstance(pol, ECPolicy):
@@ -259,8 +266,15 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
     result = await putter.upload(ctx.state.backend, ring, part, nodes,
                                  (ctx.account, container, obj), per_node, source, length,
                                  client_etag)
-    lm = timestamp_headers({"x-timestamp": ts})
-    return Resp(201, {"Etag": result.etag, **lm, "Content-Type": "text/html; charset=UTF-8"})
+    out = {"Etag": result.etag, **timestamp_headers({"x-timestamp": ts}),
+           "Content-Type": "text/html; charset=UTF-8"}
+    if report:
+        replaced = {r.headers.get(hdr.X_REPLACED) for r in result.replies
+                    if 200 <= r.status < 300}
+        replaced.discard(None)
+        if replaced:
+            out[hdr.X_REPLACED] = ",".join(sorted(v for v in replaced if v))
+    return Resp(201, out)
 
 
 async def to_all(ctx: ObjectCtx, info: Info, method: str, extra: dict[str, str]) -> list[Reply]:

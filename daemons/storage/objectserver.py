@@ -283,12 +283,15 @@ class ObjectServer(StorageServer[ObjectDevice]):
         updates = self._container_updates(req, p, df.policy, rec) \
             if ecfrag.is_durable(rec) else []
         try:
-            _old, keys = await writer.commit(rec, updates)
+            old, keys = await writer.commit(rec, updates)
         except ConflictError as exc:
             return plain(409, "Conflict", [(hdr.X_BACKEND_TIMESTAMP, exc.existing_ts)])
         await self._send_updates(df, keys, updates)
-        return Response(201, [("Content-Type", "text/plain; charset=utf-8"), ("ETag", etag)],
-                        b"")
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("ETag", etag)]
+        report = hdrs.get(hdr.X_REPORT_REPLACED)
+        if report and old is not None and not old.deleted and report in old.meta:
+            headers.append((hdr.X_REPLACED, old.meta[report]))
+        return Response(201, headers, b"")
 
     async def _send_updates(self, df: DiskFile, keys: list[bytes],
                             updates: list[PendingUpdate]) -> None:

@@ -20,9 +20,9 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
-from nubis.api.proxy.s3 import grants, versioning
+from nubis.api.proxy.s3 import grants, segments, versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
-from nubis.api.proxy.s3.buckets import SEGMENTS, iso_listing, owner_xml, walk
+from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.objects import (
     ETAG_META,
@@ -34,15 +34,12 @@ from nubis.api.proxy.s3.objects import (
     swift_metadata,
 )
 from nubis.api.proxy.s3.request import S3Req, bytes_body
+from nubis.api.proxy.s3.segments import MAX_PARTS, UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, one, store
 
 MARKER_TYPE = "application/x-nubis-s3-upload"
-#: Sysmeta of a completed object: the upload it was completed from (a retried
-#: Complete of that upload answers again instead of NoSuchUpload, as Swift's s3api).
-UPLOAD_META = "x-object-sysmeta-s3-upload-id"
 MIN_PART = 5 * 1024 * 1024
-MAX_PARTS = 10000
 XML = {"Content-Type": "application/xml"}
 #: Headers of CreateMultipartUpload the completed object keeps (as Swift's s3api).
 #: Upload-marker headers holding the object's content type and (ACL mode) policy.
@@ -53,7 +50,7 @@ KEPT = ("content-encoding", "content-language", "content-disposition", "expires"
 
 
 def _segments(req: S3Req) -> str:
-    return req.bucket + SEGMENTS
+    return segments.container(req.bucket)
 
 
 def _upload_name(req: S3Req, upload_id: str) -> str:
@@ -349,10 +346,12 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
     await no_overwrite(req, octx, info)
-    resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra)
+    resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra,
+                                          report=segments.report_for(info))
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
     used = {number for number, _ in wanted}
     await _delete_parts(req, [p for n, p in have.items() if n not in used], strict=False)
+    await segments.drop_replaced(req, resp, keep=upload_id)
     return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers))
 
 
@@ -417,11 +416,7 @@ async def _completed_again(req: S3Req, upload_id: str, missing: S3Error) -> Resp
 async def abort(req: S3Req, upload_id: str) -> Resp:
     """Answer AbortMultipartUpload: the marker and every part are removed."""
     await _marker(req, upload_id)
-    for _ in range(MAX_PARTS // 1000 + 1):
-        parts, _ = await _parts(req, upload_id, limit=1000)
-        await _delete_parts(req, parts, strict=True)
-        if not parts:
-            break
+    await segments.drop_parts(req, req.key, upload_id, strict=True)
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
     return Resp(204, {"Content-Type": "text/html; charset=UTF-8", "Content-Length": "0"})
 

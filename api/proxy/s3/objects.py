@@ -19,7 +19,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import grants, tagging, versioning
+from nubis.api.proxy.s3 import grants, segments, tagging, versioning
 from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -112,16 +112,17 @@ async def put(req: S3Req) -> Resp:
     await no_overwrite(req, octx, info)
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, headers, result)
+    report = segments.report_for(info)
     try:
         if length is not None and length <= WHOLE:
             data = b"".join([c async for c in source])
             if result.checksum:
                 meta[CHECKSUM_META] = ":".join(result.checksum)
             resp = await versioning.store_current(octx, info, meta, one(data), len(data),
-                                                  content_md5(headers))
+                                                  content_md5(headers), report=report)
         else:
             resp = await versioning.store_current(octx, info, meta, source, length,
-                                                  content_md5(headers))
+                                                  content_md5(headers), report=report)
             if result.checksum:
                 await versioning.post_stored(octx, info, resp,
                                              {**meta, CHECKSUM_META: ":".join(result.checksum)})
@@ -129,6 +130,7 @@ async def put(req: S3Req) -> Resp:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc, "NoSuchBucket") from None
+    await segments.drop_replaced(req, resp)
     etag = resp.headers["Etag"].strip('"')
     out = {"ETag": f'"{etag}"', **versioning.s3_headers(resp.headers)}
     if result.checksum:
@@ -326,7 +328,7 @@ async def delete_many(req: S3Req) -> Resp:
             parts += await versioning.delete_entry(req, key, version, quiet)
             continue
         try:
-            await req.swift("DELETE", req.bucket, key)
+            await req.swift("DELETE", req.bucket, key, query=await _parts_too(req, key))
         except HTTPError as exc:
             if exc.status != 404:
                 err = from_swift(exc)
@@ -336,6 +338,21 @@ async def delete_many(req: S3Req) -> Resp:
         if not quiet:
             parts.append(f"<Deleted>{el('Key', key)}</Deleted>")
     return Resp(200, {"Content-Type": "application/xml"}, doc("DeleteResult", parts))
+
+
+async def _parts_too(req: S3Req, key: str) -> dict[str, str]:
+    """Return the DELETE query that also removes a multipart object's parts.
+
+    As Swift's s3api: a HEAD tells whether ``key`` is a completed multipart
+    upload (an SLO manifest); then ``multipart-manifest=delete`` drops its parts.
+    """
+    try:
+        head = await req.swift("HEAD", req.bucket, key)
+    except HTTPError:
+        return {}
+    await drain(head.body)
+    slo = next((v for k, v in head.headers.items() if k.lower() == "x-static-large-object"), "")
+    return {"multipart-manifest": "delete"} if slo.lower() == "true" else {}
 
 
 def copy_source(req: S3Req) -> tuple[str, str, str | None]:

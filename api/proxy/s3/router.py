@@ -24,6 +24,7 @@ from nubis.api.proxy.s3 import (
     lifecycle,
     multipart,
     objects,
+    segments,
     tagging,
     versioning,
 )
@@ -40,7 +41,7 @@ AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X
 #: ``GET /info``'s ``s3api`` entry (Swift's names; ``s3_acl`` is ``[proxy] s3_acl``).
 S3_INFO: dict[str, object] = {
     "max_bucket_listing": buckets.MAX_KEYS, "max_parts_listing": 1000,
-    "max_upload_part_num": multipart.MAX_PARTS, "max_multi_delete_objects": 1000,
+    "max_upload_part_num": segments.MAX_PARTS, "max_multi_delete_objects": 1000,
     "allow_multipart_uploads": True, "min_segment_size": multipart.MIN_PART,
     "s3_acl": False,
 }

@@ -73,12 +73,17 @@ async def put_config(req: S3Req) -> Resp:
 
 async def store_current(octx: ObjectCtx, info: Info, meta: dict[str, str], source: Source,
                         length: int | None, etag: str | None,
-                        extra: dict[str, str] | None = None) -> Resp:
-    """Store the bucket's new current object: a new version while versioning is on."""
+                        extra: dict[str, str] | None = None,
+                        report: str | None = None) -> Resp:
+    """Store the bucket's new current object: a new version while versioning is on.
+
+    ``report`` is passed to :func:`~nubis.api.proxy.transfer.store` when no
+    version is made.
+    """
     if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
         return await objver.put(octx, info, meta, source, length, etag, extra)
     return await store(octx, info, octx.container, octx.obj, meta, source, length, etag,
-                       extra)
+                       extra, report=report)
 
 
 async def post_stored(octx: ObjectCtx, info: Info, stored: Resp, meta: dict[str, str]) -> None:

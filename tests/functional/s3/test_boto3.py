@@ -232,6 +232,43 @@ def test_complete_drops_the_parts_it_leaves_out(s3cloud: S3Cloud) -> None:
     assert s3cloud.segments(b) == [f"k/{uid}/00001", f"k/{uid}/00003"]
 
 
+def test_overwrites_and_deletes_free_a_multipart_objects_parts(s3cloud: S3Cloud) -> None:
+    """As S3 (unlike Swift's s3api): a replaced multipart object's parts do not linger.
+
+    A versioned bucket keeps them: the replaced object lives on as a version.
+    """
+    s3 = s3cloud.client()
+
+    def complete(bucket: str, key: str, body: bytes) -> str:
+        uid: str = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1,
+                              Body=body)["ETag"]
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag}]})
+        return uid
+
+    b = _bucket(s3)
+    first = complete(b, "k", b"first")
+    assert s3cloud.segments(b) == [f"k/{first}/00001"]
+    second = complete(b, "k", b"second")  # a Complete over a multipart object
+    assert s3cloud.segments(b) == [f"k/{second}/00001"]
+    s3.put_object(Bucket=b, Key="k", Body=b"plain")  # a PutObject over one
+    assert s3cloud.segments(b) == []
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"plain"
+    complete(b, "d", b"doomed")
+    deleted = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "d"}, {"Key": "k"}]})
+    assert sorted(d["Key"] for d in deleted["Deleted"]) == ["d", "k"]
+    assert s3cloud.segments(b) == []
+    v = _bucket(s3)
+    s3.put_bucket_versioning(Bucket=v, VersioningConfiguration={"Status": "Enabled"})
+    kept = complete(v, "k", b"old version")
+    s3.put_object(Bucket=v, Key="k", Body=b"new")
+    assert s3cloud.segments(v) == [f"k/{kept}/00001"]
+    old = s3.list_object_versions(Bucket=v)["Versions"][-1]
+    assert s3.get_object(Bucket=v, Key="k", VersionId=old["VersionId"])["Body"].read() \
+        == b"old version"
+
+
 def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)

@@ -108,6 +108,32 @@ def test_timestamp_conflicts(tmp_path: Path) -> None:
     run(go())
 
 
+def test_put_reports_what_it_replaced(tmp_path: Path) -> None:
+    """``X-Backend-Report-Replaced`` names a metadata item of the replaced live object."""
+    upload = "x-object-sysmeta-s3-upload-id"
+    ask = {"X-Backend-Report-Replaced": upload}
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            async def put(body: bytes, **extra: str) -> dict[str, str]:
+                r = await st.req("object", "PUT", OBJ, hdrs(ts(), **extra), body)
+                assert r.status == 201
+                return dict(r.headers)
+
+            assert "x-backend-replaced" not in await put(b"a", **ask)  # nothing replaced
+            await put(b"b", **{"X-Object-Sysmeta-S3-Upload-Id": "u1"})
+            assert "x-backend-replaced" not in await put(b"c")  # not asked
+            await put(b"d", **{"X-Object-Sysmeta-S3-Upload-Id": "u2"})
+            assert (await put(b"e", **ask))["x-backend-replaced"] == "u2"
+            assert "x-backend-replaced" not in await put(b"f", **ask)  # e lacked the item
+            await put(b"g", **{"X-Object-Sysmeta-S3-Upload-Id": "u3"})
+            assert (await st.req("object", "DELETE", OBJ, {"X-Timestamp": ts()})).status == 204
+            assert "x-backend-replaced" not in await put(b"h", **ask)  # a tombstone
+            r = await st.req("object", "PUT", OBJ, hdrs("0000000001.00000", **ask), b"old")
+            assert r.status == 409 and "x-backend-replaced" not in r.headers
+    run(go())
+
+
 def test_delete_tombstone_and_post(tmp_path: Path) -> None:
     async def go() -> None:
         async with stack(tmp_path) as st:

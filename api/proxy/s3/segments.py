@@ -1,0 +1,84 @@
+"""Multipart parts in ``<bucket>+segments``, and removing an upload's parts.
+
+Parts are objects ``<key>/<upload id>/<part:05d>`` of the hidden container
+``<bucket>+segments``; a completed upload is an SLO manifest over them whose
+sysmeta :data:`UPLOAD_META` names the upload. S3 frees an object's parts when the
+object is overwritten, and so does nubis in a bucket that never had versioning:
+the PUT asks the object servers which upload the object it replaced came from
+(:func:`report_for`, answered in ``x-backend-replaced``) and :func:`drop_replaced`
+removes that upload's parts afterwards. (Swift's s3api leaves them behind.) With
+versioning the replaced object lives on as a version and keeps its parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from nubis.api.proxy import objver, versioning
+from nubis.api.proxy.context import Info, Resp
+from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3.buckets import SEGMENTS, walk
+from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.proxy.s3.request import S3Req
+from nubis.common import backend as hdr
+
+#: Sysmeta of a completed object: the upload it was completed from.
+UPLOAD_META = "x-object-sysmeta-s3-upload-id"
+#: An upload's parts are listed and deleted this many at a time.
+PAGE = 1000
+#: Most parts an upload can have (S3's limit).
+MAX_PARTS = 10000
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def container(bucket: str) -> str:
+    """Return the hidden container holding ``bucket``'s parts and upload markers."""
+    return bucket + SEGMENTS
+
+
+def report_for(info: Info) -> str | None:
+    """Return the metadata a PUT into this bucket asks about (None: keep old parts).
+
+    Only a bucket that never had object versioning (nor Swift's legacy
+    versioning) drops an overwritten object's parts.
+    """
+    if objver.SYSMETA_ENABLED in info.headers or versioning.SYSMETA_LOCATION in info.headers:
+        return None
+    return UPLOAD_META
+
+
+async def drop_parts(req: S3Req, key: str, upload_id: str, strict: bool) -> None:
+    """Delete every part of one upload of ``key``.
+
+    A 404 is fine; other failures raise only when ``strict`` (Abort), else the
+    part stays behind (an overwrite already succeeded and must not fail).
+    """
+    where = container(req.bucket)
+    prefix, marker = f"{key}/{upload_id}/", ""
+    for _ in range(MAX_PARTS // PAGE + 1):
+        parts, more = await walk(req, where, prefix, "", marker, PAGE)
+        for part in parts:
+            try:
+                await req.swift("DELETE", where, part["name"])
+            except HTTPError as exc:
+                if strict and exc.status != 404:
+                    raise
+        if not parts or not more:
+            return
+        marker = parts[-1]["name"]
+
+
+async def drop_replaced(req: S3Req, stored: Resp, keep: str | None = None) -> None:
+    """Remove the parts of the completed uploads a write of ``req.key`` replaced.
+
+    ``stored`` is the write's answer; its internal ``x-backend-replaced`` header
+    is taken out here. ``keep`` is an upload never to touch (the one a Complete
+    just made current).
+    """
+    value = stored.headers.pop(hdr.X_REPLACED, "")
+    for upload_id in value.split(","):
+        if upload_id != keep and _UPLOAD_ID.fullmatch(upload_id):
+            # e.g. the segments container is gone: nothing is left to free
+            with contextlib.suppress(HTTPError, S3Error):
+                await drop_parts(req, req.key, upload_id, strict=False)
