@@ -56,7 +56,8 @@ class SyncStarter:
         """Spawn the loop once."""
         if not self.started:
             self.started = True
-            self.svc.spawn(self.builder.sync_forever(self.svc.cfg.sync_power_state_interval),
+            self.svc.spawn(self.builder.sync_forever(self.svc.cfg.sync_power_state_interval,
+                                                      self.svc.cfg.instance_build_timeout),
                            "power-state sync")
 
 

@@ -301,7 +301,7 @@ class Builder:
                                               vm_state="error", task_state=None,
                                               power_state=0, fault=fault(message))
         if done is None:
-            self.svc.store.mark_deleted(uuid)  # deleted while building: finish the delete
+            self._lost_race(uuid)  # deleted while building: finish the delete
 
     async def _release(self, uuid: str) -> None:
         try:
@@ -319,19 +319,60 @@ class Builder:
         await self._release(uuid)
 
     async def _finish_deleted(self, uuid: str, host: str | None) -> None:
+        """End a build that lost its compare-and-swap: to a delete, or to the timeout.
+
+        A delete (``deleting``) is finished here; an instance the build timeout
+        put in ERROR keeps its record and fault, but the guest goes.
+        """
         await self._cleanup(uuid, host)
+        self._lost_race(uuid)
+
+    def _lost_race(self, uuid: str) -> None:
+        """Mark deleted an instance whose build lost its compare-and-swap to a delete."""
+        current = self.svc.store.get_instance(uuid, include_deleted=True)
+        if current is not None and current.vm_state == "error" and current.task_state is None:
+            return  # the build timeout's ERROR (fail_stale_builds) stays
         self.svc.store.mark_deleted(uuid)
 
     # --- power-state sync (Nova's _sync_power_states) -------------------------------------
 
-    async def sync_forever(self, interval: float) -> None:
-        """Every ``interval`` seconds, record power states the hosts report."""
+    async def sync_forever(self, interval: float, build_timeout: float = 0.0) -> None:
+        """Every ``interval`` seconds, record power states the hosts report.
+
+        Builds older than ``build_timeout`` seconds (0: never) go to ERROR.
+        """
         while True:
             await asyncio.sleep(interval)
+            self.fail_stale_builds(build_timeout)
             try:
                 await self.sync_power_states()
             except PeerError as exc:
                 LOG.info("power-state sync skipped: %s", exc)
+
+    def fail_stale_builds(self, timeout: float) -> int:
+        """Put instances building for over ``timeout`` seconds in ERROR; return how many.
+
+        Nova's ``instance_build_timeout`` check. Builds run in the api process,
+        so one an api restart interrupted would otherwise stay in BUILD. The
+        claim stays until the instance is deleted, as in Nova; a build still
+        running loses its compare-and-swap and removes its guest.
+        """
+        if timeout <= 0:
+            return 0
+        cutoff = self.svc.store.clock() - timedelta(seconds=timeout)
+        failed = 0
+        for inst in self.svc.store.list_instances(None, where=[
+                s.instances.c.vm_state == "building", s.instances.c.created_at < cutoff]):
+            if inst.task_state not in ("scheduling", "spawning"):
+                continue  # deleting: the delete finishes it
+            done = self.svc.store.update_instance(
+                inst.uuid, expected_task_state=inst.task_state, vm_state="error",
+                task_state=None, power_state=0,
+                fault=fault("Instance build timed out. Set to error state."))
+            if done is not None:
+                LOG.warning("instance %s: build timed out after %s s", inst.uuid, timeout)
+                failed += 1
+        return failed
 
     async def sync_power_states(self) -> int:
         """Align idle instances with their hosts; return how many changed.

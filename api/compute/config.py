@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nubis.common.config import check, positive
+from nubis.common.config import check, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class ComputeApiConfig:
     image_url: str = ""
     #: Seconds a compute daemon may take to build one instance.
     build_timeout: float = field(default=600.0, metadata=check(positive))
+    #: Seconds an instance may stay in BUILD before the power-state sync puts it in
+    #: ERROR (Nova's ``instance_build_timeout``; 0 turns it off). Builds run in the
+    #: api process, so this is what ends a build an api restart interrupted.
+    instance_build_timeout: float = field(default=3600.0, metadata=check(non_negative))
     #: Seconds a power action (stop, reboot) may take on the host.
     action_timeout: float = field(default=300.0, metadata=check(positive))
     #: Seconds between power-state syncs with the hosts (Nova's ``sync_power_state_interval``).
