@@ -256,3 +256,6 @@ class ObjectCtx(ContainerCtx):
     """A request for an object."""
 
     obj: str = ""
+    #: Set only by the S3 layer on its own sub-requests, never from a client: the
+    #: metadata item a copy's write asks about (``transfer.store(report=...)``).
+    report_replaced: str | None = None

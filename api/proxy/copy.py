@@ -128,7 +128,7 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     else:
         await versioning.before_put(ctx, dinfo)
         resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None,
-                           extra)
+                           extra, report=ctx.report_replaced)
     resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
     resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")
     if "Last-Modified" in got.headers:

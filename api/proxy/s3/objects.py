@@ -395,10 +395,12 @@ async def copy_object(req: S3Req) -> Resp:
         headers.update(swift_metadata(req.ctx.headers))
         headers["x-fresh-metadata"] = "true"
     acl = await grants.new_object_headers(req)
+    report = segments.report_for(await container_of(object_ctx(req, "PUT")))
     try:
         resp = await req.swift("PUT", req.bucket, req.key, headers,
                                {"version-id": version} if version is not None else None,
-                               bytes_body(b"", req.ctx.state.conf.client_timeout))
+                               bytes_body(b"", req.ctx.state.conf.client_timeout),
+                               report=report)
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
@@ -408,6 +410,7 @@ async def copy_object(req: S3Req) -> Resp:
         if exc.status == 404:
             await require_bucket(req)
         raise from_swift(exc) from None
+    await segments.drop_replaced(req, resp)
     if acl:  # a copy is its copier's (a Swift copy carries no sysmeta over)
         await tagging.update_object_sysmeta(req, acl)
     etag = resp.headers.get("Etag", "").strip('"')

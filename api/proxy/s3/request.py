@@ -117,8 +117,12 @@ class S3Req:
     async def swift(self, method: str, container_name: str | None = None,
                     obj: str | None = None, headers: dict[str, str] | None = None,
                     query: dict[str, str] | None = None, body: Body | None = None,
-                    account: str | None = None, identity: Identity | None = None) -> Resp:
-        """Run one Swift operation as the caller; return its response."""
+                    account: str | None = None, identity: Identity | None = None,
+                    report: str | None = None) -> Resp:
+        """Run one Swift operation as the caller; return its response.
+
+        ``report`` (object writes of copies): see ``ObjectCtx.report_replaced``.
+        """
         base = self.ctx
         sub: dict[str, Any] = {
             "state": base.state, "method": method, "path": base.path,
@@ -133,7 +137,8 @@ class S3Req:
         if obj is None:
             return await container.handle_container(ContainerCtx(**sub,
                                                                  container=container_name))
-        return await copy.handle(ObjectCtx(**sub, container=container_name, obj=obj))
+        return await copy.handle(ObjectCtx(**sub, container=container_name, obj=obj,
+                                           report_replaced=report))
 
     async def system(self, method: str, obj: str | None, headers: dict[str, str] | None = None,
                      body: bytes = b"", query: dict[str, str] | None = None) -> Resp:

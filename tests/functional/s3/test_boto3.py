@@ -235,7 +235,8 @@ def test_complete_drops_the_parts_it_leaves_out(s3cloud: S3Cloud) -> None:
 def test_overwrites_and_deletes_free_a_multipart_objects_parts(s3cloud: S3Cloud) -> None:
     """As S3 (unlike Swift's s3api): a replaced multipart object's parts do not linger.
 
-    A versioned bucket keeps them: the replaced object lives on as a version.
+    PutObject, Complete and CopyObject over one free them; DeleteObjects too. A
+    versioned bucket keeps them: the replaced object lives on as a version.
     """
     s3 = s3cloud.client()
 
@@ -255,6 +256,14 @@ def test_overwrites_and_deletes_free_a_multipart_objects_parts(s3cloud: S3Cloud)
     s3.put_object(Bucket=b, Key="k", Body=b"plain")  # a PutObject over one
     assert s3cloud.segments(b) == []
     assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"plain"
+    complete(b, "c", b"copied over")
+    s3.copy_object(Bucket=b, Key="c", CopySource={"Bucket": b, "Key": "k"})
+    assert s3cloud.segments(b) == []  # a CopyObject over one
+    complete(b, "c", b"copied onto itself")
+    s3.copy_object(Bucket=b, Key="c", CopySource={"Bucket": b, "Key": "c"},
+                   MetadataDirective="REPLACE", Metadata={"x": "y"})
+    assert s3cloud.segments(b) == []  # the copy holds the bytes now
+    assert s3.get_object(Bucket=b, Key="c")["Body"].read() == b"copied onto itself"
     complete(b, "d", b"doomed")
     deleted = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "d"}, {"Key": "k"}]})
     assert sorted(d["Key"] for d in deleted["Deleted"]) == ["d", "k"]
