@@ -3,6 +3,7 @@
 Actions: ``os-extend`` (offline; online from 3.42 for attached volumes is refused
 as the hypervisor cannot grow a hot-plugged file disk here), ``os-reset_status``
 (admins), ``os-set_bootable``, ``os-update_readonly_flag``, ``os-force_delete``,
+``os-retype``,
 and the legacy attach protocol the compute side speaks (``os-reserve``,
 ``os-initialize_connection``, ``os-attach``, ``os-begin_detaching``,
 ``os-detach``, ``os-unreserve``, ``os-roll_detaching``, ``os-terminate_connection``).
@@ -125,6 +126,38 @@ class VolumeActions:
             if snap is not None:
                 self.svc.store.update(snap, status="available", expected=("restoring",))
         self.svc.spawn(work(), f"revert volume {rec.id}")
+
+    async def do_retype(self, req: falcon.asgi.Request, rec: Record,
+                        arg: dict[str, Any]) -> None:
+        """Change the volume's type (``os-retype``; one backend: never a migration).
+
+        Every type maps to the one volume daemon and its qcow2 files, so a retype is
+        what Cinder's same-backend retype with nothing to change is: the type only.
+        """
+        wanted = arg.get("new_type")
+        if not isinstance(wanted, str) or not wanted:
+            raise BadRequestError("New volume type must be specified.")
+        policy = arg.get("migration_policy") or "never"
+        if policy not in ("on-demand", "never"):
+            raise BadRequestError(f"Invalid input received: migration_policy must be "
+                                  f"'on-demand' or 'never', passed: {wanted}")
+        if rec.status not in ("available", "in-use"):
+            raise InvalidStateError(
+                f"Invalid volume: Unable to update type due to incorrect status: "
+                f"{rec.status} on volume: {rec.id}. Volume status must be available or "
+                "in-use.")
+        try:
+            vtype = self.svc.volume_type(req, wanted)
+        except NotFoundError:
+            raise BadRequestError(f"Invalid input received: Invalid volume_type passed: "
+                                  f"{wanted}.") from None
+        if vtype.id == rec.get("volume_type_id"):
+            raise BadRequestError(f"Invalid input received: New volume_type same as "
+                                  f"original: {wanted}.")
+        cur = self.svc.store.update(rec, volume_type=vtype.name, volume_type_id=vtype.id,
+                                    expected=(rec.status,))
+        if cur is None:
+            raise InvalidStateError("Invalid volume: the volume changed state.")
 
     async def do_volume_upload_image(self, req: falcon.asgi.Request, rec: Record,
                                      arg: dict[str, Any]) -> dict[str, Any]:
