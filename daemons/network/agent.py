@@ -29,10 +29,11 @@ from nubis.common import netdev
 from nubis.common.cluster import ClusterConfig
 from nubis.common.daemon import Daemon, one_pass, run_forever, status_path
 from nubis.common.httpclient import HTTPClient, HTTPClientError
-from nubis.daemons.network import dhcp, linux, secgroups
+from nubis.daemons.network import conntrack, dhcp, linux, secgroups
 from nubis.daemons.network.config import NetworkAgentConfig
 from nubis.daemons.network.metadata import MetadataProxy, Upstream
 from nubis.daemons.network.router import Routers
+from pyroute2.netlink.exceptions import NetlinkError
 
 LOG = logging.getLogger("nubis.daemons.network")
 TOKEN_HEADER = "X-Nubis-Agent-Token"
@@ -58,7 +59,7 @@ class NetworkAgent(Daemon):
         self.bridges_dir = root / "bridges"
         self.dhcp = dhcp.DhcpServers(root / "dhcp")
         self.routers = Routers(root)
-        self.firewall = secgroups.Firewall(root)
+        self.firewall = secgroups.Firewall(root, self._cut_revoked)
         self.http = HTTPClient(timeout=30)
         self.teardown_on_close = teardown_on_close
         self.instances: dict[tuple[str, str], str] = {}
@@ -149,6 +150,14 @@ class NetworkAgent(Daemon):
         gone = self._remove(wanted_nets, {sub for sub, _ns in served}, stats)
         stats["firewall"] = int(self.firewall.apply(state))  # security groups (nftables)
         return stats, served, gone
+
+    @staticmethod
+    def _cut_revoked(before: secgroups.Policy | None, after: secgroups.Policy) -> None:
+        """Cut the connections the new ruleset no longer allows (see :mod:`.conntrack`)."""
+        try:
+            conntrack.cut(conntrack.revoked(before, after))
+        except (OSError, NetlinkError) as exc:  # the ruleset is in force either way
+            LOG.warning("could not cut revoked connections: %s", exc)
 
     def _wire_dhcp(self, net: dict[str, Any], stats: dict[str, int]) -> list[tuple[str, str]]:
         interfaces: dict[str, tuple[str, str]] = {}

@@ -40,7 +40,7 @@ import ipaddress
 import re
 import subprocess
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,13 +349,20 @@ def _nft(args: Sequence[str], text: str | None = None) -> subprocess.CompletedPr
 class Firewall:
     """Apply one agent's security group ruleset; remove its tables on teardown."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path,
+                 on_change: Callable[[Policy | None, Policy], object] | None = None) -> None:
         self.tables = Tables.for_root(root)
         self.applied: str | None = None
+        #: The policy of the ruleset in force (None before the first apply).
+        self.policy: Policy | None = None
+        #: Called with (previous policy, new policy) once a new ruleset is in force
+        #: (the agent cuts the connections it no longer allows, :mod:`.conntrack`).
+        self.on_change = on_change
 
     def apply(self, state: Mapping[str, Any]) -> bool:
         """Bring the tables in line with ``state``; return whether ``nft`` was run."""
-        text = render(parse_policy(state), self.tables)
+        policy = parse_policy(state)
+        text = render(policy, self.tables)
         if text == self.applied:
             return False
         proc = _nft(["-f", "-"], text)
@@ -363,6 +370,9 @@ class Firewall:
             self.applied = None
             raise FirewallError(f"nft refused the ruleset: {proc.stderr.strip()[:2000]}")
         self.applied = text
+        before, self.policy = self.policy, policy
+        if self.on_change is not None:
+            self.on_change(before, policy)
         return True
 
     def remove(self) -> None:
@@ -370,6 +380,7 @@ class Firewall:
         for family, name in (("bridge", self.tables.sg), ("ip", self.tables.ct)):
             _nft(["delete", "table", family, name])
         self.applied = None
+        self.policy = None
 
     def exists(self) -> list[str]:
         """Return which of this agent's tables exist (``family name``)."""

@@ -59,6 +59,32 @@ s.sendto(b"not really an offer", ("10.81.0.255", 68))
 """
 
 
+ECHO = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(1)
+s.settimeout(60)
+print("listening", flush=True)
+c, _ = s.accept()
+c.settimeout(60)
+while data := c.recv(64):
+    c.sendall(data)
+"""
+TALK = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+for line in sys.stdin:
+    c.settimeout(3)
+    try:
+        c.sendall(line.strip().encode())
+        print(c.recv(64).decode() or "closed", flush=True)
+    except OSError as exc:
+        print("failed", type(exc).__name__, flush=True)
+"""
+
+
 class Guest:
     """A namespace on the bridge standing in for the guest of one port."""
 
@@ -200,6 +226,47 @@ def test_rules_follow_the_api(guests: tuple[Any, Any, list[Guest], Any],
     assert g1.pings(g2.ip) and g2.pings(g1.ip)
     # An unchanged state is not re-applied.
     assert loop.run_until_complete(agent.run_once())["firewall"] == 0
+
+
+def test_a_removed_rule_cuts_the_connections_it_let_in(
+        guests: tuple[Any, Any, list[Guest], Any],
+        loop: asyncio.AbstractEventLoop) -> None:  # noqa: F811
+    """As Neutron: the established connections a rule admitted end with the rule."""
+    conn, agent, (g1, g2), group = guests
+    server = subprocess.Popen([sys.executable, "-c", ECHO, "8090"], stdout=subprocess.PIPE,
+                              text=True, preexec_fn=lambda: netns.setns(g2.ns))
+    client = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        client = subprocess.Popen([sys.executable, "-c", TALK, g2.ip, "8090"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: netns.setns(g1.ns))
+        assert client.stdin is not None and client.stdout is not None
+
+        def say(word: str) -> str:
+            assert client is not None and client.stdin is not None
+            assert client.stdout is not None
+            client.stdin.write(word + "\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+
+        assert say("one") == "one"
+        rules = list(conn.network.security_group_rules(security_group_id=group.id))
+        # a rule the connection does not depend on goes: it lives on
+        conn.network.delete_security_group_rule(next(r for r in rules if r.protocol == "icmp"))
+        assert loop.run_until_complete(agent.run_once())["firewall"] == 1
+        assert say("two") == "two"
+        # the rule that let it in goes: its next packet is new, and dropped
+        conn.network.delete_security_group_rule(next(r for r in rules if r.protocol == "tcp"))
+        assert loop.run_until_complete(agent.run_once())["firewall"] == 1
+        before = _drops(agent, f"i_{g2.tap}")
+        assert say("three").startswith("failed")
+        assert _drops(agent, f"i_{g2.tap}") > before
+    finally:
+        for proc in (client, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def test_anti_spoofing_and_port_security(guests: tuple[Any, Any, list[Guest], Any],
