@@ -18,7 +18,7 @@ from typing import Any
 import falcon.asgi
 from nubis.api.shared.errors import BadRequestError, NotFoundError
 from nubis.api.shared.rest import read_json
-from nubis.api.volume import toimage
+from nubis.api.volume import qos, toimage
 from nubis.api.volume.clients import PeerError
 from nubis.api.volume.errors import InvalidStateError
 from nubis.api.volume.service import VolumeService, body_of, mv_of, project_of, size_of
@@ -277,7 +277,9 @@ async def connection_info(svc: VolumeService, rec: Record) -> dict[str, Any]:
         info = await svc.daemon.connection(rec.id)
     except PeerError as exc:
         raise InvalidStateError(f"Invalid volume: cannot connect: {exc}") from None
-    info.setdefault("data", {})["volume_id"] = rec.id
+    data = info.setdefault("data", {})
+    data["volume_id"] = rec.id
+    data["qos_specs"] = qos.front_end_specs(svc, rec)  # as Cinder's initialize_connection
     return info
 
 

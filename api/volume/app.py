@@ -19,6 +19,7 @@ from nubis.api.volume.backups import Backups
 from nubis.api.volume.clients import ImageClient, VolumeDaemonClient
 from nubis.api.volume.config import VolumeApiConfig
 from nubis.api.volume.errors import install_cinder_errors
+from nubis.api.volume.qos import QosSpecs
 from nubis.api.volume.reconcile import Reconciler
 from nubis.api.volume.resources import (
     Limits,
@@ -110,6 +111,12 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: VolumeService,
         app.add_route(f"{v}/{collection}/detail", xfers, suffix="detail")
         app.add_route(f"{v}/{collection}/{{transfer_id}}", xfers, suffix="one")
         app.add_route(f"{v}/{collection}/{{transfer_id}}/accept", xfers, suffix="accept")
+    specs = QosSpecs(svc)
+    app.add_route(f"{v}/qos-specs", specs)
+    app.add_route(f"{v}/qos-specs/{{qos_id}}", specs, suffix="one")
+    for sub in ("delete_keys", "associations", "associate", "disassociate",
+                "disassociate_all"):
+        app.add_route(f"{v}/qos-specs/{{qos_id}}/{sub}", specs, suffix=sub)
     app.add_route(f"{v}/os-quota-sets/{{project_id}}", quotas)
     app.add_route(f"{v}/os-quota-sets/{{project_id}}/defaults", quotas, suffix="defaults")
     app.add_route(f"{v}/limits", Limits(svc))

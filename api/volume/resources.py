@@ -63,7 +63,8 @@ def type_view(svc: VolumeService, req: falcon.asgi.Request, rec: Record) -> dict
     view = {"id": rec.id, "name": rec.name, "description": rec.get("description"),
             "is_public": bool(rec.get("is_public", True)),
             "os-volume-type-access:is_public": bool(rec.get("is_public", True)),
-            "qos_specs_id": None, "extra_specs": rec.get("extra_specs") or {}}
+            "qos_specs_id": rec.get("qos_specs_id"),
+            "extra_specs": rec.get("extra_specs") or {}}
     del svc, req
     return view
 

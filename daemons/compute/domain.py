@@ -46,6 +46,21 @@ class VolumeDisk:
     path: Path
     #: ``qcow2`` or ``raw``.
     fmt: str = "qcow2"
+    #: The disk's I/O limits (``<iotune>``), from its type's front-end QoS specs.
+    iotune: tuple[tuple[str, int], ...] = ()
+
+
+#: The QoS keys Nova's libvirt volume driver turns into ``<iotune>`` elements.
+IOTUNE_KEYS = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec", "total_iops_sec",
+               "read_iops_sec", "write_iops_sec", "size_iops_sec")
+
+
+def add_iotune(disk: ET.Element, iotune: tuple[tuple[str, int], ...]) -> None:
+    """Add a disk's ``<iotune>`` (nothing when it has no limits)."""
+    if iotune:
+        tune = ET.SubElement(disk, "iotune")
+        for key, value in iotune:
+            ET.SubElement(tune, key).text = str(value)
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ def _volume(devices: ET.Element, vol: VolumeDisk, target: str) -> None:
     disk = _disk(devices, vol.path, vol.fmt, "disk", target, "virtio", readonly=False)
     disk.find("driver").set("cache", "none")  # type: ignore[union-attr]
     _sub(disk, "serial", vol.volume_id[:SERIAL_LEN])
+    add_iotune(disk, vol.iotune)
 
 
 def _devices(root: ET.Element, spec: DomainSpec) -> None:

@@ -5,7 +5,7 @@ the volume's path and format on this host); :func:`attach` picks the next free
 ``vdX`` target, adds the ``<disk>`` to the live domain and to its persistent
 definition (``VIR_DOMAIN_AFFECT_LIVE | CONFIG``; only the definition when the
 guest is off), with the volume id as the disk's ``<serial>`` so :func:`detach`
-finds it again. The HTTP routes (``POST /v1/instances/{uuid}/volumes``,
+finds it again, and the connection's front-end QoS limits as its ``<iotune>``. The HTTP routes (``POST /v1/instances/{uuid}/volumes``,
 ``DELETE /v1/instances/{uuid}/volumes/{volume_id}``) live in :class:`VolumeRoutes`.
 """
 
@@ -23,7 +23,7 @@ import falcon
 import falcon.asgi
 import libvirt
 from nubis.api.shared.rest import read_json
-from nubis.daemons.compute.domain import SERIAL_LEN, VolumeDisk
+from nubis.daemons.compute.domain import IOTUNE_KEYS, SERIAL_LEN, VolumeDisk, add_iotune
 from nubis.daemons.compute.driver import LibvirtDriver
 from nubis.daemons.compute.errors import ComputeError, LibvirtError
 
@@ -53,13 +53,14 @@ def free_target(used: set[str]) -> str:
     raise VolumeAttachError("no free virtio disk name left on this instance")
 
 
-def disk_xml(path: Path, fmt: str, target: str, volume_id: str) -> str:
+def disk_xml(vol: VolumeDisk, target: str) -> str:
     """Return the ``<disk>`` element of a file volume."""
     disk = ET.Element("disk", type="file", device="disk")
-    ET.SubElement(disk, "driver", name="qemu", type=fmt, cache="none")
-    ET.SubElement(disk, "source", file=str(path))
+    ET.SubElement(disk, "driver", name="qemu", type=vol.fmt, cache="none")
+    ET.SubElement(disk, "source", file=str(vol.path))
     ET.SubElement(disk, "target", dev=target, bus="virtio")
-    ET.SubElement(disk, "serial").text = volume_id[:SERIAL_LEN]
+    ET.SubElement(disk, "serial").text = vol.volume_id[:SERIAL_LEN]
+    add_iotune(disk, vol.iotune)
     return ET.tostring(disk, encoding="unicode")
 
 
@@ -71,9 +72,9 @@ def _find(dom: libvirt.virDomain, volume_id: str, flags: int = 0) -> ET.Element 
     return None
 
 
-def attach(driver: LibvirtDriver, uuid: str, volume_id: str, path: Path,
-           fmt: str = "qcow2") -> str:
+def attach(driver: LibvirtDriver, uuid: str, vol: VolumeDisk) -> str:
     """Hot-plug a volume file into an instance; return its device (``/dev/vdb``)."""
+    volume_id = vol.volume_id
     dom = driver._lookup(uuid)
     existing = _find(dom, volume_id, int(libvirt.VIR_DOMAIN_XML_INACTIVE))
     if existing is not None:
@@ -85,7 +86,7 @@ def attach(driver: LibvirtDriver, uuid: str, volume_id: str, path: Path,
              if d.find("target") is not None}
     target = free_target(used)
     try:
-        dom.attachDeviceFlags(disk_xml(path, fmt, target, volume_id), _flags(dom))
+        dom.attachDeviceFlags(disk_xml(vol, target), _flags(dom))
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"attach volume {volume_id}: {exc.get_error_message()}") from exc
     return f"/dev/{target}"
@@ -135,7 +136,28 @@ def file_connection(volume_id: Any, conn: Any) -> VolumeDisk:
     path, fmt = data.get("path"), data.get("format", "qcow2")
     if not isinstance(path, str) or not path.startswith("/") or fmt not in _FORMATS:
         raise VolumeAttachError("bad connection info")
-    return VolumeDisk(vid, Path(path), fmt)
+    return VolumeDisk(vid, Path(path), fmt, _iotune(data.get("qos_specs")))
+
+
+def _iotune(specs: Any) -> tuple[tuple[str, int], ...]:
+    """Return the ``<iotune>`` limits of front-end QoS specs (Nova's keys; others skipped).
+
+    A limit of 0 means none, as in libvirt; a value that is not a count is refused.
+    """
+    if specs is None:
+        return ()
+    if not isinstance(specs, dict):
+        raise VolumeAttachError("bad connection info: qos_specs must be an object")
+    out = []
+    for key in IOTUNE_KEYS:
+        if key not in specs:
+            continue
+        value = str(specs[key])
+        if not value.isdigit() or not value.isascii() or len(value) > 19:
+            raise VolumeAttachError(f"bad connection info: qos_specs {key}={value[:40]!r}")
+        if int(value):
+            out.append((key, int(value)))
+    return tuple(out)
 
 
 def boot_volumes(raw: Any) -> tuple[VolumeDisk | None, tuple[VolumeDisk, ...]]:
@@ -175,8 +197,7 @@ class VolumeRoutes:
             disk = file_connection(doc.get("volume_id"), doc.get("connection_info") or {})
         except VolumeAttachError as exc:
             raise falcon.HTTPBadRequest(description=str(exc)) from None
-        device = await asyncio.to_thread(attach, self.driver, uuid, disk.volume_id,
-                                         disk.path, disk.fmt)
+        device = await asyncio.to_thread(attach, self.driver, uuid, disk)
         resp.media = {"device": device}
 
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,

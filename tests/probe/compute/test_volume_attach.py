@@ -4,8 +4,9 @@ One guest serves every scenario (a TCG boot is the expensive part):
 
 * ``openstack server add volume`` on the running guest: the volume goes ``in-use``,
   the guest's console lists the new virtio disk, the domain's persistent definition
-  holds it; an attached volume cannot be deleted; ``server remove volume`` unplugs
-  it and the volume is ``available`` again;
+  holds it, with the ``<iotune>`` of its type's front-end QoS spec, which the guest's
+  QEMU enforces (``virDomainGetBlockIoTune``); an attached volume cannot be deleted;
+  ``server remove volume`` unplugs it and the volume is ``available`` again;
 * ``volume snapshot create --force`` (API 3.0) of the in-use volume goes through the
   guest's QEMU (the image is locked by it); a volume made from that snapshot is
   ``available``; ``volume set --size 2`` at volume API 3.42 grows the attached volume
@@ -69,10 +70,15 @@ def _attach_and_detach(compute: ComputeCloud, sid: str, vol: dict[str, Any]) -> 
     assert [v["Volume ID"] for v in listed] == [vol["id"]]
     conn = libvirt.open("qemu:///system")
     try:
-        persistent = conn.lookupByUUIDString(sid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        dom = conn.lookupByUUIDString(sid)
+        persistent = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        live_limits = dom.blockIoTune("vdb", 0)  # what QEMU enforces now
     finally:
         conn.close()
     assert vol["id"][:20] in persistent
+    # The volume type's front-end QoS spec: the disk's <iotune>, live in QEMU too.
+    assert "<total_iops_sec>500</total_iops_sec>" in persistent
+    assert live_limits["total_iops_sec"] == 500 and live_limits["read_bytes_sec"] == 0
     # An attached volume cannot be deleted (Cinder's 400).
     refused = compute.osc("volume", "delete", "vol1", cloud="nubis-demo", check=False)
     assert refused.returncode != 0
@@ -115,8 +121,12 @@ def test_attach_snapshot_extend_and_release_on_a_running_server(
                          "--nic", "none", "--wait", VM, "-f", "json", cloud="nubis-demo")
     sid = server["id"]
     wait_for(lambda: f"{DISKS_LINE} vda" in _console(compute), "the boot-time disk list")
-    vol = compute.osc("volume", "create", "--size", "1", "vol1", "-f", "json",
-                      cloud="nubis-demo")
+    spec = compute.osc("volume", "qos", "create", "--consumer", "front-end", "--property",
+                       "total_iops_sec=500", "iops500", "-f", "json")
+    compute.osc("volume", "type", "create", "limited")
+    compute.osc("volume", "qos", "associate", "iops500", "limited")
+    vol = compute.osc("volume", "create", "--size", "1", "--type", "limited", "vol1", "-f",
+                      "json", cloud="nubis-demo")
     wait_for(lambda: _volume(compute, "vol1")["status"] == "available", "vol1 available")
     _attach_and_detach(compute, sid, vol)
     # Attached again: changes to the in-use volume, then the server goes with it on.
@@ -136,3 +146,5 @@ def test_attach_snapshot_extend_and_release_on_a_running_server(
     compute.osc("volume", "delete", vol["id"], cloud="nubis-demo")
     wait_for(lambda: _gone(compute, "volume", "show", vol["id"])
              and _gone(compute, "volume", "show", "fromsnap"), "the volumes deleted")
+    compute.osc("volume", "qos", "delete", "--force", spec["id"])
+    compute.osc("volume", "type", "delete", "limited")

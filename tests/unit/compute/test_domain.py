@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from nubis.daemons.compute import volumes
 from nubis.daemons.compute.domain import METADATA_NS, DirectBoot, DomainSpec, domain_xml
 from nubis.daemons.compute.errors import ComputeError
 
@@ -105,3 +106,27 @@ def test_volume_backed_domain_boots_from_its_volume() -> None:
     with pytest.raises(ComputeError):
         domain_xml(spec(root_disk=None, root_volume=dataclasses.replace(
             root_vol, path=Path("rel/path"))))
+
+
+def test_front_end_qos_becomes_the_disks_iotune() -> None:
+    """Nova's libvirt volume driver: the seven QoS keys, in ``<iotune>``; others skipped."""
+    conn = {"driver_volume_type": "file", "data": {
+        "path": "/srv/v/data", "format": "qcow2", "qos_specs": {
+            "total_iops_sec": "500", "read_bytes_sec": 10485760, "write_iops_sec": "0",
+            "consumer_note": "not a limit"}}}
+    vid = "5b0e2f7c-2b6a-47f4-8f0d-2f1e9c7d3a10"
+    vol = volumes.file_connection(vid, conn)
+    assert vol.iotune == (("read_bytes_sec", 10485760), ("total_iops_sec", 500))
+    for disk in (ET.fromstring(volumes.disk_xml(vol, "vdb")),
+                 parse(spec(volumes=(vol,))).findall("./devices/disk")[1]):
+        tune = disk.find("iotune")
+        assert tune is not None
+        assert {e.tag: e.text for e in tune} == {"read_bytes_sec": "10485760",
+                                                 "total_iops_sec": "500"}
+    plain = volumes.file_connection(vid, {**conn, "data": {"path": "/srv/v/data",
+                                                           "qos_specs": None}})
+    assert ET.fromstring(volumes.disk_xml(plain, "vdb")).find("iotune") is None
+    for bad in ({"total_iops_sec": "fast"}, {"read_bytes_sec": "-1"}, ["total_iops_sec"]):
+        with pytest.raises(volumes.VolumeAttachError):
+            volumes.file_connection(vid, {**conn, "data": {"path": "/srv/v/data",
+                                                           "qos_specs": bad}})
