@@ -65,3 +65,43 @@ def test_qos_specs_their_types_and_the_connection(volumes: VolumeCloud) -> None:
     assert r.json()["connection_info"]["data"]["qos_specs"] is None
     admin("volume", "qos", "delete", spec["id"])
     volumes.osc("volume", "delete", vol)
+
+
+def test_qos_spec_refusals(volumes: VolumeCloud) -> None:
+    """Cinder's answers to bad QoS requests (admin calls the CLI cannot all make)."""
+    tag = uuid.uuid4().hex[:6]
+
+    def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        r = volumes.http(method, path, cloud="nubis-admin", json=body)
+        return r.status_code, (r.json() if r.content else None)
+
+    status, doc = call("POST", "/qos-specs", {"qos_specs": {"name": f"a-{tag}",
+                                                            "consumer": "both"}})
+    assert status == 200 and doc["qos_specs"]["consumer"] == "both"
+    first = doc["qos_specs"]["id"]
+    status, doc = call("POST", "/qos-specs", {"qos_specs": {"name": f"a-{tag}"}})
+    assert status == 409 and "already exists" in doc["conflictingRequest"]["message"]
+    status, doc = call("POST", "/qos-specs", {"qos_specs": {"name": f"b-{tag}",
+                                                            "consumer": "middle"}})
+    assert status == 400 and "consumer" in doc["badRequest"]["message"]
+    status, doc = call("POST", "/qos-specs", {"qos_specs": {"name": f"b-{tag}"}})
+    second = doc["qos_specs"]["id"]
+    assert doc["qos_specs"]["consumer"] == "back-end"  # Cinder's default
+    vtype = volumes.osc("volume", "type", "create", f"t-{tag}", "-f", "json",
+                        cloud="nubis-admin")["id"]
+    assert call("GET", f"/qos-specs/{first}/associate")[0] == 400  # no vol_type_id
+    assert call("GET", f"/qos-specs/{first}/associate?vol_type_id=nope")[0] == 404
+    assert call("GET", f"/qos-specs/{first}/associate?vol_type_id={vtype}")[0] == 202
+    status, doc = call("GET", f"/qos-specs/{second}/associate?vol_type_id={vtype}")
+    assert status == 400 and "already associated" in doc["badRequest"]["message"]
+    status, doc = call("GET", f"/qos-specs/{first}/associations")
+    assert doc == {"qos_associations": [{"association_type": "volume_type",
+                                         "name": f"t-{tag}", "id": vtype}]}
+    status, doc = call("PUT", f"/qos-specs/{first}/delete_keys", {"keys": ["absent"]})
+    assert status == 404 and "absent" in doc["itemNotFound"]["message"]
+    assert call("GET", f"/qos-specs/{first}/disassociate_all")[0] == 202
+    assert call("GET", f"/qos-specs/{first}/associations")[1] == {"qos_associations": []}
+    assert call("GET", "/qos-specs/nope")[0] == 404
+    for spec in (first, second):
+        assert call("DELETE", f"/qos-specs/{spec}")[0] == 202
+    volumes.osc("volume", "type", "delete", vtype, cloud="nubis-admin")
