@@ -140,7 +140,7 @@ class VolumeActions:
         policy = arg.get("migration_policy") or "never"
         if policy not in ("on-demand", "never"):
             raise BadRequestError(f"Invalid input received: migration_policy must be "
-                                  f"'on-demand' or 'never', passed: {wanted}")
+                                  f"'on-demand' or 'never', passed: {policy}")
         if rec.status not in ("available", "in-use"):
             raise InvalidStateError(
                 f"Invalid volume: Unable to update type due to incorrect status: "

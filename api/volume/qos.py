@@ -75,10 +75,10 @@ def front_end_specs(svc: VolumeService, volume: Record) -> dict[str, str] | None
     size = int(volume.get("size") or 0)
     for key in PER_GB:
         per_gb = specs.pop(f"{key}_per_gb", None)
-        floor = specs.pop(f"{key}_per_gb_min", "0")
-        cap = specs.pop(f"{key}_max", None)
         if per_gb is None:
             continue
+        floor = specs.pop(f"{key}_per_gb_min", "0")
+        cap = specs.pop(f"{key}_max", None)
         try:
             value = max(int(floor), int(per_gb) * size)
             specs[key] = str(min(value, int(cap)) if cap is not None else value)
