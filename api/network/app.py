@@ -37,6 +37,9 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
      "network resource."),
     ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between "
      "L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("extraroute-atomic", "Atomically add/remove extra routes", "Edit extra routes of a "
+     "router on server side by atomically adding/removing extra routes"),
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the "
      "router abstraction for specifying whether SNAT should occur on the external gateway"),
     ("quotas", "Quota management support", "Expose functions for quotas management per "
@@ -192,9 +195,12 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: NetworkService)
                                 ("floatingips", FloatingIPs(svc), "fip_id")):
         app.add_route(f"{v}/{path}", resource)
         app.add_route(f"{v}/{path}/{{{key}}}", resource, suffix="one")
+    routers = Routers(svc)
     for action in ("add", "remove"):
-        app.add_route(f"{v}/routers/{{router_id}}/{action}_router_interface",
-                      Routers(svc), suffix=action)
+        app.add_route(f"{v}/routers/{{router_id}}/{action}_router_interface", routers,
+                      suffix=action)
+        app.add_route(f"{v}/routers/{{router_id}}/{action}_extraroutes", routers,
+                      suffix=f"{action}_extraroutes")
     quotas = Quotas(svc)
     app.add_route(f"{v}/quotas/{{project_id}}", quotas, suffix="one")
     app.add_route(f"{v}/quotas/{{project_id}}/default", quotas, suffix="default")

@@ -135,21 +135,27 @@ def parse_dns(raw: Any) -> list[str]:
     return out
 
 
-def parse_routes(raw: Any) -> list[dict[str, str]]:
-    """Validate ``host_routes`` (``[{destination: cidr, nexthop: ip}]``)."""
+def parse_route_list(raw: Any, attribute: str) -> list[dict[str, str]]:
+    """Validate a list of ``{destination: cidr, nexthop: ip}`` (``host_routes``, ``routes``)."""
     if not isinstance(raw, list):
-        raise bad_request("host_routes", f"'{raw}' is not a list")
+        raise bad_request(attribute, f"'{raw}' is not a list")
     out = []
     for item in raw:
         if not isinstance(item, dict) or set(item) != {"destination", "nexthop"}:
-            raise bad_request("host_routes", f"Invalid data format for hostroute: '{item}'")
+            raise bad_request(attribute, f"Invalid data format for hostroute: '{item}'")
         try:
             dest = ipaddress.ip_network(str(item["destination"]))
         except ValueError:
-            raise bad_request("host_routes", f"'{item['destination']}' is not a valid IP "
+            raise bad_request(attribute, f"'{item['destination']}' is not a valid IP "
                               "subnet") from None
         out.append({"destination": str(dest),
                     "nexthop": str(parse_ip(item["nexthop"], "nexthop"))})
+    return out
+
+
+def parse_routes(raw: Any) -> list[dict[str, str]]:
+    """Validate ``host_routes`` (``[{destination: cidr, nexthop: ip}]``)."""
+    out = parse_route_list(raw, "host_routes")
     if len(out) > MAX_ROUTES:
         raise limit_exceeded("HostRoutesExhausted",
                            f"Unable to complete operation for subnet. The number of host "

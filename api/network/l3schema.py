@@ -24,6 +24,8 @@ routers = sa.Table(
     sa.Column("gw_network_id", sa.String(ID), nullable=True, index=True),
     sa.Column("gw_port_id", sa.String(ID), nullable=True),
     sa.Column("enable_snat", sa.Boolean, nullable=False, default=True),
+    #: Extra routes, JSON ``[{"destination": cidr, "nexthop": ip}]`` (schema v2).
+    sa.Column("routes", sa.Text, nullable=False, default="[]", server_default="[]"),
     *revisioned(),
 )
 
@@ -46,4 +48,12 @@ def _v1_create(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS = [_v1_create]
+def _v2_extra_routes(conn: Connection) -> None:
+    """Add ``routes`` to routers made before extra routes (v1 now creates it)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(routers.name)}
+    if "routes" not in columns:
+        conn.execute(sa.text(f"ALTER TABLE {routers.name} "
+                             "ADD COLUMN routes TEXT NOT NULL DEFAULT '[]'"))
+
+
+MIGRATIONS = [_v1_create, _v2_extra_routes]

@@ -8,6 +8,8 @@ a refused request leaves nothing half-created.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from nubis.api.network.model import Port, Record, Subnet, common_view
 from nubis.api.network.store import NetworkStore, new_id
 from nubis.common.db import migrate
 
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 GATEWAY_OWNER = "network:router_gateway"
 INTERFACE_OWNER = "network:router_interface"
 FLOATING_OWNER = "network:floatingip"
@@ -51,12 +54,18 @@ class Router(Record):
         return {"network_id": self.row["gw_network_id"],
                 "enable_snat": bool(self.row["enable_snat"]), "external_fixed_ips": fixed}
 
+    def routes(self) -> list[dict[str, str]]:
+        """Return the router's extra routes (``[{destination, nexthop}]``)."""
+        routes: list[dict[str, str]] = json.loads(self.row.get("routes") or "[]")
+        return routes
+
     def view(self) -> dict[str, Any]:
         """Render Neutron's router."""
         r = self.row
         return {**common_view(r), "name": r["name"], "admin_state_up": r["admin_state_up"],
                 "status": "ACTIVE", "external_gateway_info": self.gateway_info(),
-                "routes": [], "availability_zone_hints": [], "availability_zones": ["nova"],
+                "routes": self.routes(), "availability_zone_hints": [],
+                "availability_zones": ["nova"],
                 "flavor_id": None}
 
 
@@ -210,6 +219,20 @@ class L3Store:
             raise NeutronError(400, "BadRequest", (
                 "Bad router request: Router's gateway subnet cannot be an interface."))
 
+    def connected(self, router: Router) -> tuple[list[Net], set[str]]:
+        """Return the CIDRs of the subnets a router has ports on, and its own addresses."""
+        ports = [*self.interfaces(router.id), *([router.gateway] if router.gateway else [])]
+        wanted = {sub for port in ports for sub, _ip in port.fixed_ips}
+        cidrs = [ipaddress.ip_network(sub.cidr) for sub in self.store.list_subnets()
+                 if sub.id in wanted]
+        return cidrs, {ip for port in ports for _sub, ip in port.fixed_ips}
+
+    def _routes_through(self, router: Router, subnets: set[str]) -> bool:
+        cidrs = [ipaddress.ip_network(sub.cidr) for sub in self.store.list_subnets()
+                 if sub.id in subnets]
+        return any(ipaddress.ip_address(route["nexthop"]) in net
+                   for route in router.routes() for net in cidrs)
+
     def remove_interface(self, router: Router, subnet_id: str | None,
                          port_id: str | None) -> Port:
         """Delete the interface port on ``subnet_id`` (or ``port_id``); return it."""
@@ -222,6 +245,11 @@ class L3Store:
                         f"Router interface for subnet {sorted(subnets)[0]} on router "
                         f"{router.id} cannot be deleted, as it is required by one or "
                         "more floating IPs."))
+                if self._routes_through(router, subnets):
+                    raise conflict("RouterInterfaceInUseByRoute", (
+                        f"Router interface for subnet {sorted(subnets)[0]} on router "
+                        f"{router.id} cannot be deleted, as it is required by one or "
+                        "more routes."))
                 self.store.delete_port(port.id)
                 return port
         if port_id is not None:
@@ -385,7 +413,7 @@ def agent_routers(l3: L3Store) -> list[dict[str, Any]]:
     for router in l3.list_routers():
         interfaces = [w for w in (wire(p) for p in l3.interfaces(router.id)) if w]
         out.append({"id": router.id, "admin_state_up": bool(router.row["admin_state_up"]),
-                    "enable_snat": bool(router.row["enable_snat"]),
+                    "enable_snat": bool(router.row["enable_snat"]), "routes": router.routes(),
                     "gateway": wire(router.gateway) if router.gateway else None,
                     "interfaces": interfaces,
                     "floating_ips": fips_by_router.get(router.id, [])})

@@ -12,12 +12,15 @@ network and an interface on the port's subnet (else
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from typing import Any
 
 import falcon
 import falcon.asgi
 from nubis.api.network import l3schema as t
 from nubis.api.network.errors import NeutronError, bad_request, policy_denied
+from nubis.api.network.ipam import parse_route_list
 from nubis.api.network.l3store import (
     L3_OWNERS,
     FloatingIP,
@@ -47,6 +50,8 @@ ROUTER_KEYS = ("name", "description", "admin_state_up", "external_gateway_info",
                "flavor_id", "tags", "routes")
 ROUTER_UPDATABLE = ("name", "description", "admin_state_up", "external_gateway_info",
                     "routes")
+#: Most extra routes one router holds (Neutron's ``max_routes``).
+MAX_ROUTES = 30
 FIP_KEYS = ("floating_network_id", "floating_ip_address", "subnet_id", "port_id",
             "fixed_ip_address", "project_id", "tenant_id", "description", "tags",
             "dns_domain", "dns_name", "qos_policy_id")
@@ -109,8 +114,8 @@ def router_values(body: dict[str, Any], create: bool) -> dict[str, Any]:
     for key in ("distributed", "ha"):
         if body.get(key):
             raise bad_request(key, "distributed and HA routers are not supported")
-    if body.get("routes"):
-        raise bad_request("routes", "extra routes are not supported")
+    if create and "routes" in body:
+        raise NeutronError(400, "HTTPBadRequest", "Attribute 'routes' not allowed in POST")
     out: dict[str, Any] = {}
     for key in ("name", "description"):
         if create or key in body:
@@ -118,6 +123,38 @@ def router_values(body: dict[str, Any], create: bool) -> dict[str, Any]:
     if create or "admin_state_up" in body:
         out["admin_state_up"] = flag(body, "admin_state_up", True)
     return out
+
+
+def parse_routes(raw: Any) -> list[dict[str, str]]:
+    """Validate extra routes (``[{destination: cidr, nexthop: ip}]``, IPv4, no duplicates)."""
+    if raw is None:
+        return []
+    out: list[dict[str, str]] = []
+    for route in parse_route_list(raw, "routes"):
+        if ipaddress.ip_network(route["destination"]).version != 4 or \
+                ipaddress.ip_address(route["nexthop"]).version != 4:
+            raise bad_request("routes", "only IPv4 routes are supported")
+        if route in out:
+            raise bad_request("routes", f"Duplicate hostroute '{route}'")
+        out.append(route)
+    return out
+
+
+def check_routes(svc: NetworkService, router: Router, routes: list[dict[str, str]]) -> None:
+    """Refuse too many routes, or a next hop the router cannot reach (as Neutron)."""
+    if len(routes) > MAX_ROUTES:
+        raise NeutronError(400, "RoutesExhausted", (
+            f"Unable to complete operation for {router.id}. The number of routes exceeds "
+            f"the maximum {MAX_ROUTES}."))
+    cidrs, own = svc.l3.connected(router)
+    for route in routes:
+        hop = ipaddress.ip_address(route["nexthop"])
+        reason = ("the nexthop is used by router" if route["nexthop"] in own else
+                  None if any(hop in net for net in cidrs) else
+                  "the nexthop is not connected with router")
+        if reason is not None:
+            raise NeutronError(400, "InvalidRoutes",
+                               f"Invalid format for routes: {routes}, {reason}")
 
 
 class Routers(Handler):
@@ -154,12 +191,39 @@ class Routers(Handler):
         router = find_router(self.svc, req, router_id)
         body = update_body(await read_json(req), "router", ROUTER_UPDATABLE)
         values = router_values(body, create=False)
+        if "routes" in body:
+            routes = parse_routes(body["routes"])
+            check_routes(self.svc, router, routes)
+            values["routes"] = json.dumps(routes)
         if "external_gateway_info" in body:
             net_id, fixed, snat = parse_gateway(self.svc, req, body["external_gateway_info"])
             keep = bool(router.row["enable_snat"]) if net_id == router.row[
                 "gw_network_id"] else True
             self.svc.l3.set_gateway(router.id, net_id, fixed, keep if snat is None else snat)
         router = self.svc.l3.update_router(router.id, values)
+        resp.media = {"router": router.view()}
+
+    async def on_put_add_extraroutes(self, req: falcon.asgi.Request,
+                                     resp: falcon.asgi.Response, router_id: str) -> None:
+        """``add_extraroutes`` (extraroute-atomic): add routes the router lacks."""
+        await self._change_routes(req, resp, router_id, add=True)
+
+    async def on_put_remove_extraroutes(self, req: falcon.asgi.Request,
+                                        resp: falcon.asgi.Response, router_id: str) -> None:
+        """``remove_extraroutes`` (extraroute-atomic): remove the routes given."""
+        await self._change_routes(req, resp, router_id, add=False)
+
+    async def _change_routes(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                             router_id: str, add: bool) -> None:
+        router = find_router(self.svc, req, router_id)
+        body = body_of(await read_json(req), "router")
+        only(body, ("routes",), "router")
+        given = parse_routes(body.get("routes"))
+        current = router.routes()
+        routes = current + [r for r in given if r not in current] if add else [
+            r for r in current if r not in given]
+        check_routes(self.svc, router, routes)
+        router = self.svc.l3.update_router(router.id, {"routes": json.dumps(routes)})
         resp.media = {"router": router.view()}
 
     async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,

@@ -5,8 +5,9 @@ the volume's path and format on this host); :func:`attach` picks the next free
 ``vdX`` target, adds the ``<disk>`` to the live domain and to its persistent
 definition (``VIR_DOMAIN_AFFECT_LIVE | CONFIG``; only the definition when the
 guest is off), with the volume id as the disk's ``<serial>`` so :func:`detach`
-finds it again, and the connection's front-end QoS limits as its ``<iotune>``. The HTTP routes (``POST /v1/instances/{uuid}/volumes``,
-``DELETE /v1/instances/{uuid}/volumes/{volume_id}``) live in :class:`VolumeRoutes`.
+finds it again, and the connection's front-end QoS limits as its ``<iotune>``. The
+HTTP routes (``POST /v1/instances/{uuid}/volumes``, ``DELETE
+/v1/instances/{uuid}/volumes/{volume_id}``) live in :class:`VolumeRoutes`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ network's bridge and whose namespace end (``qr-<11>``) carries the port's MAC an
 the subnet's gateway address; the gateway is the same on the external network's
 bridge (``qg-<11>``), holding the gateway address and, as ``/32`` addresses, every
 floating IP the router serves, with the default route to the external subnet's
-gateway. Forwarding is switched on inside the namespace only. Table ``ip
+gateway, and the router's extra routes (marked with :data:`RTPROT_EXTRA`, so a
+pass replaces exactly its own). Forwarding is switched on inside the namespace
+only. Table ``ip
 nubis_router`` in the namespace DNATs each floating IP to its fixed address, SNATs
 that fixed address back to it, and (``enable_snat``) SNATs the tenant subnets to the
 gateway address; it is replaced whole, atomically, when it changes.
@@ -25,6 +27,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import socket
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +48,9 @@ INTERFACE_PREFIX = "qr-"
 GATEWAY_PREFIX = "qg-"
 TABLE = "nubis_router"
 NFT = "nft"
+#: Routing protocol number marking the extra routes the agent put in a router's
+#: namespace (not one of iproute2's ``rt_protos``), so a pass finds its own again.
+RTPROT_EXTRA = 73
 
 
 def _short(resource_id: str) -> str:
@@ -101,6 +107,8 @@ class RouterSpec:
     interfaces: tuple[Leg, ...]
     #: (floating address, fixed address) pairs.
     floating: tuple[tuple[str, str], ...]
+    #: Extra routes: (destination CIDR, next hop), parsed and re-rendered.
+    routes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, doc: Mapping[str, Any]) -> RouterSpec:
@@ -110,7 +118,10 @@ class RouterSpec:
                    Leg.parse(gw) if gw else None,
                    tuple(Leg.parse(i) for i in doc["interfaces"]),
                    tuple(sorted((str(f["floating_ip"]), str(f["fixed_ip"]))
-                                for f in doc["floating_ips"])))
+                                for f in doc["floating_ips"])),
+                   tuple(sorted((str(ipaddress.IPv4Network(r["destination"])),
+                                 str(ipaddress.IPv4Address(r["nexthop"])))
+                                for r in doc.get("routes", []))))
 
 
 def ruleset(spec: RouterSpec) -> str:
@@ -229,6 +240,32 @@ def set_default_route(namespace: str, oif: int, gateway: str | None) -> None:
         ns.route("replace", dst="0.0.0.0", dst_len=0, gateway=gateway, oif=oif)
 
 
+def set_extra_routes(namespace: str, routes: Iterable[tuple[str, str]]) -> None:
+    """Make the namespace's extra routes (ours: :data:`RTPROT_EXTRA`) exactly ``routes``.
+
+    A route the kernel refuses (its next hop not on a connected subnet yet) is
+    logged and tried again on the next pass.
+    """
+    wanted = {(dst, hop) for dst, hop in routes}
+    with NetNS(namespace) as ns:
+        for route in ns.route("dump", family=socket.AF_INET):
+            if route["proto"] != RTPROT_EXTRA:
+                continue
+            have = (f"{route.get_attr('RTA_DST') or '0.0.0.0'}/{route['dst_len']}",
+                    route.get_attr("RTA_GATEWAY"))
+            if have in wanted:
+                wanted.discard(have)
+                continue
+            with contextlib.suppress(NetlinkError):
+                ns.route("del", dst=have[0], gateway=have[1], proto=RTPROT_EXTRA)
+        for dst, hop in sorted(wanted):
+            try:
+                ns.route("replace", dst=dst, gateway=hop, proto=RTPROT_EXTRA)
+            except NetlinkError as exc:
+                LOG.warning("router namespace %s: route %s via %s refused: %s", namespace,
+                            dst, hop, exc)
+
+
 class Routers:
     """This host's router and external namespaces, by id, with marker files as ownership."""
 
@@ -291,6 +328,7 @@ class Routers:
             keep.append(ns_if)
             set_default_route(ns_name, idx, gw.gateway_ip)
         prune_links(ns_name, keep, (INTERFACE_PREFIX, GATEWAY_PREFIX))
+        set_extra_routes(ns_name, spec.routes)
         text = ruleset(spec)
         if self.applied.get(spec.id) != text:
             apply_ruleset(ns_name, text)

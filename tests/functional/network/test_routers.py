@@ -323,3 +323,50 @@ def test_ports_on_an_external_network_are_its_owners(net: NetCloud, l3: L3) -> N
         conn.network.delete_port(port)
     finally:
         admin.network.delete_network(shared.id)
+
+
+def test_extra_routes(net: NetCloud, l3: L3) -> None:
+    """``openstack router set --route/--no-route``, ``router add/remove route``; the checks."""
+    name = _name("r")
+    router = net.osc("router", "create", name, "-f", "json")
+    token = net.token()
+
+    def put(path: str, body: object) -> tuple[int, str]:
+        return _fault(net.http("PUT", f"/routers/{router['id']}{path}", token, json=body))
+
+    def routes() -> list[tuple[str, str]]:
+        shown = net.http("GET", f"/routers/{router['id']}", token).json()["router"]
+        return [(r["destination"], r["nexthop"]) for r in shown["routes"]]
+
+    # the next hop must be on a subnet the router has a port on
+    assert put("", {"router": {"routes": [{"destination": "10.55.0.0/24",
+                                           "nexthop": "10.44.0.5"}]}}) == (400, "InvalidRoutes")
+    net.osc("router", "add", "subnet", name, l3.subnet_id)
+    net.osc("router", "set", "--route", "destination=10.55.0.0/24,gateway=10.44.0.5", name)
+    net.osc("router", "add", "route", "--route", "destination=10.66.0.0/24,gateway=10.44.0.6",
+            name)
+    assert routes() == [("10.55.0.0/24", "10.44.0.5"), ("10.66.0.0/24", "10.44.0.6")]
+    for bad, expected in (
+            ([{"destination": "10.77.0.0/24", "nexthop": "10.44.0.1"}],  # the router's own
+             (400, "InvalidRoutes")),
+            ([{"destination": "10.77.0.0/24", "nexthop": "192.0.2.1"}], (400, "InvalidRoutes")),
+            ([{"destination": "not-a-cidr", "nexthop": "10.44.0.5"}], (400, "HTTPBadRequest")),
+            ([{"destination": "10.77.0.0/24"}], (400, "HTTPBadRequest")),
+            ([{"destination": f"10.{i}.0.0/24", "nexthop": "10.44.0.5"} for i in range(31)],
+             (400, "RoutesExhausted"))):
+        assert put("", {"router": {"routes": bad}}) == expected, bad
+    assert _fault(net.http("POST", "/routers", token, json={"router": {
+        "name": _name("r"), "routes": []}})) == (400, "HTTPBadRequest")
+    # the interface a route goes through cannot go
+    r = net.http("PUT", f"/routers/{router['id']}/remove_router_interface", token,
+                 json={"subnet_id": l3.subnet_id})
+    assert _fault(r) == (409, "RouterInterfaceInUseByRoute")
+    net.osc("router", "remove", "route", "--route",
+            "destination=10.55.0.0/24,gateway=10.44.0.5", name)
+    assert routes() == [("10.66.0.0/24", "10.44.0.6")]
+    net.osc("router", "set", "--no-route", name)
+    assert routes() == []
+    net.osc("router", "remove", "subnet", name, l3.subnet_id)
+    net.osc("router", "delete", router["id"])
+    exts = {e["alias"] for e in net.http("GET", "/extensions", token).json()["extensions"]}
+    assert {"extraroute", "extraroute-atomic"} <= exts

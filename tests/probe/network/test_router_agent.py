@@ -9,6 +9,7 @@ the root namespace has no address or route on either bridge.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,14 @@ def _nft(namespace: str) -> str:
     return subprocess.run(["nft", "list", "ruleset"], timeout=30, capture_output=True,
                           text=True, check=True,
                           preexec_fn=lambda: netns.setns(namespace)).stdout
+
+
+def _extra_routes(namespace: str) -> list[tuple[str, str]]:
+    """Return the extra routes the agent put in a router namespace."""
+    with NetNS(namespace) as ns:
+        return [(f"{r.get_attr('RTA_DST')}/{r['dst_len']}", r.get_attr("RTA_GATEWAY"))
+                for r in ns.route("dump", family=socket.AF_INET)
+                if r["proto"] == router.RTPROT_EXTRA]
 
 
 @dataclass
@@ -136,6 +145,19 @@ def test_floating_ip_dnat_snat_and_teardown(cloud: NetCloud, tmp_path: Path,  # 
         assert not _ping(ext_ns, fip.floating_ip_address)
         assert f"dnat to {fixed}" not in _nft(r_ns)
         assert _ping(fake_guest.ns, "198.51.100.1")
+        # An extra route with the guest as next hop: the router reaches what is behind it.
+        with NetNS(fake_guest.ns) as ns:
+            ns.addr("add", index=ns.link_lookup(ifname=fake_guest.veth + "p")[0],
+                    address="10.91.0.1", prefixlen=32)
+        assert not _ping(r_ns, "10.91.0.1")
+        conn.network.update_router(r, routes=[{"destination": "10.91.0.0/24",
+                                               "nexthop": fixed}])
+        loop.run_until_complete(agent.run_once())
+        assert _ping(r_ns, "10.91.0.1")
+        assert _extra_routes(r_ns) == [("10.91.0.0/24", fixed)]
+        conn.network.update_router(r, routes=[])
+        loop.run_until_complete(agent.run_once())
+        assert _extra_routes(r_ns) == [] and not _ping(r_ns, "10.91.0.1")
         # This router's legs and this external network's far end (other clouds on the
         # machine, e.g. a CI run's compute cloud, have their own nrt-/nxe- links).
         ours = {router.ROUTER_VETH_PREFIX + p.id.replace("-", "")[:11]
