@@ -132,6 +132,14 @@ def ruleset(spec: RouterSpec) -> str:
         for floating, fixed in spec.floating:
             pre.append(f"ip daddr {floating} dnat to {fixed}")
             post.append(f'oifname "{qg}" ip saddr {fixed} snat to {floating}')
+        if spec.floating and spec.interfaces:
+            # Hairpin (as Neutron's SNAT of DNATed traffic not from the gateway): a
+            # guest reaching a floating IP of its own router gets the answer back
+            # through the router, not straight from the fixed address it never asked.
+            inside = ", ".join(sorted({str(ipaddress.ip_network(leg.cidr))
+                                       for leg in spec.interfaces}))
+            post.append(f'oifname != "{qg}" ct status dnat ip saddr {{ {inside} }} '
+                        f"snat to {spec.gateway.ip}")
         if spec.enable_snat:
             for leg in spec.interfaces:
                 net = ipaddress.ip_network(leg.cidr)

@@ -130,6 +130,9 @@ def test_floating_ip_dnat_snat_and_teardown(cloud: NetCloud, tmp_path: Path,  # 
         # reaches the external side (SNAT to the floating IP: no route back to 10.90/24).
         assert _ping(ext_ns, fip.floating_ip_address, 2)
         assert _ping(fake_guest.ns, "198.51.100.1", 2)
+        # Hairpin: from behind the router, the floating IP answers too (here the
+        # guest's own: DNAT to it, SNAT to the gateway address, back the same way).
+        assert _ping(fake_guest.ns, fip.floating_ip_address, 2)
         rules = _nft(r_ns)
         assert f"dnat to {fixed}" in rules and f"snat to {fip.floating_ip_address}" in rules
         assert f"snat to {gw_ip}" in rules

@@ -30,13 +30,18 @@ def test_floating_ip_and_snat_rules() -> None:
     qg = "qg-gwport00001"
     assert f'oifname "{qg}" ip saddr 10.0.0.5 snat to 172.24.4.20' in lines
     assert f'oifname "{qg}" ip saddr 10.0.0.0/26 snat to 172.24.4.10' in lines
+    # Hairpin, as Neutron (with or without enable_snat): DNATed traffic from inside
+    # that goes back inside is SNATed to the gateway address.
+    hairpin = f'oifname != "{qg}" ct status dnat ip saddr {{ 10.0.0.0/26 }} snat to 172.24.4.10'
+    assert hairpin in lines
+    assert hairpin in ruleset(_spec(snat=False))
     # The floating IP's own SNAT comes before the subnet's (first match wins).
     assert lines.index(f'oifname "{qg}" ip saddr 10.0.0.5 snat to 172.24.4.20') < \
         lines.index(f'oifname "{qg}" ip saddr 10.0.0.0/26 snat to 172.24.4.10')
 
 
 def test_no_snat_and_no_gateway() -> None:
-    assert "10.0.0.0/26" not in ruleset(_spec(snat=False))
+    assert "ip saddr 10.0.0.0/26 snat" not in ruleset(_spec(snat=False))
     assert "dnat to 10.0.0.5" in ruleset(_spec(snat=False))
     bare = ruleset(_spec(snat=True, gateway=False))
     assert "snat" not in bare and "dnat" not in bare
