@@ -41,14 +41,14 @@ class Pool:
         return isinstance(ip, IPv4) and self.start <= ip <= self.end
 
 
-def parse_ip(value: Any, what: str = "ip_address") -> IPv4:
-    """Return an IPv4 address or Neutron's 400."""
+def parse_ip(value: Any, what: str = "ip_address", resource: str = "subnet") -> IPv4:
+    """Return an IPv4 address or Neutron's 400 (naming ``resource``)."""
     try:
         ip = ipaddress.ip_address(str(value)) if isinstance(value, str) else None
     except ValueError:
         ip = None
     if not isinstance(ip, IPv4):
-        raise bad_request("subnet", f"'{value}' is not a valid IP address ({what})")
+        raise bad_request(resource, f"'{value}' is not a valid IP address ({what})")
     return ip
 
 
@@ -149,7 +149,7 @@ def parse_route_list(raw: Any, attribute: str) -> list[dict[str, str]]:
             raise bad_request(attribute, f"'{item['destination']}' is not a valid IP "
                               "subnet") from None
         out.append({"destination": str(dest),
-                    "nexthop": str(parse_ip(item["nexthop"], "nexthop"))})
+                    "nexthop": str(parse_ip(item["nexthop"], "nexthop", attribute))})
     return out
 
 

@@ -351,10 +351,14 @@ def test_extra_routes(net: NetCloud, l3: L3) -> None:
              (400, "InvalidRoutes")),
             ([{"destination": "10.77.0.0/24", "nexthop": "192.0.2.1"}], (400, "InvalidRoutes")),
             ([{"destination": "not-a-cidr", "nexthop": "10.44.0.5"}], (400, "HTTPBadRequest")),
+            ([{"destination": "10.77.0.0/24", "nexthop": "nowhere"}], (400, "HTTPBadRequest")),
             ([{"destination": "10.77.0.0/24"}], (400, "HTTPBadRequest")),
             ([{"destination": f"10.{i}.0.0/24", "nexthop": "10.44.0.5"} for i in range(31)],
              (400, "RoutesExhausted"))):
         assert put("", {"router": {"routes": bad}}) == expected, bad
+    r = net.http("PUT", f"/routers/{router['id']}", token, json={"router": {"routes": [
+        {"destination": "10.77.0.0/24", "nexthop": "nowhere"}]}})
+    assert "Invalid input for routes" in r.json()["NeutronError"]["message"]
     assert _fault(net.http("POST", "/routers", token, json={"router": {
         "name": _name("r"), "routes": []}})) == (400, "HTTPBadRequest")
     # the interface a route goes through cannot go
