@@ -269,11 +269,10 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
     out = {"Etag": result.etag, **timestamp_headers({"x-timestamp": ts}),
            "Content-Type": "text/html; charset=UTF-8"}
     if report:
-        replaced = {r.headers.get(hdr.X_REPLACED) for r in result.replies
-                    if 200 <= r.status < 300}
-        replaced.discard(None)
+        replaced = {r.headers.get(hdr.X_REPLACED, "") for r in result.replies
+                    if 200 <= r.status < 300} - {""}
         if replaced:
-            out[hdr.X_REPLACED] = ",".join(sorted(v for v in replaced if v))
+            out[hdr.X_REPLACED] = ",".join(sorted(replaced))
     return Resp(201, out)
 
 

@@ -119,16 +119,20 @@ def cut(revocations: Iterable[Revocation]) -> int:
     revocations = list(revocations)
     if not revocations:
         return 0
+    by_zone: dict[int, list[Revocation]] = {}
+    for rev in revocations:
+        by_zone.setdefault(rev.zone, []).append(rev)
     deleted = 0
     ct = Conntrack()
     try:
-        for rev in revocations:
-            for entry in list(ct.dump_entries(zone=rev.zone)):
-                if entry.zone not in (None, rev.zone) or not any(
-                        g.admitted(entry.tuple_orig, rev.addresses) for g in rev.grants):
+        for zone, revs in by_zone.items():  # one dump per zone, however many ports lost
+            for entry in list(ct.dump_entries(zone=zone)):
+                if entry.zone not in (None, zone) or not any(
+                        g.admitted(entry.tuple_orig, rev.addresses)
+                        for rev in revs for g in rev.grants):
                     continue
                 try:
-                    ct.entry("del", tuple_orig=entry.tuple_orig, zone=rev.zone)
+                    ct.entry("del", tuple_orig=entry.tuple_orig, zone=zone)
                 except NetlinkError as exc:
                     if exc.code != 2:  # ENOENT: it ended meanwhile
                         raise

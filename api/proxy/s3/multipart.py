@@ -350,24 +350,12 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
                                           report=segments.report_for(info))
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
     used = {number for number, _ in wanted}
-    await _delete_parts(req, [p for n, p in have.items() if n not in used], strict=False)
+    # Parts the list left out go, as in S3 (Swift's s3api keeps them); the object
+    # is complete already, so a part that fails to go stays rather than failing it.
+    await segments.delete_parts(req, [p["name"] for n, p in have.items() if n not in used],
+                                strict=False)
     await segments.drop_replaced(req, resp, keep=upload_id)
     return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers))
-
-
-async def _delete_parts(req: S3Req, parts: list[dict[str, Any]], strict: bool) -> None:
-    """Delete uploaded parts; a 404 is fine, other failures raise only when ``strict``.
-
-    Complete drops the parts its list left out, as S3 does (Swift's s3api keeps
-    them); the object is already complete then, so a part it fails to delete
-    stays behind rather than failing the answer.
-    """
-    for p in parts:
-        try:
-            await req.swift("DELETE", _segments(req), p["name"])
-        except HTTPError as exc:
-            if strict and exc.status != 404:
-                raise
 
 
 def _check_order(wanted: list[tuple[int, str]], upload_id: str) -> None:

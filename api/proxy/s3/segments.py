@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterable
 
 from nubis.api.proxy import objver, versioning
 from nubis.api.proxy.context import Info, Resp
@@ -48,22 +49,29 @@ def report_for(info: Info) -> str | None:
     return UPLOAD_META
 
 
-async def drop_parts(req: S3Req, key: str, upload_id: str, strict: bool) -> None:
-    """Delete every part of one upload of ``key``.
+async def delete_parts(req: S3Req, names: Iterable[str], strict: bool) -> None:
+    """Delete parts (objects of the bucket's segments container) by name.
 
     A 404 is fine; other failures raise only when ``strict`` (Abort), else the
-    part stays behind (an overwrite already succeeded and must not fail).
+    part stays behind (the write that orphaned it already succeeded and must not
+    fail).
     """
+    where = container(req.bucket)
+    for name in names:
+        try:
+            await req.swift("DELETE", where, name)
+        except HTTPError as exc:
+            if strict and exc.status != 404:
+                raise
+
+
+async def drop_parts(req: S3Req, key: str, upload_id: str, strict: bool) -> None:
+    """Delete every part of one upload of ``key`` (``strict``: see :func:`delete_parts`)."""
     where = container(req.bucket)
     prefix, marker = f"{key}/{upload_id}/", ""
     for _ in range(MAX_PARTS // PAGE + 1):
         parts, more = await walk(req, where, prefix, "", marker, PAGE)
-        for part in parts:
-            try:
-                await req.swift("DELETE", where, part["name"])
-            except HTTPError as exc:
-                if strict and exc.status != 404:
-                    raise
+        await delete_parts(req, [part["name"] for part in parts], strict)
         if not parts or not more:
             return
         marker = parts[-1]["name"]
