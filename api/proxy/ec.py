@@ -38,7 +38,7 @@ from typing import Any, TypeAlias
 
 import xxhash
 from nubis.api.proxy.backend import Backend, Node, Reply, RingLike, node_path
-from nubis.api.proxy.context import Ctx, Resp
+from nubis.api.proxy.context import Ctx
 from nubis.api.proxy.errors import BackendUnavailableError, HTTPError
 from nubis.api.proxy.putter import Source
 from nubis.common import backend as hdr
@@ -66,15 +66,19 @@ class _Archive:
     exchange: Exchange | None = None
     md5: Any = field(default_factory=lambda: hashlib.md5(usedforsecurity=False))
     failed: bool = False
+    #: The node's ``x-backend-replaced`` answer (see ``transfer.store``'s ``report``).
+    replaced: str = ""
 
 
 async def store(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
                 headers: list[dict[str, str]], source: Source, length: int | None,
-                client_etag: str | None, ts: str) -> str:
-    """Write an EC object (two-phase); return its ETag.
+                client_etag: str | None, ts: str) -> tuple[str, set[str]]:
+    """Write an EC object (two-phase); return its ETag and what it replaced.
 
     ``headers`` are the per-primary request headers (metadata, container-update
-    targets); the fragment index and EC headers are added here.
+    targets); the fragment index and EC headers are added here. The set holds
+    the nodes' ``x-backend-replaced`` answers (empty unless ``headers`` ask with
+    ``x-backend-report-replaced``).
 
     Raises:
         HTTPError: 422 when the body does not match ``client_etag``.
@@ -103,7 +107,7 @@ async def store(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
         etag, size = await _put_stream(backend, policy, part, nodes, handoffs, names,
                                        archives, source, length, client_etag)
     await _commit(backend, policy, part, names, archives, ts, etag, size)
-    return etag
+    return etag, {a.replaced for a in archives if not a.failed} - {""}
 
 
 async def _chunks(source: Source) -> AsyncIterator[bytes]:
@@ -156,6 +160,7 @@ async def _put_small(backend: Backend, policy: ECPolicy, part: int, nodes: list[
             ok = 200 <= resp.status < 300 \
                 and resp.headers.get("etag", "").strip('"') == a.headers["ETag"]
             a.failed = not ok
+            a.replaced = resp.headers.get(hdr.X_REPLACED, "")
             return current
 
         a.node = await backend.on_node_or_handoff(node, handoffs, attempt)
@@ -265,6 +270,7 @@ async def _finish(a: _Archive) -> None:
     ok = 200 <= resp.status < 300 \
         and resp.headers.get("etag", "").strip('"') == a.md5.hexdigest()
     a.failed = not ok
+    a.replaced = resp.headers.get(hdr.X_REPLACED, "")
 
 
 _OVERRIDE_SIZE = "x-object-sysmeta-container-update-override-size"
@@ -459,8 +465,3 @@ Fetched: TypeAlias = ClientResponse | ECResponse
 
 def _durable(h: dict[str, str]) -> bool:
     return h.get(hdr.X_EC_DURABLE.lower()) != "no" and hdr.EC_ETAG in h
-
-
-def stored_response(etag: str, ts_headers: dict[str, str]) -> Resp:
-    """Return the client's 201 for a stored EC object."""
-    return Resp(201, {"Etag": etag, **ts_headers, "Content-Type": "text/html; charset=UTF-8"})

@@ -117,14 +117,21 @@ def parse_version_object(name: str) -> tuple[str, str | None]:
         return name, None
 
 
+def valid_id(version_id: str) -> bool:
+    """Tell whether ``version_id`` is a version id (a timestamp; not ``null``)."""
+    try:
+        parse_ts(version_id)
+    except ValueError:
+        return False
+    return True
+
+
 def validate(version_id: str, allow_null: bool = True) -> None:
     """Raise 400 for a version id that is not a timestamp (or ``null``)."""
     if version_id == "null" and allow_null:
         return
-    try:
-        parse_ts(version_id)
-    except ValueError:
-        raise HTTPError(400, "Invalid version parameter") from None
+    if not valid_id(version_id):
+        raise HTTPError(400, "Invalid version parameter")
 
 
 def _version_id(ts: str) -> str:

@@ -241,8 +241,8 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
     ``ts`` is the object's timestamp (default: now). ``report`` names a metadata
     item (lower case): the answer's internal ``x-backend-replaced`` header then
     lists (comma-separated) its values in the live objects this write replaced
-    on the replicas; the caller removes it before answering (replicated policies
-    only).
+    on the replicas (or fragment archives); the caller removes it before
+    answering.
     """
     policy = policy_of(info)
     ring = ctx.state.backend.rings.get("object", policy)
@@ -260,19 +260,19 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
         per_node.append(h)
     pol = ctx.state.policies.get(policy)
     if isinstance(pol, ECPolicy):
-        etag = await ec.store(ctx, pol, ring, (ctx.account, container, obj), per_node,
-                              source, length, client_etag, ts)
-        return ec.stored_response(etag, timestamp_headers({"x-timestamp": ts}))
-    result = await putter.upload(ctx.state.backend, ring, part, nodes,
-                                 (ctx.account, container, obj), per_node, source, length,
-                                 client_etag)
-    out = {"Etag": result.etag, **timestamp_headers({"x-timestamp": ts}),
-           "Content-Type": "text/html; charset=UTF-8"}
-    if report:
+        etag, replaced = await ec.store(ctx, pol, ring, (ctx.account, container, obj),
+                                        per_node, source, length, client_etag, ts)
+    else:
+        result = await putter.upload(ctx.state.backend, ring, part, nodes,
+                                     (ctx.account, container, obj), per_node, source, length,
+                                     client_etag)
+        etag = result.etag
         replaced = {r.headers.get(hdr.X_REPLACED, "") for r in result.replies
                     if 200 <= r.status < 300} - {""}
-        if replaced:
-            out[hdr.X_REPLACED] = ",".join(sorted(replaced))
+    out = {"Etag": etag, **timestamp_headers({"x-timestamp": ts}),
+           "Content-Type": "text/html; charset=UTF-8"}
+    if report and replaced:
+        out[hdr.X_REPLACED] = ",".join(sorted(replaced))
     return Resp(201, out)
 
 

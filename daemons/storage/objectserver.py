@@ -289,7 +289,10 @@ class ObjectServer(StorageServer[ObjectDevice]):
         await self._send_updates(df, keys, updates)
         headers = [("Content-Type", "text/plain; charset=utf-8"), ("ETag", etag)]
         report = hdrs.get(hdr.X_REPORT_REPLACED)
-        if report and old is not None and not old.deleted and report in old.meta:
+        # Only a durable object was ever acknowledged (an EC archive whose commit
+        # never came names an upload its client may still complete).
+        if report and old is not None and not old.deleted and report in old.meta \
+                and ecfrag.is_durable(old):
             headers.append((hdr.X_REPLACED, old.meta[report]))
         return Response(201, headers, b"")
 

@@ -11,10 +11,10 @@ owner with a reseller-admin identity:
   in a Suspended bucket the null version is removed (as DeleteObject does
   here); a completed multipart object loses its segments with its manifest.
   Nothing happens when the object was rewritten since the scan.
-- a ``version`` is removed (DeleteObject with its ``versionId``) when it has
-  been noncurrent ``NoncurrentDays`` -- counted from its successor's creation
-  -- or when it is a delete marker that is the key's only version and a rule
-  removes expired object delete markers.
+- a ``version`` is removed (DeleteObject with its ``versionId``, a multipart
+  one with its parts) when it has been noncurrent ``NoncurrentDays`` --
+  counted from its successor's creation -- or when it is a delete marker that
+  is the key's only version and a rule removes expired object delete markers.
 - an ``upload`` is AbortMultipartUpload (its parts, then its marker).
 """
 
@@ -31,7 +31,7 @@ from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import policy_of
 from nubis.api.proxy.context import Ctx, ObjectCtx, ProxyState
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import multipart, objects, versioning
+from nubis.api.proxy.s3 import multipart, objects, segments, versioning
 from nubis.api.proxy.s3.auth import Caller
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req, bytes_body
@@ -125,7 +125,7 @@ class ProxyActions:
                                      object_tags(rec.meta.get(TAGGING_META)), size, since)
             if when is None or when > now:
                 return
-        await versioning.delete(req, due.ident)
+        await segments.delete_version(req, due.ident)
 
     async def _abort(self, req: S3Req, upload_id: str) -> None:
         """Abort the upload (no longer there: nothing to do)."""

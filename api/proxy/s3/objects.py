@@ -277,7 +277,7 @@ async def delete(req: S3Req) -> Resp:
     """Answer DeleteObject (204 whether or not the key existed, as S3 does)."""
     version = versioning.requested(req)
     if version is not None or await versioning.versioned(req):
-        return await versioning.delete(req, version)
+        return await segments.delete_version(req, version)
     stored = await _raw_head(req)
     query = {"multipart-manifest": "delete"} \
         if stored.get("x-static-large-object", "").lower() == "true" else {}
@@ -325,7 +325,8 @@ async def delete_many(req: S3Req) -> Resp:
     for key, version in objs:
         assert key is not None
         if version is not None or versioned:
-            parts += await versioning.delete_entry(req, key, version, quiet)
+            parts += await versioning.delete_entry(req, key, version, quiet,
+                                                   segments.delete_version)
             continue
         try:
             await req.swift("DELETE", req.bucket, key, query=await _parts_too(req, key))

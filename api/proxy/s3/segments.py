@@ -3,11 +3,12 @@
 Parts are objects ``<key>/<upload id>/<part:05d>`` of the hidden container
 ``<bucket>+segments``; a completed upload is an SLO manifest over them whose
 sysmeta :data:`UPLOAD_META` names the upload. S3 frees an object's parts when the
-object is overwritten, and so does nubis in a bucket that never had versioning:
-the PUT asks the object servers which upload the object it replaced came from
-(:func:`report_for`, answered in ``x-backend-replaced``) and :func:`drop_replaced`
-removes that upload's parts afterwards. (Swift's s3api leaves them behind.) With
-versioning the replaced object lives on as a version and keeps its parts.
+object is overwritten, and so does nubis: the PUT asks the object servers which
+upload the object it replaced came from (:func:`report_for`, answered in
+``x-backend-replaced``) and :func:`drop_replaced` removes that upload's parts
+afterwards. (Swift's s3api leaves them behind.) With versioning Enabled the
+replaced object lives on as a version and keeps its parts; deleting a version
+for good frees them (:func:`delete_version`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from nubis.api.proxy import objver, versioning
 from nubis.api.proxy.context import Info, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import versioning as s3versioning
 from nubis.api.proxy.s3.buckets import SEGMENTS, walk
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req
@@ -41,12 +43,39 @@ def container(bucket: str) -> str:
 def report_for(info: Info) -> str | None:
     """Return the metadata a PUT into this bucket asks about (None: keep old parts).
 
-    Only a bucket that never had object versioning (nor Swift's legacy
-    versioning) drops an overwritten object's parts.
+    With versioning Enabled (or Swift's legacy versioning) the replaced object
+    lives on as a version and keeps its parts. In a Suspended bucket the PUT
+    replaces the null version for good, or a link to a version, which carries
+    no upload id (the version keeps its parts).
     """
-    if objver.SYSMETA_ENABLED in info.headers or versioning.SYSMETA_LOCATION in info.headers:
+    if objver.enabled(info) or versioning.SYSMETA_LOCATION in info.headers:
         return None
     return UPLOAD_META
+
+
+async def removed_upload(req: S3Req, version: str | None) -> str | None:
+    """Return the upload of the multipart object a versioned DeleteObject removes for good.
+
+    A delete naming a version removes that version (``null`` is the bucket's
+    own object); one without a version removes the null version of a Suspended
+    bucket but only hides the object behind a delete marker in an Enabled one.
+    A link to a version carries no upload id: its version stays.
+    """
+    follow = version not in (None, "null")
+    if version is None and await s3versioning.enabled(req):
+        return None
+    if follow and not objver.valid_id(str(version)):
+        return None  # the delete itself refuses it
+    return (await s3versioning.raw_version_head(req, version, follow)).get(UPLOAD_META)
+
+
+async def delete_version(req: S3Req, version: str | None) -> Resp:
+    """Answer a versioned DeleteObject, then free the parts of what it removed for good."""
+    upload = await removed_upload(req, version)
+    resp = await s3versioning.delete(req, version)
+    if upload is not None:
+        await _free(req, upload)
+    return resp
 
 
 async def delete_parts(req: S3Req, names: Iterable[str], strict: bool) -> None:
@@ -86,7 +115,16 @@ async def drop_replaced(req: S3Req, stored: Resp, keep: str | None = None) -> No
     """
     value = stored.headers.pop(hdr.X_REPLACED, "")
     for upload_id in value.split(","):
-        if upload_id != keep and _UPLOAD_ID.fullmatch(upload_id):
-            # e.g. the segments container is gone: nothing is left to free
-            with contextlib.suppress(HTTPError, S3Error):
-                await drop_parts(req, req.key, upload_id, strict=False)
+        if upload_id != keep:
+            await _free(req, upload_id)
+
+
+async def _free(req: S3Req, upload_id: str) -> None:
+    """Delete the parts of a completed upload of ``req.key``, failing quietly.
+
+    The write or delete that orphaned them succeeded already and must not fail.
+    """
+    if _UPLOAD_ID.fullmatch(upload_id):
+        # e.g. the segments container is gone: nothing is left to free
+        with contextlib.suppress(HTTPError, S3Error):
+            await drop_parts(req, req.key, upload_id, strict=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from nubis.api.proxy import objver, symlink
@@ -164,10 +164,12 @@ async def latest_marker(req: S3Req) -> dict[str, str]:
     return {}
 
 
-async def raw_version_head(req: S3Req, version: str | None) -> dict[str, str]:
+async def raw_version_head(req: S3Req, version: str | None,
+                           follow: bool = True) -> dict[str, str]:
     """Return the stored headers (sysmeta included) of a version or of the current object.
 
-    A current object that is a version link is read at its version. Empty if absent.
+    A current object that is a version link is read at its version (``follow``;
+    else the link's own headers). Empty if absent.
     """
     octx = _object_ctx(req)
     info = await container_of(octx)
@@ -183,7 +185,7 @@ async def raw_version_head(req: S3Req, version: str | None) -> dict[str, str]:
         if isinstance(got, Reply):
             return {}
         await got.release()
-        if got.headers.get(objver.SYSMETA_SYMLINK) != "true" or not vcont:
+        if got.headers.get(objver.SYSMETA_SYMLINK) != "true" or not vcont or not follow:
             return dict(got.headers)
         target = urllib.parse.unquote(got.headers.get(symlink.TARGET, ""))
         container, _, name = target.partition("/")
@@ -227,10 +229,15 @@ async def delete(req: S3Req, version: str | None) -> Resp:
     return Resp(204, out)
 
 
-async def delete_entry(req: S3Req, key: str, version: str | None, quiet: bool) -> list[str]:
-    """Delete one object of DeleteObjects; return its ``<Deleted>``/``<Error>`` element."""
+async def delete_entry(req: S3Req, key: str, version: str | None, quiet: bool,
+                       deleter: Callable[[S3Req, str | None], Awaitable[Resp]] | None = None
+                       ) -> list[str]:
+    """Delete one object of DeleteObjects; return its ``<Deleted>``/``<Error>`` element.
+
+    ``deleter`` (default :func:`delete`) deletes it.
+    """
     try:
-        done = await delete(dataclasses.replace(req, key=key), version)
+        done = await (deleter or delete)(dataclasses.replace(req, key=key), version)
     except S3Error as err:
         return [f"<Error>{el('Key', key)}"
                 + (el("VersionId", version) if version is not None else "")
@@ -312,6 +319,11 @@ async def versioned(req: S3Req) -> bool:
     """Tell whether the request's bucket has ever had versioning enabled."""
     info = await container_of(_object_ctx(req))
     return bool(objver.vcont_of(info))
+
+
+async def enabled(req: S3Req) -> bool:
+    """Tell whether the request's bucket has versioning Enabled (not Suspended)."""
+    return objver.enabled(await container_of(_object_ctx(req)))
 
 
 async def list_versions(req: S3Req, max_keys: int, entry: Entry, when: Callable[[str], str],

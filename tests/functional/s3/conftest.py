@@ -74,6 +74,20 @@ class S3Cloud:
         return sorted(o["Name"] for o in json.loads(proc.stdout))
 
 
+    def swift(self) -> Any:
+        """Return a python-swiftclient connection of the demo project (Keystone v3)."""
+        import swiftclient
+        import yaml
+
+        auth = yaml.safe_load((self.cloud.state / "clouds.yaml").read_text())[
+            "clouds"]["nubis-demo"]["auth"]
+        return swiftclient.Connection(
+            authurl=auth["auth_url"], user=auth["username"], key=auth["password"],
+            auth_version="3", retries=0,
+            os_options={"project_name": auth["project_name"],
+                        "user_domain_name": "Default", "project_domain_name": "Default"})
+
+
 def ec2_credentials(cloud: Cloud, name: str) -> Keys:
     """Create EC2 credentials with the ``openstack`` CLI for cloud ``name``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}

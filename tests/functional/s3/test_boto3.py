@@ -232,21 +232,27 @@ def test_complete_drops_the_parts_it_leaves_out(s3cloud: S3Cloud) -> None:
     assert s3cloud.segments(b) == [f"k/{uid}/00001", f"k/{uid}/00003"]
 
 
+def _complete(s3: Any, bucket: str, key: str, body: bytes) -> str:
+    """Upload ``body`` as a one-part multipart upload; return the upload id."""
+    uid: str = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1,
+                          Body=body)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    return uid
+
+
 def test_overwrites_and_deletes_free_a_multipart_objects_parts(s3cloud: S3Cloud) -> None:
     """As S3 (unlike Swift's s3api): a replaced multipart object's parts do not linger.
 
     PutObject, Complete and CopyObject over one free them; DeleteObjects too. A
-    versioned bucket keeps them: the replaced object lives on as a version.
+    versioned bucket keeps them while the replaced object lives on as a version;
+    deleting that version, or replacing a Suspended bucket's null version, frees them.
     """
     s3 = s3cloud.client()
 
     def complete(bucket: str, key: str, body: bytes) -> str:
-        uid: str = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1,
-                              Body=body)["ETag"]
-        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={
-            "Parts": [{"PartNumber": 1, "ETag": etag}]})
-        return uid
+        return _complete(s3, bucket, key, body)
 
     b = _bucket(s3)
     first = complete(b, "k", b"first")
@@ -276,6 +282,38 @@ def test_overwrites_and_deletes_free_a_multipart_objects_parts(s3cloud: S3Cloud)
     old = s3.list_object_versions(Bucket=v)["Versions"][-1]
     assert s3.get_object(Bucket=v, Key="k", VersionId=old["VersionId"])["Body"].read() \
         == b"old version"
+    s3.put_bucket_versioning(Bucket=v, VersioningConfiguration={"Status": "Suspended"})
+    s3.put_object(Bucket=v, Key="k", Body=b"null")  # replaces a link: the version stays
+    assert s3cloud.segments(v) == [f"k/{kept}/00001"]
+    null = complete(v, "n", b"null version")
+    s3.put_object(Bucket=v, Key="n", Body=b"plain")  # replaces the null version for good
+    s3.delete_object(Bucket=v, Key="k", VersionId=old["VersionId"])  # gone for good
+    assert s3cloud.segments(v) == [] and null != kept
+    null = complete(v, "n", b"null version again")
+    s3.delete_object(Bucket=v, Key="n")  # Suspended: the null version goes for good
+    assert s3cloud.segments(v) == []
+    s3.put_bucket_versioning(Bucket=v, VersioningConfiguration={"Status": "Enabled"})
+    kept = complete(v, "m", b"kept")
+    s3.delete_object(Bucket=v, Key="m")  # a delete marker: the version stays
+    assert s3cloud.segments(v) == [f"m/{kept}/00001"]
+    vid = s3.list_object_versions(Bucket=v, Prefix="m")["Versions"][0]["VersionId"]
+    deleted = s3.delete_objects(Bucket=v, Delete={"Objects": [{"Key": "m", "VersionId": vid}]})
+    assert deleted["Deleted"] == [{"Key": "m", "VersionId": vid}]
+    assert s3cloud.segments(v) == []
+
+
+def test_overwrite_frees_parts_under_an_erasure_coded_policy(s3cloud: S3Cloud) -> None:
+    """The EC write path reports the upload it replaced too (ec42 bucket made with Swift)."""
+    s3, swift = s3cloud.client(), s3cloud.swift()
+    b = f"b-{uuid.uuid4().hex[:12]}"
+    swift.put_container(b, headers={"X-Storage-Policy": "ec42"})
+    assert swift.head_container(b)["x-storage-policy"] == "ec42"
+    first = _complete(s3, b, "k", b"first")
+    second = _complete(s3, b, "k", b"second")  # a Complete over a multipart object
+    assert s3cloud.segments(b) == [f"k/{second}/00001"] and first != second
+    s3.put_object(Bucket=b, Key="k", Body=b"plain")  # a PutObject over one
+    assert s3cloud.segments(b) == []
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"plain"
 
 
 def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:

@@ -78,8 +78,15 @@ def test_expiration_in_an_enabled_bucket_writes_a_delete_marker(s3cloud: S3Cloud
     assert s3.get_object(Bucket=b, Key="exp/a", VersionId=v2)["Body"].read() == b"two"
     assert _versions(s3, b, "keep/") == [("keep/b", kept, True, False)]
 
-    # Noncurrent versions go NoncurrentDays after they stopped being current; then the
-    # lone delete marker goes too.
+    # Noncurrent versions go NoncurrentDays after they stopped being current (a
+    # multipart one with its parts); then the lone delete marker goes too.
+    uid = s3.create_multipart_upload(Bucket=b, Key="exp/m")["UploadId"]
+    etag = s3.upload_part(Bucket=b, Key="exp/m", UploadId=uid, PartNumber=1,
+                          Body=b"m")["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key="exp/m", UploadId=uid, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": etag}]})
+    s3.delete_object(Bucket=b, Key="exp/m")  # noncurrent now, behind a delete marker
+    assert s3cloud.segments(b) == [f"exp/m/{uid}/00001"]
     s3.put_object(Bucket=b, Key="keep/b", Body=b"newer")
     _rules(s3, b, {"ID": "nc", "Filter": {"Prefix": "exp/"}, "Status": "Enabled",
                    "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
@@ -90,6 +97,7 @@ def test_expiration_in_an_enabled_bucket_writes_a_delete_marker(s3cloud: S3Cloud
     assert got[1]["Expiration"] == {"ExpiredObjectDeleteMarker": True}
     _passes_until(s3cloud, lambda: _versions(s3, b, "exp/") == [])
     assert len(_versions(s3, b, "keep/")) == 2  # other prefixes untouched
+    assert s3cloud.segments(b) == []
 
 
 def test_expiration_in_a_suspended_bucket_removes_the_null_version(s3cloud: S3Cloud) -> None:

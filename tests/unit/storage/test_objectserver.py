@@ -129,6 +129,9 @@ def test_put_reports_what_it_replaced(tmp_path: Path) -> None:
             await put(b"g", **{"X-Object-Sysmeta-S3-Upload-Id": "u3"})
             assert (await st.req("object", "DELETE", OBJ, {"X-Timestamp": ts()})).status == 204
             assert "x-backend-replaced" not in await put(b"h", **ask)  # a tombstone
+            await put(b"i", **{"X-Object-Sysmeta-S3-Upload-Id": "u4",
+                               "X-Backend-Obj-Multiphase-Commit": "yes"})
+            assert "x-backend-replaced" not in await put(b"j", **ask)  # never made durable
             r = await st.req("object", "PUT", OBJ, hdrs("0000000001.00000", **ask), b"old")
             assert r.status == 409 and "x-backend-replaced" not in r.headers
     run(go())
