@@ -1,13 +1,15 @@
-"""Instance actions, hypervisors, services and availability zones.
+"""Instance actions, hypervisors and availability zones.
 
-Hypervisors and services come from the scheduler's host list (what each compute
-daemon reported: capacity, usage, its URL) and each daemon's ``/v1/host`` (domain
-type, libvirt version, running guests); a daemon that does not answer is ``down``.
+Hypervisors (and services, :mod:`nubis.api.compute.os_services`) come from the
+scheduler's host list (what each compute daemon reported: capacity, usage, its
+URL) and each daemon's ``/v1/host`` (domain type, libvirt version, running
+guests); a daemon that does not answer is ``down``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid as uuidlib
 from typing import Any
 
@@ -19,6 +21,15 @@ from nubis.api.compute.views import iso
 from nubis.api.shared.errors import NotFoundError
 
 NAMESPACE = uuidlib.UUID("6f7d1f8e-4a35-4c70-9a0e-2b1a0c6c9d11")
+#: Nova's zone of its control services (``internal_service_availability_zone``).
+INTERNAL_ZONE = "internal"
+#: The control services listed there: the scheduler, and this API as Nova's conductor.
+INTERNAL_SERVICES = ("nova-scheduler", "nova-conductor")
+
+
+def control_host() -> str:
+    """Return the host name the control services are listed on (this host's)."""
+    return socket.gethostname()
 
 
 def _action_view(row: dict[str, Any], mv: tuple[int, int]) -> dict[str, Any]:
@@ -71,7 +82,7 @@ class InstanceActions:
         resp.media = {"instanceAction": out}
 
 
-async def _hosts(svc: ComputeService) -> list[dict[str, Any]]:
+async def compute_hosts(svc: ComputeService) -> list[dict[str, Any]]:
     """Return every compute host the scheduler knows, with its daemon's facts (or down)."""
     try:
         hosts = await svc.scheduler.hosts(max_age=0.0)
@@ -90,7 +101,7 @@ async def _hosts(svc: ComputeService) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(facts(h) for h in hosts.values())))
 
 
-def _ident(key: str, mv: tuple[int, int]) -> Any:
+def stable_id(key: str, mv: tuple[int, int]) -> Any:
     """Return a stable id: a UUID from 2.53, a small integer before."""
     value = uuidlib.uuid5(NAMESPACE, key)
     return str(value) if mv >= (2, 53) else value.int % 1000000 + 1
@@ -102,7 +113,7 @@ def _usage(h: dict[str, Any], rc: str) -> tuple[int, int]:
 
 
 def _hypervisor(h: dict[str, Any], mv: tuple[int, int], detail: bool) -> dict[str, Any]:
-    hid = _ident(h["host"], mv)
+    hid = stable_id(h["host"], mv)
     out: dict[str, Any] = {"id": hid, "hypervisor_hostname": h["host"],
                            "state": "up" if h["up"] else "down",
                            "status": "enabled" if h.get("enabled", True) else "disabled"}
@@ -111,7 +122,8 @@ def _hypervisor(h: dict[str, Any], mv: tuple[int, int], detail: bool) -> dict[st
     f = h["facts"]
     out.update({"hypervisor_type": f.get("hypervisor_type", "QEMU"),
                 "hypervisor_version": f.get("hypervisor_version", 0), "host_ip": "127.0.0.1",
-                "service": {"host": h["host"], "id": hid, "disabled_reason": None}})
+                "service": {"host": h["host"], "id": hid,
+                            "disabled_reason": h.get("disabled_reason")}})
     if mv < (2, 88):
         vcpus, vcpus_used = _usage(h, "VCPU")
         mem, mem_used = _usage(h, "MEMORY_MB")
@@ -140,7 +152,7 @@ class Hypervisors:
     async def _list(self, req: falcon.asgi.Request, detail: bool) -> list[dict[str, Any]]:
         self.svc.require_admin(req, "os_compute_api:os-hypervisors:list")
         mv = mv_of(req)
-        return [_hypervisor(h, mv, detail) for h in await _hosts(self.svc)]
+        return [_hypervisor(h, mv, detail) for h in await compute_hosts(self.svc)]
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List hypervisors."""
@@ -170,35 +182,6 @@ class Hypervisors:
                 resp.media = {"hypervisor": h}
                 return
         raise NotFoundError(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
-
-
-class Services:
-    """``GET /os-services`` (admin): one ``nova-compute`` per compute host."""
-
-    def __init__(self, svc: ComputeService) -> None:
-        self.svc = svc
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """List the compute services and whether they answer."""
-        self.svc.require_admin(req, "os_compute_api:os-services:list")
-        mv = mv_of(req)
-        out = []
-        zones = self.svc.store.host_zones()
-        default = self.svc.cfg.default_availability_zone
-        for h in await _hosts(self.svc):
-            sid = _ident("svc:" + h["host"], mv)
-            svc = {"id": sid, "binary": "nova-compute", "host": h["host"],
-                   "zone": zones.get(h["host"], default),
-                   "status": "enabled" if h.get("enabled", True) else "disabled",
-                   "state": "up" if h["up"] else "down", "updated_at": None,
-                   "disabled_reason": None}
-            if mv >= (2, 11):
-                svc["forced_down"] = False
-            out.append(svc)
-        binary = req.get_param("binary")
-        host = req.get_param("host")
-        resp.media = {"services": [s for s in out if (not binary or s["binary"] == binary)
-                                   and (not host or s["host"] == host)]}
 
 
 class AvailabilityZones:
@@ -234,14 +217,20 @@ class AvailabilityZones:
             for name, available, _group in self._zones(hosts)]}
 
     async def on_get_detail(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """List zones with their hosts and services (admin)."""
+        """List zones with their hosts and services (admin), Nova's ``internal`` one too."""
         self.svc.require_admin(req, "os_compute_api:os-availability-zone:detail")
-        resp.media = {"availabilityZoneInfo": [{
+        zones = [{
             "zoneName": name, "zoneState": {"available": available},
             "hosts": {h["host"]: {"nova-compute": {
-                "available": h["up"], "active": h.get("enabled", True), "updated_at": None}}
+                "available": h["up"] and not h.get("forced_down", False),
+                "active": h.get("enabled", True), "updated_at": None}}
                 for h in group}}
-            for name, available, group in self._zones(await _hosts(self.svc))]}
+            for name, available, group in self._zones(await compute_hosts(self.svc))]
+        zones.insert(0, {"zoneName": INTERNAL_ZONE, "zoneState": {"available": True},
+                         "hosts": {control_host(): {name: {
+                             "available": True, "active": True, "updated_at": None}
+                             for name in INTERNAL_SERVICES}}})
+        resp.media = {"availabilityZoneInfo": zones}
 
 
 _POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")

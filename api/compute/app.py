@@ -17,7 +17,6 @@ from nubis.api.compute.admin import (
     Hypervisors,
     InstanceActions,
     ServerGroups,
-    Services,
 )
 from nubis.api.compute.aggregates import Aggregates
 from nubis.api.compute.build import Builder
@@ -26,6 +25,7 @@ from nubis.api.compute.config import ComputeApiConfig
 from nubis.api.compute.errors import Microversions, install_nova_errors
 from nubis.api.compute.metadata import MetadataService
 from nubis.api.compute.netclient import NetworkClient
+from nubis.api.compute.os_services import Services
 from nubis.api.compute.resources import (
     ExtraSpecs,
     FlavorAccess,
@@ -130,7 +130,9 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, svc: ComputeService,
     app.add_route(f"{v}/os-hypervisors/detail", hvs, suffix="detail")
     app.add_route(f"{v}/os-hypervisors/statistics", hvs, suffix="statistics")
     app.add_route(f"{v}/os-hypervisors/{{hypervisor_id}}", hvs, suffix="one")
-    app.add_route(f"{v}/os-services", Services(svc))
+    os_services = Services(svc)
+    app.add_route(f"{v}/os-services", os_services)
+    app.add_route(f"{v}/os-services/{{service_id}}", os_services, suffix="one")
     zones = AvailabilityZones(svc)
     app.add_route(f"{v}/os-availability-zone", zones)
     app.add_route(f"{v}/os-availability-zone/detail", zones, suffix="detail")

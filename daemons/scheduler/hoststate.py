@@ -426,6 +426,12 @@ class HostState:
         self._all_enabled = None
         self.version += 1
 
+    def set_enabled(self, row: int, enabled: bool) -> None:
+        """Let the scheduler use ``row`` or not (its compute service's status)."""
+        self.enabled[row] = enabled
+        self._all_enabled = None
+        self.version += 1
+
     # -- bounds of count columns ------------------------------------------------------
     def _raise(self, name: str, value: int) -> None:
         if value > self._upper[name]:

@@ -116,7 +116,7 @@ class Select:
 
 
 class Hosts:
-    """``/v1/hosts`` and ``/v1/hosts/{name}``."""
+    """``/v1/hosts``, ``/v1/hosts/{name}`` and ``/v1/hosts/{name}/service``."""
 
     def __init__(self, svc: SchedulerService) -> None:
         self.svc = svc
@@ -128,10 +128,22 @@ class Hosts:
     async def on_put_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                          name: str) -> None:
         """Take a compute daemon's report."""
-        data = await read_json(req)
-        if not isinstance(data, dict):
-            raise BadRequest("report must be a JSON object")
+        data = await _json_object(req, "report")
         resp.media = await asyncio.to_thread(self.svc.report_host, name, data)
+
+    async def on_put_service(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                             name: str) -> None:
+        """Set the status an operator gave the host's compute service."""
+        data = await _json_object(req, "service status")
+        resp.media = await asyncio.to_thread(self.svc.set_service, name, data)
+
+
+async def _json_object(req: falcon.asgi.Request, what: str) -> dict[str, Any]:
+    """Return the request's JSON object body (400 when it is something else)."""
+    data = await read_json(req)
+    if not isinstance(data, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return data
 
 
 class Aggregates:
@@ -286,6 +298,7 @@ def build_app(svc: SchedulerService, service_token: str,
     hosts = Hosts(svc)
     app.add_route("/v1/hosts", hosts)
     app.add_route("/v1/hosts/{name}", hosts, suffix="one")
+    app.add_route("/v1/hosts/{name}/service", hosts, suffix="service")
     app.add_route("/v1/aggregates/{uuid}", Aggregates(svc))
     app.add_route("/v1/instances/{uuid}", Instances(svc))
     placement.add_routes(app, svc, PREFIX)

@@ -29,6 +29,7 @@ from nubis.daemons.scheduler.errors import (
     BadRequest,
     ConcurrentUpdate,
     Conflict,
+    NotFound,
     NoValidHost,
 )
 from nubis.daemons.scheduler.hoststate import Aggregate, HostFacts, HostState, Inventory
@@ -38,6 +39,7 @@ from nubis.daemons.scheduler.store import (
     ConsumerAllocations,
     PlacementStore,
     Provider,
+    ServiceStatus,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -166,6 +168,25 @@ def parse_facts(data: Mapping[str, Any]) -> HostFacts:
         num_io_ops=integer("num_io_ops"), failed_builds=integer("failed_builds"))
 
 
+def parse_service_status(data: Mapping[str, Any]) -> ServiceStatus:
+    """Parse ``{"disabled", "disabled_reason", "forced_down"}`` (400 if malformed)."""
+    unknown = sorted(set(data) - {"disabled", "disabled_reason", "forced_down"})
+    if unknown:
+        raise BadRequest(f"unknown key in service status: {unknown[0]!r}")
+    disabled, down = data.get("disabled", False), data.get("forced_down", False)
+    reason = data.get("disabled_reason")
+    if not isinstance(disabled, bool) or not isinstance(down, bool):
+        raise BadRequest("disabled and forced_down must be booleans")
+    if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= 255):
+        raise BadRequest("disabled_reason must be a string of 1-255 characters")
+    return ServiceStatus(disabled, reason if disabled else None, down)
+
+
+def _status_view(status: ServiceStatus) -> dict[str, Any]:
+    return {"disabled": status.disabled, "disabled_reason": status.disabled_reason,
+            "forced_down": status.forced_down}
+
+
 class SchedulerService:
     """Owns the matrix and the placement database; all writes go through here."""
 
@@ -191,12 +212,15 @@ class SchedulerService:
         #: Generation and database id of every provider (root or not) as last seen.
         self.generations: dict[str, int] = {}
         self.rp_ids: dict[str, int] = {}
+        #: What operators set on each host's compute service (``os-services``).
+        self.services: dict[str, ServiceStatus] = {}
         self.load()
 
     # -- loading -------------------------------------------------------------------------
     def load(self) -> None:
         """Build the matrix from the database (once, at start-up)."""
         with self.lock, self.db.connect() as conn:
+            self.services = self.store.service_statuses(conn)
             facts = self.store.compute_hosts(conn)
             invs, usage, traits = self.store.bulk_provider_data(conn)
             st = self.state
@@ -211,7 +235,7 @@ class SchedulerService:
                 st.set_usage(row, usage.get(prov.id, {}))
                 st.set_traits(row, traits.get(prov.id, ()))
                 if prov.uuid in facts:
-                    st.set_facts(row, parse_facts(facts[prov.uuid]), now)
+                    self._set_facts(row, parse_facts(facts[prov.uuid]), now)
             for uuid, name, metadata, hosts in self.store.host_aggregates(conn):
                 self.state.set_aggregate(Aggregate(uuid, name, metadata, frozenset(hosts)))
             self._load_instances(conn)
@@ -224,7 +248,7 @@ class SchedulerService:
         st.set_usage(row, self.store.usages(conn, [prov.id]).get(prov.id, {}))
         st.set_traits(row, self.store.provider_traits(conn, prov.id))
         if facts is not None:
-            st.set_facts(row, parse_facts(facts), self.clock())
+            self._set_facts(row, parse_facts(facts), self.clock())
         return row
 
     def _load_instances(self, conn: Connection) -> None:
@@ -252,7 +276,7 @@ class SchedulerService:
                 if prov.parent_uuid is None:
                     row = self._load_row(conn, prov, None)
                     if uuid in facts and not self.state.host_facts[row].supported_instances:
-                        self.state.set_facts(row, parse_facts(facts[uuid]), self.clock())
+                        self._set_facts(row, parse_facts(facts[uuid]), self.clock())
 
     def mutate(self, fn: Callable[[Connection], T], touched: Iterable[str] = ()) -> T:
         """Run a placement write, then re-read the providers it touched into the matrix."""
@@ -507,9 +531,33 @@ class SchedulerService:
             row = st.add_host(prov.name, prov.uuid)
             st.set_inventories(row, invs)
             st.set_traits(row, traits)
-            st.set_facts(row, facts, self.clock())
+            self._set_facts(row, facts, self.clock())
             self.metrics.reports += 1
             return {"uuid": rp_uuid, "generation": prov.generation}
+
+    def _set_facts(self, row: int, facts: HostFacts, now: float) -> None:
+        """Store a host's reported facts; it is schedulable if its service allows."""
+        st = self.state
+        st.set_facts(row, facts, now)
+        status = self.services.get(st.names[row], ServiceStatus())
+        st.set_enabled(row, facts.enabled and status.schedulable)
+
+    def set_service(self, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Set what an operator decided on a host's compute service (Nova's os-services).
+
+        A disabled or forced-down service takes its host out of scheduling, as
+        Nova's ComputeFilter does. Unknown hosts are a 404.
+        """
+        status = parse_service_status(data)
+        with self.lock:
+            row = self.state.row_of.get(name)
+            if row is None or self.state.retired[row]:
+                raise NotFound(f"no compute host {name!r}")
+            self.write(lambda conn: self.store.save_service_status(conn, name, status))
+            self.services[name] = status
+            self.state.set_enabled(row, self.state.host_facts[row].enabled
+                                   and status.schedulable)
+        return {"host": name, **_status_view(status)}
 
     def set_aggregate(self, uuid: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Create or replace a Nova host aggregate (name, hosts, metadata)."""
@@ -545,8 +593,10 @@ class SchedulerService:
                 if cols.present[row]:
                     res[rc] = {"capacity": int(cols.ints["capacity"][row]),
                                "used": int(cols.ints["used"][row])}
+            status = self.services.get(st.names[row], ServiceStatus())
             out.append({"host": st.names[row], "uuid": st.uuids[row], "resources": res,
                         "num_instances": int(st.num_instances[row]),
-                        "enabled": bool(st.enabled[row]),
+                        **_status_view(status),
+                        "enabled": st.host_facts[row].enabled and not status.disabled,
                         "stats": dict(st.host_facts[row].stats)})
         return out

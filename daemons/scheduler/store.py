@@ -1,11 +1,12 @@
 """The placement model in the control-plane database (SQLAlchemy Core) and its writes.
 
 Tables follow Placement: resource providers (with generation), inventories,
-consumers (with generation), allocations, traits, placement aggregates; plus two
-scheduler tables: Nova-style host aggregates (with metadata) and compute-host
-facts. Every write that changes a provider bumps its generation with a
-compare-and-swap (``UPDATE ... WHERE generation = :seen``); a lost race raises
-:class:`ConcurrentUpdate` and the whole transaction rolls back.
+consumers (with generation), allocations, traits, placement aggregates; plus three
+scheduler tables: Nova-style host aggregates (with metadata), compute-host facts
+and the status operators set on compute services. Every write that changes a
+provider bumps its generation with a compare-and-swap (``UPDATE ... WHERE
+generation = :seen``); a lost race raises :class:`ConcurrentUpdate` and the
+whole transaction rolls back.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ compute_hosts = sa.Table(
     sa.Column("facts_json", sa.Text, nullable=False),
 )
 
+compute_services = sa.Table(
+    "scheduler_compute_services", md,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("disabled_reason", sa.String(255)),
+    sa.Column("forced_down", sa.Boolean, nullable=False),
+)
+
 STANDARD_RESOURCE_CLASSES = (
     "VCPU", "MEMORY_MB", "DISK_GB", "PCI_DEVICE", "SRIOV_NET_VF", "NUMA_SOCKET",
     "NUMA_CORE", "NUMA_THREAD", "NUMA_MEMORY_MB", "IPV4_ADDRESS", "VGPU",
@@ -116,7 +125,26 @@ def _create(conn: Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS = [_create]
+def _v2_services(conn: Connection) -> None:
+    """Add the operators' compute-service switches (a fresh database has them)."""
+    compute_services.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_create, _v2_services]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What an operator set on a host's compute service (``os-services``)."""
+
+    disabled: bool = False
+    disabled_reason: str | None = None
+    forced_down: bool = False
+
+    @property
+    def schedulable(self) -> bool:
+        """Tell whether the scheduler may place instances there."""
+        return not self.disabled and not self.forced_down
 
 
 def open_engine(url: str) -> Engine:
@@ -595,6 +623,18 @@ class PlacementStore:
         conn.execute(compute_hosts.delete().where(compute_hosts.c.name == name))
         conn.execute(compute_hosts.insert().values(name=name, rp_uuid=rp_uuid,
                                                    facts_json=json.dumps(dict(facts))))
+
+    def service_statuses(self, conn: Connection) -> dict[str, ServiceStatus]:
+        """Return host name -> the status an operator set on its compute service."""
+        return {r.name: ServiceStatus(bool(r.disabled), r.disabled_reason, bool(r.forced_down))
+                for r in conn.execute(sa.select(compute_services))}
+
+    def save_service_status(self, conn: Connection, name: str, status: ServiceStatus) -> None:
+        """Store the status an operator set on a host's compute service."""
+        conn.execute(compute_services.delete().where(compute_services.c.name == name))
+        conn.execute(compute_services.insert().values(
+            name=name, disabled=status.disabled, disabled_reason=status.disabled_reason,
+            forced_down=status.forced_down))
 
     def compute_hosts(self, conn: Connection) -> dict[str, dict[str, Any]]:
         """Return rp uuid -> last reported facts."""

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from nubis.common.errors import ConfigError
 from nubis.daemons.scheduler.config import SchedulerConfig
-from nubis.daemons.scheduler.errors import BadRequest, NoValidHost
+from nubis.daemons.scheduler.errors import BadRequest, NotFound, NoValidHost
 from nubis.daemons.scheduler.request import parse_request_spec
 from nubis.daemons.scheduler.service import SchedulerService
 from nubis.daemons.scheduler.store import allocations, open_engine
@@ -148,3 +148,54 @@ def test_concurrent_claims_never_overcommit(db_url: str) -> None:
     assert all(used <= 8 for (_, rc), used in usage.items() if rc == "VCPU")
     assert sum(used for (_, rc), used in usage.items() if rc == "VCPU") == placed
     assert placed == 24  # 3 hosts x 8 vCPU, each request 1 vCPU
+
+
+def test_disabled_or_forced_down_service_takes_its_host_out(svc: SchedulerService,
+                                                            db_url: str) -> None:
+    """As Nova's ComputeFilter: an operator's disable or force-down outlives a restart."""
+    def hosts(count: int) -> set[str]:
+        placed = svc.select_destinations(spec(max_count=count, min_count=count))
+        for dest in placed:
+            svc.release(dest["instance_uuid"])
+        return {d["host"] for d in placed}
+
+    svc.set_service("node0", {"disabled": True, "disabled_reason": "maintenance"})
+    svc.set_service("node1", {"forced_down": True})
+    summary = {h["host"]: h for h in svc.host_summary()}
+    assert summary["node0"]["enabled"] is False
+    assert summary["node0"]["disabled_reason"] == "maintenance"
+    assert summary["node1"]["enabled"] is True and summary["node1"]["forced_down"] is True
+    for _ in range(5):
+        assert hosts(2) == {"node2", "node3"}
+    report(svc, "node0")  # a heartbeat does not re-enable it
+    assert "node0" not in hosts(2)
+    with pytest.raises(NoValidHost) as err:
+        svc.select_destinations(spec(max_count=3, min_count=3, scheduler_hints={
+            "different_host": []}, instance_group={"policy": "anti-affinity"}))
+    assert "ComputeFilter: 2 of 4 removed" in str(err.value)
+    again = SchedulerService(SchedulerConfig(), open_engine(db_url))
+    assert {h["host"]: h["enabled"] for h in again.host_summary()}["node0"] is False
+    svc.set_service("node0", {"disabled": False})
+    svc.set_service("node1", {})
+    assert hosts(4) == {"node0", "node1", "node2", "node3"}
+    for bad in ({"disabled": "yes"}, {"disabled_reason": ""}, {"forced_down": 1},
+                {"status": "disabled"}):
+        with pytest.raises(BadRequest):
+            svc.set_service("node0", bad)
+    with pytest.raises(NotFound):
+        svc.set_service("nowhere", {"disabled": True})
+
+
+def test_v2_adds_the_service_table_to_a_v1_database(db_url: str) -> None:
+    from nubis.common.db import make_engine, migrate, schema_version
+    from nubis.daemons.scheduler import store
+
+    engine = make_engine(db_url)
+    migrate(engine, "placement", store.MIGRATIONS[:1])
+    with engine.begin() as conn:  # the schema v1 made: no service table
+        store.compute_services.drop(conn)
+    fresh = SchedulerService(SchedulerConfig(), open_engine(db_url))
+    assert schema_version(fresh.db, "placement") == 2
+    report(fresh, "node0")
+    fresh.set_service("node0", {"disabled": True})
+    assert fresh.host_summary()[0]["enabled"] is False

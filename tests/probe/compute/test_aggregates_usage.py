@@ -40,7 +40,8 @@ def test_aggregate_cli_flow(compute: ComputeCloud) -> None:
     long = compute.osc("availability", "zone", "list", "--compute", "--long", "-f", "json")
     assert any(z["Zone Name"] == "zone-a" and z["Host Name"] == host
                and z["Service Name"] == "nova-compute" for z in long), long
-    services = compute.osc("compute", "service", "list", "--host", host, "-f", "json")
+    services = compute.osc("compute", "service", "list", "--host", host, "--service",
+                           "nova-compute", "-f", "json")
     assert [s["Zone"] for s in services] == ["zone-a"]
 
     token, _ = compute.login("nubis-admin")

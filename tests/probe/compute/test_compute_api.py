@@ -131,6 +131,16 @@ def create(compute: ComputeCloud, token: str, server: dict[str, Any],
     return compute.http("POST", "/v2.1/servers", token, mv=mv, json={"server": server})
 
 
+def errored(compute: ComputeCloud, token: str, sid: str) -> dict[str, Any]:
+    """Wait (bounded) for server ``sid`` to go ERROR; return it."""
+    def check() -> dict[str, Any] | None:
+        server: dict[str, Any] = compute.http("GET", f"/v2.1/servers/{sid}",
+                                              token).json()["server"]
+        return server if server["status"] == "ERROR" else None
+    found: dict[str, Any] = wait_for(check, f"server {sid} to go ERROR", bound=60)
+    return found
+
+
 def test_malformed_bodies_are_nova_faults(compute: ComputeCloud,
                                           demo: tuple[str, str]) -> None:
     token, _ = demo
@@ -192,12 +202,7 @@ def test_no_valid_host_and_tenant_isolation(compute: ComputeCloud, admin: tuple[
                                "flavorRef": fid, "networks": "none"})
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
-
-    def errored() -> dict[str, Any] | None:
-        server: dict[str, Any] = compute.http("GET", f"/v2.1/servers/{sid}",
-                                              atok).json()["server"]
-        return server if server["status"] == "ERROR" else None
-    server = wait_for(errored, "the too-big server to go ERROR", bound=60)
+    server = errored(compute, atok, sid)
     message = server["fault"]["message"]
     assert "No valid host was found" in message and "DiskFilter-equivalent" in message
     assert "1 of 1" in message
@@ -265,9 +270,87 @@ def test_anti_affinity_on_one_host_names_the_filter(compute: ComputeCloud) -> No
 def test_hypervisors_services_zones(compute: ComputeCloud) -> None:
     (hv,) = compute.osc("hypervisor", "list", "-f", "json")
     assert hv["State"] == "up" and hv["Hypervisor Type"] == "QEMU"
-    (svc,) = compute.osc("compute", "service", "list", "-f", "json")
-    assert (svc["Binary"], svc["State"], svc["Status"]) == ("nova-compute", "up", "enabled")
+    services = {s["Binary"]: s for s in compute.osc("compute", "service", "list", "-f", "json")}
+    assert sorted(services) == ["nova-compute", "nova-conductor", "nova-scheduler"]
+    svc = services["nova-compute"]
+    assert (svc["Host"], svc["State"], svc["Status"], svc["Zone"]) == (
+        hv["Hypervisor Hostname"], "up", "enabled", "nova")
+    assert services["nova-scheduler"]["Zone"] == services["nova-conductor"]["Zone"] == "internal"
     zones = compute.osc("availability", "zone", "list", "--compute", "-f", "json")
-    assert zones == [{"Zone Name": "nova", "Zone Status": "available"}]
+    assert zones == [{"Zone Name": "internal", "Zone Status": "available"},  # as Nova's admin
+                     {"Zone Name": "nova", "Zone Status": "available"}]     # view shows it
+    detail = compute.osc("availability", "zone", "list", "--compute", "--long", "-f", "json")
+    assert {(z["Zone Name"], z["Service Name"]) for z in detail} == {
+        ("internal", "nova-scheduler"), ("internal", "nova-conductor"), ("nova", "nova-compute")}
     token, _ = compute.login("nubis-demo")
     fault(compute.http("GET", "/v2.1/os-hypervisors", token), 403, "forbidden")
+
+
+def test_disabled_or_forced_down_compute_service_is_not_scheduled(
+        compute: ComputeCloud, admin: tuple[str, str], demo: tuple[str, str]) -> None:
+    """``openstack compute service set --disable/--down``: Nova's ComputeFilter skips the host."""
+    token, _ = admin
+    (hv,) = compute.osc("hypervisor", "list", "-f", "json")
+    host = hv["Hypervisor Hostname"]
+    flavor = compute.osc("flavor", "show", "m1.nano", "-f", "json")["id"]
+
+    def compute_service(*mv: str) -> dict[str, Any]:
+        (row,) = compute.osc(*mv, "compute", "service", "list", "--service", "nova-compute",
+                             "--long", "-f", "json")
+        return dict(row)
+
+    def fails_to_schedule() -> str:
+        r = create(compute, token, {"name": "parked", "imageRef": image_id(compute),
+                                    "flavorRef": flavor, "networks": "none"})
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        message: str = errored(compute, token, sid)["fault"]["message"]
+        assert compute.http("DELETE", f"/v2.1/servers/{sid}", token).status_code == 204
+        return message
+
+    compute.osc("compute", "service", "set", "--disable", "--disable-reason", "maintenance",
+                host, "nova-compute")  # 2.53+: PUT /os-services/{uuid}
+    row = compute_service()
+    assert (row["Status"], row["Disabled Reason"], row["State"]) == (
+        "disabled", "maintenance", "up")
+    assert compute.osc("hypervisor", "list", "-f", "json")[0]["State"] == "up"
+    assert "ComputeFilter: 1 of 1 removed" in fails_to_schedule()
+    compute.osc("compute", "service", "set", "--enable", host, "nova-compute")
+    assert (compute_service()["Status"], compute_service()["Disabled Reason"]) == (
+        "enabled", None)
+    legacy = ("--os-compute-api-version", "2.11")  # PUT /os-services/{action}
+    compute.osc(*legacy, "compute", "service", "set", "--down", host, "nova-compute")
+    row = compute_service(*legacy)
+    assert (row["State"], row["Status"], row["Forced Down"]) == ("down", "enabled", True)
+    assert "ComputeFilter: 1 of 1 removed" in fails_to_schedule()
+    compute.osc(*legacy, "compute", "service", "set", "--up", "--disable", host,
+                "nova-compute")
+    assert (compute_service()["State"], compute_service()["Status"]) == ("up", "disabled")
+    compute.osc(*legacy, "compute", "service", "set", "--enable", host, "nova-compute")
+    assert compute_service()["Status"] == "enabled"
+
+    # Nova's refusals
+    ids = {s["binary"]: s["id"] for s in compute.http(
+        "GET", "/v2.1/os-services", token, mv="2.53").json()["services"]}
+    put = ids["nova-compute"]
+    message = fault(compute.http("PUT", f"/v2.1/os-services/{ids['nova-scheduler']}", token,
+                                 mv="2.53", json={"status": "disabled"}), 400, "badRequest")
+    assert "Only nova-compute services can be updated" in message
+    fault(compute.http("PUT", f"/v2.1/os-services/{uuid.uuid4()}", token, mv="2.53",
+                       json={"status": "disabled"}), 404, "itemNotFound")
+    for body in ({}, {"status": "enabled", "disabled_reason": "x"}, {"status": "off"},
+                 {"forced_down": "yes"}, {"status": "disabled", "disabled_reason": ""},
+                 {"status": "disabled", "host": host}):
+        fault(compute.http("PUT", f"/v2.1/os-services/{put}", token, mv="2.53", json=body),
+              400, "badRequest")
+    fault(compute.http("PUT", "/v2.1/os-services/disable", token,
+                       json={"host": "no-such-host", "binary": "nova-compute"}),
+          404, "itemNotFound")
+    fault(compute.http("PUT", "/v2.1/os-services/reboot", token,
+                       json={"host": host, "binary": "nova-compute"}), 404, "itemNotFound")
+    fault(compute.http("PUT", "/v2.1/os-services/disable-log-reason", token,
+                       json={"host": host, "binary": "nova-compute"}), 400, "badRequest")
+    dtok, _ = demo
+    fault(compute.http("PUT", f"/v2.1/os-services/{put}", dtok, mv="2.53",
+                       json={"status": "disabled"}), 403, "forbidden")
+    assert compute_service()["Status"] == "enabled"
