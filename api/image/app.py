@@ -126,7 +126,7 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, v2_url: str,
     app.add_route(f"{prefix}/versions", h.Versions(v2_url, 200))
     app.add_route(v2, h.Versions(v2_url, 300))
     app.add_route(f"{v2}/schemas/{{name}}", h.Schema())
-    app.add_route(f"{v2}/info/import", imports.ImportInfo())
+    app.add_route(f"{v2}/info/import", imports.ImportInfo(svc.config.import_methods))
     app.add_route(f"{v2}/images", h.Images(svc))
     app.add_route(f"{v2}/images/{{image_id}}", h.ImageItem(svc))
     app.add_route(f"{v2}/images/{{image_id}}/file", ImageFile(svc))

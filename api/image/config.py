@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass, field
 
 from nubis.common.cluster import ClusterConfig
@@ -13,10 +14,26 @@ from nubis.common.config import check, positive
 #: Smallest segment of a large image (the proxy's SLO accepts smaller; tiny
 #: segments would only multiply requests).
 MIN_SEGMENT_SIZE = 1024 * 1024
+#: Import methods nubis can offer (``import_methods`` picks among them).
+IMPORT_METHODS = ("glance-direct", "web-download")
 
 
 def _segment_ok(value: int) -> str | None:
     return None if value >= MIN_SEGMENT_SIZE else f"must be >= {MIN_SEGMENT_SIZE}"
+
+
+def _methods_ok(value: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(value) - set(IMPORT_METHODS))
+    return f"unknown import method {unknown[0]!r}" if unknown else None
+
+
+def _networks_ok(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            return f"{item!r} is not a network"
+    return None
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,24 @@ class ImageConfig:
     tag_quota: int = field(default=128, metadata=check(positive))
     #: Members per image (Glance's ``image_member_quota``).
     member_quota: int = field(default=128, metadata=check(positive))
+
+    #: Import methods offered (Glance's ``enabled_import_methods``).
+    import_methods: tuple[str, ...] = field(default=("glance-direct", "web-download"),
+                                            metadata=check(_methods_ok))
+    #: ``web-download`` URIs: allowed schemes and ports, and host names (Glance's
+    #: ``[import_filtering_opts]``; an empty ``import_allowed_hosts`` allows any).
+    import_allowed_schemes: tuple[str, ...] = ("http", "https")
+    import_allowed_ports: tuple[int, ...] = (80, 443)
+    import_allowed_hosts: tuple[str, ...] = ()
+    import_disallowed_hosts: tuple[str, ...] = ()
+    #: Networks a ``web-download`` host may not be or resolve to (every address
+    #: is checked, and the download connects to the address checked). nubis's own
+    #: default: loopback, link-local (cloud metadata), unspecified and multicast.
+    import_blocked_networks: tuple[str, ...] = field(default=(
+        "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128",
+        "224.0.0.0/4", "ff00::/8", "::ffff:0:0/96"), metadata=check(_networks_ok))
+    #: Seconds a ``web-download`` may wait for a connection or a piece of data.
+    import_timeout: float = field(default=60.0, metadata=check(positive))
 
     def resolved_service_password(self, hash_prefix: str, hash_suffix: str) -> str:
         """Return the service user's password (derived from the cluster secrets if unset).

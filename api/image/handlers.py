@@ -11,7 +11,6 @@ from nubis.api.image import jsonschemas as js
 from nubis.api.image import views
 from nubis.api.image.data import delete_image_data
 from nubis.api.image.filters import parse_list_query
-from nubis.api.image.imports import METHODS as IMPORT_METHODS
 from nubis.api.image.patch import MAX_PROPERTY_NAME, apply_patch, parse_patch
 from nubis.api.image.policy import target
 from nubis.api.image.service import ImageService
@@ -92,7 +91,8 @@ class Images:
         _json(resp, views.image_view(image), 201)
         resp.location = views.image_href(image.id)
         # Glance's announcement of interoperable import (openstacksdk reads it).
-        resp.set_header("OpenStack-image-import-methods", ",".join(IMPORT_METHODS))
+        resp.set_header("OpenStack-image-import-methods",
+                       ",".join(self.svc.config.import_methods))
 
     def _parse_create(self, body: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """Split a create body into columns, free-form properties and tags (Glance's rules)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import falcon.asgi
@@ -13,8 +14,11 @@ from nubis.api.image.policy import ImagePolicy
 from nubis.api.image.store import ImageStore
 from nubis.api.image.swift import SwiftClient
 from nubis.api.shared.auth import AuthContext
+from nubis.api.shared.background import TaskSet
 from nubis.api.shared.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 from nubis.common.jsonbody import JSONBodyError, parse_json
+
+LOG = logging.getLogger("nubis.api.image")
 
 
 @dataclass
@@ -27,6 +31,8 @@ class ImageService:
     swift: SwiftClient
     validator: ImageValidator
     max_body_bytes: int
+    #: Background work (``web-download`` imports).
+    tasks: TaskSet = field(default_factory=lambda: TaskSet(LOG))
 
     def caller(self, req: falcon.asgi.Request) -> AuthContext:
         """Return the authenticated caller (the auth middleware set it)."""

@@ -14,7 +14,7 @@ Download: the object is streamed from the object store to the client with
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
 import falcon
@@ -92,7 +92,15 @@ class ImageFile:
         if not self.svc.store.transition(image.id, ["queued"], working):
             current = self.svc.store.get(image.id)
             raise _transition_refused(current.status if current else "deleted")
-        stored = await self._receive(req, image, length, working)
+
+        def cut() -> bool:
+            state: BodyState | None = req.scope.get(BODY_STATE)
+            return state is not None and not state.complete
+        stored = await self.store(image, req.stream, length, working, cut)
+        await self.commit(image, stored, working, done)
+
+    async def commit(self, image: Image, stored: StoredImage, working: str, done: str) -> None:
+        """Make stored data the image's: ``working`` → ``done`` (410 if it was deleted)."""
         if not self.svc.store.transition(
                 image.id, [working], done, size=stored.size, checksum=stored.checksum,
                 os_hash_algo="sha512", os_hash_value=stored.os_hash_value,
@@ -103,9 +111,13 @@ class ImageFile:
                             "have been deleted during the upload, cleaning up the chunks "
                             "uploaded.")
 
-    async def _receive(self, req: Req, image: Image, length: int | None,
-                       working: str) -> StoredImage:
-        """Stream the body into the object store; on any failure undo and re-raise."""
+    async def store(self, image: Image, chunks: AsyncIterable[bytes], length: int | None,
+                    working: str, cut: Callable[[], bool] = lambda: False) -> StoredImage:
+        """Stream ``chunks`` into the object store; on any failure undo and re-raise.
+
+        ``cut()`` tells, once ``chunks`` ended, whether the sender stopped early.
+        The image goes back to ``queued`` when anything fails.
+        """
         cfg = self.svc.config
         writer: ImageWriter | None = None
         try:
@@ -113,11 +125,9 @@ class ImageFile:
             segment = min(cfg.segment_size, await self.svc.swift.max_file_size())
             writer = ImageWriter(self.svc.swift, image.id, length=length, segment_size=segment,
                                  size_cap=cfg.size_cap, disk_format=image.disk_format)
-            async for chunk in req.stream:
+            async for chunk in chunks:
                 await writer.write(chunk)
-            state: BodyState | None = req.scope.get(BODY_STATE)
-            if (state is not None and not state.complete) or (
-                    length is not None and writer.size != length):
+            if cut() or (length is not None and writer.size != length):
                 raise CutUploadError("The image data was cut off before its end; nothing "
                                      "was stored.")
             return await writer.finish()

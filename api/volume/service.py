@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 import falcon.asgi
 from nubis.api.shared.auth import AuthContext
+from nubis.api.shared.background import TaskSet
 from nubis.api.shared.errors import BadRequestError, ForbiddenError, NotFoundError
 from nubis.api.volume.clients import ImageClient, VolumeDaemonClient
 from nubis.api.volume.config import VolumeApiConfig
@@ -115,25 +115,17 @@ class VolumeService:
         self.base_url = f"{root_url}/v3"
         self.daemon = daemon
         self.images = images
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet(LOG)
 
     # --- background work ----------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Run ``coro`` in the background (kept referenced; failures logged)."""
-        task = asyncio.get_running_loop().create_task(coro, name=what)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                LOG.error("%s failed", what, exc_info=t.exception())
-        task.add_done_callback(done)
+        self.tasks.spawn(coro, what)
 
     async def drain(self, timeout: float) -> None:
         """Wait for background work (tests and shutdown)."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.tasks.drain(timeout)
 
     # --- lookups and policy ----------------------------------------------------------------
 

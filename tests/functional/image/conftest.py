@@ -6,10 +6,13 @@ image tests cross segment boundaries without gigabytes of data.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import random
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ import swiftclient
 import yaml
 
 from tests.functional.proxy.cloud import Cloud, start_cloud
+from tests.ports import free_port
 
 SEGMENT = 8 * 1024 * 1024
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
@@ -114,10 +118,98 @@ class ImageCloud:
         return [o["name"] for o in objs]
 
 
+class WebSource:
+    """Loopback HTTP servers an image can be ``web-download``-ed from.
+
+    ``main`` (127.0.0.1) serves :attr:`data` as ``/disk.raw`` (with a length),
+    ``/chunked.raw``, ``/redirect`` (to ``/disk.raw``), ``/to-blocked`` (a redirect
+    to ``blocked``), ``/short`` (cut before its Content-Length) and 404s; ``blocked``
+    (127.0.0.2) is in the cloud's blocked networks. ``hits`` lists every request
+    path each one received.
+    """
+
+    def __init__(self) -> None:
+        self.data = random.Random(7).randbytes(3 * 1024 * 1024 + 7)
+        self.hits: dict[str, list[str]] = {"main": [], "blocked": []}
+        self.port, self.blocked_port = free_port(), free_port()
+        self.servers = [self._serve("main", "127.0.0.1", self.port),
+                        self._serve("blocked", "127.0.0.2", self.blocked_port)]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _serve(self, name: str, host: str, port: int) -> http.server.ThreadingHTTPServer:
+        source = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                source.hits[name].append(self.path)
+                data = source.data
+                if self.path == "/redirect":
+                    self._answer(302, b"", {"Location": "/disk.raw"})
+                elif self.path == "/to-blocked":
+                    self._answer(302, b"", {"Location": f"http://127.0.0.2:"
+                                                        f"{source.blocked_port}/disk.raw"})
+                elif self.path == "/disk.raw":
+                    self._answer(200, data, {})
+                elif self.path == "/chunked.raw":
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(data), 1 << 20):
+                        piece = data[i:i + (1 << 20)]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                elif self.path == "/short":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                else:
+                    self._answer(404, b"no such file", {})
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
 @pytest.fixture(scope="session")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageCloud]:
-    cloud = start_cloud(tmp_path_factory.mktemp("image") / "state",
-                        extra_config=f"\n[image]\nsegment_size = {SEGMENT}\n")
+def web_source() -> Iterator[WebSource]:
+    source = WebSource()
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory,
+           web_source: WebSource) -> Iterator[ImageCloud]:
+    # web-download may reach the test's own loopback server (not the default)
+    ports = [80, 443, web_source.port, web_source.blocked_port]
+    config = (f"\n[image]\nsegment_size = {SEGMENT}\nimport_allowed_ports = {ports}\n"
+              'import_blocked_networks = ["127.0.0.2/32", "169.254.0.0/16"]\n')
+    cloud = start_cloud(tmp_path_factory.mktemp("image") / "state", extra_config=config)
     public = cloud.config.api.resolved_public_url(cloud.config.cluster.bind_ip)
     try:
         yield ImageCloud(cloud, f"{public}/image")

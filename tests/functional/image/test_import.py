@@ -1,15 +1,19 @@
-"""Interoperable image import (``glance-direct``): the ``openstack`` CLI, openstacksdk, errors."""
+"""Interoperable image import (``glance-direct``, ``web-download``): the ``openstack`` CLI,
+openstacksdk, errors."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
-from tests.functional.image.conftest import ImageCloud
+from tests.functional.image.conftest import ImageCloud, WebSource
 
 pytestmark = pytest.mark.functional
 
@@ -18,10 +22,10 @@ def _name() -> str:
     return f"imp-{uuid.uuid4().hex[:6]}"
 
 
-def test_info_lists_glance_direct(images: ImageCloud) -> None:
+def test_info_lists_the_import_methods(images: ImageCloud) -> None:
     token, _ = images.login("nubis-demo")
     r = images.http("GET", "/v2/info/import", token)
-    assert r.json()["import-methods"]["value"] == ["glance-direct"]
+    assert r.json()["import-methods"]["value"] == ["glance-direct", "web-download"]
 
 
 def test_openstack_cli_creates_an_image_by_import(images: ImageCloud, tmp_path: Path) -> None:
@@ -69,8 +73,8 @@ def test_import_errors(images: ImageCloud) -> None:
     for body, status, words in (
             ({}, 400, "requires a 'method' field"),
             ({"method": {}}, 400, "requires a 'name' field"),
-            ({"method": {"name": "web-download", "uri": "http://127.0.0.1/x"}}, 400,
-             "Unknown import method name 'web-download'"),
+            ({"method": {"name": "copy-image"}}, 400,
+             "Unknown import method name 'copy-image'"),
             ({"method": {"name": "glance-direct"}, "all_stores": "yes"}, 400,
              "'all_stores' must be boolean"),
             ({"method": {"name": "glance-direct"}}, 409, "needs to be staged")):
@@ -94,3 +98,80 @@ def test_import_errors(images: ImageCloud) -> None:
                       json={"method": {"name": "glance-direct"}})
     assert alt.status_code == 202
     conn.image.delete_image(other)
+
+
+def _becomes(images: ImageCloud, token: str, image_id: str, status: str,
+             bound: float = 120.0) -> dict[str, Any]:
+    """Poll the image until it has ``status`` (bounded in time); return it."""
+    deadline = time.monotonic() + bound
+    while True:
+        doc: dict[str, Any] = images.http("GET", f"/v2/images/{image_id}", token).json()
+        if doc["status"] == status:
+            return doc
+        assert time.monotonic() < deadline, (image_id, doc["status"], status)
+        time.sleep(0.2)
+
+
+def _queued(images: ImageCloud) -> str:
+    """Create an image without data (``openstack image create`` would upload its stdin)."""
+    image = images.sdk("nubis-demo").image.create_image(
+        name=_name(), disk_format="raw", container_format="bare")
+    return str(image.id)
+
+
+def test_web_download_with_the_openstack_cli(images: ImageCloud, web_source: WebSource,
+                                             tmp_path: Path) -> None:
+    """``openstack image import --method web-download``: plain, chunked and redirected."""
+    token, _ = images.login("nubis-demo")
+    for path in ("/disk.raw", "/chunked.raw", "/redirect"):
+        image_id = _queued(images)
+        images.osc("image", "import", "--method", "web-download", "--uri",
+                   web_source.url(path), image_id)
+        _becomes(images, token, image_id, "active")
+        shown = images.osc("image", "show", image_id, "-f", "json")
+        assert shown["size"] == len(web_source.data)
+        assert shown["checksum"] == hashlib.md5(web_source.data,
+                                                usedforsecurity=False).hexdigest()
+        out = tmp_path / "back.raw"
+        images.osc("image", "save", "--file", str(out), image_id)
+        assert out.read_bytes() == web_source.data
+        images.osc("image", "delete", image_id)
+    assert web_source.hits["main"][-2:] == ["/redirect", "/disk.raw"]
+
+
+def test_web_download_refusals_and_failures(images: ImageCloud, web_source: WebSource) -> None:
+    """URIs that fail the filters are 400s; a download that fails leaves the image queued."""
+    token, _ = images.login("nubis-demo")
+    image_id = _queued(images)
+    path = f"/v2/images/{image_id}/import"
+
+    def post(uri: object) -> requests.Response:
+        return images.http("POST", path, token,
+                           json={"method": {"name": "web-download", "uri": uri}})
+
+    blocked = f"http://127.0.0.2:{web_source.blocked_port}/disk.raw"
+    for uri in (web_source.url("/x").replace(str(web_source.port), "8081"),  # a port
+                f"ftp://127.0.0.1:{web_source.port}/disk.raw", blocked,  # a network
+                f"http://user:pw@127.0.0.1:{web_source.port}/disk.raw", None,
+                "http://169.254.169.254/latest/meta-data/", web_source.url("/a b")):
+        r = post(uri)
+        assert r.status_code == 400, (uri, r.text)
+        assert f"URI for web-download does not pass filtering: {uri}" in r.text
+    for failing in ("/missing", "/short", "/to-blocked"):
+        assert post(web_source.url(failing)).status_code == 202
+        _becomes(images, token, image_id, "queued")
+        assert images.service_objects(image_id) == []
+    assert web_source.hits["blocked"] == []  # the redirect into a blocked network
+    assert post(web_source.url("/disk.raw")).status_code == 202
+    _becomes(images, token, image_id, "active")
+    r = post(web_source.url("/disk.raw"))
+    assert r.status_code == 409 and "status active cannot be target" in r.text
+    staged = _queued(images)
+    images.http("PUT", f"/v2/images/{staged}/stage", token, data=b"x",
+                headers={"Content-Type": "application/octet-stream"})
+    r = images.http("POST", f"/v2/images/{staged}/import", token,
+                    json={"method": {"name": "web-download", "uri": web_source.url("/d")}})
+    assert r.status_code == 409
+    assert "Image needs to be in 'queued' state to use 'web-download' method" in r.text
+    for done in (image_id, staged):
+        images.osc("image", "delete", done)
