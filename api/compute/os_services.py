@@ -11,7 +11,9 @@ service also shows as ``down``.
 Updates come in Nova's two shapes: from microversion 2.53
 ``PUT /os-services/{uuid}`` with ``status``/``disabled_reason``/``forced_down``,
 and before it ``PUT /os-services/{enable|disable|disable-log-reason|force-down}``
-naming ``host`` and ``binary`` (``force-down`` from 2.11).
+naming ``host`` and ``binary`` (``force-down`` from 2.11). ``DELETE
+/os-services/{id}`` makes the scheduler forget a compute host that runs no
+instances (its daemon, if it still runs, registers it again, as in Nova).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import falcon
 import falcon.asgi
+from nubis.api.compute import schema
 from nubis.api.compute.admin import (
     INTERNAL_SERVICES,
     INTERNAL_ZONE,
@@ -30,7 +34,7 @@ from nubis.api.compute.admin import (
 from nubis.api.compute.clients import PeerError, call
 from nubis.api.compute.servers import ServiceUnavailableError
 from nubis.api.compute.service import ComputeService, mv_of
-from nubis.api.shared.errors import BadRequestError, NotFoundError
+from nubis.api.shared.errors import BadRequestError, ConflictError, NotFoundError
 from nubis.api.shared.rest import read_json
 
 COMPUTE = "nova-compute"
@@ -118,16 +122,56 @@ class Services:
         else:
             resp.media = {"service": await self._legacy(service_id, body, mv)}
 
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            service_id: str) -> None:
+        """Delete a ``nova-compute`` service: the scheduler forgets its host (204).
+
+        Refused (409, Nova's words) while instances live on the host; the control
+        services cannot be deleted (400).
+        """
+        self.svc.require_admin(req, "os_compute_api:os-services:delete")
+        row = await self._compute_row(
+            service_id, mv_of(req), f"Service {service_id} not found.",
+            "{binary} is part of this cloud's control plane and cannot be deleted.")
+        if self.svc.store.list_instances(None, where=(schema.instances.c.host == row["host"],)):
+            raise ConflictError("Unable to delete compute service that is hosting "
+                                "instances. Migrate or delete the instances first.")
+        sched = self.svc.scheduler
+        try:
+            status, raw = await call(sched.http, sched.url, "DELETE",
+                                     f"/v1/hosts/{quote(row['host'], safe='')}",
+                                     sched.headers)
+        except PeerError as exc:
+            raise ServiceUnavailableError(f"The scheduler is unavailable: {exc}") from None
+        if status == 409:
+            raise ConflictError("Unable to delete compute service: the scheduler still "
+                                f"holds allocations on host {row['host']}.")
+        if status not in (204, 404):
+            raise ServiceUnavailableError(
+                f"The scheduler refused the delete: {status} {raw[:200]!r}")
+        resp.status = falcon.HTTP_204
+
+    async def _compute_row(self, service_id: str, mv: tuple[int, int], missing: str,
+                           refused: str) -> dict[str, Any]:
+        """Return the ``nova-compute`` service ``service_id``.
+
+        Raises 404 ``missing`` when there is none, 400 ``refused`` (formatted
+        with ``{binary}``) for a control service.
+        """
+        row = {str(r["id"]): r for r in await self._rows(mv)}.get(service_id)
+        if row is None:
+            raise NotFoundError(missing)
+        if row["binary"] != COMPUTE:
+            raise BadRequestError(refused.format(binary=row["binary"]))
+        return row
+
     async def _update(self, service_id: str, body: Any, mv: tuple[int, int]
                       ) -> dict[str, Any]:
         """Apply 2.53's ``{status, disabled_reason, forced_down}``; return the service."""
-        rows = {str(r["id"]): r for r in await self._rows(mv)}
-        row = rows.get(service_id)
-        if row is None:
-            raise NotFoundError(f"Service with id {service_id} could not be found.")
-        if row["binary"] != COMPUTE:
-            raise BadRequestError(f"Updating a {row['binary']} service is not supported. "
-                                  "Only nova-compute services can be updated.")
+        row = await self._compute_row(
+            service_id, mv, f"Service with id {service_id} could not be found.",
+            "Updating a {binary} service is not supported. Only nova-compute services can "
+            "be updated.")
         body = _allowed(body, {"status", "disabled_reason", "forced_down"})
         status, reason, down = body.get("status"), _reason(body), _forced(body)
         if status not in (None, "enabled", "disabled"):

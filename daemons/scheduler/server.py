@@ -131,6 +131,12 @@ class Hosts:
         data = await _json_object(req, "report")
         resp.media = await asyncio.to_thread(self.svc.report_host, name, data)
 
+    async def on_delete_one(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                            name: str) -> None:
+        """Forget a compute host (409 while instances hold allocations there)."""
+        await asyncio.to_thread(self.svc.delete_host, name)
+        resp.status = falcon.HTTP_204
+
     async def on_put_service(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                              name: str) -> None:
         """Set the status an operator gave the host's compute service."""

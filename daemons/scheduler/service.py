@@ -559,6 +559,27 @@ class SchedulerService:
                                    and status.schedulable)
         return {"host": name, **_status_view(status)}
 
+    def delete_host(self, name: str) -> None:
+        """Forget a compute host (Nova's compute service delete).
+
+        Its provider (refused while allocations hold it: 409), reported facts and
+        service status go; a daemon that reports again comes back as a new host.
+        """
+        with self.lock:
+            row = self.state.row_of.get(name)
+            if row is None or self.state.retired[row]:
+                raise NotFound(f"no compute host {name!r}")
+            uuid = self.state.uuids[row]
+
+            def tx(conn: Connection) -> None:
+                self.store.delete_provider(conn, uuid)
+                self.store.forget_compute_host(conn, name)
+            self.write(tx)
+            self.services.pop(name, None)
+            self.generations.pop(uuid, None)
+            self.rp_ids.pop(uuid, None)
+            self.state.retire(row)
+
     def set_aggregate(self, uuid: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """Create or replace a Nova host aggregate (name, hosts, metadata)."""
         uuid = aggregate_uuid(uuid)
@@ -588,6 +609,8 @@ class SchedulerService:
         st = self.state
         out = []
         for row in range(st.n):
+            if st.retired[row]:
+                continue
             res = {}
             for rc, cols in st.resources.items():
                 if cols.present[row]:

@@ -636,6 +636,11 @@ class PlacementStore:
             name=name, disabled=status.disabled, disabled_reason=status.disabled_reason,
             forced_down=status.forced_down))
 
+    def forget_compute_host(self, conn: Connection, name: str) -> None:
+        """Delete a host's reported facts and its service status."""
+        conn.execute(compute_hosts.delete().where(compute_hosts.c.name == name))
+        conn.execute(compute_services.delete().where(compute_services.c.name == name))
+
     def compute_hosts(self, conn: Connection) -> dict[str, dict[str, Any]]:
         """Return rp uuid -> last reported facts."""
         return {r.rp_uuid: json.loads(r.facts_json)

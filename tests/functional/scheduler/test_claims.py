@@ -199,3 +199,26 @@ def test_v2_adds_the_service_table_to_a_v1_database(db_url: str) -> None:
     report(fresh, "node0")
     fresh.set_service("node0", {"disabled": True})
     assert fresh.host_summary()[0]["enabled"] is False
+
+
+def test_deleting_a_host_needs_it_free_and_a_report_brings_it_back(svc: SchedulerService,
+                                                                   db_url: str) -> None:
+    """Nova's compute service delete: refused while allocations hold the host."""
+    from nubis.daemons.scheduler.errors import InventoryInUse
+
+    placed = svc.select_destinations(spec(requested_hosts=["node3"], force_hosts=True))
+    assert placed[0]["host"] == "node3"
+    with pytest.raises(InventoryInUse):
+        svc.delete_host("node3")
+    svc.set_service("node3", {"disabled": True})
+    svc.release(placed[0]["instance_uuid"])
+    svc.delete_host("node3")
+    assert sorted(h["host"] for h in svc.host_summary()) == ["node0", "node1", "node2"]
+    with pytest.raises(NotFound):
+        svc.delete_host("node3")
+    again = SchedulerService(SchedulerConfig(), open_engine(db_url))
+    assert "node3" not in {h["host"] for h in again.host_summary()}
+    report(svc, "node3")  # its daemon reports again: a fresh, enabled host
+    assert {d["host"] for d in svc.select_destinations(spec(
+        max_count=4, min_count=4, instance_group={"policy": "anti-affinity"}))} == {
+        "node0", "node1", "node2", "node3"}

@@ -354,3 +354,16 @@ def test_disabled_or_forced_down_compute_service_is_not_scheduled(
     fault(compute.http("PUT", f"/v2.1/os-services/{put}", dtok, mv="2.53",
                        json={"status": "disabled"}), 403, "forbidden")
     assert compute_service()["Status"] == "enabled"
+
+    # delete: the scheduler forgets the host until its daemon reports again
+    fault(compute.http("DELETE", f"/v2.1/os-services/{ids['nova-scheduler']}", token,
+                       mv="2.53"), 400, "badRequest")
+    fault(compute.http("DELETE", f"/v2.1/os-services/{uuid.uuid4()}", token, mv="2.53"),
+          404, "itemNotFound")
+    compute.osc("compute", "service", "delete", put)
+    listed = compute.osc("compute", "service", "list", "-f", "json")
+    assert "nova-compute" not in {s["Binary"] for s in listed}
+    wait_for(lambda: any(s["Binary"] == "nova-compute" for s in compute.osc(
+        "compute", "service", "list", "-f", "json")), "the compute host to register again",
+        bound=90)
+    assert compute_service()["Status"] == "enabled"
