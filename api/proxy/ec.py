@@ -335,25 +335,33 @@ class _Fragment:
 class ECResponse:
     """The decoded object, shaped like a backend :class:`ClientResponse`."""
 
-    def __init__(self, policy: ECPolicy, frags: list[_Fragment], head_only: bool) -> None:
+    def __init__(self, policy: ECPolicy, frags: list[_Fragment], head_only: bool,
+                 segments: SegmentSpan | None = None) -> None:
         self.policy = policy
         self.frags = frags
         first = frags[0].resp.headers
         self.length = int(first.get(hdr.EC_CONTENT_LENGTH, "0"))
         self.status = 200
         self.headers = {k: v for k, v in first.items()
-                        if not k.startswith("x-object-sysmeta-ec-")}
+                        if not k.startswith("x-object-sysmeta-ec-") and k != "content-range"}
         self.headers["content-length"] = str(self.length)
         self.headers["etag"] = first.get(hdr.EC_ETAG, "")
         self.body = b""
+        #: The segments the archives were opened at (None: all of them).
+        self.segments = segments
+        #: Object offset of the first byte :meth:`iter_body` yields.
+        self.offset = segments.first * policy.segment_size if segments else 0
         if head_only:
             self.close()
 
     async def iter_body(self) -> AsyncIterator[bytes]:
-        """Yield the object segment by segment, decoded from ``k`` archives."""
+        """Yield the object (or its opened segments) segment by segment, decoded."""
         try:
             codec = self.policy.codec
-            for seg_len in self.policy.segments(self.length):
+            lengths = self.policy.segments(self.length)
+            if self.segments is not None:
+                lengths = lengths[self.segments.first:self.segments.last + 1]
+            for seg_len in lengths:
                 fsize = self.policy.fragment_size(seg_len)
                 pieces = await asyncio.gather(*(f.read_exact(fsize) for f in self.frags))
                 frags = {f.index: p for f, p in zip(self.frags, pieces, strict=True)}
@@ -379,16 +387,56 @@ class ECResponse:
             f.resp.close()
 
 
+@dataclass(frozen=True)
+class SegmentSpan:
+    """Segments ``first..last`` of an object (``last`` may lie past its end)."""
+
+    first: int
+    last: int
+
+    @classmethod
+    def covering(cls, policy: ECPolicy, start: int, end: int | None) -> SegmentSpan:
+        """Return the segments holding object bytes ``start..end`` (inclusive; open end)."""
+        last = (1 << 62) if end is None else end // policy.segment_size
+        return cls(start // policy.segment_size, last)
+
+    def archive_range(self, policy: ECPolicy) -> str:
+        """Return the ``Range`` of these segments' fragments in every archive.
+
+        All segments but an object's last are ``segment_size`` long, so their
+        fragments have one size and sit at fixed offsets; the last fragment of an
+        archive can only be shorter, which the object server's range clamps.
+        """
+        size = policy.fragment_size(policy.segment_size)
+        return f"bytes={self.first * size}-{(self.last + 1) * size - 1}"
+
+
 async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
-                method: str, extra: dict[str, str] | None = None) -> ECResponse | Reply:
+                method: str, extra: dict[str, str] | None = None,
+                segments: SegmentSpan | None = None) -> ECResponse | Reply:
     """Open ``k`` durable fragment archives of the newest version of an object.
 
     ``extra``: more headers for the object servers (``X-Backend-Open-Expired``).
+    ``segments`` (a GET): open the archives at these segments only (a range read
+    of a large object decodes what it returns, not what comes before); an
+    object too short for them is opened whole.
     """
+    if segments is not None and segments.first > 0 and method == "GET":
+        got = await _open(ctx, policy, ring, names, method, extra, segments)
+        if not (isinstance(got, Reply) and got.status == 416):
+            return got
+    return await _open(ctx, policy, ring, names, method, extra, None)
+
+
+async def _open(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
+                method: str, extra: dict[str, str] | None,
+                segments: SegmentSpan | None) -> ECResponse | Reply:
     backend = ctx.state.backend
     part, nodes = ring.get_nodes(*names)
     headers = {hdr.X_POLICY_INDEX: str(policy.index), "X-Trans-Id": ctx.trans_id,
                **(extra or {})}
+    if segments is not None:
+        headers["Range"] = segments.archive_range(policy)
     k = 1 if method == "HEAD" else policy.k  # any durable archive has the metadata
     candidates = iter([*nodes, *backend.handoffs(ring, part)])
     good: dict[str, list[_Fragment]] = {}
@@ -409,7 +457,7 @@ async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
             errored = True
             return
         h = resp.headers
-        if resp.status != 200 or hdr.EC_FRAG_INDEX not in h:
+        if resp.status not in (200, 206) or hdr.EC_FRAG_INDEX not in h:
             await resp.release()
             if resp.status >= 500:
                 errored = True
@@ -448,6 +496,8 @@ async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
         for frags in good.values():
             for f in frags:
                 f.resp.close()
+        if not good and any(f.status == 416 for f in failures):
+            return Reply(416)  # the range lies past the archives: open them whole
         if tombstone or (not errored and failures):
             return Reply(404, {"x-backend-timestamp": tombstone} if tombstone else {})
         return Reply(503)
@@ -456,7 +506,7 @@ async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
         for f in frags:
             if other_ts != ts or f not in chosen:
                 f.resp.close()
-    return ECResponse(policy, chosen, method == "HEAD")
+    return ECResponse(policy, chosen, method == "HEAD", segments)
 
 
 #: What :func:`nubis.api.proxy.transfer.fetch` opens: a replica or a decoded EC object.

@@ -24,8 +24,9 @@ from nubis.api.proxy.constraints import (
     delete_at_from_headers,
 )
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
-from nubis.api.proxy.ec import Fetched
+from nubis.api.proxy.ec import ECResponse, Fetched
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.httputil import parse_range
 from nubis.api.proxy.transfer import (
     container_of,
     delete_object,
@@ -69,7 +70,13 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
 
 async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
     """Answer a GET or HEAD of an object of a container the caller may read."""
-    got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), ctx.method)
+    span = _one_range(ctx)
+    got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), ctx.method,
+                      span)
+    if isinstance(got, ECResponse) and got.offset and not _plain(got.headers):
+        got.close()  # a manifest or a link is read whole
+        got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
+                          ctx.method)
     if isinstance(got, Reply):
         if got.status == 404:
             raise HTTPError(404)
@@ -123,6 +130,25 @@ async def _answer(ctx: ObjectCtx, got: Fetched, info: Info) -> Resp:
     return await respond_object(ctx, got)
 
 
+def _one_range(ctx: ObjectCtx) -> tuple[int, int | None] | None:
+    """Return the one ``Range`` of a GET with a first byte, ``(first, last or None)``.
+
+    An erasure-coded object then opens its archives at that range's segments.
+    """
+    if ctx.method != "GET" or "range" not in ctx.headers or "multipart-manifest" in ctx.query:
+        return None
+    ranges = parse_range(ctx.headers["range"])
+    if ranges is None or len(ranges) != 1 or ranges[0].start is None:
+        return None
+    return ranges[0].start, ranges[0].end
+
+
+def _plain(headers: dict[str, str]) -> bool:
+    """Tell whether stored headers are a plain object's (not a manifest or a link)."""
+    return not ("x-static-large-object" in headers or "x-object-manifest" in headers
+                or symlink.TARGET in headers)
+
+
 def _expired(headers: dict[str, str]) -> bool:
     value = headers.get("x-delete-at")
     if not value:
@@ -146,7 +172,7 @@ async def respond_object(ctx: ObjectCtx, got: Fetched) -> Resp:
         symlink.show(headers, out)
     body: AsyncIterator[bytes] = got.iter_body()
     return await shape_response(ctx, out, body, length, etag, last_modified(headers),
-                                got.close)
+                                got.close, got.offset if isinstance(got, ECResponse) else 0)
 
 
 async def put(ctx: ObjectCtx) -> Resp:

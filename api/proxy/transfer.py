@@ -93,8 +93,13 @@ def open_expired_headers(ctx: Ctx) -> dict[str, str]:
 
 
 async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
-                method: str = "GET") -> ec.Fetched | Reply:
+                method: str = "GET", span: tuple[int, int | None] | None = None
+                ) -> ec.Fetched | Reply:
     """Open a GET/HEAD of an object on the first node that has it.
+
+    ``span`` (first and last byte a GET will return): an erasure-coded object is
+    opened at the segments holding them (the answer's ``offset`` says where its
+    body starts); a replica is always opened whole.
 
     For a client's GET or HEAD with ``X-Open-Expired`` (:func:`opens_expired`)
     every read made for it opens expired objects too -- the object, its SLO/DLO
@@ -105,7 +110,9 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
     pol = ctx.state.policies.get(policy)
     extra = open_expired_headers(ctx) if ctx.method in ("GET", "HEAD") else {}
     if isinstance(pol, ECPolicy):
-        return await ec.fetch(ctx, pol, ring, (account, container, obj), method, extra)
+        segments = ec.SegmentSpan.covering(pol, *span) if span is not None else None
+        return await ec.fetch(ctx, pol, ring, (account, container, obj), method, extra,
+                              segments)
     part, nodes = ring.get_nodes(account, container, obj)
     headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id, **extra}
     if container[:1] == "\x00":  # the reserved namespace (object versioning)
@@ -116,8 +123,12 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
 
 async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIterator[bytes],
                          length: int, etag: str, modified: float,
-                         close: object) -> Resp:
-    """Apply conditions and ranges to a whole-object body stream."""
+                         close: object, offset: int = 0) -> Resp:
+    """Apply conditions and ranges to an object's body stream.
+
+    ``offset``: the object byte ``body`` starts at (an erasure-coded object
+    opened for the request's one range); else the stream is the whole object.
+    """
     cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     closer = close if callable(close) else None
     if cond is not None:
@@ -157,11 +168,15 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
             exc.headers.setdefault("Etag", etag)
         exc.headers["Accept-Ranges"] = "bytes"
         raise
-    if len(spans) == 1:
+    if len(spans) == 1 and spans[0][0] >= offset:
         a, b = spans[0]
         headers["Content-Range"] = f"bytes {a}-{b - 1}/{length}"
         headers["Content-Length"] = str(b - a)
-        return Resp(206, headers, slice_stream(body, a, b), b - a)
+        return Resp(206, headers, slice_stream(body, a - offset, b - offset), b - a)
+    if offset:  # cannot happen: a body opened at an offset serves its one range
+        if closer is not None:
+            closer()
+        raise HTTPError(503)
     ctype = headers.get("Content-Type", "application/octet-stream")
     boundary = new_boundary()
     total = multipart_length(boundary, ctype, spans, length)

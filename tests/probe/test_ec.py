@@ -173,6 +173,41 @@ def test_five_mib_round_trip(cloud: Cloud, policy: str) -> None:
     assert int(conn.head_object(cont, "copy")["content-length"]) == len(body)
 
 
+def test_range_reads_of_a_large_object(cloud: Cloud) -> None:
+    """A range GET opens the archives at its segments; every range reads exact bytes."""
+    conn = connect(cloud)
+    cont = "ecrange-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont, headers={"X-Storage-Policy": "ec42"})
+    mib = 1024 * 1024
+    body = os.urandom(3 * mib + mib // 2 + 17)
+    conn.put_object(cont, "big", body)
+    n = len(body)
+    for spec, want in (("0-9", body[0:10]), (f"{mib}-{mib + 24}", body[mib:mib + 25]),
+                       (f"{2 * mib - 6}-{2 * mib + 4}", body[2 * mib - 6:2 * mib + 5]),
+                       (f"{3 * mib}-", body[3 * mib:]), (f"{n - 5}-{n + 100}", body[n - 5:]),
+                       ("-100", body[-100:]), (f"{mib + 1}-{3 * mib + 2}",
+                                               body[mib + 1:3 * mib + 3])):
+        headers, got = conn.get_object(cont, "big", headers={"Range": f"bytes={spec}"})
+        assert got == want, spec
+        assert headers["content-range"].endswith(f"/{n}"), (spec, headers["content-range"])
+    with pytest.raises(ClientException) as beyond:
+        conn.get_object(cont, "big", headers={"Range": f"bytes={n}-"})
+    assert beyond.value.http_status == 416
+    headers, got = conn.get_object(cont, "big",
+                                   headers={"Range": f"bytes=10-19,{2 * mib}-{2 * mib + 9}"})
+    assert headers["content-type"].startswith("multipart/byteranges")
+    assert body[10:20] in got and body[2 * mib:2 * mib + 10] in got
+    # a link to it (zero bytes itself) and a manifest over it read whole, then ranged
+    conn.put_object(cont, "link", b"", headers={"X-Symlink-Target": f"{cont}/big"})
+    assert conn.get_object(cont, "link", headers={"Range": f"bytes={2 * mib}-{2 * mib + 9}"})[
+        1] == body[2 * mib:2 * mib + 10]
+    manifest = json.dumps([{"path": f"/{cont}/big"}, {"path": f"/{cont}/big"}])
+    conn.put_object(cont, "slo", manifest, query_string="multipart-manifest=put")
+    start = n + mib + 3
+    assert conn.get_object(cont, "slo", headers={"Range": f"bytes={start}-{start + 9}"})[
+        1] == (body + body)[start:start + 10]
+
+
 def test_small_objects_and_delete(cloud: Cloud) -> None:
     conn = connect(cloud)
     cont = "small-" + uuid.uuid4().hex[:6]

@@ -18,6 +18,7 @@ from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import (
     acl,
+    attributes,
     buckets,
     cors,
     grants,
@@ -198,7 +199,9 @@ class S3Api:
             return await _acl_api(req).object_acl(req)
         if "tagging" in q and method in ("GET", "PUT", "DELETE"):
             return await tagging.object_tagging(req, objects.object_ctx(req, "POST"))
-        # GetObjectAttributes (``?attributes``) too: never answered as a GetObject
+        if "attributes" in q and method == "GET":
+            return await attributes.get(req)
+        # never answered as a GetObject (``?attributes`` with another method neither)
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes"}:
             raise S3Error("NotImplemented", status=501)
         if method == "PUT":

@@ -8,6 +8,7 @@ CLI must exit non-zero and name S3's error code on stderr, e.g.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -411,8 +412,18 @@ def test_cors_lifecycle_and_object_attributes(s3cloud: S3Cloud, tmp_path: Path) 
     _fails(s3cloud, "NoSuchLifecycleConfiguration", "get-bucket-lifecycle-configuration",
            "--bucket", b)
 
-    # get-object-attributes: nubis does not implement it (S3's 501 NotImplemented)
+    # get-object-attributes
     _api(s3cloud, "put-object", "--bucket", b, "--key", "k", "--body",
-         _file(tmp_path, "k", b"attrs"))
-    _fails(s3cloud, "NotImplemented", "get-object-attributes", "--bucket", b, "--key", "k",
-           "--object-attributes", "ETag", "ObjectSize")
+         _file(tmp_path, "k", b"attrs"), "--checksum-algorithm", "SHA256")
+    got = _api(s3cloud, "get-object-attributes", "--bucket", b, "--key", "k",
+               "--object-attributes", "ETag", "ObjectSize", "StorageClass", "Checksum",
+               "ObjectParts")
+    assert got["ETag"] == hashlib.md5(b"attrs").hexdigest()  # unquoted, as S3
+    assert (got["ObjectSize"], got["StorageClass"]) == (5, "STANDARD")
+    assert got["Checksum"] == {"ChecksumSHA256": base64.b64encode(
+        hashlib.sha256(b"attrs").digest()).decode(), "ChecksumType": "FULL_OBJECT"}
+    assert "ObjectParts" not in got and "LastModified" in got  # not a multipart object
+    _fails(s3cloud, "InvalidArgument", "get-object-attributes", "--bucket", b, "--key", "k",
+           "--object-attributes", "Colour")
+    _fails(s3cloud, "NoSuchKey", "get-object-attributes", "--bucket", b, "--key", "nope",
+           "--object-attributes", "ETag")

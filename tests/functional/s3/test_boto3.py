@@ -316,6 +316,39 @@ def test_overwrite_frees_parts_under_an_erasure_coded_policy(s3cloud: S3Cloud) -
     assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"plain"
 
 
+def test_object_attributes_of_a_multipart_object_page_its_parts(s3cloud: S3Cloud) -> None:
+    """GetObjectAttributes: the S3 ETag, size and parts (paged), of the asked version too."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    uid = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    sizes = {1: 5 * MIB, 3: 5 * MIB, 4: 7}
+    parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=b, Key="mp", UploadId=uid,
+                                                      PartNumber=n, Body=b"p" * size)["ETag"]}
+             for n, size in sizes.items()]
+    done = s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=uid,
+                                        MultipartUpload={"Parts": parts})
+    first = s3.get_object_attributes(Bucket=b, Key="mp", MaxParts=2, ObjectAttributes=[
+        "ETag", "ObjectParts", "ObjectSize"])
+    assert first["ETag"] == done["ETag"].strip('"') and first["ETag"].endswith("-3")
+    assert first["ObjectSize"] == sum(sizes.values())
+    assert first["VersionId"] == done["VersionId"]
+    page = first["ObjectParts"]
+    assert (page["TotalPartsCount"], page["IsTruncated"], page["NextPartNumberMarker"]) == (
+        3, True, 3)
+    assert [(p["PartNumber"], p["Size"]) for p in page["Parts"]] == [(1, 5 * MIB), (3, 5 * MIB)]
+    rest = s3.get_object_attributes(Bucket=b, Key="mp", PartNumberMarker=3,
+                                    ObjectAttributes=["ObjectParts"])["ObjectParts"]
+    assert rest["IsTruncated"] is False
+    assert [(p["PartNumber"], p["Size"]) for p in rest["Parts"]] == [(4, 7)]
+    s3.put_object(Bucket=b, Key="mp", Body=b"newer")
+    old = s3.get_object_attributes(Bucket=b, Key="mp", VersionId=done["VersionId"],
+                                   ObjectAttributes=["ObjectSize", "StorageClass"])
+    assert (old["ObjectSize"], old["StorageClass"]) == (sum(sizes.values()), "STANDARD")
+    assert s3.get_object_attributes(Bucket=b, Key="mp", ObjectAttributes=["ObjectSize"])[
+        "ObjectSize"] == 5
+
+
 def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)
