@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -336,9 +336,13 @@ class ECResponse:
     """The decoded object, shaped like a backend :class:`ClientResponse`."""
 
     def __init__(self, policy: ECPolicy, frags: list[_Fragment], head_only: bool,
-                 segments: SegmentSpan | None = None) -> None:
+                 segments: SegmentSpan | None = None, spare: Spare | None = None) -> None:
         self.policy = policy
         self.frags = frags
+        #: Opens another archive of the object at a byte offset (see :meth:`_read_segment`).
+        self.spare = spare
+        #: Fragment indexes whose archive failed mid-stream.
+        self.bad: set[int] = set()
         first = frags[0].resp.headers
         self.length = int(first.get(hdr.EC_CONTENT_LENGTH, "0"))
         self.status = 200
@@ -359,18 +363,54 @@ class ECResponse:
         try:
             codec = self.policy.codec
             lengths = self.policy.segments(self.length)
+            first = 0
             if self.segments is not None:
-                lengths = lengths[self.segments.first:self.segments.last + 1]
-            for seg_len in lengths:
-                fsize = self.policy.fragment_size(seg_len)
-                pieces = await asyncio.gather(*(f.read_exact(fsize) for f in self.frags))
-                frags = {f.index: p for f, p in zip(self.frags, pieces, strict=True)}
+                first = self.segments.first
+                lengths = lengths[first:self.segments.last + 1]
+            full = self.policy.fragment_size(self.policy.segment_size)
+            for i, seg_len in enumerate(lengths):
+                frags = await self._read_segment(self.policy.fragment_size(seg_len),
+                                                 (first + i) * full)
                 # PERF: ISA-L decode of a 1 MiB segment is ~0.1 ms; done inline.
                 yield bytes(codec.decode(frags, seg_len))
             for f in self.frags:
                 await f.resp.release()
         finally:
             self.close()
+
+    async def _read_segment(self, size: int, at: int) -> dict[int, bytes]:
+        """Read one segment's fragments (``size`` bytes at archive offset ``at``).
+
+        An archive that fails mid-stream (its server cut the connection, say on a
+        corrupt chunk) is replaced by another archive of the object opened at
+        ``at`` (a parity one, or one on a handoff), as Swift's proxy does.
+        """
+        got = await asyncio.gather(*(f.read_exact(size) for f in self.frags),
+                                   return_exceptions=True)
+        pieces: dict[int, bytes] = {}
+        for f, piece in zip(list(self.frags), got, strict=True):
+            if isinstance(piece, bytes):
+                pieces[f.index] = piece
+                continue
+            if not isinstance(piece, HTTPClientError | OSError | BackendUnavailableError):
+                raise piece
+            log.warning("EC archive %d failed mid-stream: %s", f.index, piece)
+            f.resp.close()
+            self.frags.remove(f)
+            self.bad.add(f.index)
+        while len(pieces) < self.policy.k:
+            new = None if self.spare is None else await self.spare(
+                frozenset(pieces) | self.bad, at)
+            if new is None:
+                raise BackendUnavailableError("no fragment archive left to read from")
+            try:
+                pieces[new.index] = await new.read_exact(size)
+            except (HTTPClientError, OSError, BackendUnavailableError):
+                new.resp.close()
+                self.bad.add(new.index)
+                continue
+            self.frags.append(new)
+        return pieces
 
     async def read(self) -> bytes:
         """Return the whole object."""
@@ -385,6 +425,10 @@ class ECResponse:
         """Drop every fragment connection."""
         for f in self.frags:
             f.resp.close()
+
+
+#: Opens one more archive (its fragment index not in the set) at an archive offset.
+Spare: TypeAlias = Callable[[frozenset[int], int], Awaitable["_Fragment | None"]]
 
 
 @dataclass(frozen=True)
@@ -506,7 +550,27 @@ async def _open(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
         for f in frags:
             if other_ts != ts or f not in chosen:
                 f.resp.close()
-    return ECResponse(policy, chosen, method == "HEAD", segments)
+    base = {k: v for k, v in headers.items() if k != "Range"}
+
+    async def spare(exclude: frozenset[int], at: int) -> _Fragment | None:
+        """Open an archive of version ``ts`` whose index is not in ``exclude`` at ``at``."""
+        others = [n for i, n in enumerate(nodes) if i not in exclude]
+        for node in [*others, *backend.handoffs(ring, part)]:
+            try:
+                resp = await backend.client.request(
+                    node["ip"], int(node["port"]), "GET", node_path(node, part, *names),
+                    {**base, "Range": f"bytes={at}-"}, timeout=backend.node_timeout)
+            except (HTTPClientError, OSError):
+                continue
+            h = resp.headers
+            if resp.status == 206 and h.get("x-backend-data-timestamp") == ts \
+                    and h.get(hdr.EC_FRAG_INDEX, "").isdigit() \
+                    and int(h[hdr.EC_FRAG_INDEX]) not in exclude:
+                return _Fragment(resp, int(h[hdr.EC_FRAG_INDEX]))
+            resp.close()
+        return None
+
+    return ECResponse(policy, chosen, method == "HEAD", segments, spare)
 
 
 #: What :func:`nubis.api.proxy.transfer.fetch` opens: a replica or a decoded EC object.

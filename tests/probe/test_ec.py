@@ -228,6 +228,18 @@ def _fragments(layout: Layout, account: str, cont: str,
     return part, nodes, layout.hash(account, cont, name)
 
 
+def _flip(layout: Layout, node: dict[str, Any], part: int, hash_hex: str, at: int) -> bytes:
+    """Flip one byte of a fragment archive on disk; return its original bytes."""
+    rec = layout.record(node, hash_hex)
+    assert rec is not None
+    path = layout.data_file(node, part, hash_hex, rec)
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return original
+
+
 def test_deleted_fragment_is_rebuilt(cloud: Cloud) -> None:
     conn = connect(cloud)
     account = account_of(conn)
@@ -264,13 +276,7 @@ def test_corrupt_fragment_quarantined_and_rebuilt(cloud: Cloud) -> None:
         conn.put_object(cont, name, bodies[name])
         part, nodes, hash_hex = _fragments(layout, account, cont, name)
         victim = nodes[0] if name == "read" else nodes[2]
-        rec = layout.record(victim, hash_hex)
-        assert rec is not None
-        path = layout.data_file(victim, part, hash_hex, rec)
-        original = path.read_bytes()
-        data = bytearray(original)
-        data[1000] ^= 0xFF
-        path.write_bytes(bytes(data))
+        original = _flip(layout, victim, part, hash_hex, 1000)
         victims[name] = (victim, part, hash_hex, original)
     # a GET meets the bad archive: its server refuses it, the proxy decodes from others
     assert conn.get_object(cont, "read")[1] == bodies["read"]
@@ -288,6 +294,24 @@ def test_corrupt_fragment_quarantined_and_rebuilt(cloud: Cloud) -> None:
         assert after is not None, name
         assert layout.data_file(victim, part, hash_hex, after).read_bytes() == original, name
         assert conn.get_object(cont, name)[1] == bodies[name]
+
+
+def test_an_archive_failing_mid_stream_is_replaced(cloud: Cloud) -> None:
+    """A data archive whose later chunk is bad: its server cuts the GET; a parity one goes on."""
+    conn = connect(cloud)
+    cont = "midway-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont, headers={"X-Storage-Policy": "ec42"})
+    mib = 1024 * 1024
+    body = os.urandom(5 * mib + 11)
+    conn.put_object(cont, "obj", body)
+    layout = Layout(cloud)
+    part, nodes, hash_hex = _fragments(layout, account_of(conn), cont, "obj")
+    # in data archive 1, past its first 1 MiB chunk (checked before the answer starts):
+    # in the fragment of the 5th segment, so the server cuts the GET mid-stream
+    _flip(layout, nodes[1], part, hash_hex, mib + 100)
+    assert conn.get_object(cont, "obj")[1] == body
+    got = conn.get_object(cont, "obj", headers={"Range": f"bytes={2 * mib + 5}-"})[1]
+    assert got == body[2 * mib + 5:]
 
 
 def test_storage_node_down_during_ec_gets(cloud: Cloud) -> None:
