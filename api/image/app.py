@@ -22,6 +22,7 @@ from nubis.api.image.policy import ImagePolicy
 from nubis.api.image.service import ImageService
 from nubis.api.image.store import ImageStore
 from nubis.api.image.swift import ServiceAuth, ServiceCredentials, SwiftClient
+from nubis.api.image.tasks import ImageTasks, Tasks, TaskStore
 from nubis.api.image.transfer import BODY_STATE, BodyState, ImageFile
 from nubis.api.shared.auth import FalconAuthMiddleware
 from nubis.api.shared.services import ApiServices
@@ -131,7 +132,12 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, v2_url: str,
     app.add_route(f"{v2}/images/{{image_id}}", h.ImageItem(svc))
     app.add_route(f"{v2}/images/{{image_id}}/file", ImageFile(svc))
     app.add_route(f"{v2}/images/{{image_id}}/stage", imports.ImageStage(svc))
-    app.add_route(f"{v2}/images/{{image_id}}/import", imports.ImageImport(svc))
+    records = TaskStore(svc.store.engine, svc.store.clock)
+    app.add_route(f"{v2}/images/{{image_id}}/import", imports.ImageImport(svc, records))
+    app.add_route(f"{v2}/images/{{image_id}}/tasks", ImageTasks(svc, records))
+    task_routes = Tasks(svc, records)
+    app.add_route(f"{v2}/tasks", task_routes)
+    app.add_route(f"{v2}/tasks/{{task_id}}", task_routes, suffix="one")
     app.add_route(f"{v2}/images/{{image_id}}/actions/{{action}}", h.Action(svc))
     app.add_route(f"{v2}/images/{{image_id}}/tags/{{tag}}", h.Tag(svc))
     app.add_route(f"{v2}/images/{{image_id}}/members", Members(svc))

@@ -12,13 +12,16 @@ queued image; the URI must pass the import filters
 (:mod:`nubis.api.image.webdownload`, Glance's 400 otherwise). The image is
 ``importing`` while this process downloads it in the background, streaming it
 into the object store as an upload; then ``active``, or back to ``queued`` if
-anything failed (the reason is logged). ``copy-image`` (several stores) is not
-offered. ``/v2/info/import`` lists ``[image] import_methods``.
+anything failed. Each import is an ``api_image_import`` task
+(:mod:`nubis.api.image.tasks`) that ends ``success`` or ``failure`` with the
+reason. ``copy-image`` (several stores) is not offered. ``/v2/info/import``
+lists ``[image] import_methods``.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import falcon
@@ -26,6 +29,7 @@ import falcon.asgi
 from nubis.api.image.model import Image
 from nubis.api.image.policy import target
 from nubis.api.image.service import ImageService
+from nubis.api.image.tasks import TaskStore
 from nubis.api.image.transfer import ImageFile
 from nubis.api.image.webdownload import UriFilter, UriRefused, WebDownloadError, open_download
 from nubis.api.shared.errors import ApiError, BadRequestError, ConflictError
@@ -63,10 +67,11 @@ class ImageStage:
 class ImageImport:
     """``POST /v2/images/{image_id}/import``: finish a staged image."""
 
-    def __init__(self, svc: ImageService) -> None:
+    def __init__(self, svc: ImageService, records: TaskStore) -> None:
         self.svc = svc
         self.files = ImageFile(svc)
         self.uri_filter = UriFilter.of(svc.config)
+        self.records = records
 
     async def on_post(self, req: Req, resp: Resp, image_id: str) -> None:
         """Import an image (202): a staged one at once, a ``web-download`` in the background."""
@@ -91,10 +96,13 @@ class ImageImport:
         if not self.svc.store.transition(image.id, [before], "importing"):
             raise ConflictError(f"New operation on image '{image.id}' is not permitted as "
                                 "prior operation is still in progress")
+        request_id = req.get_header("X-OpenStack-Request-ID") or f"req-{uuid.uuid4()}"
+        task_id = self.records.start(ctx, image.id, request_id[:255], body["method"])
         if uri is None:
             self.svc.store.transition(image.id, ["importing"], "active")
+            self.records.finish(task_id)
         else:
-            self.svc.tasks.spawn(self._web_download(image, uri),
+            self.svc.tasks.spawn(self._web_download(image, uri, task_id),
                                  f"web-download of image {image.id}")
         resp.status = falcon.HTTP_202
 
@@ -110,8 +118,11 @@ class ImageImport:
                                   f"{uri}") from None
         return uri
 
-    async def _web_download(self, image: Image, uri: str) -> None:
-        """Download ``uri`` into the importing image: ``active``, else back to ``queued``."""
+    async def _web_download(self, image: Image, uri: str, task_id: str) -> None:
+        """Download ``uri`` into the importing image: ``active``, else back to ``queued``.
+
+        The import task records the outcome (the failure's reason).
+        """
         cfg = self.svc.config
         try:
             download = await open_download(uri, self.uri_filter, cfg.import_timeout)
@@ -124,9 +135,13 @@ class ImageImport:
         except (WebDownloadError, ApiError) as exc:
             self.svc.store.transition(image.id, ["importing"], "queued")
             LOG.warning("web-download of image %s from %s failed: %s", image.id, uri, exc)
+            self.records.finish(task_id, f"web-download of {uri} failed: {exc}")
+            return
         except BaseException:
             self.svc.store.transition(image.id, ["importing"], "queued")
+            self.records.finish(task_id, "web-download failed: internal error")
             raise
+        self.records.finish(task_id)
 
 
 def check_body(body: Any, methods: tuple[str, ...]) -> str:

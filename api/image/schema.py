@@ -68,8 +68,32 @@ members = sa.Table(
 )
 
 
+#: Import tasks (Glance's ``api_image_import`` tasks): kept after their image goes.
+tasks = sa.Table(
+    "image_task", metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("type", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("owner", sa.String(NAME), nullable=True, index=True),
+    sa.Column("image_id", sa.String(ID), nullable=False, index=True),
+    sa.Column("user_id", sa.String(NAME), nullable=True),
+    sa.Column("request_id", sa.String(NAME), nullable=True),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=True),
+)
+
+
 def _v1_create(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS = [_v1_create]
+def _v2_tasks(conn: Connection) -> None:
+    """Add the import tasks (a fresh database has the table already)."""
+    tasks.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_v1_create, _v2_tasks]

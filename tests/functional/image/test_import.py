@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.functional.image.conftest import ImageCloud, WebSource
+from tests.functional.image.conftest import ImageCloud, Project, WebSource
 
 pytestmark = pytest.mark.functional
 
@@ -175,3 +175,40 @@ def test_web_download_refusals_and_failures(images: ImageCloud, web_source: WebS
     assert "Image needs to be in 'queued' state to use 'web-download' method" in r.text
     for done in (image_id, staged):
         images.osc("image", "delete", done)
+
+
+def test_import_tasks_say_what_happened(images: ImageCloud, web_source: WebSource,
+                                        alt: Project) -> None:
+    """``openstack image task list/show`` and openstacksdk's ``image_tasks``."""
+    token, project_id = images.login("nubis-demo")
+    image_id = _queued(images)
+    path = f"/v2/images/{image_id}/import"
+    for uri in (web_source.url("/missing"), web_source.url("/disk.raw")):
+        r = images.http("POST", path, token,
+                        json={"method": {"name": "web-download", "uri": uri}})
+        assert r.status_code == 202
+        _becomes(images, token, image_id, "queued" if "missing" in uri else "active")
+    mine = [t for t in images.osc("image", "task", "list", "-f", "json")
+            if t["ID"] in {x.id for x in images.sdk("nubis-demo").image.image_tasks(image_id)}]
+    assert sorted(t["Status"] for t in mine) == ["failure", "success"]
+    assert {(t["Type"], t["Owner"]) for t in mine} == {("api_image_import", project_id)}
+    failed = next(t for t in mine if t["Status"] == "failure")
+    shown = images.osc("image", "task", "show", failed["ID"], "-f", "json")
+    assert "answered 404" in shown["message"] and shown["expires_at"]
+    assert shown["input"]["import_req"]["method"]["uri"] == web_source.url("/missing")
+    done = next(t for t in mine if t["Status"] == "success")
+    assert images.osc("image", "task", "show", done["ID"], "-f", "json")["result"] == {
+        "image_id": image_id}
+    failures = images.osc("image", "task", "list", "--status", "failure", "-f", "json")
+    assert failed["ID"] in {t["ID"] for t in failures}
+    assert done["ID"] not in {t["ID"] for t in failures}
+    # another project sees neither the tasks nor the image's; the admin sees them
+    other, _ = images.token(alt.user, alt.password, alt.name)
+    assert images.http("GET", f"/v2/tasks/{failed['ID']}", other).status_code == 404
+    assert failed["ID"] not in {t["id"] for t in images.http(
+        "GET", "/v2/tasks", other).json()["tasks"]}
+    assert images.http("GET", f"/v2/images/{image_id}/tasks", other).status_code == 404
+    admin, _ = images.login("nubis-admin")
+    assert images.http("GET", f"/v2/tasks/{failed['ID']}", admin).json()["status"] == "failure"
+    assert images.http("GET", "/v2/tasks?status=sideways", token).status_code == 400
+    images.osc("image", "delete", image_id)
