@@ -107,16 +107,17 @@ class UriFilter:
         """Tell whether ``address`` lies in a blocked network."""
         return any(address.version == net.version and address in net for net in self.blocked)
 
-    async def resolve(self, target: Target) -> str:
+    async def resolve(self, target: Target, timeout: float = 30.0) -> str:
         """Return the address to connect to; refuse a host resolving into a blocked network."""
         literal = _address(target.host)
         if literal is not None:
             return str(literal)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                target.host, target.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise WebDownloadError(f"cannot resolve {target.host}: {exc}") from None
+            infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+                target.host, target.port, type=socket.SOCK_STREAM), timeout)
+        except (OSError, TimeoutError) as exc:
+            raise WebDownloadError(f"cannot resolve {target.host}: {exc or 'timed out'}") \
+                from None
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         if not addresses or any(self.is_blocked(a) for a in addresses):
             raise UriRefused(target.uri)
@@ -196,7 +197,7 @@ async def open_download(uri: str, filt: UriFilter, timeout: float) -> Download:
     """Connect to ``uri`` (following redirects); return the 200 answer's body stream."""
     target = filt.check(uri)
     for _ in range(MAX_REDIRECTS + 1):
-        reader, writer = await _connect(target, await filt.resolve(target), timeout)
+        reader, writer = await _connect(target, await filt.resolve(target, timeout), timeout)
         try:
             status, headers = await _exchange(reader, writer, target, timeout)
         except BaseException:
