@@ -202,7 +202,9 @@ class Services:
         host, binary = body.get("host"), body.get("binary")
         if not isinstance(host, str) or not isinstance(binary, str):
             raise BadRequestError("Invalid input: 'host' and 'binary' are required strings.")
-        rows = [r for r in await self._rows(mv) if r["host"] == host and r["binary"] == binary]
+        # (the 2.11 view: it carries forced_down, which enable/disable keep as it is)
+        rows = [r for r in await self._rows(max(mv, (2, 11)))
+                if r["host"] == host and r["binary"] == binary]
         if not rows:
             raise NotFoundError(f"Could not find binary {binary} on host {host}.")
         row = rows[0]
@@ -220,7 +222,7 @@ class Services:
             raise BadRequestError("Missing disabled reason field")
         disabled = action != "enable"
         reason = reason if disabled else None
-        await self._push(host, disabled, reason, bool(row.get("forced_down", False)))
+        await self._push(host, disabled, reason, bool(row["forced_down"]))
         echo["status"] = "disabled" if disabled else "enabled"
         if reason:
             echo["disabled_reason"] = reason
