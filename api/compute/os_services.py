@@ -80,7 +80,7 @@ class Services:
         self.svc = svc
 
     async def _rows(self, mv: tuple[int, int]) -> list[dict[str, Any]]:
-        """Return every service as Nova shows it at microversion ``mv``."""
+        """Return every service (ids as Nova's at ``mv``; ``forced_down`` always there)."""
         zones = self.svc.store.host_zones()
         default = self.svc.cfg.default_availability_zone
         out = []
@@ -98,16 +98,16 @@ class Services:
                         "state": "up" if h["up"] and not down else "down",
                         "updated_at": None, "disabled_reason": h.get("disabled_reason"),
                         "forced_down": down})
-        if mv < (2, 11):
-            for row in out:
-                row.pop("forced_down")
         return out
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the services, optionally of one ``host`` and/or ``binary``."""
         self.svc.require_admin(req, "os_compute_api:os-services:list")
         binary, host = req.get_param("binary"), req.get_param("host")
-        resp.media = {"services": [s for s in await self._rows(mv_of(req))
+        mv = mv_of(req)
+        hidden = () if mv >= (2, 11) else ("forced_down",)  # a 2.11 field
+        resp.media = {"services": [{k: v for k, v in s.items() if k not in hidden}
+                                   for s in await self._rows(mv)
                                    if (not binary or s["binary"] == binary)
                                    and (not host or s["host"] == host)]}
 
@@ -202,9 +202,7 @@ class Services:
         host, binary = body.get("host"), body.get("binary")
         if not isinstance(host, str) or not isinstance(binary, str):
             raise BadRequestError("Invalid input: 'host' and 'binary' are required strings.")
-        # (the 2.11 view: it carries forced_down, which enable/disable keep as it is)
-        rows = [r for r in await self._rows(max(mv, (2, 11)))
-                if r["host"] == host and r["binary"] == binary]
+        rows = [r for r in await self._rows(mv) if r["host"] == host and r["binary"] == binary]
         if not rows:
             raise NotFoundError(f"Could not find binary {binary} on host {host}.")
         row = rows[0]

@@ -100,7 +100,7 @@ class ImageImport:
         task_id = self.records.start(ctx, image.id, request_id[:255], body["method"])
         if uri is None:
             self.svc.store.transition(image.id, ["importing"], "active")
-            self.records.finish(task_id)
+            self.records.finish(task_id, image.id)
         else:
             self.svc.tasks.spawn(self._web_download(image, uri, task_id),
                                  f"web-download of image {image.id}")
@@ -135,13 +135,13 @@ class ImageImport:
         except (WebDownloadError, ApiError) as exc:
             self.svc.store.transition(image.id, ["importing"], "queued")
             LOG.warning("web-download of image %s from %s failed: %s", image.id, uri, exc)
-            self.records.finish(task_id, f"web-download of {uri} failed: {exc}")
+            self.records.finish(task_id, image.id, f"web-download of {uri} failed: {exc}")
             return
         except BaseException:
             self.svc.store.transition(image.id, ["importing"], "queued")
-            self.records.finish(task_id, "web-download failed: internal error")
+            self.records.finish(task_id, image.id, "web-download failed: internal error")
             raise
-        self.records.finish(task_id)
+        self.records.finish(task_id, image.id)
 
 
 def check_body(body: Any, methods: tuple[str, ...]) -> str:

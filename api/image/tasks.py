@@ -86,17 +86,14 @@ class TaskStore:
                 result=None, message="", created_at=now, updated_at=now, expires_at=None))
         return task_id
 
-    def finish(self, task_id: str, message: str = "") -> None:
+    def finish(self, task_id: str, image_id: str, message: str = "") -> None:
         """End a task: ``success`` without a message, else ``failure`` saying why."""
         now = self.clock()
         t = s.tasks
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(t.c.image_id).where(t.c.id == task_id)).first()
-            if row is None:
-                return
             conn.execute(t.update().where(t.c.id == task_id).values(
                 status="failure" if message else "success", message=message[:2000],
-                result=None if message else json.dumps({"image_id": row.image_id}),
+                result=None if message else json.dumps({"image_id": image_id}),
                 updated_at=now, expires_at=now + TIME_TO_LIVE))
 
     def visible(self, ctx: AuthContext) -> sa.ColumnElement[bool]:
