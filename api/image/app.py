@@ -19,6 +19,7 @@ from nubis.api.image.errors import install_glance_errors, render
 from nubis.api.image.jsonschemas import ImageValidator
 from nubis.api.image.members import MemberItem, Members
 from nubis.api.image.policy import ImagePolicy
+from nubis.api.image.recovery import ImportRecovery
 from nubis.api.image.service import ImageService
 from nubis.api.image.store import ImageStore
 from nubis.api.image.swift import ServiceAuth, ServiceCredentials, SwiftClient
@@ -45,12 +46,15 @@ class BodyWatch:
     refused here, before the client is invited to send it.
     """
 
-    def __init__(self, app: Any, size_cap: int) -> None:
+    def __init__(self, app: Any, size_cap: int,
+                 on_call: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.size_cap = size_cap
+        self.on_call = on_call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a watched ``receive``."""
+        self.on_call()
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -115,13 +119,16 @@ def create_app(prefix: str, services: ApiServices, section: ImageConfig) -> Body
     app.req_options.auto_parse_qs_csv = False
     app.req_options.default_media_type = "application/json"
     install_glance_errors(app)
-    add_routes(app, prefix, f"{services.public_url}{prefix}/v2/", svc)
-    return BodyWatch(app, svc.config.size_cap)
+    records = add_routes(app, prefix, f"{services.public_url}{prefix}/v2/", svc)
+    # nubis api does not pass lifespan events to its sub-applications: the
+    # sweep for abandoned imports starts with the first call of this one.
+    recovery = ImportRecovery(svc.config, svc.store, records, svc.swift)
+    return BodyWatch(app, svc.config.size_cap, recovery.ensure_running)
 
 
 def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, v2_url: str,
-               svc: ImageService) -> None:
-    """Attach every Glance resource under ``prefix``."""
+               svc: ImageService) -> TaskStore:
+    """Attach every Glance resource under ``prefix``; return the import task store."""
     v2 = f"{prefix}/v2"
     app.add_route(prefix, h.Versions(v2_url, 300))
     app.add_route(f"{prefix}/versions", h.Versions(v2_url, 200))
@@ -142,3 +149,4 @@ def add_routes(app: falcon.asgi.App[Any, Any], prefix: str, v2_url: str,
     app.add_route(f"{v2}/images/{{image_id}}/tags/{{tag}}", h.Tag(svc))
     app.add_route(f"{v2}/images/{{image_id}}/members", Members(svc))
     app.add_route(f"{v2}/images/{{image_id}}/members/{{member_id}}", MemberItem(svc))
+    return records

@@ -16,6 +16,9 @@ from nubis.common.config import check, positive
 MIN_SEGMENT_SIZE = 1024 * 1024
 #: Import methods nubis can offer (``import_methods`` picks among them).
 IMPORT_METHODS = ("glance-direct", "web-download")
+#: Renewal periods an import's lease outlives (its abandonment bound is at least
+#: this many ``import_lease_interval``, and never less than ``import_timeout``).
+LEASE_RENEWALS = 6
 
 
 def _segment_ok(value: int) -> str | None:
@@ -87,6 +90,20 @@ class ImageConfig:
         "224.0.0.0/4", "ff00::/8", "::ffff:0:0/96"), metadata=check(_networks_ok))
     #: Seconds a ``web-download`` may wait for a connection or a piece of data.
     import_timeout: float = field(default=60.0, metadata=check(positive))
+    #: Seconds between renewals of a running import's lease (its task's
+    #: ``updated_at``); an import whose lease is older than
+    #: :attr:`import_lease_timeout` is considered abandoned (its process stopped).
+    import_lease_interval: float = field(default=10.0, metadata=check(positive))
+    #: Seconds between two sweeps for abandoned imports (each api process sweeps).
+    import_recovery_interval: float = field(default=60.0, metadata=check(positive))
+
+    @property
+    def import_lease_timeout(self) -> float:
+        """Return the age (seconds) after which an import's lease counts as abandoned.
+
+        :data:`LEASE_RENEWALS` renewal periods, and at least ``import_timeout``.
+        """
+        return max(LEASE_RENEWALS * self.import_lease_interval, self.import_timeout)
 
     def resolved_service_password(self, hash_prefix: str, hash_suffix: str) -> str:
         """Return the service user's password (derived from the cluster secrets if unset).

@@ -44,7 +44,7 @@ class Versions:
 
 
 class Schema:
-    """``GET /v2/schemas/{name}``: image, images, member, members."""
+    """``GET /v2/schemas/{name}``: image, images, member, members, task, tasks."""
 
     async def on_get(self, req: Req, resp: Resp, name: str) -> None:
         """Return one schema document."""

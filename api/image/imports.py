@@ -14,21 +14,27 @@ queued image; the URI must pass the import filters
 into the object store as an upload; then ``active``, or back to ``queued`` if
 anything failed. Each import is an ``api_image_import`` task
 (:mod:`nubis.api.image.tasks`) that ends ``success`` or ``failure`` with the
-reason. ``copy-image`` (several stores) is not offered. ``/v2/info/import``
-lists ``[image] import_methods``.
+reason; while a download runs, its process renews the task's lease, so an
+import whose process stopped is recovered (:mod:`nubis.api.image.recovery`).
+``copy-image`` (several stores) is not offered. ``/v2/info/import`` lists
+``[image] import_methods``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
 
 import falcon
 import falcon.asgi
+from nubis.api.image.data import HASH_ALGO, delete_image_data
 from nubis.api.image.model import Image
 from nubis.api.image.policy import target
+from nubis.api.image.recovery import ImportLease, import_object_name
 from nubis.api.image.service import ImageService
+from nubis.api.image.swift import StoreError
 from nubis.api.image.tasks import TaskStore
 from nubis.api.image.transfer import ImageFile
 from nubis.api.image.webdownload import UriFilter, UriRefused, WebDownloadError, open_download
@@ -93,14 +99,14 @@ class ImageImport:
         if not image.disk_format:
             raise ConflictError("'disk_format' needs to be set before import")
         uri = self._checked_uri(body) if method == "web-download" else None
-        if not self.svc.store.transition(image.id, [before], "importing"):
+        request_id = req.get_header("X-OpenStack-Request-ID") or f"req-{uuid.uuid4()}"
+        task_id = self.records.begin(ctx, image.id, before, request_id[:255], body["method"])
+        if task_id is None:
             raise ConflictError(f"New operation on image '{image.id}' is not permitted as "
                                 "prior operation is still in progress")
-        request_id = req.get_header("X-OpenStack-Request-ID") or f"req-{uuid.uuid4()}"
-        task_id = self.records.start(ctx, image.id, request_id[:255], body["method"])
         if uri is None:
-            self.svc.store.transition(image.id, ["importing"], "active")
-            self.records.finish(task_id, image.id)
+            if not self.records.succeed(task_id, image.id):
+                self.records.fail(task_id, image.id, _gone(image.id))
         else:
             self.svc.tasks.spawn(self._web_download(image, uri, task_id),
                                  f"web-download of image {image.id}")
@@ -119,29 +125,61 @@ class ImageImport:
         return uri
 
     async def _web_download(self, image: Image, uri: str, task_id: str) -> None:
-        """Download ``uri`` into the importing image: ``active``, else back to ``queued``.
+        """Download ``uri`` into the importing image while holding the import's lease.
 
-        The import task records the outcome (the failure's reason).
+        The image ends ``active``, else back in ``queued``; the import task
+        records the outcome (the failure's reason). If another process took
+        the import over (this one's lease lapsed), this one only deletes what
+        it stored.
         """
+        lease = ImportLease(self.records, task_id, self.svc.config.import_lease_interval)
+        try:
+            async with lease:
+                await self._fetch(image, uri, task_id)
+        except asyncio.CancelledError:
+            if not lease.lost:  # the process is stopping
+                self.records.fail(task_id, image.id,
+                                  f"web-download of {uri} was interrupted: the api process "
+                                  "stopped")
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+
+    async def _fetch(self, image: Image, uri: str, task_id: str) -> None:
+        """Stream ``uri`` into the object store and end the import task."""
         cfg = self.svc.config
         try:
             download = await open_download(uri, self.uri_filter, cfg.import_timeout)
             if download.length is not None and download.length > cfg.size_cap:
                 download.close()
                 raise WebDownloadError(f"{download.length} bytes is over the size cap")
-            stored = await self.files.store(image, download.chunks(), download.length,
-                                            "importing")
-            await self.files.commit(image, stored, "importing", "active")
+            stored = await self.files.store(image, download.chunks(), download.length, None,
+                                            name=import_object_name(image.id, task_id))
         except (WebDownloadError, ApiError) as exc:
-            self.svc.store.transition(image.id, ["importing"], "queued")
             LOG.warning("web-download of image %s from %s failed: %s", image.id, uri, exc)
-            self.records.finish(task_id, image.id, f"web-download of {uri} failed: {exc}")
+            self.records.fail(task_id, image.id, f"web-download of {uri} failed: {exc}")
             return
-        except BaseException:
-            self.svc.store.transition(image.id, ["importing"], "queued")
-            self.records.finish(task_id, image.id, "web-download failed: internal error")
+        except Exception:
+            self.records.fail(task_id, image.id, "web-download failed: internal error")
             raise
-        self.records.finish(task_id, image.id)
+        if not self.records.succeed(
+                task_id, image.id, size=stored.size, checksum=stored.checksum,
+                os_hash_algo=HASH_ALGO, os_hash_value=stored.os_hash_value,
+                virtual_size=stored.virtual_size, location=stored.location,
+                segments=stored.segments):
+            # deleted meanwhile, or taken over by another process: the bytes are no one's
+            try:
+                await delete_image_data(self.svc.swift, stored.location, stored.segments)
+            except StoreError as exc:
+                LOG.warning("could not delete the bytes of image %s: %s", image.id, exc)
+            self.records.fail(task_id, image.id, f"web-download of {uri} failed: "
+                                                 f"{_gone(image.id)}")
+
+
+def _gone(image_id: str) -> str:
+    return (f"Image {image_id} could not be found after upload. The image may have been "
+            "deleted during the upload, cleaning up the chunks uploaded.")
 
 
 def check_body(body: Any, methods: tuple[str, ...]) -> str:

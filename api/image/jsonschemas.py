@@ -4,7 +4,9 @@ Clients (openstacksdk, python-glanceclient) download these documents and
 validate against them, so they follow Glance's own: the base image properties,
 the custom properties devstack ships in ``schema-image.json`` (``kernel_id``,
 ``ramdisk_id``, ``os_distro``, ...), ``additionalProperties: {"type": "string"}``
-for free-form properties, and the collection wrappers with ``first``/``next``.
+for free-form properties, and the collection wrappers with ``first``/``next``;
+the task schemas are Glance's ``/v2/schemas/task(s)`` (a list entry leaves out
+``input``, ``result`` and ``message``).
 """
 
 from __future__ import annotations
@@ -153,11 +155,54 @@ def member_schema() -> dict[str, Any]:
         "schema": {"type": "string"}}}
 
 
+#: Task types (Glance lists its old ``import`` tasks too).
+TASK_TYPES = ("import", "api_image_import")
+TASK_STATUSES = ("pending", "processing", "success", "failure")
+#: What only ``GET /v2/tasks/{id}`` shows (the list's entries leave them out).
+TASK_DETAILS = ("input", "result", "message")
+
+
+def task_schema(partial: bool = False) -> dict[str, Any]:
+    """Return ``GET /v2/schemas/task`` (``partial``: a ``/v2/tasks`` entry's, no details)."""
+    def text(what: str) -> dict[str, Any]:
+        return {"type": "string", "description": what}
+
+    properties: dict[str, Any] = {
+        "id": {**text("An identifier for the task"), "pattern": UUID_PATTERN},
+        "type": {**text("The type of task represented by this content"),
+                 "enum": list(TASK_TYPES)},
+        "status": {**text("The current status of this task"), "enum": list(TASK_STATUSES)},
+        "input": {"type": ["null", "object"],
+                  "description": "The parameters required by task, JSON blob"},
+        "result": {"type": ["null", "object"],
+                   "description": "The result of current task, JSON blob"},
+        "owner": text("An identifier for the owner of this task"),
+        "message": text("Human-readable informative message only included when "
+                        "appropriate (usually on failure)"),
+        "image_id": text("Image associated with the task"),
+        "request_id": text("Human-readable informative request-id"),
+        "user_id": text("User associated with the task"),
+        "expires_at": {"type": ["null", "string"],
+                       "description": "Datetime when this resource would be subject to "
+                                      "removal"},
+        "created_at": text("Datetime when this resource was created"),
+        "updated_at": text("Datetime when this resource was updated"),
+        "self": {"type": "string", "readOnly": True},
+        "schema": {"type": "string", "readOnly": True},
+    }
+    if partial:
+        for key in TASK_DETAILS:
+            del properties[key]
+    return {"name": "task", "properties": properties, "additionalProperties": False}
+
+
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "image": image_schema,
     "images": lambda: collection("images", image_schema()),
     "member": member_schema,
     "members": lambda: collection("members", member_schema()),
+    "task": task_schema,
+    "tasks": lambda: collection("tasks", task_schema(partial=True)),
 }
 
 

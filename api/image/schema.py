@@ -69,6 +69,9 @@ members = sa.Table(
 
 
 #: Import tasks (Glance's ``api_image_import`` tasks): kept after their image goes.
+#: A ``processing`` task's ``updated_at`` is its lease, renewed by the process
+#: running the import; the recovery sweep finds expired leases through
+#: ``ix_image_task_lease`` (schema v3).
 tasks = sa.Table(
     "image_task", metadata,
     sa.Column("id", sa.String(ID), primary_key=True),
@@ -84,6 +87,7 @@ tasks = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False, index=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=True),
+    sa.Index("ix_image_task_lease", "status", "updated_at"),
 )
 
 
@@ -96,4 +100,11 @@ def _v2_tasks(conn: Connection) -> None:
     tasks.create(conn, checkfirst=True)
 
 
-MIGRATIONS = [_v1_create, _v2_tasks]
+def _v3_task_lease(conn: Connection) -> None:
+    """Index the import leases (a fresh database has the index already)."""
+    for index in tasks.indexes:
+        if index.name == "ix_image_task_lease":
+            index.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_v1_create, _v2_tasks, _v3_task_lease]

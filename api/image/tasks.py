@@ -3,7 +3,11 @@
 Every ``POST /v2/images/{id}/import`` records an ``api_image_import`` task
 (table ``image_task``): ``processing`` while a ``web-download`` runs, then
 ``success`` (``result`` names the image) or ``failure`` (``message`` says
-why); a ``glance-direct`` import is a ``success`` at once. A finished task
+why); a ``glance-direct`` import is a ``success`` at once. The image's status
+changes in the same transactions as its task's (``begin``, ``succeed``,
+``fail``), each conditional on the task still being ``processing``; a running
+task's ``updated_at`` is the import's lease (:mod:`nubis.api.image.recovery`:
+an import whose process stopped ends ``failure``, "interrupted"). A finished task
 expires 48 hours later (Glance's ``task_time_to_live``) and is then no longer
 listed. The caller's project sees its own tasks, an admin every task:
 
@@ -31,7 +35,7 @@ from nubis.api.image.service import ImageService
 from nubis.api.image.views import isotime
 from nubis.api.shared.auth import AuthContext
 from nubis.api.shared.errors import BadRequestError, NotFoundError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 #: How long a finished task is kept (Glance's ``task_time_to_live``).
 TIME_TO_LIVE = timedelta(hours=48)
@@ -74,11 +78,22 @@ class TaskStore:
         self.engine = engine
         self.clock = clock
 
-    def start(self, ctx: AuthContext, image_id: str, request_id: str,
-              method: dict[str, Any]) -> str:
-        """Record an import being processed; return its task id."""
+    def begin(self, ctx: AuthContext, image_id: str, before: str, request_id: str,
+              method: dict[str, Any]) -> str | None:
+        """Move the image ``before`` → ``importing`` and record its task; return the task id.
+
+        Both in one transaction, so an importing image always has a
+        ``processing`` task (whose ``updated_at`` is the import's lease). None
+        when the image was not ``before`` any more (another operation won).
+        """
         now, task_id = self.clock(), str(uuid.uuid4())
+        img = s.images
         with self.engine.begin() as conn:
+            moved = conn.execute(img.update().where(img.c.id == image_id,
+                                                    img.c.status == before)
+                                 .values(status="importing", updated_at=now)).rowcount
+            if not moved:
+                return None
             conn.execute(s.tasks.insert().values(
                 id=task_id, type=IMPORT, status="processing", owner=ctx.project_id,
                 image_id=image_id, user_id=ctx.user_id, request_id=request_id,
@@ -86,15 +101,95 @@ class TaskStore:
                 result=None, message="", created_at=now, updated_at=now, expires_at=None))
         return task_id
 
-    def finish(self, task_id: str, image_id: str, message: str = "") -> None:
-        """End a task: ``success`` without a message, else ``failure`` saying why."""
-        now = self.clock()
+    def renew(self, task_id: str) -> bool:
+        """Renew a running import's lease; False if the task is no longer ``processing``."""
         t = s.tasks
         with self.engine.begin() as conn:
-            conn.execute(t.update().where(t.c.id == task_id).values(
-                status="failure" if message else "success", message=message[:2000],
-                result=None if message else json.dumps({"image_id": image_id}),
-                updated_at=now, expires_at=now + TIME_TO_LIVE))
+            return bool(conn.execute(t.update().where(t.c.id == task_id,
+                                                      t.c.status == "processing")
+                                     .values(updated_at=self.clock())).rowcount)
+
+    def succeed(self, task_id: str, image_id: str, **image_values: Any) -> bool:
+        """End an import well: task ``success``, image ``importing`` → ``active``.
+
+        Both or neither: False (nothing changed) when the task is no longer
+        ``processing`` (its lease was taken over) or the image no longer
+        ``importing`` (deleted meanwhile).
+        """
+        now = self.clock()
+        img = s.images
+        with self.engine.connect() as conn, conn.begin() as txn:
+            if not self._end(conn, task_id, now, "success", "", image_id):
+                return False
+            if not conn.execute(img.update().where(img.c.id == image_id,
+                                                   img.c.status == "importing")
+                                .values(status="active", updated_at=now, **image_values)
+                                ).rowcount:
+                txn.rollback()
+                return False
+        return True
+
+    def fail(self, task_id: str, image_id: str, message: str) -> bool:
+        """End an import badly: task ``failure`` saying why, image back to ``queued``.
+
+        False (nothing changed) when the task is no longer ``processing``.
+        """
+        now = self.clock()
+        img = s.images
+        with self.engine.begin() as conn:
+            if not self._end(conn, task_id, now, "failure", message, image_id):
+                return False
+            conn.execute(img.update().where(img.c.id == image_id,
+                                            img.c.status == "importing")
+                         .values(status="queued", updated_at=now))
+        return True
+
+    def expired(self, cutoff: datetime, limit: int) -> list[Task]:
+        """Return up to ``limit`` ``processing`` tasks whose lease is older than ``cutoff``."""
+        t = s.tasks
+        q = (sa.select(t).where(t.c.status == "processing", t.c.updated_at < cutoff)
+             .order_by(t.c.updated_at).limit(limit))
+        with self.engine.connect() as conn:
+            return [Task.from_row(r) for r in conn.execute(q)]
+
+    def interrupt(self, task: Task, cutoff: datetime, message: str) -> bool:
+        """Fail ``task`` if its lease is still older than ``cutoff``; tell whether this won.
+
+        A conditional update, so of several processes only one takes an
+        abandoned import over, and an import whose lease was renewed meanwhile
+        is left alone. The image stays ``importing`` (its ``updated_at`` now the
+        winner's claim) until the winner removed its bytes and requeues it.
+        """
+        now = self.clock()
+        t, img = s.tasks, s.images
+        with self.engine.begin() as conn:
+            won = conn.execute(t.update().where(
+                t.c.id == task.id, t.c.status == "processing", t.c.updated_at < cutoff)
+                .values(status="failure", message=message[:2000], result=None,
+                        updated_at=now, expires_at=now + TIME_TO_LIVE)).rowcount
+            if won:
+                conn.execute(img.update().where(img.c.id == task.image_id,
+                                                img.c.status == "importing")
+                             .values(updated_at=now))
+        return bool(won)
+
+    def latest(self, image_id: str) -> Task | None:
+        """Return the newest task of an image."""
+        t = s.tasks
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c.image_id == image_id)
+                               .order_by(t.c.created_at.desc(), t.c.id.desc())).first()
+        return Task.from_row(row) if row is not None else None
+
+    @staticmethod
+    def _end(conn: Connection, task_id: str, now: datetime, status: str, message: str,
+             image_id: str) -> bool:
+        t = s.tasks
+        return bool(conn.execute(t.update().where(t.c.id == task_id,
+                                                  t.c.status == "processing").values(
+            status=status, message=message[:2000],
+            result=json.dumps({"image_id": image_id}) if status == "success" else None,
+            updated_at=now, expires_at=now + TIME_TO_LIVE)).rowcount)
 
     def visible(self, ctx: AuthContext) -> sa.ColumnElement[bool]:
         """Return the condition of the tasks ``ctx`` may see (not expired)."""
@@ -128,9 +223,10 @@ def task_view(task: Task, full: bool) -> dict[str, Any]:
     if task.expires_at is not None:
         out["expires_at"] = isotime(task.expires_at)
     if full:
-        out.update({"input": task.input, "result": task.result, "message": task.message,
-                    "image_id": task.image_id, "user_id": task.user_id,
-                    "request_id": task.request_id})
+        out.update({"input": task.input, "result": task.result, "message": task.message})
+        extra = {"image_id": task.image_id, "user_id": task.user_id,
+                 "request_id": task.request_id}
+        out.update({k: v for k, v in extra.items() if v})  # as Glance: only when set
     return out
 
 

@@ -112,19 +112,23 @@ class ImageFile:
                             "uploaded.")
 
     async def store(self, image: Image, chunks: AsyncIterable[bytes], length: int | None,
-                    working: str, cut: Callable[[], bool] = lambda: False) -> StoredImage:
+                    working: str | None, cut: Callable[[], bool] = lambda: False, *,
+                    name: str | None = None) -> StoredImage:
         """Stream ``chunks`` into the object store; on any failure undo and re-raise.
 
         ``cut()`` tells, once ``chunks`` ended, whether the sender stopped early.
-        The image goes back to ``queued`` when anything fails.
+        The bytes are stored as object ``name`` (default: the image id). When
+        anything fails, what was stored is deleted and the image goes back from
+        ``working`` to ``queued`` (``working`` None: the caller does that).
         """
         cfg = self.svc.config
         writer: ImageWriter | None = None
         try:
             await self.svc.swift.ensure_container()
             segment = min(cfg.segment_size, await self.svc.swift.max_file_size())
-            writer = ImageWriter(self.svc.swift, image.id, length=length, segment_size=segment,
-                                 size_cap=cfg.size_cap, disk_format=image.disk_format)
+            writer = ImageWriter(self.svc.swift, name or image.id, length=length,
+                                 segment_size=segment, size_cap=cfg.size_cap,
+                                 disk_format=image.disk_format)
             async for chunk in chunks:
                 await writer.write(chunk)
             if cut() or (length is not None and writer.size != length):
@@ -134,7 +138,8 @@ class ImageFile:
         except BaseException as exc:
             if writer is not None:
                 await writer.abort()
-            self.svc.store.transition(image.id, [working], "queued")
+            if working is not None:
+                self.svc.store.transition(image.id, [working], "queued")
             if isinstance(exc, StoreError):
                 LOG.warning("upload of image %s failed in the object store: %s", image.id, exc)
                 raise ServiceUnavailableError("Error in store: the object store could not "

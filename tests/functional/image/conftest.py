@@ -29,6 +29,9 @@ from tests.functional.proxy.cloud import Cloud, start_cloud
 from tests.ports import free_port
 
 SEGMENT = 8 * 1024 * 1024
+#: ``[image] import_timeout`` of the test cloud: also how long an import's lease
+#: outlives its process (0.2 s renewals x 6 is less).
+IMPORT_TIMEOUT = 8.0
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
@@ -123,13 +126,16 @@ class WebSource:
 
     ``main`` (127.0.0.1) serves :attr:`data` as ``/disk.raw`` (with a length),
     ``/chunked.raw``, ``/redirect`` (to ``/disk.raw``), ``/to-blocked`` (a redirect
-    to ``blocked``), ``/short`` (cut before its Content-Length) and 404s; ``blocked``
+    to ``blocked``), ``/short`` (cut before its Content-Length), ``/slow`` (more
+    than a segment at once, then a byte every 0.1 s — a download that stays alive —
+    until :attr:`release` is set or the client goes away) and 404s; ``blocked``
     (127.0.0.2) is in the cloud's blocked networks. ``hits`` lists every request
     path each one received.
     """
 
     def __init__(self) -> None:
         self.data = random.Random(7).randbytes(3 * 1024 * 1024 + 7)
+        self.release = threading.Event()
         self.hits: dict[str, list[str]] = {"main": [], "blocked": []}
         self.port, self.blocked_port = free_port(), free_port()
         self.servers = [self._serve("main", "127.0.0.1", self.port),
@@ -172,8 +178,23 @@ class WebSource:
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])
                     self.close_connection = True
+                elif self.path == "/slow":
+                    self._slow()
                 else:
                     self._answer(404, b"no such file", {})
+
+            def _slow(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(4 * SEGMENT))
+                self.end_headers()
+                try:
+                    self.wfile.write(bytes(SEGMENT + 1024))
+                    while not source.release.wait(0.1):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:  # the downloading process went away
+                    pass
+                self.close_connection = True
 
             def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -188,6 +209,7 @@ class WebSource:
         return server
 
     def close(self) -> None:
+        self.release.set()
         for server in self.servers:
             server.shutdown()
             server.server_close()
@@ -205,10 +227,14 @@ def web_source() -> Iterator[WebSource]:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory,
            web_source: WebSource) -> Iterator[ImageCloud]:
-    # web-download may reach the test's own loopback server (not the default)
+    # web-download may reach the test's own loopback server (not the default);
+    # import leases are renewed every 0.2 s and lapse after import_timeout (8 s),
+    # swept for every 0.5 s, so a stopped import is recovered within seconds
     ports = [80, 443, web_source.port, web_source.blocked_port]
     config = (f"\n[image]\nsegment_size = {SEGMENT}\nimport_allowed_ports = {ports}\n"
-              'import_blocked_networks = ["127.0.0.2/32", "169.254.0.0/16"]\n')
+              'import_blocked_networks = ["127.0.0.2/32", "169.254.0.0/16"]\n'
+              f"import_timeout = {IMPORT_TIMEOUT}\nimport_lease_interval = 0.2\n"
+              "import_recovery_interval = 0.5\n")
     cloud = start_cloud(tmp_path_factory.mktemp("image") / "state", extra_config=config)
     public = cloud.config.api.resolved_public_url(cloud.config.cluster.bind_ip)
     try:

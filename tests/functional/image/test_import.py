@@ -1,5 +1,5 @@
 """Interoperable image import (``glance-direct``, ``web-download``): the ``openstack`` CLI,
-openstacksdk, errors."""
+openstacksdk, errors, task schemas, and the recovery of an import whose api process died."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import hashlib
 import os
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 
-from tests.functional.image.conftest import ImageCloud, Project, WebSource
+from tests.functional.image.conftest import IMPORT_TIMEOUT, ImageCloud, Project, WebSource
+from tests.functional.proxy.cloud import eventually
 
 pytestmark = pytest.mark.functional
 
@@ -212,3 +215,112 @@ def test_import_tasks_say_what_happened(images: ImageCloud, web_source: WebSourc
     assert images.http("GET", f"/v2/tasks/{failed['ID']}", admin).json()["status"] == "failure"
     assert images.http("GET", "/v2/tasks?status=sideways", token).status_code == 400
     images.osc("image", "delete", image_id)
+
+
+def test_task_schemas(images: ImageCloud, web_source: WebSource) -> None:
+    """``/v2/schemas/task(s)``: served like the image schemas; tasks shown match them."""
+    token, _ = images.login("nubis-demo")
+    for name in ("image", "task", "tasks"):
+        assert images.http("GET", f"/v2/schemas/{name}", "").status_code == 401
+    task = images.http("GET", "/v2/schemas/task", token).json()
+    tasks = images.http("GET", "/v2/schemas/tasks", token).json()
+    assert task["name"] == "task" and tasks["name"] == "tasks"
+    assert task["properties"]["status"]["enum"] == ["pending", "processing", "success",
+                                                    "failure"]
+    assert {"id", "type", "input", "result", "owner", "message", "expires_at",
+            "created_at", "updated_at", "self", "schema"} <= set(task["properties"])
+    assert {link["rel"] for link in tasks["links"]} == {"first", "next", "describedby"}
+    image_id = _queued(images)
+    r = images.http("POST", f"/v2/images/{image_id}/import", token,
+                    json={"method": {"name": "web-download", "uri": web_source.url("/nil")}})
+    assert r.status_code == 202
+    _becomes(images, token, image_id, "queued")
+    task_id = _task_of(images, image_id)
+    listed = images.http("GET", "/v2/tasks", token).json()
+    jsonschema.validate(listed, tasks)
+    assert task_id in {t["id"] for t in listed["tasks"]}
+    shown = images.http("GET", f"/v2/tasks/{task_id}", token).json()
+    jsonschema.validate(shown, task)
+    assert shown["status"] == "failure" and shown["schema"] == "/v2/schemas/task"
+    images.osc("image", "delete", image_id)
+
+
+def _task_of(images: ImageCloud, image_id: str) -> str:
+    """Return the id of the image's only import task (openstacksdk's ``image_tasks``)."""
+    found = list(images.sdk("nubis-demo").image.image_tasks(image_id))
+    assert len(found) == 1, found
+    return str(found[0].id)
+
+
+def _api_restarted(images: ImageCloud, old_pid: int, bound: float = 120.0) -> None:
+    """Wait until the watchdog has started a new api process and it answers."""
+    health = images.image_url.rsplit("/image", 1)[0] + "/healthcheck"
+    deadline = time.monotonic() + bound
+    while True:
+        try:
+            if images.cloud.pid("api") != old_pid and requests.get(
+                    health, timeout=5).status_code == 200:
+                return
+        except (OSError, ValueError, requests.RequestException):
+            pass
+        assert time.monotonic() < deadline, "the api process did not come back"
+        time.sleep(0.2)
+
+
+def test_an_import_whose_api_process_stopped_is_recovered(
+        images: ImageCloud, web_source: WebSource) -> None:
+    """A web-download alive keeps its task; once its api process is killed, it is undone.
+
+    The api process really dies (SIGKILL; the watchdog starts a new one) in the
+    middle of a download that had stored a first segment. While it ran, its
+    lease kept it ``processing`` past the abandonment bound; after the kill, the
+    new process's recovery fails the task ("interrupted"), deletes the partial
+    objects and puts the image back to ``queued``, where a new import works.
+    """
+    token, _ = images.login("nubis-demo")
+    image_id = _queued(images)
+    r = images.http("POST", f"/v2/images/{image_id}/import", token,
+                    json={"method": {"name": "web-download", "uri": web_source.url("/slow")}})
+    assert r.status_code == 202
+    task_id = _task_of(images, image_id)
+    prefix = f"{image_id}-{task_id}"
+    eventually(lambda: _assert_stored(images, image_id, f"{prefix}-00001"), timeout=120)
+    # alive: the lease is renewed, so the task outlives the abandonment bound untouched
+    deadline = time.monotonic() + 120
+    while True:
+        shown = images.osc("image", "task", "show", task_id, "-f", "json")
+        assert shown["status"] == "processing", shown
+        age = datetime.fromisoformat(shown["updated_at"].rstrip("Z")) - \
+            datetime.fromisoformat(shown["created_at"].rstrip("Z"))
+        if age.total_seconds() > IMPORT_TIMEOUT + 2:
+            break
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    assert _becomes(images, token, image_id, "importing")["status"] == "importing"
+    old_pid = images.cloud.pid("api")
+    images.cloud.kill("api", hold=False)
+    _api_restarted(images, old_pid)
+    deadline = time.monotonic() + 120
+    while (shown := images.osc("image", "task", "show", task_id, "-f", "json")
+           )["status"] == "processing":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    assert shown["status"] == "failure" and "import was interrupted" in shown["message"]
+    assert shown["expires_at"] and shown["result"] is None
+    image = _becomes(images, token, image_id, "queued")
+    assert (image["size"], image["checksum"]) == (None, None)
+    eventually(lambda: _assert_stored(images, image_id, None), timeout=60)
+    # the image is usable again
+    r = images.http("POST", f"/v2/images/{image_id}/import", token,
+                    json={"method": {"name": "web-download",
+                                     "uri": web_source.url("/disk.raw")}})
+    assert r.status_code == 202
+    assert _becomes(images, token, image_id, "active")["size"] == len(web_source.data)
+    images.osc("image", "delete", image_id)
+    assert images.service_objects(image_id) == []
+
+
+def _assert_stored(images: ImageCloud, image_id: str, name: str | None) -> None:
+    """Assert the image's objects include ``name`` (None: that there are none)."""
+    names = images.service_objects(image_id)
+    assert (name in names) if name is not None else names == [], names

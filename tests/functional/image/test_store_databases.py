@@ -1,19 +1,26 @@
 """The image store on both control-plane databases: SQLite and a real PostgreSQL.
 
 Keyset paging over nullable sort keys, compare-and-swap status changes, members
-and tags must behave the same on both (NULL ordering differs between them).
+and tags, and the import leases' conditional updates must behave the same on both
+(NULL ordering differs between them).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from nubis.api.image.filters import parse_list_query
 from nubis.api.image.model import ImageUpdate
 from nubis.api.image.store import ImageStore
+from nubis.api.image.tasks import TaskStore
+from nubis.api.shared.auth import AuthContext
 from nubis.common.db import make_engine
 
 from tests.pg import PgCluster, pg_cluster  # noqa: F401
@@ -106,3 +113,52 @@ def test_status_changes_are_compare_and_swap(store: ImageStore) -> None:
     assert store.delete(img.id) and not store.delete(img.id)
     assert store.get(img.id) is None
     assert not store.transition(img.id, ["saving"], "active")  # deleted meanwhile
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leases.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg")
+    return cluster.new_database()
+
+
+def test_one_process_takes_an_abandoned_import_over(engine_url: str) -> None:
+    """Processes racing (threads with their own connections) on the lease updates: one wins."""
+    now = datetime(2024, 1, 1)
+    clock = lambda: now  # noqa: E731
+    engines = [make_engine(engine_url) for _ in range(4)]
+    try:
+        st = ImageStore(engines[0], clock)
+        st.migrate()
+        ctx = cast(AuthContext, SimpleNamespace(user_id="u", project_id="p1", is_admin=True))
+        images = [st.create({"name": f"i{i}", "owner": "p1"}, {}, []).id for i in range(3)]
+        tasks = [TaskStore(engines[0], clock).begin(ctx, i, "queued", "r", {}) for i in images]
+        stores = [TaskStore(e, clock) for e in engines]
+        stale = stores[0].expired(now + timedelta(seconds=1), 10)
+        assert sorted(t.id for t in stale) == sorted(str(t) for t in tasks)
+        barrier = threading.Barrier(len(stores))
+
+        def race(store: TaskStore) -> list[bool]:
+            barrier.wait()
+            return [store.interrupt(t, now + timedelta(seconds=1), "interrupted")
+                    for t in stale]
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            results = list(pool.map(race, stores))
+        assert [sum(r[i] for r in results) for i in range(3)] == [1, 1, 1]
+        # a renewed lease (the owner is alive) is not taken over, and ends well
+        live = st.create({"name": "live", "owner": "p1"}, {}, []).id
+        task_id = stores[1].begin(ctx, live, "queued", "r", {})
+        assert task_id is not None
+        snapshot = stores[2].expired(now + timedelta(seconds=1), 10)
+        now += timedelta(seconds=5)
+        assert stores[1].renew(task_id)
+        assert not any(stores[3].interrupt(t, now - timedelta(seconds=1), "interrupted")
+                       for t in snapshot)
+        assert stores[1].succeed(task_id, live, size=1)
+        got = st.get(live)
+        assert got is not None and got.status == "active"
+    finally:
+        for e in engines:
+            e.dispose()

@@ -1,4 +1,4 @@
-"""The image tables' schema v2 (import tasks) upgrades a v1 database in place."""
+"""The image tables' schema upgrades: v2 (import tasks), v3 (the lease index)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,29 @@ from nubis.api.image import schema
 from nubis.common.db import make_engine, migrate, schema_version
 
 
+def _indexes(engine: sa.Engine) -> set[str]:
+    return {str(i["name"]) for i in sa.inspect(engine).get_indexes("image_task")}
+
+
 def test_v2_adds_the_task_table_to_a_v1_database(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'image.db'}")
     migrate(engine, "image", schema.MIGRATIONS[:1])
     with engine.begin() as conn:  # the tables schema v1 made: no task table
         schema.tasks.drop(conn)
     assert "image_task" not in sa.inspect(engine).get_table_names()
-    assert migrate(engine, "image", schema.MIGRATIONS) == 2
-    assert schema_version(engine, "image") == 2
+    assert migrate(engine, "image", schema.MIGRATIONS) == 3
+    assert schema_version(engine, "image") == 3
     assert "image_task" in sa.inspect(engine).get_table_names()
+    assert "ix_image_task_lease" in _indexes(engine)
+
+
+def test_v3_indexes_the_leases_of_a_v2_database(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'image.db'}")
+    migrate(engine, "image", schema.MIGRATIONS[:2])
+    with engine.begin() as conn:  # the task table schema v2 made: no lease index
+        conn.execute(sa.text("DROP INDEX ix_image_task_lease"))
+    assert "ix_image_task_lease" not in _indexes(engine)
+    assert migrate(engine, "image", schema.MIGRATIONS) == 3
+    assert schema_version(engine, "image") == 3
+    assert "ix_image_task_lease" in _indexes(engine)
+    assert migrate(engine, "image", schema.MIGRATIONS) == 3  # idempotent
