@@ -46,7 +46,7 @@ from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, ProxySta
 from nubis.api.proxy.domains import DomainRemap, crossdomain_response
 from nubis.api.proxy.errors import ClientDisconnectError, HTTPError, error_response
 from nubis.api.proxy.s3.auth import ChainedSource, CredentialSource, TempAuthKeys
-from nubis.api.proxy.s3.router import S3_INFO, S3Api, wants_s3
+from nubis.api.proxy.s3.router import S3_INFO, S3Api, anonymous_path, wants_s3
 from nubis.common.headnames import escape_response_names
 from nubis.common.httpclient import HTTPClient
 from nubis.common.httpserver import joined_headers
@@ -181,6 +181,10 @@ class ProxyApp:
             return self._login(ctx)
         if self.s3 is not None and ctx.method == "OPTIONS" and path.split("/", 2)[1:2] != ["v1"]:
             return await self.s3.handle(ctx, ctx.raw_query)  # an S3 (path-style) preflight
+        if self.s3 is not None and anonymous_path(  # an unsigned path-style S3 request
+                path, ctx.headers, ctx.query,
+                self.remap.domains if self.remap is not None else ()) is not None:
+            return await self.s3.handle(ctx, ctx.raw_query)
         return await self._api(ctx)
 
     async def _api(self, ctx: Ctx) -> Resp:

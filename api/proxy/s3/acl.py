@@ -7,7 +7,9 @@ user), ``public-read-write`` adds ``X-Container-Write: *:*`` (Swift has no
 anonymous writes, so writers must be authenticated: the ACL reads back as an
 AuthenticatedUsers WRITE grant), ``private`` clears both. Reading the ACL back
 derives the grants from those headers, so an ACL set through the Swift API
-shows up too. Objects follow their bucket
+shows up too. The bucket's parts container (``<bucket>+segments``) gets the
+bucket's readers, without listings, so a multipart object is as readable as
+its bucket (:func:`~nubis.api.proxy.s3.segments.reader_acl`). Objects follow their bucket
 (Swift has no per-object ACLs): their ACL shows the bucket's grants and only
 the owner-only canned ACLs can be put on them.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.s3 import segments
 from nubis.api.proxy.s3.buckets import XML, owner_xml
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req
@@ -125,7 +128,9 @@ async def bucket_acl(req: S3Req) -> Resp:
         return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
     canned = await _requested(req)
     await _bucket_headers(req)
-    await req.swift("POST", req.bucket, headers=bucket_headers(canned))
+    wanted = bucket_headers(canned)
+    await req.swift("POST", req.bucket, headers=wanted)
+    await segments.share_readers(req, wanted["x-container-read"])
     return Resp(200, {})
 
 

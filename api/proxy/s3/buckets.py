@@ -267,7 +267,9 @@ async def list_objects(req: S3Req) -> Resp:
     if encode:
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", "true" if truncated else "false"))
-    owner = owner_xml(req) if (not v2 or q.get("fetch-owner") == "true") else ""
+    # no owner for an unsigned caller (``owner_xml`` names the caller)
+    owner = owner_xml(req) if req.caller is not None and (
+        not v2 or q.get("fetch-owner") == "true") else ""
     prefixes = []
     for item in items:
         if "subdir" in item:

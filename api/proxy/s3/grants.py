@@ -15,7 +15,9 @@ rights of the account's owner, as Swift's s3api does in this mode. Grants
 apply within the bucket's project: a bucket of another project stays
 AccessDenied whatever its grants say (tenant isolation). A resource without a
 stored policy (written through the Swift API, or before the mode was on) is
-fully controlled by the account's owners and no one else.
+fully controlled by the account's owners and no one else. An unsigned request
+(:mod:`~nubis.api.proxy.s3.anonymous`, user ``""``) holds only what ``AllUsers``
+is granted, and only reads are ever asked for it.
 """
 
 from __future__ import annotations
@@ -61,12 +63,14 @@ class Grant:
     group: bool = False
 
     def covers(self, user: str) -> bool:
-        """Tell whether ``user`` is (in) this grantee."""
+        """Tell whether ``user`` is (in) this grantee (``""``: an unsigned request)."""
         if not self.group:
-            return self.grantee == user
+            return bool(user) and self.grantee == user
         if self.grantee == "LogDelivery":
             return user.rpartition(":")[2] == LOG_DELIVERY_USER
-        return True  # AllUsers, AuthenticatedUsers: every S3 request here is signed
+        if self.grantee == "AuthenticatedUsers":
+            return bool(user)
+        return True  # AllUsers
 
     def xml(self) -> str:
         """Return the ``<Grant>`` element."""

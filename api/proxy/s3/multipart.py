@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from nubis.api.proxy.base import check_access
@@ -62,9 +63,14 @@ async def create(req: S3Req) -> Resp:
     if len(req.key.encode()) > 1024:
         raise S3Error("KeyTooLongError")
     meta = swift_metadata(req.ctx.headers)
-    await _require_bucket(req)
+    bucket = await _require_bucket(req)
+    # Canned ACLs: the parts' readers are the bucket's (a public multipart object
+    # reads its parts anonymously). Only an owner sees the bucket's ACL.
+    read = next((v for k, v in bucket.items() if k.lower() == "x-container-read"), "")
+    shared = {"x-container-read": segments.reader_acl(read)} \
+        if req.owns_account and not req.acl_mode else None
     try:
-        await req.swift("PUT", _segments(req))
+        await req.swift("PUT", _segments(req), headers=shared)
     except HTTPError as exc:
         raise from_swift(exc, "NoSuchBucket") from None
     upload_id = secrets.token_urlsafe(24)
@@ -79,9 +85,10 @@ async def create(req: S3Req) -> Resp:
         el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id)]))
 
 
-async def _require_bucket(req: S3Req) -> None:
+async def _require_bucket(req: S3Req) -> Mapping[str, str]:
+    """Return the bucket's container headers (NoSuchBucket when missing)."""
     try:
-        await req.swift("HEAD", req.bucket)
+        return (await req.swift("HEAD", req.bucket)).headers
     except HTTPError as exc:
         raise from_swift(exc, "NoSuchBucket") from None
 

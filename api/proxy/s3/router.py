@@ -1,10 +1,13 @@
 """Entry of the S3 API: addressing, authentication, dispatch, the one error mapping.
 
 :func:`wants_s3` is the proxy's cheap test (a header prefix, a query key or a
-virtual-hosted ``Host``) made before any Swift handling; :class:`S3Api`
+virtual-hosted ``Host``) made before any Swift handling; :func:`anonymous_path`
+is the later test for unsigned path-style requests (see there); :class:`S3Api`
 answers the request. Path style is ``/bucket/key``; virtual-hosted style is
-``bucket.<s3_domain>/key``. Every answer carries ``x-amz-request-id``; every
-failure is S3's ``<Error>`` document (:func:`errors.to_s3`).
+``bucket.<s3_domain>/key``. Unsigned requests are answered by
+:mod:`~nubis.api.proxy.s3.anonymous` (public reads, else AccessDenied). Every
+answer carries ``x-amz-request-id``; every failure is S3's ``<Error>`` document
+(:func:`errors.to_s3`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from nubis.api.proxy.context import Ctx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import (
     acl,
+    anonymous,
     attributes,
     buckets,
     cors,
@@ -61,6 +65,64 @@ def wants_s3(headers: Mapping[str, str], raw_query: bytes, domain: str) -> bool:
     return bool(domain) and domain in host and host.split(":", 1)[0].endswith("." + domain)
 
 
+#: First path segments that are Swift's (or the proxy's own), never an unsigned
+#: request's path-style bucket (``/auth/v1.0``, ``/v1.0``, ``/info``, ...).
+SWIFT_SEGMENTS = frozenset({"v1", "auth", "v1.0", "info", "healthcheck", "crossdomain.xml"})
+#: Headers and query keys of Swift's own authentication (tokens, TempURLs).
+_SWIFT_AUTH_HEADERS = ("x-auth-token", "x-storage-token", "x-service-token")
+_SWIFT_AUTH_PARAMS = ("temp_url_sig", "temp_url_expires")
+
+
+def anonymous_path(raw_path: str, headers: Mapping[str, str], query: Mapping[str, str],
+                   swift_hosts: tuple[str, ...] = ()) -> str | None:
+    """Return the bucket an unsigned path-style request addresses (None: it is Swift's).
+
+    Asked by the dispatcher only for requests :func:`wants_s3` declined and no
+    proxy path (``/healthcheck``, ``/info``, ``/crossdomain.xml``, a remapped
+    host, ``/auth``, ``/v1.0``) took, just before Swift's own routing; ``""``
+    is the service (``GET /``: ListBuckets, AccessDenied for an anonymous caller).
+
+    Which paths: only those that cannot be Swift's. A request carrying any
+    credential stays where it was (an ``Authorization`` header, a Swift token,
+    a TempURL signature); so do ``/v1/...`` and the other proxy paths
+    (:data:`SWIFT_SEGMENTS`), hosts of the storage domain (``swift_hosts``,
+    domain remap: their root answers ``412 Bad URL``), paths that are not
+    UTF-8 or hold a NUL (Swift's 412), an empty first segment (``//v1/a``:
+    Swift's 404) and a first segment no bucket can have (S3's characters, 3 to
+    255 of them: ``/v2`` keeps Swift's ``412 Bad URL``). What is left Swift
+    answers only as "not my API" (``412 Bad URL`` for ``/name``, ``404`` for
+    ``/name/more``); Swift's functional suite sends unsigned requests only to
+    ``/v1/...`` paths and remapped hosts, so none of the answers it checks
+    change. Every such path is S3's whether or not the bucket exists, so a
+    missing bucket is S3's AccessDenied too (no registry lookup for Swift's
+    requests; the alternative, path style only for existing buckets, would
+    answer a missing bucket with a Swift 412/404).
+    """
+    if raw_path.startswith("/v1/") or "authorization" in headers:  # PERF: Swift's paths
+        return None
+    if any(h in headers for h in _SWIFT_AUTH_HEADERS) or any(
+            p in query for p in _SWIFT_AUTH_PARAMS):
+        return None
+    if swift_hosts and headers.get("host", "").rsplit(":", 1)[0].endswith(swift_hosts):
+        return None
+    try:
+        path = urllib.parse.unquote_to_bytes(raw_path.split("?", 1)[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in path or not path.startswith("/"):
+        return None
+    if path == "/":
+        return ""
+    first = path[1:].split("/", 1)[0]
+    if not first or first in SWIFT_SEGMENTS:
+        return None
+    try:
+        buckets.check_bucket_name(first, strict=False)
+    except S3Error:
+        return None
+    return first
+
+
 def load_source(target: str, tokens: object) -> CredentialSource | None:
     """Build the credential source of ``[proxy] s3_credentials`` (``module:function``)."""
     if not target:
@@ -90,6 +152,8 @@ class S3Api:
                 raise S3Error("MethodNotAllowed", extra={
                     "Method": ctx.method,
                     "ResourceType": "OBJECT" if key else "BUCKET" if bucket else "SERVICE"})
+            elif anonymous.is_anonymous(ctx.headers, ctx.query):
+                resp = await anonymous.answer(ctx, self.registry, bucket, key)
             else:
                 resp = await self._dispatch(self._authenticated(ctx, raw_query, bucket, key))
         except Exception as exc:
@@ -191,6 +255,8 @@ class S3Api:
 
     async def _object(self, req: S3Req) -> Resp:
         method, q = req.ctx.method, req.q
+        if not q:  # PERF: bench s3 -- a plain object request asks no sub-resource
+            return await self._plain_object(req, method)
         if "uploadId" in q:
             return await multipart.on_upload(req)
         if method == "POST" and "uploads" in q:
@@ -204,6 +270,9 @@ class S3Api:
         # never answered as a GetObject (``?attributes`` with another method neither)
         if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes"}:
             raise S3Error("NotImplemented", status=501)
+        return await self._plain_object(req, method)
+
+    async def _plain_object(self, req: S3Req, method: str) -> Resp:
         if method == "PUT":
             return await objects.put(req)
         if method in ("GET", "HEAD"):

@@ -40,6 +40,25 @@ def container(bucket: str) -> str:
     return bucket + SEGMENTS
 
 
+def reader_acl(bucket_read: str) -> str:
+    """Return the parts container's read ACL for a bucket's ``X-Container-Read``.
+
+    A multipart object's reader must read its parts too (Swift checks each
+    segment of a large object against the reader's rights), so the parts
+    container grants the bucket's readers read access -- without listings
+    (``.rlistings``): a public bucket's uploads in progress stay unlisted.
+    """
+    entries = (e.strip() for e in bucket_read.split(","))
+    return ",".join(e for e in entries if e and e != ".rlistings")
+
+
+async def share_readers(req: S3Req, bucket_read: str) -> None:
+    """Give the bucket's parts container (if any) the bucket's readers (canned ACLs)."""
+    with contextlib.suppress(HTTPError):  # no parts container yet: made with the ACL
+        await req.swift("POST", container(req.bucket),
+                        headers={"x-container-read": reader_acl(bucket_read)})
+
+
 def report_for(info: Info) -> str | None:
     """Return the metadata a PUT into this bucket asks about (None: keep old parts).
 

@@ -129,8 +129,7 @@ async def check_version(req: S3Req, bucket: str, key: str, version: str) -> None
 
 
 def _object_ctx(req: S3Req) -> ObjectCtx:
-    base = req.ctx
-    assert req.caller is not None
+    base = req.ctx  # an unsigned request's account is its bucket's owner (s3.anonymous)
     return ObjectCtx(state=base.state, method="HEAD", path=base.path, query={}, headers={},
                      body=base.body, account=req.account, identity=req.identity,
                      trans_id=base.trans_id, container=req.bucket, obj=req.key)

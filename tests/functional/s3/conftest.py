@@ -88,6 +88,15 @@ class S3Cloud:
                         "user_domain_name": "Default", "project_domain_name": "Default"})
 
 
+def unsigned_client(endpoint: str) -> Any:
+    """Return a boto3 S3 client that signs nothing (an anonymous caller)."""
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}))
+
+
 def ec2_credentials(cloud: Cloud, name: str) -> Keys:
     """Create EC2 credentials with the ``openstack`` CLI for cloud ``name``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}

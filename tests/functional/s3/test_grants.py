@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from tests.compat.run import EXTRA_USERS
 from tests.functional.proxy.cloud import Cloud, start_cloud
-from tests.functional.s3.conftest import Keys, ec2_credentials
+from tests.functional.s3.conftest import Keys, ec2_credentials, unsigned_client
 
 USERS = {"test:tester": "testing", "test:tester2": "testing2", "test:tester3": "testing3"}
 XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -259,7 +259,55 @@ def test_a_swift_users_bucket_acl_headers_do_not_open_s3(cloud: Cloud,
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 204
     _denied(tester3.list_objects_v2, Bucket=b)  # S3 is governed by the S3 policy
+    _denied(unsigned_client(cloud.proxy_url).list_objects_v2, Bucket=b)
     try:
         urllib.request.urlopen(f"{url}/{b}?format=json", timeout=10).close()
     except urllib.error.HTTPError as exc:  # pragma: no cover - the Swift ACL does open it
         pytest.fail(f"anonymous Swift listing refused: {exc.code}")
+
+
+def test_anonymous_reads_follow_all_users_grants(cloud: Cloud, users: dict[str, Any]) -> None:
+    """Unsigned requests hold AllUsers' grants (never AuthenticatedUsers'), reads only."""
+    tester, tester3 = users["tester"], users["tester3"]
+    anon = unsigned_client(cloud.proxy_url)
+    b = f"g-{uuid.uuid4().hex[:12]}"
+    tester.create_bucket(Bucket=b, ACL="public-read")
+    tester.put_object(Bucket=b, Key="pub", Body=b"p", ACL="public-read")
+    tester.put_object(Bucket=b, Key="priv", Body=b"s")
+    tester.put_object(Bucket=b, Key="auth", Body=b"a", ACL="authenticated-read")
+    assert anon.get_object(Bucket=b, Key="pub")["Body"].read() == b"p"
+    assert anon.get_object(Bucket=b, Key="pub", Range="bytes=0-0")["ContentLength"] == 1
+    assert [o["Key"] for o in anon.list_objects_v2(Bucket=b)["Contents"]] == [
+        "auth", "priv", "pub"]
+    _denied(anon.get_object, Bucket=b, Key="priv")  # the bucket's READ is no object's
+    _denied(anon.get_object, Bucket=b, Key="auth")
+    assert tester3.get_object(Bucket=b, Key="auth")["Body"].read() == b"a"
+    with pytest.raises(ClientError) as exc:  # the bucket's READ lets anyone list: NoSuchKey
+        anon.get_object(Bucket=b, Key="missing")
+    assert _code(exc) == "NoSuchKey"
+    for call, kwargs in ((anon.get_object_acl, {"Key": "pub"}), (anon.get_bucket_acl, {}),
+                         (anon.delete_object, {"Key": "pub"}),
+                         (anon.put_object, {"Key": "new", "Body": b"x"})):
+        _denied(call, Bucket=b, **kwargs)
+    # a private bucket: a public-read object is readable, the rest is not
+    private = _bucket(tester)
+    tester.put_object(Bucket=private, Key="pub", Body=b"p", ACL="public-read")
+    up = tester.create_multipart_upload(Bucket=private, Key="mp", ACL="public-read")
+    etag = tester.upload_part(Bucket=private, Key="mp", UploadId=up["UploadId"],
+                              PartNumber=1, Body=b"m" * 1024)["ETag"]
+    tester.complete_multipart_upload(Bucket=private, Key="mp", UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                 "ETag": etag}]})
+    assert anon.get_object(Bucket=private, Key="pub")["Body"].read() == b"p"
+    assert anon.get_object(Bucket=private, Key="mp")["Body"].read() == b"m" * 1024
+    _denied(anon.list_objects_v2, Bucket=private)
+    _denied(anon.get_object, Bucket=private, Key="missing")  # no ListBucket: AccessDenied
+    # AuthenticatedUsers READ and AllUsers WRITE open nothing to an unsigned caller
+    for acl in ("authenticated-read", "public-read-write"):
+        other = f"g-{uuid.uuid4().hex[:12]}"
+        tester.create_bucket(Bucket=other, ACL=acl)
+        if acl == "authenticated-read":
+            _denied(anon.list_objects_v2, Bucket=other)
+            assert tester3.list_objects_v2(Bucket=other)["KeyCount"] == 0
+        _denied(anon.put_object, Bucket=other, Key="k", Body=b"x")
+    _denied(anon.list_buckets)
