@@ -135,14 +135,27 @@ class ProxyCredentials:
 
     def __init__(self, lookup: Ec2Lookup) -> None:
         self.ec2 = lookup
+        #: access -> (the lookup's answer, its credential), while the lookup returns it.
+        self._made: dict[str, tuple[Ec2Secret, S3Credential]] = {}
 
     def lookup(self, access: str) -> S3Credential | None:
-        """Return the credential of ``access`` (None: unknown, disabled or deleted)."""
+        """Return the credential of ``access`` (None: unknown, disabled or deleted).
+
+        PERF: bench s3 -- the same credential object is returned as long as the
+        lookup's cached answer is the same object (no new record per request).
+        """
         found = self.ec2.lookup(access)
         if found is None:
             return None
-        return S3Credential(found.access, found.secret, found.user_id, found.project_id,
+        made = self._made.get(access)
+        if made is not None and made[0] is found:
+            return made[1]
+        cred = S3Credential(found.access, found.secret, found.user_id, found.project_id,
                             found.role_names)
+        if len(self._made) > 10000:
+            self._made.clear()
+        self._made[access] = (found, cred)
+        return cred
 
 
 def proxy_lookup(tokens: TokenSettings) -> ProxyCredentials:

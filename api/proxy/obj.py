@@ -77,6 +77,12 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
         got.close()  # a manifest or a link is read whole
         got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
                           ctx.method)
+    elif isinstance(got, ECResponse) and span is None and _plain(got.headers):
+        later = _suffix_start(ctx, got)
+        if later is not None:  # ``bytes=-N`` past the first segment: skip what comes before
+            got.close()
+            got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
+                              ctx.method, (later, None))
     if isinstance(got, Reply):
         if got.status == 404:
             raise HTTPError(404)
@@ -141,6 +147,23 @@ def _one_range(ctx: ObjectCtx) -> tuple[int, int | None] | None:
     if ranges is None or len(ranges) != 1 or ranges[0].start is None:
         return None
     return ranges[0].start, ranges[0].end
+
+
+def _suffix_start(ctx: ObjectCtx, got: ECResponse) -> int | None:
+    """Return where a GET's one suffix range (``bytes=-N``) starts, if past a segment.
+
+    Only the object's size (from the archives opened whole) tells where the last
+    ``N`` bytes start; when that is beyond the first segment, reopening the
+    archives at those segments costs less than decoding everything before them.
+    """
+    if ctx.method != "GET" or "range" not in ctx.headers or "multipart-manifest" in ctx.query:
+        return None
+    ranges = parse_range(ctx.headers["range"])
+    if ranges is None or len(ranges) != 1 or ranges[0].start is not None:
+        return None
+    suffix = ranges[0].end
+    start = got.length - (suffix or 0)
+    return start if suffix and start >= got.policy.segment_size else None
 
 
 def _plain(headers: dict[str, str]) -> bool:

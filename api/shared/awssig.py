@@ -17,6 +17,7 @@ import calendar
 import functools
 import hashlib
 import hmac
+import re
 import time
 import urllib.parse
 import zlib
@@ -88,8 +89,14 @@ def uri_encode(text: str, safe: str = _SAFE) -> str:
     return urllib.parse.quote(text, safe=safe)
 
 
+#: A path that canonicalises to itself (unreserved characters and ``/`` only).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]+")
+
+
 def canonical_uri(raw_path: str) -> str:
     """Return the canonical URI of an S3 request path (decoded once, encoded once)."""
+    if _PLAIN_PATH.fullmatch(raw_path):  # PERF: bench s3 -- the usual key needs no coding
+        return raw_path
     return uri_encode(urllib.parse.unquote(raw_path or "/"), _SAFE + "/") or "/"
 
 
@@ -150,8 +157,31 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 
 def signature_of(key: bytes, to_sign: str) -> str:
-    """Return the hex signature of ``to_sign``."""
-    return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
+    """Return the hex signature of ``to_sign`` (HMAC-SHA256 under ``key``).
+
+    PERF: bench s3 -- the key's padded inner and outer hash states are kept
+    (one signing key per access key and day), so each signature costs two
+    short SHA-256 updates instead of a whole ``hmac.digest`` (2.3 -> 1.0 us).
+    """
+    inner, outer = _hmac_states(key)
+    h = inner.copy()
+    h.update(to_sign.encode("utf-8"))
+    o = outer.copy()
+    o.update(h.digest())
+    return o.hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """Return HMAC-SHA256's inner and outer hash states after the padded ``key`` (RFC 2104)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return (hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD)))
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def scope_of_string_to_sign(to_sign: str) -> tuple[str, str, str]:

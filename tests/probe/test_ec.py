@@ -186,7 +186,11 @@ def test_range_reads_of_a_large_object(cloud: Cloud) -> None:
                        (f"{2 * mib - 6}-{2 * mib + 4}", body[2 * mib - 6:2 * mib + 5]),
                        (f"{3 * mib}-", body[3 * mib:]), (f"{n - 5}-{n + 100}", body[n - 5:]),
                        ("-100", body[-100:]), (f"{mib + 1}-{3 * mib + 2}",
-                                               body[mib + 1:3 * mib + 3])):
+                                               body[mib + 1:3 * mib + 3]),
+                       # suffixes: reopened at their segments past the first one
+                       (f"-{2 * mib + 3}", body[-(2 * mib + 3):]), (f"-{n - mib}", body[mib:]),
+                       (f"-{n - mib + 1}", body[mib - 1:]), (f"-{n}", body),
+                       (f"-{n + 9}", body)):
         headers, got = conn.get_object(cont, "big", headers={"Range": f"bytes={spec}"})
         assert got == want, spec
         assert headers["content-range"].endswith(f"/{n}"), (spec, headers["content-range"])
