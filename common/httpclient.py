@@ -256,8 +256,8 @@ class _Conn(asyncio.Protocol):
 class ClientResponse:
     """Status, headers and the (streamed) body of one backend response."""
 
-    __slots__ = ("_client", "_conn", "_done", "_timeout", "body", "headers", "raw_headers",
-                 "status")
+    __slots__ = ("_client", "_conn", "_done", "_timeout", "body", "headers", "offset",
+                 "raw_headers", "status")
 
     def __init__(self, client: HTTPClient, conn: _Conn, timeout: float | None) -> None:
         self._client = client
@@ -278,8 +278,31 @@ class ClientResponse:
         self.headers = headers
         #: The whole body, set by :meth:`HTTPClient.fetch` / :meth:`read`.
         self.body = b""
+        #: Where the body starts in the resource, when a caller opened a range of it
+        #: and made the answer look whole (:meth:`as_whole`); else 0.
+        self.offset = 0
         if conn.complete and not conn.body:
             self._finish()
+
+    def as_whole(self) -> bool:
+        """Present a ``206`` of one range as the whole resource's ``200``, opened at the range.
+
+        ``Content-Length`` becomes the resource's size (from ``Content-Range``)
+        and :attr:`offset` where the body starts. Return False (nothing changed)
+        unless this is such a 206.
+        """
+        if self.status != 206:
+            return False
+        unit, _, spec = self.headers.get("content-range", "").partition(" ")
+        span, _, total = spec.partition("/")
+        first, _, _last = span.partition("-")
+        if unit != "bytes" or not first.isdigit() or not total.isdigit():
+            return False
+        self.status = 200
+        self.offset = int(first)
+        self.headers["content-length"] = total
+        del self.headers["content-range"]
+        return True
 
     async def read_chunk(self) -> bytes:
         """Return the next piece of the body, ``b""`` at its end."""

@@ -52,6 +52,10 @@ class BodyWatch:
         self.size_cap = size_cap
         self.on_call = on_call
 
+    def on_startup(self) -> None:
+        """Start the app's background work (``nubis api``'s lifespan startup)."""
+        self.on_call()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with a watched ``receive``."""
         self.on_call()
@@ -120,8 +124,8 @@ def create_app(prefix: str, services: ApiServices, section: ImageConfig) -> Body
     app.req_options.default_media_type = "application/json"
     install_glance_errors(app)
     records = add_routes(app, prefix, f"{services.public_url}{prefix}/v2/", svc)
-    # nubis api does not pass lifespan events to its sub-applications: the
-    # sweep for abandoned imports starts with the first call of this one.
+    # the sweep for abandoned imports starts with the process (``on_startup``), or
+    # with the first call where no lifespan startup came (an in-process test app)
     recovery = ImportRecovery(svc.config, svc.store, records, svc.swift)
     return BodyWatch(app, svc.config.size_cap, recovery.ensure_running)
 

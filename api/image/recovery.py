@@ -8,9 +8,10 @@ stops (killed, crashed, host lost), the lease is no longer renewed; once it is
 older than ``import_lease_timeout`` (several renewal periods, never less than
 ``import_timeout``) the import counts as abandoned.
 
-Every api process sweeps for abandoned imports when its image API is first
-called and then every ``import_recovery_interval`` seconds
-(:class:`ImportRecovery`), in bounded batches found through the
+Every api process sweeps for abandoned imports when it starts (or, served
+without an ASGI lifespan, when its image API is first called) and then every
+``import_recovery_interval`` seconds (:class:`ImportRecovery`), in bounded
+batches found through the
 ``(status, updated_at)`` index. Taking an import over is a conditional update
 (``processing`` *and* lease still expired), so exactly one process wins and a
 lease renewed meanwhile is left alone. The winner, in this order:

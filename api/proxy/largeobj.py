@@ -738,7 +738,8 @@ async def _open_segments(ctx: ObjectCtx, segments: list[Segment], start: int,
             continue
         if seg.data is None:
             try:
-                first = (index, await _open_segment(ctx, ctx.account, seg))
+                first = (index, await _open_segment(
+                    ctx, ctx.account, seg, _segment_span(seg, pos - seg.length, start, stop)))
             except HTTPError:
                 raise HTTPError(409, _CONFLICT,
                                 {"Content-Type": "text/html; charset=UTF-8"}) from None
@@ -746,12 +747,28 @@ async def _open_segments(ctx: ObjectCtx, segments: list[Segment], start: int,
     return _stream_segments(ctx, ctx.account, segments, start, stop, first)
 
 
-async def _open_segment(ctx: ObjectCtx, account: str, seg: Segment) -> Fetched:
-    """GET one stored segment as the caller (409 when missing or changed)."""
+def _segment_span(seg: Segment, seg_start: int, start: int, stop: int) -> tuple[int, int]:
+    """Return the bytes ``[lo, hi)`` of the stored segment that object bytes ``[start, stop)`` need.
+
+    ``seg_start``: where the segment starts in the large object.
+    """
+    return (seg.first + max(0, start - seg_start),
+            seg.first + min(seg.length, stop - seg_start))
+
+
+async def _open_segment(ctx: ObjectCtx, account: str, seg: Segment,
+                        span: tuple[int, int] | None = None) -> Fetched:
+    """GET one stored segment as the caller (409 when missing or changed).
+
+    ``span`` (its bytes ``[lo, hi)`` to be read): the segment is opened there
+    when its store can (a range of a large object reads only what it returns);
+    the answer's ``offset`` says where its body starts.
+    """
     cinfo = await container_info(ctx.state, account, seg.container)
     _check_segment_read(ctx, cinfo, seg.container, seg.obj, account)
     got = await symlink.resolve(ctx, await fetch(
-        ctx, account, seg.container, seg.obj, policy_of(cinfo)), "GET")
+        ctx, account, seg.container, seg.obj, policy_of(cinfo), "GET",
+        (span[0], span[1] - 1) if span is not None and span[1] > span[0] else None), "GET")
     if isinstance(got, Reply):
         raise HTTPError(409, f"Segment {seg.container}/{seg.obj} unavailable")
     if seg.etag and got.headers.get("etag", "").strip('"') != seg.etag:
@@ -773,16 +790,15 @@ async def _stream_segments(ctx: ObjectCtx, account: str, segments: list[Segment]
                 continue
             if seg_start >= stop or time.monotonic() > deadline:
                 return
-            lo = seg.first + max(0, start - seg_start)
-            hi = seg.first + min(seg.length, stop - seg_start)
+            lo, hi = _segment_span(seg, seg_start, start, stop)
             if seg.data is not None:
                 yield seg.data[lo:hi]
                 continue
             if first is not None and first[0] == index:
                 got, first = first[1], None
             else:
-                got = await _open_segment(ctx, account, seg)
-            async for chunk in slice_stream(got.iter_body(), lo, hi):
+                got = await _open_segment(ctx, account, seg, (lo, hi))
+            async for chunk in slice_stream(got.iter_body(), lo - got.offset, hi - got.offset):
                 yield chunk
             got.close()
     finally:

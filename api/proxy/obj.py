@@ -43,6 +43,10 @@ from nubis.api.proxy.transfer import (
 OBJECT_ALLOW = "GET, HEAD, PUT, POST, DELETE, COPY"
 
 
+#: Bytes before a replica's suffix range (``bytes=-N``) worth one more open to skip.
+SUFFIX_REOPEN = 1 << 20
+
+
 async def handle(ctx: ObjectCtx) -> Resp:
     """Dispatch an object request by method."""
     check_object_name(ctx.obj, ctx.state.limits)
@@ -70,16 +74,17 @@ async def get_or_head(ctx: ObjectCtx) -> Resp:
 
 async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
     """Answer a GET or HEAD of an object of a container the caller may read."""
-    span = _one_range(ctx)
+    span = _covering_range(ctx)
     got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), ctx.method,
                       span)
-    if isinstance(got, ECResponse) and got.offset and not _plain(got.headers):
+    if not isinstance(got, Reply) and got.offset and not _plain(got.headers):
         got.close()  # a manifest or a link is read whole
         got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
                           ctx.method)
-    elif isinstance(got, ECResponse) and span is None and _plain(got.headers):
+    elif not isinstance(got, Reply) and span is None and got.status == 200 \
+            and _plain(got.headers):
         later = _suffix_start(ctx, got)
-        if later is not None:  # ``bytes=-N`` past the first segment: skip what comes before
+        if later is not None:  # ``bytes=-N`` far into the object: skip what comes before
             got.close()
             got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
                               ctx.method, (later, None))
@@ -136,25 +141,30 @@ async def _answer(ctx: ObjectCtx, got: Fetched, info: Info) -> Resp:
     return await respond_object(ctx, got)
 
 
-def _one_range(ctx: ObjectCtx) -> tuple[int, int | None] | None:
-    """Return the one ``Range`` of a GET with a first byte, ``(first, last or None)``.
+def _covering_range(ctx: ObjectCtx) -> tuple[int, int | None] | None:
+    """Return the bytes a GET's ranges cover, ``(first, last or None)``, if all name a first.
 
-    An erasure-coded object then opens its archives at that range's segments.
+    An erasure-coded object then opens its archives at those bytes' segments
+    (several ranges: from the lowest first byte to the highest last one).
     """
     if ctx.method != "GET" or "range" not in ctx.headers or "multipart-manifest" in ctx.query:
         return None
     ranges = parse_range(ctx.headers["range"])
-    if ranges is None or len(ranges) != 1 or ranges[0].start is None:
+    if not ranges or any(r.start is None for r in ranges):
         return None
-    return ranges[0].start, ranges[0].end
+    first = min(r.start for r in ranges if r.start is not None)
+    last = None if any(r.end is None for r in ranges) else max(
+        r.end for r in ranges if r.end is not None)
+    return first, last
 
 
-def _suffix_start(ctx: ObjectCtx, got: ECResponse) -> int | None:
-    """Return where a GET's one suffix range (``bytes=-N``) starts, if past a segment.
+def _suffix_start(ctx: ObjectCtx, got: Fetched) -> int | None:
+    """Return where a GET's one suffix range (``bytes=-N``) starts, if far enough in.
 
-    Only the object's size (from the archives opened whole) tells where the last
-    ``N`` bytes start; when that is beyond the first segment, reopening the
-    archives at those segments costs less than decoding everything before them.
+    Only the object's size (from the object opened whole) tells where the last
+    ``N`` bytes start; when that is past an erasure-coded object's first
+    segment, or :data:`SUFFIX_REOPEN` into a replica, reopening the object
+    there costs less than decoding or streaming everything before them.
     """
     if ctx.method != "GET" or "range" not in ctx.headers or "multipart-manifest" in ctx.query:
         return None
@@ -162,8 +172,15 @@ def _suffix_start(ctx: ObjectCtx, got: ECResponse) -> int | None:
     if ranges is None or len(ranges) != 1 or ranges[0].start is not None:
         return None
     suffix = ranges[0].end
-    start = got.length - (suffix or 0)
-    return start if suffix and start >= got.policy.segment_size else None
+    if isinstance(got, ECResponse):
+        length, far = got.length, got.policy.segment_size
+    else:
+        size = got.headers.get("content-length", "")
+        if not size.isdigit():
+            return None
+        length, far = int(size), SUFFIX_REOPEN
+    start = length - (suffix or 0)
+    return start if suffix and start >= far else None
 
 
 def _plain(headers: dict[str, str]) -> bool:
@@ -195,7 +212,7 @@ async def respond_object(ctx: ObjectCtx, got: Fetched) -> Resp:
         symlink.show(headers, out)
     body: AsyncIterator[bytes] = got.iter_body()
     return await shape_response(ctx, out, body, length, etag, last_modified(headers),
-                                got.close, got.offset if isinstance(got, ECResponse) else 0)
+                                got.close, got.offset)
 
 
 async def put(ctx: ObjectCtx) -> Resp:

@@ -41,6 +41,7 @@ from nubis.api.proxy.httputil import (
     slice_stream,
 )
 from nubis.common import backend as hdr
+from nubis.common.httpclient import ClientResponse
 from nubis.common.policies import ECPolicy
 
 #: Bodies up to this size are buffered on GET instead of streamed.
@@ -98,8 +99,10 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
     """Open a GET/HEAD of an object on the first node that has it.
 
     ``span`` (first and last byte a GET will return): an erasure-coded object is
-    opened at the segments holding them (the answer's ``offset`` says where its
-    body starts); a replica is always opened whole.
+    opened at the segments holding them, a replica at those bytes (a ``Range``
+    to its object server) when the first is not 0; the answer still looks like
+    the whole object's, its ``offset`` says where its body starts. A span past
+    the object's end opens it whole (the caller answers the 416).
 
     For a client's GET or HEAD with ``X-Open-Expired`` (:func:`opens_expired`)
     every read made for it opens expired objects too -- the object, its SLO/DLO
@@ -117,8 +120,18 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
     headers = {hdr.X_POLICY_INDEX: str(policy), "X-Trans-Id": ctx.trans_id, **extra}
     if container[:1] == "\x00":  # the reserved namespace (object versioning)
         headers[hdr.X_ALLOW_RESERVED] = "true"
-    return await ctx.state.backend.open_read(ring, part, nodes, method,
-                                             (account, container, obj), headers)
+    names = (account, container, obj)
+    if span is not None and span[0] > 0 and method == "GET":
+        # PERF: a range deep into a large replica no longer streams what comes before
+        first, last = span
+        ranged = {**headers, "Range": f"bytes={first}-{'' if last is None else last}"}
+        got = await ctx.state.backend.open_read(ring, part, nodes, method, names, ranged)
+        if not isinstance(got, ClientResponse) or got.status != 416:
+            if isinstance(got, ClientResponse):
+                got.as_whole()
+            return got
+        got.close()
+    return await ctx.state.backend.open_read(ring, part, nodes, method, names, headers)
 
 
 async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIterator[bytes],
@@ -173,7 +186,7 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
         headers["Content-Range"] = f"bytes {a}-{b - 1}/{length}"
         headers["Content-Length"] = str(b - a)
         return Resp(206, headers, slice_stream(body, a - offset, b - offset), b - a)
-    if offset:  # cannot happen: a body opened at an offset serves its one range
+    if any(a < offset for a, _ in spans):  # cannot happen: the body covers every range
         if closer is not None:
             closer()
         raise HTTPError(503)
@@ -182,7 +195,7 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
     total = multipart_length(boundary, ctype, spans, length)
     headers["Content-Type"] = f"multipart/byteranges;boundary={boundary}"
     headers["Content-Length"] = str(total)
-    return Resp(206, headers, _multipart(body, spans, boundary, ctype, length), total)
+    return Resp(206, headers, _multipart(body, spans, boundary, ctype, length, offset), total)
 
 
 async def _empty() -> AsyncIterator[bytes]:
@@ -191,13 +204,17 @@ async def _empty() -> AsyncIterator[bytes]:
 
 
 async def _multipart(body: AsyncIterator[bytes], spans: list[tuple[int, int]],
-                     boundary: str, ctype: str, length: int) -> AsyncIterator[bytes]:
-    """Yield a multipart/byteranges body; ranges out of order are buffered."""
+                     boundary: str, ctype: str, length: int,
+                     offset: int = 0) -> AsyncIterator[bytes]:
+    """Yield a multipart/byteranges body; ranges out of order are buffered.
+
+    ``body`` starts at object byte ``offset`` (no span starts before it).
+    """
     ordered = sorted(set(spans))
     wanted: dict[tuple[int, int], bytes] = {}
     if ordered == spans and all(ordered[i][1] <= ordered[i + 1][0]
                                 for i in range(len(ordered) - 1)):
-        pos = 0
+        pos = offset
         buf = b""
         it = body.__aiter__()
         for i, (a, b) in enumerate(spans):
@@ -215,7 +232,7 @@ async def _multipart(body: AsyncIterator[bytes], spans: list[tuple[int, int]],
         return
     data = b"".join([c async for c in body])
     for i, (a, b) in enumerate(spans):
-        wanted[(a, b)] = data[a:b]
+        wanted[(a, b)] = data[a - offset:b - offset]
         yield multipart_head(boundary, ctype, a, b, length, i == 0)
         yield wanted[(a, b)]
     yield multipart_tail(boundary)

@@ -33,7 +33,12 @@ Factory = Callable[[str, ApiServices, Any], ASGIApp]
 
 
 class PrefixRouter:
-    """Dispatch ASGI requests to sub-applications by path prefix."""
+    """Dispatch ASGI requests to sub-applications by path prefix.
+
+    The process's ASGI lifespan is answered here; at its startup, every
+    sub-application with an ``on_startup()`` (a plain callable, run in the
+    serving event loop) is told, e.g. to start its background sweeps.
+    """
 
     def __init__(self, apps: dict[str, ASGIApp]) -> None:
         self.apps = apps
@@ -41,7 +46,7 @@ class PrefixRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI connection."""
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await self._lifespan(receive, send, self._started)
             return
         path: str = scope.get("path", "/")
         if path == "/healthcheck":
@@ -53,11 +58,18 @@ class PrefixRouter:
                 return
         await self._not_found(scope, send)
 
+    def _started(self) -> None:
+        for app in self.apps.values():
+            hook = getattr(app, "on_startup", None)
+            if callable(hook):
+                hook()
+
     @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
+    async def _lifespan(receive: Receive, send: Send, started: Callable[[], None]) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                started()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})

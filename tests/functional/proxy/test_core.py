@@ -190,6 +190,46 @@ def test_ranges(cloud: Cloud, conn: sc.Connection, container: str) -> None:
                      headers={"Range": "bytes=200-300"}) == 416
 
 
+def test_ranges_deep_into_large_objects(conn: sc.Connection, container: str) -> None:
+    """A replica opened at its range (and each SLO segment at its part) reads exact bytes.
+
+    Single, open-ended, suffix (reopened past 1 MiB), several ranges, past the
+    end (416 with the ETag), a conditional with a range, a symlink and an SLO
+    whose ranges start inside segments.
+    """
+    mib = 1 << 20
+    data = bytes(range(256)) * (3 * mib // 256) + b"tail"
+    n = len(data)
+    etag = conn.put_object(container, "deep", data)
+    for spec, want in ((f"{2 * mib + 7}-{2 * mib + 17}", data[2 * mib + 7:2 * mib + 18]),
+                       (f"{mib}-", data[mib:]), ("-4", b"tail"), (f"-{n - 5}", data[5:]),
+                       (f"-{2 * mib}", data[-2 * mib:]), (f"{n - 1}-{n + 50}", data[-1:])):
+        headers, body = conn.get_object(container, "deep", headers={"Range": f"bytes={spec}"})
+        assert body == want, spec
+        assert headers["content-range"].endswith(f"/{n}") and headers["etag"] == etag, spec
+    headers, body = conn.get_object(
+        container, "deep", headers={"Range": f"bytes={mib}-{mib + 1},{2 * mib}-{2 * mib + 2}"})
+    assert headers["content-type"].startswith("multipart/byteranges")
+    assert data[mib:mib + 2] in body and data[2 * mib:2 * mib + 3] in body
+    with pytest.raises(ClientException) as past:
+        conn.get_object(container, "deep", headers={"Range": f"bytes={n}-"})
+    assert past.value.http_status == 416 and past.value.http_response_headers["etag"] == etag
+    assert status_of(conn.get_object, container, "deep",
+                     headers={"Range": f"bytes={mib}-", "If-Match": '"nope"'}) == 412
+    conn.put_object(container, "deep-link", b"",
+                    headers={"X-Symlink-Target": f"{container}/deep"})
+    assert conn.get_object(container, "deep-link", headers={"Range": f"bytes={2 * mib}-"})[
+        1] == data[2 * mib:]
+    manifest = json.dumps([{"path": f"/{container}/deep"},
+                           {"path": f"/{container}/deep", "range": f"{mib}-{2 * mib - 1}"}])
+    conn.put_object(container, "deep-slo", manifest, query_string="multipart-manifest=put")
+    whole = data + data[mib:2 * mib]
+    for start, stop in ((mib + 3, mib + 9), (n - 2, n + 5), (n + 10, n + mib), (5, len(whole))):
+        got = conn.get_object(container, "deep-slo",
+                              headers={"Range": f"bytes={start}-{stop - 1}"})[1]
+        assert got == whole[start:stop], (start, stop)
+
+
 def test_conditional_requests(conn: sc.Connection, container: str) -> None:
     etag = conn.put_object(container, "cond", b"data")
     assert status_of(conn.get_object, container, "cond",

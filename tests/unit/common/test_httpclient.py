@@ -40,6 +40,11 @@ class Recorder:
             return Response(200, [("X-Kind", "stream")], gen())
         if req.path == "/close":
             return Response(200, [], b"bye", close=True)
+        if req.path == "/ranged":  # one range of a 100-byte resource, as object servers do
+            return Response(206, [("Content-Range", "bytes 90-99/100"), ("Etag", "e")],
+                            b"9" * 10)
+        if req.path == "/odd-range":
+            return Response(206, [("Content-Range", "bytes */100")], b"")
         if req.path == "/meta":  # odd names travel both ways (nubis.common.headnames)
             return Response(200, [(k, v) for k, v in req.headers.items()
                                   if k.startswith("x-object-meta-")], b"")
@@ -228,4 +233,20 @@ def test_odd_header_names_cross_server_and_client() -> None:
             assert r.status == 200
             assert {k: v for k, v in r.headers.items() if k.startswith("x-object-meta-")} == {
                 "x-object-meta-(": "open", "x-object-meta-a@b": "at", "x-object-meta-ok": "1"}
+    uvloop.run(with_server(scenario))
+
+
+def test_a_ranged_answer_presented_whole() -> None:
+    """``as_whole``: a 206 of one range reads as the resource's 200, opened at ``offset``."""
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        r = await client.request(HOST, port, "GET", "/ranged")
+        assert r.as_whole()
+        assert (r.status, r.offset, r.headers["content-length"]) == (200, 90, "100")
+        assert "content-range" not in r.headers and r.headers["etag"] == "e"
+        assert await r.read() == b"9" * 10
+        for path in ("/odd-range", "/"):  # not one satisfiable range, or not a 206
+            r = await client.request(HOST, port, "GET", path)
+            status = r.status
+            assert not r.as_whole() and (r.status, r.offset) == (status, 0)
+            await r.read()
     uvloop.run(with_server(scenario))
