@@ -126,11 +126,11 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
         first, last = span
         ranged = {**headers, "Range": f"bytes={first}-{'' if last is None else last}"}
         got = await ctx.state.backend.open_read(ring, part, nodes, method, names, ranged)
-        if not isinstance(got, ClientResponse) or got.status != 416:
-            if isinstance(got, ClientResponse):
-                got.as_whole()
+        if not isinstance(got, ClientResponse):
             return got
-        got.close()
+        if got.status == 200 or (got.status == 206 and got.as_whole()):
+            return got  # (a 200: the server sent it whole)
+        got.close()  # past the end (416), or a 206 it cannot read: open it whole
     return await ctx.state.backend.open_read(ring, part, nodes, method, names, headers)
 
 
