@@ -66,12 +66,15 @@ EC_FRAG_INDEX = "x-object-sysmeta-ec-frag-index"
 EC_ETAG = "x-object-sysmeta-ec-etag"
 EC_CONTENT_LENGTH = "x-object-sysmeta-ec-content-length"
 EC_SEGMENT_SIZE = "x-object-sysmeta-ec-segment-size"
+#: A symlink's target (``<container>/<object>``), stored as object sysmeta as in Swift.
+SYMLINK_TARGET = "x-object-sysmeta-symlink-target"
 
 __all__ = [
     "EC_CONTENT_LENGTH",
     "EC_ETAG",
     "EC_FRAG_INDEX",
     "EC_SEGMENT_SIZE",
+    "SYMLINK_TARGET",
     "X_ACCOUNT_DEVICE",
     "X_ACCOUNT_HOST",
     "X_ACCOUNT_PARTITION",

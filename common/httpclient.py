@@ -288,9 +288,16 @@ class ClientResponse:
         """Present a ``206`` of one range as the whole resource's ``200``, opened at the range.
 
         ``Content-Length`` becomes the resource's size (from ``Content-Range``)
-        and :attr:`offset` where the body starts. Return False (nothing changed)
-        unless this is such a 206.
+        and :attr:`offset` where the body starts. A ``416`` of an empty resource
+        (``Content-Range: bytes */0``, no body) is that resource whole too: a
+        symlink or a version link asked for a range past its 0 bytes. Return
+        False (nothing changed) unless this is such a 206 or 416.
         """
+        if self.status == 416 and self.headers.get("content-range") == "bytes */0" \
+                and self.headers.get("content-length") == "0":
+            self.status = 200
+            del self.headers["content-range"]
+            return True
         if self.status != 206:
             return False
         unit, _, spec = self.headers.get("content-range", "").partition(" ")

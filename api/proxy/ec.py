@@ -475,91 +475,133 @@ async def fetch(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
 async def _open(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
                 method: str, extra: dict[str, str] | None,
                 segments: SegmentSpan | None) -> ECResponse | Reply:
-    backend = ctx.state.backend
-    part, nodes = ring.get_nodes(*names)
-    headers = {hdr.X_POLICY_INDEX: str(policy.index), "X-Trans-Id": ctx.trans_id,
-               **(extra or {})}
-    if segments is not None:
-        headers["Range"] = segments.archive_range(policy)
-    k = 1 if method == "HEAD" else policy.k  # any durable archive has the metadata
-    candidates = iter([*nodes, *backend.handoffs(ring, part)])
-    good: dict[str, list[_Fragment]] = {}
-    durable: set[str] = set()
-    seen_index: set[tuple[str, int]] = set()
-    tombstone = ""
-    failures: list[Reply] = []
-    errored = False
+    """Open ``k`` durable archives of the newest version (see :func:`fetch`)."""
+    return await _ArchiveOpener(ctx, policy, ring, names, method, extra, segments).open()
 
-    async def open_one(node: Node) -> None:
-        nonlocal tombstone, errored
+
+class _ArchiveOpener:
+    """Open the fragment archives of one object GET/HEAD, in waves, newest first."""
+
+    def __init__(self, ctx: Ctx, policy: ECPolicy, ring: RingLike,
+                 names: tuple[str, str, str], method: str, extra: dict[str, str] | None,
+                 segments: SegmentSpan | None) -> None:
+        self.backend = ctx.state.backend
+        self.policy = policy
+        self.ring = ring
+        self.names = names
+        self.method = method
+        self.segments = segments
+        self.part, self.nodes = ring.get_nodes(*names)
+        #: The headers of every archive GET but the range (a spare sets its own).
+        self.base = {hdr.X_POLICY_INDEX: str(policy.index), "X-Trans-Id": ctx.trans_id,
+                     **(extra or {})}
+        self.headers = dict(self.base)
+        if segments is not None:
+            self.headers["Range"] = segments.archive_range(policy)
+        #: Archives needed: any durable archive has the metadata a HEAD answers with.
+        self.k = 1 if method == "HEAD" else policy.k
+        self.candidates = iter([*self.nodes, *self.backend.handoffs(ring, self.part)])
+        #: Open archives by data timestamp.
+        self.good: dict[str, list[_Fragment]] = {}
+        self.durable: set[str] = set()
+        self.seen: set[tuple[str, int]] = set()
+        self.tombstone = ""
+        self.failures: list[Reply] = []
+        self.errored = False
+
+    async def open(self) -> ECResponse | Reply:
+        """Open archives until ``k`` durable ones of one version answer; shape the answer."""
+        await self._open_waves()
+        ts = self._ready()
+        if ts is None or (self.tombstone and self.tombstone > ts):
+            self._close_all()
+            return self._failure()
+        chosen = self._choose(ts)
+        return ECResponse(self.policy, chosen, self.method == "HEAD", self.segments,
+                          lambda exclude, at: self._spare(ts, exclude, at))
+
+    async def _open_waves(self) -> None:
+        """Ask ``k`` nodes at once, then as many more as archives are still missing."""
+        wave = [n for _, n in zip(range(self.k), self.candidates, strict=False)]
+        while wave:
+            await asyncio.gather(*(self._open_one(n) for n in wave))
+            if self._ready() is not None:
+                return
+            have = max((len(v) for v in self.good.values()), default=0)
+            wave = [n for _, n in zip(range(max(1, self.k - have)), self.candidates,
+                                      strict=False)]
+
+    async def _open_one(self, node: Node) -> None:
+        """Open one node's archive; file it under its timestamp or note why not."""
         try:
-            resp = await backend.client.request(node["ip"], int(node["port"]), method,
-                                                node_path(node, part, *names), headers,
-                                                timeout=backend.node_timeout)
+            resp = await self.backend.client.request(
+                node["ip"], int(node["port"]), self.method,
+                node_path(node, self.part, *self.names), self.headers,
+                timeout=self.backend.node_timeout)
         except (HTTPClientError, OSError) as exc:
             log.warning("EC GET %s:%s failed: %s", node["ip"], node["port"], exc)
-            errored = True
+            self.errored = True
             return
         h = resp.headers
         if resp.status not in (200, 206) or hdr.EC_FRAG_INDEX not in h:
             await resp.release()
             if resp.status >= 500:
-                errored = True
+                self.errored = True
             elif resp.status == 404:
-                tombstone = max(tombstone, h.get("x-backend-timestamp", ""))
-            failures.append(Reply(resp.status, h, b"", node))
+                self.tombstone = max(self.tombstone, h.get("x-backend-timestamp", ""))
+            self.failures.append(Reply(resp.status, h, b"", node))
             return
         ts = h.get("x-backend-data-timestamp", "")
         index = int(h[hdr.EC_FRAG_INDEX])
-        if (ts, index) in seen_index:  # the same archive twice (a handoff copy)
+        if (ts, index) in self.seen:  # the same archive twice (a handoff copy)
             resp.close()
             return
-        seen_index.add((ts, index))
+        self.seen.add((ts, index))
         if _durable(h):
-            durable.add(ts)
-        good.setdefault(ts, []).append(_Fragment(resp, index))
+            self.durable.add(ts)
+        self.good.setdefault(ts, []).append(_Fragment(resp, index))
 
-    def durable_first(f: _Fragment) -> bool:
-        return not _durable(f.resp.headers)  # the durable archives carry the metadata
-
-    def ready() -> str | None:
-        for ts in sorted(good, reverse=True):
-            if ts in durable and len(good[ts]) >= k:
+    def _ready(self) -> str | None:
+        """Return the newest timestamp with ``k`` archives, one of them durable."""
+        for ts in sorted(self.good, reverse=True):
+            if ts in self.durable and len(self.good[ts]) >= self.k:
                 return ts
         return None
 
-    wave = [n for _, n in zip(range(k), candidates, strict=False)]
-    while wave:
-        await asyncio.gather(*(open_one(n) for n in wave))
-        if ready() is not None:
-            break
-        have = max((len(v) for v in good.values()), default=0)
-        wave = [n for _, n in zip(range(max(1, k - have)), candidates, strict=False)]
-    ts = ready()
-    if ts is None or (tombstone and tombstone > ts):
-        for frags in good.values():
+    def _failure(self) -> Reply:
+        """Return what no decodable version means: 416, 404 or 503."""
+        if not self.good and any(f.status == 416 for f in self.failures):
+            return Reply(416)  # the range lies past the archives: open them whole
+        if self.tombstone or (not self.errored and self.failures):
+            return Reply(404, {"x-backend-timestamp": self.tombstone}
+                         if self.tombstone else {})
+        return Reply(503)
+
+    def _choose(self, ts: str) -> list[_Fragment]:
+        """Keep ``k`` archives of ``ts`` (durable ones first: they carry the metadata)."""
+        chosen = sorted(self.good[ts],
+                        key=lambda f: (not _durable(f.resp.headers), f.index))[:self.k]
+        for other_ts, frags in self.good.items():
+            for f in frags:
+                if other_ts != ts or f not in chosen:
+                    f.resp.close()
+        return chosen
+
+    def _close_all(self) -> None:
+        for frags in self.good.values():
             for f in frags:
                 f.resp.close()
-        if not good and any(f.status == 416 for f in failures):
-            return Reply(416)  # the range lies past the archives: open them whole
-        if tombstone or (not errored and failures):
-            return Reply(404, {"x-backend-timestamp": tombstone} if tombstone else {})
-        return Reply(503)
-    chosen = sorted(good[ts], key=lambda f: (durable_first(f), f.index))[:k]
-    for other_ts, frags in good.items():
-        for f in frags:
-            if other_ts != ts or f not in chosen:
-                f.resp.close()
-    base = {k: v for k, v in headers.items() if k != "Range"}
 
-    async def spare(exclude: frozenset[int], at: int) -> _Fragment | None:
+    async def _spare(self, ts: str, exclude: frozenset[int], at: int) -> _Fragment | None:
         """Open an archive of version ``ts`` whose index is not in ``exclude`` at ``at``."""
-        others = [n for i, n in enumerate(nodes) if i not in exclude]
-        for node in [*others, *backend.handoffs(ring, part)]:
+        others = [n for i, n in enumerate(self.nodes) if i not in exclude]
+        for node in [*others, *self.backend.handoffs(self.ring, self.part)]:
             try:
-                resp = await backend.client.request(
-                    node["ip"], int(node["port"]), "GET", node_path(node, part, *names),
-                    {**base, "Range": f"bytes={at}-"}, timeout=backend.node_timeout)
+                resp = await self.backend.client.request(
+                    node["ip"], int(node["port"]), "GET",
+                    node_path(node, self.part, *self.names),
+                    {**self.base, "Range": f"bytes={at}-"},
+                    timeout=self.backend.node_timeout)
             except (HTTPClientError, OSError):
                 continue
             h = resp.headers
@@ -569,8 +611,6 @@ async def _open(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
                 return _Fragment(resp, int(h[hdr.EC_FRAG_INDEX]))
             resp.close()
         return None
-
-    return ECResponse(policy, chosen, method == "HEAD", segments, spare)
 
 
 #: What :func:`nubis.api.proxy.transfer.fetch` opens: a replica or a decoded EC object.

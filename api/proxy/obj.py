@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from nubis.api.proxy import largeobj, objver, quotas, symlink, versioning
+from nubis.api.proxy import largeobj, largeread, objver, quotas, symlink, versioning
 from nubis.api.proxy.backend import Reply, best_status, quorum_size
 from nubis.api.proxy.base import (
     check_access,
@@ -31,6 +31,7 @@ from nubis.api.proxy.transfer import (
     container_of,
     delete_object,
     fetch,
+    is_plain,
     object_metadata,
     open_expired_headers,
     opens_expired,
@@ -77,12 +78,8 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
     span = _covering_range(ctx)
     got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info), ctx.method,
                       span)
-    if not isinstance(got, Reply) and got.offset and not _plain(got.headers):
-        got.close()  # a manifest or a link is read whole
-        got = await fetch(ctx, ctx.account, ctx.container, ctx.obj, policy_of(info),
-                          ctx.method)
-    elif not isinstance(got, Reply) and span is None and got.status == 200 \
-            and _plain(got.headers):
+    if not isinstance(got, Reply) and span is None and got.status == 200 \
+            and is_plain(got.headers):
         later = _suffix_start(ctx, got)
         if later is not None:  # ``bytes=-N`` far into the object: skip what comes before
             got.close()
@@ -103,7 +100,7 @@ async def read_object(ctx: ObjectCtx, info: Info) -> Resp:
         link = headers
         if ctx.query.get("symlink") != "get":
             try:
-                got, info, location = await symlink.follow(ctx, got)
+                got, info, location = await symlink.follow(ctx, got, span=span)
             except HTTPError as exc:
                 if "Content-Location" in exc.headers:
                     exc.headers["Content-Location"] = objver.content_location(
@@ -130,14 +127,14 @@ async def _answer(ctx: ObjectCtx, got: Fetched, info: Info) -> Resp:
     headers = got.headers
     manifest_get = ctx.query.get("multipart-manifest") == "get"
     if not manifest_get and headers.get("x-static-large-object", "").lower() == "true":
-        return await largeobj.slo_get(ctx, got, policy_of(info))
+        return await largeread.slo_get(ctx, got, policy_of(info))
     copying = "x-copy-from" in ctx.headers or "destination" in ctx.headers
     if manifest_get and headers.get("x-static-large-object", "").lower() == "true" \
             and not copying:  # a copy keeps the stored form
-        return await largeobj.slo_manifest_get(ctx, got)
+        return await largeread.slo_manifest_get(ctx, got)
     if not manifest_get and "x-object-manifest" in headers:
         got.close()
-        return await largeobj.dlo_get(ctx, headers)
+        return await largeread.dlo_get(ctx, headers)
     return await respond_object(ctx, got)
 
 
@@ -181,12 +178,6 @@ def _suffix_start(ctx: ObjectCtx, got: Fetched) -> int | None:
         length, far = int(size), SUFFIX_REOPEN
     start = length - (suffix or 0)
     return start if suffix and start >= far else None
-
-
-def _plain(headers: dict[str, str]) -> bool:
-    """Tell whether stored headers are a plain object's (not a manifest or a link)."""
-    return not ("x-static-large-object" in headers or "x-object-manifest" in headers
-                or symlink.TARGET in headers)
 
 
 def _expired(headers: dict[str, str]) -> bool:

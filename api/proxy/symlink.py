@@ -28,8 +28,9 @@ from nubis.api.proxy.context import Info, ObjectCtx
 from nubis.api.proxy.ec import Fetched
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import fetch
+from nubis.common import backend as hdr
 
-TARGET = "x-object-sysmeta-symlink-target"
+TARGET = hdr.SYMLINK_TARGET
 TARGET_ACCOUNT = "x-object-sysmeta-symlink-target-account"
 TARGET_ETAG = "x-object-sysmeta-symlink-target-etag"
 TARGET_BYTES = "x-object-sysmeta-symlink-target-bytes"
@@ -144,13 +145,14 @@ async def resolve(ctx: ObjectCtx, got: Fetched | Reply, method: str
         return Reply(exc.status)
 
 
-async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
-                 ) -> tuple[Fetched, Info, str]:
+async def follow(ctx: ObjectCtx, got: Fetched, method: str = "",
+                 span: tuple[int, int | None] | None = None) -> tuple[Fetched, Info, str]:
     """Follow the link ``got`` to its final object; return it, its container, its path.
 
     The path is the last hop's (``/v1/<account>/<container>/<object>``, quoted), as
     Swift's ``Content-Location``; a version link (:data:`VERSIONS_LINK`) is a hop
-    that does not count towards :data:`SYMLOOP_MAX`.
+    that does not count towards :data:`SYMLOOP_MAX`. ``span``: the bytes a GET
+    will return, each hop is opened at them (see :func:`~nubis.api.proxy.transfer.fetch`).
 
     Raises:
         HTTPError: 409 past :data:`SYMLOOP_MAX` links or on an ETag mismatch;
@@ -164,7 +166,8 @@ async def follow(ctx: ObjectCtx, got: Fetched, method: str = ""
     try:
         final, info, location = await _walk(ctx, _split(location), method or ctx.method,
                                             etag, location, follow_dynamic=True,
-                                            loops=0 if trusted else 1, trusted=trusted)
+                                            loops=0 if trusted else 1, trusted=trusted,
+                                            span=span)
     except HTTPError as exc:  # a target the caller may not read: still say where it is
         if exc.status in (401, 403):
             exc.headers.setdefault("Content-Location", location)
@@ -197,15 +200,16 @@ def _split(location: str) -> tuple[str, str, str]:
 
 
 async def _walk(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, want: str | None,
-                location: str, *, follow_dynamic: bool, loops: int = 0, trusted: bool = False
+                location: str, *, follow_dynamic: bool, loops: int = 0, trusted: bool = False,
+                span: tuple[int, int | None] | None = None
                 ) -> tuple[Fetched | Reply, Info, str]:
     """Open ``loc`` as the caller and follow links from there (Swift's recursion).
 
     ``trusted``: ``loc`` is a version link's target (the proxy's own reserved
-    name, read without a second ACL check).
+    name, read without a second ACL check). ``span``: open each hop at these bytes.
     """
     while True:
-        info, got = await _open(ctx, loc, method, trusted)
+        info, got = await _open(ctx, loc, method, trusted, span)
         if isinstance(got, Reply):
             return got, info, location
         target = got.headers.get(TARGET)
@@ -235,8 +239,8 @@ async def _walk(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, want: st
         loc = _split(location)
 
 
-async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, trusted: bool
-                ) -> tuple[Info, Fetched | Reply]:
+async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, trusted: bool,
+                span: tuple[int, int | None] | None = None) -> tuple[Info, Fetched | Reply]:
     """GET/HEAD one object as the caller would (its container's read ACL applies).
 
     A ``trusted`` (version link's) target is read as the proxy: the link's own
@@ -250,7 +254,7 @@ async def _open(ctx: ObjectCtx, loc: tuple[str, str, str], method: str, trusted:
         check_access(sub, info.headers.get("x-container-read"))
     if not info.exists:
         return info, Reply(404 if info.status == 404 else 503)
-    return info, await fetch(sub, account, container, obj, policy_of(info), method)
+    return info, await fetch(sub, account, container, obj, policy_of(info), method, span)
 
 
 def post_redirect(ctx: ObjectCtx, replies: list[Any]) -> HTTPError | None:

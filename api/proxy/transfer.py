@@ -6,7 +6,8 @@ copies): :func:`fetch` opens a GET/HEAD on the first node that has the object,
 :func:`shape_response` applies conditions and ranges to a whole-object stream,
 :func:`to_all`/:func:`delete_object` send a bodiless write to every replica.
 It imports no controller, so :mod:`~nubis.api.proxy.obj`,
-:mod:`~nubis.api.proxy.largeobj` and :mod:`~nubis.api.proxy.copy` all sit above it.
+:mod:`~nubis.api.proxy.largeobj`, :mod:`~nubis.api.proxy.largeread` and
+:mod:`~nubis.api.proxy.copy` all sit above it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from nubis.api.proxy import ec, putter, tempurl
@@ -30,6 +31,7 @@ from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Ctx, Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import (
+    ByteRange,
     check_conditions,
     is_true,
     multipart_head,
@@ -102,13 +104,30 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
     opened at the segments holding them, a replica at those bytes (a ``Range``
     to its object server) when the first is not 0; the answer still looks like
     the whole object's, its ``offset`` says where its body starts. A span past
-    the object's end opens it whole (the caller answers the 416).
+    the object's end opens it whole (the caller answers the 416), and so does
+    an object that is not plain bytes (a manifest or a link: :func:`is_plain`).
 
     For a client's GET or HEAD with ``X-Open-Expired`` (:func:`opens_expired`)
     every read made for it opens expired objects too -- the object, its SLO/DLO
     segments, a symlink's target, a copy's source -- as Swift's sub-requests
     carry the header; the reads of a PUT, POST or DELETE never do.
     """
+    got = await _open(ctx, account, container, obj, policy, method, span)
+    if not isinstance(got, Reply) and got.offset and not is_plain(got.headers):
+        got.close()  # a manifest or a link is read whole
+        got = await _open(ctx, account, container, obj, policy, method, None)
+    return got
+
+
+def is_plain(headers: dict[str, str]) -> bool:
+    """Tell whether stored headers are a plain object's (not a manifest or a link)."""
+    return not ("x-static-large-object" in headers or "x-object-manifest" in headers
+                or hdr.SYMLINK_TARGET in headers)
+
+
+async def _open(ctx: Ctx, account: str, container: str, obj: str, policy: int,
+                method: str, span: tuple[int, int | None] | None) -> ec.Fetched | Reply:
+    """Open the object, at ``span`` when it is given (see :func:`fetch`)."""
     ring = ctx.state.backend.rings.get("object", policy)
     pol = ctx.state.policies.get(policy)
     extra = open_expired_headers(ctx) if ctx.method in ("GET", "HEAD") else {}
@@ -128,8 +147,8 @@ async def fetch(ctx: Ctx, account: str, container: str, obj: str, policy: int,
         got = await ctx.state.backend.open_read(ring, part, nodes, method, names, ranged)
         if not isinstance(got, ClientResponse):
             return got
-        if got.status == 200 or (got.status == 206 and got.as_whole()):
-            return got  # (a 200: the server sent it whole)
+        if got.status == 200 or got.as_whole():
+            return got  # (a 200: the server sent it whole; a 416 of 0 bytes: a link)
         got.close()  # past the end (416), or a 206 it cannot read: open it whole
     return await ctx.state.backend.open_read(ring, part, nodes, method, names, headers)
 
@@ -142,36 +161,60 @@ async def shape_response(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIte
     ``offset``: the object byte ``body`` starts at (an erasure-coded object
     opened for the request's one range); else the stream is the whole object.
     """
-    cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     closer = close if callable(close) else None
+    cond = check_conditions(ctx.headers, etag, modified, ctx.method)
     if cond is not None:
         if closer is not None:
             closer()
-        if cond == 304:  # Swift keeps the object's headers on a 304, without a body
-            keep = {k: v for k, v in headers.items() if k != "Content-Length"}
-            keep["Accept-Ranges"] = "bytes"
-            return Resp(304, keep)
-        raise HTTPError(412, headers={"Etag": etag} if etag else None)
+        return _unmet(cond, headers, etag)
     if ctx.tempurl is not None:
-        disp = tempurl.disposition(ctx.tempurl, ctx.obj)
-        if disp and ctx.method == "GET":
-            headers["Content-Disposition"] = disp
-        for k in [k for k in headers if k.lower().startswith("x-object-meta-")
-                  and not k.lower().startswith("x-object-meta-public-")]:
-            del headers[k]
+        _tempurl_headers(ctx, headers)
     ranges = parse_range(ctx.header("range")) if ctx.method == "GET" else None
     if ctx.method == "HEAD" or ranges is None:
-        if ctx.method == "HEAD" and closer is not None:
-            closer()
-            body = _empty()
-        headers["Content-Length"] = str(length)
-        if length <= SMALL_GET and ctx.method == "GET":
-            # PERF: small bodies are sent in one piece, not streamed (bench swift 4 KiB GET).
-            data = b"".join([c async for c in body])
-            if len(data) != length:
-                raise HTTPError(503)
-            return Resp(200, headers, data, length)
-        return Resp(200, headers, body, length)
+        return await _whole(ctx, headers, body, length, closer)
+    return _ranged(headers, body, ranges, length, etag, closer, offset)
+
+
+def _unmet(cond: int, headers: dict[str, str], etag: str) -> Resp:
+    """Answer a failed condition: 304 with the object's headers, or raise the 412."""
+    if cond == 304:  # Swift keeps the object's headers on a 304, without a body
+        keep = {k: v for k, v in headers.items() if k != "Content-Length"}
+        keep["Accept-Ranges"] = "bytes"
+        return Resp(304, keep)
+    raise HTTPError(412, headers={"Etag": etag} if etag else None)
+
+
+def _tempurl_headers(ctx: ObjectCtx, headers: dict[str, str]) -> None:
+    """Shape a temp URL's answer: its disposition, no private user metadata."""
+    assert ctx.tempurl is not None
+    disp = tempurl.disposition(ctx.tempurl, ctx.obj)
+    if disp and ctx.method == "GET":
+        headers["Content-Disposition"] = disp
+    for k in [k for k in headers if k.lower().startswith("x-object-meta-")
+              and not k.lower().startswith("x-object-meta-public-")]:
+        del headers[k]
+
+
+async def _whole(ctx: ObjectCtx, headers: dict[str, str], body: AsyncIterator[bytes],
+                 length: int, closer: Callable[[], object] | None) -> Resp:
+    """Answer a HEAD or an unranged GET with the whole object."""
+    if ctx.method == "HEAD" and closer is not None:
+        closer()
+        body = _empty()
+    headers["Content-Length"] = str(length)
+    if length <= SMALL_GET and ctx.method == "GET":
+        # PERF: small bodies are sent in one piece, not streamed (bench swift 4 KiB GET).
+        data = b"".join([c async for c in body])
+        if len(data) != length:
+            raise HTTPError(503)
+        return Resp(200, headers, data, length)
+    return Resp(200, headers, body, length)
+
+
+def _ranged(headers: dict[str, str], body: AsyncIterator[bytes],
+            ranges: list[ByteRange], length: int, etag: str,
+            closer: Callable[[], object] | None, offset: int) -> Resp:
+    """Answer a ranged GET: one range as such, several as multipart/byteranges."""
     try:
         spans = resolve_ranges(ranges, length)
     except HTTPError as exc:

@@ -45,6 +45,9 @@ class Recorder:
                             b"9" * 10)
         if req.path == "/odd-range":
             return Response(206, [("Content-Range", "bytes */100")], b"")
+        if req.path in ("/empty-416", "/full-416"):  # a range past a 0- or 100-byte resource
+            size = "0" if req.path == "/empty-416" else "100"
+            return Response(416, [("Content-Range", f"bytes */{size}"), ("Etag", "e")], b"")
         if req.path == "/meta":  # odd names travel both ways (nubis.common.headnames)
             return Response(200, [(k, v) for k, v in req.headers.items()
                                   if k.startswith("x-object-meta-")], b"")
@@ -244,9 +247,13 @@ def test_a_ranged_answer_presented_whole() -> None:
         assert (r.status, r.offset, r.headers["content-length"]) == (200, 90, "100")
         assert "content-range" not in r.headers and r.headers["etag"] == "e"
         assert await r.read() == b"9" * 10
-        for path in ("/odd-range", "/"):  # not one satisfiable range, or not a 206
+        for path in ("/odd-range", "/", "/full-416"):  # not a 206 of one range, nor empty
             r = await client.request(HOST, port, "GET", path)
             status = r.status
             assert not r.as_whole() and (r.status, r.offset) == (status, 0)
             await r.read()
+        r = await client.request(HOST, port, "GET", "/empty-416")  # a link's 0 bytes
+        assert r.as_whole()
+        assert (r.status, r.offset, r.headers["content-length"]) == (200, 0, "0")
+        assert "content-range" not in r.headers and await r.read() == b""
     uvloop.run(with_server(scenario))
