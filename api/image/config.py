@@ -90,16 +90,18 @@ class ImageConfig:
         "224.0.0.0/4", "ff00::/8", "::ffff:0:0/96"), metadata=check(_networks_ok))
     #: Seconds a ``web-download`` may wait for a connection or a piece of data.
     import_timeout: float = field(default=60.0, metadata=check(positive))
-    #: Seconds between renewals of a running import's lease (its task's
-    #: ``updated_at``); an import whose lease is older than
-    #: :attr:`import_lease_timeout` is considered abandoned (its process stopped).
+    #: Seconds between renewals of the lease of a running import (its task's
+    #: ``updated_at``), upload or stage (its ``image_upload`` row's); one whose
+    #: lease is older than :attr:`import_lease_timeout` is considered abandoned
+    #: (its process stopped) and undone.
     import_lease_interval: float = field(default=10.0, metadata=check(positive))
-    #: Seconds between two sweeps for abandoned imports (each api process sweeps).
+    #: Seconds between two sweeps for abandoned imports, uploads and stages (each
+    #: api process sweeps).
     import_recovery_interval: float = field(default=60.0, metadata=check(positive))
 
     @property
     def import_lease_timeout(self) -> float:
-        """Return the age (seconds) after which an import's lease counts as abandoned.
+        """Return the age (seconds) after which a lease counts as abandoned.
 
         :data:`LEASE_RENEWALS` renewal periods, and at least ``import_timeout``.
         """

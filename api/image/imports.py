@@ -154,7 +154,7 @@ class ImageImport:
             if download.length is not None and download.length > cfg.size_cap:
                 download.close()
                 raise WebDownloadError(f"{download.length} bytes is over the size cap")
-            stored = await self.files.store(image, download.chunks(), download.length, None,
+            stored = await self.files.store(image, download.chunks(), download.length,
                                             name=import_object_name(image.id, task_id))
         except (WebDownloadError, ApiError) as exc:
             LOG.warning("web-download of image %s from %s failed: %s", image.id, uri, exc)

@@ -90,6 +90,22 @@ tasks = sa.Table(
     sa.Index("ix_image_task_lease", "status", "updated_at"),
 )
 
+#: Uploads and stages receiving bytes (``PUT .../file``, ``PUT .../stage``), one
+#: row per request while it streams (schema v4). ``id`` names the objects its
+#: bytes go to (``<image>-<id>``, so no other upload of the image shares them);
+#: ``updated_at`` is its lease, renewed by the serving process while ``status``
+#: is ``receiving``; ``interrupted`` once a recovery took it over. No foreign key:
+#: the row outlives a deleted image until its bytes are gone.
+uploads = sa.Table(
+    "image_upload", metadata,
+    sa.Column("id", sa.String(ID), primary_key=True),
+    sa.Column("image_id", sa.String(ID), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_image_upload_lease", "status", "updated_at"),
+)
+
 
 def _v1_create(conn: Connection) -> None:
     metadata.create_all(conn)
@@ -107,4 +123,9 @@ def _v3_task_lease(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
-MIGRATIONS = [_v1_create, _v2_tasks, _v3_task_lease]
+def _v4_uploads(conn: Connection) -> None:
+    """Add the uploads in progress (a fresh database has the table already)."""
+    uploads.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_v1_create, _v2_tasks, _v3_task_lease, _v4_uploads]

@@ -32,6 +32,7 @@ import falcon.asgi
 import sqlalchemy as sa
 from nubis.api.image import schema as s
 from nubis.api.image.service import ImageService
+from nubis.api.image.uploads import staging
 from nubis.api.image.views import isotime
 from nubis.api.shared.auth import AuthContext
 from nubis.api.shared.errors import BadRequestError, NotFoundError
@@ -84,13 +85,15 @@ class TaskStore:
 
         Both in one transaction, so an importing image always has a
         ``processing`` task (whose ``updated_at`` is the import's lease). None
-        when the image was not ``before`` any more (another operation won).
+        when the image was not ``before`` any more (another operation won) or
+        is still being staged (``uploading`` while its bytes arrive).
         """
         now, task_id = self.clock(), str(uuid.uuid4())
         img = s.images
         with self.engine.begin() as conn:
             moved = conn.execute(img.update().where(img.c.id == image_id,
-                                                    img.c.status == before)
+                                                    img.c.status == before,
+                                                    ~staging(img.c.id))
                                  .values(status="importing", updated_at=now)).rowcount
             if not moved:
                 return None

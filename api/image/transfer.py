@@ -1,11 +1,18 @@
 """``PUT|GET /v2/images/{image_id}/file``: image bytes in and out, streamed.
 
-Upload: ``queued`` → ``saving`` (a compare-and-swap, so a second upload gets
-409) → bytes streamed through :class:`~nubis.api.image.data.ImageWriter` →
-``active`` with size, checksums and virtual size. Any failure — a cut body, the
-size cap, the object store — deletes what was stored and puts the image back to
-``queued``. If the image was deleted meanwhile, its bytes are removed and the
-answer is 410, as Glance does.
+Upload: ``queued`` → ``saving`` (a compare-and-swap that also records the
+upload, :mod:`nubis.api.image.uploads`, so a second upload gets 409) → bytes
+streamed through :class:`~nubis.api.image.data.ImageWriter` under an object
+name of this upload's own (``<image>-<upload>``) → ``active`` with size,
+checksums and virtual size. A stage (``PUT .../stage``) is the same with
+``uploading`` as both its working and its final status. Any failure — a cut
+body, the size cap, the object store — deletes what was stored and puts the
+image back to ``queued``. If the image was deleted meanwhile, its bytes are
+removed and the answer is 410, as Glance does. While the bytes arrive, this
+process renews the upload's lease; if its process dies, the recovery
+(:mod:`nubis.api.image.recovery`) undoes the upload, and if this process only
+stalled past the lease timeout, it finds the upload taken over, deletes its
+own bytes and answers 409.
 
 Download: the object is streamed from the object store to the client with
 ``Content-MD5`` (the image's checksum); ``Range`` is passed through.
@@ -29,8 +36,10 @@ from nubis.api.image.errors import (
 )
 from nubis.api.image.model import Image
 from nubis.api.image.policy import target
+from nubis.api.image.recovery import Lease
 from nubis.api.image.service import ImageService
 from nubis.api.image.swift import StoreError
+from nubis.api.image.uploads import UploadRecord, UploadStore
 from nubis.api.shared.errors import ApiError, BadRequestError, ConflictError, ForbiddenError
 from nubis.common.httpclient import ClientResponse, HTTPClientError
 
@@ -58,11 +67,16 @@ class CutUploadError(BadRequestError):
     """The client's body ended before it was complete."""
 
 
+class UploadTakenOverError(ConflictError):
+    """The upload's lease lapsed and a recovery took it over (409)."""
+
+
 class ImageFile:
     """The image data resource."""
 
     def __init__(self, svc: ImageService) -> None:
         self.svc = svc
+        self.uploads = UploadStore(svc.store.engine, svc.store.clock)
 
     async def on_put(self, req: Req, resp: Resp, image_id: str) -> None:
         """Upload the image data."""
@@ -74,6 +88,7 @@ class ImageFile:
 
         An upload ends ``active``; a stage (interoperable import) ends
         ``uploading`` with the bytes already in place, for the import to finish.
+        While the bytes arrive, this process renews the upload's lease.
         """
         ctx = self.svc.caller(req)
         image, membership = self.svc.find(ctx, image_id)
@@ -89,37 +104,61 @@ class ImageFile:
         length = req.content_length
         if length is not None and length > self.svc.config.size_cap:
             raise too_large(self.svc.config.size_cap)
-        if not self.svc.store.transition(image.id, ["queued"], working):
+        upload = self.uploads.begin(image.id, working)
+        if upload is None:
             current = self.svc.store.get(image.id)
             raise _transition_refused(current.status if current else "deleted")
 
         def cut() -> bool:
             state: BodyState | None = req.scope.get(BODY_STATE)
             return state is not None and not state.complete
-        stored = await self.store(image, req.stream, length, working, cut)
-        await self.commit(image, stored, working, done)
+        lease = Lease(lambda: self.uploads.renew(upload.id),
+                      self.svc.config.import_lease_interval,
+                      f"upload {upload.id} of image {image.id}")
+        try:
+            async with lease:
+                stored = await self.store(image, _while_held(req.stream, lease, upload),
+                                          length, cut, name=upload.name)
+        except BaseException:
+            self.uploads.abandon(upload, working)  # a no-op once taken over
+            raise
+        await self.commit(upload, stored, working, done)
 
-    async def commit(self, image: Image, stored: StoredImage, working: str, done: str) -> None:
-        """Make stored data the image's: ``working`` → ``done`` (410 if it was deleted)."""
-        if not self.svc.store.transition(
-                image.id, [working], done, size=stored.size, checksum=stored.checksum,
+    async def commit(self, upload: UploadRecord, stored: StoredImage, working: str,
+                     done: str) -> None:
+        """Make stored data the image's: ``working`` → ``done``.
+
+        If that fails, the bytes are deleted and the answer is 410 (the image
+        was deleted meanwhile) or 409 (the upload was taken over).
+        """
+        if self.uploads.finish(
+                upload, working, done, size=stored.size, checksum=stored.checksum,
                 os_hash_algo="sha512", os_hash_value=stored.os_hash_value,
                 virtual_size=stored.virtual_size, location=stored.location,
                 segments=stored.segments):
+            return
+        try:
             await delete_image_data(self.svc.swift, stored.location, stored.segments)
-            raise GoneError(f"Image {image.id} could not be found after upload. The image may "
-                            "have been deleted during the upload, cleaning up the chunks "
-                            "uploaded.")
+        except StoreError as exc:  # the row stays: the recovery deletes them later
+            LOG.warning("could not delete the bytes of upload %s of image %s: %s",
+                        upload.id, upload.image_id, exc)
+        else:
+            self.uploads.drop(upload)
+        if self.svc.store.get(upload.image_id) is None:
+            raise GoneError(f"Image {upload.image_id} could not be found after upload. The "
+                            "image may have been deleted during the upload, cleaning up the "
+                            "chunks uploaded.")
+        raise _taken_over(upload)
 
     async def store(self, image: Image, chunks: AsyncIterable[bytes], length: int | None,
-                    working: str | None, cut: Callable[[], bool] = lambda: False, *,
+                    cut: Callable[[], bool] = lambda: False, *,
                     name: str | None = None) -> StoredImage:
         """Stream ``chunks`` into the object store; on any failure undo and re-raise.
 
         ``cut()`` tells, once ``chunks`` ended, whether the sender stopped early.
         The bytes are stored as object ``name`` (default: the image id). When
-        anything fails, what was stored is deleted and the image goes back from
-        ``working`` to ``queued`` (``working`` None: the caller does that).
+        anything fails, what was stored is deleted (the caller puts the image
+        back to ``queued``).
         """
         cfg = self.svc.config
         writer: ImageWriter | None = None
@@ -138,8 +177,6 @@ class ImageFile:
         except BaseException as exc:
             if writer is not None:
                 await writer.abort()
-            if working is not None:
-                self.svc.store.transition(image.id, [working], "queued")
             if isinstance(exc, StoreError):
                 LOG.warning("upload of image %s failed in the object store: %s", image.id, exc)
                 raise ServiceUnavailableError("Error in store: the object store could not "
@@ -191,6 +228,24 @@ async def _relay(got: ClientResponse, image_id: str) -> AsyncIterator[bytes]:
         raise
     finally:
         got.close()  # a no-op after the whole body; drops the connection otherwise
+
+
+async def _while_held(chunks: AsyncIterable[bytes], lease: Lease,
+                      upload: UploadRecord) -> AsyncIterator[bytes]:
+    """Yield ``chunks`` while ``lease`` is held; stop with a 409 once it was taken over."""
+    async for chunk in chunks:
+        if lease.lost:
+            raise _taken_over(upload)
+        yield chunk
+    if lease.lost:
+        raise _taken_over(upload)
+
+
+def _taken_over(upload: UploadRecord) -> UploadTakenOverError:
+    return UploadTakenOverError(
+        f"The upload to image {upload.image_id} was interrupted: this server did not renew "
+        "its lease in time and the upload was taken over and undone. Nothing was stored; "
+        "the image is queued again. Upload the data again.")
 
 
 def _transition_refused(status: str) -> ApiError:

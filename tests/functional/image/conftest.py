@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,3 +265,30 @@ def alt(images: ImageCloud) -> Project:
     role = next(r for r in conn.identity.roles() if r.name == "member")
     conn.identity.assign_project_role_to_user(project, user, role)
     return Project(project.id, project.name, user.name, "alt-secret")
+
+
+def becomes(images: ImageCloud, token: str, image_id: str, status: str,
+             bound: float = 120.0) -> dict[str, Any]:
+    """Poll the image until it has ``status`` (bounded in time); return it."""
+    deadline = time.monotonic() + bound
+    while True:
+        doc: dict[str, Any] = images.http("GET", f"/v2/images/{image_id}", token).json()
+        if doc["status"] == status:
+            return doc
+        assert time.monotonic() < deadline, (image_id, doc["status"], status)
+        time.sleep(0.2)
+
+
+def api_restarted(images: ImageCloud, old_pid: int, bound: float = 120.0) -> None:
+    """Wait until the watchdog has started a new api process and it answers."""
+    health = images.image_url.rsplit("/image", 1)[0] + "/healthcheck"
+    deadline = time.monotonic() + bound
+    while True:
+        try:
+            if images.cloud.pid("api") != old_pid and requests.get(
+                    health, timeout=5).status_code == 200:
+                return
+        except (OSError, ValueError, requests.RequestException):
+            pass
+        assert time.monotonic() < deadline, "the api process did not come back"
+        time.sleep(0.2)

@@ -9,13 +9,19 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 import requests
 
-from tests.functional.image.conftest import IMPORT_TIMEOUT, ImageCloud, Project, WebSource
+from tests.functional.image.conftest import (
+    IMPORT_TIMEOUT,
+    ImageCloud,
+    Project,
+    WebSource,
+    api_restarted,
+    becomes,
+)
 from tests.functional.proxy.cloud import eventually
 
 pytestmark = pytest.mark.functional
@@ -103,18 +109,6 @@ def test_import_errors(images: ImageCloud) -> None:
     conn.image.delete_image(other)
 
 
-def _becomes(images: ImageCloud, token: str, image_id: str, status: str,
-             bound: float = 120.0) -> dict[str, Any]:
-    """Poll the image until it has ``status`` (bounded in time); return it."""
-    deadline = time.monotonic() + bound
-    while True:
-        doc: dict[str, Any] = images.http("GET", f"/v2/images/{image_id}", token).json()
-        if doc["status"] == status:
-            return doc
-        assert time.monotonic() < deadline, (image_id, doc["status"], status)
-        time.sleep(0.2)
-
-
 def _queued(images: ImageCloud) -> str:
     """Create an image without data (``openstack image create`` would upload its stdin)."""
     image = images.sdk("nubis-demo").image.create_image(
@@ -130,7 +124,7 @@ def test_web_download_with_the_openstack_cli(images: ImageCloud, web_source: Web
         image_id = _queued(images)
         images.osc("image", "import", "--method", "web-download", "--uri",
                    web_source.url(path), image_id)
-        _becomes(images, token, image_id, "active")
+        becomes(images, token, image_id, "active")
         shown = images.osc("image", "show", image_id, "-f", "json")
         assert shown["size"] == len(web_source.data)
         assert shown["checksum"] == hashlib.md5(web_source.data,
@@ -162,11 +156,11 @@ def test_web_download_refusals_and_failures(images: ImageCloud, web_source: WebS
         assert f"URI for web-download does not pass filtering: {uri}" in r.text
     for failing in ("/missing", "/short", "/to-blocked"):
         assert post(web_source.url(failing)).status_code == 202
-        _becomes(images, token, image_id, "queued")
+        becomes(images, token, image_id, "queued")
         assert images.service_objects(image_id) == []
     assert web_source.hits["blocked"] == []  # the redirect into a blocked network
     assert post(web_source.url("/disk.raw")).status_code == 202
-    _becomes(images, token, image_id, "active")
+    becomes(images, token, image_id, "active")
     r = post(web_source.url("/disk.raw"))
     assert r.status_code == 409 and "status active cannot be target" in r.text
     staged = _queued(images)
@@ -190,7 +184,7 @@ def test_import_tasks_say_what_happened(images: ImageCloud, web_source: WebSourc
         r = images.http("POST", path, token,
                         json={"method": {"name": "web-download", "uri": uri}})
         assert r.status_code == 202
-        _becomes(images, token, image_id, "queued" if "missing" in uri else "active")
+        becomes(images, token, image_id, "queued" if "missing" in uri else "active")
     mine = [t for t in images.osc("image", "task", "list", "-f", "json")
             if t["ID"] in {x.id for x in images.sdk("nubis-demo").image.image_tasks(image_id)}]
     assert sorted(t["Status"] for t in mine) == ["failure", "success"]
@@ -234,7 +228,7 @@ def test_task_schemas(images: ImageCloud, web_source: WebSource) -> None:
     r = images.http("POST", f"/v2/images/{image_id}/import", token,
                     json={"method": {"name": "web-download", "uri": web_source.url("/nil")}})
     assert r.status_code == 202
-    _becomes(images, token, image_id, "queued")
+    becomes(images, token, image_id, "queued")
     task_id = _task_of(images, image_id)
     listed = images.http("GET", "/v2/tasks", token).json()
     jsonschema.validate(listed, tasks)
@@ -250,21 +244,6 @@ def _task_of(images: ImageCloud, image_id: str) -> str:
     found = list(images.sdk("nubis-demo").image.image_tasks(image_id))
     assert len(found) == 1, found
     return str(found[0].id)
-
-
-def _api_restarted(images: ImageCloud, old_pid: int, bound: float = 120.0) -> None:
-    """Wait until the watchdog has started a new api process and it answers."""
-    health = images.image_url.rsplit("/image", 1)[0] + "/healthcheck"
-    deadline = time.monotonic() + bound
-    while True:
-        try:
-            if images.cloud.pid("api") != old_pid and requests.get(
-                    health, timeout=5).status_code == 200:
-                return
-        except (OSError, ValueError, requests.RequestException):
-            pass
-        assert time.monotonic() < deadline, "the api process did not come back"
-        time.sleep(0.2)
 
 
 def test_an_import_whose_api_process_stopped_is_recovered(
@@ -296,10 +275,10 @@ def test_an_import_whose_api_process_stopped_is_recovered(
             break
         assert time.monotonic() < deadline, shown
         time.sleep(0.5)
-    assert _becomes(images, token, image_id, "importing")["status"] == "importing"
+    assert becomes(images, token, image_id, "importing")["status"] == "importing"
     old_pid = images.cloud.pid("api")
     images.cloud.kill("api", hold=False)
-    _api_restarted(images, old_pid)
+    api_restarted(images, old_pid)
     deadline = time.monotonic() + 120
     while (shown := images.osc("image", "task", "show", task_id, "-f", "json")
            )["status"] == "processing":
@@ -307,7 +286,7 @@ def test_an_import_whose_api_process_stopped_is_recovered(
         time.sleep(0.5)
     assert shown["status"] == "failure" and "import was interrupted" in shown["message"]
     assert shown["expires_at"] and shown["result"] is None
-    image = _becomes(images, token, image_id, "queued")
+    image = becomes(images, token, image_id, "queued")
     assert (image["size"], image["checksum"]) == (None, None)
     eventually(lambda: _assert_stored(images, image_id, None), timeout=60)
     # the image is usable again
@@ -315,7 +294,7 @@ def test_an_import_whose_api_process_stopped_is_recovered(
                     json={"method": {"name": "web-download",
                                      "uri": web_source.url("/disk.raw")}})
     assert r.status_code == 202
-    assert _becomes(images, token, image_id, "active")["size"] == len(web_source.data)
+    assert becomes(images, token, image_id, "active")["size"] == len(web_source.data)
     images.osc("image", "delete", image_id)
     assert images.service_objects(image_id) == []
 
