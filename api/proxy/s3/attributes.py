@@ -2,8 +2,9 @@
 
 ``x-amz-object-attributes`` names what to return, among ``ETag`` (unquoted, as
 S3 gives it; a multipart object's ``md5-of-md5s-N``), ``Checksum`` (the one
-stored with the object, ``FULL_OBJECT``), ``ObjectParts`` (a multipart object's
-parts from its manifest, paged by ``x-amz-max-parts`` and
+stored with the object and its type: ``FULL_OBJECT``, or a multipart upload's
+``COMPOSITE``), ``ObjectParts`` (a multipart object's parts from its manifest,
+with their checksums, paged by ``x-amz-max-parts`` and
 ``x-amz-part-number-marker``; absent for other objects), ``StorageClass``
 (``STANDARD``) and ``ObjectSize``. The object (or ``versionId``) is looked up as
 HeadObject does, with its errors; the answer carries ``Last-Modified`` and the
@@ -18,7 +19,7 @@ from typing import Any
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import objects, versioning
+from nubis.api.proxy.s3 import checksums, objects, versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el
@@ -26,8 +27,6 @@ from nubis.api.proxy.s3.xmlio import doc, el
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 #: Most parts one answer lists (S3's default and limit).
 MAX_PARTS = 1000
-_CHECKSUMS = {"crc32": "CRC32", "crc32c": "CRC32C", "crc64nvme": "CRC64NVME",
-              "sha1": "SHA1", "sha256": "SHA256"}
 _CONDITIONS = ("range", "if-match", "if-none-match", "if-modified-since",
                "if-unmodified-since")
 
@@ -68,11 +67,8 @@ async def get(req: S3Req) -> Resp:
             continue
         if name == "ETag":
             parts.append(el("ETag", found.headers.get("ETag", "").strip('"')))
-        elif name == "Checksum" and stored.get(objects.CHECKSUM_META):
-            algo, _, value = stored[objects.CHECKSUM_META].partition(":")
-            if algo in _CHECKSUMS:
-                parts.append(f"<Checksum>{el('Checksum' + _CHECKSUMS[algo], value)}"
-                             f"{el('ChecksumType', 'FULL_OBJECT')}</Checksum>")
+        elif name == "Checksum" and checksums.result_xml(stored):
+            parts.append(f"<Checksum>{checksums.result_xml(stored)}</Checksum>")
         elif name == "ObjectParts" and stored.get("x-static-large-object", "").lower() \
                 == "true":
             parts.append(_parts_xml(await _manifest(req, version), marker, max_parts))
@@ -104,13 +100,15 @@ def _parts_xml(segments: list[dict[str, Any]], marker: int, max_parts: int) -> s
     numbered = []
     for index, seg in enumerate(segments, 1):
         tail = str(seg.get("name", "")).rsplit("/", 1)[-1]
-        numbered.append((int(tail) if tail.isdigit() else index, int(seg.get("bytes", 0))))
+        numbered.append((int(tail) if tail.isdigit() else index, int(seg.get("bytes", 0)),
+                         checksums.part_xml(checksums.part_checksum(seg))))
     after = [p for p in numbered if p[0] > marker]
     page = after[:max_parts]
     out = [el("IsTruncated", "true" if len(after) > len(page) else "false"),
            el("MaxParts", max_parts), el("PartNumberMarker", marker)]
     if page:
         out.append(el("NextPartNumberMarker", page[-1][0]))
-    out += [f"<Part>{el('PartNumber', n)}{el('Size', size)}</Part>" for n, size in page]
+    out += [f"<Part>{el('PartNumber', n)}{el('Size', size)}{checksum}</Part>"
+            for n, size, checksum in page]
     out.append(el("PartsCount", len(numbered)))
     return "<ObjectParts>" + "".join(out) + "</ObjectParts>"

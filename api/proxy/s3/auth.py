@@ -192,17 +192,20 @@ class PayloadResult:
 
 
 async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str, str],
-                         result: PayloadResult) -> AsyncIterator[bytes]:
+                         result: PayloadResult, compute: str | None = None
+                         ) -> AsyncIterator[bytes]:
     """Yield the request's payload, verifying what its signature promises.
 
     The check of the last piece happens before it is yielded, so a bad body
-    never completes a write.
+    never completes a write. ``compute`` names a checksum algorithm to compute
+    (into ``result``) when the request carries no checksum.
     """
     mode = headers.get("x-amz-content-sha256", awssig.UNSIGNED)
     claimed = awssig.checksum_algo_of(headers)
-    checksum = awssig.Checksum(claimed[0]) if claimed else None
+    checksum = awssig.Checksum(claimed[0]) if claimed else \
+        awssig.Checksum(compute) if compute else None
     if mode in awssig.STREAMING_MODES and caller is not None:
-        async for piece in _chunked(body, caller, headers, mode, result):
+        async for piece in _chunked(body, caller, headers, mode, result, compute):
             yield piece
         return
     sha = hashlib.sha256() if mode not in (awssig.UNSIGNED,) and caller is not None \
@@ -223,17 +226,21 @@ async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str
         raise S3Error("XAmzContentSHA256Mismatch",
                       extra={"ClientComputedContentSHA256": mode,
                              "S3ComputedContentSHA256": sha.hexdigest()})
-    if checksum is not None and claimed is not None:
-        checksum.check(claimed[1])
-        result.checksum = (claimed[0], checksum.value())
+    if checksum is not None:
+        if claimed is not None:
+            checksum.check(claimed[1])
+        result.checksum = (checksum.algo, checksum.value())
     if held:
         yield held
 
 
 async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode: str,
-                   result: PayloadResult) -> AsyncIterator[bytes]:
+                   result: PayloadResult, compute: str | None) -> AsyncIterator[bytes]:
     decoder = awssig.ChunkDecoder(mode, caller.sreq, caller.key,
                                   headers.get("x-amz-trailer"))
+    claimed = awssig.checksum_algo_of(headers)
+    computed = awssig.Checksum(compute) if compute and decoder.checksum is None \
+        and claimed is None else None
     held = b""
     while True:
         chunk = await body.read_chunk()
@@ -241,13 +248,17 @@ async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode:
             break
         out = decoder.feed(chunk)
         if out:
+            if computed is not None:
+                computed.update(out)
             if held:
                 yield held
             held = out
     decoder.finish()
     if decoder.checksum is not None:
         result.checksum = (decoder.checksum.algo, decoder.checksum.value())
-    elif (claimed := awssig.checksum_algo_of(headers)) is not None:
+    elif claimed is not None:
         result.checksum = claimed
+    elif computed is not None:
+        result.checksum = (computed.algo, computed.value())
     if held:
         yield held

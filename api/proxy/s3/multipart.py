@@ -5,6 +5,8 @@ Parts are objects ``<key>/<upload id>/<part:05d>`` of the hidden container
 (content type :data:`MARKER_TYPE`) carrying the final object's metadata.
 Complete writes an SLO manifest over the parts — the bytes are never copied —
 with S3's ``md5-of-md5s-N`` ETag kept as sysmeta and shown in listings.
+Additional checksums (an upload's algorithm and type, each part's checksum,
+the object's composite or full-object one) are :mod:`.checksums`'.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import email.utils
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from nubis.api.proxy.base import check_access
@@ -21,7 +23,7 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
-from nubis.api.proxy.s3 import grants, segments, versioning
+from nubis.api.proxy.s3 import checksums, grants, segments, versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
@@ -37,7 +39,8 @@ from nubis.api.proxy.s3.objects import (
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 from nubis.api.proxy.s3.segments import MAX_PARTS, UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, one, store
+from nubis.api.proxy.transfer import container_of, one, store, to_all
+from nubis.api.shared import awssig
 
 MARKER_TYPE = "application/x-nubis-s3-upload"
 MIN_PART = 5 * 1024 * 1024
@@ -63,6 +66,7 @@ async def create(req: S3Req) -> Resp:
     if len(req.key.encode()) > 1024:
         raise S3Error("KeyTooLongError")
     meta = swift_metadata(req.ctx.headers)
+    checksum = checksums.requested(req.ctx.headers)
     bucket = await _require_bucket(req)
     # Canned ACLs: the parts' readers are the bucket's (a public multipart object
     # reads its parts anonymously). Only an owner sees the bucket's ACL.
@@ -74,14 +78,16 @@ async def create(req: S3Req) -> Resp:
     except HTTPError as exc:
         raise from_swift(exc, "NoSuchBucket") from None
     upload_id = secrets.token_urlsafe(24)
+    body = checksum.marker_body() if checksum else b""
     marker = {MARKER_CTYPE: meta.pop("content-type"), **meta,
-              "content-type": MARKER_TYPE, "content-length": "0"}
+              "content-type": MARKER_TYPE, "content-length": str(len(body))}
     acl = await grants.new_object_headers(req)
     if acl:
         marker[MARKER_ACL] = acl[grants.OBJECT_META]
     await req.swift("PUT", _segments(req), _upload_name(req, upload_id), marker,
-                    body=bytes_body(b"", req.ctx.state.conf.client_timeout))
-    return Resp(200, dict(XML), doc("InitiateMultipartUploadResult", [
+                    body=bytes_body(body, req.ctx.state.conf.client_timeout))
+    return Resp(200, {**XML, **(checksum.headers() if checksum else {})},
+                doc("InitiateMultipartUploadResult", [
         el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id)]))
 
 
@@ -140,18 +146,24 @@ def _part_number(req: S3Req) -> int:
 async def upload_part(req: S3Req, upload_id: str) -> Resp:
     """Answer UploadPart and UploadPartCopy."""
     number = _part_number(req)
-    await _marker(req, upload_id)
+    upload = checksums.of_marker((await _marker(req, upload_id)).get("etag", ""))
     name = f"{_upload_name(req, upload_id)}/{number:05d}"
     octx = object_ctx(req, "PUT", name)
     octx.container = _segments(req)
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
-    meta = {"content-type": "application/octet-stream"}
+    meta = {"content-type": checksums.PART_CTYPE}
     if "x-amz-copy-source" in req.ctx.headers:
-        return await _part_copy(req, octx, info, name, meta)
+        return await _part_copy(req, octx, info, name, meta, upload)
+    compute = checksums.part_compute(upload, req.ctx.headers)
     length = decoded_length(req.ctx.headers)
+    # A header's checksum is stored with the part (a mismatch fails the write);
+    # a trailer's or a computed one is known at the end: a metadata POST adds it.
+    claimed = awssig.checksum_algo_of(req.ctx.headers)
+    if claimed is not None:
+        meta.update(checksums.part_meta(claimed))
     result = PayloadResult()
-    source = payload_stream(req.ctx.body, req.caller, req.ctx.headers, result)
+    source = payload_stream(req.ctx.body, req.caller, req.ctx.headers, result, compute)
     try:
         resp = await store(octx, info, octx.container, name, meta, source, length,
                            content_md5(req.ctx.headers))
@@ -159,6 +171,8 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc) from None
+    if result.checksum and claimed is None:
+        await to_all(octx, info, "POST", checksums.part_meta(result.checksum))
     out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
     if "Last-Modified" in resp.headers:
         out["Last-Modified"] = resp.headers["Last-Modified"]
@@ -168,7 +182,7 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
 
 
 async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
-                     meta: dict[str, str]) -> Resp:
+                     meta: dict[str, str], upload: checksums.UploadChecksum | None) -> Resp:
     src_bucket, src_key, version = copy_source(req)
     if version is not None:
         await versioning.check_version(req, src_bucket, src_key, version)
@@ -190,11 +204,26 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
         raise from_swift(exc) from None
     body = got.body
     source = one(body) if isinstance(body, bytes) else body
+    digest = awssig.Checksum(upload.algo) if upload else None
+    if digest is not None:
+        source = _summed(source, digest)
     resp = await store(octx, info, octx.container, name, meta, source, got.length, None)
     etag = resp.headers["Etag"].strip('"')
+    extra = ""
+    if digest is not None:
+        await to_all(octx, info, "POST", checksums.part_meta((digest.algo, digest.value())))
+        extra = checksums.part_xml((digest.algo, digest.value()))
     return Resp(200, dict(XML), doc("CopyPartResult", [
         el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),
-        el("ETag", f'"{etag}"')]))
+        el("ETag", f'"{etag}"') + extra]))
+
+
+async def _summed(source: AsyncIterator[bytes], digest: awssig.Checksum
+                  ) -> AsyncIterator[bytes]:
+    """Yield ``source``, adding each piece to ``digest``."""
+    async for piece in source:
+        digest.update(piece)
+        yield piece
 
 
 def _http_to_iso(value: str) -> str:
@@ -218,7 +247,7 @@ async def _parts(req: S3Req, upload_id: str, after: int = 0, limit: int = 1000
 
 async def list_parts(req: S3Req, upload_id: str) -> Resp:
     """Answer ListParts."""
-    await _marker(req, upload_id)
+    upload = checksums.of_marker((await _marker(req, upload_id)).get("etag", ""))
     raw_after = req.q.get("part-number-marker", "0") or "0"
     raw_max = req.q.get("max-parts", "1000") or "1000"
     if not raw_after.isdigit() or not raw_max.isdigit():
@@ -231,14 +260,15 @@ async def list_parts(req: S3Req, upload_id: str) -> Resp:
         items.append(f"<Part>{el('PartNumber', number)}"
                      f"{el('LastModified', iso_listing(p['last_modified']))}"
                      f"{el('ETag', chr(34) + p['hash'] + chr(34))}{el('Size', p['bytes'])}"
-                     "</Part>")
+                     f"{checksums.part_xml(checksums.part_checksum(p))}</Part>")
     last = int(parts[-1]["name"].rsplit("/", 1)[1]) if parts else 0
     return Resp(200, dict(XML), doc("ListPartsResult", [
         el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id),
         owner_xml(req).replace("Owner>", "Initiator>"), owner_xml(req),
         el("StorageClass", "STANDARD"), el("PartNumberMarker", int(raw_after)),
         el("NextPartNumberMarker", last), el("MaxParts", max_parts),
-        el("IsTruncated", "true" if truncated else "false"), *items]))
+        el("IsTruncated", "true" if truncated else "false"),
+        upload.xml() if upload else "", *items]))
 
 
 async def list_uploads(req: S3Req) -> Resp:
@@ -253,7 +283,7 @@ async def list_uploads(req: S3Req) -> Resp:
     max_uploads = min(int(raw_max), 1000)
     marker = f"{key_marker}/{id_marker}" if id_marker else (key_marker + "/\uffff"
                                                             if key_marker else "")
-    uploads: list[tuple[str, str, str]] = []
+    uploads: list[tuple[str, str, str, str]] = []
     prefixes: set[str] = set()
     truncated = False
     try:
@@ -271,19 +301,20 @@ async def list_uploads(req: S3Req) -> Resp:
         if len(uploads) >= max_uploads:
             truncated = True
             break
-        uploads.append((key, uid, e["last_modified"]))
+        chosen = checksums.of_marker(e.get("hash", ""))
+        uploads.append((key, uid, e["last_modified"], chosen.xml() if chosen else ""))
     truncated = truncated or more
     parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
              el("UploadIdMarker", id_marker)]
     # Swift's s3api names the last upload whenever more than one is listed.
-    last = uploads[-1] if (truncated and uploads) or len(uploads) > 1 else ("", "", "")
+    last = uploads[-1] if (truncated and uploads) or len(uploads) > 1 else ("", "", "", "")
     parts += [el("NextKeyMarker", last[0]), el("NextUploadIdMarker", last[1])]
     if delimiter:
         parts.append(el("Delimiter", delimiter))
     parts += [el("Prefix", prefix), el("MaxUploads", max_uploads),
               el("IsTruncated", "true" if truncated else "false")]
-    for key, uid, when in uploads:
-        parts.append(f"<Upload>{el('Key', key)}{el('UploadId', uid)}"
+    for key, uid, when, algo_xml in uploads:
+        parts.append(f"<Upload>{algo_xml}{el('Key', key)}{el('UploadId', uid)}"
                      + owner_xml(req).replace("Owner>", "Initiator>") + owner_xml(req)
                      + f"{el('StorageClass', 'STANDARD')}{el('Initiated', iso_listing(when))}"
                      "</Upload>")
@@ -291,19 +322,63 @@ async def list_uploads(req: S3Req) -> Resp:
     return Resp(200, dict(XML), doc("ListMultipartUploadsResult", parts))
 
 
-def _requested_parts(data: bytes) -> list[tuple[int, str]]:
+#: One ``<Part>`` of a Complete: number, ETag and ``<ChecksumXXX>`` values by algorithm.
+Wanted = tuple[int, str, dict[str, str]]
+
+
+def _requested_parts(data: bytes) -> list[Wanted]:
     root = parse(data)
     if root.tag != "CompleteMultipartUpload":
         raise S3Error("MalformedXML")
-    out: list[tuple[int, str]] = []
+    out: list[Wanted] = []
     for p in root.findall("Part"):
         number, etag = text(p, "PartNumber"), text(p, "ETag")
         if number is None or etag is None or not number.strip().isdigit():
             raise S3Error("MalformedXML")
-        out.append((int(number), etag.strip().strip('"').lower()))
+        given = {algo: value.strip() for algo, name in checksums.NAMES.items()
+                 if (value := text(p, "Checksum" + name)) is not None}
+        out.append((int(number), etag.strip().strip('"').lower(), given))
     if not out:
         raise S3Error("MalformedXML")
     return out
+
+
+async def _stored_parts(req: S3Req, upload_id: str) -> dict[int, dict[str, Any]]:
+    """Return every stored part of the upload by number (listing entries)."""
+    have: dict[int, dict[str, Any]] = {}
+    more, after = True, 0
+    while more:
+        stored, more = await _parts(req, upload_id, after)
+        have.update((int(p["name"].rsplit("/", 1)[1]), p) for p in stored)
+        after = max(have) if have else 0
+        more = more and bool(stored)
+    return have
+
+
+def _manifest(req: S3Req, upload_id: str, wanted: list[Wanted],
+              have: dict[int, dict[str, Any]], upload: checksums.UploadChecksum | None
+              ) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
+    """Check the listed parts; return the SLO manifest and the parts' (checksum, size)."""
+    manifest: list[dict[str, Any]] = []
+    sums: list[tuple[str, int]] = []
+    for i, (number, etag, given) in enumerate(wanted):
+        part = have.get(number)
+        bad = S3Error("InvalidPart", extra={"UploadId": upload_id, "PartNumber": str(number),
+                                            "ETag": etag})
+        if part is None or part["hash"] != etag:
+            raise bad
+        if part["bytes"] < MIN_PART and i < len(wanted) - 1:
+            raise S3Error("EntityTooSmall", extra={"ProposedSize": str(part["bytes"]),
+                                                   "MinSizeAllowed": str(MIN_PART),
+                                                   "PartNumber": str(number)})
+        stored = checksums.part_checksum(part)
+        checksums.check_listed(upload, number, given, stored, bad)
+        if stored is not None:
+            sums.append((stored[1], part["bytes"]))
+        manifest.append({"name": f"/{_segments(req)}/{part['name']}", "hash": etag,
+                         "bytes": part["bytes"], "content_type": part["content_type"],
+                         "last_modified": http_date(0)})
+    return manifest, sums
 
 
 async def complete(req: S3Req, upload_id: str) -> Resp:
@@ -315,28 +390,12 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
         if exc.code != "NoSuchUpload":
             raise
         return await _completed_again(req, upload_id, exc)
+    upload = checksums.of_marker(marker.get("etag", ""))
     wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
     _check_order(wanted, upload_id)
-    have: dict[int, dict[str, Any]] = {}
-    more, after = True, 0
-    while more:
-        stored, more = await _parts(req, upload_id, after)
-        have.update((int(p["name"].rsplit("/", 1)[1]), p) for p in stored)
-        after = max(have) if have else 0
-        more = more and bool(stored)
-    manifest: list[dict[str, Any]] = []
-    for i, (number, etag) in enumerate(wanted):
-        part = have.get(number)
-        if part is None or part["hash"] != etag:
-            raise S3Error("InvalidPart", extra={"UploadId": upload_id, "PartNumber":
-                                                str(number), "ETag": etag})
-        if part["bytes"] < MIN_PART and i < len(wanted) - 1:
-            raise S3Error("EntityTooSmall", extra={"ProposedSize": str(part["bytes"]),
-                                                   "MinSizeAllowed": str(MIN_PART),
-                                                   "PartNumber": str(number)})
-        manifest.append({"name": f"/{_segments(req)}/{part['name']}", "hash": etag,
-                         "bytes": part["bytes"], "content_type": "application/octet-stream",
-                         "last_modified": http_date(0)})
+    checksums.check_complete_headers(upload, req.ctx.headers)
+    have = await _stored_parts(req, upload_id)
+    manifest, sums = _manifest(req, upload_id, wanted, have, upload)
     s3_etag = _s3_etag(wanted)
     meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
             and k not in (MARKER_CTYPE, MARKER_ACL)}
@@ -347,6 +406,11 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     extra[OVERRIDE_ETAG] = s3_etag
     extra[ETAG_META] = s3_etag
     extra[UPLOAD_META] = upload_id
+    if upload is not None:
+        value = checksums.final(upload, sums)
+        checksums.verify_complete(upload, req.ctx.headers, value)
+        extra[checksums.CHECKSUM_META] = f"{upload.algo}:{value}"
+        extra[checksums.TYPE_META] = upload.type
     if MARKER_ACL in marker:
         extra[grants.OBJECT_META] = marker[MARKER_ACL]
     octx = object_ctx(req, "PUT")
@@ -356,26 +420,27 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra,
                                           report=segments.report_for(info))
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))
-    used = {number for number, _ in wanted}
+    used = {number for number, _, _ in wanted}
     # Parts the list left out go, as in S3 (Swift's s3api keeps them); the object
     # is complete already, so a part that fails to go stays rather than failing it.
     await segments.delete_parts(req, [p["name"] for n, p in have.items() if n not in used],
                                 strict=False)
     await segments.drop_replaced(req, resp, keep=upload_id)
-    return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers))
+    return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers),
+                            checksums.result_xml(extra))
 
 
-def _check_order(wanted: list[tuple[int, str]], upload_id: str) -> None:
+def _check_order(wanted: list[Wanted], upload_id: str) -> None:
     """Refuse part numbers that are not strictly ascending (``InvalidPartOrder``)."""
-    numbers = [n for n, _ in wanted]
+    numbers = [n for n, _, _ in wanted]
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
         raise S3Error("InvalidPartOrder", extra={"UploadId": upload_id})
 
 
-def _s3_etag(wanted: list[tuple[int, str]]) -> str:
+def _s3_etag(wanted: list[Wanted]) -> str:
     """Return S3's multipart ETag (``md5-of-md5s-N``) of the listed parts."""
     md5s = hashlib.md5(usedforsecurity=False)
-    for _, etag in wanted:
+    for _, etag, _ in wanted:
         try:
             md5s.update(bytes.fromhex(etag))
         except ValueError:
@@ -383,10 +448,11 @@ def _s3_etag(wanted: list[tuple[int, str]]) -> str:
     return f"{md5s.hexdigest()}-{len(wanted)}"
 
 
-def _complete_result(req: S3Req, s3_etag: str, headers: dict[str, str]) -> Resp:
+def _complete_result(req: S3Req, s3_etag: str, headers: dict[str, str],
+                     checksum: str = "") -> Resp:
     return Resp(200, {**XML, **headers}, doc("CompleteMultipartUploadResult", [
         el("Location", _location(req)), el("Bucket", req.bucket),
-        el("Key", req.key), el("ETag", f'"{s3_etag}"')]))
+        el("Key", req.key), el("ETag", f'"{s3_etag}"'), checksum]))
 
 
 async def _completed_again(req: S3Req, upload_id: str, missing: S3Error) -> Resp:
@@ -405,7 +471,7 @@ async def _completed_again(req: S3Req, upload_id: str, missing: S3Error) -> Resp
     s3_etag = _s3_etag(wanted)
     if headers.get(ETAG_META) != s3_etag:
         raise missing
-    return _complete_result(req, s3_etag, {})
+    return _complete_result(req, s3_etag, {}, checksums.result_xml(headers))
 
 
 async def abort(req: S3Req, upload_id: str) -> Resp:

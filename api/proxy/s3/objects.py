@@ -19,7 +19,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import grants, segments, tagging, versioning
+from nubis.api.proxy.s3 import checksums, grants, segments, tagging, versioning
 from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -37,7 +37,7 @@ MAX_META = 2048
 #: Payloads up to this size are verified whole before the write starts (checksums
 #: then go in the same write); larger ones stream and get their checksum after.
 WHOLE = 1 << 20
-CHECKSUM_META = "x-object-sysmeta-s3-checksum"
+CHECKSUM_META = checksums.CHECKSUM_META
 ETAG_META = "x-object-sysmeta-s3-etag"
 _PASS = ("content-type", "cache-control", "content-disposition", "content-language",
          "expires", "x-robots-tag")
@@ -284,11 +284,8 @@ async def _sysmeta_headers(req: S3Req, out: dict[str, str]) -> None:
     headers = await _raw_head(req)
     if ETAG_META in headers:
         out["ETag"] = f'"{headers[ETAG_META]}"'
-    checksum = headers.get(CHECKSUM_META)
-    if checksum and req.header("x-amz-checksum-mode").upper() == "ENABLED" \
-            and "Content-Range" not in out:
-        algo, _, value = checksum.partition(":")
-        out[f"x-amz-checksum-{algo}"] = value
+    if req.header("x-amz-checksum-mode").upper() == "ENABLED" and "Content-Range" not in out:
+        out.update(checksums.stored_headers(headers))
 
 
 async def delete(req: S3Req) -> Resp:

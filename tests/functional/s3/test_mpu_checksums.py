@@ -1,0 +1,241 @@
+"""Additional checksums of multipart uploads through boto3 and the ``aws`` CLI.
+
+Expected values are computed here, independently of the server: CRC32 with
+zlib, SHA-256 with hashlib, CRC32C with the bitwise definition below.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from tests.functional.s3.conftest import S3Cloud
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+SMALL = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=2)
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> bytes:
+    """Return CRC-32C (Castagnoli) of ``data``, big-endian."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return (crc ^ 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[i:i + PART] for i in range(0, len(data), PART)]
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def _bucket(s3: Any) -> str:
+    name = f"ck-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def _file(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_upload_file_default_checksum_is_composite_crc32(s3cloud: S3Cloud,
+                                                         tmp_path: Path) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    data = os.urandom(11 * MIB)
+    s3.upload_file(_file(tmp_path, data), bucket, "obj", Config=SMALL)
+    parts = _chunks(data)
+    want = _b64(_crc32(b"".join(_crc32(p) for p in parts))) + "-3"
+    head = s3.head_object(Bucket=bucket, Key="obj", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == want
+    assert head["ChecksumType"] == "COMPOSITE"
+    assert "ChecksumCRC32" not in s3.head_object(Bucket=bucket, Key="obj")
+    got = s3.get_object(Bucket=bucket, Key="obj", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got["ChecksumCRC32"] == want
+    ranged = s3.get_object(Bucket=bucket, Key="obj", Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert ranged["Body"].read() == data[:10] and "ChecksumCRC32" not in ranged
+    # A plain PutObject's checksum is FULL_OBJECT.
+    s3.put_object(Bucket=bucket, Key="small", Body=b"hello")
+    small = s3.head_object(Bucket=bucket, Key="small", ChecksumMode="ENABLED")
+    assert small["ChecksumCRC32"] == _b64(_crc32(b"hello"))
+    assert small["ChecksumType"] == "FULL_OBJECT"
+
+
+def test_upload_file_sha256_and_object_attributes(s3cloud: S3Cloud, tmp_path: Path) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    data = os.urandom(11 * MIB)
+    s3.upload_file(_file(tmp_path, data), bucket, "obj", Config=SMALL,
+                   ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    digests = [hashlib.sha256(p).digest() for p in _chunks(data)]
+    want = _b64(hashlib.sha256(b"".join(digests)).digest()) + "-3"
+    head = s3.head_object(Bucket=bucket, Key="obj", ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (want, "COMPOSITE")
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="obj",
+                                     ObjectAttributes=["Checksum", "ObjectParts"])
+    assert attrs["Checksum"] == {"ChecksumSHA256": want, "ChecksumType": "COMPOSITE"}
+    assert attrs["ObjectParts"]["TotalPartsCount"] == 3
+    assert [(p["PartNumber"], p["Size"], p["ChecksumSHA256"])
+            for p in attrs["ObjectParts"]["Parts"]] == [
+        (n + 1, len(p), _b64(hashlib.sha256(p).digest())) for n, p in enumerate(_chunks(data))]
+
+
+def test_full_object_crc32c_and_listings(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    parts = [os.urandom(PART), os.urandom(PART), os.urandom(1000)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="obj", ChecksumAlgorithm="CRC32C",
+                                    ChecksumType="FULL_OBJECT")
+    assert (up["ChecksumAlgorithm"], up["ChecksumType"]) == ("CRC32C", "FULL_OBJECT")
+    uid = up["UploadId"]
+    with pytest.raises(ClientError) as exc:  # another algorithm's checksum
+        s3.upload_part(Bucket=bucket, Key="obj", UploadId=uid, PartNumber=1, Body=parts[0],
+                       ChecksumCRC32=_b64(_crc32(parts[0])))
+    assert _code(exc) == "InvalidRequest"
+    assert "expected checksum Type: crc32c, actual checksum Type: crc32" in str(exc.value)
+    done = []
+    for n, body in enumerate(parts, 1):
+        sent = _b64(crc32c(body))
+        resp = s3.upload_part(Bucket=bucket, Key="obj", UploadId=uid, PartNumber=n,
+                              Body=body, ChecksumCRC32C=sent)
+        assert resp["ChecksumCRC32C"] == sent
+        done.append({"PartNumber": n, "ETag": resp["ETag"], "ChecksumCRC32C": sent})
+    listed = s3.list_parts(Bucket=bucket, Key="obj", UploadId=uid)
+    assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == ("CRC32C", "FULL_OBJECT")
+    assert [p["ChecksumCRC32C"] for p in listed["Parts"]] == [d["ChecksumCRC32C"]
+                                                              for d in done]
+    uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [(u["UploadId"], u["ChecksumAlgorithm"], u["ChecksumType"]) for u in uploads] \
+        == [(uid, "CRC32C", "FULL_OBJECT")]
+    whole = _b64(crc32c(b"".join(parts)))
+    with pytest.raises(ClientError) as exc:  # a full-object checksum that is not the object's
+        s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                     MultipartUpload={"Parts": done},
+                                     ChecksumCRC32C=_b64(crc32c(b"other")))
+    assert _code(exc) == "BadDigest"
+    result = s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                          MultipartUpload={"Parts": done},
+                                          ChecksumCRC32C=whole, ChecksumType="FULL_OBJECT")
+    assert (result["ChecksumCRC32C"], result["ChecksumType"]) == (whole, "FULL_OBJECT")
+    head = s3.head_object(Bucket=bucket, Key="obj", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC32C"], head["ChecksumType"]) == (whole, "FULL_OBJECT")
+
+
+def test_complete_checks_each_parts_checksum(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    body = os.urandom(1000)
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="obj",
+                                     ChecksumAlgorithm="CRC32")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="obj", UploadId=uid, PartNumber=1, Body=body,
+                          ChecksumAlgorithm="CRC32")["ETag"]
+    wrong = {"PartNumber": 1, "ETag": etag, "ChecksumCRC32": _b64(_crc32(b"other"))}
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                     MultipartUpload={"Parts": [wrong]})
+    assert _code(exc) == "InvalidPart"
+    with pytest.raises(ClientError) as exc:  # COMPOSITE needs each part's checksum
+        s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                 "ETag": etag}]})
+    assert _code(exc) == "InvalidRequest"
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                     MultipartUpload={"Parts": [{**wrong, "ChecksumCRC32":
+                                                                 _b64(_crc32(body))}]},
+                                     ChecksumType="FULL_OBJECT")
+    assert _code(exc) == "InvalidRequest"
+    right = {**wrong, "ChecksumCRC32": _b64(_crc32(body))}
+    result = s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=uid,
+                                          MultipartUpload={"Parts": [right]})
+    assert result["ChecksumCRC32"] == _b64(_crc32(_crc32(body))) + "-1"
+    assert result["ChecksumType"] == "COMPOSITE"
+
+
+@pytest.mark.parametrize(("algo", "kind", "message"), [
+    ("MD4", None, "Checksum algorithm provided is unsupported"),
+    ("SHA256", "FULL_OBJECT", "The FULL_OBJECT checksum type cannot be used with the sha256"),
+    ("CRC64NVME", "COMPOSITE", "The COMPOSITE checksum type cannot be used with the crc64nvme"),
+    ("CRC32", "PARTS", "Value for x-amz-checksum-type header is invalid."),
+    (None, "COMPOSITE", "The x-amz-checksum-type header can only be used with the "
+                        "x-amz-checksum-algorithm header."),
+])
+def test_create_refuses_bad_checksum_choices(s3cloud: S3Cloud, algo: str | None,
+                                             kind: str | None, message: str) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    args = {k: v for k, v in (("ChecksumAlgorithm", algo), ("ChecksumType", kind)) if v}
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket=bucket, Key="obj", **args)
+    assert _code(exc) == "InvalidRequest"
+    assert message in exc.value.response["Error"]["Message"]
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_crc64nvme_defaults_to_full_object(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client(request_checksum_calculation="when_required")
+    bucket = _bucket(s3)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="obj", ChecksumAlgorithm="CRC64NVME")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    # A FULL_OBJECT part may come without a checksum: the server computes it.
+    resp = s3.upload_part(Bucket=bucket, Key="obj", UploadId=up["UploadId"], PartNumber=1,
+                          Body=b"0123456789")
+    part = s3.list_parts(Bucket=bucket, Key="obj", UploadId=up["UploadId"])["Parts"][0]
+    assert part["ChecksumCRC64NVME"]
+    result = s3.complete_multipart_upload(
+        Bucket=bucket, Key="obj", UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": resp["ETag"]}]})
+    assert (result["ChecksumCRC64NVME"], result["ChecksumType"]) == \
+        (part["ChecksumCRC64NVME"], "FULL_OBJECT")
+
+
+def test_aws_cli_head_object_checksum_mode(s3cloud: S3Cloud, tmp_path: Path) -> None:
+    s3 = s3cloud.client()
+    bucket = _bucket(s3)
+    data = os.urandom(11 * MIB)
+    s3.upload_file(_file(tmp_path, data), bucket, "obj", Config=SMALL)
+    want = _b64(_crc32(b"".join(_crc32(p) for p in _chunks(data)))) + "-3"
+    out = json.loads(s3cloud.aws("s3api", "head-object", "--bucket", bucket, "--key", "obj",
+                                 "--checksum-mode", "ENABLED", "--output", "json").stdout)
+    assert (out["ChecksumCRC32"], out["ChecksumType"]) == (want, "COMPOSITE")
+    plain = json.loads(s3cloud.aws("s3api", "head-object", "--bucket", bucket, "--key", "obj",
+                                   "--output", "json").stdout)
+    assert "ChecksumCRC32" not in plain
