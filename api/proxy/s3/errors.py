@@ -41,6 +41,7 @@ CODES: dict[str, tuple[int, str]] = {
                     "have matched the part's entity tag."),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order. The parts "
                          "list must be specified in order by part number."),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),

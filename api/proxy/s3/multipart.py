@@ -32,12 +32,13 @@ from nubis.api.proxy.s3.objects import (
     copy_source,
     no_overwrite,
     object_ctx,
+    part_number,
     refuse_conditions,
     require_bucket,
     swift_metadata,
 )
 from nubis.api.proxy.s3.request import S3Req, bytes_body
-from nubis.api.proxy.s3.segments import MAX_PARTS, UPLOAD_META
+from nubis.api.proxy.s3.segments import UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, one, store, to_all
 from nubis.api.shared import awssig
@@ -134,18 +135,9 @@ async def _on_upload(req: S3Req, upload_id: str) -> Resp:
     raise S3Error("MethodNotAllowed")
 
 
-def _part_number(req: S3Req) -> int:
-    raw = req.q.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
-                      "10000, inclusive", extra={"ArgumentName": "partNumber",
-                                                 "ArgumentValue": raw})
-    return int(raw)
-
-
 async def upload_part(req: S3Req, upload_id: str) -> Resp:
     """Answer UploadPart and UploadPartCopy."""
-    number = _part_number(req)
+    number = part_number(req)
     upload = checksums.of_marker((await _marker(req, upload_id)).get("etag", ""))
     name = f"{_upload_name(req, upload_id)}/{number:05d}"
     octx = object_ctx(req, "PUT", name)

@@ -50,7 +50,8 @@ _PASSED_CONDITIONS = ("range", "if-match", "if-none-match", "if-modified-since",
 _ANSWER_HEADERS = {
     **dict.fromkeys(("content-type", "content-length", "content-range", "last-modified",
                      "accept-ranges", "cache-control", "content-disposition",
-                     "content-encoding", "content-language", "expires", "x-robots-tag"),
+                     "content-encoding", "content-language", "expires", "x-robots-tag",
+                     "x-amz-mp-parts-count"),
                     "pass"),
     "etag": "etag", "x-object-version-id": "version", "x-delete-at": "delete-at"}
 _OVERRIDES = {"response-content-type": "Content-Type",
@@ -170,8 +171,18 @@ def _check_key(key: str) -> None:
         raise S3Error("KeyTooLongError")
 
 
+def part_number(req: S3Req) -> int:
+    """Return the request's ``partNumber`` (InvalidArgument unless 1 to 10,000)."""
+    raw = req.q.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= segments.MAX_PARTS:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
+                      "10000, inclusive", extra={"ArgumentName": "partNumber",
+                                                 "ArgumentValue": raw})
+    return int(raw)
+
+
 async def get_or_head(req: S3Req) -> Resp:
-    """Answer GetObject / HeadObject (ranges, conditions, response-* overrides)."""
+    """Answer GetObject / HeadObject (ranges, parts, conditions, response-* overrides)."""
     headers = req.ctx.headers
     swift_headers = {k: headers[k] for k in _PASSED_CONDITIONS if k in headers}
     method = req.ctx.method
@@ -181,10 +192,17 @@ async def get_or_head(req: S3Req) -> Resp:
     version = versioning.requested(req)
     if version is not None:
         await versioning.check_version(req, req.bucket, req.key, version)
+    query = {"version-id": version} if version is not None else {}
+    part = None
+    if req.q and "partNumber" in req.q:
+        part = part_number(req)
+        if "range" in swift_headers:
+            raise S3Error("InvalidRequest", "Cannot specify both Range header and "
+                          "partNumber query parameter.")
+        query["part-number"] = str(part)
     try:
         resp = await req.swift("GET" if ranged_head else method, req.bucket, req.key,
-                               swift_headers,
-                               {"version-id": version} if version is not None else None)
+                               swift_headers, query or None)
     except HTTPError as exc:
         if version is not None and exc.status in (400, 404):
             await require_bucket(req)
@@ -196,8 +214,10 @@ async def get_or_head(req: S3Req) -> Resp:
             raise S3Error("PreconditionFailed", extra={"Condition": _condition(req)}) \
                 from None
         if exc.status == 416:
-            raise S3Error("InvalidRange") from None
+            raise S3Error("InvalidPartNumber" if part else "InvalidRange") from None
         raise from_swift(exc) from None
+    if part is not None:
+        resp = await _part_of(resp, part)
     out = _s3_headers(resp.headers)
     if ranged_head:
         size = len(resp.body) if isinstance(resp.body, bytes) else resp.length
@@ -216,6 +236,31 @@ async def get_or_head(req: S3Req) -> Resp:
             if param in req.q:
                 out[name] = req.q[param]
     return Resp(resp.status, out, resp.body, resp.length)
+
+
+async def _part_of(resp: Resp, part: int) -> Resp:
+    """Shape a ``partNumber`` read: a multipart object's part, or a plain object whole.
+
+    Swift answers an SLO's part itself (206, ``X-Parts-Count``: S3's
+    ``x-amz-mp-parts-count``); an object that was not uploaded in parts has one
+    part, itself, answered as a range covering it (S3 does so).
+    """
+    if resp.status == 416:  # past a multipart object's last part
+        await drain(resp.body)
+        raise S3Error("InvalidPartNumber")
+    count = next((v for k, v in resp.headers.items() if k.lower() == "x-parts-count"), None)
+    if count is not None:
+        resp.headers["x-amz-mp-parts-count"] = count
+        return resp
+    if part != 1:
+        await drain(resp.body)
+        raise S3Error("InvalidPartNumber")
+    size = int(next((v for k, v in resp.headers.items() if k.lower() == "content-length"),
+                    "0") or 0)
+    if resp.status == 200 and size:
+        resp.status = 206
+        resp.headers["Content-Range"] = f"bytes 0-{size - 1}/{size}"
+    return resp
 
 
 def _condition(req: S3Req) -> str:
