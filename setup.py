@@ -16,8 +16,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("NUBIS_DEBUG_BUILD") == "1"
-#: C libraries a kernel links against (module name -> libraries).
-KERNEL_LIBRARIES: dict[str, list[str]] = {"_ec_c": ["isal"]}  # Debian libisal-dev
+#: C libraries a kernel links against (module name -> libraries; isal: Debian libisal-dev).
+KERNEL_LIBRARIES: dict[str, list[str]] = {"_ec_c": ["isal"], "_crc_c": ["isal"]}
 
 
 class OptionalBuildExt(build_ext):

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "scheduler": "nubis.bench.scheduler",
     "boot": "nubis.bench.boot",
     "ec": "nubis.bench.ec",
+    "crc": "nubis.bench.crc",
     "image": "nubis.bench.image",
     "replication": "nubis.bench.replication",
     "s3": "nubis.bench.s3",

@@ -24,6 +24,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from nubis.fastpath import crc
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -467,48 +469,19 @@ def verify_v2(sreq: SignedRequest, secret: str, method: str, raw_path: str, raw_
 
 # -- checksums ---------------------------------------------------------------------------
 
-def _crc_table(poly: int, width: int) -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ poly if c & 1 else c >> 1
-        table.append(c & ((1 << width) - 1))
-    return table
+class _RunningCrc:
+    """A CRC kept as its running value (zlib's CRC-32 or a fastpath kernel)."""
 
-
-_CRC32C_TABLE = _crc_table(0x82F63B78, 32)
-_CRC64NVME_TABLE = _crc_table(0x9A6C9329AC4BC9B5, 64)
-
-
-class _TableCrc:
-    """A reflected table-driven CRC (crc32c, crc64nvme: not in the standard library)."""
-
-    def __init__(self, table: list[int], width: int) -> None:
-        self.table = table
+    def __init__(self, func: Callable[[bytes, int], int], width: int) -> None:
+        self.func = func
         self.width = width
-        self.mask = (1 << width) - 1
-        self.crc = self.mask
-
-    def update(self, data: bytes) -> None:
-        crc, table = self.crc, self.table
-        for b in data:
-            crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-        self.crc = crc
-
-    def digest(self) -> bytes:
-        return ((self.crc ^ self.mask) & self.mask).to_bytes(self.width // 8, "big")
-
-
-class _Crc32:
-    def __init__(self) -> None:
         self.crc = 0
 
     def update(self, data: bytes) -> None:
-        self.crc = zlib.crc32(data, self.crc)
+        self.crc = self.func(data, self.crc)
 
     def digest(self) -> bytes:
-        return self.crc.to_bytes(4, "big")
+        return self.crc.to_bytes(self.width // 8, "big")
 
 
 class _Hash:
@@ -522,10 +495,10 @@ class _Hash:
         return self.h.digest()
 
 
-CHECKSUMS: dict[str, Callable[[], _Crc32 | _TableCrc | _Hash]] = {
-    "crc32": _Crc32,
-    "crc32c": lambda: _TableCrc(_CRC32C_TABLE, 32),
-    "crc64nvme": lambda: _TableCrc(_CRC64NVME_TABLE, 64),
+CHECKSUMS: dict[str, Callable[[], _RunningCrc | _Hash]] = {
+    "crc32": lambda: _RunningCrc(zlib.crc32, 32),
+    "crc32c": lambda: _RunningCrc(crc.crc32c, 32),
+    "crc64nvme": lambda: _RunningCrc(crc.crc64nvme, 64),
     "sha1": lambda: _Hash("sha1"),
     "sha256": lambda: _Hash("sha256"),
 }

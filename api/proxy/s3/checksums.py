@@ -27,6 +27,7 @@ from typing import Any
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.xmlio import el
 from nubis.api.shared import awssig
+from nubis.fastpath import crc
 
 CHECKSUM_META = "x-object-sysmeta-s3-checksum"
 TYPE_META = "x-object-sysmeta-s3-checksum-type"
@@ -41,8 +42,8 @@ _TYPES = {COMPOSITE: ("crc32", "crc32c", "sha1", "sha256"),
 PART_CTYPE = "application/octet-stream"
 PART_PARAM = "s3_checksum"
 #: Reflected polynomial and width of each CRC.
-_CRCS = {"crc32": (0xEDB88320, 32), "crc32c": (0x82F63B78, 32),
-         "crc64nvme": (0x9A6C9329AC4BC9B5, 64)}
+_CRCS = {"crc32": (0xEDB88320, 32), "crc32c": (crc.CRC32C_POLY, 32),
+         "crc64nvme": (crc.CRC64NVME_POLY, 64)}
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from nubis.fastpath import _crc_py
 
 from tests.functional.s3.conftest import S3Cloud
 
@@ -123,6 +126,27 @@ def test_checksums_stored_and_returned(s3cloud: S3Cloud, algo: str) -> None:
     value = put[f"Checksum{algo}"]
     head = s3.head_object(Bucket=b, Key="c", ChecksumMode="ENABLED")
     assert head[f"Checksum{algo}"] == value
+
+
+@pytest.mark.parametrize(("algo", "func"), [("CRC32C", _crc_py.crc32c),
+                                           ("CRC64NVME", _crc_py.crc64nvme)])
+def test_crc32c_and_crc64nvme_bodies_are_verified(s3cloud: S3Cloud, algo: str,
+                                                  func: Callable[[bytes], int]) -> None:
+    """A checksum boto3 sends precomputed (it computes these two only with awscrt)."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    body = random.Random(5).randbytes(MIB + 3)  # several reads of the proxy
+    width = 4 if algo == "CRC32C" else 8
+    value = base64.b64encode(func(body).to_bytes(width, "big")).decode()
+    put = s3.put_object(Bucket=b, Key="c", Body=body, **{f"Checksum{algo}": value})
+    assert put[f"Checksum{algo}"] == value
+    head = s3.head_object(Bucket=b, Key="c", ChecksumMode="ENABLED")
+    assert head[f"Checksum{algo}"] == value
+    wrong = base64.b64encode(func(b"other").to_bytes(width, "big")).decode()
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=b, Key="c", Body=body, **{f"Checksum{algo}": wrong})
+    assert _code(exc) == "BadDigest"
+    assert s3.get_object(Bucket=b, Key="c")["Body"].read() == body
 
 
 def test_listings_v1_v2(s3cloud: S3Cloud) -> None:

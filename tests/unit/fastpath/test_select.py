@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import nubis.fastpath as fastpath
-from nubis.fastpath import ec
+from nubis.fastpath import crc, ec
 
 
 def test_compiled_implementation_loaded() -> None:
@@ -11,9 +11,11 @@ def test_compiled_implementation_loaded() -> None:
     if os.environ.get("NUBIS_NO_EXTENSIONS"):
         assert fastpath.IMPLEMENTATION == "python"
         assert ec.IMPLEMENTATION == "python"
+        assert crc.IMPLEMENTATION == "python"
     else:
         assert fastpath.IMPLEMENTATION == "cython", "compiled fastpath did not load"
         assert ec.IMPLEMENTATION == "cython", "compiled EC kernel (ISA-L) did not load"
+        assert crc.IMPLEMENTATION == "cython", "compiled CRC kernel (ISA-L) did not load"
 
 
 def test_no_extensions_forces_python() -> None:
