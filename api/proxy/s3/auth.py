@@ -239,8 +239,9 @@ async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode:
     decoder = awssig.ChunkDecoder(mode, caller.sreq, caller.key,
                                   headers.get("x-amz-trailer"))
     claimed = awssig.checksum_algo_of(headers)
-    computed = awssig.Checksum(compute) if compute and decoder.checksum is None \
-        and claimed is None else None
+    # A trailer's checksum is the decoder's; else the header's, or the one to compute.
+    algo = None if decoder.checksum is not None else claimed[0] if claimed else compute
+    own = awssig.Checksum(algo) if algo else None
     held = b""
     while True:
         chunk = await body.read_chunk()
@@ -248,17 +249,17 @@ async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode:
             break
         out = decoder.feed(chunk)
         if out:
-            if computed is not None:
-                computed.update(out)
+            if own is not None:
+                own.update(out)
             if held:
                 yield held
             held = out
     decoder.finish()
     if decoder.checksum is not None:
         result.checksum = (decoder.checksum.algo, decoder.checksum.value())
-    elif claimed is not None:
-        result.checksum = claimed
-    elif computed is not None:
-        result.checksum = (computed.algo, computed.value())
+    elif own is not None:
+        if claimed is not None:
+            own.check(claimed[1])
+        result.checksum = (own.algo, own.value())
     if held:
         yield held

@@ -31,6 +31,7 @@ from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, fetch, one
+from nubis.api.shared import awssig
 
 #: S3's limit on the user metadata of one object (names + values).
 MAX_META = 2048
@@ -124,6 +125,11 @@ async def put(req: S3Req) -> Resp:
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, headers, result)
     report = segments.report_for(info)
+    # A header's checksum is stored with the object (the stream checks it before its
+    # last piece: a mismatch fails the write); a trailer's is known only at the end.
+    claimed = None if "x-amz-trailer" in headers else awssig.checksum_algo_of(headers)
+    if claimed is not None:
+        meta[CHECKSUM_META] = ":".join(claimed)
     try:
         if length is not None and length <= WHOLE:
             data = b"".join([c async for c in source])
@@ -134,7 +140,7 @@ async def put(req: S3Req) -> Resp:
         else:
             resp = await versioning.store_current(octx, info, meta, source, length,
                                                   content_md5(headers), report=report)
-            if result.checksum:
+            if result.checksum and claimed is None:
                 await versioning.post_stored(octx, info, resp,
                                              {**meta, CHECKSUM_META: ":".join(result.checksum)})
     except HTTPError as exc:

@@ -181,7 +181,8 @@ def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:
 
 
 def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
-                   trailer: str = "", tamper: bool = False) -> requests.Response:
+                   trailer: str = "", tamper: bool = False,
+                   signed_headers: dict[str, str] | None = None) -> requests.Response:
     """PUT an aws-chunked body (signed chunks, or unsigned with a checksum trailer)."""
     from nubis.api.shared import awssig
 
@@ -193,6 +194,8 @@ def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
     req.headers["x-amz-decoded-content-length"] = str(len(data))
     if trailer:
         req.headers["x-amz-trailer"] = trailer.split(":", 1)[0]
+    for name, value in (signed_headers or {}).items():
+        req.headers[name] = value
     class _Streaming(S3SigV4Auth):  # type: ignore[misc]
         def payload(self, request: AWSRequest) -> str:
             return mode
@@ -245,6 +248,34 @@ def test_streaming_uploads_signed_chunks_and_trailers(s3cloud: S3Cloud) -> None:
     assert r.status_code == 400 and _code(r) == "BadDigest"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["signed", "trailer"]
+
+
+def test_signed_chunks_with_a_checksum_header(s3cloud: S3Cloud) -> None:
+    """A checksum header beside signed aws-chunked chunks is verified, then stored."""
+    import base64
+    import zlib
+
+    from nubis.api.shared import awssig
+
+    s3 = s3cloud.client()
+    bucket = f"chunksum-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    chunks = [b"c" * 65536] * 20 + [b"d" * 123]  # past the proxy's one-write size
+    data = b"".join(chunks)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    r = _streaming_put(s3cloud, f"/{bucket}/good", awssig.STREAMING, chunks,
+                       signed_headers={"x-amz-checksum-crc32": crc})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-amz-checksum-crc32"] == crc
+    head = s3.head_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc and head["ContentLength"] == len(data)
+    wrong = base64.b64encode(zlib.crc32(b"other").to_bytes(4, "big")).decode()
+    for size, chunk_list in (("large", chunks), ("small", chunks[-1:])):
+        r = _streaming_put(s3cloud, f"/{bucket}/{size}", awssig.STREAMING, chunk_list,
+                           signed_headers={"x-amz-checksum-crc32": wrong})
+        assert r.status_code == 400 and _code(r) == "BadDigest", (size, r.text)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["good"]
 
 
 def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:
