@@ -549,8 +549,11 @@ class ChunkDecoder:
     MAX_LINE = 4096
 
     def __init__(self, mode: str, sreq: SignedRequest, key: bytes | None,
-                 trailer: str | None) -> None:
+                 trailer: str | None, decoded_length: int | None = None) -> None:
         self.signed = mode in (STREAMING, STREAMING_TRAILER)
+        #: ``x-amz-decoded-content-length``: the chunks must add up to it exactly.
+        self.expected = decoded_length
+        self.remaining = decoded_length
         self.sreq = sreq
         self.key = key
         self.prev = sreq.signature
@@ -591,6 +594,7 @@ class ChunkDecoder:
                 if line is None:
                     return bytes(out)
                 self._chunk_header(line)
+                self._count(self.want)
                 if self.want == 0:
                     self._end_chunk()
                     self.ended = True
@@ -630,6 +634,21 @@ class ChunkDecoder:
         if self.signed and not self.chunk_sig:
             raise SigError("SignatureDoesNotMatch", "Missing chunk signature.")
         self.chunk_hash = hashlib.sha256()
+
+    def _count(self, size: int) -> None:
+        """Refuse a chunk that takes the payload past its declared length."""
+        if self.remaining is None:
+            return
+        if size > self.remaining:
+            raise self._incomplete(self.remaining - size)
+        self.remaining -= size
+
+    def _incomplete(self, remaining: int) -> SigError:
+        assert self.expected is not None
+        return SigError("IncompleteBody", "You did not provide the number of bytes "
+                        "specified by the Content-Length HTTP header", 400,
+                        extra={"NumberBytesExpected": str(self.expected),
+                               "NumberBytesProvided": str(self.expected - remaining)})
 
     def _end_chunk(self) -> None:
         if not self.signed:
@@ -674,6 +693,8 @@ class ChunkDecoder:
         """Check the body ended properly and its trailing checksum; return the trailers."""
         if not self.ended or self.buf.strip(b"\r\n"):
             raise SigError("IncompleteBody", "The request body ended early.", 400)
+        if self.remaining:
+            raise self._incomplete(self.remaining)
         if self.checksum is not None:
             name = f"x-amz-checksum-{self.checksum.algo}"
             claimed = self.trailers.get(name)

@@ -237,7 +237,7 @@ async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str
 async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode: str,
                    result: PayloadResult, compute: str | None) -> AsyncIterator[bytes]:
     decoder = awssig.ChunkDecoder(mode, caller.sreq, caller.key,
-                                  headers.get("x-amz-trailer"))
+                                  headers.get("x-amz-trailer"), decoded_length(headers))
     claimed = awssig.checksum_algo_of(headers)
     # A trailer's checksum is the decoder's; else the header's, or the one to compute.
     algo = None if decoder.checksum is not None else claimed[0] if claimed else compute

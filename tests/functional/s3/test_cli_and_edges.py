@@ -182,7 +182,8 @@ def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:
 
 def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
                    trailer: str = "", tamper: bool = False,
-                   signed_headers: dict[str, str] | None = None) -> requests.Response:
+                   signed_headers: dict[str, str] | None = None,
+                   declared: int | None = None) -> requests.Response:
     """PUT an aws-chunked body (signed chunks, or unsigned with a checksum trailer)."""
     from nubis.api.shared import awssig
 
@@ -191,7 +192,8 @@ def _streaming_put(s3cloud: S3Cloud, path: str, mode: str, chunks: list[bytes],
     req = AWSRequest(method="PUT", url=url, data=b"")
     req.headers["x-amz-content-sha256"] = mode
     req.headers["content-encoding"] = "aws-chunked"
-    req.headers["x-amz-decoded-content-length"] = str(len(data))
+    req.headers["x-amz-decoded-content-length"] = str(len(data) if declared is None
+                                                      else declared)
     if trailer:
         req.headers["x-amz-trailer"] = trailer.split(":", 1)[0]
     for name, value in (signed_headers or {}).items():
@@ -276,6 +278,25 @@ def test_signed_chunks_with_a_checksum_header(s3cloud: S3Cloud) -> None:
         assert r.status_code == 400 and _code(r) == "BadDigest", (size, r.text)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["good"]
+
+
+def test_aws_chunked_body_must_match_its_decoded_length(s3cloud: S3Cloud) -> None:
+    """Chunks adding up to more or less than x-amz-decoded-content-length: IncompleteBody."""
+    from nubis.api.shared import awssig
+
+    s3 = s3cloud.client()
+    bucket = f"declen-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    big = [b"e" * 65536] * 20
+    for chunks in ([b"e" * 200], big):
+        size = sum(map(len, chunks))
+        for mode in (awssig.STREAMING, awssig.STREAMING_UNSIGNED_TRAILER):
+            for declared in (size - 100, size + 100):
+                r = _streaming_put(s3cloud, f"/{bucket}/k{size}", mode, chunks,
+                                   declared=declared)
+                assert r.status_code == 400 and _code(r) == "IncompleteBody", r.text
+                assert f"<NumberBytesExpected>{declared}<" in r.text
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
 def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:

@@ -114,6 +114,26 @@ def test_signed_chunks_aws_example() -> None:
     assert exc.value.code == "SignatureDoesNotMatch"
 
 
+@pytest.mark.parametrize("declared", [0, 9999, 11001, 20000])
+def test_chunks_must_add_up_to_the_decoded_length(declared: int) -> None:
+    sreq, _ = _aws_example_request()
+    data = b"x" * 11000
+    body = (b"1000\r\n" + data[:4096] + b"\r\n" + f"{11000 - 4096:x}\r\n".encode()
+            + data[4096:] + b"\r\n0\r\n\r\n")
+    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, 11000)
+    assert dec.feed(body) == data
+    dec.finish()
+    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, declared)
+    with pytest.raises(SigError) as exc:
+        dec.feed(body)
+        dec.finish()
+    assert (exc.value.code, exc.value.status) == ("IncompleteBody", 400)
+    assert exc.value.extra["NumberBytesExpected"] == str(declared)
+    # Too long: refused at the chunk that passes the length (its bytes never pass on).
+    provided = 4096 if declared < 4096 else 11000
+    assert exc.value.extra["NumberBytesProvided"] == str(provided)
+
+
 def test_unsigned_trailer_checksums() -> None:
     sreq, _ = _aws_example_request()
     data = b"hello world" * 1000
