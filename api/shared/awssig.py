@@ -528,6 +528,57 @@ class Checksum:
                            "match the calculated checksum.", 400)
 
 
+#: ``x-amz-checksum-*`` headers that name no checksum value.
+_NOT_VALUES = ("x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode")
+#: Bytes of each algorithm's digest.
+DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+_PREFIX = "x-amz-checksum-"
+
+
+def check_request_checksums(headers: Mapping[str, str]) -> None:
+    """Refuse an upload's checksum headers as S3 does (each ``InvalidRequest``).
+
+    At most one checksum, in a header or announced by ``x-amz-trailer``; known
+    algorithms only; a header's value must be base64 of the digest's size; an
+    ``x-amz-sdk-checksum-algorithm`` must name that checksum's algorithm.
+    """
+    named = [h for h in headers if h.startswith(_PREFIX) and h not in _NOT_VALUES]
+    if any(h[len(_PREFIX):] not in CHECKSUMS for h in named):
+        raise _invalid("The algorithm type you specified in x-amz-checksum- header is invalid.")
+    announced = [t.strip().lower() for t in headers.get("x-amz-trailer", "").split(",")
+                 if t.strip()]
+    if any(not t.startswith(_PREFIX) or t[len(_PREFIX):] not in CHECKSUMS
+           for t in announced):
+        raise _invalid("The value specified in the x-amz-trailer header is not supported")
+    if len(named) > 1 or len(announced) > 1:
+        raise _invalid("Expecting a single x-amz-checksum- header. Multiple checksum Types "
+                       "are not allowed.")
+    if named and announced:
+        raise _invalid("Expecting a single x-amz-checksum- header")
+    algo = (named or announced or [""])[0][len(_PREFIX):]
+    if named:
+        _check_value(named[0], headers[named[0]], DIGEST_SIZES[algo])
+    sdk = headers.get("x-amz-sdk-checksum-algorithm")
+    if sdk and not algo:
+        raise _invalid("x-amz-sdk-checksum-algorithm specified, but no corresponding "
+                       "x-amz-checksum-* or x-amz-trailer headers were found.")
+    if sdk and sdk.lower() != algo:
+        raise _invalid("Value for x-amz-sdk-checksum-algorithm header is invalid.")
+
+
+def _check_value(name: str, value: str, size: int) -> None:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise _invalid(f"Value for {name} header is invalid.")
+
+
+def _invalid(message: str) -> SigError:
+    return SigError("InvalidRequest", message, 400)
+
+
 def checksum_algo_of(headers: Mapping[str, str]) -> tuple[str, str] | None:
     """Return ``(algorithm, value)`` of an ``x-amz-checksum-*`` request header, if any."""
     for algo in CHECKSUMS:

@@ -147,6 +147,7 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
     meta = {"content-type": checksums.PART_CTYPE}
     if "x-amz-copy-source" in req.ctx.headers:
         return await _part_copy(req, octx, info, name, meta, upload)
+    awssig.check_request_checksums(req.ctx.headers)
     compute = checksums.part_compute(upload, req.ctx.headers)
     length = decoded_length(req.ctx.headers)
     # A header's checksum is stored with the part (a mismatch fails the write);

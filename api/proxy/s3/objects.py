@@ -111,6 +111,7 @@ async def put(req: S3Req) -> Resp:
     if "x-amz-acl" in headers and not req.acl_mode:
         check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
+    awssig.check_request_checksums(headers)
     meta = swift_metadata(headers)
     meta.update(await grants.new_object_headers(req))
     if "x-amz-tagging" in headers:

@@ -299,6 +299,32 @@ def test_aws_chunked_body_must_match_its_decoded_length(s3cloud: S3Cloud) -> Non
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
+def test_bad_checksum_headers_are_refused(s3cloud: S3Cloud) -> None:
+    """Two checksums, an unknown algorithm, a malformed value: S3's InvalidRequest."""
+    import base64
+    import zlib
+
+    s3 = s3cloud.client()
+    bucket = f"cksum-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    body = b"checked"
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    sha1 = base64.b64encode(hashlib.sha1(body).digest()).decode()
+    for headers, message in [
+            ({"x-amz-checksum-crc32": crc, "x-amz-checksum-sha1": sha1}, "Multiple checksum"),
+            ({"x-amz-checksum-md5": crc}, "x-amz-checksum- header is invalid"),
+            ({"x-amz-checksum-crc32": crc[:-4]}, "Value for x-amz-checksum-crc32 header"),
+            ({"x-amz-checksum-crc32": crc, "x-amz-sdk-checksum-algorithm": "SHA1"},
+             "x-amz-sdk-checksum-algorithm")]:
+        r = _raw(s3cloud, "PUT", f"/{bucket}/k", body, headers)
+        assert r.status_code == 400 and _code(r) == "InvalidRequest", r.text
+        assert message in r.text
+    r = _raw(s3cloud, "PUT", f"/{bucket}/k", body, {"x-amz-checksum-crc32": crc,
+                                                     "x-amz-sdk-checksum-algorithm": "CRC32"})
+    assert r.status_code == 200 and r.headers["x-amz-checksum-crc32"] == crc
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+
+
 def test_deleted_credential_stops_working(s3cloud: S3Cloud) -> None:
     keys = ec2_credentials(s3cloud.cloud, "nubis-demo")
     fresh = S3Cloud(s3cloud.cloud, keys, s3cloud.admin)

@@ -185,3 +185,37 @@ def test_sigv2_matches_botocore(presign: bool) -> None:
     awssig.verify_v2(sreq, SECRET, "PUT", parts.path, parts.query, headers)
     with pytest.raises(SigError):
         awssig.verify_v2(sreq, "wrong", "PUT", parts.path, parts.query, headers)
+
+
+_CRC = base64.b64encode(b"\0\0\0\1").decode()
+
+
+@pytest.mark.parametrize(("headers", "message"), [
+    ({"x-amz-checksum-crc32": _CRC}, None),
+    ({"x-amz-trailer": "x-amz-checksum-crc64nvme", "x-amz-sdk-checksum-algorithm": "CRC64NVME"},
+     None),
+    ({"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "COMPOSITE"}, None),
+    ({"x-amz-checksum-md5": _CRC}, "The algorithm type you specified in x-amz-checksum- "
+                                   "header is invalid."),
+    ({"x-amz-trailer": "x-amz-checksum-crc99"}, "The value specified in the x-amz-trailer "
+                                                "header is not supported"),
+    ({"x-amz-checksum-crc32": _CRC, "x-amz-checksum-sha1": _CRC},
+     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."),
+    ({"x-amz-checksum-crc32": _CRC, "x-amz-trailer": "x-amz-checksum-crc32"},
+     "Expecting a single x-amz-checksum- header"),
+    ({"x-amz-checksum-crc32": "AAAA"}, "Value for x-amz-checksum-crc32 header is invalid."),
+    ({"x-amz-checksum-crc32": "not base64!"},
+     "Value for x-amz-checksum-crc32 header is invalid."),
+    ({"x-amz-sdk-checksum-algorithm": "CRC32"}, "x-amz-sdk-checksum-algorithm specified, "
+     "but no corresponding x-amz-checksum-* or x-amz-trailer headers were found."),
+    ({"x-amz-checksum-crc32": _CRC, "x-amz-sdk-checksum-algorithm": "SHA256"},
+     "Value for x-amz-sdk-checksum-algorithm header is invalid."),
+])
+def test_request_checksum_headers(headers: dict[str, str], message: str | None) -> None:
+    if message is None:
+        awssig.check_request_checksums(headers)
+        return
+    with pytest.raises(SigError) as exc:
+        awssig.check_request_checksums(headers)
+    assert (exc.value.code, exc.value.status, exc.value.message) == \
+        ("InvalidRequest", 400, message)
