@@ -259,3 +259,6 @@ class ObjectCtx(ContainerCtx):
     #: Set only by the S3 layer on its own sub-requests, never from a client: the
     #: metadata item a copy's write asks about (``transfer.store(report=...)``).
     report_replaced: str | None = None
+    #: Set only by the S3 layer on its copies, never from a client: system metadata
+    #: the copy's new object gets (tags and checksum S3 carries over or replaces).
+    copy_sysmeta: dict[str, str] | None = None

@@ -100,6 +100,8 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     if not raw_manifest:
         src_meta.pop("x-object-manifest", None)
     meta = object_metadata(ctx, src_meta)
+    if ctx.copy_sysmeta:
+        meta.update(ctx.copy_sysmeta)
     if "x-delete-at" in meta:  # a source read with X-Open-Expired carries a past one
         try:
             delete_at_from_headers({"x-delete-at": meta["x-delete-at"]})  # Swift's 400

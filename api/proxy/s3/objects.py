@@ -462,13 +462,15 @@ async def copy_object(req: S3Req) -> Resp:
     if directive == "REPLACE":
         headers.update(swift_metadata(req.ctx.headers))
         headers["x-fresh-metadata"] = "true"
+    tags = _copy_tagging(req)
     acl = await grants.new_object_headers(req)
     report = segments.report_for(await container_of(object_ctx(req, "PUT")))
+    stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
+    sysmeta = _carried_sysmeta(stored, tags)
+    checksum = _carried_checksum(req, stored)
     try:
-        resp = await req.swift("PUT", req.bucket, req.key, headers,
-                               {"version-id": version} if version is not None else None,
-                               bytes_body(b"", req.ctx.state.conf.client_timeout),
-                               report=report)
+        resp, checksum = await _copy_write(req, headers, version, report, sysmeta, checksum,
+                                           stored)
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
@@ -489,5 +491,69 @@ async def copy_object(req: S3Req) -> Resp:
         out["x-amz-copy-source-version-id"] = version
     return Resp(200, out,
                 doc("CopyObjectResult", [el("LastModified", iso(when)),
-                                         el("ETag", f'"{etag}"')]))
+                                         el("ETag", f'"{etag}"')
+                                         + checksums.result_xml(checksum)]))
+
+
+def _copy_tagging(req: S3Req) -> str | None:
+    """Return the copy's stored tag set by ``x-amz-tagging-directive`` (None: the source's)."""
+    directive = req.header("x-amz-tagging-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown tagging directive.",
+                      extra={"ArgumentName": "x-amz-tagging-directive"})
+    if directive == "COPY":
+        return None
+    value = req.header("x-amz-tagging")
+    return tagging.encode(tagging.tags_from_header(value)) if value else ""
+
+
+def _carried_sysmeta(stored: Mapping[str, str], tags: str | None) -> dict[str, str]:
+    """Return the S3 system metadata a copy keeps: its tags (the source's or new ones)."""
+    value = stored.get(tagging.OBJECT_META, "") if tags is None else tags
+    return {tagging.OBJECT_META: value} if value else {}
+
+
+def _carried_checksum(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:
+    """Return the source's checksum metadata when the copy keeps it (else nothing).
+
+    S3 copies the source's checksum unless ``x-amz-checksum-algorithm`` asks for
+    another algorithm (nubis then stores none: it does not compute one on copy).
+    A multipart source's (its parts') checksum is not the copy's either.
+    """
+    value = stored.get(CHECKSUM_META)
+    if not value or "x-static-large-object" in stored or "etag" not in stored:
+        return {}
+    wanted = req.header("x-amz-checksum-algorithm").lower()
+    if wanted and wanted != value.partition(":")[0]:
+        return {}
+    match = req.header("x-amz-copy-source-if-match").strip()
+    if match and match.strip('"') != stored["etag"].strip('"'):
+        return {}
+    return {CHECKSUM_META: value, checksums.TYPE_META: checksums.FULL_OBJECT}
+
+
+async def _copy_write(req: S3Req, headers: dict[str, str], version: str | None,
+                      report: str | None, sysmeta: dict[str, str], checksum: dict[str, str],
+                      stored: Mapping[str, str]) -> tuple[Resp, dict[str, str]]:
+    """Run the Swift copy; return its answer and the checksum metadata the copy got.
+
+    A carried checksum is valid only for the bytes it was computed over, so that
+    copy reads the source on condition that its ETag is still the one stored with
+    the checksum; when the source changed meanwhile (412) it runs again without.
+    """
+    query = {"version-id": version} if version is not None else None
+    timeout = req.ctx.state.conf.client_timeout
+    if checksum:
+        guarded = {"if-match": f'"{stored["etag"].strip(chr(34))}"', **headers}
+        try:
+            resp = await req.swift("PUT", req.bucket, req.key, guarded, query,
+                                   bytes_body(b"", timeout), report=report,
+                                   sysmeta={**sysmeta, **checksum})
+            return resp, checksum
+        except HTTPError as exc:
+            if exc.status != 412 or "if-match" in headers:
+                raise
+    resp = await req.swift("PUT", req.bucket, req.key, headers, query,
+                           bytes_body(b"", timeout), report=report, sysmeta=sysmeta or None)
+    return resp, {}
 

@@ -122,10 +122,12 @@ class S3Req:
                     obj: str | None = None, headers: dict[str, str] | None = None,
                     query: dict[str, str] | None = None, body: Body | None = None,
                     account: str | None = None, identity: Identity | None = None,
-                    report: str | None = None) -> Resp:
+                    report: str | None = None, sysmeta: dict[str, str] | None = None
+                    ) -> Resp:
         """Run one Swift operation as the caller; return its response.
 
-        ``report`` (object writes of copies): see ``ObjectCtx.report_replaced``.
+        ``report`` and ``sysmeta`` (object writes of copies): see
+        ``ObjectCtx.report_replaced`` and ``ObjectCtx.copy_sysmeta``.
         """
         base = self.ctx
         # PERF: bench s3 -- the contexts are built directly (no kwargs dict).
@@ -147,7 +149,7 @@ class S3Req:
         return await copy.handle(ObjectCtx(
             state, method, base.path, q, h, body, account=acct, identity=ident,
             trans_id=base.trans_id, container=container_name, obj=obj,
-            report_replaced=report))
+            report_replaced=report, copy_sysmeta=sysmeta))
 
     async def system(self, method: str, obj: str | None, headers: dict[str, str] | None = None,
                      body: bytes = b"", query: dict[str, str] | None = None) -> Resp:

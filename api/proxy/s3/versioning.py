@@ -163,22 +163,25 @@ async def latest_marker(req: S3Req) -> dict[str, str]:
     return {}
 
 
-async def raw_version_head(req: S3Req, version: str | None,
-                           follow: bool = True) -> dict[str, str]:
+async def raw_version_head(req: S3Req, version: str | None, follow: bool = True,
+                           where: tuple[str, str] | None = None) -> dict[str, str]:
     """Return the stored headers (sysmeta included) of a version or of the current object.
 
+    The object is the request's, or ``where`` (bucket, key) in the same account.
     A current object that is a version link is read at its version (``follow``;
-    else the link's own headers). Empty if absent.
+    else the link's own headers). Empty if absent. No access check: callers
+    only use what the caller may read anyway.
     """
-    octx = _object_ctx(req)
+    bucket, key = where or (req.bucket, req.key)
+    octx = ObjectCtx.of(_object_ctx(req), container=bucket, obj=key)
     info = await container_of(octx)
-    container, name = req.bucket, req.key
+    container, name = bucket, key
     vcont = objver.vcont_of(info)
     if version not in (None, "null") and vcont:
         assert version is not None
-        container, name = vcont, objver.version_object(req.key, version)
+        container, name = vcont, objver.version_object(key, version)
     for _ in range(2):
-        cinfo = info if container == req.bucket else await container_of(
+        cinfo = info if container == bucket else await container_of(
             ObjectCtx.of(octx, container=container))
         got = await fetch(octx, req.account, container, name, policy_of(cinfo), "HEAD")
         if isinstance(got, Reply):

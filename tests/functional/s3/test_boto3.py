@@ -6,6 +6,7 @@ import base64
 import hashlib
 import random
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -204,6 +205,50 @@ def test_delete_objects_and_copy(s3cloud: S3Cloud) -> None:
                                                 "Quiet": True})
     assert "Deleted" not in quiet
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["new-meta"]
+
+
+def _checksums(answer: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in answer.items() if k.startswith("Checksum")}
+
+
+def test_copy_keeps_tags_and_checksum(s3cloud: S3Cloud) -> None:
+    """CopyObject carries the source's tags (tagging directive) and checksum, as S3 does."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    body = b"copied with its checksum"
+    v1 = s3.put_object(Bucket=b, Key="src", Body=body, ChecksumAlgorithm="SHA256",
+                       Tagging="team=blue")
+    sha = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert v1["ChecksumSHA256"] == sha
+    newer = b"newer: boto3's default CRC32, no tags"
+    s3.put_object(Bucket=b, Key="src", Body=newer)
+    old = {"Bucket": b, "Key": "src", "VersionId": v1["VersionId"]}
+    result = s3.copy_object(Bucket=b, Key="same", CopySource=old)["CopyObjectResult"]
+    assert _checksums(result) == {"ChecksumSHA256": sha, "ChecksumType": "FULL_OBJECT"}
+    head = s3.head_object(Bucket=b, Key="same", ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (sha, "FULL_OBJECT")
+    assert s3.get_object_tagging(Bucket=b, Key="same")["TagSet"] == [
+        {"Key": "team", "Value": "blue"}]
+    s3.copy_object(Bucket=b, Key="retagged", CopySource=old, TaggingDirective="REPLACE",
+                   Tagging="team=red&tier=2", MetadataDirective="REPLACE")
+    assert s3.get_object_tagging(Bucket=b, Key="retagged")["TagSet"] == [
+        {"Key": "team", "Value": "red"}, {"Key": "tier", "Value": "2"}]
+    assert _checksums(s3.head_object(Bucket=b, Key="retagged", ChecksumMode="ENABLED"))
+    s3.copy_object(Bucket=b, Key="untagged", CopySource=old, TaggingDirective="REPLACE")
+    assert s3.get_object_tagging(Bucket=b, Key="untagged")["TagSet"] == []
+    # Another algorithm is not computed on copy: no checksum rather than a wrong one.
+    other = s3.copy_object(Bucket=b, Key="crc", CopySource=old, ChecksumAlgorithm="CRC32")
+    assert not _checksums(other["CopyObjectResult"])
+    assert "ChecksumCRC32" not in s3.head_object(Bucket=b, Key="crc", ChecksumMode="ENABLED")
+    latest = s3.copy_object(Bucket=b, Key="latest", CopySource={"Bucket": b, "Key": "src"})
+    crc = base64.b64encode(zlib.crc32(newer).to_bytes(4, "big")).decode()
+    assert _checksums(latest["CopyObjectResult"]) == {"ChecksumCRC32": crc,
+                                                      "ChecksumType": "FULL_OBJECT"}
+    assert s3.get_object_tagging(Bucket=b, Key="latest")["TagSet"] == []
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="x", CopySource=old, TaggingDirective="MERGE")
+    assert _code(exc) == "InvalidArgument"
 
 
 def test_multipart(s3cloud: S3Cloud) -> None:
