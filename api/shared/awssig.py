@@ -584,7 +584,7 @@ def checksum_algo_of(headers: Mapping[str, str]) -> tuple[str, str] | None:
     for algo in CHECKSUMS:
         value = headers.get(f"x-amz-checksum-{algo}")
         if value is not None:
-            return algo, value
+            return algo, value.strip()
     return None
 
 

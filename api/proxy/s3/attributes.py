@@ -14,14 +14,12 @@ version id.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from nubis.api.proxy.context import Resp
-from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import checksums, objects, versioning
-from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.request import S3Req, read_body
+from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.proxy.s3.request import S3Req
 from nubis.api.proxy.s3.xmlio import doc, el
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -71,7 +69,7 @@ async def get(req: S3Req) -> Resp:
             parts.append(f"<Checksum>{checksums.result_xml(stored)}</Checksum>")
         elif name == "ObjectParts" and stored.get("x-static-large-object", "").lower() \
                 == "true":
-            parts.append(_parts_xml(await _manifest(req, version), marker, max_parts))
+            parts.append(_parts_xml(await objects.manifest(req, version), marker, max_parts))
         elif name == "StorageClass":
             parts.append(el("StorageClass", "STANDARD"))
         elif name == "ObjectSize":
@@ -80,19 +78,6 @@ async def get(req: S3Req) -> Resp:
            if k.lower() in ("last-modified", versioning.VERSION_HEADER)}
     out["Content-Type"] = "application/xml"
     return Resp(200, out, doc("GetObjectAttributesResponse", parts))
-
-
-async def _manifest(req: S3Req, version: str | None) -> list[dict[str, Any]]:
-    """Return the object's SLO manifest (its segments, in order)."""
-    query = {"multipart-manifest": "get"}
-    if version is not None:
-        query["version-id"] = version
-    try:
-        resp = await req.swift("GET", req.bucket, req.key, query=query)
-    except HTTPError as exc:
-        raise from_swift(exc) from None
-    segments = json.loads(await read_body(resp))
-    return segments if isinstance(segments, list) else []
 
 
 def _parts_xml(segments: list[dict[str, Any]], marker: int, max_parts: int) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import urllib.parse
 from collections.abc import Mapping
+from typing import Any
 
 from nubis.api.proxy.backend import Reply
 from nubis.api.proxy.base import check_access, policy_of
@@ -28,7 +30,7 @@ from nubis.api.proxy.s3.auth import (
     payload_stream,
 )
 from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
+from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, fetch, one
 from nubis.api.shared import awssig
@@ -237,7 +239,7 @@ async def get_or_head(req: S3Req) -> Resp:
     if ("X-Static-Large-Object" in resp.headers
             or ("x-amz-checksum-mode" in headers
                 and headers["x-amz-checksum-mode"].upper() == "ENABLED")):
-        await _sysmeta_headers(req, out)
+        await _sysmeta_headers(req, out, part)
     if req.q:
         for param, name in _OVERRIDES.items():
             if param in req.q:
@@ -331,13 +333,45 @@ async def _multipart_conditions(req: S3Req, swift_headers: dict[str, str]) -> No
         raise S3Error("NotModified", "Not Modified", 304, headers=kept)
 
 
-async def _sysmeta_headers(req: S3Req, out: dict[str, str]) -> None:
-    """Add the stored S3 ETag (multipart) and checksum (when asked) from a raw HEAD."""
+async def _sysmeta_headers(req: S3Req, out: dict[str, str], part: int | None) -> None:
+    """Add the stored S3 ETag (multipart) and checksum (when asked) from a raw HEAD.
+
+    A ranged read gets no checksum; a ``partNumber`` read gets its part's.
+    """
     headers = await _raw_head(req)
     if ETAG_META in headers:
         out["ETag"] = f'"{headers[ETAG_META]}"'
-    if req.header("x-amz-checksum-mode").upper() == "ENABLED" and "Content-Range" not in out:
+    if req.header("x-amz-checksum-mode").upper() != "ENABLED":
+        return
+    if part is not None:
+        out.update(await _part_checksum(req, headers, part))
+    elif "Content-Range" not in out:
         out.update(checksums.stored_headers(headers))
+
+
+async def _part_checksum(req: S3Req, stored: Mapping[str, str], part: int) -> dict[str, str]:
+    """Return the checksum headers of part ``part`` (a plain object is its only part)."""
+    if stored.get("x-static-large-object", "").lower() != "true":
+        return checksums.stored_headers(stored) if part == 1 else {}
+    entries = await manifest(req, versioning.requested(req))
+    found = checksums.part_checksum(entries[part - 1]) if part <= len(entries) else None
+    if found is None:
+        return {}
+    return {f"x-amz-checksum-{found[0]}": found[1],
+            "x-amz-checksum-type": stored.get(checksums.TYPE_META) or checksums.COMPOSITE}
+
+
+async def manifest(req: S3Req, version: str | None) -> list[dict[str, Any]]:
+    """Return the multipart object's SLO manifest (its segments, in order)."""
+    query = {"multipart-manifest": "get"}
+    if version is not None:
+        query["version-id"] = version
+    try:
+        resp = await req.swift("GET", req.bucket, req.key, query=query)
+    except HTTPError as exc:
+        raise from_swift(exc) from None
+    segments = json.loads(await read_body(resp))
+    return segments if isinstance(segments, list) else []
 
 
 async def delete(req: S3Req) -> Resp:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,16 @@ def test_a_multipart_objects_parts_read_one_by_one(s3cloud: S3Cloud, tmp_path: P
         assert got["PartsCount"] == 3 and got["ETag"].endswith('-3"')
         head = s3.head_object(Bucket=bucket, Key="mp", PartNumber=number)
         assert (head["ContentLength"], head["PartsCount"]) == (stop - start, 3)
+        # The part's own checksum (boto3 uploads parts with CRC32 and validates reads).
+        crc = base64.b64encode(zlib.crc32(data[start:stop]).to_bytes(4, "big")).decode()
+        checked = s3.get_object(Bucket=bucket, Key="mp", PartNumber=number,
+                                ChecksumMode="ENABLED")
+        assert checked["ChecksumCRC32"] == crc and checked["Body"].read() == data[start:stop]
+        head = s3.head_object(Bucket=bucket, Key="mp", PartNumber=number,
+                              ChecksumMode="ENABLED")
+        assert (head["ChecksumCRC32"], head["ChecksumType"]) == (crc, "COMPOSITE")
+    whole = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert whole["ChecksumCRC32"].endswith("-3")
     assert "PartsCount" not in s3.head_object(Bucket=bucket, Key="mp")
     with pytest.raises(ClientError) as past:
         s3.get_object(Bucket=bucket, Key="mp", PartNumber=4)
@@ -55,9 +68,11 @@ def test_a_multipart_objects_parts_read_one_by_one(s3cloud: S3Cloud, tmp_path: P
 def test_a_plain_object_is_its_only_part(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     bucket = _bucket(s3)
-    s3.put_object(Bucket=bucket, Key="plain", Body=b"0123456789")
-    got = s3.get_object(Bucket=bucket, Key="plain", PartNumber=1)
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"0123456789", ChecksumAlgorithm="SHA256")
+    got = s3.get_object(Bucket=bucket, Key="plain", PartNumber=1, ChecksumMode="ENABLED")
     assert got["Body"].read() == b"0123456789"
+    assert got["ChecksumSHA256"] == base64.b64encode(
+        hashlib.sha256(b"0123456789").digest()).decode()
     assert got["ContentRange"] == "bytes 0-9/10" and "PartsCount" not in got
     head = s3.head_object(Bucket=bucket, Key="plain", PartNumber=1)
     assert head["ContentLength"] == 10 and head["ResponseMetadata"]["HTTPStatusCode"] == 206
