@@ -59,6 +59,13 @@ X_EC_MULTIPHASE = "x-backend-obj-multiphase-commit"
 #: archive marks it durable, merges the request's sysmeta (object ETag, length)
 #: and sends the container update.
 X_EC_COMMIT = "x-backend-ec-commit"
+#: Sent with ``yes`` on a chunked object PUT: the body's trailer fields carry metadata
+#: known only once the whole body was read (``X-Object-Sysmeta-*``, ``Content-Type``;
+#: e.g. an S3 checksum sent after the payload), stored with the object as if they had
+#: been headers. Swift's proxy sends such footers as a MIME document instead.
+X_METADATA_FOOTER = "x-backend-obj-metadata-footer"
+#: The length of a body sent chunked only for its footer (checked like Content-Length).
+X_OBJ_CONTENT_LENGTH = "x-backend-obj-content-length"
 #: Object-server reply header of a fragment archive: ``yes`` when durable.
 X_EC_DURABLE = "X-Backend-Ec-Durable"
 #: Fragment-archive sysmeta (stored with each archive, as Swift's).
@@ -91,7 +98,9 @@ __all__ = [
     "X_EC_DURABLE",
     "X_EC_MULTIPHASE",
     "X_ETAG",
+    "X_METADATA_FOOTER",
     "X_OBJECT_COUNT",
+    "X_OBJ_CONTENT_LENGTH",
     "X_OPEN_EXPIRED",
     "X_OVERRIDE_PREFIX",
     "X_POLICY_DEFAULT",

@@ -414,7 +414,17 @@ class ClientResponse:
 
 def _header_block(method: str, path: str, host: str, headers: HeaderInput,
                   framing: bytes, expect_continue: bool) -> bytes:
-    parts = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1")]
+    parts = [f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n".encode("latin-1"),
+             _field_lines(headers)]
+    if expect_continue:
+        parts.append(b"Expect: 100-continue\r\n")
+    parts.append(framing)
+    return b"".join(parts)
+
+
+def _field_lines(headers: HeaderInput) -> bytes:
+    """Encode header (or trailer) lines; a CR or LF in one is an error."""
+    parts = []
     items = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for name, value in items:
         line = f"{name}: {value}\r\n"
@@ -424,9 +434,6 @@ def _header_block(method: str, path: str, host: str, headers: HeaderInput,
             parts.append(line.encode("latin-1"))
         except UnicodeEncodeError:  # not a WSGI-style latin-1 str: send UTF-8
             parts.append(line.encode("utf-8"))
-    if expect_continue:
-        parts.append(b"Expect: 100-continue\r\n")
-    parts.append(framing)
     return b"".join(parts)
 
 
@@ -469,14 +476,24 @@ class Exchange:
         if conn.write_paused:
             await conn.drain()
 
-    async def finish(self) -> None:
-        """Mark the end of the body (writes the last chunk when chunked)."""
+    async def finish(self, trailers: Mapping[str, str] | None = None) -> None:
+        """Mark the end of the body (writes the last chunk when chunked).
+
+        ``trailers`` are sent as the chunked body's trailer fields (an exchange
+        opened without a content length is chunked).
+
+        Raises:
+            HTTPClientError: trailers on a body that is not chunked, or a trailer
+                with CR or LF in it.
+        """
         if self._finished:
             return
+        if trailers and not self._chunked:
+            raise HTTPClientError("trailers need a chunked body")
+        last = b"0\r\n" + _field_lines(trailers) + b"\r\n" if self._chunked else b""
         self._finished = True
-        conn = self._conn
-        if self._chunked:
-            conn.send(b"0\r\n\r\n")  # when gone, response() reports the closed connection
+        if last:
+            self._conn.send(last)  # when gone, response() reports the closed connection
 
     async def response(self) -> ClientResponse:
         """Wait for the response headers and return the response."""

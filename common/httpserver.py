@@ -104,7 +104,7 @@ class Request:
 
     __slots__ = ("_body_buf", "_body_done", "_body_error", "_body_size", "_conn",
                  "_continue_sent", "_waiter", "expect_continue", "headers", "keep_alive",
-                 "method", "path", "query", "raw_headers")
+                 "method", "path", "query", "raw_headers", "trailers")
 
     def __init__(self, conn: _Connection, method: str, url: bytes,
                  raw_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
@@ -120,6 +120,8 @@ class Request:
         self.raw_headers = raw_headers
         #: Headers with lower-case names; repeated headers are joined with ", ".
         self.headers = headers = joined_headers(raw_headers)
+        #: Trailer fields of a chunked body (complete once the body is read).
+        self.trailers: list[tuple[bytes, bytes]] = []
         self.keep_alive = keep_alive
         self.expect_continue = headers.get("expect", "").lower() == "100-continue"
         self._continue_sent = False
@@ -357,6 +359,8 @@ class _Connection(asyncio.Protocol):
         parser = self.parser
         method = swapped or parser.get_method().decode("ascii")
         req = Request(self, method, self.url, self.raw_headers, parser.should_keep_alive())
+        # Fields parsed from here on are a chunked body's trailer: the request's own.
+        self.raw_headers = req.trailers
         if self.server.pass_refused_codings and coding_refused(
                 req.headers.get("transfer-encoding")):
             self._unframe(req)

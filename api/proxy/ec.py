@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -40,7 +40,7 @@ import xxhash
 from nubis.api.proxy.backend import Backend, Node, Reply, RingLike, node_path
 from nubis.api.proxy.context import Ctx
 from nubis.api.proxy.errors import BackendUnavailableError, HTTPError
-from nubis.api.proxy.putter import Source
+from nubis.api.proxy.putter import Footer, Source
 from nubis.common import backend as hdr
 from nubis.common.httpclient import ClientResponse, Exchange, HTTPClientError
 from nubis.common.policies import ECPolicy
@@ -72,8 +72,11 @@ class _Archive:
 
 async def store(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, str, str],
                 headers: list[dict[str, str]], source: Source, length: int | None,
-                client_etag: str | None, ts: str) -> tuple[str, set[str]]:
+                client_etag: str | None, ts: str,
+                footer: Footer | None = None) -> tuple[str, set[str]]:
     """Write an EC object (two-phase); return its ETag and what it replaced.
+
+    ``footer``'s metadata (known once the body was read) goes with the commit.
 
     ``headers`` are the per-primary request headers (metadata, container-update
     targets); the fragment index and EC headers are added here. The set holds
@@ -106,7 +109,8 @@ async def store(ctx: Ctx, policy: ECPolicy, ring: RingLike, names: tuple[str, st
     else:
         etag, size = await _put_stream(backend, policy, part, nodes, handoffs, names,
                                        archives, source, length, client_etag)
-    await _commit(backend, policy, part, names, archives, ts, etag, size)
+    await _commit(backend, policy, part, names, archives, ts, etag, size,
+                  footer() if footer is not None else {})
     return etag, {a.replaced for a in archives if not a.failed} - {""}
 
 
@@ -279,7 +283,8 @@ _OVERRIDES = (_OVERRIDE_SIZE, _OVERRIDE_ETAG)
 
 
 async def _commit(backend: Backend, policy: ECPolicy, part: int, names: tuple[str, ...],
-                  archives: list[_Archive], ts: str, etag: str, size: int) -> None:
+                  archives: list[_Archive], ts: str, etag: str, size: int,
+                  footer: Mapping[str, str]) -> None:
     """Phase 2: mark the stored archives durable once ``k + 1`` nodes hold them."""
     quorum = policy.quorum(len(archives))
     held = [a for a in archives if not a.failed and a.node is not None]
@@ -294,6 +299,7 @@ async def _commit(backend: Backend, policy: ECPolicy, part: int, names: tuple[st
         # A listing override the PUT already carries (a static symlink's or an SLO's
         # etag with parameters) wins over the archive's own etag and size.
         given = {k.lower(): v for k, v in a.headers.items() if k.lower() in _OVERRIDES}
+        h.update(footer)
         h.update({hdr.X_EC_COMMIT: ts, hdr.EC_ETAG: etag, hdr.EC_CONTENT_LENGTH: str(size),
                   _OVERRIDE_SIZE: given.get(_OVERRIDE_SIZE, str(size)),
                   _OVERRIDE_ETAG: given.get(_OVERRIDE_ETAG, etag)})

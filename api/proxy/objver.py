@@ -24,7 +24,7 @@ paths holding NUL are refused before routing.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from nubis.api.proxy import putter, symlink
@@ -173,16 +173,29 @@ def _check(status: int, body: str | None = None) -> None:
 
 async def put(ctx: ObjectCtx, info: Info, meta: dict[str, str], source: putter.Source,
               length: int | None, etag: str | None,
-              extra: dict[str, str] | None = None) -> Resp:
-    """Store a PUT of a versioned container: data as a version, a static link as the object."""
+              extra: dict[str, str] | None = None,
+              footer: putter.Footer | None = None) -> Resp:
+    """Store a PUT of a versioned container: data as a version, a static link as the object.
+
+    ``footer``'s metadata goes with the version's data and, once known, the link.
+    """
     vcont = vcont_of(info)
     vinfo = await _vinfo(ctx, vcont)
     await _copy_current(ctx, info, vcont, vinfo)
     ts = new_timestamp()
     vname = version_object(ctx.obj, ts)
     data_meta = {k: v for k, v in meta.items() if k != "x-delete-at"}
+    told: dict[str, str] = {}
+
+    def told_footer() -> Mapping[str, str]:
+        assert footer is not None
+        told.update(footer())
+        return told
+
     resp = await store(ctx, vinfo, vcont, vname, data_meta, source, length, etag,
-                       {**(extra or {}), **ALLOW}, ts=ts)
+                       {**(extra or {}), **ALLOW}, ts=ts,
+                       footer=told_footer if footer is not None else None)
+    meta = {**meta, **told}
     put_etag = resp.headers.get("Etag", "").strip('"')
     lower = {k.lower(): v for k, v in (extra or {}).items()}
     size = lower.get("x-object-sysmeta-slo-size")

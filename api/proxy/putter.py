@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -45,6 +45,9 @@ SMALL_BODY = 2 * 1024 * 1024
 HASH_IN_THREAD = 64 * 1024
 
 Source: TypeAlias = Body | AsyncIterator[bytes]
+#: Called once the whole body was read: metadata to store with the object that only
+#: the body tells (``x-object-sysmeta-*``, ``content-type``), e.g. a checksum.
+Footer: TypeAlias = Callable[[], Mapping[str, str]]
 
 
 @dataclass
@@ -70,8 +73,13 @@ async def _chunks(source: Source) -> AsyncIterator[bytes]:
 
 async def upload(backend: Backend, ring: RingLike, part: int, nodes: list[Node],
                  names: tuple[str, ...], headers: list[dict[str, str]], source: Source,
-                 length: int | None, client_etag: str | None) -> UploadResult:
+                 length: int | None, client_etag: str | None,
+                 footer: Footer | None = None) -> UploadResult:
     """Store one object body on a quorum of nodes.
+
+    ``footer`` adds metadata the body tells: headers of a buffered body, else the
+    trailer of a chunked one (``X-Backend-Obj-Metadata-Footer``), so it is stored
+    with the object in one write.
 
     Raises:
         HTTPError: 422 when the body does not match ``client_etag``; 503 without quorum.
@@ -81,18 +89,29 @@ async def upload(backend: Backend, ring: RingLike, part: int, nodes: list[Node],
     if length is not None and length <= SMALL_BODY and backend.reserve_buffer(length):
         try:
             return await _upload_small(backend, ring, part, nodes, names, headers, source,
-                                       client_etag, quorum)
+                                       client_etag, quorum, footer)
         finally:
             backend.release_buffer(length)
+    if footer is not None:
+        for h in headers:  # chunked, for the trailer; the length is still checked
+            h[hdr.X_METADATA_FOOTER] = "yes"
+            if length is not None:
+                h[hdr.X_OBJ_CONTENT_LENGTH] = str(length)
+        length = None
     return await _upload_stream(backend, ring, part, nodes, names, headers, source,
-                                length, client_etag, quorum)
+                                length, client_etag, quorum, footer)
 
 
 async def _upload_small(backend: Backend, ring: RingLike, part: int, nodes: list[Node],
                         names: tuple[str, ...], headers: list[dict[str, str]],
-                        source: Source, client_etag: str | None, quorum: int) -> UploadResult:
+                        source: Source, client_etag: str | None, quorum: int,
+                        footer: Footer | None) -> UploadResult:
     parts = [c async for c in _chunks(source)]
     data = parts[0] if len(parts) == 1 else b"".join(parts)
+    if footer is not None:
+        extra = footer()
+        for h in headers:
+            h.update(extra)
     if len(data) > HASH_IN_THREAD:
         etag, body_sum = await asyncio.get_running_loop().run_in_executor(None, _digests,
                                                                           data)
@@ -164,7 +183,7 @@ async def _connect(backend: Backend, node: Node, handoffs: Iterator[Node], part:
 async def _upload_stream(backend: Backend, ring: RingLike, part: int, nodes: list[Node],
                          names: tuple[str, ...], headers: list[dict[str, str]],
                          source: Source, length: int | None, client_etag: str | None,
-                         quorum: int) -> UploadResult:
+                         quorum: int, footer: Footer | None) -> UploadResult:
     handoffs = backend.handoffs(ring, part)
     if client_etag is not None:
         for h in headers:
@@ -187,7 +206,7 @@ async def _upload_stream(backend: Backend, ring: RingLike, part: int, nodes: lis
     try:
         async for chunk in _chunks(source):
             await _send(backend, targets, chunk, quorum)
-        replies = await _finish(backend, targets)
+        replies = await _finish(backend, targets, footer() if footer is not None else None)
     except BaseException:
         _abort(targets)
         raise
@@ -228,12 +247,13 @@ async def _send(backend: Backend, targets: list[_Target], chunk: bytes, quorum: 
         raise BackendUnavailableError("lost quorum during object PUT")
 
 
-async def _finish(backend: Backend, targets: list[_Target]) -> list[Reply]:
+async def _finish(backend: Backend, targets: list[_Target],
+                  trailers: Mapping[str, str] | None) -> list[Reply]:
     async def one(t: _Target) -> Reply:
         if t.failed:
             return Reply(503)
         try:
-            await t.exchange.finish()
+            await t.exchange.finish(trailers)
             resp = await t.exchange.response()
             await resp.release()
         except (HTTPClientError, OSError):

@@ -310,10 +310,12 @@ def object_metadata(ctx: ObjectCtx, src: dict[str, str] | None = None) -> dict[s
 async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, str],
                 source: putter.Source, length: int | None, client_etag: str | None,
                 extra: dict[str, str] | None = None, ts: str | None = None,
-                report: str | None = None) -> Resp:
+                report: str | None = None, footer: putter.Footer | None = None) -> Resp:
     """Write an object body plus metadata to a quorum of nodes; answer 201.
 
-    ``ts`` is the object's timestamp (default: now). ``report`` names a metadata
+    ``ts`` is the object's timestamp (default: now). ``footer`` is called once
+    the body was read; its metadata is stored with the object in the same write
+    (see :func:`nubis.api.proxy.putter.upload`). ``report`` names a metadata
     item (lower case): the answer's internal ``x-backend-replaced`` header then
     lists (comma-separated) its values in the live objects this write replaced
     on the replicas (or fragment archives); the caller removes it before
@@ -336,11 +338,11 @@ async def store(ctx: Ctx, info: Info, container: str, obj: str, meta: dict[str, 
     pol = ctx.state.policies.get(policy)
     if isinstance(pol, ECPolicy):
         etag, replaced = await ec.store(ctx, pol, ring, (ctx.account, container, obj),
-                                        per_node, source, length, client_etag, ts)
+                                        per_node, source, length, client_etag, ts, footer)
     else:
         result = await putter.upload(ctx.state.backend, ring, part, nodes,
                                      (ctx.account, container, obj), per_node, source, length,
-                                     client_etag)
+                                     client_etag, footer)
         etag = result.etag
         replaced = {r.headers.get(hdr.X_REPLACED, "") for r in result.replies
                     if 200 <= r.status < 300} - {""}

@@ -46,16 +46,21 @@ def is_durable(rec: ObjectRecord) -> bool:
     return NONDURABLE not in rec.meta
 
 
-def committed(old: ObjectRecord, ts: str, sysmeta: dict[str, str]) -> ObjectRecord | None:
-    """Return ``old`` marked durable with ``sysmeta`` merged, or None if it is not ``ts``."""
+def committed(old: ObjectRecord, ts: str, sysmeta: dict[str, str],
+              content_type: str | None = None) -> ObjectRecord | None:
+    """Return ``old`` marked durable with ``sysmeta`` merged, or None if it is not ``ts``.
+
+    ``content_type`` replaces the archive's (known only after its body, like the sysmeta).
+    """
     if old.deleted or old.data_timestamp != ts:
         return None
     meta = {k: v for k, v in old.meta.items() if k != NONDURABLE}
     meta.update(sysmeta)
-    return replace(old, meta=meta)
+    return replace(old, meta=meta, content_type=content_type or old.content_type)
 
 
 async def mark_durable(df: DiskFile, ts: str, sysmeta: dict[str, str],
+                       content_type: str | None,
                        make_updates: Any) -> tuple[ObjectRecord | None, list[bytes],
                                                    list[PendingUpdate]]:
     """Commit phase 2 for the archive whose data timestamp is ``ts``.
@@ -72,7 +77,7 @@ async def mark_durable(df: DiskFile, ts: str, sysmeta: dict[str, str],
     current = df.record()
     if current is None:
         return None, [], []
-    preview = committed(current, ts, sysmeta)
+    preview = committed(current, ts, sysmeta, content_type)
     if preview is None:
         return None, [], []
     updates: list[PendingUpdate] = [] if is_durable(current) else make_updates(preview)
@@ -82,7 +87,7 @@ async def mark_durable(df: DiskFile, ts: str, sysmeta: dict[str, str],
         raw = txn.get(key, db=dev.meta_db)
         if raw is None:
             return None
-        new = committed(ObjectRecord.unpack(raw), ts, sysmeta)
+        new = committed(ObjectRecord.unpack(raw), ts, sysmeta, content_type)
         if new is None:
             return None
         txn.put(key, new.pack(), db=dev.meta_db)

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from nubis.common import backend as hdr
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpclient import HTTPClient
-from nubis.common.httpserver import BodyError, Request, Response, plain
+from nubis.common.httpserver import BodyError, Request, Response, joined_headers, plain
 from nubis.daemons.storage import ecfrag, replication
 from nubis.daemons.storage import protocol as proto
 from nubis.daemons.storage.background import open_object_device
@@ -232,8 +232,10 @@ class ObjectServer(StorageServer[ObjectDevice]):
         ts = proto.parse_timestamp(hdrs)
         if "content-length" not in hdrs and "chunked" not in hdrs.get("transfer-encoding", ""):
             return plain(411, "Length Required")
+        length_header = "content-length" if "content-length" in hdrs \
+            else hdr.X_OBJ_CONTENT_LENGTH
         if self.devices.short_of_space(p.device, self.storage.reserve_percent,
-                                       proto.parse_int_header(hdrs, "content-length")):
+                                       proto.parse_int_header(hdrs, length_header)):
             return INSUFFICIENT_STORAGE
         meta = proto.metadata_from_headers(hdrs, proto.OBJECT_META_PREFIXES,
                                            proto.OBJECT_STORED_HEADERS)
@@ -273,11 +275,14 @@ class ObjectServer(StorageServer[ObjectDevice]):
             etag = want.strip('"').lower()
             if not _xxh3_matches(hdrs[hdr.X_BODY_XXH3], writer.body_xxh3()):
                 return plain(422, "Unprocessable Entity")
-        if "content-length" in hdrs and hdrs["content-length"].isdigit() \
-                and int(hdrs["content-length"]) != writer.size:
-            return plain(499, "Client Disconnect")
-        rec = ObjectRecord(ts.internal, writer.size, etag,
-                           hdrs.get("content-type", "application/octet-stream"), meta, False,
+        for name in ("content-length", hdr.X_OBJ_CONTENT_LENGTH):
+            if name in hdrs and hdrs[name].isdigit() and int(hdrs[name]) != writer.size:
+                return plain(499, "Client Disconnect")
+        footer = metadata_footer(req)
+        ctype = footer.pop("content-type", None) or hdrs.get("content-type",
+                                                            "application/octet-stream")
+        meta.update(footer)
+        rec = ObjectRecord(ts.internal, writer.size, etag, ctype, meta, False,
                            p.partition, f"/{p.account}/{p.container}/{p.obj}",
                            tuple(writer.sums), writer.body if writer.inline else None)
         updates = self._container_updates(req, p, df.policy, rec) \
@@ -413,9 +418,10 @@ class ObjectServer(StorageServer[ObjectDevice]):
         if df is None:
             return INSUFFICIENT_STORAGE
         ts = proto.parse_timestamp(req.headers, hdr.X_EC_COMMIT)
-        sysmeta = {k: v for k, v in req.headers.items() if k.startswith("x-object-sysmeta-")}
+        sysmeta = {k: v for k, v in req.headers.items()
+                   if k.startswith("x-object-sysmeta-") and k not in ecfrag.INTERNAL}
         rec, keys, updates = await ecfrag.mark_durable(
-            df, ts.internal, sysmeta,
+            df, ts.internal, sysmeta, req.headers.get("content-type"),
             lambda r: self._container_updates(req, p, df.policy, r))
         if rec is None:
             return self._not_found()
@@ -438,6 +444,19 @@ def _apply_overrides(update: dict[str, str], headers: dict[str, str],
         for key, value in source.items():
             if key.startswith(prefix) and len(key) > len(prefix):
                 update[proto.title_header("x-" + key[len(prefix):])] = value
+
+
+def metadata_footer(req: Request) -> dict[str, str]:
+    """Return the metadata a PUT's chunked-body trailer adds (read the body first).
+
+    Only with ``X-Backend-Obj-Metadata-Footer: yes``, and only sysmeta and
+    ``Content-Type``: a trailer never carries user metadata or anything internal.
+    """
+    if req.headers.get(hdr.X_METADATA_FOOTER) != "yes" or not req.trailers:
+        return {}
+    return {k: v for k, v in joined_headers(req.trailers).items()
+            if (k.startswith("x-object-sysmeta-") and k not in ecfrag.INTERNAL)
+            or k == "content-type"}
 
 
 async def _receive(req: Request, writer: DiskFileWriter) -> None:

@@ -40,7 +40,7 @@ from nubis.api.proxy.s3.objects import (
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 from nubis.api.proxy.s3.segments import UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, one, store, to_all
+from nubis.api.proxy.transfer import container_of, one, store
 from nubis.api.shared import awssig
 
 MARKER_TYPE = "application/x-nubis-s3-upload"
@@ -151,21 +151,25 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
     compute = checksums.part_compute(upload, req.ctx.headers)
     length = decoded_length(req.ctx.headers)
     # A header's checksum is stored with the part (a mismatch fails the write);
-    # a trailer's or a computed one is known at the end: a metadata POST adds it.
+    # a trailer's or a computed one is known at the end: it goes as a footer.
     claimed = awssig.checksum_algo_of(req.ctx.headers)
     if claimed is not None:
         meta.update(checksums.part_meta(claimed))
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, req.ctx.headers, result, compute)
+
+    def footer() -> dict[str, str]:
+        return checksums.part_meta(result.checksum) if result.checksum else {}
+
     try:
         resp = await store(octx, info, octx.container, name, meta, source, length,
-                           content_md5(req.ctx.headers))
+                           content_md5(req.ctx.headers),
+                           footer=footer if claimed is None and (
+                               compute or "x-amz-trailer" in req.ctx.headers) else None)
     except HTTPError as exc:
         if exc.status == 422:
             raise S3Error("BadDigest") from None
         raise from_swift(exc) from None
-    if result.checksum and claimed is None:
-        await to_all(octx, info, "POST", checksums.part_meta(result.checksum))
     out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
     if "Last-Modified" in resp.headers:
         out["Last-Modified"] = resp.headers["Last-Modified"]
@@ -200,11 +204,12 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     digest = awssig.Checksum(upload.algo) if upload else None
     if digest is not None:
         source = _summed(source, digest)
-    resp = await store(octx, info, octx.container, name, meta, source, got.length, None)
+    resp = await store(octx, info, octx.container, name, meta, source, got.length, None,
+                       footer=None if digest is None else
+                       lambda: checksums.part_meta((digest.algo, digest.value())))
     etag = resp.headers["Etag"].strip('"')
     extra = ""
     if digest is not None:
-        await to_all(octx, info, "POST", checksums.part_meta((digest.algo, digest.value())))
         extra = checksums.part_xml((digest.algo, digest.value()))
     return Resp(200, dict(XML), doc("CopyPartResult", [
         el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),

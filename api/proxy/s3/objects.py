@@ -32,14 +32,11 @@ from nubis.api.proxy.s3.auth import (
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, fetch, one
+from nubis.api.proxy.transfer import container_of, fetch
 from nubis.api.shared import awssig
 
 #: S3's limit on the user metadata of one object (names + values).
 MAX_META = 2048
-#: Payloads up to this size are verified whole before the write starts (checksums
-#: then go in the same write); larger ones stream and get their checksum after.
-WHOLE = 1 << 20
 CHECKSUM_META = checksums.CHECKSUM_META
 ETAG_META = "x-object-sysmeta-s3-etag"
 _PASS = ("content-type", "cache-control", "content-disposition", "content-language",
@@ -129,23 +126,20 @@ async def put(req: S3Req) -> Resp:
     source = payload_stream(req.ctx.body, req.caller, headers, result)
     report = segments.report_for(info)
     # A header's checksum is stored with the object (the stream checks it before its
-    # last piece: a mismatch fails the write); a trailer's is known only at the end.
+    # last piece: a mismatch fails the write); a trailer's is known only at the end
+    # and goes as a footer, stored in the same write.
     claimed = None if "x-amz-trailer" in headers else awssig.checksum_algo_of(headers)
     if claimed is not None:
         meta[CHECKSUM_META] = ":".join(claimed)
+
+    def footer() -> dict[str, str]:
+        return {CHECKSUM_META: ":".join(result.checksum)} if result.checksum else {}
+
     try:
-        if length is not None and length <= WHOLE:
-            data = b"".join([c async for c in source])
-            if result.checksum:
-                meta[CHECKSUM_META] = ":".join(result.checksum)
-            resp = await versioning.store_current(octx, info, meta, one(data), len(data),
-                                                  content_md5(headers), report=report)
-        else:
-            resp = await versioning.store_current(octx, info, meta, source, length,
-                                                  content_md5(headers), report=report)
-            if result.checksum and claimed is None:
-                await versioning.post_stored(octx, info, resp,
-                                             {**meta, CHECKSUM_META: ":".join(result.checksum)})
+        resp = await versioning.store_current(octx, info, meta, source, length,
+                                              content_md5(headers), report=report,
+                                              footer=footer if "x-amz-trailer" in headers
+                                              else None)
     except HTTPError as exc:
         if exc.status == 422:
             raise S3Error("BadDigest") from None

@@ -25,11 +25,11 @@ from nubis.api.proxy.base import policy_of
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import is_true
-from nubis.api.proxy.putter import Source
+from nubis.api.proxy.putter import Footer, Source
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, drain, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, parse, text
-from nubis.api.proxy.transfer import container_of, fetch, store, to_all
+from nubis.api.proxy.transfer import container_of, fetch, store
 
 XML = {"Content-Type": "application/xml"}
 #: Response header of the version an answer is about.
@@ -74,27 +74,16 @@ async def put_config(req: S3Req) -> Resp:
 async def store_current(octx: ObjectCtx, info: Info, meta: dict[str, str], source: Source,
                         length: int | None, etag: str | None,
                         extra: dict[str, str] | None = None,
-                        report: str | None = None) -> Resp:
+                        report: str | None = None, footer: Footer | None = None) -> Resp:
     """Store the bucket's new current object: a new version while versioning is on.
 
     ``report`` is passed to :func:`~nubis.api.proxy.transfer.store` when no
-    version is made.
+    version is made; ``footer`` (metadata known once the body was read) always.
     """
     if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
-        return await objver.put(octx, info, meta, source, length, etag, extra)
+        return await objver.put(octx, info, meta, source, length, etag, extra, footer)
     return await store(octx, info, octx.container, octx.obj, meta, source, length, etag,
-                       extra, report=report)
-
-
-async def post_stored(octx: ObjectCtx, info: Info, stored: Resp, meta: dict[str, str]) -> None:
-    """Add metadata to an object just stored (to its version's data when one was made)."""
-    await to_all(octx, info, "POST", meta)
-    version = stored.headers.get("X-Object-Version-Id")
-    vcont = objver.vcont_of(info)
-    if version and vcont:
-        vctx = ObjectCtx.of(octx, container=vcont, obj=objver.version_object(octx.obj, version))
-        vinfo = await container_of(vctx)
-        await to_all(vctx, vinfo, "POST", {**meta, **objver.ALLOW})
+                       extra, report=report, footer=footer)
 
 
 def s3_headers(swift: Mapping[str, str]) -> dict[str, str]:

@@ -252,6 +252,62 @@ def test_streaming_uploads_signed_chunks_and_trailers(s3cloud: S3Cloud) -> None:
     assert keys == ["signed", "trailer"]
 
 
+def test_trailer_checksums_are_stored_with_the_object(s3cloud: S3Cloud) -> None:
+    """A trailer's checksum is stored in the object's own write (no later metadata write).
+
+    Streamed (past the proxy's one-request size) into a plain, an erasure-coded and a
+    versioned bucket, and as a multipart part: the checksum reads back, and Swift's
+    X-Timestamp of the object is its data's (the listing's), which a metadata POST
+    after the upload would have moved on.
+    """
+    import base64
+    import datetime
+    import zlib
+
+    from nubis.api.shared import awssig
+
+    s3, swift = s3cloud.client(), s3cloud.swift()
+    chunks = [b"t" * 65536] * 40 + [b"u" * 77]
+    data = b"".join(chunks)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    trailer = f"x-amz-checksum-crc32:{crc}"
+    for kind in ("plain", "ec", "versioned"):
+        bucket = f"trl-{kind}-{uuid.uuid4().hex[:8]}"
+        if kind == "ec":
+            swift.put_container(bucket, headers={"X-Storage-Policy": "ec42"})
+        else:
+            s3.create_bucket(Bucket=bucket)
+        if kind == "versioned":
+            s3.put_bucket_versioning(Bucket=bucket,
+                                     VersioningConfiguration={"Status": "Enabled"})
+        r = _streaming_put(s3cloud, f"/{bucket}/k", awssig.STREAMING_UNSIGNED_TRAILER,
+                           chunks, trailer=trailer)
+        assert r.status_code == 200 and r.headers["x-amz-checksum-crc32"] == crc, r.text
+        head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+        assert head["ChecksumCRC32"] == crc and head["ContentLength"] == len(data), kind
+        if kind == "versioned":
+            version = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED",
+                                     VersionId=r.headers["x-amz-version-id"])
+            assert version["ChecksumCRC32"] == crc
+            continue
+        listed = swift.get_container(bucket)[1][0]["last_modified"]
+        stamp = datetime.datetime.fromisoformat(listed).replace(tzinfo=datetime.UTC)
+        assert abs(float(swift.head_object(bucket, "k")["x-timestamp"])
+                   - stamp.timestamp()) < 1e-5, kind
+    bucket = f"trl-mpu-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="m",
+                                        ChecksumAlgorithm="CRC32")["UploadId"]
+    r = _streaming_put(s3cloud, f"/{bucket}/m?partNumber=1&uploadId={upload}",
+                       awssig.STREAMING_UNSIGNED_TRAILER, chunks, trailer=trailer)
+    assert r.status_code == 200 and r.headers["x-amz-checksum-crc32"] == crc, r.text
+    part = s3.list_parts(Bucket=bucket, Key="m", UploadId=upload)["Parts"][0]
+    assert part["ChecksumCRC32"] == crc and part["Size"] == len(data)
+    s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"], "ChecksumCRC32": crc}]})
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == data
+
+
 def test_signed_chunks_with_a_checksum_header(s3cloud: S3Cloud) -> None:
     """A checksum header beside signed aws-chunked chunks is verified, then stored."""
     import base64

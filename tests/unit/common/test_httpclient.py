@@ -13,6 +13,7 @@ from nubis.common.httpclient import (
     ConnectError,
     ConnectionClosedError,
     HTTPClient,
+    HTTPClientError,
     _send_head,
 )
 from nubis.common.httpserver import HTTPServer, Request, Response
@@ -48,6 +49,8 @@ class Recorder:
         if req.path in ("/empty-416", "/full-416"):  # a range past a 0- or 100-byte resource
             size = "0" if req.path == "/empty-416" else "100"
             return Response(416, [("Content-Range", f"bytes */{size}"), ("Etag", "e")], b"")
+        if req.path == "/trailers":  # a chunked body's trailer, read after the body
+            return Response(200, [(k.decode(), v.decode()) for k, v in req.trailers], body)
         if req.path == "/meta":  # odd names travel both ways (nubis.common.headnames)
             return Response(200, [(k, v) for k, v in req.headers.items()
                                   if k.startswith("x-object-meta-")], b"")
@@ -116,6 +119,30 @@ def test_expect_continue_exchange() -> None:
         assert await ex.wait_continue() == 413
         r = await ex.response()
         assert await r.read() == b"too big"
+    uvloop.run(with_server(scenario))
+
+
+def test_chunked_body_with_trailers() -> None:
+    """Trailer fields reach the server's request (not its headers); the connection is reused."""
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        for _ in range(2):
+            ex = await client.open(HOST, port, "PUT", "/trailers", {"X-Head": "1"})
+            await ex.write(b"body")
+            await ex.finish({"X-Object-Sysmeta-Sum": "crc32:AAAAAA==", "X-Other": "2"})
+            r = await ex.response()
+            assert r.status == 200 and await r.read() == b"body"
+            assert r.headers["x-object-sysmeta-sum"] == "crc32:AAAAAA=="
+            assert r.headers["x-other"] == "2" and "x-head" not in r.headers
+        assert len(set(rec.peers)) == 1
+        ex = await client.open(HOST, port, "PUT", "/trailers", {}, content_length=4)
+        await ex.write(b"body")
+        with pytest.raises(HTTPClientError, match="chunked"):
+            await ex.finish({"X-A": "1"})
+        ex.abort()
+        ex = await client.open(HOST, port, "PUT", "/trailers", {})
+        with pytest.raises(HTTPClientError, match="CR or LF"):
+            await ex.finish({"X-A": "1\r\nX-B: 2"})
+        ex.abort()
     uvloop.run(with_server(scenario))
 
 

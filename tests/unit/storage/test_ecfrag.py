@@ -45,7 +45,10 @@ def test_two_phase_commit(tmp_path: Path) -> None:
             commit = {"X-Backend-Ec-Commit": t, **EC, **st.container_headers(),
                       "X-Object-Sysmeta-Ec-Etag": "e" * 32,
                       "X-Object-Sysmeta-Ec-Content-Length": "1600",
-                      "X-Object-Sysmeta-Container-Update-Override-Size": "1600"}
+                      "X-Object-Sysmeta-Container-Update-Override-Size": "1600",
+                      # a metadata footer of the upload: stored, type listed too
+                      "X-Object-Sysmeta-S3-Checksum": "crc32:AAAAAA==",
+                      "Content-Type": "c/d"}
             assert (await st.req("object", "POST", OBJ, {**commit,
                                                           "X-Backend-Ec-Commit": ts()})
                     ).status == 404  # another version
@@ -55,11 +58,14 @@ def test_two_phase_commit(tmp_path: Path) -> None:
             assert r.headers["x-backend-durable-timestamp"] == t
             assert r.headers["x-object-sysmeta-ec-etag"] == "e" * 32
             assert r.headers["x-object-sysmeta-ec-frag-index"] == "3"
+            assert r.headers["x-object-sysmeta-s3-checksum"] == "crc32:AAAAAA=="
+            assert r.headers["content-type"] == "c/d"
             for _ in range(100):
                 listing = await st.req("container", "GET", "/d1/0/AUTH_a/c?format=json")
                 if listing.body != b"[]":
                     break
             assert b'"bytes": 1600' in listing.body or b'"bytes":1600' in listing.body
+            assert b'c/d' in listing.body
             # fetch by hash (the reconstructor's read)
             h = hash_path_hex(SEED, b"/AUTH_a/c/o")
             r = await st.req("object", "POST", f"/d1/_ecfrag/2/5/{h}")

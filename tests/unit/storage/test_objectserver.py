@@ -456,3 +456,41 @@ def test_proxy_vouched_md5_is_checked_with_xxh3(tmp_path: Path, size: int) -> No
                              hdrs(ts(), **{"X-Backend-Body-Xxh3": bad}), data)
             assert r.status == 201 and r.headers["etag"] == md5
     run(go())
+
+
+def test_metadata_footer_is_stored_with_the_object(tmp_path: Path) -> None:
+    """A chunked PUT's trailer adds sysmeta and Content-Type, only when announced."""
+    from nubis.common import backend as hdr
+
+    async def put(st: Stack, path: str, announce: bool, **extra: str) -> int:
+        head = hdrs(ts(), **({hdr.X_METADATA_FOOTER: "yes"} if announce else {}), **extra)
+        ex = await st.client.open("127.0.0.1", st.ports["object"], "PUT", path, head)
+        await ex.write(b"x" * 5000)
+        await ex.finish({"X-Object-Sysmeta-S3-Checksum": "crc32:AAAAAA==",
+                         "Content-Type": "application/x-told",
+                         "X-Object-Meta-Sneaky": "no", "X-Object-Sysmeta-Ec-Nondurable": "yes",
+                         "X-Delete-At": "1"})
+        resp = await ex.response()
+        await resp.release()
+        return resp.status
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            assert await put(st, OBJ, announce=True) == 201
+            r = await st.req("object", "HEAD", OBJ)
+            assert r.headers["x-object-sysmeta-s3-checksum"] == "crc32:AAAAAA=="
+            assert r.headers["content-type"] == "application/x-told"
+            assert r.headers["content-length"] == "5000"
+            for name in ("x-object-meta-sneaky", "x-delete-at", "x-backend-ec-durable"):
+                assert name not in r.headers, name
+            other = "/d1/5/AUTH_a/c/quiet"
+            assert await put(st, other, announce=False) == 201
+            r = await st.req("object", "HEAD", other)
+            assert r.headers["content-type"] == "text/plain"
+            assert "x-object-sysmeta-s3-checksum" not in r.headers
+            # the length a footer's chunked body announces is checked like Content-Length
+            short = "/d1/5/AUTH_a/c/short"
+            assert await put(st, short, True, **{hdr.X_OBJ_CONTENT_LENGTH: "5001"}) == 499
+            assert (await st.req("object", "HEAD", short)).status == 404
+            assert await put(st, short, True, **{hdr.X_OBJ_CONTENT_LENGTH: "5000"}) == 201
+    run(go())
