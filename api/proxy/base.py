@@ -116,6 +116,18 @@ def client_headers(backend: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def show_sysmeta(ctx: Ctx, backend: Mapping[str, str], out: dict[str, str]) -> None:
+    """Add to ``out`` the stored sysmeta an internal read asked to see (lower-case names).
+
+    See ``ObjectCtx.show_sysmeta``; a client's own request never sets it.
+    """
+    prefix = getattr(ctx, "show_sysmeta", "")
+    if prefix:
+        for k, v in backend.items():
+            if k.startswith(prefix):
+                out[k] = v
+
+
 @functools.lru_cache(maxsize=4096)
 def _title(name: str) -> str:
     # PERF: cached; called for every backend header of every response (bench swift GET).

@@ -262,3 +262,7 @@ class ObjectCtx(ContainerCtx):
     #: Set only by the S3 layer on its copies, never from a client: system metadata
     #: the copy's new object gets (tags and checksum S3 carries over or replaces).
     copy_sysmeta: dict[str, str] | None = None
+    #: Set only by the S3 layer on its own reads, never from a client: the answer also
+    #: carries the read object's system metadata whose names start with this (so the
+    #: S3 layer learns a checksum or multipart ETag of the very version it serves).
+    show_sysmeta: str = ""

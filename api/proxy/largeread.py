@@ -23,6 +23,7 @@ from nubis.api.proxy.base import (
     container_info,
     last_modified,
     policy_of,
+    show_sysmeta,
     timestamp_headers,
 )
 from nubis.api.proxy.constraints import header_path
@@ -97,6 +98,7 @@ async def slo_get(ctx: ObjectCtx, got: Fetched, policy: int) -> Resp:
     segments = await _expand(ctx, manifest)
     etag = slo_etag(manifest)
     out = client_headers(headers)
+    show_sysmeta(ctx, headers, out)
     out.update(timestamp_headers(headers))
     out["Etag"] = f'"{etag}"'
     out["X-Static-Large-Object"] = "True"

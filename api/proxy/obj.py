@@ -14,6 +14,7 @@ from nubis.api.proxy.base import (
     meta_headers,
     policy_of,
     require_found,
+    show_sysmeta,
     timestamp_headers,
 )
 from nubis.api.proxy.constraints import (
@@ -196,6 +197,7 @@ async def respond_object(ctx: ObjectCtx, got: Fetched) -> Resp:
     length = int(headers.get("content-length", "0"))
     etag = headers.get("etag", "").strip('"')
     out = client_headers(headers)
+    show_sysmeta(ctx, headers, out)
     out.update(timestamp_headers(headers))
     out["Etag"] = etag
     out["Accept-Ranges"] = "bytes"

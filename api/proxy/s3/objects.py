@@ -230,10 +230,9 @@ async def get_or_head(req: S3Req) -> Resp:
     if resp.status == 304:
         await drain(resp.body)
         return Resp(304, out)
-    if ("X-Static-Large-Object" in resp.headers
-            or ("x-amz-checksum-mode" in headers
-                and headers["x-amz-checksum-mode"].upper() == "ENABLED")):
-        await _sysmeta_headers(req, out, part)
+    if ETAG_META in resp.headers or ("x-amz-checksum-mode" in headers
+                                      and headers["x-amz-checksum-mode"].upper() == "ENABLED"):
+        await _sysmeta_headers(req, resp.headers, out, part)
     if req.q:
         for param, name in _OVERRIDES.items():
             if param in req.q:
@@ -327,12 +326,15 @@ async def _multipart_conditions(req: S3Req, swift_headers: dict[str, str]) -> No
         raise S3Error("NotModified", "Not Modified", 304, headers=kept)
 
 
-async def _sysmeta_headers(req: S3Req, out: dict[str, str], part: int | None) -> None:
-    """Add the stored S3 ETag (multipart) and checksum (when asked) from a raw HEAD.
+async def _sysmeta_headers(req: S3Req, headers: Mapping[str, str], out: dict[str, str],
+                           part: int | None) -> None:
+    """Add the S3 ETag (multipart) and checksum (when asked) of the object read.
 
-    A ranged read gets no checksum; a ``partNumber`` read gets its part's.
+    ``headers`` is the Swift answer, with the read object's S3 sysmeta (see
+    ``S3Req.swift``): they belong to the very version served, and need no HEAD
+    (PERF: boto3 asks for checksums on every GetObject). A ranged read gets no
+    checksum; a ``partNumber`` read gets its part's.
     """
-    headers = await _raw_head(req)
     if ETAG_META in headers:
         out["ETag"] = f'"{headers[ETAG_META]}"'
     if req.header("x-amz-checksum-mode").upper() != "ENABLED":
@@ -345,7 +347,7 @@ async def _sysmeta_headers(req: S3Req, out: dict[str, str], part: int | None) ->
 
 async def _part_checksum(req: S3Req, stored: Mapping[str, str], part: int) -> dict[str, str]:
     """Return the checksum headers of part ``part`` (a plain object is its only part)."""
-    if stored.get("x-static-large-object", "").lower() != "true":
+    if stored.get("X-Static-Large-Object", "").lower() != "true":
         return checksums.stored_headers(stored) if part == 1 else {}
     entries = await manifest(req, versioning.requested(req))
     found = checksums.part_checksum(entries[part - 1]) if part <= len(entries) else None

@@ -29,6 +29,9 @@ REGISTRY_CONTAINER = "buckets"
 _SYSTEM = Identity(user=".s3", reseller_admin=True, expires=float("inf"))
 #: Seconds a worker trusts its cached bucket -> owner answer.
 REGISTRY_TTL = 5.0
+#: The sysmeta an S3 object read sees in its Swift answer (checksums, multipart ETag,
+#: tags: every ``x-object-sysmeta-s3-*`` item).
+S3_SYSMETA = "x-object-sysmeta-s3-"
 
 
 def bytes_body(data: bytes, timeout: float) -> Body:
@@ -127,7 +130,9 @@ class S3Req:
         """Run one Swift operation as the caller; return its response.
 
         ``report`` and ``sysmeta`` (object writes of copies): see
-        ``ObjectCtx.report_replaced`` and ``ObjectCtx.copy_sysmeta``.
+        ``ObjectCtx.report_replaced`` and ``ObjectCtx.copy_sysmeta``. An object
+        read's answer also carries the object's S3 sysmeta (:data:`S3_SYSMETA`,
+        lower-case names; ``ObjectCtx.show_sysmeta``), which no S3 answer passes on.
         """
         base = self.ctx
         # PERF: bench s3 -- the contexts are built directly (no kwargs dict).
@@ -149,7 +154,7 @@ class S3Req:
         return await copy.handle(ObjectCtx(
             state, method, base.path, q, h, body, account=acct, identity=ident,
             trans_id=base.trans_id, container=container_name, obj=obj,
-            report_replaced=report, copy_sysmeta=sysmeta))
+            report_replaced=report, copy_sysmeta=sysmeta, show_sysmeta=S3_SYSMETA))
 
     async def system(self, method: str, obj: str | None, headers: dict[str, str] | None = None,
                      body: bytes = b"", query: dict[str, str] | None = None) -> Resp:

@@ -239,3 +239,50 @@ def test_aws_cli_head_object_checksum_mode(s3cloud: S3Cloud, tmp_path: Path) -> 
     plain = json.loads(s3cloud.aws("s3api", "head-object", "--bucket", bucket, "--key", "obj",
                                    "--output", "json").stdout)
     assert "ChecksumCRC32" not in plain
+
+
+def _object_heads(s3cloud: S3Cloud) -> float:
+    """Return how many HEADs the object servers answered (their ``/metrics``)."""
+    import urllib.request
+
+    from nubis.daemons.storage.config import node_settings
+
+    conf = s3cloud.cloud.config
+    total = 0.0
+    for n in range(conf.storage.node_count):
+        port = node_settings(conf.storage, s3cloud.cloud.state, n).object_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("nubis_http_requests_total{") and 'method="HEAD"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_checksum_and_multipart_etag_come_with_the_read(s3cloud: S3Cloud) -> None:
+    """GetObject with checksum mode (boto3's default) reads the checksum with the object.
+
+    Neither a plain nor a multipart object's read makes another HEAD to the object
+    servers for its checksum or S3 ETag: they come with the version served.
+    """
+    s3 = s3cloud.client()
+    bucket = f"rd-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    body = b"read with its checksum"
+    s3.put_object(Bucket=bucket, Key="plain", Body=body, ChecksumAlgorithm="CRC32")
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32",
+                                     ChecksumType="FULL_OBJECT")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=body,
+                          ChecksumAlgorithm="CRC32")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key="mp", UploadId=uid, ChecksumType="FULL_OBJECT",
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"],
+                                    "ChecksumCRC32": part["ChecksumCRC32"]}]})
+    before = _object_heads(s3cloud)
+    for _ in range(3):
+        got = s3.get_object(Bucket=bucket, Key="plain", ChecksumMode="ENABLED")
+        assert got["Body"].read() == body and got["ChecksumCRC32"] == crc
+        got = s3.get_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+        assert got["Body"].read() == body and got["ETag"] == done["ETag"]
+        assert got["ChecksumCRC32"] == crc and got["ChecksumType"] == "FULL_OBJECT"
+    assert _object_heads(s3cloud) == before
