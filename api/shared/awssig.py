@@ -23,7 +23,9 @@ import urllib.parse
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import xxhash
 from nubis.fastpath import crc
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -485,22 +487,30 @@ class _RunningCrc:
 
 
 class _Hash:
-    def __init__(self, name: str) -> None:
-        self.h = hashlib.new(name)
+    """A hashlib or xxhash object (their ``digest`` is the big-endian form S3 shows)."""
+
+    def __init__(self, h: Any) -> None:
+        self.h = h
 
     def update(self, data: bytes) -> None:
         self.h.update(data)
 
     def digest(self) -> bytes:
-        return self.h.digest()
+        return bytes(self.h.digest())
 
 
+#: S3's additional checksums by algorithm (lower case, as in ``x-amz-checksum-<algo>``).
 CHECKSUMS: dict[str, Callable[[], _RunningCrc | _Hash]] = {
     "crc32": lambda: _RunningCrc(zlib.crc32, 32),
     "crc32c": lambda: _RunningCrc(crc.crc32c, 32),
     "crc64nvme": lambda: _RunningCrc(crc.crc64nvme, 64),
-    "sha1": lambda: _Hash("sha1"),
-    "sha256": lambda: _Hash("sha256"),
+    "sha1": lambda: _Hash(hashlib.sha1()),
+    "sha256": lambda: _Hash(hashlib.sha256()),
+    "sha512": lambda: _Hash(hashlib.sha512()),
+    "md5": lambda: _Hash(hashlib.md5(usedforsecurity=False)),
+    "xxhash64": lambda: _Hash(xxhash.xxh64()),
+    "xxhash3": lambda: _Hash(xxhash.xxh3_64()),
+    "xxhash128": lambda: _Hash(xxhash.xxh3_128()),
 }
 
 
@@ -531,7 +541,8 @@ class Checksum:
 #: ``x-amz-checksum-*`` headers that name no checksum value.
 _NOT_VALUES = ("x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode")
 #: Bytes of each algorithm's digest.
-DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32,
+                "sha512": 64, "md5": 16, "xxhash64": 8, "xxhash3": 8, "xxhash128": 16}
 _PREFIX = "x-amz-checksum-"
 
 

@@ -1,11 +1,12 @@
 """Additional checksums of multipart uploads (S3's "Checking object integrity").
 
 CreateMultipartUpload chooses an algorithm (``x-amz-checksum-algorithm``) and a
-type (``x-amz-checksum-type``): ``COMPOSITE`` (CRC32, CRC32C, SHA1, SHA256; the
-default but for CRC64NVME) is the algorithm over the parts' raw digests,
-shown as ``<base64>-<parts>``; ``FULL_OBJECT`` (CRC32, CRC32C, CRC64NVME; the
-default of CRC64NVME) is the CRC of the whole object, combined from the parts'
-CRCs and lengths (:func:`crc_combine`), no byte read again.
+type (``x-amz-checksum-type``): ``COMPOSITE`` (CRC32, CRC32C, SHA1, SHA256,
+SHA512, MD5, XXHASH64, XXHASH3, XXHASH128; the default but for CRC64NVME) is the
+algorithm over the parts' raw digests, shown as ``<base64>-<parts>``;
+``FULL_OBJECT`` (CRC32, CRC32C, CRC64NVME; the default of CRC64NVME) is the CRC of
+the whole object, combined from the parts' CRCs and lengths (:func:`crc_combine`),
+no byte read again.
 
 Where it is kept: the upload marker's body is ``"<ALGO> <TYPE>"`` (so its ETag,
 in a HEAD and in the ``+segments`` listing, names the choice: :data:`_BY_ETAG`);
@@ -35,8 +36,10 @@ COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
 #: S3's names of the algorithms (lower case in headers, upper case in XML).
 NAMES = {"crc32": "CRC32", "crc32c": "CRC32C", "crc64nvme": "CRC64NVME",
-         "sha1": "SHA1", "sha256": "SHA256"}
-_TYPES = {COMPOSITE: ("crc32", "crc32c", "sha1", "sha256"),
+         "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512", "md5": "MD5",
+         "xxhash64": "XXHASH64", "xxhash3": "XXHASH3", "xxhash128": "XXHASH128"}
+_TYPES = {COMPOSITE: ("crc32", "crc32c", "sha1", "sha256", "sha512", "md5", "xxhash64",
+                      "xxhash3", "xxhash128"),
           FULL_OBJECT: ("crc32", "crc32c", "crc64nvme")}
 #: Content type of a part, and the parameter carrying its checksum in listings.
 PART_CTYPE = "application/octet-stream"
@@ -87,8 +90,7 @@ def requested(headers: Mapping[str, str]) -> UploadChecksum | None:
     algo = raw_algo.strip().lower()
     if algo not in NAMES:
         raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported. Please "
-                      "try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, "
-                      "SHA1, SHA256]")
+                      f"try again with any of the valid types: [{', '.join(NAMES.values())}]")
     kind = (raw_type or "").strip().upper() or \
         (FULL_OBJECT if algo == "crc64nvme" else COMPOSITE)
     if kind not in _TYPES:

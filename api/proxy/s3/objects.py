@@ -147,8 +147,9 @@ async def put(req: S3Req) -> Resp:
     await segments.drop_replaced(req, resp)
     etag = resp.headers["Etag"].strip('"')
     out = {"ETag": f'"{etag}"', **versioning.s3_headers(resp.headers)}
-    if result.checksum:
+    if result.checksum:  # a PutObject's checksum is always of the whole object
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
+        out["x-amz-checksum-type"] = checksums.FULL_OBJECT
     return Resp(200, out)
 
 

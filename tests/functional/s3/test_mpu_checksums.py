@@ -286,3 +286,55 @@ def test_checksum_and_multipart_etag_come_with_the_read(s3cloud: S3Cloud) -> Non
         assert got["Body"].read() == body and got["ETag"] == done["ETag"]
         assert got["ChecksumCRC32"] == crc and got["ChecksumType"] == "FULL_OBJECT"
     assert _object_heads(s3cloud) == before
+
+
+def test_newer_checksum_algorithms(s3cloud: S3Cloud) -> None:
+    """SHA512 (boto3 computes and validates it itself), MD5 and the xxHash family.
+
+    Stored and shown with the object, checked on upload (BadDigest), and as a
+    multipart upload's ``COMPOSITE`` checksum.
+    """
+    import xxhash
+
+    from tests.functional.s3.test_cli_and_edges import _code, _raw
+
+    s3 = s3cloud.client()
+    bucket = f"newsum-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    body = os.urandom(3000)
+    sha512 = base64.b64encode(hashlib.sha512(body).digest()).decode()
+    put = s3.put_object(Bucket=bucket, Key="s", Body=body, ChecksumAlgorithm="SHA512")
+    assert put["ChecksumSHA512"] == sha512 and put["ChecksumType"] == "FULL_OBJECT"
+    got = s3.get_object(Bucket=bucket, Key="s", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body and got["ChecksumSHA512"] == sha512
+    assert got["ResponseMetadata"]["HTTPHeaders"]["x-amz-checksum-type"] == "FULL_OBJECT"
+    digests = {"md5": hashlib.md5(body).digest(), "xxhash64": xxhash.xxh64(body).digest(),
+               "xxhash3": xxhash.xxh3_64(body).digest(),
+               "xxhash128": xxhash.xxh3_128(body).digest()}
+    for algo, digest in digests.items():
+        value = base64.b64encode(digest).decode()
+        r = _raw(s3cloud, "PUT", f"/{bucket}/{algo}", body, {f"x-amz-checksum-{algo}": value})
+        assert r.status_code == 200 and r.headers[f"x-amz-checksum-{algo}"] == value, r.text
+        head = s3.head_object(Bucket=bucket, Key=algo, ChecksumMode="ENABLED")
+        assert head["ResponseMetadata"]["HTTPHeaders"][f"x-amz-checksum-{algo}"] == value
+        wrong = base64.b64encode(bytes(len(digest))).decode()
+        r = _raw(s3cloud, "PUT", f"/{bucket}/{algo}-bad", body,
+                 {f"x-amz-checksum-{algo}": wrong})
+        assert r.status_code == 400 and _code(r) == "BadDigest", r.text
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp",
+                                     ChecksumAlgorithm="SHA512")["UploadId"]
+    parts, raw = [], b""
+    for n, chunk in enumerate((body * 1800, body), start=1):  # 5.4 MB, then the last
+        up = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=n, Body=chunk,
+                            ChecksumAlgorithm="SHA512")
+        assert up["ChecksumSHA512"] == base64.b64encode(hashlib.sha512(chunk).digest()).decode()
+        parts.append({"PartNumber": n, "ETag": up["ETag"], "ChecksumSHA512": up["ChecksumSHA512"]})
+        raw += hashlib.sha512(chunk).digest()
+    listed = s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)
+    assert [p["ChecksumSHA512"] for p in listed["Parts"]] == [p["ChecksumSHA512"] for p in parts]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid,
+                                        MultipartUpload={"Parts": parts})
+    composite = base64.b64encode(hashlib.sha512(raw).digest()).decode() + "-2"
+    assert done["ChecksumSHA512"] == composite
+    head = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA512"] == composite and head["ChecksumType"] == "COMPOSITE"

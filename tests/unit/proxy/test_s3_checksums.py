@@ -93,7 +93,8 @@ def test_requested(headers: dict[str, str], want: UploadChecksum | None) -> None
 
 
 @pytest.mark.parametrize("headers", [
-    {"x-amz-checksum-algorithm": "MD5"},
+    {"x-amz-checksum-algorithm": "BLAKE3"},
+    {"x-amz-checksum-algorithm": "XXHASH3", "x-amz-checksum-type": "FULL_OBJECT"},
     {"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "FULL_OBJECT"},
     {"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"},
     {"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "BOTH"},

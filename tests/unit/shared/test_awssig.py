@@ -195,7 +195,7 @@ _CRC = base64.b64encode(b"\0\0\0\1").decode()
     ({"x-amz-trailer": "x-amz-checksum-crc64nvme", "x-amz-sdk-checksum-algorithm": "CRC64NVME"},
      None),
     ({"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "COMPOSITE"}, None),
-    ({"x-amz-checksum-md5": _CRC}, "The algorithm type you specified in x-amz-checksum- "
+    ({"x-amz-checksum-blake3": _CRC}, "The algorithm type you specified in x-amz-checksum- "
                                    "header is invalid."),
     ({"x-amz-trailer": "x-amz-checksum-crc99"}, "The value specified in the x-amz-trailer "
                                                 "header is not supported"),
@@ -219,3 +219,26 @@ def test_request_checksum_headers(headers: dict[str, str], message: str | None) 
         awssig.check_request_checksums(headers)
     assert (exc.value.code, exc.value.status, exc.value.message) == \
         ("InvalidRequest", 400, message)
+
+
+@pytest.mark.parametrize(("algo", "empty_digest"), [
+    ("sha512", hashlib.sha512(b"").hexdigest()),
+    ("md5", "d41d8cd98f00b204e9800998ecf8427e"),
+    # xxHash's own test vectors of the empty input (seed 0), big-endian as S3 shows them
+    ("xxhash64", "ef46db3751d8e999"),
+    ("xxhash3", "2d06800538d394c2"),
+    ("xxhash128", "99aa06d3014798d86001c324468d497f"),
+])
+def test_newer_checksum_algorithms(algo: str, empty_digest: str) -> None:
+    """S3's later additional checksums: value and size, as headers carry them."""
+    want = base64.b64encode(bytes.fromhex(empty_digest)).decode()
+    summed = awssig.Checksum(algo)
+    summed.update(b"")
+    assert summed.value() == want
+    summed.check(want)
+    awssig.check_request_checksums({f"x-amz-checksum-{algo}": want})
+    with pytest.raises(SigError):
+        awssig.check_request_checksums({f"x-amz-checksum-{algo}": _CRC})
+    with pytest.raises(SigError) as exc:
+        summed.check(base64.b64encode(b"\1" * len(bytes.fromhex(empty_digest))).decode())
+    assert exc.value.code == "BadDigest"
