@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from nubis.common.config import check, non_negative, port, positive
 
@@ -158,3 +159,6 @@ class ProxyConfig:
     #: enforced by the S3 layer (see :mod:`nubis.api.proxy.s3.grants`). Off: canned
     #: ACLs only, mapped onto the containers' Swift ACLs.
     s3_acl: bool = False
+    #: The checksum S3 adds to a PutObject that carries none (S3's default since 2025,
+    #: shown with ``x-amz-checksum-mode: ENABLED``); ``"none"``: add none.
+    s3_default_checksum: Literal["crc64nvme", "none"] = "crc64nvme"

@@ -32,6 +32,10 @@ from nubis.fastpath import crc
 
 CHECKSUM_META = "x-object-sysmeta-s3-checksum"
 TYPE_META = "x-object-sysmeta-s3-checksum-type"
+#: Set on a checksum nubis added itself (S3's default CRC64NVME of an upload that sent
+#: none): shown with checksum mode, carried by copies, but left out of
+#: CopyObjectResult, whose schema in Swift's s3api (and its tests) has no checksums.
+DEFAULT_META = "x-object-sysmeta-s3-checksum-default"
 COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
 #: S3's names of the algorithms (lower case in headers, upper case in XML).
