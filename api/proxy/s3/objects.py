@@ -517,7 +517,8 @@ async def copy_object(req: S3Req) -> Resp:
     acl = await grants.new_object_headers(req)
     report = segments.report_for(await container_of(object_ctx(req, "PUT")))
     stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
-    sysmeta = _carried_sysmeta(stored, tags)
+    # In ACL mode a copy is its copier's: the policy goes in the copy's own write.
+    sysmeta = {**_carried_sysmeta(stored, tags), **acl}
     checksum = _carried_checksum(req, stored)
     try:
         resp, checksum = await _copy_write(req, headers, version, report, sysmeta, checksum,
@@ -532,8 +533,6 @@ async def copy_object(req: S3Req) -> Resp:
             await require_bucket(req)
         raise from_swift(exc) from None
     await segments.drop_replaced(req, resp)
-    if acl:  # a copy is its copier's (a Swift copy carries no sysmeta over)
-        await tagging.update_object_sysmeta(req, acl)
     etag = resp.headers.get("Etag", "").strip('"')
     modified = resp.headers.get("Last-Modified", "")
     when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
