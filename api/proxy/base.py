@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from nubis.api.proxy import accountacl, auth
 from nubis.api.proxy.backend import Reply, normalize_timestamp
-from nubis.api.proxy.context import Ctx, Info, ProxyState
+from nubis.api.proxy.context import Ctx, Info, ObjectCtx, ProxyState
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.common import backend as hdr
@@ -116,12 +116,12 @@ def client_headers(backend: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def show_sysmeta(ctx: Ctx, backend: Mapping[str, str], out: dict[str, str]) -> None:
+def show_sysmeta(ctx: ObjectCtx, backend: Mapping[str, str], out: dict[str, str]) -> None:
     """Add to ``out`` the stored sysmeta an internal read asked to see (lower-case names).
 
     See ``ObjectCtx.show_sysmeta``; a client's own request never sets it.
     """
-    prefix = getattr(ctx, "show_sysmeta", "")
+    prefix = ctx.show_sysmeta
     if prefix:
         for k, v in backend.items():
             if k.startswith(prefix):
