@@ -57,7 +57,18 @@ CODES: dict[str, tuple[int, str]] = {
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be "
                      "invalid, or the upload may have been aborted or completed."),
+    "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
+    "NoSuchConfiguration": (404, "The specified configuration does not exist."),
+    "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration "
+                                             "was not found"),
+    "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website "
+                                   "configuration"),
     "NotImplemented": (501, "The requested resource is not implemented"),
+    "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
+    "ReplicationConfigurationNotFoundError": (404, "The replication configuration was not "
+                                              "found"),
+    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption "
+                                                       "configuration was not found"),
     "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not "
                                              "exist for this bucket"),
     "UserKeyMustBeSpecified": (400, "The bucket POST must contain the specified field "

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import bucketconf, buckets, tagging, versioning
+from nubis.api.proxy.s3 import bucketconf, buckets, tagging, unconfigured, versioning
 from nubis.api.proxy.s3.acl import AclApi
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req
@@ -262,9 +262,8 @@ def required(method: str, query: Mapping[str, str], has_key: bool) -> tuple[str,
 
 
 #: Bucket sub-resources only the bucket's owner reads (their writes are the owner's too).
-_CONFIG = frozenset({"location", "versioning", "cors", "lifecycle", "tagging", "object-lock",
-                     "policy", "website", "logging", "notification", "replication",
-                     "encryption"})
+_CONFIG = frozenset({"location", "versioning", "cors", "lifecycle", "tagging",
+                     *unconfigured.ABSENT})
 
 
 class Gate:

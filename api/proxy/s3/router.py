@@ -31,6 +31,7 @@ from nubis.api.proxy.s3 import (
     objects,
     segments,
     tagging,
+    unconfigured,
     versioning,
 )
 from nubis.api.proxy.s3.auth import CredentialSource, authenticate
@@ -215,6 +216,8 @@ class S3Api:
         method, q = req.ctx.method, req.q
         if q.keys() & {"cors", "lifecycle"} and method in ("GET", "PUT", "DELETE"):
             return await (cors.handle(req) if "cors" in q else lifecycle.handle(req))
+        if (absent := unconfigured.asked(q)) is not None and method in ("GET", "PUT", "DELETE"):
+            return await unconfigured.handle(req, absent)
         if method == "GET":
             if "location" in q:
                 return await buckets.location(req)
@@ -226,15 +229,8 @@ class S3Api:
                 return await _acl_api(req).bucket_acl(req)
             if "versions" in q:
                 return await buckets.list_versions(req)
-            if "object-lock" in q:
-                await buckets.head(req)
-                raise S3Error("ObjectLockConfigurationNotFoundError",
-                              extra={"BucketName": req.bucket})
             if "tagging" in q:
                 return await tagging.bucket_tagging(req)
-            if q.keys() & {"tagging", "cors", "lifecycle", "policy", "website",
-                           "logging", "notification", "replication", "encryption"}:
-                raise S3Error("NotImplemented", status=501)
             return await buckets.list_objects(req)
         if method == "HEAD":
             return await buckets.head(req)

@@ -221,3 +221,56 @@ def _put_with(s3: Any, bucket: str, headers: dict[str, str]) -> Any:
         return s3.put_object(Bucket=bucket, Key="e", Body=b"x")
     finally:
         s3.meta.events.unregister("before-sign.s3.PutObject", add)
+
+
+def test_unconfigured_bucket_features_answer_as_s3(s3cloud: S3Cloud) -> None:
+    """What a bucket without a policy, website, ... answers (read by Terraform, s3cmd).
+
+    Each GET once fell through to ListObjects, whose answer the clients parsed
+    as an empty configuration; writes stay NotImplemented.
+    """
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    for call, code in ((s3.get_bucket_policy, "NoSuchBucketPolicy"),
+                       (s3.get_bucket_policy_status, "NoSuchBucketPolicy"),
+                       (s3.get_bucket_encryption,
+                        "ServerSideEncryptionConfigurationNotFoundError"),
+                       (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+                       (s3.get_bucket_replication, "ReplicationConfigurationNotFoundError"),
+                       (s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError"),
+                       (s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration"),
+                       (s3.get_object_lock_configuration,
+                        "ObjectLockConfigurationNotFoundError")):
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=b)
+        assert (_code(exc), exc.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+            code, 404), call
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_analytics_configuration(Bucket=b, Id="x")
+    assert _code(exc) == "NoSuchConfiguration"
+    assert s3.get_bucket_request_payment(Bucket=b)["Payer"] == "BucketOwner"
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=b)
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket=b)
+    assert "TopicConfigurations" not in s3.get_bucket_notification_configuration(Bucket=b)
+    for lister in (s3.list_bucket_analytics_configurations,
+                   s3.list_bucket_metrics_configurations,
+                   s3.list_bucket_inventory_configurations,
+                   s3.list_bucket_intelligent_tiering_configurations):
+        got = lister(Bucket=b)
+        assert got["IsTruncated"] is False and "Contents" not in got, lister
+    s3.delete_bucket_policy(Bucket=b)  # nothing to delete: 204, as S3
+    s3.delete_public_access_block(Bucket=b)
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_policy(Bucket=b, Policy="{}")
+    assert _code(exc) == "NotImplemented"
+    with pytest.raises(ClientError) as exc:
+        s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True})
+    assert _code(exc) == "NotImplemented"
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_policy(Bucket=f"missing-{uuid.uuid4().hex[:8]}")
+    assert _code(exc) == "NoSuchBucket"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["k"]
+    out = s3cloud.aws("s3api", "get-bucket-policy", "--bucket", b, check=False)
+    assert out.returncode != 0 and "NoSuchBucketPolicy" in out.stderr

@@ -133,6 +133,10 @@ def test_bucket_and_object_grants_take_effect(users: dict[str, Any]) -> None:
     tester.put_bucket_acl(Bucket=b, AccessControlPolicy=_policy(
         "test:tester", ("test:tester", "FULL_CONTROL"), ("test:tester3", "READ")))
     assert [o["Key"] for o in tester3.list_objects_v2(Bucket=b)["Contents"]] == ["k"]
+    _denied(tester3.get_bucket_policy, Bucket=b)  # READ lists; the configuration is the owner's
+    with pytest.raises(ClientError) as exc:
+        tester.get_bucket_policy(Bucket=b)
+    assert _code(exc) == "NoSuchBucketPolicy"
     _denied(tester3.get_object, Bucket=b, Key="k")  # the object is still private
     tester.put_object_acl(Bucket=b, Key="k", GrantRead='id="test:tester3"')
     assert tester3.get_object(Bucket=b, Key="k")["Body"].read() == b"data"

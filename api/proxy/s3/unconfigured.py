@@ -1,0 +1,102 @@
+"""Bucket features nubis does not offer, answered as S3 answers a bucket without them.
+
+Tools that read a bucket's whole configuration (Terraform's AWS provider,
+``s3cmd info``, security auditors) ask for every sub-resource and expect S3's
+"not configured" answer: an error code for some (GetBucketPolicy's
+``NoSuchBucketPolicy``), an empty document for others (GetBucketLogging's
+``<BucketLoggingStatus/>``). Before this, such a GET fell through to
+ListObjects and answered a listing the client parsed as an empty
+configuration.
+
+Writing one is ``NotImplemented`` (nubis would not enforce a policy, an
+encryption rule or a website it accepted); deleting one is the ``204`` S3
+gives when there is nothing to delete. The per-id configurations (analytics,
+metrics, inventory, intelligent-tiering) answer ``NoSuchConfiguration`` for an
+``id`` and an empty list without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nubis.api.proxy.context import Resp
+from nubis.api.proxy.s3 import buckets
+from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.proxy.s3.request import S3Req
+from nubis.api.proxy.s3.xmlio import doc, el
+
+#: Content type of the XML documents answered here.
+_XML = {"Content-Type": "application/xml"}
+
+
+@dataclass(frozen=True)
+class Absent:
+    """How S3 answers one sub-resource of a bucket that has none configured.
+
+    Attributes:
+        error: the error code a GET answers (None: it answers ``document``).
+        document: root of the empty document a GET answers (a list's when ``by_id``).
+        parts: the elements of that document.
+        by_id: one configuration per ``id`` (GET with one: ``NoSuchConfiguration``).
+        deletable: S3 has a Delete operation for it (answered ``204``).
+    """
+
+    error: str | None = None
+    document: str = ""
+    parts: tuple[str, ...] = ()
+    by_id: bool = False
+    deletable: bool = True
+
+
+_NOT_TRUNCATED = (el("IsTruncated", "false"),)
+
+#: Sub-resource (query key) -> how a bucket without it answers.
+ABSENT: dict[str, Absent] = {
+    "policy": Absent("NoSuchBucketPolicy"),
+    "policyStatus": Absent("NoSuchBucketPolicy", deletable=False),
+    "encryption": Absent("ServerSideEncryptionConfigurationNotFoundError"),
+    "website": Absent("NoSuchWebsiteConfiguration"),
+    "replication": Absent("ReplicationConfigurationNotFoundError"),
+    "ownershipControls": Absent("OwnershipControlsNotFoundError"),
+    "publicAccessBlock": Absent("NoSuchPublicAccessBlockConfiguration"),
+    "object-lock": Absent("ObjectLockConfigurationNotFoundError", deletable=False),
+    "logging": Absent(document="BucketLoggingStatus", deletable=False),
+    "notification": Absent(document="NotificationConfiguration", deletable=False),
+    "accelerate": Absent(document="AccelerateConfiguration", deletable=False),
+    "requestPayment": Absent(document="RequestPaymentConfiguration",
+                             parts=(el("Payer", "BucketOwner"),), deletable=False),
+    "analytics": Absent(document="ListBucketAnalyticsConfigurationResult",
+                        parts=_NOT_TRUNCATED, by_id=True),
+    "metrics": Absent(document="ListMetricsConfigurationsResult", parts=_NOT_TRUNCATED,
+                      by_id=True),
+    "inventory": Absent(document="ListInventoryConfigurationsResult", parts=_NOT_TRUNCATED,
+                        by_id=True),
+    "intelligent-tiering": Absent(document="ListBucketIntelligentTieringConfigurationsOutput",
+                                  parts=_NOT_TRUNCATED, by_id=True),
+}
+
+
+def asked(query: dict[str, str]) -> str | None:
+    """Return the unconfigurable sub-resource a bucket request names (None: none)."""
+    for name in query:
+        if name in ABSENT:
+            return name
+    return None
+
+
+async def handle(req: S3Req, name: str) -> Resp:
+    """Answer a GET, PUT or DELETE of the bucket's sub-resource ``name``."""
+    absent = ABSENT[name]
+    method = req.ctx.method
+    if method == "PUT":
+        raise S3Error("NotImplemented", status=501)
+    if method == "DELETE" and not absent.deletable:
+        raise S3Error("MethodNotAllowed", extra={"Method": method, "ResourceType": "BUCKET"})
+    await buckets.head(req)  # NoSuchBucket first, as S3 answers
+    if absent.by_id and req.q.get("id") is not None:
+        raise S3Error("NoSuchConfiguration")
+    if method == "DELETE":
+        return Resp(204, {})
+    if absent.error is not None:
+        raise S3Error(absent.error, extra={"BucketName": req.bucket})
+    return Resp(200, dict(_XML), doc(absent.document, absent.parts))
