@@ -13,10 +13,18 @@ encryption rule or a website it accepted); deleting one is the ``204`` S3
 gives when there is nothing to delete. The per-id configurations (analytics,
 metrics, inventory, intelligent-tiering) answer ``NoSuchConfiguration`` for an
 ``id`` and an empty list without one.
+
+Request headers asking for what nubis cannot give are refused up front
+(:func:`check_headers`, as Swift's s3api does) rather than silently ignored:
+server-side encryption (nothing is encrypted at rest, so accepting
+``x-amz-server-side-encryption`` would promise what is not done), storage
+classes other than ``STANDARD``, object lock retention, MFA delete and
+website redirects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nubis.api.proxy.context import Resp
@@ -100,3 +108,49 @@ async def handle(req: S3Req, name: str) -> Resp:
     if absent.error is not None:
         raise S3Error(absent.error, extra={"BucketName": req.bucket})
     return Resp(200, dict(_XML), doc(absent.document, absent.parts))
+
+
+#: Header -> the NotImplemented message of a request carrying it.
+_UNSUPPORTED = {
+    "x-amz-mfa": "MFA Delete is not supported.",
+    "x-amz-website-redirect-location": "Website redirection is not supported.",
+    "x-amz-server-side-encryption-customer-algorithm":
+        "Server-side encryption with customer-provided keys is not supported.",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm":
+        "Server-side encryption with customer-provided keys is not supported.",
+}
+#: Values of ``x-amz-server-side-encryption`` S3 knows (all refused: not offered).
+_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
+#: Object lock headers of a write (S3's answer for a bucket without object lock).
+_LOCK = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+         "x-amz-object-lock-legal-hold")
+_CHECKED = frozenset({"x-amz-storage-class", "x-amz-server-side-encryption", *_UNSUPPORTED,
+                      *_LOCK})
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse a request asking for a feature nubis does not offer.
+
+    Raises:
+        S3Error: ``InvalidStorageClass`` for a class other than ``STANDARD``,
+            ``InvalidArgument`` for an unknown encryption, ``InvalidRequest``
+            for object lock headers, else ``NotImplemented``.
+    """
+    if headers.keys().isdisjoint(_CHECKED):  # PERF: one C call (python -m nubis.bench s3)
+        return
+    storage_class = headers.get("x-amz-storage-class")
+    if storage_class is not None and storage_class.strip() != "STANDARD":
+        raise S3Error("InvalidStorageClass")
+    for name, message in _UNSUPPORTED.items():
+        if name in headers:
+            raise S3Error("NotImplemented", message, status=501)
+    sse = headers.get("x-amz-server-side-encryption")
+    if sse is not None:
+        if sse.strip() not in _SSE:
+            raise S3Error("InvalidArgument", "The encryption method specified is not "
+                          "supported", extra={"ArgumentName": "x-amz-server-side-encryption",
+                                              "ArgumentValue": sse})
+        raise S3Error("NotImplemented", "Server-side encryption is not supported.",
+                      status=501)
+    if any(h in headers for h in _LOCK):
+        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")

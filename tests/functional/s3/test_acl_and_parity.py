@@ -11,6 +11,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -274,3 +275,31 @@ def test_unconfigured_bucket_features_answer_as_s3(s3cloud: S3Cloud) -> None:
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["k"]
     out = s3cloud.aws("s3api", "get-bucket-policy", "--bucket", b, check=False)
     assert out.returncode != 0 and "NoSuchBucketPolicy" in out.stderr
+
+
+def test_requests_for_features_not_offered_are_refused(s3cloud: S3Cloud,
+                                                       tmp_path: Path) -> None:
+    """Encryption, other storage classes, object lock: refused, never silently ignored."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    for kwargs, code in (({"ServerSideEncryption": "AES256"}, "NotImplemented"),
+                         ({"ServerSideEncryption": "aws:kms"}, "NotImplemented"),
+                         ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32},
+                          "NotImplemented"),
+                         ({"StorageClass": "GLACIER"}, "InvalidStorageClass"),
+                         ({"ObjectLockLegalHoldStatus": "ON"}, "InvalidRequest"),
+                         ({"WebsiteRedirectLocation": "/x"}, "NotImplemented")):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=b, Key="k", Body=b"x", **kwargs)
+        assert _code(exc) == code, kwargs
+    with pytest.raises(ClientError) as exc:
+        s3.create_multipart_upload(Bucket=b, Key="m", ServerSideEncryption="AES256")
+    assert _code(exc) == "NotImplemented"
+    assert "Contents" not in s3.list_objects_v2(Bucket=b)
+    assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []
+    s3.put_object(Bucket=b, Key="k", Body=b"x", StorageClass="STANDARD")
+    src = tmp_path / "sse.txt"
+    src.write_bytes(b"data")
+    out = s3cloud.aws("s3", "cp", str(src), f"s3://{b}/sse.txt", "--sse", "AES256",
+                      check=False)
+    assert out.returncode != 0 and "Server-side encryption is not supported" in out.stderr
