@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from nubis.api.proxy.auth import AuthChain, Identity, TempAuth
 from nubis.api.proxy.backend import Backend, Reply
@@ -251,6 +251,18 @@ class ContainerCtx(Ctx):
     container: str = ""
 
 
+class CopyDigest(Protocol):
+    """Metadata computed over the bytes a server-side copy writes."""
+
+    def update(self, data: bytes) -> None:
+        """Add copied bytes."""
+        ...
+
+    def footer(self) -> dict[str, str]:
+        """Return the metadata to store with the copy (called once all bytes passed)."""
+        ...
+
+
 @dataclass
 class ObjectCtx(ContainerCtx):
     """A request for an object."""
@@ -266,3 +278,7 @@ class ObjectCtx(ContainerCtx):
     #: carries the read object's system metadata whose names start with this (so the
     #: S3 layer learns a checksum or multipart ETag of the very version it serves).
     show_sysmeta: str = ""
+    #: Set only by the S3 layer on its copies, never from a client: sees the copied
+    #: bytes as they pass and gives the metadata they yield (a checksum S3 computes
+    #: for the copy), stored in the copy's own write as a footer.
+    copy_digest: CopyDigest | None = None

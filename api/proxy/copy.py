@@ -10,6 +10,7 @@ copy across accounts. Every other object request passes to
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import AsyncIterator
 
 from nubis.api.proxy import largeobj, obj, objver, quotas, symlink, versioning
 from nubis.api.proxy.base import check_access, load_account_level, require_found
@@ -22,7 +23,7 @@ from nubis.api.proxy.constraints import (
     check_path_header,
     delete_at_from_headers,
 )
-from nubis.api.proxy.context import ObjectCtx, Resp
+from nubis.api.proxy.context import CopyDigest, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.transfer import container_of, object_metadata, one, store
 
@@ -124,18 +125,30 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
                 ctx.headers[name] = src_meta[name]
         extra = {**extra, **await symlink.prepare_put(ctx, 0)}
     source = body if not isinstance(body, bytes) else one(body)
+    digest = ctx.copy_digest
+    if digest is not None:
+        source = _digested(source, digest)
+    footer = digest.footer if digest is not None else None
     await quotas.check_put(ctx, dinfo, length)
     if objver.SYSMETA_ENABLED in dinfo.headers and objver.enabled(dinfo):
-        resp = await objver.put(ctx, dinfo, meta, source, length, None, extra)
+        resp = await objver.put(ctx, dinfo, meta, source, length, None, extra, footer=footer)
     else:
         await versioning.before_put(ctx, dinfo)
         resp = await store(ctx, dinfo, ctx.container, ctx.obj, meta, source, length, None,
-                           extra, report=ctx.report_replaced)
+                           extra, report=ctx.report_replaced, footer=footer)
     resp.headers["X-Copied-From-Account"] = urllib.parse.quote(src[0])
     resp.headers["X-Copied-From"] = urllib.parse.quote(f"{src[1]}/{src[2]}")
     if "Last-Modified" in got.headers:
         resp.headers["X-Copied-From-Last-Modified"] = got.headers["Last-Modified"]
     return resp
+
+
+async def _digested(source: AsyncIterator[bytes], digest: CopyDigest
+                    ) -> AsyncIterator[bytes]:
+    """Yield the copied bytes, each piece seen by ``digest`` first."""
+    async for piece in source:
+        digest.update(piece)
+        yield piece
 
 
 async def _read_source(ctx: ObjectCtx, src: Loc) -> Resp:

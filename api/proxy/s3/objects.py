@@ -520,9 +520,10 @@ async def copy_object(req: S3Req) -> Resp:
     # In ACL mode a copy is its copier's: the policy goes in the copy's own write.
     sysmeta = {**_carried_sysmeta(stored, tags), **acl}
     checksum = _carried_checksum(req, stored)
+    compute = _copy_compute(req)
     try:
         resp, checksum = await _copy_write(req, headers, version, report, sysmeta, checksum,
-                                           stored)
+                                           stored, compute)
     except HTTPError as exc:
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
@@ -568,7 +569,7 @@ def _carried_checksum(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:
     """Return the source's checksum metadata when the copy keeps it (else nothing).
 
     S3 copies the source's checksum unless ``x-amz-checksum-algorithm`` asks for
-    another algorithm (nubis then stores none: it does not compute one on copy).
+    another algorithm (then computed during the copy, see :func:`_copy_compute`).
     A multipart source's (its parts') checksum is not the copy's either.
     """
     value = stored.get(CHECKSUM_META)
@@ -584,14 +585,55 @@ def _carried_checksum(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:
     return {CHECKSUM_META: value, checksums.TYPE_META: checksums.FULL_OBJECT, **added}
 
 
+class CopyChecksum:
+    """The checksum a copy gets when it cannot carry its source's: computed as bytes pass.
+
+    Given to the copy's write as its ``ObjectCtx.copy_digest``; the result is
+    stored with the copy in the same write (a footer).
+    """
+
+    def __init__(self, algo: str, default: bool) -> None:
+        self.checksum = awssig.Checksum(algo)
+        self.default = default
+
+    def update(self, data: bytes) -> None:
+        """Add copied bytes."""
+        self.checksum.update(data)
+
+    def footer(self) -> dict[str, str]:
+        """Return the checksum metadata of the copied bytes."""
+        out = {CHECKSUM_META: f"{self.checksum.algo}:{self.checksum.value()}",
+               checksums.TYPE_META: checksums.FULL_OBJECT}
+        if self.default:
+            out[checksums.DEFAULT_META] = "true"
+        return out
+
+
+def _copy_compute(req: S3Req) -> tuple[str, bool] | None:
+    """Return the algorithm a copy computes when it carries no checksum, and if by default.
+
+    ``x-amz-checksum-algorithm`` (an unknown one is S3's ``InvalidRequest`` before
+    anything is copied), else S3's default CRC64NVME when uploads get it
+    (:func:`_default_checksum`).
+    """
+    wanted = req.header("x-amz-checksum-algorithm").strip().lower()
+    if wanted:
+        awssig.Checksum(wanted)  # InvalidRequest for an unknown one
+        return wanted, False
+    algo = _default_checksum(req, {}, None)
+    return (algo, True) if algo is not None else None
+
+
 async def _copy_write(req: S3Req, headers: dict[str, str], version: str | None,
                       report: str | None, sysmeta: dict[str, str], checksum: dict[str, str],
-                      stored: Mapping[str, str]) -> tuple[Resp, dict[str, str]]:
+                      stored: Mapping[str, str], compute: tuple[str, bool] | None
+                      ) -> tuple[Resp, dict[str, str]]:
     """Run the Swift copy; return its answer and the checksum metadata the copy got.
 
     A carried checksum is valid only for the bytes it was computed over, so that
     copy reads the source on condition that its ETag is still the one stored with
     the checksum; when the source changed meanwhile (412) it runs again without.
+    A copy without one computes ``compute``'s checksum over the bytes it writes.
     """
     query = {"version-id": version} if version is not None else None
     timeout = req.ctx.state.conf.client_timeout
@@ -605,7 +647,9 @@ async def _copy_write(req: S3Req, headers: dict[str, str], version: str | None,
         except HTTPError as exc:
             if exc.status != 412 or "if-match" in headers:
                 raise
+    digest = CopyChecksum(*compute) if compute is not None else None
     resp = await req.swift("PUT", req.bucket, req.key, headers, query,
-                           bytes_body(b"", timeout), report=report, sysmeta=sysmeta or None)
-    return resp, {}
+                           bytes_body(b"", timeout), report=report, sysmeta=sysmeta or None,
+                           digest=digest)
+    return resp, digest.footer() if digest is not None else {}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from nubis.api.proxy import container, copy
 from nubis.api.proxy.auth import Identity
-from nubis.api.proxy.context import Body, ContainerCtx, Ctx, ObjectCtx, Resp
+from nubis.api.proxy.context import Body, ContainerCtx, CopyDigest, Ctx, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3.auth import Caller
 from nubis.api.proxy.s3.errors import S3Error
@@ -125,12 +125,13 @@ class S3Req:
                     obj: str | None = None, headers: dict[str, str] | None = None,
                     query: dict[str, str] | None = None, body: Body | None = None,
                     account: str | None = None, identity: Identity | None = None,
-                    report: str | None = None, sysmeta: dict[str, str] | None = None
-                    ) -> Resp:
+                    report: str | None = None, sysmeta: dict[str, str] | None = None,
+                    digest: CopyDigest | None = None) -> Resp:
         """Run one Swift operation as the caller; return its response.
 
-        ``report`` and ``sysmeta`` (object writes of copies): see
-        ``ObjectCtx.report_replaced`` and ``ObjectCtx.copy_sysmeta``. An object
+        ``report``, ``sysmeta`` and ``digest`` (object writes of copies): see
+        ``ObjectCtx.report_replaced``, ``ObjectCtx.copy_sysmeta`` and
+        ``ObjectCtx.copy_digest``. An object
         read's answer also carries the object's S3 sysmeta (:data:`S3_SYSMETA`,
         lower-case names; ``ObjectCtx.show_sysmeta``), which no S3 answer passes on.
         """
@@ -154,7 +155,8 @@ class S3Req:
         return await copy.handle(ObjectCtx(
             state, method, base.path, q, h, body, account=acct, identity=ident,
             trans_id=base.trans_id, container=container_name, obj=obj,
-            report_replaced=report, copy_sysmeta=sysmeta, show_sysmeta=S3_SYSMETA))
+            report_replaced=report, copy_sysmeta=sysmeta, show_sysmeta=S3_SYSMETA,
+            copy_digest=digest))
 
     async def system(self, method: str, obj: str | None, headers: dict[str, str] | None = None,
                      body: bytes = b"", query: dict[str, str] | None = None) -> Resp:

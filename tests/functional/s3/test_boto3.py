@@ -237,10 +237,16 @@ def test_copy_keeps_tags_and_checksum(s3cloud: S3Cloud) -> None:
     assert _checksums(s3.head_object(Bucket=b, Key="retagged", ChecksumMode="ENABLED"))
     s3.copy_object(Bucket=b, Key="untagged", CopySource=old, TaggingDirective="REPLACE")
     assert s3.get_object_tagging(Bucket=b, Key="untagged")["TagSet"] == []
-    # Another algorithm is not computed on copy: no checksum rather than a wrong one.
+    # Another algorithm is computed over the copied bytes, as S3 does.
     other = s3.copy_object(Bucket=b, Key="crc", CopySource=old, ChecksumAlgorithm="CRC32")
-    assert not _checksums(other["CopyObjectResult"])
-    assert "ChecksumCRC32" not in s3.head_object(Bucket=b, Key="crc", ChecksumMode="ENABLED")
+    crc_old = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert _checksums(other["CopyObjectResult"]) == {"ChecksumCRC32": crc_old,
+                                                     "ChecksumType": "FULL_OBJECT"}
+    head = s3.head_object(Bucket=b, Key="crc", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc_old and "ChecksumSHA256" not in head
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="crc", CopySource=old, ChecksumAlgorithm="CRC16")
+    assert _code(exc) == "InvalidRequest"
     latest = s3.copy_object(Bucket=b, Key="latest", CopySource={"Bucket": b, "Key": "src"})
     crc = base64.b64encode(zlib.crc32(newer).to_bytes(4, "big")).decode()
     assert _checksums(latest["CopyObjectResult"]) == {"ChecksumCRC32": crc,

@@ -388,6 +388,21 @@ def test_uploads_without_a_checksum_get_a_crc64nvme(s3cloud: S3Cloud) -> None:
     assert "ChecksumCRC64NVME" not in copied["CopyObjectResult"]
     head = s3.head_object(Bucket=bucket, Key="copy", ChecksumMode="ENABLED")
     assert head["ChecksumCRC64NVME"] == want
+    # a copy of a multipart object (its parts' checksum is not the copy's) gets one
+    # computed over the copied bytes
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(1000)]
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mpu")
+    etags = [s3.upload_part(Bucket=bucket, Key="mpu", UploadId=up["UploadId"], PartNumber=n,
+                            Body=data)["ETag"] for n, data in enumerate(parts, 1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mpu", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [
+                                     {"PartNumber": n, "ETag": e}
+                                     for n, e in enumerate(etags, 1)]})
+    s3.copy_object(Bucket=bucket, Key="mpu-copy", CopySource={"Bucket": bucket, "Key": "mpu"})
+    head = s3.head_object(Bucket=bucket, Key="mpu-copy", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == base64.b64encode(
+        crc.crc64nvme(b"".join(parts)).to_bytes(8, "big")).decode()
+    assert head["ChecksumType"] == "FULL_OBJECT"
     # a client's own checksum is the one kept (no second one is added)
     s3.put_object(Bucket=bucket, Key="own", Body=body, ChecksumAlgorithm="CRC32")
     head = s3.head_object(Bucket=bucket, Key="own", ChecksumMode="ENABLED")
