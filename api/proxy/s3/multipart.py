@@ -30,6 +30,7 @@ from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.objects import (
     ETAG_META,
     copy_source,
+    default_checksum,
     no_overwrite,
     object_ctx,
     part_number,
@@ -155,11 +156,21 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
     claimed = awssig.checksum_algo_of(req.ctx.headers)
     if claimed is not None:
         meta.update(checksums.part_meta(claimed))
+    # A part of an upload without an algorithm that sends none gets S3's default
+    # CRC64NVME, kept apart (never listed) for the object's at Complete.
+    default = upload is None and compute is None and \
+        default_checksum(req, req.ctx.headers, claimed) is not None
+    if default:
+        compute = checksums.DEFAULT.algo
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, req.ctx.headers, result, compute)
 
     def footer() -> dict[str, str]:
-        return checksums.part_meta(result.checksum) if result.checksum else {}
+        if not result.checksum:
+            return {}
+        if default:
+            return checksums.default_part_meta(result.checksum[1])
+        return checksums.part_meta(result.checksum)
 
     try:
         resp = await store(octx, info, octx.container, name, meta, source, length,
@@ -173,7 +184,7 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
     out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
     if "Last-Modified" in resp.headers:
         out["Last-Modified"] = resp.headers["Last-Modified"]
-    if result.checksum:
+    if result.checksum and not default:
         out[f"x-amz-checksum-{result.checksum[0]}"] = result.checksum[1]
     return Resp(200, out)
 
@@ -201,15 +212,23 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
         raise from_swift(exc) from None
     body = got.body
     source = one(body) if isinstance(body, bytes) else body
-    digest = awssig.Checksum(upload.algo) if upload else None
+    default = upload is None and default_checksum(req, {}, None) is not None
+    digest = awssig.Checksum(upload.algo) if upload else \
+        awssig.Checksum(checksums.DEFAULT.algo) if default else None
     if digest is not None:
         source = _summed(source, digest)
+
+    def footer() -> dict[str, str]:
+        assert digest is not None
+        if default:
+            return checksums.default_part_meta(digest.value())
+        return checksums.part_meta((digest.algo, digest.value()))
+
     resp = await store(octx, info, octx.container, name, meta, source, got.length, None,
-                       footer=None if digest is None else
-                       lambda: checksums.part_meta((digest.algo, digest.value())))
+                       footer=None if digest is None else footer)
     etag = resp.headers["Etag"].strip('"')
     extra = ""
-    if digest is not None:
+    if digest is not None and not default:
         extra = checksums.part_xml((digest.algo, digest.value()))
     return Resp(200, dict(XML), doc("CopyPartResult", [
         el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),
@@ -355,10 +374,15 @@ async def _stored_parts(req: S3Req, upload_id: str) -> dict[int, dict[str, Any]]
 
 def _manifest(req: S3Req, upload_id: str, wanted: list[Wanted],
               have: dict[int, dict[str, Any]], upload: checksums.UploadChecksum | None
-              ) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
-    """Check the listed parts; return the SLO manifest and the parts' (checksum, size)."""
+              ) -> tuple[list[dict[str, Any]], list[tuple[str, int]], list[tuple[str, int]]]:
+    """Check the listed parts; return the SLO manifest and the parts' (checksum, size).
+
+    The third list holds the parts' default CRC64NVMEs (an upload without an
+    algorithm), only when every part has one.
+    """
     manifest: list[dict[str, Any]] = []
     sums: list[tuple[str, int]] = []
+    defaults: list[tuple[str, int]] = []
     for i, (number, etag, given) in enumerate(wanted):
         part = have.get(number)
         bad = S3Error("InvalidPart", extra={"UploadId": upload_id, "PartNumber": str(number),
@@ -373,10 +397,12 @@ def _manifest(req: S3Req, upload_id: str, wanted: list[Wanted],
         checksums.check_listed(upload, number, given, stored, bad)
         if stored is not None:
             sums.append((stored[1], part["bytes"]))
+        if (default := checksums.default_part_crc(part)) is not None:
+            defaults.append((default, part["bytes"]))
         manifest.append({"name": f"/{_segments(req)}/{part['name']}", "hash": etag,
                          "bytes": part["bytes"], "content_type": part["content_type"],
                          "last_modified": http_date(0)})
-    return manifest, sums
+    return manifest, sums, defaults if len(defaults) == len(wanted) else []
 
 
 async def complete(req: S3Req, upload_id: str) -> Resp:
@@ -393,7 +419,7 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     _check_order(wanted, upload_id)
     checksums.check_complete_headers(upload, req.ctx.headers)
     have = await _stored_parts(req, upload_id)
-    manifest, sums = _manifest(req, upload_id, wanted, have, upload)
+    manifest, sums, defaults = _manifest(req, upload_id, wanted, have, upload)
     s3_etag = _s3_etag(wanted)
     meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
             and k not in (MARKER_CTYPE, MARKER_ACL)}
@@ -409,6 +435,11 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
         checksums.verify_complete(upload, req.ctx.headers, value)
         extra[checksums.CHECKSUM_META] = f"{upload.algo}:{value}"
         extra[checksums.TYPE_META] = upload.type
+    elif defaults:  # S3's default: the whole object's CRC64NVME, from the parts'
+        value = checksums.final(checksums.DEFAULT, defaults)
+        extra[checksums.CHECKSUM_META] = f"{checksums.DEFAULT.algo}:{value}"
+        extra[checksums.TYPE_META] = checksums.DEFAULT.type
+        extra[checksums.DEFAULT_META] = "true"
     if MARKER_ACL in marker:
         extra[grants.OBJECT_META] = marker[MARKER_ACL]
     octx = object_ctx(req, "PUT")
@@ -425,7 +456,7 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
                                 strict=False)
     await segments.drop_replaced(req, resp, keep=upload_id)
     return _complete_result(req, s3_etag, versioning.s3_headers(resp.headers),
-                            checksums.result_xml(extra))
+                            checksums.answer_xml(extra))
 
 
 def _check_order(wanted: list[Wanted], upload_id: str) -> None:
@@ -469,7 +500,7 @@ async def _completed_again(req: S3Req, upload_id: str, missing: S3Error) -> Resp
     s3_etag = _s3_etag(wanted)
     if headers.get(ETAG_META) != s3_etag:
         raise missing
-    return _complete_result(req, s3_etag, {}, checksums.result_xml(headers))
+    return _complete_result(req, s3_etag, {}, checksums.answer_xml(headers))
 
 
 async def abort(req: S3Req, upload_id: str) -> Resp:

@@ -130,7 +130,7 @@ async def put(req: S3Req) -> Resp:
     claimed = None if "x-amz-trailer" in headers else awssig.checksum_algo_of(headers)
     if claimed is not None:
         meta[CHECKSUM_META] = ":".join(claimed)
-    default = _default_checksum(req, headers, claimed)
+    default = default_checksum(req, headers, claimed)
     result = PayloadResult()
     source = payload_stream(req.ctx.body, req.caller, headers, result, default)
     report = segments.report_for(info)
@@ -158,7 +158,7 @@ async def put(req: S3Req) -> Resp:
     return Resp(200, out)
 
 
-def _default_checksum(req: S3Req, headers: Mapping[str, str],
+def default_checksum(req: S3Req, headers: Mapping[str, str],
                       claimed: tuple[str, str] | None) -> str | None:
     """Return the algorithm of the checksum to add to an upload that sends none.
 
@@ -543,8 +543,7 @@ async def copy_object(req: S3Req) -> Resp:
     return Resp(200, out,
                 doc("CopyObjectResult", [el("LastModified", iso(when)),
                                          el("ETag", f'"{etag}"')
-                                         + ("" if checksums.DEFAULT_META in checksum
-                                            else checksums.result_xml(checksum))]))
+                                         + checksums.answer_xml(checksum)]))
 
 
 def _copy_tagging(req: S3Req) -> str | None:
@@ -614,13 +613,13 @@ def _copy_compute(req: S3Req) -> tuple[str, bool] | None:
 
     ``x-amz-checksum-algorithm`` (an unknown one is S3's ``InvalidRequest`` before
     anything is copied), else S3's default CRC64NVME when uploads get it
-    (:func:`_default_checksum`).
+    (:func:`default_checksum`).
     """
     wanted = req.header("x-amz-checksum-algorithm").strip().lower()
     if wanted:
         awssig.Checksum(wanted)  # InvalidRequest for an unknown one
         return wanted, False
-    algo = _default_checksum(req, {}, None)
+    algo = default_checksum(req, {}, None)
     return (algo, True) if algo is not None else None
 
 

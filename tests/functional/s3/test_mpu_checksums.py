@@ -351,10 +351,11 @@ def _crc64nvme(data: bytes) -> bytes:
 
 
 def test_uploads_without_a_checksum_get_a_crc64nvme(s3cloud: S3Cloud) -> None:
-    """S3 adds a full-object CRC64NVME to a PutObject that sends no checksum.
+    """S3 adds a full-object CRC64NVME to an upload that sends no checksum.
 
-    Buffered and streamed (signed aws-chunked, past the proxy's one-request size);
-    shown on the PutObject answer and with checksum mode; a copy keeps it.
+    PutObject buffered and streamed (signed aws-chunked, past the proxy's
+    one-request size), shown on the PutObject answer and with checksum mode; a
+    copy keeps it or computes one; a multipart upload combines its parts'.
     """
     from nubis.api.shared import awssig
     from nubis.fastpath import crc
@@ -403,6 +404,30 @@ def test_uploads_without_a_checksum_get_a_crc64nvme(s3cloud: S3Cloud) -> None:
     assert head["ChecksumCRC64NVME"] == base64.b64encode(
         crc.crc64nvme(b"".join(parts)).to_bytes(8, "big")).decode()
     assert head["ChecksumType"] == "FULL_OBJECT"
+    # a multipart upload whose parts send none (uploaded or copied) gets the whole
+    # object's CRC64NVME at Complete, combined from the parts' (never listed)
+    plain = s3cloud.client(request_checksum_calculation="when_required")
+    up = plain.create_multipart_upload(Bucket=bucket, Key="dmpu")
+    first = plain.upload_part(Bucket=bucket, Key="dmpu", UploadId=up["UploadId"],
+                              PartNumber=1, Body=parts[0])
+    assert not [h for h in first["ResponseMetadata"]["HTTPHeaders"]
+                if h.startswith("x-amz-checksum-")]
+    second = plain.upload_part_copy(Bucket=bucket, Key="dmpu", UploadId=up["UploadId"],
+                                    PartNumber=2, CopySource={"Bucket": bucket, "Key": "small"})
+    assert "ChecksumCRC64NVME" not in second["CopyPartResult"]
+    listed = plain.list_parts(Bucket=bucket, Key="dmpu", UploadId=up["UploadId"])["Parts"]
+    assert [p for p in listed if any(k.startswith("Checksum") for k in p)] == []
+    listing = {"Parts": [{"PartNumber": 1, "ETag": first["ETag"]},
+                         {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]}]}
+    done = plain.complete_multipart_upload(Bucket=bucket, Key="dmpu", UploadId=up["UploadId"],
+                                           MultipartUpload=listing)
+    again = plain.complete_multipart_upload(Bucket=bucket, Key="dmpu",  # a client's retry
+                                            UploadId=up["UploadId"], MultipartUpload=listing)
+    assert "ChecksumCRC64NVME" not in done and "ChecksumCRC64NVME" not in again
+    head = s3.head_object(Bucket=bucket, Key="dmpu", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == base64.b64encode(
+        crc.crc64nvme(parts[0] + body).to_bytes(8, "big")).decode()
+    assert head["ChecksumType"] == "FULL_OBJECT" and head["ETag"].endswith('-2"')
     # a client's own checksum is the one kept (no second one is added)
     s3.put_object(Bucket=bucket, Key="own", Body=body, ChecksumAlgorithm="CRC32")
     head = s3.head_object(Bucket=bucket, Key="own", ChecksumMode="ENABLED")

@@ -128,6 +128,13 @@ def test_part_checksum_round_trip_through_content_type() -> None:
     assert meta[checksums.CHECKSUM_META] == "crc32:AAAAAA=="
 
 
+def test_a_default_part_crc_is_kept_apart_from_listed_checksums() -> None:
+    entry = {"content_type": checksums.default_part_meta("AAAAAAAAAAA=")["content-type"]}
+    assert checksums.default_part_crc(entry) == "AAAAAAAAAAA="
+    assert checksums.part_checksum(entry) is None  # never listed as the part's
+    assert checksums.default_part_crc({"content_type": "application/octet-stream"}) is None
+
+
 def test_check_listed() -> None:
     bad = S3Error("InvalidPart")
     upload = UploadChecksum("crc32", COMPOSITE)
