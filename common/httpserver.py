@@ -495,11 +495,15 @@ class _Connection(asyncio.Protocol):
         keep = req.keep_alive and not resp.close and not self.broken
         if keep and not req.body_complete:
             keep = await self._discard_body(req)
+        if self.closed:  # the client went away meanwhile
+            return False
         try:
             await self._write_response(req, resp, keep)
         except (BodyError, ConnectionError):
             return False
         except Exception:
+            if self.transport is None or self.transport.is_closing():
+                return False  # uvloop's RuntimeError for a peer gone mid-answer
             LOG.exception("response body failed: %s %s", req.method, req.path)
             return False
         if resp.on_sent is not None:

@@ -265,7 +265,8 @@ class S3Api:
         if "attributes" in q and method == "GET":
             return await attributes.get(req)
         # never answered as a GetObject (``?attributes`` with another method neither)
-        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes"}:
+        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes",
+                       "restore", "select"}:
             raise S3Error("NotImplemented", status=501)
         return await self._plain_object(req, method)
 

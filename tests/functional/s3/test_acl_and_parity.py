@@ -298,6 +298,9 @@ def test_requests_for_features_not_offered_are_refused(s3cloud: S3Cloud,
     assert "Contents" not in s3.list_objects_v2(Bucket=b)
     assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []
     s3.put_object(Bucket=b, Key="k", Body=b"x", StorageClass="STANDARD")
+    with pytest.raises(ClientError) as exc:  # one storage class: nothing to restore
+        s3.restore_object(Bucket=b, Key="k", RestoreRequest={"Days": 1})
+    assert _code(exc) == "NotImplemented"
     src = tmp_path / "sse.txt"
     src.write_bytes(b"data")
     out = s3cloud.aws("s3", "cp", str(src), f"s3://{b}/sse.txt", "--sse", "AES256",
