@@ -16,7 +16,7 @@ the owner-only canned ACLs can be put on them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nubis.api.proxy.context import Resp
@@ -102,16 +102,26 @@ def canned_of_policy(req: S3Req, body: bytes) -> str:
     if root.tag != "AccessControlPolicy" or root.find("AccessControlList") is None:
         raise S3Error("MalformedACLError", "The XML you provided was not well-formed or "
                       "did not validate against our published schema", 400)
-    me = req.user
-    groups: set[tuple[str, str]] = set()
+    stated: list[tuple[str | None, str | None, str]] = []
     for grant in root.iter("Grant"):
         grantee, perm = grant.find("Grantee"), text(grant, "Permission") or ""
         if grantee is None:
             raise S3Error("MalformedACLError", status=400)
-        uri, ident = text(grantee, "URI"), text(grantee, "ID")
+        stated.append((text(grantee, "URI"), text(grantee, "ID"), perm))
+    return canned_of_grants(req.user, stated)
+
+
+def canned_of_grants(owner: str, stated: Sequence[tuple[str | None, str | None, str]]) -> str:
+    """Return the canned ACL some grants amount to (else NotImplemented).
+
+    Each grant is ``(group URI, user id, permission)``, one of the first two set;
+    a user grant may only be the owner's ``FULL_CONTROL``.
+    """
+    groups: set[tuple[str, str]] = set()
+    for uri, ident, perm in stated:
         if uri is not None:
             groups.add((uri, perm))
-        elif ident != me or perm != "FULL_CONTROL":
+        elif ident != owner or perm != "FULL_CONTROL":
             raise S3Error("NotImplemented", "Only grants to the owner and the AllUsers or "
                           "AuthenticatedUsers groups are supported.")
     if (AUTH_USERS, "WRITE") in groups:  # how public-read-write reads back

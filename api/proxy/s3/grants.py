@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import bucketconf, buckets, tagging, unconfigured, versioning
+from nubis.api.proxy.s3 import acl, bucketconf, buckets, tagging, unconfigured, versioning
 from nubis.api.proxy.s3.acl import AclApi
 from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req
@@ -175,6 +175,32 @@ def from_headers(headers: Mapping[str, str], owner: str, bucket_owner: str = "",
     if grants:
         return Policy(owner, tuple(grants[:MAX_GRANTS]))
     return canned("private", owner, owner) if default else None
+
+
+#: The request headers granting a permission (``x-amz-grant-read-acp``: ``READ_ACP``).
+GRANT_HEADERS = frozenset("x-amz-grant-" + p.lower().replace("_", "-") for p in PERMISSIONS)
+
+
+def grants_as_canned(req: S3Req) -> None:
+    """Restate a canned-mode request's ``x-amz-grant-*`` headers as its ``x-amz-acl``.
+
+    Without ``s3_acl`` there are only canned ACLs: grants that amount to one
+    (``uri=...AllUsers`` READ is ``public-read``) act as it, others are
+    ``NotImplemented`` (they were ignored: a bucket created asking for a grant
+    came out private without a word).
+    """
+    headers = req.ctx.headers
+    if headers.keys().isdisjoint(GRANT_HEADERS):
+        return
+    policy = from_headers(headers, req.user, default=False)
+    assert policy is not None
+    uris = {name: uri for uri, name in GROUPS.items()}
+    stated = [(uris[g.grantee], None, g.permission) if g.group else
+              (None, g.grantee, g.permission) for g in policy.grants]
+    canned = acl.canned_of_grants(req.user, stated)
+    for name in GRANT_HEADERS:
+        headers.pop(name, None)
+    headers["x-amz-acl"] = canned
 
 
 def _header_grantee(part: str, permission: str) -> Grant:

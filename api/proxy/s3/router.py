@@ -197,6 +197,8 @@ class S3Api:
     async def _route(self, req: S3Req) -> Resp:
         method, q = req.ctx.method, req.q
         unconfigured.check_headers(req.ctx.headers)
+        if not req.acl_mode and method in ("PUT", "POST"):
+            grants.grants_as_canned(req)
         if not req.bucket:
             if method == "GET":
                 return await buckets.list_buckets(req, grants.readable if req.acl_mode else None)

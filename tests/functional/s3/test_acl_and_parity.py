@@ -88,6 +88,34 @@ def test_acl_from_policy_document_and_create(s3cloud: S3Cloud) -> None:
     assert _code(exc) == "NotImplemented"
 
 
+def test_grant_headers_act_as_the_canned_acl_they_amount_to(s3cloud: S3Cloud) -> None:
+    """Without ``s3_acl``: grants stating a canned ACL are it, others NotImplemented."""
+    s3 = s3cloud.client()
+    me = s3cloud.demo.project_id
+    everyone = f'uri="{ALL_USERS}"'
+    name = f"acl-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, GrantRead=everyone)
+    assert _grants(s3.get_bucket_acl(Bucket=name)) == {(me, "FULL_CONTROL"),
+                                                        (ALL_USERS, "READ")}
+    s3.put_object(Bucket=name, Key="k", Body=b"open")
+    with urllib.request.urlopen(f"{s3cloud.endpoint}/{name}/k", timeout=10) as resp:
+        assert resp.read() == b"open"  # anonymous: the grant took effect
+    s3.put_bucket_acl(Bucket=name, GrantFullControl=f'id="{me}"')
+    assert _grants(s3.get_bucket_acl(Bucket=name)) == {(me, "FULL_CONTROL")}
+    other = f"acl-{uuid.uuid4().hex[:12]}"
+    for call, kwargs in ((s3.create_bucket, {"Bucket": other, "GrantRead": 'id="someone"'}),
+                         (s3.put_object, {"Bucket": name, "Key": "k2", "Body": b"x",
+                                          "GrantRead": everyone})):
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        assert _code(exc) == "NotImplemented"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=name, Key="k2", Body=b"x", ACL="private",
+                      GrantFullControl=f'id="{me}"')
+    assert _code(exc) == "InvalidRequest"
+    assert other not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+
 def test_acl_bad_input(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)
