@@ -22,7 +22,6 @@ from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import checksums, grants, segments, tagging, versioning
-from nubis.api.proxy.s3.acl import check_object_canned
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
     content_md5,
@@ -108,8 +107,6 @@ async def put(req: S3Req) -> Resp:
     _check_key(req.key)
     headers = req.ctx.headers
     refuse_conditions(headers)
-    if "x-amz-acl" in headers and not req.acl_mode:
-        check_object_canned(headers["x-amz-acl"])
     length = decoded_length(headers)
     awssig.check_request_checksums(headers)
     meta = swift_metadata(headers)

@@ -123,9 +123,13 @@ def test_acl_bad_input(s3cloud: S3Cloud) -> None:
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_acl(Bucket=b, ACL="no-such-acl")  # type: ignore[arg-type]
     assert _code(exc) == "InvalidArgument"
-    with pytest.raises(ClientError) as exc:
-        s3.put_object(Bucket=b, Key="k2", Body=b"x", ACL="public-read")
-    assert _code(exc) == "NotImplemented"
+    for call, kwargs in ((s3.put_object, {"Body": b"x"}),
+                         (s3.copy_object, {"CopySource": {"Bucket": b, "Key": "k"}}),
+                         (s3.create_multipart_upload, {})):
+        with pytest.raises(ClientError) as exc:  # objects share their bucket's ACL
+            call(Bucket=b, Key="k2", ACL="public-read", **kwargs)
+        assert _code(exc) == "NotImplemented", call
+    s3.copy_object(Bucket=b, Key="k2", CopySource={"Bucket": b, "Key": "k"}, ACL="private")
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_acl(Bucket=f"missing-{uuid.uuid4().hex[:8]}")
     assert _code(exc) == "NoSuchBucket"
