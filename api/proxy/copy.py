@@ -10,7 +10,6 @@ copy across accounts. Every other object request passes to
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator
 
 from nubis.api.proxy import largeobj, obj, objver, quotas, symlink, versioning
 from nubis.api.proxy.base import check_access, load_account_level, require_found
@@ -23,9 +22,9 @@ from nubis.api.proxy.constraints import (
     check_path_header,
     delete_at_from_headers,
 )
-from nubis.api.proxy.context import CopyDigest, ObjectCtx, Resp
+from nubis.api.proxy.context import ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.transfer import container_of, object_metadata, one, store
+from nubis.api.proxy.transfer import container_of, object_metadata, observed, one, store
 
 
 async def handle(ctx: ObjectCtx) -> Resp:
@@ -127,7 +126,7 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     source = body if not isinstance(body, bytes) else one(body)
     digest = ctx.copy_digest
     if digest is not None:
-        source = _digested(source, digest)
+        source = observed(source, digest.update)
     footer = digest.footer if digest is not None else None
     await quotas.check_put(ctx, dinfo, length)
     if objver.SYSMETA_ENABLED in dinfo.headers and objver.enabled(dinfo):
@@ -141,14 +140,6 @@ async def _copy_into(ctx: ObjectCtx, src: Loc) -> Resp:
     if "Last-Modified" in got.headers:
         resp.headers["X-Copied-From-Last-Modified"] = got.headers["Last-Modified"]
     return resp
-
-
-async def _digested(source: AsyncIterator[bytes], digest: CopyDigest
-                    ) -> AsyncIterator[bytes]:
-    """Yield the copied bytes, each piece seen by ``digest`` first."""
-    async for piece in source:
-        digest.update(piece)
-        yield piece
 
 
 async def _read_source(ctx: ObjectCtx, src: Loc) -> Resp:

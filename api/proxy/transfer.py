@@ -407,3 +407,11 @@ async def one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+async def observed(source: AsyncIterator[bytes], see: Callable[[bytes], object]
+                   ) -> AsyncIterator[bytes]:
+    """Yield ``source``'s pieces, each passed to ``see`` first (a digest's ``update``)."""
+    async for piece in source:
+        see(piece)
+        yield piece
+
+

@@ -177,6 +177,8 @@ def from_headers(headers: Mapping[str, str], owner: str, bucket_owner: str = "",
     return canned("private", owner, owner) if default else None
 
 
+#: Group name -> its URI (the inverse of :data:`GROUPS`).
+_GROUP_URIS = {name: uri for uri, name in GROUPS.items()}
 #: The request headers granting a permission (``x-amz-grant-read-acp``: ``READ_ACP``).
 GRANT_HEADERS = frozenset("x-amz-grant-" + p.lower().replace("_", "-") for p in PERMISSIONS)
 
@@ -194,8 +196,7 @@ def grants_as_canned(req: S3Req) -> None:
         return
     policy = from_headers(headers, req.user, default=False)
     assert policy is not None
-    uris = {name: uri for uri, name in GROUPS.items()}
-    stated = [(uris[g.grantee], None, g.permission) if g.group else
+    stated = [(_GROUP_URIS[g.grantee], None, g.permission) if g.group else
               (None, g.grantee, g.permission) for g in policy.grants]
     canned = acl.canned_of_grants(req.user, stated)
     for name in GRANT_HEADERS:

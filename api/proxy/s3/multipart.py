@@ -15,7 +15,7 @@ import email.utils
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from nubis.api.proxy.base import check_access
@@ -41,7 +41,7 @@ from nubis.api.proxy.s3.objects import (
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 from nubis.api.proxy.s3.segments import UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, one, store
+from nubis.api.proxy.transfer import container_of, observed, one, store
 from nubis.api.shared import awssig
 
 MARKER_TYPE = "application/x-nubis-s3-upload"
@@ -216,7 +216,7 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     digest = awssig.Checksum(upload.algo) if upload else \
         awssig.Checksum(checksums.DEFAULT.algo) if default else None
     if digest is not None:
-        source = _summed(source, digest)
+        source = observed(source, digest.update)
 
     def footer() -> dict[str, str]:
         assert digest is not None
@@ -233,14 +233,6 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     return Resp(200, dict(XML), doc("CopyPartResult", [
         el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),
         el("ETag", f'"{etag}"') + extra]))
-
-
-async def _summed(source: AsyncIterator[bytes], digest: awssig.Checksum
-                  ) -> AsyncIterator[bytes]:
-    """Yield ``source``, adding each piece to ``digest``."""
-    async for piece in source:
-        digest.update(piece)
-        yield piece
 
 
 def _http_to_iso(value: str) -> str:
