@@ -124,8 +124,10 @@ async def answer(ctx: Ctx, registry: Registry, bucket: str, key: str) -> Resp:
     except S3Error:
         raise S3Error("AccessDenied") from None
     owner = await registry.owner(S3Req(ctx, None, bucket, ""), bucket)
-    if owner is None:
-        raise S3Error("AccessDenied")
+    expected = ctx.headers.get("x-amz-expected-bucket-owner")
+    if owner is None or (expected is not None
+                         and expected.strip() != owner.partition("_")[2]):
+        raise S3Error("AccessDenied")  # the owner: the project of the bucket's account
     req = AnonymousReq(ctx, None, bucket, key, query, owner_account=owner)
     try:
         if req.acl_mode:

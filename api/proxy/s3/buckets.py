@@ -68,12 +68,61 @@ def owner_xml(req: S3Req) -> str:
 
 async def list_buckets(req: S3Req,
                        visible: Callable[[S3Req, str], Awaitable[bool]] | None = None) -> Resp:
-    """Answer ListBuckets: the project account's containers (those ``visible`` admits)."""
-    buckets: list[str] = []
-    marker = ""
+    """Answer ListBuckets: the project account's containers (those ``visible`` admits).
+
+    ``prefix``, ``bucket-region``, ``max-buckets`` and ``continuation-token`` (the
+    paginated form boto3's paginator and ``aws s3 ls --bucket-name-prefix`` use)
+    narrow it; a request with any of them sees each bucket's ``BucketRegion``, and a
+    ``ContinuationToken`` when more buckets follow, as in S3.
+    """
+    q = req.q
+    paged = bool(q.keys() & _PAGING)
+    limit = _max_buckets(q.get("max-buckets"))
+    prefix = q.get("prefix", "")
+    marker = _token(q.get("continuation-token"))
+    region = req.ctx.state.conf.s3_region
+    found: list[dict[str, Any]] = []
+    more = False
+    if q.get("bucket-region", region) == region:  # every bucket lives in the one region
+        found, more = await _own_buckets(req, visible, prefix, marker, limit)
+    parts = [owner_xml(req), "<Buckets>",
+             *(_bucket_xml(item, region if paged else None) for item in found), "</Buckets>"]
+    if more:
+        parts.append(el("ContinuationToken", base64.b64encode(
+            found[-1]["name"].encode()).decode()))
+    if "prefix" in q:
+        parts.append(el("Prefix", prefix))
+    return Resp(200, dict(XML), doc("ListAllMyBucketsResult", parts))
+
+
+#: ListBuckets' paging parameters (any of them: answer in the paginated form).
+_PAGING = frozenset(("max-buckets", "continuation-token", "prefix", "bucket-region"))
+#: The most buckets one ListBuckets page holds (``max-buckets``, S3's bound).
+MAX_BUCKETS = 10000
+
+
+def _max_buckets(raw: str | None) -> int | None:
+    """Return ``max-buckets`` (None: not asked; InvalidArgument unless 1 to 10,000)."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_BUCKETS:
+        raise S3Error("InvalidArgument", f"Argument max-buckets must be an integer "
+                      f"between 1 and {MAX_BUCKETS}",
+                      extra={"ArgumentName": "max-buckets", "ArgumentValue": raw})
+    return int(raw)
+
+
+async def _own_buckets(req: S3Req, visible: Callable[[S3Req, str], Awaitable[bool]] | None,
+                       prefix: str, marker: str, limit: int | None
+                       ) -> tuple[list[dict[str, Any]], bool]:
+    """Walk the account's containers after ``marker``; return up to ``limit`` and more?"""
+    found: list[dict[str, Any]] = []
     while True:
+        query = {"format": "json", "marker": marker}
+        if prefix:
+            query["prefix"] = prefix
         try:
-            resp = await req.swift("GET", query={"format": "json", "marker": marker})
+            resp = await req.swift("GET", query=query)
         except HTTPError as exc:
             if exc.status == 404:
                 break
@@ -82,17 +131,20 @@ async def list_buckets(req: S3Req,
         if not items:
             break
         for item in items:
-            if SEGMENTS not in item["name"] and (
-                    visible is None or await visible(req, item["name"])):
-                buckets.append(_bucket_xml(item))
+            if SEGMENTS in item["name"] or (
+                    visible is not None and not await visible(req, item["name"])):
+                continue
+            if limit is not None and len(found) == limit:
+                return found, True
+            found.append(item)
         marker = items[-1]["name"]
-    return Resp(200, dict(XML), doc("ListAllMyBucketsResult",
-                                    [owner_xml(req), "<Buckets>", *buckets, "</Buckets>"]))
+    return found, False
 
 
-def _bucket_xml(item: dict[str, Any]) -> str:
+def _bucket_xml(item: dict[str, Any], region: str | None = None) -> str:
     created = iso_listing(item.get("last_modified", "1970-01-01T00:00:00.000000"))
-    return f"<Bucket>{el('Name', item['name'])}{el('CreationDate', created)}</Bucket>"
+    where = el("BucketRegion", region) if region is not None else ""
+    return f"<Bucket>{el('Name', item['name'])}{el('CreationDate', created)}{where}</Bucket>"
 
 
 def iso_listing(value: str) -> str:

@@ -29,6 +29,7 @@ from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.objects import (
     ETAG_META,
+    copy_conditions,
     copy_source,
     default_checksum,
     no_overwrite,
@@ -38,7 +39,7 @@ from nubis.api.proxy.s3.objects import (
     require_bucket,
     swift_metadata,
 )
-from nubis.api.proxy.s3.request import S3Req, bytes_body
+from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
 from nubis.api.proxy.s3.segments import UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of, observed, one, store
@@ -194,13 +195,13 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     src_bucket, src_key, version = copy_source(req)
     if version is not None:
         await versioning.check_version(req, src_bucket, src_key, version)
-    headers = {}
+    stored: dict[str, str] = {}
+    if any(f"x-amz-copy-source-{c}" in req.ctx.headers for c in ("if-match", "if-none-match")):
+        stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
+    headers = copy_conditions(req, stored)
     rng = req.header("x-amz-copy-source-range")
     if rng:
         headers["range"] = rng
-    for cond in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since"):
-        if req.header(f"x-amz-copy-source-{cond}"):
-            headers[cond] = req.header(f"x-amz-copy-source-{cond}")
     try:
         got = await req.swift("GET", src_bucket, src_key, headers,
                               {"version-id": version} if version is not None else None)
@@ -210,6 +211,9 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
         if version is not None and exc.status in (400, 404):
             raise versioning.read_error(exc, req, version) from None
         raise from_swift(exc) from None
+    if got.status == 304:  # x-amz-copy-source-if-none-match named the source
+        await drain(got.body)
+        raise S3Error("PreconditionFailed")
     body = got.body
     source = one(body) if isinstance(body, bytes) else body
     default = upload is None and default_checksum(req, {}, None) is not None

@@ -21,6 +21,7 @@ from nubis.api.proxy.base import check_access, policy_of
 from nubis.api.proxy.constraints import delete_at_from_headers
 from nubis.api.proxy.context import Info, ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
+from nubis.api.proxy.largeobj import SLO_ETAG
 from nubis.api.proxy.s3 import checksums, grants, segments, tagging, versioning
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
@@ -502,18 +503,15 @@ async def copy_object(req: S3Req) -> Resp:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying "
                       "to copy an object to itself without changing the object's metadata, "
                       "storage class, website redirect location or encryption attributes.")
-    headers = {"x-copy-from": f"/{src_bucket}/{src_key}", "content-length": "0"}
-    for name in ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since"):
-        value = req.header(f"x-amz-copy-source-{name}")
-        if value:
-            headers[name] = value
+    stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
+    headers = {"x-copy-from": f"/{src_bucket}/{src_key}", "content-length": "0",
+               **copy_conditions(req, stored)}
     if directive == "REPLACE":
         headers.update(swift_metadata(req.ctx.headers))
         headers["x-fresh-metadata"] = "true"
     tags = _copy_tagging(req)
     acl = await grants.new_object_headers(req)
     report = segments.report_for(await container_of(object_ctx(req, "PUT")))
-    stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
     # In ACL mode a copy is its copier's: the policy goes in the copy's own write.
     sysmeta = {**_carried_sysmeta(stored, tags), **acl}
     checksum = _carried_checksum(req, stored)
@@ -559,6 +557,50 @@ def _carried_sysmeta(stored: Mapping[str, str], tags: str | None) -> dict[str, s
     """Return the S3 system metadata a copy keeps: its tags (the source's or new ones)."""
     value = stored.get(tagging.OBJECT_META, "") if tags is None else tags
     return {tagging.OBJECT_META: value} if value else {}
+
+
+#: The conditions of a copy's source (``x-amz-copy-source-<name>``).
+COPY_CONDITIONS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+
+
+def copy_conditions(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:
+    """Return the Swift conditions of a copy's ``x-amz-copy-source-if-*`` headers.
+
+    ``stored``: the source's stored headers. A multipart source's ETag conditions
+    name the ETag S3 clients know (``md5-of-md5s-N``; ``aws s3 cp`` between
+    buckets copies such an object's parts with ``x-amz-copy-source-if-match``
+    naming it), so they are restated with the manifest's Swift ETag, which the
+    Swift read of the source compares (after its access check); naming the Swift
+    ETag itself matches nothing, as in S3.
+    """
+    headers = {}
+    for name in COPY_CONDITIONS:
+        value = req.header(f"x-amz-copy-source-{name}")
+        if value:
+            headers[name] = value
+    s3_etag = stored.get(ETAG_META)
+    swift_etag = stored.get(SLO_ETAG.lower(), stored.get("etag", "")).strip('"')
+    if s3_etag is None or not swift_etag:
+        return headers
+    for name in ("if-match", "if-none-match"):
+        if name in headers:
+            headers[name] = _restated(headers[name], s3_etag.strip('"'), swift_etag)
+    return headers
+
+
+def _restated(condition: str, s3_etag: str, swift_etag: str) -> str:
+    """Restate an If-(None-)Match naming a multipart object's S3 ETag with its Swift one."""
+    out = []
+    for item in condition.split(","):
+        item = item.strip()
+        bare = item.removeprefix("W/").strip('"')
+        if item == "*":
+            out.append(item)
+        elif bare == s3_etag:
+            out.append(f'"{swift_etag}"')
+        elif bare != swift_etag:
+            out.append(item)
+    return ", ".join(out) or '"-"'  # '"-"': an ETag no object has
 
 
 def _carried_checksum(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:

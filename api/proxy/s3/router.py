@@ -213,6 +213,7 @@ class S3Api:
         owner = await self.registry.owner(req, req.bucket)
         if owner is not None and owner != req.account:
             raise S3Error("AccessDenied")
+        check_expected_owner(req)
         if req.acl_mode:
             await _authorize(req)
         if not req.key:
@@ -285,6 +286,29 @@ class S3Api:
             return await objects.delete(req)
         raise S3Error("MethodNotAllowed", extra={"Method": method,
                                                  "ResourceType": "OBJECT"})
+
+
+#: Headers naming the account a request expects to own its bucket (its copy source's).
+EXPECTED_OWNER_HEADERS = ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner")
+
+
+def check_expected_owner(req: S3Req) -> None:
+    """Refuse (AccessDenied) a request whose bucket is not owned by the account it names.
+
+    S3 clients name the owning account's id in ``x-amz-expected-bucket-owner``
+    (the copy source's in ``x-amz-source-expected-bucket-owner``). A bucket the
+    caller reaches lives in its project's account, so the project id (the
+    ``<Owner><ID>`` outside ACL mode) is the one that matches.
+    """
+    headers = req.ctx.headers
+    if not any(h in headers for h in EXPECTED_OWNER_HEADERS) or req.caller is None:
+        return
+    owners = {req.caller.cred.project_id}
+    if not req.acl_mode:
+        owners.add(req.user)
+    for name in EXPECTED_OWNER_HEADERS:
+        if name in headers and headers[name].strip() not in owners:
+            raise S3Error("AccessDenied")
 
 
 def _acl_api(req: S3Req) -> acl.AclApi:

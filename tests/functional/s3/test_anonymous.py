@@ -98,6 +98,12 @@ def test_unsigned_boto3_reads_objects_of_a_public_bucket(s3cloud: S3Cloud, publi
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket=public, Key="k", Range="bytes=100-200")
     assert _code(exc) == "InvalidRange"
+    owner = s3cloud.demo.project_id
+    assert anon.get_object(Bucket=public, Key="k", ExpectedBucketOwner=owner)["Body"].read() \
+        == BODY
+    with pytest.raises(ClientError) as exc:
+        anon.get_object(Bucket=public, Key="k", ExpectedBucketOwner=s3cloud.admin.project_id)
+    assert _code(exc) == "AccessDenied"
     over = anon.get_object(Bucket=public, Key="k", ResponseContentType="application/x-test",
                            ResponseContentDisposition="attachment; filename=k.txt")
     assert over["ContentType"] == "application/x-test"

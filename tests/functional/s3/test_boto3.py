@@ -424,6 +424,46 @@ def test_object_attributes_of_a_multipart_object_page_its_parts(s3cloud: S3Cloud
         "ObjectSize"] == 5
 
 
+def test_copy_conditions_name_a_multipart_sources_s3_etag(s3cloud: S3Cloud) -> None:
+    """CopySourceIf(None)Match of a multipart source compare its md5-of-md5s-N ETag."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    uid = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    parts = [{"PartNumber": n, "ETag": s3.upload_part(
+        Bucket=b, Key="mp", UploadId=uid, PartNumber=n, Body=body)["ETag"]}
+        for n, body in ((1, b"a" * (5 * MIB)), (2, b"tail"))]
+    etag = s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=uid,
+                                        MultipartUpload={"Parts": parts})["ETag"]
+    swift_etag = s3cloud.swift().head_object(b, "mp")["etag"]
+    source = {"Bucket": b, "Key": "mp"}
+    s3.copy_object(Bucket=b, Key="c1", CopySource=source, CopySourceIfMatch=etag)
+    s3.copy_object(Bucket=b, Key="c2", CopySource=source, CopySourceIfNoneMatch=swift_etag)
+    for cond in ({"CopySourceIfMatch": f'"{swift_etag}"'}, {"CopySourceIfNoneMatch": etag},
+                 {"CopySourceIfMatch": '"0123"'}):
+        with pytest.raises(ClientError) as exc:
+            s3.copy_object(Bucket=b, Key="c3", CopySource=source, **cond)
+        assert _code(exc) == "PreconditionFailed", cond
+    up = s3.create_multipart_upload(Bucket=b, Key="pc")["UploadId"]
+    part = s3.upload_part_copy(Bucket=b, Key="pc", UploadId=up, PartNumber=1, CopySource=source,
+                               CopySourceRange=f"bytes={5 * MIB}-{5 * MIB + 3}",
+                               CopySourceIfMatch=etag)["CopyPartResult"]["ETag"]
+    assert part == f'"{hashlib.md5(b"tail").hexdigest()}"'
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part_copy(Bucket=b, Key="pc", UploadId=up, PartNumber=2, CopySource=source,
+                            CopySourceIfNoneMatch=etag)
+    assert _code(exc) == "PreconditionFailed"
+    plain = s3.put_object(Bucket=b, Key="plain", Body=b"p")["ETag"]
+    with pytest.raises(ClientError) as exc:  # a 304 of the source is no empty part
+        s3.upload_part_copy(Bucket=b, Key="pc", UploadId=up, PartNumber=3,
+                            CopySource={"Bucket": b, "Key": "plain"}, CopySourceIfNoneMatch=plain)
+    assert _code(exc) == "PreconditionFailed"
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=b, Key="pc", UploadId=up)["Parts"]] \
+        == [1]
+    s3.abort_multipart_upload(Bucket=b, Key="pc", UploadId=up)
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]} == {
+        "mp", "c1", "c2", "plain"}
+
+
 def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)
@@ -498,6 +538,26 @@ def test_cross_project_isolation(s3cloud: S3Cloud) -> None:
         assert _code(exc) == "AccessDenied"
     assert b not in [x["Name"] for x in admin.list_buckets()["Buckets"]]
     assert demo.get_object(Bucket=b, Key="secret")["Body"].read() == b"mine"
+
+
+def test_expected_bucket_owner(s3cloud: S3Cloud) -> None:
+    """``ExpectedBucketOwner`` (and the copy source's) must name the owning project."""
+    s3, mine, other = s3cloud.client(), s3cloud.demo.project_id, s3cloud.admin.project_id
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ExpectedBucketOwner=mine)
+    s3.head_bucket(Bucket=b, ExpectedBucketOwner=mine)
+    s3.copy_object(Bucket=b, Key="c", CopySource={"Bucket": b, "Key": "k"},
+                   ExpectedBucketOwner=mine, ExpectedSourceBucketOwner=mine)
+    for call in (lambda: s3.put_object(Bucket=b, Key="k", Body=b"y", ExpectedBucketOwner=other),
+                 lambda: s3.get_object(Bucket=b, Key="k", ExpectedBucketOwner="123456789012"),
+                 lambda: s3.list_objects_v2(Bucket=b, ExpectedBucketOwner=other),
+                 lambda: s3.copy_object(Bucket=b, Key="d", CopySource={"Bucket": b, "Key": "k"},
+                                        ExpectedSourceBucketOwner=other)):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert _code(exc) == "AccessDenied"
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"x"  # nothing was written
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["c", "k"]
 
 
 def test_canned_private_acls(s3cloud: S3Cloud) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 import swiftclient
 import yaml
@@ -43,6 +45,11 @@ def test_done_when_aws_cli_20mib_round_trip(s3cloud: S3Cloud, tmp_path: Path) ->
     s3cloud.aws("s3", "cp", f"s3://{bucket}/big.bin", str(back), "--only-show-errors")
     assert hashlib.md5(back.read_bytes()).digest() == hashlib.md5(src.read_bytes()).digest()
     assert bucket in s3cloud.aws("s3", "ls").stdout
+    # a server-side copy: parts copied with x-amz-copy-source-if-match: <the S3 ETag>
+    s3cloud.aws("s3", "cp", f"s3://{bucket}/big.bin", f"s3://{bucket}/copy.bin",
+                "--only-show-errors")
+    copied = s3cloud.aws("s3api", "head-object", "--bucket", bucket, "--key", "copy.bin").stdout
+    assert json.loads(copied)["ETag"] == json.loads(head)["ETag"]
 
 
 def test_aws_cli_sync_ls_rm_recursive(s3cloud: S3Cloud, tmp_path: Path) -> None:
@@ -65,6 +72,37 @@ def test_aws_cli_sync_ls_rm_recursive(s3cloud: S3Cloud, tmp_path: Path) -> None:
     s3cloud.aws("s3", "rb", f"s3://{bucket}")
     gone = s3cloud.aws("s3api", "head-bucket", "--bucket", bucket, check=False)
     assert gone.returncode != 0 and "404" in gone.stderr
+
+
+def test_list_buckets_pages_by_prefix_and_region(s3cloud: S3Cloud) -> None:
+    """boto3's ListBuckets paginator and ``aws s3 ls --bucket-name-prefix`` narrow it."""
+    s3 = s3cloud.client()
+    tag = f"lb-{uuid.uuid4().hex[:8]}"
+    names = [f"{tag}-{c}" for c in "abc"]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    s3.create_bucket(Bucket=f"x{tag}")  # the prefix must not match it
+    s3.create_multipart_upload(Bucket=names[0], Key="k")  # a hidden a+segments
+    pages = list(s3.get_paginator("list_buckets").paginate(
+        Prefix=tag, PaginationConfig={"PageSize": 2}))
+    assert [[b["Name"] for b in p["Buckets"]] for p in pages] == [names[:2], names[2:]]
+    assert pages[0]["ContinuationToken"] and "ContinuationToken" not in pages[1]
+    assert all(p["Prefix"] == tag for p in pages)
+    assert {b["BucketRegion"] for p in pages for b in p["Buckets"]} == {"us-east-1"}
+    plain = s3.list_buckets()  # no paging asked: every bucket, no region, no token
+    assert set(names) <= {b["Name"] for b in plain["Buckets"]}
+    assert "ContinuationToken" not in plain and "BucketRegion" not in plain["Buckets"][0]
+    assert s3.list_buckets(Prefix=tag, BucketRegion="eu-west-1")["Buckets"] == []
+    out = s3cloud.aws("s3", "ls", "--bucket-name-prefix", tag).stdout
+    assert [line.split()[-1] for line in out.splitlines()] == names
+    lax = s3cloud.client(parameter_validation=False)
+    for bad in (0, 10001):
+        with pytest.raises(ClientError) as exc:
+            lax.list_buckets(MaxBuckets=bad)
+        assert exc.value.response["Error"]["Code"] == "InvalidArgument"
+    with pytest.raises(ClientError) as exc:
+        s3.list_buckets(ContinuationToken="not base64!")
+    assert exc.value.response["Error"]["Code"] == "InvalidArgument"
 
 
 def _swift(s3cloud: S3Cloud) -> swiftclient.Connection:
