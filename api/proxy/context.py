@@ -185,9 +185,16 @@ class ProxyState:
         return info
 
     def cached_info(self, key: tuple[str, ...]) -> Info | None:
-        """Return a fresh cached info record, if any."""
+        """Return a fresh cached info record, if any.
+
+        A "not found" is never served from the cache: another worker may have
+        created the account or container since (this worker's record cannot
+        be told), and a client that creates a bucket and then writes to it over
+        another connection must find it. Concurrent lookups still share one HEAD.
+        """
         info = self._info.get(key)
-        if info is None or time.monotonic() - info.fetched > self.conf.recheck_info:
+        if info is None or info.status == 404 \
+                or time.monotonic() - info.fetched > self.conf.recheck_info:
             return None
         return info
 

@@ -122,6 +122,25 @@ def test_killed_proxy_leaves_no_orphan_and_serves_again(cloud: Cloud) -> None:
     assert sc.get_object(storage, token, "sv", "after")[1] == b"x" * 4096
 
 
+def test_a_container_one_worker_made_is_found_by_the_other(cloud: Cloud) -> None:
+    """A worker that saw "no such container" finds it once another worker made it."""
+    storage, token = cloud.login()
+    conns = [sc.http_connection(storage) for _ in range(8)]  # spread over both workers
+    try:
+        for conn in conns:
+            with pytest.raises(sc.ClientException) as exc:
+                sc.head_container(storage, token, "made-later", http_conn=conn)
+            assert exc.value.http_status == 404
+        sc.put_container(storage, token, "made-later", http_conn=conns[0])
+        for i, conn in enumerate(conns):
+            sc.put_object(storage, token, "made-later", f"o{i}", b"x", http_conn=conn)
+        names = [o["name"] for o in sc.get_container(storage, token, "made-later")[1]]
+        assert names == [f"o{i}" for i in range(8)]
+    finally:
+        for conn in conns:
+            conn[1].close()
+
+
 def test_metrics_count_requests(cloud: Cloud) -> None:
     storage, token = cloud.login()
     sc.head_account(storage, token)

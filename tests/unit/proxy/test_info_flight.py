@@ -73,3 +73,20 @@ def test_waiters_fetch_anew_when_the_fetching_request_is_cancelled() -> None:
 
     info, calls = asyncio.run(go())
     assert info.status == 200 and calls == 2
+
+
+def test_a_cached_not_found_is_asked_again() -> None:
+    """Another worker may have created it since: a 404 is not served from the cache."""
+    async def go() -> tuple[list[int], int]:
+        state, calls, answers = _state(), 0, [Reply(404), Reply(204)]
+
+        async def head() -> Reply:
+            nonlocal calls
+            calls += 1
+            return answers[min(calls, 2) - 1]
+
+        statuses = [(await state.info(("a", "c"), head)).status for _ in range(3)]
+        return statuses, calls
+
+    statuses, calls = asyncio.run(go())
+    assert statuses == [404, 204, 204] and calls == 2  # the found one is cached
