@@ -72,15 +72,26 @@ def bucket_headers(canned: str) -> dict[str, str]:
     return {"x-container-read": read, "x-container-write": write}
 
 
-def check_object_canned(canned: str) -> None:
-    """Refuse a canned ACL an object cannot have apart from its bucket."""
+async def check_object_canned(req: S3Req, canned: str) -> None:
+    """Refuse a canned ACL an object cannot have apart from its bucket.
+
+    Objects share their bucket's ACL: an object may ask for the owner-only ACLs
+    and for the one its bucket has (``aws s3 sync --acl public-read`` into a
+    ``public-read`` bucket), nothing else.
+    """
     if canned in OBJECT_CANNED:
         return
-    if canned in BUCKET_CANNED:
+    if canned not in BUCKET_CANNED:
+        raise S3Error("InvalidArgument", extra={"ArgumentName": "x-amz-acl",
+                                                "ArgumentValue": canned})
+    if bucket_canned(await _bucket_headers(req)) != canned:
         raise S3Error("NotImplemented", "Objects share their bucket's ACL; set "
                       f"{canned!r} on the bucket.")
-    raise S3Error("InvalidArgument", extra={"ArgumentName": "x-amz-acl",
-                                            "ArgumentValue": canned})
+
+
+def bucket_canned(headers: Mapping[str, str]) -> str | None:
+    """Return the canned ACL a bucket's container headers amount to (None: none)."""
+    return _canned_of_groups(set(grants_of(headers)))
 
 
 def policy_xml(req: S3Req, group_grants: list[tuple[str, str]]) -> bytes:
@@ -124,12 +135,20 @@ def canned_of_grants(owner: str, stated: Sequence[tuple[str | None, str | None, 
         elif ident != owner or perm != "FULL_CONTROL":
             raise S3Error("NotImplemented", "Only grants to the owner and the AllUsers or "
                           "AuthenticatedUsers groups are supported.")
+    canned = _canned_of_groups(groups)
+    if canned is None:
+        raise S3Error("NotImplemented", "This combination of grants is not supported.")
+    return canned
+
+
+def _canned_of_groups(groups: set[tuple[str, str]]) -> str | None:
+    """Return the canned ACL some group grants amount to (None: none does)."""
     if (AUTH_USERS, "WRITE") in groups:  # how public-read-write reads back
         groups = (groups - {(AUTH_USERS, "WRITE")}) | {(ALL_USERS, "WRITE")}
     for canned, wanted in _GRANTS.items():
         if groups == set(wanted):
             return canned
-    raise S3Error("NotImplemented", "This combination of grants is not supported.")
+    return None
 
 
 async def bucket_acl(req: S3Req) -> Resp:
@@ -148,7 +167,7 @@ async def object_acl(req: S3Req) -> Resp:
     """Answer GetObjectAcl / PutObjectAcl (the bucket's grants)."""
     await req.swift("HEAD", req.bucket, req.key)
     if req.ctx.method == "PUT":
-        check_object_canned(await _requested(req))
+        await check_object_canned(req, await _requested(req))
         return Resp(200, {})
     return Resp(200, dict(XML), policy_xml(req, grants_of(await _bucket_headers(req))))
 

@@ -199,10 +199,6 @@ class S3Api:
         unconfigured.check_headers(req.ctx.headers)
         if not req.acl_mode and method in ("PUT", "POST"):
             grants.grants_as_canned(req)
-            if req.key and "acl" not in q and "x-amz-acl" in req.ctx.headers:
-                # PutObject, CopyObject, CreateMultipartUpload: objects share their
-                # bucket's ACL, so only the owner-only canned ACLs are theirs.
-                acl.check_object_canned(req.ctx.headers["x-amz-acl"])
         if not req.bucket:
             if method == "GET":
                 return await buckets.list_buckets(req, grants.readable if req.acl_mode else None)
@@ -216,6 +212,11 @@ class S3Api:
         check_expected_owner(req)
         if req.acl_mode:
             await _authorize(req)
+        elif req.key and method in ("PUT", "POST") and "acl" not in q \
+                and "x-amz-acl" in req.ctx.headers:
+            # PutObject, CopyObject, CreateMultipartUpload: objects share their
+            # bucket's ACL, so only the owner-only canned ACLs and the bucket's are theirs.
+            await acl.check_object_canned(req, req.ctx.headers["x-amz-acl"])
         if not req.key:
             return await self._bucket(req)
         return await self._object(req)

@@ -116,6 +116,28 @@ def test_grant_headers_act_as_the_canned_acl_they_amount_to(s3cloud: S3Cloud) ->
     assert other not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
+def test_objects_may_restate_their_buckets_canned_acl(s3cloud: S3Cloud,
+                                                      tmp_path: Path) -> None:
+    """``aws s3 sync --acl public-read`` into a public-read bucket: the object has it."""
+    s3 = s3cloud.client()
+    b = f"acl-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=b, ACL="public-read")
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ACL="public-read")
+    s3.copy_object(Bucket=b, Key="c", CopySource={"Bucket": b, "Key": "k"}, ACL="public-read")
+    uid = s3.create_multipart_upload(Bucket=b, Key="m", ACL="public-read")["UploadId"]
+    s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=uid)
+    s3.put_object_acl(Bucket=b, Key="k", ACL="public-read")
+    for other in ("public-read-write", "authenticated-read"):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=b, Key="k2", Body=b"x", ACL=other)  # type: ignore[arg-type]
+        assert _code(exc) == "NotImplemented", other
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<p>hi</p>")
+    s3cloud.aws("s3", "sync", str(tmp_path / "site"), f"s3://{b}/site", "--acl", "public-read",
+                "--only-show-errors")
+    assert _anonymous_get(s3cloud, b, "site/index.html") == 200
+
+
 def test_acl_bad_input(s3cloud: S3Cloud) -> None:
     s3 = s3cloud.client()
     b = _bucket(s3)
