@@ -47,6 +47,14 @@ CODES: dict[str, tuple[int, str]] = {
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "KeyTooLongError": (400, "Your key is too long."),
+    "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in "
+                           "our records."),
+    "InvalidPolicyDocument": (400, "The content of the form does not meet the conditions "
+                              "specified in the policy document."),
+    "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed "
+                             "multipart/form-data."),
+    "MaxPostPreDataLengthExceededError": (400, "Your POST request fields preceding the "
+                                          "upload file were too large."),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate "
                      "against our published schema."),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata "

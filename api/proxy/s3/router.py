@@ -29,6 +29,7 @@ from nubis.api.proxy.s3 import (
     lifecycle,
     multipart,
     objects,
+    postobject,
     segments,
     tagging,
     unconfigured,
@@ -153,6 +154,9 @@ class S3Api:
                 raise S3Error("MethodNotAllowed", extra={
                     "Method": ctx.method,
                     "ResourceType": "OBJECT" if key else "BUCKET" if bucket else "SERVICE"})
+            elif postobject.is_post_object(ctx, bucket, key):  # a browser form upload
+                resp = await postobject.answer(ctx, bucket, self.source, self.reseller_prefix,
+                                               self._dispatch)
             elif anonymous.is_anonymous(ctx.headers, ctx.query):
                 resp = await anonymous.answer(ctx, self.registry, bucket, key)
             else:
