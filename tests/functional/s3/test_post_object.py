@@ -72,6 +72,10 @@ def test_default_sigv2_form_answers_204_and_redirects(s3cloud: S3Cloud) -> None:
     resp = _post(form, b"\x00\x01" * 1000)
     assert resp.status_code == 204, resp.text
     assert s3.get_object(Bucket=b, Key="plain.bin")["Body"].read() == b"\x00\x01" * 1000
+    hosted = requests.post(f"{s3cloud.endpoint}/", headers={"Host": f"{b}.s3.localhost"},
+                           data=form["fields"], files={"file": ("f", b"again")}, timeout=30)
+    assert hosted.status_code == 204, hosted.text  # virtual-hosted style
+    assert s3.get_object(Bucket=b, Key="plain.bin")["Body"].read() == b"again"
     back = "http://example.invalid/done?x=1"
     form = s3.generate_presigned_post(b, "r.txt", Fields={"success_action_redirect": back},
                                       Conditions=[{"success_action_redirect": back}],
