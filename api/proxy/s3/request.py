@@ -195,9 +195,11 @@ class Registry:
 
         PERF: bench s3 -- when the cached answer expires, the requests arriving
         meanwhile wait for the one registry HEAD in flight (not one HEAD each).
+        "No such bucket" is not answered from the cache (another worker may
+        have just created it), only shared with the requests waiting for it.
         """
         hit = self._cache.get(bucket)
-        if hit is not None and hit[0] > self.clock():
+        if hit is not None and hit[1] is not None and hit[0] > self.clock():
             return hit[1]
         while (pending := self._loading.get(bucket)) is not None:
             await asyncio.wait([pending])  # another request is asking: share its answer

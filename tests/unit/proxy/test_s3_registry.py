@@ -48,13 +48,15 @@ def test_expiry_and_missing_bucket() -> None:
         reg, req = Registry(lambda: clock[0]), FakeReq(None)
         out: list[object] = [await reg.owner(cast(Any, req), "b")]
         req.owner = "AUTH_b"
-        out.append(await reg.owner(cast(Any, req), "b"))  # cached None
+        out.append(await reg.owner(cast(Any, req), "b"))  # a miss is asked again
+        req.owner = "AUTH_c"
+        out.append(await reg.owner(cast(Any, req), "b"))  # a found owner is cached
         clock[0] += REGISTRY_TTL + 1
         out.append(await reg.owner(cast(Any, req), "b"))
         out.append(req.calls)
         return out
 
-    assert asyncio.run(go()) == [None, None, "AUTH_b", 2]
+    assert asyncio.run(go()) == [None, "AUTH_b", "AUTH_b", "AUTH_c", 3]
 
 
 def test_a_failed_head_fails_its_caller_and_waiters_retry() -> None:
