@@ -272,7 +272,11 @@ def _key(form: Form) -> str:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.  If "
                       "it is specified, please check the order of the fields.",
                       extra={"ArgumentName": "key", "ArgumentValue": ""})
-    return key.replace("${filename}", form.filename)
+    key = key.replace("${filename}", form.filename)
+    if not key:  # "${filename}" of a file part without a name
+        raise S3Error("InvalidArgument", "User key must have a length greater than 0.",
+                      extra={"ArgumentName": "key", "ArgumentValue": ""})
+    return key
 
 
 def _put_headers(ctx: Ctx, fields: dict[str, str]) -> dict[str, str]:
@@ -324,7 +328,8 @@ class _SizedPart:
 def _success(fields: dict[str, str], bucket: str, key: str, resp: Resp, host: str) -> Resp:
     """Answer a stored upload as the form asks (redirect, 200, 201 or 204)."""
     etag = resp.headers.get("ETag", "")
-    location = f"http://{host}/{bucket}/{urllib.parse.quote(key)}"
+    hosted = host.split(":", 1)[0].startswith(bucket + ".")  # virtual-hosted style
+    location = f"http://{host}/{'' if hosted else bucket + '/'}{urllib.parse.quote(key)}"
     headers = {"ETag": etag, "Location": location}
     headers.update({k: v for k, v in resp.headers.items() if k.startswith("x-amz-version")})
     redirect = fields.get("success_action_redirect") or fields.get("redirect")

@@ -75,6 +75,7 @@ def test_default_sigv2_form_answers_204_and_redirects(s3cloud: S3Cloud) -> None:
     hosted = requests.post(f"{s3cloud.endpoint}/", headers={"Host": f"{b}.s3.localhost"},
                            data=form["fields"], files={"file": ("f", b"again")}, timeout=30)
     assert hosted.status_code == 204, hosted.text  # virtual-hosted style
+    assert hosted.headers["Location"].endswith(f"{b}.s3.localhost/plain.bin")
     assert s3.get_object(Bucket=b, Key="plain.bin")["Body"].read() == b"again"
     back = "http://example.invalid/done?x=1"
     form = s3.generate_presigned_post(b, "r.txt", Fields={"success_action_redirect": back},
@@ -119,6 +120,9 @@ def test_forms_that_break_their_policy_are_refused(s3cloud: S3Cloud, version: st
                          timeout=30)  # no file part
     assert resp.status_code == 400 and _error(resp)[0] == "InvalidArgument", resp.text
     assert _post(form, b"ok").status_code == 204 and _absent(s3, b, "other")
+    named = signer.generate_presigned_post(b, "${filename}", ExpiresIn=300)
+    resp = _post(named, b"ok", filename="")  # no name for ${filename}: no key
+    assert resp.status_code == 400 and _error(resp)[0] == "InvalidArgument", resp.text
 
 
 def test_a_form_writes_only_where_its_signer_may(s3cloud: S3Cloud) -> None:
