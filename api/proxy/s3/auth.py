@@ -106,8 +106,7 @@ def authenticate(source: CredentialSource | None, method: str, raw_path: str,
         awssig.check_time(sreq, when)
     cred = source.lookup(sreq.access) if source is not None else None
     if cred is None:
-        raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
-                      "exist in our records.", 403, {"AWSAccessKeyId": sreq.access})
+        raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": sreq.access})
     if v2:
         awssig.verify_v2(sreq, cred.secret, method, raw_path, raw_query, headers)
         key = b""

@@ -169,11 +169,10 @@ def _signer(fields: dict[str, str], source: CredentialSource | None,
         raise S3Error("AccessDenied")
     cred = source.lookup(access) if source is not None else None
     if cred is None:
-        raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
-                      "exist in our records.", 403, {"AWSAccessKeyId": access})
+        raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
     if sreq.date:
         key = awssig.signing_key(cred.secret, sreq.date, sreq.region, sreq.service)
-        expected = hmac.new(key, policy.encode(), hashlib.sha256).hexdigest()
+        expected = awssig.signature_of(key, policy)
     else:
         expected = base64.b64encode(hmac.new(cred.secret.encode(), policy.encode(),
                                              hashlib.sha1).digest()).decode()
