@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "boot": "nubis.bench.boot",
     "ec": "nubis.bench.ec",
     "crc": "nubis.bench.crc",
+    "md5": "nubis.bench.md5",
     "image": "nubis.bench.image",
     "replication": "nubis.bench.replication",
     "s3": "nubis.bench.s3",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from nubis.api.proxy.digests import BodyDigests
 from nubis.api.proxy.errors import BackendUnavailableError
 from nubis.common.httpclient import ClientResponse, HTTPClient, HTTPClientError
 
@@ -147,6 +148,8 @@ class Backend:
         #: past it, uploads stream instead of being buffered.
         self.buffer_budget = buffer_budget
         self.buffered = 0
+        #: Hashes the buffered bodies, side by side across concurrent uploads.
+        self.digests = BodyDigests()
 
     def reserve_buffer(self, size: int) -> bool:
         """Account ``size`` bytes of a buffered upload; False when over the budget."""

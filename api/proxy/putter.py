@@ -16,12 +16,10 @@ becomes visible.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-import xxhash
 from nubis.api.proxy.backend import (
     Backend,
     Node,
@@ -32,6 +30,7 @@ from nubis.api.proxy.backend import (
     quorum_size,
 )
 from nubis.api.proxy.context import Body
+from nubis.api.proxy.digests import digest_of
 from nubis.api.proxy.errors import BackendUnavailableError, HTTPError
 from nubis.common import backend as hdr
 from nubis.common.httpclient import Exchange, HTTPClientError
@@ -41,7 +40,7 @@ from nubis.common.httpclient import Exchange, HTTPClientError
 #: instead of every object server (bench swift 4 KiB and 1 MiB PUT).
 SMALL_BODY = 2 * 1024 * 1024
 #: Buffered bodies larger than this are hashed in a worker thread, not on the
-#: event loop (hashlib releases the GIL).
+#: event loop, side by side with other uploads' (:mod:`nubis.api.proxy.digests`).
 HASH_IN_THREAD = 64 * 1024
 
 Source: TypeAlias = Body | AsyncIterator[bytes]
@@ -113,10 +112,9 @@ async def _upload_small(backend: Backend, ring: RingLike, part: int, nodes: list
         for h in headers:
             h.update(extra)
     if len(data) > HASH_IN_THREAD:
-        etag, body_sum = await asyncio.get_running_loop().run_in_executor(None, _digests,
-                                                                          data)
+        etag, body_sum = await backend.digests.of(data)
     else:
-        etag, body_sum = _digests(data)
+        etag, body_sum = digest_of(data)
     if client_etag is not None and client_etag.strip('"').lower() != etag:
         raise HTTPError(422)
     for h in headers:
@@ -124,12 +122,6 @@ async def _upload_small(backend: Backend, ring: RingLike, part: int, nodes: list
         h[hdr.X_BODY_XXH3] = body_sum  # the object server checks it, keeps our MD5
     replies = await backend.write_all(ring, part, nodes, "PUT", names, headers, data)
     return UploadResult(_final_status(replies, quorum), etag, replies)
-
-
-def _digests(data: bytes) -> tuple[str, str]:
-    """Return the MD5 (the ETag) and the xxh3-64 (transfer check) of a body, in hex."""
-    return (hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            f"{xxhash.xxh3_64_intdigest(data):016x}")
 
 
 def _final_status(replies: list[Reply], quorum: int) -> int:

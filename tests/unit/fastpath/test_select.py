@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import nubis.fastpath as fastpath
-from nubis.fastpath import crc, ec
+from nubis.fastpath import crc, ec, md5lanes
 
 
 def test_compiled_implementation_loaded() -> None:
@@ -12,10 +12,12 @@ def test_compiled_implementation_loaded() -> None:
         assert fastpath.IMPLEMENTATION == "python"
         assert ec.IMPLEMENTATION == "python"
         assert crc.IMPLEMENTATION == "python"
+        assert md5lanes.IMPLEMENTATION == "python"
     else:
         assert fastpath.IMPLEMENTATION == "cython", "compiled fastpath did not load"
         assert ec.IMPLEMENTATION == "cython", "compiled EC kernel (ISA-L) did not load"
         assert crc.IMPLEMENTATION == "cython", "compiled CRC kernel (ISA-L) did not load"
+        assert md5lanes.IMPLEMENTATION == "cython", "compiled MD5 lanes kernel did not load"
 
 
 def test_no_extensions_forces_python() -> None:
