@@ -72,8 +72,15 @@ class BodyDigests:
         batch, self._waiting = waiting[:self.max_batch], waiting[self.max_batch:]
         if not batch:
             return
+        try:
+            job = loop.run_in_executor(None, digests_of, [body for body, _ in batch])
+        except RuntimeError as exc:  # the executor is shut down: the loop is closing
+            for _, waiter in batch + self._waiting:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            self._waiting = []
+            return
         self._busy = True
-        job = loop.run_in_executor(None, digests_of, [body for body, _ in batch])
         job.add_done_callback(lambda done: self._finish(loop, batch, done))
 
     def _finish(self, loop: asyncio.AbstractEventLoop,

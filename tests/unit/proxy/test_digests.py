@@ -102,3 +102,17 @@ def test_a_failed_batch_fails_its_waiters_only(monkeypatch: pytest.MonkeyPatch) 
     first, second = asyncio.run(main())
     assert isinstance(first, MemoryError)
     assert second == _expected(b"2")
+
+
+def test_shut_down_executor_fails_the_waiters() -> None:
+    """A loop whose executor is gone (shutting down): every waiter hears of it."""
+    async def main() -> BaseException | Digest:
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_default_executor()
+        hasher = BodyDigests(side_by_side=True)
+        try:
+            return await asyncio.wait_for(hasher.of(b"x" * 100_000), 5)
+        except RuntimeError as exc:
+            return exc
+
+    assert isinstance(asyncio.run(main()), RuntimeError)
