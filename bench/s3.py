@@ -64,6 +64,15 @@ class Target:
 
 def proxy_pids(state: Path) -> list[int]:
     """Return the proxy processes of the cloud in ``state`` (its workers included)."""
+    return _daemon_pids(state, ("proxy",))
+
+
+def storage_pids(state: Path) -> list[int]:
+    """Return the object, container and account servers of the cloud in ``state``."""
+    return _daemon_pids(state, ("object-server", "container-server", "account-server"))
+
+
+def _daemon_pids(state: Path, names: tuple[str, ...]) -> list[int]:
     leaders = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -73,7 +82,8 @@ def proxy_pids(state: Path) -> list[int]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv]
-        if "daemon" in words and "proxy" in words and any(str(state) in w for w in words):
+        if "daemon" in words and any(n in words for n in names) \
+                and any(str(state) in w for w in words):
             leaders.append(int(entry.name))
     return sorted(set(leaders) | set(procstat.group_pids(leaders)))
 
@@ -217,12 +227,15 @@ def ratios(best: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, rounds: int,
-                        part_mib: int = 8, threads: int = 4) -> dict[str, float]:
+                        part_mib: int = 8, threads: int = 4,
+                        pids: Callable[[], dict[str, list[int]]] = dict) -> dict[str, float]:
     """Upload ``mib`` MiB as one PutObject and as a multipart upload; best MB/s of each.
 
     The multipart upload is boto3's transfer manager with the ``aws`` CLI's
     defaults (8 MiB parts, here ``threads`` at a time); rounds interleave both.
     Each upload is checked by a HEAD (size, and the ``-N`` ETag of a multipart).
+    ``pids`` names process groups (e.g. ``proxy``, ``storage``) whose CPU time
+    per MiB uploaded is reported (``<kind>_<group>_cpu_ms_per_mib``, lowest round).
     """
     import time
     from io import BytesIO
@@ -239,12 +252,18 @@ def multipart_vs_single(endpoint: str, access: str, secret: str, mib: int, round
     for r in range(rounds):
         for kind in ("single", "multipart"):
             key = f"big-{kind}-{r}"
+            groups = pids()
+            cpu0 = {g: _cpu(p) for g, p in groups.items()}
             started = time.perf_counter()
             if kind == "single":
                 s3.put_object(Bucket="bench", Key=key, Body=data)
             else:
                 s3.upload_fileobj(BytesIO(data), "bench", key, Config=cfg)
             took = time.perf_counter() - started
+            for g, p in groups.items():
+                name = f"{kind}_{g}_cpu_ms_per_mib"
+                per_mib = (_cpu(p) - cpu0[g]) * 1e3 / mib
+                best[name] = min(best.get(name, float("inf")), per_mib)
             head = s3.head_object(Bucket="bench", Key=key)
             if head["ContentLength"] != len(data) or (
                     kind == "multipart" and "-" not in head["ETag"]):
@@ -281,7 +300,9 @@ def run_bench(tmp: Path, small: int, large: int, concurrency: int, rounds: int,
         results = _rounds(targets, small, large, concurrency, rounds)
         if multipart_mib:
             results["multipart"] = {"mib": multipart_mib, **multipart_vs_single(
-                cloud.proxy_url, keys.access, keys.secret, multipart_mib, rounds)}
+                cloud.proxy_url, keys.access, keys.secret, multipart_mib, rounds,
+                pids=lambda: {"proxy": proxy_pids(cloud.state),
+                              "storage": storage_pids(cloud.state)})}
         results["load_average"] = {"before": load_before, "after": os.getloadavg()}
         return results
     finally:
@@ -355,6 +376,12 @@ def format_table(res: dict[str, Any]) -> str:
         lines.append(f"{mp['mib']} MiB upload: one PUT {mp['single_mbps']:.1f} MB/s, multipart "
                      f"(8 MiB parts, 4 at a time) {mp['multipart_mbps']:.1f} MB/s "
                      f"({mp['multipart_over_single']:.2f}x)")
+        for kind in ("single", "multipart"):
+            per_mib = [f"{g} {mp[f'{kind}_{g}_cpu_ms_per_mib']:.1f}"
+                       for g in ("proxy", "storage") if f"{kind}_{g}_cpu_ms_per_mib" in mp]
+            if per_mib:
+                lines.append(f"{mp['mib']} MiB upload, {kind}: CPU ms per MiB "
+                             + ", ".join(per_mib))
     load = res.get("load_average")
     if load:
         lines.append("load average before {:.1f} {:.1f} {:.1f}, after {:.1f} {:.1f} {:.1f}"

@@ -43,6 +43,11 @@ X_TRANS_ID = "x-trans-id"
 #: with the ``ETag`` it computed; an object server that receives both checks
 #: the body against the xxh3 and stores that ETag instead of hashing MD5 itself.
 X_BODY_XXH3 = "x-backend-body-xxh3"
+#: Sent with ``yes`` on a chunked object PUT: the body's trailer carries the
+#: ``ETag`` (MD5) and :data:`X_BODY_XXH3` the nubis proxy computed while streaming
+#: it, so the object server checks the xxh3 and stores that ETag instead of hashing
+#: MD5 itself (a streamed upload hashed once, not once per replica).
+X_SUMS_IN_FOOTER = "x-backend-body-sums-in-footer"
 #: Sent with an object PUT: the name of one metadata item (lower case). When the
 #: PUT replaced a live object holding it, the 201 answer carries its value in
 #: :data:`X_REPLACED` (the S3 layer learns which multipart upload an overwrite
@@ -107,6 +112,7 @@ __all__ = [
     "X_POLICY_INDEX",
     "X_PUT_TIMESTAMP",
     "X_SIZE",
+    "X_SUMS_IN_FOOTER",
     "X_TIMESTAMP",
     "X_TRANS_ID",
 ]

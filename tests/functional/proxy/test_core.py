@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import urllib.parse
 import uuid
 
@@ -162,10 +163,20 @@ def test_chunked_upload(conn: sc.Connection, container: str) -> None:
 
 
 def test_large_streamed_object(conn: sc.Connection, container: str) -> None:
-    data = bytes(range(256)) * 8192  # 2 MiB: the streamed path
+    data = bytes(range(256)) * 8192  # 2 MiB: the largest buffered body
     etag = conn.put_object(container, "big", data)
     assert etag == hashlib.md5(data).hexdigest()
     assert conn.get_object(container, "big")[1] == data
+    # past 2 MiB the body streams; the proxy hashes it once and vouches for the MD5
+    streamed = os.urandom(3 * 1024 * 1024 + 17)
+    md5 = hashlib.md5(streamed).hexdigest()
+    assert conn.put_object(container, "streamed", streamed) == md5
+    assert conn.put_object(container, "streamed-etag", streamed, etag=md5) == md5
+    pieces = [streamed[i:i + 300_000] for i in range(0, len(streamed), 300_000)]
+    assert conn.put_object(container, "streamed-chunked", iter(pieces)) == md5
+    for name in ("streamed", "streamed-etag", "streamed-chunked"):
+        headers, body = conn.get_object(container, name)
+        assert body == streamed and headers["etag"] == md5
 
 
 def test_etag_mismatch_is_422(conn: sc.Connection, container: str) -> None:
@@ -174,6 +185,10 @@ def test_etag_mismatch_is_422(conn: sc.Connection, container: str) -> None:
     assert status_of(conn.put_object, container, "bad-big", big, etag="0" * 32) == 422
     assert status_of(conn.head_object, container, "bad") == 404
     assert status_of(conn.head_object, container, "bad-big") == 404
+    streamed = b"s" * (3 * 1024 * 1024)  # past 2 MiB: the streamed path
+    assert status_of(conn.put_object, container, "bad-streamed", streamed,
+                     etag="0" * 32) == 422
+    assert status_of(conn.head_object, container, "bad-streamed") == 404
 
 
 def test_ranges(cloud: Cloud, conn: sc.Connection, container: str) -> None:

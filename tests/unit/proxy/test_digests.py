@@ -116,3 +116,23 @@ def test_shut_down_executor_fails_the_waiters() -> None:
             return exc
 
     assert isinstance(asyncio.run(main()), RuntimeError)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 1 << 20])
+def test_stream_digest_hashes_every_piece_in_order(batch: int) -> None:
+    """A streamed body's MD5 and xxh3 equal those of the joined pieces, whatever the batch."""
+    pieces = [bytes([i % 251]) * (i * 37 % 5000) for i in range(200)] + [b"end"]
+    body = b"".join(pieces)
+
+    async def go() -> Digest:
+        sums = digests.StreamDigest(batch=batch)
+        for piece in pieces:
+            await sums.update(piece)
+        return await sums.result()
+
+    assert asyncio.run(go()) == digest_of(body)
+    assert asyncio.run(_empty()) == digest_of(b"")
+
+
+async def _empty() -> Digest:
+    return await digests.StreamDigest().result()

@@ -494,3 +494,44 @@ def test_metadata_footer_is_stored_with_the_object(tmp_path: Path) -> None:
             assert (await st.req("object", "HEAD", short)).status == 404
             assert await put(st, short, True, **{hdr.X_OBJ_CONTENT_LENGTH: "5000"}) == 201
     run(go())
+
+
+@pytest.mark.parametrize("size", [5, 3 * CHUNK + 17])
+def test_proxy_vouched_md5_in_the_trailer(tmp_path: Path, size: int) -> None:
+    """With ``X-Backend-Body-Sums-In-Footer`` the trailer's ETag and xxh3 are checked."""
+    import xxhash
+    from nubis.common import backend as hdr
+
+    data = os.urandom(size)
+    md5 = hashlib.md5(data).hexdigest()
+    good = f"{xxhash.xxh3_64_intdigest(data):016x}"
+    bad = f"{xxhash.xxh3_64_intdigest(data + b'x'):016x}"
+
+    async def put(st: Stack, trailer: dict[str, str], **extra: str) -> tuple[int, str]:
+        head = hdrs(ts(), **{hdr.X_SUMS_IN_FOOTER: "yes"}, **extra)
+        ex = await st.client.open("127.0.0.1", st.ports["object"], "PUT", OBJ, head)
+        await ex.write(data[:3])
+        await ex.write(data[3:])
+        await ex.finish(trailer)
+        resp = await ex.response()
+        await resp.release()
+        return resp.status, resp.headers.get("etag", "")
+
+    async def go() -> None:
+        async with stack(tmp_path) as st:
+            for trailer in ({"ETag": md5, hdr.X_BODY_XXH3: bad},  # not what the proxy hashed
+                            {"ETag": md5}, {hdr.X_BODY_XXH3: good},  # half the sums
+                            {"ETag": "nothex", hdr.X_BODY_XXH3: good}, {}):
+                assert (await put(st, trailer))[0] == 422, trailer
+                assert (await st.req("object", "GET", OBJ)).status == 404
+            # a client ETag passed on in the headers must be the one vouched for
+            other = hashlib.md5(b"other").hexdigest()
+            assert (await put(st, {"ETag": md5, hdr.X_BODY_XXH3: good}, ETag=other))[0] == 422
+            assert await put(st, {"ETag": md5, hdr.X_BODY_XXH3: good}, ETag=md5) == (201, md5)
+            # the trailer's sums are not stored as metadata
+            assert await put(st, {"ETag": f'"{md5.upper()}"', hdr.X_BODY_XXH3: good}) \
+                == (201, md5)
+            r = await st.req("object", "GET", OBJ)
+            assert r.status == 200 and r.body == data and r.headers["etag"] == md5
+            assert hdr.X_BODY_XXH3 not in r.headers
+    run(go())
