@@ -113,10 +113,11 @@ class StreamDigest:
 
     Pieces are collected and handed to the default executor about every
     ``batch`` bytes, one job at a time and in order, so the event loop only
-    queues them and at most two batches are held in memory.
+    queues them and an upload holds at most ~3 batches for hashing (the one
+    filling, the one hashed and its joined copy): 768 KiB with the default.
     """
 
-    def __init__(self, batch: int = 1 << 20) -> None:
+    def __init__(self, batch: int = 256 << 10) -> None:
         self.batch = batch
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._xxh3 = xxhash.xxh3_64()
