@@ -504,8 +504,10 @@ async def copy_object(req: S3Req) -> Resp:
                       "to copy an object to itself without changing the object's metadata, "
                       "storage class, website redirect location or encryption attributes.")
     stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
-    headers = {"x-copy-from": f"/{src_bucket}/{src_key}", "content-length": "0",
-               **copy_conditions(req, stored)}
+    # X-Copy-From is percent-decoded by the copy layer, as in Swift: the key goes
+    # quoted (a key with "%" or non-ASCII characters names itself, not another object).
+    headers = {"x-copy-from": urllib.parse.quote(f"/{src_bucket}/{src_key}"),
+               "content-length": "0", **copy_conditions(req, stored)}
     if directive == "REPLACE":
         headers.update(swift_metadata(req.ctx.headers))
         headers["x-fresh-metadata"] = "true"

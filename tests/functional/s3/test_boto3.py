@@ -207,6 +207,22 @@ def test_delete_objects_and_copy(s3cloud: S3Cloud) -> None:
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["new-meta"]
 
 
+def test_copy_source_keys_with_percent_and_unicode(s3cloud: S3Cloud) -> None:
+    """CopyObject copies the very key named, whatever its characters (``aws s3 cp/mv``)."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="a b", Body=b"the decoy: a space")
+    for n, key in enumerate(("ç.txt", "a%20b", "dir/ü ï 字?&=+.bin", "100%")):
+        body = f"source {n}".encode()
+        s3.put_object(Bucket=b, Key=key, Body=body)
+        s3.copy_object(Bucket=b, Key=f"copy-{n}", CopySource={"Bucket": b, "Key": key})
+        assert s3.get_object(Bucket=b, Key=f"copy-{n}")["Body"].read() == body
+        s3.copy_object(Bucket=b, Key=f"{key}.2", CopySource=f"{b}/{key}",
+                       MetadataDirective="REPLACE", Metadata={"n": str(n)})
+        got = s3.get_object(Bucket=b, Key=f"{key}.2")
+        assert got["Body"].read() == body and got["Metadata"] == {"n": str(n)}
+
+
 def _checksums(answer: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in answer.items() if k.startswith("Checksum")}
 
