@@ -61,6 +61,14 @@ class Result:
         return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
 
 
+def wire(req: Request, host: str) -> bytes:
+    """Return ``req`` as HTTP/1.1 bytes for ``host`` (``name:port``), body included."""
+    lines = [f"{req.method} {req.path} HTTP/1.1\r\nHost: {host}\r\n"]
+    lines.extend(f"{k}: {v}\r\n" for k, v in req.headers)
+    lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
+    return "".join(lines).encode("latin-1") + req.body
+
+
 class _Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -105,10 +113,7 @@ class _Conn(asyncio.Protocol):
         if self.head:
             self.parser = httptools.HttpResponseParser(self)
         self.done = asyncio.get_running_loop().create_future()
-        lines = [f"{req.method} {req.path} HTTP/1.1\r\nHost: {host}\r\n"]
-        lines.extend(f"{k}: {v}\r\n" for k, v in req.headers)
-        lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
-        self.transport.write("".join(lines).encode("latin-1") + req.body)
+        self.transport.write(wire(req, host))
         await self.done
         return self.status, b"".join(self.body)
 

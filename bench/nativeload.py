@@ -73,10 +73,7 @@ def encode(host: str, port: int, requests: Sequence[loadgen.Request],
     """Return the requests file the compiled client reads (format in ``loadgen.c``)."""
     out = [b"NLG1", struct.pack("<I", len(requests))]
     for i, req in enumerate(requests):
-        lines = [f"{req.method} {req.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"]
-        lines.extend(f"{k}: {v}\r\n" for k, v in req.headers)
-        lines.append(f"Content-Length: {len(req.body)}\r\n\r\n")
-        raw = "".join(lines).encode("latin-1") + req.body
+        raw = loadgen.wire(req, f"{host}:{port}")
         body = expected[i] if expected is not None else None
         payload = len(body) if body is not None and req.method == "GET" else len(req.body)
         out.append(struct.pack("<I", len(raw)))
