@@ -23,19 +23,17 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
-from nubis.api.proxy.s3 import checksums, grants, segments, versioning
+from nubis.api.proxy.s3 import checksums, conditions, grants, segments, versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
+from nubis.api.proxy.s3.conditions import ETAG_META
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.objects import (
-    ETAG_META,
     copy_conditions,
     copy_source,
     default_checksum,
-    no_overwrite,
     object_ctx,
     part_number,
-    refuse_conditions,
     require_bucket,
     swift_metadata,
 )
@@ -403,7 +401,7 @@ def _manifest(req: S3Req, upload_id: str, wanted: list[Wanted],
 
 async def complete(req: S3Req, upload_id: str) -> Resp:
     """Answer CompleteMultipartUpload: check parts, write the manifest (no byte copy)."""
-    refuse_conditions(req.ctx.headers)
+    conditions.refuse_unsupported(req.ctx.headers, if_match=False)
     try:
         marker = await _marker(req, upload_id)
     except S3Error as exc:
@@ -441,7 +439,7 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))
-    await no_overwrite(req, octx, info)
+    await conditions.check_write(req)
     resp = await versioning.store_current(octx, info, meta, one(data), len(data), None, extra,
                                           report=segments.report_for(info))
     await req.swift("DELETE", _segments(req), _upload_name(req, upload_id))

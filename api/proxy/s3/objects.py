@@ -16,34 +16,31 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from nubis.api.proxy.backend import Reply
-from nubis.api.proxy.base import check_access, policy_of
+from nubis.api.proxy.base import check_access
 from nubis.api.proxy.constraints import delete_at_from_headers
-from nubis.api.proxy.context import Info, ObjectCtx, Resp
+from nubis.api.proxy.context import ObjectCtx, Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.largeobj import SLO_ETAG
-from nubis.api.proxy.s3 import checksums, grants, segments, tagging, versioning
+from nubis.api.proxy.s3 import checksums, conditions, grants, segments, tagging, versioning
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
     content_md5,
     decoded_length,
     payload_stream,
 )
+from nubis.api.proxy.s3.conditions import ETAG_META
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
-from nubis.api.proxy.transfer import container_of, fetch
+from nubis.api.proxy.transfer import container_of
 from nubis.api.shared import awssig
 from nubis.fastpath import crc
 
 #: S3's limit on the user metadata of one object (names + values).
 MAX_META = 2048
 CHECKSUM_META = checksums.CHECKSUM_META
-ETAG_META = "x-object-sysmeta-s3-etag"
 _PASS = ("content-type", "cache-control", "content-disposition", "content-language",
          "expires", "x-robots-tag")
-#: Request conditions Swift's s3api refuses on PUT (only ``If-None-Match: *`` works).
-_PUT_CONDITIONS = ("if-match", "if-modified-since", "if-unmodified-since")
 #: Request headers a GetObject passes on to Swift (ranges and conditions).
 _PASSED_CONDITIONS = ("range", "if-match", "if-none-match", "if-modified-since",
                       "if-unmodified-since")
@@ -107,7 +104,7 @@ async def put(req: S3Req) -> Resp:
         return await copy_object(req)
     _check_key(req.key)
     headers = req.ctx.headers
-    refuse_conditions(headers)
+    conditions.refuse_unsupported(headers)
     length = decoded_length(headers)
     awssig.check_request_checksums(headers)
     meta = swift_metadata(headers)
@@ -120,7 +117,7 @@ async def put(req: S3Req) -> Resp:
     check_access(octx, info.headers.get("x-container-write"))
     if not info.exists:
         raise S3Error("NoSuchBucket")
-    await no_overwrite(req, octx, info)
+    await conditions.check_write(req)
     # A header's checksum is stored with the object (the stream checks it before its
     # last piece: a mismatch fails the write); a trailer's is known only at the end
     # and goes as a footer, stored in the same write, as does the default one S3
@@ -169,23 +166,6 @@ def default_checksum(req: S3Req, headers: Mapping[str, str],
             or crc.IMPLEMENTATION != "cython":
         return None
     return algo
-
-
-def refuse_conditions(headers: Mapping[str, str]) -> None:
-    """Refuse the write conditions Swift's s3api does not do (all but If-None-Match: *)."""
-    inm = headers.get("if-none-match", "").strip()
-    if (inm and inm != "*") or any(h in headers for h in _PUT_CONDITIONS):
-        raise S3Error("NotImplemented")
-
-
-async def no_overwrite(req: S3Req, octx: ObjectCtx, info: Info) -> None:
-    """Honour ``If-None-Match: *``: PreconditionFailed when the key exists."""
-    if req.header("if-none-match").strip() != "*":
-        return
-    got = await fetch(octx, req.account, req.bucket, req.key, policy_of(info), "HEAD")
-    if not isinstance(got, Reply):
-        await got.release()
-        raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
 
 
 def _check_key(key: str) -> None:
@@ -390,8 +370,13 @@ async def manifest(req: S3Req, version: str | None) -> list[dict[str, Any]]:
 
 
 async def delete(req: S3Req) -> Resp:
-    """Answer DeleteObject (204 whether or not the key existed, as S3 does)."""
+    """Answer DeleteObject (204 whether or not the key existed, as S3 does).
+
+    With ``If-Match`` (S3's conditional delete) the object must exist and match.
+    """
     version = versioning.requested(req)
+    if "if-match" in req.ctx.headers:
+        await conditions.check_delete(req, req.key, version, req.ctx.headers["if-match"])
     if version is not None or await versioning.versioned(req):
         return await segments.delete_version(req, version)
     stored = await _raw_head(req)
@@ -429,8 +414,9 @@ async def delete_many(req: S3Req) -> Resp:
     if root.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (text(root, "Quiet") or "").strip().lower() == "true"
-    objs = [(text(o, "Key"), text(o, "VersionId")) for o in root.findall("Object")]
-    keys = [k for k, _ in objs]
+    objs = [(text(o, "Key"), text(o, "VersionId"), text(o, "ETag"))
+            for o in root.findall("Object")]
+    keys = [k for k, _, _ in objs]
     if not keys or len(keys) > 1000:
         raise S3Error("MalformedXML")
     if any(not k for k in keys):
@@ -438,8 +424,14 @@ async def delete_many(req: S3Req) -> Resp:
     await require_bucket(req)
     parts: list[str] = []
     versioned = await versioning.versioned(req)
-    for key, version in objs:
+    for key, version, condition in objs:
         assert key is not None
+        if condition is not None:  # S3's conditional delete of this key
+            try:
+                await conditions.check_delete(req, key, version, condition)
+            except S3Error as err:
+                parts.append(versioning.error_entry(key, version, err))
+                continue
         if version is not None or versioned:
             parts += await versioning.delete_entry(req, key, version, quiet,
                                                    segments.delete_version)
@@ -448,9 +440,7 @@ async def delete_many(req: S3Req) -> Resp:
             await req.swift("DELETE", req.bucket, key, query=await _parts_too(req, key))
         except HTTPError as exc:
             if exc.status != 404:
-                err = from_swift(exc)
-                parts.append(f"<Error>{el('Key', key)}{el('Code', err.code)}"
-                             f"{el('Message', err.message)}</Error>")
+                parts.append(versioning.error_entry(key, None, from_swift(exc)))
                 continue
         if not quiet:
             parts.append(f"<Deleted>{el('Key', key)}</Deleted>")
@@ -489,8 +479,13 @@ def copy_source(req: S3Req) -> tuple[str, str, str | None]:
 
 
 async def copy_object(req: S3Req) -> Resp:
-    """Answer CopyObject (metadata directive COPY/REPLACE, copy conditionals)."""
+    """Answer CopyObject (metadata directive COPY/REPLACE, copy conditionals).
+
+    ``x-amz-copy-source-if-*`` are the source's conditions; ``If-None-Match: *``
+    and ``If-Match`` the destination's (:mod:`conditions`).
+    """
     _check_key(req.key)
+    conditions.refuse_unsupported(req.ctx.headers)
     src_bucket, src_key, version = copy_source(req)
     if version is not None:
         await versioning.check_version(req, src_bucket, src_key, version)
@@ -504,6 +499,7 @@ async def copy_object(req: S3Req) -> Resp:
                       "to copy an object to itself without changing the object's metadata, "
                       "storage class, website redirect location or encryption attributes.")
     stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
+    await conditions.check_write(req)
     # X-Copy-From is percent-decoded by the copy layer, as in Swift: the key goes
     # quoted (a key with "%" or non-ASCII characters names itself, not another object).
     headers = {"x-copy-from": urllib.parse.quote(f"/{src_bucket}/{src_key}"),

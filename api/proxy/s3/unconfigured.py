@@ -118,6 +118,10 @@ _UNSUPPORTED = {
         "Server-side encryption with customer-provided keys is not supported.",
     "x-amz-copy-source-server-side-encryption-customer-algorithm":
         "Server-side encryption with customer-provided keys is not supported.",
+    # DeleteObject's conditions of S3 directory buckets: never silently dropped
+    "x-amz-if-match-size": "Conditional deletes by size are not supported.",
+    "x-amz-if-match-last-modified-time":
+        "Conditional deletes by modification time are not supported.",
 }
 #: Values of ``x-amz-server-side-encryption`` S3 knows (all refused: not offered).
 _SSE = ("AES256", "aws:kms", "aws:kms:dsse")

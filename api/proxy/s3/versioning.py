@@ -220,6 +220,12 @@ async def delete(req: S3Req, version: str | None) -> Resp:
     return Resp(204, out)
 
 
+def error_entry(key: str, version: str | None, err: S3Error) -> str:
+    """Return the DeleteObjects ``<Error>`` element of one key."""
+    vid = el("VersionId", version) if version is not None else ""
+    return f"<Error>{el('Key', key)}{vid}{el('Code', err.code)}{el('Message', err.message)}</Error>"
+
+
 async def delete_entry(req: S3Req, key: str, version: str | None, quiet: bool,
                        deleter: Callable[[S3Req, str | None], Awaitable[Resp]] | None = None
                        ) -> list[str]:
@@ -230,9 +236,7 @@ async def delete_entry(req: S3Req, key: str, version: str | None, quiet: bool,
     try:
         done = await (deleter or delete)(dataclasses.replace(req, key=key), version)
     except S3Error as err:
-        return [f"<Error>{el('Key', key)}"
-                + (el("VersionId", version) if version is not None else "")
-                + f"{el('Code', err.code)}{el('Message', err.message)}</Error>"]
+        return [error_entry(key, version, err)]
     if quiet:
         return []
     parts = [el("Key", key)]
