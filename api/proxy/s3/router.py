@@ -231,6 +231,8 @@ class S3Api:
             return await (cors.handle(req) if "cors" in q else lifecycle.handle(req))
         if (absent := unconfigured.asked(q)) is not None and method in ("GET", "PUT", "DELETE"):
             return await unconfigured.handle(req, absent)
+        if not q.keys().isdisjoint(_BUCKET_NOT_OFFERED):
+            raise S3Error("NotImplemented", status=501)
         if method == "GET":
             if "location" in q:
                 return await buckets.location(req)
@@ -266,6 +268,8 @@ class S3Api:
         method, q = req.ctx.method, req.q
         if not q:  # PERF: bench s3 -- a plain object request asks no sub-resource
             return await self._plain_object(req, method)
+        if not q.keys().isdisjoint(_OBJECT_NOT_OFFERED):
+            raise S3Error("NotImplemented", status=501)
         if "uploadId" in q:
             return await multipart.on_upload(req)
         if method == "POST" and "uploads" in q:
@@ -277,8 +281,7 @@ class S3Api:
         if "attributes" in q and method == "GET":
             return await attributes.get(req)
         # never answered as a GetObject (``?attributes`` with another method neither)
-        if q.keys() & {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes",
-                       "restore", "select"}:
+        if q.keys() & {"acl", "tagging", "attributes"}:
             raise S3Error("NotImplemented", status=501)
         return await self._plain_object(req, method)
 
@@ -292,6 +295,19 @@ class S3Api:
         raise S3Error("MethodNotAllowed", extra={"Method": method,
                                                  "ResourceType": "OBJECT"})
 
+
+#: Object sub-resources of S3 operations nubis does not offer: NotImplemented for
+#: every method, never a plain object request (a PutObjectAnnotation, a
+#: RenameObject or an UpdateObjectEncryption is a PUT to the key: answered as
+#: PutObject it would replace the object; a DeleteObjectAnnotation would delete it).
+_OBJECT_NOT_OFFERED = frozenset({
+    "annotation", "renameObject", "encryption", "part", "retention", "legal-hold",
+    "torrent", "restore", "select"})
+#: Bucket sub-resources of S3 operations nubis does not offer and has no "not
+#: configured" answer for (``unconfigured.ABSENT``): never answered as ListObjects.
+_BUCKET_NOT_OFFERED = frozenset({
+    "abac", "default-storage-class", "metadataConfiguration", "metadataTable",
+    "metadataAnnotationTable", "metadataInventoryTable", "metadataJournalTable", "session"})
 
 #: Headers naming the account a request expects to own its bucket (its copy source's).
 EXPECTED_OWNER_HEADERS = ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner")
