@@ -399,6 +399,20 @@ def _manifest(req: S3Req, upload_id: str, wanted: list[Wanted],
     return manifest, sums, defaults if len(defaults) == len(wanted) else []
 
 
+def _check_object_size(headers: Mapping[str, str], size: int) -> None:
+    """Check a completion's ``x-amz-mp-object-size`` (the size the client expects)."""
+    claimed = headers.get("x-amz-mp-object-size")
+    if claimed is None:
+        return
+    if not claimed.strip().isdigit():
+        raise S3Error("InvalidArgument", "x-amz-mp-object-size must be a non-negative "
+                      "integer", extra={"ArgumentName": "x-amz-mp-object-size",
+                                        "ArgumentValue": claimed})
+    if int(claimed) != size:
+        raise S3Error("InvalidRequest", f"The provided 'x-amz-mp-object-size' header value "
+                      f"{claimed.strip()} does not match what was computed: {size}")
+
+
 async def complete(req: S3Req, upload_id: str) -> Resp:
     """Answer CompleteMultipartUpload: check parts, write the manifest (no byte copy)."""
     conditions.refuse_unsupported(req.ctx.headers, if_match=False)
@@ -414,6 +428,7 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
     checksums.check_complete_headers(upload, req.ctx.headers)
     have = await _stored_parts(req, upload_id)
     manifest, sums, defaults = _manifest(req, upload_id, wanted, have, upload)
+    _check_object_size(req.ctx.headers, sum(int(entry["bytes"]) for entry in manifest))
     s3_etag = _s3_etag(wanted)
     meta = {k: v for k, v in marker.items() if (k.startswith("x-object-meta-") or k in KEPT)
             and k not in (MARKER_CTYPE, MARKER_ACL)}

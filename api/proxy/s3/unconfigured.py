@@ -18,8 +18,8 @@ Request headers asking for what nubis cannot give are refused up front
 (:func:`check_headers`, as Swift's s3api does) rather than silently ignored:
 server-side encryption (nothing is encrypted at rest, so accepting
 ``x-amz-server-side-encryption`` would promise what is not done), storage
-classes other than ``STANDARD``, object lock retention, MFA delete and
-website redirects.
+classes other than ``STANDARD``, object lock (retention, holds, a bucket
+created with it), MFA delete, website redirects and appends at an offset.
 """
 
 from __future__ import annotations
@@ -118,6 +118,15 @@ _UNSUPPORTED = {
         "Server-side encryption with customer-provided keys is not supported.",
     "x-amz-copy-source-server-side-encryption-customer-algorithm":
         "Server-side encryption with customer-provided keys is not supported.",
+    "x-amz-server-side-encryption-customer-key":
+        "Server-side encryption with customer-provided keys is not supported.",
+    "x-amz-copy-source-server-side-encryption-customer-key":
+        "Server-side encryption with customer-provided keys is not supported.",
+    "x-amz-server-side-encryption-aws-kms-key-id": "Server-side encryption is not supported.",
+    "x-amz-server-side-encryption-context": "Server-side encryption is not supported.",
+    # PutObject appending at an offset (directory buckets): as a PutObject it would
+    # replace the object with the appended bytes
+    "x-amz-write-offset-bytes": "Appending to an object is not supported.",
     # DeleteObject's conditions of S3 directory buckets: never silently dropped
     "x-amz-if-match-size": "Conditional deletes by size are not supported.",
     "x-amz-if-match-last-modified-time":
@@ -127,9 +136,13 @@ _UNSUPPORTED = {
 _SSE = ("AES256", "aws:kms", "aws:kms:dsse")
 #: Object lock headers of a write (S3's answer for a bucket without object lock).
 _LOCK = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
-         "x-amz-object-lock-legal-hold")
+         "x-amz-object-lock-legal-hold", "x-amz-object-lock-event-hold",
+         "x-amz-object-lock-event-hold-duration-days",
+         "x-amz-object-lock-event-hold-duration-years")
+#: CreateBucket's request for object lock (``true``: refused, not silently dropped).
+_BUCKET_LOCK = "x-amz-bucket-object-lock-enabled"
 _CHECKED = frozenset({"x-amz-storage-class", "x-amz-server-side-encryption", *_UNSUPPORTED,
-                      *_LOCK})
+                      *_LOCK, _BUCKET_LOCK})
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
@@ -138,7 +151,8 @@ def check_headers(headers: Mapping[str, str]) -> None:
     Raises:
         S3Error: ``InvalidStorageClass`` for a class other than ``STANDARD``,
             ``InvalidArgument`` for an unknown encryption, ``InvalidRequest``
-            for object lock headers, else ``NotImplemented``.
+            for an object's lock headers, else ``NotImplemented`` (a bucket with
+            object lock too).
     """
     if headers.keys().isdisjoint(_CHECKED):  # PERF: one C call (python -m nubis.bench s3)
         return
@@ -158,3 +172,5 @@ def check_headers(headers: Mapping[str, str]) -> None:
                       status=501)
     if any(h in headers for h in _LOCK):
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+    if headers.get(_BUCKET_LOCK, "").strip().lower() == "true":
+        raise S3Error("NotImplemented", "Object lock is not supported.", status=501)

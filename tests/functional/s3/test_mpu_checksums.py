@@ -432,3 +432,22 @@ def test_uploads_without_a_checksum_get_a_crc64nvme(s3cloud: S3Cloud) -> None:
     s3.put_object(Bucket=bucket, Key="own", Body=body, ChecksumAlgorithm="CRC32")
     head = s3.head_object(Bucket=bucket, Key="own", ChecksumMode="ENABLED")
     assert "ChecksumCRC64NVME" not in head and head["ChecksumCRC32"]
+
+
+def test_complete_checks_the_expected_object_size(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    up = s3.create_multipart_upload(Bucket=b, Key="k")["UploadId"]
+    first = s3.upload_part(Bucket=b, Key="k", UploadId=up, PartNumber=1,
+                           Body=b"a" * (5 << 20))["ETag"]
+    last = s3.upload_part(Bucket=b, Key="k", UploadId=up, PartNumber=2, Body=b"b" * 7)["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": first}, {"PartNumber": 2, "ETag": last}]}
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="k", UploadId=up, MultipartUpload=parts,
+                                     MpuObjectSize=(5 << 20) + 8)
+    assert _code(exc) == "InvalidRequest"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=b, Key="k")
+    s3.complete_multipart_upload(Bucket=b, Key="k", UploadId=up, MultipartUpload=parts,
+                                 MpuObjectSize=(5 << 20) + 7)
+    assert s3.head_object(Bucket=b, Key="k")["ContentLength"] == (5 << 20) + 7

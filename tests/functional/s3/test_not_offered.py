@@ -58,3 +58,20 @@ def test_bucket_operations_not_offered(s3cloud: S3Cloud) -> None:
                         (s3.delete_bucket_metadata_table_configuration, {})):
         _refused(call, Bucket=b, **extra)
     s3.head_bucket(Bucket=b)
+
+
+def test_append_and_object_lock_are_refused(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = f"nope-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"the object")
+    # an append at an offset, taken for a PutObject, would leave only " appended"
+    _refused(s3.put_object, Bucket=b, Key="k", Body=b" appended", WriteOffsetBytes=10)
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"the object"
+    locked = f"nope-{uuid.uuid4().hex[:12]}"
+    _refused(s3.create_bucket, Bucket=locked, ObjectLockEnabledForBucket=True)
+    with pytest.raises(ClientError) as exc:
+        s3.head_bucket(Bucket=locked)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=False)
+    s3.head_bucket(Bucket=locked)

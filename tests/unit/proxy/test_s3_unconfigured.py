@@ -18,6 +18,11 @@ from nubis.api.proxy.s3.unconfigured import ABSENT, asked, check_headers
     ({"x-amz-mfa": "123 456"}, "NotImplemented"),
     ({"x-amz-website-redirect-location": "/x"}, "NotImplemented"),
     ({"x-amz-object-lock-mode": "GOVERNANCE"}, "InvalidRequest"),
+    ({"x-amz-object-lock-event-hold": "ON"}, "InvalidRequest"),
+    ({"x-amz-bucket-object-lock-enabled": "True"}, "NotImplemented"),
+    ({"x-amz-write-offset-bytes": "5"}, "NotImplemented"),
+    ({"x-amz-server-side-encryption-aws-kms-key-id": "k"}, "NotImplemented"),
+    ({"x-amz-server-side-encryption-customer-key": "a2V5"}, "NotImplemented"),
 ])
 def test_check_headers_refuses(headers: dict[str, str], code: str) -> None:
     with pytest.raises(S3Error) as exc:
@@ -30,6 +35,7 @@ def test_check_headers_passes_plain_and_standard_requests() -> None:
     check_headers({})
     check_headers({"x-amz-date": "20261206T000000Z", "x-amz-storage-class": "STANDARD",
                    "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    check_headers({"x-amz-bucket-object-lock-enabled": "false"})
 
 
 def test_asked_names_the_sub_resource() -> None:
