@@ -14,7 +14,8 @@ manifest's):
 - DeleteObject ``If-Match: <etag>|*`` and DeleteObjects' ``<ETag>`` per key
   (S3's conditional deletes): NoSuchKey when there is no such object (a delete
   marker is none), PreconditionFailed when the ETag differs. With a
-  ``versionId`` the condition is that version's.
+  ``versionId`` the condition is that version's. The size and time conditions
+  of S3's directory buckets are NotImplemented (``unconfigured``, DeleteObjects).
 
 The check reads the object, then the write or delete goes ahead: as with
 Swift's ``If-None-Match: *``, a concurrent writer between the two is not

@@ -414,9 +414,10 @@ async def delete_many(req: S3Req) -> Resp:
     if root.tag != "Delete":
         raise S3Error("MalformedXML")
     quiet = (text(root, "Quiet") or "").strip().lower() == "true"
-    objs = [(text(o, "Key"), text(o, "VersionId"), text(o, "ETag"))
+    objs = [(text(o, "Key"), text(o, "VersionId"), text(o, "ETag"),
+             o.find("Size") is not None or o.find("LastModifiedTime") is not None)
             for o in root.findall("Object")]
-    keys = [k for k, _, _ in objs]
+    keys = [k for k, _, _, _ in objs]
     if not keys or len(keys) > 1000:
         raise S3Error("MalformedXML")
     if any(not k for k in keys):
@@ -424,8 +425,11 @@ async def delete_many(req: S3Req) -> Resp:
     await require_bucket(req)
     parts: list[str] = []
     versioned = await versioning.versioned(req)
-    for key, version, condition in objs:
+    for key, version, condition, unoffered in objs:
         assert key is not None
+        if unoffered:  # directory buckets' conditions: never dropped silently
+            parts.append(versioning.error_entry(key, version, S3Error("NotImplemented")))
+            continue
         if condition is not None:  # S3's conditional delete of this key
             try:
                 await conditions.check_delete(req, key, version, condition)
