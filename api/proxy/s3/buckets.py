@@ -21,7 +21,7 @@ from typing import Any
 
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
-from nubis.api.proxy.s3 import bucketconf, versioning
+from nubis.api.proxy.s3 import bucketconf, tagging, versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
 from nubis.api.proxy.s3.xmlio import doc, el, parse, text
@@ -172,13 +172,7 @@ async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = No
     if req.acl_mode and not req.owns_account:
         raise S3Error("AccessDenied")
     check_bucket_name(req.bucket)
-    body = await req.ctx.body.read_all(64 * 1024)
-    if body.strip():
-        root = parse(body)
-        region = text(root, "LocationConstraint")
-        if region and region != req.ctx.state.conf.s3_region:
-            raise S3Error("InvalidLocationConstraint", "The specified location-constraint "
-                          "is not valid", 400, {"LocationConstraint": region})
+    tags = _configuration(req, await req.ctx.body.read_all(64 * 1024))
     previous = await registry.claim(req, req.bucket)
     if previous is not None and previous != req.account:
         raise S3Error("BucketAlreadyExists", extra={"BucketName": req.bucket})
@@ -192,7 +186,28 @@ async def create(req: S3Req, registry: Registry, acl: dict[str, str] | None = No
         raise await _already(req)
     if acl:
         await _set_acl(req, acl)
+    if tags:
+        await tagging.set_bucket_tags(req, tags)
     return Resp(200, {"Location": f"/{req.bucket}", "Content-Length": "0"})
+
+
+def _configuration(req: S3Req, body: bytes) -> tagging.Tags:
+    """Check a CreateBucketConfiguration; return the bucket's tags in it.
+
+    A directory bucket's ``Bucket`` / ``Location`` is NotImplemented (nubis has
+    general purpose buckets only), rather than dropped.
+    """
+    if not body.strip():
+        return []
+    root = parse(body)
+    region = text(root, "LocationConstraint")
+    if region and region != req.ctx.state.conf.s3_region:
+        raise S3Error("InvalidLocationConstraint", "The specified location-constraint "
+                      "is not valid", 400, {"LocationConstraint": region})
+    if root.find("Bucket") is not None or root.find("Location") is not None:
+        raise S3Error("NotImplemented", "Directory buckets are not supported.", 501)
+    found = root.find("Tags")
+    return tagging.tags_of(found, tagging.MAX_BUCKET_TAGS) if found is not None else []
 
 
 async def _already(req: S3Req) -> S3Error:

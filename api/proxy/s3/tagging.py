@@ -16,6 +16,7 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from xml.etree.ElementTree import Element
 
 from nubis.api.proxy import objver, symlink
 from nubis.api.proxy.backend import Reply
@@ -73,8 +74,13 @@ def tags_from_xml(body: bytes, limit: int) -> Tags:
     tag_set = root.find("TagSet")
     if root.tag != "Tagging" or tag_set is None:
         raise S3Error("MalformedXML")
+    return tags_of(tag_set, limit)
+
+
+def tags_of(parent: Element, limit: int) -> Tags:
+    """Return the ``<Tag><Key/><Value/></Tag>`` children of ``parent``, checked."""
     tags = []
-    for tag in tag_set.findall("Tag"):
+    for tag in parent.findall("Tag"):
         k, v = text(tag, "Key"), text(tag, "Value")
         if k is None or v is None:
             raise S3Error("MalformedXML")
@@ -208,11 +214,24 @@ async def bucket_tagging(req: S3Req) -> Resp:
             raise S3Error("NoSuchTagSet", "The TagSet does not exist", 404,
                           {"BucketName": req.bucket})
         return Resp(200, dict(XML), tagging_xml(stored[BUCKET_META]))
-    keep = {k: v for k, v in stored.items() if k.startswith("x-object-meta-")}
-    if method == "PUT":
-        tags = tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_BUCKET_TAGS)
-        keep[BUCKET_META] = encode(tags)
-    else:
-        keep.pop(BUCKET_META, None)
-    await req.system("POST", req.bucket, keep)
+    tags = tags_from_xml(await req.ctx.body.read_all(64 * 1024), MAX_BUCKET_TAGS) \
+        if method == "PUT" else None
+    await _store_bucket_tags(req, stored, tags)
     return Resp(204 if method == "DELETE" else 200, {})
+
+
+async def set_bucket_tags(req: S3Req, tags: Tags) -> None:
+    """Give the request's bucket ``tags`` (CreateBucket's ``Tags``)."""
+    entry = await req.system("HEAD", req.bucket)
+    await _store_bucket_tags(req, {k.lower(): v for k, v in entry.headers.items()}, tags)
+
+
+async def _store_bucket_tags(req: S3Req, stored: Mapping[str, str], tags: Tags | None
+                             ) -> None:
+    """Rewrite the bucket's registry entry with ``tags`` (None: without any)."""
+    keep = {k: v for k, v in stored.items() if k.startswith("x-object-meta-")}
+    if tags is None:
+        keep.pop(BUCKET_META, None)
+    else:
+        keep[BUCKET_META] = encode(tags)
+    await req.system("POST", req.bucket, keep)

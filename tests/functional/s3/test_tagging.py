@@ -143,3 +143,27 @@ def test_object_tagging_by_version_id(s3cloud: S3Cloud) -> None:
     with pytest.raises(ClientError) as exc:
         s3.put_object_tagging(Bucket=b, Key="k", VersionId="nope", Tagging=_tags(a="b"))
     assert _code(exc) == "InvalidArgument"
+
+
+def test_create_bucket_with_tags(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = f"tag-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=b, CreateBucketConfiguration={
+        "Tags": [{"Key": "team", "Value": "storage"}, {"Key": "env", "Value": ""}]})
+    assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [
+        {"Key": "team", "Value": "storage"}, {"Key": "env", "Value": ""}]
+    plain = f"tag-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=plain, CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=plain)
+    assert _code(exc) == "NoSuchTagSet"
+    # refused before anything is created: bad tags, a directory bucket's configuration
+    for bad, code in (({"Tags": [{"Key": "aws:x", "Value": "v"}]}, "InvalidTag"),
+                      ({"Bucket": {"Type": "Directory", "DataRedundancy": "SingleAvailabilityZone"},
+                        "Location": {"Type": "AvailabilityZone", "Name": "use1-az4"}},
+                       "NotImplemented")):
+        name = f"tag-{uuid.uuid4().hex[:12]}"
+        with pytest.raises(ClientError) as exc:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration=bad)
+        assert _code(exc) == code
+        assert name not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
