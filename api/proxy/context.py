@@ -278,8 +278,9 @@ class ObjectCtx(ContainerCtx):
     #: Set only by the S3 layer on its own sub-requests, never from a client: the
     #: metadata item a copy's write asks about (``transfer.store(report=...)``).
     report_replaced: str | None = None
-    #: Set only by the S3 layer on its copies, never from a client: system metadata
-    #: the copy's new object gets (tags and checksum S3 carries over or replaces).
+    #: Set only by the S3 layer on its copies and writes, never from a client: system
+    #: metadata the new object gets (tags and checksum S3 carries over or replaces;
+    #: the tags a multipart upload's marker keeps for the completed object).
     copy_sysmeta: dict[str, str] | None = None
     #: Set only by the S3 layer on its own reads, never from a client: the answer also
     #: carries the read object's system metadata whose names start with this (so the

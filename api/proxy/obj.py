@@ -235,6 +235,8 @@ async def put(ctx: ObjectCtx) -> Resp:
     if "x-symlink-target" in ctx.headers:
         link = await symlink.prepare_put(ctx, length)
     headers = object_metadata(ctx)
+    if ctx.copy_sysmeta:  # an S3 sub-request's own write (a multipart upload's marker)
+        headers.update(ctx.copy_sysmeta)
     if objver.SYSMETA_ENABLED in info.headers and objver.enabled(info):
         return await objver.put(ctx, info, headers, ctx.body, length,
                                 ctx.header("etag") or None, link)

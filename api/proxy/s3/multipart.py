@@ -23,7 +23,7 @@ from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
-from nubis.api.proxy.s3 import checksums, conditions, grants, segments, versioning
+from nubis.api.proxy.s3 import checksums, conditions, grants, segments, tagging, versioning
 from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
 from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.conditions import ETAG_META
@@ -85,8 +85,12 @@ async def create(req: S3Req) -> Resp:
     acl = await grants.new_object_headers(req)
     if acl:
         marker[MARKER_ACL] = acl[grants.OBJECT_META]
+    # the object's tags (x-amz-tagging) wait in the marker's sysmeta (no user
+    # metadata limits) until the completion gives them to the object
+    tags = {tagging.OBJECT_META: tagging.encode(tagging.tags_from_header(
+        req.ctx.headers["x-amz-tagging"]))} if "x-amz-tagging" in req.ctx.headers else None
     await req.swift("PUT", _segments(req), _upload_name(req, upload_id), marker,
-                    body=bytes_body(body, req.ctx.state.conf.client_timeout))
+                    body=bytes_body(body, req.ctx.state.conf.client_timeout), sysmeta=tags)
     return Resp(200, {**XML, **(checksum.headers() if checksum else {})},
                 doc("InitiateMultipartUploadResult", [
         el("Bucket", req.bucket), el("Key", req.key), el("UploadId", upload_id)]))
@@ -451,6 +455,8 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
         extra[checksums.DEFAULT_META] = "true"
     if MARKER_ACL in marker:
         extra[grants.OBJECT_META] = marker[MARKER_ACL]
+    if tagging.OBJECT_META in marker:
+        extra[tagging.OBJECT_META] = marker[tagging.OBJECT_META]
     octx = object_ctx(req, "PUT")
     info = await container_of(octx)
     check_access(octx, info.headers.get("x-container-write"))

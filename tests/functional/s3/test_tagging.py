@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -167,3 +168,21 @@ def test_create_bucket_with_tags(s3cloud: S3Cloud) -> None:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration=bad)
         assert _code(exc) == code
         assert name not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+
+
+def test_multipart_upload_tags_reach_the_object(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    long_value = "é" * 256  # past Swift's 256-byte user metadata values
+    tagging = urllib.parse.urlencode({"team": "storage", "long": long_value})
+    up = s3.create_multipart_upload(Bucket=b, Key="mp", Tagging=tagging,
+                                    Metadata={"k": "v"})["UploadId"]
+    etag = s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 10)["ETag"]
+    s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object_tagging(Bucket=b, Key="mp")["TagSet"] == [
+        {"Key": "team", "Value": "storage"}, {"Key": "long", "Value": long_value}]
+    assert s3.head_object(Bucket=b, Key="mp")["Metadata"] == {"k": "v"}
+    with pytest.raises(ClientError) as exc:  # refused when the upload starts, as S3 does
+        s3.create_multipart_upload(Bucket=b, Key="bad", Tagging="a=1&a=2")
+    assert _code(exc) in ("InvalidArgument", "InvalidTag")
