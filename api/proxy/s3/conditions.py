@@ -56,7 +56,7 @@ def s3_etag(stored: Mapping[str, str]) -> str:
 
 
 def etag_matches(condition: str, etag: str) -> bool:
-    """Tell whether an ``If-Match`` value (``*``, one ETag or a list) names ``etag``."""
+    """Tell whether an ``If-Match``/``If-None-Match`` value (``*``, ETags) names ``etag``."""
     wanted = [c.strip() for c in condition.split(",")]
     return "*" in wanted or any(w.removeprefix("W/").strip('"') == etag for w in wanted)
 

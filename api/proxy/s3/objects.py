@@ -315,10 +315,10 @@ async def _multipart_conditions(req: S3Req, swift_headers: dict[str, str]) -> No
     if s3_etag is None:
         return
     match = swift_headers.pop("if-match", None)
-    if match is not None and s3_etag not in match and match.strip() != "*":
+    if match is not None and not conditions.etag_matches(match, s3_etag):
         raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
     none = swift_headers.pop("if-none-match", None)
-    if none is not None and (s3_etag in none or none.strip() == "*"):
+    if none is not None and conditions.etag_matches(none, s3_etag):
         kept = {"ETag": f'"{s3_etag}"'}
         if "last-modified" in stored:
             kept["Last-Modified"] = stored["last-modified"]
