@@ -50,6 +50,21 @@ def refuse_unsupported(headers: Mapping[str, str], if_match: bool = True) -> Non
         raise S3Error("NotImplemented")
 
 
+def drop_overridden(conditions: dict[str, str]) -> dict[str, str]:
+    """Drop the date conditions a read ignores beside an ETag condition; return ``conditions``.
+
+    S3 (and RFC 9110, 13.2.2) ignores ``If-Unmodified-Since`` when ``If-Match`` is
+    given and ``If-Modified-Since`` when ``If-None-Match`` is: an ``If-Match`` that
+    holds reads the object even if it changed since the date (Swift answers 412).
+    Applies to GetObject/HeadObject and to a copy's ``x-amz-copy-source-if-*``.
+    """
+    if "if-match" in conditions:
+        conditions.pop("if-unmodified-since", None)
+    if "if-none-match" in conditions:
+        conditions.pop("if-modified-since", None)
+    return conditions
+
+
 def s3_etag(stored: Mapping[str, str]) -> str:
     """Return the ETag S3 clients know of stored object headers (unquoted)."""
     return (stored.get(ETAG_META) or stored.get("etag", "")).strip('"')

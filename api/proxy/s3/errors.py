@@ -15,6 +15,11 @@ from xml.sax.saxutils import escape
 from nubis.api.proxy.errors import BackendUnavailableError, ClientDisconnectError, HTTPError
 from nubis.api.shared.awssig import SigError
 
+#: Characters escaped beyond ``&<>`` in S3 documents: a parser reads a raw carriage
+#: return as a line feed (XML's end-of-line handling), so a key holding one would
+#: come back changed.
+XML_ENTITIES = {"\r": "&#13;"}
+
 log = logging.getLogger("nubis.proxy.s3")
 
 #: S3 error code -> (status, default message).
@@ -160,9 +165,9 @@ def to_s3(exc: BaseException, resource: str) -> S3Error:
 def error_body(err: S3Error, resource: str, request_id: str) -> bytes:
     """Return the ``<Error>`` document."""
     parts = [f"<Code>{err.code}</Code>", f"<Message>{escape(err.message)}</Message>"]
-    parts += [f"<{k}>{escape(v)}</{k}>" for k, v in err.extra.items()]
+    parts += [f"<{k}>{escape(v, XML_ENTITIES)}</{k}>" for k, v in err.extra.items()]
     if err.code not in NO_RESOURCE:
-        parts.append(f"<Resource>{escape(resource)}</Resource>")
+        parts.append(f"<Resource>{escape(resource, XML_ENTITIES)}</Resource>")
     parts.append(f"<RequestId>{request_id}</RequestId>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts)
             + "</Error>").encode("utf-8")

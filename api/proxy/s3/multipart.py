@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -202,20 +203,28 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
         stored = await versioning.raw_version_head(req, version, where=(src_bucket, src_key))
     headers = copy_conditions(req, stored)
     rng = req.header("x-amz-copy-source-range")
-    if rng:
-        headers["range"] = rng
+    span = source_range(rng) if rng else None
+    if span is not None:
+        headers["range"] = f"bytes={span[0]}-{span[1]}"
     try:
         got = await req.swift("GET", src_bucket, src_key, headers,
                               {"version-id": version} if version is not None else None)
     except HTTPError as exc:
+        if exc.status == 416 and span is not None:
+            raise _range_past_end(rng, exc.headers.get("Content-Range", "")) from None
         if exc.status == 412:
             raise S3Error("PreconditionFailed") from None
         if version is not None and exc.status in (400, 404):
             raise versioning.read_error(exc, req, version) from None
+        if exc.status == 404:
+            await require_bucket(req, src_bucket)
         raise from_swift(exc) from None
     if got.status == 304:  # x-amz-copy-source-if-none-match named the source
         await drain(got.body)
         raise S3Error("PreconditionFailed")
+    if span is not None and not _covers(got.headers, span):
+        await drain(got.body)
+        raise _range_past_end(rng, got.headers.get("Content-Range", ""))
     body = got.body
     source = one(body) if isinstance(body, bytes) else body
     default = upload is None and default_checksum(req, {}, None) is not None
@@ -239,6 +248,43 @@ async def _part_copy(req: S3Req, octx: Any, info: Any, name: str,
     return Resp(200, dict(XML), doc("CopyPartResult", [
         el("LastModified", _http_to_iso(resp.headers.get("Last-Modified", ""))),
         el("ETag", f'"{etag}"') + extra]))
+
+
+#: ``x-amz-copy-source-range``: one range of first and last byte, both given.
+_SOURCE_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})")
+
+
+def source_range(value: str) -> tuple[int, int]:
+    """Return the first and last byte of an ``x-amz-copy-source-range``.
+
+    S3 takes exactly ``bytes=first-last`` (no suffix, open or multiple ranges;
+    Swift would read those, or ignore a malformed one and copy the whole object).
+
+    Raises:
+        S3Error: InvalidArgument naming the header.
+    """
+    match = _SOURCE_RANGE.fullmatch(value.strip())
+    if match is None or int(match[1]) > int(match[2]):
+        raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the "
+                      "form bytes=first-last where first and last are the zero-based "
+                      "offsets of the first and last bytes to copy",
+                      extra={"ArgumentName": "x-amz-copy-source-range",
+                             "ArgumentValue": value})
+    return int(match[1]), int(match[2])
+
+
+def _covers(headers: Mapping[str, str], span: tuple[int, int]) -> bool:
+    """Tell whether a ranged read returned exactly ``span`` (Swift clamps a long one)."""
+    got = next((v for k, v in headers.items() if k.lower() == "content-range"), "")
+    return got.startswith(f"bytes {span[0]}-{span[1]}/")
+
+
+def _range_past_end(value: str, content_range: str) -> S3Error:
+    """Return S3's error for a copy range the source does not hold (InvalidArgument)."""
+    size = content_range.rpartition("/")[2] or "unknown"
+    return S3Error("InvalidArgument", f"Range specified is not valid for source object "
+                   f"of size: {size}", extra={"ArgumentName": "x-amz-copy-source-range",
+                                              "ArgumentValue": value})
 
 
 def _http_to_iso(value: str) -> str:

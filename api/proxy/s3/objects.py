@@ -189,6 +189,7 @@ async def get_or_head(req: S3Req) -> Resp:
     swift_headers = {k: headers[k] for k in _PASSED_CONDITIONS if k in headers}
     method = req.ctx.method
     if "if-match" in swift_headers or "if-none-match" in swift_headers:
+        conditions.drop_overridden(swift_headers)
         await _multipart_conditions(req, swift_headers)
     ranged_head = method == "HEAD" and "range" in swift_headers
     version = versioning.requested(req)
@@ -391,10 +392,10 @@ async def delete(req: S3Req) -> Resp:
     return Resp(204, {})
 
 
-async def require_bucket(req: S3Req) -> None:
-    """Raise NoSuchBucket unless the request's bucket exists."""
+async def require_bucket(req: S3Req, bucket: str | None = None) -> None:
+    """Raise NoSuchBucket unless the request's bucket (or ``bucket``, a copy's source) exists."""
     try:
-        await req.swift("HEAD", req.bucket)
+        await req.swift("HEAD", req.bucket if bucket is None else bucket)
     except HTTPError as exc:
         raise from_swift(exc, "NoSuchBucket") from None
 
@@ -529,6 +530,7 @@ async def copy_object(req: S3Req) -> Resp:
             raise versioning.read_error(exc, req, version) from None
         if exc.status == 404:
             await require_bucket(req)
+            await require_bucket(req, src_bucket)
         raise from_swift(exc) from None
     await segments.drop_replaced(req, resp)
     etag = resp.headers.get("Etag", "").strip('"')
@@ -580,6 +582,7 @@ def copy_conditions(req: S3Req, stored: Mapping[str, str]) -> dict[str, str]:
         value = req.header(f"x-amz-copy-source-{name}")
         if value:
             headers[name] = value
+    conditions.drop_overridden(headers)
     s3_etag = stored.get(ETAG_META)
     swift_etag = stored.get(SLO_ETAG.lower(), stored.get("etag", "")).strip('"')
     if s3_etag is None or not swift_etag:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.proxy.s3.errors import XML_ENTITIES, S3Error
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 #: Largest XML request body accepted (DeleteObjects of 1000 keys fits).
@@ -16,8 +16,8 @@ MAX_XML = 2 * 1024 * 1024
 
 
 def el(name: str, value: object) -> str:
-    """Return ``<name>value</name>`` (value escaped)."""
-    return f"<{name}>{escape(str(value))}</{name}>"
+    """Return ``<name>value</name>`` (value escaped, carriage returns as ``&#13;``)."""
+    return f"<{name}>{escape(str(value), XML_ENTITIES)}</{name}>"
 
 
 def doc(root: str, parts: Iterable[str]) -> bytes:

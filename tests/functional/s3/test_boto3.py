@@ -502,6 +502,52 @@ def test_multipart_too_small_copy_and_abort(s3cloud: S3Cloud) -> None:
     assert s3.list_multipart_uploads(Bucket=b).get("Uploads", []) == []
 
 
+@pytest.mark.parametrize(("rng", "message"), [
+    ("bytes=0-10", "Range specified is not valid for source object of size: 10"),
+    ("bytes=10-12", "Range specified is not valid for source object of size: 10"),
+    ("0-9", "must be of the form bytes=first-last"),
+    ("bytes=-3", "must be of the form bytes=first-last"),
+    ("bytes=3-", "must be of the form bytes=first-last"),
+    ("bytes=0-1,3-4", "must be of the form bytes=first-last"),
+    ("bytes=5-2", "must be of the form bytes=first-last"),
+])
+def test_upload_part_copy_range_is_checked(s3cloud: S3Cloud, rng: str, message: str) -> None:
+    """A copy range S3 refuses is InvalidArgument (Swift would clamp or ignore it)."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    s3.put_object(Bucket=b, Key="src", Body=b"0123456789")
+    uid = s3.create_multipart_upload(Bucket=b, Key="m")["UploadId"]
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part_copy(Bucket=b, Key="m", UploadId=uid, PartNumber=1,
+                            CopySource={"Bucket": b, "Key": "src"}, CopySourceRange=rng)
+    assert _code(exc) == "InvalidArgument"
+    assert message in exc.value.response["Error"]["Message"]
+    assert exc.value.response["Error"]["ArgumentName"] == "x-amz-copy-source-range"
+    assert s3.list_parts(Bucket=b, Key="m", UploadId=uid).get("Parts", []) == []
+    whole = s3.upload_part_copy(Bucket=b, Key="m", UploadId=uid, PartNumber=1,
+                                CopySource={"Bucket": b, "Key": "src"},
+                                CopySourceRange="bytes=0-9")
+    assert whole["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"0123456789").hexdigest()}"'
+    s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=uid)
+
+
+def test_copy_from_a_missing_bucket_is_no_such_bucket(s3cloud: S3Cloud) -> None:
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    missing = f"missing-{uuid.uuid4().hex[:10]}"
+    uid = s3.create_multipart_upload(Bucket=b, Key="m")["UploadId"]
+    for copy in (lambda src: s3.copy_object(Bucket=b, Key="k", CopySource=src),
+                 lambda src: s3.upload_part_copy(Bucket=b, Key="m", UploadId=uid,
+                                                 PartNumber=1, CopySource=src)):
+        with pytest.raises(ClientError) as exc:
+            copy({"Bucket": missing, "Key": "k"})
+        assert _code(exc) == "NoSuchBucket"
+        with pytest.raises(ClientError) as exc:  # the bucket is there, the key is not
+            copy({"Bucket": b, "Key": "absent"})
+        assert _code(exc) == "NoSuchKey"
+    s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=uid)
+
+
 @pytest.mark.parametrize("version", ["default", "s3v4"])
 def test_presigned_urls(s3cloud: S3Cloud, version: str) -> None:
     s3 = s3cloud.client() if version == "default" else s3cloud.client(

@@ -202,3 +202,41 @@ def test_aws_cli_conditional_put_and_delete(s3cloud: S3Cloud, tmp_path: Any) -> 
     s3cloud.aws("s3api", "delete-object", "--bucket", b, "--key", "f",
                 "--if-match", put["ETag"])
     assert s3.list_objects_v2(Bucket=b)["KeyCount"] == 0
+
+
+def test_etag_condition_overrides_date_condition(s3cloud: S3Cloud) -> None:
+    """An If-Match that holds reads (and copies) even if the object changed since the date.
+
+    S3's documented precedence (RFC 9110's): If-Unmodified-Since is ignored beside
+    If-Match, If-Modified-Since beside If-None-Match; Swift alone answers 412.
+    """
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    etag = s3.put_object(Bucket=b, Key="src", Body=b"hello")["ETag"]
+    past, future = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
+    got = s3.get_object(Bucket=b, Key="src", IfMatch=etag, IfUnmodifiedSince=past)
+    assert got["Body"].read() == b"hello"
+    assert s3.head_object(Bucket=b, Key="src", IfMatch=etag,
+                          IfUnmodifiedSince=past)["ContentLength"] == 5
+    with pytest.raises(ClientError) as exc:  # If-Match alone still decides
+        s3.get_object(Bucket=b, Key="src", IfMatch='"0123"', IfUnmodifiedSince=future)
+    assert _code(exc) == "PreconditionFailed"
+    with pytest.raises(ClientError) as exc:  # an If-None-Match naming it: 304 whatever the date
+        s3.get_object(Bucket=b, Key="src", IfNoneMatch=etag, IfModifiedSince=past)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    assert s3.get_object(Bucket=b, Key="src", IfNoneMatch='"0123"',
+                         IfModifiedSince=future)["ContentLength"] == 5
+    src = {"Bucket": b, "Key": "src"}
+    s3.copy_object(Bucket=b, Key="copy", CopySource=src, CopySourceIfMatch=etag,
+                   CopySourceIfUnmodifiedSince=past)
+    assert _body(s3, b, "copy") == b"hello"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="copy2", CopySource=src, CopySourceIfNoneMatch=etag,
+                       CopySourceIfModifiedSince=past)
+    assert _code(exc) == "PreconditionFailed"
+    upload = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    part = s3.upload_part_copy(Bucket=b, Key="mp", UploadId=upload, PartNumber=1,
+                               CopySource=src, CopySourceIfMatch=etag,
+                               CopySourceIfUnmodifiedSince=past)
+    assert part["CopyPartResult"]["ETag"] == etag
+    s3.abort_multipart_upload(Bucket=b, Key="mp", UploadId=upload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from nubis.api.proxy.s3.conditions import (
     ETAG_META,
+    drop_overridden,
     etag_matches,
     refuse_unsupported,
     s3_etag,
@@ -68,3 +69,15 @@ def test_completion_takes_no_if_match() -> None:
     with pytest.raises(S3Error) as exc:
         refuse_unsupported({"if-match": f'"{ETAG}"'}, if_match=False)
     assert exc.value.code == "NotImplemented"
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ({"if-match": "e", "if-unmodified-since": "d"}, {"if-match": "e"}),
+    ({"if-none-match": "e", "if-modified-since": "d"}, {"if-none-match": "e"}),
+    ({"if-unmodified-since": "d", "if-modified-since": "d"},
+     {"if-unmodified-since": "d", "if-modified-since": "d"}),
+    ({"if-match": "e", "if-modified-since": "d", "range": "bytes=0-1"},
+     {"if-match": "e", "if-modified-since": "d", "range": "bytes=0-1"}),
+])
+def test_drop_overridden(given: dict[str, str], kept: dict[str, str]) -> None:
+    assert drop_overridden(dict(given)) == kept
