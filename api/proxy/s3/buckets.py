@@ -14,7 +14,6 @@ import contextlib
 import ipaddress
 import json
 import re
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import bucketconf, tagging, versioning
 from nubis.api.proxy.s3.errors import S3Error, from_swift
 from nubis.api.proxy.s3.request import Registry, S3Req, read_body
-from nubis.api.proxy.s3.xmlio import doc, el, parse, text
+from nubis.api.proxy.s3.xmlio import doc, el, key_encoder, parse, text
 
 _LAX = re.compile(r"^[A-Za-z0-9._-]{3,255}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -298,10 +297,7 @@ async def list_objects(req: S3Req) -> Resp:
     """Answer ListObjects (v1) and ListObjectsV2."""
     q = req.q
     v2 = q.get("list-type") == "2"
-    encode = q.get("encoding-type")
-    if encode not in (None, "url"):
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    enc = key_encoder(q)
     max_keys = _max_keys(req)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     if v2:
@@ -309,10 +305,6 @@ async def list_objects(req: S3Req) -> Resp:
     else:
         marker = q.get("marker", "")
     items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)
-
-    def enc(value: str) -> str:
-        return urllib.parse.quote(value, safe="/") if encode else value
-
     parts = [el("Name", req.bucket), el("Prefix", enc(prefix))]
     if v2:
         if "start-after" in q:
@@ -331,7 +323,7 @@ async def list_objects(req: S3Req) -> Resp:
     parts.append(el("MaxKeys", max_keys))
     if delimiter:
         parts.append(el("Delimiter", enc(delimiter)))
-    if encode:
+    if "encoding-type" in q:  # validated by key_encoder: "url"
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", "true" if truncated else "false"))
     # no owner for an unsigned caller (``owner_xml`` names the caller)
@@ -358,23 +350,17 @@ def _entry(item: dict[str, Any], owner: str) -> str:
 async def list_versions(req: S3Req) -> Resp:
     """Answer ListObjectVersions (unversioned bucket: each object is version ``null``)."""
     q = req.q
-    encode = q.get("encoding-type")
-    if encode not in (None, "url"):
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
-                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    enc = key_encoder(q)
     if "version-id-marker" in q and "key-marker" not in q:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
                       "a key marker.", extra={"ArgumentName": "version-id-marker"})
     max_keys = _max_keys(req)
     if await versioning.versioned(req):
-        return await versioning.list_versions(req, max_keys, _entry, iso_listing, owner_xml(req))
+        return await versioning.list_versions(req, max_keys, _entry, iso_listing, owner_xml(req),
+                                              enc)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     marker = q.get("key-marker", "")
     items, truncated = await walk(req, req.bucket, prefix, delimiter, marker, max_keys)
-
-    def enc(value: str) -> str:
-        return urllib.parse.quote(value, safe="/") if encode else value
-
     parts = [el("Name", req.bucket), el("Prefix", enc(prefix)), el("KeyMarker", enc(marker)),
              el("VersionIdMarker", q.get("version-id-marker", ""))]
     if truncated and items:
@@ -383,7 +369,7 @@ async def list_versions(req: S3Req) -> Resp:
     parts.append(el("MaxKeys", max_keys))
     if "delimiter" in q:
         parts.append(el("Delimiter", enc(delimiter)))
-    if encode:
+    if "encoding-type" in q:  # validated by key_encoder: "url"
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", "true" if truncated else "false"))
     owner, prefixes = owner_xml(req), []

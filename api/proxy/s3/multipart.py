@@ -40,7 +40,7 @@ from nubis.api.proxy.s3.objects import (
 )
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
 from nubis.api.proxy.s3.segments import UPLOAD_META
-from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
+from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, key_encoder, parse, text
 from nubis.api.proxy.transfer import container_of, observed, one, store
 from nubis.api.shared import awssig
 
@@ -335,6 +335,7 @@ async def list_parts(req: S3Req, upload_id: str) -> Resp:
 async def list_uploads(req: S3Req) -> Resp:
     """Answer ListMultipartUploads (prefix, delimiter, key/upload-id markers)."""
     await _require_bucket(req)
+    enc = key_encoder(req.q)
     prefix, delimiter = req.q.get("prefix", ""), req.q.get("delimiter", "")
     key_marker = req.q.get("key-marker", "")
     id_marker = req.q.get("upload-id-marker", "")
@@ -365,21 +366,24 @@ async def list_uploads(req: S3Req) -> Resp:
         chosen = checksums.of_marker(e.get("hash", ""))
         uploads.append((key, uid, e["last_modified"], chosen.xml() if chosen else ""))
     truncated = truncated or more
-    parts = [el("Bucket", req.bucket), el("KeyMarker", key_marker),
+    parts = [el("Bucket", req.bucket), el("KeyMarker", enc(key_marker)),
              el("UploadIdMarker", id_marker)]
     # Swift's s3api names the last upload whenever more than one is listed.
     last = uploads[-1] if (truncated and uploads) or len(uploads) > 1 else ("", "", "", "")
-    parts += [el("NextKeyMarker", last[0]), el("NextUploadIdMarker", last[1])]
+    parts += [el("NextKeyMarker", enc(last[0])), el("NextUploadIdMarker", last[1])]
     if delimiter:
-        parts.append(el("Delimiter", delimiter))
-    parts += [el("Prefix", prefix), el("MaxUploads", max_uploads),
-              el("IsTruncated", "true" if truncated else "false")]
+        parts.append(el("Delimiter", enc(delimiter)))
+    parts += [el("Prefix", enc(prefix)), el("MaxUploads", max_uploads)]
+    if "encoding-type" in req.q:  # validated by key_encoder: "url"
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", "true" if truncated else "false"))
     for key, uid, when, algo_xml in uploads:
-        parts.append(f"<Upload>{algo_xml}{el('Key', key)}{el('UploadId', uid)}"
+        parts.append(f"<Upload>{algo_xml}{el('Key', enc(key))}{el('UploadId', uid)}"
                      + owner_xml(req).replace("Owner>", "Initiator>") + owner_xml(req)
                      + f"{el('StorageClass', 'STANDARD')}{el('Initiated', iso_listing(when))}"
                      "</Upload>")
-    parts += [f"<CommonPrefixes>{el('Prefix', p)}</CommonPrefixes>" for p in sorted(prefixes)]
+    parts += [f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>"
+              for p in sorted(prefixes)]
     return Resp(200, dict(XML), doc("ListMultipartUploadsResult", parts))
 
 

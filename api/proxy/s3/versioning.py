@@ -322,7 +322,7 @@ async def enabled(req: S3Req) -> bool:
 
 
 async def list_versions(req: S3Req, max_keys: int, entry: Entry, when: Callable[[str], str],
-                        owner: str) -> Resp:
+                        owner: str, enc: Callable[[str], str]) -> Resp:
     """Answer ListObjectVersions of a bucket that has (had) versioning.
 
     Args:
@@ -331,9 +331,9 @@ async def list_versions(req: S3Req, max_keys: int, entry: Entry, when: Callable[
         entry: Returns the elements after ``<Key>`` of a listed row.
         when: Turns a listing time into S3's.
         owner: The ``<Owner>`` element.
+        enc: Writes a key or prefix (``xmlio.key_encoder``).
     """
     q = req.q
-    encode = q.get("encoding-type")
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     params = {"limit": str(max_keys + 1), "prefix": prefix}
     if delimiter:
@@ -345,10 +345,6 @@ async def list_versions(req: S3Req, max_keys: int, entry: Entry, when: Callable[
     rows = await _versions(req, params) if max_keys else []
     truncated = len(rows) > max_keys
     rows = rows[:max_keys]
-
-    def enc(value: str) -> str:
-        return urllib.parse.quote(value, safe="/") if encode else value
-
     parts = [el("Name", req.bucket), el("Prefix", enc(prefix)),
              el("KeyMarker", enc(q.get("key-marker", ""))),
              el("VersionIdMarker", q.get("version-id-marker", ""))]
@@ -360,7 +356,7 @@ async def list_versions(req: S3Req, max_keys: int, entry: Entry, when: Callable[
     parts.append(el("MaxKeys", max_keys))
     if "delimiter" in q:
         parts.append(el("Delimiter", enc(delimiter)))
-    if encode:
+    if "encoding-type" in q:  # validated by the caller: "url"
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", "true" if truncated else "false"))
     prefixes = []

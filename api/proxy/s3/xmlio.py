@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
@@ -18,6 +19,29 @@ MAX_XML = 2 * 1024 * 1024
 def el(name: str, value: object) -> str:
     """Return ``<name>value</name>`` (value escaped, carriage returns as ``&#13;``)."""
     return f"<{name}>{escape(str(value), XML_ENTITIES)}</{name}>"
+
+
+def key_encoder(query: Mapping[str, str]) -> Callable[[str], str]:
+    """Return how a listing writes keys and prefixes (``encoding-type=url``: quoted).
+
+    Raises:
+        S3Error: InvalidArgument for an encoding-type other than ``url``.
+    """
+    encode = query.get("encoding-type")
+    if encode is None:
+        return _as_is
+    if encode != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      extra={"ArgumentName": "encoding-type", "ArgumentValue": encode})
+    return _url_quoted
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def _url_quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="/")
 
 
 def doc(root: str, parts: Iterable[str]) -> bytes:

@@ -548,6 +548,29 @@ def test_copy_from_a_missing_bucket_is_no_such_bucket(s3cloud: S3Cloud) -> None:
     s3.abort_multipart_upload(Bucket=b, Key="m", UploadId=uid)
 
 
+def test_list_multipart_uploads_url_encoding(s3cloud: S3Cloud) -> None:
+    """``encoding-type=url`` quotes ListMultipartUploads' keys and prefixes, as S3's."""
+    s3 = s3cloud.client()
+    b = _bucket(s3)
+    ids = [s3.create_multipart_upload(Bucket=b, Key=k)["UploadId"]
+           for k in ("a b/c d", "a b/e&f", "x\ry")]
+    got = s3.list_multipart_uploads(Bucket=b, EncodingType="url", Prefix="a b/",
+                                    Delimiter="/")
+    assert got["EncodingType"] == "url" and got["Prefix"] == "a%20b/"
+    assert [u["Key"] for u in got["Uploads"]] == ["a%20b/c%20d", "a%20b/e%26f"]
+    got = s3.list_multipart_uploads(Bucket=b, EncodingType="url", Delimiter=" ")
+    assert [p["Prefix"] for p in got["CommonPrefixes"]] == ["a%20"]
+    assert [u["Key"] for u in got["Uploads"]] == ["x%0Dy"]
+    plain = s3.list_multipart_uploads(Bucket=b)
+    assert "EncodingType" not in plain
+    assert [u["Key"] for u in plain["Uploads"]] == ["a b/c d", "a b/e&f", "x\ry"]
+    with pytest.raises(ClientError) as exc:
+        s3.list_multipart_uploads(Bucket=b, EncodingType="base64")
+    assert _code(exc) == "InvalidArgument"
+    for key, uid in zip(("a b/c d", "a b/e&f", "x\ry"), ids, strict=True):
+        s3.abort_multipart_upload(Bucket=b, Key=key, UploadId=uid)
+
+
 @pytest.mark.parametrize("version", ["default", "s3v4"])
 def test_presigned_urls(s3cloud: S3Cloud, version: str) -> None:
     s3 = s3cloud.client() if version == "default" else s3cloud.client(
