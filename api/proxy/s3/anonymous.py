@@ -53,12 +53,13 @@ from nubis.api.proxy.s3.request import Registry, S3Req
 SIGNATURE_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
                               "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
                               "X-Amz-Security-Token", "AWSAccessKeyId", "Signature"})
+#: GetObject's response header overrides (refused on anonymous reads, as S3 does).
+RESPONSE_OVERRIDES = frozenset({
+    "response-content-type", "response-content-language", "response-expires",
+    "response-cache-control", "response-content-disposition", "response-content-encoding"})
 #: Query keys an anonymous GetObject / HeadObject may carry (``x-id`` is botocore's
-#: operation hint; the ``response-*`` overrides are GetObject's).
-OBJECT_PARAMS = frozenset({"versionId", "x-id", "response-content-type",
-                           "response-content-language", "response-expires",
-                           "response-cache-control", "response-content-disposition",
-                           "response-content-encoding"})
+#: operation hint; the overrides are answered InvalidRequest, not AccessDenied).
+OBJECT_PARAMS = frozenset({"versionId", "x-id"}) | RESPONSE_OVERRIDES
 #: Query keys an anonymous ListObjects (v1, v2) may carry.
 LIST_PARAMS = frozenset({"list-type", "prefix", "delimiter", "marker", "max-keys",
                          "encoding-type", "start-after", "continuation-token", "fetch-owner",
@@ -119,6 +120,11 @@ async def answer(ctx: Ctx, registry: Registry, bucket: str, key: str) -> Resp:
     query = dict(ctx.query)
     if not bucket or not _wanted(ctx.method, key, query):
         raise S3Error("AccessDenied")
+    if any(k in RESPONSE_OVERRIDES for k in query):
+        # S3 takes response-* overrides from signed requests only: on a public object
+        # anyone could otherwise have it served as, say, text/html.
+        raise S3Error("InvalidRequest", "Request specific response headers cannot be used "
+                      "for anonymous GET requests.")
     try:
         buckets.check_bucket_name(bucket, strict=False)
     except S3Error:

@@ -104,10 +104,19 @@ def test_unsigned_boto3_reads_objects_of_a_public_bucket(s3cloud: S3Cloud, publi
     with pytest.raises(ClientError) as exc:
         anon.get_object(Bucket=public, Key="k", ExpectedBucketOwner=s3cloud.admin.project_id)
     assert _code(exc) == "AccessDenied"
-    over = anon.get_object(Bucket=public, Key="k", ResponseContentType="application/x-test",
-                           ResponseContentDisposition="attachment; filename=k.txt")
-    assert over["ContentType"] == "application/x-test"
-    assert over["ContentDisposition"] == "attachment; filename=k.txt"
+    # response-* overrides need a signature (S3): else anyone could have a public
+    # object served as text/html from the storage host
+    for call in (anon.get_object, anon.head_object):
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=public, Key="k", ResponseContentType="text/html")
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    status, _, body = raw(s3cloud.endpoint, "GET",
+                          f"/{public}/k?response-content-disposition=inline")
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in body
+    assert b"cannot be used for anonymous GET requests" in body
+    signed = s3cloud.client().get_object(Bucket=public, Key="k",
+                                         ResponseContentType="application/x-test")
+    assert signed["ContentType"] == "application/x-test"
 
 
 def test_unsigned_boto3_lists_a_public_bucket(s3cloud: S3Cloud, public: str) -> None:
