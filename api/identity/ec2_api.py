@@ -115,9 +115,7 @@ def _request_ok(creds: dict[str, Any], secret: str) -> bool:
 
 
 def _with_payload(sreq: awssig.SignedRequest, payload: str) -> awssig.SignedRequest:
-    from dataclasses import replace
-
-    return replace(sreq, payload=payload)
+    return sreq._replace(payload=payload)
 
 
 def add_signed_token_routes(app: falcon.asgi.App[Any, Any], v3: str,

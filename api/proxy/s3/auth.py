@@ -20,7 +20,7 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from nubis.api.proxy.auth import Identity
 from nubis.api.proxy.config import TempAuthConfig
@@ -77,9 +77,11 @@ class ChainedSource:
         return self.other.lookup(access) if self.other is not None else None
 
 
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated S3 caller."""
+class Caller(NamedTuple):
+    """An authenticated S3 caller.
+
+    PERF: bench s3 -- a named tuple (one per signed request; see ``SignedRequest``).
+    """
 
     cred: S3Credential
     sreq: SignedRequest
