@@ -32,7 +32,7 @@ from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import acl, bucketconf, buckets, tagging, unconfigured, versioning
 from nubis.api.proxy.s3.acl import AclApi
 from nubis.api.proxy.s3.errors import S3Error
-from nubis.api.proxy.s3.request import S3Req
+from nubis.api.proxy.s3.request import S3Req, header_of
 from nubis.api.proxy.s3.xmlio import doc, el, parse_untrusted, text
 
 PERMISSIONS = ("FULL_CONTROL", "READ", "WRITE", "READ_ACP", "WRITE_ACP")
@@ -350,14 +350,7 @@ async def readable(req: S3Req, bucket: str) -> bool:
 
 def object_policy(stored: Mapping[str, str]) -> Policy:
     """Return an object's policy from its stored headers."""
-    return Policy.decode(_header(stored, OBJECT_META))
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
+    return Policy.decode(header_of(stored, OBJECT_META))
 
 
 def gate_of(req: S3Req) -> Gate:

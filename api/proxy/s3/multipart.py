@@ -38,7 +38,7 @@ from nubis.api.proxy.s3.objects import (
     require_bucket,
     swift_metadata,
 )
-from nubis.api.proxy.s3.request import S3Req, bytes_body, drain
+from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, header_of
 from nubis.api.proxy.s3.segments import UPLOAD_META
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, key_encoder, parse, text
 from nubis.api.proxy.transfer import container_of, observed, one, store
@@ -72,7 +72,7 @@ async def create(req: S3Req) -> Resp:
     bucket = await _require_bucket(req)
     # Canned ACLs: the parts' readers are the bucket's (a public multipart object
     # reads its parts anonymously). Only an owner sees the bucket's ACL.
-    read = next((v for k, v in bucket.items() if k.lower() == "x-container-read"), "")
+    read = header_of(bucket, "x-container-read") or ""
     shared = {"x-container-read": segments.reader_acl(read)} \
         if req.owns_account and not req.acl_mode else None
     try:
@@ -275,7 +275,7 @@ def source_range(value: str) -> tuple[int, int]:
 
 def _covers(headers: Mapping[str, str], span: tuple[int, int]) -> bool:
     """Tell whether a ranged read returned exactly ``span`` (Swift clamps a long one)."""
-    got = next((v for k, v in headers.items() if k.lower() == "content-range"), "")
+    got = header_of(headers, "content-range") or ""
     return got.startswith(f"bytes {span[0]}-{span[1]}/")
 
 

@@ -30,7 +30,7 @@ from nubis.api.proxy.s3.auth import (
 )
 from nubis.api.proxy.s3.conditions import ETAG_META
 from nubis.api.proxy.s3.errors import S3Error, from_swift
-from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, read_body
+from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, header_of, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of
 from nubis.api.shared import awssig
@@ -250,15 +250,14 @@ async def _part_of(resp: Resp, part: int) -> Resp:
     if resp.status == 416:  # past a multipart object's last part
         await drain(resp.body)
         raise S3Error("InvalidPartNumber")
-    count = next((v for k, v in resp.headers.items() if k.lower() == "x-parts-count"), None)
+    count = header_of(resp.headers, "x-parts-count")
     if count is not None:
         resp.headers["x-amz-mp-parts-count"] = count
         return resp
     if part != 1:
         await drain(resp.body)
         raise S3Error("InvalidPartNumber")
-    size = int(next((v for k, v in resp.headers.items() if k.lower() == "content-length"),
-                    "0") or 0)
+    size = int(header_of(resp.headers, "content-length") or 0)
     if resp.status == 200 and size:
         resp.status = 206
         resp.headers["Content-Range"] = f"bytes 0-{size - 1}/{size}"
@@ -463,7 +462,7 @@ async def _parts_too(req: S3Req, key: str) -> dict[str, str]:
     except HTTPError:
         return {}
     await drain(head.body)
-    slo = next((v for k, v in head.headers.items() if k.lower() == "x-static-large-object"), "")
+    slo = header_of(head.headers, "x-static-large-object") or ""
     return {"multipart-manifest": "delete"} if slo.lower() == "true" else {}
 
 

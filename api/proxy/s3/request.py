@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +165,14 @@ class S3Req:
         return await self.swift(method, REGISTRY_CONTAINER, obj, headers, query,
                                 bytes_body(body, self.ctx.state.conf.client_timeout),
                                 REGISTRY_ACCOUNT, _SYSTEM)
+
+
+def header_of(headers: Mapping[str, str], name: str) -> str | None:
+    """Return a header of a Swift answer whatever its case (``name`` lower-case; None: absent)."""
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
 
 
 async def read_body(resp: Resp) -> bytes:
