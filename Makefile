@@ -9,7 +9,7 @@ STATE  ?= var
 
 # Debian packages nubis needs on a fresh bookworm machine (root).
 APT_PACKAGES := build-essential pkg-config python3-dev python3-venv \
-	libisal-dev libxxhash-dev memcached attr iproute2 cpio dnsmasq-base nftables iputils-ping busybox \
+	libisal-dev libssl-dev libxxhash-dev memcached attr iproute2 cpio dnsmasq-base nftables iputils-ping busybox \
 	postgresql \
 	qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu \
 	libvirt-clients libvirt-dev genisoimage

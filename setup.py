@@ -16,8 +16,13 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("NUBIS_DEBUG_BUILD") == "1"
-#: C libraries a kernel links against (module name -> libraries; isal: Debian libisal-dev).
-KERNEL_LIBRARIES: dict[str, list[str]] = {"_ec_c": ["isal"], "_crc_c": ["isal"]}
+#: C libraries a kernel links against (module name -> libraries; isal: Debian
+#: libisal-dev, crypto: OpenSSL's libcrypto from libssl-dev).
+KERNEL_LIBRARIES: dict[str, list[str]] = {"_ec_c": ["isal"], "_crc_c": ["isal"],
+                                          "_sigv4_c": ["crypto"]}
+#: C macros of one kernel (OpenSSL 3 marks the SHA256_* calls deprecated, not removed).
+KERNEL_MACROS: dict[str, list[tuple[str, str | None]]] = {
+    "_sigv4_c": [("OPENSSL_SUPPRESS_DEPRECATED", None)]}
 
 
 class OptionalBuildExt(build_ext):
@@ -67,7 +72,8 @@ def _extensions() -> list:  # type: ignore[type-arg]
         exts.append(Extension(
             f"nubis.fastpath.{mod}", [pyx],
             include_dirs=[numpy.get_include(), "fastpath"],
-            define_macros=macros, libraries=KERNEL_LIBRARIES.get(mod, []),
+            define_macros=macros + KERNEL_MACROS.get(mod, []),
+            libraries=KERNEL_LIBRARIES.get(mod, []),
             extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
         ))
     try:

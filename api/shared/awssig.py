@@ -25,14 +25,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import xxhash
-from nubis.fastpath import crc
+from nubis.fastpath import _sigv4_py, crc, sigv4
 
-ALGORITHM = "AWS4-HMAC-SHA256"
+ALGORITHM = _sigv4_py.ALGORITHM
 UNSIGNED = "UNSIGNED-PAYLOAD"
 STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 STREAMING_MODES = (STREAMING, STREAMING_TRAILER, STREAMING_UNSIGNED_TRAILER)
+#: ``x-amz-content-sha256`` values that are not a payload hash.
+_NOT_HASHES = frozenset((UNSIGNED, *STREAMING_MODES))
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: Largest accepted difference between the request's clock and ours (S3: 15 minutes).
 MAX_SKEW = 15 * 60
@@ -129,22 +131,13 @@ def canonical_query(pairs: list[tuple[str, str]], drop: str = "") -> str:
     return "&".join(f"{k}={v}" for k, v in enc)
 
 
-def _trim(value: str) -> str:
-    # PERF: bench s3 -- the usual value needs no folding (isprintable() is False for
-    # every whitespace character but the ASCII space, so split() would keep it whole).
-    if value.isprintable() and "  " not in value and value[:1] != " " \
-            and value[-1:] != " ":
-        return value
-    return " ".join(value.split())
-
-
 def canonical_request(method: str, raw_path: str, pairs: list[tuple[str, str]],
                       headers: Mapping[str, str], signed: tuple[str, ...], payload: str,
                       drop_query: str = "") -> str:
     """Build the canonical request string."""
-    lines = [f"{h}:{_trim(headers.get(h, ''))}\n" for h in signed]
-    return "\n".join([method, canonical_uri(raw_path), canonical_query(pairs, drop_query),
-                      "".join(lines), ";".join(signed), payload])
+    return _sigv4_py.canonical_request(method, canonical_uri(raw_path),
+                                       canonical_query(pairs, drop_query), headers, signed,
+                                       payload)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -156,42 +149,33 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return _hmac(key, "aws4_request")
 
 
+@functools.lru_cache(maxsize=1024)
+def _signing_state(secret: str, date: str, region: str, service: str) -> tuple[bytes, object]:
+    """Return a scope's signing key and its fastpath HMAC state (PERF: cached; bench s3)."""
+    key = signing_key(secret, date, region, service)
+    return key, _key_state(key)
+
+
 def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.digest(key, msg.encode("utf-8"), "sha256")
 
 
-def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
-    """Return the string to sign of a canonical request."""
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+string_to_sign = _sigv4_py.string_to_sign
 
 
 def signature_of(key: bytes, to_sign: str) -> str:
-    """Return the hex signature of ``to_sign`` (HMAC-SHA256 under ``key``).
-
-    PERF: bench s3 -- the key's padded inner and outer hash states are kept
-    (one signing key per access key and day), so each signature costs two
-    short SHA-256 updates instead of a whole ``hmac.digest`` (2.3 -> 1.0 us).
-    """
-    inner, outer = _hmac_states(key)
-    h = inner.copy()
-    h.update(to_sign.encode("utf-8"))
-    o = outer.copy()
-    o.update(h.digest())
-    return o.hexdigest()
+    """Return the hex signature of ``to_sign`` (HMAC-SHA256 under ``key``)."""
+    return sigv4.sign(_key_state(key), to_sign.encode("utf-8"))
 
 
 @functools.lru_cache(maxsize=1024)
-def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """Return HMAC-SHA256's inner and outer hash states after the padded ``key`` (RFC 2104)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return (hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD)))
+def _key_state(key: bytes) -> object:
+    """Return the fastpath's HMAC state of a signing key.
 
-
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
+    PERF: bench s3 -- kept per signing key (one per access key and day), so a
+    signature costs two short SHA-256 updates instead of a whole HMAC.
+    """
+    return sigv4.key_state(key)
 
 
 def scope_of_string_to_sign(to_sign: str) -> tuple[str, str, str]:
@@ -374,15 +358,21 @@ def verify(sreq: SignedRequest, secret: str, method: str, raw_path: str,
         SigError: ``SignatureDoesNotMatch`` carrying the expected string to sign.
     """
     payload = sreq.payload
-    if not sreq.presigned and payload not in (UNSIGNED, *STREAMING_MODES) and (
+    if not sreq.presigned and payload not in _NOT_HASHES and (
             len(payload) != 64 or not _is_hex(payload)):
         raise SigError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
                        "STREAMING-*, or a valid sha256 value.", 400)
-    canonical = canonical_request(method, raw_path, pairs, headers, sreq.signed_headers,
-                                  payload, "X-Amz-Signature" if sreq.presigned else "")
-    to_sign = string_to_sign(sreq.amz_date, sreq.scope, canonical)
-    key = signing_key(secret, sreq.date, sreq.region, sreq.service)
-    if not hmac.compare_digest(signature_of(key, to_sign), sreq.signature):
+    key, state = _signing_state(secret, sreq.date, sreq.region, sreq.service)
+    uri = canonical_uri(raw_path)
+    query = canonical_query(pairs, "X-Amz-Signature" if sreq.presigned else "")
+    # PERF: bench s3 -- one fastpath call builds, hashes and signs the canonical request.
+    expected = sigv4.request_signature(state, method, uri, query, headers,
+                                       sreq.signed_headers, payload, sreq.amz_date,
+                                       sreq.scope)
+    if not hmac.compare_digest(expected, sreq.signature):
+        canonical = _sigv4_py.canonical_request(method, uri, query, headers,
+                                                sreq.signed_headers, payload)
+        to_sign = string_to_sign(sreq.amz_date, sreq.scope, canonical)
         raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
                        "not match the signature you provided. Check your key and signing "
                        "method.", extra={"AWSAccessKeyId": sreq.access,

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import nubis.fastpath as fastpath
-from nubis.fastpath import crc, ec, md5lanes
+from nubis.fastpath import crc, ec, md5lanes, sigv4
 
 
 def test_compiled_implementation_loaded() -> None:
@@ -13,11 +13,13 @@ def test_compiled_implementation_loaded() -> None:
         assert ec.IMPLEMENTATION == "python"
         assert crc.IMPLEMENTATION == "python"
         assert md5lanes.IMPLEMENTATION == "python"
+        assert sigv4.IMPLEMENTATION == "python"
     else:
         assert fastpath.IMPLEMENTATION == "cython", "compiled fastpath did not load"
         assert ec.IMPLEMENTATION == "cython", "compiled EC kernel (ISA-L) did not load"
         assert crc.IMPLEMENTATION == "cython", "compiled CRC kernel (ISA-L) did not load"
         assert md5lanes.IMPLEMENTATION == "cython", "compiled MD5 lanes kernel did not load"
+        assert sigv4.IMPLEMENTATION == "cython", "compiled SigV4 kernel (OpenSSL) did not load"
 
 
 def test_no_extensions_forces_python() -> None:

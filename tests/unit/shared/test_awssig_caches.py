@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from nubis.api.proxy.s3.auth import IDENTITY_PERIOD, identity_of
 from nubis.api.shared import awssig
@@ -49,17 +47,6 @@ def test_malformed_heads_fail_every_time(auth: str) -> None:
 def test_signature_with_odd_tail_takes_the_long_way() -> None:
     sreq = awssig.parse_request(_with_auth(f"{HEAD}, Signature=ab, Extra=1"), [])
     assert sreq.signature == "ab"
-
-
-WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
-
-
-@pytest.mark.parametrize("value", [
-    "plain", "a b", "a  b", " a", "a ", "", " ", "x\tz", "x\nz", "x\r\nz",
-    *(f"a{w}b" for w in WHITESPACE), *(f"{w}a" for w in WHITESPACE),
-])
-def test_trim_matches_collapsing_whitespace(value: str) -> None:
-    assert awssig._trim(value) == " ".join(value.split())
 
 
 def test_canonical_query_of_no_pairs() -> None:
