@@ -82,7 +82,7 @@ cdef str _finish(const char* state, SHA256_CTX* inner):
     return out[:64].decode("ascii")
 
 
-def key_state(bytes key):
+def key_state(bytes key not None):
     """Return HMAC-SHA256's inner and outer hash states after the padded ``key``."""
     cdef unsigned char pad[64]
     cdef unsigned char short_key[32]
@@ -106,7 +106,7 @@ def key_state(bytes key):
     return PyBytes_FromStringAndSize(<char*>c, 2 * sizeof(SHA256_CTX))
 
 
-def sign(bytes state, message):
+def sign(bytes state not None, message):
     """Return the hex HMAC-SHA256 of ``message`` under the key of ``state``."""
     cdef const char* s = _state(state)
     cdef const unsigned char[::1] view = message
@@ -148,7 +148,7 @@ cdef int _canonical(SHA256_CTX* c, str method, str uri, str query, headers, tupl
     return 0
 
 
-def request_signature(bytes state, str method, str uri, str query, headers, tuple signed,
+def request_signature(bytes state not None, str method, str uri, str query, headers, tuple signed,
                       str payload, str amz_date, str scope):
     """Return the hex SigV4 signature of a request under the key of ``state``."""
     cdef const char* s = _state(state)

@@ -118,3 +118,17 @@ def test_headers_may_be_any_mapping(kernels: Kernels) -> None:
 def test_selector_loads_an_implementation() -> None:
     assert sigv4.IMPLEMENTATION in ("cython", "python")
     assert sigv4.sign(sigv4.key_state(b"k"), b"m") == hmac.new(b"k", b"m", "sha256").hexdigest()
+
+
+def test_bad_arguments_raise(kernels: Kernels) -> None:
+    """A missing state, header value or signed name is an error, never a crash."""
+    k = kernels("sigv4")
+    state = k.key_state(b"k")
+    with pytest.raises((TypeError, AttributeError)):
+        k.request_signature(None, "GET", "/", "", {}, (), EMPTY, "d", SCOPE)
+    with pytest.raises((TypeError, AttributeError)):
+        k.request_signature(state, "GET", "/", "", {"h": None}, ("h",), EMPTY, "d", SCOPE)
+    with pytest.raises(TypeError):
+        k.request_signature(state, "GET", "/", "", {}, (None,), EMPTY, "d", SCOPE)
+    with pytest.raises((TypeError, AttributeError)):
+        k.sign(None, b"m")
