@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "ec": "nubis.bench.ec",
     "crc": "nubis.bench.crc",
     "md5": "nubis.bench.md5",
+    "sigv4": "nubis.bench.sigv4",
     "image": "nubis.bench.image",
     "replication": "nubis.bench.replication",
     "s3": "nubis.bench.s3",
