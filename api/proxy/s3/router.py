@@ -322,8 +322,8 @@ def check_expected_owner(req: S3Req) -> None:
     ``<Owner><ID>`` outside ACL mode) is the one that matches.
     """
     headers = req.ctx.headers
-    if not any(h in headers for h in EXPECTED_OWNER_HEADERS) or req.caller is None:
-        return
+    if headers.keys().isdisjoint(EXPECTED_OWNER_HEADERS) or req.caller is None:
+        return  # PERF: bench s3 -- one C call, no generator
     owners = {req.caller.cred.project_id}
     if not req.acl_mode:
         owners.add(req.user)
