@@ -45,7 +45,7 @@ def refuse_unsupported(headers: Mapping[str, str], if_match: bool = True) -> Non
     """
     inm = headers.get("if-none-match", "").strip()
     im = headers.get("if-match", "").strip()
-    if (inm and inm != "*") or any(h in headers for h in _REFUSED) or (
+    if (inm and inm != "*") or not headers.keys().isdisjoint(_REFUSED) or (
             "if-match" in headers and (not if_match or not im or im == "*")):
         raise S3Error("NotImplemented")
 
