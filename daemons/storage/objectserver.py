@@ -523,8 +523,10 @@ def _check_delete_at(meta: dict[str, str]) -> None:
 def _object_headers(rec: ObjectRecord) -> list[tuple[str, str]]:
     ts = Timestamp.parse(rec.ts)
     data_ts = rec.data_timestamp
+    # PERF: bench s3 -- the body's timestamp is usually the record's: parsed once.
+    data = ts if data_ts == rec.ts else Timestamp.parse(data_ts)
     headers = [("Content-Type", rec.content_type), ("ETag", rec.etag),
-               ("Last-Modified", Timestamp.parse(data_ts).http_date),
+               ("Last-Modified", data.http_date),
                ("X-Timestamp", ts.normal), (hdr.X_BACKEND_TIMESTAMP, rec.ts),
                ("X-Backend-Data-Timestamp", data_ts), ("Accept-Ranges", "bytes")]
     if ecfrag.is_durable(rec):

@@ -281,6 +281,11 @@ def metadata_from_headers(headers: dict[str, str], prefixes: tuple[str, ...],
 
 
 #: Canonical capitalisation for stored lower-case header names.
+@functools.lru_cache(maxsize=4096)
 def title_header(name: str) -> str:
-    """Return ``X-Object-Meta-Color`` for ``x-object-meta-color``."""
+    """Return ``X-Object-Meta-Color`` for ``x-object-meta-color``.
+
+    PERF: bench s3 -- cached: every object GET/HEAD titles each stored metadata
+    name (an S3 object has two sysmeta items for its checksum), 1.2 us each.
+    """
     return "-".join(p[:1].upper() + p[1:] for p in name.split("-"))

@@ -535,3 +535,19 @@ def test_proxy_vouched_md5_in_the_trailer(tmp_path: Path, size: int) -> None:
             assert r.status == 200 and r.body == data and r.headers["etag"] == md5
             assert hdr.X_BODY_XXH3 not in r.headers
     run(go())
+
+
+def test_answer_headers_name_both_timestamps() -> None:
+    """Last-Modified is the body's time, X-Timestamp the record's (they differ after a POST)."""
+    from nubis.daemons.storage import objectserver
+    from nubis.daemons.storage.protocol import Timestamp
+
+    meta = {"x-object-meta-color": "blue", "x-object-sysmeta-s3-checksum": "crc32:AAAAAA=="}
+    same = ObjectRecord(ts="1700000000.50000", size=1, meta=meta)
+    posted = ObjectRecord(ts="1700000900.00000", size=1, meta=meta, data_ts="1700000000.50000")
+    for rec, stamp in ((same, "1700000000.50000"), (posted, "1700000900.00000")):
+        got = dict(objectserver._object_headers(rec))
+        assert got["Last-Modified"] == Timestamp.parse("1700000001").http_date
+        assert got["X-Timestamp"] == stamp and got["X-Backend-Data-Timestamp"] == "1700000000.50000"
+        assert got["X-Object-Meta-Color"] == "blue"
+        assert got["X-Object-Sysmeta-S3-Checksum"] == "crc32:AAAAAA=="
