@@ -222,7 +222,7 @@ def parse_path(raw_path: str, min_segs: int, max_segs: int,
     if len(parts) < 2 + min_segs or len(parts) > 2 + max_segs:
         raise ProtocolError(400, "Invalid path")
     names = parts[2:]
-    if any(not n for n in names) or not parts[0]:
+    if "" in names or not parts[0]:  # PERF: bench s3 -- no generator per request
         raise ProtocolError(400, "Invalid path")
     device, part = parts[0], parts[1]
     if device in (".", "..") or not part.isdigit() or not part.isascii():
