@@ -1,7 +1,7 @@
 """AWS SigV4 request signatures with hashlib. Twin: _sigv4_c.pyx.
 
-:func:`request_signature` builds a request's canonical request (RFC-less but
-exact: AWS's "Create a canonical request"), hashes it into the string to sign
+:func:`request_signature` builds a request's canonical request as AWS's
+"Create a canonical request" step spells it, hashes it into the string to sign
 and signs that with HMAC-SHA256 under a signing key, in one call. The key is
 given as its :func:`key_state` (HMAC's padded inner and outer hash states,
 RFC 2104), which a caller keeps per signing key (one per access key and day).
