@@ -19,6 +19,11 @@ class ClusterConfig:
     state_dir: str = "var"
     #: Address every server binds to unless its section says otherwise.
     bind_ip: str = "127.0.0.1"
+    #: Storage servers also listen on a Unix socket named after their address
+    #: (:func:`~nubis.common.net.local_socket_name`) and the proxy of the same
+    #: host reaches them through it: ~9 % less CPU per 4 KiB GET than loopback TCP
+    #: (README, lever table). ``false``: TCP only.
+    local_sockets: bool = True
     #: Storage policies by name (``[cluster.storage_policies.<name>]``): index, type,
     #: replicas or EC parameters; see :mod:`nubis.common.policies`.
     storage_policies: dict[str, PolicyConfig] = field(

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import httptools
 from nubis.common.errors import NubisError
 from nubis.common.headnames import escape_head, unescape_name
+from nubis.common.net import local_socket_name
 
 #: Bodies up to this size are copied behind the head and sent in one write.
 _JOIN_MAX = 256 * 1024
@@ -532,12 +533,35 @@ def _send_head(conn: _Conn, head: bytes, first: bytes, is_head: bool,
     return conn.send(head) and conn.send(first)
 
 
+def _connect_local(key: tuple[str, int]) -> socket.socket | None:
+    """Return a socket connected to the local Unix socket of ``key``'s server, or None.
+
+    A Unix connect is answered at once: refused (no such server here) or
+    accepted; a full backlog (``EAGAIN``) falls back to TCP as well.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        sock.connect(local_socket_name(*key))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 class HTTPClient:
     """Pooled keep-alive HTTP/1.1 client; one per process (not a global)."""
 
     def __init__(self, *, connect_timeout: float = 5.0, timeout: float | None = 60.0,
-                 max_idle_per_host: int = 64, idle_timeout: float = 30.0) -> None:
+                 max_idle_per_host: int = 64, idle_timeout: float = 30.0,
+                 local_sockets: bool = False) -> None:
+        """Configure the pool.
+
+        ``local_sockets``: reach a server of this host through its Unix socket
+        (:func:`~nubis.common.net.local_socket_name`) when it has one, else over TCP.
+        """
         self.connect_timeout = connect_timeout
+        self.local_sockets = local_sockets
         #: Pooled connections idle longer than this are not reused (servers
         #: close idle keep-alive connections; ours after 75 s).
         self.idle_timeout = idle_timeout
@@ -549,6 +573,11 @@ class HTTPClient:
     # -- pool --------------------------------------------------------------
     async def _connect(self, key: tuple[str, int]) -> _Conn:
         loop = asyncio.get_running_loop()
+        if self.local_sockets:
+            local = _connect_local(key)
+            if local is not None:
+                _, conn = await loop.create_unix_connection(lambda: _Conn(key), sock=local)
+                return conn
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(lambda: _Conn(key), key[0], key[1]),

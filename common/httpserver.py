@@ -664,6 +664,7 @@ class HTTPServer:
         self.pass_unknown_methods = pass_unknown_methods
         self.connections: set[_Connection] = set()
         self._server: asyncio.AbstractServer | None = None
+        self._local: list[asyncio.AbstractServer] = []
 
     async def start(self, sock: socket.socket | None = None) -> int:
         """Start listening (on ``sock`` when given, e.g. shared by workers); return the port."""
@@ -679,16 +680,36 @@ class HTTPServer:
         self.port = int(sock.getsockname()[1])
         return self.port
 
+    async def start_local(self, name: str) -> None:
+        """Listen on the Unix socket ``name`` too (see :func:`~nubis.common.net.local_socket_name`).
+
+        Raises:
+            OSError: ``name`` is taken (``EADDRINUSE``).
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+            sock.listen(self.backlog)
+            sock.setblocking(False)
+            server = await asyncio.get_running_loop().create_unix_server(
+                lambda: _Connection(self), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._local.append(server)
+
     async def close(self) -> None:
         """Stop listening and close every connection."""
-        if self._server is not None:
-            self._server.close()
+        listeners = ([self._server] if self._server is not None else []) + self._local
+        for listener in listeners:
+            listener.close()
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for listener in listeners:
+            await listener.wait_closed()
+        self._server = None
+        self._local = []
 
     async def serve_forever(self, sock: socket.socket | None = None) -> None:
         """Start (if needed) and serve until cancelled."""

@@ -23,3 +23,17 @@ def http_base(bind_ip: str, port: int) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+def local_socket_name(host: str, port: int) -> str:
+    """Return the abstract Unix socket name of the server bound to ``host:port``.
+
+    A storage server listens here as well as on its TCP port, and a client on
+    the same host (the proxy) reaches it through it: the same server, with
+    ~20 µs less CPU per exchange than loopback TCP (``python -m nubis.bench
+    loopback``). The name is in Linux's abstract namespace (leading NUL), so
+    it is scoped to the network namespace like ``host:port`` itself and leaves
+    no file behind; a server that cannot take its name does not start, as when
+    its TCP port is taken.
+    """
+    return f"\0nubis-{host}-{port}"

@@ -29,7 +29,8 @@ def run(section: ExpirerConfig, storage: StorageConfig, cluster: ClusterConfig,
         from nubis.api.proxy.s3.lifecycle_apply import ProxyActions
 
         app = build_proxy(proxy, tempauth, ring_dir, cluster.hash_path_prefix,
-                          cluster.hash_path_suffix, policies=cluster.policies())
+                          cluster.hash_path_suffix, policies=cluster.policies(),
+                          local_sockets=cluster.local_sockets)
         return ProxyActions(app.state)
 
     return expirer.run(section, storage, cluster, ring_dir, once, actions)

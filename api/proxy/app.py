@@ -415,10 +415,10 @@ def build_app(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
               hash_prefix: str, hash_suffix: str,
               extra_verifiers: list[TokenVerifier] | None = None,
               s3_source: CredentialSource | None = None,
-              policies: PolicySet | None = None) -> Any:
+              policies: PolicySet | None = None, *, local_sockets: bool = False) -> Any:
     """Build the proxy's ASGI app for one worker."""
     proxy = build_proxy(conf, ta_conf, ring_dir, hash_prefix, hash_suffix, extra_verifiers,
-                        s3_source, policies)
+                        s3_source, policies, local_sockets=local_sockets)
     app = falcon.asgi.App(media_type="text/plain")
     app.req_options.strip_url_path_trailing_slash = False
     app.add_sink(proxy.sink, prefix="/")
@@ -429,14 +429,16 @@ def build_proxy(conf: ProxyConfig, ta_conf: TempAuthConfig, ring_dir: Path,
                 hash_prefix: str, hash_suffix: str,
                 extra_verifiers: list[TokenVerifier] | None = None,
                 s3_source: CredentialSource | None = None,
-                policies: PolicySet | None = None) -> ProxyApp:
+                policies: PolicySet | None = None, *, local_sockets: bool = False) -> ProxyApp:
     """Build the front-end-independent request handling of one worker.
 
     The S3 API is on unless ``s3_source`` is None and no credential hook is configured
-    (then S3 requests are answered AccessDenied).
+    (then S3 requests are answered AccessDenied). ``local_sockets``: reach the storage
+    servers of this host through their Unix sockets (``[cluster] local_sockets``).
     """
     limits = Limits(max_file_size=conf.max_file_size)
-    client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout)
+    client = HTTPClient(connect_timeout=conf.conn_timeout, timeout=conf.node_timeout,
+                        local_sockets=local_sockets)
     rings = Rings(ring_dir, hash_prefix, hash_suffix)
     backend = Backend(client, rings, node_timeout=conf.node_timeout,
                       max_handoffs=conf.max_handoffs)

@@ -81,7 +81,8 @@ def make_app(settings: ProxySettings) -> Any:
 
     return build_app(settings.proxy, settings.tempauth, settings.ring_dir,
                      settings.cluster.hash_path_prefix, settings.cluster.hash_path_suffix,
-                     settings.verifiers(), settings.s3_source(), settings.cluster.policies())
+                     settings.verifiers(), settings.s3_source(), settings.cluster.policies(),
+                     local_sockets=settings.cluster.local_sockets)
 
 
 def run(proxy: ProxyConfig, tempauth: TempAuthConfig, cluster: ClusterConfig,
@@ -132,7 +133,8 @@ def _serve_native(settings: ProxySettings, sock: socket.socket) -> None:
         proxy = build_proxy(settings.proxy, settings.tempauth, settings.ring_dir,
                             settings.cluster.hash_path_prefix,
                             settings.cluster.hash_path_suffix, settings.verifiers(),
-                            settings.s3_source(), settings.cluster.policies())
+                            settings.s3_source(), settings.cluster.policies(),
+                            local_sockets=settings.cluster.local_sockets)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -97,11 +97,14 @@ class ObjectServer(StorageServer[ObjectDevice]):
     port_name = "object_port"
     thread_name = "objio"
 
-    def __init__(self, storage: StorageConfig, devices_dir: Path, seed: int) -> None:
+    def __init__(self, storage: StorageConfig, devices_dir: Path, seed: int, *,
+                 local_sockets: bool = False) -> None:
         super().__init__(storage, devices_dir)
         self.seed = seed
+        # Container updates reach this host's container servers by Unix socket
+        # when ``local_sockets`` (``[cluster] local_sockets``).
         self.client = HTTPClient(connect_timeout=storage.update_timeout,
-                                 timeout=storage.update_timeout)
+                                 timeout=storage.update_timeout, local_sockets=local_sockets)
         self.updates = UpdateSender(self.client, storage.update_timeout)
         self.pendings_queued = Counter(
             "nubis_object_async_pendings_queued",
@@ -114,7 +117,7 @@ class ObjectServer(StorageServer[ObjectDevice]):
         """Build the object server of ``node`` (with the cluster's hash seed)."""
         seed = int(cluster_seed(cluster.hash_path_prefix.encode(),
                                 cluster.hash_path_suffix.encode()))
-        return cls(storage, node.devices, seed)
+        return cls(storage, node.devices, seed, local_sockets=cluster.local_sockets)
 
     def open_device(self, path: Path) -> ObjectDevice:
         """Open a device's LMDB environment and data files."""

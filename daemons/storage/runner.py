@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from nubis.common.cluster import ClusterConfig
 from nubis.common.httpserver import HTTPServer, Request, Response, run_uvloop
 from nubis.common.metrics import Metrics, PassCollector, instrument
+from nubis.common.net import local_socket_name
 from nubis.daemons.storage.config import StorageConfig, node_from_env, node_settings
 from nubis.daemons.storage.server import StorageServer
 
@@ -40,16 +41,21 @@ class StorageApp(Protocol):
 
 async def serve(app: StorageApp, host: str, port: int, *, max_connections: int,
                 ready: Callable[[int], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, local_sockets: bool = False) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT (or ``stop`` is set)."""
     await serve_all([(app, host, port)], max_connections=max_connections,
-                    ready=(lambda ports: ready(ports[0])) if ready else None, stop=stop)
+                    ready=(lambda ports: ready(ports[0])) if ready else None, stop=stop,
+                    local_sockets=local_sockets)
 
 
 async def serve_all(apps: list[tuple[StorageApp, str, int]], *, max_connections: int,
                     ready: Callable[[list[int]], None] | None = None,
-                    stop: asyncio.Event | None = None) -> None:
-    """Serve several apps (one port each) in this event loop until a stop signal."""
+                    stop: asyncio.Event | None = None, local_sockets: bool = False) -> None:
+    """Serve several apps (one port each) in this event loop until a stop signal.
+
+    With ``local_sockets`` each also listens on its Unix socket
+    (:func:`~nubis.common.net.local_socket_name`), for the proxy of this host.
+    """
     stop_event = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,6 +74,8 @@ async def serve_all(apps: list[tuple[StorageApp, str, int]], *, max_connections:
             servers.append(server)
             bound = await server.start()
             LOG.info("listening on %s:%d", host, bound)
+            if local_sockets:
+                await server.start_local(local_socket_name(host, bound))
         if ready is not None:
             ready([srv.port for srv in servers])
         await stop_event.wait()
@@ -93,7 +101,8 @@ def run_node(server: type[StorageServer[Any]], storage: StorageConfig, cluster: 
         app.metrics.registry.register(PassCollector(cluster.state_dir, f"{kind}-",
                                                     settings.index))
         await serve(app, settings.bind_ip, getattr(settings, server.port_name),
-                    max_connections=storage.max_connections)
+                    max_connections=storage.max_connections,
+                    local_sockets=cluster.local_sockets)
 
     run_uvloop(main())
     return 0

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nubis.common.net import local_socket_name
+from nubis.daemons.storage.config import node_settings
 from swiftclient import client as sc
 from swiftclient.exceptions import ClientException
 
@@ -150,3 +152,36 @@ def test_state_dir_layout(cloud: Cloud) -> None:
         "object.ring", "object-1.ring", "object-2.ring", "object-3.ring",
         "container.ring", "account.ring"}
     assert len(list((state / "devices").glob("node*/d*"))) == 12
+
+
+def _unix_sockets(name: str) -> list[str]:
+    """Return the states of this host's Unix sockets named ``name``.
+
+    ``01``: listening; ``03``: connected.
+    """
+    rows = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return [row.split()[5] for row in rows
+            if len(row.split()) == 8 and row.split()[7] == "@" + name.lstrip("\0")]
+
+
+def test_the_proxy_reaches_local_storage_servers_by_unix_socket(cloud: Cloud) -> None:
+    """``[cluster] local_sockets`` (on by default): storage servers listen on their names.
+
+    And the proxy's backend connections use them.
+    """
+    conn = connect(cloud)
+    cont = "ux-" + uuid.uuid4().hex[:6]
+    conn.put_container(cont)
+    for i in range(8):
+        conn.put_object(cont, f"o{i}", b"u" * (100 + i))
+        assert conn.get_object(cont, f"o{i}")[1] == b"u" * (100 + i)
+    storage = cloud.config.storage
+    connected = 0
+    for index in range(storage.node_count):
+        node = node_settings(storage, cloud.state, index)
+        for port in (node.object_port, node.container_port, node.account_port):
+            states = _unix_sockets(local_socket_name(node.bind_ip, port))
+            assert "01" in states, (index, port, states)  # listening
+            connected += states.count("03")
+    # The 3 replicas of 8 objects, their container and account: pooled Unix connections.
+    assert connected >= 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ from nubis.common.httpclient import (
     _send_head,
 )
 from nubis.common.httpserver import HTTPServer, Request, Response
+from nubis.common.net import local_socket_name
 
 from tests.ports import free_port
 
@@ -284,3 +287,74 @@ def test_a_ranged_answer_presented_whole() -> None:
         assert (r.status, r.offset, r.headers["content-length"]) == (200, 0, "0")
         assert "content-range" not in r.headers and await r.read() == b""
     uvloop.run(with_server(scenario))
+
+
+def _socket_family(req: Request) -> int:
+    transport = req._conn.transport
+    assert transport is not None
+    return int(transport.get_extra_info("socket").family)
+
+
+def test_local_sockets_reach_a_server_of_this_host() -> None:
+    """A client with ``local_sockets`` uses the server's Unix socket.
+
+    Other clients, and servers without a Unix socket, use TCP.
+    """
+    async def main() -> None:
+        families: list[int] = []
+
+        async def handle(req: Request) -> Response:
+            families.append(_socket_family(req))
+            return Response(200, [("X-Path", req.path)], await req.read())
+
+        with_local, tcp_only = HTTPServer(handle), HTTPServer(handle)
+        port = await with_local.start()
+        await with_local.start_local(local_socket_name(HOST, port))
+        plain_port = await tcp_only.start()
+        local = HTTPClient(timeout=2, connect_timeout=2, local_sockets=True)
+        tcp = HTTPClient(timeout=2, connect_timeout=2)
+        try:
+            for client in (local, tcp):
+                r = await client.fetch(HOST, port, "PUT", "/a/b", {"X-A": "1"}, b"abc" * 1000)
+                assert (r.status, r.body, r.headers["x-path"]) == (200, b"abc" * 1000, "/a/b")
+            r = await local.fetch(HOST, plain_port, "GET", "/c")  # no Unix socket: TCP
+            assert r.status == 200
+            r = await local.fetch(HOST, port, "GET", "/d")  # the pooled Unix connection
+            assert r.status == 200 and local.idle_count(HOST, port) == 1
+            assert families == [socket.AF_UNIX, socket.AF_INET, socket.AF_INET, socket.AF_UNIX]
+        finally:
+            await local.close()
+            await tcp.close()
+            await with_local.close()
+            await tcp_only.close()
+    uvloop.run(main())
+
+
+def test_a_taken_local_socket_name_stops_the_server_and_close_frees_it() -> None:
+    """As with a TCP port: a second server cannot take the name; closing releases it."""
+    async def main() -> None:
+        async def handle(req: Request) -> Response:
+            return Response(204)
+
+        first, second = HTTPServer(handle), HTTPServer(handle)
+        port = await first.start()
+        name = local_socket_name(HOST, port)
+        await first.start_local(name)
+        await second.start()
+        with pytest.raises(OSError) as err:
+            await second.start_local(name)
+        assert err.value.errno == errno.EADDRINUSE
+        client = HTTPClient(timeout=2, connect_timeout=2, local_sockets=True)
+        try:
+            assert (await client.fetch(HOST, port, "GET", "/")).status == 204
+            await first.close()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.bind(name)  # free again
+            await client.close()
+            client = HTTPClient(timeout=2, connect_timeout=2, local_sockets=True)
+            with pytest.raises(ConnectError):  # neither the Unix socket nor the TCP port
+                await client.fetch(HOST, port, "GET", "/")
+        finally:
+            await client.close()
+            await second.close()
+    uvloop.run(main())
