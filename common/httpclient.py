@@ -70,26 +70,6 @@ ClientTimeout = ClientTimeoutError
 ConnectionClosed = ConnectionClosedError
 
 
-def _time_out(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_exception(TimeoutError())
-
-
-async def _wait(fut: asyncio.Future[T], timeout: float | None) -> T:
-    """Await ``fut``, raising :class:`TimeoutError` after ``timeout`` seconds.
-
-    PERF: unlike ``asyncio.wait_for`` no wrapper future or callback chain per
-    call; this runs for every backend response (``python -m nubis.bench swift``).
-    """
-    if fut.done() or timeout is None:
-        return await fut
-    handle = fut.get_loop().call_later(timeout, _time_out, fut)
-    try:
-        return await fut
-    finally:
-        handle.cancel()
-
-
 class _Conn(asyncio.Protocol):
     """One pooled connection; parses one response at a time."""
 
@@ -102,6 +82,11 @@ class _Conn(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.reused = False
         self.idle_since = 0.0
+        #: The future :meth:`wait` awaits, its deadline, and the timer checking it.
+        self._watched: asyncio.Future[Any] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -128,6 +113,40 @@ class _Conn(asyncio.Protocol):
         self.head_future = self.loop.create_future()
         if expect_continue:
             self.continue_future = self.loop.create_future()
+
+    async def wait(self, fut: asyncio.Future[T], timeout: float | None) -> T:
+        """Await ``fut``, raising :class:`TimeoutError` after ``timeout`` seconds.
+
+        PERF: no timer made and cancelled per call (this runs for every backend
+        response, ``python -m nubis.bench s3``): the connection keeps one timer,
+        which on firing fails the awaited future when its deadline has passed
+        and else waits for the rest of it.
+        """
+        if fut.done() or timeout is None:
+            return await fut
+        now = self.loop.time()
+        self._watched, self._deadline = fut, now + timeout
+        if self._timer is not None and self._timer_at > self._deadline:
+            self._timer.cancel()  # a shorter timeout than the one armed
+            self._timer = None
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            self._timer_at = self._deadline
+        try:
+            return await fut
+        finally:
+            self._watched = None
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        fut = self._watched
+        if fut is None or fut.done():
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            self._timer_at = self._deadline
+        else:
+            fut.set_exception(TimeoutError())
 
     # -- asyncio.Protocol --------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -324,7 +343,7 @@ class ClientResponse:
                 raise conn.error
             conn.body_waiter = conn.loop.create_future()
             try:
-                await _wait(conn.body_waiter, self._timeout)
+                await conn.wait(conn.body_waiter, self._timeout)
             except TimeoutError:
                 self._drop()
                 raise ClientTimeoutError(f"body timeout from {conn.key}") from None
@@ -457,7 +476,7 @@ class Exchange:
         if fut is None:
             return 100
         try:
-            return await _wait(fut, timeout or self._timeout)
+            return await conn.wait(fut, timeout or self._timeout)
         except TimeoutError:
             conn.close()
             raise ClientTimeoutError(f"no 100-continue from {conn.key}") from None
@@ -503,7 +522,7 @@ class Exchange:
         conn = self._conn
         assert conn.head_future is not None
         try:
-            await _wait(conn.head_future, self._timeout)
+            await conn.wait(conn.head_future, self._timeout)
         except TimeoutError:
             conn.close()
             raise ClientTimeoutError(f"no response from {conn.key}") from None
@@ -576,8 +595,11 @@ class HTTPClient:
         if self.local_sockets:
             local = _connect_local(key)
             if local is not None:
-                _, conn = await loop.create_unix_connection(lambda: _Conn(key), sock=local)
-                return conn
+                try:
+                    _, conn = await loop.create_unix_connection(lambda: _Conn(key), sock=local)
+                    return conn
+                except OSError:
+                    local.close()  # and over TCP
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(lambda: _Conn(key), key[0], key[1]),

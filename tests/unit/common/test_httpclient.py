@@ -159,6 +159,29 @@ def test_errors_and_timeouts() -> None:
     uvloop.run(with_server(scenario))
 
 
+def test_timeouts_on_a_reused_connection() -> None:
+    """Each wait has its own deadline, shorter or longer than the last one on that connection."""
+    async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
+        patient = HTTPClient(timeout=30, connect_timeout=2)
+        try:
+            for _ in range(3):  # the pooled connection's timer is armed for 30 s
+                assert (await patient.fetch(HOST, port, "GET", "/")).status == 200
+            with pytest.raises(ClientTimeoutError):  # /slow answers after 5 s
+                await patient.fetch(HOST, port, "GET", "/slow", timeout=0.2)
+        finally:
+            await patient.close()
+        fresh = HTTPClient(timeout=0.3, connect_timeout=2)
+        try:
+            for _ in range(5):  # waits spanning several lapsed deadlines of 0.3 s
+                await asyncio.sleep(0.1)
+                assert (await fresh.fetch(HOST, port, "GET", "/")).status == 200
+            with pytest.raises(ClientTimeoutError):
+                await fresh.fetch(HOST, port, "GET", "/slow")
+        finally:
+            await fresh.close()
+    uvloop.run(with_server(scenario))
+
+
 def test_stale_pooled_connection_is_retried() -> None:
     async def scenario(client: HTTPClient, port: int, rec: Recorder) -> None:
         assert (await client.fetch(HOST, port, "GET", "/")).status == 200

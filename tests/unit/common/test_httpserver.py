@@ -216,6 +216,21 @@ def test_connection_limit_and_stalled_heads() -> None:
     uvloop.run(serve(echo, scenario, max_connections=1, keepalive_timeout=0.2))
 
 
+def test_idle_timeout_counts_from_the_last_answer() -> None:
+    """A connection in use past the idle timeout stays open; idle, it is closed."""
+    async def scenario(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 2.5:  # 2.5 idle timeouts of requests 0.1 s apart
+            writer.write(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert (await read_response(reader))[0] == 200
+            await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # then idle: closed
+        writer.close()
+    uvloop.run(serve(echo, scenario, keepalive_timeout=1.0))
+
+
 def test_stalled_body_times_out() -> None:
     async def scenario(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
