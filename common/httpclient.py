@@ -70,6 +70,11 @@ ClientTimeout = ClientTimeoutError
 ConnectionClosed = ConnectionClosedError
 
 
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class _Conn(asyncio.Protocol):
     """One pooled connection; parses one response at a time."""
 
@@ -124,6 +129,12 @@ class _Conn(asyncio.Protocol):
         """
         if fut.done() or timeout is None:
             return await fut
+        if self._watched is not None:  # another wait on this connection: its own timer
+            handle = self.loop.call_later(timeout, _time_out, fut)
+            try:
+                return await fut
+            finally:
+                handle.cancel()
         now = self.loop.time()
         self._watched, self._deadline = fut, now + timeout
         if self._timer is not None and self._timer_at > self._deadline:

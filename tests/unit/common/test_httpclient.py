@@ -179,6 +179,17 @@ def test_timeouts_on_a_reused_connection() -> None:
                 await fresh.fetch(HOST, port, "GET", "/slow")
         finally:
             await fresh.close()
+        # Two waits at once on one connection: each keeps its own deadline.
+        assert (await client.fetch(HOST, port, "GET", "/")).status == 200
+        conn = client._idle[(HOST, port)][-1]
+        never: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        other: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        first = asyncio.ensure_future(conn.wait(never, 0.2))
+        await asyncio.sleep(0)
+        with pytest.raises(TimeoutError):
+            await conn.wait(other, 0.1)
+        with pytest.raises(TimeoutError):
+            await first
     uvloop.run(with_server(scenario))
 
 
