@@ -32,6 +32,11 @@ TARGETS: tuple[str, ...] = (
 )
 #: ``[proxy]`` lines of this pass's cloud.
 PROXY_LINES = "allow_open_expired = true"
+#: Sections appended to this pass's config: no object expirer, as Swift's gate runs
+#: its functional suite with the main servers only. With ``allow_open_expired`` on,
+#: an expirer pass (every 30 s) that falls between an object's expiry and the
+#: test's ``X-Open-Expired`` read deletes what the test reads (404 != 200).
+EXTRA_CONFIG = "\n[object_expirer]\nenabled = false\n"
 #: The suite's users: (config index, project, user, password, role, domain).
 #: Index 3 lives in another domain; 3 (tester3) holds no operator role; 5 has the
 #: ``service`` role ``SERVICE_`` asks of a service token; 6 is the reseller admin.

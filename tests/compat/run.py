@@ -215,11 +215,13 @@ def ratchet(results: dict[str, str], modules: list[str], update: bool) -> int:
 
 def run_pass(root: Path, venv: Path, args: argparse.Namespace, junit_name: str,
              targets: list[str], section_lines: dict[str, str],
-             write_conf: Callable[[Cloud, Path], object]) -> dict[str, str]:
+             write_conf: Callable[[Cloud, Path], object],
+             extra_config: str = "") -> dict[str, str]:
     """Run ``targets`` against a fresh test cloud; return their outcomes."""
     with tempfile.TemporaryDirectory(prefix="nubis-compat-") as tmp:
         cloud = start_cloud(Path(tmp) / "state", frontend=args.frontend,
-                            extra_config=EXTRA_USERS, section_lines=section_lines)
+                            extra_config=EXTRA_USERS + extra_config,
+                            section_lines=section_lines)
         try:
             conf = Path(tmp) / "test.conf"
             write_conf(cloud, conf)
@@ -268,7 +270,7 @@ def main(argv: list[str]) -> int:
         ks_lines = {**SECTION_LINES,
                     "proxy": SECTION_LINES["proxy"] + "\n" + keystone.PROXY_LINES}
         again = run_pass(root, venv, args, "last-junit-keystone.xml", ks_targets, ks_lines,
-                         keystone.write_conf)
+                         keystone.write_conf, keystone.EXTRA_CONFIG)
         print(f"compat: Keystone pass: {sum(o == 'passed' for o in again.values())} "
               f"of {len(again)} passed", flush=True)
         results = merged(results, again)
