@@ -4,9 +4,8 @@ The proxy's S3 API checks header-signed and presigned requests with
 :func:`parse_request` + :func:`verify`; the identity service's
 ``/v3/ec2tokens`` and ``/v3/s3tokens`` check a client's string-to-sign with
 :func:`signature_of`. Streaming uploads (``aws-chunked``) are decoded by
-:class:`ChunkDecoder`, which verifies every chunk signature and the trailing
-checksums. Errors carry S3's error codes (:class:`SigError`); each API maps
-them to its own answers.
+:mod:`nubis.api.shared.awschunked`. Errors carry S3's error codes
+(:class:`SigError`); each API maps them to its own answers.
 """
 
 from __future__ import annotations
@@ -47,12 +46,14 @@ class SigError(Exception):
     """A request whose signature cannot be accepted; ``code`` is S3's error code."""
 
     def __init__(self, code: str, message: str, status: int = 403,
-                 extra: Mapping[str, str] | None = None) -> None:
+                 extra: Mapping[str, str] | None = None, resource: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.extra = dict(extra or {})
+        #: Whether the answer names the addressed resource (S3 leaves it out for some).
+        self.resource = resource
 
 
 class S3Credential(NamedTuple):
@@ -86,7 +87,7 @@ class SignedRequest(NamedTuple):
     amz_date: str  # yyyymmddThhmmssZ
     signed_headers: tuple[str, ...]
     signature: str
-    payload: str  # x-amz-content-sha256 (or UNSIGNED-PAYLOAD for presigned)
+    payload: str  # x-amz-content-sha256 (UNSIGNED-PAYLOAD for presigned without it)
     presigned: bool
     expires: int = 0
 
@@ -204,7 +205,7 @@ def parse_request(headers: Mapping[str, str], pairs: list[tuple[str, str]]) -> S
         return _parse_header(auth, headers)
     q = dict(pairs)
     if "X-Amz-Credential" in q:
-        return _parse_presigned(q)
+        return _parse_presigned(q, headers.get("x-amz-content-sha256", UNSIGNED))
     raise SigError("AccessDenied", "Access Denied")
 
 
@@ -248,7 +249,12 @@ def _split_header(auth: str) -> tuple[str, str, str]:
     return fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 
 
-def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
+def _parse_presigned(q: Mapping[str, str], payload: str) -> SignedRequest:
+    """Read a presigned URL's parts; ``payload`` is what its canonical request ends with.
+
+    A presigned request that also sends ``x-amz-content-sha256`` signs that
+    header's value as the payload hash (as S3 does); else ``UNSIGNED-PAYLOAD``.
+    """
     if q.get("X-Amz-Algorithm") != ALGORITHM:
         raise SigError("AuthorizationQueryParametersError",
                        "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"", 400)
@@ -267,7 +273,7 @@ def _parse_presigned(q: Mapping[str, str]) -> SignedRequest:
                        "X-Amz-Expires must be less than 604800 seconds (a week)", 400)
     return _signed(q["X-Amz-Credential"], q.get("X-Amz-Date", ""),
                    q.get("X-Amz-SignedHeaders", ""), q.get("X-Amz-Signature", ""),
-                   UNSIGNED, True, expires)
+                   payload, True, expires)
 
 
 def _signed(credential: str, amz_date: str, signed_headers: str, signature: str,
@@ -358,10 +364,13 @@ def verify(sreq: SignedRequest, secret: str, method: str, raw_path: str,
         SigError: ``SignatureDoesNotMatch`` carrying the expected string to sign.
     """
     payload = sreq.payload
-    if not sreq.presigned and payload not in _NOT_HASHES and (
-            len(payload) != 64 or not _is_hex(payload)):
+    if not sreq.presigned and not is_payload_hash(payload) and payload not in _NOT_HASHES:
         raise SigError("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
-                       "STREAMING-*, or a valid sha256 value.", 400)
+                       "STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+                       "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+                       "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.",
+                       400, extra={"ArgumentName": "x-amz-content-sha256",
+                                   "ArgumentValue": payload})
     key, state = _signing_state(secret, sreq.date, sreq.region, sreq.service)
     uri = canonical_uri(raw_path)
     query = canonical_query(pairs, "X-Amz-Signature" if sreq.presigned else "")
@@ -373,15 +382,30 @@ def verify(sreq: SignedRequest, secret: str, method: str, raw_path: str,
         canonical = _sigv4_py.canonical_request(method, uri, query, headers,
                                                 sreq.signed_headers, payload)
         to_sign = string_to_sign(sreq.amz_date, sreq.scope, canonical)
-        raise SigError("SignatureDoesNotMatch", "The request signature we calculated does "
-                       "not match the signature you provided. Check your key and signing "
-                       "method.", extra={"AWSAccessKeyId": sreq.access,
-                                         "StringToSign": to_sign,
-                                         "CanonicalRequest": canonical})
+        raise signature_mismatch(sreq.access, to_sign, sreq.signature, canonical)
     return key
 
 
-def _is_hex(text: str) -> bool:
+def signature_mismatch(access: str, to_sign: str, provided: str,
+                       canonical: str | None) -> SigError:
+    """Return ``SignatureDoesNotMatch`` with what S3 shows of it (strings and their bytes)."""
+    extra = {"AWSAccessKeyId": access, "StringToSign": to_sign,
+             "SignatureProvided": provided, "StringToSignBytes": _hex_bytes(to_sign)}
+    if canonical is not None:
+        extra.update(CanonicalRequest=canonical, CanonicalRequestBytes=_hex_bytes(canonical))
+    return SigError("SignatureDoesNotMatch", "The request signature we calculated does not "
+                    "match the signature you provided. Check your key and signing method.",
+                    extra=extra)
+
+
+def _hex_bytes(text: str) -> str:
+    return " ".join(f"{b:02x}" for b in text.encode("utf-8"))
+
+
+def is_payload_hash(text: str) -> bool:
+    """Tell whether an ``x-amz-content-sha256`` value is a SHA-256 (64 hex digits)."""
+    if len(text) != 64:
+        return False
     try:
         bytes.fromhex(text)
     except ValueError:
@@ -564,16 +588,19 @@ def check_request_checksums(headers: Mapping[str, str]) -> None:
         return  # PERF: bench s3 -- the usual upload names no checksum
     if any(h[len(_PREFIX):] not in CHECKSUMS for h in named):
         raise _invalid("The algorithm type you specified in x-amz-checksum- header is invalid.")
-    announced = [t.strip().lower() for t in headers.get("x-amz-trailer", "").split(",")
-                 if t.strip()]
+    trailer = headers.get("x-amz-trailer", "").strip()
+    announced = [t.strip().lower() for t in trailer.rstrip(",").split(",")] if trailer else []
     if any(not t.startswith(_PREFIX) or t[len(_PREFIX):] not in CHECKSUMS
            for t in announced):
         raise _invalid("The value specified in the x-amz-trailer header is not supported")
     if len(named) > 1 or len(announced) > 1:
-        raise _invalid("Expecting a single x-amz-checksum- header. Multiple checksum Types "
-                       "are not allowed.")
+        raise SigError("InvalidRequest", "Expecting a single x-amz-checksum- header. "
+                       "Multiple checksum Types are not allowed.", 400, resource=False)
     if named and announced:
         raise _invalid("Expecting a single x-amz-checksum- header")
+    if announced and headers.get("x-amz-content-sha256") not in STREAMING_MODES:
+        raise SigError("MalformedTrailerError", "The request contained trailing data that "
+                       "was not well-formed or did not conform to our published schema.", 400)
     algo = (named or announced or [""])[0][len(_PREFIX):]
     if named:
         _check_value(named[0], headers[named[0]], DIGEST_SIZES[algo])
@@ -586,12 +613,21 @@ def check_request_checksums(headers: Mapping[str, str]) -> None:
 
 
 def _check_value(name: str, value: str, size: int) -> None:
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != size:
+    if not valid_checksum_value(value.strip(), size):
         raise _invalid(f"Value for {name} header is invalid.")
+
+
+def valid_checksum_value(value: str, size: int) -> bool:
+    """Tell whether ``value`` is the canonical base64 of a ``size``-byte digest.
+
+    As S3 (and Swift's s3api) checks it: ``y/Q5Jh==`` decodes to four bytes but
+    is not how those bytes encode, so it is refused.
+    """
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == size and base64.b64encode(raw).decode() == value
 
 
 def _invalid(message: str) -> SigError:
@@ -609,176 +645,3 @@ def checksum_algo_of(headers: Mapping[str, str]) -> tuple[str, str] | None:
 
 #: ``(algorithm, its x-amz-checksum-* header)``, in the order of :data:`CHECKSUMS`.
 _CHECKSUM_HEADERS = tuple((algo, _PREFIX + algo) for algo in CHECKSUMS)
-
-
-# -- aws-chunked bodies ------------------------------------------------------------------
-
-class ChunkDecoder:
-    """Decode an ``aws-chunked`` body, verifying chunk signatures and trailers.
-
-    Feed raw bytes with :meth:`feed` (returns decoded payload); call
-    :meth:`finish` at the end of the raw body (verifies the trailer).
-    """
-
-    MAX_LINE = 4096
-
-    def __init__(self, mode: str, sreq: SignedRequest, key: bytes | None,
-                 trailer: str | None, decoded_length: int | None = None) -> None:
-        self.signed = mode in (STREAMING, STREAMING_TRAILER)
-        #: ``x-amz-decoded-content-length``: the chunks must add up to it exactly.
-        self.expected = decoded_length
-        self.remaining = decoded_length
-        self.sreq = sreq
-        self.key = key
-        self.prev = sreq.signature
-        self.buf = bytearray()
-        self.want = -1  # bytes left in the current chunk; -1: expecting a header line
-        self.chunk_sig = ""
-        self.chunk_hash = hashlib.sha256()
-        self.ended = False
-        self.trailer_names = [t.strip().lower() for t in (trailer or "").split(",")
-                              if t.strip()]
-        self.trailers: dict[str, str] = {}
-        self.trailer_lines: list[str] = []
-        self.checksum: Checksum | None = None
-        for name in self.trailer_names:
-            if name.startswith("x-amz-checksum-"):
-                self.checksum = Checksum(name[len("x-amz-checksum-"):])
-        self._trailer_done = False
-
-    def feed(self, data: bytes) -> bytes:
-        """Consume raw bytes; return the payload bytes they complete."""
-        self.buf += data
-        out = bytearray()
-        while True:
-            if self.ended:
-                self._read_trailers()
-                return bytes(out)
-            if self.want == -2:  # the CRLF after a chunk's data
-                if len(self.buf) < 2:
-                    return bytes(out)
-                if bytes(self.buf[:2]) != b"\r\n":
-                    raise SigError("IncompleteBody", "The request body is not valid "
-                                   "aws-chunked data.", 400)
-                del self.buf[:2]
-                self._end_chunk()
-                self.want = -1
-            if self.want == -1:
-                line = self._line()
-                if line is None:
-                    return bytes(out)
-                self._chunk_header(line)
-                self._count(self.want)
-                if self.want == 0:
-                    self._end_chunk()
-                    self.ended = True
-                    continue
-            take = min(self.want, len(self.buf))
-            if take:
-                piece = bytes(self.buf[:take])
-                del self.buf[:take]
-                self.want -= take
-                self.chunk_hash.update(piece)
-                if self.checksum is not None:
-                    self.checksum.update(piece)
-                out += piece
-            if self.want > 0:
-                return bytes(out)
-            self.want = -2
-
-    def _line(self) -> str | None:
-        idx = self.buf.find(b"\r\n")
-        if idx < 0:
-            if len(self.buf) > self.MAX_LINE:
-                raise SigError("IncompleteBody", "aws-chunked line too long.", 400)
-            return None
-        line = bytes(self.buf[:idx]).decode("latin-1")
-        del self.buf[:idx + 2]
-        return line
-
-    def _chunk_header(self, line: str) -> None:
-        size_hex, _, ext = line.partition(";")
-        try:
-            self.want = int(size_hex.strip(), 16)
-        except ValueError:
-            raise SigError("IncompleteBody", "Bad aws-chunked chunk size.", 400) from None
-        self.chunk_sig = ""
-        if ext.startswith("chunk-signature="):
-            self.chunk_sig = ext[len("chunk-signature="):].strip()
-        if self.signed and not self.chunk_sig:
-            raise SigError("SignatureDoesNotMatch", "Missing chunk signature.")
-        self.chunk_hash = hashlib.sha256()
-
-    def _count(self, size: int) -> None:
-        """Refuse a chunk that takes the payload past its declared length."""
-        if self.remaining is None:
-            return
-        if size > self.remaining:
-            raise self._incomplete(self.remaining - size)
-        self.remaining -= size
-
-    def _incomplete(self, remaining: int) -> SigError:
-        assert self.expected is not None
-        return SigError("IncompleteBody", "You did not provide the number of bytes "
-                        "specified by the Content-Length HTTP header", 400,
-                        extra={"NumberBytesExpected": str(self.expected),
-                               "NumberBytesProvided": str(self.expected - remaining)})
-
-    def _end_chunk(self) -> None:
-        if not self.signed:
-            return
-        assert self.key is not None
-        to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", self.sreq.amz_date, self.sreq.scope,
-                             self.prev, EMPTY_SHA256, self.chunk_hash.hexdigest()])
-        expected = signature_of(self.key, to_sign)
-        if not hmac.compare_digest(expected, self.chunk_sig):
-            raise SigError("SignatureDoesNotMatch", "The chunk signature we calculated "
-                           "does not match the signature you provided.",
-                           extra={"StringToSign": to_sign})
-        self.prev = expected
-
-    def _read_trailers(self) -> None:
-        while not self._trailer_done:
-            line = self._line()
-            if line is None:
-                return
-            if line == "":
-                self._trailer_done = True
-                return
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            if name == "x-amz-trailer-signature":
-                self._check_trailer_signature(value.strip())
-                continue
-            self.trailers[name] = value.strip()
-            self.trailer_lines.append(f"{name}:{value.strip()}\n")
-
-    def _check_trailer_signature(self, sig: str) -> None:
-        if self.key is None:
-            return
-        digest = hashlib.sha256("".join(self.trailer_lines).encode()).hexdigest()
-        to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", self.sreq.amz_date, self.sreq.scope,
-                             self.prev, digest])
-        if not hmac.compare_digest(signature_of(self.key, to_sign), sig):
-            raise SigError("SignatureDoesNotMatch", "The trailer signature we calculated "
-                           "does not match the signature you provided.")
-
-    def finish(self) -> dict[str, str]:
-        """Check the body ended properly and its trailing checksum; return the trailers."""
-        if not self.ended or self.buf.strip(b"\r\n"):
-            raise SigError("IncompleteBody", "The request body ended early.", 400)
-        if self.remaining:
-            raise self._incomplete(self.remaining)
-        if self.checksum is not None:
-            name = f"x-amz-checksum-{self.checksum.algo}"
-            claimed = self.trailers.get(name)
-            if claimed is None:
-                raise SigError("MalformedTrailerError", "The request contained trailing "
-                               "data that was not well-formed.", 400)
-            try:
-                base64.b64decode(claimed, validate=True)
-            except (binascii.Error, ValueError):
-                raise SigError("InvalidRequest", f"Value for {name} header is invalid.",
-                               400) from None
-            self.checksum.check(claimed)
-        return self.trailers

@@ -24,9 +24,9 @@ from typing import NamedTuple, Protocol
 
 from nubis.api.proxy.auth import Identity
 from nubis.api.proxy.config import TempAuthConfig
-from nubis.api.proxy.context import Body
-from nubis.api.proxy.s3.errors import S3Error
-from nubis.api.shared import awssig
+from nubis.api.proxy.context import Body, Ctx
+from nubis.api.proxy.s3.errors import S3Error, bad_digest
+from nubis.api.shared import awschunked, awssig
 from nubis.api.shared.awssig import S3Credential, SignedRequest
 
 #: Roles that own the project's storage account (as keystoneauth's operator_roles).
@@ -88,6 +88,8 @@ class Caller(NamedTuple):
     key: bytes
     identity: Identity
     account: str
+    #: ``(method, raw path, raw query)`` as signed (to show a chunk signature mismatch).
+    signed: tuple[str, str, str] = ("", "", "")
 
 
 def authenticate(source: CredentialSource | None, method: str, raw_path: str,
@@ -115,7 +117,7 @@ def authenticate(source: CredentialSource | None, method: str, raw_path: str,
     else:
         key = awssig.verify(sreq, cred.secret, method, raw_path, pairs, headers)
     return Caller(cred, sreq, key, identity_of(cred, reseller_prefix, when),
-                  f"{reseller_prefix}{cred.project_id}")
+                  f"{reseller_prefix}{cred.project_id}", (method, raw_path, raw_query))
 
 
 #: Seconds of one identity-cache period; a mapped identity stays valid 300 s past it.
@@ -150,15 +152,25 @@ def decoded_length(headers: Mapping[str, str]) -> int | None:
     if headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES or (
             "aws-chunked" in headers.get("content-encoding", "")
             and "x-amz-decoded-content-length" in headers):
-        value = headers.get("x-amz-decoded-content-length")
-        if value is None:
-            raise S3Error("MissingContentLength")
-        return _int(value)
+        return stream_length(headers)
     if "content-length" in headers:
         return _int(headers["content-length"])
     if headers.get("transfer-encoding", "").lower() == "chunked":
         return None
     raise S3Error("MissingContentLength")
+
+
+def stream_length(headers: Mapping[str, str]) -> int:
+    """Return ``x-amz-decoded-content-length`` (MissingContentLength unless a number)."""
+    value = headers.get("x-amz-decoded-content-length")
+    try:
+        n = int(value or "")
+    except ValueError:
+        raise S3Error("MissingContentLength") from None
+    if n < 0:
+        raise S3Error("InvalidArgument", extra={
+            "ArgumentName": "x-amz-decoded-content-length", "ArgumentValue": str(value)})
+    return n
 
 
 def _int(value: str) -> int:
@@ -185,6 +197,20 @@ def content_md5(headers: Mapping[str, str]) -> str | None:
     return raw.hex()
 
 
+def check_content_md5(headers: Mapping[str, str], data: bytes) -> bool:
+    """Check a read body against its ``Content-MD5``; return whether one was sent.
+
+    The ``BadDigest`` answer shows the digest as sent (base64), as S3 does for
+    the bodies it reads whole (DeleteObjects, CompleteMultipartUpload).
+    """
+    md5 = content_md5(headers)
+    if md5 is None:
+        return False
+    if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+        raise bad_digest(headers["content-md5"], hex_digest=False)
+    return True
+
+
 @dataclass
 class PayloadResult:
     """What was learned while streaming a payload (filled when it ends)."""
@@ -205,28 +231,21 @@ async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str
     claimed = awssig.checksum_algo_of(headers)
     checksum = awssig.Checksum(claimed[0]) if claimed else \
         awssig.Checksum(compute) if compute else None
-    if mode in awssig.STREAMING_MODES and caller is not None:
+    if mode in awssig.STREAMING_MODES and caller is not None and is_chunk_signed(caller):
         async for piece in _chunked(body, caller, headers, mode, result, compute):
             yield piece
         return
-    sha = hashlib.sha256() if mode not in (awssig.UNSIGNED,) and caller is not None \
-        and not caller.sreq.presigned else None
+    # A payload hash is checked by the request's body (:class:`HashedBody`).
     held = b""
     while True:
         chunk = await body.read_chunk()
         if not chunk:
             break
-        if sha is not None:
-            sha.update(chunk)
         if checksum is not None:
             checksum.update(chunk)
         if held:
             yield held
         held = chunk
-    if sha is not None and not hmac.compare_digest(sha.hexdigest(), mode.lower()):
-        raise S3Error("XAmzContentSHA256Mismatch",
-                      extra={"ClientComputedContentSHA256": mode,
-                             "S3ComputedContentSHA256": sha.hexdigest()})
     if checksum is not None:
         if claimed is not None:
             checksum.check(claimed[1])
@@ -237,8 +256,15 @@ async def payload_stream(body: Body, caller: Caller | None, headers: Mapping[str
 
 async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode: str,
                    result: PayloadResult, compute: str | None) -> AsyncIterator[bytes]:
-    decoder = awssig.ChunkDecoder(mode, caller.sreq, caller.key,
-                                  headers.get("x-amz-trailer"), decoded_length(headers))
+    def canonical() -> str:
+        method, raw_path, raw_query = caller.signed
+        return awssig.canonical_request(method, raw_path, awssig.query_pairs(raw_query),
+                                        headers, caller.sreq.signed_headers,
+                                        caller.sreq.payload)
+
+    decoder = awschunked.ChunkDecoder(mode, caller.sreq, caller.key,
+                                      headers.get("x-amz-trailer"), decoded_length(headers),
+                                      canonical)
     claimed = awssig.checksum_algo_of(headers)
     # A trailer's checksum is the decoder's; else the header's, or the one to compute.
     algo = None if decoder.checksum is not None else claimed[0] if claimed else compute
@@ -264,3 +290,65 @@ async def _chunked(body: Body, caller: Caller, headers: Mapping[str, str], mode:
         result.checksum = (own.algo, own.value())
     if held:
         yield held
+
+
+class HashedBody(Body):
+    """A request body that must hash to the ``x-amz-content-sha256`` it was sent with.
+
+    The check runs when the body's end is read, so a consumer that holds back
+    its last piece until then (:func:`payload_stream`) never completes a write
+    of a body that does not match; a body nobody reads (a GET's) is not checked.
+    """
+
+    def __init__(self, inner: Body, expected: str) -> None:
+        super().__init__(None, None, inner.length, inner.timeout, inner.limit)
+        self.inner = inner
+        self.expected = expected
+        self.sha = hashlib.sha256()
+
+    async def read_chunk(self) -> bytes:
+        """Return the next piece of the body; at its end, check the hash."""
+        chunk = await self.inner.read_chunk()
+        self.received = self.inner.received
+        if chunk:
+            self.sha.update(chunk)
+            return chunk
+        self.done = True
+        if not hmac.compare_digest(self.sha.hexdigest(), self.expected.lower()):
+            raise S3Error("XAmzContentSHA256Mismatch",
+                          extra={"ClientComputedContentSHA256": self.expected,
+                                 "S3ComputedContentSHA256": self.sha.hexdigest()})
+        return b""
+
+
+def is_chunk_signed(caller: Caller) -> bool:
+    """Tell whether the caller signed with a SigV4 header (so aws-chunked is decoded)."""
+    return not caller.sreq.presigned and bool(caller.sreq.date)
+
+
+async def check_payload_hash(ctx: Ctx, caller: Caller) -> None:
+    """Hold the request body to its ``x-amz-content-sha256`` (as S3 does for every form).
+
+    A hash (or any other value) makes the body a :class:`HashedBody`. A
+    ``STREAMING-*`` value is decoded as aws-chunked only under a SigV4 header;
+    with a presigned URL or SigV2 the body is taken as it is, which cannot hash
+    to that value: ``IncompleteBody`` when it is longer than the decoded length
+    it names, else ``XAmzContentSHA256Mismatch`` once it has been read.
+    """
+    mode = ctx.headers.get("x-amz-content-sha256")
+    if mode is None or mode == awssig.UNSIGNED:
+        return
+    if mode not in awssig.STREAMING_MODES:
+        ctx.body = HashedBody(ctx.body, mode)
+        return
+    if is_chunk_signed(caller):
+        return
+    declared = stream_length(ctx.headers)
+    if ctx.body.length is not None and declared < ctx.body.length:
+        raise S3Error("IncompleteBody", extra={"NumberBytesExpected": str(declared),
+                                               "NumberBytesProvided": str(ctx.body.length)})
+    sha = hashlib.sha256()
+    while chunk := await ctx.body.read_chunk():
+        sha.update(chunk)
+    raise S3Error("XAmzContentSHA256Mismatch", extra={
+        "ClientComputedContentSHA256": mode, "S3ComputedContentSHA256": sha.hexdigest()})

@@ -17,7 +17,7 @@ from nubis.api.proxy import container
 from nubis.api.proxy.base import container_info
 from nubis.api.proxy.context import ContainerCtx, Resp
 from nubis.api.proxy.s3.auth import content_md5
-from nubis.api.proxy.s3.errors import S3Error
+from nubis.api.proxy.s3.errors import S3Error, bad_digest
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 
 #: The largest configuration document accepted (S3 caps CORS at 64 KiB).
@@ -56,7 +56,7 @@ async def read_body(req: S3Req) -> bytes:
     if not body:
         raise S3Error("MissingRequestBodyError", "Request Body is empty", 400)
     if want is not None and hashlib.md5(body).hexdigest() != want:
-        raise S3Error("BadDigest")
+        raise bad_digest(req.ctx.headers["content-md5"], hex_digest=False)
     return body
 
 

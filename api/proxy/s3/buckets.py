@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nubis.api.proxy import objver
 from nubis.api.proxy.context import Resp
 from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.s3 import bucketconf, tagging, versioning
@@ -354,6 +355,10 @@ async def list_versions(req: S3Req) -> Resp:
     if "version-id-marker" in q and "key-marker" not in q:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
                       "a key marker.", extra={"ArgumentName": "version-id-marker"})
+    marker = q.get("version-id-marker")
+    if marker and marker != "null" and not objver.valid_id(marker):
+        raise S3Error("InvalidArgument", "Invalid version id specified",
+                      extra={"ArgumentName": "version-id-marker", "ArgumentValue": marker})
     max_keys = _max_keys(req)
     if await versioning.versioned(req):
         return await versioning.list_versions(req, max_keys, _entry, iso_listing, owner_xml(req),

@@ -8,6 +8,9 @@ answer that is not a success is S3 XML with ``Code``, ``Message``,
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import logging
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
@@ -36,14 +39,14 @@ CODES: dict[str, tuple[int, str]] = {
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed "
                        "object size."),
     "IncompleteBody": (400, "You did not provide the number of bytes specified by the "
-                       "Content-Length HTTP header."),
+                       "Content-Length HTTP header"),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
-    "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
-    "InvalidPart": (400, "One or more of the specified parts could not be found. The part "
-                    "might not have been uploaded, or the specified entity tag might not "
-                    "have matched the part's entity tag."),
+    "InvalidDigest": (400, "The Content-MD5 you specified was invalid."),
+    "InvalidPart": (400, "One or more of the specified parts could not be found.  The part "
+                    "may not have been uploaded, or the specified entity tag may not "
+                    "match the part's entity tag."),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order. The parts "
                          "list must be specified in order by part number."),
     "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
@@ -61,7 +64,7 @@ CODES: dict[str, tuple[int, str]] = {
     "MaxPostPreDataLengthExceededError": (400, "Your POST request fields preceding the "
                                           "upload file were too large."),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate "
-                     "against our published schema."),
+                     "against our published schema"),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata "
                          "size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
@@ -94,7 +97,8 @@ CODES: dict[str, tuple[int, str]] = {
                        "written to within the timeout period."),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (403, "The request signature we calculated does not match "
-                              "the signature you provided."),
+                              "the signature you provided. Check your key and signing "
+                              "method."),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does "
                                   "not match what was computed."),
 }
@@ -110,8 +114,10 @@ class S3Error(Exception):
 
     def __init__(self, code: str, message: str | None = None, status: int | None = None,
                  extra: Mapping[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, resource: bool = True) -> None:
         default_status, default_msg = CODES.get(code, (400, code))
+        #: Whether the document names the addressed resource.
+        self.resource = resource
         self.code = code
         self.message = message or default_msg
         self.status = status or default_status
@@ -146,12 +152,25 @@ def from_swift(exc: HTTPError, missing: str = "NoSuchKey") -> S3Error:
     return S3Error("InvalidArgument", exc.body.strip(), 400)
 
 
+def bad_digest(content_md5: str, hex_digest: bool = True) -> S3Error:
+    """Return ``BadDigest`` naming the ``Content-MD5`` sent (hex, or as sent: base64).
+
+    S3 is inconsistent here, and Swift's s3api with it: an upload's answer shows
+    the digest in hex, a DeleteObjects' or a configuration's as sent.
+    """
+    shown = content_md5
+    if hex_digest:
+        with contextlib.suppress(binascii.Error, ValueError):
+            shown = base64.b64decode(content_md5).hex()
+    return S3Error("BadDigest", extra={"ExpectedDigest": shown})
+
+
 def to_s3(exc: BaseException, resource: str) -> S3Error:
     """Return the S3 error for any exception raised while answering ``resource``."""
     if isinstance(exc, S3Error):
         return exc
     if isinstance(exc, SigError):
-        return S3Error(exc.code, exc.message, exc.status, exc.extra)
+        return S3Error(exc.code, exc.message, exc.status, exc.extra, resource=exc.resource)
     if isinstance(exc, HTTPError):
         return from_swift(exc)
     if isinstance(exc, ClientDisconnectError):
@@ -166,7 +185,7 @@ def error_body(err: S3Error, resource: str, request_id: str) -> bytes:
     """Return the ``<Error>`` document."""
     parts = [f"<Code>{err.code}</Code>", f"<Message>{escape(err.message)}</Message>"]
     parts += [f"<{k}>{escape(v, XML_ENTITIES)}</{k}>" for k, v in err.extra.items()]
-    if err.code not in NO_RESOURCE:
+    if err.resource and err.code not in NO_RESOURCE:
         parts.append(f"<Resource>{escape(resource, XML_ENTITIES)}</Resource>")
     parts.append(f"<RequestId>{request_id}</RequestId>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts)

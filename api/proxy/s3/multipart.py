@@ -25,10 +25,16 @@ from nubis.api.proxy.errors import HTTPError
 from nubis.api.proxy.httputil import http_date
 from nubis.api.proxy.largeobj import OVERRIDE_ETAG, manifest_sysmeta
 from nubis.api.proxy.s3 import checksums, conditions, grants, segments, tagging, versioning
-from nubis.api.proxy.s3.auth import PayloadResult, content_md5, decoded_length, payload_stream
+from nubis.api.proxy.s3.auth import (
+    PayloadResult,
+    check_content_md5,
+    content_md5,
+    decoded_length,
+    payload_stream,
+)
 from nubis.api.proxy.s3.buckets import iso_listing, owner_xml, walk
 from nubis.api.proxy.s3.conditions import ETAG_META
-from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.errors import S3Error, bad_digest, from_swift
 from nubis.api.proxy.s3.objects import (
     copy_conditions,
     copy_source,
@@ -183,7 +189,7 @@ async def upload_part(req: S3Req, upload_id: str) -> Resp:
                                compute or "x-amz-trailer" in req.ctx.headers) else None)
     except HTTPError as exc:
         if exc.status == 422:
-            raise S3Error("BadDigest") from None
+            raise bad_digest(req.ctx.headers.get("content-md5", "")) from None
         raise from_swift(exc) from None
     out = {"ETag": f'"{resp.headers["Etag"]}"', "Content-Type": "text/html; charset=UTF-8"}
     if "Last-Modified" in resp.headers:
@@ -477,7 +483,9 @@ async def complete(req: S3Req, upload_id: str) -> Resp:
             raise
         return await _completed_again(req, upload_id, exc)
     upload = checksums.of_marker(marker.get("etag", ""))
-    wanted = _requested_parts(await req.ctx.body.read_all(MAX_XML))
+    data = await req.ctx.body.read_all(MAX_XML)
+    check_content_md5(req.ctx.headers, data)
+    wanted = _requested_parts(data)
     _check_order(wanted, upload_id)
     checksums.check_complete_headers(upload, req.ctx.headers)
     have = await _stored_parts(req, upload_id)

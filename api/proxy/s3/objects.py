@@ -10,7 +10,6 @@ can be verified while it streams). S3 metadata maps to Swift's:
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -24,12 +23,13 @@ from nubis.api.proxy.largeobj import SLO_ETAG
 from nubis.api.proxy.s3 import checksums, conditions, grants, segments, tagging, versioning
 from nubis.api.proxy.s3.auth import (
     PayloadResult,
+    check_content_md5,
     content_md5,
     decoded_length,
     payload_stream,
 )
 from nubis.api.proxy.s3.conditions import ETAG_META
-from nubis.api.proxy.s3.errors import S3Error, from_swift
+from nubis.api.proxy.s3.errors import S3Error, bad_digest, from_swift
 from nubis.api.proxy.s3.request import S3Req, bytes_body, drain, header_of, read_body
 from nubis.api.proxy.s3.xmlio import MAX_XML, doc, el, iso, parse, text
 from nubis.api.proxy.transfer import container_of
@@ -80,8 +80,10 @@ def swift_metadata(headers: Mapping[str, str]) -> dict[str, str]:
         raise S3Error("InvalidArgument", exc.body.strip()) from None
     if delete_at is not None:
         out["x-delete-at"] = str(delete_at)
+    # aws-chunked is how the body was sent, when it was (a STREAMING-* payload).
+    streamed = headers.get("x-amz-content-sha256", "") in awssig.STREAMING_MODES
     enc = ",".join(e for e in headers.get("content-encoding", "").split(",")
-                   if e.strip() and e.strip() != "aws-chunked")
+                   if e.strip() and not (streamed and e.strip() == "aws-chunked"))
     if enc:
         out["content-encoding"] = enc
     out.setdefault("content-type", "binary/octet-stream")
@@ -142,7 +144,7 @@ async def put(req: S3Req) -> Resp:
             footer=footer if "x-amz-trailer" in headers or default else None)
     except HTTPError as exc:
         if exc.status == 422:
-            raise S3Error("BadDigest") from None
+            raise bad_digest(headers.get("content-md5", "")) from None
         raise from_swift(exc, "NoSuchBucket") from None
     await segments.drop_replaced(req, resp)
     etag = resp.headers["Etag"].strip('"')
@@ -198,10 +200,10 @@ async def get_or_head(req: S3Req) -> Resp:
     query = {"version-id": version} if version is not None else {}
     part = None
     if req.q and "partNumber" in req.q:
-        part = part_number(req)
-        if "range" in swift_headers:
+        if "range" in swift_headers:  # before the part number's own checks, as S3
             raise S3Error("InvalidRequest", "Cannot specify both Range header and "
-                          "partNumber query parameter.")
+                          "partNumber query parameter")
+        part = part_number(req)
         query["part-number"] = str(part)
     try:
         resp = await req.swift("GET" if ranged_head else method, req.bucket, req.key,
@@ -399,6 +401,20 @@ async def require_bucket(req: S3Req, bucket: str | None = None) -> None:
         raise from_swift(exc, "NoSuchBucket") from None
 
 
+def check_body_digests(headers: Mapping[str, str], data: bytes) -> None:
+    """Check a DeleteObjects body: S3 requires ``Content-MD5`` or a checksum, and checks it."""
+    awssig.check_request_checksums(headers)
+    claimed = awssig.checksum_algo_of(headers)
+    if "content-md5" not in headers and claimed is None:
+        raise S3Error("InvalidRequest", "Missing required header for this request: "
+                      "Content-MD5 OR x-amz-checksum-*", resource=False)
+    check_content_md5(headers, data)
+    if claimed is not None:
+        checksum = awssig.Checksum(claimed[0])
+        checksum.update(data)
+        checksum.check(claimed[1])
+
+
 async def delete_many(req: S3Req) -> Resp:
     """Answer DeleteObjects (``POST ?delete``, quiet mode)."""
     try:
@@ -407,9 +423,7 @@ async def delete_many(req: S3Req) -> Resp:
         if exc.status != 413:
             raise
         raise S3Error("MalformedXML") from None
-    md5 = content_md5(req.ctx.headers)
-    if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
-        raise S3Error("BadDigest")
+    check_body_digests(req.ctx.headers, data)
     root = parse(data)
     if root.tag != "Delete":
         raise S3Error("MalformedXML")
@@ -536,8 +550,9 @@ async def copy_object(req: S3Req) -> Resp:
     modified = resp.headers.get("Last-Modified", "")
     when = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
     out = {"Content-Type": "application/xml", **versioning.s3_headers(resp.headers)}
-    if version is not None:
-        out["x-amz-copy-source-version-id"] = version
+    source_version = version or stored.get(versioning.STORED_VERSION)
+    if source_version:
+        out["x-amz-copy-source-version-id"] = source_version
     return Resp(200, out,
                 doc("CopyObjectResult", [el("LastModified", iso(when)),
                                          el("ETag", f'"{etag}"')

@@ -35,6 +35,9 @@ XML = {"Content-Type": "application/xml"}
 #: Response header of the version an answer is about.
 VERSION_HEADER = "x-amz-version-id"
 MARKER_HEADER = "x-amz-delete-marker"
+#: Key :func:`raw_version_head` adds to the headers of a version read in the versions
+#: container: that version's id.
+STORED_VERSION = "X-Object-Version-Id"
 #: Renders the elements after ``<Key>`` of a listed version (row, owner element).
 Entry = Callable[[dict[str, Any], str], str]
 
@@ -177,7 +180,10 @@ async def raw_version_head(req: S3Req, version: str | None, follow: bool = True,
             return {}
         await got.release()
         if got.headers.get(objver.SYSMETA_SYMLINK) != "true" or not vcont or not follow:
-            return dict(got.headers)
+            out = dict(got.headers)
+            if container == vcont:  # the version a current object links to
+                out[STORED_VERSION] = objver.parse_version_object(name)[1] or ""
+            return out
         target = urllib.parse.unquote(got.headers.get(symlink.TARGET, ""))
         container, _, name = target.partition("/")
         if container != vcont:

@@ -595,6 +595,33 @@ def test_presigned_urls(s3cloud: S3Cloud, version: str) -> None:
     assert r.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in r.content
 
 
+def test_a_presigned_put_holds_its_body_to_a_sent_payload_hash(s3cloud: S3Cloud) -> None:
+    """A presigned request that sends x-amz-content-sha256 signs that hash (botocore too)."""
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    b = _bucket(s3cloud.client())
+    body = b"hashed via url"
+
+    def presigned(key: str) -> str:
+        req = AWSRequest(method="PUT", url=f"{s3cloud.endpoint}/{b}/{key}",
+                         headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
+        S3SigV4QueryAuth(Credentials(s3cloud.demo.access, s3cloud.demo.secret), "s3",
+                         "us-east-1", expires=60).add_auth(req)
+        return str(req.url)
+
+    sha = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest()}
+    r = requests.put(presigned("good"), data=body, headers=sha, timeout=10)
+    assert r.status_code == 200, r.text
+    r = requests.put(presigned("bad"), data=b"another body", headers=sha, timeout=10)
+    assert r.status_code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in r.content
+    assert s3cloud.client().get_object(Bucket=b, Key="good")["Body"].read() == body
+    with pytest.raises(ClientError) as exc:
+        s3cloud.client().head_object(Bucket=b, Key="bad")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
 def test_bad_credentials(s3cloud: S3Cloud) -> None:
     from tests.functional.s3.conftest import Keys
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import json
@@ -199,8 +200,14 @@ def test_unknown_methods_are_refused_before_the_signature(s3cloud: S3Cloud) -> N
 def test_malformed_xml_and_virtual_host(s3cloud: S3Cloud) -> None:
     bucket = f"vh-{uuid.uuid4().hex[:10]}"
     s3cloud.client().create_bucket(Bucket=bucket)
-    r = _raw(s3cloud, "POST", f"/{bucket}?delete", body=b"<Delete><Object>",
+    bad = b"<Delete><Object>"
+    r = _raw(s3cloud, "POST", f"/{bucket}?delete", body=bad,
              headers={"Content-Type": "application/xml"})
+    assert r.status_code == 400 and _code(r) == "InvalidRequest"  # S3 requires a digest
+    assert "Content-MD5 OR x-amz-checksum-*" in r.text
+    md5 = base64.b64encode(hashlib.md5(bad).digest()).decode()
+    r = _raw(s3cloud, "POST", f"/{bucket}?delete", body=bad,
+             headers={"Content-Type": "application/xml", "Content-MD5": md5})
     assert r.status_code == 400 and _code(r) == "MalformedXML"
     r = _raw(s3cloud, "POST", f"/{bucket}/k?uploads")
     upload = r.text.split("<UploadId>", 1)[1].split("</UploadId>", 1)[0]

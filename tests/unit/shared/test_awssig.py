@@ -11,7 +11,7 @@ import pytest
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from nubis.api.shared import awssig
+from nubis.api.shared import awschunked, awssig
 from nubis.api.shared.awssig import SigError
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -103,12 +103,12 @@ def test_signed_chunks_aws_example() -> None:
     body = (b"10000;chunk-signature=" + sigs[0].encode() + b"\r\n" + b"a" * 65536 + b"\r\n"
             + b"400;chunk-signature=" + sigs[1].encode() + b"\r\n" + b"a" * 1024 + b"\r\n"
             + b"0;chunk-signature=" + sigs[2].encode() + b"\r\n\r\n")
-    dec = awssig.ChunkDecoder(awssig.STREAMING, sreq, key, None)
+    dec = awschunked.ChunkDecoder(awssig.STREAMING, sreq, key, None)
     out = b"".join(dec.feed(body[i:i + 777]) for i in range(0, len(body), 777))
     dec.finish()
     assert out == b"a" * 66560
     bad = body.replace(b"a" * 1024, b"b" + b"a" * 1023)
-    dec = awssig.ChunkDecoder(awssig.STREAMING, sreq, key, None)
+    dec = awschunked.ChunkDecoder(awssig.STREAMING, sreq, key, None)
     with pytest.raises(SigError) as exc:
         dec.feed(bad)
     assert exc.value.code == "SignatureDoesNotMatch"
@@ -118,19 +118,19 @@ def test_signed_chunks_aws_example() -> None:
 def test_chunks_must_add_up_to_the_decoded_length(declared: int) -> None:
     sreq, _ = _aws_example_request()
     data = b"x" * 11000
-    body = (b"1000\r\n" + data[:4096] + b"\r\n" + f"{11000 - 4096:x}\r\n".encode()
-            + data[4096:] + b"\r\n0\r\n\r\n")
-    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, 11000)
+    body = (b"2000\r\n" + data[:8192] + b"\r\n" + f"{11000 - 8192:x}\r\n".encode()
+            + data[8192:] + b"\r\n0\r\n\r\n")
+    dec = awschunked.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, 11000)
     assert dec.feed(body) == data
     dec.finish()
-    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, declared)
+    dec = awschunked.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None, None, declared)
     with pytest.raises(SigError) as exc:
         dec.feed(body)
         dec.finish()
     assert (exc.value.code, exc.value.status) == ("IncompleteBody", 400)
     assert exc.value.extra["NumberBytesExpected"] == str(declared)
     # Too long: refused at the chunk that passes the length (its bytes never pass on).
-    provided = 4096 if declared < 4096 else 11000
+    provided = 8192 if declared < 8192 else 11000
     assert exc.value.extra["NumberBytesProvided"] == str(provided)
 
 
@@ -140,12 +140,12 @@ def test_unsigned_trailer_checksums() -> None:
     crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     body = (f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n"
             + f"x-amz-checksum-crc32:{crc}\r\n\r\n".encode())
-    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None,
+    dec = awschunked.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None,
                               "x-amz-checksum-crc32")
     assert b"".join(dec.feed(body[i:i + 100]) for i in range(0, len(body), 100)) == data
     assert dec.finish()["x-amz-checksum-crc32"] == crc
     wrong = body.replace(crc.encode(), b"AAAAAA==")
-    dec = awssig.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None,
+    dec = awschunked.ChunkDecoder(awssig.STREAMING_UNSIGNED_TRAILER, sreq, None,
                               "x-amz-checksum-crc32")
     dec.feed(wrong)
     with pytest.raises(SigError) as exc:
@@ -192,13 +192,16 @@ _CRC = base64.b64encode(b"\0\0\0\1").decode()
 
 @pytest.mark.parametrize(("headers", "message"), [
     ({"x-amz-checksum-crc32": _CRC}, None),
-    ({"x-amz-trailer": "x-amz-checksum-crc64nvme", "x-amz-sdk-checksum-algorithm": "CRC64NVME"},
-     None),
+    ({"x-amz-trailer": "x-amz-checksum-crc64nvme", "x-amz-sdk-checksum-algorithm": "CRC64NVME",
+      "x-amz-content-sha256": awssig.STREAMING_UNSIGNED_TRAILER}, None),
     ({"x-amz-checksum-algorithm": "SHA1", "x-amz-checksum-type": "COMPOSITE"}, None),
     ({"x-amz-checksum-blake3": _CRC}, "The algorithm type you specified in x-amz-checksum- "
                                    "header is invalid."),
     ({"x-amz-trailer": "x-amz-checksum-crc99"}, "The value specified in the x-amz-trailer "
                                                 "header is not supported"),
+    ({"x-amz-trailer": ", x-amz-checksum-crc32, ,"}, "The value specified in the x-amz-trailer "
+                                                     "header is not supported"),
+    ({"x-amz-checksum-crc32": "y/Q5Jh=="}, "Value for x-amz-checksum-crc32 header is invalid."),
     ({"x-amz-checksum-crc32": _CRC, "x-amz-checksum-sha1": _CRC},
      "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."),
     ({"x-amz-checksum-crc32": _CRC, "x-amz-trailer": "x-amz-checksum-crc32"},
@@ -219,6 +222,20 @@ def test_request_checksum_headers(headers: dict[str, str], message: str | None) 
         awssig.check_request_checksums(headers)
     assert (exc.value.code, exc.value.status, exc.value.message) == \
         ("InvalidRequest", 400, message)
+
+
+def test_a_trailer_needs_a_streaming_payload() -> None:
+    with pytest.raises(SigError) as exc:
+        awssig.check_request_checksums({"x-amz-trailer": "x-amz-checksum-crc32",
+                                        "x-amz-content-sha256": awssig.EMPTY_SHA256})
+    assert (exc.value.code, exc.value.status) == ("MalformedTrailerError", 400)
+
+
+def test_multiple_checksums_name_no_resource() -> None:
+    with pytest.raises(SigError) as exc:
+        awssig.check_request_checksums({"x-amz-checksum-crc32": _CRC,
+                                        "x-amz-checksum-sha1": _CRC})
+    assert not exc.value.resource
 
 
 @pytest.mark.parametrize(("algo", "empty_digest"), [
