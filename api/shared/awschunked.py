@@ -27,8 +27,10 @@ from nubis.api.shared.awssig import (
     Checksum,
     SigError,
     SignedRequest,
+    malformed_trailer,
     signature_mismatch,
     signature_of,
+    trailer_names,
     valid_checksum_value,
 )
 
@@ -47,17 +49,6 @@ def _incomplete() -> SigError:
     return SigError("IncompleteBody", "The request body terminated unexpectedly", 400)
 
 
-def _malformed_trailer() -> SigError:
-    return SigError("MalformedTrailerError", "The request contained trailing data that "
-                    "was not well-formed or did not conform to our published schema.", 400)
-
-
-
-
-def trailer_names(header: str | None) -> list[str]:
-    """Split an ``x-amz-trailer`` header as S3 does (a blank name stays, to be refused)."""
-    value = (header or "").strip()
-    return [v.strip().lower() for v in value.rstrip(",").split(",")] if value else []
 
 
 class ChunkDecoder:
@@ -119,7 +110,8 @@ class ChunkDecoder:
                     piece = bytes(self.buf[:take])
                     del self.buf[:take]
                     self.want -= take
-                    self.chunk_hash.update(piece)
+                    if self.signed:
+                        self.chunk_hash.update(piece)
                     if self.checksum is not None:
                         self.checksum.update(piece)
                     out += piece
@@ -176,8 +168,8 @@ class ChunkDecoder:
             self.remaining -= size
         self.size = self.want = size
         self.chunks += 1
-        self.chunk_hash = hashlib.sha256()
         if self.signed:
+            self.chunk_hash = hashlib.sha256()
             self.chunk_sig = self._chunk_signature(params)
 
     def _chunk_signature(self, params: str) -> str:
@@ -223,7 +215,7 @@ class ChunkDecoder:
                 return
             key, _, value = line.partition(":")
             if key.lower() not in self.expected_trailers:
-                raise _malformed_trailer()
+                raise malformed_trailer()
             self.trailers[key.lower()] = value.strip()
 
     def finish(self) -> dict[str, str]:
@@ -256,7 +248,7 @@ class ChunkDecoder:
                 and TRAILER_SIGNATURE not in self.trailers:
             raise _incomplete()
         if set(self.trailers) != self.expected_trailers:
-            raise _malformed_trailer()
+            raise malformed_trailer()
         if TRAILER_SIGNATURE in self.expected_trailers and self.signed:
             self._check_trailer_signature()
             if len(self.trailers) == 1:

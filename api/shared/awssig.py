@@ -588,8 +588,7 @@ def check_request_checksums(headers: Mapping[str, str]) -> None:
         return  # PERF: bench s3 -- the usual upload names no checksum
     if any(h[len(_PREFIX):] not in CHECKSUMS for h in named):
         raise _invalid("The algorithm type you specified in x-amz-checksum- header is invalid.")
-    trailer = headers.get("x-amz-trailer", "").strip()
-    announced = [t.strip().lower() for t in trailer.rstrip(",").split(",")] if trailer else []
+    announced = trailer_names(headers.get("x-amz-trailer"))
     if any(not t.startswith(_PREFIX) or t[len(_PREFIX):] not in CHECKSUMS
            for t in announced):
         raise _invalid("The value specified in the x-amz-trailer header is not supported")
@@ -599,8 +598,7 @@ def check_request_checksums(headers: Mapping[str, str]) -> None:
     if named and announced:
         raise _invalid("Expecting a single x-amz-checksum- header")
     if announced and headers.get("x-amz-content-sha256") not in STREAMING_MODES:
-        raise SigError("MalformedTrailerError", "The request contained trailing data that "
-                       "was not well-formed or did not conform to our published schema.", 400)
+        raise malformed_trailer()
     algo = (named or announced or [""])[0][len(_PREFIX):]
     if named:
         _check_value(named[0], headers[named[0]], DIGEST_SIZES[algo])
@@ -610,6 +608,18 @@ def check_request_checksums(headers: Mapping[str, str]) -> None:
                        "x-amz-checksum-* or x-amz-trailer headers were found.")
     if sdk and sdk.lower() != algo:
         raise _invalid("Value for x-amz-sdk-checksum-algorithm header is invalid.")
+
+
+def trailer_names(header: str | None) -> list[str]:
+    """Split an ``x-amz-trailer`` header as S3 does (a blank name stays, to be refused)."""
+    value = (header or "").strip()
+    return [v.strip().lower() for v in value.rstrip(",").split(",")] if value else []
+
+
+def malformed_trailer() -> SigError:
+    """Return S3's answer to trailers that are not the ones announced."""
+    return SigError("MalformedTrailerError", "The request contained trailing data that "
+                    "was not well-formed or did not conform to our published schema.", 400)
 
 
 def _check_value(name: str, value: str, size: int) -> None:

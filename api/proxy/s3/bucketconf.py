@@ -9,15 +9,14 @@ replica and drop this worker's cached info.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nubis.api.proxy import container
 from nubis.api.proxy.base import container_info
 from nubis.api.proxy.context import ContainerCtx, Resp
-from nubis.api.proxy.s3.auth import content_md5
-from nubis.api.proxy.s3.errors import S3Error, bad_digest
+from nubis.api.proxy.s3.auth import check_content_md5
+from nubis.api.proxy.s3.errors import S3Error
 from nubis.api.proxy.s3.request import S3Req, bytes_body
 
 #: The largest configuration document accepted (S3 caps CORS at 64 KiB).
@@ -51,12 +50,10 @@ async def write(req: S3Req, name: str, value: str) -> None:
 
 async def read_body(req: S3Req) -> bytes:
     """Return a configuration request's body (``Content-MD5`` checked when sent)."""
-    want = content_md5(req.ctx.headers)
     body = await req.ctx.body.read_all(MAX_DOC)
     if not body:
         raise S3Error("MissingRequestBodyError", "Request Body is empty", 400)
-    if want is not None and hashlib.md5(body).hexdigest() != want:
-        raise bad_digest(req.ctx.headers["content-md5"], hex_digest=False)
+    check_content_md5(req.ctx.headers, body)
     return body
 
 

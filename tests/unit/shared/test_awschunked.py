@@ -156,7 +156,7 @@ def test_signed_trailer() -> None:
 
 
 def test_trailer_names_split_as_s3_does() -> None:
-    assert awschunked.trailer_names("x-amz-checksum-crc32,") == ["x-amz-checksum-crc32"]
-    assert awschunked.trailer_names(", X-Amz-Checksum-CRC32, ,") == \
+    assert awssig.trailer_names("x-amz-checksum-crc32,") == ["x-amz-checksum-crc32"]
+    assert awssig.trailer_names(", X-Amz-Checksum-CRC32, ,") == \
         ["", "x-amz-checksum-crc32", ""]
-    assert awschunked.trailer_names(None) == []
+    assert awssig.trailer_names(None) == []
